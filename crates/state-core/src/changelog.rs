@@ -1,0 +1,162 @@
+//! What a transaction emits to a changelog, and the sink it emits to.
+
+use std::collections::BTreeMap;
+
+use crate::error::Result;
+
+/// Header carrying the column family name (UTF-8) of a changelog record.
+pub const CF_HEADER: &str = "__column_family__";
+/// Header carrying the source offsets processed when the record was made:
+/// a JSON object `{"<topic>": <offset>}`.
+pub const PROCESSED_OFFSETS_HEADER: &str = "__processed_tp_offsets__";
+
+/// One changelog record, borrowed from the transaction that emits it.
+///
+/// Key and value are exactly the store's bytes; `value = None` is a tombstone.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ChangelogRecord<'a> {
+    /// Column family the change belongs to (the `__column_family__` header).
+    pub cf: &'a str,
+    /// Full key bytes.
+    pub key: &'a [u8],
+    /// Value bytes, or `None` for a delete (tombstone).
+    pub value: Option<&'a [u8]>,
+    /// The encoded `__processed_tp_offsets__` header, if any.
+    pub processed_offsets: Option<&'a [u8]>,
+}
+
+/// Where a partition transaction sends its changes on `prepare`.
+///
+/// One sink serves one store partition (it knows its changelog topic and
+/// partition). Implementations may buffer; whether a record is durable is
+/// decided later, when the caller flushes the producer behind the sink
+/// before flushing local state. An error fails the transaction.
+pub trait ChangelogSink: Send + Sync {
+    /// Hands one record to the sink.
+    fn send(&self, record: ChangelogRecord<'_>) -> Result<()>;
+}
+
+/// Source topic -> last processed offset, as carried in the
+/// `__processed_tp_offsets__` header.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ProcessedOffsets(pub BTreeMap<String, i64>);
+
+impl ProcessedOffsets {
+    /// An empty set of offsets.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builder-style insert.
+    pub fn with(mut self, topic: impl Into<String>, offset: i64) -> Self {
+        self.0.insert(topic.into(), offset);
+        self
+    }
+
+    /// Encodes the header value: compact JSON, byte-identical to quixstreams.
+    pub fn to_header(&self) -> Vec<u8> {
+        // BTreeMap<String, i64> cannot fail to serialize.
+        serde_json::to_vec(&self.0).unwrap_or_else(|_| b"{}".to_vec())
+    }
+
+    /// Parses a header value. `null` (written by old producers) is `None`.
+    pub fn from_header(bytes: &[u8]) -> std::result::Result<Option<Self>, serde_json::Error> {
+        let parsed: Option<BTreeMap<String, i64>> = serde_json::from_slice(bytes)?;
+        Ok(parsed.map(ProcessedOffsets))
+    }
+
+    /// True if every topic in these offsets was committed past them:
+    /// `processed < committed[topic]`. A topic missing from `committed`
+    /// counts as not committed, so the record is skipped.
+    pub fn is_committed(&self, committed: &BTreeMap<String, i64>) -> bool {
+        self.0
+            .iter()
+            .all(|(topic, processed)| committed.get(topic).is_some_and(|c| processed < c))
+    }
+}
+
+/// A [`ChangelogSink`] that keeps every record in memory. Useful in tests
+/// and for replaying a transaction's output into another partition.
+#[derive(Debug, Default)]
+pub struct RecordingSink {
+    records: parking_lot::Mutex<Vec<OwnedChangelogRecord>>,
+}
+
+/// An owned [`ChangelogRecord`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnedChangelogRecord {
+    /// Column family.
+    pub cf: String,
+    /// Key bytes.
+    pub key: Vec<u8>,
+    /// Value bytes or `None` for a tombstone.
+    pub value: Option<Vec<u8>>,
+    /// Encoded processed-offsets header.
+    pub processed_offsets: Option<Vec<u8>>,
+}
+
+impl OwnedChangelogRecord {
+    /// Borrows this record.
+    pub fn as_record(&self) -> ChangelogRecord<'_> {
+        ChangelogRecord {
+            cf: &self.cf,
+            key: &self.key,
+            value: self.value.as_deref(),
+            processed_offsets: self.processed_offsets.as_deref(),
+        }
+    }
+}
+
+impl RecordingSink {
+    /// An empty recorder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A copy of everything recorded so far, in order.
+    pub fn records(&self) -> Vec<OwnedChangelogRecord> {
+        self.records.lock().clone()
+    }
+
+    /// Takes everything recorded so far, leaving the recorder empty.
+    pub fn take(&self) -> Vec<OwnedChangelogRecord> {
+        std::mem::take(&mut *self.records.lock())
+    }
+}
+
+impl ChangelogSink for RecordingSink {
+    fn send(&self, record: ChangelogRecord<'_>) -> Result<()> {
+        self.records.lock().push(OwnedChangelogRecord {
+            cf: record.cf.to_owned(),
+            key: record.key.to_vec(),
+            value: record.value.map(<[u8]>::to_vec),
+            processed_offsets: record.processed_offsets.map(<[u8]>::to_vec),
+        });
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_is_compact_json() {
+        let o = ProcessedOffsets::new().with("input", 41);
+        assert_eq!(o.to_header(), br#"{"input":41}"#);
+        assert_eq!(ProcessedOffsets::from_header(br#"{"input":41}"#).unwrap(), Some(o));
+        assert_eq!(ProcessedOffsets::from_header(b"null").unwrap(), None);
+        assert!(ProcessedOffsets::from_header(b"{").is_err());
+    }
+
+    #[test]
+    fn committed_means_strictly_below() {
+        let o = ProcessedOffsets::new().with("t", 10);
+        let mut committed = BTreeMap::new();
+        assert!(!o.is_committed(&committed));
+        committed.insert("t".to_string(), 10);
+        assert!(!o.is_committed(&committed));
+        committed.insert("t".to_string(), 11);
+        assert!(o.is_committed(&committed));
+    }
+}

@@ -1,0 +1,150 @@
+//! The error type shared by every backend and by the layers built on them.
+
+use std::path::PathBuf;
+
+/// A `Result` whose error is [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong below the transaction layer: encoding, the
+/// storage backend, and store/partition bookkeeping.
+///
+/// Messages are written for the operator who reads them in a log: they say
+/// what happened and, where there is something to do, what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A value or key could not be encoded with the store's codec.
+    #[error("cannot encode a value with the {codec} codec: {reason}")]
+    Encode {
+        /// Codec name (`msgpack`, `json`, `raw`).
+        codec: &'static str,
+        /// What the encoder reported.
+        reason: String,
+    },
+
+    /// Stored bytes could not be decoded with the store's codec. The stored
+    /// bytes are left untouched.
+    #[error(
+        "cannot decode {len} stored bytes with the {codec} codec: {reason} \
+         (was the store written with another codec?)"
+    )]
+    Decode {
+        /// Codec name.
+        codec: &'static str,
+        /// Length of the undecodable input.
+        len: usize,
+        /// What the decoder reported.
+        reason: String,
+    },
+
+    /// Key bytes do not have the layout their column family requires
+    /// (for example a window key shorter than its two timestamps).
+    #[error("malformed key in layout {layout}: {reason}")]
+    MalformedKey {
+        /// Which layout was expected (`u64`, `window`, `timestamped`, ...).
+        layout: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+
+    /// The storage backend failed. The operation had no effect unless the
+    /// message says otherwise.
+    #[error("{backend} backend failed while {operation}: {message}")]
+    Backend {
+        /// Backend name (`rocksdb`, `memory`, ...).
+        backend: &'static str,
+        /// What was being done (`reading`, `writing a batch`, ...).
+        operation: &'static str,
+        /// The backend's own message.
+        message: String,
+    },
+
+    /// The stored changelog offset is not 8 bytes: the metadata column family
+    /// is corrupt or was written by something else.
+    #[error(
+        "stored changelog offset is {len} bytes, expected 8: the partition's \
+         metadata is corrupt; delete the partition directory and recover it \
+         from the changelog"
+    )]
+    CorruptChangelogOffset {
+        /// Length of the stored value.
+        len: usize,
+    },
+
+    /// A partition's files are locked by another process (or another open
+    /// handle in this one) and the lock was not released within the retries.
+    #[error(
+        "partition at {path} is locked by another process or handle after \
+         {attempts} attempts; stop the other instance or wait for it to \
+         release the partition"
+    )]
+    PartitionLocked {
+        /// Partition directory.
+        path: PathBuf,
+        /// How many opens were tried.
+        attempts: u32,
+    },
+
+    /// Opening was abandoned because the caller's stop signal was raised.
+    #[error("opening partition at {path} was cancelled by the stop signal")]
+    OpenCancelled {
+        /// Partition directory.
+        path: PathBuf,
+    },
+
+    /// The requested partition is not assigned to this store.
+    #[error("partition {partition} of store {store:?} is not assigned")]
+    PartitionNotAssigned {
+        /// Store name.
+        store: String,
+        /// Partition number.
+        partition: u32,
+    },
+
+    /// An operation that needs no open partitions found some.
+    #[error(
+        "store {store:?} still has assigned partitions {partitions:?}; revoke \
+         them before {operation}"
+    )]
+    PartitionsStillAssigned {
+        /// Store name.
+        store: String,
+        /// What was refused.
+        operation: &'static str,
+        /// The assigned partitions.
+        partitions: Vec<u32>,
+    },
+
+    /// A filesystem operation failed.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A changelog sink refused or failed to accept a record.
+    #[error("changelog sink failed: {0}")]
+    Changelog(String),
+}
+
+impl Error {
+    /// Shorthand for a [`Error::Backend`] error.
+    pub fn backend(backend: &'static str, operation: &'static str, message: impl ToString) -> Self {
+        Error::Backend {
+            backend,
+            operation,
+            message: message.to_string(),
+        }
+    }
+
+    /// Shorthand for an [`Error::MalformedKey`] error.
+    pub fn malformed_key(layout: &'static str, reason: impl Into<String>) -> Self {
+        Error::MalformedKey {
+            layout,
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,61 @@
+//! # state-core
+//!
+//! The small core of the workspace: the traits a storage backend implements,
+//! the byte layouts every layer shares, value codecs, the changelog sink
+//! transactions emit to, a real in-memory backend, and (feature `testkit`)
+//! the conformance kit every backend runs.
+//!
+//! * [`StorePartition`] — one partition's column families of ordered byte
+//!   keys, atomic [`WriteBatch`]es that carry the changelog offset, bounded
+//!   iteration in both directions.
+//! * [`Store`] — partitions by number: assign, revoke, destroy.
+//! * [`keys`] — `prefix | key`, u64 big-endian integers and pairs, window
+//!   and timestamped key layouts.
+//! * [`Codec`] — MessagePack (default), quixstreams-compatible JSON, raw.
+//! * [`ChangelogSink`] — where `prepare` sends one record per change.
+//!
+//! Nothing here knows about RocksDB or Kafka; transactions live in
+//! `state-txn`, RocksDB in `state-rocksdb`, Kafka in `state-changelog`.
+
+#![warn(missing_docs)]
+
+mod batch;
+pub mod cf;
+mod changelog;
+mod codec;
+mod error;
+pub mod keys;
+mod memory;
+mod partition;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
+
+pub use batch::{BatchOp, WriteBatch};
+pub use changelog::{
+    ChangelogRecord, ChangelogSink, OwnedChangelogRecord, ProcessedOffsets, RecordingSink, CF_HEADER,
+    PROCESSED_OFFSETS_HEADER,
+};
+pub use codec::Codec;
+pub use error::{Error, Result};
+pub use memory::{MemoryPartition, MemoryStore};
+pub use partition::{Direction, KeyValue, KvIter, Store, StorePartition};
+
+#[cfg(test)]
+mod memory_conformance {
+    use crate::testkit::Harness;
+    use crate::MemoryStore;
+
+    struct MemoryHarness;
+
+    impl Harness for MemoryHarness {
+        type Store = MemoryStore;
+        fn open(&mut self) -> MemoryStore {
+            MemoryStore::new("conformance")
+        }
+        fn durable(&self) -> bool {
+            false
+        }
+    }
+
+    crate::conformance_tests!(MemoryHarness);
+}

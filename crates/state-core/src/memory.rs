@@ -1,0 +1,184 @@
+//! The in-memory backend: a real backend (not a test double) for state that
+//! needs no local durability because the changelog is its only source of
+//! truth, as quixstreams' `MemoryStore`.
+
+use std::collections::{BTreeMap, HashMap};
+use std::ops::Bound;
+use std::sync::Arc;
+
+use parking_lot::RwLock;
+
+use crate::batch::WriteBatch;
+use crate::cf;
+use crate::error::{Error, Result};
+use crate::keys::{decode_u64, encode_u64};
+use crate::partition::{Direction, KvIter, Store, StorePartition};
+
+type ColumnFamily = BTreeMap<Vec<u8>, Vec<u8>>;
+
+/// One partition held in memory. Batches are atomic (applied under one
+/// lock); nothing survives the process.
+#[derive(Debug, Default)]
+pub struct MemoryPartition {
+    cfs: RwLock<HashMap<String, ColumnFamily>>,
+}
+
+impl MemoryPartition {
+    /// An empty partition with the `default` and `__metadata__` column families.
+    pub fn new() -> Self {
+        let mut cfs = HashMap::new();
+        cfs.insert(cf::DEFAULT.to_owned(), ColumnFamily::new());
+        cfs.insert(cf::METADATA.to_owned(), ColumnFamily::new());
+        MemoryPartition { cfs: RwLock::new(cfs) }
+    }
+
+    /// Number of keys in `cf` (0 if it does not exist).
+    pub fn len(&self, cf: &str) -> usize {
+        self.cfs.read().get(cf).map_or(0, BTreeMap::len)
+    }
+
+    /// True if `cf` has no keys.
+    pub fn is_empty(&self, cf: &str) -> bool {
+        self.len(cf) == 0
+    }
+}
+
+impl StorePartition for MemoryPartition {
+    fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.cfs.read().get(cf).and_then(|m| m.get(key).cloned()))
+    }
+
+    fn exists(&self, cf: &str, key: &[u8]) -> Result<bool> {
+        Ok(self.cfs.read().get(cf).is_some_and(|m| m.contains_key(key)))
+    }
+
+    fn iter_range<'a>(
+        &'a self,
+        cf: &str,
+        lower: &[u8],
+        upper: Option<&[u8]>,
+        direction: Direction,
+    ) -> Result<KvIter<'a>> {
+        let guard = self.cfs.read();
+        let Some(map) = guard.get(cf) else {
+            return Ok(Box::new(std::iter::empty()));
+        };
+        if upper.is_some_and(|u| u <= lower) {
+            return Ok(Box::new(std::iter::empty()));
+        }
+        let upper_bound = match upper {
+            Some(u) => Bound::Excluded(u),
+            None => Bound::Unbounded,
+        };
+        // A snapshot copy: the iterator must not hold the lock while the
+        // caller writes to the same partition.
+        let range = map.range::<[u8], _>((Bound::Included(lower), upper_bound));
+        let items: Vec<_> = match direction {
+            Direction::Forward => range.map(|(k, v)| Ok((k.clone(), v.clone()))).collect(),
+            Direction::Backward => range.rev().map(|(k, v)| Ok((k.clone(), v.clone()))).collect(),
+        };
+        Ok(Box::new(items.into_iter()))
+    }
+
+    fn write(&self, batch: &WriteBatch) -> Result<()> {
+        let mut cfs = self.cfs.write();
+        for op in batch.iter() {
+            let map = match cfs.get_mut(op.cf) {
+                Some(m) => m,
+                None => cfs.entry(op.cf.to_owned()).or_default(),
+            };
+            match op.value {
+                Some(v) => {
+                    map.insert(op.key.to_vec(), v.to_vec());
+                }
+                None => {
+                    map.remove(op.key);
+                }
+            }
+        }
+        if let Some(offset) = batch.changelog_offset() {
+            cfs.entry(cf::METADATA.to_owned())
+                .or_default()
+                .insert(cf::CHANGELOG_OFFSET_KEY.to_vec(), encode_u64(offset).to_vec());
+        }
+        Ok(())
+    }
+
+    fn changelog_offset(&self) -> Result<Option<u64>> {
+        match self.get(cf::METADATA, cf::CHANGELOG_OFFSET_KEY)? {
+            None => Ok(None),
+            Some(bytes) => decode_u64(&bytes)
+                .map(Some)
+                .map_err(|_| Error::CorruptChangelogOffset { len: bytes.len() }),
+        }
+    }
+
+    fn column_families(&self) -> Result<Vec<String>> {
+        let mut names: Vec<String> = self.cfs.read().keys().cloned().collect();
+        names.sort();
+        Ok(names)
+    }
+}
+
+/// A store of [`MemoryPartition`]s. Revoking a partition drops its data;
+/// the next assignment starts empty and is rebuilt from the changelog.
+#[derive(Debug)]
+pub struct MemoryStore {
+    name: String,
+    partitions: BTreeMap<u32, Arc<MemoryPartition>>,
+}
+
+impl MemoryStore {
+    /// A store with no partitions.
+    pub fn new(name: impl Into<String>) -> Self {
+        MemoryStore {
+            name: name.into(),
+            partitions: BTreeMap::new(),
+        }
+    }
+}
+
+impl Store for MemoryStore {
+    type Partition = MemoryPartition;
+
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn assign_partition(&mut self, partition: u32) -> Result<Arc<MemoryPartition>> {
+        Ok(self
+            .partitions
+            .entry(partition)
+            .or_insert_with(|| Arc::new(MemoryPartition::new()))
+            .clone())
+    }
+
+    fn revoke_partition(&mut self, partition: u32) -> Result<()> {
+        match self.partitions.remove(&partition) {
+            Some(_) => Ok(()),
+            None => Err(Error::PartitionNotAssigned {
+                store: self.name.clone(),
+                partition,
+            }),
+        }
+    }
+
+    fn partition(&self, partition: u32) -> Option<Arc<MemoryPartition>> {
+        self.partitions.get(&partition).cloned()
+    }
+
+    fn assigned_partitions(&self) -> Vec<u32> {
+        self.partitions.keys().copied().collect()
+    }
+
+    fn destroy(&mut self) -> Result<()> {
+        if !self.partitions.is_empty() {
+            return Err(Error::PartitionsStillAssigned {
+                store: self.name.clone(),
+                operation: "destroying the store",
+                partitions: self.assigned_partitions(),
+            });
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,137 @@
+//! The traits a storage backend implements: [`StorePartition`] (one
+//! partition's data) and [`Store`] (a set of partitions by number).
+
+use std::sync::Arc;
+
+use crate::batch::WriteBatch;
+use crate::error::Result;
+
+/// A key and its value, as returned by range iteration.
+pub type KeyValue = (Vec<u8>, Vec<u8>);
+
+/// A lazy iterator over key-value pairs of one column family.
+pub type KvIter<'a> = Box<dyn Iterator<Item = Result<KeyValue>> + 'a>;
+
+/// Iteration order of [`StorePartition::iter_range`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Direction {
+    /// Ascending key order.
+    #[default]
+    Forward,
+    /// Descending key order.
+    Backward,
+}
+
+/// The storage of one partition of one store: column families of ordered
+/// byte keys, written atomically in batches, plus the changelog offset the
+/// data is up to date with.
+///
+/// # Contract (checked by the conformance kit, `state_core::testkit`)
+/// * Reads see every batch whose `write` returned `Ok`, and nothing of a
+///   batch whose `write` failed.
+/// * A batch, its changelog offset included, is atomic: after a crash either
+///   all of it or none of it is visible (for durable backends).
+/// * A column family exists as soon as it is written; reading or iterating a
+///   column family never written is not an error and yields nothing.
+/// * Iteration is in byte order of keys, bounded by `lower` (inclusive) and
+///   `upper` (exclusive), and reflects a consistent view.
+/// * The changelog offset is stored in the [`crate::cf::METADATA`] column
+///   family under [`crate::cf::CHANGELOG_OFFSET_KEY`] as u64 big-endian.
+pub trait StorePartition: Send + Sync {
+    /// Reads the value of `key` in `cf`.
+    fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>>;
+
+    /// True if `key` has a value in `cf`.
+    fn exists(&self, cf: &str, key: &[u8]) -> Result<bool> {
+        Ok(self.get(cf, key)?.is_some())
+    }
+
+    /// Iterates `cf` over keys `lower <= key < upper` (`upper = None`: to the
+    /// end) in the given direction.
+    fn iter_range<'a>(&'a self, cf: &str, lower: &[u8], upper: Option<&[u8]>, direction: Direction)
+        -> Result<KvIter<'a>>;
+
+    /// Applies `batch` atomically (see the trait contract).
+    fn write(&self, batch: &WriteBatch) -> Result<()>;
+
+    /// Applies `batch` for bulk loading (recovery). Backends may skip their
+    /// write-ahead log here; such a write is only durable after
+    /// [`StorePartition::persist`] returns. The default is [`StorePartition::write`].
+    fn write_bulk(&self, batch: &WriteBatch) -> Result<()> {
+        self.write(batch)
+    }
+
+    /// Makes everything written so far durable, including bulk writes.
+    fn persist(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// The stored changelog offset: the offset of the last changelog record
+    /// the data includes, or `None` if never set.
+    fn changelog_offset(&self) -> Result<Option<u64>>;
+
+    /// Stores a new changelog offset without touching the data.
+    fn write_changelog_offset(&self, offset: u64) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.set_changelog_offset(offset);
+        self.write(&batch)
+    }
+
+    /// Writes one key (a one-operation batch).
+    fn put(&self, cf: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.put(cf, key, value);
+        self.write(&batch)
+    }
+
+    /// Deletes one key (a one-operation batch).
+    fn delete(&self, cf: &str, key: &[u8]) -> Result<()> {
+        let mut batch = WriteBatch::new();
+        batch.delete(cf, key);
+        self.write(&batch)
+    }
+
+    /// Names of the column families that exist, `default` and
+    /// `__metadata__` included, sorted.
+    fn column_families(&self) -> Result<Vec<String>>;
+
+    /// Closes the partition, making written data durable and releasing any
+    /// lock on its files. Dropping the partition also closes it, silently.
+    fn close(self) -> Result<()>
+    where
+        Self: Sized,
+    {
+        self.persist()
+    }
+}
+
+/// A store: one named state of an application, split into partitions that
+/// follow the source topic's partitions.
+///
+/// Partitions are shared (`Arc`) between the store, transactions and
+/// recovery; a revoked partition closes when its last user drops it.
+pub trait Store: Send {
+    /// The partition type.
+    type Partition: StorePartition + 'static;
+
+    /// The store's name.
+    fn name(&self) -> &str;
+
+    /// Opens partition `partition` (creating it if new). Assigning an already
+    /// assigned partition returns the open one.
+    fn assign_partition(&mut self, partition: u32) -> Result<Arc<Self::Partition>>;
+
+    /// Closes partition `partition`. Its data stays for the next assignment
+    /// (durable backends) or is dropped (in-memory backends).
+    fn revoke_partition(&mut self, partition: u32) -> Result<()>;
+
+    /// The open partition `partition`, if assigned.
+    fn partition(&self, partition: u32) -> Option<Arc<Self::Partition>>;
+
+    /// Numbers of the assigned partitions, ascending.
+    fn assigned_partitions(&self) -> Vec<u32>;
+
+    /// Deletes the data of every partition. Refused while partitions are
+    /// assigned.
+    fn destroy(&mut self) -> Result<()>;
+}

@@ -1,0 +1,62 @@
+//! Errors of the transaction layer.
+
+use crate::TxnStatus;
+
+/// A `Result` whose error is [`TxnError`].
+pub type Result<T, E = TxnError> = std::result::Result<T, E>;
+
+/// What can go wrong in a partition transaction.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TxnError {
+    /// The transaction is not in a state that allows the operation. Failed
+    /// and complete transactions refuse all use; prepared ones only flush.
+    #[error(
+        "cannot {operation}: the transaction is {status} (allowed: {allowed}); \
+         start a new transaction"
+    )]
+    InvalidStatus {
+        /// The refused operation.
+        operation: &'static str,
+        /// The transaction's status.
+        status: TxnStatus,
+        /// The statuses that allow it.
+        allowed: &'static str,
+    },
+
+    /// `flush` was given a changelog offset below the stored one, which
+    /// would move the partition backwards in its changelog.
+    #[error(
+        "changelog offset {requested} is lower than the stored offset {stored}; \
+         the changelog topic was probably recreated or another producer wrote \
+         to it: clear this partition's local state and recover it"
+    )]
+    ChangelogOffsetRegression {
+        /// The offset the partition has.
+        stored: u64,
+        /// The offset that was refused.
+        requested: u64,
+    },
+
+    /// A window whose end is not after its start.
+    #[error("invalid window [{start}, {end}): the end must be greater than the start")]
+    InvalidWindow {
+        /// Window start (ms).
+        start: i64,
+        /// Window end (ms).
+        end: i64,
+    },
+
+    /// A negative timestamp where event times must be >= 0.
+    #[error("invalid {what} {value}: timestamps must be >= 0 milliseconds")]
+    NegativeTimestamp {
+        /// Which argument.
+        what: &'static str,
+        /// The value given.
+        value: i64,
+    },
+
+    /// An error from the codec, the key layout or the storage backend.
+    #[error(transparent)]
+    Core(#[from] state_core::Error),
+}
