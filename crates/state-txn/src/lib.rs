@@ -6,6 +6,10 @@
 //!   delete markers, the `Started -> Prepared -> Complete | Failed` status
 //!   machine, `prepare` emitting one changelog record per change, `flush`
 //!   writing all changes and the changelog offset in one atomic batch.
+//! * [`WindowedTransaction`] — time windows per key prefix: update, get,
+//!   delete, range, expiry that emits each window once, collections.
+//! * [`TimestampedTransaction`] — values by event time per prefix: latest
+//!   at or before a time, intervals, grace-period retention, duplicates.
 //!
 //! A backend that passes the `state-core` conformance kit gets all of this
 //! without writing any transaction code.
@@ -15,6 +19,32 @@
 mod cache;
 mod error;
 mod transaction;
+mod timestamped;
+mod windowed;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 
 pub use error::{Result, TxnError};
 pub use transaction::{PartitionTransaction, TxnStatus};
+pub use timestamped::{TimestampedConfig, TimestampedTransaction, MIN_ELIGIBLE_TIMESTAMPS_KEY};
+pub use windowed::{ExpiredWindow, Window, WindowedTransaction, GLOBAL_COUNTER_KEY};
+
+#[cfg(test)]
+mod memory_conformance {
+    use state_core::testkit::Harness;
+    use state_core::MemoryStore;
+
+    struct MemoryHarness;
+
+    impl Harness for MemoryHarness {
+        type Store = MemoryStore;
+        fn open(&mut self) -> MemoryStore {
+            MemoryStore::new("txn-conformance")
+        }
+        fn durable(&self) -> bool {
+            false
+        }
+    }
+
+    crate::txn_conformance_tests!(MemoryHarness);
+}

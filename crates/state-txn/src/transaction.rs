@@ -133,6 +133,16 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
         self.require(operation, &[TxnStatus::Started])
     }
 
+    /// Errors with [`TxnError::InvalidStatus`] unless the transaction is started.
+    pub(crate) fn require_started(&self, operation: &'static str) -> Result<()> {
+        self.started(operation)
+    }
+
+    /// Marks the transaction failed (a layer above hit an error mid-change).
+    pub(crate) fn mark_failed(&mut self) {
+        self.status = TxnStatus::Failed;
+    }
+
     /// Runs a mutation; an error fails the transaction.
     fn mutate<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T>) -> Result<T> {
         let res = f(self);

@@ -1,0 +1,299 @@
+//! [`RocksDbPartition`]: one store partition in one RocksDB database.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Mutex, RwLock};
+use rocksdb::{BoundColumnFamily, DBWithThreadMode, IteratorMode, MultiThreaded, ReadOptions, WriteOptions};
+use state_core::{cf, keys, Direction, Error, KvIter, Result, StorePartition, WriteBatch};
+
+use crate::options::RocksDbOptions;
+
+type Db = DBWithThreadMode<MultiThreaded>;
+
+const BACKEND: &str = "rocksdb";
+
+/// One partition of a store, backed by its own RocksDB database in its own
+/// directory. Column families are created on first write.
+///
+/// Batches are applied with one RocksDB `WriteBatch`, so they are atomic
+/// across column families, the changelog offset included.
+pub struct RocksDbPartition {
+    db: Db,
+    path: PathBuf,
+    cf_options: rocksdb::Options,
+    write_opts: WriteOptions,
+    bulk_write_opts: WriteOptions,
+    known_cfs: RwLock<BTreeSet<String>>,
+    create_cf_lock: Mutex<()>,
+    bulk_written: AtomicBool,
+}
+
+impl std::fmt::Debug for RocksDbPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RocksDbPartition").field("path", &self.path).finish()
+    }
+}
+
+fn is_lock_error(e: &rocksdb::Error) -> bool {
+    let msg = e.to_string();
+    msg.contains("LOCK") || msg.contains("lock hold")
+}
+
+impl RocksDbPartition {
+    /// Opens (or creates) the partition at `path` with its own block cache.
+    pub fn open(path: impl AsRef<Path>, options: &RocksDbOptions) -> Result<Self> {
+        let cache = (options.block_cache_size > 0).then(|| rocksdb::Cache::new_lru_cache(options.block_cache_size));
+        Self::open_with(path.as_ref(), options, cache.as_ref(), &AtomicBool::new(false))
+    }
+
+    /// Opens the partition at `path`, sharing `cache` as block cache. If
+    /// another process (or handle) holds the partition's lock, retries with
+    /// exponential backoff up to `options.open_max_retries` times, giving up
+    /// early with [`Error::OpenCancelled`] when `stop` is set.
+    pub fn open_with(
+        path: &Path,
+        options: &RocksDbOptions,
+        cache: Option<&rocksdb::Cache>,
+        stop: &AtomicBool,
+    ) -> Result<Self> {
+        std::fs::create_dir_all(path).map_err(|source| Error::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let db_opts = options.db_options(cache);
+        let cf_options = options.cf_options(cache);
+        let attempts = options.open_max_retries.max(1);
+        let mut backoff = options.open_retry_backoff;
+        let mut attempt = 0;
+        let db = loop {
+            attempt += 1;
+            match Self::open_db(path, &db_opts, &cf_options) {
+                Ok(db) => break db,
+                Err(e) if is_lock_error(&e) => {
+                    if attempt >= attempts {
+                        return Err(Error::PartitionLocked {
+                            path: path.to_owned(),
+                            attempts: attempt,
+                        });
+                    }
+                    tracing::warn!(path = %path.display(), attempt, "partition is locked, retrying in {backoff:?}");
+                    if sleep_unless_stopped(backoff, stop) {
+                        return Err(Error::OpenCancelled { path: path.to_owned() });
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(e) => return Err(Error::backend(BACKEND, "opening the partition", format!("{}: {e}", path.display()))),
+            }
+        };
+        let mut known: BTreeSet<String> = Db::list_cf(&db_opts, path).unwrap_or_default().into_iter().collect();
+        known.insert(cf::DEFAULT.to_owned());
+        let mut write_opts = WriteOptions::default();
+        write_opts.set_sync(options.sync_writes);
+        let mut bulk_write_opts = WriteOptions::default();
+        bulk_write_opts.disable_wal(true);
+        let partition = RocksDbPartition {
+            db,
+            path: path.to_owned(),
+            cf_options,
+            write_opts,
+            bulk_write_opts,
+            known_cfs: RwLock::new(known),
+            create_cf_lock: Mutex::new(()),
+            bulk_written: AtomicBool::new(false),
+        };
+        partition.ensure_cf(cf::METADATA)?;
+        tracing::debug!(path = %path.display(), "opened partition");
+        Ok(partition)
+    }
+
+    fn open_db(path: &Path, db_opts: &rocksdb::Options, cf_opts: &rocksdb::Options) -> Result<Db, rocksdb::Error> {
+        let existing = Db::list_cf(db_opts, path).unwrap_or_default();
+        let descriptors = existing
+            .into_iter()
+            .map(|name| rocksdb::ColumnFamilyDescriptor::new(name, cf_opts.clone()));
+        Db::open_cf_descriptors(db_opts, path, descriptors)
+    }
+
+    /// The partition's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn handle(&self, name: &str) -> Option<Arc<BoundColumnFamily<'_>>> {
+        self.db.cf_handle(name)
+    }
+
+    fn ensure_cf(&self, name: &str) -> Result<()> {
+        if self.known_cfs.read().contains(name) {
+            return Ok(());
+        }
+        let _guard = self.create_cf_lock.lock();
+        if self.db.cf_handle(name).is_none() {
+            self.db
+                .create_cf(name, &self.cf_options)
+                .map_err(|e| Error::backend(BACKEND, "creating a column family", format!("{name}: {e}")))?;
+            tracing::debug!(cf = name, path = %self.path.display(), "created column family");
+        }
+        self.known_cfs.write().insert(name.to_owned());
+        Ok(())
+    }
+
+    fn to_rocks_batch(&self, batch: &WriteBatch) -> Result<rocksdb::WriteBatch> {
+        for name in batch.column_families() {
+            self.ensure_cf(name)?;
+        }
+        let mut wb = rocksdb::WriteBatch::default();
+        // Batches usually touch one or two column families: remember the
+        // last handle instead of looking it up per operation.
+        let mut current: Option<(&str, Arc<BoundColumnFamily<'_>>)> = None;
+        for op in batch.iter() {
+            let handle = match &current {
+                Some((name, h)) if *name == op.cf => h.clone(),
+                _ => {
+                    let h = self
+                        .handle(op.cf)
+                        .ok_or_else(|| Error::backend(BACKEND, "writing a batch", format!("column family {} vanished", op.cf)))?;
+                    current = Some((op.cf, h.clone()));
+                    h
+                }
+            };
+            match op.value {
+                Some(v) => wb.put_cf(&handle, op.key, v),
+                None => wb.delete_cf(&handle, op.key),
+            }
+        }
+        if let Some(offset) = batch.changelog_offset() {
+            let meta = self
+                .handle(cf::METADATA)
+                .ok_or_else(|| Error::backend(BACKEND, "writing a batch", "metadata column family missing"))?;
+            wb.put_cf(&meta, cf::CHANGELOG_OFFSET_KEY, keys::encode_u64(offset));
+        }
+        Ok(wb)
+    }
+
+    /// Approximate number of keys in `cf` (RocksDB's estimate).
+    pub fn approximate_keys(&self, cf: &str) -> Result<u64> {
+        let Some(h) = self.handle(cf) else { return Ok(0) };
+        self.db
+            .property_int_value_cf(&h, "rocksdb.estimate-num-keys")
+            .map(|v| v.unwrap_or(0))
+            .map_err(|e| Error::backend(BACKEND, "reading a property", e))
+    }
+}
+
+/// Sleeps `total`, waking early (returning true) if `stop` is set.
+fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) -> bool {
+    let deadline = Instant::now() + total;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return true;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
+    }
+}
+
+impl StorePartition for RocksDbPartition {
+    fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let Some(h) = self.handle(cf) else { return Ok(None) };
+        self.db
+            .get_cf(&h, key)
+            .map_err(|e| Error::backend(BACKEND, "reading a key", e))
+    }
+
+    fn exists(&self, cf: &str, key: &[u8]) -> Result<bool> {
+        let Some(h) = self.handle(cf) else { return Ok(false) };
+        self.db
+            .get_pinned_cf(&h, key)
+            .map(|v| v.is_some())
+            .map_err(|e| Error::backend(BACKEND, "reading a key", e))
+    }
+
+    fn iter_range<'a>(
+        &'a self,
+        cf: &str,
+        lower: &[u8],
+        upper: Option<&[u8]>,
+        direction: Direction,
+    ) -> Result<KvIter<'a>> {
+        let Some(h) = self.handle(cf) else {
+            return Ok(Box::new(std::iter::empty()));
+        };
+        if upper.is_some_and(|u| u <= lower) {
+            return Ok(Box::new(std::iter::empty()));
+        }
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(lower.to_vec());
+        if let Some(u) = upper {
+            ro.set_iterate_upper_bound(u.to_vec());
+        }
+        let mode = match direction {
+            Direction::Forward => IteratorMode::Start,
+            Direction::Backward => IteratorMode::End,
+        };
+        let it = self.db.iterator_cf_opt(&h, ro, mode);
+        Ok(Box::new(it.map(|r| {
+            r.map(|(k, v)| (k.into_vec(), v.into_vec()))
+                .map_err(|e| Error::backend(BACKEND, "iterating", e))
+        })))
+    }
+
+    fn write(&self, batch: &WriteBatch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let wb = self.to_rocks_batch(batch)?;
+        self.db
+            .write_opt(wb, &self.write_opts)
+            .map_err(|e| Error::backend(BACKEND, "writing a batch", e))
+    }
+
+    fn write_bulk(&self, batch: &WriteBatch) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let wb = self.to_rocks_batch(batch)?;
+        self.bulk_written.store(true, Ordering::Release);
+        self.db
+            .write_opt(wb, &self.bulk_write_opts)
+            .map_err(|e| Error::backend(BACKEND, "writing a bulk batch", e))
+    }
+
+    fn persist(&self) -> Result<()> {
+        if self.bulk_written.swap(false, Ordering::AcqRel) {
+            // Unlogged writes live only in memtables: flush every column
+            // family (atomically, see options) to make them durable.
+            let names: Vec<String> = self.known_cfs.read().iter().cloned().collect();
+            let handles: Vec<_> = names.iter().filter_map(|n| self.handle(n)).collect();
+            let refs: Vec<&Arc<BoundColumnFamily<'_>>> = handles.iter().collect();
+            let mut fo = rocksdb::FlushOptions::default();
+            fo.set_wait(true);
+            self.db
+                .flush_cfs_opt(&refs, &fo)
+                .map_err(|e| Error::backend(BACKEND, "flushing memtables", e))?;
+        }
+        self.db
+            .flush_wal(true)
+            .map_err(|e| Error::backend(BACKEND, "syncing the write-ahead log", e))
+    }
+
+    fn changelog_offset(&self) -> Result<Option<u64>> {
+        match self.get(cf::METADATA, cf::CHANGELOG_OFFSET_KEY)? {
+            None => Ok(None),
+            Some(bytes) => keys::decode_u64(&bytes)
+                .map(Some)
+                .map_err(|_| Error::CorruptChangelogOffset { len: bytes.len() }),
+        }
+    }
+
+    fn column_families(&self) -> Result<Vec<String>> {
+        Ok(self.known_cfs.read().iter().cloned().collect())
+    }
+}

@@ -1,0 +1,581 @@
+//! [`WindowedTransaction`]: time windows per key prefix on top of a
+//! [`PartitionTransaction`], with the same byte layouts as quixstreams'
+//! windowed RocksDB state.
+//!
+//! Layouts (see `docs/formats.md`):
+//! * window `prefix | start | end` (u64 BE) in `default`, value = codec(aggregate);
+//! * latest event time `prefix | __latest_timestamp__` in `__latest-timestamps__`;
+//! * last expired start `prefix | __expired_start_gt__` in `__expiration-index__`;
+//! * last deleted start `prefix | __deleted_start_gt__` in `__deletion-index__`;
+//! * last deleted value id `prefix | __value_deleted_start_gt__` in
+//!   `__value-deletion-index__`;
+//! * collection values `prefix | id | counter` in `__values__`;
+//! * the counter `__global_counter__` in `__global-counter__`.
+//!
+//! Index values are integers encoded with the store's codec. Every write goes
+//! through the base transaction, so all of it reaches the changelog and is
+//! rebuilt by recovery.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use state_core::{cf, keys, ChangelogSink, Codec, Direction, ProcessedOffsets, StorePartition};
+
+use crate::error::{Result, TxnError};
+use crate::transaction::{PartitionTransaction, TxnStatus};
+
+pub(crate) const LATEST_TIMESTAMP_KEY: &[u8] = b"__latest_timestamp__";
+pub(crate) const LATEST_EXPIRED_KEY: &[u8] = b"__expired_start_gt__";
+pub(crate) const LATEST_DELETED_WINDOW_KEY: &[u8] = b"__deleted_start_gt__";
+pub(crate) const LATEST_DELETED_VALUE_KEY: &[u8] = b"__value_deleted_start_gt__";
+/// Key of the persistent counter in `__global-counter__` (windowed stores).
+pub const GLOBAL_COUNTER_KEY: &[u8] = b"__global_counter__";
+
+/// A window's bounds and decoded aggregate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Window<V> {
+    /// Start, ms (inclusive).
+    pub start: u64,
+    /// End, ms (exclusive).
+    pub end: u64,
+    /// The aggregate stored for the window.
+    pub value: V,
+}
+
+/// An expired window, with the prefix it belongs to and, for collection
+/// windows, the values collected into it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExpiredWindow<V, C> {
+    /// Start, ms.
+    pub start: u64,
+    /// End, ms.
+    pub end: u64,
+    /// The aggregate.
+    pub value: V,
+    /// Collected values in insertion order (empty unless collecting).
+    pub collected: Vec<C>,
+    /// The key prefix (message key) of the window.
+    pub prefix: Vec<u8>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Index {
+    LatestTimestamp,
+    LatestExpired,
+    LatestDeletedWindow,
+    LatestDeletedValue,
+}
+
+impl Index {
+    fn location(self) -> (&'static str, &'static [u8]) {
+        match self {
+            Index::LatestTimestamp => (cf::LATEST_TIMESTAMPS, LATEST_TIMESTAMP_KEY),
+            Index::LatestExpired => (cf::EXPIRATION_INDEX, LATEST_EXPIRED_KEY),
+            Index::LatestDeletedWindow => (cf::DELETION_INDEX, LATEST_DELETED_WINDOW_KEY),
+            Index::LatestDeletedValue => (cf::VALUE_DELETION_INDEX, LATEST_DELETED_VALUE_KEY),
+        }
+    }
+}
+
+fn check_window(start: i64, end: i64) -> Result<(u64, u64)> {
+    if start < 0 {
+        return Err(TxnError::NegativeTimestamp { what: "window start", value: start });
+    }
+    if end <= start {
+        return Err(TxnError::InvalidWindow { start, end });
+    }
+    Ok((start as u64, end as u64))
+}
+
+fn non_negative(what: &'static str, value: i64) -> Result<u64> {
+    u64::try_from(value).map_err(|_| TxnError::NegativeTimestamp { what, value })
+}
+
+/// `prefix | u64(n)`: the bound of a range of keys under `prefix` whose
+/// first integer is `n`.
+fn bound(prefix: &[u8], n: u64) -> Vec<u8> {
+    keys::prefixed_key(prefix, &keys::encode_u64(n))
+}
+
+fn window_key_len(prefix: &[u8]) -> usize {
+    prefix.len() + usize::from(!prefix.is_empty()) + keys::U64_PAIR_LEN
+}
+
+/// A transaction over a windowed store partition.
+///
+/// Windows are `[start, end)` in milliseconds; negative times and windows
+/// with `end <= start` are refused with a typed error.
+pub struct WindowedTransaction<P: StorePartition + ?Sized = dyn StorePartition> {
+    base: PartitionTransaction<P>,
+    indexes: HashMap<(Index, Vec<u8>), Option<u64>>,
+    counter: Option<u64>,
+}
+
+impl<P: StorePartition + ?Sized> std::fmt::Debug for WindowedTransaction<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WindowedTransaction").field("base", &self.base).finish()
+    }
+}
+
+impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
+    /// Starts a windowed transaction on `partition`.
+    pub fn new(partition: Arc<P>, codec: Codec, sink: Option<Arc<dyn ChangelogSink>>) -> Self {
+        WindowedTransaction {
+            base: PartitionTransaction::new(partition, codec, sink),
+            indexes: HashMap::new(),
+            counter: None,
+        }
+    }
+
+    /// The underlying key-value transaction (for plain `get`/`set`).
+    pub fn base(&self) -> &PartitionTransaction<P> {
+        &self.base
+    }
+
+    /// Mutable access to the underlying key-value transaction.
+    pub fn base_mut(&mut self) -> &mut PartitionTransaction<P> {
+        &mut self.base
+    }
+
+    /// The transaction status.
+    pub fn status(&self) -> TxnStatus {
+        self.base.status()
+    }
+
+    fn codec(&self) -> Codec {
+        self.base.codec()
+    }
+
+    fn fail_on_err<T>(&mut self, res: Result<T>) -> Result<T> {
+        if res.is_err() && self.base.status() == TxnStatus::Started {
+            // Reads of corrupt indexes must not leave half-done work behind.
+            self.base.mark_failed();
+        }
+        res
+    }
+
+    // ---- indexes -----------------------------------------------------------
+
+    fn get_index(&mut self, index: Index, prefix: &[u8]) -> Result<Option<u64>> {
+        if let Some(v) = self.indexes.get(&(index, prefix.to_vec())) {
+            return Ok(*v);
+        }
+        let (cf_name, key) = index.location();
+        let full = keys::prefixed_key(prefix, key);
+        let value: Option<u64> = match self.base.get_raw(cf_name, &full)? {
+            Some(bytes) => Some(self.codec().decode(&bytes)?),
+            None => None,
+        };
+        self.indexes.insert((index, prefix.to_vec()), value);
+        Ok(value)
+    }
+
+    fn set_index(&mut self, index: Index, prefix: &[u8], value: u64) -> Result<()> {
+        let (cf_name, key) = index.location();
+        let encoded = self.codec().encode(&value)?;
+        self.base.set_raw(cf_name, keys::prefixed_key(prefix, key), encoded)?;
+        self.indexes.insert((index, prefix.to_vec()), Some(value));
+        Ok(())
+    }
+
+    /// The latest event time seen for `prefix` by `update_window` (0 if none).
+    pub fn get_latest_timestamp(&mut self, prefix: &[u8]) -> Result<u64> {
+        Ok(self.get_index(Index::LatestTimestamp, prefix)?.unwrap_or(0))
+    }
+
+    /// The start of the last window expired for `prefix` (0 if none).
+    pub fn get_latest_expired(&mut self, prefix: &[u8]) -> Result<u64> {
+        Ok(self.get_index(Index::LatestExpired, prefix)?.unwrap_or(0))
+    }
+
+    // ---- windows -----------------------------------------------------------
+
+    /// The aggregate of window `[start, end)` under `prefix`, if any.
+    pub fn get_window<V: DeserializeOwned>(&self, start: i64, end: i64, prefix: &[u8]) -> Result<Option<V>> {
+        let (s, e) = check_window(start, end)?;
+        match self.base.get_raw(cf::DEFAULT, &keys::window_key(prefix, s, e))? {
+            Some(bytes) => Ok(Some(self.codec().decode(&bytes)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Sets the aggregate of window `[start, end)` and raises the prefix's
+    /// latest timestamp to `timestamp` if it is newer.
+    pub fn update_window<V: Serialize + ?Sized>(
+        &mut self,
+        start: i64,
+        end: i64,
+        value: &V,
+        timestamp: i64,
+        prefix: &[u8],
+    ) -> Result<()> {
+        let res = self.update_window_inner(start, end, value, timestamp, prefix);
+        self.fail_on_err(res)
+    }
+
+    fn update_window_inner<V: Serialize + ?Sized>(
+        &mut self,
+        start: i64,
+        end: i64,
+        value: &V,
+        timestamp: i64,
+        prefix: &[u8],
+    ) -> Result<()> {
+        let ts = non_negative("timestamp", timestamp)?;
+        let (s, e) = check_window(start, end)?;
+        let encoded = self.codec().encode(value)?;
+        self.base.set_raw(cf::DEFAULT, keys::window_key(prefix, s, e), encoded)?;
+        let latest = self.get_index(Index::LatestTimestamp, prefix)?;
+        let updated = latest.map_or(ts, |l| l.max(ts));
+        self.set_index(Index::LatestTimestamp, prefix, updated)
+    }
+
+    /// Deletes window `[start, end)` under `prefix`.
+    pub fn delete_window(&mut self, start: i64, end: i64, prefix: &[u8]) -> Result<()> {
+        let (s, e) = check_window(start, end)?;
+        self.base.delete_raw(cf::DEFAULT, keys::window_key(prefix, s, e))
+    }
+
+    fn windows_raw(&self, start_from: Option<u64>, start_to: u64, prefix: &[u8], backwards: bool) -> Result<Vec<(u64, u64, Vec<u8>)>> {
+        // start_from is exclusive: scan from start_from + 1.
+        let lower_start = match start_from {
+            Some(s) => match s.checked_add(1) {
+                Some(v) => v,
+                None => return Ok(Vec::new()),
+            },
+            None => 0,
+        };
+        if lower_start > start_to {
+            return Ok(Vec::new());
+        }
+        let lower = bound(prefix, lower_start);
+        let upper = start_to.checked_add(1).map(|u| bound(prefix, u));
+        let upper = match upper {
+            Some(u) => Some(u),
+            None => keys::prefix_upper_bound(&keys::prefixed_key(prefix, b"")),
+        };
+        let dir = if backwards { Direction::Backward } else { Direction::Forward };
+        let want_len = window_key_len(prefix);
+        let mut out = Vec::new();
+        for (key, value) in self.base.iter_range(cf::DEFAULT, &lower, upper.as_deref(), dir)? {
+            if key.len() != want_len {
+                continue; // a key of another (longer) prefix inside the range
+            }
+            let (_, s, e) = keys::parse_window_key(&key)?;
+            out.push((s, e, value));
+        }
+        Ok(out)
+    }
+
+    /// Windows under `prefix` with `start_from < start <= start_to`, by start
+    /// (then end), descending if `backwards`. `start_from = -1` includes 0.
+    pub fn get_windows<V: DeserializeOwned>(
+        &self,
+        start_from: i64,
+        start_to: i64,
+        prefix: &[u8],
+        backwards: bool,
+    ) -> Result<Vec<Window<V>>> {
+        if start_to < 0 {
+            return Ok(Vec::new());
+        }
+        let from = u64::try_from(start_from).ok();
+        self.windows_raw(from, start_to as u64, prefix, backwards)?
+            .into_iter()
+            .map(|(start, end, v)| Ok(Window { start, end, value: self.codec().decode(&v)? }))
+            .collect()
+    }
+
+    /// Expires the windows of `prefix` with start <= `max_start_time` that
+    /// were not expired before, in start order. Records the last expired
+    /// start so no window is ever returned twice (across transactions and
+    /// restarts). With `delete`, the windows are deleted (and, with
+    /// `collect`, their collected values). With `collect`, each window comes
+    /// with the values collected into `[start, end)`.
+    pub fn expire_windows<V: DeserializeOwned, C: DeserializeOwned>(
+        &mut self,
+        max_start_time: i64,
+        prefix: &[u8],
+        delete: bool,
+        collect: bool,
+    ) -> Result<Vec<ExpiredWindow<V, C>>> {
+        self.base.require_started("expire_windows")?;
+        let res = self.expire_windows_inner(max_start_time, prefix, delete, collect);
+        self.fail_on_err(res)
+    }
+
+    fn expire_windows_inner<V: DeserializeOwned, C: DeserializeOwned>(
+        &mut self,
+        max_start_time: i64,
+        prefix: &[u8],
+        delete: bool,
+        collect: bool,
+    ) -> Result<Vec<ExpiredWindow<V, C>>> {
+        if max_start_time < 0 {
+            return Ok(Vec::new());
+        }
+        let last_expired = self.get_index(Index::LatestExpired, prefix)?;
+        let windows = self.windows_raw(last_expired, max_start_time as u64, prefix, false)?;
+        let Some(&(last_start, _, _)) = windows.last() else {
+            return Ok(Vec::new());
+        };
+        self.set_index(Index::LatestExpired, prefix, last_start)?;
+        let mut out = Vec::with_capacity(windows.len());
+        for (start, end, bytes) in &windows {
+            let collected = if collect { self.collection_values(*start, *end, prefix)? } else { Vec::new() };
+            out.push(ExpiredWindow {
+                start: *start,
+                end: *end,
+                value: self.codec().decode(bytes)?,
+                collected,
+                prefix: prefix.to_vec(),
+            });
+        }
+        if delete {
+            for (start, end, _) in &windows {
+                self.base.delete_raw(cf::DEFAULT, keys::window_key(prefix, *start, *end))?;
+            }
+            if collect {
+                self.delete_collection_range(None, last_start, prefix)?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Deletes the windows of `prefix` with start <= `max_start_time` (from
+    /// the last deleted start on) and, with `delete_values`, the collected
+    /// values with id < `max_start_time`.
+    pub fn delete_windows(&mut self, max_start_time: i64, delete_values: bool, prefix: &[u8]) -> Result<()> {
+        self.base.require_started("delete_windows")?;
+        let res = self.delete_windows_inner(max_start_time, delete_values, prefix);
+        self.fail_on_err(res)
+    }
+
+    fn delete_windows_inner(&mut self, max_start_time: i64, delete_values: bool, prefix: &[u8]) -> Result<()> {
+        if max_start_time < 0 {
+            return Ok(());
+        }
+        let last_deleted = self.get_index(Index::LatestDeletedWindow, prefix)?;
+        let windows = self.windows_raw(last_deleted, max_start_time as u64, prefix, false)?;
+        for (start, end, _) in &windows {
+            self.base.delete_raw(cf::DEFAULT, keys::window_key(prefix, *start, *end))?;
+        }
+        // quixstreams skips recording a last deleted start of 0.
+        if let Some(&(last, _, _)) = windows.last() {
+            if last > 0 {
+                self.set_index(Index::LatestDeletedWindow, prefix, last)?;
+            }
+        }
+        if delete_values {
+            self.delete_collection_range(None, max_start_time as u64, prefix)?;
+        }
+        Ok(())
+    }
+
+    /// Expires windows of every prefix in the partition whose end is at or
+    /// before the step-aligned `max_end_time`, as quixstreams'
+    /// `expire_all_windows`: the first call expires every window ending at or
+    /// before `max_end_time - max_end_time % step_ms`; later calls expire the
+    /// windows ending exactly at each step after the last recorded one.
+    pub fn expire_all_windows<V: DeserializeOwned, C: DeserializeOwned>(
+        &mut self,
+        max_end_time: i64,
+        step_ms: i64,
+        delete: bool,
+        collect: bool,
+    ) -> Result<Vec<ExpiredWindow<V, C>>> {
+        self.base.require_started("expire_all_windows")?;
+        let res = self.expire_all_windows_inner(max_end_time, step_ms, delete, collect);
+        self.fail_on_err(res)
+    }
+
+    fn expire_all_windows_inner<V: DeserializeOwned, C: DeserializeOwned>(
+        &mut self,
+        max_end_time: i64,
+        step_ms: i64,
+        delete: bool,
+        collect: bool,
+    ) -> Result<Vec<ExpiredWindow<V, C>>> {
+        let max_end = non_negative("max_end_time", max_end_time)?;
+        if step_ms <= 0 {
+            return Err(TxnError::InvalidWindow { start: 0, end: step_ms });
+        }
+        let step = step_ms as u64;
+        let last_expired = self.get_index(Index::LatestExpired, b"")?.unwrap_or(0);
+        // Which window ends qualify, and the new recorded end.
+        let (ends, new_last): (Option<BTreeSet<u64>>, u64) = if last_expired > 0 {
+            let mut ends = BTreeSet::new();
+            let mut next = last_expired.saturating_add(step);
+            while next <= max_end {
+                ends.insert(next);
+                next = next.saturating_add(step);
+            }
+            match ends.last() {
+                Some(&l) => (Some(ends), l),
+                None => return Ok(Vec::new()),
+            }
+        } else {
+            (None, max_end - max_end % step)
+        };
+        let all = self.base.iter_range(cf::DEFAULT, b"", None, Direction::Forward)?;
+        let mut expired = Vec::new();
+        for (key, value) in all {
+            let Ok((prefix, start, end)) = keys::parse_window_key(&key) else { continue };
+            let hit = match &ends {
+                Some(set) => set.contains(&end),
+                None => end <= new_last,
+            };
+            if hit {
+                expired.push((prefix.to_vec(), start, end, value));
+            }
+        }
+        let mut out = Vec::with_capacity(expired.len());
+        for (prefix, start, end, bytes) in &expired {
+            let collected = if collect { self.collection_values(*start, *end, prefix)? } else { Vec::new() };
+            out.push(ExpiredWindow {
+                start: *start,
+                end: *end,
+                value: self.codec().decode(bytes)?,
+                collected,
+                prefix: prefix.clone(),
+            });
+        }
+        if delete {
+            for (prefix, start, end, _) in &expired {
+                self.base.delete_raw(cf::DEFAULT, keys::window_key(prefix, *start, *end))?;
+                if collect {
+                    self.delete_collection_range(None, *start, prefix)?;
+                }
+            }
+        }
+        self.set_index(Index::LatestExpired, b"", new_last)?;
+        Ok(out)
+    }
+
+    // ---- collections -------------------------------------------------------
+
+    fn next_counter(&mut self) -> Result<u64> {
+        let current = match self.counter {
+            Some(c) => Some(c),
+            None => {
+                let key = GLOBAL_COUNTER_KEY;
+                match self.base.get_raw(cf::GLOBAL_COUNTER, key)? {
+                    Some(bytes) => Some(self.codec().decode::<u64>(&bytes)?),
+                    None => None,
+                }
+            }
+        };
+        let next = match current {
+            None => 0,
+            Some(u64::MAX) => 0,
+            Some(c) => c + 1,
+        };
+        self.counter = Some(next);
+        Ok(next)
+    }
+
+    /// Adds `value` to the collection of `prefix` under id `id` (a window
+    /// start or event time; `None`: the counter itself), returning the
+    /// counter that makes the entry unique and ordered.
+    pub fn add_to_collection<V: Serialize + ?Sized>(&mut self, id: Option<i64>, value: &V, prefix: &[u8]) -> Result<u64> {
+        let res = self.add_to_collection_inner(id, value, prefix);
+        self.fail_on_err(res)
+    }
+
+    fn add_to_collection_inner<V: Serialize + ?Sized>(&mut self, id: Option<i64>, value: &V, prefix: &[u8]) -> Result<u64> {
+        self.base.require_started("add_to_collection")?;
+        let id = id.map(|i| non_negative("collection id", i)).transpose()?;
+        let encoded = self.codec().encode(value)?;
+        let counter = self.next_counter()?;
+        let key = keys::window_key(prefix, id.unwrap_or(counter), counter);
+        self.base.set_raw(cf::VALUES, key, encoded)?;
+        Ok(counter)
+    }
+
+    fn collection_items(&self, start: u64, end: u64, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        if start >= end {
+            return Ok(Vec::new());
+        }
+        let want_len = window_key_len(prefix);
+        Ok(self
+            .base
+            .iter_range(cf::VALUES, &bound(prefix, start), Some(&bound(prefix, end)), Direction::Forward)?
+            .into_iter()
+            .filter(|(k, _)| k.len() == want_len)
+            .collect())
+    }
+
+    fn collection_values<C: DeserializeOwned>(&self, start: u64, end: u64, prefix: &[u8]) -> Result<Vec<C>> {
+        self.collection_items(start, end, prefix)?
+            .into_iter()
+            .map(|(_, v)| Ok(self.codec().decode(&v)?))
+            .collect()
+    }
+
+    /// Values collected under `prefix` with `start <= id < end`, in (id,
+    /// counter) order.
+    pub fn get_from_collection<C: DeserializeOwned>(&self, start: i64, end: i64, prefix: &[u8]) -> Result<Vec<C>> {
+        self.base.require_started("get_from_collection")?;
+        let start = start.max(0) as u64;
+        let end = non_negative("collection end", end)?;
+        self.collection_values(start, end, prefix)
+    }
+
+    /// Deletes the values collected under `prefix` with id < `end`, starting
+    /// at `start` or, if `None`, at the last deleted id.
+    pub fn delete_from_collection(&mut self, end: i64, prefix: &[u8], start: Option<i64>) -> Result<()> {
+        self.base.require_started("delete_from_collection")?;
+        let res = (|| {
+            let end = non_negative("collection end", end)?;
+            let start = start.map(|s| s.max(0) as u64);
+            self.delete_collection_range(start, end, prefix)
+        })();
+        self.fail_on_err(res)
+    }
+
+    fn delete_collection_range(&mut self, start: Option<u64>, end: u64, prefix: &[u8]) -> Result<()> {
+        let start = match start {
+            Some(s) => s,
+            None => self.get_index(Index::LatestDeletedValue, prefix)?.unwrap_or(0),
+        };
+        let mut last_id = None;
+        for (key, _) in self.collection_items(start, end, prefix)? {
+            let (_, id, _) = keys::parse_window_key(&key)?;
+            last_id = Some(last_id.map_or(id, |l: u64| l.max(id)));
+            self.base.delete_raw(cf::VALUES, key)?;
+        }
+        if let Some(id) = last_id {
+            self.set_index(Index::LatestDeletedValue, prefix, id)?;
+        }
+        Ok(())
+    }
+
+    // ---- commit ------------------------------------------------------------
+
+    /// Persists the counter (if used), then prepares the base transaction.
+    pub fn prepare(&mut self, processed_offsets: Option<&ProcessedOffsets>) -> Result<()> {
+        self.base.require_started("prepare")?;
+        if let Some(counter) = self.counter {
+            let res = self
+                .codec()
+                .encode(&counter)
+                .map_err(TxnError::from)
+                .and_then(|v| self.base.set_raw(cf::GLOBAL_COUNTER, GLOBAL_COUNTER_KEY.to_vec(), v));
+            self.fail_on_err(res)?;
+        }
+        self.base.prepare(processed_offsets)
+    }
+
+    /// Flushes the base transaction (see [`PartitionTransaction::flush`]).
+    pub fn flush(&mut self, changelog_offset: Option<u64>) -> Result<()> {
+        self.base.flush(changelog_offset)
+    }
+
+    /// `prepare(None)` then `flush(None)`.
+    pub fn commit(mut self) -> Result<()> {
+        self.prepare(None)?;
+        self.flush(None)
+    }
+}
