@@ -69,7 +69,10 @@ impl WriteBatch {
     /// # Panics
     /// If a key or value is 4 GiB or larger.
     pub fn put(&mut self, cf: &str, key: &[u8], value: &[u8]) {
-        assert!(value.len() < DELETE as usize && key.len() < u32::MAX as usize, "key or value of 4 GiB or more");
+        assert!(
+            value.len() < DELETE as usize && key.len() < u32::MAX as usize,
+            "key or value of 4 GiB or more"
+        );
         let cf = self.cf_index(cf);
         let start = self.data.len();
         self.data.extend_from_slice(key);
@@ -171,9 +174,21 @@ mod tests {
         assert_eq!(
             ops,
             vec![
-                BatchOp { cf: "default", key: b"a", value: Some(b"1") },
-                BatchOp { cf: "x", key: b"b", value: None },
-                BatchOp { cf: "default", key: b"", value: Some(b"") },
+                BatchOp {
+                    cf: "default",
+                    key: b"a",
+                    value: Some(b"1")
+                },
+                BatchOp {
+                    cf: "x",
+                    key: b"b",
+                    value: None
+                },
+                BatchOp {
+                    cf: "default",
+                    key: b"",
+                    value: Some(b"")
+                },
             ]
         );
         assert_eq!(b.changelog_offset(), Some(7));

@@ -159,8 +159,14 @@ mod tests {
             (serde_json::json!(0.30000000000000004), "0.30000000000000004"),
             (serde_json::json!([1, "é", null, true]), "[1,\"é\",null,true]"),
             (serde_json::json!({"a": 1, "b": [1.5]}), "{\"a\":1,\"b\":[1.5]}"),
-            (serde_json::json!("a\"b\\\n\u{1}\u{2028}"), "\"a\\\"b\\\\\\n\\u0001\u{2028}\""),
-            (serde_json::json!("\u{8}\u{c}\t\r\u{1f}\u{7f}/<>&"), "\"\\b\\f\\t\\r\\u001f\u{7f}/<>&\""),
+            (
+                serde_json::json!("a\"b\\\n\u{1}\u{2028}"),
+                "\"a\\\"b\\\\\\n\\u0001\u{2028}\"",
+            ),
+            (
+                serde_json::json!("\u{8}\u{c}\t\r\u{1f}\u{7f}/<>&"),
+                "\"\\b\\f\\t\\r\\u001f\u{7f}/<>&\"",
+            ),
         ];
         for (value, expected) in cases {
             let got = Codec::Json.encode(value).unwrap();
@@ -184,7 +190,14 @@ mod tests {
         let err = Codec::MsgPack.decode::<Visit>(&[0xc1]).unwrap_err();
         assert!(err.to_string().contains("msgpack"), "{err}");
         let err = Codec::Json.decode::<u64>(b"{").unwrap_err();
-        assert!(matches!(err, Error::Decode { codec: "json", len: 1, .. }));
+        assert!(matches!(
+            err,
+            Error::Decode {
+                codec: "json",
+                len: 1,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -41,9 +41,9 @@ pub fn encode_u64(value: u64) -> [u8; U64_LEN] {
 /// Decodes 8 big-endian bytes; any other length is [`Error::MalformedKey`].
 #[inline]
 pub fn decode_u64(bytes: &[u8]) -> Result<u64> {
-    let arr: [u8; U64_LEN] = bytes.try_into().map_err(|_| {
-        Error::malformed_key("u64", format!("expected 8 bytes, got {}", bytes.len()))
-    })?;
+    let arr: [u8; U64_LEN] = bytes
+        .try_into()
+        .map_err(|_| Error::malformed_key("u64", format!("expected 8 bytes, got {}", bytes.len())))?;
     Ok(u64::from_be_bytes(arr))
 }
 
@@ -97,8 +97,7 @@ pub fn window_key(prefix: &[u8], start: u64, end: u64) -> Vec<u8> {
 /// prefix may itself contain `|` bytes.
 pub fn parse_window_key(key: &[u8]) -> Result<(&[u8], u64, u64)> {
     let (prefix, pair) = split_fixed_suffix(key, U64_PAIR_LEN, "window")?;
-    let (start, end) = decode_u64_pair(pair)
-        .map_err(|e| Error::malformed_key("window", e.to_string()))?;
+    let (start, end) = decode_u64_pair(pair).map_err(|e| Error::malformed_key("window", e.to_string()))?;
     Ok((prefix, start, end))
 }
 
@@ -110,18 +109,13 @@ pub fn timestamped_key(prefix: &[u8], ts: u64, counter: u64) -> Vec<u8> {
 /// Splits a timestamped key into `(prefix, ts, counter)`.
 pub fn parse_timestamped_key(key: &[u8]) -> Result<(&[u8], u64, u64)> {
     let (prefix, pair) = split_fixed_suffix(key, U64_PAIR_LEN, "timestamped")?;
-    let (ts, counter) = decode_u64_pair(pair)
-        .map_err(|e| Error::malformed_key("timestamped", e.to_string()))?;
+    let (ts, counter) = decode_u64_pair(pair).map_err(|e| Error::malformed_key("timestamped", e.to_string()))?;
     Ok((prefix, ts, counter))
 }
 
 /// Splits `prefix | suffix` where the suffix has a fixed length; a key that
 /// is exactly the suffix has an empty prefix.
-fn split_fixed_suffix<'a>(
-    key: &'a [u8],
-    suffix_len: usize,
-    layout: &'static str,
-) -> Result<(&'a [u8], &'a [u8])> {
+fn split_fixed_suffix<'a>(key: &'a [u8], suffix_len: usize, layout: &'static str) -> Result<(&'a [u8], &'a [u8])> {
     if key.len() == suffix_len {
         return Ok((&[], key));
     }
@@ -135,7 +129,11 @@ fn split_fixed_suffix<'a>(
     if key[split - 1] != SEPARATOR {
         return Err(Error::malformed_key(
             layout,
-            format!("byte {} is {:#04x}, expected the separator 0x7c", split - 1, key[split - 1]),
+            format!(
+                "byte {} is {:#04x}, expected the separator 0x7c",
+                split - 1,
+                key[split - 1]
+            ),
         ));
     }
     Ok((&key[..split - 1], &key[split..]))

@@ -48,8 +48,13 @@ pub trait StorePartition: Send + Sync {
 
     /// Iterates `cf` over keys `lower <= key < upper` (`upper = None`: to the
     /// end) in the given direction.
-    fn iter_range<'a>(&'a self, cf: &str, lower: &[u8], upper: Option<&[u8]>, direction: Direction)
-        -> Result<KvIter<'a>>;
+    fn iter_range<'a>(
+        &'a self,
+        cf: &str,
+        lower: &[u8],
+        upper: Option<&[u8]>,
+        direction: Direction,
+    ) -> Result<KvIter<'a>>;
 
     /// Applies `batch` atomically (see the trait contract).
     fn write(&self, batch: &WriteBatch) -> Result<()>;

@@ -1,7 +1,7 @@
 //! The backend conformance kit: the contract of [`StorePartition`] and
 //! [`Store`] as executable checks. Every backend runs all of it:
 //!
-//! ```ignore
+//! ```text
 //! struct MyHarness { /* e.g. a temp dir */ }
 //! impl state_core::testkit::Harness for MyHarness { /* ... */ }
 //! state_core::conformance_tests!(MyHarness::new());
@@ -32,7 +32,9 @@ pub trait Harness {
 type P<H> = <<H as Harness>::Store as Store>::Partition;
 
 fn partition<H: Harness>(store: &mut H::Store, n: u32) -> Arc<P<H>> {
-    store.assign_partition(n).expect("assign_partition must succeed on a fresh store")
+    store
+        .assign_partition(n)
+        .expect("assign_partition must succeed on a fresh store")
 }
 
 fn collect(p: &dyn StorePartition, cf: &str, lower: &[u8], upper: Option<&[u8]>, d: Direction) -> Vec<KeyValue> {
@@ -56,7 +58,11 @@ pub fn point_operations<H: Harness>(h: &mut H) {
     assert_eq!(p.get(cf::DEFAULT, b"k").unwrap().as_deref(), Some(&b"v1"[..]));
     assert!(p.exists(cf::DEFAULT, b"k").unwrap());
     p.put(cf::DEFAULT, b"k", b"v2").unwrap();
-    assert_eq!(p.get(cf::DEFAULT, b"k").unwrap().as_deref(), Some(&b"v2"[..]), "a put overwrites");
+    assert_eq!(
+        p.get(cf::DEFAULT, b"k").unwrap().as_deref(),
+        Some(&b"v2"[..]),
+        "a put overwrites"
+    );
     p.delete(cf::DEFAULT, b"k").unwrap();
     assert_eq!(p.get(cf::DEFAULT, b"k").unwrap(), None, "a delete removes");
     assert!(!p.exists(cf::DEFAULT, b"k").unwrap());
@@ -89,7 +95,10 @@ pub fn column_families_are_isolated<H: Harness>(h: &mut H) {
     assert_eq!(p.get(cf::DEFAULT, b"k").unwrap().as_deref(), Some(&b"default"[..]));
     let names = p.column_families().unwrap();
     for expected in [cf::DEFAULT, cf::METADATA, cf::VALUES] {
-        assert!(names.iter().any(|n| n == expected), "column_families() lists {expected}: {names:?}");
+        assert!(
+            names.iter().any(|n| n == expected),
+            "column_families() lists {expected}: {names:?}"
+        );
     }
     let mut sorted = names.clone();
     sorted.sort();
@@ -109,8 +118,16 @@ pub fn batches_apply_in_order<H: Harness>(h: &mut H) {
     b.delete(cf::DEFAULT, b"old");
     b.put(cf::LATEST_TIMESTAMPS, b"c", b"3");
     p.write(&b).unwrap();
-    assert_eq!(p.get(cf::DEFAULT, b"a").unwrap(), None, "put then delete in one batch deletes");
-    assert_eq!(p.get(cf::DEFAULT, b"b").unwrap().as_deref(), Some(&b"2"[..]), "the later put wins");
+    assert_eq!(
+        p.get(cf::DEFAULT, b"a").unwrap(),
+        None,
+        "put then delete in one batch deletes"
+    );
+    assert_eq!(
+        p.get(cf::DEFAULT, b"b").unwrap().as_deref(),
+        Some(&b"2"[..]),
+        "the later put wins"
+    );
     assert_eq!(p.get(cf::DEFAULT, b"old").unwrap(), None);
     assert_eq!(p.get(cf::LATEST_TIMESTAMPS, b"c").unwrap().as_deref(), Some(&b"3"[..]));
     p.write(&WriteBatch::new()).unwrap();
@@ -135,7 +152,11 @@ pub fn changelog_offset_is_stored_with_the_batch<H: Harness>(h: &mut H) {
     );
     p.write_changelog_offset(42).unwrap();
     assert_eq!(p.changelog_offset().unwrap(), Some(42));
-    assert_eq!(p.get(cf::DEFAULT, b"k").unwrap().as_deref(), Some(&b"v"[..]), "offset-only write keeps data");
+    assert_eq!(
+        p.get(cf::DEFAULT, b"k").unwrap().as_deref(),
+        Some(&b"v"[..]),
+        "offset-only write keeps data"
+    );
     p.write_bulk(&{
         let mut b = WriteBatch::new();
         b.put(cf::DEFAULT, b"bulk", b"1");
@@ -145,7 +166,11 @@ pub fn changelog_offset_is_stored_with_the_batch<H: Harness>(h: &mut H) {
     .unwrap();
     p.persist().unwrap();
     assert_eq!(p.changelog_offset().unwrap(), Some(43));
-    assert_eq!(p.get(cf::DEFAULT, b"bulk").unwrap().as_deref(), Some(&b"1"[..]), "bulk writes are readable");
+    assert_eq!(
+        p.get(cf::DEFAULT, b"bulk").unwrap().as_deref(),
+        Some(&b"1"[..]),
+        "bulk writes are readable"
+    );
 }
 
 /// Range iteration: bounds (lower inclusive, upper exclusive, open upper),
@@ -172,14 +197,36 @@ pub fn range_iteration<H: Harness>(h: &mut H) {
     assert_eq!(keys(&back), rev, "backward iteration is in reverse byte order");
 
     let mid = collect(&*p, cf::DEFAULT, b"a", Some(b"b"), Direction::Forward);
-    assert_eq!(keys(&mid), vec![&b"a"[..], b"a\x00", b"a|\xff"], "lower inclusive, upper exclusive");
+    assert_eq!(
+        keys(&mid),
+        vec![&b"a"[..], b"a\x00", b"a|\xff"],
+        "lower inclusive, upper exclusive"
+    );
     let mid_back = collect(&*p, cf::DEFAULT, b"a", Some(b"b"), Direction::Backward);
-    assert_eq!(keys(&mid_back), vec![&b"a|\xff"[..], b"a\x00", b"a"], "bounds hold backwards");
+    assert_eq!(
+        keys(&mid_back),
+        vec![&b"a|\xff"[..], b"a\x00", b"a"],
+        "bounds hold backwards"
+    );
     let from_b = collect(&*p, cf::DEFAULT, b"a\x01", None, Direction::Forward);
-    assert_eq!(keys(&from_b), vec![&b"a|\xff"[..], b"b", b"\xff\xff"], "a lower bound between keys");
-    assert!(collect(&*p, cf::DEFAULT, b"b", Some(b"b"), Direction::Forward).is_empty(), "an empty range");
-    assert!(collect(&*p, cf::DEFAULT, b"c", Some(b"a"), Direction::Backward).is_empty(), "an inverted range");
-    assert_eq!(collect(&*p, cf::VALUES, b"", None, Direction::Forward).len(), 1, "iteration stays in its cf");
+    assert_eq!(
+        keys(&from_b),
+        vec![&b"a|\xff"[..], b"b", b"\xff\xff"],
+        "a lower bound between keys"
+    );
+    assert!(
+        collect(&*p, cf::DEFAULT, b"b", Some(b"b"), Direction::Forward).is_empty(),
+        "an empty range"
+    );
+    assert!(
+        collect(&*p, cf::DEFAULT, b"c", Some(b"a"), Direction::Backward).is_empty(),
+        "an inverted range"
+    );
+    assert_eq!(
+        collect(&*p, cf::VALUES, b"", None, Direction::Forward).len(),
+        1,
+        "iteration stays in its cf"
+    );
 }
 
 /// An iterator reflects the state when it was created, even if the
@@ -212,8 +259,14 @@ pub fn large_batches_and_values<H: Harness>(h: &mut H) {
     b.set_changelog_offset(5000);
     p.write(&b).unwrap();
     assert_eq!(p.get(cf::DEFAULT, b"big").unwrap().map(|v| v.len()), Some(1 << 20));
-    assert_eq!(p.get(cf::DEFAULT, b"key04999").unwrap(), Some(4999u32.to_be_bytes().to_vec()));
-    assert_eq!(collect(&*p, cf::DEFAULT, b"key", Some(b"kez"), Direction::Forward).len(), 5000);
+    assert_eq!(
+        p.get(cf::DEFAULT, b"key04999").unwrap(),
+        Some(4999u32.to_be_bytes().to_vec())
+    );
+    assert_eq!(
+        collect(&*p, cf::DEFAULT, b"key", Some(b"kez"), Direction::Forward).len(),
+        5000
+    );
 }
 
 /// Partitions are independent; assign is idempotent; revoke of an
@@ -225,12 +278,22 @@ pub fn store_lifecycle<H: Harness>(h: &mut H) {
     p0.put(cf::DEFAULT, b"k", b"p0").unwrap();
     assert_eq!(p1.get(cf::DEFAULT, b"k").unwrap(), None, "partitions do not share data");
     let again = store.assign_partition(0).unwrap();
-    assert_eq!(again.get(cf::DEFAULT, b"k").unwrap().as_deref(), Some(&b"p0"[..]), "re-assign returns the open partition");
+    assert_eq!(
+        again.get(cf::DEFAULT, b"k").unwrap().as_deref(),
+        Some(&b"p0"[..]),
+        "re-assign returns the open partition"
+    );
     assert_eq!(store.assigned_partitions(), vec![0, 1]);
     assert!(store.partition(1).is_some());
     assert!(store.partition(7).is_none());
-    assert!(store.revoke_partition(7).is_err(), "revoking an unassigned partition is an error");
-    assert!(store.destroy().is_err(), "destroy is refused while partitions are assigned");
+    assert!(
+        store.revoke_partition(7).is_err(),
+        "revoking an unassigned partition is an error"
+    );
+    assert!(
+        store.destroy().is_err(),
+        "destroy is refused while partitions are assigned"
+    );
     drop((p0, p1, again));
     store.revoke_partition(0).unwrap();
     store.revoke_partition(1).unwrap();
@@ -256,16 +319,32 @@ pub fn durability_across_reopen<H: Harness>(h: &mut H) {
         store.revoke_partition(3).unwrap();
         let p = partition::<H>(&mut store, 3);
         if h.durable() {
-            assert_eq!(p.get(cf::DEFAULT, b"k").unwrap().as_deref(), Some(&b"v"[..]), "revoke + assign keeps data");
+            assert_eq!(
+                p.get(cf::DEFAULT, b"k").unwrap().as_deref(),
+                Some(&b"v"[..]),
+                "revoke + assign keeps data"
+            );
         } else {
-            assert_eq!(p.get(cf::DEFAULT, b"k").unwrap(), None, "a non-durable revoke drops data");
+            assert_eq!(
+                p.get(cf::DEFAULT, b"k").unwrap(),
+                None,
+                "a non-durable revoke drops data"
+            );
         }
     }
     let mut store = h.open();
     let p = partition::<H>(&mut store, 3);
     if h.durable() {
-        assert_eq!(p.get(cf::DEFAULT, b"k").unwrap().as_deref(), Some(&b"v"[..]), "data survives reopen");
-        assert_eq!(p.get(cf::GLOBAL_COUNTER, b"c").unwrap().as_deref(), Some(&b"1"[..]), "every cf survives reopen");
+        assert_eq!(
+            p.get(cf::DEFAULT, b"k").unwrap().as_deref(),
+            Some(&b"v"[..]),
+            "data survives reopen"
+        );
+        assert_eq!(
+            p.get(cf::GLOBAL_COUNTER, b"c").unwrap().as_deref(),
+            Some(&b"1"[..]),
+            "every cf survives reopen"
+        );
         assert_eq!(p.changelog_offset().unwrap(), Some(9), "the offset survives reopen");
     } else {
         assert_eq!(p.get(cf::DEFAULT, b"k").unwrap(), None);
@@ -292,16 +371,25 @@ pub fn concurrent_access<H: Harness>(h: &mut H) {
     assert_eq!(collect(&*p, cf::DEFAULT, b"", None, Direction::Forward).len(), 800);
 }
 
+/// A named conformance case.
+pub type Case<H> = (&'static str, fn(&mut H));
+
 /// Every case, by name, in the order [`run_all`] runs them.
-pub fn cases<H: Harness>() -> Vec<(&'static str, fn(&mut H))> {
+pub fn cases<H: Harness>() -> Vec<Case<H>> {
     vec![
         ("point_operations", point_operations::<H>),
         ("empty_values_are_values", empty_values_are_values::<H>),
         ("column_families_are_isolated", column_families_are_isolated::<H>),
         ("batches_apply_in_order", batches_apply_in_order::<H>),
-        ("changelog_offset_is_stored_with_the_batch", changelog_offset_is_stored_with_the_batch::<H>),
+        (
+            "changelog_offset_is_stored_with_the_batch",
+            changelog_offset_is_stored_with_the_batch::<H>,
+        ),
         ("range_iteration", range_iteration::<H>),
-        ("iteration_sees_a_consistent_view", iteration_sees_a_consistent_view::<H>),
+        (
+            "iteration_sees_a_consistent_view",
+            iteration_sees_a_consistent_view::<H>,
+        ),
         ("large_batches_and_values", large_batches_and_values::<H>),
         ("store_lifecycle", store_lifecycle::<H>),
         ("durability_across_reopen", durability_across_reopen::<H>),

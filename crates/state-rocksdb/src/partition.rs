@@ -86,7 +86,13 @@ impl RocksDbPartition {
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
-                Err(e) => return Err(Error::backend(BACKEND, "opening the partition", format!("{}: {e}", path.display()))),
+                Err(e) => {
+                    return Err(Error::backend(
+                        BACKEND,
+                        "opening the partition",
+                        format!("{}: {e}", path.display()),
+                    ))
+                }
             }
         };
         let mut known: BTreeSet<String> = Db::list_cf(&db_opts, path).unwrap_or_default().into_iter().collect();
@@ -111,8 +117,15 @@ impl RocksDbPartition {
     }
 
     fn open_db(path: &Path, db_opts: &rocksdb::Options, cf_opts: &rocksdb::Options) -> Result<Db, rocksdb::Error> {
-        let existing = Db::list_cf(db_opts, path).unwrap_or_default();
-        let descriptors = existing
+        // `default` and `__metadata__` are always opened as named column
+        // families so their handles can be looked up like any other.
+        let mut names = Db::list_cf(db_opts, path).unwrap_or_default();
+        for required in [cf::DEFAULT, cf::METADATA] {
+            if !names.iter().any(|n| n == required) {
+                names.push(required.to_owned());
+            }
+        }
+        let descriptors = names
             .into_iter()
             .map(|name| rocksdb::ColumnFamilyDescriptor::new(name, cf_opts.clone()));
         Db::open_cf_descriptors(db_opts, path, descriptors)
@@ -154,9 +167,9 @@ impl RocksDbPartition {
             let handle = match &current {
                 Some((name, h)) if *name == op.cf => h.clone(),
                 _ => {
-                    let h = self
-                        .handle(op.cf)
-                        .ok_or_else(|| Error::backend(BACKEND, "writing a batch", format!("column family {} vanished", op.cf)))?;
+                    let h = self.handle(op.cf).ok_or_else(|| {
+                        Error::backend(BACKEND, "writing a batch", format!("column family {} vanished", op.cf))
+                    })?;
                     current = Some((op.cf, h.clone()));
                     h
                 }

@@ -76,7 +76,12 @@ impl Store for RocksDbStore {
             return Ok(p.clone());
         }
         let path = self.partition_path(partition);
-        let p = Arc::new(RocksDbPartition::open_with(&path, &self.options, self.cache.as_ref(), &self.stop)?);
+        let p = Arc::new(RocksDbPartition::open_with(
+            &path,
+            &self.options,
+            self.cache.as_ref(),
+            &self.stop,
+        )?);
         self.partitions.insert(partition, p.clone());
         Ok(p)
     }

@@ -94,7 +94,8 @@ fn a_transaction_survives_reopen_with_every_column_family() {
         let p = Arc::new(RocksDbPartition::open(&path, &quick_retry()).unwrap());
         let mut t = PartitionTransaction::new(p.clone(), Codec::MsgPack, None);
         t.set("count", &41u64, b"user-1").unwrap();
-        t.set_raw(cf::GLOBAL_COUNTER, b"__global_counter__".to_vec(), vec![1]).unwrap();
+        t.set_raw(cf::GLOBAL_COUNTER, b"__global_counter__".to_vec(), vec![1])
+            .unwrap();
         t.prepare(None).unwrap();
         t.flush(Some(99)).unwrap();
     }
@@ -122,7 +123,10 @@ fn bulk_writes_are_durable_after_persist() {
     }
     let p = RocksDbPartition::open(&path, &quick_retry()).unwrap();
     assert_eq!(p.changelog_offset().unwrap(), Some(999));
-    assert_eq!(p.get(cf::DEFAULT, &500u32.to_be_bytes()).unwrap().as_deref(), Some(&b"v"[..]));
+    assert_eq!(
+        p.get(cf::DEFAULT, &500u32.to_be_bytes()).unwrap().as_deref(),
+        Some(&b"v"[..])
+    );
 }
 
 #[test]

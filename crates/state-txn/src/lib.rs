@@ -18,15 +18,15 @@
 
 mod cache;
 mod error;
-mod transaction;
-mod timestamped;
-mod windowed;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+mod timestamped;
+mod transaction;
+mod windowed;
 
 pub use error::{Result, TxnError};
-pub use transaction::{PartitionTransaction, TxnStatus};
 pub use timestamped::{TimestampedConfig, TimestampedTransaction, MIN_ELIGIBLE_TIMESTAMPS_KEY};
+pub use transaction::{PartitionTransaction, TxnStatus};
 pub use windowed::{ExpiredWindow, Window, WindowedTransaction, GLOBAL_COUNTER_KEY};
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! Conformance cases for windowed and timestamped transactions, run by every
 //! backend through [`state_core::testkit::Harness`]:
 //!
-//! ```ignore
+//! ```text
 //! state_txn::txn_conformance_tests!(MyHarness::new());
 //! ```
 
@@ -54,24 +54,52 @@ pub fn window_basics<H: Harness>(h: &mut H) {
     t.update_window(10, 20, &3, 12, b"k").unwrap();
     assert_eq!(t.get_window::<i64>(10, 20, b"k").unwrap(), Some(3), "update overwrites");
     assert_eq!(t.get_window::<i64>(10, 20, b"other").unwrap(), None);
-    assert_eq!(t.get_latest_timestamp(b"k").unwrap(), 15, "latest timestamp only moves forward");
+    assert_eq!(
+        t.get_latest_timestamp(b"k").unwrap(),
+        15,
+        "latest timestamp only moves forward"
+    );
     assert_eq!(t.get_latest_timestamp(b"none").unwrap(), 0);
     t.delete_window(0, 10, b"k").unwrap();
     assert_eq!(t.get_window::<i64>(0, 10, b"k").unwrap(), None);
-    assert!(matches!(t.get_window::<i64>(10, 10, b"k"), Err(TxnError::InvalidWindow { .. })));
-    assert!(matches!(t.delete_window(5, 1, b"k"), Err(TxnError::InvalidWindow { .. })));
+    assert!(matches!(
+        t.get_window::<i64>(10, 10, b"k"),
+        Err(TxnError::InvalidWindow { .. })
+    ));
+    assert!(matches!(
+        t.delete_window(5, 1, b"k"),
+        Err(TxnError::InvalidWindow { .. })
+    ));
     t.commit().unwrap();
 
     let mut t = windowed::<H>(&p);
-    assert_eq!(t.get_window::<i64>(10, 20, b"k").unwrap(), Some(3), "committed windows are read back");
-    assert_eq!(t.get_latest_timestamp(b"k").unwrap(), 15, "latest timestamp is persisted");
+    assert_eq!(
+        t.get_window::<i64>(10, 20, b"k").unwrap(),
+        Some(3),
+        "committed windows are read back"
+    );
+    assert_eq!(
+        t.get_latest_timestamp(b"k").unwrap(),
+        15,
+        "latest timestamp is persisted"
+    );
     let err = t.update_window(0, 10, &1, -1, b"k").unwrap_err();
     assert!(matches!(err, TxnError::NegativeTimestamp { .. }), "{err}");
-    assert_eq!(t.status(), crate::TxnStatus::Failed, "an invalid update fails the transaction");
+    assert_eq!(
+        t.status(),
+        crate::TxnStatus::Failed,
+        "an invalid update fails the transaction"
+    );
     let mut t = windowed::<H>(&p);
-    assert!(matches!(t.update_window(20, 10, &1, 1, b"k"), Err(TxnError::InvalidWindow { start: 20, end: 10 })));
+    assert!(matches!(
+        t.update_window(20, 10, &1, 1, b"k"),
+        Err(TxnError::InvalidWindow { start: 20, end: 10 })
+    ));
     let mut t = windowed::<H>(&p);
-    assert!(matches!(t.update_window(-10, 10, &1, 1, b"k"), Err(TxnError::NegativeTimestamp { .. })));
+    assert!(matches!(
+        t.update_window(-10, 10, &1, 1, b"k"),
+        Err(TxnError::NegativeTimestamp { .. })
+    ));
 }
 
 /// `get_windows`: start_from exclusive, start_to inclusive, both
@@ -91,12 +119,31 @@ pub fn window_ranges<H: Harness>(h: &mut H) {
     t.update_window(40, 50, &40, 40, b"k").unwrap();
     t.delete_window(20, 30, b"k").unwrap();
     let starts = |ws: Vec<Window<i64>>| ws.into_iter().map(|w| w.start).collect::<Vec<_>>();
-    assert_eq!(starts(t.get_windows(-1, 100, b"k", false).unwrap()), vec![0, 10, 30, 40], "cache merged, deletes hidden");
-    assert_eq!(starts(t.get_windows(0, 30, b"k", false).unwrap()), vec![10, 30], "exclusive from, inclusive to");
-    assert_eq!(starts(t.get_windows(0, 30, b"k", true).unwrap()), vec![30, 10], "backwards");
+    assert_eq!(
+        starts(t.get_windows(-1, 100, b"k", false).unwrap()),
+        vec![0, 10, 30, 40],
+        "cache merged, deletes hidden"
+    );
+    assert_eq!(
+        starts(t.get_windows(0, 30, b"k", false).unwrap()),
+        vec![10, 30],
+        "exclusive from, inclusive to"
+    );
+    assert_eq!(
+        starts(t.get_windows(0, 30, b"k", true).unwrap()),
+        vec![30, 10],
+        "backwards"
+    );
     assert_eq!(starts(t.get_windows(30, 30, b"k", false).unwrap()), Vec::<u64>::new());
     let w = t.get_windows::<i64>(5, 15, b"k", false).unwrap();
-    assert_eq!(w, vec![Window { start: 10, end: 20, value: 10 }]);
+    assert_eq!(
+        w,
+        vec![Window {
+            start: 10,
+            end: 20,
+            value: 10
+        }]
+    );
     assert_eq!(starts(t.get_windows(-1, 100, b"k2", false).unwrap()), vec![10]);
     assert_eq!(starts(t.get_windows(-1, 100, b"k|x", false).unwrap()), vec![10]);
 }
@@ -122,9 +169,17 @@ pub fn expiry_emits_each_window_once<H: Harness>(h: &mut H) {
 
         let mut t = windowed::<H>(&p);
         let next: Vec<ExpiredWindow<i64, ()>> = t.expire_windows(20, b"k", true, false).unwrap();
-        assert_eq!(next.iter().map(|w| (w.start, w.value)).collect::<Vec<_>>(), vec![(20, 20)], "only the new window");
+        assert_eq!(
+            next.iter().map(|w| (w.start, w.value)).collect::<Vec<_>>(),
+            vec![(20, 20)],
+            "only the new window"
+        );
         assert_eq!(t.get_window::<i64>(20, 30, b"k").unwrap(), None, "deleted on expiry");
-        assert_eq!(t.get_window::<i64>(0, 10, b"k").unwrap(), Some(0), "expired without delete stays");
+        assert_eq!(
+            t.get_window::<i64>(0, 10, b"k").unwrap(),
+            Some(0),
+            "expired without delete stays"
+        );
         t.prepare(None).unwrap();
         t.flush(Some(2)).unwrap();
         drop(p);
@@ -154,7 +209,11 @@ pub fn collections<H: Harness>(h: &mut H) {
     t.add_to_collection(Some(12), &"late", b"k").unwrap();
     t.add_to_collection(Some(4), &"other", b"k2").unwrap();
     assert_eq!((c0, c1, c2), (0, 1, 2), "the counter orders entries");
-    assert_eq!(t.get_from_collection::<String>(0, 10, b"k").unwrap(), vec!["b", "a", "c"], "by id then counter");
+    assert_eq!(
+        t.get_from_collection::<String>(0, 10, b"k").unwrap(),
+        vec!["b", "a", "c"],
+        "by id then counter"
+    );
     t.update_window(0, 10, &(), 9, b"k").unwrap();
     t.update_window(10, 20, &(), 12, b"k").unwrap();
     t.commit().unwrap();
@@ -171,9 +230,21 @@ pub fn collections<H: Harness>(h: &mut H) {
     // window's own values go when a later window expires or by delete_windows.
     let mut t = windowed::<H>(&p);
     t.delete_windows(10, true, b"k").unwrap();
-    assert_eq!(t.get_from_collection::<String>(0, 100, b"k").unwrap(), vec!["late"], "ids < 10 deleted");
-    assert_eq!(t.get_window::<()>(10, 20, b"k").unwrap(), None, "windows up to start 10 deleted");
-    assert_eq!(t.get_from_collection::<String>(0, 100, b"k2").unwrap(), vec!["other"], "other prefixes untouched");
+    assert_eq!(
+        t.get_from_collection::<String>(0, 100, b"k").unwrap(),
+        vec!["late"],
+        "ids < 10 deleted"
+    );
+    assert_eq!(
+        t.get_window::<()>(10, 20, b"k").unwrap(),
+        None,
+        "windows up to start 10 deleted"
+    );
+    assert_eq!(
+        t.get_from_collection::<String>(0, 100, b"k2").unwrap(),
+        vec!["other"],
+        "other prefixes untouched"
+    );
     t.delete_from_collection(100, b"k", None).unwrap();
     assert!(t.get_from_collection::<String>(0, 100, b"k").unwrap().is_empty());
     t.commit().unwrap();
@@ -192,14 +263,29 @@ pub fn expire_all_windows_by_step<H: Harness>(h: &mut H) {
     let first: Vec<ExpiredWindow<i64, ()>> = t.expire_all_windows(25, 10, true, false).unwrap();
     let mut got: Vec<_> = first.iter().map(|w| (w.prefix.clone(), w.end)).collect();
     got.sort();
-    assert_eq!(got, vec![(b"a".to_vec(), 10), (b"a".to_vec(), 20), (b"b".to_vec(), 10), (b"b".to_vec(), 20)]);
+    assert_eq!(
+        got,
+        vec![
+            (b"a".to_vec(), 10),
+            (b"a".to_vec(), 20),
+            (b"b".to_vec(), 10),
+            (b"b".to_vec(), 20)
+        ]
+    );
     t.commit().unwrap();
     let mut t = windowed::<H>(&p);
     let second: Vec<ExpiredWindow<i64, ()>> = t.expire_all_windows(35, 10, true, false).unwrap();
-    assert_eq!(second.iter().map(|w| w.end).collect::<Vec<_>>(), vec![30, 30], "only the next step");
+    assert_eq!(
+        second.iter().map(|w| w.end).collect::<Vec<_>>(),
+        vec![30, 30],
+        "only the next step"
+    );
     let none: Vec<ExpiredWindow<i64, ()>> = t.expire_all_windows(39, 10, true, false).unwrap();
     assert!(none.is_empty());
-    assert!(t.expire_all_windows::<i64, ()>(40, 0, true, false).is_err(), "a zero step is refused");
+    assert!(
+        t.expire_all_windows::<i64, ()>(40, 0, true, false).is_err(),
+        "a zero step is refused"
+    );
 }
 
 /// `get_latest`: newest at or before the time, cache against store, deletes
@@ -207,7 +293,10 @@ pub fn expire_all_windows_by_step<H: Harness>(h: &mut H) {
 pub fn timestamped_latest<H: Harness>(h: &mut H) {
     let mut store = h.open();
     let p = store.assign_partition(0).expect("assign");
-    let cfg = TimestampedConfig { grace_ms: 1000, keep_duplicates: false };
+    let cfg = TimestampedConfig {
+        grace_ms: 1000,
+        keep_duplicates: false,
+    };
     let mut t = timestamped::<H>(&p, cfg);
     t.set_for_timestamp(10, &"s10", b"k").unwrap();
     t.set_for_timestamp(30, &"s30", b"k").unwrap();
@@ -215,20 +304,43 @@ pub fn timestamped_latest<H: Harness>(h: &mut H) {
 
     let mut t = timestamped::<H>(&p, cfg);
     assert_eq!(t.get_latest::<String>(29, b"k").unwrap().as_deref(), Some("s10"));
-    assert_eq!(t.get_latest::<String>(30, b"k").unwrap().as_deref(), Some("s30"), "at the time counts");
+    assert_eq!(
+        t.get_latest::<String>(30, b"k").unwrap().as_deref(),
+        Some("s30"),
+        "at the time counts"
+    );
     assert_eq!(t.get_latest::<String>(9, b"k").unwrap(), None);
     t.set_for_timestamp(20, &"c20", b"k").unwrap();
-    assert_eq!(t.get_latest::<String>(25, b"k").unwrap().as_deref(), Some("c20"), "a newer cached value wins");
-    assert_eq!(t.get_latest::<String>(35, b"k").unwrap().as_deref(), Some("s30"), "a newer stored value wins");
+    assert_eq!(
+        t.get_latest::<String>(25, b"k").unwrap().as_deref(),
+        Some("c20"),
+        "a newer cached value wins"
+    );
+    assert_eq!(
+        t.get_latest::<String>(35, b"k").unwrap().as_deref(),
+        Some("s30"),
+        "a newer stored value wins"
+    );
     assert_eq!(t.delete_interval(30, 31, b"k").unwrap(), 1);
-    assert_eq!(t.get_latest::<String>(35, b"k").unwrap().as_deref(), Some("c20"), "a cached delete hides the store");
+    assert_eq!(
+        t.get_latest::<String>(35, b"k").unwrap().as_deref(),
+        Some("c20"),
+        "a cached delete hides the store"
+    );
     assert_eq!(t.get_interval::<String>(0, 100, b"k").unwrap(), vec!["s10", "c20"]);
-    assert_eq!(t.get_interval::<String>(10, 20, b"k").unwrap(), vec!["s10"], "end exclusive");
+    assert_eq!(
+        t.get_interval::<String>(10, 20, b"k").unwrap(),
+        vec!["s10"],
+        "end exclusive"
+    );
     assert!(t.get_latest::<String>(35, b"k2").unwrap().is_none());
     t.commit().unwrap();
     let mut t = timestamped::<H>(&p, cfg);
     assert_eq!(t.get_latest::<String>(100, b"k").unwrap().as_deref(), Some("c20"));
-    assert!(matches!(t.set_for_timestamp(-1, &"x", b"k"), Err(TxnError::NegativeTimestamp { .. })));
+    assert!(matches!(
+        t.set_for_timestamp(-1, &"x", b"k"),
+        Err(TxnError::NegativeTimestamp { .. })
+    ));
 }
 
 /// Grace expiry deletes old entries of the prefixes written, from the cache
@@ -236,7 +348,10 @@ pub fn timestamped_latest<H: Harness>(h: &mut H) {
 pub fn timestamped_grace_expiry<H: Harness>(h: &mut H) {
     let mut store = h.open();
     let p = store.assign_partition(0).expect("assign");
-    let cfg = TimestampedConfig { grace_ms: 10, keep_duplicates: false };
+    let cfg = TimestampedConfig {
+        grace_ms: 10,
+        keep_duplicates: false,
+    };
     let mut t = timestamped::<H>(&p, cfg);
     t.set_for_timestamp(1, &1, b"key").unwrap();
     t.set_for_timestamp(5, &5, b"key").unwrap();
@@ -247,17 +362,38 @@ pub fn timestamped_grace_expiry<H: Harness>(h: &mut H) {
     let mut t = timestamped::<H>(&p, cfg);
     t.set_for_timestamp(13, &13, b"key").unwrap(); // min eligible for "key" -> 3
     assert_eq!(t.min_eligible_timestamp(b"key").unwrap(), 3);
-    assert_eq!(t.get_latest::<i64>(2, b"key").unwrap(), None, "below the minimum eligible time");
+    assert_eq!(
+        t.get_latest::<i64>(2, b"key").unwrap(),
+        None,
+        "below the minimum eligible time"
+    );
     t.set_for_timestamp(2, &2, b"key").unwrap(); // late, already expired on prepare
     t.commit().unwrap();
 
     let mut t = timestamped::<H>(&p, cfg);
-    assert_eq!(t.get_interval::<i64>(0, 100, b"key").unwrap(), vec![5, 13], "1 and 2 expired (store and cache)");
-    assert_eq!(t.get_interval::<i64>(0, 100, b"key2").unwrap(), vec![1], "key2 shares bytes but keeps its entries");
-    assert_eq!(t.get_interval::<i64>(0, 100, b"key|x").unwrap(), vec![2], "key|x keeps its entries");
-    assert_eq!(t.min_eligible_timestamp(b"key").unwrap(), 3, "min eligible time is persisted");
     assert_eq!(
-        p.get(cf::MIN_ELIGIBLE_TIMESTAMPS, b"key|__min_eligible_timestamps__").unwrap(),
+        t.get_interval::<i64>(0, 100, b"key").unwrap(),
+        vec![5, 13],
+        "1 and 2 expired (store and cache)"
+    );
+    assert_eq!(
+        t.get_interval::<i64>(0, 100, b"key2").unwrap(),
+        vec![1],
+        "key2 shares bytes but keeps its entries"
+    );
+    assert_eq!(
+        t.get_interval::<i64>(0, 100, b"key|x").unwrap(),
+        vec![2],
+        "key|x keeps its entries"
+    );
+    assert_eq!(
+        t.min_eligible_timestamp(b"key").unwrap(),
+        3,
+        "min eligible time is persisted"
+    );
+    assert_eq!(
+        p.get(cf::MIN_ELIGIBLE_TIMESTAMPS, b"key|__min_eligible_timestamps__")
+            .unwrap(),
         Some(3u64.to_be_bytes().to_vec()),
         "stored as u64 BE"
     );
@@ -268,23 +404,45 @@ pub fn timestamped_grace_expiry<H: Harness>(h: &mut H) {
 pub fn timestamped_duplicates<H: Harness>(h: &mut H) {
     let mut store = h.open();
     let p = store.assign_partition(0).expect("assign");
-    let dup = TimestampedConfig { grace_ms: 1000, keep_duplicates: true };
+    let dup = TimestampedConfig {
+        grace_ms: 1000,
+        keep_duplicates: true,
+    };
     let mut t = timestamped::<H>(&p, dup);
     t.set_for_timestamp(7, &"a", b"k").unwrap();
     t.set_for_timestamp(7, &"b", b"k").unwrap();
     t.commit().unwrap();
     let mut t = timestamped::<H>(&p, dup);
     t.set_for_timestamp(7, &"c", b"k").unwrap();
-    assert_eq!(t.get_interval::<String>(7, 8, b"k").unwrap(), vec!["a", "b", "c"], "kept in order");
-    assert_eq!(t.get_latest::<String>(7, b"k").unwrap().as_deref(), Some("c"), "the newest duplicate is latest");
+    assert_eq!(
+        t.get_interval::<String>(7, 8, b"k").unwrap(),
+        vec!["a", "b", "c"],
+        "kept in order"
+    );
+    assert_eq!(
+        t.get_latest::<String>(7, b"k").unwrap().as_deref(),
+        Some("c"),
+        "the newest duplicate is latest"
+    );
     t.commit().unwrap();
-    assert_eq!(p.get(cf::GLOBAL_COUNTER, b"|__global_counter__").unwrap().as_deref(), Some(&b"2"[..]), "counter persisted");
+    assert_eq!(
+        p.get(cf::GLOBAL_COUNTER, b"|__global_counter__").unwrap().as_deref(),
+        Some(&b"2"[..]),
+        "counter persisted"
+    );
 
-    let plain = TimestampedConfig { grace_ms: 1000, keep_duplicates: false };
+    let plain = TimestampedConfig {
+        grace_ms: 1000,
+        keep_duplicates: false,
+    };
     let mut t = timestamped::<H>(&p, plain);
     t.set_for_timestamp(9, &"x", b"j").unwrap();
     t.set_for_timestamp(9, &"y", b"j").unwrap();
-    assert_eq!(t.get_interval::<String>(0, 100, b"j").unwrap(), vec!["y"], "without duplicates the last write wins");
+    assert_eq!(
+        t.get_interval::<String>(0, 100, b"j").unwrap(),
+        vec!["y"],
+        "without duplicates the last write wins"
+    );
 }
 
 /// Windowed changes recorded from the changelog and replayed into an empty
@@ -310,21 +468,34 @@ pub fn changelog_replay_rebuilds_every_column_family<H: Harness>(h: &mut H) {
             source.clone(),
             Codec::Json,
             Some(dyn_sink.clone()),
-            TimestampedConfig { grace_ms: 5, keep_duplicates: true },
+            TimestampedConfig {
+                grace_ms: 5,
+                keep_duplicates: true,
+            },
         );
         ts.set_for_timestamp(round * 7, &round, b"t").unwrap();
         ts.prepare(None).unwrap();
         ts.flush(None).unwrap();
     }
     let records = sink.records();
-    assert!(records.iter().all(|r| r.cf != cf::METADATA), "metadata is never emitted");
+    assert!(
+        records.iter().all(|r| r.cf != cf::METADATA),
+        "metadata is never emitted"
+    );
     let mut batch = WriteBatch::new();
     for r in &records {
         batch.push(&r.cf, &r.key, r.value.as_deref());
     }
     target.write(&batch).unwrap();
-    assert_eq!(all_cfs(&*target), all_cfs(&*source), "replayed state equals the original in every cf");
-    assert!(all_cfs(&*source).len() >= 5, "the scenario touches the windowed column families");
+    assert_eq!(
+        all_cfs(&*target),
+        all_cfs(&*source),
+        "replayed state equals the original in every cf"
+    );
+    assert!(
+        all_cfs(&*source).len() >= 5,
+        "the scenario touches the windowed column families"
+    );
 }
 
 #[derive(Clone, Debug)]
@@ -373,7 +544,11 @@ impl Model {
 /// Random window updates, expiries and commits agree with a naive model
 /// (a `BTreeMap` of windows and a last-expired marker per key).
 pub fn windows_match_a_naive_model<H: Harness>(h: &mut H) {
-    let mut runner = TestRunner::new(Config { cases: 48, failure_persistence: None, ..Config::default() });
+    let mut runner = TestRunner::new(Config {
+        cases: 48,
+        failure_persistence: None,
+        ..Config::default()
+    });
     let store = std::cell::RefCell::new(h.open());
     let partition_no = std::cell::Cell::new(100u32);
     runner
@@ -387,12 +562,14 @@ pub fn windows_match_a_naive_model<H: Harness>(h: &mut H) {
                     WindowOp::Update { key, start, ts } => {
                         let start = u64::from(start) * 10;
                         let value = i64::from(ts);
-                        t.update_window(start as i64, start as i64 + 10, &value, i64::from(ts), &[key]).unwrap();
+                        t.update_window(start as i64, start as i64 + 10, &value, i64::from(ts), &[key])
+                            .unwrap();
                         model.windows.insert((key, start), value);
                     }
                     WindowOp::Expire { key, max_start, delete } => {
                         let max_start = u64::from(max_start) * 10;
-                        let got: Vec<ExpiredWindow<i64, ()>> = t.expire_windows(max_start as i64, &[key], delete, false).unwrap();
+                        let got: Vec<ExpiredWindow<i64, ()>> =
+                            t.expire_windows(max_start as i64, &[key], delete, false).unwrap();
                         let got: Vec<(u64, i64)> = got.into_iter().map(|w| (w.start, w.value)).collect();
                         prop_assert_eq!(got, model.expire(key, max_start, delete));
                     }
@@ -410,7 +587,12 @@ pub fn windows_match_a_naive_model<H: Harness>(h: &mut H) {
                     .into_iter()
                     .map(|w| (w.start, w.value))
                     .collect();
-                let want: Vec<(u64, i64)> = model.windows.iter().filter(|((k, _), _)| *k == key).map(|((_, s), v)| (*s, *v)).collect();
+                let want: Vec<(u64, i64)> = model
+                    .windows
+                    .iter()
+                    .filter(|((k, _), _)| *k == key)
+                    .map(|((_, s), v)| (*s, *v))
+                    .collect();
                 prop_assert_eq!(got, want);
             }
             drop(t);
@@ -421,8 +603,11 @@ pub fn windows_match_a_naive_model<H: Harness>(h: &mut H) {
         .unwrap_or_else(|e| panic!("windowed transactions disagree with the model: {e}"));
 }
 
+/// A named conformance case.
+pub type Case<H> = (&'static str, fn(&mut H));
+
 /// Every case, by name.
-pub fn cases<H: Harness>() -> Vec<(&'static str, fn(&mut H))> {
+pub fn cases<H: Harness>() -> Vec<Case<H>> {
     vec![
         ("window_basics", window_basics::<H>),
         ("window_ranges", window_ranges::<H>),
@@ -432,7 +617,10 @@ pub fn cases<H: Harness>() -> Vec<(&'static str, fn(&mut H))> {
         ("timestamped_latest", timestamped_latest::<H>),
         ("timestamped_grace_expiry", timestamped_grace_expiry::<H>),
         ("timestamped_duplicates", timestamped_duplicates::<H>),
-        ("changelog_replay_rebuilds_every_column_family", changelog_replay_rebuilds_every_column_family::<H>),
+        (
+            "changelog_replay_rebuilds_every_column_family",
+            changelog_replay_rebuilds_every_column_family::<H>,
+        ),
         ("windows_match_a_naive_model", windows_match_a_naive_model::<H>),
     ]
 }

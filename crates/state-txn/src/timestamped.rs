@@ -81,7 +81,12 @@ impl<P: StorePartition + ?Sized> std::fmt::Debug for TimestampedTransaction<P> {
 
 impl<P: StorePartition + ?Sized> TimestampedTransaction<P> {
     /// Starts a timestamped transaction on `partition`.
-    pub fn new(partition: Arc<P>, codec: Codec, sink: Option<Arc<dyn ChangelogSink>>, config: TimestampedConfig) -> Self {
+    pub fn new(
+        partition: Arc<P>,
+        codec: Codec,
+        sink: Option<Arc<dyn ChangelogSink>>,
+        config: TimestampedConfig,
+    ) -> Self {
         TimestampedTransaction {
             base: PartitionTransaction::new(partition, codec, sink),
             config,
@@ -114,10 +119,10 @@ impl<P: StorePartition + ?Sized> TimestampedTransaction<P> {
         if let Some(v) = self.min_eligible.get(prefix) {
             return Ok(*v);
         }
-        let stored = match self
-            .base
-            .get_raw(cf::MIN_ELIGIBLE_TIMESTAMPS, &ts_key(prefix, MIN_ELIGIBLE_TIMESTAMPS_KEY))?
-        {
+        let stored = match self.base.get_raw(
+            cf::MIN_ELIGIBLE_TIMESTAMPS,
+            &ts_key(prefix, MIN_ELIGIBLE_TIMESTAMPS_KEY),
+        )? {
             Some(bytes) => keys::decode_u64(&bytes)?,
             None => 0,
         };
@@ -150,10 +155,18 @@ impl<P: StorePartition + ?Sized> TimestampedTransaction<P> {
     }
 
     fn set_inner<V: Serialize + ?Sized>(&mut self, timestamp: i64, value: &V, prefix: &[u8]) -> Result<()> {
-        let ts = u64::try_from(timestamp).map_err(|_| TxnError::NegativeTimestamp { what: "timestamp", value: timestamp })?;
+        let ts = u64::try_from(timestamp).map_err(|_| TxnError::NegativeTimestamp {
+            what: "timestamp",
+            value: timestamp,
+        })?;
         let encoded = self.base.codec().encode(value)?;
-        let counter = if self.config.keep_duplicates { self.next_counter()? } else { 0 };
-        self.base.set_raw(cf::DEFAULT, entry_key(prefix, ts, counter), encoded)?;
+        let counter = if self.config.keep_duplicates {
+            self.next_counter()?
+        } else {
+            0
+        };
+        self.base
+            .set_raw(cf::DEFAULT, entry_key(prefix, ts, counter), encoded)?;
         let candidate = ts.saturating_sub(self.config.grace_ms);
         let current = self.min_eligible_timestamp(prefix)?;
         let min = current.max(candidate);
@@ -181,7 +194,9 @@ impl<P: StorePartition + ?Sized> TimestampedTransaction<P> {
             return Ok(None);
         }
         let want = entry_len(prefix);
-        let items = self.base.iter_range(cf::DEFAULT, &lower, Some(&upper), Direction::Backward)?;
+        let items = self
+            .base
+            .iter_range(cf::DEFAULT, &lower, Some(&upper), Direction::Backward)?;
         match items.into_iter().find(|(k, _)| k.len() == want) {
             Some((_, v)) => Ok(Some(self.base.codec().decode(&v)?)),
             None => Ok(None),
@@ -197,7 +212,12 @@ impl<P: StorePartition + ?Sized> TimestampedTransaction<P> {
         let want = entry_len(prefix);
         Ok(self
             .base
-            .iter_range(cf::DEFAULT, &bound(prefix, start), Some(&bound(prefix, end)), Direction::Forward)?
+            .iter_range(
+                cf::DEFAULT,
+                &bound(prefix, start),
+                Some(&bound(prefix, end)),
+                Direction::Forward,
+            )?
             .into_iter()
             .filter(|(k, _)| k.len() == want)
             .collect())
@@ -244,7 +264,10 @@ impl<P: StorePartition + ?Sized> TimestampedTransaction<P> {
             let want = entry_len(&prefix);
             let lower = ts_key(&prefix, b"");
             let upper = bound(&prefix, min);
-            for (k, _) in self.base.iter_range(cf::DEFAULT, &lower, Some(&upper), Direction::Forward)? {
+            for (k, _) in self
+                .base
+                .iter_range(cf::DEFAULT, &lower, Some(&upper), Direction::Forward)?
+            {
                 // The length check keeps longer prefixes sharing these bytes
                 // (e.g. `key|x...`) out of this prefix's expiry.
                 if k.len() == want {

@@ -9,8 +9,7 @@ use std::sync::Arc;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use state_core::{
-    cf, keys, ChangelogRecord, ChangelogSink, Codec, Direction, KeyValue, ProcessedOffsets, StorePartition,
-    WriteBatch,
+    cf, keys, ChangelogRecord, ChangelogSink, Codec, Direction, KeyValue, ProcessedOffsets, StorePartition, WriteBatch,
 };
 
 use crate::cache::{Cached, UpdateCache};
@@ -124,7 +123,11 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
             Err(TxnError::InvalidStatus {
                 operation,
                 status: self.status,
-                allowed: if allowed.len() == 1 { "started" } else { "started or prepared" },
+                allowed: if allowed.len() == 1 {
+                    "started"
+                } else {
+                    "started or prepared"
+                },
             })
         }
     }
@@ -284,7 +287,12 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
 
     /// Encodes and sets `key` under `prefix` to `value`. An encoding error
     /// fails the transaction.
-    pub fn set<K: Serialize + ?Sized, V: Serialize + ?Sized>(&mut self, key: &K, value: &V, prefix: &[u8]) -> Result<()> {
+    pub fn set<K: Serialize + ?Sized, V: Serialize + ?Sized>(
+        &mut self,
+        key: &K,
+        value: &V,
+        prefix: &[u8],
+    ) -> Result<()> {
         self.set_in(cf::DEFAULT, key, value, prefix)
     }
 
@@ -360,7 +368,11 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     pub fn prepare(&mut self, processed_offsets: Option<&ProcessedOffsets>) -> Result<()> {
         self.started("prepare")?;
         let res = self.emit_changelog(processed_offsets);
-        self.status = if res.is_ok() { TxnStatus::Prepared } else { TxnStatus::Failed };
+        self.status = if res.is_ok() {
+            TxnStatus::Prepared
+        } else {
+            TxnStatus::Failed
+        };
         res
     }
 
@@ -392,7 +404,11 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     pub fn flush(&mut self, changelog_offset: Option<u64>) -> Result<()> {
         self.require("flush", &[TxnStatus::Started, TxnStatus::Prepared])?;
         let res = self.write_changes(changelog_offset);
-        self.status = if res.is_ok() { TxnStatus::Complete } else { TxnStatus::Failed };
+        self.status = if res.is_ok() {
+            TxnStatus::Complete
+        } else {
+            TxnStatus::Failed
+        };
         res
     }
 

@@ -60,28 +60,32 @@ pub struct ExpiredWindow<V, C> {
     pub prefix: Vec<u8>,
 }
 
+/// The per-prefix "latest ..." indexes of a windowed store.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Index {
-    LatestTimestamp,
-    LatestExpired,
-    LatestDeletedWindow,
-    LatestDeletedValue,
+    Timestamp,
+    Expired,
+    DeletedWindow,
+    DeletedValue,
 }
 
 impl Index {
     fn location(self) -> (&'static str, &'static [u8]) {
         match self {
-            Index::LatestTimestamp => (cf::LATEST_TIMESTAMPS, LATEST_TIMESTAMP_KEY),
-            Index::LatestExpired => (cf::EXPIRATION_INDEX, LATEST_EXPIRED_KEY),
-            Index::LatestDeletedWindow => (cf::DELETION_INDEX, LATEST_DELETED_WINDOW_KEY),
-            Index::LatestDeletedValue => (cf::VALUE_DELETION_INDEX, LATEST_DELETED_VALUE_KEY),
+            Index::Timestamp => (cf::LATEST_TIMESTAMPS, LATEST_TIMESTAMP_KEY),
+            Index::Expired => (cf::EXPIRATION_INDEX, LATEST_EXPIRED_KEY),
+            Index::DeletedWindow => (cf::DELETION_INDEX, LATEST_DELETED_WINDOW_KEY),
+            Index::DeletedValue => (cf::VALUE_DELETION_INDEX, LATEST_DELETED_VALUE_KEY),
         }
     }
 }
 
 fn check_window(start: i64, end: i64) -> Result<(u64, u64)> {
     if start < 0 {
-        return Err(TxnError::NegativeTimestamp { what: "window start", value: start });
+        return Err(TxnError::NegativeTimestamp {
+            what: "window start",
+            value: start,
+        });
     }
     if end <= start {
         return Err(TxnError::InvalidWindow { start, end });
@@ -182,12 +186,12 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
 
     /// The latest event time seen for `prefix` by `update_window` (0 if none).
     pub fn get_latest_timestamp(&mut self, prefix: &[u8]) -> Result<u64> {
-        Ok(self.get_index(Index::LatestTimestamp, prefix)?.unwrap_or(0))
+        Ok(self.get_index(Index::Timestamp, prefix)?.unwrap_or(0))
     }
 
     /// The start of the last window expired for `prefix` (0 if none).
     pub fn get_latest_expired(&mut self, prefix: &[u8]) -> Result<u64> {
-        Ok(self.get_index(Index::LatestExpired, prefix)?.unwrap_or(0))
+        Ok(self.get_index(Index::Expired, prefix)?.unwrap_or(0))
     }
 
     // ---- windows -----------------------------------------------------------
@@ -226,10 +230,11 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         let ts = non_negative("timestamp", timestamp)?;
         let (s, e) = check_window(start, end)?;
         let encoded = self.codec().encode(value)?;
-        self.base.set_raw(cf::DEFAULT, keys::window_key(prefix, s, e), encoded)?;
-        let latest = self.get_index(Index::LatestTimestamp, prefix)?;
+        self.base
+            .set_raw(cf::DEFAULT, keys::window_key(prefix, s, e), encoded)?;
+        let latest = self.get_index(Index::Timestamp, prefix)?;
         let updated = latest.map_or(ts, |l| l.max(ts));
-        self.set_index(Index::LatestTimestamp, prefix, updated)
+        self.set_index(Index::Timestamp, prefix, updated)
     }
 
     /// Deletes window `[start, end)` under `prefix`.
@@ -238,7 +243,13 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         self.base.delete_raw(cf::DEFAULT, keys::window_key(prefix, s, e))
     }
 
-    fn windows_raw(&self, start_from: Option<u64>, start_to: u64, prefix: &[u8], backwards: bool) -> Result<Vec<(u64, u64, Vec<u8>)>> {
+    fn windows_raw(
+        &self,
+        start_from: Option<u64>,
+        start_to: u64,
+        prefix: &[u8],
+        backwards: bool,
+    ) -> Result<Vec<(u64, u64, Vec<u8>)>> {
         // start_from is exclusive: scan from start_from + 1.
         let lower_start = match start_from {
             Some(s) => match s.checked_add(1) {
@@ -256,7 +267,11 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
             Some(u) => Some(u),
             None => keys::prefix_upper_bound(&keys::prefixed_key(prefix, b"")),
         };
-        let dir = if backwards { Direction::Backward } else { Direction::Forward };
+        let dir = if backwards {
+            Direction::Backward
+        } else {
+            Direction::Forward
+        };
         let want_len = window_key_len(prefix);
         let mut out = Vec::new();
         for (key, value) in self.base.iter_range(cf::DEFAULT, &lower, upper.as_deref(), dir)? {
@@ -284,7 +299,13 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         let from = u64::try_from(start_from).ok();
         self.windows_raw(from, start_to as u64, prefix, backwards)?
             .into_iter()
-            .map(|(start, end, v)| Ok(Window { start, end, value: self.codec().decode(&v)? }))
+            .map(|(start, end, v)| {
+                Ok(Window {
+                    start,
+                    end,
+                    value: self.codec().decode(&v)?,
+                })
+            })
             .collect()
     }
 
@@ -316,15 +337,19 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         if max_start_time < 0 {
             return Ok(Vec::new());
         }
-        let last_expired = self.get_index(Index::LatestExpired, prefix)?;
+        let last_expired = self.get_index(Index::Expired, prefix)?;
         let windows = self.windows_raw(last_expired, max_start_time as u64, prefix, false)?;
         let Some(&(last_start, _, _)) = windows.last() else {
             return Ok(Vec::new());
         };
-        self.set_index(Index::LatestExpired, prefix, last_start)?;
+        self.set_index(Index::Expired, prefix, last_start)?;
         let mut out = Vec::with_capacity(windows.len());
         for (start, end, bytes) in &windows {
-            let collected = if collect { self.collection_values(*start, *end, prefix)? } else { Vec::new() };
+            let collected = if collect {
+                self.collection_values(*start, *end, prefix)?
+            } else {
+                Vec::new()
+            };
             out.push(ExpiredWindow {
                 start: *start,
                 end: *end,
@@ -335,7 +360,8 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         }
         if delete {
             for (start, end, _) in &windows {
-                self.base.delete_raw(cf::DEFAULT, keys::window_key(prefix, *start, *end))?;
+                self.base
+                    .delete_raw(cf::DEFAULT, keys::window_key(prefix, *start, *end))?;
             }
             if collect {
                 self.delete_collection_range(None, last_start, prefix)?;
@@ -357,15 +383,16 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         if max_start_time < 0 {
             return Ok(());
         }
-        let last_deleted = self.get_index(Index::LatestDeletedWindow, prefix)?;
+        let last_deleted = self.get_index(Index::DeletedWindow, prefix)?;
         let windows = self.windows_raw(last_deleted, max_start_time as u64, prefix, false)?;
         for (start, end, _) in &windows {
-            self.base.delete_raw(cf::DEFAULT, keys::window_key(prefix, *start, *end))?;
+            self.base
+                .delete_raw(cf::DEFAULT, keys::window_key(prefix, *start, *end))?;
         }
         // quixstreams skips recording a last deleted start of 0.
         if let Some(&(last, _, _)) = windows.last() {
             if last > 0 {
-                self.set_index(Index::LatestDeletedWindow, prefix, last)?;
+                self.set_index(Index::DeletedWindow, prefix, last)?;
             }
         }
         if delete_values {
@@ -403,7 +430,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
             return Err(TxnError::InvalidWindow { start: 0, end: step_ms });
         }
         let step = step_ms as u64;
-        let last_expired = self.get_index(Index::LatestExpired, b"")?.unwrap_or(0);
+        let last_expired = self.get_index(Index::Expired, b"")?.unwrap_or(0);
         // Which window ends qualify, and the new recorded end.
         let (ends, new_last): (Option<BTreeSet<u64>>, u64) = if last_expired > 0 {
             let mut ends = BTreeSet::new();
@@ -422,7 +449,9 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         let all = self.base.iter_range(cf::DEFAULT, b"", None, Direction::Forward)?;
         let mut expired = Vec::new();
         for (key, value) in all {
-            let Ok((prefix, start, end)) = keys::parse_window_key(&key) else { continue };
+            let Ok((prefix, start, end)) = keys::parse_window_key(&key) else {
+                continue;
+            };
             let hit = match &ends {
                 Some(set) => set.contains(&end),
                 None => end <= new_last,
@@ -433,7 +462,11 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         }
         let mut out = Vec::with_capacity(expired.len());
         for (prefix, start, end, bytes) in &expired {
-            let collected = if collect { self.collection_values(*start, *end, prefix)? } else { Vec::new() };
+            let collected = if collect {
+                self.collection_values(*start, *end, prefix)?
+            } else {
+                Vec::new()
+            };
             out.push(ExpiredWindow {
                 start: *start,
                 end: *end,
@@ -444,13 +477,14 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         }
         if delete {
             for (prefix, start, end, _) in &expired {
-                self.base.delete_raw(cf::DEFAULT, keys::window_key(prefix, *start, *end))?;
+                self.base
+                    .delete_raw(cf::DEFAULT, keys::window_key(prefix, *start, *end))?;
                 if collect {
                     self.delete_collection_range(None, *start, prefix)?;
                 }
             }
         }
-        self.set_index(Index::LatestExpired, b"", new_last)?;
+        self.set_index(Index::Expired, b"", new_last)?;
         Ok(out)
     }
 
@@ -479,12 +513,22 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     /// Adds `value` to the collection of `prefix` under id `id` (a window
     /// start or event time; `None`: the counter itself), returning the
     /// counter that makes the entry unique and ordered.
-    pub fn add_to_collection<V: Serialize + ?Sized>(&mut self, id: Option<i64>, value: &V, prefix: &[u8]) -> Result<u64> {
+    pub fn add_to_collection<V: Serialize + ?Sized>(
+        &mut self,
+        id: Option<i64>,
+        value: &V,
+        prefix: &[u8],
+    ) -> Result<u64> {
         let res = self.add_to_collection_inner(id, value, prefix);
         self.fail_on_err(res)
     }
 
-    fn add_to_collection_inner<V: Serialize + ?Sized>(&mut self, id: Option<i64>, value: &V, prefix: &[u8]) -> Result<u64> {
+    fn add_to_collection_inner<V: Serialize + ?Sized>(
+        &mut self,
+        id: Option<i64>,
+        value: &V,
+        prefix: &[u8],
+    ) -> Result<u64> {
         self.base.require_started("add_to_collection")?;
         let id = id.map(|i| non_negative("collection id", i)).transpose()?;
         let encoded = self.codec().encode(value)?;
@@ -501,7 +545,12 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         let want_len = window_key_len(prefix);
         Ok(self
             .base
-            .iter_range(cf::VALUES, &bound(prefix, start), Some(&bound(prefix, end)), Direction::Forward)?
+            .iter_range(
+                cf::VALUES,
+                &bound(prefix, start),
+                Some(&bound(prefix, end)),
+                Direction::Forward,
+            )?
             .into_iter()
             .filter(|(k, _)| k.len() == want_len)
             .collect())
@@ -538,7 +587,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     fn delete_collection_range(&mut self, start: Option<u64>, end: u64, prefix: &[u8]) -> Result<()> {
         let start = match start {
             Some(s) => s,
-            None => self.get_index(Index::LatestDeletedValue, prefix)?.unwrap_or(0),
+            None => self.get_index(Index::DeletedValue, prefix)?.unwrap_or(0),
         };
         let mut last_id = None;
         for (key, _) in self.collection_items(start, end, prefix)? {
@@ -547,7 +596,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
             self.base.delete_raw(cf::VALUES, key)?;
         }
         if let Some(id) = last_id {
-            self.set_index(Index::LatestDeletedValue, prefix, id)?;
+            self.set_index(Index::DeletedValue, prefix, id)?;
         }
         Ok(())
     }

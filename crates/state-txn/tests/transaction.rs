@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use state_core::{cf, ChangelogSink, Codec, Direction, MemoryPartition, ProcessedOffsets, RecordingSink, StorePartition};
+use state_core::{
+    cf, ChangelogSink, Codec, Direction, MemoryPartition, ProcessedOffsets, RecordingSink, StorePartition,
+};
 use state_txn::{PartitionTransaction, TxnError, TxnStatus};
 
 fn setup() -> (Arc<MemoryPartition>, Arc<RecordingSink>) {
@@ -29,13 +31,21 @@ fn reads_see_own_writes_and_deletes_before_the_store() {
     t.set("a", &10, b"user").unwrap();
     t.delete("b", b"user").unwrap();
     assert_eq!(t.get::<_, i64>("a", b"user").unwrap(), Some(10), "update visible");
-    assert_eq!(t.get::<_, i64>("b", b"user").unwrap(), None, "delete hides the stored value");
+    assert_eq!(
+        t.get::<_, i64>("b", b"user").unwrap(),
+        None,
+        "delete hides the stored value"
+    );
     assert!(!t.exists("b", b"user").unwrap());
     assert!(t.exists("a", b"user").unwrap());
     assert_eq!(t.get::<_, i64>("a", b"other").unwrap(), None, "prefixes are separate");
     t.set("b", &3, b"user").unwrap();
     assert_eq!(t.get::<_, i64>("b", b"user").unwrap(), Some(3), "set after delete");
-    assert_eq!(p.get(cf::DEFAULT, b"user|\"a\"").unwrap().as_deref(), Some(&b"1"[..]), "store untouched before flush");
+    assert_eq!(
+        p.get(cf::DEFAULT, b"user|\"a\"").unwrap().as_deref(),
+        Some(&b"1"[..]),
+        "store untouched before flush"
+    );
     t.commit().unwrap();
     assert_eq!(p.get(cf::DEFAULT, b"user|\"a\"").unwrap().as_deref(), Some(&b"10"[..]));
 }
@@ -50,7 +60,10 @@ fn keys_are_prefix_separator_encoded_key() {
     t.commit().unwrap();
     assert_eq!(p.get(cf::DEFAULT, b"k1|\"count\"").unwrap().as_deref(), Some(&b"5"[..]));
     assert_eq!(p.get(cf::DEFAULT, b"\"nopfx\"").unwrap().as_deref(), Some(&b"1"[..]));
-    assert_eq!(p.get(cf::DEFAULT, b"k1|raw").unwrap().as_deref(), Some(&b"\x00\x01"[..]));
+    assert_eq!(
+        p.get(cf::DEFAULT, b"k1|raw").unwrap().as_deref(),
+        Some(&b"\x00\x01"[..])
+    );
 }
 
 #[test]
@@ -60,7 +73,8 @@ fn prepare_emits_one_record_per_change_with_headers() {
     t.set("a", &1, b"p").unwrap();
     t.set("a", &2, b"p").unwrap(); // same key twice: one record
     t.delete("gone", b"p").unwrap();
-    t.set_raw(cf::LATEST_TIMESTAMPS, b"p|__latest_timestamp__".to_vec(), b"9".to_vec()).unwrap();
+    t.set_raw(cf::LATEST_TIMESTAMPS, b"p|__latest_timestamp__".to_vec(), b"9".to_vec())
+        .unwrap();
     t.set_raw(cf::METADATA, b"local".to_vec(), b"x".to_vec()).unwrap();
     let offsets = ProcessedOffsets::new().with("input", 17);
     t.prepare(Some(&offsets)).unwrap();
@@ -68,12 +82,22 @@ fn prepare_emits_one_record_per_change_with_headers() {
     let recs = sink.records();
     let summary: Vec<_> = recs
         .iter()
-        .map(|r| (r.cf.as_str(), String::from_utf8_lossy(&r.key).into_owned(), r.value.clone()))
+        .map(|r| {
+            (
+                r.cf.as_str(),
+                String::from_utf8_lossy(&r.key).into_owned(),
+                r.value.clone(),
+            )
+        })
         .collect();
     assert_eq!(
         summary,
         vec![
-            (cf::LATEST_TIMESTAMPS, "p|__latest_timestamp__".to_string(), Some(b"9".to_vec())),
+            (
+                cf::LATEST_TIMESTAMPS,
+                "p|__latest_timestamp__".to_string(),
+                Some(b"9".to_vec())
+            ),
             (cf::DEFAULT, "p|\"a\"".to_string(), Some(b"2".to_vec())),
             (cf::DEFAULT, "p|\"gone\"".to_string(), None),
         ],
@@ -84,10 +108,17 @@ fn prepare_emits_one_record_per_change_with_headers() {
     }
     // A prepared transaction only flushes.
     assert!(matches!(t.set("x", &1, b"p"), Err(TxnError::InvalidStatus { .. })));
-    assert!(matches!(t.get::<_, i64>("a", b"p"), Err(TxnError::InvalidStatus { .. })));
+    assert!(matches!(
+        t.get::<_, i64>("a", b"p"),
+        Err(TxnError::InvalidStatus { .. })
+    ));
     t.flush(Some(5)).unwrap();
     assert_eq!(p.changelog_offset().unwrap(), Some(5));
-    assert_eq!(p.get(cf::METADATA, b"local").unwrap().as_deref(), Some(&b"x"[..]), "local cf is written locally");
+    assert_eq!(
+        p.get(cf::METADATA, b"local").unwrap().as_deref(),
+        Some(&b"x"[..]),
+        "local cf is written locally"
+    );
 }
 
 #[test]
@@ -126,12 +157,28 @@ fn offset_regression_is_refused_and_fails_the_transaction() {
     t.set("k", &2, b"").unwrap();
     t.prepare(None).unwrap();
     let err = t.flush(Some(9)).unwrap_err();
-    assert!(matches!(err, TxnError::ChangelogOffsetRegression { stored: 10, requested: 9 }), "{err}");
-    assert!(err.to_string().contains("recreated"), "the message says what to do: {err}");
+    assert!(
+        matches!(
+            err,
+            TxnError::ChangelogOffsetRegression {
+                stored: 10,
+                requested: 9
+            }
+        ),
+        "{err}"
+    );
+    assert!(
+        err.to_string().contains("recreated"),
+        "the message says what to do: {err}"
+    );
     assert_eq!(t.status(), TxnStatus::Failed);
     assert_eq!(p.changelog_offset().unwrap(), Some(10));
     let check = txn(&p, &sink);
-    assert_eq!(check.get::<_, i64>("k", b"").unwrap(), Some(1), "nothing of the failed flush is visible");
+    assert_eq!(
+        check.get::<_, i64>("k", b"").unwrap(),
+        Some(1),
+        "nothing of the failed flush is visible"
+    );
 
     // The same offset is fine (a checkpoint that produced nothing new).
     let mut t = txn(&p, &sink);
@@ -148,7 +195,13 @@ fn failed_and_complete_transactions_refuse_use() {
     assert!(matches!(err, TxnError::Core(state_core::Error::Encode { .. })), "{err}");
     assert_eq!(t.status(), TxnStatus::Failed);
     for res in [t.prepare(None), t.flush(None), t.set_bytes(b"a", b"b", b"")] {
-        assert!(matches!(res, Err(TxnError::InvalidStatus { status: TxnStatus::Failed, .. })));
+        assert!(matches!(
+            res,
+            Err(TxnError::InvalidStatus {
+                status: TxnStatus::Failed,
+                ..
+            })
+        ));
     }
     assert!(t.get_bytes(b"a", b"").is_err());
 
@@ -168,12 +221,18 @@ fn decode_errors_do_not_fail_the_transaction_or_lose_data() {
     p.put(cf::DEFAULT, b"\"k\"", b"{not json").unwrap();
     let mut t = txn(&p, &sink);
     let err = t.get::<_, i64>("k", b"").unwrap_err();
-    assert!(matches!(err, TxnError::Core(state_core::Error::Decode { codec: "json", .. })), "{err}");
+    assert!(
+        matches!(err, TxnError::Core(state_core::Error::Decode { codec: "json", .. })),
+        "{err}"
+    );
     assert_eq!(t.status(), TxnStatus::Started);
     assert_eq!(t.get_bytes(b"\"k\"", b"").unwrap().as_deref(), Some(&b"{not json"[..]));
     t.set("other", &1, b"").unwrap();
     t.commit().unwrap();
-    assert_eq!(p.get(cf::DEFAULT, b"\"k\"").unwrap().as_deref(), Some(&b"{not json"[..]));
+    assert_eq!(
+        p.get(cf::DEFAULT, b"\"k\"").unwrap().as_deref(),
+        Some(&b"{not json"[..])
+    );
 }
 
 #[test]
@@ -211,7 +270,9 @@ fn merged_range_iteration() {
         (b"a3".to_vec(), b"cache".to_vec()),
     ];
     assert_eq!(got, expect);
-    let back = t.iter_range(cf::DEFAULT, b"a", Some(b"b"), Direction::Backward).unwrap();
+    let back = t
+        .iter_range(cf::DEFAULT, b"a", Some(b"b"), Direction::Backward)
+        .unwrap();
     assert_eq!(back, expect.into_iter().rev().collect::<Vec<_>>());
 }
 

@@ -167,33 +167,105 @@ impl ser::Serializer for ByteOnly {
     fn serialize_u8(self, v: u8) -> Result<u8, RawError> {
         Ok(v)
     }
-    fn serialize_bool(self, _: bool) -> Result<u8, RawError> { Err(unsupported("a sequence of bool")) }
-    fn serialize_i8(self, _: i8) -> Result<u8, RawError> { Err(unsupported("a sequence of i8")) }
-    fn serialize_i16(self, _: i16) -> Result<u8, RawError> { Err(unsupported("a sequence of i16")) }
-    fn serialize_i32(self, _: i32) -> Result<u8, RawError> { Err(unsupported("a sequence of i32")) }
-    fn serialize_i64(self, _: i64) -> Result<u8, RawError> { Err(unsupported("a sequence of i64")) }
-    fn serialize_u16(self, _: u16) -> Result<u8, RawError> { Err(unsupported("a sequence of u16")) }
-    fn serialize_u32(self, _: u32) -> Result<u8, RawError> { Err(unsupported("a sequence of u32")) }
-    fn serialize_u64(self, _: u64) -> Result<u8, RawError> { Err(unsupported("a sequence of u64")) }
-    fn serialize_f32(self, _: f32) -> Result<u8, RawError> { Err(unsupported("a sequence of f32")) }
-    fn serialize_f64(self, _: f64) -> Result<u8, RawError> { Err(unsupported("a sequence of f64")) }
-    fn serialize_char(self, _: char) -> Result<u8, RawError> { Err(unsupported("a sequence of char")) }
-    fn serialize_str(self, _: &str) -> Result<u8, RawError> { Err(unsupported("a sequence of strings")) }
-    fn serialize_bytes(self, _: &[u8]) -> Result<u8, RawError> { Err(unsupported("nested bytes")) }
-    fn serialize_none(self) -> Result<u8, RawError> { Err(unsupported("None")) }
-    fn serialize_some<T: ?Sized + Serialize>(self, _: &T) -> Result<u8, RawError> { Err(unsupported("an Option")) }
-    fn serialize_unit(self) -> Result<u8, RawError> { Err(unsupported("()")) }
-    fn serialize_unit_struct(self, n: &'static str) -> Result<u8, RawError> { Err(unsupported(n)) }
-    fn serialize_unit_variant(self, n: &'static str, _: u32, _: &'static str) -> Result<u8, RawError> { Err(unsupported(n)) }
-    fn serialize_newtype_struct<T: ?Sized + Serialize>(self, _: &'static str, v: &T) -> Result<u8, RawError> { v.serialize(self) }
-    fn serialize_newtype_variant<T: ?Sized + Serialize>(self, n: &'static str, _: u32, _: &'static str, _: &T) -> Result<u8, RawError> { Err(unsupported(n)) }
-    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, RawError> { Err(unsupported("nested sequences")) }
-    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, RawError> { Err(unsupported("a tuple")) }
-    fn serialize_tuple_struct(self, n: &'static str, _: usize) -> Result<Self::SerializeTupleStruct, RawError> { Err(unsupported(n)) }
-    fn serialize_tuple_variant(self, n: &'static str, _: u32, _: &'static str, _: usize) -> Result<Self::SerializeTupleVariant, RawError> { Err(unsupported(n)) }
-    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, RawError> { Err(unsupported("a map")) }
-    fn serialize_struct(self, n: &'static str, _: usize) -> Result<Self::SerializeStruct, RawError> { Err(unsupported(n)) }
-    fn serialize_struct_variant(self, n: &'static str, _: u32, _: &'static str, _: usize) -> Result<Self::SerializeStructVariant, RawError> { Err(unsupported(n)) }
+    fn serialize_bool(self, _: bool) -> Result<u8, RawError> {
+        Err(unsupported("a sequence of bool"))
+    }
+    fn serialize_i8(self, _: i8) -> Result<u8, RawError> {
+        Err(unsupported("a sequence of i8"))
+    }
+    fn serialize_i16(self, _: i16) -> Result<u8, RawError> {
+        Err(unsupported("a sequence of i16"))
+    }
+    fn serialize_i32(self, _: i32) -> Result<u8, RawError> {
+        Err(unsupported("a sequence of i32"))
+    }
+    fn serialize_i64(self, _: i64) -> Result<u8, RawError> {
+        Err(unsupported("a sequence of i64"))
+    }
+    fn serialize_u16(self, _: u16) -> Result<u8, RawError> {
+        Err(unsupported("a sequence of u16"))
+    }
+    fn serialize_u32(self, _: u32) -> Result<u8, RawError> {
+        Err(unsupported("a sequence of u32"))
+    }
+    fn serialize_u64(self, _: u64) -> Result<u8, RawError> {
+        Err(unsupported("a sequence of u64"))
+    }
+    fn serialize_f32(self, _: f32) -> Result<u8, RawError> {
+        Err(unsupported("a sequence of f32"))
+    }
+    fn serialize_f64(self, _: f64) -> Result<u8, RawError> {
+        Err(unsupported("a sequence of f64"))
+    }
+    fn serialize_char(self, _: char) -> Result<u8, RawError> {
+        Err(unsupported("a sequence of char"))
+    }
+    fn serialize_str(self, _: &str) -> Result<u8, RawError> {
+        Err(unsupported("a sequence of strings"))
+    }
+    fn serialize_bytes(self, _: &[u8]) -> Result<u8, RawError> {
+        Err(unsupported("nested bytes"))
+    }
+    fn serialize_none(self) -> Result<u8, RawError> {
+        Err(unsupported("None"))
+    }
+    fn serialize_some<T: ?Sized + Serialize>(self, _: &T) -> Result<u8, RawError> {
+        Err(unsupported("an Option"))
+    }
+    fn serialize_unit(self) -> Result<u8, RawError> {
+        Err(unsupported("()"))
+    }
+    fn serialize_unit_struct(self, n: &'static str) -> Result<u8, RawError> {
+        Err(unsupported(n))
+    }
+    fn serialize_unit_variant(self, n: &'static str, _: u32, _: &'static str) -> Result<u8, RawError> {
+        Err(unsupported(n))
+    }
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(self, _: &'static str, v: &T) -> Result<u8, RawError> {
+        v.serialize(self)
+    }
+    fn serialize_newtype_variant<T: ?Sized + Serialize>(
+        self,
+        n: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<u8, RawError> {
+        Err(unsupported(n))
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, RawError> {
+        Err(unsupported("nested sequences"))
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, RawError> {
+        Err(unsupported("a tuple"))
+    }
+    fn serialize_tuple_struct(self, n: &'static str, _: usize) -> Result<Self::SerializeTupleStruct, RawError> {
+        Err(unsupported(n))
+    }
+    fn serialize_tuple_variant(
+        self,
+        n: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, RawError> {
+        Err(unsupported(n))
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, RawError> {
+        Err(unsupported("a map"))
+    }
+    fn serialize_struct(self, n: &'static str, _: usize) -> Result<Self::SerializeStruct, RawError> {
+        Err(unsupported(n))
+    }
+    fn serialize_struct_variant(
+        self,
+        n: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, RawError> {
+        Err(unsupported(n))
+    }
 }
 
 /// Offers the stored bytes as bytes, as a string (if UTF-8) or as a sequence
@@ -218,9 +290,15 @@ impl<'de> de::Deserializer<'de> for RawDeserializer<'_> {
         self.deserialize_str(visitor)
     }
     fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, RawError> {
-        visitor.visit_seq(de::value::SeqDeserializer::<_, RawError>::new(self.bytes.iter().copied()))
+        visitor.visit_seq(de::value::SeqDeserializer::<_, RawError>::new(
+            self.bytes.iter().copied(),
+        ))
     }
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, RawError> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, RawError> {
         visitor.visit_newtype_struct(self)
     }
 
@@ -229,4 +307,3 @@ impl<'de> de::Deserializer<'de> for RawDeserializer<'_> {
         unit unit_struct tuple tuple_struct map struct enum identifier ignored_any
     }
 }
-

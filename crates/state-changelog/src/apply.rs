@@ -1,0 +1,324 @@
+//! [`ChangelogApplier`]: applies changelog records to a store partition in
+//! batches — the core of recovery, independent of how records are fetched.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use state_core::{ProcessedOffsets, StorePartition, WriteBatch, CF_HEADER, PROCESSED_OFFSETS_HEADER};
+
+use crate::error::{ChangelogError, Result};
+
+/// One changelog record as fetched, borrowed from the consumer's message.
+#[derive(Clone, Copy, Debug)]
+pub struct IncomingRecord<'a> {
+    /// Record offset in the changelog partition.
+    pub offset: i64,
+    /// Record key (`None` is an error).
+    pub key: Option<&'a [u8]>,
+    /// Record value (`None` is a tombstone).
+    pub value: Option<&'a [u8]>,
+    /// The `__column_family__` header value.
+    pub column_family: Option<&'a [u8]>,
+    /// The `__processed_tp_offsets__` header value.
+    pub processed_offsets: Option<&'a [u8]>,
+}
+
+impl<'a> IncomingRecord<'a> {
+    /// Builds a record from `(name, value)` header pairs.
+    pub fn from_headers(
+        offset: i64,
+        key: Option<&'a [u8]>,
+        value: Option<&'a [u8]>,
+        headers: impl IntoIterator<Item = (&'a str, Option<&'a [u8]>)>,
+    ) -> Self {
+        let mut column_family = None;
+        let mut processed_offsets = None;
+        for (name, v) in headers {
+            if name == CF_HEADER {
+                column_family = v;
+            } else if name == PROCESSED_OFFSETS_HEADER {
+                processed_offsets = v;
+            }
+        }
+        IncomingRecord {
+            offset,
+            key,
+            value,
+            column_family,
+            processed_offsets,
+        }
+    }
+}
+
+/// Counters of an applier's work.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ApplyStats {
+    /// Records written to the partition.
+    pub applied: u64,
+    /// Records skipped because their source offsets were not committed.
+    pub skipped: u64,
+    /// Batches written.
+    pub batches: u64,
+}
+
+/// Tuning of a [`ChangelogApplier`].
+pub struct ApplierConfig {
+    /// Flush automatically once this many records are pending.
+    pub max_batch_records: usize,
+}
+
+impl Default for ApplierConfig {
+    fn default() -> Self {
+        ApplierConfig {
+            max_batch_records: 10_000,
+        }
+    }
+}
+
+/// Applies changelog records of one partition.
+///
+/// Records accumulate in one [`WriteBatch`] together with the offset of the
+/// last record; [`ChangelogApplier::flush`] writes it atomically (as a bulk
+/// write, see [`StorePartition::write_bulk`]) and [`ChangelogApplier::finish`]
+/// makes everything durable. An invalid record fails with a typed error and
+/// drops the pending batch, so the partition stays at the last written batch:
+/// its data and its stored offset always agree.
+///
+/// A record whose `__processed_tp_offsets__` are not below the committed
+/// source offsets belongs to a checkpoint that never committed: it is
+/// skipped, but the stored offset still advances past it.
+pub struct ChangelogApplier<P: StorePartition + ?Sized = dyn StorePartition> {
+    partition: Arc<P>,
+    topic: String,
+    partition_no: i32,
+    committed: BTreeMap<String, i64>,
+    batch: WriteBatch,
+    pending: usize,
+    config: ApplierConfig,
+    stats: ApplyStats,
+    // The last header seen and its verdict: consecutive records of one
+    // checkpoint share the header, so it is parsed once per checkpoint.
+    last_header: Vec<u8>,
+    last_verdict: bool,
+}
+
+impl<P: StorePartition + ?Sized> ChangelogApplier<P> {
+    /// An applier for `partition`, fed from `topic[partition_no]`, with the
+    /// committed source offsets (`topic -> next offset to consume`).
+    pub fn new(
+        partition: Arc<P>,
+        topic: impl Into<String>,
+        partition_no: i32,
+        committed: BTreeMap<String, i64>,
+        config: ApplierConfig,
+    ) -> Self {
+        ChangelogApplier {
+            partition,
+            topic: topic.into(),
+            partition_no,
+            committed,
+            batch: WriteBatch::with_capacity(config.max_batch_records, 0),
+            pending: 0,
+            config,
+            stats: ApplyStats::default(),
+            last_header: Vec::new(),
+            last_verdict: true,
+        }
+    }
+
+    /// Work done so far.
+    pub fn stats(&self) -> ApplyStats {
+        self.stats
+    }
+
+    fn should_apply(&mut self, header: Option<&[u8]>, offset: i64) -> Result<bool> {
+        let Some(header) = header else { return Ok(true) };
+        if header == self.last_header.as_slice() && !self.last_header.is_empty() {
+            return Ok(self.last_verdict);
+        }
+        let parsed = ProcessedOffsets::from_header(header).map_err(|e| ChangelogError::InvalidProcessedOffsets {
+            topic: self.topic.clone(),
+            partition: self.partition_no,
+            offset,
+            reason: e.to_string(),
+        })?;
+        let verdict = parsed.is_none_or(|p| p.is_committed(&self.committed));
+        self.last_header.clear();
+        self.last_header.extend_from_slice(header);
+        self.last_verdict = verdict;
+        Ok(verdict)
+    }
+
+    /// Adds one record to the pending batch (flushing when it is full).
+    pub fn apply(&mut self, record: IncomingRecord<'_>) -> Result<()> {
+        match self.validate_and_stage(record) {
+            Ok(()) => {}
+            Err(e) => {
+                self.discard();
+                return Err(e);
+            }
+        }
+        if self.pending >= self.config.max_batch_records {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn validate_and_stage(&mut self, record: IncomingRecord<'_>) -> Result<()> {
+        let offset = record.offset;
+        let cf_bytes = record
+            .column_family
+            .ok_or_else(|| ChangelogError::MissingColumnFamilyHeader {
+                topic: self.topic.clone(),
+                partition: self.partition_no,
+                offset,
+            })?;
+        let cf = std::str::from_utf8(cf_bytes)
+            .ok()
+            .filter(|s| !s.is_empty())
+            .ok_or_else(|| ChangelogError::InvalidColumnFamilyHeader {
+                topic: self.topic.clone(),
+                partition: self.partition_no,
+                offset,
+            })?;
+        let key = record.key.ok_or_else(|| ChangelogError::NullKey {
+            topic: self.topic.clone(),
+            partition: self.partition_no,
+            offset,
+        })?;
+        if self.should_apply(record.processed_offsets, offset)? {
+            self.batch.push(cf, key, record.value);
+            self.stats.applied += 1;
+        } else {
+            self.stats.skipped += 1;
+        }
+        self.batch.set_changelog_offset(offset.max(0) as u64);
+        self.pending += 1;
+        Ok(())
+    }
+
+    /// Drops the pending batch (after an error).
+    fn discard(&mut self) {
+        self.batch.clear();
+        self.pending = 0;
+    }
+
+    /// Writes the pending batch, if any, atomically with its last offset.
+    pub fn flush(&mut self) -> Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let res = self.partition.write_bulk(&self.batch);
+        self.discard();
+        res?;
+        self.stats.batches += 1;
+        Ok(())
+    }
+
+    /// Flushes and makes every applied batch durable.
+    pub fn finish(&mut self) -> Result<ApplyStats> {
+        self.flush()?;
+        self.partition.persist()?;
+        Ok(self.stats)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use state_core::{cf, MemoryPartition};
+
+    fn rec<'a>(offset: i64, key: &'a [u8], value: Option<&'a [u8]>, header: Option<&'a [u8]>) -> IncomingRecord<'a> {
+        IncomingRecord {
+            offset,
+            key: Some(key),
+            value,
+            column_family: Some(b"default"),
+            processed_offsets: header,
+        }
+    }
+
+    fn applier(p: &Arc<MemoryPartition>, committed: i64) -> ChangelogApplier<MemoryPartition> {
+        let mut c = BTreeMap::new();
+        c.insert("input".to_string(), committed);
+        ChangelogApplier::new(p.clone(), "changelog", 0, c, ApplierConfig { max_batch_records: 2 })
+    }
+
+    #[test]
+    fn applies_in_batches_and_stores_the_offset() {
+        let p = Arc::new(MemoryPartition::new());
+        let mut a = applier(&p, 100);
+        a.apply(rec(0, b"a", Some(b"1"), Some(br#"{"input":1}"#))).unwrap();
+        a.apply(rec(1, b"b", Some(b"2"), Some(br#"{"input":2}"#))).unwrap();
+        a.apply(rec(2, b"a", None, None)).unwrap();
+        let stats = a.finish().unwrap();
+        assert_eq!(
+            stats,
+            ApplyStats {
+                applied: 3,
+                skipped: 0,
+                batches: 2
+            }
+        );
+        assert_eq!(p.get(cf::DEFAULT, b"a").unwrap(), None, "tombstones delete");
+        assert_eq!(p.get(cf::DEFAULT, b"b").unwrap().as_deref(), Some(&b"2"[..]));
+        assert_eq!(p.changelog_offset().unwrap(), Some(2));
+    }
+
+    #[test]
+    fn uncommitted_records_are_skipped_but_the_offset_advances() {
+        let p = Arc::new(MemoryPartition::new());
+        let mut a = applier(&p, 5);
+        a.apply(rec(10, b"a", Some(b"1"), Some(br#"{"input":4}"#))).unwrap();
+        a.apply(rec(11, b"b", Some(b"2"), Some(br#"{"input":5}"#))).unwrap();
+        a.apply(rec(12, b"c", Some(b"3"), Some(br#"{"other":1}"#))).unwrap();
+        let stats = a.finish().unwrap();
+        assert_eq!((stats.applied, stats.skipped), (1, 2));
+        assert!(p.get(cf::DEFAULT, b"a").unwrap().is_some());
+        assert!(
+            p.get(cf::DEFAULT, b"b").unwrap().is_none(),
+            "processed offset == committed is not committed"
+        );
+        assert!(
+            p.get(cf::DEFAULT, b"c").unwrap().is_none(),
+            "a topic without a committed offset is skipped"
+        );
+        assert_eq!(p.changelog_offset().unwrap(), Some(12));
+    }
+
+    #[test]
+    fn bad_records_fail_typed_and_apply_nothing_of_their_batch() {
+        let p = Arc::new(MemoryPartition::new());
+        let mut a = applier(&p, 100);
+        a.apply(rec(0, b"a", Some(b"1"), None)).unwrap();
+        a.apply(rec(1, b"b", Some(b"1"), None)).unwrap(); // batch of 2 flushed
+        a.apply(rec(2, b"c", Some(b"1"), None)).unwrap();
+        let mut missing = rec(3, b"d", Some(b"1"), None);
+        missing.column_family = None;
+        let err = a.apply(missing).unwrap_err();
+        assert!(
+            matches!(err, ChangelogError::MissingColumnFamilyHeader { offset: 3, .. }),
+            "{err}"
+        );
+        assert_eq!(p.get(cf::DEFAULT, b"c").unwrap(), None, "the pending batch is dropped");
+        assert_eq!(p.changelog_offset().unwrap(), Some(1), "offset and data agree");
+
+        let mut null_key = rec(4, b"", None, None);
+        null_key.key = None;
+        assert!(matches!(
+            a.apply(null_key),
+            Err(ChangelogError::NullKey { offset: 4, .. })
+        ));
+        let bad_header = rec(5, b"e", Some(b"1"), Some(b"{oops"));
+        assert!(matches!(
+            a.apply(bad_header),
+            Err(ChangelogError::InvalidProcessedOffsets { .. })
+        ));
+        let mut bad_cf = rec(6, b"e", Some(b"1"), None);
+        bad_cf.column_family = Some(b"\xff");
+        assert!(matches!(
+            a.apply(bad_cf),
+            Err(ChangelogError::InvalidColumnFamilyHeader { .. })
+        ));
+    }
+}

@@ -1,0 +1,89 @@
+//! Errors of the changelog layer.
+
+/// A `Result` whose error is [`ChangelogError`].
+pub type Result<T, E = ChangelogError> = std::result::Result<T, E>;
+
+/// What can go wrong producing, administering or recovering a changelog.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ChangelogError {
+    /// A changelog record has no `__column_family__` header.
+    #[error(
+        "changelog record at {topic}[{partition}]@{offset} has no __column_family__ \
+         header; the topic was not written by this library or quixstreams — \
+         check the topic name, or clear the local state and the topic"
+    )]
+    MissingColumnFamilyHeader {
+        /// Changelog topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// Record offset.
+        offset: i64,
+    },
+
+    /// A changelog record has a column family header that is not UTF-8.
+    #[error("changelog record at {topic}[{partition}]@{offset} has a column family header that is not UTF-8")]
+    InvalidColumnFamilyHeader {
+        /// Changelog topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// Record offset.
+        offset: i64,
+    },
+
+    /// A changelog record has no key (state keys are never null).
+    #[error(
+        "changelog record at {topic}[{partition}]@{offset} has a null key; \
+         the topic holds records not written by a state store"
+    )]
+    NullKey {
+        /// Changelog topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// Record offset.
+        offset: i64,
+    },
+
+    /// The `__processed_tp_offsets__` header is not a JSON object of offsets.
+    #[error(
+        "changelog record at {topic}[{partition}]@{offset} has an invalid __processed_tp_offsets__ header: {reason}"
+    )]
+    InvalidProcessedOffsets {
+        /// Changelog topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// Record offset.
+        offset: i64,
+        /// The parse error.
+        reason: String,
+    },
+
+    /// The stored changelog offset is at or beyond the changelog's high
+    /// watermark: the topic was recreated or truncated.
+    #[error(
+        "stored changelog offset {stored} of {topic}[{partition}] is at or beyond \
+         the high watermark {high_watermark}: the changelog topic was recreated or \
+         truncated. Delete the local state of this partition ({path}) so it is \
+         rebuilt from the changelog, or restore the topic"
+    )]
+    InvalidStoredOffset {
+        /// Changelog topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// Offset stored in the partition.
+        stored: u64,
+        /// The changelog's high watermark.
+        high_watermark: i64,
+        /// The local partition directory (or a description of it).
+        path: String,
+    },
+
+    /// The state backend failed.
+    #[error(transparent)]
+    State(#[from] state_core::Error),
+}
