@@ -1,1 +1,40 @@
-fn main() {}
+//! Development tasks, as a Rust binary (run through the `cargo xtask` alias,
+//! which builds it in release mode):
+//!
+//! * `cargo xtask bench [--workload wN]` — the workloads of `shared/bench.md`,
+//!   one JSON line per (system, workload) on stdout.
+//! * `cargo xtask fixtures` — regenerate `fixtures/format/*.json` from the
+//!   code; tests compare the code against the checked-in files.
+
+mod bench;
+mod fixtures;
+
+use std::process::ExitCode;
+
+fn usage() -> &'static str {
+    "usage: cargo xtask <command>
+
+commands:
+  bench [--workload w1|w2|w3]   run the benchmark workloads (N, K, C from the environment)
+  fixtures                      regenerate fixtures/format from the code"
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("bench") => bench::run(&args[1..]),
+        Some("fixtures") => fixtures::run(),
+        Some("-h" | "--help") | None => {
+            eprintln!("{}", usage());
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => Err(format!("unknown command {other:?}\n\n{}", usage())),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! The workloads of `shared/bench.md`. Progress goes to stderr; stdout gets
+//! exactly one JSON line per (system, workload).
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use state_changelog::{ApplierConfig, ChangelogApplier, IncomingRecord};
+use state_core::{cf, keys, Codec, MemoryPartition, StorePartition};
+use state_rocksdb::{RocksDbOptions, RocksDbPartition};
+use state_txn::{ExpiredWindow, PartitionTransaction, WindowedTransaction};
+
+#[derive(Clone, Copy, Debug)]
+pub struct Params {
+    pub n: u64,
+    pub k: u64,
+    pub c: u64,
+}
+
+fn env_u64(name: &str, default: u64) -> Result<u64, String> {
+    match std::env::var(name) {
+        Ok(v) => v
+            .replace('_', "")
+            .parse()
+            .map_err(|_| format!("{name}={v:?} is not a positive integer")),
+        Err(_) => Ok(default),
+    }
+}
+
+struct Outcome {
+    seconds: f64,
+    check: u64,
+}
+
+fn report(system: &str, workload: &str, p: Params, o: &Outcome) {
+    let rate = p.n as f64 / o.seconds;
+    println!(
+        "{}",
+        serde_json::json!({
+            "system": system, "workload": workload, "N": p.n, "K": p.k, "C": p.c,
+            "seconds": (o.seconds * 1000.0).round() / 1000.0,
+            "records_per_s": rate.round() as u64,
+            "check": o.check,
+        })
+    );
+    eprintln!("  {system:>14} {workload}: {:>10.0} records/s  ({:.3} s, check {})", rate, o.seconds, o.check);
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let mut only: Option<String> = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--workload" => only = Some(it.next().ok_or("--workload needs a value (w1, w2, w3)")?.clone()),
+            other => return Err(format!("unknown bench argument {other:?}")),
+        }
+    }
+    let p = Params {
+        n: env_u64("N", 1_000_000)?,
+        k: env_u64("K", 100_000)?,
+        c: env_u64("C", 10_000)?,
+    };
+    if p.n == 0 || p.k == 0 || p.c == 0 {
+        return Err("N, K and C must be > 0".into());
+    }
+    if cfg!(debug_assertions) {
+        eprintln!("warning: xtask was built without optimisations; use `cargo xtask bench` (release)");
+    }
+    eprintln!("bench: N={} K={} C={}", p.n, p.k, p.c);
+    let wanted = |w: &str| only.as_deref().is_none_or(|o| o == w);
+    let known = ["w1", "w2", "w3"];
+    if let Some(o) = &only {
+        if !known.contains(&o.as_str()) {
+            return Err(format!("unknown workload {o:?}; this build runs {known:?} (w4, w5 need the Kafka changelog)"));
+        }
+    }
+    if wanted("w1") {
+        measure("state-rocksdb", "w1", p, |dir, p| w1_state(rocks(dir)?, p))?;
+        measure("state-memory", "w1", p, |_, p| w1_state(Arc::new(MemoryPartition::new()), p))?;
+        measure("raw-rocksdb", "w1", p, w1_raw)?;
+    }
+    if wanted("w2") {
+        measure("state-rocksdb", "w2", p, |dir, p| w2_state(rocks(dir)?, p))?;
+        measure("state-memory", "w2", p, |_, p| w2_state(Arc::new(MemoryPartition::new()), p))?;
+    }
+    if wanted("w3") {
+        measure("state-rocksdb", "w3", p, |dir, p| w3_state(rocks(dir)?, p))?;
+        measure("state-memory", "w3", p, |_, p| w3_state(Arc::new(MemoryPartition::new()), p))?;
+        measure("raw-rocksdb", "w3", p, w3_raw)?;
+    }
+    Ok(())
+}
+
+/// Runs a small warm-up in its own directory, then the timed run in a fresh one.
+fn measure(
+    system: &str,
+    workload: &str,
+    p: Params,
+    f: impl Fn(&Path, Params) -> Result<Outcome, String>,
+) -> Result<(), String> {
+    let warm = Params {
+        n: (p.n / 10).max(1),
+        ..p
+    };
+    let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
+    f(&dir.path().join("warmup"), warm)?;
+    let o = f(&dir.path().join("run"), p)?;
+    report(system, workload, p, &o);
+    Ok(())
+}
+
+fn rocks(dir: &Path) -> Result<Arc<RocksDbPartition>, String> {
+    RocksDbPartition::open(dir, &RocksDbOptions::default())
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
+}
+
+fn prefix_of(i: u64, k: u64, buf: &mut Vec<u8>) {
+    use std::io::Write;
+    buf.clear();
+    let _ = write!(buf, "k{}", i % k);
+}
+
+fn err(e: impl std::fmt::Display) -> String {
+    e.to_string()
+}
+
+// ---- w1: keyed counter -------------------------------------------------------
+
+fn w1_state<P: StorePartition + 'static>(partition: Arc<P>, p: Params) -> Result<Outcome, String> {
+    let started = Instant::now();
+    let mut prefix = Vec::new();
+    let mut txn = PartitionTransaction::new(partition.clone(), Codec::MsgPack, None);
+    for i in 0..p.n {
+        prefix_of(i, p.k, &mut prefix);
+        let count: u64 = txn.get("count", &prefix).map_err(err)?.unwrap_or(0);
+        txn.set("count", &(count + 1), &prefix).map_err(err)?;
+        if (i + 1) % p.c == 0 {
+            txn.prepare(None).map_err(err)?;
+            txn.flush(None).map_err(err)?;
+            txn = PartitionTransaction::new(partition.clone(), Codec::MsgPack, None);
+        }
+    }
+    txn.prepare(None).map_err(err)?;
+    txn.flush(None).map_err(err)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let reader = PartitionTransaction::new(partition, Codec::MsgPack, None);
+    let mut check = 0;
+    for j in 0..p.k.min(1000) {
+        prefix_of(j, p.k, &mut prefix);
+        check += reader.get::<_, u64>("count", &prefix).map_err(err)?.unwrap_or(0);
+    }
+    Ok(Outcome { seconds, check })
+}
+
+/// The same loop written directly against the `rocksdb` crate: same key and
+/// value bytes, same options, one write batch per C records. The only
+/// addition is a map of values written in the current batch, without which
+/// a key seen twice in one batch would read a stale value.
+fn w1_raw(dir: &Path, p: Params) -> Result<Outcome, String> {
+    let opts = raw_options();
+    let db = rocksdb::DB::open(&opts, dir).map_err(err)?;
+    let count_key = rmp_serde::to_vec("count").map_err(err)?;
+    let started = Instant::now();
+    let mut prefix = Vec::new();
+    let mut batch = rocksdb::WriteBatch::default();
+    let mut pending: HashMap<Vec<u8>, u64> = HashMap::new();
+    for i in 0..p.n {
+        prefix_of(i, p.k, &mut prefix);
+        let key = keys::prefixed_key(&prefix, &count_key);
+        let count = match pending.get(&key) {
+            Some(v) => *v,
+            None => match db.get(&key).map_err(err)? {
+                Some(v) => rmp_serde::from_slice(&v).map_err(err)?,
+                None => 0u64,
+            },
+        };
+        let value = rmp_serde::to_vec(&(count + 1)).map_err(err)?;
+        batch.put(&key, &value);
+        pending.insert(key, count + 1);
+        if (i + 1) % p.c == 0 {
+            db.write(std::mem::take(&mut batch)).map_err(err)?;
+            pending.clear();
+        }
+    }
+    db.write(batch).map_err(err)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let mut check = 0u64;
+    for j in 0..p.k.min(1000) {
+        prefix_of(j, p.k, &mut prefix);
+        if let Some(v) = db.get(keys::prefixed_key(&prefix, &count_key)).map_err(err)? {
+            check += rmp_serde::from_slice::<u64>(&v).map_err(err)?;
+        }
+    }
+    Ok(Outcome { seconds, check })
+}
+
+/// RocksDB options equal to what `RocksDbPartition` uses by default.
+fn raw_options() -> rocksdb::Options {
+    let o = RocksDbOptions::default();
+    let mut opts = rocksdb::Options::default();
+    opts.create_if_missing(true);
+    opts.set_write_buffer_size(o.write_buffer_size);
+    opts.set_max_write_buffer_number(o.max_write_buffer_number);
+    opts.set_target_file_size_base(o.target_file_size_base);
+    opts.set_compression_type(rocksdb::DBCompressionType::Lz4);
+    opts.set_use_fsync(o.use_fsync);
+    opts.set_atomic_flush(true);
+    let mut table = rocksdb::BlockBasedOptions::default();
+    let cache = rocksdb::Cache::new_lru_cache(o.block_cache_size);
+    table.set_block_cache(&cache);
+    if let Some(bits) = o.bloom_filter_bits_per_key {
+        table.set_bloom_filter(bits, false);
+    }
+    opts.set_block_based_table_factory(&table);
+    opts
+}
+
+// ---- w2: tumbling window -----------------------------------------------------
+
+fn w2_state<P: StorePartition + 'static>(partition: Arc<P>, p: Params) -> Result<Outcome, String> {
+    let started = Instant::now();
+    let mut prefix = Vec::new();
+    let mut emitted = 0u64;
+    let mut txn = WindowedTransaction::new(partition.clone(), Codec::MsgPack, None);
+    for i in 0..p.n {
+        prefix_of(i, p.k, &mut prefix);
+        let t = i as i64;
+        let start = t - t % 1000;
+        let count: u64 = txn.get_window(start, start + 1000, &prefix).map_err(err)?.unwrap_or(0);
+        txn.update_window(start, start + 1000, &(count + 1), t, &prefix)
+            .map_err(err)?;
+        let latest = txn.get_latest_timestamp(&prefix).map_err(err)? as i64;
+        let expired: Vec<ExpiredWindow<u64, ()>> =
+            txn.expire_windows(latest - 1000, &prefix, true, false).map_err(err)?;
+        emitted += expired.len() as u64;
+        if (i + 1) % p.c == 0 {
+            txn.prepare(None).map_err(err)?;
+            txn.flush(None).map_err(err)?;
+            txn = WindowedTransaction::new(partition.clone(), Codec::MsgPack, None);
+        }
+    }
+    txn.prepare(None).map_err(err)?;
+    txn.flush(None).map_err(err)?;
+    Ok(Outcome {
+        seconds: started.elapsed().as_secs_f64(),
+        check: emitted,
+    })
+}
+
+// ---- w3: changelog apply -----------------------------------------------------
+
+struct ChangelogFixture {
+    keys: Vec<Vec<u8>>,
+    value: Vec<u8>,
+}
+
+fn w3_fixture(p: Params) -> Result<ChangelogFixture, String> {
+    let count_key = rmp_serde::to_vec("count").map_err(err)?;
+    let mut prefix = Vec::new();
+    let keys = (0..p.k.min(p.n))
+        .map(|j| {
+            prefix_of(j, p.k, &mut prefix);
+            keys::prefixed_key(&prefix, &count_key)
+        })
+        .collect();
+    Ok(ChangelogFixture {
+        keys,
+        value: rmp_serde::to_vec(&12345u64).map_err(err)?,
+    })
+}
+
+fn w3_state<P: StorePartition + 'static>(partition: Arc<P>, p: Params) -> Result<Outcome, String> {
+    let fx = w3_fixture(p)?;
+    let started = Instant::now();
+    let mut applier = ChangelogApplier::new(
+        partition.clone(),
+        "changelog",
+        0,
+        BTreeMap::new(),
+        ApplierConfig {
+            max_batch_records: p.c as usize,
+        },
+    );
+    for i in 0..p.n {
+        applier
+            .apply(IncomingRecord {
+                offset: i as i64,
+                key: Some(&fx.keys[(i % p.k) as usize]),
+                value: Some(&fx.value),
+                column_family: Some(cf::DEFAULT.as_bytes()),
+                processed_offsets: None,
+            })
+            .map_err(err)?;
+    }
+    applier.finish().map_err(err)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let check = partition.changelog_offset().map_err(err)?.unwrap_or(0);
+    Ok(Outcome { seconds, check })
+}
+
+/// The same records in the same batches, straight into RocksDB with the
+/// options the state path uses for recovery (no WAL, flush at the end).
+fn w3_raw(dir: &Path, p: Params) -> Result<Outcome, String> {
+    let fx = w3_fixture(p)?;
+    let mut opts = raw_options();
+    opts.create_missing_column_families(true);
+    let db = rocksdb::DB::open_cf(&opts, dir, [cf::DEFAULT, cf::METADATA]).map_err(err)?;
+    let meta = db.cf_handle(cf::METADATA).ok_or("no metadata cf")?;
+    let mut wo = rocksdb::WriteOptions::default();
+    wo.disable_wal(true);
+    let started = Instant::now();
+    let mut batch = rocksdb::WriteBatch::default();
+    for i in 0..p.n {
+        batch.put(&fx.keys[(i % p.k) as usize], &fx.value);
+        if (i + 1) % p.c == 0 || i + 1 == p.n {
+            batch.put_cf(&meta, cf::CHANGELOG_OFFSET_KEY, i.to_be_bytes());
+            db.write_opt(std::mem::take(&mut batch), &wo).map_err(err)?;
+        }
+    }
+    db.flush().map_err(err)?;
+    db.flush_cf(&meta).map_err(err)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let check = match db.get_cf(&meta, cf::CHANGELOG_OFFSET_KEY).map_err(err)? {
+        Some(v) => keys::decode_u64(&v).map_err(err)?,
+        None => 0,
+    };
+    Ok(Outcome { seconds, check })
+}
