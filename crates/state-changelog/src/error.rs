@@ -83,6 +83,68 @@ pub enum ChangelogError {
         path: String,
     },
 
+    /// A record could not be handed to the producer.
+    #[error("cannot produce to changelog {topic}[{partition}]: {reason}")]
+    Produce {
+        /// Changelog topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// The producer's error.
+        reason: String,
+    },
+
+    /// Records were handed to the producer but the broker did not take them.
+    /// The checkpoint must fail: the changelog misses changes.
+    #[error(
+        "{failed} changelog record(s) were not delivered (first: {first}); the \
+         checkpoint failed and its local changes must not be flushed"
+    )]
+    Delivery {
+        /// How many records failed.
+        failed: u64,
+        /// The first failure.
+        first: String,
+    },
+
+    /// The producer did not deliver everything within the timeout.
+    #[error("changelog producer flush did not finish within {timeout_ms} ms ({in_flight} records in flight); is the broker reachable?")]
+    FlushTimeout {
+        /// The timeout.
+        timeout_ms: u128,
+        /// Records still in flight.
+        in_flight: i32,
+    },
+
+    /// A changelog topic exists with another partition count than its source.
+    #[error(
+        "changelog topic {topic} has {actual} partitions but its source topic has \
+         {expected}; changelog partitions must match source partitions one to one. \
+         Delete the changelog topic (and local state) or restore the source's partition count"
+    )]
+    PartitionCountMismatch {
+        /// Changelog topic.
+        topic: String,
+        /// Partitions of the source topic.
+        expected: usize,
+        /// Partitions of the changelog topic.
+        actual: usize,
+    },
+
+    /// A Kafka client call failed.
+    #[error("Kafka {operation} failed: {source}")]
+    Kafka {
+        /// What was being done.
+        operation: &'static str,
+        /// The client's error.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+
+    /// Recovery was stopped by the stop signal before it finished.
+    #[error("recovery was stopped before it finished; the partitions keep what was applied so far")]
+    Stopped,
+
     /// The state backend failed.
     #[error(transparent)]
     State(#[from] state_core::Error),

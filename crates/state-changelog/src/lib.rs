@@ -9,13 +9,32 @@
 //! * [`ChangelogApplier`] — the recovery core: validates records, skips
 //!   those of uncommitted checkpoints, applies batches atomically with their
 //!   offset.
+//! * [`ChangelogProducer`] — one producer for all partitions, delivery
+//!   tracked per changelog partition.
+//! * [`ensure_changelog_topic`] — compacted topics with the source's
+//!   partition count.
+//! * [`RecoveryManager`] — reads changelog partitions to their high
+//!   watermark (read-committed) and applies them through any backend.
 
 #![warn(missing_docs)]
 
+mod admin;
 mod apply;
+mod block_on;
 mod error;
+mod producer;
+mod recovery;
 mod topic;
 
+pub use admin::{ensure_changelog_topic, topic_partitions, ChangelogTopicConfig};
 pub use apply::{ApplierConfig, ApplyStats, ChangelogApplier, IncomingRecord};
 pub use error::{ChangelogError, Result};
+pub use producer::{ChangelogProducer, DeliveryTracker, KafkaProducer};
+pub use recovery::{
+    RecoveredPartition, RecoveryConfig, RecoveryManager, RecoveryPartition, RecoveryProgress,
+};
 pub use topic::changelog_topic_name;
+
+/// The rdkafka version this crate is built against, re-exported so users
+/// configure clients with the same types.
+pub use rdkafka;

@@ -1,0 +1,111 @@
+//! Changelog topic creation and validation.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::block_on::block_on;
+use crate::error::{ChangelogError, Result};
+
+/// How a changelog topic is created.
+#[derive(Clone, Debug)]
+pub struct ChangelogTopicConfig {
+    /// Replication factor (`-1`: the broker's default).
+    pub replication_factor: i32,
+    /// Extra topic configs besides `cleanup.policy=compact`.
+    pub extra: Vec<(String, String)>,
+    /// Timeout for metadata and admin calls.
+    pub timeout: Duration,
+}
+
+impl Default for ChangelogTopicConfig {
+    fn default() -> Self {
+        ChangelogTopicConfig {
+            replication_factor: -1,
+            extra: Vec::new(),
+            timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Number of partitions of `topic`, or `None` if it does not exist.
+pub fn topic_partitions(client: &ClientConfig, topic: &str, timeout: Duration) -> Result<Option<usize>> {
+    let consumer: BaseConsumer = client.create().map_err(|source| ChangelogError::Kafka {
+        operation: "creating a metadata client",
+        source,
+    })?;
+    let md = consumer
+        .fetch_metadata(Some(topic), timeout)
+        .map_err(|source| ChangelogError::Kafka {
+            operation: "fetching topic metadata",
+            source,
+        })?;
+    Ok(md.topics().iter().find(|t| t.name() == topic).and_then(|t| {
+        if t.error().is_some() || t.partitions().is_empty() {
+            None
+        } else {
+            Some(t.partitions().len())
+        }
+    }))
+}
+
+/// Makes sure changelog topic `changelog` exists, compacted, with as many
+/// partitions as `source` has. Creates it if missing; an existing topic
+/// with another partition count is [`ChangelogError::PartitionCountMismatch`].
+pub fn ensure_changelog_topic(
+    client: &ClientConfig,
+    source: &str,
+    changelog: &str,
+    config: &ChangelogTopicConfig,
+) -> Result<usize> {
+    let expected = topic_partitions(client, source, config.timeout)?.ok_or_else(|| ChangelogError::Kafka {
+        operation: "looking up the source topic",
+        source: rdkafka::error::KafkaError::MetadataFetch(RDKafkaErrorCode::UnknownTopicOrPartition),
+    })?;
+    if let Some(actual) = topic_partitions(client, changelog, config.timeout)? {
+        if actual != expected {
+            return Err(ChangelogError::PartitionCountMismatch {
+                topic: changelog.to_owned(),
+                expected,
+                actual,
+            });
+        }
+        return Ok(actual);
+    }
+    let admin: AdminClient<DefaultClientContext> = client.create().map_err(|source| ChangelogError::Kafka {
+        operation: "creating an admin client",
+        source,
+    })?;
+    let mut topic = NewTopic::new(
+        changelog,
+        expected as i32,
+        TopicReplication::Fixed(config.replication_factor),
+    )
+    .set("cleanup.policy", "compact");
+    for (k, v) in &config.extra {
+        topic = topic.set(k, v);
+    }
+    let opts = AdminOptions::new().operation_timeout(Some(config.timeout));
+    let results = block_on(admin.create_topics([&topic], &opts)).map_err(|source| ChangelogError::Kafka {
+        operation: "creating the changelog topic",
+        source,
+    })?;
+    for r in results {
+        match r {
+            Ok(_) => tracing::info!(topic = changelog, partitions = expected, "created changelog topic"),
+            Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => {
+                return Err(ChangelogError::Kafka {
+                    operation: "creating the changelog topic",
+                    source: rdkafka::error::KafkaError::AdminOp(code),
+                })
+                .inspect_err(|_| tracing::error!(topic = name, ?code, "changelog topic creation failed"))
+            }
+        }
+    }
+    Ok(expected)
+}

@@ -1,0 +1,203 @@
+//! [`ChangelogProducer`]: one Kafka producer shared by every store partition
+//! of an application, tracking delivery per changelog partition.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, Message, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::ClientContext;
+use state_core::{ChangelogRecord, ChangelogSink, CF_HEADER, PROCESSED_OFFSETS_HEADER};
+
+use crate::error::{ChangelogError, Result};
+
+#[derive(Default)]
+struct DeliveryState {
+    last_offsets: HashMap<(String, i32), i64>,
+    failed: u64,
+    first_error: Option<String>,
+}
+
+/// The producer context: records the offset of every delivered record and
+/// the first failure.
+#[derive(Default)]
+pub struct DeliveryTracker {
+    state: Mutex<DeliveryState>,
+}
+
+impl ClientContext for DeliveryTracker {}
+
+impl ProducerContext for DeliveryTracker {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        let mut st = self.state.lock();
+        match result {
+            Ok(m) => {
+                let key = (m.topic().to_owned(), m.partition());
+                let e = st.last_offsets.entry(key).or_insert(m.offset());
+                *e = (*e).max(m.offset());
+            }
+            Err((e, m)) => {
+                st.failed += 1;
+                if st.first_error.is_none() {
+                    st.first_error = Some(format!("{}[{}]: {e}", m.topic(), m.partition()));
+                }
+                tracing::error!(topic = m.topic(), partition = m.partition(), error = %e, "changelog delivery failed");
+            }
+        }
+    }
+}
+
+/// The underlying rdkafka producer type.
+pub type KafkaProducer = ThreadedProducer<DeliveryTracker>;
+
+/// Produces changelog records for all store partitions of an application.
+///
+/// * Each store partition gets a [`ChangelogSink`] from [`ChangelogProducer::sink`]
+///   that writes to its own changelog partition with both headers.
+/// * [`ChangelogProducer::flush`] waits for every record and fails with
+///   [`ChangelogError::Delivery`] if any was not delivered since the last
+///   flush — the checkpoint must then fail.
+/// * [`ChangelogProducer::last_offset`] is the offset of the last delivered
+///   record of a changelog partition: what a checkpoint stores with the data.
+///
+/// The client configuration is the caller's (bootstrap servers, security);
+/// idempotence and `acks=all` are set unless the caller set them. Set
+/// `transactional.id` for exactly-once and drive the transaction through
+/// [`ChangelogProducer::kafka`].
+pub struct ChangelogProducer {
+    producer: KafkaProducer,
+}
+
+impl std::fmt::Debug for ChangelogProducer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ChangelogProducer").finish_non_exhaustive()
+    }
+}
+
+impl ChangelogProducer {
+    /// Creates the producer from `config`.
+    pub fn new(config: &ClientConfig) -> Result<Self> {
+        let mut config = config.clone();
+        for (k, v) in [("enable.idempotence", "true"), ("acks", "all"), ("linger.ms", "5")] {
+            if config.get(k).is_none() {
+                config.set(k, v);
+            }
+        }
+        let producer = config
+            .create_with_context(DeliveryTracker::default())
+            .map_err(|source| ChangelogError::Kafka {
+                operation: "creating the changelog producer",
+                source,
+            })?;
+        Ok(ChangelogProducer { producer })
+    }
+
+    /// The rdkafka producer (for transactions and output records).
+    pub fn kafka(&self) -> &KafkaProducer {
+        &self.producer
+    }
+
+    /// A sink writing to `topic[partition]`.
+    pub fn sink(self: &Arc<Self>, topic: impl Into<String>, partition: i32) -> Arc<dyn ChangelogSink> {
+        Arc::new(PartitionSink {
+            producer: self.clone(),
+            topic: topic.into(),
+            partition,
+        })
+    }
+
+    /// Hands one record to the producer, waiting while its queue is full.
+    pub fn produce(&self, topic: &str, partition: i32, record: ChangelogRecord<'_>) -> Result<()> {
+        let mut headers = OwnedHeaders::new_with_capacity(2).insert(Header {
+            key: CF_HEADER,
+            value: Some(record.cf.as_bytes()),
+        });
+        if let Some(offsets) = record.processed_offsets {
+            headers = headers.insert(Header {
+                key: PROCESSED_OFFSETS_HEADER,
+                value: Some(offsets),
+            });
+        }
+        let mut rec = BaseRecord::<[u8], [u8], ()>::to(topic)
+            .partition(partition)
+            .key(record.key)
+            .headers(headers);
+        if let Some(v) = record.value {
+            rec = rec.payload(v);
+        }
+        loop {
+            match self.producer.send(rec) {
+                Ok(()) => return Ok(()),
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    rec = back;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err((e, _)) => {
+                    return Err(ChangelogError::Produce {
+                        topic: topic.to_owned(),
+                        partition,
+                        reason: e.to_string(),
+                    })
+                }
+            }
+        }
+    }
+
+    /// Waits until every record handed over is delivered or failed. Fails
+    /// if any record failed since the last flush (and resets that state).
+    pub fn flush(&self, timeout: Duration) -> Result<()> {
+        let started = Instant::now();
+        if let Err(e) = self.producer.flush(timeout) {
+            let in_flight = self.producer.in_flight_count();
+            if matches!(e, KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)) || in_flight > 0 {
+                return Err(ChangelogError::FlushTimeout {
+                    timeout_ms: timeout.as_millis(),
+                    in_flight,
+                });
+            }
+            return Err(ChangelogError::Kafka {
+                operation: "flushing the changelog producer",
+                source: e,
+            });
+        }
+        let mut st = self.producer.context().state.lock();
+        if st.failed > 0 {
+            let failed = std::mem::take(&mut st.failed);
+            let first = st.first_error.take().unwrap_or_default();
+            return Err(ChangelogError::Delivery { failed, first });
+        }
+        tracing::trace!(elapsed = ?started.elapsed(), "changelog producer flushed");
+        Ok(())
+    }
+
+    /// Offset of the last record delivered to `topic[partition]`.
+    pub fn last_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.producer
+            .context()
+            .state
+            .lock()
+            .last_offsets
+            .get(&(topic.to_owned(), partition))
+            .copied()
+    }
+}
+
+struct PartitionSink {
+    producer: Arc<ChangelogProducer>,
+    topic: String,
+    partition: i32,
+}
+
+impl ChangelogSink for PartitionSink {
+    fn send(&self, record: ChangelogRecord<'_>) -> state_core::Result<()> {
+        self.producer
+            .produce(&self.topic, self.partition, record)
+            .map_err(|e| state_core::Error::Changelog(e.to_string()))
+    }
+}

@@ -1,0 +1,330 @@
+//! [`RecoveryManager`]: rebuilds store partitions from their changelog
+//! partitions, all at once, through any [`StorePartition`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{Offset, TopicPartitionList};
+use state_core::StorePartition;
+
+use crate::apply::{ApplierConfig, ApplyStats, ChangelogApplier, IncomingRecord};
+use crate::error::{ChangelogError, Result};
+
+/// One store partition to recover and where its changelog is.
+pub struct RecoveryPartition {
+    /// The store partition to write into.
+    pub partition: Arc<dyn StorePartition>,
+    /// Changelog topic.
+    pub topic: String,
+    /// Changelog partition (= the source partition number).
+    pub changelog_partition: i32,
+    /// Committed source offsets (`topic -> next offset to consume`);
+    /// records of checkpoints at or beyond them are skipped.
+    pub committed_offsets: BTreeMap<String, i64>,
+    /// Where the partition lives (for error messages), e.g. its directory.
+    pub location: String,
+}
+
+/// Progress of one partition's recovery.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveryProgress {
+    /// Changelog topic.
+    pub topic: String,
+    /// Changelog partition.
+    pub partition: i32,
+    /// Offsets consumed so far.
+    pub done: u64,
+    /// Offsets to consume in total (high watermark - start).
+    pub total: u64,
+    /// True once the partition reached its high watermark.
+    pub finished: bool,
+}
+
+/// Result of a recovery, per partition.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RecoveredPartition {
+    /// Changelog topic.
+    pub topic: String,
+    /// Changelog partition.
+    pub partition: i32,
+    /// Applied / skipped records and batches.
+    pub stats: ApplyStats,
+    /// The stored changelog offset afterwards.
+    pub offset: Option<u64>,
+}
+
+/// Tuning of recovery.
+#[derive(Clone, Debug)]
+pub struct RecoveryConfig {
+    /// Records per write batch at most.
+    pub batch_records: usize,
+    /// How long one poll waits.
+    pub poll_timeout: Duration,
+    /// Timeout of metadata calls (watermarks, positions).
+    pub metadata_timeout: Duration,
+    /// Give up if no partition makes progress for this long.
+    pub stall_timeout: Duration,
+    /// Minimum time between two progress reports of a partition.
+    pub progress_interval: Duration,
+}
+
+impl Default for RecoveryConfig {
+    fn default() -> Self {
+        RecoveryConfig {
+            batch_records: 10_000,
+            poll_timeout: Duration::from_millis(100),
+            metadata_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(60),
+            progress_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+struct Active {
+    applier: ChangelogApplier,
+    partition: Arc<dyn StorePartition>,
+    topic: String,
+    changelog_partition: i32,
+    start: i64,
+    high: i64,
+    done: u64,
+    last_report: Instant,
+    finished: bool,
+}
+
+impl Active {
+    fn progress(&self) -> RecoveryProgress {
+        RecoveryProgress {
+            topic: self.topic.clone(),
+            partition: self.changelog_partition,
+            done: self.done,
+            total: (self.high - self.start).max(0) as u64,
+            finished: self.finished,
+        }
+    }
+}
+
+/// Reads changelog partitions from each partition's stored offset to the
+/// high watermark and applies them in batches.
+///
+/// * The consumer reads with `isolation.level=read_committed`: records of
+///   aborted transactions are never applied.
+/// * A partition is finished when the consumer's position reaches the high
+///   watermark taken at the start — not when a record at `high - 1` is seen,
+///   since transaction markers and compaction leave gaps.
+/// * An empty or fully compacted changelog (low = high) finishes at once.
+/// * A stored offset at or beyond the high watermark is
+///   [`ChangelogError::InvalidStoredOffset`], before anything is applied.
+/// * A malformed record fails with a typed error; the partition keeps the
+///   batches written before it (data and offset agree), nothing of its batch.
+/// * The stop signal ends recovery promptly with [`ChangelogError::Stopped`].
+pub struct RecoveryManager {
+    consumer: BaseConsumer,
+    config: RecoveryConfig,
+    stop: Arc<AtomicBool>,
+}
+
+impl RecoveryManager {
+    /// A manager whose consumer uses `client` (bootstrap servers, security).
+    pub fn new(client: &ClientConfig, config: RecoveryConfig, stop: Arc<AtomicBool>) -> Result<Self> {
+        let mut c = client.clone();
+        c.set("isolation.level", "read_committed")
+            .set("enable.auto.commit", "false")
+            .set("enable.auto.offset.store", "false")
+            .set("auto.offset.reset", "earliest");
+        if c.get("group.id").is_none() {
+            c.set("group.id", "kafka-state-recovery");
+        }
+        let consumer: BaseConsumer = c.create().map_err(|source| ChangelogError::Kafka {
+            operation: "creating the recovery consumer",
+            source,
+        })?;
+        Ok(RecoveryManager { consumer, config, stop })
+    }
+
+    fn kafka<T>(operation: &'static str, r: rdkafka::error::KafkaResult<T>) -> Result<T> {
+        r.map_err(|source| ChangelogError::Kafka { operation, source })
+    }
+
+    /// Recovers `partitions` concurrently, calling `progress` as they advance.
+    pub fn recover(
+        &self,
+        partitions: Vec<RecoveryPartition>,
+        progress: &mut dyn FnMut(&RecoveryProgress),
+    ) -> Result<Vec<RecoveredPartition>> {
+        let mut active: Vec<Active> = Vec::new();
+        let mut results = Vec::new();
+        for rp in partitions {
+            let (low, high) = Self::kafka(
+                "fetching changelog watermarks",
+                self.consumer
+                    .fetch_watermarks(&rp.topic, rp.changelog_partition, self.config.metadata_timeout),
+            )?;
+            let stored = rp.partition.changelog_offset()?;
+            if let Some(stored) = stored {
+                if stored as i64 >= high {
+                    return Err(ChangelogError::InvalidStoredOffset {
+                        topic: rp.topic,
+                        partition: rp.changelog_partition,
+                        stored,
+                        high_watermark: high,
+                        path: rp.location,
+                    });
+                }
+            }
+            let start = stored.map_or(low, |s| (s as i64 + 1).max(low));
+            let applier = ChangelogApplier::new(
+                rp.partition.clone(),
+                rp.topic.clone(),
+                rp.changelog_partition,
+                rp.committed_offsets,
+                ApplierConfig {
+                    max_batch_records: self.config.batch_records,
+                },
+            );
+            let mut a = Active {
+                applier,
+                partition: rp.partition,
+                topic: rp.topic,
+                changelog_partition: rp.changelog_partition,
+                start,
+                high,
+                done: 0,
+                last_report: Instant::now(),
+                finished: start >= high,
+            };
+            tracing::info!(
+                topic = a.topic, partition = a.changelog_partition, start, high,
+                "recovering {} changelog offsets", (high - start).max(0)
+            );
+            if a.finished {
+                progress(&a.progress());
+                results.push(RecoveredPartition {
+                    topic: a.topic.clone(),
+                    partition: a.changelog_partition,
+                    stats: ApplyStats::default(),
+                    offset: stored,
+                });
+            } else {
+                a.last_report = Instant::now() - self.config.progress_interval;
+                active.push(a);
+            }
+        }
+        if active.is_empty() {
+            return Ok(results);
+        }
+        let mut tpl = TopicPartitionList::new();
+        let mut index: HashMap<(String, i32), usize> = HashMap::new();
+        for (i, a) in active.iter().enumerate() {
+            Self::kafka(
+                "building the assignment",
+                tpl.add_partition_offset(&a.topic, a.changelog_partition, Offset::Offset(a.start)),
+            )?;
+            index.insert((a.topic.clone(), a.changelog_partition), i);
+        }
+        Self::kafka("assigning changelog partitions", self.consumer.assign(&tpl))?;
+        let outcome = self.consume(&mut active, &index, progress);
+        // Whatever happened, leave nothing assigned.
+        let _ = self.consumer.unassign();
+        outcome?;
+        for a in active {
+            results.push(RecoveredPartition {
+                offset: a.partition.changelog_offset()?,
+                topic: a.topic,
+                partition: a.changelog_partition,
+                stats: a.applier.stats(),
+            });
+        }
+        Ok(results)
+    }
+
+    fn consume(
+        &self,
+        active: &mut [Active],
+        index: &HashMap<(String, i32), usize>,
+        progress: &mut dyn FnMut(&RecoveryProgress),
+    ) -> Result<()> {
+        let mut remaining = active.iter().filter(|a| !a.finished).count();
+        let mut last_progress = Instant::now();
+        while remaining > 0 {
+            if self.stop.load(Ordering::Relaxed) {
+                for a in active.iter_mut() {
+                    a.applier.finish()?;
+                }
+                return Err(ChangelogError::Stopped);
+            }
+            match self.consumer.poll(self.config.poll_timeout) {
+                Some(Ok(msg)) => {
+                    let Some(&i) = index.get(&(msg.topic().to_owned(), msg.partition())) else { continue };
+                    let a = &mut active[i];
+                    if a.finished || msg.offset() >= a.high {
+                        continue;
+                    }
+                    let headers: Vec<(&str, Option<&[u8]>)> = msg
+                        .headers()
+                        .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
+                        .unwrap_or_default();
+                    a.applier
+                        .apply(IncomingRecord::from_headers(msg.offset(), msg.key(), msg.payload(), headers))?;
+                    a.done = (msg.offset() - a.start + 1).max(0) as u64;
+                    last_progress = Instant::now();
+                    if msg.offset() + 1 >= a.high {
+                        Self::finish(a, progress)?;
+                        remaining -= 1;
+                    } else if a.last_report.elapsed() >= self.config.progress_interval {
+                        a.last_report = Instant::now();
+                        tracing::debug!(topic = a.topic, partition = a.changelog_partition, done = a.done, "recovering");
+                        progress(&a.progress());
+                    }
+                }
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "recovery consumer error; retrying");
+                }
+                None => {
+                    // The end of a fetch: write what we have, then check
+                    // positions, which move past markers and compacted gaps.
+                    for a in active.iter_mut().filter(|a| !a.finished) {
+                        a.applier.flush()?;
+                    }
+                    let positions = Self::kafka("reading consumer positions", self.consumer.position())?;
+                    for el in positions.elements() {
+                        let Some(&i) = index.get(&(el.topic().to_owned(), el.partition())) else { continue };
+                        let a = &mut active[i];
+                        if let Offset::Offset(pos) = el.offset() {
+                            if !a.finished && pos >= a.high {
+                                a.done = (a.high - a.start) as u64;
+                                Self::finish(a, progress)?;
+                                remaining -= 1;
+                                last_progress = Instant::now();
+                            }
+                        }
+                    }
+                    if remaining > 0 && last_progress.elapsed() > self.config.stall_timeout {
+                        return Err(ChangelogError::Kafka {
+                            operation: "recovering (no progress within the stall timeout)",
+                            source: rdkafka::error::KafkaError::PartitionEOF(-1),
+                        });
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(a: &mut Active, progress: &mut dyn FnMut(&RecoveryProgress)) -> Result<()> {
+        let stats = a.applier.finish()?;
+        a.finished = true;
+        tracing::info!(
+            topic = a.topic, partition = a.changelog_partition,
+            applied = stats.applied, skipped = stats.skipped, batches = stats.batches,
+            "changelog partition recovered"
+        );
+        progress(&a.progress());
+        Ok(())
+    }
+}
