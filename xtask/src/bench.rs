@@ -44,7 +44,10 @@ fn report(system: &str, workload: &str, p: Params, o: &Outcome) {
             "check": o.check,
         })
     );
-    eprintln!("  {system:>14} {workload}: {:>10.0} records/s  ({:.3} s, check {})", rate, o.seconds, o.check);
+    eprintln!(
+        "  {system:>14} {workload}: {:>10.0} records/s  ({:.3} s, check {})",
+        rate, o.seconds, o.check
+    );
 }
 
 pub fn run(args: &[String]) -> Result<(), String> {
@@ -72,21 +75,29 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let known = ["w1", "w2", "w3"];
     if let Some(o) = &only {
         if !known.contains(&o.as_str()) {
-            return Err(format!("unknown workload {o:?}; this build runs {known:?} (w4, w5 need the Kafka changelog)"));
+            return Err(format!(
+                "unknown workload {o:?}; this build runs {known:?} (w4, w5 need the Kafka changelog)"
+            ));
         }
     }
     if wanted("w1") {
         measure("state-rocksdb", "w1", p, |dir, p| w1_state(rocks(dir)?, p))?;
-        measure("state-memory", "w1", p, |_, p| w1_state(Arc::new(MemoryPartition::new()), p))?;
+        measure("state-memory", "w1", p, |_, p| {
+            w1_state(Arc::new(MemoryPartition::new()), p)
+        })?;
         measure("raw-rocksdb", "w1", p, w1_raw)?;
     }
     if wanted("w2") {
         measure("state-rocksdb", "w2", p, |dir, p| w2_state(rocks(dir)?, p))?;
-        measure("state-memory", "w2", p, |_, p| w2_state(Arc::new(MemoryPartition::new()), p))?;
+        measure("state-memory", "w2", p, |_, p| {
+            w2_state(Arc::new(MemoryPartition::new()), p)
+        })?;
     }
     if wanted("w3") {
         measure("state-rocksdb", "w3", p, |dir, p| w3_state(rocks(dir)?, p))?;
-        measure("state-memory", "w3", p, |_, p| w3_state(Arc::new(MemoryPartition::new()), p))?;
+        measure("state-memory", "w3", p, |_, p| {
+            w3_state(Arc::new(MemoryPartition::new()), p)
+        })?;
         measure("raw-rocksdb", "w3", p, w3_raw)?;
     }
     Ok(())

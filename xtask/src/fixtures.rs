@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::{json, Value};
-use state_core::{keys, ChangelogSink, Codec, Direction, MemoryPartition, ProcessedOffsets, RecordingSink, StorePartition};
+use state_core::{
+    keys, ChangelogSink, Codec, Direction, MemoryPartition, ProcessedOffsets, RecordingSink, StorePartition,
+};
 use state_txn::{ExpiredWindow, PartitionTransaction, TimestampedConfig, TimestampedTransaction, WindowedTransaction};
 
 fn hex(b: &[u8]) -> String {
@@ -54,7 +56,11 @@ impl Session {
             let items: Vec<Value> = self
                 .partition
                 .iter_range(&name, b"", None, Direction::Forward)
-                .map(|it| it.filter_map(Result::ok).map(|(k, v)| json!([hex(&k), hex(&v)])).collect())
+                .map(|it| {
+                    it.filter_map(Result::ok)
+                        .map(|(k, v)| json!([hex(&k), hex(&v)]))
+                        .collect()
+                })
                 .unwrap_or_default();
             if !items.is_empty() {
                 cfs.insert(name, Value::Array(items));
@@ -141,7 +147,11 @@ fn key_layouts() -> Value {
 pub fn generate() -> Result<Vec<(String, String)>, String> {
     let mut out = Vec::new();
     for codec in [Codec::MsgPack, Codec::Json] {
-        for (name, v) in [("kv", kv(codec)?), ("windowed", windowed(codec)?), ("timestamped", timestamped(codec)?)] {
+        for (name, v) in [
+            ("kv", kv(codec)?),
+            ("windowed", windowed(codec)?),
+            ("timestamped", timestamped(codec)?),
+        ] {
             out.push((format!("{name}-{}.json", codec.name()), pretty(&v)?));
         }
     }

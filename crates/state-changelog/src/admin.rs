@@ -109,3 +109,36 @@ pub fn ensure_changelog_topic(
     }
     Ok(expected)
 }
+
+/// The configuration entries of `topic` as the broker reports them.
+pub fn describe_topic_config(
+    client: &ClientConfig,
+    topic: &str,
+    timeout: Duration,
+) -> Result<std::collections::BTreeMap<String, String>> {
+    use rdkafka::admin::{AdminOptions, ResourceSpecifier};
+    let admin: AdminClient<DefaultClientContext> = client.create().map_err(|source| ChangelogError::Kafka {
+        operation: "creating an admin client",
+        source,
+    })?;
+    let opts = AdminOptions::new().request_timeout(Some(timeout));
+    let results = block_on(admin.describe_configs([&ResourceSpecifier::Topic(topic)], &opts)).map_err(|source| {
+        ChangelogError::Kafka {
+            operation: "describing topic configs",
+            source,
+        }
+    })?;
+    let mut out = std::collections::BTreeMap::new();
+    for r in results {
+        let resource = r.map_err(|code| ChangelogError::Kafka {
+            operation: "describing topic configs",
+            source: rdkafka::error::KafkaError::AdminOp(code),
+        })?;
+        for entry in resource.entries {
+            if let Some(v) = entry.value {
+                out.insert(entry.name, v);
+            }
+        }
+    }
+    Ok(out)
+}

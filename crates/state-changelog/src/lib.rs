@@ -26,13 +26,11 @@ mod producer;
 mod recovery;
 mod topic;
 
-pub use admin::{ensure_changelog_topic, topic_partitions, ChangelogTopicConfig};
+pub use admin::{describe_topic_config, ensure_changelog_topic, topic_partitions, ChangelogTopicConfig};
 pub use apply::{ApplierConfig, ApplyStats, ChangelogApplier, IncomingRecord};
 pub use error::{ChangelogError, Result};
 pub use producer::{ChangelogProducer, DeliveryTracker, KafkaProducer};
-pub use recovery::{
-    RecoveredPartition, RecoveryConfig, RecoveryManager, RecoveryPartition, RecoveryProgress,
-};
+pub use recovery::{RecoveredPartition, RecoveryConfig, RecoveryManager, RecoveryPartition, RecoveryProgress};
 pub use topic::changelog_topic_name;
 
 /// The rdkafka version this crate is built against, re-exported so users

@@ -199,8 +199,12 @@ impl RecoveryManager {
                 finished: start >= high,
             };
             tracing::info!(
-                topic = a.topic, partition = a.changelog_partition, start, high,
-                "recovering {} changelog offsets", (high - start).max(0)
+                topic = a.topic,
+                partition = a.changelog_partition,
+                start,
+                high,
+                "recovering {} changelog offsets",
+                (high - start).max(0)
             );
             if a.finished {
                 progress(&a.progress());
@@ -260,7 +264,9 @@ impl RecoveryManager {
             }
             match self.consumer.poll(self.config.poll_timeout) {
                 Some(Ok(msg)) => {
-                    let Some(&i) = index.get(&(msg.topic().to_owned(), msg.partition())) else { continue };
+                    let Some(&i) = index.get(&(msg.topic().to_owned(), msg.partition())) else {
+                        continue;
+                    };
                     let a = &mut active[i];
                     if a.finished || msg.offset() >= a.high {
                         continue;
@@ -269,8 +275,12 @@ impl RecoveryManager {
                         .headers()
                         .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
                         .unwrap_or_default();
-                    a.applier
-                        .apply(IncomingRecord::from_headers(msg.offset(), msg.key(), msg.payload(), headers))?;
+                    a.applier.apply(IncomingRecord::from_headers(
+                        msg.offset(),
+                        msg.key(),
+                        msg.payload(),
+                        headers,
+                    ))?;
                     a.done = (msg.offset() - a.start + 1).max(0) as u64;
                     last_progress = Instant::now();
                     if msg.offset() + 1 >= a.high {
@@ -278,7 +288,12 @@ impl RecoveryManager {
                         remaining -= 1;
                     } else if a.last_report.elapsed() >= self.config.progress_interval {
                         a.last_report = Instant::now();
-                        tracing::debug!(topic = a.topic, partition = a.changelog_partition, done = a.done, "recovering");
+                        tracing::debug!(
+                            topic = a.topic,
+                            partition = a.changelog_partition,
+                            done = a.done,
+                            "recovering"
+                        );
                         progress(&a.progress());
                     }
                 }
@@ -293,7 +308,9 @@ impl RecoveryManager {
                     }
                     let positions = Self::kafka("reading consumer positions", self.consumer.position())?;
                     for el in positions.elements() {
-                        let Some(&i) = index.get(&(el.topic().to_owned(), el.partition())) else { continue };
+                        let Some(&i) = index.get(&(el.topic().to_owned(), el.partition())) else {
+                            continue;
+                        };
                         let a = &mut active[i];
                         if let Offset::Offset(pos) = el.offset() {
                             if !a.finished && pos >= a.high {
@@ -320,8 +337,11 @@ impl RecoveryManager {
         let stats = a.applier.finish()?;
         a.finished = true;
         tracing::info!(
-            topic = a.topic, partition = a.changelog_partition,
-            applied = stats.applied, skipped = stats.skipped, batches = stats.batches,
+            topic = a.topic,
+            partition = a.changelog_partition,
+            applied = stats.applied,
+            skipped = stats.skipped,
+            batches = stats.batches,
             "changelog partition recovered"
         );
         progress(&a.progress());

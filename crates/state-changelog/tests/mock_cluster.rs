@@ -6,14 +6,17 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use state_changelog::rdkafka::message::{Header, OwnedHeaders};
 use state_changelog::rdkafka::mocking::MockCluster;
 use state_changelog::rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-use state_changelog::rdkafka::message::{Header, OwnedHeaders};
 use state_changelog::ChangelogError;
 use state_core::{Codec, StorePartition};
 use state_txn::PartitionTransaction;
 
-fn cluster(topic: &str, partitions: i32) -> MockCluster<'static, state_changelog::rdkafka::producer::DefaultProducerContext> {
+fn cluster(
+    topic: &str,
+    partitions: i32,
+) -> MockCluster<'static, state_changelog::rdkafka::producer::DefaultProducerContext> {
     let c = MockCluster::new(1).expect("mock cluster");
     c.create_topic(topic, partitions, 1).expect("create topic");
     c
@@ -42,7 +45,10 @@ fn an_empty_changelog_finishes_at_once() {
     let c = cluster("cl-empty", 2);
     let dir = tempfile::tempdir().unwrap();
     let p = open(dir.path());
-    let (res, progress) = recover(&c.bootstrap_servers(), vec![(p.clone(), "cl-empty", 1, committed_all())]);
+    let (res, progress) = recover(
+        &c.bootstrap_servers(),
+        vec![(p.clone(), "cl-empty", 1, committed_all())],
+    );
     assert_eq!(res.unwrap()[0].stats.applied, 0);
     assert!(progress.iter().all(|p| p.finished && p.total == 0));
     assert_eq!(p.changelog_offset().unwrap(), None);
@@ -56,7 +62,10 @@ fn produce_raw(bootstrap: &str, topic: &str, records: &[(Option<&[u8]>, Option<&
             rec = rec.key(k);
         }
         if let Some(cf) = cf {
-            rec = rec.headers(OwnedHeaders::new().insert(Header { key: "__column_family__", value: Some(cf.as_bytes()) }));
+            rec = rec.headers(OwnedHeaders::new().insert(Header {
+                key: "__column_family__",
+                value: Some(cf.as_bytes()),
+            }));
         }
         producer.send(rec).map_err(|(e, _)| e).unwrap();
     }
@@ -66,13 +75,27 @@ fn produce_raw(bootstrap: &str, topic: &str, records: &[(Option<&[u8]>, Option<&
 #[test]
 fn a_record_without_column_family_header_is_a_typed_error() {
     let c = cluster("cl-noheader", 1);
-    produce_raw(&c.bootstrap_servers(), "cl-noheader", &[(Some(&b"good"[..]), Some("default")), (Some(&b"bad"[..]), None)]);
+    produce_raw(
+        &c.bootstrap_servers(),
+        "cl-noheader",
+        &[(Some(&b"good"[..]), Some("default")), (Some(&b"bad"[..]), None)],
+    );
     let dir = tempfile::tempdir().unwrap();
     let p = open(dir.path());
-    let (res, _) = recover(&c.bootstrap_servers(), vec![(p.clone(), "cl-noheader", 0, committed_all())]);
+    let (res, _) = recover(
+        &c.bootstrap_servers(),
+        vec![(p.clone(), "cl-noheader", 0, committed_all())],
+    );
     let err = res.unwrap_err();
-    assert!(matches!(err, ChangelogError::MissingColumnFamilyHeader { offset: 1, .. }), "{err}");
-    assert_eq!(p.changelog_offset().unwrap(), None, "nothing of the failed batch is applied");
+    assert!(
+        matches!(err, ChangelogError::MissingColumnFamilyHeader { offset: 1, .. }),
+        "{err}"
+    );
+    assert_eq!(
+        p.changelog_offset().unwrap(),
+        None,
+        "nothing of the failed batch is applied"
+    );
     assert_eq!(p.get("default", b"good").unwrap(), None);
 }
 
@@ -127,7 +150,11 @@ fn a_transactional_changelog_recovers_committed_records_only_and_terminates() {
     let (res, _) = recover(&c.bootstrap_servers(), vec![(dst.clone(), topic, 0, committed_all())]);
     let res = res.expect("recovery terminates");
     assert_eq!(res[0].stats.applied, 9, "every committed record");
-    assert_eq!(res[0].offset, src_last_offset(&c, topic), "stored offset = last record's offset");
+    assert_eq!(
+        res[0].offset,
+        src_last_offset(&c, topic),
+        "stored offset = last record's offset"
+    );
     let t = PartitionTransaction::new(dst.clone(), Codec::MsgPack, None);
     assert_eq!(t.get::<_, u64>("v", b"k0-1").unwrap(), Some(1));
     assert_eq!(t.get::<_, u64>("v", b"k2-3").unwrap(), Some(3));
@@ -163,9 +190,14 @@ fn a_failed_delivery_fails_the_flush() {
     let topic = "cl-fail";
     let c = cluster(topic, 1);
     let mut cfg = client(&c.bootstrap_servers());
-    cfg.set("message.timeout.ms", "2000").set("retries", "0").set("enable.idempotence", "false");
+    cfg.set("message.timeout.ms", "2000")
+        .set("retries", "0")
+        .set("enable.idempotence", "false");
     let producer = Arc::new(state_changelog::ChangelogProducer::new(&cfg).unwrap());
-    c.request_errors(RDKafkaApiKey::Produce, &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE; 4]);
+    c.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE; 4],
+    );
     let dir = tempfile::tempdir().unwrap();
     let p = open(dir.path());
     let mut t = PartitionTransaction::new(p.clone(), Codec::MsgPack, Some(producer.sink(topic, 0)));
@@ -173,10 +205,17 @@ fn a_failed_delivery_fails_the_flush() {
     t.prepare(None).unwrap();
     let err = producer.flush(Duration::from_secs(10)).unwrap_err();
     assert!(matches!(err, ChangelogError::Delivery { failed: 1, .. }), "{err}");
-    assert_eq!(p.get("default", b"x|\xa1k").unwrap(), None, "the checkpoint must not flush locally");
+    assert_eq!(
+        p.get("default", b"x|\xa1k").unwrap(),
+        None,
+        "the checkpoint must not flush locally"
+    );
 }
 
-fn src_last_offset(c: &MockCluster<'static, state_changelog::rdkafka::producer::DefaultProducerContext>, topic: &str) -> Option<u64> {
+fn src_last_offset(
+    c: &MockCluster<'static, state_changelog::rdkafka::producer::DefaultProducerContext>,
+    topic: &str,
+) -> Option<u64> {
     use state_changelog::rdkafka::consumer::{BaseConsumer, Consumer};
     let consumer: BaseConsumer = client(&c.bootstrap_servers()).create().unwrap();
     let (_, high) = consumer.fetch_watermarks(topic, 0, Duration::from_secs(10)).unwrap();

@@ -186,7 +186,10 @@ mod tests {
     fn timestamped_key_layout_is_pinned() {
         let key = timestamped_key(b"user", 1_700_000_000_000, 3);
         insta::assert_snapshot!(hex(&key), @"757365727c0000018bcfe568007c0000000000000003");
-        assert_eq!(parse_timestamped_key(&key).unwrap(), (&b"user"[..], 1_700_000_000_000, 3));
+        assert_eq!(
+            parse_timestamped_key(&key).unwrap(),
+            (&b"user"[..], 1_700_000_000_000, 3)
+        );
         assert_eq!(hex(&append_u64(b"k", 258)), "6b7c0000000000000102");
     }
 

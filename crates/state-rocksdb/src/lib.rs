@@ -18,6 +18,7 @@
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
 
+mod cache;
 mod options;
 mod partition;
 mod store;

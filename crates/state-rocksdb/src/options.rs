@@ -26,6 +26,9 @@ pub struct RocksDbOptions {
     /// LRU block cache shared by the partitions of a store, bytes
     /// (default 128 MiB; 0 disables it).
     pub block_cache_size: usize,
+    /// Budget of the cache of committed values in front of point reads,
+    /// bytes (default 64 MiB; 0 disables it). See `docs/architecture.md`.
+    pub value_cache_bytes: usize,
     /// Bloom filter bits per key for point lookups (`None`: no filter).
     pub bloom_filter_bits_per_key: Option<f64>,
     /// SST compression.
@@ -50,6 +53,7 @@ impl Default for RocksDbOptions {
             max_write_buffer_number: 3,
             target_file_size_base: 64 << 20,
             block_cache_size: 128 << 20,
+            value_cache_bytes: 64 << 20,
             bloom_filter_bits_per_key: Some(10.0),
             compression: Compression::Lz4,
             sync_writes: false,

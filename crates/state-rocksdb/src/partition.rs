@@ -10,6 +10,7 @@ use parking_lot::{Mutex, RwLock};
 use rocksdb::{BoundColumnFamily, DBWithThreadMode, IteratorMode, MultiThreaded, ReadOptions, WriteOptions};
 use state_core::{cf, keys, Direction, Error, KvIter, Result, StorePartition, WriteBatch};
 
+use crate::cache::{Lookup, ValueCache};
 use crate::options::RocksDbOptions;
 
 type Db = DBWithThreadMode<MultiThreaded>;
@@ -30,6 +31,7 @@ pub struct RocksDbPartition {
     known_cfs: RwLock<BTreeSet<String>>,
     create_cf_lock: Mutex<()>,
     bulk_written: AtomicBool,
+    values: Option<ValueCache>,
 }
 
 impl std::fmt::Debug for RocksDbPartition {
@@ -110,6 +112,7 @@ impl RocksDbPartition {
             known_cfs: RwLock::new(known),
             create_cf_lock: Mutex::new(()),
             bulk_written: AtomicBool::new(false),
+            values: ValueCache::new(options.value_cache_bytes),
         };
         partition.ensure_cf(cf::METADATA)?;
         tracing::debug!(path = %path.display(), "opened partition");
@@ -215,10 +218,20 @@ fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) -> bool {
 
 impl StorePartition for RocksDbPartition {
     fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        if let Some(cache) = &self.values {
+            if let Lookup::Hit(v) = cache.get(cf, key) {
+                return Ok(v);
+            }
+        }
         let Some(h) = self.handle(cf) else { return Ok(None) };
-        self.db
+        let value = self
+            .db
             .get_cf(&h, key)
-            .map_err(|e| Error::backend(BACKEND, "reading a key", e))
+            .map_err(|e| Error::backend(BACKEND, "reading a key", e))?;
+        if let Some(cache) = &self.values {
+            cache.fill(cf, key, value.clone());
+        }
+        Ok(value)
     }
 
     fn exists(&self, cf: &str, key: &[u8]) -> Result<bool> {
@@ -265,7 +278,21 @@ impl StorePartition for RocksDbPartition {
         let wb = self.to_rocks_batch(batch)?;
         self.db
             .write_opt(wb, &self.write_opts)
-            .map_err(|e| Error::backend(BACKEND, "writing a batch", e))
+            .map_err(|e| Error::backend(BACKEND, "writing a batch", e))?;
+        // Write-through only after RocksDB accepted the batch.
+        if let Some(cache) = &self.values {
+            for op in batch.iter() {
+                cache.put(op.cf, op.key.to_vec(), op.value.map(<[u8]>::to_vec));
+            }
+            if let Some(offset) = batch.changelog_offset() {
+                cache.put(
+                    cf::METADATA,
+                    cf::CHANGELOG_OFFSET_KEY.to_vec(),
+                    Some(keys::encode_u64(offset).to_vec()),
+                );
+            }
+        }
+        Ok(())
     }
 
     fn write_bulk(&self, batch: &WriteBatch) -> Result<()> {
@@ -274,6 +301,10 @@ impl StorePartition for RocksDbPartition {
         }
         let wb = self.to_rocks_batch(batch)?;
         self.bulk_written.store(true, Ordering::Release);
+        // Bulk loads (recovery) bypass the value cache.
+        if let Some(cache) = &self.values {
+            cache.clear();
+        }
         self.db
             .write_opt(wb, &self.bulk_write_opts)
             .map_err(|e| Error::backend(BACKEND, "writing a bulk batch", e))

@@ -52,7 +52,11 @@ impl WindowedStore {
         partition: u32,
         sink: Option<Arc<dyn ChangelogSink>>,
     ) -> Result<WindowedTransaction<RocksDbPartition>> {
-        Ok(WindowedTransaction::new(open(&mut self.store, partition)?, self.codec, sink))
+        Ok(WindowedTransaction::new(
+            open(&mut self.store, partition)?,
+            self.codec,
+            sink,
+        ))
     }
 }
 
@@ -100,7 +104,10 @@ mod tests {
         let mut t = w.begin(0, None).unwrap();
         t.update_window(0, 10, &1u32, 3, b"k").unwrap();
         t.commit().unwrap();
-        assert_eq!(w.begin(0, None).unwrap().get_window::<u32>(0, 10, b"k").unwrap(), Some(1));
+        assert_eq!(
+            w.begin(0, None).unwrap().get_window::<u32>(0, 10, b"k").unwrap(),
+            Some(1)
+        );
 
         let mut ts = TimestampedStore {
             store: mk("t"),
@@ -114,7 +121,11 @@ mod tests {
         t.set_for_timestamp(5, &"v", b"k").unwrap();
         t.commit().unwrap();
         assert_eq!(
-            ts.begin(0, None).unwrap().get_latest::<String>(9, b"k").unwrap().as_deref(),
+            ts.begin(0, None)
+                .unwrap()
+                .get_latest::<String>(9, b"k")
+                .unwrap()
+                .as_deref(),
             Some("v")
         );
 

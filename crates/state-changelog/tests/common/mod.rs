@@ -48,20 +48,26 @@ pub fn write_session(producer: &Arc<ChangelogProducer>, topic: &str, partition: 
         let offsets = ProcessedOffsets::new().with("input", round * 10 + 9);
         let mut kv = PartitionTransaction::new(p.clone(), Codec::MsgPack, Some(sink.clone()));
         for k in 0..5 {
-            kv.set("count", &(round * 100 + k), format!("user-{k}").as_bytes()).unwrap();
+            kv.set("count", &(round * 100 + k), format!("user-{k}").as_bytes())
+                .unwrap();
         }
         kv.delete("count", b"user-4").unwrap();
         kv.prepare(Some(&offsets)).unwrap();
         let mut w = WindowedTransaction::new(p.clone(), Codec::MsgPack, Some(sink.clone()));
-        w.update_window(round * 1000, round * 1000 + 1000, &round, round * 1000 + 5, b"page").unwrap();
-        w.add_to_collection(Some(round * 1000), &format!("click-{round}"), b"page").unwrap();
+        w.update_window(round * 1000, round * 1000 + 1000, &round, round * 1000 + 5, b"page")
+            .unwrap();
+        w.add_to_collection(Some(round * 1000), &format!("click-{round}"), b"page")
+            .unwrap();
         let _: Vec<ExpiredWindow<i64, String>> = w.expire_windows(round * 1000 - 1000, b"page", true, true).unwrap();
         w.prepare(Some(&offsets)).unwrap();
         let mut t = TimestampedTransaction::new(
             p.clone(),
             Codec::MsgPack,
             Some(sink.clone()),
-            TimestampedConfig { grace_ms: 1500, keep_duplicates: true },
+            TimestampedConfig {
+                grace_ms: 1500,
+                keep_duplicates: true,
+            },
         );
         t.set_for_timestamp(round * 1000, &round, b"sensor").unwrap();
         t.prepare(Some(&offsets)).unwrap();
@@ -84,10 +90,16 @@ pub fn committed_all() -> BTreeMap<String, i64> {
 pub fn recover(
     bootstrap: &str,
     parts: Vec<(Arc<RocksDbPartition>, &str, i32, BTreeMap<String, i64>)>,
-) -> (Result<Vec<state_changelog::RecoveredPartition>, state_changelog::ChangelogError>, Vec<RecoveryProgress>) {
+) -> (
+    Result<Vec<state_changelog::RecoveredPartition>, state_changelog::ChangelogError>,
+    Vec<RecoveryProgress>,
+) {
     let mgr = RecoveryManager::new(
         &client(bootstrap),
-        RecoveryConfig { stall_timeout: Duration::from_secs(30), ..RecoveryConfig::default() },
+        RecoveryConfig {
+            stall_timeout: Duration::from_secs(30),
+            ..RecoveryConfig::default()
+        },
         Arc::new(AtomicBool::new(false)),
     )
     .expect("recovery manager");
@@ -119,16 +131,24 @@ pub fn round_trip(bootstrap: &str, topic: &str) {
         expected.push(snapshot(&*p));
     }
     assert!(expected[0].contains_key(cf::VALUES) && expected[0].contains_key(cf::MIN_ELIGIBLE_TIMESTAMPS));
-    let fresh: Vec<_> = (0..3).map(|n| open(&dir.path().join(format!("restored-{n}")))).collect();
+    let fresh: Vec<_> = (0..3)
+        .map(|n| open(&dir.path().join(format!("restored-{n}"))))
+        .collect();
     let (res, progress) = recover(
         bootstrap,
-        fresh.iter().enumerate().map(|(n, p)| (p.clone(), topic, n as i32, committed_all())).collect(),
+        fresh
+            .iter()
+            .enumerate()
+            .map(|(n, p)| (p.clone(), topic, n as i32, committed_all()))
+            .collect(),
     );
     let res = res.expect("recovery");
     assert_eq!(res.len(), 3);
     for n in 0..3 {
         assert_eq!(snapshot(&*fresh[n]), expected[n], "partition {n} recovered exactly");
-        assert!(progress.iter().any(|p| p.partition == n as i32 && p.finished && p.done == p.total));
+        assert!(progress
+            .iter()
+            .any(|p| p.partition == n as i32 && p.finished && p.done == p.total));
     }
 }
 
@@ -142,7 +162,8 @@ pub fn uncommitted_are_skipped(bootstrap: &str, topic: &str) {
     for (round, processed) in [(1u64, 4i64), (2, 10)] {
         let mut t = PartitionTransaction::new(src.clone(), Codec::MsgPack, Some(sink.clone()));
         t.set("k", &round, format!("r{round}").as_bytes()).unwrap();
-        t.prepare(Some(&ProcessedOffsets::new().with("input", processed))).unwrap();
+        t.prepare(Some(&ProcessedOffsets::new().with("input", processed)))
+            .unwrap();
         producer.flush(Duration::from_secs(30)).unwrap();
         t.flush(producer.last_offset(topic, 0).map(|o| o as u64)).unwrap();
     }
@@ -154,8 +175,16 @@ pub fn uncommitted_are_skipped(bootstrap: &str, topic: &str) {
     assert_eq!((res[0].stats.applied, res[0].stats.skipped), (1, 1));
     let t = PartitionTransaction::new(dst.clone(), Codec::MsgPack, None);
     assert_eq!(t.get::<_, u64>("k", b"r1").unwrap(), Some(1));
-    assert_eq!(t.get::<_, u64>("k", b"r2").unwrap(), None, "the uncommitted checkpoint is skipped");
-    assert_eq!(dst.changelog_offset().unwrap(), src.changelog_offset().unwrap(), "the offset advanced anyway");
+    assert_eq!(
+        t.get::<_, u64>("k", b"r2").unwrap(),
+        None,
+        "the uncommitted checkpoint is skipped"
+    );
+    assert_eq!(
+        dst.changelog_offset().unwrap(),
+        src.changelog_offset().unwrap(),
+        "the offset advanced anyway"
+    );
 }
 
 /// A stored offset at or beyond the high watermark is a typed error.
@@ -171,7 +200,13 @@ pub fn invalid_stored_offset(bootstrap: &str, topic: &str) {
     dst.write_changelog_offset(1000).unwrap();
     let (res, _) = recover(bootstrap, vec![(dst.clone(), topic, 0, committed_all())]);
     let err = res.unwrap_err();
-    assert!(matches!(err, state_changelog::ChangelogError::InvalidStoredOffset { stored: 1000, .. }), "{err}");
+    assert!(
+        matches!(
+            err,
+            state_changelog::ChangelogError::InvalidStoredOffset { stored: 1000, .. }
+        ),
+        "{err}"
+    );
     assert!(err.to_string().contains("recreated"), "{err}");
     assert_eq!(dst.changelog_offset().unwrap(), Some(1000), "nothing was applied");
 }

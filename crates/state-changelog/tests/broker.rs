@@ -1,0 +1,149 @@
+//! The same scenarios on a real Kafka-protocol broker (tansu in CI; any Kafka
+//! works). Set `KAFKA_BOOTSTRAP_SERVERS=host:port`; without it every test
+//! here prints that it was skipped and returns. `.ci/run` starts tansu and
+//! sets the variable, so CI always runs them.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use state_changelog::rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use state_changelog::rdkafka::client::DefaultClientContext;
+use state_changelog::{
+    changelog_topic_name, describe_topic_config, ensure_changelog_topic, ChangelogError, ChangelogTopicConfig,
+};
+
+fn broker() -> Option<String> {
+    match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
+        Ok(b) if !b.is_empty() => Some(b),
+        _ => {
+            eprintln!("SKIPPED: KAFKA_BOOTSTRAP_SERVERS is not set; no real broker to test against");
+            None
+        }
+    }
+}
+
+fn unique(name: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    format!("{name}-{}-{}", std::process::id(), nanos % 1_000_000_000)
+}
+
+/// Creates a plain topic through the admin API and waits for its metadata.
+fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
+    let admin: AdminClient<DefaultClientContext> = client(bootstrap).create().unwrap();
+    let t = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
+    let fut = admin.create_topics(
+        [&t],
+        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
+    );
+    let res = futures_lite_block_on(fut).expect("create_topics");
+    for r in res {
+        r.unwrap_or_else(|(name, code)| panic!("create {name}: {code:?}"));
+    }
+    wait_for_topic(bootstrap, topic, partitions as usize);
+}
+
+fn wait_for_topic(bootstrap: &str, topic: &str, partitions: usize) {
+    for _ in 0..100 {
+        if state_changelog::topic_partitions(&client(bootstrap), topic, Duration::from_secs(5))
+            .ok()
+            .flatten()
+            == Some(partitions)
+        {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("topic {topic} did not appear with {partitions} partitions");
+}
+
+fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    struct W(std::thread::Thread);
+    impl Wake for W {
+        fn wake(self: Arc<Self>) {
+            self.0.unpark();
+        }
+    }
+    let waker = Waker::from(Arc::new(W(std::thread::current())));
+    let mut cx = Context::from_waker(&waker);
+    let mut f = std::pin::pin!(f);
+    loop {
+        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
+            return v;
+        }
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn changelog_topics_are_created_compacted_and_validated() {
+    let Some(b) = broker() else { return };
+    let source = unique("source");
+    create_topic(&b, &source, 3);
+    let changelog = changelog_topic_name("group", &source, "counts");
+    let cfg = ChangelogTopicConfig {
+        replication_factor: 1,
+        ..Default::default()
+    };
+    assert_eq!(
+        ensure_changelog_topic(&client(&b), &source, &changelog, &cfg).unwrap(),
+        3
+    );
+    wait_for_topic(&b, &changelog, 3);
+    let configs = describe_topic_config(&client(&b), &changelog, Duration::from_secs(30)).unwrap();
+    assert_eq!(
+        configs.get("cleanup.policy").map(String::as_str),
+        Some("compact"),
+        "{configs:?}"
+    );
+    assert_eq!(
+        ensure_changelog_topic(&client(&b), &source, &changelog, &cfg).unwrap(),
+        3,
+        "idempotent"
+    );
+
+    let other = unique("source-2");
+    create_topic(&b, &other, 2);
+    let err = ensure_changelog_topic(&client(&b), &other, &changelog, &cfg).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ChangelogError::PartitionCountMismatch {
+                expected: 2,
+                actual: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
+}
+
+#[test]
+fn round_trip_on_three_partitions() {
+    let Some(b) = broker() else { return };
+    let topic = unique("changelog__it--input--store");
+    create_topic(&b, &topic, 3);
+    round_trip(&b, &topic);
+}
+
+#[test]
+fn uncommitted_checkpoints_are_skipped() {
+    let Some(b) = broker() else { return };
+    let topic = unique("cl-skip");
+    create_topic(&b, &topic, 1);
+    uncommitted_are_skipped(&b, &topic);
+}
+
+#[test]
+fn a_stored_offset_beyond_the_high_watermark_is_refused() {
+    let Some(b) = broker() else { return };
+    let topic = unique("cl-invalid");
+    create_topic(&b, &topic, 1);
+    invalid_stored_offset(&b, &topic);
+}
