@@ -52,10 +52,12 @@ fn report(system: &str, workload: &str, p: Params, o: &Outcome) {
 
 pub fn run(args: &[String]) -> Result<(), String> {
     let mut only: Option<String> = None;
+    let mut brokers: Option<String> = None;
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--workload" => only = Some(it.next().ok_or("--workload needs a value (w1, w2, w3)")?.clone()),
+            "--workload" => only = Some(it.next().ok_or("--workload needs a value (w1..w5)")?.clone()),
+            "--brokers" => brokers = Some(it.next().ok_or("--brokers needs HOST:PORT")?.clone()),
             other => return Err(format!("unknown bench argument {other:?}")),
         }
     }
@@ -72,12 +74,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     eprintln!("bench: N={} K={} C={}", p.n, p.k, p.c);
     let wanted = |w: &str| only.as_deref().is_none_or(|o| o == w);
-    let known = ["w1", "w2", "w3"];
+    let known = ["w1", "w2", "w3", "w4", "w5"];
     if let Some(o) = &only {
         if !known.contains(&o.as_str()) {
-            return Err(format!(
-                "unknown workload {o:?}; this build runs {known:?} (w4, w5 need the Kafka changelog)"
-            ));
+            return Err(format!("unknown workload {o:?}; known: {known:?}"));
         }
     }
     if wanted("w1") {
@@ -100,7 +100,176 @@ pub fn run(args: &[String]) -> Result<(), String> {
         })?;
         measure("raw-rocksdb", "w3", p, w3_raw)?;
     }
+    if wanted("w4") || wanted("w5") {
+        // The in-process mock cluster unless a broker was given; it lives
+        // for the rest of the run.
+        let cluster = match &brokers {
+            Some(_) => None,
+            None => Some(rdkafka::mocking::MockCluster::new(1).map_err(err)?),
+        };
+        let bootstrap = match (&brokers, &cluster) {
+            (Some(b), _) => b.clone(),
+            (None, Some(c)) => c.bootstrap_servers(),
+            (None, None) => unreachable!("a cluster exists when no brokers are given"),
+        };
+        let create = |topic: &str| -> Result<(), String> {
+            match &cluster {
+                Some(c) => c.create_topic(topic, 1, 1).map_err(err),
+                None => Ok(()), // a real broker: auto-created or pre-created by the operator
+            }
+        };
+        if wanted("w4") {
+            let topic = "bench-w4-changelog";
+            create(topic)?;
+            produce_w3_records(&bootstrap, topic, p)?;
+            let o = w4_recover(&bootstrap, topic, p)?;
+            report("state-rocksdb", "w4", p, &o);
+            let o = w4_raw_consumer(&bootstrap, topic, p)?;
+            report("raw-consumer", "w4", p, &o);
+        }
+        if wanted("w5") {
+            let mut run = 0;
+            measure("state-rocksdb", "w5", p, |dir, p| {
+                run += 1;
+                let topic = format!("bench-w5-changelog-{run}");
+                create(&topic)?;
+                w5_state(rocks(dir)?, &bootstrap, &topic, p)
+            })?;
+        }
+    }
     Ok(())
+}
+
+fn kafka_client(bootstrap: &str) -> rdkafka::ClientConfig {
+    let mut c = rdkafka::ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap);
+    c
+}
+
+/// Produces the w3 records (not timed) to `topic[0]`.
+fn produce_w3_records(bootstrap: &str, topic: &str, p: Params) -> Result<(), String> {
+    let fx = w3_fixture(p)?;
+    let producer = state_changelog::ChangelogProducer::new(&kafka_client(bootstrap)).map_err(err)?;
+    eprintln!("  producing {} changelog records to {topic}", p.n);
+    for i in 0..p.n {
+        producer
+            .produce(
+                topic,
+                0,
+                state_core::ChangelogRecord {
+                    cf: cf::DEFAULT,
+                    key: &fx.keys[(i % p.k) as usize],
+                    value: Some(&fx.value),
+                    processed_offsets: None,
+                },
+            )
+            .map_err(err)?;
+    }
+    producer.flush(std::time::Duration::from_secs(300)).map_err(err)
+}
+
+fn w4_recover(bootstrap: &str, topic: &str, p: Params) -> Result<Outcome, String> {
+    let dir = tempfile::tempdir().map_err(err)?;
+    let partition = rocks(&dir.path().join("w4"))?;
+    let mgr = state_changelog::RecoveryManager::new(
+        &kafka_client(bootstrap),
+        state_changelog::RecoveryConfig {
+            batch_records: p.c as usize,
+            ..Default::default()
+        },
+        Arc::new(std::sync::atomic::AtomicBool::new(false)),
+    )
+    .map_err(err)?;
+    let started = Instant::now();
+    mgr.recover(
+        vec![state_changelog::RecoveryPartition {
+            partition: partition.clone(),
+            topic: topic.to_string(),
+            changelog_partition: 0,
+            committed_offsets: BTreeMap::new(),
+            location: dir.path().display().to_string(),
+        }],
+        &mut |_| {},
+    )
+    .map_err(err)?;
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(Outcome {
+        seconds,
+        check: partition.changelog_offset().map_err(err)?.unwrap_or(0),
+    })
+}
+
+/// A plain consumer reading the same records: the limit for w4.
+fn w4_raw_consumer(bootstrap: &str, topic: &str, p: Params) -> Result<Outcome, String> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::Message;
+    let mut c = kafka_client(bootstrap);
+    c.set("group.id", "bench-raw").set("enable.auto.commit", "false");
+    let consumer: BaseConsumer = c.create().map_err(err)?;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Beginning)
+        .map_err(err)?;
+    consumer.assign(&tpl).map_err(err)?;
+    let started = Instant::now();
+    let mut last = -1i64;
+    let mut bytes = 0usize;
+    while last + 1 < p.n as i64 {
+        match consumer.poll(std::time::Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                bytes += m.payload().map_or(0, <[u8]>::len) + m.key().map_or(0, <[u8]>::len);
+                last = m.offset();
+            }
+            Some(Err(e)) => return Err(e.to_string()),
+            None if started.elapsed().as_secs() > 600 => return Err("raw consumer stalled".into()),
+            None => {}
+        }
+    }
+    std::hint::black_box(bytes);
+    Ok(Outcome {
+        seconds: started.elapsed().as_secs_f64(),
+        check: last as u64,
+    })
+}
+
+/// w1 with the changelog producer on: checkpoint every C records
+/// (prepare, producer flush, state flush with the changelog offset).
+fn w5_state<P: StorePartition + 'static>(
+    partition: Arc<P>,
+    bootstrap: &str,
+    topic: &str,
+    p: Params,
+) -> Result<Outcome, String> {
+    let producer = Arc::new(state_changelog::ChangelogProducer::new(&kafka_client(bootstrap)).map_err(err)?);
+    let sink = producer.sink(topic, 0);
+    let timeout = std::time::Duration::from_secs(120);
+    let started = Instant::now();
+    let mut prefix = Vec::new();
+    let mut txn = PartitionTransaction::new(partition.clone(), Codec::MsgPack, Some(sink.clone()));
+    let checkpoint = |txn: &mut PartitionTransaction<P>, i: u64| -> Result<(), String> {
+        let offsets = state_core::ProcessedOffsets::new().with("input", i as i64);
+        txn.prepare(Some(&offsets)).map_err(err)?;
+        producer.flush(timeout).map_err(err)?;
+        let offset = producer.last_offset(topic, 0).map(|o| o as u64);
+        txn.flush(offset).map_err(err)
+    };
+    for i in 0..p.n {
+        prefix_of(i, p.k, &mut prefix);
+        let count: u64 = txn.get("count", &prefix).map_err(err)?.unwrap_or(0);
+        txn.set("count", &(count + 1), &prefix).map_err(err)?;
+        if (i + 1) % p.c == 0 {
+            checkpoint(&mut txn, i)?;
+            txn = PartitionTransaction::new(partition.clone(), Codec::MsgPack, Some(sink.clone()));
+        }
+    }
+    checkpoint(&mut txn, p.n)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let reader = PartitionTransaction::new(partition, Codec::MsgPack, None);
+    let mut check = 0;
+    for j in 0..p.k.min(1000) {
+        prefix_of(j, p.k, &mut prefix);
+        check += reader.get::<_, u64>("count", &prefix).map_err(err)?.unwrap_or(0);
+    }
+    Ok(Outcome { seconds, check })
 }
 
 /// Runs a small warm-up in its own directory, then the timed run in a fresh one.
@@ -108,7 +277,7 @@ fn measure(
     system: &str,
     workload: &str,
     p: Params,
-    f: impl Fn(&Path, Params) -> Result<Outcome, String>,
+    mut f: impl FnMut(&Path, Params) -> Result<Outcome, String>,
 ) -> Result<(), String> {
     let warm = Params {
         n: (p.n / 10).max(1),

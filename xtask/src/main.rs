@@ -15,7 +15,10 @@ fn usage() -> &'static str {
     "usage: cargo xtask <command>
 
 commands:
-  bench [--workload w1|w2|w3]   run the benchmark workloads (N, K, C from the environment)
+  bench [--workload wN] [--brokers HOST:PORT]
+                                run the benchmark workloads w1..w5 (N, K, C from the
+                                environment); w4/w5 use the in-process mock cluster
+                                unless --brokers is given
   fixtures                      regenerate fixtures/format from the code"
 }
 
