@@ -2,6 +2,7 @@
 //! of an application, tracking delivery per changelog partition.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -9,7 +10,7 @@ use parking_lot::Mutex;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseRecord, DeliveryResult, Producer, ProducerContext, ThreadedProducer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
 use state_core::{ChangelogRecord, ChangelogSink, CF_HEADER, PROCESSED_OFFSETS_HEADER};
 
@@ -53,8 +54,10 @@ impl ProducerContext for DeliveryTracker {
     }
 }
 
-/// The underlying rdkafka producer type.
-pub type KafkaProducer = ThreadedProducer<DeliveryTracker>;
+/// The underlying rdkafka producer type. It is polled by the
+/// [`ChangelogProducer`] itself (on produce and flush), not by a background
+/// thread, so a flush returns as soon as the last delivery report arrives.
+pub type KafkaProducer = BaseProducer<DeliveryTracker>;
 
 /// Produces changelog records for all store partitions of an application.
 ///
@@ -72,6 +75,7 @@ pub type KafkaProducer = ThreadedProducer<DeliveryTracker>;
 /// [`ChangelogProducer::kafka`].
 pub struct ChangelogProducer {
     producer: KafkaProducer,
+    sends: AtomicU32,
 }
 
 impl std::fmt::Debug for ChangelogProducer {
@@ -95,7 +99,10 @@ impl ChangelogProducer {
                 operation: "creating the changelog producer",
                 source,
             })?;
-        Ok(ChangelogProducer { producer })
+        Ok(ChangelogProducer {
+            producer,
+            sends: AtomicU32::new(0),
+        })
     }
 
     /// The rdkafka producer (for transactions and output records).
@@ -131,12 +138,16 @@ impl ChangelogProducer {
         if let Some(v) = record.value {
             rec = rec.payload(v);
         }
+        // Serve delivery reports now and then so they do not pile up.
+        if self.sends.fetch_add(1, Ordering::Relaxed) % 1024 == 1023 {
+            self.producer.poll(Duration::ZERO);
+        }
         loop {
             match self.producer.send(rec) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     rec = back;
-                    std::thread::sleep(Duration::from_millis(2));
+                    self.producer.poll(Duration::from_millis(5));
                 }
                 Err((e, _)) => {
                     return Err(ChangelogError::Produce {
@@ -153,19 +164,30 @@ impl ChangelogProducer {
     /// if any record failed since the last flush (and resets that state).
     pub fn flush(&self, timeout: Duration) -> Result<()> {
         let started = Instant::now();
-        if let Err(e) = self.producer.flush(timeout) {
-            let in_flight = self.producer.in_flight_count();
-            if matches!(e, KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)) || in_flight > 0 {
+        // rdkafka's own flush polls in 100 ms steps; poll in 1 ms steps
+        // instead so a checkpoint waits no longer than the broker does.
+        loop {
+            // A zero-timeout flush makes librdkafka send lingering batches now.
+            match self.producer.flush(Duration::ZERO) {
+                Ok(()) => break,
+                Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)) => {}
+                Err(e) => {
+                    return Err(ChangelogError::Kafka {
+                        operation: "flushing the changelog producer",
+                        source: e,
+                    })
+                }
+            }
+            self.producer.poll(Duration::from_millis(1));
+            if started.elapsed() > timeout {
                 return Err(ChangelogError::FlushTimeout {
                     timeout_ms: timeout.as_millis(),
-                    in_flight,
+                    in_flight: self.producer.in_flight_count(),
                 });
             }
-            return Err(ChangelogError::Kafka {
-                operation: "flushing the changelog producer",
-                source: e,
-            });
         }
+        // Serve the last delivery reports.
+        self.producer.poll(Duration::ZERO);
         let mut st = self.producer.context().state.lock();
         if st.failed > 0 {
             let failed = std::mem::take(&mut st.failed);
