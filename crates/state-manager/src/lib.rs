@@ -1,98 +1,31 @@
 //! # state-manager
 //!
 //! Ties stores to a consumer group: the store registry, partition
-//! assignment and recovery, checkpoints. This release holds the state
-//! directory layout every other part relies on; the manager itself is being
-//! built (see the project's issues).
+//! assignment with recovery, and checkpoints with at-least-once or
+//! exactly-once guarantees.
+//!
+//! * [`StateStoreManager`] — registers stores per stream, opens and recovers
+//!   partitions on assignment, hands out the current checkpoint's
+//!   transactions and commits them.
+//! * [`StateContext`] — an rdkafka consumer context that calls the manager
+//!   from the group's rebalance callbacks.
+//! * [`StateDir`] — `<state_dir>/<group_id>/<store>/<stream_id>/<partition>`.
+//!
+//! See `docs/manager.md` for a complete processor.
 
 #![warn(missing_docs)]
 
-use std::path::{Path, PathBuf};
+mod checkpoint;
+mod config;
+mod context;
+mod error;
+mod layout;
+mod manager;
+mod registry;
 
-/// Errors of the state manager.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum ManagerError {
-    /// A name used as a directory component is empty or could escape the
-    /// state directory.
-    #[error("invalid {what} {value:?}: it must be non-empty and contain no '/', '\\\\' or '..'")]
-    InvalidName {
-        /// Which name (group, store, stream).
-        what: &'static str,
-        /// The value given.
-        value: String,
-    },
-}
-
-fn check(what: &'static str, value: &str) -> Result<(), ManagerError> {
-    if value.is_empty() || value == "." || value == ".." || value.contains(['/', '\\']) {
-        return Err(ManagerError::InvalidName {
-            what,
-            value: value.to_owned(),
-        });
-    }
-    Ok(())
-}
-
-/// The state directory layout: `<state_dir>/<group_id>/<store>/<stream_id>/<partition>`.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StateDir {
-    root: PathBuf,
-    group_id: String,
-}
-
-impl StateDir {
-    /// The layout for consumer group `group_id` under `root`.
-    pub fn new(root: impl Into<PathBuf>, group_id: &str) -> Result<Self, ManagerError> {
-        check("group id", group_id)?;
-        Ok(StateDir {
-            root: root.into(),
-            group_id: group_id.to_owned(),
-        })
-    }
-
-    /// `<state_dir>/<group_id>`: everything this group keeps locally.
-    pub fn group_dir(&self) -> PathBuf {
-        self.root.join(&self.group_id)
-    }
-
-    /// `<state_dir>/<group_id>/<store>/<stream_id>`: the base directory of a
-    /// store's partitions.
-    pub fn store_dir(&self, store: &str, stream_id: &str) -> Result<PathBuf, ManagerError> {
-        check("store name", store)?;
-        check("stream id", stream_id)?;
-        Ok(self.group_dir().join(store).join(stream_id))
-    }
-
-    /// `<state_dir>/<group_id>/<store>/<stream_id>/<partition>`.
-    pub fn partition_dir(&self, store: &str, stream_id: &str, partition: u32) -> Result<PathBuf, ManagerError> {
-        Ok(self.store_dir(store, stream_id)?.join(partition.to_string()))
-    }
-
-    /// The root state directory.
-    pub fn root(&self) -> &Path {
-        &self.root
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn layout() {
-        let d = StateDir::new("/state", "group").unwrap();
-        assert_eq!(
-            d.partition_dir("counts", "clicks", 3).unwrap(),
-            PathBuf::from("/state/group/counts/clicks/3")
-        );
-    }
-
-    #[test]
-    fn names_cannot_escape() {
-        assert!(StateDir::new("/s", "..").is_err());
-        let d = StateDir::new("/s", "g").unwrap();
-        assert!(d.store_dir("a/b", "x").is_err());
-        assert!(d.store_dir("a", "").is_err());
-    }
-}
+pub use config::{ManagerConfig, ProcessingGuarantee};
+pub use context::StateContext;
+pub use error::{ManagerError, Result};
+pub use layout::StateDir;
+pub use manager::StateStoreManager;
+pub use registry::{Backend, StoreKind, StoreSpec};

@@ -1,0 +1,118 @@
+//! Manager configuration with validated defaults.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use state_changelog::RecoveryConfig;
+use state_rocksdb::RocksDbOptions;
+
+use crate::error::{ManagerError, Result};
+
+/// What a checkpoint promises.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ProcessingGuarantee {
+    /// Changelog flushed, then source offsets committed, then local state
+    /// flushed. A crash can make records be processed again (never lost).
+    #[default]
+    AtLeastOnce,
+    /// Changelog records, output records and source offsets commit in one
+    /// Kafka transaction; local state is flushed only after it commits.
+    ExactlyOnce,
+}
+
+/// Configuration of a [`crate::StateStoreManager`].
+#[derive(Clone, Debug)]
+pub struct ManagerConfig {
+    /// Consumer group id (also part of changelog topic names and paths).
+    pub group_id: String,
+    /// Root of the local state: `<state_dir>/<group_id>/<store>/<stream>/<partition>`.
+    pub state_dir: PathBuf,
+    /// At-least-once (default) or exactly-once.
+    pub guarantee: ProcessingGuarantee,
+    /// How often the application should commit (the manager reports it via
+    /// [`crate::StateStoreManager::commit_due`]); default 1 s.
+    pub commit_interval: Duration,
+    /// Timeout of producer flushes and transaction calls; default 30 s.
+    pub kafka_timeout: Duration,
+    /// Unique id of this instance, used for the transactional id under
+    /// exactly-once (`<group_id>-<instance_id>`). Default: the process id.
+    pub instance_id: String,
+    /// RocksDB options of every RocksDB store.
+    pub rocksdb: RocksDbOptions,
+    /// Recovery tuning.
+    pub recovery: RecoveryConfig,
+    /// Exactly-once only: after the Kafka transaction commits, commit the
+    /// same source offsets again through the consumer. Harmless on a real
+    /// broker (the offsets are already committed); needed on brokers that
+    /// do not store `TxnOffsetCommit`, such as librdkafka's mock cluster.
+    /// Default false.
+    pub mirror_transactional_offsets: bool,
+}
+
+impl ManagerConfig {
+    /// Defaults for `group_id` with state under `state_dir`.
+    pub fn new(group_id: impl Into<String>, state_dir: impl Into<PathBuf>) -> Self {
+        ManagerConfig {
+            group_id: group_id.into(),
+            state_dir: state_dir.into(),
+            guarantee: ProcessingGuarantee::AtLeastOnce,
+            commit_interval: Duration::from_secs(1),
+            kafka_timeout: Duration::from_secs(30),
+            instance_id: std::process::id().to_string(),
+            rocksdb: RocksDbOptions::default(),
+            recovery: RecoveryConfig::default(),
+            mirror_transactional_offsets: false,
+        }
+    }
+
+    /// Checks every field, naming the first bad one.
+    pub fn validate(&self) -> Result<()> {
+        let bad = |field: &'static str, problem: &str| {
+            Err(ManagerError::InvalidConfig {
+                field,
+                problem: problem.to_owned(),
+            })
+        };
+        if self.group_id.is_empty() {
+            return bad("group_id", "must not be empty");
+        }
+        if self.commit_interval.is_zero() {
+            return bad("commit_interval", "must be greater than zero");
+        }
+        if self.kafka_timeout < Duration::from_millis(100) {
+            return bad("kafka_timeout", "must be at least 100 ms");
+        }
+        if self.instance_id.is_empty() {
+            return bad("instance_id", "must not be empty");
+        }
+        if self.recovery.batch_records == 0 {
+            return bad("recovery.batch_records", "must be greater than zero");
+        }
+        if self.rocksdb.open_max_retries == 0 {
+            return bad("rocksdb.open_max_retries", "must be at least 1");
+        }
+        if self.state_dir.as_os_str().is_empty() {
+            return bad("state_dir", "must not be empty");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_name_the_field() {
+        let mut c = ManagerConfig::new("g", "/tmp/x");
+        assert!(c.validate().is_ok());
+        c.commit_interval = Duration::ZERO;
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("commit_interval"), "{err}");
+        let mut c = ManagerConfig::new("", "/tmp/x");
+        assert!(c.validate().unwrap_err().to_string().contains("group_id"));
+        c.group_id = "g".into();
+        c.recovery.batch_records = 0;
+        assert!(c.validate().unwrap_err().to_string().contains("recovery.batch_records"));
+    }
+}

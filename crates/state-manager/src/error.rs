@@ -1,0 +1,120 @@
+//! Errors of the state manager.
+
+/// What can go wrong managing stores, assignments and checkpoints.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ManagerError {
+    /// A name used as a directory component is empty or could escape the
+    /// state directory.
+    #[error("invalid {what} {value:?}: it must be non-empty and contain no '/', '\\\\' or '..'")]
+    InvalidName {
+        /// Which name (group, store, stream).
+        what: &'static str,
+        /// The value given.
+        value: String,
+    },
+
+    /// A configuration field has an invalid value.
+    #[error("invalid configuration: {field} {problem}")]
+    InvalidConfig {
+        /// The field, e.g. `commit_interval`.
+        field: &'static str,
+        /// What is wrong with it.
+        problem: String,
+    },
+
+    /// A store with this name is already registered for the stream.
+    #[error("store {store:?} is already registered for stream {stream:?}")]
+    DuplicateStore {
+        /// Stream id (source topic).
+        stream: String,
+        /// Store name.
+        store: String,
+    },
+
+    /// No store with this name is registered for the stream.
+    #[error("no store {store:?} is registered for stream {stream:?}")]
+    UnknownStore {
+        /// Stream id (source topic).
+        stream: String,
+        /// Store name.
+        store: String,
+    },
+
+    /// The store exists but is of another kind than the transaction asked for.
+    #[error("store {store:?} of stream {stream:?} is a {actual} store, not a {wanted} store")]
+    WrongStoreKind {
+        /// Stream id.
+        stream: String,
+        /// Store name.
+        store: String,
+        /// The kind it is.
+        actual: &'static str,
+        /// The kind asked for.
+        wanted: &'static str,
+    },
+
+    /// The partition of the stream is not assigned to this instance.
+    #[error("partition {partition} of stream {stream:?} is not assigned to this instance")]
+    NotAssigned {
+        /// Stream id.
+        stream: String,
+        /// Partition.
+        partition: u32,
+    },
+
+    /// `clear_state` was called while partitions are assigned.
+    #[error(
+        "cannot clear the state directory while partitions are assigned ({assigned} partitions); revoke them first"
+    )]
+    StillAssigned {
+        /// How many store partitions are open.
+        assigned: usize,
+    },
+
+    /// A Kafka client call failed.
+    #[error("Kafka {operation} failed: {source}")]
+    Kafka {
+        /// What was being done.
+        operation: &'static str,
+        /// The client's error.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+
+    /// The checkpoint failed; nothing of it was applied locally. Under
+    /// exactly-once the Kafka transaction was aborted: rewind the consumer to
+    /// the committed offsets (or restart) and process again.
+    #[error("checkpoint failed ({stage}): {reason}")]
+    CheckpointFailed {
+        /// Which step failed.
+        stage: &'static str,
+        /// Why.
+        reason: String,
+    },
+
+    /// A filesystem operation on the state directory failed.
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        /// The path.
+        path: std::path::PathBuf,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// Changelog production, administration or recovery failed.
+    #[error(transparent)]
+    Changelog(#[from] state_changelog::ChangelogError),
+
+    /// A transaction failed.
+    #[error(transparent)]
+    Txn(#[from] state_txn::TxnError),
+
+    /// The state backend failed.
+    #[error(transparent)]
+    State(#[from] state_core::Error),
+}
+
+/// A `Result` whose error is [`ManagerError`].
+pub type Result<T, E = ManagerError> = std::result::Result<T, E>;
