@@ -11,7 +11,11 @@
 //!   from the group's rebalance callbacks.
 //! * [`StateDir`] — `<state_dir>/<group_id>/<store>/<stream_id>/<partition>`.
 //!
-//! See `docs/manager.md` for a complete processor.
+//! A complete processor (`examples/page_counts.rs`, compiled with the docs):
+//!
+#![doc = concat!("```no_run\n", include_str!("../examples/page_counts.rs"), "\n```")]
+//!
+//! See `docs/manager.md` for what each step guarantees.
 
 #![warn(missing_docs)]
 

@@ -244,3 +244,118 @@ fn at_least_once_failover_with_cooperative_assignment_never_loses_counts() {
 fn exactly_once_failover_with_cooperative_assignment_is_exact() {
     failover(ProcessingGuarantee::ExactlyOnce, "cooperative-sticky");
 }
+
+fn process_until(m: &mut Member, total: usize) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while m.processed < total {
+        let Some(Ok(msg)) = m.consumer.poll(Duration::from_millis(50)) else {
+            assert!(Instant::now() < deadline, "input did not arrive in time");
+            continue;
+        };
+        let mut mgr = m.manager.lock();
+        let p = msg.partition() as u32;
+        let key = msg.key().unwrap().to_vec();
+        let t = mgr.kv(INPUT, "counts", p).unwrap();
+        let n: u64 = t.get("count", &key).unwrap().unwrap_or(0);
+        t.set("count", &(n + 1), &key).unwrap();
+        mgr.processed(INPUT, p, msg.offset()).unwrap();
+        m.processed += 1;
+    }
+}
+
+/// A failure between producing the changelog and committing the Kafka
+/// transaction leaves nothing visible locally; after a restart with the
+/// local state deleted, recovery skips the aborted checkpoint's changelog
+/// records and the counts come out exact.
+#[test]
+fn exactly_once_failed_commit_leaves_no_partial_state() {
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+    let cluster = cluster();
+    let bootstrap = cluster.bootstrap_servers();
+    let mut m = member(
+        &bootstrap,
+        ProcessingGuarantee::ExactlyOnce,
+        "solo",
+        "cooperative-sticky",
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while assigned(&m) != PARTITIONS as usize {
+        step(&mut m, 1);
+        assert!(Instant::now() < deadline, "no assignment");
+    }
+    let truth = produce_input(&cluster);
+    process_until(&mut m, 120);
+    m.manager.lock().commit(&m.consumer).unwrap();
+    let before = counts(&m);
+
+    process_until(&mut m, 200);
+    cluster.request_errors(
+        RDKafkaApiKey::AddOffsetsToTxn,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_GROUP_AUTHORIZATION_FAILED],
+    );
+    let err = m.manager.lock().commit(&m.consumer).unwrap_err();
+    assert!(err.to_string().contains("checkpoint failed"), "{err}");
+    assert_eq!(
+        counts(&m),
+        before,
+        "nothing of the failed checkpoint is visible locally"
+    );
+
+    // Restart without the local state.
+    let dir = m.dir.path().to_owned();
+    std::mem::forget(m);
+    std::fs::remove_dir_all(&dir).unwrap();
+    cluster.clear_request_errors(RDKafkaApiKey::AddOffsetsToTxn);
+    let mut m2 = member(
+        &bootstrap,
+        ProcessingGuarantee::ExactlyOnce,
+        "solo-2",
+        "cooperative-sticky",
+    );
+    finish(&mut m2);
+    assert_eq!(counts(&m2), truth, "exact after restart and recovery");
+}
+
+/// Revoking and reassigning a partition in one process keeps committed
+/// work and never applies anything twice under exactly-once.
+#[test]
+fn revoke_and_reassign_in_one_process_is_exact() {
+    let cluster = cluster();
+    let bootstrap = cluster.bootstrap_servers();
+    let mut m = member(
+        &bootstrap,
+        ProcessingGuarantee::ExactlyOnce,
+        "one",
+        "cooperative-sticky",
+    );
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while assigned(&m) != PARTITIONS as usize {
+        step(&mut m, 1);
+        assert!(Instant::now() < deadline, "no assignment");
+    }
+    let truth = produce_input(&cluster);
+    process_until(&mut m, 100);
+    // Revoke everything (committing first, as the rebalance context does)
+    // and assign again: partitions reopen and recover from local state and
+    // the changelog.
+    let parts: Vec<(String, u32)> = (0..PARTITIONS as u32).map(|p| (INPUT.to_string(), p)).collect();
+    {
+        let mut mgr = m.manager.lock();
+        mgr.commit(&m.consumer).unwrap();
+        mgr.on_revoke(&parts).unwrap();
+        assert!(!mgr.is_assigned(INPUT, 0));
+        let committed = m
+            .consumer
+            .committed_offsets(m.consumer.assignment().unwrap(), Duration::from_secs(5))
+            .unwrap();
+        let mut map = BTreeMap::new();
+        for e in committed.elements() {
+            if let rdkafka::Offset::Offset(o) = e.offset() {
+                map.insert((e.topic().to_owned(), e.partition() as u32), o);
+            }
+        }
+        mgr.on_assign(&parts, &map).unwrap();
+    }
+    finish(&mut m);
+    assert_eq!(counts(&m), truth);
+}
