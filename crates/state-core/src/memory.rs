@@ -11,7 +11,7 @@ use parking_lot::RwLock;
 use crate::batch::WriteBatch;
 use crate::cf;
 use crate::error::{Error, Result};
-use crate::keys::{decode_u64, encode_u64};
+use crate::keys::encode_u64;
 use crate::partition::{Direction, KvIter, Store, StorePartition};
 
 type ColumnFamily = BTreeMap<Vec<u8>, Vec<u8>>;
@@ -102,15 +102,6 @@ impl StorePartition for MemoryPartition {
                 .insert(cf::CHANGELOG_OFFSET_KEY.to_vec(), encode_u64(offset).to_vec());
         }
         Ok(())
-    }
-
-    fn changelog_offset(&self) -> Result<Option<u64>> {
-        match self.get(cf::METADATA, cf::CHANGELOG_OFFSET_KEY)? {
-            None => Ok(None),
-            Some(bytes) => decode_u64(&bytes)
-                .map(Some)
-                .map_err(|_| Error::CorruptChangelogOffset { len: bytes.len() }),
-        }
     }
 
     fn column_families(&self) -> Result<Vec<String>> {

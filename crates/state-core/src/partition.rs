@@ -72,8 +72,16 @@ pub trait StorePartition: Send + Sync {
     }
 
     /// The stored changelog offset: the offset of the last changelog record
-    /// the data includes, or `None` if never set.
-    fn changelog_offset(&self) -> Result<Option<u64>>;
+    /// the data includes, or `None` if never set. The default reads it from
+    /// [`crate::cf::METADATA`], where every batch's offset is stored.
+    fn changelog_offset(&self) -> Result<Option<u64>> {
+        match self.get(crate::cf::METADATA, crate::cf::CHANGELOG_OFFSET_KEY)? {
+            None => Ok(None),
+            Some(bytes) => crate::keys::decode_u64(&bytes)
+                .map(Some)
+                .map_err(|_| crate::Error::CorruptChangelogOffset { len: bytes.len() }),
+        }
+    }
 
     /// Stores a new changelog offset without touching the data.
     fn write_changelog_offset(&self, offset: u64) -> Result<()> {

@@ -328,15 +328,6 @@ impl StorePartition for RocksDbPartition {
             .map_err(|e| Error::backend(BACKEND, "syncing the write-ahead log", e))
     }
 
-    fn changelog_offset(&self) -> Result<Option<u64>> {
-        match self.get(cf::METADATA, cf::CHANGELOG_OFFSET_KEY)? {
-            None => Ok(None),
-            Some(bytes) => keys::decode_u64(&bytes)
-                .map(Some)
-                .map_err(|_| Error::CorruptChangelogOffset { len: bytes.len() }),
-        }
-    }
-
     fn column_families(&self) -> Result<Vec<String>> {
         Ok(self.known_cfs.read().iter().cloned().collect())
     }

@@ -345,18 +345,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         self.set_index(Index::Expired, prefix, last_start)?;
         let mut out = Vec::with_capacity(windows.len());
         for (start, end, bytes) in &windows {
-            let collected = if collect {
-                self.collection_values(*start, *end, prefix)?
-            } else {
-                Vec::new()
-            };
-            out.push(ExpiredWindow {
-                start: *start,
-                end: *end,
-                value: self.codec().decode(bytes)?,
-                collected,
-                prefix: prefix.to_vec(),
-            });
+            out.push(self.expired_window(prefix, *start, *end, bytes, collect)?);
         }
         if delete {
             for (start, end, _) in &windows {
@@ -462,18 +451,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         }
         let mut out = Vec::with_capacity(expired.len());
         for (prefix, start, end, bytes) in &expired {
-            let collected = if collect {
-                self.collection_values(*start, *end, prefix)?
-            } else {
-                Vec::new()
-            };
-            out.push(ExpiredWindow {
-                start: *start,
-                end: *end,
-                value: self.codec().decode(bytes)?,
-                collected,
-                prefix: prefix.clone(),
-            });
+            out.push(self.expired_window(prefix, *start, *end, bytes, collect)?);
         }
         if delete {
             for (prefix, start, end, _) in &expired {
@@ -486,6 +464,29 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         }
         self.set_index(Index::Expired, b"", new_last)?;
         Ok(out)
+    }
+
+    /// Decodes one expired window, with its collected values if asked.
+    fn expired_window<V: DeserializeOwned, C: DeserializeOwned>(
+        &self,
+        prefix: &[u8],
+        start: u64,
+        end: u64,
+        value: &[u8],
+        collect: bool,
+    ) -> Result<ExpiredWindow<V, C>> {
+        let collected = if collect {
+            self.collection_values(start, end, prefix)?
+        } else {
+            Vec::new()
+        };
+        Ok(ExpiredWindow {
+            start,
+            end,
+            value: self.codec().decode(value)?,
+            collected,
+            prefix: prefix.to_vec(),
+        })
     }
 
     // ---- collections -------------------------------------------------------
