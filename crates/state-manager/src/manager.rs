@@ -24,6 +24,9 @@ use crate::error::{ManagerError, Result};
 use crate::layout::StateDir;
 use crate::registry::{Backend, Registered, StoreImpl, StoreKind, StoreSpec};
 
+/// Receives recovery progress.
+type ProgressListener = Box<dyn FnMut(&RecoveryProgress) + Send>;
+
 /// Manages the state of one application instance in a consumer group.
 ///
 /// * **Stores** are registered per stream (source topic) with
@@ -48,7 +51,7 @@ pub struct StateStoreManager {
     current: CheckpointState,
     last_commit: Instant,
     stop: Arc<AtomicBool>,
-    progress: Option<Box<dyn FnMut(&RecoveryProgress) + Send>>,
+    progress: Option<ProgressListener>,
     pending_error: Option<ManagerError>,
 }
 

@@ -87,9 +87,12 @@ pub fn committed_all() -> BTreeMap<String, i64> {
     m
 }
 
+/// A partition to recover: (partition, changelog topic, changelog partition, committed offsets).
+pub type ToRecover<'a> = (Arc<RocksDbPartition>, &'a str, i32, BTreeMap<String, i64>);
+
 pub fn recover(
     bootstrap: &str,
-    parts: Vec<(Arc<RocksDbPartition>, &str, i32, BTreeMap<String, i64>)>,
+    parts: Vec<ToRecover<'_>>,
 ) -> (
     Result<Vec<state_changelog::RecoveredPartition>, state_changelog::ChangelogError>,
     Vec<RecoveryProgress>,
