@@ -1,12 +1,11 @@
 //! [`StateContext`]: an rdkafka consumer context that keeps the manager in
 //! step with the group's rebalances.
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
-use rdkafka::{ClientContext, Offset, TopicPartitionList};
+use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::{ClientContext, TopicPartitionList};
 
 use crate::StateStoreManager;
 
@@ -51,24 +50,7 @@ impl ConsumerContext for StateContext {
     fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(tpl) = rebalance {
             let mut m = self.manager.lock();
-            let timeout = m.config().kafka_timeout;
-            let committed = match consumer.committed_offsets((*tpl).clone(), timeout) {
-                Ok(c) => c,
-                Err(e) => {
-                    m.set_error(crate::ManagerError::Kafka {
-                        operation: "reading committed offsets on assignment",
-                        source: e,
-                    });
-                    return;
-                }
-            };
-            let mut map = BTreeMap::new();
-            for e in committed.elements() {
-                if let Offset::Offset(o) = e.offset() {
-                    map.insert((e.topic().to_owned(), e.partition().max(0) as u32), o);
-                }
-            }
-            if let Err(e) = m.on_assign(&partitions(tpl), &map) {
+            if let Err(e) = m.on_assign_from(consumer, &partitions(tpl)) {
                 m.set_error(e);
             }
         }

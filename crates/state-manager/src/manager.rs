@@ -247,6 +247,32 @@ impl StateStoreManager {
         Ok(res)
     }
 
+    /// [`on_assign`](Self::on_assign) with the committed offsets read from
+    /// `consumer`'s group (what the rebalance callback and tests use).
+    pub fn on_assign_from<C: ConsumerContext, K: Consumer<C>>(
+        &mut self,
+        consumer: &K,
+        partitions: &[(String, u32)],
+    ) -> Result<Vec<RecoveredPartition>> {
+        let mut tpl = TopicPartitionList::new();
+        for (topic, p) in partitions {
+            tpl.add_partition(topic, *p as i32);
+        }
+        let committed = consumer
+            .committed_offsets(tpl, self.config.kafka_timeout)
+            .map_err(|source| ManagerError::Kafka {
+                operation: "reading committed offsets on assignment",
+                source,
+            })?;
+        let mut map = BTreeMap::new();
+        for e in committed.elements() {
+            if let Offset::Offset(o) = e.offset() {
+                map.insert((e.topic().to_owned(), e.partition().max(0) as u32), o);
+            }
+        }
+        self.on_assign(partitions, &map)
+    }
+
     /// Closes the store partitions of the given source partitions. Changes
     /// of the current checkpoint for them are dropped (commit first to keep
     /// them; [`crate::StateContext`] does).

@@ -108,6 +108,16 @@ fn member(bootstrap: &str, guarantee: ProcessingGuarantee, name: &str, strategy:
     }
 }
 
+/// The processor: one more for the record's key, in the current checkpoint.
+fn count(mgr: &mut StateStoreManager, msg: &rdkafka::message::BorrowedMessage<'_>) {
+    let p = msg.partition() as u32;
+    let key = msg.key().unwrap().to_vec();
+    let t = mgr.kv(INPUT, "counts", p).unwrap();
+    let n: u64 = t.get("count", &key).unwrap().unwrap_or(0);
+    t.set("count", &(n + 1), &key).unwrap();
+    mgr.processed(INPUT, p, msg.offset()).unwrap();
+}
+
 /// Polls up to `max` records, processing each; commits every 10 records.
 fn step(m: &mut Member, max: usize) {
     for _ in 0..max {
@@ -120,12 +130,7 @@ fn step(m: &mut Member, max: usize) {
         if let Some(e) = mgr.take_error() {
             panic!("manager error: {e}");
         }
-        let p = msg.partition() as u32;
-        let key = msg.key().unwrap().to_vec();
-        let t = mgr.kv(INPUT, "counts", p).unwrap();
-        let n: u64 = t.get("count", &key).unwrap().unwrap_or(0);
-        t.set("count", &(n + 1), &key).unwrap();
-        mgr.processed(INPUT, p, msg.offset()).unwrap();
+        count(&mut mgr, &msg);
         m.processed += 1;
         m.since_commit += 1;
         if m.since_commit >= 10 {
@@ -252,13 +257,7 @@ fn process_until(m: &mut Member, total: usize) {
             assert!(Instant::now() < deadline, "input did not arrive in time");
             continue;
         };
-        let mut mgr = m.manager.lock();
-        let p = msg.partition() as u32;
-        let key = msg.key().unwrap().to_vec();
-        let t = mgr.kv(INPUT, "counts", p).unwrap();
-        let n: u64 = t.get("count", &key).unwrap().unwrap_or(0);
-        t.set("count", &(n + 1), &key).unwrap();
-        mgr.processed(INPUT, p, msg.offset()).unwrap();
+        count(&mut m.manager.lock(), &msg);
         m.processed += 1;
     }
 }
@@ -344,17 +343,7 @@ fn revoke_and_reassign_in_one_process_is_exact() {
         mgr.commit(&m.consumer).unwrap();
         mgr.on_revoke(&parts).unwrap();
         assert!(!mgr.is_assigned(INPUT, 0));
-        let committed = m
-            .consumer
-            .committed_offsets(m.consumer.assignment().unwrap(), Duration::from_secs(5))
-            .unwrap();
-        let mut map = BTreeMap::new();
-        for e in committed.elements() {
-            if let rdkafka::Offset::Offset(o) = e.offset() {
-                map.insert((e.topic().to_owned(), e.partition() as u32), o);
-            }
-        }
-        mgr.on_assign(&parts, &map).unwrap();
+        mgr.on_assign_from(&m.consumer, &parts).unwrap();
     }
     finish(&mut m);
     assert_eq!(counts(&m), truth);
