@@ -9,34 +9,12 @@ use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::ClientConfig;
 
 const PARTITIONS: i32 = 4;
 const RECORDS: usize = 160;
 const KEYS: usize = 8;
-
-fn block_on<F: std::future::Future>(f: F) -> F::Output {
-    use std::sync::Arc;
-    use std::task::{Context, Poll, Wake, Waker};
-    struct W(std::thread::Thread);
-    impl Wake for W {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(W(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park_timeout(Duration::from_millis(50));
-    }
-}
 
 #[test]
 fn at_least_once_failover_between_processes() {
@@ -51,15 +29,11 @@ fn at_least_once_failover_between_processes() {
     let topic = format!("pf-input-{}", nanos % 1_000_000_000);
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", &bootstrap);
-    let admin: AdminClient<DefaultClientContext> = client.create().unwrap();
     let changelog = format!("changelog__count-group--{topic}--counts");
-    let topics = [
-        NewTopic::new(&topic, PARTITIONS, TopicReplication::Fixed(1)),
-        NewTopic::new(&changelog, PARTITIONS, TopicReplication::Fixed(1)).set("cleanup.policy", "compact"),
-    ];
-    for r in block_on(admin.create_topics(&topics, &AdminOptions::new())).unwrap() {
-        r.unwrap();
-    }
+    let timeout = Duration::from_secs(30);
+    assert!(state_changelog::create_topic(&client, &topic, PARTITIONS as usize, 1, &[], timeout).unwrap());
+    let compact = [("cleanup.policy", "compact")];
+    assert!(state_changelog::create_topic(&client, &changelog, PARTITIONS as usize, 1, &compact, timeout).unwrap());
     let producer: BaseProducer = client.create().unwrap();
     let mut truth: BTreeMap<String, u64> = BTreeMap::new();
     for i in 0..RECORDS {

@@ -76,38 +76,60 @@ pub fn ensure_changelog_topic(
         }
         return Ok(actual);
     }
+    let mut configs = vec![("cleanup.policy", "compact")];
+    configs.extend(config.extra.iter().map(|(k, v)| (k.as_str(), v.as_str())));
+    if create_topic(
+        client,
+        changelog,
+        expected,
+        config.replication_factor,
+        &configs,
+        config.timeout,
+    )? {
+        tracing::info!(topic = changelog, partitions = expected, "created changelog topic");
+    }
+    Ok(expected)
+}
+
+/// Creates `topic` with `partitions` partitions and the given topic configs
+/// through the admin API. Returns `false` if it already existed (its
+/// settings are not checked here).
+pub fn create_topic(
+    client: &ClientConfig,
+    topic: &str,
+    partitions: usize,
+    replication_factor: i32,
+    configs: &[(&str, &str)],
+    timeout: Duration,
+) -> Result<bool> {
     let admin: AdminClient<DefaultClientContext> = client.create().map_err(|source| ChangelogError::Kafka {
         operation: "creating an admin client",
         source,
     })?;
-    let mut topic = NewTopic::new(
-        changelog,
-        expected as i32,
-        TopicReplication::Fixed(config.replication_factor),
-    )
-    .set("cleanup.policy", "compact");
-    for (k, v) in &config.extra {
-        topic = topic.set(k, v);
+    let mut new = NewTopic::new(topic, partitions as i32, TopicReplication::Fixed(replication_factor));
+    for (k, v) in configs {
+        new = new.set(k, v);
     }
-    let opts = AdminOptions::new().operation_timeout(Some(config.timeout));
-    let results = block_on(admin.create_topics([&topic], &opts)).map_err(|source| ChangelogError::Kafka {
-        operation: "creating the changelog topic",
+    let opts = AdminOptions::new().operation_timeout(Some(timeout));
+    let results = block_on(admin.create_topics([&new], &opts)).map_err(|source| ChangelogError::Kafka {
+        operation: "creating a topic",
         source,
     })?;
+    let mut created = false;
     for r in results {
         match r {
-            Ok(_) => tracing::info!(topic = changelog, partitions = expected, "created changelog topic"),
+            Ok(_) => created = true,
             Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
             Err((name, code)) => {
+                tracing::error!(topic = name, ?code, "topic creation failed");
                 return Err(ChangelogError::Kafka {
-                    operation: "creating the changelog topic",
+                    operation: "creating a topic",
                     source: rdkafka::error::KafkaError::AdminOp(code),
-                })
-                .inspect_err(|_| tracing::error!(topic = name, ?code, "changelog topic creation failed"))
+                });
             }
         }
     }
-    Ok(expected)
+    Ok(created)
 }
 
 /// The configuration entries of `topic` as the broker reports them.

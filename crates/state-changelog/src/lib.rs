@@ -26,7 +26,7 @@ mod producer;
 mod recovery;
 mod topic;
 
-pub use admin::{describe_topic_config, ensure_changelog_topic, topic_partitions, ChangelogTopicConfig};
+pub use admin::{create_topic, describe_topic_config, ensure_changelog_topic, topic_partitions, ChangelogTopicConfig};
 pub use apply::{ApplierConfig, ApplyStats, ChangelogApplier, IncomingRecord};
 pub use error::{ChangelogError, Result};
 pub use producer::{ChangelogProducer, DeliveryTracker, KafkaProducer};

@@ -8,8 +8,6 @@ mod common;
 use std::time::Duration;
 
 use common::*;
-use state_changelog::rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use state_changelog::rdkafka::client::DefaultClientContext;
 use state_changelog::{
     changelog_topic_name, describe_topic_config, ensure_changelog_topic, ChangelogError, ChangelogTopicConfig,
 };
@@ -34,16 +32,16 @@ fn unique(name: &str) -> String {
 
 /// Creates a plain topic through the admin API and waits for its metadata.
 fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
-    let admin: AdminClient<DefaultClientContext> = client(bootstrap).create().unwrap();
-    let t = NewTopic::new(topic, partitions, TopicReplication::Fixed(1));
-    let fut = admin.create_topics(
-        [&t],
-        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(30))),
-    );
-    let res = futures_lite_block_on(fut).expect("create_topics");
-    for r in res {
-        r.unwrap_or_else(|(name, code)| panic!("create {name}: {code:?}"));
-    }
+    let created = state_changelog::create_topic(
+        &client(bootstrap),
+        topic,
+        partitions as usize,
+        1,
+        &[],
+        Duration::from_secs(30),
+    )
+    .expect("create topic");
+    assert!(created, "{topic} is new");
     wait_for_topic(bootstrap, topic, partitions as usize);
 }
 
@@ -59,26 +57,6 @@ fn wait_for_topic(bootstrap: &str, topic: &str, partitions: usize) {
         std::thread::sleep(Duration::from_millis(100));
     }
     panic!("topic {topic} did not appear with {partitions} partitions");
-}
-
-fn futures_lite_block_on<F: std::future::Future>(f: F) -> F::Output {
-    use std::sync::Arc;
-    use std::task::{Context, Poll, Wake, Waker};
-    struct W(std::thread::Thread);
-    impl Wake for W {
-        fn wake(self: Arc<Self>) {
-            self.0.unpark();
-        }
-    }
-    let waker = Waker::from(Arc::new(W(std::thread::current())));
-    let mut cx = Context::from_waker(&waker);
-    let mut f = std::pin::pin!(f);
-    loop {
-        if let Poll::Ready(v) = f.as_mut().poll(&mut cx) {
-            return v;
-        }
-        std::thread::park_timeout(Duration::from_millis(50));
-    }
 }
 
 #[test]
