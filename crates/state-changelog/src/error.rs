@@ -141,6 +141,18 @@ pub enum ChangelogError {
         source: rdkafka::error::KafkaError,
     },
 
+    /// Recovery made no progress for the configured stall timeout.
+    #[error(
+        "recovery of {remaining} changelog partition(s) made no progress for {timeout_ms} ms; \
+         is the broker reachable and serving the changelog topics?"
+    )]
+    Stalled {
+        /// Partitions not finished.
+        remaining: usize,
+        /// The stall timeout.
+        timeout_ms: u128,
+    },
+
     /// Recovery was stopped by the stop signal before it finished.
     #[error("recovery was stopped before it finished; the partitions keep what was applied so far")]
     Stopped,

@@ -322,9 +322,9 @@ impl RecoveryManager {
                         }
                     }
                     if remaining > 0 && last_progress.elapsed() > self.config.stall_timeout {
-                        return Err(ChangelogError::Kafka {
-                            operation: "recovering (no progress within the stall timeout)",
-                            source: rdkafka::error::KafkaError::PartitionEOF(-1),
+                        return Err(ChangelogError::Stalled {
+                            remaining,
+                            timeout_ms: self.config.stall_timeout.as_millis(),
                         });
                     }
                 }
