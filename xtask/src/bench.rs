@@ -263,13 +263,10 @@ fn w5_state<P: StorePartition + 'static>(
     }
     checkpoint(&mut txn, p.n)?;
     let seconds = started.elapsed().as_secs_f64();
-    let reader = PartitionTransaction::new(partition, Codec::MsgPack, None);
-    let mut check = 0;
-    for j in 0..p.k.min(1000) {
-        prefix_of(j, p.k, &mut prefix);
-        check += reader.get::<_, u64>("count", &prefix).map_err(err)?.unwrap_or(0);
-    }
-    Ok(Outcome { seconds, check })
+    Ok(Outcome {
+        seconds,
+        check: counter_check(partition, p)?,
+    })
 }
 
 /// Runs a small warm-up in its own directory, then the timed run in a fresh one.
@@ -308,6 +305,18 @@ fn err(e: impl std::fmt::Display) -> String {
 
 // ---- w1: keyed counter -------------------------------------------------------
 
+/// The w1/w5 check: the sum of the counters of keys k0..k999.
+fn counter_check<P: StorePartition + 'static>(partition: Arc<P>, p: Params) -> Result<u64, String> {
+    let reader = PartitionTransaction::new(partition, Codec::MsgPack, None);
+    let mut prefix = Vec::new();
+    let mut check = 0;
+    for j in 0..p.k.min(1000) {
+        prefix_of(j, p.k, &mut prefix);
+        check += reader.get::<_, u64>("count", &prefix).map_err(err)?.unwrap_or(0);
+    }
+    Ok(check)
+}
+
 fn w1_state<P: StorePartition + 'static>(partition: Arc<P>, p: Params) -> Result<Outcome, String> {
     let started = Instant::now();
     let mut prefix = Vec::new();
@@ -325,13 +334,10 @@ fn w1_state<P: StorePartition + 'static>(partition: Arc<P>, p: Params) -> Result
     txn.prepare(None).map_err(err)?;
     txn.flush(None).map_err(err)?;
     let seconds = started.elapsed().as_secs_f64();
-    let reader = PartitionTransaction::new(partition, Codec::MsgPack, None);
-    let mut check = 0;
-    for j in 0..p.k.min(1000) {
-        prefix_of(j, p.k, &mut prefix);
-        check += reader.get::<_, u64>("count", &prefix).map_err(err)?.unwrap_or(0);
-    }
-    Ok(Outcome { seconds, check })
+    Ok(Outcome {
+        seconds,
+        check: counter_check(partition, p)?,
+    })
 }
 
 /// The same loop written directly against the `rocksdb` crate: same key and
