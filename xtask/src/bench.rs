@@ -188,6 +188,7 @@ fn w4_recover(bootstrap: &str, topic: &str, p: Params) -> Result<Outcome, String
             changelog_partition: 0,
             committed_offsets: BTreeMap::new(),
             location: dir.path().display().to_string(),
+            until: None,
         }],
         &mut |_| {},
     )

@@ -175,7 +175,9 @@ impl<P: StorePartition + ?Sized> ChangelogApplier<P> {
             })?;
         let cf = std::str::from_utf8(cf_bytes)
             .ok()
-            .filter(|s| !s.is_empty())
+            // The metadata column family is local bookkeeping (the stored
+            // changelog offset): a record aimed at it would corrupt recovery.
+            .filter(|s| !s.is_empty() && *s != state_core::cf::METADATA)
             .ok_or_else(|| ChangelogError::InvalidColumnFamilyHeader {
                 topic: self.topic.clone(),
                 partition: self.partition_no,
@@ -314,11 +316,14 @@ mod tests {
             a.apply(bad_header),
             Err(ChangelogError::InvalidProcessedOffsets { .. })
         ));
-        let mut bad_cf = rec(6, b"e", Some(b"1"), None);
-        bad_cf.column_family = Some(b"\xff");
-        assert!(matches!(
-            a.apply(bad_cf),
-            Err(ChangelogError::InvalidColumnFamilyHeader { .. })
-        ));
+        for name in [&b"\xff"[..], b"", b"__metadata__"] {
+            let mut bad_cf = rec(6, b"e", Some(b"1"), None);
+            bad_cf.column_family = Some(name);
+            assert!(matches!(
+                a.apply(bad_cf),
+                Err(ChangelogError::InvalidColumnFamilyHeader { .. })
+            ));
+        }
+        assert_eq!(p.changelog_offset().unwrap(), Some(1), "the stored offset is untouched");
     }
 }

@@ -22,8 +22,13 @@ pub enum ChangelogError {
         offset: i64,
     },
 
-    /// A changelog record has a column family header that is not UTF-8.
-    #[error("changelog record at {topic}[{partition}]@{offset} has a column family header that is not UTF-8")]
+    /// A changelog record's column family header is not UTF-8, is empty, or
+    /// names the local-only `__metadata__` column family.
+    #[error(
+        "changelog record at {topic}[{partition}]@{offset} has an invalid __column_family__ \
+         header (not UTF-8, empty, or __metadata__); the topic holds records not written by a \
+         state store — check the topic, or clear the local state and the topic"
+    )]
     InvalidColumnFamilyHeader {
         /// Changelog topic.
         topic: String,

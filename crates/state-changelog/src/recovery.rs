@@ -28,6 +28,10 @@ pub struct RecoveryPartition {
     pub committed_offsets: BTreeMap<String, i64>,
     /// Where the partition lives (for error messages), e.g. its directory.
     pub location: String,
+    /// Replay changelog offsets up to and including this one only (the
+    /// default, `None`, replays to the high watermark). Tools use it to
+    /// rebuild a partition as of a stored offset.
+    pub until: Option<u64>,
 }
 
 /// Progress of one partition's recovery.
@@ -178,6 +182,10 @@ impl RecoveryManager {
                 }
             }
             let start = stored.map_or(low, |s| (s as i64 + 1).max(low));
+            let high = match rp.until {
+                Some(until) => high.min(until as i64 + 1),
+                None => high,
+            };
             let applier = ChangelogApplier::new(
                 rp.partition.clone(),
                 rp.topic.clone(),

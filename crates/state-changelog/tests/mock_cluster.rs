@@ -177,6 +177,7 @@ fn the_stop_signal_ends_recovery() {
                 changelog_partition: 0,
                 committed_offsets: committed_all(),
                 location: "test".into(),
+                until: None,
             }],
             &mut |_| {},
         )

@@ -33,3 +33,7 @@ pub const LOCAL_ONLY: &[&str] = &[METADATA];
 pub fn is_local_only(cf: &str) -> bool {
     LOCAL_ONLY.contains(&cf)
 }
+
+/// Key in [`METADATA`] recording which kind of store a partition holds
+/// (`key-value`, `windowed`, `timestamped`); see [`crate::check_store_kind`].
+pub const STORE_KIND_KEY: &[u8] = b"__store_kind__";

@@ -85,6 +85,48 @@ pub enum Error {
         attempts: u32,
     },
 
+    /// There is no partition at the path (nothing there, or not a database).
+    #[error(
+        "no store partition at {path}: the directory does not exist or holds no \
+         database; check the path (a partition directory is \
+         <state-dir>/<group>/<store>/<stream>/<partition>)"
+    )]
+    PartitionNotFound {
+        /// The path that was opened.
+        path: PathBuf,
+    },
+
+    /// The partition's files are damaged or are not a database of this
+    /// backend.
+    #[error(
+        "partition at {path} is corrupt or not a {backend} database ({reason}); \
+         move the directory aside and let the partition recover from its changelog"
+    )]
+    PartitionCorrupt {
+        /// Backend name.
+        backend: &'static str,
+        /// Partition directory.
+        path: PathBuf,
+        /// What the backend reported.
+        reason: String,
+    },
+
+    /// The partition holds a different kind of store than the one opening it
+    /// (e.g. a key-value store opened as windowed).
+    #[error(
+        "partition at {path} holds a {found} store, but was opened as {wanted}; \
+         check the store name, or delete the directory if the store's kind changed \
+         on purpose (it is rebuilt from the changelog)"
+    )]
+    WrongStoreKind {
+        /// Partition directory.
+        path: PathBuf,
+        /// The kind recorded in the partition.
+        found: String,
+        /// The kind that was asked for.
+        wanted: String,
+    },
+
     /// Opening was abandoned because the caller's stop signal was raised.
     #[error("opening partition at {path} was cancelled by the stop signal")]
     OpenCancelled {

@@ -27,6 +27,7 @@ mod error;
 pub mod keys;
 mod memory;
 mod partition;
+mod store_kind;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
@@ -39,6 +40,7 @@ pub use codec::Codec;
 pub use error::{Error, Result};
 pub use memory::{MemoryPartition, MemoryStore};
 pub use partition::{Direction, KeyValue, KvIter, Store, StorePartition};
+pub use store_kind::check_store_kind;
 
 #[cfg(test)]
 mod memory_conformance {

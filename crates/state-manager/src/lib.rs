@@ -31,5 +31,5 @@ pub use config::{ManagerConfig, ProcessingGuarantee};
 pub use context::StateContext;
 pub use error::{ManagerError, Result};
 pub use layout::StateDir;
-pub use manager::StateStoreManager;
+pub use manager::{CheckpointStage, StateStoreManager};
 pub use registry::{Backend, StoreKind, StoreSpec};

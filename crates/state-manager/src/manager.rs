@@ -27,6 +27,24 @@ use crate::registry::{Backend, Registered, StoreImpl, StoreKind, StoreSpec};
 /// Receives recovery progress.
 type ProgressListener = Box<dyn FnMut(&RecoveryProgress) + Send>;
 
+/// Receives checkpoint stages.
+type CheckpointObserver = Box<dyn FnMut(CheckpointStage) + Send>;
+
+/// How far a checkpoint ([`StateStoreManager::commit`]) has got. Reported to
+/// the observer set with [`StateStoreManager::set_checkpoint_observer`], in
+/// this order, each only once the step before it succeeded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckpointStage {
+    /// Every changelog and output record is delivered; nothing is committed.
+    Produced,
+    /// Source offsets are committed (at-least-once) or the Kafka transaction
+    /// is committed (exactly-once); local state is not flushed yet.
+    Committed,
+    /// Local state is flushed with its changelog offsets: the checkpoint is
+    /// complete.
+    Flushed,
+}
+
 /// Manages the state of one application instance in a consumer group.
 ///
 /// * **Stores** are registered per stream (source topic) with
@@ -52,6 +70,7 @@ pub struct StateStoreManager {
     last_commit: Instant,
     stop: Arc<AtomicBool>,
     progress: Option<ProgressListener>,
+    observer: Option<CheckpointObserver>,
     pending_error: Option<ManagerError>,
 }
 
@@ -82,6 +101,7 @@ impl StateStoreManager {
             last_commit: Instant::now(),
             stop: Arc::new(AtomicBool::new(false)),
             progress: None,
+            observer: None,
             pending_error: None,
         })
     }
@@ -94,6 +114,18 @@ impl StateStoreManager {
     /// Receives recovery progress (records done / total per partition).
     pub fn set_progress_listener(&mut self, f: impl FnMut(&RecoveryProgress) + Send + 'static) {
         self.progress = Some(Box::new(f));
+    }
+
+    /// Receives every [`CheckpointStage`] a checkpoint passes (for metrics,
+    /// tracing, and crash tests that stop a process between two stages).
+    pub fn set_checkpoint_observer(&mut self, f: impl FnMut(CheckpointStage) + Send + 'static) {
+        self.observer = Some(Box::new(f));
+    }
+
+    fn observe(&mut self, stage: CheckpointStage) {
+        if let Some(f) = &mut self.observer {
+            f(stage);
+        }
     }
 
     /// Set this flag to stop a running recovery or a wait for a locked
@@ -215,6 +247,17 @@ impl StateStoreManager {
             }
             for s in self.stores.iter_mut().filter(|s| &s.stream == stream) {
                 let partition = s.store.assign(*p)?;
+                let location = s.store.location(*p);
+                if let Err(e) = state_core::check_store_kind(
+                    partition.as_ref(),
+                    s.spec.kind.name(),
+                    std::path::Path::new(&location),
+                ) {
+                    drop(partition);
+                    s.store.revoke(*p)?;
+                    self.assigned.remove(&(stream.clone(), *p));
+                    return Err(e.into());
+                }
                 if let Some(topic) = &s.changelog_topic {
                     let mut offsets = BTreeMap::new();
                     if let Some(c) = committed.get(&(stream.clone(), *p)) {
@@ -226,6 +269,7 @@ impl StateStoreManager {
                         changelog_partition: *p as i32,
                         committed_offsets: offsets,
                         location: s.store.location(*p),
+                        until: None,
                     });
                 }
             }
@@ -462,6 +506,7 @@ impl StateStoreManager {
             p.flush(self.config.kafka_timeout)
                 .map_err(|e| fail("producer flush")(e.to_string()))?;
         }
+        self.observe(CheckpointStage::Produced);
         // 3. Source offsets.
         let mut tpl = TopicPartitionList::new();
         for ((topic, partition), offset) in &state.processed {
@@ -498,6 +543,7 @@ impl StateStoreManager {
                 }
             }
         }
+        self.observe(CheckpointStage::Committed);
         // 4. Local state, with the changelog offset it now includes.
         for ((stream, store, partition), txn) in state.txns.iter_mut() {
             let changelog = self.find(stream, store)?.changelog_topic.clone();
@@ -508,6 +554,7 @@ impl StateStoreManager {
             txn.flush(offset)
                 .map_err(|e| fail("local flush")(format!("{stream}/{store}[{partition}]: {e}")))?;
         }
+        self.observe(CheckpointStage::Flushed);
         Ok(())
     }
 

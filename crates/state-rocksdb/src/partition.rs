@@ -88,13 +88,7 @@ impl RocksDbPartition {
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                 }
-                Err(e) => {
-                    return Err(Error::backend(
-                        BACKEND,
-                        "opening the partition",
-                        format!("{}: {e}", path.display()),
-                    ))
-                }
+                Err(e) => return Err(open_error(path, e)),
             }
         };
         let mut known: BTreeSet<String> = Db::list_cf(&db_opts, path).unwrap_or_default().into_iter().collect();
@@ -117,6 +111,37 @@ impl RocksDbPartition {
         partition.ensure_cf(cf::METADATA)?;
         tracing::debug!(path = %path.display(), "opened partition");
         Ok(partition)
+    }
+
+    /// Opens an existing partition read-only, for inspection: takes no
+    /// lock (works while an application has the partition open) and sees
+    /// the state as of the open. Writes fail. A missing directory is
+    /// [`Error::PartitionNotFound`]; damaged files are
+    /// [`Error::PartitionCorrupt`].
+    pub fn open_read_only(path: impl AsRef<Path>, options: &RocksDbOptions) -> Result<Self> {
+        let path = path.as_ref();
+        if !path.join("CURRENT").is_file() {
+            return Err(Error::PartitionNotFound { path: path.to_owned() });
+        }
+        let db_opts = options.db_options(None);
+        let cf_options = options.cf_options(None);
+        let names = Db::list_cf(&db_opts, path).map_err(|e| open_error(path, e))?;
+        let descriptors = names
+            .iter()
+            .map(|name| rocksdb::ColumnFamilyDescriptor::new(name, cf_options.clone()));
+        let db =
+            Db::open_cf_descriptors_read_only(&db_opts, path, descriptors, false).map_err(|e| open_error(path, e))?;
+        Ok(RocksDbPartition {
+            db,
+            path: path.to_owned(),
+            cf_options,
+            write_opts: WriteOptions::default(),
+            bulk_write_opts: WriteOptions::default(),
+            known_cfs: RwLock::new(names.into_iter().collect()),
+            create_cf_lock: Mutex::new(()),
+            bulk_written: AtomicBool::new(false),
+            values: None,
+        })
     }
 
     fn open_db(path: &Path, db_opts: &rocksdb::Options, cf_opts: &rocksdb::Options) -> Result<Db, rocksdb::Error> {
@@ -199,6 +224,24 @@ impl RocksDbPartition {
             .map(|v| v.unwrap_or(0))
             .map_err(|e| Error::backend(BACKEND, "reading a property", e))
     }
+}
+
+/// The typed error for a failed open: damaged files are the operator's
+/// business ([`Error::PartitionCorrupt`]), anything else is a backend error.
+fn open_error(path: &Path, e: rocksdb::Error) -> Error {
+    let msg = e.to_string();
+    if msg.contains("Corruption")
+        || msg.contains("CURRENT")
+        || msg.contains("MANIFEST")
+        || msg.contains("not a directory")
+    {
+        return Error::PartitionCorrupt {
+            backend: BACKEND,
+            path: path.to_owned(),
+            reason: msg,
+        };
+    }
+    Error::backend(BACKEND, "opening the partition", format!("{}: {e}", path.display()))
 }
 
 /// Sleeps `total`, waking early (returning true) if `stop` is set.

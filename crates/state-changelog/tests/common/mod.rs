@@ -115,6 +115,7 @@ pub fn recover(
             changelog_partition: n,
             committed_offsets: committed,
             location: format!("partition {n}"),
+            until: None,
         })
         .collect();
     let res = mgr.recover(rps, &mut |p| progress.push(p.clone()));

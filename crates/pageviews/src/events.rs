@@ -1,0 +1,123 @@
+//! The synthetic click stream and the truth computed from it, independently
+//! of the pipeline.
+
+use std::collections::{BTreeMap, HashMap};
+
+/// Event time of the first event: 2026-01-01T00:00:00Z.
+pub const BASE_TS_MS: i64 = 1_767_225_600_000;
+
+/// One page view.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PageView {
+    /// Who.
+    pub user: String,
+    /// Which page.
+    pub page: String,
+    /// Event time, ms since the epoch.
+    pub ts: i64,
+}
+
+/// A small, seeded generator (splitmix64): the same seed gives the same stream.
+pub struct Generator {
+    state: u64,
+    users: u32,
+    pages: u32,
+    next: u64,
+}
+
+impl Generator {
+    /// A stream over `users` users and `pages` pages.
+    pub fn new(seed: u64, users: u32, pages: u32) -> Self {
+        Generator {
+            state: seed,
+            users: users.max(1),
+            pages: pages.max(1),
+            next: 0,
+        }
+    }
+
+    fn rand(&mut self) -> u64 {
+        self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+}
+
+impl Iterator for Generator {
+    type Item = PageView;
+
+    fn next(&mut self) -> Option<PageView> {
+        let user = self.rand() % self.users as u64;
+        // Popular pages get most views: squaring a uniform draw skews it low.
+        let x = (self.rand() >> 11) as f64 / (1u64 << 53) as f64;
+        let page = ((x * x) * self.pages as f64) as u64;
+        // About a thousand views per second of event time, a little out of order.
+        let jitter = (self.rand() % 2_000) as i64 - 1_000;
+        let ts = BASE_TS_MS + self.next as i64 + jitter;
+        self.next += 1;
+        Some(PageView {
+            user: format!("user-{user:05}"),
+            page: format!("/page/{page:04}"),
+            ts: ts.max(0),
+        })
+    }
+}
+
+/// Start of the tumbling window of `window_ms` holding `ts`.
+pub fn window_start(ts: i64, window_ms: i64) -> i64 {
+    ts - ts.rem_euclid(window_ms)
+}
+
+/// What the pipeline must end with.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Truth {
+    /// Views per user.
+    pub user_totals: HashMap<String, u64>,
+    /// Views per (page, window start).
+    pub windows: BTreeMap<(String, i64), u64>,
+}
+
+impl Truth {
+    /// Adds one view.
+    pub fn add(&mut self, view: &PageView, window_ms: i64) {
+        *self.user_totals.entry(view.user.clone()).or_default() += 1;
+        *self
+            .windows
+            .entry((view.page.clone(), window_start(view.ts, window_ms)))
+            .or_default() += 1;
+    }
+}
+
+/// Partition of `key` among `partitions` (FNV-1a; the demo places records
+/// itself so it knows where state lives).
+pub fn partition_of(key: &str, partitions: u32) -> u32 {
+    let mut h: u32 = 0x811C_9DC5;
+    for b in key.bytes() {
+        h ^= b as u32;
+        h = h.wrapping_mul(0x0100_0193);
+    }
+    h % partitions.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_stream_is_seeded_and_skewed() {
+        let a: Vec<_> = Generator::new(7, 100, 50).take(1000).collect();
+        let b: Vec<_> = Generator::new(7, 100, 50).take(1000).collect();
+        assert_eq!(a, b);
+        let low = a.iter().filter(|v| v.page.as_str() < "/page/0025").count();
+        assert!(low > 600, "half the pages get most views: {low}");
+        assert!(a.iter().all(|v| v.ts >= BASE_TS_MS - 1_000));
+    }
+
+    #[test]
+    fn windows_are_aligned() {
+        assert_eq!(window_start(12_345, 10_000), 10_000);
+        assert_eq!(window_start(10_000, 10_000), 10_000);
+    }
+}

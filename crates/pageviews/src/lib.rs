@@ -1,0 +1,125 @@
+//! The stateful pipeline demo behind `cargo run --release -p pageviews`.
+//!
+//! A click stream keyed by user flows through one consumer group member with
+//! two stateful steps, the way Kafka Streams would run it:
+//!
+//! 1. `pageviews` (keyed by user): running view totals per user in a
+//!    key-value store; every view is forwarded, re-keyed by page, to the
+//!    `pageviews-by-page` repartition topic.
+//! 2. `pageviews-by-page`: view counts per page in tumbling windows in a
+//!    windowed store; each checkpoint emits the latest count of every window
+//!    it changed to `page-window-counts`.
+//!
+//! Both stores have changelogs; repartition records, window results,
+//! changelogs and source offsets commit together (exactly-once) or in order
+//! (at-least-once). Part-way through, the processor is dropped without a
+//! checkpoint and its local state deleted; a new one recovers from the
+//! changelogs and finishes. The end state and the output are then compared
+//! with counts computed from the input alone.
+#![warn(missing_docs)]
+
+pub mod events;
+mod processor;
+mod verify;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+pub use processor::{run, Report};
+pub use state_manager::ProcessingGuarantee;
+pub use verify::Verdict;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Events in the click stream.
+    pub events: u64,
+    /// Distinct users.
+    pub users: u32,
+    /// Distinct pages.
+    pub pages: u32,
+    /// Partitions of every topic.
+    pub partitions: u32,
+    /// Tumbling window size.
+    pub window: Duration,
+    /// Exactly-once (default) or at-least-once.
+    pub guarantee: ProcessingGuarantee,
+    /// Kafka to use; `None` starts the in-process mock cluster.
+    pub brokers: Option<String>,
+    /// Crash after this fraction of the input (0 = never).
+    pub crash_at: f64,
+    /// Records per checkpoint.
+    pub commit_every: usize,
+    /// Seed of the click stream.
+    pub seed: u64,
+    /// Where state lives (default: a temporary directory).
+    pub state_dir: Option<PathBuf>,
+    /// Draw progress bars on stderr.
+    pub progress: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            events: 1_000_000,
+            users: 10_000,
+            pages: 500,
+            partitions: 4,
+            window: Duration::from_secs(10),
+            guarantee: ProcessingGuarantee::ExactlyOnce,
+            brokers: None,
+            crash_at: 0.5,
+            commit_every: 20_000,
+            seed: 42,
+            state_dir: None,
+            progress: false,
+        }
+    }
+}
+
+/// What can stop the demo.
+#[derive(Debug, thiserror::Error)]
+pub enum DemoError {
+    /// The state manager failed.
+    #[error(transparent)]
+    Manager(#[from] state_manager::ManagerError),
+    /// Kafka failed.
+    #[error("Kafka failed while {operation}: {source}")]
+    Kafka {
+        /// What we were doing.
+        operation: &'static str,
+        /// The client's error.
+        #[source]
+        source: rdkafka::error::KafkaError,
+    },
+    /// Topic administration failed.
+    #[error(transparent)]
+    Changelog(#[from] state_changelog::ChangelogError),
+    /// A store read or write failed.
+    #[error(transparent)]
+    Txn(#[from] state_txn::TxnError),
+    /// The pipeline made no progress.
+    #[error("the pipeline made no progress for {0:?}: {1}")]
+    Stuck(Duration, String),
+    /// A record in a topic is not what the demo wrote.
+    #[error("unexpected record in {topic}: {reason}")]
+    BadRecord {
+        /// Topic.
+        topic: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Local files.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+    /// Bad configuration.
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+/// A `Result` whose error is [`DemoError`].
+pub type Result<T, E = DemoError> = std::result::Result<T, E>;
+
+pub(crate) fn kafka<T>(operation: &'static str, r: rdkafka::error::KafkaResult<T>) -> Result<T> {
+    r.map_err(|source| DemoError::Kafka { operation, source })
+}

@@ -1,0 +1,89 @@
+//! The error of every `statectl` command.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A `Result` whose error is [`CliError`].
+pub type Result<T, E = CliError> = std::result::Result<T, E>;
+
+/// What can stop a `statectl` command. Messages say what to check.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CliError {
+    /// The partition could not be opened or read.
+    #[error(transparent)]
+    Store(#[from] state_core::Error),
+
+    /// Reading the changelog failed.
+    #[error(transparent)]
+    Changelog(#[from] state_changelog::ChangelogError),
+
+    /// The brokers did not answer in time.
+    #[error(
+        "cannot reach the Kafka brokers at {brokers} within {timeout:?} ({reason}); \
+         check --brokers and that the cluster is up"
+    )]
+    Unreachable {
+        /// The bootstrap servers.
+        brokers: String,
+        /// How long we waited.
+        timeout: Duration,
+        /// What the client reported.
+        reason: String,
+    },
+
+    /// The changelog topic does not exist.
+    #[error(
+        "topic {topic:?} does not exist on {brokers}; check --topic (changelog topics are \
+         named changelog__<group>--<stream>--<store>)"
+    )]
+    UnknownTopic {
+        /// The topic.
+        topic: String,
+        /// The bootstrap servers.
+        brokers: String,
+    },
+
+    /// The topic has fewer partitions than asked for.
+    #[error("topic {topic:?} has {partitions} partitions; there is no partition {partition}")]
+    NoSuchPartition {
+        /// The topic.
+        topic: String,
+        /// Its partition count.
+        partitions: usize,
+        /// The partition asked for.
+        partition: i32,
+    },
+
+    /// A `--committed` argument is not `TOPIC=OFFSET`.
+    #[error("--committed {0:?} is not TOPIC=OFFSET (e.g. --committed clicks=1200)")]
+    BadCommitted(String),
+
+    /// The committed source offsets could not be found out.
+    #[error("cannot find the committed source offsets: {reason}; pass them with --committed TOPIC=OFFSET")]
+    NoCommittedOffsets {
+        /// Why.
+        reason: String,
+    },
+
+    /// `--cf` names a column family the partition does not have.
+    #[error("partition at {path} has no column family {cf:?}; it has: {known}")]
+    UnknownColumnFamily {
+        /// Partition directory.
+        path: PathBuf,
+        /// The requested column family.
+        cf: String,
+        /// The column families it has.
+        known: String,
+    },
+
+    /// Writing to stdout or reading the filesystem failed.
+    #[error("I/O error on {what}: {source}")]
+    Io {
+        /// What was being read or written.
+        what: String,
+        /// The underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+}

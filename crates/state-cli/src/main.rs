@@ -1,0 +1,211 @@
+//! `statectl`: the operator's tool for store partitions. See `statectl --help`.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use state_changelog::RecoveryProgress;
+use state_cli::{CliError, CommittedOffsets, DumpOptions, ReplaySource};
+use state_core::Codec;
+
+/// Inspect, dump, restore and verify the local state of Kafka stream
+/// processors (RocksDB partitions written by this library or quixstreams).
+///
+/// A partition directory is <state-dir>/<group>/<store>/<stream>/<partition>.
+/// inspect and dump open it read-only and work next to a running
+/// application; restore needs it unlocked (stop the application first).
+///
+/// Exit status: 0 ok, 1 verify found differences, 2 error.
+#[derive(Parser)]
+#[command(name = "statectl", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log level for diagnostics on stderr (error, warn, info, debug).
+    #[arg(long, global = true, default_value = "warn")]
+    log: String,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum CodecArg {
+    /// MessagePack (this library's default).
+    Msgpack,
+    /// JSON (quixstreams' default serializer).
+    Json,
+    /// Bytes as they are.
+    Raw,
+}
+
+impl From<CodecArg> for Codec {
+    fn from(c: CodecArg) -> Codec {
+        match c {
+            CodecArg::Msgpack => Codec::MsgPack,
+            CodecArg::Json => Codec::Json,
+            CodecArg::Raw => Codec::Raw,
+        }
+    }
+}
+
+#[derive(clap::Args)]
+struct Changelog {
+    /// Kafka bootstrap servers, e.g. localhost:9092.
+    #[arg(long)]
+    brokers: String,
+    /// Changelog topic, e.g. changelog__my-app--clicks--counts.
+    #[arg(long)]
+    topic: String,
+    /// Changelog partition (the same number as the source partition).
+    #[arg(long)]
+    partition: i32,
+    /// Committed source offset as TOPIC=OFFSET (next offset to consume);
+    /// repeat per topic. Changelog records of checkpoints at or beyond it
+    /// are skipped. Default: read from the consumer group named in the topic.
+    #[arg(long, value_name = "TOPIC=OFFSET")]
+    committed: Vec<String>,
+    /// Seconds to wait for the brokers before giving up.
+    #[arg(long, default_value_t = 10)]
+    timeout: u64,
+}
+
+impl Changelog {
+    fn source(&self) -> ReplaySource {
+        ReplaySource {
+            brokers: self.brokers.clone(),
+            topic: self.topic.clone(),
+            partition: self.partition,
+            timeout: Duration::from_secs(self.timeout.max(1)),
+        }
+    }
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Column families, approximate key counts, size on disk and the stored
+    /// changelog offset of a partition.
+    Inspect {
+        /// Partition directory.
+        dir: PathBuf,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every key and value as JSON lines, sorted by column family then key:
+    /// {"cf", "key_hex", "key", "value", "value_hex"}. "key" is text when
+    /// printable, "value" is decoded with --codec (null if it does not decode).
+    Dump {
+        /// Partition directory.
+        dir: PathBuf,
+        /// Only this column family (e.g. default).
+        #[arg(long)]
+        cf: Option<String>,
+        /// How the store encoded values (quixstreams' default is json).
+        #[arg(long, value_enum, default_value = "msgpack")]
+        codec: CodecArg,
+    },
+    /// Rebuild a partition from its changelog (creates DIR if missing; an
+    /// existing partition continues from its stored offset). Prints a JSON
+    /// summary line.
+    Restore {
+        /// Partition directory.
+        dir: PathBuf,
+        #[command(flatten)]
+        changelog: Changelog,
+    },
+    /// Replay the changelog (up to DIR's stored offset) into a scratch
+    /// partition and print every difference from DIR as a JSON line, then a
+    /// summary line. Exit status 1 if anything differs.
+    Verify {
+        /// Partition directory.
+        dir: PathBuf,
+        #[command(flatten)]
+        changelog: Changelog,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter =
+        tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("statectl: error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn println_json(v: &serde_json::Value) -> Result<(), CliError> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{v}").map_err(|source| CliError::Io {
+        what: "standard output".into(),
+        source,
+    })
+}
+
+/// A progress bar on stderr fed by recovery progress (hidden when stderr is
+/// not a terminal).
+fn recovery_bar() -> (ProgressBar, impl FnMut(&RecoveryProgress)) {
+    let bar = ProgressBar::new(0);
+    bar.set_style(
+        ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} offsets ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    let b = bar.clone();
+    let update = move |p: &RecoveryProgress| {
+        b.set_message(format!("{}[{}]", p.topic, p.partition));
+        b.set_length(p.total);
+        b.set_position(p.done);
+    };
+    (bar, update)
+}
+
+fn run(command: Command) -> Result<ExitCode, CliError> {
+    match command {
+        Command::Inspect { dir, json } => {
+            let i = state_cli::inspect(&dir)?;
+            if json {
+                println_json(&i.to_json())?;
+            } else {
+                print!("{}", i.to_text());
+            }
+        }
+        Command::Dump { dir, cf, codec } => {
+            let options = DumpOptions {
+                cf,
+                codec: codec.into(),
+            };
+            state_cli::dump(&dir, &options, &mut std::io::stdout().lock())?;
+        }
+        Command::Restore { dir, changelog } => {
+            let committed = CommittedOffsets::parse(&changelog.committed)?;
+            let (bar, mut update) = recovery_bar();
+            let summary = state_cli::restore(&dir, &changelog.source(), &committed, &mut update);
+            bar.finish_and_clear();
+            println_json(&summary?.to_json())?;
+        }
+        Command::Verify { dir, changelog } => {
+            let committed = CommittedOffsets::parse(&changelog.committed)?;
+            let (bar, mut update) = recovery_bar();
+            let report = state_cli::verify(&dir, &changelog.source(), &committed, &mut update);
+            bar.finish_and_clear();
+            let report = report?;
+            for d in &report.differences {
+                println_json(&d.to_json())?;
+            }
+            println_json(&report.summary_json())?;
+            if !report.differences.is_empty() {
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,345 @@
+//! `statectl restore` and `statectl verify`: a partition rebuilt from its
+//! changelog through the library's own recovery.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::{Offset, TopicPartitionList};
+use serde_json::json;
+use state_changelog::{
+    topic_partitions, ApplyStats, RecoveryConfig, RecoveryManager, RecoveryPartition, RecoveryProgress,
+};
+use state_core::StorePartition;
+use state_rocksdb::{RocksDbOptions, RocksDbPartition};
+
+use crate::diff::{diff_partitions, Difference};
+use crate::error::{CliError, Result};
+
+/// Where the changelog is.
+#[derive(Clone, Debug)]
+pub struct ReplaySource {
+    /// Bootstrap servers.
+    pub brokers: String,
+    /// Changelog topic.
+    pub topic: String,
+    /// Changelog partition (= source partition).
+    pub partition: i32,
+    /// How long to wait for the brokers.
+    pub timeout: Duration,
+}
+
+/// Which checkpoints count as committed during a replay: changelog records
+/// tagged with source offsets at or beyond these are skipped, as the
+/// application's own recovery does.
+#[derive(Clone, Debug)]
+pub enum CommittedOffsets {
+    /// Read from the consumer group named in the changelog topic
+    /// (`changelog__<group>--<stream>--<store>`).
+    FromGroup,
+    /// Given explicitly: source topic → next offset to consume.
+    Explicit(BTreeMap<String, i64>),
+}
+
+impl CommittedOffsets {
+    /// Parses `TOPIC=OFFSET` arguments; none means [`CommittedOffsets::FromGroup`].
+    pub fn parse(args: &[String]) -> Result<Self> {
+        if args.is_empty() {
+            return Ok(CommittedOffsets::FromGroup);
+        }
+        let mut map = BTreeMap::new();
+        for a in args {
+            let (topic, offset) = a.rsplit_once('=').ok_or_else(|| CliError::BadCommitted(a.clone()))?;
+            let offset: i64 = offset.parse().map_err(|_| CliError::BadCommitted(a.clone()))?;
+            if topic.is_empty() || offset < 0 {
+                return Err(CliError::BadCommitted(a.clone()));
+            }
+            map.insert(topic.to_owned(), offset);
+        }
+        Ok(CommittedOffsets::Explicit(map))
+    }
+}
+
+/// What `restore` did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RestoreSummary {
+    /// Partition directory.
+    pub path: PathBuf,
+    /// Applied / skipped records, batches.
+    pub stats: ApplyStats,
+    /// The stored changelog offset afterwards.
+    pub changelog_offset: Option<u64>,
+    /// Committed source offsets the replay used.
+    pub committed: BTreeMap<String, i64>,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl RestoreSummary {
+    /// The summary as one JSON object.
+    pub fn to_json(&self) -> serde_json::Value {
+        json!({
+            "path": self.path.display().to_string(),
+            "applied": self.stats.applied,
+            "skipped": self.stats.skipped,
+            "batches": self.stats.batches,
+            "changelog_offset": self.changelog_offset,
+            "committed": self.committed,
+            "elapsed_ms": self.elapsed.as_millis() as u64,
+        })
+    }
+}
+
+/// What `verify` found.
+#[derive(Clone, Debug)]
+pub struct VerifyReport {
+    /// Every key that differs.
+    pub differences: Vec<Difference>,
+    /// Keys compared.
+    pub compared: u64,
+    /// The directory's stored changelog offset (the replay stops there).
+    pub changelog_offset: Option<u64>,
+    /// Changelog records applied to the scratch partition.
+    pub replayed: u64,
+}
+
+impl VerifyReport {
+    /// The summary (without the differences) as one JSON object.
+    pub fn summary_json(&self) -> serde_json::Value {
+        json!({
+            "differences": self.differences.len(),
+            "compared_keys": self.compared,
+            "changelog_offset": self.changelog_offset,
+            "replayed_records": self.replayed,
+        })
+    }
+}
+
+fn client(source: &ReplaySource) -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", &source.brokers).set(
+        "socket.timeout.ms",
+        (source.timeout.as_millis().max(10) as u64).to_string(),
+    );
+    c
+}
+
+/// The brokers answer, the topic exists and has the partition.
+fn check_source(source: &ReplaySource) -> Result<ClientConfig> {
+    let kafka = client(source);
+    let started = Instant::now();
+    let partitions = topic_partitions(&kafka, &source.topic, source.timeout).map_err(|e| CliError::Unreachable {
+        brokers: source.brokers.clone(),
+        timeout: started.elapsed(),
+        reason: e.to_string(),
+    })?;
+    match partitions {
+        None => Err(CliError::UnknownTopic {
+            topic: source.topic.clone(),
+            brokers: source.brokers.clone(),
+        }),
+        Some(n) if source.partition < 0 || source.partition as usize >= n => Err(CliError::NoSuchPartition {
+            topic: source.topic.clone(),
+            partitions: n,
+            partition: source.partition,
+        }),
+        Some(_) => Ok(kafka),
+    }
+}
+
+/// `changelog__<group>--<stream>--<store>` → (group, stream).
+fn group_and_stream(topic: &str) -> Option<(&str, &str)> {
+    let rest = topic.strip_prefix("changelog__")?;
+    let parts: Vec<&str> = rest.split("--").collect();
+    match parts.as_slice() {
+        [group, stream, _store] => Some((group, stream)),
+        _ => None,
+    }
+}
+
+fn committed_offsets(
+    kafka: &ClientConfig,
+    source: &ReplaySource,
+    committed: &CommittedOffsets,
+) -> Result<BTreeMap<String, i64>> {
+    let CommittedOffsets::Explicit(map) = committed else {
+        let (group, stream) = group_and_stream(&source.topic).ok_or_else(|| CliError::NoCommittedOffsets {
+            reason: format!("{:?} is not named changelog__<group>--<stream>--<store>", source.topic),
+        })?;
+        let consumer: BaseConsumer = kafka
+            .clone()
+            .set("group.id", group)
+            .set("enable.auto.commit", "false")
+            .create()
+            .map_err(|e| CliError::NoCommittedOffsets { reason: e.to_string() })?;
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition(stream, source.partition);
+        let got = consumer
+            .committed_offsets(tpl, source.timeout)
+            .map_err(|e| CliError::NoCommittedOffsets {
+                reason: format!("reading group {group:?}: {e}"),
+            })?;
+        let mut map = BTreeMap::new();
+        for e in got.elements() {
+            if let Offset::Offset(o) = e.offset() {
+                map.insert(e.topic().to_owned(), o);
+            }
+        }
+        if map.is_empty() {
+            tracing::warn!(
+                group,
+                stream,
+                "the group has no committed offset for this partition: every checkpoint counts as uncommitted"
+            );
+        }
+        return Ok(map);
+    };
+    Ok(map.clone())
+}
+
+fn replay_into(
+    kafka: &ClientConfig,
+    source: &ReplaySource,
+    partition: Arc<dyn StorePartition>,
+    location: String,
+    committed: BTreeMap<String, i64>,
+    until: Option<u64>,
+    progress: &mut dyn FnMut(&RecoveryProgress),
+) -> Result<ApplyStats> {
+    let config = RecoveryConfig {
+        metadata_timeout: source.timeout,
+        stall_timeout: source.timeout.max(Duration::from_secs(10)),
+        ..RecoveryConfig::default()
+    };
+    let recovery = RecoveryManager::new(kafka, config, Arc::new(AtomicBool::new(false)))?;
+    let done = recovery.recover(
+        vec![RecoveryPartition {
+            partition,
+            topic: source.topic.clone(),
+            changelog_partition: source.partition,
+            committed_offsets: committed,
+            location,
+            until,
+        }],
+        progress,
+    )?;
+    Ok(done.into_iter().map(|r| r.stats).next().unwrap_or_default())
+}
+
+/// Options for a partition the CLI writes: fail fast on a lock.
+fn write_options() -> RocksDbOptions {
+    RocksDbOptions {
+        open_max_retries: 1,
+        ..RocksDbOptions::default()
+    }
+}
+
+/// Rebuilds the partition at `dir` from the changelog (creating it if
+/// missing; an existing partition continues from its stored offset, as the
+/// application would).
+pub fn restore(
+    dir: &Path,
+    source: &ReplaySource,
+    committed: &CommittedOffsets,
+    progress: &mut dyn FnMut(&RecoveryProgress),
+) -> Result<RestoreSummary> {
+    let started = Instant::now();
+    let kafka = check_source(source)?;
+    let committed = committed_offsets(&kafka, source, committed)?;
+    let partition = Arc::new(RocksDbPartition::open(dir, &write_options())?);
+    let stats = replay_into(
+        &kafka,
+        source,
+        partition.clone(),
+        dir.display().to_string(),
+        committed.clone(),
+        None,
+        progress,
+    )?;
+    Ok(RestoreSummary {
+        path: dir.to_owned(),
+        stats,
+        changelog_offset: partition.changelog_offset()?,
+        committed,
+        elapsed: started.elapsed(),
+    })
+}
+
+/// Replays the changelog, up to the stored offset of the partition at `dir`,
+/// into a scratch partition and compares the two key by key.
+pub fn verify(
+    dir: &Path,
+    source: &ReplaySource,
+    committed: &CommittedOffsets,
+    progress: &mut dyn FnMut(&RecoveryProgress),
+) -> Result<VerifyReport> {
+    let actual = RocksDbPartition::open_read_only(dir, &RocksDbOptions::default())?;
+    let changelog_offset = actual.changelog_offset()?;
+    let kafka = check_source(source)?;
+    let committed = committed_offsets(&kafka, source, committed)?;
+    let scratch_dir = tempfile::Builder::new()
+        .prefix("statectl-verify-")
+        .tempdir()
+        .map_err(|source| CliError::Io {
+            what: "a scratch directory".into(),
+            source,
+        })?;
+    let scratch = Arc::new(RocksDbPartition::open(scratch_dir.path(), &write_options())?);
+    let replayed = match changelog_offset {
+        // The directory claims nothing from the changelog: compare with empty.
+        None => 0,
+        Some(until) => {
+            replay_into(
+                &kafka,
+                source,
+                scratch.clone(),
+                scratch_dir.path().display().to_string(),
+                committed,
+                Some(until),
+                progress,
+            )?
+            .applied
+        }
+    };
+    let (differences, compared) = diff_partitions(&actual, scratch.as_ref())?;
+    Ok(VerifyReport {
+        differences,
+        compared,
+        changelog_offset,
+        replayed,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn committed_arguments_parse_or_say_why_not() {
+        let ok = CommittedOffsets::parse(&["clicks=12".into(), "a=b=3".into()]).unwrap();
+        let CommittedOffsets::Explicit(map) = ok else {
+            panic!("explicit")
+        };
+        assert_eq!(map["clicks"], 12);
+        assert_eq!(map["a=b"], 3);
+        for bad in ["clicks", "clicks=-1", "=3", "clicks=x"] {
+            let err = CommittedOffsets::parse(&[bad.into()]).unwrap_err();
+            assert!(matches!(err, CliError::BadCommitted(_)), "{bad}: {err}");
+        }
+        assert!(matches!(
+            CommittedOffsets::parse(&[]).unwrap(),
+            CommittedOffsets::FromGroup
+        ));
+    }
+
+    #[test]
+    fn group_and_stream_come_from_the_changelog_name() {
+        assert_eq!(group_and_stream("changelog__g--clicks--counts"), Some(("g", "clicks")));
+        assert_eq!(group_and_stream("changelog__g--x"), None);
+        assert_eq!(group_and_stream("other"), None);
+    }
+}

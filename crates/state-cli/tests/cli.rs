@@ -1,0 +1,377 @@
+//! `statectl` end to end: the binary against real RocksDB partitions, and
+//! restore/verify against changelogs on the in-process mock cluster.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::DefaultProducerContext;
+use serde_json::Value;
+use state_changelog::ChangelogProducer;
+use state_core::{Codec, ProcessedOffsets, StorePartition};
+use state_rocksdb::{RocksDbOptions, RocksDbPartition};
+use state_txn::{PartitionTransaction, WindowedTransaction};
+
+const TOPIC: &str = "changelog__app--clicks--counts";
+
+fn statectl(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_statectl"))
+        .args(args)
+        .output()
+        .expect("statectl runs")
+}
+
+fn stdout_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l}: {e}")))
+        .collect()
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A partition with key-value data in `default`, a windowed aggregate, and
+/// changelog offset 41.
+fn write_partition(dir: &Path) {
+    let p = Arc::new(RocksDbPartition::open(dir, &RocksDbOptions::default()).unwrap());
+    let mut t = PartitionTransaction::new(p.clone(), Codec::MsgPack, None);
+    t.set("count", &7u64, b"user-1").unwrap();
+    t.set("name", "Ada", b"user-2").unwrap();
+    t.prepare(None).unwrap();
+    t.flush(Some(40)).unwrap();
+    let mut w = WindowedTransaction::new(p, Codec::MsgPack, None);
+    w.update_window(0, 10, &3u64, 5, b"page").unwrap();
+    w.prepare(None).unwrap();
+    w.flush(Some(41)).unwrap();
+}
+
+#[test]
+fn inspect_reports_column_families_keys_size_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    write_partition(dir.path());
+    let out = statectl(&["inspect", dir.path().to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let v = &stdout_lines(&out)[0];
+    assert_eq!(v["changelog_offset"], 41);
+    assert!(v["size_bytes"].as_u64().unwrap() > 0);
+    let cfs = v["column_families"].as_array().unwrap();
+    let default = cfs.iter().find(|c| c["name"] == "default").unwrap();
+    assert_eq!(default["approximate_keys"], 3, "two key-value keys and one window");
+    let names: Vec<&str> = cfs.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    assert!(names.contains(&"__metadata__"));
+
+    let text = statectl(&["inspect", dir.path().to_str().unwrap()]);
+    assert!(text.status.success());
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("changelog offset  41"), "{text}");
+}
+
+#[test]
+fn dump_prints_sorted_decoded_json_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    write_partition(dir.path());
+    let out = statectl(&["dump", dir.path().to_str().unwrap(), "--cf", "default"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let lines = stdout_lines(&out);
+    assert_eq!(lines.len(), 3);
+    let keys: Vec<&str> = lines.iter().map(|l| l["key_hex"].as_str().unwrap()).collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted, "sorted by key");
+    let count = lines.iter().find(|l| l["value"] == 7).expect("user-1's count decoded");
+    assert_eq!(count["cf"], "default");
+    assert_eq!(count["value_hex"], "07");
+    assert!(count["key"].as_str().unwrap().starts_with("user-1|"));
+    assert!(lines.iter().any(|l| l["value"] == "Ada"));
+    // The window key holds big-endian timestamps: not printable, so null.
+    assert!(lines.iter().any(|l| l["key"].is_null() && l["value"] == 3));
+
+    let all = stdout_lines(&statectl(&["dump", dir.path().to_str().unwrap()]));
+    let meta = all.iter().find(|l| l["cf"] == "__metadata__").unwrap();
+    assert_eq!(meta["value"], 41, "the stored offset is shown as a number");
+    let cfs: Vec<&str> = all.iter().map(|l| l["cf"].as_str().unwrap()).collect();
+    let mut sorted = cfs.clone();
+    sorted.sort();
+    assert_eq!(cfs, sorted, "sorted by column family");
+}
+
+#[test]
+fn reading_commands_work_while_the_application_holds_the_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    write_partition(dir.path());
+    let _held = RocksDbPartition::open(dir.path(), &RocksDbOptions::default()).unwrap();
+    let out = statectl(&["dump", dir.path().to_str().unwrap(), "--cf", "default"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout_lines(&out).len(), 3);
+}
+
+#[test]
+fn bad_paths_and_arguments_get_clear_errors() {
+    let missing = statectl(&["inspect", "/nonexistent/state/0"]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        stderr(&missing).contains("no store partition at /nonexistent/state/0"),
+        "{}",
+        stderr(&missing)
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    write_partition(dir.path());
+    let cf = statectl(&["dump", dir.path().to_str().unwrap(), "--cf", "nope"]);
+    assert_eq!(cf.status.code(), Some(2));
+    assert!(stderr(&cf).contains("no column family \"nope\""), "{}", stderr(&cf));
+
+    let corrupt = tempfile::tempdir().unwrap();
+    std::fs::write(corrupt.path().join("CURRENT"), b"MANIFEST-999999\n").unwrap();
+    let out = statectl(&["inspect", corrupt.path().to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("corrupt"), "{}", stderr(&out));
+
+    let help = statectl(&["restore", "--help"]);
+    let help = String::from_utf8_lossy(&help.stdout);
+    for needle in ["--brokers", "--topic", "--partition", "--committed", "TOPIC=OFFSET"] {
+        assert!(help.contains(needle), "restore --help mentions {needle}:\n{help}");
+    }
+}
+
+/// quixstreams (3.28.1, JSON serializer) wrote this directory; the expected
+/// lines are what quixstreams itself reads from it (generate.py).
+#[test]
+fn dumps_a_quixstreams_state_directory() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/quixstreams");
+    // Copy: opening replays the WAL, which must not touch the checked-in files.
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(root.join("kv-state-dir")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    let out = statectl(&["dump", dir.path().to_str().unwrap(), "--codec", "json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let expected: Vec<Value> = std::fs::read_to_string(root.join("kv-state-dir.expected.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let got: Vec<Value> = stdout_lines(&out)
+        .into_iter()
+        .filter(|l| l["cf"] != "__metadata__")
+        .map(|l| serde_json::json!({"cf": l["cf"], "key_hex": l["key_hex"], "value": l["value"]}))
+        .collect();
+    assert!(!expected.is_empty());
+    assert_eq!(got, expected);
+}
+
+// ---- restore and verify on the mock cluster ---------------------------------
+
+struct Changelog {
+    _cluster: MockCluster<'static, DefaultProducerContext>,
+    brokers: String,
+    source: tempfile::TempDir,
+}
+
+/// Three checkpoints of a key-value store written through a changelog on
+/// partition 1; the source partition holds all three (changelog offsets 0..=5).
+fn changelog() -> Changelog {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic(TOPIC, 2, 1).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", &brokers);
+    let producer = Arc::new(ChangelogProducer::new(&client).unwrap());
+    let source = tempfile::tempdir().unwrap();
+    let p = Arc::new(RocksDbPartition::open(source.path(), &RocksDbOptions::default()).unwrap());
+    for (i, processed) in [10i64, 20, 30].into_iter().enumerate() {
+        let mut t = PartitionTransaction::new(p.clone(), Codec::MsgPack, Some(producer.sink(TOPIC, 1)));
+        t.set("count", &(i as u64 + 1), b"a").unwrap();
+        t.set(&format!("k{i}"), "v", b"b").unwrap();
+        t.prepare(Some(&ProcessedOffsets::new().with("clicks", processed)))
+            .unwrap();
+        producer.flush(Duration::from_secs(10)).unwrap();
+        let offset = producer.last_offset(TOPIC, 1).map(|o| o as u64);
+        t.flush(offset).unwrap();
+    }
+    Changelog {
+        _cluster: cluster,
+        brokers,
+        source,
+    }
+}
+
+fn dump_default(dir: &Path) -> Vec<Value> {
+    stdout_lines(&statectl(&["dump", dir.to_str().unwrap(), "--cf", "default"]))
+}
+
+#[test]
+fn restore_rebuilds_the_partition_from_its_changelog() {
+    let c = changelog();
+    let target = tempfile::tempdir().unwrap();
+    let dest = target.path().join("1");
+    let out = statectl(&[
+        "restore",
+        dest.to_str().unwrap(),
+        "--brokers",
+        &c.brokers,
+        "--topic",
+        TOPIC,
+        "--partition",
+        "1",
+        "--committed",
+        "clicks=31",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary = &stdout_lines(&out)[0];
+    assert_eq!(summary["applied"], 6);
+    assert_eq!(summary["skipped"], 0);
+    assert_eq!(summary["changelog_offset"], 5);
+    assert_eq!(dump_default(&dest), dump_default(c.source.path()));
+
+    // Only the first two checkpoints committed: the third is skipped.
+    let partial = target.path().join("partial");
+    let out = statectl(&[
+        "restore",
+        partial.to_str().unwrap(),
+        "--brokers",
+        &c.brokers,
+        "--topic",
+        TOPIC,
+        "--partition",
+        "1",
+        "--committed",
+        "clicks=21",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout_lines(&out)[0]["skipped"], 2);
+    let p = Arc::new(RocksDbPartition::open_read_only(&partial, &RocksDbOptions::default()).unwrap());
+    let t = PartitionTransaction::new(p, Codec::MsgPack, None);
+    assert_eq!(t.get::<_, u64>("count", b"a").unwrap(), Some(2));
+
+    // A partition held by another process is refused, not waited on forever.
+    let _held = RocksDbPartition::open(&dest, &RocksDbOptions::default()).unwrap();
+    let out = statectl(&[
+        "restore",
+        dest.to_str().unwrap(),
+        "--brokers",
+        &c.brokers,
+        "--topic",
+        TOPIC,
+        "--partition",
+        "1",
+        "--committed",
+        "clicks=31",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("locked"), "{}", stderr(&out));
+}
+
+#[test]
+fn verify_passes_on_a_faithful_partition_and_lists_differences() {
+    let c = changelog();
+    let args = |dir: &Path| {
+        vec![
+            "verify".to_owned(),
+            dir.display().to_string(),
+            "--brokers".into(),
+            c.brokers.clone(),
+            "--topic".into(),
+            TOPIC.into(),
+            "--partition".into(),
+            "1".into(),
+            "--committed".into(),
+            "clicks=31".into(),
+        ]
+    };
+    let run = |dir: &Path| {
+        let a = args(dir);
+        statectl(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let out = run(c.source.path());
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines = stdout_lines(&out);
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["differences"], 0);
+    assert_eq!(lines[0]["compared_keys"], 4);
+
+    // Tamper: one changed value, one extra key.
+    {
+        let p = RocksDbPartition::open(c.source.path(), &RocksDbOptions::default()).unwrap();
+        let t = PartitionTransaction::new(Arc::new(p), Codec::MsgPack, None);
+        let key = t.encode_key("count", b"a").unwrap();
+        let extra = t.encode_key("extra", b"a").unwrap();
+        let p = t.partition();
+        p.put("default", &key, &Codec::MsgPack.encode(&99u64).unwrap()).unwrap();
+        p.put("default", &extra, b"\x01").unwrap();
+    }
+    let out = run(c.source.path());
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let lines = stdout_lines(&out);
+    let kinds: Vec<&str> = lines.iter().filter_map(|l| l["difference"].as_str()).collect();
+    assert_eq!(kinds.len(), 2, "{lines:?}");
+    assert!(kinds.contains(&"value-differs") && kinds.contains(&"only-in-dir"));
+    assert_eq!(lines.last().unwrap()["differences"], 2);
+}
+
+#[test]
+fn unknown_topics_and_unreachable_brokers_are_reported() {
+    let c = changelog();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("0");
+    let out = statectl(&[
+        "restore",
+        dest.to_str().unwrap(),
+        "--brokers",
+        &c.brokers,
+        "--topic",
+        "changelog__app--nope--counts",
+        "--partition",
+        "0",
+        "--committed",
+        "nope=1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
+
+    let out = statectl(&[
+        "restore",
+        dest.to_str().unwrap(),
+        "--brokers",
+        &c.brokers,
+        "--topic",
+        TOPIC,
+        "--partition",
+        "7",
+        "--committed",
+        "clicks=1",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("there is no partition 7"), "{}", stderr(&out));
+
+    let started = std::time::Instant::now();
+    let out = statectl(&[
+        "restore",
+        dest.to_str().unwrap(),
+        "--brokers",
+        "127.0.0.1:1",
+        "--topic",
+        TOPIC,
+        "--partition",
+        "0",
+        "--timeout",
+        "2",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("cannot reach the Kafka brokers"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    assert!(!dest.exists(), "nothing is created when the broker is unreachable");
+}

@@ -1,0 +1,50 @@
+//! A state directory written by one kind of store is refused, with a typed
+//! error and its data untouched, when a store of another kind opens it.
+
+use std::collections::BTreeMap;
+
+use rdkafka::config::ClientConfig;
+use state_core::Error;
+use state_manager::{ManagerConfig, ManagerError, StateStoreManager, StoreKind, StoreSpec};
+
+fn manager(dir: &std::path::Path, kind: StoreKind) -> StateStoreManager {
+    let mut m = StateStoreManager::new(ManagerConfig::new("g", dir), ClientConfig::new()).unwrap();
+    let spec = StoreSpec {
+        changelog: false,
+        ..StoreSpec::new(kind)
+    };
+    m.register_store("clicks", "counts", spec).unwrap();
+    m
+}
+
+#[test]
+fn a_key_value_partition_is_not_opened_as_windowed() {
+    let dir = tempfile::tempdir().unwrap();
+    let parts = vec![("clicks".to_owned(), 0u32)];
+    let mut kv = manager(dir.path(), StoreKind::KeyValue);
+    kv.on_assign(&parts, &BTreeMap::new()).unwrap();
+    kv.partition("clicks", "counts", 0)
+        .unwrap()
+        .put("default", b"k", b"v")
+        .unwrap();
+    kv.on_revoke(&parts).unwrap();
+    drop(kv);
+
+    let mut windowed = manager(dir.path(), StoreKind::Windowed);
+    let err = windowed.on_assign(&parts, &BTreeMap::new()).unwrap_err();
+    assert!(
+        matches!(&err, ManagerError::State(Error::WrongStoreKind { found, wanted, .. })
+            if found == "key-value" && wanted == "windowed"),
+        "{err}"
+    );
+    assert!(
+        !windowed.is_assigned("clicks", 0),
+        "the refused partition is closed again"
+    );
+    drop(windowed);
+
+    let mut kv = manager(dir.path(), StoreKind::KeyValue);
+    kv.on_assign(&parts, &BTreeMap::new()).unwrap();
+    let p = kv.partition("clicks", "counts", 0).unwrap();
+    assert_eq!(p.get("default", b"k").unwrap().as_deref(), Some(&b"v"[..]));
+}

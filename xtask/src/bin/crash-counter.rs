@@ -1,0 +1,179 @@
+//! The crash harness's child (`cargo xtask crash`): counts input records per
+//! key in a store with a changelog and emits `key -> count` for every record
+//! to an output topic. Not a user tool.
+//!
+//! `crash-counter BOOTSTRAP STATE_DIR eos|alos PARTITIONS`
+//!
+//! `CRASH_AT=STAGE:N` makes it abort (no cleanup, like a kill) the N-th
+//! time it reaches STAGE: `process` (a record processed, not committed),
+//! `produced` / `committed` / `flushed` (checkpoint stages), or `recovery`
+//! (a recovery progress report). Prints `processed N` per record and, once
+//! it has committed everything up to the input's high watermarks,
+//! `counts <json>`.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::producer::{BaseRecord, Producer};
+use rdkafka::{ClientConfig, Message, Offset};
+use state_core::{Codec, Direction};
+use state_manager::{
+    CheckpointStage, ManagerConfig, ProcessingGuarantee, StateContext, StateStoreManager, StoreKind, StoreSpec,
+};
+
+const INPUT: &str = "crash-input";
+const OUTPUT: &str = "crash-output";
+const GROUP: &str = "crash-group";
+
+/// Aborts the process the N-th time `stage` is reached, if CRASH_AT says so.
+struct CrashPoint {
+    stage: String,
+    remaining: AtomicU64,
+}
+
+impl CrashPoint {
+    fn from_env() -> Option<Arc<CrashPoint>> {
+        let spec = std::env::var("CRASH_AT").ok()?;
+        let (stage, n) = spec.split_once(':')?;
+        Some(Arc::new(CrashPoint {
+            stage: stage.to_owned(),
+            remaining: AtomicU64::new(n.parse().ok()?),
+        }))
+    }
+
+    fn reached(&self, stage: &str) {
+        if self.stage == stage && self.remaining.fetch_sub(1, Ordering::SeqCst) == 1 {
+            eprintln!("crash point {stage} reached: aborting");
+            std::process::abort();
+        }
+    }
+}
+
+fn stage_name(s: CheckpointStage) -> &'static str {
+    match s {
+        CheckpointStage::Produced => "produced",
+        CheckpointStage::Committed => "committed",
+        CheckpointStage::Flushed => "flushed",
+    }
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let [bootstrap, state_dir, guarantee, partitions] = args.as_slice() else {
+        return Err("usage: crash-counter BOOTSTRAP STATE_DIR eos|alos PARTITIONS".into());
+    };
+    let partitions: usize = partitions.parse()?;
+    let guarantee = match guarantee.as_str() {
+        "eos" => ProcessingGuarantee::ExactlyOnce,
+        "alos" => ProcessingGuarantee::AtLeastOnce,
+        other => return Err(format!("unknown guarantee {other}").into()),
+    };
+    let crash = CrashPoint::from_env();
+    let mut kafka = ClientConfig::new();
+    kafka.set("bootstrap.servers", bootstrap);
+    let mut config = ManagerConfig::new(GROUP, state_dir);
+    config.guarantee = guarantee;
+    config.instance_id = "child".into();
+    config.kafka_timeout = Duration::from_secs(15);
+    config.mirror_transactional_offsets = std::env::var("MIRROR_OFFSETS").is_ok();
+    let mut manager = StateStoreManager::new(config, kafka.clone())?;
+    manager.register_store(INPUT, "counts", StoreSpec::new(StoreKind::KeyValue))?;
+    if let Some(c) = crash.clone() {
+        manager.set_checkpoint_observer(move |s| c.reached(stage_name(s)));
+        let c = crash.clone();
+        manager.set_progress_listener(move |p| {
+            if !p.finished {
+                if let Some(c) = &c {
+                    c.reached("recovery");
+                }
+            }
+        });
+    }
+    let manager = Arc::new(Mutex::new(manager));
+    let consumer: BaseConsumer<StateContext> = kafka
+        .clone()
+        .set("group.id", GROUP)
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("isolation.level", "read_committed")
+        // A killed predecessor holds up the next rebalance until its
+        // session expires: keep that short.
+        .set("session.timeout.ms", "2000")
+        .set("heartbeat.interval.ms", "300")
+        .create_with_context(StateContext::new(manager.clone()))?;
+    consumer.subscribe(&[INPUT])?;
+    let mut processed = 0usize;
+    let mut since_commit = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        if Instant::now() > deadline {
+            return Err("did not finish within 300 s".into());
+        }
+        let msg = consumer.poll(Duration::from_millis(50));
+        let mut m = manager.lock();
+        if let Some(e) = m.take_error() {
+            return Err(e.into());
+        }
+        match msg {
+            Some(Ok(msg)) => {
+                let p = msg.partition() as u32;
+                let key = msg.key().unwrap_or_default().to_vec();
+                let t = m.kv(INPUT, "counts", p)?;
+                let n: u64 = t.get("count", &key)?.unwrap_or(0);
+                t.set("count", &(n + 1), &key)?;
+                let out = m.output_producer()?;
+                let value = (n + 1).to_string();
+                let rec = BaseRecord::<[u8], [u8], ()>::to(OUTPUT)
+                    .partition(p as i32)
+                    .key(&key)
+                    .payload(value.as_bytes());
+                out.kafka().send(rec).map_err(|(e, _)| e)?;
+                m.processed(INPUT, p, msg.offset())?;
+                processed += 1;
+                since_commit += 1;
+                println!("processed {processed}");
+                if let Some(c) = &crash {
+                    c.reached("process");
+                }
+                if since_commit >= 7 {
+                    m.commit(&consumer)?;
+                    since_commit = 0;
+                }
+            }
+            Some(Err(e)) => eprintln!("consumer error: {e}"),
+            None => {
+                m.commit(&consumer)?;
+                since_commit = 0;
+                let assignment = consumer.assignment()?;
+                if assignment.count() != partitions {
+                    continue;
+                }
+                let committed = consumer.committed_offsets(assignment, Duration::from_secs(10))?;
+                let mut done = true;
+                for e in committed.elements() {
+                    let (_, high) = consumer.fetch_watermarks(INPUT, e.partition(), Duration::from_secs(10))?;
+                    done &= high == 0 || matches!(e.offset(), Offset::Offset(o) if o >= high);
+                }
+                if done {
+                    let mut counts = BTreeMap::new();
+                    for p in 0..partitions as u32 {
+                        let part = m.partition(INPUT, "counts", p)?;
+                        for item in part.iter_range("default", b"", None, Direction::Forward)? {
+                            let (k, v) = item?;
+                            let prefix = k.split(|b| *b == b'|').next().unwrap_or_default();
+                            let n: u64 = Codec::MsgPack.decode(&v)?;
+                            counts.insert(String::from_utf8_lossy(prefix).into_owned(), n);
+                        }
+                    }
+                    m.output_producer()?.kafka().flush(Duration::from_secs(10))?;
+                    println!("counts {}", serde_json::to_string(&counts)?);
+                    return Ok(());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,418 @@
+//! `cargo xtask crash`: kill a stateful processor at random moments and
+//! prove that nothing is lost or applied twice.
+//!
+//! A mock Kafka cluster runs in its own process (`mock-broker`), so it
+//! outlives the processor (`crash-counter`, a keyed count with a changelog
+//! that emits `key -> count` per record). Input arrives in chunks; each run
+//! of the child is ended either by SIGKILL after a random number of records
+//! or by the child aborting itself at a chosen point (`CRASH_AT`: mid
+//! interval, after the checkpoint's records are produced, after the Kafka
+//! commit and before the local flush, after the flush, or during recovery).
+//! Sometimes the local state is deleted as well. A last run finishes the
+//! input, and the state and output are compared with a model.
+//!
+//! Seeded: `--seed` replays the same kills.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+const INPUT: &str = "crash-input";
+const OUTPUT: &str = "crash-output";
+const CHANGELOG: &str = "changelog__crash-group--crash-input--counts";
+
+/// Harness settings.
+struct Settings {
+    kills: u32,
+    seed: u64,
+    chunk: u32,
+    keys: u32,
+    partitions: u32,
+    guarantee: &'static str,
+}
+
+fn parse(args: &[String]) -> Result<Settings, String> {
+    let mut s = Settings {
+        kills: 50,
+        seed: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(1),
+        chunk: 60,
+        keys: 20,
+        partitions: 3,
+        guarantee: "eos",
+    };
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        let mut num = |name: &str| -> Result<u64, String> {
+            it.next()
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| format!("{name} needs a number"))
+        };
+        match a.as_str() {
+            "--kills" => s.kills = num("--kills")? as u32,
+            "--seed" => s.seed = num("--seed")?,
+            "--chunk" => s.chunk = num("--chunk")?.max(1) as u32,
+            "--keys" => s.keys = num("--keys")?.max(1) as u32,
+            "--partitions" => s.partitions = num("--partitions")?.max(1) as u32,
+            "--guarantee" => {
+                s.guarantee = match it.next().map(String::as_str) {
+                    Some("exactly-once" | "eos") => "eos",
+                    Some("at-least-once" | "alos") => "alos",
+                    other => return Err(format!("unknown guarantee {other:?}")),
+                }
+            }
+            other => return Err(format!("unknown argument {other:?}")),
+        }
+    }
+    Ok(s)
+}
+
+/// splitmix64: small, seeded, good enough to pick kill points.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// The helper binaries live next to this one; build them if they are not there.
+fn helper(name: &str) -> Result<PathBuf, String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let dir = exe.parent().ok_or("no executable directory")?;
+    let path = dir.join(name);
+    if !path.exists() {
+        let release = dir.ends_with("release");
+        let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+        cmd.args(["build", "-p", "xtask", "--bins"]);
+        if release {
+            cmd.arg("--release");
+        }
+        let status = cmd.status().map_err(|e| format!("building {name}: {e}"))?;
+        if !status.success() || !path.exists() {
+            return Err(format!("could not build {name} next to {}", exe.display()));
+        }
+    }
+    Ok(path)
+}
+
+/// The broker process; killed when dropped.
+struct Broker {
+    child: Child,
+    bootstrap: String,
+}
+
+impl Broker {
+    fn start(partitions: u32) -> Result<Broker, String> {
+        let mut child = Command::new(helper("mock-broker")?)
+            .args([INPUT, OUTPUT, CHANGELOG].map(|t| format!("{t}:{partitions}")))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("starting mock-broker: {e}"))?;
+        let stdout = child.stdout.take().ok_or("mock-broker has no stdout")?;
+        let mut line = String::new();
+        BufReader::new(stdout)
+            .read_line(&mut line)
+            .map_err(|e| format!("reading mock-broker: {e}"))?;
+        let bootstrap = line
+            .trim()
+            .strip_prefix("bootstrap ")
+            .ok_or_else(|| format!("mock-broker said {line:?}"))?
+            .to_owned();
+        Ok(Broker { child, bootstrap })
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// How one run of the child is ended.
+#[derive(Clone, Debug)]
+enum Crash {
+    /// SIGKILL after this many processed records.
+    KillAfter(u64),
+    /// The child aborts itself at `CRASH_AT=stage:n`.
+    At(&'static str, u64),
+    /// No crash: run to the end.
+    None,
+}
+
+fn pick_crash(rng: &mut Rng, chunk: u32) -> Crash {
+    match rng.below(6) {
+        0 | 1 => Crash::KillAfter(1 + rng.below(chunk as u64)),
+        2 => Crash::At("process", 1 + rng.below(chunk as u64)),
+        3 => Crash::At("produced", 1 + rng.below(4)),
+        4 => Crash::At("committed", 1 + rng.below(4)),
+        _ => Crash::At(if rng.below(2) == 0 { "flushed" } else { "recovery" }, 1 + rng.below(3)),
+    }
+}
+
+enum RunEnd {
+    /// Killed or aborted as planned.
+    Crashed,
+    /// Finished its input before the crash point came.
+    Finished(BTreeMap<String, u64>),
+}
+
+fn run_child(bootstrap: &str, state: &Path, s: &Settings, crash: &Crash) -> Result<RunEnd, String> {
+    let mut cmd = Command::new(helper("crash-counter")?);
+    cmd.args([
+        bootstrap,
+        &state.display().to_string(),
+        s.guarantee,
+        &s.partitions.to_string(),
+    ])
+    // The mock broker keeps no offsets sent in a transaction.
+    .env("MIRROR_OFFSETS", "1")
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped());
+    if let Crash::At(stage, n) = crash {
+        cmd.env("CRASH_AT", format!("{stage}:{n}"));
+    }
+    let mut child = cmd.spawn().map_err(|e| format!("starting crash-counter: {e}"))?;
+    let stdout = child.stdout.take().ok_or("no stdout")?;
+    let stderr = child.stderr.take().ok_or("no stderr")?;
+    let errors = std::thread::spawn(move || {
+        let mut s = String::new();
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            s.push_str(&line);
+            s.push('\n');
+        }
+        s
+    });
+    let mut counts = None;
+    let mut killed = false;
+    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+        if let Some(n) = line.strip_prefix("processed ") {
+            let n: u64 = n.parse().unwrap_or(0);
+            if matches!(crash, Crash::KillAfter(k) if n >= *k) && !killed {
+                let _ = child.kill();
+                killed = true;
+            }
+        } else if let Some(json) = line.strip_prefix("counts ") {
+            counts = Some(serde_json::from_str(json).map_err(|e| format!("bad counts line: {e}"))?);
+        }
+    }
+    let status = child.wait().map_err(|e| e.to_string())?;
+    let stderr = errors.join().unwrap_or_default();
+    if killed || (matches!(crash, Crash::At(..)) && stderr.contains("crash point")) {
+        return Ok(RunEnd::Crashed);
+    }
+    match (status.success(), counts) {
+        (true, Some(c)) => Ok(RunEnd::Finished(c)),
+        _ => Err(format!("crash-counter failed ({status}):\n{stderr}")),
+    }
+}
+
+fn produce_chunk(
+    producer: &BaseProducer,
+    rng: &mut Rng,
+    s: &Settings,
+    model: &mut BTreeMap<String, u64>,
+) -> Result<(), String> {
+    for _ in 0..s.chunk {
+        let k = rng.below(s.keys as u64);
+        let key = format!("k{k:03}");
+        producer
+            .send(
+                BaseRecord::<str, str>::to(INPUT)
+                    .key(&key)
+                    .payload("x")
+                    .partition((k % s.partitions as u64) as i32),
+            )
+            .map_err(|(e, _)| e.to_string())?;
+        *model.entry(key).or_default() += 1;
+    }
+    producer.flush(Duration::from_secs(10)).map_err(|e| e.to_string())
+}
+
+/// Every output record (read_committed): key → values in order.
+fn read_output(bootstrap: &str, partitions: u32) -> Result<BTreeMap<String, Vec<u64>>, String> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "crash-verifier")
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .create()
+        .map_err(|e| e.to_string())?;
+    let mut tpl = TopicPartitionList::new();
+    let mut highs = BTreeMap::new();
+    for p in 0..partitions as i32 {
+        let (_, high) = consumer
+            .fetch_watermarks(OUTPUT, p, Duration::from_secs(10))
+            .map_err(|e| e.to_string())?;
+        highs.insert(p, high);
+        tpl.add_partition_offset(OUTPUT, p, Offset::Beginning)
+            .map_err(|e| e.to_string())?;
+    }
+    consumer.assign(&tpl).map_err(|e| e.to_string())?;
+    let mut out: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match consumer.poll(Duration::from_millis(100)) {
+            Some(Ok(m)) => {
+                let key = String::from_utf8_lossy(m.key().unwrap_or_default()).into_owned();
+                let v = std::str::from_utf8(m.payload().unwrap_or_default())
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+                    .ok_or("output value is not a count")?;
+                out.entry(key).or_default().push(v);
+            }
+            Some(Err(e)) => return Err(e.to_string()),
+            None => {
+                let pos = consumer.position().map_err(|e| e.to_string())?;
+                if pos.elements().iter().all(|e| {
+                    let high = highs.get(&e.partition()).copied().unwrap_or(0);
+                    high == 0 || matches!(e.offset(), Offset::Offset(o) if o >= high)
+                }) {
+                    return Ok(out);
+                }
+                if Instant::now() > deadline {
+                    return Err("reading the output took over 60 s".into());
+                }
+            }
+        }
+    }
+}
+
+/// Compares the final counts and the output with the model; returns the
+/// mismatches (empty if none) and the number of duplicate output records.
+fn check(
+    model: &BTreeMap<String, u64>,
+    counts: &BTreeMap<String, u64>,
+    output: &BTreeMap<String, Vec<u64>>,
+) -> (Vec<String>, u64) {
+    let mut mismatches = Vec::new();
+    let mut duplicates = 0;
+    for (key, want) in model {
+        let have = counts.get(key).copied().unwrap_or(0);
+        if have != *want {
+            mismatches.push(format!("state {key}: {have}, model {want}"));
+        }
+        let values = output.get(key).cloned().unwrap_or_default();
+        let distinct: BTreeSet<u64> = values.iter().copied().collect();
+        duplicates += (values.len() - distinct.len()) as u64;
+        let expected: BTreeSet<u64> = (1..=*want).collect();
+        if distinct != expected {
+            let missing: Vec<_> = expected.difference(&distinct).take(5).collect();
+            let extra: Vec<_> = distinct.difference(&expected).take(5).collect();
+            mismatches.push(format!("output {key}: missing {missing:?}, unexpected {extra:?}"));
+        }
+    }
+    for key in counts.keys().chain(output.keys()) {
+        if !model.contains_key(key) {
+            mismatches.push(format!("{key} is not in the input"));
+        }
+    }
+    (mismatches, duplicates)
+}
+
+pub fn run(args: &[String]) -> Result<(), String> {
+    let s = parse(args)?;
+    let mut rng = Rng(s.seed);
+    println!("seed: {}", s.seed);
+    let broker = Broker::start(s.partitions)?;
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", &broker.bootstrap)
+        .create()
+        .map_err(|e| e.to_string())?;
+    let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
+    let state = scratch.path().join("state");
+    let mut model = BTreeMap::new();
+    let (mut runs, mut kills, mut deletions) = (0u32, 0u32, 0u32);
+    let started = Instant::now();
+    while kills < s.kills {
+        if runs >= s.kills * 3 + 10 {
+            return Err(format!("only {kills} kills landed in {runs} runs"));
+        }
+        produce_chunk(&producer, &mut rng, &s, &mut model)?;
+        let crash = pick_crash(&mut rng, s.chunk);
+        if rng.below(4) == 0 {
+            let _ = std::fs::remove_dir_all(&state);
+            deletions += 1;
+        }
+        runs += 1;
+        match run_child(&broker.bootstrap, &state, &s, &crash)? {
+            RunEnd::Crashed => kills += 1,
+            RunEnd::Finished(_) => {}
+        }
+        eprint!("\rruns {runs}, kills {kills}/{}", s.kills);
+        let _ = std::io::stderr().flush();
+    }
+    eprintln!();
+    runs += 1;
+    let counts = match run_child(&broker.bootstrap, &state, &s, &Crash::None)? {
+        RunEnd::Finished(c) => c,
+        RunEnd::Crashed => return Err("the final run crashed without a crash point".into()),
+    };
+    let output = read_output(&broker.bootstrap, s.partitions)?;
+    let (mismatches, duplicates) = check(&model, &counts, &output);
+    let records: u64 = model.values().sum();
+    println!(
+        "guarantee: {}",
+        if s.guarantee == "eos" {
+            "exactly-once"
+        } else {
+            "at-least-once"
+        }
+    );
+    println!("records: {records}");
+    println!("runs: {runs}");
+    println!("kills: {kills}");
+    println!("state deletions: {deletions}");
+    println!("output duplicates: {duplicates}");
+    println!("elapsed: {:.1} s", started.elapsed().as_secs_f64());
+    println!("mismatches: {}", mismatches.len());
+    for m in mismatches.iter().take(20) {
+        println!("  {m}");
+    }
+    if mismatches.is_empty() {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} mismatches (replay with --seed {})",
+            mismatches.len(),
+            s.seed
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_check_finds_lost_and_double_counts() {
+        let model: BTreeMap<String, u64> = [("a".to_owned(), 2)].into();
+        let good_out: BTreeMap<String, Vec<u64>> = [("a".to_owned(), vec![1, 2, 2])].into();
+        let (m, d) = check(&model, &model, &good_out);
+        assert!(m.is_empty());
+        assert_eq!(d, 1);
+        let over: BTreeMap<String, u64> = [("a".to_owned(), 3)].into();
+        assert_eq!(check(&model, &over, &good_out).0.len(), 1);
+        let lost: BTreeMap<String, Vec<u64>> = [("a".to_owned(), vec![2])].into();
+        assert_eq!(check(&model, &model, &lost).0.len(), 1);
+    }
+}

@@ -1,0 +1,30 @@
+//! The crash harness at CI size: 10 kills under exactly-once on a mock
+//! cluster in its own process. `cargo xtask crash` runs 50 (or more) on demand.
+
+use std::process::Command;
+
+fn harness(guarantee: &str, kills: &str, seed: &str) {
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .args(["crash", "--kills", kills, "--seed", seed, "--guarantee", guarantee])
+        .output()
+        .expect("xtask runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    println!("{stdout}");
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("mismatches: 0"), "{stdout}");
+    assert!(stdout.contains(&format!("kills: {kills}")), "{stdout}");
+}
+
+#[test]
+fn ten_kills_under_exactly_once_lose_and_duplicate_nothing() {
+    harness("exactly-once", "10", "2026");
+}
+
+#[test]
+fn five_kills_under_at_least_once_lose_nothing() {
+    harness("at-least-once", "5", "11");
+}
