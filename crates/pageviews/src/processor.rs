@@ -14,7 +14,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
 use rdkafka::Offset;
-use state_changelog::{create_topic, ChangelogTopicConfig, KafkaProducer, RecoveryProgress};
+use state_changelog::{changelog_topic_name, create_topic, ChangelogTopicConfig, KafkaProducer, RecoveryProgress};
 use state_manager::{ManagerConfig, StateContext, StateStoreManager, StoreKind, StoreSpec};
 
 use crate::events::{partition_of, window_start, Generator, Truth};
@@ -426,8 +426,25 @@ pub fn run(cfg: &Config) -> Result<Report> {
         by_page: format!("pageviews-by-page{suffix}"),
         output: format!("page-window-counts{suffix}"),
     };
-    for t in [&topics.input, &topics.by_page, &topics.output] {
-        create_topic(&client, t, cfg.partitions as usize, 1, &[], Duration::from_secs(30))?;
+    match &mock {
+        // The mock cluster answers topic creation through its own API only.
+        Some(m) => {
+            let changelogs = [
+                changelog_topic_name(GROUP, &topics.input, USER_TOTALS),
+                changelog_topic_name(GROUP, &topics.by_page, PAGE_WINDOWS),
+            ];
+            for t in [&topics.input, &topics.by_page, &topics.output]
+                .into_iter()
+                .chain(&changelogs)
+            {
+                kafka("creating a topic", m.create_topic(t, cfg.partitions as i32, 1))?;
+            }
+        }
+        None => {
+            for t in [&topics.input, &topics.by_page, &topics.output] {
+                create_topic(&client, t, cfg.partitions as usize, 1, &[], Duration::from_secs(30))?;
+            }
+        }
     }
     let scratch = tempfile::tempdir()?;
     let state_dir = cfg.state_dir.clone().unwrap_or_else(|| scratch.path().join("state"));

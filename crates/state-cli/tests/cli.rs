@@ -89,7 +89,9 @@ fn dump_prints_sorted_decoded_json_lines() {
     let count = lines.iter().find(|l| l["value"] == 7).expect("user-1's count decoded");
     assert_eq!(count["cf"], "default");
     assert_eq!(count["value_hex"], "07");
-    assert!(count["key"].as_str().unwrap().starts_with("user-1|"));
+    // "user-1|" then the MessagePack-encoded key: not UTF-8, so no text form.
+    assert!(count["key_hex"].as_str().unwrap().starts_with("757365722d317c"));
+    assert!(count["key"].is_null());
     assert!(lines.iter().any(|l| l["value"] == "Ada"));
     // The window key holds big-endian timestamps: not printable, so null.
     assert!(lines.iter().any(|l| l["key"].is_null() && l["value"] == 3));

@@ -101,6 +101,21 @@ pub fn parse_window_key(key: &[u8]) -> Result<(&[u8], u64, u64)> {
     Ok((prefix, start, end))
 }
 
+/// Whether `key`, found in a range scan under one prefix, belongs to that
+/// prefix's `layout` of `want` bytes: a longer key belongs to another
+/// (longer) prefix and is `Ok(false)`; a shorter one cannot be any prefix's
+/// and is [`Error::MalformedKey`] (a truncated or foreign key).
+pub fn in_layout(key: &[u8], want: usize, layout: &'static str) -> Result<bool> {
+    match key.len().cmp(&want) {
+        std::cmp::Ordering::Equal => Ok(true),
+        std::cmp::Ordering::Greater => Ok(false),
+        std::cmp::Ordering::Less => Err(Error::malformed_key(
+            layout,
+            format!("key of {} bytes where {want} were expected (truncated?)", key.len()),
+        )),
+    }
+}
+
 /// Encodes a timestamped key: `prefix | ts | counter`.
 pub fn timestamped_key(prefix: &[u8], ts: u64, counter: u64) -> Vec<u8> {
     window_key(prefix, ts, counter)

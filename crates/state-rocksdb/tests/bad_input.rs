@@ -109,7 +109,12 @@ fn a_corrupt_directory_is_reported_and_left_as_it_was() {
     let good = std::fs::read(&current).unwrap();
     std::fs::write(&current, b"MANIFEST-999999\n").unwrap();
     let listing = |d: &Path| {
-        let mut v: Vec<_> = std::fs::read_dir(d).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            // RocksDB rotates its info log on every open; data files must not change.
+            .filter(|n| !n.starts_with("LOG"))
+            .collect();
         v.sort();
         v
     };
@@ -203,70 +208,4 @@ fn a_full_disk_fails_the_commit_and_keeps_what_was_committed() {
     t.prepare(None).unwrap();
     t.flush(Some(2)).unwrap();
     assert_eq!(disk.changelog_offset().unwrap(), Some(2));
-}
-
-/// A real full filesystem (a 2 MiB tmpfs; needs permission to mount, as in
-/// CI as root): RocksDB's own write error surfaces as a typed error, and the
-/// committed state survives a reopen after space is freed.
-#[test]
-fn a_real_full_tmpfs_fails_typed_and_loses_nothing() {
-    let mount = tempfile::tempdir().unwrap();
-    let ok = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-        .arg(mount.path())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        println!("SKIPPED: cannot mount a tmpfs here (needs root)");
-        return;
-    }
-    struct Unmount<'a>(&'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(self.0).status();
-        }
-    }
-    let _guard = Unmount(mount.path());
-    let dir = mount.path().join("0");
-    let options = RocksDbOptions {
-        write_buffer_size: 256 * 1024,
-        ..RocksDbOptions::default()
-    };
-    let committed;
-    {
-        let p = Arc::new(RocksDbPartition::open(&dir, &options).unwrap());
-        let mut t = PartitionTransaction::new(p.clone(), Codec::MsgPack, None);
-        t.set("first", "kept", b"k").unwrap();
-        t.prepare(None).unwrap();
-        t.flush(Some(1)).unwrap();
-        committed = p.changelog_offset().unwrap();
-        // Fill the disk until a flush fails.
-        let big = "x".repeat(64 * 1024);
-        let mut failure = None;
-        for i in 0..200u32 {
-            let mut t = PartitionTransaction::new(p.clone(), Codec::MsgPack, None);
-            t.set(&i, big.as_str(), b"fill").unwrap();
-            t.prepare(None).unwrap();
-            if let Err(e) = t.flush(Some(2 + i as u64)) {
-                failure = Some(e);
-                break;
-            }
-        }
-        let err = failure.expect("a 2 MiB disk fills up");
-        assert!(
-            matches!(err, TxnError::Core(Error::Backend { .. } | Error::Io { .. })),
-            "{err}"
-        );
-    }
-    // Free space and reopen: the first checkpoint is there.
-    let remount = std::process::Command::new("mount")
-        .args(["-o", "remount,size=64m"])
-        .arg(mount.path())
-        .status()
-        .unwrap();
-    assert!(remount.success());
-    let p = Arc::new(RocksDbPartition::open(&dir, &options).unwrap());
-    assert!(p.changelog_offset().unwrap() >= committed);
-    let t = PartitionTransaction::new(p, Codec::MsgPack, None);
-    assert_eq!(t.get::<_, String>("first", b"k").unwrap().as_deref(), Some("kept"));
 }

@@ -197,10 +197,12 @@ impl<P: StorePartition + ?Sized> TimestampedTransaction<P> {
         let items = self
             .base
             .iter_range(cf::DEFAULT, &lower, Some(&upper), Direction::Backward)?;
-        match items.into_iter().find(|(k, _)| k.len() == want) {
-            Some((_, v)) => Ok(Some(self.base.codec().decode(&v)?)),
-            None => Ok(None),
+        for (k, v) in items {
+            if keys::in_layout(&k, want, "timestamped")? {
+                return Ok(Some(self.base.codec().decode(&v)?));
+            }
         }
+        Ok(None)
     }
 
     fn interval_items(&self, start: i64, end: i64, prefix: &[u8]) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
@@ -210,17 +212,18 @@ impl<P: StorePartition + ?Sized> TimestampedTransaction<P> {
             return Ok(Vec::new());
         }
         let want = entry_len(prefix);
-        Ok(self
-            .base
-            .iter_range(
-                cf::DEFAULT,
-                &bound(prefix, start),
-                Some(&bound(prefix, end)),
-                Direction::Forward,
-            )?
-            .into_iter()
-            .filter(|(k, _)| k.len() == want)
-            .collect())
+        let mut out = Vec::new();
+        for (k, v) in self.base.iter_range(
+            cf::DEFAULT,
+            &bound(prefix, start),
+            Some(&bound(prefix, end)),
+            Direction::Forward,
+        )? {
+            if keys::in_layout(&k, want, "timestamped")? {
+                out.push((k, v));
+            }
+        }
+        Ok(out)
     }
 
     /// Values of `prefix` with `start <= timestamp < end`, oldest first.

@@ -275,7 +275,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         let want_len = window_key_len(prefix);
         let mut out = Vec::new();
         for (key, value) in self.base.iter_range(cf::DEFAULT, &lower, upper.as_deref(), dir)? {
-            if key.len() != want_len {
+            if !keys::in_layout(&key, want_len, "window")? {
                 continue; // a key of another (longer) prefix inside the range
             }
             let (_, s, e) = keys::parse_window_key(&key)?;
@@ -544,17 +544,18 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
             return Ok(Vec::new());
         }
         let want_len = window_key_len(prefix);
-        Ok(self
-            .base
-            .iter_range(
-                cf::VALUES,
-                &bound(prefix, start),
-                Some(&bound(prefix, end)),
-                Direction::Forward,
-            )?
-            .into_iter()
-            .filter(|(k, _)| k.len() == want_len)
-            .collect())
+        let mut out = Vec::new();
+        for (k, v) in self.base.iter_range(
+            cf::VALUES,
+            &bound(prefix, start),
+            Some(&bound(prefix, end)),
+            Direction::Forward,
+        )? {
+            if keys::in_layout(&k, want_len, "window collection")? {
+                out.push((k, v));
+            }
+        }
+        Ok(out)
     }
 
     fn collection_values<C: DeserializeOwned>(&self, start: u64, end: u64, prefix: &[u8]) -> Result<Vec<C>> {
