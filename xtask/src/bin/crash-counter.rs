@@ -75,6 +75,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let crash = CrashPoint::from_env();
     let mut kafka = ClientConfig::new();
     kafka.set("bootstrap.servers", bootstrap);
+    if let Ok(debug) = std::env::var("KAFKA_DEBUG") {
+        kafka.set("debug", debug);
+    }
     let mut config = ManagerConfig::new(GROUP, state_dir);
     config.guarantee = guarantee;
     config.instance_id = "child".into();
@@ -102,7 +105,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .set("isolation.level", "read_committed")
         // A killed predecessor holds up the next rebalance until its
         // session expires: keep that short.
-        .set("session.timeout.ms", "2000")
+        .set("session.timeout.ms", "3000")
         .set("heartbeat.interval.ms", "300")
         .create_with_context(StateContext::new(manager.clone()))?;
     consumer.subscribe(&[INPUT])?;
