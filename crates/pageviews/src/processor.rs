@@ -330,14 +330,29 @@ impl Run<'_> {
             return Ok(false);
         }
         let positions = kafka("reading positions", p.consumer.position())?;
+        // A partition this processor has not read from has no position yet;
+        // its committed offset says how far the group got.
+        let committed = kafka(
+            "reading committed offsets",
+            p.consumer.committed(Duration::from_secs(10)),
+        )?;
         for e in positions.elements() {
+            let at = match e.offset() {
+                Offset::Offset(pos) => Some(pos),
+                _ => committed
+                    .find_partition(e.topic(), e.partition())
+                    .and_then(|c| match c.offset() {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    }),
+            };
             let (_, high) = kafka(
                 "reading watermarks",
                 p.consumer
                     .fetch_watermarks(e.topic(), e.partition(), Duration::from_secs(10)),
             )?;
-            match e.offset() {
-                Offset::Offset(pos) if pos >= high => {}
+            match at {
+                Some(pos) if pos >= high => {}
                 _ if high == 0 => {}
                 _ => return Ok(false),
             }
