@@ -115,6 +115,22 @@ pub enum DemoError {
     /// Bad configuration.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The embedded mock cluster dropped the oldest records of a partition:
+    /// librdkafka's mock keeps at most 5 MB (or 100,000 batches) per
+    /// partition, so the run cannot be verified.
+    #[error(
+        "the embedded mock cluster dropped the first {low} records of {topic} [{partition}] \
+         (it keeps at most 5 MB per partition), so this run cannot be verified; \
+         use more --partitions, fewer --events, or a real broker with --brokers"
+    )]
+    MockRetention {
+        /// Topic.
+        topic: String,
+        /// Partition.
+        partition: i32,
+        /// The partition's first offset still held.
+        low: i64,
+    },
 }
 
 /// A `Result` whose error is [`DemoError`].

@@ -47,6 +47,12 @@ pub struct ManagerConfig {
     /// do not store `TxnOffsetCommit`, such as librdkafka's mock cluster.
     /// Default false.
     pub mirror_transactional_offsets: bool,
+    /// Extra librdkafka properties for the manager's producer only (the
+    /// changelog and, under exactly-once, output producer), applied over the
+    /// client configuration: for example `compression.type`, `linger.ms`.
+    /// Kept apart so consumer-side clients do not warn about producer
+    /// properties. Default empty.
+    pub producer_properties: Vec<(String, String)>,
 }
 
 impl ManagerConfig {
@@ -62,6 +68,7 @@ impl ManagerConfig {
             rocksdb: RocksDbOptions::default(),
             recovery: RecoveryConfig::default(),
             mirror_transactional_offsets: false,
+            producer_properties: Vec::new(),
         }
     }
 

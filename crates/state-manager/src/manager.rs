@@ -185,6 +185,9 @@ impl StateStoreManager {
             return Ok(p.clone());
         }
         let mut cfg = self.kafka.clone();
+        for (key, value) in &self.config.producer_properties {
+            cfg.set(key, value);
+        }
         if self.config.guarantee == ProcessingGuarantee::ExactlyOnce {
             cfg.set(
                 "transactional.id",
