@@ -166,6 +166,34 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
         Ok(out)
     }
 
+    /// Runs `f` on `prefix | codec(key)` encoded into a reused per-thread
+    /// buffer: reads need the key only for the lookup, so they should not
+    /// pay an allocation for it.
+    fn with_encoded_key<K: Serialize + ?Sized, T>(
+        &self,
+        key: &K,
+        prefix: &[u8],
+        f: impl FnOnce(&[u8]) -> Result<T>,
+    ) -> Result<T> {
+        thread_local! {
+            static SCRATCH: std::cell::RefCell<Vec<u8>> = const { std::cell::RefCell::new(Vec::new()) };
+        }
+        SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+            Ok(mut buf) => {
+                buf.clear();
+                if !prefix.is_empty() {
+                    buf.extend_from_slice(prefix);
+                    buf.push(keys::SEPARATOR);
+                }
+                self.codec.encode_into(key, &mut buf)?;
+                f(&buf)
+            }
+            // Re-entered from inside `f` (a backend reading through a
+            // transaction): fall back to a fresh buffer.
+            Err(_) => f(&self.encode_key(key, prefix)?),
+        })
+    }
+
     // ---- raw access by full key and column family --------------------------
 
     /// Reads the bytes of full key `key` in `cf`, cache first.
@@ -230,14 +258,12 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
         direction: Direction,
     ) -> Result<Vec<KeyValue>> {
         self.started("iterate")?;
-        let mut changes = self.cache.range(cf, lower, upper).peekable();
-        let merged: Vec<KeyValue> = if changes.peek().is_none() {
+        let changes = self.cache.range(cf, lower, upper);
+        let merged: Vec<KeyValue> = if changes.is_empty() {
             // Common case: nothing of this range changed, the store's order is final.
-            let items = self
-                .partition
+            self.partition
                 .iter_range(cf, lower, upper, Direction::Forward)?
-                .collect::<state_core::Result<Vec<_>>>()?;
-            items
+                .collect::<state_core::Result<Vec<_>>>()?
         } else {
             let mut view: BTreeMap<Vec<u8>, Vec<u8>> = self
                 .partition
@@ -246,7 +272,7 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
             for (k, v) in changes {
                 match v {
                     Some(v) => {
-                        view.insert(k.clone(), v.clone());
+                        view.insert(k.to_vec(), v.to_vec());
                     }
                     None => {
                         view.remove(k);
@@ -276,8 +302,7 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
         prefix: &[u8],
     ) -> Result<Option<V>> {
         self.started("get")?;
-        let key = self.encode_key(key, prefix)?;
-        self.read_decoded(cf, &key)
+        self.with_encoded_key(key, prefix, |full| self.read_decoded(cf, full))
     }
 
     /// Reads `key` under `prefix`, or `default` if it has no value.
@@ -331,8 +356,7 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     /// True if `key` under `prefix` has a value.
     pub fn exists<K: Serialize + ?Sized>(&self, key: &K, prefix: &[u8]) -> Result<bool> {
         self.started("exists")?;
-        let key = self.encode_key(key, prefix)?;
-        self.exists_raw(cf::DEFAULT, &key)
+        self.with_encoded_key(key, prefix, |full| self.exists_raw(cf::DEFAULT, full))
     }
 
     // ---- raw keys and values in the default column family ------------------
@@ -385,11 +409,11 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
             if cf::is_local_only(cf_name) {
                 continue;
             }
-            for (key, value) in changes {
+            for (key, value) in changes.sorted() {
                 sink.send(ChangelogRecord {
                     cf: cf_name,
                     key,
-                    value: value.as_deref(),
+                    value,
                     processed_offsets: Some(header),
                 })?;
             }
@@ -424,9 +448,10 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
             }
         }
         let mut batch = WriteBatch::with_capacity(self.cache.len(), 0);
+        // Keys are unique per column family, so the batch order is free.
         for (cf_name, changes) in self.cache.sorted_cfs() {
-            for (key, value) in changes {
-                batch.push(cf_name, key, value.as_deref());
+            for (key, value) in changes.iter() {
+                batch.push(cf_name, key, value);
             }
         }
         if let Some(offset) = changelog_offset {

@@ -16,7 +16,9 @@
 //! through the base transaction, so all of it reaches the changelog and is
 //! rebuilt by recovery.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
+
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
@@ -70,6 +72,12 @@ enum Index {
 }
 
 impl Index {
+    const COUNT: usize = 4;
+
+    fn slot(self) -> usize {
+        self as usize
+    }
+
     fn location(self) -> (&'static str, &'static [u8]) {
         match self {
             Index::Timestamp => (cf::LATEST_TIMESTAMPS, LATEST_TIMESTAMP_KEY),
@@ -113,7 +121,10 @@ fn window_key_len(prefix: &[u8]) -> usize {
 /// with `end <= start` are refused with a typed error.
 pub struct WindowedTransaction<P: StorePartition + ?Sized = dyn StorePartition> {
     base: PartitionTransaction<P>,
-    indexes: HashMap<(Index, Vec<u8>), Option<u64>>,
+    /// Index values this transaction has read or written, per prefix and
+    /// [`Index`] slot (`None`: not known yet). Keyed by prefix alone so a
+    /// lookup needs no allocation.
+    indexes: FxHashMap<Vec<u8>, [Option<Option<u64>>; Index::COUNT]>,
     counter: Option<u64>,
 }
 
@@ -128,7 +139,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     pub fn new(partition: Arc<P>, codec: Codec, sink: Option<Arc<dyn ChangelogSink>>) -> Self {
         WindowedTransaction {
             base: PartitionTransaction::new(partition, codec, sink),
-            indexes: HashMap::new(),
+            indexes: FxHashMap::default(),
             counter: None,
         }
     }
@@ -163,8 +174,8 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     // ---- indexes -----------------------------------------------------------
 
     fn get_index(&mut self, index: Index, prefix: &[u8]) -> Result<Option<u64>> {
-        if let Some(v) = self.indexes.get(&(index, prefix.to_vec())) {
-            return Ok(*v);
+        if let Some(Some(v)) = self.indexes.get(prefix).map(|slots| slots[index.slot()]) {
+            return Ok(v);
         }
         let (cf_name, key) = index.location();
         let full = keys::prefixed_key(prefix, key);
@@ -172,7 +183,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
             Some(bytes) => Some(self.codec().decode(&bytes)?),
             None => None,
         };
-        self.indexes.insert((index, prefix.to_vec()), value);
+        self.remember_index(index, prefix, value);
         Ok(value)
     }
 
@@ -180,8 +191,19 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         let (cf_name, key) = index.location();
         let encoded = self.codec().encode(&value)?;
         self.base.set_raw(cf_name, keys::prefixed_key(prefix, key), encoded)?;
-        self.indexes.insert((index, prefix.to_vec()), Some(value));
+        self.remember_index(index, prefix, Some(value));
         Ok(())
+    }
+
+    fn remember_index(&mut self, index: Index, prefix: &[u8], value: Option<u64>) {
+        match self.indexes.get_mut(prefix) {
+            Some(slots) => slots[index.slot()] = Some(value),
+            None => {
+                let mut slots = [None; Index::COUNT];
+                slots[index.slot()] = Some(value);
+                self.indexes.insert(prefix.to_vec(), slots);
+            }
+        }
     }
 
     /// The latest event time seen for `prefix` by `update_window` (0 if none).
