@@ -238,6 +238,10 @@ impl Run<'_> {
             .set("auto.offset.reset", "earliest")
             .set("isolation.level", "read_committed")
             .set("session.timeout.ms", "6000")
+            // Processing between polls lets the fetch queue pass its
+            // threshold; librdkafka's default 1 s fetch pause then idles
+            // the pipeline (see docs/operations.md).
+            .set("fetch.queue.backoff.ms", "5")
             .set("max.poll.interval.ms", "300000");
         let consumer: BaseConsumer<StateContext> = kafka(
             "creating the consumer",
