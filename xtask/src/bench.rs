@@ -80,25 +80,38 @@ pub fn run(args: &[String]) -> Result<(), String> {
             return Err(format!("unknown workload {o:?}; known: {known:?}"));
         }
     }
+    let rounds = env_u64("ROUNDS", 3)?.max(1);
     if wanted("w1") {
-        measure("state-rocksdb", "w1", p, |dir, p| w1_state(rocks(dir)?, p))?;
-        measure("state-memory", "w1", p, |_, p| {
-            w1_state(Arc::new(MemoryPartition::new()), p)
-        })?;
-        measure("raw-rocksdb", "w1", p, w1_raw)?;
+        let mut systems: Systems = vec![
+            ("state-rocksdb", Box::new(|dir: &Path, p| w1_state(rocks(dir)?, p))),
+            (
+                "state-memory",
+                Box::new(|_: &Path, p| w1_state(Arc::new(MemoryPartition::new()), p)),
+            ),
+            ("raw-rocksdb", Box::new(w1_raw)),
+        ];
+        measure("w1", p, rounds, &mut systems)?;
     }
     if wanted("w2") {
-        measure("state-rocksdb", "w2", p, |dir, p| w2_state(rocks(dir)?, p))?;
-        measure("state-memory", "w2", p, |_, p| {
-            w2_state(Arc::new(MemoryPartition::new()), p)
-        })?;
+        let mut systems: Systems = vec![
+            ("state-rocksdb", Box::new(|dir: &Path, p| w2_state(rocks(dir)?, p))),
+            (
+                "state-memory",
+                Box::new(|_: &Path, p| w2_state(Arc::new(MemoryPartition::new()), p)),
+            ),
+        ];
+        measure("w2", p, rounds, &mut systems)?;
     }
     if wanted("w3") {
-        measure("state-rocksdb", "w3", p, |dir, p| w3_state(rocks(dir)?, p))?;
-        measure("state-memory", "w3", p, |_, p| {
-            w3_state(Arc::new(MemoryPartition::new()), p)
-        })?;
-        measure("raw-rocksdb", "w3", p, w3_raw)?;
+        let mut systems: Systems = vec![
+            ("state-rocksdb", Box::new(|dir: &Path, p| w3_state(rocks(dir)?, p))),
+            (
+                "state-memory",
+                Box::new(|_: &Path, p| w3_state(Arc::new(MemoryPartition::new()), p)),
+            ),
+            ("raw-rocksdb", Box::new(w3_raw)),
+        ];
+        measure("w3", p, rounds, &mut systems)?;
     }
     if wanted("w4") || wanted("w5") {
         // The in-process mock cluster unless a broker was given; it lives
@@ -129,12 +142,16 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
         if wanted("w5") {
             let mut run = 0;
-            measure("state-rocksdb", "w5", p, |dir, p| {
-                run += 1;
-                let topic = format!("bench-w5-changelog-{run}");
-                create(&topic)?;
-                w5_state(rocks(dir)?, &bootstrap, &topic, p)
-            })?;
+            let mut systems: Systems = vec![(
+                "state-rocksdb",
+                Box::new(|dir: &Path, p| {
+                    run += 1;
+                    let topic = format!("bench-w5-changelog-{run}");
+                    create(&topic)?;
+                    w5_state(rocks(dir)?, &bootstrap, &topic, p)
+                }),
+            )];
+            measure("w5", p, rounds, &mut systems)?;
         }
     }
     Ok(())
@@ -289,21 +306,44 @@ fn w5_state<P: StorePartition + 'static>(
     })
 }
 
-/// Runs a small warm-up in its own directory, then the timed run in a fresh one.
-fn measure(
-    system: &str,
-    workload: &str,
-    p: Params,
-    mut f: impl FnMut(&Path, Params) -> Result<Outcome, String>,
-) -> Result<(), String> {
+/// The systems compared in one workload: a name and a run in a directory.
+type Systems<'a> = Vec<(
+    &'static str,
+    Box<dyn FnMut(&Path, Params) -> Result<Outcome, String> + 'a>,
+)>;
+
+/// Warms every system up (10% of N, its own directory), then runs `rounds`
+/// rounds in which each system runs once in a fresh directory, interleaved
+/// so that drift of the machine (other tenants, page cache, allocator
+/// growth) hits every system alike; reports each system's median round.
+/// Every round of a workload must produce the same check.
+fn measure(workload: &str, p: Params, rounds: u64, systems: &mut Systems<'_>) -> Result<(), String> {
     let warm = Params {
         n: (p.n / 10).max(1),
         ..p
     };
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
-    f(&dir.path().join("warmup"), warm)?;
-    let o = f(&dir.path().join("run"), p)?;
-    report(system, workload, p, &o);
+    for (name, run) in systems.iter_mut() {
+        run(&dir.path().join(format!("warmup-{name}")), warm)?;
+    }
+    let mut outcomes: Vec<Vec<Outcome>> = systems.iter().map(|_| Vec::new()).collect();
+    for round in 0..rounds {
+        for (i, (name, run)) in systems.iter_mut().enumerate() {
+            let o = run(&dir.path().join(format!("{name}-{round}")), p)?;
+            eprintln!("    round {} {name} {workload}: {:.3} s", round + 1, o.seconds);
+            outcomes[i].push(o);
+        }
+    }
+    for ((name, _), mut runs) in systems.iter().zip(outcomes) {
+        if let Some(bad) = runs.iter().find(|o| o.check != runs[0].check) {
+            return Err(format!(
+                "{name} {workload}: check differs between rounds ({} vs {})",
+                runs[0].check, bad.check
+            ));
+        }
+        runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
+        report(name, workload, p, &runs[runs.len() / 2]);
+    }
     Ok(())
 }
 
