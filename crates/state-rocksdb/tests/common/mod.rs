@@ -1,0 +1,38 @@
+//! The conformance harness shared by the RocksDB conformance runs.
+
+use state_core::testkit::Harness;
+use state_rocksdb::{RocksDbOptions, RocksDbStore};
+
+/// Opens RocksDB stores in one temporary directory, small buffers, with
+/// `value_cache_bytes` as given (0: the default, no value cache).
+pub struct RocksHarness {
+    dir: tempfile::TempDir,
+    value_cache_bytes: usize,
+}
+
+impl RocksHarness {
+    pub fn new(value_cache_bytes: usize) -> Self {
+        RocksHarness {
+            dir: tempfile::tempdir().expect("temp dir"),
+            value_cache_bytes,
+        }
+    }
+}
+
+impl Harness for RocksHarness {
+    type Store = RocksDbStore;
+
+    fn open(&mut self) -> RocksDbStore {
+        let options = RocksDbOptions {
+            block_cache_size: 8 << 20,
+            write_buffer_size: 4 << 20,
+            value_cache_bytes: self.value_cache_bytes,
+            ..RocksDbOptions::default()
+        };
+        RocksDbStore::new("conformance", self.dir.path().join("store"), options)
+    }
+
+    fn durable(&self) -> bool {
+        true
+    }
+}
