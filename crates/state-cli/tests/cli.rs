@@ -24,6 +24,25 @@ fn statectl(args: &[&str]) -> Output {
         .expect("statectl runs")
 }
 
+/// `statectl COMMAND DIR --brokers B --topic T --partition P EXTRA...`
+/// (restore and verify).
+fn on_changelog(command: &str, dir: &Path, brokers: &str, topic: &str, partition: u32, extra: &[&str]) -> Output {
+    let dir = dir.display().to_string();
+    let partition = partition.to_string();
+    let mut args = vec![
+        command,
+        dir.as_str(),
+        "--brokers",
+        brokers,
+        "--topic",
+        topic,
+        "--partition",
+        partition.as_str(),
+    ];
+    args.extend_from_slice(extra);
+    statectl(&args)
+}
+
 fn stdout_lines(out: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -216,18 +235,7 @@ fn restore_rebuilds_the_partition_from_its_changelog() {
     let c = changelog();
     let target = tempfile::tempdir().unwrap();
     let dest = target.path().join("1");
-    let out = statectl(&[
-        "restore",
-        dest.to_str().unwrap(),
-        "--brokers",
-        &c.brokers,
-        "--topic",
-        TOPIC,
-        "--partition",
-        "1",
-        "--committed",
-        "clicks=31",
-    ]);
+    let out = on_changelog("restore", &dest, &c.brokers, TOPIC, 1, &["--committed", "clicks=31"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let summary = &stdout_lines(&out)[0];
     assert_eq!(summary["applied"], 6);
@@ -237,18 +245,7 @@ fn restore_rebuilds_the_partition_from_its_changelog() {
 
     // Only the first two checkpoints committed: the third is skipped.
     let partial = target.path().join("partial");
-    let out = statectl(&[
-        "restore",
-        partial.to_str().unwrap(),
-        "--brokers",
-        &c.brokers,
-        "--topic",
-        TOPIC,
-        "--partition",
-        "1",
-        "--committed",
-        "clicks=21",
-    ]);
+    let out = on_changelog("restore", &partial, &c.brokers, TOPIC, 1, &["--committed", "clicks=21"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(stdout_lines(&out)[0]["skipped"], 2);
     let p = Arc::new(RocksDbPartition::open_read_only(&partial, &RocksDbOptions::default()).unwrap());
@@ -257,18 +254,7 @@ fn restore_rebuilds_the_partition_from_its_changelog() {
 
     // A partition held by another process is refused, not waited on forever.
     let _held = RocksDbPartition::open(&dest, &RocksDbOptions::default()).unwrap();
-    let out = statectl(&[
-        "restore",
-        dest.to_str().unwrap(),
-        "--brokers",
-        &c.brokers,
-        "--topic",
-        TOPIC,
-        "--partition",
-        "1",
-        "--committed",
-        "clicks=31",
-    ]);
+    let out = on_changelog("restore", &dest, &c.brokers, TOPIC, 1, &["--committed", "clicks=31"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("locked"), "{}", stderr(&out));
 }
@@ -276,24 +262,7 @@ fn restore_rebuilds_the_partition_from_its_changelog() {
 #[test]
 fn verify_passes_on_a_faithful_partition_and_lists_differences() {
     let c = changelog();
-    let args = |dir: &Path| {
-        vec![
-            "verify".to_owned(),
-            dir.display().to_string(),
-            "--brokers".into(),
-            c.brokers.clone(),
-            "--topic".into(),
-            TOPIC.into(),
-            "--partition".into(),
-            "1".into(),
-            "--committed".into(),
-            "clicks=31".into(),
-        ]
-    };
-    let run = |dir: &Path| {
-        let a = args(dir);
-        statectl(&a.iter().map(String::as_str).collect::<Vec<_>>())
-    };
+    let run = |dir: &Path| on_changelog("verify", dir, &c.brokers, TOPIC, 1, &["--committed", "clicks=31"]);
     let out = run(c.source.path());
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let lines = stdout_lines(&out);
@@ -325,49 +294,23 @@ fn unknown_topics_and_unreachable_brokers_are_reported() {
     let c = changelog();
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("0");
-    let out = statectl(&[
+    let out = on_changelog(
         "restore",
-        dest.to_str().unwrap(),
-        "--brokers",
+        &dest,
         &c.brokers,
-        "--topic",
         "changelog__app--nope--counts",
-        "--partition",
-        "0",
-        "--committed",
-        "nope=1",
-    ]);
+        0,
+        &["--committed", "nope=1"],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("does not exist"), "{}", stderr(&out));
 
-    let out = statectl(&[
-        "restore",
-        dest.to_str().unwrap(),
-        "--brokers",
-        &c.brokers,
-        "--topic",
-        TOPIC,
-        "--partition",
-        "7",
-        "--committed",
-        "clicks=1",
-    ]);
+    let out = on_changelog("restore", &dest, &c.brokers, TOPIC, 7, &["--committed", "clicks=1"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("there is no partition 7"), "{}", stderr(&out));
 
     let started = std::time::Instant::now();
-    let out = statectl(&[
-        "restore",
-        dest.to_str().unwrap(),
-        "--brokers",
-        "127.0.0.1:1",
-        "--topic",
-        TOPIC,
-        "--partition",
-        "0",
-        "--timeout",
-        "2",
-    ]);
+    let out = on_changelog("restore", &dest, "127.0.0.1:1", TOPIC, 0, &["--timeout", "2"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         stderr(&out).contains("cannot reach the Kafka brokers"),
