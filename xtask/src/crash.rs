@@ -24,6 +24,8 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+use crate::rng::Rng;
+
 const INPUT: &str = "crash-input";
 const OUTPUT: &str = "crash-output";
 const CHANGELOG: &str = "changelog__crash-group--crash-input--counts";
@@ -74,23 +76,6 @@ fn parse(args: &[String]) -> Result<Settings, String> {
         }
     }
     Ok(s)
-}
-
-/// splitmix64: small, seeded, good enough to pick kill points.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
 }
 
 /// The helper binaries live next to this one; build them if they are not there.

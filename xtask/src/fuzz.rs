@@ -16,21 +16,7 @@ use std::time::{Duration, Instant};
 use state_changelog::{ApplierConfig, ChangelogApplier, IncomingRecord};
 use state_core::{cf, keys, Codec, MemoryPartition, CF_HEADER, PROCESSED_OFFSETS_HEADER};
 
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n.max(1) as u64) as usize
-    }
-}
+use crate::rng::Rng;
 
 /// Valid encodings to mutate: bugs hide next to valid input.
 fn corpus() -> Vec<Vec<u8>> {
@@ -56,28 +42,28 @@ fn corpus() -> Vec<Vec<u8>> {
 }
 
 fn input(rng: &mut Rng, corpus: &[Vec<u8>]) -> Vec<u8> {
-    if rng.below(3) == 0 {
-        let len = rng.below(48);
+    if rng.index(3) == 0 {
+        let len = rng.index(48);
         return (0..len).map(|_| rng.next() as u8).collect();
     }
-    let mut v = corpus[rng.below(corpus.len())].clone();
-    for _ in 0..1 + rng.below(4) {
-        match rng.below(4) {
+    let mut v = corpus[rng.index(corpus.len())].clone();
+    for _ in 0..1 + rng.index(4) {
+        match rng.index(4) {
             0 if !v.is_empty() => {
-                let i = rng.below(v.len());
-                v[i] ^= 1 << rng.below(8);
+                let i = rng.index(v.len());
+                v[i] ^= 1 << rng.index(8);
             }
             1 if !v.is_empty() => {
-                let n = rng.below(v.len());
+                let n = rng.index(v.len());
                 v.truncate(n);
             }
             2 => {
-                let i = rng.below(v.len() + 1);
+                let i = rng.index(v.len() + 1);
                 v.insert(i, rng.next() as u8);
             }
             _ if !v.is_empty() => {
-                let i = rng.below(v.len());
-                v[i] = [0x00, 0xff, 0x7f, 0x80, b'|', b'"', b'{'][rng.below(7)];
+                let i = rng.index(v.len());
+                v[i] = [0x00, 0xff, 0x7f, 0x80, b'|', b'"', b'{'][rng.index(7)];
             }
             _ => v.push(rng.next() as u8),
         }
@@ -114,27 +100,27 @@ fn changelog_target(data: &[u8], rng: &mut Rng) {
         committed,
         ApplierConfig { max_batch_records: 4 },
     );
-    let split = rng.below(data.len() + 1);
+    let split = rng.index(data.len() + 1);
     let (a, b) = data.split_at(split);
-    let cf_value: &[u8] = match rng.below(4) {
+    let cf_value: &[u8] = match rng.index(4) {
         0 => cf::DEFAULT.as_bytes(),
         1 => b,
         2 => b"__metadata__",
         _ => &[0xff, 0xfe],
     };
     let mut headers: Vec<(&str, Option<&[u8]>)> = Vec::new();
-    if rng.below(5) != 0 {
+    if rng.index(5) != 0 {
         headers.push((CF_HEADER, Some(cf_value)));
     }
-    if rng.below(3) != 0 {
+    if rng.index(3) != 0 {
         headers.push((PROCESSED_OFFSETS_HEADER, Some(b)));
     }
-    if rng.below(4) == 0 {
+    if rng.index(4) == 0 {
         headers.push((CF_HEADER, None));
     }
-    let key = (rng.below(6) != 0).then_some(a);
-    let value = (rng.below(4) != 0).then_some(b);
-    let offset = rng.next() as i64 >> rng.below(64);
+    let key = (rng.index(6) != 0).then_some(a);
+    let value = (rng.index(4) != 0).then_some(b);
+    let offset = rng.next() as i64 >> rng.index(64);
     let _ = applier.apply(IncomingRecord::from_headers(offset, key, value, headers));
     let _ = applier.flush();
 }

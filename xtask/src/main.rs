@@ -14,6 +14,7 @@ mod bench;
 mod crash;
 mod fixtures;
 mod fuzz;
+mod rng;
 
 use std::process::ExitCode;
 
