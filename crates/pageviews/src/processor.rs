@@ -12,9 +12,9 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
+use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer, ProducerContext};
 use rdkafka::Offset;
-use state_changelog::{changelog_topic_name, create_topic, ChangelogTopicConfig, KafkaProducer, RecoveryProgress};
+use state_changelog::{changelog_topic_name, create_topic, ChangelogTopicConfig, RecoveryProgress};
 use state_manager::{ManagerConfig, StateContext, StateStoreManager, StoreKind, StoreSpec};
 
 use crate::events::{partition_of, window_start, Generator, Truth};
@@ -108,7 +108,12 @@ fn bar(show: bool, len: u64, what: &str) -> ProgressBar {
     bar
 }
 
-fn send(producer: &KafkaProducer, mut record: BaseRecord<'_, [u8], [u8], ()>) -> Result<()> {
+/// Sends `record`, waiting while the producer's queue is full.
+fn send<C: ProducerContext<DeliveryOpaque = ()>>(
+    producer: &BaseProducer<C>,
+    operation: &'static str,
+    mut record: BaseRecord<'_, [u8], [u8], ()>,
+) -> Result<()> {
     loop {
         match producer.send(record) {
             Ok(()) => return Ok(()),
@@ -116,12 +121,7 @@ fn send(producer: &KafkaProducer, mut record: BaseRecord<'_, [u8], [u8], ()>) ->
                 record = back;
                 producer.poll(Duration::from_millis(5));
             }
-            Err((e, _)) => {
-                return Err(DemoError::Kafka {
-                    operation: "producing",
-                    source: e,
-                })
-            }
+            Err((e, _)) => return Err(DemoError::Kafka { operation, source: e }),
         }
     }
 }
@@ -144,26 +144,12 @@ fn produce_input(cfg: &Config, client: &ClientConfig, topic: &str) -> Result<Tru
         .enumerate()
     {
         truth.add(&view, window_ms);
-        let mut rec = BaseRecord::<str, str>::to(topic)
-            .key(&view.user)
-            .payload(&view.page)
+        let rec = BaseRecord::to(topic)
+            .key(view.user.as_bytes())
+            .payload(view.page.as_bytes())
             .partition(partition_of(&view.user, cfg.partitions) as i32)
             .timestamp(view.ts);
-        loop {
-            match producer.send(rec) {
-                Ok(()) => break,
-                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    rec = back;
-                    producer.poll(Duration::from_millis(5));
-                }
-                Err((e, _)) => {
-                    return Err(DemoError::Kafka {
-                        operation: "producing input",
-                        source: e,
-                    })
-                }
-            }
-        }
+        send(&producer, "producing input", rec)?;
         if i % 10_000 == 0 {
             progress.set_position(i as u64);
         }
@@ -315,7 +301,7 @@ impl Run<'_> {
                     .payload(&[][..])
                     .partition(partition_of(&page, self.cfg.partitions) as i32)
                     .timestamp(ts);
-                send(out.kafka(), rec)?;
+                send(out.kafka(), "producing", rec)?;
             }
             for ((partition, page, start), count) in std::mem::take(&mut buf.changed) {
                 let value = serde_json::json!({
@@ -326,7 +312,7 @@ impl Run<'_> {
                     .key(page.as_bytes())
                     .payload(value.as_bytes())
                     .partition(partition as i32);
-                send(out.kafka(), rec)?;
+                send(out.kafka(), "producing", rec)?;
             }
         }
         m.commit(consumer)?;
