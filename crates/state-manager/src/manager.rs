@@ -271,7 +271,7 @@ impl StateStoreManager {
                         topic: topic.clone(),
                         changelog_partition: *p as i32,
                         committed_offsets: offsets,
-                        location: s.store.location(*p),
+                        location,
                         until: None,
                     });
                 }
