@@ -16,8 +16,8 @@ use state_manager::ProcessingGuarantee;
 fn failover(guarantee: ProcessingGuarantee, strategy: &str) {
     let cluster = cluster();
     let bootstrap = cluster.bootstrap_servers();
-    let mut a = member(&bootstrap, guarantee, "a", strategy);
-    let mut b = member(&bootstrap, guarantee, "b", strategy);
+    let mut a = member(&bootstrap, guarantee, "a", strategy, Fate::Dies);
+    let mut b = member(&bootstrap, guarantee, "b", strategy, Fate::Survives);
     // Input arrives once the group is stable, so the only rebalance with
     // work in flight is the failover itself.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -84,6 +84,7 @@ fn exactly_once_failed_commit_leaves_no_partial_state() {
         ProcessingGuarantee::ExactlyOnce,
         "solo",
         "cooperative-sticky",
+        Fate::Dies,
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     while assigned(&m) != PARTITIONS as usize {
@@ -118,6 +119,7 @@ fn exactly_once_failed_commit_leaves_no_partial_state() {
         ProcessingGuarantee::ExactlyOnce,
         "solo-2",
         "cooperative-sticky",
+        Fate::Survives,
     );
     finish(&mut m2);
     assert_eq!(counts(&m2), truth, "exact after restart and recovery");
@@ -134,6 +136,7 @@ fn revoke_and_reassign_in_one_process_is_exact() {
         ProcessingGuarantee::ExactlyOnce,
         "one",
         "cooperative-sticky",
+        Fate::Survives,
     );
     let deadline = Instant::now() + Duration::from_secs(30);
     while assigned(&m) != PARTITIONS as usize {

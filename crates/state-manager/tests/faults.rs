@@ -15,9 +15,15 @@ use state_manager::{ManagerError, ProcessingGuarantee};
 const COOP: &str = "cooperative-sticky";
 
 fn ready(bootstrap: &str, guarantee: ProcessingGuarantee, name: &str, timeout: Duration) -> Member {
-    let mut m = member_with(bootstrap, guarantee, name, COOP, tempfile::tempdir().unwrap(), |c| {
-        c.kafka_timeout = timeout
-    });
+    let mut m = member_with(
+        bootstrap,
+        guarantee,
+        name,
+        COOP,
+        Fate::Dies,
+        tempfile::tempdir().unwrap(),
+        |c| c.kafka_timeout = timeout,
+    );
     let deadline = Instant::now() + Duration::from_secs(30);
     while assigned(&m) != PARTITIONS as usize {
         step(&mut m, 1);
@@ -40,7 +46,7 @@ fn restart(m: Member, bootstrap: &str, guarantee: ProcessingGuarantee, name: &st
     }
     let Member { dir, consumer, .. } = m;
     std::mem::forget(consumer);
-    member_with(bootstrap, guarantee, name, COOP, dir, |_| {})
+    member_with(bootstrap, guarantee, name, COOP, Fate::Survives, dir, |_| {})
 }
 
 fn assert_final(m: &Member, truth: &std::collections::BTreeMap<String, u64>, guarantee: ProcessingGuarantee) {
@@ -191,7 +197,7 @@ fn fetch_errors_during_recovery_are_retried() {
         RDKafkaApiKey::Fetch,
         &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION; 6],
     );
-    let mut b = member(&bootstrap, ProcessingGuarantee::ExactlyOnce, "b", COOP);
+    let mut b = member(&bootstrap, ProcessingGuarantee::ExactlyOnce, "b", COOP, Fate::Survives);
     finish(&mut b);
     assert_eq!(counts(&b), truth);
 }

@@ -65,12 +65,27 @@ pub fn produce_input(cluster: &MockCluster<'static, DefaultProducerContext>) -> 
     truth
 }
 
-pub fn member(bootstrap: &str, guarantee: ProcessingGuarantee, name: &str, strategy: &str) -> Member {
+/// What a test does with a member, which sets its `max.poll.interval.ms`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate {
+    /// It is "crashed" (forgotten: no commit, no close, its background
+    /// threads live on), so the group only notices when it has not polled
+    /// for a short while: 3 s.
+    Dies,
+    /// It lives to the end of the test. Recovery runs in the rebalance
+    /// handler, which rust-rdkafka calls after librdkafka's poll has
+    /// returned, so recovery time counts against the interval; on a loaded
+    /// 2-core CI machine a survivor's takeover took more than 3 s. 60 s.
+    Survives,
+}
+
+pub fn member(bootstrap: &str, guarantee: ProcessingGuarantee, name: &str, strategy: &str, fate: Fate) -> Member {
     member_with(
         bootstrap,
         guarantee,
         name,
         strategy,
+        fate,
         tempfile::tempdir().unwrap(),
         |_| {},
     )
@@ -82,6 +97,7 @@ pub fn member_with(
     guarantee: ProcessingGuarantee,
     name: &str,
     strategy: &str,
+    fate: Fate,
     dir: tempfile::TempDir,
     adjust: impl FnOnce(&mut ManagerConfig),
 ) -> Member {
@@ -109,9 +125,13 @@ pub fn member_with(
         .set("auto.offset.reset", "earliest")
         .set("session.timeout.ms", "3000")
         .set("heartbeat.interval.ms", "300")
-        // A member that stops polling (our "crash": its background threads
-        // live on) leaves the group after this long.
-        .set("max.poll.interval.ms", "3000")
+        .set(
+            "max.poll.interval.ms",
+            match fate {
+                Fate::Dies => "3000",
+                Fate::Survives => "60000",
+            },
+        )
         .set("partition.assignment.strategy", strategy)
         .set("isolation.level", "read_committed");
     let consumer: BaseConsumer<StateContext> = c.create_with_context(StateContext::new(manager.clone())).unwrap();
