@@ -236,14 +236,14 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     /// Sets full key `key` in `cf` to `value`.
     pub fn set_raw(&mut self, cf: &str, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
         self.started("set")?;
-        self.cache.set(cf, key, value);
+        self.cache.set(cf, &key, &value);
         Ok(())
     }
 
     /// Deletes full key `key` in `cf`.
     pub fn delete_raw(&mut self, cf: &str, key: Vec<u8>) -> Result<()> {
         self.started("delete")?;
-        self.cache.delete(cf, key);
+        self.cache.delete(cf, &key);
         Ok(())
     }
 
@@ -331,10 +331,34 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     ) -> Result<()> {
         self.started("set")?;
         self.mutate(|t| {
-            let key = t.encode_key(key, prefix)?;
-            let value = t.codec.encode(value)?;
-            t.cache.set(cf, key, value);
-            Ok(())
+            // The change set copies key and value into its own buffer, so
+            // they are encoded into reused per-thread buffers.
+            thread_local! {
+                static SCRATCH: std::cell::RefCell<(Vec<u8>, Vec<u8>)> =
+                    const { std::cell::RefCell::new((Vec::new(), Vec::new())) };
+            }
+            SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
+                Ok(mut bufs) => {
+                    let (k, v) = &mut *bufs;
+                    k.clear();
+                    v.clear();
+                    if !prefix.is_empty() {
+                        k.extend_from_slice(prefix);
+                        k.push(keys::SEPARATOR);
+                    }
+                    t.codec.encode_into(key, k)?;
+                    t.codec.encode_into(value, v)?;
+                    t.cache.set(cf, k, v);
+                    Ok(())
+                }
+                // Re-entered (a serializer writing through a transaction).
+                Err(_) => {
+                    let k = t.encode_key(key, prefix)?;
+                    let v = t.codec.encode(value)?;
+                    t.cache.set(cf, &k, &v);
+                    Ok(())
+                }
+            })
         })
     }
 
@@ -348,7 +372,7 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
         self.started("delete")?;
         self.mutate(|t| {
             let key = t.encode_key(key, prefix)?;
-            t.cache.delete(cf, key);
+            t.cache.delete(cf, &key);
             Ok(())
         })
     }
