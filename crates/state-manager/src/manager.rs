@@ -4,7 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext};
@@ -23,6 +23,9 @@ use crate::config::{ManagerConfig, ProcessingGuarantee};
 use crate::error::{ManagerError, Result};
 use crate::layout::StateDir;
 use crate::registry::{Backend, Registered, StoreImpl, StoreKind, StoreSpec};
+
+/// Recovery longer than this is logged as a warning (see `on_assign`).
+const SLOW_RECOVERY: Duration = Duration::from_secs(60);
 
 /// Receives recovery progress.
 type ProgressListener = Box<dyn FnMut(&RecoveryProgress) + Send>;
@@ -290,7 +293,19 @@ impl StateStoreManager {
         };
         let res = recovery.recover(to_recover, listener)?;
         let applied: u64 = res.iter().map(|r| r.stats.applied).sum();
-        tracing::info!(partitions = res.len(), applied, elapsed = ?started.elapsed(), "recovery finished");
+        let elapsed = started.elapsed();
+        tracing::info!(partitions = res.len(), applied, ?elapsed, "recovery finished");
+        if elapsed >= SLOW_RECOVERY {
+            // Run from the rebalance handler, recovery counts against the
+            // consumer's max.poll.interval.ms; past it the member is dropped
+            // from the group and the next assignment recovers again.
+            tracing::warn!(
+                ?elapsed,
+                applied,
+                "recovery inside the rebalance took long: keep the consumer's max.poll.interval.ms \
+                 (default 300 s) well above this, or the member leaves the group mid-recovery"
+            );
+        }
         Ok(res)
     }
 
