@@ -7,6 +7,7 @@ use std::sync::Arc;
 use state_core::{ProcessedOffsets, StorePartition, WriteBatch, CF_HEADER, PROCESSED_OFFSETS_HEADER};
 
 use crate::error::{ChangelogError, Result};
+use crate::writer::BatchWriter;
 
 /// One changelog record as fetched, borrowed from the consumer's message.
 #[derive(Clone, Copy, Debug)]
@@ -84,6 +85,12 @@ impl Default for ApplierConfig {
 /// drops the pending batch, so the partition stays at the last written batch:
 /// its data and its stored offset always agree.
 ///
+/// A batch that fills up during [`apply`](ChangelogApplier::apply) (or is
+/// handed over with [`submit`](ChangelogApplier::submit)) is written by a
+/// background thread while the next one fills; its outcome is reported by
+/// the next `apply` that fills a batch, `submit`, `flush` or `finish`.
+/// Batches are written one at a time, in order.
+///
 /// A record whose `__processed_tp_offsets__` are not below the committed
 /// source offsets belongs to a checkpoint that never committed: it is
 /// skipped, but the stored offset still advances past it.
@@ -100,9 +107,14 @@ pub struct ChangelogApplier<P: StorePartition + ?Sized = dyn StorePartition> {
     // checkpoint share the header, so it is parsed once per checkpoint.
     last_header: Vec<u8>,
     last_verdict: bool,
+    /// Started by the first batch that fills up; small recoveries never
+    /// start one.
+    writer: Option<BatchWriter>,
+    /// The last written batch's buffer, cleared, to fill after the current one.
+    spare: Option<WriteBatch>,
 }
 
-impl<P: StorePartition + ?Sized> ChangelogApplier<P> {
+impl<P: StorePartition + ?Sized + 'static> ChangelogApplier<P> {
     /// An applier for `partition`, fed from `topic[partition_no]`, with the
     /// committed source offsets (`topic -> next offset to consume`).
     pub fn new(
@@ -123,6 +135,8 @@ impl<P: StorePartition + ?Sized> ChangelogApplier<P> {
             stats: ApplyStats::default(),
             last_header: Vec::new(),
             last_verdict: true,
+            writer: None,
+            spare: None,
         }
     }
 
@@ -155,11 +169,16 @@ impl<P: StorePartition + ?Sized> ChangelogApplier<P> {
             Ok(()) => {}
             Err(e) => {
                 self.discard();
+                // Settle the batch in flight, so that on error the partition
+                // is exactly at the last batch written.
+                if let Err(w) = self.wait_for_writer() {
+                    tracing::error!(error = %w, "writing the previous changelog batch failed too");
+                }
                 return Err(e);
             }
         }
         if self.pending >= self.config.max_batch_records {
-            self.flush()?;
+            self.submit()?;
         }
         Ok(())
     }
@@ -205,8 +224,57 @@ impl<P: StorePartition + ?Sized> ChangelogApplier<P> {
         self.pending = 0;
     }
 
-    /// Writes the pending batch, if any, atomically with its last offset.
+    /// Waits for the batch the writer thread has in flight; on its failure
+    /// the pending batch is dropped too (it must not be written after a
+    /// gap).
+    fn wait_for_writer(&mut self) -> Result<()> {
+        let Some((buffer, res)) = self.writer.as_mut().and_then(BatchWriter::wait) else {
+            return Ok(());
+        };
+        if let Err(e) = res {
+            self.discard();
+            return Err(e.into());
+        }
+        self.stats.batches += 1;
+        self.spare = buffer;
+        Ok(())
+    }
+
+    /// Hands the pending batch, if any, to the writer thread (started on
+    /// first use) and starts a new one. It is written before the next
+    /// `submit`, `flush` or `finish` returns; an error of that write is
+    /// reported by whichever of them comes first.
+    pub fn submit(&mut self) -> Result<()> {
+        self.wait_for_writer()?;
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        if self.writer.is_none() {
+            self.writer = BatchWriter::spawn(self.partition.clone());
+        }
+        let Some(writer) = self.writer.as_mut() else {
+            return self.write_here();
+        };
+        let next = self
+            .spare
+            .take()
+            .unwrap_or_else(|| WriteBatch::with_capacity(self.config.max_batch_records, 0));
+        let full = std::mem::replace(&mut self.batch, next);
+        self.pending = 0;
+        writer.send(full)?;
+        Ok(())
+    }
+
+    /// Writes the pending batch, if any, atomically with its last offset,
+    /// after any batch in flight; when it returns, everything applied so far
+    /// is in the partition (not yet durable: see [`finish`](Self::finish)).
     pub fn flush(&mut self) -> Result<()> {
+        self.wait_for_writer()?;
+        self.write_here()
+    }
+
+    /// Writes the pending batch on this thread.
+    fn write_here(&mut self) -> Result<()> {
         if self.batch.is_empty() {
             return Ok(());
         }
@@ -325,5 +393,100 @@ mod tests {
             ));
         }
         assert_eq!(p.changelog_offset().unwrap(), Some(1), "the stored offset is untouched");
+    }
+
+    /// A memory partition whose bulk write fails once, after `fail_from`
+    /// of them succeeded (later ones would succeed again, so a write after
+    /// the gap would show).
+    struct FailingBulk {
+        inner: MemoryPartition,
+        written: std::sync::atomic::AtomicUsize,
+        failed: std::sync::atomic::AtomicBool,
+        fail_from: usize,
+    }
+
+    impl StorePartition for FailingBulk {
+        fn get(&self, cf: &str, key: &[u8]) -> state_core::Result<Option<Vec<u8>>> {
+            self.inner.get(cf, key)
+        }
+        fn iter_range<'a>(
+            &'a self,
+            cf: &str,
+            lower: &[u8],
+            upper: Option<&[u8]>,
+            direction: state_core::Direction,
+        ) -> state_core::Result<state_core::KvIter<'a>> {
+            self.inner.iter_range(cf, lower, upper, direction)
+        }
+        fn write(&self, batch: &WriteBatch) -> state_core::Result<()> {
+            self.inner.write(batch)
+        }
+        fn write_bulk(&self, batch: &WriteBatch) -> state_core::Result<()> {
+            use std::sync::atomic::Ordering;
+            if self.written.load(Ordering::SeqCst) == self.fail_from && !self.failed.swap(true, Ordering::SeqCst) {
+                return Err(state_core::Error::backend("test", "writing a bulk batch", "disk full"));
+            }
+            self.written.fetch_add(1, Ordering::SeqCst);
+            self.inner.write(batch)
+        }
+        fn column_families(&self) -> state_core::Result<Vec<String>> {
+            self.inner.column_families()
+        }
+    }
+
+    #[test]
+    fn a_failed_background_write_is_reported_and_nothing_after_it_is_written() {
+        let p = Arc::new(FailingBulk {
+            inner: MemoryPartition::new(),
+            written: Default::default(),
+            failed: Default::default(),
+            fail_from: 2,
+        });
+        let mut a = ChangelogApplier::new(
+            p.clone(),
+            "changelog",
+            0,
+            BTreeMap::new(),
+            ApplierConfig { max_batch_records: 2 },
+        );
+        let mut err = None;
+        // Batches of two: 0-1 and 2-3 are written, 4-5 fails in the
+        // background and is reported by a later call, at the latest by finish.
+        for i in 0..10u8 {
+            if let Err(e) = a.apply(rec(i64::from(i), &[b'a' + i], Some(b"1"), None)) {
+                err = Some(e);
+                break;
+            }
+        }
+        let err = match err {
+            Some(e) => e,
+            None => a.finish().unwrap_err(),
+        };
+        assert!(err.to_string().contains("disk full"), "{err}");
+        assert_eq!(p.changelog_offset().unwrap(), Some(3), "offset and data agree");
+        assert!(p.get(cf::DEFAULT, b"d").unwrap().is_some());
+        for k in [b"e", b"f", b"g", b"h", b"i", b"j"] {
+            assert!(p.get(cf::DEFAULT, k).unwrap().is_none(), "{k:?} is not written");
+        }
+    }
+
+    #[test]
+    fn submitted_batches_are_written_in_order_before_flush_returns() {
+        let p = Arc::new(MemoryPartition::new());
+        let mut a = applier(&p, 100);
+        for i in 0..101i64 {
+            a.apply(rec(i, b"k", Some(&[i as u8]), None)).unwrap();
+            if i % 7 == 0 {
+                a.submit().unwrap();
+            }
+        }
+        a.flush().unwrap();
+        assert_eq!(
+            p.get(cf::DEFAULT, b"k").unwrap(),
+            Some(vec![100]),
+            "the last write wins"
+        );
+        assert_eq!(p.changelog_offset().unwrap(), Some(100));
+        assert_eq!(a.stats().applied, 101);
     }
 }

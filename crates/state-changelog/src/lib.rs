@@ -25,6 +25,7 @@ mod error;
 mod producer;
 mod recovery;
 mod topic;
+mod writer;
 
 pub use admin::{create_topic, describe_topic_config, ensure_changelog_topic, topic_partitions, ChangelogTopicConfig};
 pub use apply::{ApplierConfig, ApplyStats, ChangelogApplier, IncomingRecord};

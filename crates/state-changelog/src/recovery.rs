@@ -239,13 +239,13 @@ impl RecoveryManager {
             return Ok(results);
         }
         let mut tpl = TopicPartitionList::new();
-        let mut index: HashMap<(String, i32), usize> = HashMap::new();
+        let mut index = Index::default();
         for (i, a) in active.iter().enumerate() {
             Self::kafka(
                 "building the assignment",
                 tpl.add_partition_offset(&a.topic, a.changelog_partition, Offset::Offset(a.start)),
             )?;
-            index.insert((a.topic.clone(), a.changelog_partition), i);
+            index.insert(&a.topic, a.changelog_partition, i);
         }
         Self::kafka("assigning changelog partitions", self.consumer.assign(&tpl))?;
         let outcome = self.consume(&mut active, &index, progress);
@@ -263,12 +263,7 @@ impl RecoveryManager {
         Ok(results)
     }
 
-    fn consume(
-        &self,
-        active: &mut [Active],
-        index: &HashMap<(String, i32), usize>,
-        progress: &mut dyn FnMut(&RecoveryProgress),
-    ) -> Result<()> {
+    fn consume(&self, active: &mut [Active], index: &Index, progress: &mut dyn FnMut(&RecoveryProgress)) -> Result<()> {
         let mut remaining = active.iter().filter(|a| !a.finished).count();
         let mut last_progress = Instant::now();
         while remaining > 0 {
@@ -280,17 +275,17 @@ impl RecoveryManager {
             }
             match self.consumer.poll(self.config.poll_timeout) {
                 Some(Ok(msg)) => {
-                    let Some(&i) = index.get(&(msg.topic().to_owned(), msg.partition())) else {
+                    let Some(i) = index.get(msg.topic(), msg.partition()) else {
                         continue;
                     };
                     let a = &mut active[i];
                     if a.finished || msg.offset() >= a.high {
                         continue;
                     }
-                    let headers: Vec<(&str, Option<&[u8]>)> = msg
+                    let headers = msg
                         .headers()
-                        .map(|h| h.iter().map(|h| (h.key, h.value)).collect())
-                        .unwrap_or_default();
+                        .into_iter()
+                        .flat_map(|h| h.iter().map(|h| (h.key, h.value)));
                     a.applier.apply(IncomingRecord::from_headers(
                         msg.offset(),
                         msg.key(),
@@ -317,14 +312,15 @@ impl RecoveryManager {
                     tracing::warn!(error = %e, "recovery consumer error; retrying");
                 }
                 None => {
-                    // The end of a fetch: write what we have, then check
-                    // positions, which move past markers and compacted gaps.
+                    // The end of a fetch: hand what we have to the writer,
+                    // then check positions, which move past markers and
+                    // compacted gaps.
                     for a in active.iter_mut().filter(|a| !a.finished) {
-                        a.applier.flush()?;
+                        a.applier.submit()?;
                     }
                     let positions = Self::kafka("reading consumer positions", self.consumer.position())?;
                     for el in positions.elements() {
-                        let Some(&i) = index.get(&(el.topic().to_owned(), el.partition())) else {
+                        let Some(i) = index.get(el.topic(), el.partition()) else {
                             continue;
                         };
                         let a = &mut active[i];
@@ -362,5 +358,20 @@ impl RecoveryManager {
         );
         progress(&a.progress());
         Ok(())
+    }
+}
+
+/// Which entry of the active list a changelog partition is: looked up per
+/// record by borrowed topic name, so the hot loop allocates nothing.
+#[derive(Default)]
+struct Index(HashMap<String, HashMap<i32, usize>>);
+
+impl Index {
+    fn insert(&mut self, topic: &str, partition: i32, i: usize) {
+        self.0.entry(topic.to_owned()).or_default().insert(partition, i);
+    }
+
+    fn get(&self, topic: &str, partition: i32) -> Option<usize> {
+        self.0.get(topic)?.get(&partition).copied()
     }
 }
