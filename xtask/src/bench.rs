@@ -142,16 +142,29 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
         if wanted("w5") {
             let mut run = 0;
-            let mut systems: Systems = vec![(
-                "state-rocksdb",
-                Box::new(|dir: &Path, p| {
-                    run += 1;
-                    let topic = format!("bench-w5-changelog-{run}");
-                    create(&topic)?;
-                    w5_state(rocks(dir)?, &bootstrap, &topic, p)
-                }),
-            )];
-            measure("w5", p, rounds, &mut systems)?;
+            // w1 (changelog off) runs in the same interleaved rounds, so the
+            // w5/w1 ratio is not at the mercy of the machine's drift between
+            // the w1 and w5 sections; it goes to stderr only (stdout has
+            // w1's own line).
+            let mut systems: Systems = vec![
+                (
+                    "state-rocksdb",
+                    Box::new(|dir: &Path, p| {
+                        run += 1;
+                        let topic = format!("bench-w5-changelog-{run}");
+                        create(&topic)?;
+                        w5_state(rocks(dir)?, &bootstrap, &topic, p)
+                    }),
+                ),
+                ("w1 reference", Box::new(|dir: &Path, p| w1_state(rocks(dir)?, p))),
+            ];
+            let medians = measure_rounds("w5", p, rounds, &mut systems)?;
+            report("state-rocksdb", "w5", p, &medians[0]);
+            eprintln!(
+                "  w5/w1 in the same rounds: {:.2} (w1 {:.0} records/s)",
+                medians[1].seconds / medians[0].seconds,
+                p.n as f64 / medians[1].seconds
+            );
         }
     }
     Ok(())
@@ -318,6 +331,16 @@ type Systems<'a> = Vec<(
 /// growth) hits every system alike; reports each system's median round.
 /// Every round of a workload must produce the same check.
 fn measure(workload: &str, p: Params, rounds: u64, systems: &mut Systems<'_>) -> Result<(), String> {
+    let medians = measure_rounds(workload, p, rounds, systems)?;
+    for ((name, _), median) in systems.iter().zip(medians) {
+        report(name, workload, p, &median);
+    }
+    Ok(())
+}
+
+/// Runs every system (after a warm-up at a tenth of N) `rounds` times,
+/// interleaved, and returns each one's median round.
+fn measure_rounds(workload: &str, p: Params, rounds: u64, systems: &mut Systems<'_>) -> Result<Vec<Outcome>, String> {
     let warm = Params {
         n: (p.n / 10).max(1),
         ..p
@@ -334,6 +357,7 @@ fn measure(workload: &str, p: Params, rounds: u64, systems: &mut Systems<'_>) ->
             outcomes[i].push(o);
         }
     }
+    let mut medians = Vec::new();
     for ((name, _), mut runs) in systems.iter().zip(outcomes) {
         if let Some(bad) = runs.iter().find(|o| o.check != runs[0].check) {
             return Err(format!(
@@ -342,9 +366,9 @@ fn measure(workload: &str, p: Params, rounds: u64, systems: &mut Systems<'_>) ->
             ));
         }
         runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
-        report(name, workload, p, &runs[runs.len() / 2]);
+        medians.push(runs.swap_remove(runs.len() / 2));
     }
-    Ok(())
+    Ok(medians)
 }
 
 fn rocks(dir: &Path) -> Result<Arc<RocksDbPartition>, String> {

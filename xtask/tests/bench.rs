@@ -1,0 +1,68 @@
+//! `cargo xtask bench` at a tiny size: stdout is exactly one JSON line per
+//! (system, workload), with the fields and `check` values `shared/bench.md`
+//! defines. Speed is not asserted here (it is measured, never tested).
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+#[test]
+fn every_line_is_json_with_the_defined_check() {
+    // K >= 1000 as in the defaults: each w2 record then opens its own
+    // one-second window, and every window but each prefix's last expires.
+    let (n, k, c) = (5_000u64, 1_000u64, 500u64);
+    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+        .arg("bench")
+        .env("N", n.to_string())
+        .env("K", k.to_string())
+        .env("C", c.to_string())
+        .env("ROUNDS", "1")
+        .output()
+        .expect("xtask runs");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    let mut seen = BTreeSet::new();
+    for line in stdout.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
+        let system = v["system"].as_str().expect("system").to_owned();
+        let workload = v["workload"].as_str().expect("workload").to_owned();
+        assert_eq!(
+            (v["N"].as_u64(), v["K"].as_u64(), v["C"].as_u64()),
+            (Some(n), Some(k), Some(c))
+        );
+        assert!(v["records_per_s"].as_u64().is_some_and(|r| r > 0), "{line}");
+        assert!(v["seconds"].as_f64().is_some(), "{line}");
+        let want = match workload.as_str() {
+            // Sum of the counters of k0..k999 (all K keys here).
+            "w1" | "w5" => n * k.min(1000) / k,
+            // Every window but each prefix's last one is expired.
+            "w2" => n - k,
+            // The stored changelog offset.
+            "w3" | "w4" => n - 1,
+            other => panic!("unknown workload {other}"),
+        };
+        assert_eq!(v["check"].as_u64(), Some(want), "{line}");
+        assert!(
+            seen.insert((system, workload)),
+            "one line per (system, workload): {line}"
+        );
+    }
+    let expected: BTreeSet<(String, String)> = [
+        ("state-rocksdb", "w1"),
+        ("state-memory", "w1"),
+        ("raw-rocksdb", "w1"),
+        ("state-rocksdb", "w2"),
+        ("state-memory", "w2"),
+        ("state-rocksdb", "w3"),
+        ("state-memory", "w3"),
+        ("raw-rocksdb", "w3"),
+        ("state-rocksdb", "w4"),
+        ("raw-consumer", "w4"),
+        ("state-rocksdb", "w5"),
+    ]
+    .into_iter()
+    .map(|(s, w)| (s.to_owned(), w.to_owned()))
+    .collect();
+    assert_eq!(seen, expected);
+    assert!(stderr.contains("w5/w1 in the same rounds"), "{stderr}");
+}
