@@ -395,53 +395,19 @@ mod tests {
         assert_eq!(p.changelog_offset().unwrap(), Some(1), "the stored offset is untouched");
     }
 
-    /// A memory partition whose bulk write fails once, after `fail_from`
-    /// of them succeeded (later ones would succeed again, so a write after
-    /// the gap would show).
-    struct FailingBulk {
-        inner: MemoryPartition,
-        written: std::sync::atomic::AtomicUsize,
-        failed: std::sync::atomic::AtomicBool,
-        fail_from: usize,
-    }
-
-    impl StorePartition for FailingBulk {
-        fn get(&self, cf: &str, key: &[u8]) -> state_core::Result<Option<Vec<u8>>> {
-            self.inner.get(cf, key)
-        }
-        fn iter_range<'a>(
-            &'a self,
-            cf: &str,
-            lower: &[u8],
-            upper: Option<&[u8]>,
-            direction: state_core::Direction,
-        ) -> state_core::Result<state_core::KvIter<'a>> {
-            self.inner.iter_range(cf, lower, upper, direction)
-        }
-        fn write(&self, batch: &WriteBatch) -> state_core::Result<()> {
-            self.inner.write(batch)
-        }
-        fn write_bulk(&self, batch: &WriteBatch) -> state_core::Result<()> {
-            use std::sync::atomic::Ordering;
-            if self.written.load(Ordering::SeqCst) == self.fail_from && !self.failed.swap(true, Ordering::SeqCst) {
-                return Err(state_core::Error::backend("test", "writing a bulk batch", "disk full"));
-            }
-            self.written.fetch_add(1, Ordering::SeqCst);
-            self.inner.write(batch)
-        }
-        fn column_families(&self) -> state_core::Result<Vec<String>> {
-            self.inner.column_families()
-        }
-    }
-
     #[test]
     fn a_failed_background_write_is_reported_and_nothing_after_it_is_written() {
-        let p = Arc::new(FailingBulk {
-            inner: MemoryPartition::new(),
-            written: Default::default(),
-            failed: Default::default(),
-            fail_from: 2,
-        });
+        // The third bulk write fails, once: a write after the gap would
+        // succeed and show.
+        let bulk_writes = std::sync::atomic::AtomicUsize::new(0);
+        let p = Arc::new(state_core::testkit::FailingWrites::new(
+            MemoryPartition::new(),
+            move |kind| {
+                use std::sync::atomic::Ordering;
+                (kind == state_core::testkit::WriteKind::WriteBulk && bulk_writes.fetch_add(1, Ordering::SeqCst) == 2)
+                    .then(|| state_core::Error::backend("test", "writing a bulk batch", "disk full"))
+            },
+        ));
         let mut a = ChangelogApplier::new(
             p.clone(),
             "changelog",

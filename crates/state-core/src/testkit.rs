@@ -11,6 +11,9 @@
 
 use std::sync::Arc;
 
+mod failing;
+pub use failing::{FailingWrites, WriteKind};
+
 use crate::batch::WriteBatch;
 use crate::cf;
 use crate::partition::{Direction, KeyValue, Store, StorePartition};

@@ -6,7 +6,8 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use state_core::{cf, keys, Codec, Direction, Error, KvIter, StorePartition, WriteBatch};
+use state_core::testkit::FailingWrites;
+use state_core::{cf, keys, Codec, Error, StorePartition};
 use state_rocksdb::{RocksDbOptions, RocksDbPartition};
 use state_txn::{PartitionTransaction, TimestampedConfig, TimestampedTransaction, TxnError, WindowedTransaction};
 
@@ -132,63 +133,29 @@ fn a_corrupt_directory_is_reported_and_left_as_it_was() {
     assert_eq!(t.get::<_, u64>("count", b"k").unwrap(), Some(3));
 }
 
-/// A partition whose writes fail as on a full disk while `full` is set.
-struct FullDisk {
-    inner: RocksDbPartition,
-    full: AtomicBool,
-}
-
-impl FullDisk {
-    fn check(&self) -> state_core::Result<()> {
-        if self.full.load(Ordering::SeqCst) {
-            return Err(Error::Io {
-                path: self.inner.path().to_owned(),
-                source: std::io::Error::from_raw_os_error(28), // ENOSPC
-            });
-        }
-        Ok(())
-    }
-}
-
-impl StorePartition for FullDisk {
-    fn get(&self, cf: &str, key: &[u8]) -> state_core::Result<Option<Vec<u8>>> {
-        self.inner.get(cf, key)
-    }
-    fn iter_range<'a>(
-        &'a self,
-        cf: &str,
-        lower: &[u8],
-        upper: Option<&[u8]>,
-        direction: Direction,
-    ) -> state_core::Result<KvIter<'a>> {
-        self.inner.iter_range(cf, lower, upper, direction)
-    }
-    fn write(&self, batch: &WriteBatch) -> state_core::Result<()> {
-        self.check()?;
-        self.inner.write(batch)
-    }
-    fn write_bulk(&self, batch: &WriteBatch) -> state_core::Result<()> {
-        self.check()?;
-        self.inner.write_bulk(batch)
-    }
-    fn column_families(&self) -> state_core::Result<Vec<String>> {
-        self.inner.column_families()
-    }
+/// A RocksDB partition whose writes fail with ENOSPC while `full` is set.
+fn full_disk(dir: &Path, full: Arc<AtomicBool>) -> Arc<FailingWrites<RocksDbPartition>> {
+    let inner = RocksDbPartition::open(dir, &RocksDbOptions::default()).unwrap();
+    let path = inner.path().to_owned();
+    Arc::new(FailingWrites::new(inner, move |_| {
+        full.load(Ordering::SeqCst).then(|| Error::Io {
+            path: path.clone(),
+            source: std::io::Error::from_raw_os_error(28), // ENOSPC
+        })
+    }))
 }
 
 #[test]
 fn a_full_disk_fails_the_commit_and_keeps_what_was_committed() {
     let dir = tempfile::tempdir().unwrap();
-    let disk = Arc::new(FullDisk {
-        inner: RocksDbPartition::open(dir.path(), &RocksDbOptions::default()).unwrap(),
-        full: AtomicBool::new(false),
-    });
+    let full = Arc::new(AtomicBool::new(false));
+    let disk = full_disk(dir.path(), full.clone());
     let mut t = PartitionTransaction::new(disk.clone(), Codec::MsgPack, None);
     t.set("count", &1u64, b"k").unwrap();
     t.prepare(None).unwrap();
     t.flush(Some(1)).unwrap();
 
-    disk.full.store(true, Ordering::SeqCst);
+    full.store(true, Ordering::SeqCst);
     let mut t = PartitionTransaction::new(disk.clone(), Codec::MsgPack, None);
     t.set("count", &2u64, b"k").unwrap();
     t.prepare(None).unwrap();
@@ -201,7 +168,7 @@ fn a_full_disk_fails_the_commit_and_keeps_what_was_committed() {
 
     // Space freed: the data of the failed flush is not there, a new
     // checkpoint commits.
-    disk.full.store(false, Ordering::SeqCst);
+    full.store(false, Ordering::SeqCst);
     let mut t = PartitionTransaction::new(disk.clone(), Codec::MsgPack, None);
     assert_eq!(t.get::<_, u64>("count", b"k").unwrap(), Some(1));
     t.set("count", &2u64, b"k").unwrap();
