@@ -158,12 +158,17 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     /// Encodes `prefix | codec(key)`.
     pub fn encode_key<K: Serialize + ?Sized>(&self, key: &K, prefix: &[u8]) -> Result<Vec<u8>> {
         let mut out = Vec::with_capacity(prefix.len() + 16);
+        self.encode_key_into(key, prefix, &mut out)?;
+        Ok(out)
+    }
+
+    /// Appends `prefix | codec(key)` to `out`.
+    fn encode_key_into<K: Serialize + ?Sized>(&self, key: &K, prefix: &[u8], out: &mut Vec<u8>) -> Result<()> {
         if !prefix.is_empty() {
             out.extend_from_slice(prefix);
             out.push(keys::SEPARATOR);
         }
-        self.codec.encode_into(key, &mut out)?;
-        Ok(out)
+        Ok(self.codec.encode_into(key, out)?)
     }
 
     /// Runs `f` on `prefix | codec(key)` encoded into a reused per-thread
@@ -181,11 +186,7 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
         SCRATCH.with(|scratch| match scratch.try_borrow_mut() {
             Ok(mut buf) => {
                 buf.clear();
-                if !prefix.is_empty() {
-                    buf.extend_from_slice(prefix);
-                    buf.push(keys::SEPARATOR);
-                }
-                self.codec.encode_into(key, &mut buf)?;
+                self.encode_key_into(key, prefix, &mut buf)?;
                 f(&buf)
             }
             // Re-entered from inside `f` (a backend reading through a
@@ -342,11 +343,7 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
                     let (k, v) = &mut *bufs;
                     k.clear();
                     v.clear();
-                    if !prefix.is_empty() {
-                        k.extend_from_slice(prefix);
-                        k.push(keys::SEPARATOR);
-                    }
-                    t.codec.encode_into(key, k)?;
+                    t.encode_key_into(key, prefix, k)?;
                     t.codec.encode_into(value, v)?;
                     t.cache.set(cf, k, v);
                     Ok(())
