@@ -5,7 +5,9 @@
 //! store (a B-tree costs a dozen key comparisons per access). Key order is
 //! needed only by range reads and by the changelog, so it is built lazily:
 //! the first range read of a column family builds a sorted key set, which
-//! later writes keep up to date; the changelog sorts once per `prepare`.
+//! later writes keep up to date. The changes in key order, needed by both
+//! `prepare` (the changelog) and `flush` (the batch), are sorted once and
+//! kept until the next write.
 //!
 //! Keys and values live in one growing byte buffer per column family and
 //! the table holds spans into it: a checkpoint of tens of thousands of
@@ -48,7 +50,7 @@ impl Span {
     }
 }
 
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 struct Entry {
     key: Span,
     /// `None`: deleted.
@@ -69,6 +71,9 @@ pub(crate) struct CfChanges {
     entries: HashTable<Entry>,
     /// The keys of `entries` in order, once a range read asked for them.
     ordered: RefCell<Option<BTreeSet<Vec<u8>>>>,
+    /// `entries` by key, once [`sorted`](Self::sorted) was asked; any
+    /// write drops it.
+    sorted: RefCell<Option<Vec<Entry>>>,
 }
 
 fn append(bytes: &mut Vec<u8>, data: &[u8]) -> Span {
@@ -96,7 +101,9 @@ impl CfChanges {
             bytes,
             entries,
             ordered,
+            sorted,
         } = self;
+        *sorted.get_mut() = None;
         if let Some(e) = entries.find_mut(h, |e| &bytes[e.key.range()] == key) {
             e.value = match (e.value, value) {
                 (Some(old), Some(v)) if old.len == v.len() => {
@@ -129,9 +136,13 @@ impl CfChanges {
 
     /// Every change, by key.
     pub(crate) fn sorted(&self) -> Vec<Change<'_>> {
-        let mut out: Vec<Change<'_>> = self.iter().collect();
-        out.sort_unstable_by(|a, b| a.0.cmp(b.0));
-        out
+        let mut sorted = self.sorted.borrow_mut();
+        let entries = sorted.get_or_insert_with(|| {
+            let mut entries: Vec<Entry> = self.entries.iter().copied().collect();
+            entries.sort_unstable_by(|a, b| self.bytes[a.key.range()].cmp(&self.bytes[b.key.range()]));
+            entries
+        });
+        entries.iter().map(|e| self.change(e)).collect()
     }
 
     /// Changes with `lower <= key < upper`, by key.
@@ -259,6 +270,25 @@ mod tests {
         let cfs = c.sorted_cfs();
         let keys: Vec<&[u8]> = cfs[0].1.sorted().into_iter().map(|(k, _)| k).collect();
         assert_eq!(keys, vec![&b"a"[..], b"b", b"c"]);
+    }
+
+    #[test]
+    fn sorted_changes_follow_writes_made_after_sorting() {
+        let mut c = UpdateCache::default();
+        c.set("x", b"b", b"1");
+        c.set("x", b"a", b"1");
+        assert_eq!(c.sorted_cfs()[0].1.sorted().len(), 2);
+        c.set("x", b"b", b"longer"); // a new value span for an existing key
+        c.delete("x", b"a");
+        c.set("x", b"c", b"3");
+        assert_eq!(
+            c.sorted_cfs()[0].1.sorted(),
+            vec![
+                (&b"a"[..], None),
+                (&b"b"[..], Some(&b"longer"[..])),
+                (&b"c"[..], Some(&b"3"[..]))
+            ]
+        );
     }
 
     #[test]
