@@ -9,7 +9,7 @@ use std::time::Instant;
 use state_changelog::{ApplierConfig, ChangelogApplier, IncomingRecord};
 use state_core::{cf, keys, Codec, MemoryPartition, StorePartition};
 use state_rocksdb::{RocksDbOptions, RocksDbPartition};
-use state_txn::{ExpiredWindow, PartitionTransaction, WindowedTransaction};
+use state_txn::{ExpireOptions, ExpiredWindow, PartitionTransaction, WindowedTransaction};
 
 #[derive(Clone, Copy, Debug)]
 pub struct Params {
@@ -513,7 +513,7 @@ fn w2_state<P: StorePartition + 'static>(partition: Arc<P>, p: Params) -> Result
             .map_err(err)?;
         let latest = txn.get_latest_timestamp(&prefix).map_err(err)? as i64;
         let expired: Vec<ExpiredWindow<u64, ()>> =
-            txn.expire_windows(latest - 1000, &prefix, true, false).map_err(err)?;
+            txn.expire_windows(latest - 1000, &prefix, ExpireOptions::delete()).map_err(err)?;
         emitted += expired.len() as u64;
         if (i + 1) % p.c == 0 {
             txn.prepare(None).map_err(err)?;

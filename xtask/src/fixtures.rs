@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use state_core::{
     keys, ChangelogSink, Codec, Direction, MemoryPartition, ProcessedOffsets, RecordingSink, StorePartition,
 };
-use state_txn::{ExpiredWindow, PartitionTransaction, TimestampedConfig, TimestampedTransaction, WindowedTransaction};
+use state_txn::{CollectedValues, ExpireOptions, ExpiredWindow, PartitionTransaction, TimestampedConfig, TimestampedTransaction, WindowedTransaction};
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
@@ -105,12 +105,12 @@ fn windowed(codec: Codec) -> Result<Value, String> {
     t.update_window(0, 1000, &1u64, 10, b"page").map_err(e)?;
     t.update_window(1000, 2000, &2u64, 1500, b"page").map_err(e)?;
     t.add_to_collection(Some(1000), "click", b"page").map_err(e)?;
-    let _: Vec<ExpiredWindow<u64, ()>> = t.expire_windows(0, b"page", true, false).map_err(e)?;
+    let _: Vec<ExpiredWindow<u64, ()>> = t.expire_windows(0, b"page", ExpireOptions::delete()).map_err(e)?;
     t.prepare(Some(&offsets(1))).map_err(e)?;
     t.flush(Some(1)).map_err(e)?;
     let mut t = WindowedTransaction::new(s.partition.clone(), codec, s.sink());
-    t.delete_windows(1000, true, b"page").map_err(e)?;
-    let _: Vec<ExpiredWindow<u64, ()>> = t.expire_all_windows(5000, 1000, true, false).map_err(e)?;
+    t.delete_windows(1000, CollectedValues::Delete, b"page").map_err(e)?;
+    let _: Vec<ExpiredWindow<u64, ()>> = t.expire_all_windows(5000, 1000, ExpireOptions::delete()).map_err(e)?;
     t.prepare(Some(&offsets(2))).map_err(e)?;
     t.flush(Some(2)).map_err(e)?;
     Ok(s.finish("windowed", codec))

@@ -19,13 +19,16 @@
 #![warn(missing_docs)]
 
 pub mod events;
+mod pipeline;
 mod processor;
+mod topics;
 mod verify;
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-pub use processor::{run, Report};
+pub use pipeline::{run, Report};
 pub use state_manager::ProcessingGuarantee;
 pub use verify::Verdict;
 
@@ -54,6 +57,8 @@ pub struct Config {
     pub seed: u64,
     /// Where state lives (default: a temporary directory).
     pub state_dir: Option<PathBuf>,
+    /// The backend of both stores (default: RocksDB).
+    pub backend: Arc<dyn state_manager::Backend>,
     /// Draw progress bars on stderr.
     pub progress: bool,
 }
@@ -72,6 +77,7 @@ impl Default for Config {
             commit_every: 20_000,
             seed: 42,
             state_dir: None,
+            backend: state_manager::RocksDbBackend::shared(Default::default()),
             progress: false,
         }
     }

@@ -46,6 +46,26 @@ struct Args {
     /// Seed of the click stream.
     #[arg(long, default_value_t = 42)]
     seed: u64,
+    /// Storage backend of the state stores.
+    #[arg(long, value_enum, default_value = "rocksdb")]
+    backend: BackendArg,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BackendArg {
+    /// RocksDB (C++), one database per partition.
+    Rocksdb,
+    /// In memory: rebuilt from the changelog on every assignment.
+    Memory,
+}
+
+impl BackendArg {
+    fn backend(self) -> std::sync::Arc<dyn state_manager::Backend> {
+        match self {
+            BackendArg::Rocksdb => state_manager::RocksDbBackend::shared(Default::default()),
+            BackendArg::Memory => state_manager::MemoryBackend::shared(),
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -78,6 +98,7 @@ fn main() -> ExitCode {
         commit_every: a.commit_every,
         seed: a.seed,
         state_dir: None,
+        backend: a.backend.backend(),
         progress: true,
     };
     match pageviews::run(&cfg) {

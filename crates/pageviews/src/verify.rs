@@ -7,12 +7,10 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
-use state_core::Codec;
-use state_manager::{ProcessingGuarantee, StateStoreManager};
-use state_txn::{PartitionTransaction, WindowedTransaction};
+use state_manager::{Codec, PartitionTransaction, ProcessingGuarantee, StateStoreManager, WindowedTransaction};
 
 use crate::events::{partition_of, Truth};
-use crate::processor::Topics;
+use crate::topics::Stores;
 use crate::{kafka, Config, DemoError, Result};
 
 /// The outcome of the comparison.
@@ -127,7 +125,7 @@ pub(crate) fn verify(
     truth: &Truth,
     output: &Output,
     manager: &StateStoreManager,
-    topics: &Topics,
+    stores: &Stores,
     cfg: &Config,
 ) -> Result<Verdict> {
     let mut problems = Vec::new();
@@ -150,7 +148,7 @@ pub(crate) fn verify(
     for (user, want) in &truth.user_totals {
         let p = partition_of(user, cfg.partitions);
         let t = PartitionTransaction::new(
-            manager.partition(&topics.input, "user-totals", p)?,
+            manager.partition(&stores.user_totals, p)?,
             Codec::MsgPack,
             None,
         );
@@ -160,7 +158,7 @@ pub(crate) fn verify(
     for ((page, start), want) in &truth.windows {
         let p = partition_of(page, cfg.partitions);
         let t = WindowedTransaction::new(
-            manager.partition(&topics.by_page, "page-windows", p)?,
+            manager.partition(&stores.page_windows, p)?,
             Codec::MsgPack,
             None,
         );

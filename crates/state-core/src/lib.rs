@@ -8,7 +8,11 @@
 //! * [`StorePartition`] — one partition's column families of ordered byte
 //!   keys, atomic [`WriteBatch`]es that carry the changelog offset, bounded
 //!   iteration in both directions.
-//! * [`Store`] — partitions by number: assign, revoke, destroy.
+//! * [`Backend`] — an engine: opens partition *n* of a store, describes
+//!   itself, destroys a store's data. Object safe: everything above takes
+//!   `Arc<dyn Backend>`.
+//! * [`Store`] — the open partitions of one store on any backend: assign,
+//!   revoke, destroy.
 //! * [`keys`] — `prefix | key`, u64 big-endian integers and pairs, window
 //!   and timestamped key layouts.
 //! * [`Codec`] — MessagePack (default), quixstreams-compatible JSON, raw.
@@ -19,6 +23,7 @@
 
 #![warn(missing_docs)]
 
+mod backend;
 mod batch;
 pub mod cf;
 mod changelog;
@@ -27,10 +32,12 @@ mod error;
 pub mod keys;
 mod memory;
 mod partition;
+mod store;
 mod store_kind;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 
+pub use backend::{remove_store_dir, Backend, BackendInfo, StoreLocation};
 pub use batch::{BatchOp, WriteBatch};
 pub use changelog::{
     ChangelogRecord, ChangelogSink, OwnedChangelogRecord, ProcessedOffsets, RecordingSink, CF_HEADER,
@@ -38,26 +45,12 @@ pub use changelog::{
 };
 pub use codec::Codec;
 pub use error::{Error, Result};
-pub use memory::{MemoryPartition, MemoryStore};
-pub use partition::{Direction, KeyValue, KvIter, Store, StorePartition};
+pub use memory::{MemoryBackend, MemoryPartition};
+pub use partition::{Direction, KeyValue, KvIter, StorePartition};
+pub use store::Store;
 pub use store_kind::check_store_kind;
 
 #[cfg(test)]
 mod memory_conformance {
-    use crate::testkit::Harness;
-    use crate::MemoryStore;
-
-    struct MemoryHarness;
-
-    impl Harness for MemoryHarness {
-        type Store = MemoryStore;
-        fn open(&mut self) -> MemoryStore {
-            MemoryStore::new("conformance")
-        }
-        fn durable(&self) -> bool {
-            false
-        }
-    }
-
-    crate::conformance_tests!(MemoryHarness);
+    crate::conformance_tests!(crate::testkit::MemoryHarness);
 }

@@ -8,11 +8,12 @@ use std::sync::Arc;
 
 use parking_lot::RwLock;
 
+use crate::backend::{Backend, BackendInfo, StoreLocation};
 use crate::batch::WriteBatch;
 use crate::cf;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::keys::encode_u64;
-use crate::partition::{Direction, KvIter, Store, StorePartition};
+use crate::partition::{Direction, KvIter, StorePartition};
 
 type ColumnFamily = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -111,65 +112,36 @@ impl StorePartition for MemoryPartition {
     }
 }
 
-/// A store of [`MemoryPartition`]s. Revoking a partition drops its data;
-/// the next assignment starts empty and is rebuilt from the changelog.
-#[derive(Debug)]
-pub struct MemoryStore {
-    name: String,
-    partitions: BTreeMap<u32, Arc<MemoryPartition>>,
-}
+/// The in-memory backend. Every partition starts empty when opened; its
+/// state is rebuilt from the changelog on every assignment, and revoking it
+/// (dropping the last handle) frees it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MemoryBackend;
 
-impl MemoryStore {
-    /// A store with no partitions.
-    pub fn new(name: impl Into<String>) -> Self {
-        MemoryStore {
-            name: name.into(),
-            partitions: BTreeMap::new(),
-        }
+impl MemoryBackend {
+    /// The backend, shareable as `Arc<dyn Backend>`.
+    pub fn shared() -> Arc<dyn Backend> {
+        Arc::new(MemoryBackend)
     }
 }
 
-impl Store for MemoryStore {
-    type Partition = MemoryPartition;
-
-    fn name(&self) -> &str {
-        &self.name
-    }
-
-    fn assign_partition(&mut self, partition: u32) -> Result<Arc<MemoryPartition>> {
-        Ok(self
-            .partitions
-            .entry(partition)
-            .or_insert_with(|| Arc::new(MemoryPartition::new()))
-            .clone())
-    }
-
-    fn revoke_partition(&mut self, partition: u32) -> Result<()> {
-        match self.partitions.remove(&partition) {
-            Some(_) => Ok(()),
-            None => Err(Error::PartitionNotAssigned {
-                store: self.name.clone(),
-                partition,
-            }),
+impl Backend for MemoryBackend {
+    fn info(&self) -> BackendInfo {
+        BackendInfo {
+            name: "memory",
+            durable: false,
         }
     }
 
-    fn partition(&self, partition: u32) -> Option<Arc<MemoryPartition>> {
-        self.partitions.get(&partition).cloned()
+    fn open_partition(&self, _store: &StoreLocation, _partition: u32) -> Result<Arc<dyn StorePartition>> {
+        Ok(Arc::new(MemoryPartition::new()))
     }
 
-    fn assigned_partitions(&self) -> Vec<u32> {
-        self.partitions.keys().copied().collect()
-    }
-
-    fn destroy(&mut self) -> Result<()> {
-        if !self.partitions.is_empty() {
-            return Err(Error::PartitionsStillAssigned {
-                store: self.name.clone(),
-                operation: "destroying the store",
-                partitions: self.assigned_partitions(),
-            });
-        }
+    fn destroy_store(&self, _store: &StoreLocation) -> Result<()> {
         Ok(())
+    }
+
+    fn partition_location(&self, store: &StoreLocation, partition: u32) -> String {
+        format!("memory store {} partition {partition}", store.name())
     }
 }

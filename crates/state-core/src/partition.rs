@@ -1,7 +1,6 @@
-//! The traits a storage backend implements: [`StorePartition`] (one
-//! partition's data) and [`Store`] (a set of partitions by number).
+//! [`StorePartition`]: the data of one partition of one store, as every
+//! backend provides it.
 
-use std::sync::Arc;
 
 use crate::batch::WriteBatch;
 use crate::error::Result;
@@ -116,35 +115,4 @@ pub trait StorePartition: Send + Sync {
     {
         self.persist()
     }
-}
-
-/// A store: one named state of an application, split into partitions that
-/// follow the source topic's partitions.
-///
-/// Partitions are shared (`Arc`) between the store, transactions and
-/// recovery; a revoked partition closes when its last user drops it.
-pub trait Store: Send {
-    /// The partition type.
-    type Partition: StorePartition + 'static;
-
-    /// The store's name.
-    fn name(&self) -> &str;
-
-    /// Opens partition `partition` (creating it if new). Assigning an already
-    /// assigned partition returns the open one.
-    fn assign_partition(&mut self, partition: u32) -> Result<Arc<Self::Partition>>;
-
-    /// Closes partition `partition`. Its data stays for the next assignment
-    /// (durable backends) or is dropped (in-memory backends).
-    fn revoke_partition(&mut self, partition: u32) -> Result<()>;
-
-    /// The open partition `partition`, if assigned.
-    fn partition(&self, partition: u32) -> Option<Arc<Self::Partition>>;
-
-    /// Numbers of the assigned partitions, ascending.
-    fn assigned_partitions(&self) -> Vec<u32>;
-
-    /// Deletes the data of every partition. Refused while partitions are
-    /// assigned.
-    fn destroy(&mut self) -> Result<()>;
 }

@@ -3,7 +3,10 @@
 //!
 //! ```text
 //! struct MyHarness { /* e.g. a temp dir */ }
-//! impl state_core::testkit::Harness for MyHarness { /* ... */ }
+//! impl state_core::testkit::Harness for MyHarness {
+//!     fn backend(&self) -> Arc<dyn Backend> { /* your engine */ }
+//!     fn location(&self) -> StoreLocation { /* a store under the temp dir */ }
+//! }
 //! state_core::conformance_tests!(MyHarness::new());
 //! ```
 //!
@@ -14,27 +17,52 @@ use std::sync::Arc;
 mod failing;
 pub use failing::{FailingWrites, WriteKind};
 
+use crate::backend::{Backend, StoreLocation};
 use crate::batch::WriteBatch;
 use crate::cf;
-use crate::partition::{Direction, KeyValue, Store, StorePartition};
+use crate::memory::MemoryBackend;
+use crate::partition::{Direction, KeyValue, StorePartition};
+use crate::store::Store;
 
-/// How the kit obtains the store under test.
+/// How the kit obtains the backend under test.
 pub trait Harness {
-    /// The store type under test.
-    type Store: Store;
+    /// The backend under test. Called once per store the kit opens; may
+    /// return the same backend each time.
+    fn backend(&self) -> Arc<dyn Backend>;
 
-    /// Opens the store. Calling it again after the previous store was
-    /// dropped opens the same location (for durable backends).
-    fn open(&mut self) -> Self::Store;
+    /// Where the store under test lives. Every call returns the same
+    /// location, so a store opened again sees the same data (for durable
+    /// backends).
+    fn location(&self) -> StoreLocation;
+
+    /// Opens the store under test.
+    fn open(&mut self) -> Store {
+        Store::new(self.backend(), self.location())
+    }
 
     /// True if data written through one store survives dropping it and
-    /// opening again.
-    fn durable(&self) -> bool;
+    /// opening again (the backend's [`crate::BackendInfo::durable`]).
+    fn durable(&self) -> bool {
+        self.backend().info().durable
+    }
 }
 
-type P<H> = <<H as Harness>::Store as Store>::Partition;
+/// The harness of the in-memory backend (`state-core`'s own run, and
+/// layers above that want a quick backend in their tests).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MemoryHarness;
 
-fn partition<H: Harness>(store: &mut H::Store, n: u32) -> Arc<P<H>> {
+impl Harness for MemoryHarness {
+    fn backend(&self) -> Arc<dyn Backend> {
+        Arc::new(MemoryBackend)
+    }
+
+    fn location(&self) -> StoreLocation {
+        StoreLocation::new("conformance", "memory")
+    }
+}
+
+fn partition(store: &mut Store, n: u32) -> Arc<dyn StorePartition> {
     store
         .assign_partition(n)
         .expect("assign_partition must succeed on a fresh store")
@@ -54,7 +82,7 @@ fn keys(items: &[KeyValue]) -> Vec<&[u8]> {
 /// get / put / delete / exists on one key.
 pub fn point_operations<H: Harness>(h: &mut H) {
     let mut store = h.open();
-    let p = partition::<H>(&mut store, 0);
+    let p = partition(&mut store, 0);
     assert_eq!(p.get(cf::DEFAULT, b"k").unwrap(), None, "a missing key reads as None");
     assert!(!p.exists(cf::DEFAULT, b"k").unwrap(), "a missing key does not exist");
     p.put(cf::DEFAULT, b"k", b"v1").unwrap();
@@ -75,7 +103,7 @@ pub fn point_operations<H: Harness>(h: &mut H) {
 /// An empty value is a value, not a missing key.
 pub fn empty_values_are_values<H: Harness>(h: &mut H) {
     let mut store = h.open();
-    let p = partition::<H>(&mut store, 0);
+    let p = partition(&mut store, 0);
     p.put(cf::DEFAULT, b"empty", b"").unwrap();
     assert_eq!(p.get(cf::DEFAULT, b"empty").unwrap(), Some(Vec::new()));
     assert!(p.exists(cf::DEFAULT, b"empty").unwrap());
@@ -87,7 +115,7 @@ pub fn empty_values_are_values<H: Harness>(h: &mut H) {
 /// are created on first write; a never-written one reads as empty.
 pub fn column_families_are_isolated<H: Harness>(h: &mut H) {
     let mut store = h.open();
-    let p = partition::<H>(&mut store, 0);
+    let p = partition(&mut store, 0);
     assert_eq!(p.get("__never__", b"k").unwrap(), None);
     assert!(collect(&*p, "__never__", b"", None, Direction::Forward).is_empty());
     p.put(cf::DEFAULT, b"k", b"default").unwrap();
@@ -111,7 +139,7 @@ pub fn column_families_are_isolated<H: Harness>(h: &mut H) {
 /// A batch applies its operations in order; the last one on a key wins.
 pub fn batches_apply_in_order<H: Harness>(h: &mut H) {
     let mut store = h.open();
-    let p = partition::<H>(&mut store, 0);
+    let p = partition(&mut store, 0);
     p.put(cf::DEFAULT, b"old", b"x").unwrap();
     let mut b = WriteBatch::new();
     b.put(cf::DEFAULT, b"a", b"1");
@@ -141,7 +169,7 @@ pub fn batches_apply_in_order<H: Harness>(h: &mut H) {
 /// metadata column family, and read back.
 pub fn changelog_offset_is_stored_with_the_batch<H: Harness>(h: &mut H) {
     let mut store = h.open();
-    let p = partition::<H>(&mut store, 0);
+    let p = partition(&mut store, 0);
     assert_eq!(p.changelog_offset().unwrap(), None, "a new partition has no offset");
     let mut b = WriteBatch::new();
     b.put(cf::DEFAULT, b"k", b"v");
@@ -180,7 +208,7 @@ pub fn changelog_offset_is_stored_with_the_batch<H: Harness>(h: &mut H) {
 /// both directions, byte order including 0x00 and 0xFF.
 pub fn range_iteration<H: Harness>(h: &mut H) {
     let mut store = h.open();
-    let p = partition::<H>(&mut store, 0);
+    let p = partition(&mut store, 0);
     let all: [&[u8]; 7] = [b"", b"\x00", b"a", b"a\x00", b"a|\xff", b"b", b"\xff\xff"];
     let mut batch = WriteBatch::new();
     for (i, k) in all.iter().enumerate().rev() {
@@ -236,7 +264,7 @@ pub fn range_iteration<H: Harness>(h: &mut H) {
 /// partition is written while it is consumed.
 pub fn iteration_sees_a_consistent_view<H: Harness>(h: &mut H) {
     let mut store = h.open();
-    let p = partition::<H>(&mut store, 0);
+    let p = partition(&mut store, 0);
     for k in [b"k1", b"k3", b"k5"] {
         p.put(cf::DEFAULT, k, b"v").unwrap();
     }
@@ -252,7 +280,7 @@ pub fn iteration_sees_a_consistent_view<H: Harness>(h: &mut H) {
 /// Values of a megabyte and thousands of keys in one batch.
 pub fn large_batches_and_values<H: Harness>(h: &mut H) {
     let mut store = h.open();
-    let p = partition::<H>(&mut store, 0);
+    let p = partition(&mut store, 0);
     let big = vec![0xABu8; 1 << 20];
     let mut b = WriteBatch::new();
     b.put(cf::DEFAULT, b"big", &big);
@@ -276,8 +304,8 @@ pub fn large_batches_and_values<H: Harness>(h: &mut H) {
 /// unassigned partition is an error; destroy is refused while assigned.
 pub fn store_lifecycle<H: Harness>(h: &mut H) {
     let mut store = h.open();
-    let p0 = partition::<H>(&mut store, 0);
-    let p1 = partition::<H>(&mut store, 1);
+    let p0 = partition(&mut store, 0);
+    let p1 = partition(&mut store, 1);
     p0.put(cf::DEFAULT, b"k", b"p0").unwrap();
     assert_eq!(p1.get(cf::DEFAULT, b"k").unwrap(), None, "partitions do not share data");
     let again = store.assign_partition(0).unwrap();
@@ -303,7 +331,7 @@ pub fn store_lifecycle<H: Harness>(h: &mut H) {
     assert!(store.assigned_partitions().is_empty());
     assert!(store.partition(0).is_none());
     store.destroy().unwrap();
-    let p0 = partition::<H>(&mut store, 0);
+    let p0 = partition(&mut store, 0);
     assert_eq!(p0.get(cf::DEFAULT, b"k").unwrap(), None, "destroy deletes the data");
 }
 
@@ -312,7 +340,7 @@ pub fn store_lifecycle<H: Harness>(h: &mut H) {
 pub fn durability_across_reopen<H: Harness>(h: &mut H) {
     {
         let mut store = h.open();
-        let p = partition::<H>(&mut store, 3);
+        let p = partition(&mut store, 3);
         let mut b = WriteBatch::new();
         b.put(cf::DEFAULT, b"k", b"v");
         b.put(cf::GLOBAL_COUNTER, b"c", b"1");
@@ -320,7 +348,7 @@ pub fn durability_across_reopen<H: Harness>(h: &mut H) {
         p.write(&b).unwrap();
         drop(p);
         store.revoke_partition(3).unwrap();
-        let p = partition::<H>(&mut store, 3);
+        let p = partition(&mut store, 3);
         if h.durable() {
             assert_eq!(
                 p.get(cf::DEFAULT, b"k").unwrap().as_deref(),
@@ -336,7 +364,7 @@ pub fn durability_across_reopen<H: Harness>(h: &mut H) {
         }
     }
     let mut store = h.open();
-    let p = partition::<H>(&mut store, 3);
+    let p = partition(&mut store, 3);
     if h.durable() {
         assert_eq!(
             p.get(cf::DEFAULT, b"k").unwrap().as_deref(),
@@ -358,7 +386,7 @@ pub fn durability_across_reopen<H: Harness>(h: &mut H) {
 /// Partitions can be read and written from several threads at once.
 pub fn concurrent_access<H: Harness>(h: &mut H) {
     let mut store = h.open();
-    let p = partition::<H>(&mut store, 0);
+    let p = partition(&mut store, 0);
     std::thread::scope(|s| {
         for t in 0..4u8 {
             let p = &p;

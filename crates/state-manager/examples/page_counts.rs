@@ -4,10 +4,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use parking_lot::Mutex;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message};
-use state_manager::{ManagerConfig, ProcessingGuarantee, StateContext, StateStoreManager, StoreKind, StoreSpec};
+use state_manager::rdkafka::consumer::{BaseConsumer, Consumer};
+use state_manager::rdkafka::{ClientConfig, Message};
+use state_manager::{ManagerConfig, Mutex, ProcessingGuarantee, StateContext, StateStoreManager, StoreSpec};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let brokers = std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "localhost:9092".into());
@@ -18,7 +17,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = ManagerConfig::new("page-counter", "./state");
     config.guarantee = ProcessingGuarantee::ExactlyOnce;
     let mut manager = StateStoreManager::new(config, kafka.clone())?;
-    manager.register_store("page-views", "counts", StoreSpec::new(StoreKind::KeyValue))?;
+    let counts = manager.register_store(StoreSpec::key_value("page-views", "counts"))?;
     manager.ensure_changelog_topics(&Default::default())?;
     let manager = Arc::new(Mutex::new(manager));
 
@@ -36,9 +35,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let msg = msg?;
             let (partition, page) = (msg.partition() as u32, msg.key().unwrap_or_default().to_vec());
             let mut m = manager.lock();
-            let counts = m.kv("page-views", "counts", partition)?;
-            let views: u64 = counts.get("views", &page)?.unwrap_or(0);
-            counts.set("views", &(views + 1), &page)?;
+            let views = m.txn(&counts, partition)?;
+            let n: u64 = views.get("views", &page)?.unwrap_or(0);
+            views.set("views", &(n + 1), &page)?;
             m.processed("page-views", partition, msg.offset())?;
         }
         let mut m = manager.lock();

@@ -1,50 +1,174 @@
-//! The transactions of one processing interval, committed together.
+//! The checkpoint protocol: the transactions of one processing interval and
+//! the order in which they commit under each guarantee.
 
 use std::collections::BTreeMap;
 
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext};
+use rdkafka::{Offset, TopicPartitionList};
 use state_core::ProcessedOffsets;
-use state_txn::{PartitionTransaction, TimestampedTransaction, WindowedTransaction};
+use state_txn::StateTransaction;
 
-/// One open transaction of a store partition.
-pub(crate) enum Txn {
-    KeyValue(PartitionTransaction),
-    Windowed(WindowedTransaction),
-    Timestamped(TimestampedTransaction),
+use crate::config::ProcessingGuarantee;
+use crate::error::{ManagerError, Result};
+use crate::manager::StateStoreManager;
+
+/// Open transactions of one kind, by (store id, partition).
+#[doc(hidden)]
+pub type TxnMap<T> = BTreeMap<(usize, u32), T>;
+
+/// The open transactions of the current checkpoint, one map per kind, so a
+/// typed handle finds its transaction without a runtime kind check.
+#[doc(hidden)]
+#[derive(Default)]
+pub struct OpenTxns {
+    pub(crate) key_value: TxnMap<state_txn::PartitionTransaction>,
+    pub(crate) windowed: TxnMap<state_txn::WindowedTransaction>,
+    pub(crate) timestamped: TxnMap<state_txn::TimestampedTransaction>,
 }
 
-impl Txn {
-    pub(crate) fn prepare(&mut self, offsets: Option<&ProcessedOffsets>) -> state_txn::Result<()> {
-        match self {
-            Txn::KeyValue(t) => t.prepare(offsets),
-            Txn::Windowed(t) => t.prepare(offsets),
-            Txn::Timestamped(t) => t.prepare(offsets),
-        }
+impl OpenTxns {
+    fn is_empty(&self) -> bool {
+        self.key_value.is_empty() && self.windowed.is_empty() && self.timestamped.is_empty()
     }
 
-    pub(crate) fn flush(&mut self, offset: Option<u64>) -> state_txn::Result<()> {
-        match self {
-            Txn::KeyValue(t) => t.flush(offset),
-            Txn::Windowed(t) => t.flush(offset),
-            Txn::Timestamped(t) => t.flush(offset),
+    /// Every open transaction with its (store id, partition), in that order.
+    fn all_mut(&mut self) -> impl Iterator<Item = ((usize, u32), &mut dyn StateTransaction)> + '_ {
+        fn erase<T: StateTransaction>(m: &mut TxnMap<T>) -> impl Iterator<Item = ((usize, u32), &mut dyn StateTransaction)> + '_ {
+            m.iter_mut().map(|(k, t)| (*k, t as &mut dyn StateTransaction))
         }
+        erase(&mut self.key_value)
+            .chain(erase(&mut self.windowed))
+            .chain(erase(&mut self.timestamped))
+    }
+
+    /// Drops the transactions of partition `partition` of the given stores.
+    pub(crate) fn drop_partition(&mut self, stores: &[usize], partition: u32) {
+        let keep = |(id, p): &(usize, u32)| !(*p == partition && stores.contains(id));
+        self.key_value.retain(|k, _| keep(k));
+        self.windowed.retain(|k, _| keep(k));
+        self.timestamped.retain(|k, _| keep(k));
     }
 }
-
-/// Key of a store partition transaction: (stream, store, partition).
-pub(crate) type TxnKey = (String, String, u32);
 
 /// The state of the current processing interval.
 #[derive(Default)]
 pub(crate) struct CheckpointState {
-    pub(crate) txns: BTreeMap<TxnKey, Txn>,
+    pub(crate) txns: OpenTxns,
     /// (topic, partition) -> offset of the last processed record.
     pub(crate) processed: BTreeMap<(String, u32), i64>,
-    /// Exactly-once: a Kafka transaction is open.
-    pub(crate) kafka_txn_open: bool,
 }
 
 impl CheckpointState {
     pub(crate) fn is_empty(&self) -> bool {
         self.txns.is_empty() && self.processed.is_empty()
+    }
+}
+
+/// How far a checkpoint ([`StateStoreManager::commit`]) has got. Reported to
+/// the observer set with [`StateStoreManager::set_checkpoint_observer`], in
+/// this order, each only once the step before it succeeded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CheckpointStage {
+    /// Every changelog and output record is delivered; nothing is committed.
+    Produced,
+    /// Source offsets are committed (at-least-once) or the Kafka transaction
+    /// is committed (exactly-once); local state is not flushed yet.
+    Committed,
+    /// Local state is flushed with its changelog offsets: the checkpoint is
+    /// complete.
+    Flushed,
+}
+
+fn failed(stage: &'static str) -> impl Fn(String) -> ManagerError {
+    move |reason| ManagerError::CheckpointFailed { stage, reason }
+}
+
+impl StateStoreManager {
+    /// Commits the current checkpoint with `consumer`'s group:
+    ///
+    /// * at-least-once — prepare every transaction (changelog records with
+    ///   the processed offsets), flush the producer, commit the source
+    ///   offsets, flush every transaction with its changelog offset;
+    /// * exactly-once — the same inside the open Kafka transaction, with
+    ///   `send_offsets_to_transaction` instead of a consumer commit; local
+    ///   state is flushed only after the Kafka commit succeeds. On any
+    ///   failure the Kafka transaction is aborted and nothing is flushed
+    ///   locally: rewind the consumer to the committed offsets (or restart)
+    ///   and process again.
+    pub fn commit<C: ConsumerContext, K: Consumer<C>>(&mut self, consumer: &K) -> Result<()> {
+        let mut state = std::mem::take(&mut self.current);
+        self.last_commit = std::time::Instant::now();
+        if state.is_empty() && !self.kafka.transaction_open() {
+            return Ok(());
+        }
+        let res = self.commit_state(&mut state, consumer);
+        if res.is_err() {
+            self.kafka.abort_after_failure();
+        }
+        res
+    }
+
+    fn commit_state<C: ConsumerContext, K: Consumer<C>>(
+        &mut self,
+        state: &mut CheckpointState,
+        consumer: &K,
+    ) -> Result<()> {
+        // 1. Changelog records, tagged with the processed source offsets.
+        for ((id, partition), txn) in state.txns.all_mut() {
+            let store = self.registry.get(id);
+            let offsets = state
+                .processed
+                .get(&(store.stream.clone(), partition))
+                .map(|o| ProcessedOffsets::new().with(store.stream.clone(), *o));
+            txn.prepare(offsets.as_ref())
+                .map_err(|e| failed("prepare")(format!("{}[{partition}]: {e}", store.describe())))?;
+        }
+        // 2. Every changelog (and output) record delivered.
+        self.kafka.flush().map_err(|e| failed("producer flush")(e.to_string()))?;
+        self.observe(CheckpointStage::Produced);
+        // 3. Source offsets.
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in &state.processed {
+            tpl.add_partition_offset(topic, *partition as i32, Offset::Offset(offset + 1))
+                .map_err(|e| failed("offsets")(e.to_string()))?;
+        }
+        match self.config.guarantee {
+            ProcessingGuarantee::AtLeastOnce => {
+                if tpl.count() > 0 {
+                    consumer
+                        .commit(&tpl, CommitMode::Sync)
+                        .map_err(|e| failed("offset commit")(e.to_string()))?;
+                }
+            }
+            ProcessingGuarantee::ExactlyOnce => {
+                self.kafka.commit_transaction(&tpl, consumer)?;
+                if self.config.mirror_transactional_offsets && tpl.count() > 0 {
+                    // Only a mirror: the transaction already holds the offsets.
+                    if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
+                        tracing::warn!(error = %e, "mirrored offset commit failed");
+                    }
+                }
+            }
+        }
+        self.observe(CheckpointStage::Committed);
+        // 4. Local state, with the changelog offset it now includes.
+        for ((id, partition), txn) in state.txns.all_mut() {
+            let store = self.registry.get(id);
+            let offset = store
+                .changelog_topic
+                .as_deref()
+                .and_then(|topic| self.kafka.last_offset(topic, partition));
+            txn.flush(offset)
+                .map_err(|e| failed("local flush")(format!("{}[{partition}]: {e}", store.describe())))?;
+        }
+        self.observe(CheckpointStage::Flushed);
+        Ok(())
+    }
+
+    /// Drops the current checkpoint without committing anything (aborting
+    /// the Kafka transaction under exactly-once).
+    pub fn abort(&mut self) -> Result<()> {
+        self.current = CheckpointState::default();
+        self.kafka.abort()
     }
 }

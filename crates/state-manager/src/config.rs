@@ -1,10 +1,11 @@
 //! Manager configuration with validated defaults.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use state_changelog::RecoveryConfig;
-use state_rocksdb::RocksDbOptions;
+use state_core::Backend;
 
 use crate::error::{ManagerError, Result};
 
@@ -21,6 +22,13 @@ pub enum ProcessingGuarantee {
 }
 
 /// Configuration of a [`crate::StateStoreManager`].
+///
+/// ```
+/// use state_manager::{ManagerConfig, MemoryBackend, ProcessingGuarantee};
+/// let mut config = ManagerConfig::with_backend("my-app", "./state", MemoryBackend::shared());
+/// config.guarantee = ProcessingGuarantee::ExactlyOnce;
+/// assert!(config.validate().is_ok());
+/// ```
 #[derive(Clone, Debug)]
 pub struct ManagerConfig {
     /// Consumer group id (also part of changelog topic names and paths).
@@ -37,8 +45,10 @@ pub struct ManagerConfig {
     /// Unique id of this instance, used for the transactional id under
     /// exactly-once (`<group_id>-<instance_id>`). Default: the process id.
     pub instance_id: String,
-    /// RocksDB options of every RocksDB store.
-    pub rocksdb: RocksDbOptions,
+    /// The backend of every store registered without one of its own
+    /// ([`crate::StoreSpec::backend`]). [`ManagerConfig::new`] uses RocksDB
+    /// with default options (feature `rocksdb`).
+    pub backend: Arc<dyn Backend>,
     /// Recovery tuning.
     pub recovery: RecoveryConfig,
     /// Exactly-once only: after the Kafka transaction commits, commit the
@@ -56,8 +66,17 @@ pub struct ManagerConfig {
 }
 
 impl ManagerConfig {
-    /// Defaults for `group_id` with state under `state_dir`.
+    /// Defaults for `group_id` with state under `state_dir`, on RocksDB
+    /// with default options.
+    #[cfg(feature = "rocksdb")]
     pub fn new(group_id: impl Into<String>, state_dir: impl Into<PathBuf>) -> Self {
+        let backend = state_rocksdb::RocksDbBackend::shared(state_rocksdb::RocksDbOptions::default());
+        Self::with_backend(group_id, state_dir, backend)
+    }
+
+    /// Defaults for `group_id` with state under `state_dir`, with `backend`
+    /// as the default backend of its stores.
+    pub fn with_backend(group_id: impl Into<String>, state_dir: impl Into<PathBuf>, backend: Arc<dyn Backend>) -> Self {
         ManagerConfig {
             group_id: group_id.into(),
             state_dir: state_dir.into(),
@@ -65,7 +84,7 @@ impl ManagerConfig {
             commit_interval: Duration::from_secs(1),
             kafka_timeout: Duration::from_secs(30),
             instance_id: std::process::id().to_string(),
-            rocksdb: RocksDbOptions::default(),
+            backend,
             recovery: RecoveryConfig::default(),
             mirror_transactional_offsets: false,
             producer_properties: Vec::new(),
@@ -95,9 +114,6 @@ impl ManagerConfig {
         if self.recovery.batch_records == 0 {
             return bad("recovery.batch_records", "must be greater than zero");
         }
-        if self.rocksdb.open_max_retries == 0 {
-            return bad("rocksdb.open_max_retries", "must be at least 1");
-        }
         if self.state_dir.as_os_str().is_empty() {
             return bad("state_dir", "must not be empty");
         }
@@ -111,12 +127,13 @@ mod tests {
 
     #[test]
     fn errors_name_the_field() {
-        let mut c = ManagerConfig::new("g", "/tmp/x");
+        let mem = state_core::MemoryBackend::shared;
+        let mut c = ManagerConfig::with_backend("g", "/tmp/x", mem());
         assert!(c.validate().is_ok());
         c.commit_interval = Duration::ZERO;
         let err = c.validate().unwrap_err().to_string();
         assert!(err.contains("commit_interval"), "{err}");
-        let mut c = ManagerConfig::new("", "/tmp/x");
+        let mut c = ManagerConfig::with_backend("", "/tmp/x", mem());
         assert!(c.validate().unwrap_err().to_string().contains("group_id"));
         c.group_id = "g".into();
         c.recovery.batch_records = 0;

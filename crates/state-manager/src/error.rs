@@ -32,26 +32,17 @@ pub enum ManagerError {
         store: String,
     },
 
-    /// No store with this name is registered for the stream.
-    #[error("no store {store:?} is registered for stream {stream:?}")]
-    UnknownStore {
-        /// Stream id (source topic).
-        stream: String,
-        /// Store name.
-        store: String,
-    },
-
-    /// The store exists but is of another kind than the transaction asked for.
-    #[error("store {store:?} of stream {stream:?} is a {actual} store, not a {wanted} store")]
-    WrongStoreKind {
+    /// A store handle was used with a manager other than the one that
+    /// registered it.
+    #[error(
+        "the handle of store {store:?} of stream {stream:?} belongs to another manager; \
+         use the handle this manager's register_store returned"
+    )]
+    ForeignHandle {
         /// Stream id.
         stream: String,
         /// Store name.
         store: String,
-        /// The kind it is.
-        actual: &'static str,
-        /// The kind asked for.
-        wanted: &'static str,
     },
 
     /// The partition of the stream is not assigned to this instance.

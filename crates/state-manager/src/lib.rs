@@ -4,9 +4,11 @@
 //! assignment with recovery, and checkpoints with at-least-once or
 //! exactly-once guarantees.
 //!
-//! * [`StateStoreManager`] — registers stores per stream, opens and recovers
-//!   partitions on assignment, hands out the current checkpoint's
-//!   transactions and commits them.
+//! * [`StateStoreManager`] — registers stores per stream (returning typed
+//!   [`StoreHandle`]s), opens and recovers partitions on assignment, hands
+//!   out the current checkpoint's transactions and commits them.
+//! * [`StoreSpec`] — how a store is registered: kind, codec, backend
+//!   (any [`Backend`]; RocksDB by default with feature `rocksdb`), changelog.
 //! * [`StateContext`] — an rdkafka consumer context that calls the manager
 //!   from the group's rebalance callbacks.
 //! * [`StateDir`] — `<state_dir>/<group_id>/<store>/<stream_id>/<partition>`.
@@ -19,17 +21,33 @@
 
 #![warn(missing_docs)]
 
+mod assignment;
 mod checkpoint;
 mod config;
 mod context;
 mod error;
 mod layout;
 mod manager;
+mod producer;
 mod registry;
+mod spec;
 
+pub use checkpoint::CheckpointStage;
 pub use config::{ManagerConfig, ProcessingGuarantee};
 pub use context::StateContext;
 pub use error::{ManagerError, Result};
 pub use layout::StateDir;
-pub use manager::{CheckpointStage, StateStoreManager};
-pub use registry::{Backend, StoreKind, StoreSpec};
+pub use manager::StateStoreManager;
+pub use spec::{KeyValue, StoreHandle, StoreSpec, StoreType, Timestamped, Windowed};
+
+// Every type in this crate's public signatures, reachable from here.
+pub use parking_lot::{self, Mutex};
+pub use rdkafka;
+pub use state_changelog::{ChangelogTopicConfig, RecoveredPartition, RecoveryConfig, RecoveryProgress};
+pub use state_core::{Backend, BackendInfo, Codec, MemoryBackend, StorePartition};
+#[cfg(feature = "rocksdb")]
+pub use state_rocksdb::{RocksDbBackend, RocksDbOptions};
+pub use state_txn::{
+    CollectedValues, ExpireOptions, PartitionTransaction, StateTransaction, TimestampedConfig, TimestampedTransaction,
+    WindowedTransaction,
+};

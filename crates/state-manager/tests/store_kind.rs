@@ -5,32 +5,32 @@ use std::collections::BTreeMap;
 
 use rdkafka::config::ClientConfig;
 use state_core::Error;
-use state_manager::{ManagerConfig, ManagerError, StateStoreManager, StoreKind, StoreSpec};
+use state_manager::{KeyValue, ManagerConfig, ManagerError, StateStoreManager, StoreHandle, StoreSpec, StoreType};
 
-fn manager(dir: &std::path::Path, kind: StoreKind) -> StateStoreManager {
+fn manager<T: StoreType>(dir: &std::path::Path, spec: StoreSpec<T>) -> (StateStoreManager, StoreHandle<T>) {
     let mut m = StateStoreManager::new(ManagerConfig::new("g", dir), ClientConfig::new()).unwrap();
-    let spec = StoreSpec {
-        changelog: false,
-        ..StoreSpec::new(kind)
-    };
-    m.register_store("clicks", "counts", spec).unwrap();
-    m
+    let handle = m.register_store(spec.without_changelog()).unwrap();
+    (m, handle)
+}
+
+fn key_value() -> StoreSpec<KeyValue> {
+    StoreSpec::key_value("clicks", "counts")
 }
 
 #[test]
 fn a_key_value_partition_is_not_opened_as_windowed() {
     let dir = tempfile::tempdir().unwrap();
     let parts = vec![("clicks".to_owned(), 0u32)];
-    let mut kv = manager(dir.path(), StoreKind::KeyValue);
+    let (mut kv, counts) = manager(dir.path(), key_value());
     kv.on_assign(&parts, &BTreeMap::new()).unwrap();
-    kv.partition("clicks", "counts", 0)
+    kv.partition(&counts, 0)
         .unwrap()
         .put("default", b"k", b"v")
         .unwrap();
     kv.on_revoke(&parts).unwrap();
     drop(kv);
 
-    let mut windowed = manager(dir.path(), StoreKind::Windowed);
+    let (mut windowed, _) = manager(dir.path(), StoreSpec::windowed("clicks", "counts"));
     let err = windowed.on_assign(&parts, &BTreeMap::new()).unwrap_err();
     assert!(
         matches!(&err, ManagerError::State(Error::WrongStoreKind { found, wanted, .. })
@@ -43,8 +43,8 @@ fn a_key_value_partition_is_not_opened_as_windowed() {
     );
     drop(windowed);
 
-    let mut kv = manager(dir.path(), StoreKind::KeyValue);
+    let (mut kv, counts) = manager(dir.path(), key_value());
     kv.on_assign(&parts, &BTreeMap::new()).unwrap();
-    let p = kv.partition("clicks", "counts", 0).unwrap();
+    let p = kv.partition(&counts, 0).unwrap();
     assert_eq!(p.get("default", b"k").unwrap().as_deref(), Some(&b"v"[..]));
 }

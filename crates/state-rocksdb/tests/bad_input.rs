@@ -9,7 +9,7 @@ use std::sync::Arc;
 use state_core::testkit::FailingWrites;
 use state_core::{cf, keys, Codec, Error, StorePartition};
 use state_rocksdb::{RocksDbOptions, RocksDbPartition};
-use state_txn::{PartitionTransaction, TimestampedConfig, TimestampedTransaction, TxnError, WindowedTransaction};
+use state_txn::{ExpireOptions, PartitionTransaction, TimestampedConfig, TimestampedTransaction, TxnError, WindowedTransaction};
 
 fn open(dir: &Path) -> Arc<RocksDbPartition> {
     Arc::new(RocksDbPartition::open(dir, &RocksDbOptions::default()).unwrap())
@@ -58,10 +58,10 @@ fn a_truncated_window_key_is_a_malformed_key_error() {
         .unwrap();
 
     let mut w = WindowedTransaction::new(p.clone(), Codec::MsgPack, None);
-    let err = w.get_windows::<u64>(-1, 100, b"page", false).unwrap_err();
+    let err = w.get_windows::<u64>(-1, 100, b"page", Direction::Forward).unwrap_err();
     assert!(malformed(&err), "{err}");
     let err = w
-        .expire_windows::<u64, u64>(25, b"page", false, false)
+        .expire_windows::<u64, u64>(25, b"page", ExpireOptions::keep())
         .map(|_| ())
         .unwrap_err();
     assert!(malformed(&err), "{err}");

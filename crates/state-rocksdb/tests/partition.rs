@@ -4,8 +4,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use state_core::{cf, Codec, Error, Store, StorePartition, WriteBatch};
-use state_rocksdb::{RocksDbOptions, RocksDbPartition, RocksDbStore};
+use state_core::{cf, Codec, Error, Store, StoreLocation, StorePartition, WriteBatch};
+use state_rocksdb::{RocksDbBackend, RocksDbOptions, RocksDbPartition};
 use state_txn::PartitionTransaction;
 
 fn quick_retry() -> RocksDbOptions {
@@ -79,7 +79,10 @@ fn the_stop_signal_cancels_waiting_for_a_lock() {
 fn partitions_live_in_numbered_directories() {
     let dir = tempfile::tempdir().unwrap();
     let base = dir.path().join("group").join("store").join("stream");
-    let mut store = RocksDbStore::new("store", &base, quick_retry());
+    let mut store = Store::new(
+        RocksDbBackend::shared(quick_retry()),
+        StoreLocation::new("store", &base),
+    );
     store.assign_partition(0).unwrap();
     store.assign_partition(12).unwrap();
     assert!(base.join("0").join("CURRENT").exists());

@@ -17,34 +17,23 @@
 #![warn(missing_docs)]
 
 mod cache;
+mod checkpointed;
 mod error;
+mod options;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 mod timestamped;
 mod transaction;
 mod windowed;
 
+pub use checkpointed::StateTransaction;
 pub use error::{Result, TxnError};
+pub use options::{CollectedValues, ExpireOptions};
 pub use timestamped::{TimestampedConfig, TimestampedTransaction, MIN_ELIGIBLE_TIMESTAMPS_KEY};
 pub use transaction::{PartitionTransaction, TxnStatus};
 pub use windowed::{ExpiredWindow, Window, WindowedTransaction, GLOBAL_COUNTER_KEY};
 
 #[cfg(test)]
 mod memory_conformance {
-    use state_core::testkit::Harness;
-    use state_core::MemoryStore;
-
-    struct MemoryHarness;
-
-    impl Harness for MemoryHarness {
-        type Store = MemoryStore;
-        fn open(&mut self) -> MemoryStore {
-            MemoryStore::new("txn-conformance")
-        }
-        fn durable(&self) -> bool {
-            false
-        }
-    }
-
-    crate::txn_conformance_tests!(MemoryHarness);
+    crate::txn_conformance_tests!(state_core::testkit::MemoryHarness);
 }

@@ -11,17 +11,17 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use state_core::testkit::Harness;
-use state_core::{cf, ChangelogSink, Codec, Direction, KeyValue, RecordingSink, Store, StorePartition, WriteBatch};
+use state_core::{cf, ChangelogSink, Codec, Direction, KeyValue, RecordingSink, StorePartition, WriteBatch};
 
-use crate::{ExpiredWindow, TimestampedConfig, TimestampedTransaction, TxnError, Window, WindowedTransaction};
+use crate::{CollectedValues, ExpireOptions, ExpiredWindow, TimestampedConfig, TimestampedTransaction, TxnError, Window, WindowedTransaction};
 
-type P<H> = <<H as Harness>::Store as Store>::Partition;
+type P = Arc<dyn StorePartition>;
 
-fn windowed<H: Harness>(p: &Arc<P<H>>) -> WindowedTransaction<P<H>> {
+fn windowed(p: &P) -> WindowedTransaction {
     WindowedTransaction::new(p.clone(), Codec::Json, None)
 }
 
-fn timestamped<H: Harness>(p: &Arc<P<H>>, config: TimestampedConfig) -> TimestampedTransaction<P<H>> {
+fn timestamped(p: &P, config: TimestampedConfig) -> TimestampedTransaction {
     TimestampedTransaction::new(p.clone(), Codec::Json, None, config)
 }
 
@@ -48,7 +48,7 @@ fn all_cfs(p: &dyn StorePartition) -> BTreeMap<String, Vec<KeyValue>> {
 pub fn window_basics<H: Harness>(h: &mut H) {
     let mut store = h.open();
     let p = store.assign_partition(0).expect("assign");
-    let mut t = windowed::<H>(&p);
+    let mut t = windowed(&p);
     t.update_window(0, 10, &1, 5, b"k").unwrap();
     t.update_window(10, 20, &2, 15, b"k").unwrap();
     t.update_window(10, 20, &3, 12, b"k").unwrap();
@@ -72,7 +72,7 @@ pub fn window_basics<H: Harness>(h: &mut H) {
     ));
     t.commit().unwrap();
 
-    let mut t = windowed::<H>(&p);
+    let mut t = windowed(&p);
     assert_eq!(
         t.get_window::<i64>(10, 20, b"k").unwrap(),
         Some(3),
@@ -90,12 +90,12 @@ pub fn window_basics<H: Harness>(h: &mut H) {
         crate::TxnStatus::Failed,
         "an invalid update fails the transaction"
     );
-    let mut t = windowed::<H>(&p);
+    let mut t = windowed(&p);
     assert!(matches!(
         t.update_window(20, 10, &1, 1, b"k"),
         Err(TxnError::InvalidWindow { start: 20, end: 10 })
     ));
-    let mut t = windowed::<H>(&p);
+    let mut t = windowed(&p);
     assert!(matches!(
         t.update_window(-10, 10, &1, 1, b"k"),
         Err(TxnError::NegativeTimestamp { .. })
@@ -107,7 +107,7 @@ pub fn window_basics<H: Harness>(h: &mut H) {
 pub fn window_ranges<H: Harness>(h: &mut H) {
     let mut store = h.open();
     let p = store.assign_partition(0).expect("assign");
-    let mut t = windowed::<H>(&p);
+    let mut t = windowed(&p);
     for s in [0i64, 10, 20, 30] {
         t.update_window(s, s + 10, &s, s, b"k").unwrap();
     }
@@ -115,27 +115,27 @@ pub fn window_ranges<H: Harness>(h: &mut H) {
     t.update_window(10, 20, &98, 10, b"k|x").unwrap();
     t.commit().unwrap();
 
-    let mut t = windowed::<H>(&p);
+    let mut t = windowed(&p);
     t.update_window(40, 50, &40, 40, b"k").unwrap();
     t.delete_window(20, 30, b"k").unwrap();
     let starts = |ws: Vec<Window<i64>>| ws.into_iter().map(|w| w.start).collect::<Vec<_>>();
     assert_eq!(
-        starts(t.get_windows(-1, 100, b"k", false).unwrap()),
+        starts(t.get_windows(-1, 100, b"k", Direction::Forward).unwrap()),
         vec![0, 10, 30, 40],
         "cache merged, deletes hidden"
     );
     assert_eq!(
-        starts(t.get_windows(0, 30, b"k", false).unwrap()),
+        starts(t.get_windows(0, 30, b"k", Direction::Forward).unwrap()),
         vec![10, 30],
         "exclusive from, inclusive to"
     );
     assert_eq!(
-        starts(t.get_windows(0, 30, b"k", true).unwrap()),
+        starts(t.get_windows(0, 30, b"k", Direction::Backward).unwrap()),
         vec![30, 10],
         "backwards"
     );
-    assert_eq!(starts(t.get_windows(30, 30, b"k", false).unwrap()), Vec::<u64>::new());
-    let w = t.get_windows::<i64>(5, 15, b"k", false).unwrap();
+    assert_eq!(starts(t.get_windows(30, 30, b"k", Direction::Forward).unwrap()), Vec::<u64>::new());
+    let w = t.get_windows::<i64>(5, 15, b"k", Direction::Forward).unwrap();
     assert_eq!(
         w,
         vec![Window {
@@ -144,8 +144,8 @@ pub fn window_ranges<H: Harness>(h: &mut H) {
             value: 10
         }]
     );
-    assert_eq!(starts(t.get_windows(-1, 100, b"k2", false).unwrap()), vec![10]);
-    assert_eq!(starts(t.get_windows(-1, 100, b"k|x", false).unwrap()), vec![10]);
+    assert_eq!(starts(t.get_windows(-1, 100, b"k2", Direction::Forward).unwrap()), vec![10]);
+    assert_eq!(starts(t.get_windows(-1, 100, b"k|x", Direction::Forward).unwrap()), vec![10]);
 }
 
 /// `expire_windows` emits each window once, across transactions and (for
@@ -154,21 +154,21 @@ pub fn expiry_emits_each_window_once<H: Harness>(h: &mut H) {
     {
         let mut store = h.open();
         let p = store.assign_partition(0).expect("assign");
-        let mut t = windowed::<H>(&p);
+        let mut t = windowed(&p);
         for s in [0i64, 10, 20] {
             t.update_window(s, s + 10, &s, s + 1, b"k").unwrap();
         }
-        let first: Vec<ExpiredWindow<i64, ()>> = t.expire_windows(10, b"k", false, false).unwrap();
+        let first: Vec<ExpiredWindow<i64, ()>> = t.expire_windows(10, b"k", ExpireOptions::keep()).unwrap();
         assert_eq!(first.iter().map(|w| w.start).collect::<Vec<_>>(), vec![0, 10]);
         assert_eq!(first[0].prefix, b"k");
-        let again: Vec<ExpiredWindow<i64, ()>> = t.expire_windows(10, b"k", false, false).unwrap();
+        let again: Vec<ExpiredWindow<i64, ()>> = t.expire_windows(10, b"k", ExpireOptions::keep()).unwrap();
         assert!(again.is_empty(), "no window is emitted twice in one transaction");
         assert_eq!(t.get_latest_expired(b"k").unwrap(), 10);
         t.prepare(None).unwrap();
         t.flush(Some(1)).unwrap();
 
-        let mut t = windowed::<H>(&p);
-        let next: Vec<ExpiredWindow<i64, ()>> = t.expire_windows(20, b"k", true, false).unwrap();
+        let mut t = windowed(&p);
+        let next: Vec<ExpiredWindow<i64, ()>> = t.expire_windows(20, b"k", ExpireOptions::delete()).unwrap();
         assert_eq!(
             next.iter().map(|w| (w.start, w.value)).collect::<Vec<_>>(),
             vec![(20, 20)],
@@ -188,11 +188,11 @@ pub fn expiry_emits_each_window_once<H: Harness>(h: &mut H) {
     if h.durable() {
         let mut store = h.open();
         let p = store.assign_partition(0).expect("assign");
-        let mut t = windowed::<H>(&p);
-        let after: Vec<ExpiredWindow<i64, ()>> = t.expire_windows(1000, b"k", true, false).unwrap();
+        let mut t = windowed(&p);
+        let after: Vec<ExpiredWindow<i64, ()>> = t.expire_windows(1000, b"k", ExpireOptions::delete()).unwrap();
         assert!(after.is_empty(), "nothing is emitted again after a reopen");
         t.update_window(30, 40, &30, 31, b"k").unwrap();
-        let newer: Vec<ExpiredWindow<i64, ()>> = t.expire_windows(1000, b"k", true, false).unwrap();
+        let newer: Vec<ExpiredWindow<i64, ()>> = t.expire_windows(1000, b"k", ExpireOptions::delete()).unwrap();
         assert_eq!(newer.len(), 1);
     }
 }
@@ -202,7 +202,7 @@ pub fn expiry_emits_each_window_once<H: Harness>(h: &mut H) {
 pub fn collections<H: Harness>(h: &mut H) {
     let mut store = h.open();
     let p = store.assign_partition(0).expect("assign");
-    let mut t = windowed::<H>(&p);
+    let mut t = windowed(&p);
     let c0 = t.add_to_collection(Some(5), &"a", b"k").unwrap();
     let c1 = t.add_to_collection(Some(3), &"b", b"k").unwrap();
     let c2 = t.add_to_collection(Some(5), &"c", b"k").unwrap();
@@ -218,18 +218,18 @@ pub fn collections<H: Harness>(h: &mut H) {
     t.update_window(10, 20, &(), 12, b"k").unwrap();
     t.commit().unwrap();
 
-    let mut t = windowed::<H>(&p);
+    let mut t = windowed(&p);
     let n = t.add_to_collection(None, &"auto", b"k3").unwrap();
     assert_eq!(n, 5, "the counter is persisted across transactions");
-    let expired: Vec<ExpiredWindow<(), String>> = t.expire_windows(0, b"k", true, true).unwrap();
+    let expired: Vec<ExpiredWindow<(), String>> = t.expire_windows(0, b"k", ExpireOptions::delete().collecting()).unwrap();
     assert_eq!(expired.len(), 1);
     assert_eq!(expired[0].collected, vec!["b", "a", "c"]);
     assert_eq!(t.get_window::<()>(0, 10, b"k").unwrap(), None);
     t.commit().unwrap();
     // Values with id < the expired window's start (0) are deleted by expiry; the
     // window's own values go when a later window expires or by delete_windows.
-    let mut t = windowed::<H>(&p);
-    t.delete_windows(10, true, b"k").unwrap();
+    let mut t = windowed(&p);
+    t.delete_windows(10, CollectedValues::Delete, b"k").unwrap();
     assert_eq!(
         t.get_from_collection::<String>(0, 100, b"k").unwrap(),
         vec!["late"],
@@ -254,13 +254,13 @@ pub fn collections<H: Harness>(h: &mut H) {
 pub fn expire_all_windows_by_step<H: Harness>(h: &mut H) {
     let mut store = h.open();
     let p = store.assign_partition(0).expect("assign");
-    let mut t = windowed::<H>(&p);
+    let mut t = windowed(&p);
     for prefix in [&b"a"[..], b"b"] {
         for s in [0i64, 10, 20, 30] {
             t.update_window(s, s + 10, &s, s, prefix).unwrap();
         }
     }
-    let first: Vec<ExpiredWindow<i64, ()>> = t.expire_all_windows(25, 10, true, false).unwrap();
+    let first: Vec<ExpiredWindow<i64, ()>> = t.expire_all_windows(25, 10, ExpireOptions::delete()).unwrap();
     let mut got: Vec<_> = first.iter().map(|w| (w.prefix.clone(), w.end)).collect();
     got.sort();
     assert_eq!(
@@ -273,17 +273,17 @@ pub fn expire_all_windows_by_step<H: Harness>(h: &mut H) {
         ]
     );
     t.commit().unwrap();
-    let mut t = windowed::<H>(&p);
-    let second: Vec<ExpiredWindow<i64, ()>> = t.expire_all_windows(35, 10, true, false).unwrap();
+    let mut t = windowed(&p);
+    let second: Vec<ExpiredWindow<i64, ()>> = t.expire_all_windows(35, 10, ExpireOptions::delete()).unwrap();
     assert_eq!(
         second.iter().map(|w| w.end).collect::<Vec<_>>(),
         vec![30, 30],
         "only the next step"
     );
-    let none: Vec<ExpiredWindow<i64, ()>> = t.expire_all_windows(39, 10, true, false).unwrap();
+    let none: Vec<ExpiredWindow<i64, ()>> = t.expire_all_windows(39, 10, ExpireOptions::delete()).unwrap();
     assert!(none.is_empty());
     assert!(
-        t.expire_all_windows::<i64, ()>(40, 0, true, false).is_err(),
+        t.expire_all_windows::<i64, ()>(40, 0, ExpireOptions::delete()).is_err(),
         "a zero step is refused"
     );
 }
@@ -297,12 +297,12 @@ pub fn timestamped_latest<H: Harness>(h: &mut H) {
         grace_ms: 1000,
         keep_duplicates: false,
     };
-    let mut t = timestamped::<H>(&p, cfg);
+    let mut t = timestamped(&p, cfg);
     t.set_for_timestamp(10, &"s10", b"k").unwrap();
     t.set_for_timestamp(30, &"s30", b"k").unwrap();
     t.commit().unwrap();
 
-    let mut t = timestamped::<H>(&p, cfg);
+    let mut t = timestamped(&p, cfg);
     assert_eq!(t.get_latest::<String>(29, b"k").unwrap().as_deref(), Some("s10"));
     assert_eq!(
         t.get_latest::<String>(30, b"k").unwrap().as_deref(),
@@ -335,7 +335,7 @@ pub fn timestamped_latest<H: Harness>(h: &mut H) {
     );
     assert!(t.get_latest::<String>(35, b"k2").unwrap().is_none());
     t.commit().unwrap();
-    let mut t = timestamped::<H>(&p, cfg);
+    let mut t = timestamped(&p, cfg);
     assert_eq!(t.get_latest::<String>(100, b"k").unwrap().as_deref(), Some("c20"));
     assert!(matches!(
         t.set_for_timestamp(-1, &"x", b"k"),
@@ -352,14 +352,14 @@ pub fn timestamped_grace_expiry<H: Harness>(h: &mut H) {
         grace_ms: 10,
         keep_duplicates: false,
     };
-    let mut t = timestamped::<H>(&p, cfg);
+    let mut t = timestamped(&p, cfg);
     t.set_for_timestamp(1, &1, b"key").unwrap();
     t.set_for_timestamp(5, &5, b"key").unwrap();
     t.set_for_timestamp(1, &1, b"key2").unwrap();
     t.set_for_timestamp(2, &2, b"key|x").unwrap();
     t.commit().unwrap();
 
-    let mut t = timestamped::<H>(&p, cfg);
+    let mut t = timestamped(&p, cfg);
     t.set_for_timestamp(13, &13, b"key").unwrap(); // min eligible for "key" -> 3
     assert_eq!(t.min_eligible_timestamp(b"key").unwrap(), 3);
     assert_eq!(
@@ -370,7 +370,7 @@ pub fn timestamped_grace_expiry<H: Harness>(h: &mut H) {
     t.set_for_timestamp(2, &2, b"key").unwrap(); // late, already expired on prepare
     t.commit().unwrap();
 
-    let mut t = timestamped::<H>(&p, cfg);
+    let mut t = timestamped(&p, cfg);
     assert_eq!(
         t.get_interval::<i64>(0, 100, b"key").unwrap(),
         vec![5, 13],
@@ -408,11 +408,11 @@ pub fn timestamped_duplicates<H: Harness>(h: &mut H) {
         grace_ms: 1000,
         keep_duplicates: true,
     };
-    let mut t = timestamped::<H>(&p, dup);
+    let mut t = timestamped(&p, dup);
     t.set_for_timestamp(7, &"a", b"k").unwrap();
     t.set_for_timestamp(7, &"b", b"k").unwrap();
     t.commit().unwrap();
-    let mut t = timestamped::<H>(&p, dup);
+    let mut t = timestamped(&p, dup);
     t.set_for_timestamp(7, &"c", b"k").unwrap();
     assert_eq!(
         t.get_interval::<String>(7, 8, b"k").unwrap(),
@@ -435,7 +435,7 @@ pub fn timestamped_duplicates<H: Harness>(h: &mut H) {
         grace_ms: 1000,
         keep_duplicates: false,
     };
-    let mut t = timestamped::<H>(&p, plain);
+    let mut t = timestamped(&p, plain);
     t.set_for_timestamp(9, &"x", b"j").unwrap();
     t.set_for_timestamp(9, &"y", b"j").unwrap();
     assert_eq!(
@@ -460,8 +460,8 @@ pub fn changelog_replay_rebuilds_every_column_family<H: Harness>(h: &mut H) {
             t.update_window(s, s + 10, &(round + 1), s + 5, k).unwrap();
             t.add_to_collection(Some(s), &format!("v{round}"), k).unwrap();
         }
-        let _: Vec<ExpiredWindow<i64, String>> = t.expire_windows(round * 10 - 10, b"a", true, true).unwrap();
-        t.delete_windows(round * 10 - 20, true, b"b").unwrap();
+        let _: Vec<ExpiredWindow<i64, String>> = t.expire_windows(round * 10 - 10, b"a", ExpireOptions::delete().collecting()).unwrap();
+        t.delete_windows(round * 10 - 20, CollectedValues::Delete, b"b").unwrap();
         t.prepare(None).unwrap();
         t.flush(Some(round as u64)).unwrap();
         let mut ts = TimestampedTransaction::new(
@@ -569,7 +569,7 @@ pub fn windows_match_a_naive_model<H: Harness>(h: &mut H) {
                     WindowOp::Expire { key, max_start, delete } => {
                         let max_start = u64::from(max_start) * 10;
                         let got: Vec<ExpiredWindow<i64, ()>> =
-                            t.expire_windows(max_start as i64, &[key], delete, false).unwrap();
+                            t.expire_windows(max_start as i64, &[key], ExpireOptions { delete, ..ExpireOptions::keep() }).unwrap();
                         let got: Vec<(u64, i64)> = got.into_iter().map(|w| (w.start, w.value)).collect();
                         prop_assert_eq!(got, model.expire(key, max_start, delete));
                     }
@@ -582,7 +582,7 @@ pub fn windows_match_a_naive_model<H: Harness>(h: &mut H) {
             }
             for key in 0u8..3 {
                 let got: Vec<(u64, i64)> = t
-                    .get_windows::<i64>(-1, 1000, &[key], false)
+                    .get_windows::<i64>(-1, 1000, &[key], Direction::Forward)
                     .unwrap()
                     .into_iter()
                     .map(|w| (w.start, w.value))

@@ -26,6 +26,7 @@ use serde::Serialize;
 use state_core::{cf, keys, ChangelogSink, Codec, Direction, ProcessedOffsets, StorePartition};
 
 use crate::error::{Result, TxnError};
+use crate::options::{CollectedValues, ExpireOptions};
 use crate::transaction::{PartitionTransaction, TxnStatus};
 
 pub(crate) const LATEST_TIMESTAMP_KEY: &[u8] = b"__latest_timestamp__";
@@ -270,7 +271,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         start_from: Option<u64>,
         start_to: u64,
         prefix: &[u8],
-        backwards: bool,
+        direction: Direction,
     ) -> Result<Vec<(u64, u64, Vec<u8>)>> {
         // start_from is exclusive: scan from start_from + 1.
         let lower_start = match start_from {
@@ -289,14 +290,9 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
             Some(u) => Some(u),
             None => keys::prefix_upper_bound(&keys::prefixed_key(prefix, b"")),
         };
-        let dir = if backwards {
-            Direction::Backward
-        } else {
-            Direction::Forward
-        };
         let want_len = window_key_len(prefix);
         let mut out = Vec::new();
-        for (key, value) in self.base.iter_range(cf::DEFAULT, &lower, upper.as_deref(), dir)? {
+        for (key, value) in self.base.iter_range(cf::DEFAULT, &lower, upper.as_deref(), direction)? {
             if !keys::in_layout(&key, want_len, "window")? {
                 continue; // a key of another (longer) prefix inside the range
             }
@@ -307,19 +303,19 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     }
 
     /// Windows under `prefix` with `start_from < start <= start_to`, by start
-    /// (then end), descending if `backwards`. `start_from = -1` includes 0.
+    /// (then end), in `direction`. `start_from = -1` includes 0.
     pub fn get_windows<V: DeserializeOwned>(
         &self,
         start_from: i64,
         start_to: i64,
         prefix: &[u8],
-        backwards: bool,
+        direction: Direction,
     ) -> Result<Vec<Window<V>>> {
         if start_to < 0 {
             return Ok(Vec::new());
         }
         let from = u64::try_from(start_from).ok();
-        self.windows_raw(from, start_to as u64, prefix, backwards)?
+        self.windows_raw(from, start_to as u64, prefix, direction)?
             .into_iter()
             .map(|(start, end, v)| {
                 Ok(Window {
@@ -334,18 +330,16 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     /// Expires the windows of `prefix` with start <= `max_start_time` that
     /// were not expired before, in start order. Records the last expired
     /// start so no window is ever returned twice (across transactions and
-    /// restarts). With `delete`, the windows are deleted (and, with
-    /// `collect`, their collected values). With `collect`, each window comes
-    /// with the values collected into `[start, end)`.
+    /// restarts). See [`ExpireOptions`] for deleting the windows and
+    /// collecting their values.
     pub fn expire_windows<V: DeserializeOwned, C: DeserializeOwned>(
         &mut self,
         max_start_time: i64,
         prefix: &[u8],
-        delete: bool,
-        collect: bool,
+        options: ExpireOptions,
     ) -> Result<Vec<ExpiredWindow<V, C>>> {
         self.base.require_started("expire_windows")?;
-        let res = self.expire_windows_inner(max_start_time, prefix, delete, collect);
+        let res = self.expire_windows_inner(max_start_time, prefix, options);
         self.fail_on_err(res)
     }
 
@@ -353,14 +347,14 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         &mut self,
         max_start_time: i64,
         prefix: &[u8],
-        delete: bool,
-        collect: bool,
+        options: ExpireOptions,
     ) -> Result<Vec<ExpiredWindow<V, C>>> {
+        let ExpireOptions { delete, collect, .. } = options;
         if max_start_time < 0 {
             return Ok(Vec::new());
         }
         let last_expired = self.get_index(Index::Expired, prefix)?;
-        let windows = self.windows_raw(last_expired, max_start_time as u64, prefix, false)?;
+        let windows = self.windows_raw(last_expired, max_start_time as u64, prefix, Direction::Forward)?;
         let Some(&(last_start, _, _)) = windows.last() else {
             return Ok(Vec::new());
         };
@@ -382,20 +376,20 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     }
 
     /// Deletes the windows of `prefix` with start <= `max_start_time` (from
-    /// the last deleted start on) and, with `delete_values`, the collected
-    /// values with id < `max_start_time`.
-    pub fn delete_windows(&mut self, max_start_time: i64, delete_values: bool, prefix: &[u8]) -> Result<()> {
+    /// the last deleted start on) and, with [`CollectedValues::Delete`], the
+    /// collected values with id < `max_start_time`.
+    pub fn delete_windows(&mut self, max_start_time: i64, values: CollectedValues, prefix: &[u8]) -> Result<()> {
         self.base.require_started("delete_windows")?;
-        let res = self.delete_windows_inner(max_start_time, delete_values, prefix);
+        let res = self.delete_windows_inner(max_start_time, values, prefix);
         self.fail_on_err(res)
     }
 
-    fn delete_windows_inner(&mut self, max_start_time: i64, delete_values: bool, prefix: &[u8]) -> Result<()> {
+    fn delete_windows_inner(&mut self, max_start_time: i64, values: CollectedValues, prefix: &[u8]) -> Result<()> {
         if max_start_time < 0 {
             return Ok(());
         }
         let last_deleted = self.get_index(Index::DeletedWindow, prefix)?;
-        let windows = self.windows_raw(last_deleted, max_start_time as u64, prefix, false)?;
+        let windows = self.windows_raw(last_deleted, max_start_time as u64, prefix, Direction::Forward)?;
         for (start, end, _) in &windows {
             self.base
                 .delete_raw(cf::DEFAULT, keys::window_key(prefix, *start, *end))?;
@@ -406,7 +400,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
                 self.set_index(Index::DeletedWindow, prefix, last)?;
             }
         }
-        if delete_values {
+        if values == CollectedValues::Delete {
             self.delete_collection_range(None, max_start_time as u64, prefix)?;
         }
         Ok(())
@@ -421,11 +415,10 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         &mut self,
         max_end_time: i64,
         step_ms: i64,
-        delete: bool,
-        collect: bool,
+        options: ExpireOptions,
     ) -> Result<Vec<ExpiredWindow<V, C>>> {
         self.base.require_started("expire_all_windows")?;
-        let res = self.expire_all_windows_inner(max_end_time, step_ms, delete, collect);
+        let res = self.expire_all_windows_inner(max_end_time, step_ms, options);
         self.fail_on_err(res)
     }
 
@@ -433,9 +426,9 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         &mut self,
         max_end_time: i64,
         step_ms: i64,
-        delete: bool,
-        collect: bool,
+        options: ExpireOptions,
     ) -> Result<Vec<ExpiredWindow<V, C>>> {
+        let ExpireOptions { delete, collect, .. } = options;
         let max_end = non_negative("max_end_time", max_end_time)?;
         if step_ms <= 0 {
             return Err(TxnError::InvalidWindow { start: 0, end: step_ms });

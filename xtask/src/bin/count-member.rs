@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{ClientConfig, Message, Offset};
-use state_manager::{ManagerConfig, StateContext, StateStoreManager, StoreKind, StoreSpec};
+use state_manager::{ManagerConfig, StateContext, StateStoreManager, StoreSpec};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -26,7 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = ManagerConfig::new("count-group", state_dir);
     config.instance_id = instance.clone();
     let mut manager = StateStoreManager::new(config, kafka.clone())?;
-    manager.register_store(topic, "counts", StoreSpec::new(StoreKind::KeyValue))?;
+    let counts = manager.register_store(StoreSpec::key_value(topic, "counts"))?;
     let manager = Arc::new(Mutex::new(manager));
     let consumer: BaseConsumer<StateContext> = kafka
         .set("group.id", "count-group")
@@ -52,7 +52,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Some(Ok(msg)) => {
                 let p = msg.partition() as u32;
                 let key = msg.key().unwrap_or_default().to_vec();
-                let t = m.kv(topic, "counts", p)?;
+                let t = m.txn(&counts, p)?;
                 let n: u64 = t.get("count", &key)?.unwrap_or(0);
                 t.set("count", &(n + 1), &key)?;
                 m.processed(topic, p, msg.offset())?;
@@ -81,7 +81,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 if done {
                     let mut counts = BTreeMap::new();
                     for p in 0..partitions as u32 {
-                        let part = m.partition(topic, "counts", p)?;
+                        let part = m.partition(&counts, p)?;
                         for item in part.iter_range("default", b"", None, state_core::Direction::Forward)? {
                             let (k, v) = item?;
                             let prefix = k.split(|b| *b == b'|').next().unwrap_or_default();

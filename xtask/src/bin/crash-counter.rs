@@ -22,7 +22,7 @@ use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::{ClientConfig, Message, Offset};
 use state_core::{Codec, Direction};
 use state_manager::{
-    CheckpointStage, ManagerConfig, ProcessingGuarantee, StateContext, StateStoreManager, StoreKind, StoreSpec,
+    CheckpointStage, ManagerConfig, ProcessingGuarantee, StateContext, StateStoreManager, StoreSpec,
 };
 
 const INPUT: &str = "crash-input";
@@ -84,7 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.kafka_timeout = Duration::from_secs(15);
     config.mirror_transactional_offsets = std::env::var("MIRROR_OFFSETS").is_ok();
     let mut manager = StateStoreManager::new(config, kafka.clone())?;
-    manager.register_store(INPUT, "counts", StoreSpec::new(StoreKind::KeyValue))?;
+    let counts = manager.register_store(StoreSpec::key_value(INPUT, "counts"))?;
     if let Some(c) = crash.clone() {
         manager.set_checkpoint_observer(move |s| c.reached(stage_name(s)));
         let c = crash.clone();
@@ -125,7 +125,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             Some(Ok(msg)) => {
                 let p = msg.partition() as u32;
                 let key = msg.key().unwrap_or_default().to_vec();
-                let t = m.kv(INPUT, "counts", p)?;
+                let t = m.txn(&counts, p)?;
                 let n: u64 = t.get("count", &key)?.unwrap_or(0);
                 t.set("count", &(n + 1), &key)?;
                 let out = m.output_producer()?;
@@ -164,7 +164,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 if done {
                     let mut counts = BTreeMap::new();
                     for p in 0..partitions as u32 {
-                        let part = m.partition(INPUT, "counts", p)?;
+                        let part = m.partition(&counts, p)?;
                         for item in part.iter_range("default", b"", None, Direction::Forward)? {
                             let (k, v) = item?;
                             let prefix = k.split(|b| *b == b'|').next().unwrap_or_default();

@@ -12,9 +12,10 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
 use rdkafka::Message;
-use state_core::Codec;
-use state_manager::{ManagerConfig, ProcessingGuarantee, StateContext, StateStoreManager, StoreKind, StoreSpec};
-use state_txn::PartitionTransaction;
+use state_manager::{
+    Codec, KeyValue, ManagerConfig, PartitionTransaction, ProcessingGuarantee, StateContext, StateStoreManager,
+    StoreHandle, StoreSpec,
+};
 
 pub const INPUT: &str = "input";
 pub const PARTITIONS: i32 = 4;
@@ -24,6 +25,7 @@ pub const RECORDS: usize = 240;
 pub struct Member {
     pub consumer: BaseConsumer<StateContext>,
     pub manager: Arc<Mutex<StateStoreManager>>,
+    pub counts: StoreHandle<KeyValue>,
     pub dir: tempfile::TempDir,
     pub processed: usize,
     pub since_commit: usize,
@@ -109,15 +111,9 @@ pub fn member_with(
     cfg.mirror_transactional_offsets = true;
     adjust(&mut cfg);
     let mut m = StateStoreManager::new(cfg, client(bootstrap)).unwrap();
-    m.register_store(
-        INPUT,
-        "counts",
-        StoreSpec {
-            codec: Codec::MsgPack,
-            ..StoreSpec::new(StoreKind::KeyValue)
-        },
-    )
-    .unwrap();
+    let counts = m
+        .register_store(StoreSpec::key_value(INPUT, "counts").codec(Codec::MsgPack))
+        .unwrap();
     let manager = Arc::new(Mutex::new(m));
     let mut c = client(bootstrap);
     c.set("group.id", "g")
@@ -139,6 +135,7 @@ pub fn member_with(
     Member {
         consumer,
         manager,
+        counts,
         dir,
         processed: 0,
         since_commit: 0,
@@ -146,10 +143,10 @@ pub fn member_with(
 }
 
 /// The processor: one more for the record's key, in the current checkpoint.
-pub fn count(mgr: &mut StateStoreManager, msg: &rdkafka::message::BorrowedMessage<'_>) {
+pub fn count(mgr: &mut StateStoreManager, counts: &StoreHandle<KeyValue>, msg: &rdkafka::message::BorrowedMessage<'_>) {
     let p = msg.partition() as u32;
     let key = msg.key().unwrap().to_vec();
-    let t = mgr.kv(INPUT, "counts", p).unwrap();
+    let t = mgr.txn(counts, p).unwrap();
     let n: u64 = t.get("count", &key).unwrap().unwrap_or(0);
     t.set("count", &(n + 1), &key).unwrap();
     mgr.processed(INPUT, p, msg.offset()).unwrap();
@@ -167,7 +164,7 @@ pub fn step(m: &mut Member, max: usize) {
         if let Some(e) = mgr.take_error() {
             panic!("manager error: {e}");
         }
-        count(&mut mgr, &msg);
+        count(&mut mgr, &m.counts, &msg);
         m.processed += 1;
         m.since_commit += 1;
         if m.since_commit >= 10 {
@@ -218,7 +215,7 @@ pub fn counts(m: &Member) -> BTreeMap<String, u64> {
     for k in 0..KEYS {
         let key = format!("k{k}");
         let p = (k % PARTITIONS as usize) as u32;
-        let part = mgr.partition(INPUT, "counts", p).unwrap();
+        let part = mgr.partition(&m.counts, p).unwrap();
         let t = PartitionTransaction::new(part, Codec::MsgPack, None);
         out.insert(
             key.clone(),
@@ -235,7 +232,7 @@ pub fn process_until(m: &mut Member, total: usize) {
             assert!(Instant::now() < deadline, "input did not arrive in time");
             continue;
         };
-        count(&mut m.manager.lock(), &msg);
+        count(&mut m.manager.lock(), &m.counts, &msg);
         m.processed += 1;
     }
 }

@@ -1,7 +1,10 @@
 //! The conformance harness shared by the RocksDB conformance runs.
 
+use std::sync::Arc;
+
 use state_core::testkit::Harness;
-use state_rocksdb::{RocksDbOptions, RocksDbStore};
+use state_core::{Backend, StoreLocation};
+use state_rocksdb::{RocksDbBackend, RocksDbOptions};
 
 /// Opens RocksDB stores in one temporary directory, small buffers, with
 /// `value_cache_bytes` as given (0: the default, no value cache).
@@ -20,19 +23,16 @@ impl RocksHarness {
 }
 
 impl Harness for RocksHarness {
-    type Store = RocksDbStore;
-
-    fn open(&mut self) -> RocksDbStore {
-        let options = RocksDbOptions {
+    fn backend(&self) -> Arc<dyn Backend> {
+        RocksDbBackend::shared(RocksDbOptions {
             block_cache_size: 8 << 20,
             write_buffer_size: 4 << 20,
             value_cache_bytes: self.value_cache_bytes,
             ..RocksDbOptions::default()
-        };
-        RocksDbStore::new("conformance", self.dir.path().join("store"), options)
+        })
     }
 
-    fn durable(&self) -> bool {
-        true
+    fn location(&self) -> StoreLocation {
+        StoreLocation::new("conformance", self.dir.path().join("store"))
     }
 }

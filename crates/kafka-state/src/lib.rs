@@ -1,0 +1,58 @@
+//! # kafka-state
+//!
+//! Durable, transactional, fault-tolerant local state for Kafka stream
+//! processors on `rdkafka`, in one dependency. This crate re-exports the
+//! workspace's crates behind features; each of them also works on its own.
+//!
+//! | feature | what it adds | crate |
+//! |---|---|---|
+//! | (always) | backend traits, codecs, key layouts, the in-memory backend | [`core`] (`state-core`) |
+//! | (always) | transactions: key-value, windowed, timestamped | [`txn`] (`state-txn`) |
+//! | `rocksdb` (default) | the RocksDB backend | [`rocksdb`] (`state-rocksdb`) |
+//! | `manager` (default) | changelogs on Kafka, recovery, the state manager | [`changelog`], [`manager`] |
+//!
+//! The most used types are re-exported at the root, so
+//! `use kafka_state::{StateStoreManager, StoreSpec, ...}` is enough for an
+//! application. See the README for a complete example.
+
+#![warn(missing_docs)]
+
+// The README's example is compiled and run as a doctest here, so the front
+// door cannot drift from the code.
+#[cfg(all(doctest, feature = "rocksdb"))]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;
+
+pub use state_core as core;
+pub use state_txn as txn;
+
+#[cfg(feature = "rocksdb")]
+pub use state_rocksdb as rocksdb;
+
+#[cfg(feature = "manager")]
+pub use state_changelog as changelog;
+#[cfg(feature = "manager")]
+pub use state_manager as manager;
+
+/// The mutex the manager is shared behind (`Arc<Mutex<StateStoreManager>>`).
+pub use parking_lot::{self, Mutex};
+
+pub use state_core::{
+    Backend, BackendInfo, ChangelogSink, Codec, Direction, MemoryBackend, MemoryPartition, ProcessedOffsets,
+    RecordingSink, Store, StoreLocation, StorePartition, WriteBatch,
+};
+pub use state_txn::{
+    CollectedValues, ExpireOptions, ExpiredWindow, PartitionTransaction, StateTransaction, TimestampedConfig,
+    TimestampedTransaction, TxnError, TxnStatus, Window, WindowedTransaction,
+};
+
+#[cfg(feature = "rocksdb")]
+pub use state_rocksdb::{RocksDbBackend, RocksDbOptions, RocksDbPartition};
+
+#[cfg(feature = "manager")]
+pub use state_changelog::{rdkafka, ChangelogProducer, ChangelogTopicConfig, RecoveryConfig, RecoveryProgress};
+#[cfg(feature = "manager")]
+pub use state_manager::{
+    CheckpointStage, KeyValue, ManagerConfig, ManagerError, ProcessingGuarantee, StateContext, StateStoreManager,
+    StoreHandle, StoreSpec, StoreType, Timestamped, Windowed,
+};

@@ -1,0 +1,268 @@
+//! The whole demo: topics, input, the processor, the crash, the check and
+//! the summary.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
+use state_changelog::{changelog_topic_name, create_topic};
+use state_manager::StateContext;
+
+use crate::events::{partition_of, Generator, Truth};
+use crate::processor::{send, Run, COMPRESSION};
+use crate::topics::{Topics, GROUP, PAGE_WINDOWS, USER_TOTALS};
+use crate::verify::{read_output, verify, Verdict};
+use crate::{kafka, Config, DemoError, Result};
+
+/// What a run measured and found.
+#[derive(Clone, Debug)]
+pub struct Report {
+    /// Events in the input.
+    pub events: u64,
+    /// Input records processed, re-processing after the crash included.
+    pub processed: u64,
+    /// Wall time of processing (both processors, recovery included).
+    pub elapsed: Duration,
+    /// Input records processed before the crash.
+    pub crashed_after: Option<u64>,
+    /// Changelog offsets replayed by the second processor.
+    pub restored: u64,
+    /// How long that recovery took.
+    pub recovery: Duration,
+    /// Distinct windows in the output.
+    pub windows_emitted: usize,
+    /// Output records (updates) read.
+    pub output_records: u64,
+    /// The comparison with the truth.
+    pub verdict: Verdict,
+}
+
+impl Report {
+    /// Input events per second of processing.
+    pub fn events_per_sec(&self) -> f64 {
+        self.events as f64 / self.elapsed.as_secs_f64().max(1e-9)
+    }
+
+    /// The human summary printed at the end.
+    pub fn summary(&self) -> String {
+        let mut s = format!(
+            "events:          {} in {:.1} s ({:.0} events/s, {} processed incl. re-processing)\n",
+            self.events,
+            self.elapsed.as_secs_f64(),
+            self.events_per_sec(),
+            self.processed
+        );
+        match self.crashed_after {
+            Some(n) => {
+                s += &format!(
+                    "crash:           after {n} events, local state deleted\nrecovery:        {} changelog records restored in {:.2} s\n",
+                    self.restored,
+                    self.recovery.as_secs_f64()
+                )
+            }
+            None => s += "crash:           none\n",
+        }
+        s += &format!(
+            "windows emitted: {} ({} window updates)\n",
+            self.windows_emitted, self.output_records
+        );
+        s += &format!("verified: {}\n", self.verdict);
+        s
+    }
+}
+
+pub(crate) fn bar(show: bool, len: u64, what: &str) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_message(what.to_owned());
+    bar
+}
+
+/// Produces the click stream; returns the truth computed from it.
+fn produce_input(cfg: &Config, client: &ClientConfig, topic: &str) -> Result<Truth> {
+    let producer: BaseProducer = kafka(
+        "creating the input producer",
+        client
+            .clone()
+            .set("linger.ms", "20")
+            .set("compression.type", COMPRESSION)
+            .create(),
+    )?;
+    let window_ms = cfg.window.as_millis() as i64;
+    let mut truth = Truth::default();
+    let progress = bar(cfg.progress, cfg.events, "producing");
+    for (i, view) in Generator::new(cfg.seed, cfg.users, cfg.pages)
+        .take(cfg.events as usize)
+        .enumerate()
+    {
+        truth.add(&view, window_ms);
+        let rec = BaseRecord::to(topic)
+            .key(view.user.as_bytes())
+            .payload(view.page.as_bytes())
+            .partition(partition_of(&view.user, cfg.partitions) as i32)
+            .timestamp(view.ts);
+        send(&producer, "producing input", rec)?;
+        if i % 10_000 == 0 {
+            progress.set_position(i as u64);
+        }
+    }
+    kafka("flushing the input", producer.flush(Duration::from_secs(120)))?;
+    progress.finish_and_clear();
+    Ok(truth)
+}
+
+/// Fails if the mock cluster dropped old records of any partition (its log
+/// is capped), which would make the verification meaningless.
+fn check_nothing_dropped(consumer: &BaseConsumer<StateContext>, topics: &[String], partitions: u32) -> Result<()> {
+    for topic in topics {
+        for partition in 0..partitions as i32 {
+            let (low, _) = kafka(
+                "reading watermarks",
+                consumer.fetch_watermarks(topic, partition, Duration::from_secs(10)),
+            )?;
+            if low > 0 {
+                return Err(DemoError::MockRetention {
+                    topic: topic.clone(),
+                    partition,
+                    low,
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Deletes the processor's local state directory.
+fn delete_state(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Runs the whole demo: input, processing with a crash, verification.
+pub fn run(cfg: &Config) -> Result<Report> {
+    if cfg.partitions == 0 || cfg.window.is_zero() || cfg.commit_every == 0 || !(0.0..1.0).contains(&cfg.crash_at) {
+        return Err(DemoError::Config(
+            "partitions, window and commit-every must be positive and crash-at in [0, 1)".into(),
+        ));
+    }
+    let mock: Option<MockCluster<'static, DefaultProducerContext>> = match cfg.brokers {
+        Some(_) => None,
+        None => Some(kafka("starting the mock cluster", MockCluster::new(1))?),
+    };
+    let brokers = match (&cfg.brokers, &mock) {
+        (Some(b), _) => b.clone(),
+        (None, Some(m)) => m.bootstrap_servers(),
+        (None, None) => unreachable!("a mock cluster is started when no brokers are given"),
+    };
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", &brokers);
+    // Fresh names on a real cluster, so a rerun does not see old records.
+    let suffix = match cfg.brokers {
+        Some(_) => format!(
+            "-{}",
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_millis())
+                .unwrap_or(0)
+        ),
+        None => String::new(),
+    };
+    let topics = Topics {
+        input: format!("pageviews{suffix}"),
+        by_page: format!("pageviews-by-page{suffix}"),
+        output: format!("page-window-counts{suffix}"),
+    };
+    match &mock {
+        // The mock cluster answers topic creation through its own API only.
+        Some(m) => {
+            let changelogs = [
+                changelog_topic_name(GROUP, &topics.input, USER_TOTALS),
+                changelog_topic_name(GROUP, &topics.by_page, PAGE_WINDOWS),
+            ];
+            for t in [&topics.input, &topics.by_page, &topics.output]
+                .into_iter()
+                .chain(&changelogs)
+            {
+                kafka("creating a topic", m.create_topic(t, cfg.partitions as i32, 1))?;
+            }
+        }
+        None => {
+            for t in [&topics.input, &topics.by_page, &topics.output] {
+                create_topic(&client, t, cfg.partitions as usize, 1, &[], Duration::from_secs(30))?;
+            }
+        }
+    }
+    let scratch = tempfile::tempdir()?;
+    let state_dir = cfg.state_dir.clone().unwrap_or_else(|| scratch.path().join("state"));
+    let run = Run {
+        cfg,
+        client: client.clone(),
+        topics: &topics,
+        state_dir: state_dir.clone(),
+        window_ms: cfg.window.as_millis() as i64,
+    };
+
+    let truth = produce_input(cfg, &client, &topics.input)?;
+    let started = Instant::now();
+    let progress = bar(cfg.progress, cfg.events, "processing");
+    let mut processed = 0u64;
+    let crash_after = (cfg.crash_at > 0.0).then_some((cfg.events as f64 * cfg.crash_at) as u64);
+
+    let mut crashed_after = None;
+    if let Some(n) = crash_after.filter(|n| *n > 0) {
+        let mut first = run.processor()?;
+        run.drive(&mut first, Some(n), &mut processed, &progress)?;
+        // The crash: the checkpoint in flight is dropped, never committed,
+        // and the local state is gone.
+        first.manager.lock().abort()?;
+        drop(first);
+        delete_state(&state_dir)?;
+        crashed_after = Some(processed);
+        progress.println(format!("crashed after {processed} events; local state deleted"));
+    }
+    let mut second = run.processor()?;
+    run.drive(&mut second, None, &mut processed, &progress)?;
+    progress.finish_and_clear();
+    let elapsed = started.elapsed();
+
+    let (restored, recovery) = {
+        let r = second.recovery.lock();
+        let time = match (r.started, r.finished) {
+            (Some(s), Some(f)) => f.saturating_duration_since(s),
+            _ => Duration::ZERO,
+        };
+        (r.done.values().sum(), time)
+    };
+    if mock.is_some() {
+        let mut all = vec![topics.input.clone(), topics.by_page.clone(), topics.output.clone()];
+        all.extend(second.manager.lock().changelog_topics().into_iter().map(|(_, t)| t));
+        check_nothing_dropped(&second.consumer, &all, cfg.partitions)?;
+    }
+    let output = read_output(&client, &topics.output, cfg.partitions)?;
+    let verdict = verify(&truth, &output, &second.manager.lock(), &second.stores, cfg)?;
+    Ok(Report {
+        events: cfg.events,
+        processed,
+        elapsed,
+        crashed_after: crashed_after.filter(|_| crash_after.is_some()),
+        restored,
+        recovery,
+        windows_emitted: output.latest.len(),
+        output_records: output.records,
+        verdict,
+    })
+}

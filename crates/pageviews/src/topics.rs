@@ -1,0 +1,26 @@
+//! Names of one run's topics and the handles of its stores.
+
+use state_manager::{KeyValue, StoreHandle, Windowed};
+
+/// The consumer group of the demo.
+pub(crate) const GROUP: &str = "pageviews-demo";
+/// The key-value store of view totals per user.
+pub(crate) const USER_TOTALS: &str = "user-totals";
+/// The windowed store of views per page.
+pub(crate) const PAGE_WINDOWS: &str = "page-windows";
+
+/// Topic names of one run (suffixed on a real cluster so reruns start clean).
+pub(crate) struct Topics {
+    pub input: String,
+    pub by_page: String,
+    pub output: String,
+}
+
+/// The stores of one processor, as its manager registered them.
+#[derive(Clone, Debug)]
+pub(crate) struct Stores {
+    /// Views per user (stream: the input topic).
+    pub user_totals: StoreHandle<KeyValue>,
+    /// Views per page and window (stream: the by-page topic).
+    pub page_windows: StoreHandle<Windowed>,
+}

@@ -1,0 +1,243 @@
+//! Store kinds, how a store is registered ([`StoreSpec`]), and the typed
+//! handle registration returns ([`StoreHandle`]).
+
+use std::fmt;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use state_core::{Backend, ChangelogSink, Codec, StorePartition};
+use state_txn::{
+    PartitionTransaction, StateTransaction, TimestampedConfig, TimestampedTransaction, WindowedTransaction,
+};
+
+use crate::checkpoint::OpenTxns;
+
+mod sealed {
+    pub trait Sealed {}
+}
+
+/// A kind of store: which transaction it hands out and what it records in
+/// each partition. Implemented by [`KeyValue`], [`Windowed`] and
+/// [`Timestamped`] only.
+pub trait StoreType: sealed::Sealed + Send + Sync + 'static {
+    /// The transaction of the current checkpoint on one partition.
+    type Txn: StateTransaction;
+    /// Settings every partition of such a store shares (the timestamped
+    /// store's retention; nothing for the others).
+    type Settings: Clone + fmt::Debug + Send + Sync + 'static;
+    /// The kind recorded in each partition's metadata (`key-value`,
+    /// `windowed`, `timestamped`); opening a partition recorded as another
+    /// kind is refused.
+    const KIND: &'static str;
+
+    #[doc(hidden)]
+    fn begin(
+        partition: Arc<dyn StorePartition>,
+        codec: Codec,
+        sink: Option<Arc<dyn ChangelogSink>>,
+        settings: &Self::Settings,
+    ) -> Self::Txn;
+
+    #[doc(hidden)]
+    fn txns(open: &mut OpenTxns) -> &mut crate::checkpoint::TxnMap<Self::Txn>;
+}
+
+/// Key-value stores: [`PartitionTransaction`].
+#[derive(Debug)]
+pub enum KeyValue {}
+/// Windowed stores: [`WindowedTransaction`].
+#[derive(Debug)]
+pub enum Windowed {}
+/// Timestamped stores: [`TimestampedTransaction`].
+#[derive(Debug)]
+pub enum Timestamped {}
+
+impl sealed::Sealed for KeyValue {}
+impl sealed::Sealed for Windowed {}
+impl sealed::Sealed for Timestamped {}
+
+impl StoreType for KeyValue {
+    type Txn = PartitionTransaction;
+    type Settings = ();
+    const KIND: &'static str = "key-value";
+
+    fn begin(p: Arc<dyn StorePartition>, codec: Codec, sink: Option<Arc<dyn ChangelogSink>>, _: &()) -> Self::Txn {
+        PartitionTransaction::new(p, codec, sink)
+    }
+
+    fn txns(open: &mut OpenTxns) -> &mut crate::checkpoint::TxnMap<Self::Txn> {
+        &mut open.key_value
+    }
+}
+
+impl StoreType for Windowed {
+    type Txn = WindowedTransaction;
+    type Settings = ();
+    const KIND: &'static str = "windowed";
+
+    fn begin(p: Arc<dyn StorePartition>, codec: Codec, sink: Option<Arc<dyn ChangelogSink>>, _: &()) -> Self::Txn {
+        WindowedTransaction::new(p, codec, sink)
+    }
+
+    fn txns(open: &mut OpenTxns) -> &mut crate::checkpoint::TxnMap<Self::Txn> {
+        &mut open.windowed
+    }
+}
+
+impl StoreType for Timestamped {
+    type Txn = TimestampedTransaction;
+    type Settings = TimestampedConfig;
+    const KIND: &'static str = "timestamped";
+
+    fn begin(
+        p: Arc<dyn StorePartition>,
+        codec: Codec,
+        sink: Option<Arc<dyn ChangelogSink>>,
+        settings: &TimestampedConfig,
+    ) -> Self::Txn {
+        TimestampedTransaction::new(p, codec, sink, *settings)
+    }
+
+    fn txns(open: &mut OpenTxns) -> &mut crate::checkpoint::TxnMap<Self::Txn> {
+        &mut open.timestamped
+    }
+}
+
+/// How a store is registered: its stream (source topic), name and kind,
+/// plus codec, backend and changelog, each with a default.
+///
+/// ```
+/// use state_manager::{StoreSpec, Codec, MemoryBackend};
+/// let spec = StoreSpec::windowed("page-views", "per-page")
+///     .codec(Codec::Json)
+///     .backend(MemoryBackend::shared());
+/// # let _ = spec;
+/// ```
+pub struct StoreSpec<T: StoreType> {
+    pub(crate) stream: String,
+    pub(crate) name: String,
+    pub(crate) settings: T::Settings,
+    pub(crate) codec: Codec,
+    pub(crate) changelog: bool,
+    pub(crate) backend: Option<Arc<dyn Backend>>,
+}
+
+impl<T: StoreType> fmt::Debug for StoreSpec<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreSpec")
+            .field("kind", &T::KIND)
+            .field("stream", &self.stream)
+            .field("name", &self.name)
+            .field("settings", &self.settings)
+            .field("codec", &self.codec)
+            .field("changelog", &self.changelog)
+            .field("backend", &self.backend.as_ref().map(|b| b.info().name))
+            .finish()
+    }
+}
+
+impl<T: StoreType> StoreSpec<T> {
+    fn with_settings(stream: impl Into<String>, name: impl Into<String>, settings: T::Settings) -> Self {
+        StoreSpec {
+            stream: stream.into(),
+            name: name.into(),
+            settings,
+            codec: Codec::MsgPack,
+            changelog: true,
+            backend: None,
+        }
+    }
+
+    /// The value codec (default MessagePack). Use [`Codec::Json`] for
+    /// stores shared with quixstreams.
+    pub fn codec(mut self, codec: Codec) -> Self {
+        self.codec = codec;
+        self
+    }
+
+    /// The backend of this store (default: the manager's
+    /// [`crate::ManagerConfig::backend`]).
+    pub fn backend(mut self, backend: Arc<dyn Backend>) -> Self {
+        self.backend = Some(backend);
+        self
+    }
+
+    /// No changelog topic: the store is not fault tolerant (its state is
+    /// lost with its local files) and writes locally at every checkpoint.
+    pub fn without_changelog(mut self) -> Self {
+        self.changelog = false;
+        self
+    }
+}
+
+impl StoreSpec<KeyValue> {
+    /// A key-value store `name` of stream `stream`.
+    pub fn key_value(stream: impl Into<String>, name: impl Into<String>) -> Self {
+        Self::with_settings(stream, name, ())
+    }
+}
+
+impl StoreSpec<Windowed> {
+    /// A windowed store `name` of stream `stream`.
+    pub fn windowed(stream: impl Into<String>, name: impl Into<String>) -> Self {
+        Self::with_settings(stream, name, ())
+    }
+}
+
+impl StoreSpec<Timestamped> {
+    /// A timestamped store `name` of stream `stream` with `config`'s
+    /// retention and duplicate handling.
+    pub fn timestamped(stream: impl Into<String>, name: impl Into<String>, config: TimestampedConfig) -> Self {
+        Self::with_settings(stream, name, config)
+    }
+}
+
+/// A registered store, as [`crate::StateStoreManager::register_store`]
+/// returns it. It gives the current checkpoint's transaction of the right
+/// kind ([`crate::StateStoreManager::txn`]) without a lookup by name.
+///
+/// Cheap to clone; valid only with the manager that returned it (another
+/// manager refuses it with [`crate::ManagerError::ForeignHandle`]).
+pub struct StoreHandle<T: StoreType> {
+    pub(crate) manager: u64,
+    pub(crate) id: usize,
+    pub(crate) stream: Arc<str>,
+    pub(crate) name: Arc<str>,
+    pub(crate) settings: T::Settings,
+    pub(crate) kind: PhantomData<fn() -> T>,
+}
+
+impl<T: StoreType> Clone for StoreHandle<T> {
+    fn clone(&self) -> Self {
+        StoreHandle {
+            manager: self.manager,
+            id: self.id,
+            stream: self.stream.clone(),
+            name: self.name.clone(),
+            settings: self.settings.clone(),
+            kind: PhantomData,
+        }
+    }
+}
+
+impl<T: StoreType> fmt::Debug for StoreHandle<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreHandle")
+            .field("kind", &T::KIND)
+            .field("stream", &self.stream)
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl<T: StoreType> StoreHandle<T> {
+    /// The stream (source topic) the store belongs to.
+    pub fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    /// The store's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}

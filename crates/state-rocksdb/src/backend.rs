@@ -1,0 +1,92 @@
+//! [`RocksDbBackend`]: RocksDB as a [`state_core::Backend`].
+
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use state_core::{remove_store_dir, Backend, BackendInfo, Result, StoreLocation, StorePartition};
+
+use crate::options::RocksDbOptions;
+use crate::partition::RocksDbPartition;
+
+/// RocksDB, one database per partition in `<store dir>/<partition>`.
+///
+/// Every partition opened through one backend shares one LRU block cache of
+/// [`RocksDbOptions::block_cache_size`] bytes, so the cache budget is per
+/// application, not per partition. Opening a partition whose lock another
+/// process holds retries with backoff ([`RocksDbOptions::open_max_retries`])
+/// and gives up early when the [`stop signal`](Self::stop_signal) is set.
+pub struct RocksDbBackend {
+    options: RocksDbOptions,
+    cache: Option<rocksdb::Cache>,
+    stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for RocksDbBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RocksDbBackend")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for RocksDbBackend {
+    fn default() -> Self {
+        Self::new(RocksDbOptions::default())
+    }
+}
+
+impl RocksDbBackend {
+    /// A backend opening partitions with `options`.
+    pub fn new(options: RocksDbOptions) -> Self {
+        let cache = (options.block_cache_size > 0).then(|| rocksdb::Cache::new_lru_cache(options.block_cache_size));
+        RocksDbBackend {
+            options,
+            cache,
+            stop: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    /// The same, ready to share as `Arc<dyn Backend>`.
+    pub fn shared(options: RocksDbOptions) -> Arc<dyn Backend> {
+        Arc::new(Self::new(options))
+    }
+
+    /// The options partitions are opened with.
+    pub fn options(&self) -> &RocksDbOptions {
+        &self.options
+    }
+
+    /// Set this flag to stop waiting for a locked partition (e.g. on shutdown).
+    pub fn stop_signal(&self) -> Arc<AtomicBool> {
+        self.stop.clone()
+    }
+
+    /// Opens partition `partition` of `store` as its concrete type (for
+    /// callers that want RocksDB-specific calls such as
+    /// [`RocksDbPartition::approximate_keys`]).
+    pub fn open(&self, store: &StoreLocation, partition: u32) -> Result<RocksDbPartition> {
+        RocksDbPartition::open_with(
+            &store.partition_dir(partition),
+            &self.options,
+            self.cache.as_ref(),
+            &self.stop,
+        )
+    }
+}
+
+impl Backend for RocksDbBackend {
+    fn info(&self) -> BackendInfo {
+        BackendInfo {
+            name: "rocksdb",
+            durable: true,
+        }
+    }
+
+    fn open_partition(&self, store: &StoreLocation, partition: u32) -> Result<Arc<dyn StorePartition>> {
+        Ok(Arc::new(self.open(store, partition)?))
+    }
+
+    fn destroy_store(&self, store: &StoreLocation) -> Result<()> {
+        remove_store_dir(store.dir())
+    }
+}
