@@ -1,48 +1,65 @@
-//! Development tasks, as a Rust binary (run through the `cargo xtask` alias,
-//! which builds it in release mode):
+//! `cargo xtask`: the project's front door, in the style of rust-analyzer's
+//! xtask. It has no dependencies, so it builds in seconds on a fresh
+//! machine; it installs what is missing (and says so), then runs cargo.
 //!
-//! * `cargo xtask bench [--workload wN]` — the workloads of `shared/bench.md`,
-//!   one JSON line per (system, workload) on stdout.
-//! * `cargo xtask crash [--kills N] [--seed S]` — the crash harness: kill a
-//!   stateful processor at random points and compare with a model.
-//! * `cargo xtask fuzz [--seconds S]` — random and mutated inputs for every
-//!   decoder; fails on a panic.
-//! * `cargo xtask fixtures` — regenerate `fixtures/format/*.json` from the
-//!   code; tests compare the code against the checked-in files.
+//! * `cargo xtask demo [-- ARGS]` — the main job: `cargo run --release -p pageviews -- ARGS`.
+//! * `cargo xtask test [-- ARGS]` — the tests: `cargo test --workspace ARGS`, with a
+//!   tansu broker started for the real-broker suites and stopped after.
+//! * `cargo xtask bench|crash|fuzz|fixtures ...` — dev tools (`crates/devtools`).
+//! * `cargo xtask prerequisites` — install what building and testing need.
 
-mod bench;
-mod crash;
-mod fixtures;
-mod fuzz;
-mod rng;
+mod broker;
+mod prereq;
+mod run;
 
 use std::process::ExitCode;
 
 fn usage() -> &'static str {
-    "usage: cargo xtask <command>
+    "usage: cargo xtask <command> [args]
 
 commands:
-  bench [--workload wN] [--brokers HOST:PORT]
-                                run the benchmark workloads w1..w5 (N, K, C from the
-                                environment); w4/w5 use the in-process mock cluster
-                                unless --brokers is given
-  crash [--kills N] [--seed S] [--guarantee exactly-once|at-least-once]
-        [--chunk RECORDS] [--keys K] [--partitions P]
-                                kill a stateful processor N times (default 50) at random
-                                points, then compare state and output with a model
-  fuzz [--seconds S] [--seed N]  random and mutated inputs for every decoder of bytes
-                                from disk or Kafka, S seconds per target (default 60)
-  fixtures                      regenerate fixtures/format from the code"
+  demo [-- ARGS]       run the main job (pageviews demo) on an embedded Kafka;
+                       ARGS go to pageviews (try `cargo xtask demo -- --help`)
+  test [-- ARGS]       run every test; starts a tansu broker for the real-broker
+                       suites unless KAFKA_BOOTSTRAP_SERVERS is set; ARGS go to
+                       `cargo test --workspace`
+  bench [ARGS]         benchmarks (see docs/performance.md)
+  crash [ARGS]         the crash harness (see docs/guarantees.md)
+  fuzz [ARGS]          fuzz every decoder
+  fixtures             regenerate fixtures/format from the code
+  prerequisites        install system packages (and tansu with --broker)
+
+Missing system packages (libclang-dev for RocksDB's bindings, pkg-config and
+libssl-dev for TLS, stunnel4 and openssl for the TLS tests) are installed with
+apt-get when running as root or with password-less sudo; otherwise the exact
+command to run is printed."
 }
 
 fn main() -> ExitCode {
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let rest = |from: usize| -> Vec<String> {
+        let tail = args.get(from..).unwrap_or_default();
+        // Accept both `demo -- ARGS` and `demo ARGS`.
+        match tail.first().map(String::as_str) {
+            Some("--") => tail[1..].to_vec(),
+            _ => tail.to_vec(),
+        }
+    };
     let result = match args.first().map(String::as_str) {
-        Some("bench") => bench::run(&args[1..]),
-        Some("crash") => crash::run(&args[1..]),
-        Some("fixtures") => fixtures::run(),
-        Some("fuzz") => fuzz::run(&args[1..]),
-        Some("-h" | "--help") | None => {
+        Some("demo") => run::demo(&rest(1)),
+        Some("test") => run::test(&rest(1)),
+        Some(tool @ ("bench" | "crash" | "fuzz" | "fixtures")) => run::devtools(tool, &rest(1)),
+        Some("prerequisites") => {
+            let broker = args.iter().any(|a| a == "--broker");
+            prereq::system_packages(prereq::Purpose::Test).and_then(|()| {
+                if broker {
+                    prereq::tansu().map(|_| ())
+                } else {
+                    Ok(())
+                }
+            })
+        }
+        Some("-h" | "--help" | "help") | None => {
             eprintln!("{}", usage());
             return ExitCode::SUCCESS;
         }
@@ -51,7 +68,7 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            eprintln!("xtask: error: {e}");
             ExitCode::FAILURE
         }
     }

@@ -9,6 +9,7 @@
 //! | (always) | backend traits, codecs, key layouts, the in-memory backend | [`core`] (`state-core`) |
 //! | (always) | transactions: key-value, windowed, timestamped | [`txn`] (`state-txn`) |
 //! | `rocksdb` (default) | the RocksDB backend | [`rocksdb`] (`state-rocksdb`) |
+//! | `fjall` | a backend in Rust only (no C++ toolchain, musl, cross builds) | [`fjall`] (`state-fjall`) |
 //! | `manager` (default) | changelogs on Kafka, recovery, the state manager | [`changelog`], [`manager`] |
 //!
 //! The most used types are re-exported at the root, so
@@ -29,6 +30,9 @@ pub use state_txn as txn;
 #[cfg(feature = "rocksdb")]
 pub use state_rocksdb as rocksdb;
 
+#[cfg(feature = "fjall")]
+pub use state_fjall as fjall;
+
 #[cfg(feature = "manager")]
 pub use state_changelog as changelog;
 #[cfg(feature = "manager")]
@@ -48,6 +52,9 @@ pub use state_txn::{
 
 #[cfg(feature = "rocksdb")]
 pub use state_rocksdb::{RocksDbBackend, RocksDbOptions, RocksDbPartition};
+
+#[cfg(feature = "fjall")]
+pub use state_fjall::{FjallBackend, FjallOptions, FjallPartition};
 
 #[cfg(feature = "manager")]
 pub use state_changelog::{rdkafka, ChangelogProducer, ChangelogTopicConfig, RecoveryConfig, RecoveryProgress};

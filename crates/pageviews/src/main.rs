@@ -55,6 +55,8 @@ struct Args {
 enum BackendArg {
     /// RocksDB (C++), one database per partition.
     Rocksdb,
+    /// fjall, Rust only (no C++), one database per partition.
+    Fjall,
     /// In memory: rebuilt from the changelog on every assignment.
     Memory,
 }
@@ -63,6 +65,7 @@ impl BackendArg {
     fn backend(self) -> std::sync::Arc<dyn state_manager::Backend> {
         match self {
             BackendArg::Rocksdb => state_manager::RocksDbBackend::shared(Default::default()),
+            BackendArg::Fjall => state_fjall::FjallBackend::shared(Default::default()),
             BackendArg::Memory => state_manager::MemoryBackend::shared(),
         }
     }

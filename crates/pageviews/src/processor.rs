@@ -185,9 +185,6 @@ impl Run<'_> {
         buf: &mut Pending,
     ) -> Result<()> {
         let mut m = manager.lock();
-        if let Some(e) = m.take_error() {
-            return Err(e.into());
-        }
         if !buf.forward.is_empty() || !buf.changed.is_empty() {
             let out = m.output_producer()?;
             for (page, ts) in buf.forward.drain(..) {
@@ -219,7 +216,7 @@ impl Run<'_> {
     /// watermark and nothing is pending.
     fn caught_up(&self, p: &Processor) -> Result<bool> {
         let assignment = kafka("reading the assignment", p.consumer.assignment())?;
-        if assignment.count() != 2 * self.cfg.partitions as usize {
+        if assignment.count() != 2 * self.cfg.partitions as usize || !p.manager.lock().restoring().is_empty() {
             return Ok(false);
         }
         let positions = kafka("reading positions", p.consumer.position())?;
@@ -256,16 +253,25 @@ impl Run<'_> {
     /// Runs `p` until `stop_after` input records (then returns Some) or
     /// until everything is processed (then returns None).
     /// Runs `p` until `stop_after` input records or until everything is processed.
-    pub fn drive(&self, p: &mut Processor, stop_after: Option<u64>, processed: &mut u64, bar: &ProgressBar) -> Result<()> {
+    pub fn drive(
+        &self,
+        p: &mut Processor,
+        stop_after: Option<u64>,
+        processed: &mut u64,
+        bar: &ProgressBar,
+    ) -> Result<()> {
         let mut last_progress = Instant::now();
         let mut input_here = 0u64;
         loop {
-            match p.consumer.poll(Duration::from_millis(100)) {
+            let polled = p.consumer.poll(Duration::from_millis(100));
+            // Errors of rebalances and restores; resumes restored partitions.
+            p.manager.lock().maintain(&p.consumer)?;
+            match polled {
                 Some(Ok(msg)) => {
                     if self.process(&p.manager, &p.stores, &mut p.buf, &msg)? {
                         input_here += 1;
                         *processed += 1;
-                        if *processed % 1000 == 0 {
+                        if (*processed).is_multiple_of(1000) {
                             bar.set_position((*processed).min(bar.length().unwrap_or(u64::MAX)));
                         }
                         if stop_after.is_some_and(|n| input_here >= n) {

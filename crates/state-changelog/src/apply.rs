@@ -145,6 +145,39 @@ impl<P: StorePartition + ?Sized + 'static> ChangelogApplier<P> {
         self.stats
     }
 
+    /// Replaces the committed source offsets records are judged by (a
+    /// standby refreshes them as the owner commits).
+    pub fn set_committed(&mut self, committed: BTreeMap<String, i64>) {
+        if committed != self.committed {
+            self.committed = committed;
+            // The cached verdict was made against the old offsets.
+            self.last_header.clear();
+        }
+    }
+
+    /// Like [`apply`](Self::apply), but a record of a checkpoint not (yet)
+    /// committed is neither applied nor skipped: nothing is staged and
+    /// `Ok(false)` is returned, so the caller can stop before it and offer
+    /// it again once the owner's commits moved on. What a standby uses: it
+    /// must never hold changes of a checkpoint that may still abort.
+    pub fn apply_committed(&mut self, record: IncomingRecord<'_>) -> Result<bool> {
+        let committed = match self.should_apply(record.processed_offsets, record.offset) {
+            Ok(verdict) => verdict,
+            Err(e) => {
+                self.discard();
+                if let Err(w) = self.wait_for_writer() {
+                    tracing::error!(error = %w, "writing the previous changelog batch failed too");
+                }
+                return Err(e);
+            }
+        };
+        if !committed {
+            return Ok(false);
+        }
+        self.apply(record)?;
+        Ok(true)
+    }
+
     fn should_apply(&mut self, header: Option<&[u8]>, offset: i64) -> Result<bool> {
         let Some(header) = header else { return Ok(true) };
         if header == self.last_header.as_slice() && !self.last_header.is_empty() {
@@ -434,6 +467,37 @@ mod tests {
         for k in [b"e", b"f", b"g", b"h", b"i", b"j"] {
             assert!(p.get(cf::DEFAULT, k).unwrap().is_none(), "{k:?} is not written");
         }
+    }
+
+    #[test]
+    fn apply_committed_holds_uncommitted_records_until_the_offsets_move() {
+        let p = Arc::new(MemoryPartition::new());
+        let mut a = applier(&p, 5);
+        assert!(a
+            .apply_committed(rec(0, b"a", Some(b"1"), Some(br#"{"input":4}"#)))
+            .unwrap());
+        assert!(
+            !a.apply_committed(rec(1, b"b", Some(b"2"), Some(br#"{"input":5}"#)))
+                .unwrap(),
+            "processed 5 is not below committed 5: held"
+        );
+        a.flush().unwrap();
+        assert_eq!(
+            p.changelog_offset().unwrap(),
+            Some(0),
+            "the held record's offset is not stored"
+        );
+        assert!(p.get(cf::DEFAULT, b"b").unwrap().is_none());
+        let mut c = BTreeMap::new();
+        c.insert("input".to_string(), 6);
+        a.set_committed(c);
+        assert!(a
+            .apply_committed(rec(1, b"b", Some(b"2"), Some(br#"{"input":5}"#)))
+            .unwrap());
+        a.finish().unwrap();
+        assert_eq!(p.get(cf::DEFAULT, b"b").unwrap().as_deref(), Some(&b"2"[..]));
+        assert_eq!(p.changelog_offset().unwrap(), Some(1));
+        assert_eq!(a.stats().skipped, 0, "nothing was skipped");
     }
 
     #[test]

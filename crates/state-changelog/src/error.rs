@@ -158,6 +158,10 @@ pub enum ChangelogError {
         timeout_ms: u128,
     },
 
+    /// A thread could not be started.
+    #[error("could not start the restore thread: {0}; the process may be out of threads or memory")]
+    Thread(String),
+
     /// Recovery was stopped by the stop signal before it finished.
     #[error("recovery was stopped before it finished; the partitions keep what was applied so far")]
     Stopped,

@@ -14,7 +14,11 @@
 //! * [`ensure_changelog_topic`] — compacted topics with the source's
 //!   partition count.
 //! * [`RecoveryManager`] — reads changelog partitions to their high
-//!   watermark (read-committed) and applies them through any backend.
+//!   watermark (read-committed) and applies them through any backend, on
+//!   the caller's thread (tools, tests).
+//! * [`Restorer`] — the same on a thread of its own, beside the
+//!   application's poll loop, plus standby replicas that tail changelogs of
+//!   partitions the instance does not own.
 
 #![warn(missing_docs)]
 
@@ -24,6 +28,7 @@ mod block_on;
 mod error;
 mod producer;
 mod recovery;
+mod restorer;
 mod topic;
 mod writer;
 
@@ -32,6 +37,7 @@ pub use apply::{ApplierConfig, ApplyStats, ChangelogApplier, IncomingRecord};
 pub use error::{ChangelogError, Result};
 pub use producer::{ChangelogProducer, DeliveryTracker, KafkaProducer};
 pub use recovery::{RecoveredPartition, RecoveryConfig, RecoveryManager, RecoveryPartition, RecoveryProgress};
+pub use restorer::{ChangelogPartition, RestoreEvent, RestoreRequest, Restorer, StandbyRequest, StandbyStatus};
 pub use topic::changelog_topic_name;
 
 /// The rdkafka version this crate is built against, re-exported so users

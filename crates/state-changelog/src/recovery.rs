@@ -35,7 +35,7 @@ pub struct RecoveryPartition {
 }
 
 /// Progress of one partition's recovery.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq)]
 pub struct RecoveryProgress {
     /// Changelog topic.
     pub topic: String,
@@ -45,6 +45,10 @@ pub struct RecoveryProgress {
     pub done: u64,
     /// Offsets to consume in total (high watermark - start).
     pub total: u64,
+    /// Offsets consumed per second so far.
+    pub rate: f64,
+    /// Time left at that rate (`None` before there is a rate, and once finished).
+    pub eta: Option<Duration>,
     /// True once the partition reached its high watermark.
     pub finished: bool,
 }
@@ -75,6 +79,12 @@ pub struct RecoveryConfig {
     pub stall_timeout: Duration,
     /// Minimum time between two progress reports of a partition.
     pub progress_interval: Duration,
+    /// Standby replicas: how often the owner's committed offsets (which
+    /// decide what a standby may apply) and the standby's lag are refreshed.
+    pub standby_refresh_interval: Duration,
+    /// Standby replicas: the longest a staged batch waits before it is
+    /// written, so a standby's stored offset follows its changelog.
+    pub standby_flush_interval: Duration,
 }
 
 impl Default for RecoveryConfig {
@@ -85,6 +95,8 @@ impl Default for RecoveryConfig {
             metadata_timeout: Duration::from_secs(10),
             stall_timeout: Duration::from_secs(60),
             progress_interval: Duration::from_millis(500),
+            standby_refresh_interval: Duration::from_secs(1),
+            standby_flush_interval: Duration::from_secs(1),
         }
     }
 }
@@ -97,17 +109,24 @@ struct Active {
     start: i64,
     high: i64,
     done: u64,
+    started: Instant,
     last_report: Instant,
     finished: bool,
 }
 
 impl Active {
     fn progress(&self) -> RecoveryProgress {
+        let total = (self.high - self.start).max(0) as u64;
+        let secs = self.started.elapsed().as_secs_f64();
+        let rate = if secs > 0.0 { self.done as f64 / secs } else { 0.0 };
         RecoveryProgress {
             topic: self.topic.clone(),
             partition: self.changelog_partition,
             done: self.done,
-            total: (self.high - self.start).max(0) as u64,
+            total,
+            rate,
+            eta: (rate > 0.0 && !self.finished)
+                .then(|| Duration::from_secs_f64(total.saturating_sub(self.done) as f64 / rate)),
             finished: self.finished,
         }
     }
@@ -211,6 +230,7 @@ impl RecoveryManager {
                 start,
                 high,
                 done: 0,
+                started: Instant::now(),
                 last_report: Instant::now(),
                 finished: start >= high,
             };

@@ -31,6 +31,7 @@ mod codec;
 mod error;
 pub mod keys;
 mod memory;
+mod open;
 mod partition;
 mod store;
 mod store_kind;
@@ -46,7 +47,8 @@ pub use changelog::{
 pub use codec::Codec;
 pub use error::{Error, Result};
 pub use memory::{MemoryBackend, MemoryPartition};
-pub use partition::{Direction, KeyValue, KvIter, StorePartition};
+pub use open::{open_with_retries, OpenAttempt, OpenRetry};
+pub use partition::{Direction, KeyValue, KvIter, PartitionStats, StorePartition};
 pub use store::Store;
 pub use store_kind::check_store_kind;
 

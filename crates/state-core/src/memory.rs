@@ -13,7 +13,7 @@ use crate::batch::WriteBatch;
 use crate::cf;
 use crate::error::Result;
 use crate::keys::encode_u64;
-use crate::partition::{Direction, KvIter, StorePartition};
+use crate::partition::{Direction, KvIter, PartitionStats, StorePartition};
 
 type ColumnFamily = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -109,6 +109,20 @@ impl StorePartition for MemoryPartition {
         let mut names: Vec<String> = self.cfs.read().keys().cloned().collect();
         names.sort();
         Ok(names)
+    }
+
+    fn stats(&self) -> PartitionStats {
+        let live: usize = self
+            .cfs
+            .read()
+            .values()
+            .flat_map(|m| m.iter().map(|(k, v)| k.len() + v.len()))
+            .sum();
+        PartitionStats {
+            live_data_bytes: Some(live as u64),
+            disk_bytes: Some(0),
+            ..PartitionStats::default()
+        }
     }
 }
 

@@ -1,7 +1,6 @@
 //! [`StorePartition`]: the data of one partition of one store, as every
 //! backend provides it.
 
-
 use crate::batch::WriteBatch;
 use crate::error::Result;
 
@@ -19,6 +18,23 @@ pub enum Direction {
     Forward,
     /// Descending key order.
     Backward,
+}
+
+/// Sizes a backend reports about one partition, for metrics and standby
+/// reports; each is `None` where the backend has no such figure.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PartitionStats {
+    /// Bytes of files on disk (data, logs).
+    pub disk_bytes: Option<u64>,
+    /// Estimated bytes of live (not overwritten or deleted) keys and values.
+    pub live_data_bytes: Option<u64>,
+    /// Bytes held in write buffers (memtables).
+    pub memtable_bytes: Option<u64>,
+    /// Bytes of the block cache in use (shared caches report the whole cache).
+    pub block_cache_bytes: Option<u64>,
+    /// Bytes compaction still has to rewrite.
+    pub pending_compaction_bytes: Option<u64>,
 }
 
 /// The storage of one partition of one store: column families of ordered
@@ -106,6 +122,12 @@ pub trait StorePartition: Send + Sync {
     /// Names of the column families that exist, `default` and
     /// `__metadata__` included, sorted.
     fn column_families(&self) -> Result<Vec<String>>;
+
+    /// Sizes of the partition, as far as the backend knows them (default:
+    /// nothing known). Cheap enough to call every few seconds.
+    fn stats(&self) -> PartitionStats {
+        PartitionStats::default()
+    }
 
     /// Closes the partition, making written data durable and releasing any
     /// lock on its files. Dropping the partition also closes it, silently.

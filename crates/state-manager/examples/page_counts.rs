@@ -21,7 +21,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     manager.ensure_changelog_topics(&Default::default())?;
     let manager = Arc::new(Mutex::new(manager));
 
-    // 2. A consumer whose rebalances open, recover and close store partitions.
+    // 2. A consumer whose rebalances open store partitions (restored on a
+    //    thread beside this loop) and close them.
     let consumer: BaseConsumer<StateContext> = kafka
         .set("group.id", "page-counter")
         .set("enable.auto.commit", "false")
@@ -40,12 +41,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             views.set("views", &(n + 1), &page)?;
             m.processed("page-views", partition, msg.offset())?;
         }
-        let mut m = manager.lock();
-        if let Some(e) = m.take_error() {
-            return Err(e.into());
-        }
-        if m.commit_due() {
-            m.commit(&consumer)?;
-        }
+        // Errors from rebalances and restores, resuming restored
+        // partitions, standbys, and a checkpoint every commit_interval.
+        manager.lock().maintain(&consumer)?;
     }
 }

@@ -1,94 +1,166 @@
 //! Assignment: opening the store partitions of assigned source partitions,
-//! recovering them from their changelogs, and closing them on revocation.
+//! restoring them from their changelogs on the restorer thread while the
+//! poll loop goes on, resuming them once restored, keeping standby replicas,
+//! and closing partitions on revocation.
+//!
+//! The rebalance callback only does bookkeeping (open partitions, pause
+//! their source partitions, hand them to the restorer); restore time never
+//! counts against `max.poll.interval.ms`.
 
-use std::collections::BTreeMap;
-use std::time::Instant;
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
-use state_changelog::{RecoveredPartition, RecoveryManager, RecoveryPartition, RecoveryProgress};
+use state_changelog::{RestoreEvent, RestoreRequest, Restorer, StandbyRequest};
 
+use crate::config::StandbyPolicy;
 use crate::error::{ManagerError, Result};
 use crate::manager::StateStoreManager;
 
+/// A source partition: (stream, partition).
+pub(crate) type SourcePartition = (String, u32);
+
+/// Where an assigned source partition stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// Its stores are restoring; the ids of those not done yet. Its source
+    /// partition is paused.
+    Restoring(BTreeSet<usize>),
+    /// Ready: processing may use its stores.
+    Active,
+}
+
+/// A standby replica kept here for a source partition this instance does
+/// not own.
+#[derive(Clone, Debug)]
+pub(crate) struct Standby {
+    /// When it became a standby (for [`StandbyPolicy::RecentlyRevoked`]).
+    pub(crate) since: Instant,
+}
+
+/// What a standby replica of one store partition has.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StandbyReport {
+    /// Stream (source topic).
+    pub stream: String,
+    /// Partition.
+    pub partition: u32,
+    /// Store name.
+    pub store: String,
+    /// The last changelog offset applied locally.
+    pub applied_offset: Option<u64>,
+    /// Changelog records not applied yet (as of the last refresh).
+    pub lag: u64,
+    /// True while the next changelog record belongs to a checkpoint its
+    /// owner has not committed yet (a standby never applies those).
+    pub waiting_for_commit: bool,
+    /// Bytes the replica takes on disk, if the backend reports it.
+    pub disk_bytes: Option<u64>,
+}
+
+fn tpl_of(partitions: &[SourcePartition]) -> Result<TopicPartitionList> {
+    // Infallible today; Result keeps callers ready for validation.
+    let mut tpl = TopicPartitionList::new();
+    for (topic, p) in partitions {
+        tpl.add_partition(topic, *p as i32);
+    }
+    Ok(tpl)
+}
+
 impl StateStoreManager {
-    /// True if `(stream, partition)` is assigned here.
+    /// True if `(stream, partition)` is assigned here (restoring or ready).
     pub fn is_assigned(&self, stream: &str, partition: u32) -> bool {
-        self.assigned.contains(&(stream.to_owned(), partition))
+        self.assigned.contains_key(&(stream.to_owned(), partition))
     }
 
-    /// Opens the store partitions of the given source partitions and
-    /// recovers them from their changelogs. `committed` holds the committed
-    /// offset (next to consume) of each source partition; changelog records
-    /// of checkpoints at or beyond it are skipped.
-    pub fn on_assign(
-        &mut self,
-        partitions: &[(String, u32)],
-        committed: &BTreeMap<(String, u32), i64>,
-    ) -> Result<Vec<RecoveredPartition>> {
-        let mut to_recover = Vec::new();
-        for (stream, p) in partitions {
-            if !self.assigned.insert((stream.clone(), *p)) {
-                continue;
-            }
-            for id in self.registry.ids_of(stream) {
-                let s = self.registry.get_mut(id);
-                let partition = s.store.assign_partition(*p)?;
-                let location = s.store.partition_location(*p);
-                if let Err(e) =
-                    state_core::check_store_kind(partition.as_ref(), s.kind, std::path::Path::new(&location))
-                {
-                    drop(partition);
-                    s.store.revoke_partition(*p)?;
-                    self.assigned.remove(&(stream.clone(), *p));
-                    return Err(e.into());
-                }
-                if let Some(topic) = &s.changelog_topic {
-                    let mut offsets = BTreeMap::new();
-                    if let Some(c) = committed.get(&(stream.clone(), *p)) {
-                        offsets.insert(stream.clone(), *c);
-                    }
-                    to_recover.push(RecoveryPartition {
-                        partition,
-                        topic: topic.clone(),
-                        changelog_partition: *p as i32,
-                        committed_offsets: offsets,
-                        location,
-                        until: None,
-                    });
-                }
-            }
-            tracing::info!(stream, partition = p, "partition assigned");
-        }
-        if to_recover.is_empty() {
-            return Ok(Vec::new());
-        }
-        let recovery = RecoveryManager::new(&self.kafka_client, self.config.recovery.clone(), self.stop.clone())?;
-        let started = Instant::now();
-        let mut noop = |_: &RecoveryProgress| {};
-        let listener: &mut dyn FnMut(&RecoveryProgress) = match &mut self.progress {
-            Some(f) => f.as_mut(),
-            None => &mut noop,
-        };
-        let res = recovery.recover(to_recover, listener)?;
-        let applied: u64 = res.iter().map(|r| r.stats.applied).sum();
-        tracing::info!(partitions = res.len(), applied, elapsed = ?started.elapsed(), "recovery finished");
-        Ok(res)
+    /// True if `(stream, partition)` is assigned here and its stores are
+    /// restored: records of it may be processed.
+    pub fn is_ready(&self, stream: &str, partition: u32) -> bool {
+        self.assigned.get(&(stream.to_owned(), partition)) == Some(&Role::Active)
     }
 
-    /// [`on_assign`](Self::on_assign) with the committed offsets read from
-    /// `consumer`'s group (what the rebalance callback and tests use).
-    pub fn on_assign_from<C: ConsumerContext, K: Consumer<C>>(
+    /// Source partitions assigned here whose stores are still restoring.
+    pub fn restoring(&self) -> Vec<(String, u32)> {
+        self.assigned
+            .iter()
+            .filter(|(_, r)| matches!(r, Role::Restoring(_)))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    pub(crate) fn restorer(&mut self) -> Result<&Restorer> {
+        if self.restorer.is_none() {
+            let r = Restorer::start(&self.kafka_client, &self.config.group_id, self.config.recovery.clone())?;
+            self.restorer = Some(r);
+        }
+        self.restorer
+            .as_ref()
+            .ok_or(ManagerError::Changelog(state_changelog::ChangelogError::Stopped))
+    }
+
+    /// Takes over newly assigned source partitions: opens their store
+    /// partitions (or takes over their standby replicas), pauses the
+    /// partitions on `consumer` and hands their stores to the restorer
+    /// thread. Returns at once; [`maintain`](Self::maintain) resumes each
+    /// partition when its stores have caught up with their changelogs.
+    /// [`crate::StateContext`] calls this from the rebalance callback.
+    pub fn on_assign<C: ConsumerContext, K: Consumer<C>>(
         &mut self,
         consumer: &K,
         partitions: &[(String, u32)],
-    ) -> Result<Vec<RecoveredPartition>> {
-        let mut tpl = TopicPartitionList::new();
-        for (topic, p) in partitions {
-            tpl.add_partition(topic, *p as i32);
+    ) -> Result<()> {
+        let new: Vec<SourcePartition> = partitions
+            .iter()
+            .filter(|p| !self.assigned.contains_key(*p))
+            .cloned()
+            .collect();
+        if new.is_empty() {
+            return Ok(());
         }
+        let needs_offsets = new.iter().any(|(stream, _)| {
+            self.registry
+                .ids_of(stream)
+                .iter()
+                .any(|id| self.registry.get(*id).changelog_topic.is_some())
+        });
+        let committed = if needs_offsets {
+            self.committed_offsets(consumer, &new)?
+        } else {
+            BTreeMap::new()
+        };
+        let mut paused = Vec::new();
+        for sp in new {
+            let role = self.take_over(&sp, &committed)?;
+            if role != Role::Active {
+                paused.push(sp.clone());
+            }
+            tracing::info!(
+                stream = sp.0,
+                partition = sp.1,
+                restoring = role != Role::Active,
+                "partition assigned"
+            );
+            self.assigned.insert(sp, role);
+        }
+        if !paused.is_empty() {
+            consumer
+                .pause(&tpl_of(&paused)?)
+                .map_err(|source| ManagerError::Kafka {
+                    operation: "pausing partitions that are restoring",
+                    source,
+                })?;
+        }
+        Ok(())
+    }
+
+    fn committed_offsets<C: ConsumerContext, K: Consumer<C>>(
+        &self,
+        consumer: &K,
+        partitions: &[SourcePartition],
+    ) -> Result<BTreeMap<SourcePartition, i64>> {
         let committed = consumer
-            .committed_offsets(tpl, self.config.kafka_timeout)
+            .committed_offsets(tpl_of(partitions)?, self.config.kafka_timeout)
             .map_err(|source| ManagerError::Kafka {
                 operation: "reading committed offsets on assignment",
                 source,
@@ -99,30 +171,317 @@ impl StateStoreManager {
                 map.insert((e.topic().to_owned(), e.partition().max(0) as u32), o);
             }
         }
-        self.on_assign(partitions, &map)
+        Ok(map)
     }
 
-    /// Closes the store partitions of the given source partitions. Changes
-    /// of the current checkpoint for them are dropped (commit first to keep
-    /// them; [`crate::StateContext`] does).
-    pub fn on_revoke(&mut self, partitions: &[(String, u32)]) -> Result<()> {
-        for (stream, p) in partitions {
-            if !self.assigned.remove(&(stream.clone(), *p)) {
-                continue;
+    /// Opens (or promotes the standby of) every store partition of `sp`
+    /// and starts its restore; the role it starts in.
+    fn take_over(&mut self, sp: &SourcePartition, committed: &BTreeMap<SourcePartition, i64>) -> Result<Role> {
+        let (stream, p) = sp;
+        let mut offsets = BTreeMap::new();
+        if let Some(c) = committed.get(sp) {
+            offsets.insert(stream.clone(), *c);
+        }
+        let was_standby = self.standbys.remove(sp).is_some();
+        let mut waiting = BTreeSet::new();
+        for id in self.registry.ids_of(stream) {
+            let (partition, location, topic, kind) = {
+                let s = self.registry.get_mut(id);
+                let partition = s.store.assign_partition(*p)?;
+                (
+                    partition,
+                    s.store.partition_location(*p),
+                    s.changelog_topic.clone(),
+                    s.kind,
+                )
+            };
+            if let Err(e) = state_core::check_store_kind(partition.as_ref(), kind, std::path::Path::new(&location)) {
+                drop(partition);
+                self.close_partition(sp)?;
+                return Err(e.into());
             }
-            let ids = self.registry.ids_of(stream);
-            self.current.txns.drop_partition(&ids, *p);
-            self.current.processed.remove(&(stream.clone(), *p));
-            for id in ids {
-                self.registry.get_mut(id).store.revoke_partition(*p)?;
+            let Some(topic) = topic else { continue };
+            let changelog = (topic, *p as i32);
+            if was_standby {
+                self.restorer()?.promote(changelog, offsets.clone())?;
+            } else {
+                self.restorer()?.restore(RestoreRequest {
+                    partition,
+                    changelog,
+                    committed_offsets: offsets.clone(),
+                    location,
+                })?;
             }
-            tracing::info!(stream, partition = p, "partition revoked");
+            waiting.insert(id);
+        }
+        Ok(if waiting.is_empty() {
+            Role::Active
+        } else {
+            Role::Restoring(waiting)
+        })
+    }
+
+    /// Closes every store partition of `sp`.
+    fn close_partition(&mut self, sp: &SourcePartition) -> Result<()> {
+        for id in self.registry.ids_of(&sp.0) {
+            let store = &mut self.registry.get_mut(id).store;
+            if store.partition(sp.1).is_some() {
+                store.revoke_partition(sp.1)?;
+            }
         }
         Ok(())
     }
 
+    /// The changelog partitions of `sp`'s stores.
+    fn changelogs_of(&self, sp: &SourcePartition) -> Vec<(String, i32)> {
+        self.registry
+            .ids_of(&sp.0)
+            .into_iter()
+            .filter_map(|id| self.registry.get(id).changelog_topic.clone())
+            .map(|t| (t, sp.1 as i32))
+            .collect()
+    }
+
+    /// Lets go of revoked source partitions. A restore in progress is
+    /// cancelled (its batch in flight is written whole, so data and stored
+    /// offset agree); changes of the current checkpoint for them are dropped
+    /// (commit first to keep them; [`crate::StateContext`] does). Each store
+    /// partition is closed, or kept as a standby replica if the
+    /// [`StandbyPolicy`] says so.
+    pub fn on_revoke(&mut self, partitions: &[(String, u32)]) -> Result<()> {
+        for sp in partitions {
+            let Some(role) = self.assigned.remove(sp) else { continue };
+            let ids = self.registry.ids_of(&sp.0);
+            self.current.txns.drop_partition(&ids, sp.1);
+            self.current.processed.remove(sp);
+            if let Role::Restoring(_) = role {
+                let changelogs = self.changelogs_of(sp);
+                if let Some(r) = &self.restorer {
+                    for (cl, res) in r.release(changelogs)? {
+                        if let Err(e) = res {
+                            tracing::warn!(topic = cl.0, partition = cl.1, error = %e, "writing the last restore batch of a revoked partition failed");
+                        }
+                    }
+                }
+            }
+            if self.config.standby.keeps(sp) && !self.changelogs_of(sp).is_empty() {
+                self.start_standby(sp)?;
+            } else {
+                self.close_partition(sp)?;
+            }
+            tracing::info!(stream = sp.0, partition = sp.1, "partition revoked");
+        }
+        Ok(())
+    }
+
+    /// Starts a standby replica of `sp` (its store partitions open, its
+    /// changelogs tailed). Stores without a changelog have nothing to tail
+    /// and stay closed.
+    fn start_standby(&mut self, sp: &SourcePartition) -> Result<()> {
+        if self.standbys.contains_key(sp) || self.assigned.contains_key(sp) {
+            return Ok(());
+        }
+        for id in self.registry.ids_of(&sp.0) {
+            let (partition, location, topic) = {
+                let s = self.registry.get_mut(id);
+                let Some(topic) = s.changelog_topic.clone() else {
+                    if s.store.partition(sp.1).is_some() {
+                        s.store.revoke_partition(sp.1)?;
+                    }
+                    continue;
+                };
+                (s.store.assign_partition(sp.1)?, s.store.partition_location(sp.1), topic)
+            };
+            self.restorer()?.standby(StandbyRequest {
+                partition,
+                changelog: (topic, sp.1 as i32),
+                source: (sp.0.clone(), sp.1 as i32),
+                location,
+            })?;
+        }
+        self.standbys
+            .insert(sp.clone(), crate::assignment::Standby { since: Instant::now() });
+        tracing::info!(stream = sp.0, partition = sp.1, "standby replica started");
+        Ok(())
+    }
+
+    /// Stops the standby of `sp` and closes its store partitions.
+    fn stop_standby(&mut self, sp: &SourcePartition) -> Result<()> {
+        if self.standbys.remove(sp).is_none() {
+            return Ok(());
+        }
+        let changelogs = self.changelogs_of(sp);
+        if let Some(r) = &self.restorer {
+            r.release(changelogs)?;
+        }
+        self.close_partition(sp)?;
+        tracing::info!(stream = sp.0, partition = sp.1, "standby replica stopped");
+        Ok(())
+    }
+
+    /// Handles what the restorer reported: progress to the listener,
+    /// finished restores (resuming their partitions on `consumer` once all
+    /// their stores are done), failures (returned as the error).
+    pub(crate) fn drain_restore_events<C: ConsumerContext, K: Consumer<C>>(&mut self, consumer: &K) -> Result<()> {
+        let Some(r) = &self.restorer else { return Ok(()) };
+        let events = r.events();
+        let mut ready = Vec::new();
+        let mut first_error = None;
+        for event in events {
+            match event {
+                RestoreEvent::Progress(p) => {
+                    if let Some(f) = &mut self.progress {
+                        f(&p);
+                    }
+                }
+                RestoreEvent::Restored { changelog, .. } => {
+                    let Some(id) = self.registry.id_of_changelog(&changelog.0) else {
+                        continue;
+                    };
+                    let sp = (self.registry.get(id).stream.clone(), changelog.1 as u32);
+                    if let Some(Role::Restoring(waiting)) = self.assigned.get_mut(&sp) {
+                        waiting.remove(&id);
+                        if waiting.is_empty() {
+                            self.assigned.insert(sp.clone(), Role::Active);
+                            tracing::info!(stream = sp.0, partition = sp.1, "partition restored; resuming it");
+                            ready.push(sp);
+                        }
+                    }
+                }
+                RestoreEvent::Failed {
+                    changelog,
+                    standby,
+                    error,
+                } => {
+                    let Some(id) = self.registry.id_of_changelog(&changelog.0) else {
+                        continue;
+                    };
+                    let sp = (self.registry.get(id).stream.clone(), changelog.1 as u32);
+                    if standby {
+                        // A standby is an optimisation: drop it, the next
+                        // owner restores from the changelog as without one.
+                        tracing::warn!(stream = sp.0, partition = sp.1, error = %error, "standby replica failed; dropping it");
+                        self.stop_standby(&sp)?;
+                    } else if first_error.is_none() {
+                        first_error = Some(ManagerError::Changelog(error));
+                    }
+                }
+            }
+        }
+        if !ready.is_empty() {
+            consumer
+                .resume(&tpl_of(&ready)?)
+                .map_err(|source| ManagerError::Kafka {
+                    operation: "resuming restored partitions",
+                    source,
+                })?;
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Brings the standby replicas in line with the [`StandbyPolicy`]:
+    /// starts missing ones (explicit set, or every partition), stops
+    /// expired ones (recently revoked).
+    pub(crate) fn tend_standbys<C: ConsumerContext, K: Consumer<C>>(&mut self, consumer: &K) -> Result<()> {
+        let wanted: Vec<SourcePartition> = match &self.config.standby {
+            StandbyPolicy::None => Vec::new(),
+            StandbyPolicy::RecentlyRevoked { keep_for } => {
+                let keep_for = *keep_for;
+                let expired: Vec<_> = self
+                    .standbys
+                    .iter()
+                    .filter(|(_, s)| s.since.elapsed() > keep_for)
+                    .map(|(k, _)| k.clone())
+                    .collect();
+                for sp in expired {
+                    self.stop_standby(&sp)?;
+                }
+                Vec::new()
+            }
+            StandbyPolicy::Partitions(set) => set.iter().cloned().collect(),
+            StandbyPolicy::AllPartitions => {
+                if self
+                    .last_metadata
+                    .is_some_and(|t| t.elapsed() < Duration::from_secs(30))
+                {
+                    Vec::new()
+                } else {
+                    self.last_metadata = Some(Instant::now());
+                    self.all_source_partitions(consumer)
+                }
+            }
+        };
+        for sp in wanted {
+            if !self.assigned.contains_key(&sp) && !self.standbys.contains_key(&sp) {
+                self.start_standby(&sp)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Every partition of every stream with a store with a changelog.
+    fn all_source_partitions<C: ConsumerContext, K: Consumer<C>>(&self, consumer: &K) -> Vec<SourcePartition> {
+        let streams: BTreeSet<String> = self
+            .registry
+            .iter()
+            .filter(|(_, s)| s.changelog_topic.is_some())
+            .map(|(_, s)| s.stream.clone())
+            .collect();
+        let mut out = Vec::new();
+        for stream in streams {
+            match consumer.fetch_metadata(Some(&stream), self.config.kafka_timeout) {
+                Ok(md) => {
+                    for t in md.topics() {
+                        for p in t.partitions() {
+                            out.push((stream.clone(), p.id().max(0) as u32));
+                        }
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(stream, error = %e, "reading partitions for standby replicas failed; retrying later")
+                }
+            }
+        }
+        out
+    }
+
+    /// The standby replicas kept here, per store partition.
+    pub fn standby_report(&self) -> Vec<StandbyReport> {
+        let status: BTreeMap<(String, i32), state_changelog::StandbyStatus> = self
+            .restorer
+            .as_ref()
+            .map(|r| {
+                r.standby_status()
+                    .into_iter()
+                    .map(|s| (s.changelog.clone(), s))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for sp in self.standbys.keys() {
+            for id in self.registry.ids_of(&sp.0) {
+                let s = self.registry.get(id);
+                let Some(topic) = &s.changelog_topic else { continue };
+                let st = status.get(&(topic.clone(), sp.1 as i32));
+                out.push(StandbyReport {
+                    stream: sp.0.clone(),
+                    partition: sp.1,
+                    store: s.name.clone(),
+                    applied_offset: st.and_then(|s| s.applied_offset),
+                    lag: st.map_or(0, |s| s.lag),
+                    waiting_for_commit: st.is_some_and(|s| s.waiting_for_commit),
+                    disk_bytes: s.store.partition(sp.1).and_then(|p| p.stats().disk_bytes),
+                });
+            }
+        }
+        out
+    }
+
     /// Deletes the group's whole state directory. Refused while partitions
-    /// are assigned.
+    /// are assigned or kept as standbys.
     pub fn clear_state(&mut self) -> Result<()> {
         let open: usize = self
             .registry

@@ -33,7 +33,9 @@ impl OpenTxns {
 
     /// Every open transaction with its (store id, partition), in that order.
     fn all_mut(&mut self) -> impl Iterator<Item = ((usize, u32), &mut dyn StateTransaction)> + '_ {
-        fn erase<T: StateTransaction>(m: &mut TxnMap<T>) -> impl Iterator<Item = ((usize, u32), &mut dyn StateTransaction)> + '_ {
+        fn erase<T: StateTransaction>(
+            m: &mut TxnMap<T>,
+        ) -> impl Iterator<Item = ((usize, u32), &mut dyn StateTransaction)> + '_ {
             m.iter_mut().map(|(k, t)| (*k, t as &mut dyn StateTransaction))
         }
         erase(&mut self.key_value)
@@ -124,7 +126,9 @@ impl StateStoreManager {
                 .map_err(|e| failed("prepare")(format!("{}[{partition}]: {e}", store.describe())))?;
         }
         // 2. Every changelog (and output) record delivered.
-        self.kafka.flush().map_err(|e| failed("producer flush")(e.to_string()))?;
+        self.kafka
+            .flush()
+            .map_err(|e| failed("producer flush")(e.to_string()))?;
         self.observe(CheckpointStage::Produced);
         // 3. Source offsets.
         let mut tpl = TopicPartitionList::new();

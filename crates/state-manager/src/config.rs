@@ -21,6 +21,42 @@ pub enum ProcessingGuarantee {
     ExactlyOnce,
 }
 
+/// Which partitions this instance keeps standby replicas of: warm copies of
+/// store partitions it does not own, tailing their changelogs, so a
+/// takeover replays only what changed since.
+///
+/// librdkafka has no custom assignor, so standbys cannot steer assignment
+/// as Kafka Streams' do; these policies work without it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum StandbyPolicy {
+    /// No standbys (default).
+    #[default]
+    None,
+    /// Standbys of these source partitions, `(stream, partition)`, whenever
+    /// they are not assigned here.
+    Partitions(std::collections::BTreeSet<(String, u32)>),
+    /// Standbys of every partition of every stream with a changelogged
+    /// store (small groups: every instance holds all the state).
+    AllPartitions,
+    /// A partition revoked from this instance stays as a standby for
+    /// `keep_for` (cooperative rebalances often move partitions back).
+    RecentlyRevoked {
+        /// How long a revoked partition is kept warm.
+        keep_for: Duration,
+    },
+}
+
+impl StandbyPolicy {
+    /// True if a partition revoked from this instance stays as a standby.
+    pub fn keeps(&self, partition: &(String, u32)) -> bool {
+        match self {
+            StandbyPolicy::None => false,
+            StandbyPolicy::Partitions(set) => set.contains(partition),
+            StandbyPolicy::AllPartitions | StandbyPolicy::RecentlyRevoked { .. } => true,
+        }
+    }
+}
+
 /// Configuration of a [`crate::StateStoreManager`].
 ///
 /// ```
@@ -49,8 +85,10 @@ pub struct ManagerConfig {
     /// ([`crate::StoreSpec::backend`]). [`ManagerConfig::new`] uses RocksDB
     /// with default options (feature `rocksdb`).
     pub backend: Arc<dyn Backend>,
-    /// Recovery tuning.
+    /// Restore and standby tuning.
     pub recovery: RecoveryConfig,
+    /// Standby replicas (default none).
+    pub standby: StandbyPolicy,
     /// Exactly-once only: after the Kafka transaction commits, commit the
     /// same source offsets again through the consumer. Harmless on a real
     /// broker (the offsets are already committed); needed on brokers that
@@ -86,6 +124,7 @@ impl ManagerConfig {
             instance_id: std::process::id().to_string(),
             backend,
             recovery: RecoveryConfig::default(),
+            standby: StandbyPolicy::None,
             mirror_transactional_offsets: false,
             producer_properties: Vec::new(),
         }

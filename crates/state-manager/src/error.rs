@@ -54,6 +54,19 @@ pub enum ManagerError {
         partition: u32,
     },
 
+    /// The partition is assigned here but its stores are still restoring
+    /// from their changelogs; its records stay paused until they are done.
+    #[error(
+        "partition {partition} of stream {stream:?} is still restoring its state; \
+         its records are paused until then (call maintain() in the poll loop to resume it)"
+    )]
+    Restoring {
+        /// Stream id.
+        stream: String,
+        /// Partition.
+        partition: u32,
+    },
+
     /// `clear_state` was called while partitions are assigned.
     #[error(
         "cannot clear the state directory while partitions are assigned ({assigned} partitions); revoke them first"

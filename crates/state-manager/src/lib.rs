@@ -32,8 +32,9 @@ mod producer;
 mod registry;
 mod spec;
 
+pub use assignment::StandbyReport;
 pub use checkpoint::CheckpointStage;
-pub use config::{ManagerConfig, ProcessingGuarantee};
+pub use config::{ManagerConfig, ProcessingGuarantee, StandbyPolicy};
 pub use context::StateContext;
 pub use error::{ManagerError, Result};
 pub use layout::StateDir;
@@ -43,7 +44,7 @@ pub use spec::{KeyValue, StoreHandle, StoreSpec, StoreType, Timestamped, Windowe
 // Every type in this crate's public signatures, reachable from here.
 pub use parking_lot::{self, Mutex};
 pub use rdkafka;
-pub use state_changelog::{ChangelogTopicConfig, RecoveredPartition, RecoveryConfig, RecoveryProgress};
+pub use state_changelog::{ChangelogTopicConfig, RecoveryConfig, RecoveryProgress};
 pub use state_core::{Backend, BackendInfo, Codec, MemoryBackend, StorePartition};
 #[cfg(feature = "rocksdb")]
 pub use state_rocksdb::{RocksDbBackend, RocksDbOptions};

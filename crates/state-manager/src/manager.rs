@@ -3,17 +3,19 @@
 //! (`registry`, `assignment`, `checkpoint`, `producer`); this one holds the
 //! state they share and the calls of the processing loop.
 
-use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, ConsumerContext};
 use state_changelog::{
-    changelog_topic_name, ensure_changelog_topic, ChangelogProducer, ChangelogTopicConfig, RecoveryProgress,
+    changelog_topic_name, ensure_changelog_topic, ChangelogProducer, ChangelogTopicConfig, RecoveryProgress, Restorer,
 };
 use state_core::{ChangelogSink, Store, StoreLocation, StorePartition};
 
+use crate::assignment::{Role, SourcePartition, Standby};
 use crate::checkpoint::{CheckpointStage, CheckpointState};
 use crate::config::ManagerConfig;
 use crate::error::{ManagerError, Result};
@@ -39,10 +41,14 @@ static NEXT_MANAGER: AtomicU64 = AtomicU64::new(1);
 ///   `changelog__<group>--<stream>--<store>` unless registered without, and
 ///   runs on the manager's default backend or its own.
 /// * **Assignment**: [`on_assign`](Self::on_assign) opens the store
-///   partitions of the assigned source partitions and recovers them from
-///   their changelogs before it returns, so no record of a partition is
-///   processed on stale state; [`on_revoke`](Self::on_revoke) closes them.
-///   [`crate::StateContext`] calls both from rdkafka's rebalance callbacks.
+///   partitions of the assigned source partitions, pauses them and hands
+///   them to the restorer thread; [`maintain`](Self::maintain), called from
+///   the poll loop, resumes each once its stores caught up with their
+///   changelogs, so no record of a partition is processed on stale state
+///   and restore time never counts against `max.poll.interval.ms`.
+///   [`on_revoke`](Self::on_revoke) closes partitions (or keeps standby
+///   replicas, see [`crate::StandbyPolicy`]). [`crate::StateContext`] calls
+///   both from rdkafka's rebalance callbacks.
 /// * **Checkpoints**: [`txn`](Self::txn) gives the current checkpoint's
 ///   transaction of a store partition; [`commit`](Self::commit) commits all
 ///   of them with the configured guarantee (see
@@ -54,10 +60,12 @@ pub struct StateStoreManager {
     pub(crate) layout: StateDir,
     pub(crate) registry: Registry,
     pub(crate) kafka: ProducerLifecycle,
-    pub(crate) assigned: BTreeSet<(String, u32)>,
+    pub(crate) assigned: BTreeMap<SourcePartition, Role>,
+    pub(crate) standbys: BTreeMap<SourcePartition, Standby>,
+    pub(crate) restorer: Option<Restorer>,
+    pub(crate) last_metadata: Option<Instant>,
     pub(crate) current: CheckpointState,
     pub(crate) last_commit: Instant,
-    pub(crate) stop: Arc<AtomicBool>,
     pub(crate) progress: Option<ProgressListener>,
     observer: Option<CheckpointObserver>,
     pending_error: Option<ManagerError>,
@@ -86,10 +94,12 @@ impl StateStoreManager {
             kafka_client: kafka,
             layout,
             registry: Registry::default(),
-            assigned: BTreeSet::new(),
+            assigned: BTreeMap::new(),
+            standbys: BTreeMap::new(),
+            restorer: None,
+            last_metadata: None,
             current: CheckpointState::default(),
             last_commit: Instant::now(),
-            stop: Arc::new(AtomicBool::new(false)),
             progress: None,
             observer: None,
             pending_error: None,
@@ -116,11 +126,6 @@ impl StateStoreManager {
         if let Some(f) = &mut self.observer {
             f(stage);
         }
-    }
-
-    /// Set this flag to stop a running recovery (e.g. on shutdown).
-    pub fn stop_signal(&self) -> Arc<AtomicBool> {
-        self.stop.clone()
     }
 
     /// Registers a store and returns its handle. A second store of the same
@@ -188,7 +193,8 @@ impl StateStoreManager {
     /// store behind `handle`, started on first use.
     ///
     /// Fails with [`ManagerError::NotAssigned`] if the partition is not
-    /// assigned to this instance.
+    /// assigned to this instance, and with [`ManagerError::Restoring`] while
+    /// its stores are still restoring (its records are paused until then).
     pub fn txn<T: StoreType>(&mut self, handle: &StoreHandle<T>, partition: u32) -> Result<&mut T::Txn> {
         self.check_handle(handle)?;
         let key = (handle.id, partition);
@@ -209,8 +215,15 @@ impl StateStoreManager {
             stream: handle.stream.to_string(),
             partition,
         };
-        if !self.is_assigned(&handle.stream, partition) {
-            return Err(not_assigned());
+        match self.assigned.get(&(handle.stream.to_string(), partition)) {
+            None => return Err(not_assigned()),
+            Some(Role::Restoring(_)) => {
+                return Err(ManagerError::Restoring {
+                    stream: handle.stream.to_string(),
+                    partition,
+                })
+            }
+            Some(Role::Active) => {}
         }
         self.kafka.begin()?;
         let (codec, topic, part) = {
@@ -235,6 +248,25 @@ impl StateStoreManager {
             .entry((topic.to_owned(), partition))
             .or_insert(offset);
         *e = (*e).max(offset);
+        Ok(())
+    }
+
+    /// The manager's share of every turn of the poll loop; call it after
+    /// each `poll` (it is cheap when there is nothing to do):
+    ///
+    /// * returns an error raised in a rebalance callback or by a restore;
+    /// * resumes partitions whose stores finished restoring;
+    /// * starts and stops standby replicas as the [`crate::StandbyPolicy`] says;
+    /// * commits the current checkpoint when `commit_interval` has passed.
+    pub fn maintain<C: ConsumerContext, K: Consumer<C>>(&mut self, consumer: &K) -> Result<()> {
+        if let Some(e) = self.pending_error.take() {
+            return Err(e);
+        }
+        self.drain_restore_events(consumer)?;
+        self.tend_standbys(consumer)?;
+        if self.commit_due() {
+            self.commit(consumer)?;
+        }
         Ok(())
     }
 

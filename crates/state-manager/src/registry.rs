@@ -33,7 +33,11 @@ pub(crate) struct Registry {
 impl Registry {
     /// Adds a store, refusing a second store of the same name on a stream.
     pub(crate) fn add(&mut self, store: RegisteredStore) -> Result<usize> {
-        if self.stores.iter().any(|s| s.stream == store.stream && s.name == store.name) {
+        if self
+            .stores
+            .iter()
+            .any(|s| s.stream == store.stream && s.name == store.name)
+        {
             return Err(ManagerError::DuplicateStore {
                 stream: store.stream,
                 store: store.name,
@@ -60,7 +64,17 @@ impl Registry {
 
     /// Ids of the stores of `stream`.
     pub(crate) fn ids_of(&self, stream: &str) -> Vec<usize> {
-        self.iter().filter(|(_, s)| s.stream == stream).map(|(i, _)| i).collect()
+        self.iter()
+            .filter(|(_, s)| s.stream == stream)
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// The id of the store whose changelog topic is `topic`.
+    pub(crate) fn id_of_changelog(&self, topic: &str) -> Option<usize> {
+        self.stores
+            .iter()
+            .position(|s| s.changelog_topic.as_deref() == Some(topic))
     }
 
     /// The store with id `id`, mutably.

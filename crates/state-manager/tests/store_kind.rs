@@ -1,9 +1,8 @@
 //! A state directory written by one kind of store is refused, with a typed
 //! error and its data untouched, when a store of another kind opens it.
 
-use std::collections::BTreeMap;
-
 use rdkafka::config::ClientConfig;
+use rdkafka::consumer::BaseConsumer;
 use state_core::Error;
 use state_manager::{KeyValue, ManagerConfig, ManagerError, StateStoreManager, StoreHandle, StoreSpec, StoreType};
 
@@ -11,6 +10,12 @@ fn manager<T: StoreType>(dir: &std::path::Path, spec: StoreSpec<T>) -> (StateSto
     let mut m = StateStoreManager::new(ManagerConfig::new("g", dir), ClientConfig::new()).unwrap();
     let handle = m.register_store(spec.without_changelog()).unwrap();
     (m, handle)
+}
+
+/// A consumer that never connects: stores without a changelog need no
+/// committed offsets and no pausing.
+fn consumer() -> BaseConsumer {
+    ClientConfig::new().set("group.id", "g").create().unwrap()
 }
 
 fn key_value() -> StoreSpec<KeyValue> {
@@ -22,16 +27,13 @@ fn a_key_value_partition_is_not_opened_as_windowed() {
     let dir = tempfile::tempdir().unwrap();
     let parts = vec![("clicks".to_owned(), 0u32)];
     let (mut kv, counts) = manager(dir.path(), key_value());
-    kv.on_assign(&parts, &BTreeMap::new()).unwrap();
-    kv.partition(&counts, 0)
-        .unwrap()
-        .put("default", b"k", b"v")
-        .unwrap();
+    kv.on_assign(&consumer(), &parts).unwrap();
+    kv.partition(&counts, 0).unwrap().put("default", b"k", b"v").unwrap();
     kv.on_revoke(&parts).unwrap();
     drop(kv);
 
     let (mut windowed, _) = manager(dir.path(), StoreSpec::windowed("clicks", "counts"));
-    let err = windowed.on_assign(&parts, &BTreeMap::new()).unwrap_err();
+    let err = windowed.on_assign(&consumer(), &parts).unwrap_err();
     assert!(
         matches!(&err, ManagerError::State(Error::WrongStoreKind { found, wanted, .. })
             if found == "key-value" && wanted == "windowed"),
@@ -44,7 +46,7 @@ fn a_key_value_partition_is_not_opened_as_windowed() {
     drop(windowed);
 
     let (mut kv, counts) = manager(dir.path(), key_value());
-    kv.on_assign(&parts, &BTreeMap::new()).unwrap();
+    kv.on_assign(&consumer(), &parts).unwrap();
     let p = kv.partition(&counts, 0).unwrap();
     assert_eq!(p.get("default", b"k").unwrap().as_deref(), Some(&b"v"[..]));
 }

@@ -4,11 +4,13 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use rocksdb::{BoundColumnFamily, DBWithThreadMode, IteratorMode, MultiThreaded, ReadOptions, WriteOptions};
-use state_core::{cf, keys, Direction, Error, KvIter, Result, StorePartition, WriteBatch};
+use state_core::{
+    cf, keys, open_with_retries, Direction, Error, KvIter, OpenAttempt, OpenRetry, PartitionStats, Result,
+    StorePartition, WriteBatch,
+};
 
 use crate::cache::{Lookup, ValueCache};
 use crate::options::RocksDbOptions;
@@ -68,29 +70,15 @@ impl RocksDbPartition {
         })?;
         let db_opts = options.db_options(cache);
         let cf_options = options.cf_options(cache);
-        let attempts = options.open_max_retries.max(1);
-        let mut backoff = options.open_retry_backoff;
-        let mut attempt = 0;
-        let db = loop {
-            attempt += 1;
-            match Self::open_db(path, &db_opts, &cf_options) {
-                Ok(db) => break db,
-                Err(e) if is_lock_error(&e) => {
-                    if attempt >= attempts {
-                        return Err(Error::PartitionLocked {
-                            path: path.to_owned(),
-                            attempts: attempt,
-                        });
-                    }
-                    tracing::warn!(path = %path.display(), attempt, "partition is locked, retrying in {backoff:?}");
-                    if sleep_unless_stopped(backoff, stop) {
-                        return Err(Error::OpenCancelled { path: path.to_owned() });
-                    }
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-                Err(e) => return Err(open_error(path, e)),
-            }
+        let retry = OpenRetry {
+            max_attempts: options.open_max_retries,
+            backoff: options.open_retry_backoff,
         };
+        let db = open_with_retries(path, retry, stop, || match Self::open_db(path, &db_opts, &cf_options) {
+            Ok(db) => Ok(db),
+            Err(e) if is_lock_error(&e) => Err(OpenAttempt::Locked),
+            Err(e) => Err(OpenAttempt::Failed(open_error(path, e))),
+        })?;
         let mut known: BTreeSet<String> = Db::list_cf(&db_opts, path).unwrap_or_default().into_iter().collect();
         known.insert(cf::DEFAULT.to_owned());
         let mut write_opts = WriteOptions::default();
@@ -244,21 +232,6 @@ fn open_error(path: &Path, e: rocksdb::Error) -> Error {
     Error::backend(BACKEND, "opening the partition", format!("{}: {e}", path.display()))
 }
 
-/// Sleeps `total`, waking early (returning true) if `stop` is set.
-fn sleep_unless_stopped(total: Duration, stop: &AtomicBool) -> bool {
-    let deadline = Instant::now() + total;
-    loop {
-        if stop.load(Ordering::Relaxed) {
-            return true;
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return false;
-        }
-        std::thread::sleep((deadline - now).min(Duration::from_millis(50)));
-    }
-}
-
 impl StorePartition for RocksDbPartition {
     fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         if let Some(cache) = &self.values {
@@ -374,4 +347,38 @@ impl StorePartition for RocksDbPartition {
     fn column_families(&self) -> Result<Vec<String>> {
         Ok(self.known_cfs.read().iter().cloned().collect())
     }
+
+    fn stats(&self) -> PartitionStats {
+        let names: Vec<String> = self.known_cfs.read().iter().cloned().collect();
+        let sum = |property: &str| -> Option<u64> {
+            let mut total = 0u64;
+            for name in &names {
+                let h = self.handle(name)?;
+                total += self.db.property_int_value_cf(&h, property).ok().flatten()?;
+            }
+            Some(total)
+        };
+        let mut stats = PartitionStats::default();
+        stats.live_data_bytes = sum("rocksdb.estimate-live-data-size");
+        stats.memtable_bytes = sum("rocksdb.cur-size-all-mem-tables");
+        stats.pending_compaction_bytes = sum("rocksdb.estimate-pending-compaction-bytes");
+        stats.block_cache_bytes = self.db.property_int_value("rocksdb.block-cache-usage").ok().flatten();
+        stats.disk_bytes = dir_size(&self.path).ok();
+        stats
+    }
+}
+
+/// Bytes of the files under `dir` (recursively).
+fn dir_size(dir: &Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            dir_size(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
 }

@@ -15,7 +15,10 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use state_core::{ChangelogSink, Codec, Direction, ProcessedOffsets, RecordingSink, StorePartition};
 use state_rocksdb::{RocksDbOptions, RocksDbPartition};
-use state_txn::{CollectedValues, ExpireOptions, ExpiredWindow, PartitionTransaction, TimestampedConfig, TimestampedTransaction, WindowedTransaction};
+use state_txn::{
+    CollectedValues, ExpireOptions, ExpiredWindow, PartitionTransaction, TimestampedConfig, TimestampedTransaction,
+    WindowedTransaction,
+};
 
 fn fixture(name: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -166,7 +169,9 @@ fn windowed_session_matches_quixstreams() {
     t.prepare(Some(&offsets(1))).unwrap();
     t.flush(Some(1)).unwrap();
     let mut t = WindowedTransaction::new(s.partition.clone(), Codec::Json, s.sink());
-    let e2: Vec<ExpiredWindow<i64, String>> = t.expire_windows(10, b"k", ExpireOptions::delete().collecting()).unwrap();
+    let e2: Vec<ExpiredWindow<i64, String>> = t
+        .expire_windows(10, b"k", ExpireOptions::delete().collecting())
+        .unwrap();
     t.delete_windows(0, CollectedValues::Delete, b"k2").unwrap();
     let windows: Vec<Value> = t
         .get_windows::<i64>(-1, 100, b"k", Direction::Forward)

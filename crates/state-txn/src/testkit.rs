@@ -13,7 +13,10 @@ use proptest::test_runner::{Config, TestRunner};
 use state_core::testkit::Harness;
 use state_core::{cf, ChangelogSink, Codec, Direction, KeyValue, RecordingSink, StorePartition, WriteBatch};
 
-use crate::{CollectedValues, ExpireOptions, ExpiredWindow, TimestampedConfig, TimestampedTransaction, TxnError, Window, WindowedTransaction};
+use crate::{
+    CollectedValues, ExpireOptions, ExpiredWindow, TimestampedConfig, TimestampedTransaction, TxnError, Window,
+    WindowedTransaction,
+};
 
 type P = Arc<dyn StorePartition>;
 
@@ -134,7 +137,10 @@ pub fn window_ranges<H: Harness>(h: &mut H) {
         vec![30, 10],
         "backwards"
     );
-    assert_eq!(starts(t.get_windows(30, 30, b"k", Direction::Forward).unwrap()), Vec::<u64>::new());
+    assert_eq!(
+        starts(t.get_windows(30, 30, b"k", Direction::Forward).unwrap()),
+        Vec::<u64>::new()
+    );
     let w = t.get_windows::<i64>(5, 15, b"k", Direction::Forward).unwrap();
     assert_eq!(
         w,
@@ -144,8 +150,14 @@ pub fn window_ranges<H: Harness>(h: &mut H) {
             value: 10
         }]
     );
-    assert_eq!(starts(t.get_windows(-1, 100, b"k2", Direction::Forward).unwrap()), vec![10]);
-    assert_eq!(starts(t.get_windows(-1, 100, b"k|x", Direction::Forward).unwrap()), vec![10]);
+    assert_eq!(
+        starts(t.get_windows(-1, 100, b"k2", Direction::Forward).unwrap()),
+        vec![10]
+    );
+    assert_eq!(
+        starts(t.get_windows(-1, 100, b"k|x", Direction::Forward).unwrap()),
+        vec![10]
+    );
 }
 
 /// `expire_windows` emits each window once, across transactions and (for
@@ -221,7 +233,8 @@ pub fn collections<H: Harness>(h: &mut H) {
     let mut t = windowed(&p);
     let n = t.add_to_collection(None, &"auto", b"k3").unwrap();
     assert_eq!(n, 5, "the counter is persisted across transactions");
-    let expired: Vec<ExpiredWindow<(), String>> = t.expire_windows(0, b"k", ExpireOptions::delete().collecting()).unwrap();
+    let expired: Vec<ExpiredWindow<(), String>> =
+        t.expire_windows(0, b"k", ExpireOptions::delete().collecting()).unwrap();
     assert_eq!(expired.len(), 1);
     assert_eq!(expired[0].collected, vec!["b", "a", "c"]);
     assert_eq!(t.get_window::<()>(0, 10, b"k").unwrap(), None);
@@ -460,8 +473,11 @@ pub fn changelog_replay_rebuilds_every_column_family<H: Harness>(h: &mut H) {
             t.update_window(s, s + 10, &(round + 1), s + 5, k).unwrap();
             t.add_to_collection(Some(s), &format!("v{round}"), k).unwrap();
         }
-        let _: Vec<ExpiredWindow<i64, String>> = t.expire_windows(round * 10 - 10, b"a", ExpireOptions::delete().collecting()).unwrap();
-        t.delete_windows(round * 10 - 20, CollectedValues::Delete, b"b").unwrap();
+        let _: Vec<ExpiredWindow<i64, String>> = t
+            .expire_windows(round * 10 - 10, b"a", ExpireOptions::delete().collecting())
+            .unwrap();
+        t.delete_windows(round * 10 - 20, CollectedValues::Delete, b"b")
+            .unwrap();
         t.prepare(None).unwrap();
         t.flush(Some(round as u64)).unwrap();
         let mut ts = TimestampedTransaction::new(
@@ -568,8 +584,16 @@ pub fn windows_match_a_naive_model<H: Harness>(h: &mut H) {
                     }
                     WindowOp::Expire { key, max_start, delete } => {
                         let max_start = u64::from(max_start) * 10;
-                        let got: Vec<ExpiredWindow<i64, ()>> =
-                            t.expire_windows(max_start as i64, &[key], ExpireOptions { delete, ..ExpireOptions::keep() }).unwrap();
+                        let got: Vec<ExpiredWindow<i64, ()>> = t
+                            .expire_windows(
+                                max_start as i64,
+                                &[key],
+                                ExpireOptions {
+                                    delete,
+                                    ..ExpireOptions::keep()
+                                },
+                            )
+                            .unwrap();
                         let got: Vec<(u64, i64)> = got.into_iter().map(|w| (w.start, w.value)).collect();
                         prop_assert_eq!(got, model.expire(key, max_start, delete));
                     }

@@ -109,6 +109,8 @@ pub fn member_with(
     cfg.kafka_timeout = Duration::from_secs(10);
     // The mock broker does not store offsets sent in a transaction.
     cfg.mirror_transactional_offsets = true;
+    // Tests commit when they mean to; maintain() never commits on its own.
+    cfg.commit_interval = Duration::from_secs(3600);
     adjust(&mut cfg);
     let mut m = StateStoreManager::new(cfg, client(bootstrap)).unwrap();
     let counts = m
@@ -161,7 +163,7 @@ pub fn step(m: &mut Member, max: usize) {
             None => break,
         };
         let mut mgr = m.manager.lock();
-        if let Some(e) = mgr.take_error() {
+        if let Err(e) = mgr.maintain(&m.consumer) {
             panic!("manager error: {e}");
         }
         count(&mut mgr, &m.counts, &msg);
@@ -173,13 +175,23 @@ pub fn step(m: &mut Member, max: usize) {
         }
     }
     let mut mgr = m.manager.lock();
-    if let Some(e) = mgr.take_error() {
+    if let Err(e) = mgr.maintain(&m.consumer) {
         panic!("manager error: {e}");
     }
 }
 
+/// Partitions assigned to `m` whose state is restored (processing them is allowed).
 pub fn assigned(m: &Member) -> usize {
-    m.consumer.assignment().map(|a| a.count()).unwrap_or(0)
+    let mgr = m.manager.lock();
+    m.consumer
+        .assignment()
+        .map(|a| {
+            a.elements()
+                .iter()
+                .filter(|e| mgr.is_ready(e.topic(), e.partition() as u32))
+                .count()
+        })
+        .unwrap_or(0)
 }
 
 /// Runs `m` until it owns every partition and has read all of them, then commits.
@@ -229,10 +241,65 @@ pub fn process_until(m: &mut Member, total: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     while m.processed < total {
         let Some(Ok(msg)) = m.consumer.poll(Duration::from_millis(50)) else {
+            m.manager.lock().maintain(&m.consumer).unwrap();
             assert!(Instant::now() < deadline, "input did not arrive in time");
             continue;
         };
         count(&mut m.manager.lock(), &m.counts, &msg);
         m.processed += 1;
+    }
+}
+
+/// A dies mid-interval (no commit, no leave-group), its state is deleted;
+/// B takes over its partitions.
+pub fn failover(guarantee: ProcessingGuarantee, strategy: &str, adjust: &dyn Fn(&mut ManagerConfig)) {
+    let cluster = cluster();
+    let bootstrap = cluster.bootstrap_servers();
+    let mut a = member_with(
+        &bootstrap,
+        guarantee,
+        "a",
+        strategy,
+        Fate::Dies,
+        tempfile::tempdir().unwrap(),
+        |c| adjust(c),
+    );
+    let mut b = member_with(
+        &bootstrap,
+        guarantee,
+        "b",
+        strategy,
+        Fate::Survives,
+        tempfile::tempdir().unwrap(),
+        |c| adjust(c),
+    );
+    // Input arrives once the group is stable, so the only rebalance with
+    // work in flight is the failover itself.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while assigned(&a) == 0 || assigned(&b) == 0 || assigned(&a) + assigned(&b) != PARTITIONS as usize {
+        step(&mut a, 1);
+        step(&mut b, 1);
+        assert!(Instant::now() < deadline, "the group did not stabilise in time");
+    }
+    let truth = produce_input(&cluster);
+    while a.processed < 45 || assigned(&b) == 0 {
+        step(&mut a, 3);
+        step(&mut b, 3);
+        assert!(Instant::now() < deadline, "members did not share the work in time");
+    }
+    assert!(a.since_commit > 0, "A dies with processed but uncommitted records");
+    // Crash: no commit, no close, local state gone.
+    let a_dir = a.dir.path().to_owned();
+    std::mem::forget(a);
+    std::fs::remove_dir_all(&a_dir).unwrap();
+
+    finish(&mut b);
+    let got = counts(&b);
+    for (key, want) in &truth {
+        let have = got[key];
+        match guarantee {
+            ProcessingGuarantee::ExactlyOnce => assert_eq!(have, *want, "{key}: exactly-once count"),
+            ProcessingGuarantee::AtLeastOnce => assert!(have >= *want, "{key}: {have} < {want} under at-least-once"),
+        }
     }
 }

@@ -4,10 +4,10 @@
 use std::process::Command;
 
 fn harness(guarantee: &str, kills: &str, seed: &str) {
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+    let out = Command::new(env!("CARGO_BIN_EXE_devtools"))
         .args(["crash", "--kills", kills, "--seed", seed, "--guarantee", guarantee])
         .output()
-        .expect("xtask runs");
+        .expect("devtools runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     println!("{stdout}");
     assert!(

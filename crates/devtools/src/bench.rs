@@ -70,7 +70,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         return Err("N, K and C must be > 0".into());
     }
     if cfg!(debug_assertions) {
-        eprintln!("warning: xtask was built without optimisations; use `cargo xtask bench` (release)");
+        eprintln!("warning: devtools was built without optimisations; use `cargo xtask bench` (release)");
     }
     eprintln!("bench: N={} K={} C={}", p.n, p.k, p.c);
     let wanted = |w: &str| only.as_deref().is_none_or(|o| o == w);
@@ -512,8 +512,9 @@ fn w2_state<P: StorePartition + 'static>(partition: Arc<P>, p: Params) -> Result
         txn.update_window(start, start + 1000, &(count + 1), t, &prefix)
             .map_err(err)?;
         let latest = txn.get_latest_timestamp(&prefix).map_err(err)? as i64;
-        let expired: Vec<ExpiredWindow<u64, ()>> =
-            txn.expire_windows(latest - 1000, &prefix, ExpireOptions::delete()).map_err(err)?;
+        let expired: Vec<ExpiredWindow<u64, ()>> = txn
+            .expire_windows(latest - 1000, &prefix, ExpireOptions::delete())
+            .map_err(err)?;
         emitted += expired.len() as u64;
         if (i + 1) % p.c == 0 {
             txn.prepare(None).map_err(err)?;

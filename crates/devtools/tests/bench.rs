@@ -10,14 +10,14 @@ fn every_line_is_json_with_the_defined_check() {
     // K >= 1000 as in the defaults: each w2 record then opens its own
     // one-second window, and every window but each prefix's last expires.
     let (n, k, c) = (5_000u64, 1_000u64, 500u64);
-    let out = Command::new(env!("CARGO_BIN_EXE_xtask"))
+    let out = Command::new(env!("CARGO_BIN_EXE_devtools"))
         .arg("bench")
         .env("N", n.to_string())
         .env("K", k.to_string())
         .env("C", c.to_string())
         .env("ROUNDS", "1")
         .output()
-        .expect("xtask runs");
+        .expect("devtools runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stdout}\n{stderr}");

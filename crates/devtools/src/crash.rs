@@ -86,7 +86,7 @@ fn helper(name: &str) -> Result<PathBuf, String> {
     if !path.exists() {
         let release = dir.ends_with("release");
         let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
-        cmd.args(["build", "-p", "xtask", "--bins"]);
+        cmd.args(["build", "-p", "devtools", "--bins"]);
         if release {
             cmd.arg("--release");
         }

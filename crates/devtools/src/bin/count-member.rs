@@ -1,6 +1,6 @@
 //! A consumer-group member counting records per key in a store with a
 //! changelog, for the multi-process failover test
-//! (`xtask/tests/process_failover.rs`). Not a user tool.
+//! (`crates/devtools/tests/process_failover.rs`). Not a user tool.
 //!
 //! `count-member BOOTSTRAP STATE_DIR INSTANCE TOPIC PARTITIONS`
 //! Prints `processed N` lines as it goes; once it owns every partition and
@@ -26,7 +26,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut config = ManagerConfig::new("count-group", state_dir);
     config.instance_id = instance.clone();
     let mut manager = StateStoreManager::new(config, kafka.clone())?;
-    let counts = manager.register_store(StoreSpec::key_value(topic, "counts"))?;
+    let counts_store = manager.register_store(StoreSpec::key_value(topic, "counts"))?;
     let manager = Arc::new(Mutex::new(manager));
     let consumer: BaseConsumer<StateContext> = kafka
         .set("group.id", "count-group")
@@ -45,14 +45,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let msg = consumer.poll(Duration::from_millis(100));
         let mut m = manager.lock();
-        if let Some(e) = m.take_error() {
-            return Err(e.into());
-        }
+        m.maintain(&consumer)?;
         match msg {
             Some(Ok(msg)) => {
                 let p = msg.partition() as u32;
                 let key = msg.key().unwrap_or_default().to_vec();
-                let t = m.txn(&counts, p)?;
+                let t = m.txn(&counts_store, p)?;
                 let n: u64 = t.get("count", &key)?.unwrap_or(0);
                 t.set("count", &(n + 1), &key)?;
                 m.processed(topic, p, msg.offset())?;
@@ -81,7 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 if done {
                     let mut counts = BTreeMap::new();
                     for p in 0..partitions as u32 {
-                        let part = m.partition(&counts, p)?;
+                        let part = m.partition(&counts_store, p)?;
                         for item in part.iter_range("default", b"", None, state_core::Direction::Forward)? {
                             let (k, v) = item?;
                             let prefix = k.split(|b| *b == b'|').next().unwrap_or_default();

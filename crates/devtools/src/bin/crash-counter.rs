@@ -21,9 +21,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::{ClientConfig, Message, Offset};
 use state_core::{Codec, Direction};
-use state_manager::{
-    CheckpointStage, ManagerConfig, ProcessingGuarantee, StateContext, StateStoreManager, StoreSpec,
-};
+use state_manager::{CheckpointStage, ManagerConfig, ProcessingGuarantee, StateContext, StateStoreManager, StoreSpec};
 
 const INPUT: &str = "crash-input";
 const OUTPUT: &str = "crash-output";
@@ -84,7 +82,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.kafka_timeout = Duration::from_secs(15);
     config.mirror_transactional_offsets = std::env::var("MIRROR_OFFSETS").is_ok();
     let mut manager = StateStoreManager::new(config, kafka.clone())?;
-    let counts = manager.register_store(StoreSpec::key_value(INPUT, "counts"))?;
+    let counts_store = manager.register_store(StoreSpec::key_value(INPUT, "counts"))?;
     if let Some(c) = crash.clone() {
         manager.set_checkpoint_observer(move |s| c.reached(stage_name(s)));
         let c = crash.clone();
@@ -118,14 +116,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }
         let msg = consumer.poll(Duration::from_millis(50));
         let mut m = manager.lock();
-        if let Some(e) = m.take_error() {
-            return Err(e.into());
-        }
+        m.maintain(&consumer)?;
         match msg {
             Some(Ok(msg)) => {
                 let p = msg.partition() as u32;
                 let key = msg.key().unwrap_or_default().to_vec();
-                let t = m.txn(&counts, p)?;
+                let t = m.txn(&counts_store, p)?;
                 let n: u64 = t.get("count", &key)?.unwrap_or(0);
                 t.set("count", &(n + 1), &key)?;
                 let out = m.output_producer()?;
@@ -164,7 +160,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 if done {
                     let mut counts = BTreeMap::new();
                     for p in 0..partitions as u32 {
-                        let part = m.partition(&counts, p)?;
+                        let part = m.partition(&counts_store, p)?;
                         for item in part.iter_range("default", b"", None, Direction::Forward)? {
                             let (k, v) = item?;
                             let prefix = k.split(|b| *b == b'|').next().unwrap_or_default();

@@ -10,7 +10,10 @@ use serde_json::{json, Value};
 use state_core::{
     keys, ChangelogSink, Codec, Direction, MemoryPartition, ProcessedOffsets, RecordingSink, StorePartition,
 };
-use state_txn::{CollectedValues, ExpireOptions, ExpiredWindow, PartitionTransaction, TimestampedConfig, TimestampedTransaction, WindowedTransaction};
+use state_txn::{
+    CollectedValues, ExpireOptions, ExpiredWindow, PartitionTransaction, TimestampedConfig, TimestampedTransaction,
+    WindowedTransaction,
+};
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()

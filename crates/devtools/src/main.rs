@@ -1,0 +1,59 @@
+//! The development tools `cargo xtask` runs (in release mode, after making
+//! sure the machine can build RocksDB). Run directly with
+//! `cargo run --release -p devtools -- <command>`:
+//!
+//! * `cargo xtask bench [--workload wN]` — the workloads of `shared/bench.md`,
+//!   one JSON line per (system, workload) on stdout.
+//! * `cargo xtask crash [--kills N] [--seed S]` — the crash harness: kill a
+//!   stateful processor at random points and compare with a model.
+//! * `cargo xtask fuzz [--seconds S]` — random and mutated inputs for every
+//!   decoder; fails on a panic.
+//! * `cargo xtask fixtures` — regenerate `fixtures/format/*.json` from the
+//!   code; tests compare the code against the checked-in files.
+
+mod bench;
+mod crash;
+mod fixtures;
+mod fuzz;
+mod rng;
+
+use std::process::ExitCode;
+
+fn usage() -> &'static str {
+    "usage: cargo xtask <command>
+
+commands:
+  bench [--workload wN] [--brokers HOST:PORT]
+                                run the benchmark workloads w1..w5 (N, K, C from the
+                                environment); w4/w5 use the in-process mock cluster
+                                unless --brokers is given
+  crash [--kills N] [--seed S] [--guarantee exactly-once|at-least-once]
+        [--chunk RECORDS] [--keys K] [--partitions P]
+                                kill a stateful processor N times (default 50) at random
+                                points, then compare state and output with a model
+  fuzz [--seconds S] [--seed N]  random and mutated inputs for every decoder of bytes
+                                from disk or Kafka, S seconds per target (default 60)
+  fixtures                      regenerate fixtures/format from the code"
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("bench") => bench::run(&args[1..]),
+        Some("crash") => crash::run(&args[1..]),
+        Some("fixtures") => fixtures::run(),
+        Some("fuzz") => fuzz::run(&args[1..]),
+        Some("-h" | "--help") | None => {
+            eprintln!("{}", usage());
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => Err(format!("unknown command {other:?}\n\n{}", usage())),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,26 @@
+//! # state-fjall
+//!
+//! A persistent backend written in Rust only, on [fjall](https://docs.rs/fjall)
+//! (an LSM tree with keyspaces and atomic cross-keyspace batches): for
+//! applications that cannot build C++ (no libclang, musl, cross-compiling).
+//! [`FjallBackend`] implements [`state_core::Backend`]; its partitions pass
+//! both conformance kits, so transactions, windows, changelogs, recovery and
+//! the state manager work on it unchanged.
+//!
+//! What is guaranteed (details in [`FjallPartition`]'s module docs):
+//! a batch is atomic across column families, after a process crash too;
+//! `write` hands the batch to the OS before returning (it survives a process
+//! crash, not a power loss, unless [`FjallOptions::sync_writes`]); `persist`
+//! fsyncs; reads go through snapshots.
+//!
+//! Depends on `state-core` only.
+
+#![warn(missing_docs)]
+
+mod backend;
+mod options;
+mod partition;
+
+pub use backend::FjallBackend;
+pub use options::FjallOptions;
+pub use partition::{FjallPartition, FjallSnapshot, KEY_TAG, MAX_KEY_LEN};

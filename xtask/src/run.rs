@@ -1,0 +1,83 @@
+//! The commands: each makes sure the prerequisites are there, then runs
+//! cargo from the workspace root.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use crate::broker::Broker;
+use crate::prereq::{self, Purpose};
+
+fn root() -> PathBuf {
+    // xtask/ is a direct child of the workspace root.
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest.parent().map(PathBuf::from).unwrap_or(manifest)
+}
+
+fn cargo() -> Command {
+    let mut c = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    c.current_dir(root());
+    c
+}
+
+fn run(mut cmd: Command, what: &str) -> Result<(), String> {
+    let status = cmd.status().map_err(|e| format!("starting {what}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{what} failed ({status})"))
+    }
+}
+
+/// `cargo run --release -p pageviews -- ARGS`.
+pub fn demo(args: &[String]) -> Result<(), String> {
+    prereq::system_packages(Purpose::Build)?;
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "-p", "pageviews", "--"]).args(args);
+    run(cmd, "the pageviews demo")
+}
+
+/// `cargo run --release -p devtools -- TOOL ARGS`.
+pub fn devtools(tool: &str, args: &[String]) -> Result<(), String> {
+    prereq::system_packages(Purpose::Build)?;
+    let mut cmd = cargo();
+    cmd.args(["run", "--release", "-p", "devtools", "--", tool]).args(args);
+    run(cmd, tool)
+}
+
+/// `cargo test --workspace ARGS` with a tansu broker for the real-broker
+/// suites (unless `KAFKA_BOOTSTRAP_SERVERS` names one already). The broker
+/// is installed, if missing, while the tests build.
+pub fn test(args: &[String]) -> Result<(), String> {
+    prereq::system_packages(Purpose::Test)?;
+    let external = std::env::var("KAFKA_BOOTSTRAP_SERVERS").ok().filter(|s| !s.is_empty());
+    let install = match external {
+        Some(_) => None,
+        None => prereq::start_tansu_install()?,
+    };
+    let mut build = cargo();
+    build.args(["test", "--workspace", "--no-run"]);
+    let built = run(build, "building the tests");
+    let tansu = match external {
+        Some(_) => None,
+        None => Some(prereq::finish_tansu_install(install)?),
+    };
+    built?;
+    let broker = match &tansu {
+        Some(bin) => Some(Broker::start(bin)?),
+        None => None,
+    };
+    let mut cmd = cargo();
+    cmd.args(["test", "--workspace"]).args(args);
+    match (&broker, &tansu) {
+        (Some(b), Some(bin)) => {
+            cmd.env("KAFKA_BOOTSTRAP_SERVERS", &b.address).env("TANSU_BIN", bin);
+        }
+        _ => eprintln!(
+            "xtask: using the broker at {} (KAFKA_BOOTSTRAP_SERVERS)",
+            std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_default()
+        ),
+    }
+    let res = run(cmd, "the tests");
+    drop(broker);
+    res
+}
