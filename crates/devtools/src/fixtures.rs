@@ -20,7 +20,7 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn fixtures_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures/format")
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/format")
 }
 
 struct Session {

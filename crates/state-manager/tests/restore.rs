@@ -230,9 +230,9 @@ fn a_long_restore_runs_beside_the_poll_loop() {
         let owns_both = m.consumer.assignment().map(|a| a.count()).unwrap_or(0) == 2;
         if owns_both && mgr.is_ready(INPUT, 1) && mgr.is_ready(INPUT, 0) {
             mgr.commit(&m.consumer).unwrap();
-            let done = (0..2).all(|p| {
-                let key = format!("k{p}");
-                read_count(&mgr, &m.counts, p, &key) == truth[&key]
+            let done = truth.iter().all(|(key, want)| {
+                let p: u32 = key[1..].parse::<u32>().unwrap_or(0) % 2;
+                read_count(&mgr, &m.counts, p, key) >= *want
             });
             if done {
                 break;
