@@ -8,6 +8,7 @@ use std::time::Instant;
 
 use state_changelog::{ApplierConfig, ChangelogApplier, IncomingRecord};
 use state_core::{cf, keys, Codec, MemoryPartition, StorePartition};
+use state_fjall::{FjallOptions, FjallPartition};
 use state_rocksdb::{RocksDbOptions, RocksDbPartition};
 use state_txn::{ExpireOptions, ExpiredWindow, PartitionTransaction, WindowedTransaction};
 
@@ -84,6 +85,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if wanted("w1") {
         let mut systems: Systems = vec![
             ("state-rocksdb", Box::new(|dir: &Path, p| w1_state(rocks(dir)?, p))),
+            ("state-fjall", Box::new(|dir: &Path, p| w1_state(fjall(dir)?, p))),
             (
                 "state-memory",
                 Box::new(|_: &Path, p| w1_state(Arc::new(MemoryPartition::new()), p)),
@@ -95,6 +97,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if wanted("w2") {
         let mut systems: Systems = vec![
             ("state-rocksdb", Box::new(|dir: &Path, p| w2_state(rocks(dir)?, p))),
+            ("state-fjall", Box::new(|dir: &Path, p| w2_state(fjall(dir)?, p))),
             (
                 "state-memory",
                 Box::new(|_: &Path, p| w2_state(Arc::new(MemoryPartition::new()), p)),
@@ -105,6 +108,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if wanted("w3") {
         let mut systems: Systems = vec![
             ("state-rocksdb", Box::new(|dir: &Path, p| w3_state(rocks(dir)?, p))),
+            ("state-fjall", Box::new(|dir: &Path, p| w3_state(fjall(dir)?, p))),
             (
                 "state-memory",
                 Box::new(|_: &Path, p| w3_state(Arc::new(MemoryPartition::new()), p)),
@@ -383,6 +387,12 @@ fn measure_rounds(workload: &str, p: Params, rounds: u64, systems: &mut Systems<
 
 fn rocks(dir: &Path) -> Result<Arc<RocksDbPartition>, String> {
     RocksDbPartition::open(dir, &RocksDbOptions::default())
+        .map(Arc::new)
+        .map_err(|e| e.to_string())
+}
+
+fn fjall(dir: &Path) -> Result<Arc<FjallPartition>, String> {
+    FjallPartition::open(dir, &FjallOptions::default())
         .map(Arc::new)
         .map_err(|e| e.to_string())
 }

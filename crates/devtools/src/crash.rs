@@ -38,6 +38,7 @@ struct Settings {
     keys: u32,
     partitions: u32,
     guarantee: &'static str,
+    backend: String,
 }
 
 fn parse(args: &[String]) -> Result<Settings, String> {
@@ -51,6 +52,7 @@ fn parse(args: &[String]) -> Result<Settings, String> {
         keys: 20,
         partitions: 3,
         guarantee: "eos",
+        backend: "rocksdb".into(),
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -65,6 +67,12 @@ fn parse(args: &[String]) -> Result<Settings, String> {
             "--chunk" => s.chunk = num("--chunk")?.max(1) as u32,
             "--keys" => s.keys = num("--keys")?.max(1) as u32,
             "--partitions" => s.partitions = num("--partitions")?.max(1) as u32,
+            "--backend" => {
+                s.backend = match it.next().map(String::as_str) {
+                    Some(b @ ("rocksdb" | "fjall" | "memory")) => b.to_owned(),
+                    other => return Err(format!("unknown backend {other:?} (rocksdb, fjall, memory)")),
+                }
+            }
             "--guarantee" => {
                 s.guarantee = match it.next().map(String::as_str) {
                     Some("exactly-once" | "eos") => "eos",
@@ -171,6 +179,7 @@ fn run_child(bootstrap: &str, state: &Path, s: &Settings, crash: &Crash) -> Resu
     ])
     // The mock broker keeps no offsets sent in a transaction.
     .env("MIRROR_OFFSETS", "1")
+    .env("STATE_BACKEND", &s.backend)
     .stdout(Stdio::piped())
     .stderr(Stdio::piped());
     if let Crash::At(stage, n) = crash {
@@ -363,6 +372,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "at-least-once"
         }
     );
+    println!("backend: {}", s.backend);
     println!("records: {records}");
     println!("runs: {runs}");
     println!("kills: {kills}");

@@ -49,11 +49,14 @@ fn every_line_is_json_with_the_defined_check() {
     }
     let expected: BTreeSet<(String, String)> = [
         ("state-rocksdb", "w1"),
+        ("state-fjall", "w1"),
         ("state-memory", "w1"),
         ("raw-rocksdb", "w1"),
         ("state-rocksdb", "w2"),
+        ("state-fjall", "w2"),
         ("state-memory", "w2"),
         ("state-rocksdb", "w3"),
+        ("state-fjall", "w3"),
         ("state-memory", "w3"),
         ("raw-rocksdb", "w3"),
         ("state-rocksdb", "w4"),

@@ -24,10 +24,9 @@ use state_core::{
     WriteBatch,
 };
 use state_manager::{
-    Codec, KeyValue, ManagerConfig, PartitionTransaction, ProcessingGuarantee, StandbyPolicy, StateContext,
-    StateStoreManager, StoreHandle, StoreSpec,
+    Codec, KeyValue, ManagerConfig, PartitionTransaction, ProcessingGuarantee, RocksDbBackend, RocksDbOptions,
+    StandbyPolicy, StateContext, StateStoreManager, StoreHandle, StoreSpec,
 };
-use state_rocksdb::{RocksDbBackend, RocksDbOptions};
 
 const CHANGELOG: &str = "changelog__g--input--counts";
 /// Changelog records of partition 1 before the test starts.
@@ -296,7 +295,7 @@ fn a_revocation_in_the_middle_of_a_restore_keeps_data_and_offset_in_step() {
         }
         assert!(Instant::now() < deadline, "the restore did not start");
     }
-    let part_dir = dir.path().join("g").join("counts").join(INPUT).join("1");
+    let store_dir = StoreLocation::new("counts", dir.path().join("g").join("counts").join(INPUT));
     {
         let mut mgr = m.manager.lock();
         mgr.on_revoke(&[(INPUT.to_owned(), 1)]).unwrap();
@@ -305,7 +304,7 @@ fn a_revocation_in_the_middle_of_a_restore_keeps_data_and_offset_in_step() {
     // Closed: open it directly and check that every seed key up to the
     // stored offset is there and none after (one record per key, in order).
     let (stored, present) = {
-        let p = state_rocksdb::RocksDbPartition::open(&part_dir, &RocksDbOptions::default()).unwrap();
+        let p = RocksDbBackend::new(RocksDbOptions::default()).open(&store_dir, 1).unwrap();
         let stored = p.changelog_offset().unwrap().expect("an offset was stored");
         let present = p.iter_range("default", b"", None, Direction::Forward).unwrap().count() as u64;
         (stored, present)

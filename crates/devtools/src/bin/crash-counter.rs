@@ -4,6 +4,8 @@
 //!
 //! `crash-counter BOOTSTRAP STATE_DIR eos|alos PARTITIONS`
 //!
+//! `STATE_BACKEND=rocksdb|fjall|memory` picks the store's backend.
+//!
 //! `CRASH_AT=STAGE:N` makes it abort (no cleanup, like a kill) the N-th
 //! time it reaches STAGE: `process` (a record processed, not committed),
 //! `produced` / `committed` / `flushed` (checkpoint stages), or `recovery`
@@ -76,7 +78,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Ok(debug) = std::env::var("KAFKA_DEBUG") {
         kafka.set("debug", debug);
     }
-    let mut config = ManagerConfig::new(GROUP, state_dir);
+    let backend: Arc<dyn state_core::Backend> = match std::env::var("STATE_BACKEND").as_deref() {
+        Ok("fjall") => state_fjall::FjallBackend::shared(Default::default()),
+        Ok("memory") => state_core::MemoryBackend::shared(),
+        _ => state_manager::RocksDbBackend::shared(Default::default()),
+    };
+    let mut config = ManagerConfig::with_backend(GROUP, state_dir, backend);
     config.guarantee = guarantee;
     config.instance_id = "child".into();
     config.kafka_timeout = Duration::from_secs(15);
