@@ -1,7 +1,6 @@
 //! [`StorePartition`]: the data of one partition of one store, as every
 //! backend provides it.
 
-
 use crate::batch::WriteBatch;
 use crate::error::Result;
 

@@ -7,9 +7,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use state_core::testkit::FailingWrites;
-use state_core::{cf, keys, Codec, Error, StorePartition};
+use state_core::{cf, keys, Codec, Direction, Error, StorePartition};
 use state_rocksdb::{RocksDbOptions, RocksDbPartition};
-use state_txn::{ExpireOptions, PartitionTransaction, TimestampedConfig, TimestampedTransaction, TxnError, WindowedTransaction};
+use state_txn::{
+    ExpireOptions, PartitionTransaction, TimestampedConfig, TimestampedTransaction, TxnError, WindowedTransaction,
+};
 
 fn open(dir: &Path) -> Arc<RocksDbPartition> {
     Arc::new(RocksDbPartition::open(dir, &RocksDbOptions::default()).unwrap())

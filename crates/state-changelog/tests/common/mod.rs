@@ -11,7 +11,9 @@ use state_changelog::rdkafka::config::ClientConfig;
 use state_changelog::{ChangelogProducer, RecoveryConfig, RecoveryManager, RecoveryPartition, RecoveryProgress};
 use state_core::{cf, ChangelogSink, Codec, Direction, KeyValue, ProcessedOffsets, StorePartition};
 use state_rocksdb::{RocksDbOptions, RocksDbPartition};
-use state_txn::{CollectedValues, ExpireOptions, ExpiredWindow, PartitionTransaction, TimestampedConfig, TimestampedTransaction, WindowedTransaction};
+use state_txn::{
+    ExpireOptions, ExpiredWindow, PartitionTransaction, TimestampedConfig, TimestampedTransaction, WindowedTransaction,
+};
 
 pub fn client(bootstrap: &str) -> ClientConfig {
     let mut c = ClientConfig::new();
@@ -58,7 +60,9 @@ pub fn write_session(producer: &Arc<ChangelogProducer>, topic: &str, partition: 
             .unwrap();
         w.add_to_collection(Some(round * 1000), &format!("click-{round}"), b"page")
             .unwrap();
-        let _: Vec<ExpiredWindow<i64, String>> = w.expire_windows(round * 1000 - 1000, b"page", ExpireOptions::delete().collecting()).unwrap();
+        let _: Vec<ExpiredWindow<i64, String>> = w
+            .expire_windows(round * 1000 - 1000, b"page", ExpireOptions::delete().collecting())
+            .unwrap();
         w.prepare(Some(&offsets)).unwrap();
         let mut t = TimestampedTransaction::new(
             p.clone(),
