@@ -1,5 +1,7 @@
-//! Conformance cases for windowed and timestamped transactions, run by every
-//! backend through [`state_core::testkit::Harness`]:
+//! Conformance cases for windowed, timestamped and per-write-TTL
+//! transactions, and quixstreams' window types written on them
+//! ([`windows`]) checked against naive models, run by every backend through
+//! [`state_core::testkit::Harness`]:
 //!
 //! ```text
 //! state_txn::txn_conformance_tests!(MyHarness::new());
@@ -13,7 +15,25 @@ use proptest::test_runner::{Config, TestRunner};
 use state_core::testkit::Harness;
 use state_core::{cf, ChangelogSink, Codec, Direction, KeyValue, RecordingSink, StorePartition, WriteBatch};
 
-use crate::{CollectedValues, ExpireOptions, ExpiredWindow, TimestampedConfig, TimestampedTransaction, TxnError, Window, WindowedTransaction};
+use crate::{
+    CollectedValues, ExpireOptions, ExpiredWindow, TimestampedConfig, TimestampedTransaction, TxnError, Window,
+    WindowedTransaction,
+};
+
+mod primitives;
+mod ttl_cases;
+mod window_models;
+pub mod windows;
+
+pub use primitives::{expire_end_inclusive, expiry_checkpoints, windowed_iteration};
+pub use ttl_cases::{
+    ttl_refresh_budget_and_local_sweep, ttl_refusals, ttl_switch_of_a_populated_store, ttl_writes_reads_and_sweep,
+};
+pub use window_models::{
+    count_windows_match_a_naive_model, fixed_windows_by_partition_match_a_naive_model,
+    hopping_windows_match_a_naive_model, session_windows_match_a_naive_model, sliding_windows_match_a_naive_model,
+    tumbling_windows_match_a_naive_model,
+};
 
 type P = Arc<dyn StorePartition>;
 
@@ -134,7 +154,10 @@ pub fn window_ranges<H: Harness>(h: &mut H) {
         vec![30, 10],
         "backwards"
     );
-    assert_eq!(starts(t.get_windows(30, 30, b"k", Direction::Forward).unwrap()), Vec::<u64>::new());
+    assert_eq!(
+        starts(t.get_windows(30, 30, b"k", Direction::Forward).unwrap()),
+        Vec::<u64>::new()
+    );
     let w = t.get_windows::<i64>(5, 15, b"k", Direction::Forward).unwrap();
     assert_eq!(
         w,
@@ -144,8 +167,14 @@ pub fn window_ranges<H: Harness>(h: &mut H) {
             value: 10
         }]
     );
-    assert_eq!(starts(t.get_windows(-1, 100, b"k2", Direction::Forward).unwrap()), vec![10]);
-    assert_eq!(starts(t.get_windows(-1, 100, b"k|x", Direction::Forward).unwrap()), vec![10]);
+    assert_eq!(
+        starts(t.get_windows(-1, 100, b"k2", Direction::Forward).unwrap()),
+        vec![10]
+    );
+    assert_eq!(
+        starts(t.get_windows(-1, 100, b"k|x", Direction::Forward).unwrap()),
+        vec![10]
+    );
 }
 
 /// `expire_windows` emits each window once, across transactions and (for
@@ -221,7 +250,8 @@ pub fn collections<H: Harness>(h: &mut H) {
     let mut t = windowed(&p);
     let n = t.add_to_collection(None, &"auto", b"k3").unwrap();
     assert_eq!(n, 5, "the counter is persisted across transactions");
-    let expired: Vec<ExpiredWindow<(), String>> = t.expire_windows(0, b"k", ExpireOptions::delete().collecting()).unwrap();
+    let expired: Vec<ExpiredWindow<(), String>> =
+        t.expire_windows(0, b"k", ExpireOptions::delete().collecting()).unwrap();
     assert_eq!(expired.len(), 1);
     assert_eq!(expired[0].collected, vec!["b", "a", "c"]);
     assert_eq!(t.get_window::<()>(0, 10, b"k").unwrap(), None);
@@ -460,8 +490,11 @@ pub fn changelog_replay_rebuilds_every_column_family<H: Harness>(h: &mut H) {
             t.update_window(s, s + 10, &(round + 1), s + 5, k).unwrap();
             t.add_to_collection(Some(s), &format!("v{round}"), k).unwrap();
         }
-        let _: Vec<ExpiredWindow<i64, String>> = t.expire_windows(round * 10 - 10, b"a", ExpireOptions::delete().collecting()).unwrap();
-        t.delete_windows(round * 10 - 20, CollectedValues::Delete, b"b").unwrap();
+        let _: Vec<ExpiredWindow<i64, String>> = t
+            .expire_windows(round * 10 - 10, b"a", ExpireOptions::delete().collecting())
+            .unwrap();
+        t.delete_windows(round * 10 - 20, CollectedValues::Delete, b"b")
+            .unwrap();
         t.prepare(None).unwrap();
         t.flush(Some(round as u64)).unwrap();
         let mut ts = TimestampedTransaction::new(
@@ -568,8 +601,16 @@ pub fn windows_match_a_naive_model<H: Harness>(h: &mut H) {
                     }
                     WindowOp::Expire { key, max_start, delete } => {
                         let max_start = u64::from(max_start) * 10;
-                        let got: Vec<ExpiredWindow<i64, ()>> =
-                            t.expire_windows(max_start as i64, &[key], ExpireOptions { delete, ..ExpireOptions::keep() }).unwrap();
+                        let got: Vec<ExpiredWindow<i64, ()>> = t
+                            .expire_windows(
+                                max_start as i64,
+                                &[key],
+                                ExpireOptions {
+                                    delete,
+                                    ..ExpireOptions::keep()
+                                },
+                            )
+                            .unwrap();
                         let got: Vec<(u64, i64)> = got.into_iter().map(|w| (w.start, w.value)).collect();
                         prop_assert_eq!(got, model.expire(key, max_start, delete));
                     }
@@ -622,6 +663,40 @@ pub fn cases<H: Harness>() -> Vec<Case<H>> {
             changelog_replay_rebuilds_every_column_family::<H>,
         ),
         ("windows_match_a_naive_model", windows_match_a_naive_model::<H>),
+        ("windowed_iteration", windowed_iteration::<H>),
+        ("expiry_checkpoints", expiry_checkpoints::<H>),
+        ("expire_end_inclusive", expire_end_inclusive::<H>),
+        ("ttl_writes_reads_and_sweep", ttl_writes_reads_and_sweep::<H>),
+        (
+            "ttl_refresh_budget_and_local_sweep",
+            ttl_refresh_budget_and_local_sweep::<H>,
+        ),
+        ("ttl_switch_of_a_populated_store", ttl_switch_of_a_populated_store::<H>),
+        ("ttl_refusals", ttl_refusals::<H>),
+        (
+            "tumbling_windows_match_a_naive_model",
+            tumbling_windows_match_a_naive_model::<H>,
+        ),
+        (
+            "hopping_windows_match_a_naive_model",
+            hopping_windows_match_a_naive_model::<H>,
+        ),
+        (
+            "fixed_windows_by_partition_match_a_naive_model",
+            fixed_windows_by_partition_match_a_naive_model::<H>,
+        ),
+        (
+            "sliding_windows_match_a_naive_model",
+            sliding_windows_match_a_naive_model::<H>,
+        ),
+        (
+            "count_windows_match_a_naive_model",
+            count_windows_match_a_naive_model::<H>,
+        ),
+        (
+            "session_windows_match_a_naive_model",
+            session_windows_match_a_naive_model::<H>,
+        ),
     ]
 }
 
@@ -636,14 +711,18 @@ macro_rules! txn_conformance_tests {
                 window_basics, window_ranges, expiry_emits_each_window_once, collections,
                 expire_all_windows_by_step, timestamped_latest, timestamped_grace_expiry,
                 timestamped_duplicates, changelog_replay_rebuilds_every_column_family,
-                windows_match_a_naive_model);
+                windows_match_a_naive_model, windowed_iteration, expiry_checkpoints, expire_end_inclusive,
+                ttl_writes_reads_and_sweep, ttl_refresh_budget_and_local_sweep, ttl_switch_of_a_populated_store,
+                ttl_refusals, tumbling_windows_match_a_naive_model, hopping_windows_match_a_naive_model,
+                fixed_windows_by_partition_match_a_naive_model, sliding_windows_match_a_naive_model,
+                count_windows_match_a_naive_model, session_windows_match_a_naive_model);
 
             #[test]
             fn macro_covers_every_case() {
                 fn count<H: state_core::testkit::Harness>(_: &H) -> usize {
                     $crate::testkit::cases::<H>().len()
                 }
-                assert_eq!(count(&$make), 10, "txn_conformance_tests! must list every case");
+                assert_eq!(count(&$make), 23, "txn_conformance_tests! must list every case");
             }
         }
     };
