@@ -7,6 +7,16 @@
 //! one checkpoint by prefix insertion order (and Python set order for
 //! deletes); we emit them in key order, so each checkpoint's records are
 //! compared as a sorted list.
+//!
+//! The issue #15 scenarios (`traced` module below) also compare every
+//! header of every record (`__ttl_stamped__` included), the windows each
+//! message emits (session and sliding windows run on our primitives through
+//! `state_txn::testkit::windows`), the return value of every traced
+//! primitive call, and the reads after replaying quixstreams' own TTL
+//! changelog.
+
+#[path = "quixstreams_compat/traced.rs"]
+mod traced;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -15,7 +25,10 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use state_core::{ChangelogSink, Codec, Direction, ProcessedOffsets, RecordingSink, StorePartition};
 use state_rocksdb::{RocksDbOptions, RocksDbPartition};
-use state_txn::{CollectedValues, ExpireOptions, ExpiredWindow, PartitionTransaction, TimestampedConfig, TimestampedTransaction, WindowedTransaction};
+use state_txn::{
+    CollectedValues, ExpireOptions, ExpiredWindow, PartitionTransaction, TimestampedConfig, TimestampedTransaction,
+    WindowedTransaction,
+};
 
 fn fixture(name: &str) -> Value {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -166,7 +179,9 @@ fn windowed_session_matches_quixstreams() {
     t.prepare(Some(&offsets(1))).unwrap();
     t.flush(Some(1)).unwrap();
     let mut t = WindowedTransaction::new(s.partition.clone(), Codec::Json, s.sink());
-    let e2: Vec<ExpiredWindow<i64, String>> = t.expire_windows(10, b"k", ExpireOptions::delete().collecting()).unwrap();
+    let e2: Vec<ExpiredWindow<i64, String>> = t
+        .expire_windows(10, b"k", ExpireOptions::delete().collecting())
+        .unwrap();
     t.delete_windows(0, CollectedValues::Delete, b"k2").unwrap();
     let windows: Vec<Value> = t
         .get_windows::<i64>(-1, 100, b"k", Direction::Forward)
