@@ -139,23 +139,30 @@ pub enum StampedRead<'a> {
     Unstamped(&'a [u8]),
 }
 
-/// The read-time filter of a TTL-mode partition (quixstreams'
-/// `_get_bytes`): strips the stamp, repairs a double-stamped value (a stamp
-/// whose payload is itself `00..`/`FF..`-led stamped evidence), and hides
-/// values expired at `high_water` (expiry is inclusive).
-pub fn read_stamped(value: &[u8], high_water: Option<u64>) -> StampedRead<'_> {
-    let Some((mut stamp, mut payload)) = decode_stamp(value) else {
-        return StampedRead::Unstamped(value);
-    };
+/// The stamp and payload of a stored TTL-mode value as quixstreams reads
+/// it: [`decode_stamp`], then the repair of a double-stamped value (a stamp
+/// whose payload is itself `00..`/`FF..`-led stamped evidence keeps the
+/// inner stamp and payload). `None` if the value has no valid stamp.
+pub fn decode_stamped(value: &[u8]) -> Option<(u64, &[u8])> {
+    let (stamp, payload) = decode_stamp(value)?;
     if payload.len() > STAMP_LEN
         && matches!(payload[0], 0x00 | 0xFF)
         && stamp_evidence(payload, wall_clock_ms()) == StampEvidence::Stamped
     {
-        if let Some((inner, rest)) = decode_stamp(payload) {
-            stamp = inner;
-            payload = rest;
+        if let Some(inner) = decode_stamp(payload) {
+            return Some(inner);
         }
     }
+    Some((stamp, payload))
+}
+
+/// The read-time filter of a TTL-mode partition (quixstreams'
+/// `_get_bytes`): strips the stamp ([`decode_stamped`]) and hides values
+/// expired at `high_water` (expiry is inclusive).
+pub fn read_stamped(value: &[u8], high_water: Option<u64>) -> StampedRead<'_> {
+    let Some((stamp, payload)) = decode_stamped(value) else {
+        return StampedRead::Unstamped(value);
+    };
     if stamp != NEVER && high_water.is_some_and(|hw| stamp <= hw) {
         StampedRead::Expired
     } else {

@@ -134,6 +134,22 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
         self.status
     }
 
+    /// True once `prepare` succeeded (quixstreams' `prepared`).
+    pub fn is_prepared(&self) -> bool {
+        self.status == TxnStatus::Prepared
+    }
+
+    /// True once `flush` succeeded (quixstreams' `completed`).
+    pub fn is_completed(&self) -> bool {
+        self.status == TxnStatus::Complete
+    }
+
+    /// True after an error (quixstreams' `failed`): every later call is
+    /// refused.
+    pub fn is_failed(&self) -> bool {
+        self.status == TxnStatus::Failed
+    }
+
     /// True if the transaction has changes to write.
     pub fn is_changed(&self) -> bool {
         !self.cache.is_empty()

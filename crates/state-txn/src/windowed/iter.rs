@@ -215,12 +215,18 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     /// sorted. So a prefix may come twice, and stored prefixes whose windows
     /// this transaction deleted still come. A snapshot taken at the call.
     pub fn iter_prefixes(&self) -> Result<Vec<Vec<u8>>> {
+        self.iter_prefixes_in(cf::DEFAULT)
+    }
+
+    /// [`iter_prefixes`](Self::iter_prefixes) over the keys of column family
+    /// `cf_name` (quixstreams' `iter_prefixes(cf_name=)`).
+    pub fn iter_prefixes_in(&self, cf_name: &str) -> Result<Vec<Vec<u8>>> {
         let mut stored: Vec<Vec<u8>> = Vec::new();
         let mut seen = std::collections::HashSet::new();
         for item in self
             .base
             .partition()
-            .iter_range(cf::DEFAULT, b"", None, Direction::Forward)?
+            .iter_range(cf_name, b"", None, Direction::Forward)?
         {
             let (key, _) = item?;
             if key.len() <= keys::U64_PAIR_LEN {
@@ -232,7 +238,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
             }
         }
         let mut cached: Vec<Vec<u8>> = Vec::new();
-        if let Some(changes) = self.base.cache().cf_changes(cf::DEFAULT) {
+        if let Some(changes) = self.base.cache().cf_changes(cf_name) {
             for (key, _) in changes.sorted() {
                 if key.len() == keys::U64_PAIR_LEN {
                     cached.push(Vec::new());
