@@ -56,6 +56,9 @@ pub struct TtlInfo {
     pub stamped_sample: (usize, usize),
     /// A quixstreams migration state this library refuses to open, if any.
     pub refused: Option<String>,
+    /// Keys in quixstreams' replay census `__ttl_backfill_pending__`: a
+    /// replay that has not finished (or ended refused). Counted exactly.
+    pub replay_pending_keys: u64,
 }
 
 /// How many `default` values [`inspect`] samples for TTL stamps.
@@ -104,6 +107,14 @@ pub fn inspect(dir: &Path) -> Result<Inspection> {
         migration_done: partition.get(cf::TTL_SYSTEM, cf::TTL_MIGRATION_DONE_KEY)?.is_some(),
         stamped_sample: (stamped, sampled),
         refused: state_core::legacy_ttl_situation(&partition)?.map(|s| s.to_string()),
+        replay_pending_keys: {
+            let mut n = 0;
+            for item in partition.iter_range(cf::TTL_BACKFILL_PENDING, b"", None, Direction::Forward)? {
+                item?;
+                n += 1;
+            }
+            n
+        },
     };
     Ok(Inspection {
         path: dir.to_owned(),
@@ -148,6 +159,7 @@ impl Inspection {
                 "stamped_values_sampled": self.ttl.stamped_sample.0,
                 "values_sampled": self.ttl.stamped_sample.1,
                 "refused": self.ttl.refused,
+                "replay_pending_keys": self.ttl.replay_pending_keys,
             },
             "column_families": self.column_families.iter().map(|c| json!({
                 "name": c.name,
@@ -178,6 +190,12 @@ impl Inspection {
         out += &format!("per-write TTL     {}\n", self.ttl_text());
         if let Some(refused) = &self.ttl.refused {
             out += &format!("TTL state         refused: {refused}\n");
+        }
+        if self.ttl.replay_pending_keys > 0 {
+            out += &format!(
+                "TTL replay        not finished: {} keys in __ttl_backfill_pending__\n",
+                self.ttl.replay_pending_keys
+            );
         }
         let width = self
             .column_families

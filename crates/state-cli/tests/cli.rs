@@ -254,6 +254,7 @@ fn inspect_shows_the_recorded_codec_and_detects_ttl_mode() {
     assert_eq!(i["ttl"]["stamped_values_sampled"], 3);
     assert_eq!(i["ttl"]["values_sampled"], 3);
     assert!(i["ttl"]["refused"].is_null());
+    assert_eq!(i["ttl"]["replay_pending_keys"], 0);
     let text = statectl(&["inspect", dir.path().to_str().unwrap()]);
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("per-write TTL     on"), "{text}");

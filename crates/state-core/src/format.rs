@@ -79,6 +79,13 @@ pub struct PartitionFormat {
     /// The shared TTL state, for key-value stores opened with
     /// [`TtlSupport::Enabled`]; `None` otherwise.
     pub ttl: Option<Arc<TtlState>>,
+    /// A replay into this partition has not finished (quixstreams' census
+    /// `__ttl_backfill_pending__` is not empty): run recovery with
+    /// [`PartitionFormat::replay_check`] up to the end of the changelog and
+    /// `finish` it before processing, even if the partition is caught up
+    /// (quixstreams' `has_incomplete_ttl_migration`). Its end settles or
+    /// refuses the state.
+    pub replay_pending: bool,
 }
 
 impl PartitionFormat {
@@ -103,9 +110,12 @@ pub enum LegacyTtl {
     /// A cold, provisional adoption of quixstreams v3.24.0 stamps waits for
     /// confirmation (`__ttl_adopt_pending__` or `__ttl_adopt_backup__`).
     ProvisionalAdoption,
-    /// A replay left unstamped values in a partition in TTL mode
-    /// (`__ttl_backfill_pending__` is not empty): quixstreams would stamp them
-    /// and produce them to the changelog.
+    /// A replay ended with unstamped values in a partition in TTL mode
+    /// (`__ttl_backfill_pending__` is not empty and no migration-done marker):
+    /// quixstreams would stamp them and produce them to the changelog.
+    /// Reported by [`crate::ReplayCheck::complete`]; on open the same state is
+    /// [`PartitionFormat::replay_pending`], since a replay interrupted
+    /// part-way looks alike until it finishes.
     PendingRecoveryCompletion {
         /// How many values are waiting.
         keys: u64,
@@ -184,7 +194,8 @@ impl fmt::Display for LegacyTtl {
 ///   [`TtlSupport::Enabled`], or as a windowed/timestamped store:
 ///   [`Error::TtlModeMismatch`].
 /// * quixstreams TTL migration states we do not take over:
-///   [`Error::TtlLegacyState`].
+///   [`Error::TtlLegacyState`]. A replay that did not finish is not refused
+///   here but reported in [`PartitionFormat::replay_pending`].
 ///
 /// Partitions written by quixstreams carry no kind or codec record; they
 /// are adopted as `format` if their contents allow it.
@@ -259,10 +270,12 @@ pub fn check_store_format(
         Some(options) => Some(Arc::new(TtlState::load(partition, options)?)),
         None => None,
     };
+    let replay_pending = ttl.is_some() && non_empty(partition, cf::TTL_BACKFILL_PENDING)?;
     Ok(PartitionFormat {
         path: path.to_owned(),
         codec: format.codec,
         ttl,
+        replay_pending,
     })
 }
 
@@ -290,15 +303,6 @@ fn non_empty(partition: &dyn StorePartition, cf_name: &str) -> Result<bool> {
         .is_some())
 }
 
-fn count(partition: &dyn StorePartition, cf_name: &str) -> Result<u64> {
-    let mut n = 0;
-    for item in partition.iter_range(cf_name, b"", None, Direction::Forward)? {
-        item?;
-        n += 1;
-    }
-    Ok(n)
-}
-
 /// The quixstreams TTL migration state of `partition` that we refuse, if
 /// any.
 pub fn legacy_ttl_situation(partition: &dyn StorePartition) -> Result<Option<LegacyTtl>> {
@@ -310,11 +314,6 @@ pub fn legacy_ttl_situation(partition: &dyn StorePartition) -> Result<Option<Leg
     }
     if meta(cf::TTL_BACKFILL_IN_PROGRESS_KEY)?.is_some() || (!done && non_empty(partition, cf::TTL_BACKFILL_STAMPED)?) {
         return Ok(Some(LegacyTtl::InterruptedBackfill));
-    }
-    if !done && non_empty(partition, cf::TTL_BACKFILL_PENDING)? {
-        return Ok(Some(LegacyTtl::PendingRecoveryCompletion {
-            keys: count(partition, cf::TTL_BACKFILL_PENDING)?,
-        }));
     }
     if let Some(v) = meta(cf::TTL_FORMAT_VERSION_KEY)? {
         if keys::decode_u64(&v).ok() != Some(cf::TTL_FORMAT_VERSION) {
@@ -554,15 +553,6 @@ mod tests {
                 |s| matches!(s, LegacyTtl::ProvisionalAdoption),
             ),
             (
-                "pending recovery completion",
-                |p| {
-                    ttl_mode(p);
-                    p.put(cf::TTL_BACKFILL_PENDING, b"a", b"").unwrap();
-                    p.put(cf::TTL_BACKFILL_PENDING, b"b", b"").unwrap();
-                },
-                |s| matches!(s, LegacyTtl::PendingRecoveryCompletion { keys: 2 }),
-            ),
-            (
                 "unflagged index",
                 |p| {
                     p.put(cf::TTL_INDEX, &ttl::index_key(5, b"k"), b"").unwrap();
@@ -600,6 +590,19 @@ mod tests {
             assert!(err.to_string().contains("quixstreams"), "{name}: {err}");
             assert_eq!(snapshot(&p), before, "{name}: nothing written");
         }
+    }
+
+    #[test]
+    fn an_unfinished_replay_opens_and_asks_for_recovery() {
+        let p = MemoryPartition::new();
+        ttl_mode(&p);
+        p.put(cf::TTL_BACKFILL_PENDING, b"a", b"").unwrap();
+        let format = StoreFormat::key_value(Codec::Json).with_ttl(TtlOptions::default());
+        let f = check_store_format(&p, &format, path()).unwrap();
+        assert!(f.replay_pending, "recovery must run and finish before processing");
+        let p = MemoryPartition::new();
+        let f = check_store_format(&p, &format, path()).unwrap();
+        assert!(!f.replay_pending);
     }
 
     #[test]
