@@ -96,6 +96,41 @@ pub fn windowed_iteration<H: Harness>(h: &mut H) {
     assert_eq!(&keys[0][..2], b"k|");
     assert!(t.keys(cf::DEFAULT).unwrap().iter().all(|k| k.len() >= 17));
     assert_eq!(t.key_from_prefix::<String>(b"\"str\"").unwrap(), "str");
+
+    // Many windows: the cursor reads the store in growing chunks; the walk
+    // equals the merged view in both directions.
+    let mut t = WindowedTransaction::new(p.clone(), Codec::Json, None);
+    for s in 0..300i64 {
+        t.update_window(s * 10, s * 10 + 5, &s, s, b"many").unwrap();
+    }
+    t.commit().unwrap();
+    let mut t = WindowedTransaction::new(p.clone(), Codec::Json, None);
+    for s in (0..300i64).step_by(7) {
+        t.update_window(s * 10, s * 10 + 5, &-s, s, b"many").unwrap();
+    }
+    for s in (0..300i64).step_by(11) {
+        t.delete_window(s * 10, s * 10 + 5, b"many").unwrap();
+    }
+    t.update_window(3001, 3002, &7, 1, b"many").unwrap();
+    for direction in [Direction::Forward, Direction::Backward] {
+        let mut want: Vec<(u64, i64)> = starts(t.get_windows(-1, 100_000, b"many", Direction::Forward).unwrap());
+        if direction == Direction::Backward {
+            want.reverse();
+        }
+        let got: Vec<Window<i64>> = t
+            .iter_windows(b"many", 0, None, direction)
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(starts(got), want, "{direction:?}");
+    }
+    let got: Vec<Window<i64>> = t
+        .iter_windows(b"many", 995, Some(2000), Direction::Backward)
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert_eq!(got.first().map(|w| w.start), Some(2000));
+    assert_eq!(got.last().map(|w| w.start), Some(1000));
 }
 
 /// Expiry checkpoints: unset is not 0, `-1` and `2^64 - 1` are stored with
