@@ -210,6 +210,8 @@ fn produce_w3_records(bootstrap: &str, topic: &str, p: Params) -> Result<(), Str
                     key: &fx.keys[(i % p.k) as usize],
                     value: Some(&fx.value),
                     processed_offsets: None,
+                    ttl_stamped: false,
+                    value_codec: None,
                 },
             )
             .map_err(err)?;
@@ -252,6 +254,7 @@ fn w4_recover(bootstrap: &str, topic: &str, dir: &Path, p: Params) -> Result<Out
             committed_offsets: BTreeMap::new(),
             location: dir.display().to_string(),
             until: None,
+            replay_check: None,
         }],
         &mut |_| {},
     )
@@ -582,6 +585,8 @@ fn w3_state<P: StorePartition + 'static>(partition: Arc<P>, p: Params) -> Result
                 value: Some(&fx.value),
                 column_family: Some(cf::DEFAULT.as_bytes()),
                 processed_offsets: None,
+                ttl_stamped: None,
+                value_codec: None,
             })
             .map_err(err)?;
     }

@@ -4,7 +4,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use state_core::{ProcessedOffsets, StorePartition, WriteBatch, CF_HEADER, PROCESSED_OFFSETS_HEADER};
+use state_core::{
+    ProcessedOffsets, ReplayCheck, ReplayedRecord, StorePartition, WriteBatch, CF_HEADER, PROCESSED_OFFSETS_HEADER,
+    TTL_STAMPED_HEADER, VALUE_CODEC_HEADER,
+};
 
 use crate::error::{ChangelogError, Result};
 use crate::writer::BatchWriter;
@@ -22,6 +25,11 @@ pub struct IncomingRecord<'a> {
     pub column_family: Option<&'a [u8]>,
     /// The `__processed_tp_offsets__` header value.
     pub processed_offsets: Option<&'a [u8]>,
+    /// The `__ttl_stamped__` header value (quixstreams' per-write TTL); any
+    /// non-empty value means the record's value carries a stamp.
+    pub ttl_stamped: Option<&'a [u8]>,
+    /// The `__value_codec__` header value (absent: JSON).
+    pub value_codec: Option<&'a [u8]>,
 }
 
 impl<'a> IncomingRecord<'a> {
@@ -34,11 +42,17 @@ impl<'a> IncomingRecord<'a> {
     ) -> Self {
         let mut column_family = None;
         let mut processed_offsets = None;
+        let mut ttl_stamped = None;
+        let mut value_codec = None;
         for (name, v) in headers {
             if name == CF_HEADER {
                 column_family = v;
             } else if name == PROCESSED_OFFSETS_HEADER {
                 processed_offsets = v;
+            } else if name == TTL_STAMPED_HEADER {
+                ttl_stamped = v;
+            } else if name == VALUE_CODEC_HEADER {
+                value_codec = v;
             }
         }
         IncomingRecord {
@@ -47,6 +61,8 @@ impl<'a> IncomingRecord<'a> {
             value,
             column_family,
             processed_offsets,
+            ttl_stamped,
+            value_codec,
         }
     }
 }
@@ -94,6 +110,13 @@ impl Default for ApplierConfig {
 /// A record whose `__processed_tp_offsets__` are not below the committed
 /// source offsets belongs to a checkpoint that never committed: it is
 /// skipped, but the stored offset still advances past it.
+///
+/// With a [`ReplayCheck`] ([`with_replay_check`](Self::with_replay_check),
+/// from the partition's `state_core::PartitionFormat`), every record is
+/// checked against the partition's codec and TTL support first (a mismatch
+/// is a typed error and nothing of its batch is written), applied records
+/// follow quixstreams' per-write TTL replay rules, and
+/// [`finish`](Self::finish) settles the end of the replay.
 pub struct ChangelogApplier<P: StorePartition + ?Sized = dyn StorePartition> {
     partition: Arc<P>,
     topic: String,
@@ -112,6 +135,8 @@ pub struct ChangelogApplier<P: StorePartition + ?Sized = dyn StorePartition> {
     writer: Option<BatchWriter>,
     /// The last written batch's buffer, cleared, to fill after the current one.
     spare: Option<WriteBatch>,
+    /// Codec and TTL rules, when the caller gave the partition's format.
+    replay: Option<ReplayCheck>,
 }
 
 impl<P: StorePartition + ?Sized + 'static> ChangelogApplier<P> {
@@ -137,7 +162,18 @@ impl<P: StorePartition + ?Sized + 'static> ChangelogApplier<P> {
             last_verdict: true,
             writer: None,
             spare: None,
+            replay: None,
         }
+    }
+
+    /// The same applier, checking and applying every record with `check`
+    /// (see [`ReplayCheck`]): the codec of every record must be the
+    /// partition's, TTL-stamped records need TTL support, and TTL replay
+    /// follows quixstreams. Build `check` with
+    /// `state_core::check_store_format(..)?.replay_check()`.
+    pub fn with_replay_check(mut self, check: ReplayCheck) -> Self {
+        self.replay = Some(check);
+        self
     }
 
     /// Work done so far.
@@ -240,7 +276,24 @@ impl<P: StorePartition + ?Sized + 'static> ChangelogApplier<P> {
             partition: self.partition_no,
             offset,
         })?;
-        if self.should_apply(record.processed_offsets, offset)? {
+        let apply = self.should_apply(record.processed_offsets, offset)?;
+        if let Some(check) = self.replay.as_mut() {
+            let replayed = ReplayedRecord {
+                offset,
+                cf,
+                key,
+                value: record.value,
+                ttl_stamped: record.ttl_stamped.is_some_and(|v| !v.is_empty()),
+                value_codec: record.value_codec,
+            };
+            check.check(&replayed)?;
+            if apply {
+                check.stage(&replayed, &mut self.batch);
+                self.stats.applied += 1;
+            } else {
+                self.stats.skipped += 1;
+            }
+        } else if apply {
             self.batch.push(cf, key, record.value);
             self.stats.applied += 1;
         } else {
@@ -318,9 +371,14 @@ impl<P: StorePartition + ?Sized + 'static> ChangelogApplier<P> {
         Ok(())
     }
 
-    /// Flushes and makes every applied batch durable.
+    /// Flushes, settles the end of the replay (with a [`ReplayCheck`]: see
+    /// [`ReplayCheck::complete`], which may refuse a quixstreams TTL state
+    /// with a typed error) and makes every applied batch durable.
     pub fn finish(&mut self) -> Result<ApplyStats> {
         self.flush()?;
+        if let Some(check) = self.replay.as_mut() {
+            check.complete(&*self.partition)?;
+        }
         self.partition.persist()?;
         Ok(self.stats)
     }
@@ -338,6 +396,8 @@ mod tests {
             value,
             column_family: Some(b"default"),
             processed_offsets: header,
+            ttl_stamped: None,
+            value_codec: None,
         }
     }
 
@@ -466,6 +526,174 @@ mod tests {
         assert!(p.get(cf::DEFAULT, b"d").unwrap().is_some());
         for k in [b"e", b"f", b"g", b"h", b"i", b"j"] {
             assert!(p.get(cf::DEFAULT, k).unwrap().is_none(), "{k:?} is not written");
+        }
+    }
+
+    fn snapshot(p: &MemoryPartition) -> Vec<(String, Vec<u8>, Vec<u8>)> {
+        let mut out = Vec::new();
+        for name in p.column_families().unwrap() {
+            for item in p.iter_range(&name, b"", None, state_core::Direction::Forward).unwrap() {
+                let (k, v) = item.unwrap();
+                out.push((name.clone(), k, v));
+            }
+        }
+        out
+    }
+
+    fn format(p: &MemoryPartition, codec: state_core::Codec, ttl: bool) -> state_core::PartitionFormat {
+        let mut f = state_core::StoreFormat::key_value(codec);
+        if ttl {
+            f = f.with_ttl(state_core::ttl::TtlOptions::default());
+        }
+        state_core::check_store_format(p, &f, std::path::Path::new("/state/0")).unwrap()
+    }
+
+    #[test]
+    fn a_record_of_another_codec_is_refused_and_nothing_of_its_batch_is_written() {
+        // A quixstreams (JSON, no codec header) changelog into a MessagePack store.
+        let p = Arc::new(MemoryPartition::new());
+        let check = format(&p, state_core::Codec::MsgPack, false).replay_check();
+        let before = snapshot(&p);
+        let mut a = applier(&p, 100).with_replay_check(check);
+        let err = a.apply(rec(0, b"user|\"count\"", Some(b"7"), None)).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ChangelogError::State(state_core::Error::ReplayCodecMismatch { offset: 0, .. })
+            ),
+            "{err}"
+        );
+        assert!(a.finish().is_ok());
+        assert_eq!(snapshot(&p), before, "nothing written");
+
+        // Records naming their codec are checked by name.
+        let p = Arc::new(MemoryPartition::new());
+        let check = format(&p, state_core::Codec::Json, false).replay_check();
+        let before = snapshot(&p);
+        let mut a = applier(&p, 100).with_replay_check(check);
+        a.apply(rec(0, b"a", Some(b"1"), None)).unwrap();
+        let mut r = rec(1, b"b", Some(b"\x01"), None);
+        r.value_codec = Some(b"msgpack");
+        assert!(matches!(
+            a.apply(r),
+            Err(ChangelogError::State(state_core::Error::ReplayCodecMismatch {
+                offset: 1,
+                ..
+            }))
+        ));
+        assert_eq!(snapshot(&p), before, "the pending batch (with record 0) is dropped");
+    }
+
+    #[test]
+    fn ttl_records_into_a_store_without_ttl_support_are_refused_and_nothing_is_written() {
+        let p = Arc::new(MemoryPartition::new());
+        let check = format(&p, state_core::Codec::Json, false).replay_check();
+        let before = snapshot(&p);
+        let mut a = applier(&p, 100).with_replay_check(check);
+        let mut r = rec(0, b"k", Some(b"\xff\xff\xff\xff\xff\xff\xff\xff1"), None);
+        r.ttl_stamped = Some(b"\x01");
+        let err = a.apply(r).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ChangelogError::State(state_core::Error::ReplayTtlUnsupported { offset: 0 })
+            ),
+            "{err}"
+        );
+        assert_eq!(snapshot(&p), before);
+    }
+
+    /// The changelog quixstreams 3.28.1 produced for its TTL fixture run,
+    /// replayed through the applier, gives quixstreams' reads.
+    #[test]
+    fn quixstreams_ttl_changelog_replays_to_its_reads() {
+        use state_txn::{GetOptions, PartitionTransaction};
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/quixstreams/ttl_populated_flip.json");
+        let fx: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        let unhex = |s: &str| -> Vec<u8> {
+            (0..s.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        for replay in fx["replays"].as_array().unwrap() {
+            let p = Arc::new(MemoryPartition::new());
+            let f = format(&p, state_core::Codec::Json, true);
+            let committed: BTreeMap<String, i64> = replay["committed_offsets"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_i64().unwrap()))
+                .collect();
+            let mut a = ChangelogApplier::new(
+                p.clone(),
+                "changelog",
+                0,
+                committed,
+                ApplierConfig { max_batch_records: 7 },
+            )
+            .with_replay_check(f.replay_check());
+            let records: Vec<_> = fx["changelog_all"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|r| {
+                    let headers: Vec<(String, Option<Vec<u8>>)> = r["headers"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|h| (h[0].as_str().unwrap().to_owned(), h[1].as_str().map(unhex)))
+                        .collect();
+                    (
+                        r["offset"].as_i64().unwrap(),
+                        unhex(r["key_hex"].as_str().unwrap()),
+                        r["value_hex"].as_str().map(unhex),
+                        headers,
+                    )
+                })
+                .collect();
+            for (offset, key, value, headers) in &records {
+                a.apply(IncomingRecord::from_headers(
+                    *offset,
+                    Some(key),
+                    value.as_deref(),
+                    headers.iter().map(|(n, v)| (n.as_str(), v.as_deref())),
+                ))
+                .unwrap();
+            }
+            a.finish().unwrap();
+            let state = std::sync::Arc::new(
+                state_core::ttl::TtlState::load(&*p, state_core::ttl::TtlOptions::default()).unwrap(),
+            );
+            let t = PartitionTransaction::with_ttl(
+                p.clone() as Arc<dyn StorePartition>,
+                state_core::Codec::Json,
+                None,
+                state.clone(),
+            );
+            for read in replay["reads"].as_array().unwrap() {
+                let prefix = unhex(read["prefix"]["hex"].as_str().unwrap());
+                let at = GetOptions {
+                    timestamp: read["timestamp"].as_i64(),
+                    ..GetOptions::default()
+                };
+                let got = match read["op"].as_str().unwrap() {
+                    "get" => t
+                        .get_with::<_, serde_json::Value>(read["key"].as_str().unwrap(), &prefix, at)
+                        .unwrap()
+                        .unwrap_or(serde_json::Value::Null),
+                    "get_bytes" => match t
+                        .get_bytes_with(&unhex(read["key"]["hex"].as_str().unwrap()), &prefix, at)
+                        .unwrap()
+                    {
+                        Some(b) => serde_json::json!({"hex": b.iter().map(|x| format!("{x:02x}")).collect::<String>()}),
+                        None => serde_json::Value::Null,
+                    },
+                    _ => serde_json::json!(t.exists_with(read["key"].as_str().unwrap(), &prefix, at).unwrap()),
+                };
+                assert_eq!(got, read["result"], "{}: {read}", replay["label"]);
+            }
         }
     }
 

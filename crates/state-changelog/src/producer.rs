@@ -12,7 +12,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::ClientContext;
-use state_core::{ChangelogRecord, ChangelogSink, CF_HEADER, PROCESSED_OFFSETS_HEADER};
+use state_core::{ChangelogRecord, ChangelogSink};
 
 use crate::error::{ChangelogError, Result};
 
@@ -121,14 +121,13 @@ impl ChangelogProducer {
 
     /// Hands one record to the producer, waiting while its queue is full.
     pub fn produce(&self, topic: &str, partition: i32, record: ChangelogRecord<'_>) -> Result<()> {
-        let mut headers = OwnedHeaders::new_with_capacity(2).insert(Header {
-            key: CF_HEADER,
-            value: Some(record.cf.as_bytes()),
-        });
-        if let Some(offsets) = record.processed_offsets {
+        // `__column_family__`, `__processed_tp_offsets__`, and, when set,
+        // `__ttl_stamped__` and `__value_codec__`.
+        let mut headers = OwnedHeaders::new_with_capacity(4);
+        for (key, value) in record.headers() {
             headers = headers.insert(Header {
-                key: PROCESSED_OFFSETS_HEADER,
-                value: Some(offsets),
+                key,
+                value: Some(value),
             });
         }
         let mut rec = BaseRecord::<[u8], [u8], ()>::to(topic)

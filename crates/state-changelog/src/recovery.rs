@@ -32,6 +32,9 @@ pub struct RecoveryPartition {
     /// default, `None`, replays to the high watermark). Tools use it to
     /// rebuild a partition as of a stored offset.
     pub until: Option<u64>,
+    /// Checks every record against the partition's codec and TTL mode
+    /// (see [`state_core::ReplayCheck`]); `None`: no check.
+    pub replay_check: Option<state_core::ReplayCheck>,
 }
 
 /// Progress of one partition's recovery.
@@ -213,7 +216,7 @@ impl RecoveryManager {
                 Some(until) => high.min(until as i64 + 1),
                 None => high,
             };
-            let applier = ChangelogApplier::new(
+            let mut applier = ChangelogApplier::new(
                 rp.partition.clone(),
                 rp.topic.clone(),
                 rp.changelog_partition,
@@ -222,6 +225,9 @@ impl RecoveryManager {
                     max_batch_records: self.config.batch_records,
                 },
             );
+            if let Some(check) = rp.replay_check {
+                applier = applier.with_replay_check(check);
+            }
             let mut a = Active {
                 applier,
                 partition: rp.partition,

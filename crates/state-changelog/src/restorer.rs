@@ -25,7 +25,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
-use state_core::StorePartition;
+use state_core::{ReplayCheck, StorePartition};
 
 use crate::apply::{ApplierConfig, ApplyStats, ChangelogApplier, IncomingRecord};
 use crate::error::{ChangelogError, Result};
@@ -45,6 +45,9 @@ pub struct RestoreRequest {
     pub committed_offsets: BTreeMap<String, i64>,
     /// Where the partition lives (for messages).
     pub location: String,
+    /// Checks every record against the partition's codec and TTL mode
+    /// (see [`ReplayCheck`]); `None`: no check.
+    pub replay_check: Option<ReplayCheck>,
 }
 
 /// A partition to keep warm as a standby replica.
@@ -58,6 +61,8 @@ pub struct StandbyRequest {
     pub source: (String, i32),
     /// Where the partition lives (for messages).
     pub location: String,
+    /// As [`RestoreRequest::replay_check`].
+    pub replay_check: Option<ReplayCheck>,
 }
 
 /// What the restorer reports. Drain them with [`Restorer::events`].
@@ -376,8 +381,9 @@ impl Worker {
         partition: &Arc<dyn StorePartition>,
         key: &ChangelogPartition,
         committed: BTreeMap<String, i64>,
+        check: Option<ReplayCheck>,
     ) -> ChangelogApplier {
-        ChangelogApplier::new(
+        let applier = ChangelogApplier::new(
             partition.clone(),
             key.0.clone(),
             key.1,
@@ -385,7 +391,11 @@ impl Worker {
             ApplierConfig {
                 max_batch_records: self.config.batch_records,
             },
-        )
+        );
+        match check {
+            Some(c) => applier.with_replay_check(c),
+            None => applier,
+        }
     }
 
     fn command(&mut self, c: Command) {
@@ -400,7 +410,7 @@ impl Worker {
                     }),
                     Ok((start, high)) => {
                         let task = Task {
-                            applier: self.applier(&r.partition, &key, r.committed_offsets),
+                            applier: self.applier(&r.partition, &key, r.committed_offsets, r.replay_check),
                             partition: r.partition,
                             role: Role::Active {
                                 started: Instant::now(),
@@ -438,7 +448,7 @@ impl Worker {
                     Ok((start, high)) => {
                         let committed = self.committed_of(&r.source).unwrap_or_default();
                         let task = Task {
-                            applier: self.applier(&r.partition, &key, committed),
+                            applier: self.applier(&r.partition, &key, committed, r.replay_check),
                             partition: r.partition,
                             role: Role::Standby {
                                 source: r.source,

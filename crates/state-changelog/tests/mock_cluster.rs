@@ -178,6 +178,7 @@ fn the_stop_signal_ends_recovery() {
                 committed_offsets: committed_all(),
                 location: "test".into(),
                 until: None,
+                replay_check: None,
             }],
             &mut |_| {},
         )

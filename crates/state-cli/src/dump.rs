@@ -4,6 +4,7 @@ use std::io::Write;
 use std::path::Path;
 
 use serde_json::{json, Value};
+use state_core::ttl;
 use state_core::{cf, keys, Codec, Direction, StorePartition};
 use state_rocksdb::{RocksDbOptions, RocksDbPartition};
 
@@ -14,8 +15,9 @@ use crate::error::{CliError, Result};
 pub struct DumpOptions {
     /// Only this column family (default: all, sorted by name).
     pub cf: Option<String>,
-    /// How the store encoded its values.
-    pub codec: Codec,
+    /// How the store encoded its values; `None`: the codec recorded in the
+    /// partition, or MessagePack if none is.
+    pub codec: Option<Codec>,
 }
 
 /// Writes one JSON object per key to `out`, sorted by column family then
@@ -23,8 +25,28 @@ pub struct DumpOptions {
 /// as text when it is printable UTF-8 (else null); `value` is the value
 /// decoded with the codec (null when it does not decode). Returns the number
 /// of lines written.
+///
+/// In a partition in quixstreams' per-write TTL mode (`__ttl_enabled__`),
+/// `default` lines show the payload without its 8-byte stamp (`value`,
+/// `value_hex`) and add `expires_at` (epoch ms, `"never"`, or null for a
+/// value without a valid stamp) and `expired` (whether the partition's
+/// stored high-water has reached it, so quixstreams reads it as absent).
+/// Metadata values that are big-endian integers are shown as numbers.
 pub fn dump(dir: &Path, options: &DumpOptions, out: &mut dyn Write) -> Result<u64> {
     let partition = RocksDbPartition::open_read_only(dir, &RocksDbOptions::default())?;
+    let codec = match options.codec {
+        Some(c) => c,
+        None => match state_core::recorded_codec(&partition)? {
+            Some(Ok(c)) => c,
+            _ => Codec::MsgPack,
+        },
+    };
+    let ttl_mode = partition
+        .get(cf::METADATA, cf::TTL_ENABLED_KEY)?
+        .is_some_and(|v| !v.is_empty());
+    let high_water = partition
+        .get(cf::METADATA, cf::TTL_HIGH_WATER_KEY)?
+        .and_then(|v| keys::decode_u64(&v).ok());
     let mut names = partition.column_families()?;
     names.sort();
     if let Some(wanted) = &options.cf {
@@ -45,13 +67,17 @@ pub fn dump(dir: &Path, options: &DumpOptions, out: &mut dyn Write) -> Result<u6
     for name in &names {
         for item in partition.iter_range(name, b"", None, Direction::Forward)? {
             let (key, value) = item?;
-            let line = json!({
-                "cf": name,
-                "key_hex": hex(&key),
-                "key": printable(&key),
-                "value": decode_value(options.codec, name, &key, &value),
-                "value_hex": hex(&value),
-            });
+            let line = if ttl_mode && name == cf::DEFAULT {
+                stamped_line(codec, &key, &value, high_water)
+            } else {
+                json!({
+                    "cf": name,
+                    "key_hex": hex(&key),
+                    "key": printable(&key),
+                    "value": decode_value(codec, name, &key, &value),
+                    "value_hex": hex(&value),
+                })
+            };
             serde_json::to_writer(&mut *out, &line).map_err(|e| io(e.into()))?;
             out.write_all(b"\n").map_err(io)?;
             lines += 1;
@@ -79,10 +105,46 @@ fn printable(key: &[u8]) -> Value {
     }
 }
 
+/// A `default` line of a partition in TTL mode: the payload and its expiry.
+fn stamped_line(codec: Codec, key: &[u8], value: &[u8], high_water: Option<u64>) -> Value {
+    let (payload, expires_at, expired) = match ttl::decode_stamped(value) {
+        // Not a valid stamp: quixstreams reads it as it is, never expiring.
+        None => (value, Value::Null, false),
+        Some((stamp, payload)) if stamp == ttl::NEVER => (payload, Value::from("never"), false),
+        Some((stamp, payload)) => (payload, Value::from(stamp), high_water.is_some_and(|hw| stamp <= hw)),
+    };
+    json!({
+        "cf": cf::DEFAULT,
+        "key_hex": hex(key),
+        "key": printable(key),
+        "value": codec.decode_to_json(payload).unwrap_or(Value::Null),
+        "value_hex": hex(payload),
+        "expires_at": expires_at,
+        "expired": expired,
+    })
+}
+
+/// `__metadata__` keys whose values are big-endian u64.
+const U64_METADATA: &[&[u8]] = &[
+    cf::CHANGELOG_OFFSET_KEY,
+    cf::TTL_FORMAT_VERSION_KEY,
+    cf::TTL_HIGH_WATER_KEY,
+    cf::TTL_ADOPT_PENDING_KEY,
+    cf::TTL_BACKFILL_PROGRESS_KEY,
+];
+
 fn decode_value(codec: Codec, cf_name: &str, key: &[u8], value: &[u8]) -> Value {
-    // The stored changelog offset is a big-endian u64, not a codec value.
-    if cf_name == cf::METADATA && key == cf::CHANGELOG_OFFSET_KEY {
+    // Bookkeeping values are big-endian integers or text, not codec values.
+    let u64_value = match cf_name {
+        cf::METADATA => U64_METADATA.contains(&key),
+        cf::TTL_SYSTEM | cf::MIN_ELIGIBLE_TIMESTAMPS => true,
+        _ => false,
+    };
+    if u64_value {
         return keys::decode_u64(value).map_or(Value::Null, Value::from);
+    }
+    if cf_name == cf::METADATA && (key == cf::VALUE_CODEC_KEY || key == cf::STORE_KIND_KEY) {
+        return std::str::from_utf8(value).map_or(Value::Null, Value::from);
     }
     codec.decode_to_json(value).unwrap_or(Value::Null)
 }

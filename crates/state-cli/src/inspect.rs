@@ -3,7 +3,8 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::json;
-use state_core::StorePartition;
+use state_core::ttl::{self, StampEvidence};
+use state_core::{cf, keys, Direction, StorePartition};
 use state_rocksdb::{RocksDbOptions, RocksDbPartition};
 
 use crate::error::{CliError, Result};
@@ -29,7 +30,39 @@ pub struct Inspection {
     pub size_bytes: u64,
     /// Stored changelog offset (last changelog offset the partition includes).
     pub changelog_offset: Option<u64>,
+    /// The value codec recorded in the partition (`__value_codec__`), if any.
+    /// quixstreams records none (its default serializer is JSON).
+    pub codec: Option<String>,
+    /// The store kind recorded in the partition, if any.
+    pub store_kind: Option<String>,
+    /// quixstreams' per-write TTL state.
+    pub ttl: TtlInfo,
 }
+
+/// What a partition says about quixstreams' per-write TTL.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TtlInfo {
+    /// `__ttl_enabled__` is set: `default` values carry 8-byte stamps.
+    pub enabled: bool,
+    /// `__ttl_format_version__`, if present.
+    pub format_version: Option<u64>,
+    /// `__ttl_high_water_ms__`, if present: values stamped at or below it
+    /// read as absent.
+    pub high_water_ms: Option<u64>,
+    /// The migration-done marker is in `__ttl_system__`.
+    pub migration_done: bool,
+    /// Of the first `default` values sampled, how many look TTL-stamped
+    /// (quixstreams' stamp evidence), and how many were sampled.
+    pub stamped_sample: (usize, usize),
+    /// A quixstreams migration state this library refuses to open, if any.
+    pub refused: Option<String>,
+    /// Keys in quixstreams' replay census `__ttl_backfill_pending__`: a
+    /// replay that has not finished (or ended refused). Counted exactly.
+    pub replay_pending_keys: u64,
+}
+
+/// How many `default` values [`inspect`] samples for TTL stamps.
+const STAMP_SAMPLE: usize = 256;
 
 /// Opens the partition at `dir` read-only and describes it.
 pub fn inspect(dir: &Path) -> Result<Inspection> {
@@ -43,11 +76,54 @@ pub fn inspect(dir: &Path) -> Result<Inspection> {
             name,
         });
     }
+    let text = |key: &[u8]| -> Result<Option<String>> {
+        Ok(partition
+            .get(cf::METADATA, key)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned()))
+    };
+    let number = |key: &[u8]| -> Result<Option<u64>> {
+        Ok(partition
+            .get(cf::METADATA, key)?
+            .and_then(|v| keys::decode_u64(&v).ok()))
+    };
+    let now = ttl::wall_clock_ms();
+    let (mut stamped, mut sampled) = (0, 0);
+    for item in partition
+        .iter_range(cf::DEFAULT, b"", None, Direction::Forward)?
+        .take(STAMP_SAMPLE)
+    {
+        let (_, value) = item?;
+        sampled += 1;
+        if ttl::stamp_evidence(&value, now) == StampEvidence::Stamped {
+            stamped += 1;
+        }
+    }
+    let ttl = TtlInfo {
+        enabled: partition
+            .get(cf::METADATA, cf::TTL_ENABLED_KEY)?
+            .is_some_and(|v| !v.is_empty()),
+        format_version: number(cf::TTL_FORMAT_VERSION_KEY)?,
+        high_water_ms: number(cf::TTL_HIGH_WATER_KEY)?,
+        migration_done: partition.get(cf::TTL_SYSTEM, cf::TTL_MIGRATION_DONE_KEY)?.is_some(),
+        stamped_sample: (stamped, sampled),
+        refused: state_core::legacy_ttl_situation(&partition)?.map(|s| s.to_string()),
+        replay_pending_keys: {
+            let mut n = 0;
+            for item in partition.iter_range(cf::TTL_BACKFILL_PENDING, b"", None, Direction::Forward)? {
+                item?;
+                n += 1;
+            }
+            n
+        },
+    };
     Ok(Inspection {
         path: dir.to_owned(),
         column_families,
         size_bytes: dir_size(dir)?,
         changelog_offset: partition.changelog_offset()?,
+        codec: text(cf::VALUE_CODEC_KEY)?,
+        store_kind: text(cf::STORE_KIND_KEY)?,
+        ttl,
     })
 }
 
@@ -73,6 +149,18 @@ impl Inspection {
             "path": self.path.display().to_string(),
             "size_bytes": self.size_bytes,
             "changelog_offset": self.changelog_offset,
+            "codec": self.codec,
+            "store_kind": self.store_kind,
+            "ttl": {
+                "enabled": self.ttl.enabled,
+                "format_version": self.ttl.format_version,
+                "high_water_ms": self.ttl.high_water_ms,
+                "migration_done": self.ttl.migration_done,
+                "stamped_values_sampled": self.ttl.stamped_sample.0,
+                "values_sampled": self.ttl.stamped_sample.1,
+                "refused": self.ttl.refused,
+                "replay_pending_keys": self.ttl.replay_pending_keys,
+            },
             "column_families": self.column_families.iter().map(|c| json!({
                 "name": c.name,
                 "approximate_keys": c.approximate_keys,
@@ -89,6 +177,26 @@ impl Inspection {
             self.changelog_offset
                 .map_or_else(|| "none (never written from a changelog)".to_owned(), |o| o.to_string())
         );
+        out += &format!(
+            "value codec       {}\n",
+            match &self.codec {
+                Some(c) => format!("{c} (recorded)"),
+                None => "none recorded (quixstreams writes JSON; pass --codec to dump)".to_owned(),
+            }
+        );
+        if let Some(kind) = &self.store_kind {
+            out += &format!("store kind        {kind}\n");
+        }
+        out += &format!("per-write TTL     {}\n", self.ttl_text());
+        if let Some(refused) = &self.ttl.refused {
+            out += &format!("TTL state         refused: {refused}\n");
+        }
+        if self.ttl.replay_pending_keys > 0 {
+            out += &format!(
+                "TTL replay        not finished: {} keys in __ttl_backfill_pending__\n",
+                self.ttl.replay_pending_keys
+            );
+        }
         let width = self
             .column_families
             .iter()
@@ -101,6 +209,31 @@ impl Inspection {
             out += &format!("{:<width$}  {:>12}\n", c.name, c.approximate_keys);
         }
         out
+    }
+}
+
+impl Inspection {
+    fn ttl_text(&self) -> String {
+        let t = &self.ttl;
+        let (stamped, sampled) = t.stamped_sample;
+        if t.enabled {
+            let mut s = "on (values carry 8-byte expiry stamps".to_owned();
+            if let Some(v) = t.format_version {
+                s += &format!(", format {v}");
+            }
+            match t.high_water_ms {
+                Some(hw) => s += &format!(", high-water {hw} ms"),
+                None => s += ", no high-water yet",
+            }
+            if t.migration_done {
+                s += ", migration done";
+            }
+            s + ")"
+        } else if stamped > 0 {
+            format!("off, but {stamped} of {sampled} sampled values look TTL-stamped")
+        } else {
+            "off".to_owned()
+        }
     }
 }
 

@@ -23,5 +23,5 @@ mod replay;
 pub use diff::{diff_partitions, Difference, DifferenceKind};
 pub use dump::{dump, DumpOptions};
 pub use error::{CliError, Result};
-pub use inspect::{inspect, ColumnFamilyInfo, Inspection};
+pub use inspect::{inspect, ColumnFamilyInfo, Inspection, TtlInfo};
 pub use replay::{restore, verify, CommittedOffsets, ReplaySource, RestoreSummary, VerifyReport};

@@ -83,8 +83,9 @@ impl Changelog {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Column families, approximate key counts, size on disk and the stored
-    /// changelog offset of a partition.
+    /// Column families, approximate key counts, size on disk, the stored
+    /// changelog offset, the recorded value codec and quixstreams' per-write
+    /// TTL state of a partition.
     Inspect {
         /// Partition directory.
         dir: PathBuf,
@@ -95,6 +96,8 @@ enum Command {
     /// Every key and value as JSON lines, sorted by column family then key:
     /// {"cf", "key_hex", "key", "value", "value_hex"}. "key" is text when
     /// printable, "value" is decoded with --codec (null if it does not decode).
+    /// In quixstreams' per-write TTL mode, default values are shown without
+    /// their stamp, with "expires_at" (ms or "never") and "expired".
     Dump {
         /// Partition directory.
         dir: PathBuf,
@@ -102,8 +105,9 @@ enum Command {
         #[arg(long)]
         cf: Option<String>,
         /// How the store encoded values (quixstreams' default is json).
-        #[arg(long, value_enum, default_value = "msgpack")]
-        codec: CodecArg,
+        /// Default: the codec recorded in the partition, else msgpack.
+        #[arg(long, value_enum)]
+        codec: Option<CodecArg>,
     },
     /// Rebuild a partition from its changelog (creates DIR if missing; an
     /// existing partition continues from its stored offset). Prints a JSON
@@ -181,7 +185,7 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
         Command::Dump { dir, cf, codec } => {
             let options = DumpOptions {
                 cf,
-                codec: codec.into(),
+                codec: codec.map(Codec::from),
             };
             state_cli::dump(&dir, &options, &mut std::io::stdout().lock())?;
         }

@@ -224,6 +224,7 @@ fn replay_into(
             committed_offsets: committed,
             location,
             until,
+            replay_check: None,
         }],
         progress,
     )?;

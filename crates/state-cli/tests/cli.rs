@@ -190,6 +190,96 @@ fn dumps_a_quixstreams_state_directory() {
     assert_eq!(got, expected);
 }
 
+fn copy_fixture_dir(name: &str) -> tempfile::TempDir {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/quixstreams");
+    let dir = tempfile::tempdir().unwrap();
+    for entry in std::fs::read_dir(root.join(name)).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), dir.path().join(entry.file_name())).unwrap();
+    }
+    dir
+}
+
+const T0: u64 = 1_700_000_000_000;
+
+/// quixstreams wrote this directory in per-write TTL mode: dump shows the
+/// payloads without their stamps, and each value's expiry.
+#[test]
+fn dumps_a_quixstreams_ttl_state_directory_without_stamps() {
+    let dir = copy_fixture_dir("ttl-state-dir");
+    let out = statectl(&[
+        "dump",
+        dir.path().to_str().unwrap(),
+        "--codec",
+        "json",
+        "--cf",
+        "default",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got: Vec<Value> = stdout_lines(&out)
+        .into_iter()
+        .map(|l| serde_json::json!([l["key"], l["value"], l["value_hex"], l["expires_at"], l["expired"]]))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            serde_json::json!(["p|\"k1\"", "v", "227622", T0 + 10_000, false]),
+            serde_json::json!(["p|\"k2\"", [1, 2], "5b312c325d", "never", false]),
+            serde_json::json!(["p|raw", null, "0102", T0 + 5_000, false]),
+        ]
+    );
+    // The rest of the directory: metadata numbers, the marker, the index.
+    let all = stdout_lines(&statectl(&["dump", dir.path().to_str().unwrap(), "--codec", "json"]));
+    let meta = |key: &str| {
+        all.iter()
+            .find(|l| l["cf"] == "__metadata__" && l["key"] == key)
+            .map(|l| l["value"].clone())
+    };
+    assert_eq!(meta("__ttl_high_water_ms__"), Some(serde_json::json!(T0)));
+    assert_eq!(meta("__ttl_format_version__"), Some(serde_json::json!(2)));
+    assert!(all.iter().any(|l| l["cf"] == "__ttl_system__" && l["value"] == 2));
+}
+
+#[test]
+fn inspect_shows_the_recorded_codec_and_detects_ttl_mode() {
+    let dir = copy_fixture_dir("ttl-state-dir");
+    let out = statectl(&["inspect", dir.path().to_str().unwrap(), "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let i = &stdout_lines(&out)[0];
+    assert!(i["codec"].is_null(), "quixstreams records no codec");
+    assert_eq!(i["ttl"]["enabled"], true);
+    assert_eq!(i["ttl"]["format_version"], 2);
+    assert_eq!(i["ttl"]["high_water_ms"], T0);
+    assert_eq!(i["ttl"]["migration_done"], true);
+    assert_eq!(i["ttl"]["stamped_values_sampled"], 3);
+    assert_eq!(i["ttl"]["values_sampled"], 3);
+    assert!(i["ttl"]["refused"].is_null());
+    assert_eq!(i["ttl"]["replay_pending_keys"], 0);
+    let text = statectl(&["inspect", dir.path().to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("per-write TTL     on"), "{text}");
+    assert!(text.contains("none recorded"), "{text}");
+
+    // A partition whose codec was recorded on open: shown, and dump uses it.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let p = Arc::new(RocksDbPartition::open(dir.path(), &RocksDbOptions::default()).unwrap());
+        state_core::check_store_format(&*p, &state_core::StoreFormat::key_value(Codec::Json), dir.path()).unwrap();
+        let mut t = PartitionTransaction::new(p, Codec::Json, None);
+        t.set("count", &7, b"u").unwrap();
+        t.commit().unwrap();
+    }
+    let i = &stdout_lines(&statectl(&["inspect", dir.path().to_str().unwrap(), "--json"]))[0];
+    assert_eq!(i["codec"], "json");
+    assert_eq!(i["store_kind"], "key-value");
+    assert_eq!(i["ttl"]["enabled"], false);
+    let lines = stdout_lines(&statectl(&["dump", dir.path().to_str().unwrap(), "--cf", "default"]));
+    assert_eq!(
+        lines[0]["value"], 7,
+        "decoded with the recorded codec, not MessagePack (which reads 55)"
+    );
+}
+
 // ---- restore and verify on the mock cluster ---------------------------------
 
 struct Changelog {

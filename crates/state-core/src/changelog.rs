@@ -2,6 +2,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::codec::Codec;
 use crate::error::Result;
 
 /// Header carrying the column family name (UTF-8) of a changelog record.
@@ -9,6 +10,17 @@ pub const CF_HEADER: &str = "__column_family__";
 /// Header carrying the source offsets processed when the record was made:
 /// a JSON object `{"<topic>": <offset>}`.
 pub const PROCESSED_OFFSETS_HEADER: &str = "__processed_tp_offsets__";
+/// Header quixstreams 3.28.1 sets (value [`TTL_STAMPED_HEADER_VALUE`]) on every
+/// `default` record of a partition in per-write TTL mode: the value starts
+/// with an 8-byte expiry stamp. Recovery treats any non-empty value as set.
+pub const TTL_STAMPED_HEADER: &str = "__ttl_stamped__";
+/// The value written for [`TTL_STAMPED_HEADER`].
+pub const TTL_STAMPED_HEADER_VALUE: &[u8] = b"\x01";
+/// Header naming the value codec (`msgpack`, `raw`) of a record written by a
+/// store whose codec is not JSON. Absent means JSON, quixstreams' default,
+/// so records of JSON stores stay byte-identical to quixstreams'. Recovery
+/// checks it against the codec recorded in the partition.
+pub const VALUE_CODEC_HEADER: &str = "__value_codec__";
 
 /// One changelog record, borrowed from the transaction that emits it.
 ///
@@ -23,6 +35,43 @@ pub struct ChangelogRecord<'a> {
     pub value: Option<&'a [u8]>,
     /// The encoded `__processed_tp_offsets__` header, if any.
     pub processed_offsets: Option<&'a [u8]>,
+    /// Whether to set [`TTL_STAMPED_HEADER`]: true for `default` records of
+    /// a partition in per-write TTL mode.
+    pub ttl_stamped: bool,
+    /// The codec to name in [`VALUE_CODEC_HEADER`]; `None` (no header) for
+    /// JSON stores and records whose value is not codec-encoded.
+    pub value_codec: Option<Codec>,
+}
+
+impl<'a> ChangelogRecord<'a> {
+    /// A record with quixstreams' two headers only (no TTL stamp flag, no
+    /// codec header).
+    pub fn new(cf: &'a str, key: &'a [u8], value: Option<&'a [u8]>, processed_offsets: Option<&'a [u8]>) -> Self {
+        ChangelogRecord {
+            cf,
+            key,
+            value,
+            processed_offsets,
+            ttl_stamped: false,
+            value_codec: None,
+        }
+    }
+
+    /// The headers to put on the Kafka record, in order: the column family,
+    /// the processed offsets (if any), then [`TTL_STAMPED_HEADER`] and
+    /// [`VALUE_CODEC_HEADER`] when set.
+    pub fn headers(&self) -> impl Iterator<Item = (&'static str, &'a [u8])> {
+        let cf: &'a str = self.cf;
+        [
+            Some((CF_HEADER, cf.as_bytes())),
+            self.processed_offsets.map(|o| (PROCESSED_OFFSETS_HEADER, o)),
+            self.ttl_stamped
+                .then_some((TTL_STAMPED_HEADER, TTL_STAMPED_HEADER_VALUE)),
+            self.value_codec.map(|c| (VALUE_CODEC_HEADER, c.name().as_bytes())),
+        ]
+        .into_iter()
+        .flatten()
+    }
 }
 
 /// Where a partition transaction sends its changes on `prepare`.
@@ -93,6 +142,10 @@ pub struct OwnedChangelogRecord {
     pub value: Option<Vec<u8>>,
     /// Encoded processed-offsets header.
     pub processed_offsets: Option<Vec<u8>>,
+    /// See [`ChangelogRecord::ttl_stamped`].
+    pub ttl_stamped: bool,
+    /// See [`ChangelogRecord::value_codec`].
+    pub value_codec: Option<Codec>,
 }
 
 impl OwnedChangelogRecord {
@@ -103,6 +156,8 @@ impl OwnedChangelogRecord {
             key: &self.key,
             value: self.value.as_deref(),
             processed_offsets: self.processed_offsets.as_deref(),
+            ttl_stamped: self.ttl_stamped,
+            value_codec: self.value_codec,
         }
     }
 }
@@ -131,6 +186,8 @@ impl ChangelogSink for RecordingSink {
             key: record.key.to_vec(),
             value: record.value.map(<[u8]>::to_vec),
             processed_offsets: record.processed_offsets.map(<[u8]>::to_vec),
+            ttl_stamped: record.ttl_stamped,
+            value_codec: record.value_codec,
         });
         Ok(())
     }
@@ -147,6 +204,28 @@ mod tests {
         assert_eq!(ProcessedOffsets::from_header(br#"{"input":41}"#).unwrap(), Some(o));
         assert_eq!(ProcessedOffsets::from_header(b"null").unwrap(), None);
         assert!(ProcessedOffsets::from_header(b"{").is_err());
+    }
+
+    #[test]
+    fn extra_headers_follow_quixstreams_two() {
+        let r = ChangelogRecord::new("default", b"k", Some(b"v"), Some(b"null"));
+        let names: Vec<_> = r.headers().map(|(n, _)| n).collect();
+        assert_eq!(names, [CF_HEADER, PROCESSED_OFFSETS_HEADER]);
+        let r = ChangelogRecord {
+            ttl_stamped: true,
+            value_codec: Some(Codec::MsgPack),
+            ..r
+        };
+        let all: Vec<_> = r.headers().collect();
+        assert_eq!(
+            all,
+            [
+                (CF_HEADER, &b"default"[..]),
+                (PROCESSED_OFFSETS_HEADER, &b"null"[..]),
+                (TTL_STAMPED_HEADER, &[1u8][..]),
+                (VALUE_CODEC_HEADER, &b"msgpack"[..]),
+            ]
+        );
     }
 
     #[test]

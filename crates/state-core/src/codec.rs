@@ -7,7 +7,7 @@
 //!   values that serialize as bytes, strings or sequences of `u8`.
 
 use serde::de::DeserializeOwned;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
@@ -74,9 +74,14 @@ impl Codec {
     }
 
     /// Decodes `bytes` into a `T`. Never panics on malformed input.
+    ///
+    /// The whole input must be one value: trailing bytes are an error under
+    /// every codec (rmp-serde alone would ignore them, so a value with eight
+    /// extra leading bytes, such as a quixstreams TTL stamp, would decode to a
+    /// wrong number instead of failing).
     pub fn decode<T: DeserializeOwned>(self, bytes: &[u8]) -> Result<T> {
         let res = match self {
-            Codec::MsgPack => rmp_serde::from_slice(bytes).map_err(|e| e.to_string()),
+            Codec::MsgPack => decode_msgpack_exact(bytes),
             Codec::Json => serde_json::from_slice(bytes).map_err(|e| e.to_string()),
             Codec::Raw => raw::decode(bytes),
         };
@@ -97,6 +102,20 @@ impl Codec {
             }),
             _ => self.decode(bytes),
         }
+    }
+}
+
+/// Decodes one MessagePack value that must span all of `bytes`.
+fn decode_msgpack_exact<T: DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, String> {
+    let mut de = rmp_serde::Deserializer::from_read_ref(bytes);
+    let value = T::deserialize(&mut de).map_err(|e| e.to_string())?;
+    // Reading a second value from the rest must fail at its very first
+    // byte because there is none; anything else means trailing bytes.
+    match serde::de::IgnoredAny::deserialize(&mut de) {
+        Err(rmp_serde::decode::Error::InvalidMarkerRead(e)) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Ok(value)
+        }
+        _ => Err("trailing bytes after the MessagePack value".to_owned()),
     }
 }
 
@@ -183,6 +202,19 @@ mod tests {
         assert_eq!(Codec::Raw.encode(&vec![1u8, 2, 3]).unwrap(), vec![1, 2, 3]);
         assert_eq!(Codec::Raw.decode::<Vec<u8>>(&[1, 2]).unwrap(), vec![1, 2]);
         assert!(Codec::Raw.decode::<String>(&[0xff]).is_err());
+    }
+
+    #[test]
+    fn trailing_bytes_are_an_error_under_every_codec() {
+        // A quixstreams TTL stamp in front of JSON `7` must not read as 0.
+        let stamped = [0, 0, 1, 0x8b, 0xcf, 0xe6, 0x56, 0x48, b'7'];
+        assert!(Codec::MsgPack.decode::<u64>(&stamped).is_err());
+        assert!(Codec::Json.decode::<u64>(&stamped).is_err());
+        assert!(Codec::MsgPack.decode::<u64>(&[0x07, 0x07]).is_err());
+        assert_eq!(Codec::MsgPack.decode::<u64>(&[0x07]).unwrap(), 7);
+        assert!(Codec::Json.decode::<u64>(b"7 x").is_err());
+        let v = Codec::MsgPack.encode(&vec!["a", "b"]).unwrap();
+        assert_eq!(Codec::MsgPack.decode::<Vec<String>>(&v).unwrap(), vec!["a", "b"]);
     }
 
     #[test]

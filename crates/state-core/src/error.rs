@@ -170,6 +170,108 @@ pub enum Error {
     /// A changelog sink refused or failed to accept a record.
     #[error("changelog sink failed: {0}")]
     Changelog(String),
+
+    /// The partition records another value codec than the one it is opened
+    /// with. Nothing was read or written.
+    #[error(
+        "partition at {path} was written with the {recorded} codec but is opened with {requested}, \
+         which would misread its values; open it with the {recorded} codec (or delete the directory \
+         and recover it from a changelog written with {requested})"
+    )]
+    CodecMismatch {
+        /// Partition directory.
+        path: PathBuf,
+        /// The codec recorded in the partition.
+        recorded: String,
+        /// The codec it was opened with.
+        requested: &'static str,
+    },
+
+    /// The partition records no codec and its values look like another one
+    /// than requested (a quixstreams store opened with MessagePack, say).
+    /// Nothing was written.
+    #[error(
+        "partition at {path} records no value codec (it was written by quixstreams or an older \
+         version) and its values look like {looks_like}, not {requested}; open it with the \
+         {looks_like} codec, or if it really is {requested}, record that with \
+         state_core::record_codec first"
+    )]
+    CodecUnrecorded {
+        /// Partition directory.
+        path: PathBuf,
+        /// The codec it was opened with.
+        requested: &'static str,
+        /// The codec its values look like.
+        looks_like: &'static str,
+    },
+
+    /// The partition is in quixstreams' per-write TTL mode but is opened by a
+    /// store without TTL support, which would read the 8-byte stamps as
+    /// data. Nothing was written.
+    #[error(
+        "partition at {path} is in quixstreams' per-write TTL mode (__ttl_enabled__: every value \
+         starts with an 8-byte expiry stamp) but is opened as a {kind} store without TTL support, \
+         which would read the stamps as data; open it as a key-value store with \
+         TtlSupport::Enabled"
+    )]
+    TtlModeMismatch {
+        /// Partition directory.
+        path: PathBuf,
+        /// The kind of store opening it.
+        kind: String,
+    },
+
+    /// Per-write TTL was asked for a store kind that has none (quixstreams
+    /// has it for key-value stores only).
+    #[error(
+        "per-write TTL is supported by key-value stores only, not {kind} stores; open the store \
+         with TtlSupport::Disabled"
+    )]
+    TtlUnsupportedKind {
+        /// The kind of store.
+        kind: String,
+    },
+
+    /// The partition is in a state of quixstreams' TTL migration that we do
+    /// not take over. Nothing was written.
+    #[error("partition at {path}: {situation}")]
+    TtlLegacyState {
+        /// Partition directory.
+        path: PathBuf,
+        /// Which state, and what to do.
+        situation: crate::format::LegacyTtl,
+    },
+
+    /// A changelog record was written with another codec than the partition
+    /// it is replayed into. Nothing of the record (or its batch) was
+    /// written.
+    #[error(
+        "changelog record at offset {offset} was written with the {found} codec, but the partition \
+         records {expected}; replaying it would misread its values. Recover into a store opened \
+         with that codec, or, if these records predate the __value_codec__ header and really are \
+         {expected}, replay with HeaderlessRecords::StoreCodec"
+    )]
+    ReplayCodecMismatch {
+        /// Offset of the record.
+        offset: i64,
+        /// The codec the record says it was written with.
+        found: String,
+        /// The partition's codec.
+        expected: &'static str,
+    },
+
+    /// A record of quixstreams' per-write TTL (a `__ttl_stamped__` value or
+    /// the migration-done marker) was replayed into a store without TTL
+    /// support. Nothing of the record (or its batch) was written.
+    #[error(
+        "changelog record at offset {offset} belongs to quixstreams' per-write TTL mode \
+         (__ttl_stamped__ or __ttl_migration_done__), but the store was opened without TTL support; \
+         open it as a key-value store with TtlSupport::Enabled"
+    )]
+    ReplayTtlUnsupported {
+        /// Offset of the record.
+        offset: i64,
+    },
 }
 
 impl Error {

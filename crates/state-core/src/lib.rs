@@ -17,6 +17,11 @@
 //!   and timestamped key layouts.
 //! * [`Codec`] — MessagePack (default), quixstreams-compatible JSON, raw.
 //! * [`ChangelogSink`] — where `prepare` sends one record per change.
+//! * [`check_store_format`] — kind, codec and per-write TTL mode of a
+//!   partition, recorded on first open and checked on every open;
+//!   [`ReplayCheck`] applies the same rules to replayed changelog records.
+//! * [`ttl`] — quixstreams' per-write TTL layouts and the per-partition
+//!   [`ttl::TtlState`].
 //!
 //! Nothing here knows about RocksDB or Kafka; transactions live in
 //! `state-txn`, RocksDB in `state-rocksdb`, Kafka in `state-changelog`.
@@ -29,26 +34,34 @@ pub mod cf;
 mod changelog;
 mod codec;
 mod error;
+mod format;
 pub mod keys;
 mod memory;
 mod open;
 mod partition;
+mod replay;
 mod store;
 mod store_kind;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
+pub mod ttl;
 
 pub use backend::{remove_store_dir, Backend, BackendInfo, StoreLocation};
 pub use batch::{BatchOp, WriteBatch};
 pub use changelog::{
     ChangelogRecord, ChangelogSink, OwnedChangelogRecord, ProcessedOffsets, RecordingSink, CF_HEADER,
-    PROCESSED_OFFSETS_HEADER,
+    PROCESSED_OFFSETS_HEADER, TTL_STAMPED_HEADER, TTL_STAMPED_HEADER_VALUE, VALUE_CODEC_HEADER,
 };
 pub use codec::Codec;
 pub use error::{Error, Result};
+pub use format::{
+    check_store_format, legacy_ttl_situation, record_codec, recorded_codec, LegacyTtl, PartitionFormat, StoreFormat,
+    TtlSupport, KIND_KEY_VALUE, KIND_TIMESTAMPED, KIND_WINDOWED,
+};
 pub use memory::{MemoryBackend, MemoryPartition};
 pub use open::{open_with_retries, OpenAttempt, OpenRetry};
 pub use partition::{Direction, KeyValue, KvIter, PartitionStats, StorePartition};
+pub use replay::{HeaderlessRecords, ReplayCheck, ReplayedRecord};
 pub use store::Store;
 pub use store_kind::check_store_kind;
 

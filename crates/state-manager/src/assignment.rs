@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
 use state_changelog::{RestoreEvent, RestoreRequest, Restorer, StandbyRequest};
+use state_core::{HeaderlessRecords, ReplayCheck};
 
 use crate::config::StandbyPolicy;
 use crate::error::{ManagerError, Result};
@@ -185,21 +186,13 @@ impl StateStoreManager {
         let was_standby = self.standbys.remove(sp).is_some();
         let mut waiting = BTreeSet::new();
         for id in self.registry.ids_of(stream) {
-            let (partition, location, topic, kind) = {
-                let s = self.registry.get_mut(id);
-                let partition = s.store.assign_partition(*p)?;
-                (
-                    partition,
-                    s.store.partition_location(*p),
-                    s.changelog_topic.clone(),
-                    s.kind,
-                )
+            let (partition, location, topic, check) = match self.open_checked(id, *p) {
+                Ok(opened) => opened,
+                Err(e) => {
+                    self.close_partition(sp)?;
+                    return Err(e);
+                }
             };
-            if let Err(e) = state_core::check_store_kind(partition.as_ref(), kind, std::path::Path::new(&location)) {
-                drop(partition);
-                self.close_partition(sp)?;
-                return Err(e.into());
-            }
             let Some(topic) = topic else { continue };
             let changelog = (topic, *p as i32);
             if was_standby {
@@ -210,6 +203,7 @@ impl StateStoreManager {
                     changelog,
                     committed_offsets: offsets.clone(),
                     location,
+                    replay_check: Some(check),
                 })?;
             }
             waiting.insert(id);
@@ -221,12 +215,40 @@ impl StateStoreManager {
         })
     }
 
+    /// Opens partition `p` of store `id` and checks it holds what the store
+    /// expects (kind, codec, TTL mode; see [`state_core::check_store_format`]):
+    /// the partition, where it lives, the store's changelog topic and the
+    /// check its changelog records must pass.
+    #[allow(clippy::type_complexity)]
+    fn open_checked(
+        &mut self,
+        id: usize,
+        p: u32,
+    ) -> Result<(
+        std::sync::Arc<dyn state_core::StorePartition>,
+        String,
+        Option<String>,
+        ReplayCheck,
+    )> {
+        let s = self.registry.get_mut(id);
+        let partition = s.store.assign_partition(p)?;
+        let location = s.store.partition_location(p);
+        let format = state_core::check_store_format(partition.as_ref(), &s.format(), std::path::Path::new(&location))?;
+        // Records without a codec header were written by quixstreams (JSON)
+        // or by versions of this library before the header existed: read
+        // them with the store's own codec rather than refuse them.
+        let check = format.replay_check().headerless(HeaderlessRecords::StoreCodec);
+        s.formats.insert(p, format);
+        Ok((partition, location, s.changelog_topic.clone(), check))
+    }
+
     /// Closes every store partition of `sp`.
     fn close_partition(&mut self, sp: &SourcePartition) -> Result<()> {
         for id in self.registry.ids_of(&sp.0) {
-            let store = &mut self.registry.get_mut(id).store;
-            if store.partition(sp.1).is_some() {
-                store.revoke_partition(sp.1)?;
+            let s = self.registry.get_mut(id);
+            s.formats.remove(&sp.1);
+            if s.store.partition(sp.1).is_some() {
+                s.store.revoke_partition(sp.1)?;
             }
         }
         Ok(())
@@ -282,21 +304,22 @@ impl StateStoreManager {
             return Ok(());
         }
         for id in self.registry.ids_of(&sp.0) {
-            let (partition, location, topic) = {
+            if self.registry.get(id).changelog_topic.is_none() {
                 let s = self.registry.get_mut(id);
-                let Some(topic) = s.changelog_topic.clone() else {
-                    if s.store.partition(sp.1).is_some() {
-                        s.store.revoke_partition(sp.1)?;
-                    }
-                    continue;
-                };
-                (s.store.assign_partition(sp.1)?, s.store.partition_location(sp.1), topic)
-            };
+                s.formats.remove(&sp.1);
+                if s.store.partition(sp.1).is_some() {
+                    s.store.revoke_partition(sp.1)?;
+                }
+                continue;
+            }
+            let (partition, location, topic, check) = self.open_checked(id, sp.1)?;
+            let Some(topic) = topic else { continue };
             self.restorer()?.standby(StandbyRequest {
                 partition,
                 changelog: (topic, sp.1 as i32),
                 source: (sp.0.clone(), sp.1 as i32),
                 location,
+                replay_check: Some(check),
             })?;
         }
         self.standbys

@@ -142,7 +142,9 @@ impl StateStoreManager {
             kind: T::KIND,
             codec: spec.codec,
             changelog_topic,
+            ttl: spec.ttl,
             store: Store::new(backend, StoreLocation::new(spec.name.clone(), dir)),
+            formats: Default::default(),
         })?;
         Ok(StoreHandle {
             manager: self.id,
@@ -226,16 +228,17 @@ impl StateStoreManager {
             Some(Role::Active) => {}
         }
         self.kafka.begin()?;
-        let (codec, topic, part) = {
+        let (format, topic, part) = {
             let s = self.registry.get(handle.id);
             let part = s.store.partition(partition).ok_or_else(not_assigned)?;
-            (s.codec, s.changelog_topic.clone(), part)
+            let format = s.formats.get(&partition).cloned().ok_or_else(not_assigned)?;
+            (format, s.changelog_topic.clone(), part)
         };
         let sink: Option<Arc<dyn ChangelogSink>> = match topic {
             Some(topic) => Some(self.kafka.producer()?.sink(topic, partition as i32)),
             None => None,
         };
-        Ok(T::begin(part, codec, sink, &handle.settings))
+        Ok(T::begin(part, &format, sink, &handle.settings))
     }
 
     /// Records that the record at `offset` of `topic[partition]` was

@@ -1,7 +1,10 @@
 //! The registered stores: for each, its stream, kind, codec, changelog
 //! topic and open partitions.
 
-use state_core::{Codec, Store};
+use std::collections::BTreeMap;
+
+use state_core::ttl::TtlOptions;
+use state_core::{Codec, PartitionFormat, Store, StoreFormat};
 
 use crate::error::{ManagerError, Result};
 
@@ -13,11 +16,24 @@ pub(crate) struct RegisteredStore {
     pub(crate) kind: &'static str,
     pub(crate) codec: Codec,
     pub(crate) changelog_topic: Option<String>,
+    /// Per-write TTL (key-value stores only).
+    pub(crate) ttl: Option<TtlOptions>,
     /// Its partitions, on its backend.
     pub(crate) store: Store,
+    /// What each open partition was found to be (codec, TTL state).
+    pub(crate) formats: BTreeMap<u32, PartitionFormat>,
 }
 
 impl RegisteredStore {
+    /// What the store expects of its partitions.
+    pub(crate) fn format(&self) -> StoreFormat<'static> {
+        let f = StoreFormat::new(self.kind, self.codec);
+        match &self.ttl {
+            Some(o) => f.with_ttl(o.clone()),
+            None => f,
+        }
+    }
+
     /// `stream/store`, for messages.
     pub(crate) fn describe(&self) -> String {
         format!("{}/{}", self.stream, self.name)

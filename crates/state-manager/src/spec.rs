@@ -5,7 +5,8 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use state_core::{Backend, ChangelogSink, Codec, StorePartition};
+use state_core::ttl::TtlOptions;
+use state_core::{Backend, ChangelogSink, Codec, PartitionFormat, StorePartition};
 use state_txn::{
     PartitionTransaction, StateTransaction, TimestampedConfig, TimestampedTransaction, WindowedTransaction,
 };
@@ -33,7 +34,7 @@ pub trait StoreType: sealed::Sealed + Send + Sync + 'static {
     #[doc(hidden)]
     fn begin(
         partition: Arc<dyn StorePartition>,
-        codec: Codec,
+        format: &PartitionFormat,
         sink: Option<Arc<dyn ChangelogSink>>,
         settings: &Self::Settings,
     ) -> Self::Txn;
@@ -61,8 +62,16 @@ impl StoreType for KeyValue {
     type Settings = ();
     const KIND: &'static str = "key-value";
 
-    fn begin(p: Arc<dyn StorePartition>, codec: Codec, sink: Option<Arc<dyn ChangelogSink>>, _: &()) -> Self::Txn {
-        PartitionTransaction::new(p, codec, sink)
+    fn begin(
+        p: Arc<dyn StorePartition>,
+        f: &PartitionFormat,
+        sink: Option<Arc<dyn ChangelogSink>>,
+        _: &(),
+    ) -> Self::Txn {
+        match &f.ttl {
+            Some(ttl) => PartitionTransaction::with_ttl(p, f.codec, sink, ttl.clone()),
+            None => PartitionTransaction::new(p, f.codec, sink),
+        }
     }
 
     fn txns(open: &mut OpenTxns) -> &mut crate::checkpoint::TxnMap<Self::Txn> {
@@ -75,8 +84,13 @@ impl StoreType for Windowed {
     type Settings = ();
     const KIND: &'static str = "windowed";
 
-    fn begin(p: Arc<dyn StorePartition>, codec: Codec, sink: Option<Arc<dyn ChangelogSink>>, _: &()) -> Self::Txn {
-        WindowedTransaction::new(p, codec, sink)
+    fn begin(
+        p: Arc<dyn StorePartition>,
+        f: &PartitionFormat,
+        sink: Option<Arc<dyn ChangelogSink>>,
+        _: &(),
+    ) -> Self::Txn {
+        WindowedTransaction::new(p, f.codec, sink)
     }
 
     fn txns(open: &mut OpenTxns) -> &mut crate::checkpoint::TxnMap<Self::Txn> {
@@ -91,11 +105,11 @@ impl StoreType for Timestamped {
 
     fn begin(
         p: Arc<dyn StorePartition>,
-        codec: Codec,
+        f: &PartitionFormat,
         sink: Option<Arc<dyn ChangelogSink>>,
         settings: &TimestampedConfig,
     ) -> Self::Txn {
-        TimestampedTransaction::new(p, codec, sink, *settings)
+        TimestampedTransaction::new(p, f.codec, sink, *settings)
     }
 
     fn txns(open: &mut OpenTxns) -> &mut crate::checkpoint::TxnMap<Self::Txn> {
@@ -120,6 +134,7 @@ pub struct StoreSpec<T: StoreType> {
     pub(crate) codec: Codec,
     pub(crate) changelog: bool,
     pub(crate) backend: Option<Arc<dyn Backend>>,
+    pub(crate) ttl: Option<TtlOptions>,
 }
 
 impl<T: StoreType> fmt::Debug for StoreSpec<T> {
@@ -145,6 +160,7 @@ impl<T: StoreType> StoreSpec<T> {
             codec: Codec::MsgPack,
             changelog: true,
             backend: None,
+            ttl: None,
         }
     }
 
@@ -174,6 +190,16 @@ impl StoreSpec<KeyValue> {
     /// A key-value store `name` of stream `stream`.
     pub fn key_value(stream: impl Into<String>, name: impl Into<String>) -> Self {
         Self::with_settings(stream, name, ())
+    }
+
+    /// Per-write TTL, byte-compatible with quixstreams 3.28.1
+    /// (`PartitionTransaction::set_with_ttl`): the first write with a TTL
+    /// switches a partition into TTL mode; expired values read as absent and
+    /// are swept at checkpoints. Partitions already in TTL mode (written by
+    /// quixstreams) need it to open.
+    pub fn ttl(mut self, options: TtlOptions) -> Self {
+        self.ttl = Some(options);
+        self
     }
 }
 

@@ -304,7 +304,9 @@ fn a_revocation_in_the_middle_of_a_restore_keeps_data_and_offset_in_step() {
     // Closed: open it directly and check that every seed key up to the
     // stored offset is there and none after (one record per key, in order).
     let (stored, present) = {
-        let p = RocksDbBackend::new(RocksDbOptions::default()).open(&store_dir, 1).unwrap();
+        let p = RocksDbBackend::new(RocksDbOptions::default())
+            .open(&store_dir, 1)
+            .unwrap();
         let stored = p.changelog_offset().unwrap().expect("an offset was stored");
         let present = p.iter_range("default", b"", None, Direction::Forward).unwrap().count() as u64;
         (stored, present)

@@ -7,6 +7,16 @@
 //! one checkpoint by prefix insertion order (and Python set order for
 //! deletes); we emit them in key order, so each checkpoint's records are
 //! compared as a sorted list.
+//!
+//! The issue #15 scenarios (`traced` module below) also compare every
+//! header of every record (`__ttl_stamped__` included), the windows each
+//! message emits (session and sliding windows run on our primitives through
+//! `state_txn::testkit::windows`), the return value of every traced
+//! primitive call, and the reads after replaying quixstreams' own TTL
+//! changelog.
+
+#[path = "quixstreams_compat/traced.rs"]
+mod traced;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

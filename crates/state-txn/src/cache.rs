@@ -182,6 +182,11 @@ impl UpdateCache {
         &mut self.cfs[idx].1
     }
 
+    /// The changes of `cf`, if any.
+    pub(crate) fn cf_changes(&self, cf: &str) -> Option<&CfChanges> {
+        self.changes(cf)
+    }
+
     pub(crate) fn get(&self, cf: &str, key: &[u8]) -> Cached<'_> {
         let Some(c) = self.changes(cf) else {
             return Cached::Unknown;

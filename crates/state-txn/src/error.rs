@@ -56,6 +56,47 @@ pub enum TxnError {
         value: i64,
     },
 
+    /// A write asked for a TTL where there is no per-write TTL.
+    #[error("cannot write with a TTL: {reason}")]
+    TtlUnsupported {
+        /// Why, and what to do.
+        reason: &'static str,
+    },
+
+    /// A TTL write with a TTL or timestamp that cannot make an expiry. The
+    /// transaction failed before anything of the write was staged.
+    #[error("invalid ttl write: {reason}")]
+    InvalidTtl {
+        /// What is wrong.
+        reason: String,
+    },
+
+    /// The first TTL write into a populated store would stamp more existing
+    /// values than one transaction may hold. Nothing was written.
+    #[error(
+        "switching this store into per-write TTL mode would stamp its {records} existing values \
+         inside one transaction, more than the limit of {limit} (TtlOptions::max_backfill_records); \
+         quixstreams stamps them in chunks committed one by one, which is not done here. Raise the \
+         limit if one checkpoint can hold that many writes, or make the switch with quixstreams \
+         3.28.1 first"
+    )]
+    TtlBackfillTooLarge {
+        /// Values the store holds.
+        records: usize,
+        /// The limit.
+        limit: usize,
+    },
+
+    /// An index value (expiry checkpoint, timestamp slot) outside the
+    /// integers quixstreams can store, `[-2^63, 2^64 - 1]`.
+    #[error("{what} {value} is outside [-2^63, 2^64-1], the integers an index slot holds")]
+    IndexValueOutOfRange {
+        /// Which value.
+        what: &'static str,
+        /// The value given.
+        value: i128,
+    },
+
     /// An error from the codec, the key layout or the storage backend.
     #[error(transparent)]
     Core(#[from] state_core::Error),

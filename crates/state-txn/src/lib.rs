@@ -24,6 +24,7 @@ mod options;
 pub mod testkit;
 mod timestamped;
 mod transaction;
+mod ttl;
 mod windowed;
 
 pub use checkpointed::StateTransaction;
@@ -31,7 +32,8 @@ pub use error::{Result, TxnError};
 pub use options::{CollectedValues, ExpireOptions};
 pub use timestamped::{TimestampedConfig, TimestampedTransaction, MIN_ELIGIBLE_TIMESTAMPS_KEY};
 pub use transaction::{PartitionTransaction, TxnStatus};
-pub use windowed::{ExpiredWindow, Window, WindowedTransaction, GLOBAL_COUNTER_KEY};
+pub use ttl::{GetOptions, SetOptions};
+pub use windowed::{ExpiredWindow, Window, WindowCursor, WindowedTransaction, GLOBAL_COUNTER_KEY};
 
 #[cfg(test)]
 mod memory_conformance {

@@ -1,5 +1,7 @@
-//! Conformance cases for windowed and timestamped transactions, run by every
-//! backend through [`state_core::testkit::Harness`]:
+//! Conformance cases for windowed, timestamped and per-write-TTL
+//! transactions, and quixstreams' window types written on them
+//! ([`windows`]) checked against naive models, run by every backend through
+//! [`state_core::testkit::Harness`]:
 //!
 //! ```text
 //! state_txn::txn_conformance_tests!(MyHarness::new());
@@ -16,6 +18,21 @@ use state_core::{cf, ChangelogSink, Codec, Direction, KeyValue, RecordingSink, S
 use crate::{
     CollectedValues, ExpireOptions, ExpiredWindow, TimestampedConfig, TimestampedTransaction, TxnError, Window,
     WindowedTransaction,
+};
+
+mod primitives;
+mod ttl_cases;
+mod window_models;
+pub mod windows;
+
+pub use primitives::{expire_end_inclusive, expiry_checkpoints, windowed_iteration};
+pub use ttl_cases::{
+    ttl_refresh_budget_and_local_sweep, ttl_refusals, ttl_switch_of_a_populated_store, ttl_writes_reads_and_sweep,
+};
+pub use window_models::{
+    count_windows_match_a_naive_model, fixed_windows_by_partition_match_a_naive_model,
+    hopping_windows_match_a_naive_model, session_windows_match_a_naive_model, sliding_windows_match_a_naive_model,
+    tumbling_windows_match_a_naive_model,
 };
 
 type P = Arc<dyn StorePartition>;
@@ -646,6 +663,40 @@ pub fn cases<H: Harness>() -> Vec<Case<H>> {
             changelog_replay_rebuilds_every_column_family::<H>,
         ),
         ("windows_match_a_naive_model", windows_match_a_naive_model::<H>),
+        ("windowed_iteration", windowed_iteration::<H>),
+        ("expiry_checkpoints", expiry_checkpoints::<H>),
+        ("expire_end_inclusive", expire_end_inclusive::<H>),
+        ("ttl_writes_reads_and_sweep", ttl_writes_reads_and_sweep::<H>),
+        (
+            "ttl_refresh_budget_and_local_sweep",
+            ttl_refresh_budget_and_local_sweep::<H>,
+        ),
+        ("ttl_switch_of_a_populated_store", ttl_switch_of_a_populated_store::<H>),
+        ("ttl_refusals", ttl_refusals::<H>),
+        (
+            "tumbling_windows_match_a_naive_model",
+            tumbling_windows_match_a_naive_model::<H>,
+        ),
+        (
+            "hopping_windows_match_a_naive_model",
+            hopping_windows_match_a_naive_model::<H>,
+        ),
+        (
+            "fixed_windows_by_partition_match_a_naive_model",
+            fixed_windows_by_partition_match_a_naive_model::<H>,
+        ),
+        (
+            "sliding_windows_match_a_naive_model",
+            sliding_windows_match_a_naive_model::<H>,
+        ),
+        (
+            "count_windows_match_a_naive_model",
+            count_windows_match_a_naive_model::<H>,
+        ),
+        (
+            "session_windows_match_a_naive_model",
+            session_windows_match_a_naive_model::<H>,
+        ),
     ]
 }
 
@@ -660,14 +711,18 @@ macro_rules! txn_conformance_tests {
                 window_basics, window_ranges, expiry_emits_each_window_once, collections,
                 expire_all_windows_by_step, timestamped_latest, timestamped_grace_expiry,
                 timestamped_duplicates, changelog_replay_rebuilds_every_column_family,
-                windows_match_a_naive_model);
+                windows_match_a_naive_model, windowed_iteration, expiry_checkpoints, expire_end_inclusive,
+                ttl_writes_reads_and_sweep, ttl_refresh_budget_and_local_sweep, ttl_switch_of_a_populated_store,
+                ttl_refusals, tumbling_windows_match_a_naive_model, hopping_windows_match_a_naive_model,
+                fixed_windows_by_partition_match_a_naive_model, sliding_windows_match_a_naive_model,
+                count_windows_match_a_naive_model, session_windows_match_a_naive_model);
 
             #[test]
             fn macro_covers_every_case() {
                 fn count<H: state_core::testkit::Harness>(_: &H) -> usize {
                     $crate::testkit::cases::<H>().len()
                 }
-                assert_eq!(count(&$make), 10, "txn_conformance_tests! must list every case");
+                assert_eq!(count(&$make), 23, "txn_conformance_tests! must list every case");
             }
         }
     };

@@ -235,6 +235,24 @@ impl<P: StorePartition + ?Sized> TimestampedTransaction<P> {
             .collect()
     }
 
+    /// The first `limit` values of `prefix` with `start <= timestamp < end`,
+    /// oldest first: quixstreams' `get_interval(..., limit=)`. A limit of 0
+    /// returns nothing.
+    pub fn get_interval_limited<V: DeserializeOwned>(
+        &self,
+        start: i64,
+        end: i64,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<V>> {
+        self.base.require_started("get_interval")?;
+        self.interval_items(start, end, prefix)?
+            .into_iter()
+            .take(limit)
+            .map(|(_, v)| Ok(self.base.codec().decode(&v)?))
+            .collect()
+    }
+
     /// Deletes the entries of `prefix` with `start <= timestamp < end`,
     /// returning how many were deleted.
     pub fn delete_interval(&mut self, start: i64, end: i64, prefix: &[u8]) -> Result<usize> {

@@ -8,12 +8,14 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use state_core::ttl::TtlState;
 use state_core::{
     cf, keys, ChangelogRecord, ChangelogSink, Codec, Direction, KeyValue, ProcessedOffsets, StorePartition, WriteBatch,
 };
 
 use crate::cache::{Cached, UpdateCache};
 use crate::error::{Result, TxnError};
+use crate::ttl::{GetOptions, SetOptions, TtlTxn};
 
 /// The life cycle of a transaction.
 ///
@@ -54,12 +56,26 @@ impl fmt::Display for TxnStatus {
 /// Keys are `prefix | key`: typed keys are encoded with the codec, raw-key
 /// methods (`*_bytes`, `*_raw`) take key bytes as they are, as quixstreams
 /// does for `bytes` keys.
+///
+/// # Per-write TTL
+/// A transaction made with [`with_ttl`](Self::with_ttl) implements
+/// quixstreams 3.28.1's per-write TTL on the `default` column family:
+/// [`set_with`](Self::set_with) takes a TTL and the record's event time; the
+/// first such write switches the partition into TTL mode at `prepare`; from
+/// then on values are stored stamped (`expires_at ++ payload`), reads
+/// ([`get_with`](Self::get_with), [`get_bytes_with`](Self::get_bytes_with),
+/// [`exists_with`](Self::exists_with) and their plain forms) strip the stamp
+/// and hide values expired at the partition's high-water, and `prepare`
+/// sweeps expired keys (tombstones on the changelog). The `*_raw` methods and
+/// [`iter_range`](Self::iter_range) see stored bytes as they are, stamps
+/// included. Without `with_ttl`, a write with a TTL is refused.
 pub struct PartitionTransaction<P: StorePartition + ?Sized = dyn StorePartition> {
     partition: Arc<P>,
     codec: Codec,
     sink: Option<Arc<dyn ChangelogSink>>,
     cache: UpdateCache,
     status: TxnStatus,
+    ttl: Option<TtlTxn>,
 }
 
 impl<P: StorePartition + ?Sized> fmt::Debug for PartitionTransaction<P> {
@@ -83,12 +99,55 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
             sink,
             cache: UpdateCache::default(),
             status: TxnStatus::Started,
+            ttl: None,
         }
+    }
+
+    /// Starts a transaction on a key-value partition with per-write TTL;
+    /// `ttl` is the partition's shared state (from
+    /// [`state_core::check_store_format`] with TTL support, or
+    /// [`TtlState::load`]), the same for every transaction and for recovery.
+    pub fn with_ttl(partition: Arc<P>, codec: Codec, sink: Option<Arc<dyn ChangelogSink>>, ttl: Arc<TtlState>) -> Self {
+        PartitionTransaction {
+            ttl: Some(TtlTxn::new(ttl)),
+            ..PartitionTransaction::new(partition, codec, sink)
+        }
+    }
+
+    /// The partition's TTL state, if this transaction has per-write TTL.
+    pub fn ttl_state(&self) -> Option<&Arc<TtlState>> {
+        self.ttl.as_ref().map(|t| &t.state)
+    }
+
+    /// The change set (for the windowed layer's merged iteration).
+    pub(crate) fn cache(&self) -> &UpdateCache {
+        &self.cache
+    }
+
+    /// The TTL side of this transaction, when `cf` is the one it applies to.
+    fn ttl_for(&self, cf_name: &str) -> Option<&TtlTxn> {
+        self.ttl.as_ref().filter(|_| cf_name == cf::DEFAULT)
     }
 
     /// The current status.
     pub fn status(&self) -> TxnStatus {
         self.status
+    }
+
+    /// True once `prepare` succeeded (quixstreams' `prepared`).
+    pub fn is_prepared(&self) -> bool {
+        self.status == TxnStatus::Prepared
+    }
+
+    /// True once `flush` succeeded (quixstreams' `completed`).
+    pub fn is_completed(&self) -> bool {
+        self.status == TxnStatus::Complete
+    }
+
+    /// True after an error (quixstreams' `failed`): every later call is
+    /// refused.
+    pub fn is_failed(&self) -> bool {
+        self.status == TxnStatus::Failed
     }
 
     /// True if the transaction has changes to write.
@@ -197,10 +256,24 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
 
     // ---- raw access by full key and column family --------------------------
 
-    /// Reads the bytes of full key `key` in `cf`, cache first.
+    /// Reads the bytes of full key `key` in `cf`, cache first, exactly as
+    /// stored (a TTL-mode value keeps its stamp).
     pub fn get_raw(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         self.started("get")?;
         self.read_raw(cf, key)
+    }
+
+    /// Reads the value of full key `key` as a user sees it: in the `default`
+    /// column family of a TTL transaction, stamp stripped and expired values
+    /// hidden, after advancing the high-water with `timestamp`.
+    fn read_user(&self, cf: &str, key: &[u8], timestamp: Option<i64>) -> Result<Option<Vec<u8>>> {
+        let Some(t) = self.ttl_for(cf) else {
+            return self.read_raw(cf, key);
+        };
+        t.touch(timestamp);
+        Ok(self
+            .read_raw(cf, key)?
+            .and_then(|raw| t.read(None, &raw).map(<[u8]>::to_vec)))
     }
 
     fn read_raw(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
@@ -212,7 +285,22 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     }
 
     /// Reads and decodes full key `key` in `cf`.
-    fn read_decoded<V: DeserializeOwned>(&self, cf: &str, key: &[u8]) -> Result<Option<V>> {
+    fn read_decoded<V: DeserializeOwned>(&self, cf: &str, key: &[u8], timestamp: Option<i64>) -> Result<Option<V>> {
+        if let Some(t) = self.ttl_for(cf) {
+            t.touch(timestamp);
+            return match self.cache.get(cf, key) {
+                Cached::Value(v) => t
+                    .read(None, v)
+                    .map(|p| self.codec.decode(p))
+                    .transpose()
+                    .map_err(Into::into),
+                Cached::Deleted => Ok(None),
+                Cached::Unknown => match self.partition.get(cf, key)? {
+                    Some(bytes) => Ok(t.read(None, &bytes).map(|p| self.codec.decode(p)).transpose()?),
+                    None => Ok(None),
+                },
+            };
+        }
         // Decode straight from the cache without copying.
         match self.cache.get(cf, key) {
             Cached::Value(v) => Ok(Some(self.codec.decode(v)?)),
@@ -224,9 +312,17 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
         }
     }
 
-    /// True if full key `key` has a value in `cf`, cache first.
+    /// True if full key `key` has a value in `cf`, cache first (in the
+    /// `default` column family of a TTL transaction: a value not expired).
     pub fn exists_raw(&self, cf: &str, key: &[u8]) -> Result<bool> {
         self.started("exists")?;
+        self.exists_at(cf, key, None)
+    }
+
+    fn exists_at(&self, cf: &str, key: &[u8], timestamp: Option<i64>) -> Result<bool> {
+        if self.ttl_for(cf).is_some() {
+            return Ok(self.read_user(cf, key, timestamp)?.is_some());
+        }
         match self.cache.get(cf, key) {
             Cached::Value(_) => Ok(true),
             Cached::Deleted => Ok(false),
@@ -234,7 +330,8 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
         }
     }
 
-    /// Sets full key `key` in `cf` to `value`.
+    /// Sets full key `key` in `cf` to `value`, stored exactly as given (no
+    /// TTL stamp is added).
     pub fn set_raw(&mut self, cf: &str, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
         self.started("set")?;
         self.cache.set(cf, &key, &value);
@@ -244,7 +341,39 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     /// Deletes full key `key` in `cf`.
     pub fn delete_raw(&mut self, cf: &str, key: Vec<u8>) -> Result<()> {
         self.started("delete")?;
-        self.cache.delete(cf, &key);
+        self.stage_delete(cf, &key);
+        Ok(())
+    }
+
+    fn stage_delete(&mut self, cf: &str, key: &[u8]) {
+        if cf == cf::DEFAULT {
+            if let Some(t) = self.ttl.as_mut() {
+                t.on_delete(key);
+            }
+        }
+        self.cache.delete(cf, key);
+    }
+
+    /// Stages `payload` (already encoded) under full key `key` as
+    /// `options` say: stamped in the `default` column family of a TTL
+    /// transaction, as it is elsewhere.
+    fn stage_set(&mut self, key: &[u8], payload: &[u8], options: &SetOptions<'_>) -> Result<()> {
+        if options.cf == cf::DEFAULT {
+            if let Some(t) = self.ttl.as_mut() {
+                return t.set(&*self.partition, &mut self.cache, key, payload, options);
+            }
+        }
+        if options.ttl.is_some() {
+            return Err(TxnError::TtlUnsupported {
+                reason: if options.cf == cf::DEFAULT {
+                    "this transaction has no per-write TTL; start it with PartitionTransaction::with_ttl \
+                     (key-value stores opened with TtlSupport::Enabled)"
+                } else {
+                    "per-write TTL applies to the default column family only"
+                },
+            });
+        }
+        self.cache.set(options.cf, key, payload);
         Ok(())
     }
 
@@ -303,7 +432,22 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
         prefix: &[u8],
     ) -> Result<Option<V>> {
         self.started("get")?;
-        self.with_encoded_key(key, prefix, |full| self.read_decoded(cf, full))
+        self.with_encoded_key(key, prefix, |full| self.read_decoded(cf, full, None))
+    }
+
+    /// Reads `key` under `prefix` as `options` say (column family, event
+    /// time), and decodes its value: quixstreams' `get(key, prefix,
+    /// cf_name=, timestamp=)`.
+    pub fn get_with<K: Serialize + ?Sized, V: DeserializeOwned>(
+        &self,
+        key: &K,
+        prefix: &[u8],
+        options: GetOptions<'_>,
+    ) -> Result<Option<V>> {
+        self.started("get")?;
+        self.with_encoded_key(key, prefix, |full| {
+            self.read_decoded(options.cf, full, options.timestamp)
+        })
     }
 
     /// Reads `key` under `prefix`, or `default` if it has no value.
@@ -331,6 +475,9 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
         prefix: &[u8],
     ) -> Result<()> {
         self.started("set")?;
+        if cf == cf::DEFAULT && self.ttl.is_some() {
+            return self.set_with(key, value, prefix, SetOptions::default());
+        }
         self.mutate(|t| {
             // The change set copies key and value into its own buffer, so
             // they are encoded into reused per-thread buffers.
@@ -359,6 +506,26 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
         })
     }
 
+    /// Encodes and sets `key` under `prefix` to `value` as `options` say
+    /// (column family, event time, TTL): quixstreams' `set(key, value,
+    /// prefix, cf_name=, timestamp=, ttl=)`. Any error (encoding, an invalid
+    /// TTL, a TTL without TTL support) fails the transaction and stages
+    /// nothing.
+    pub fn set_with<K: Serialize + ?Sized, V: Serialize + ?Sized>(
+        &mut self,
+        key: &K,
+        value: &V,
+        prefix: &[u8],
+        options: SetOptions<'_>,
+    ) -> Result<()> {
+        self.started("set")?;
+        self.mutate(|t| {
+            let k = t.encode_key(key, prefix)?;
+            let v = t.codec.encode(value)?;
+            t.stage_set(&k, &v, &options)
+        })
+    }
+
     /// Deletes `key` under `prefix` (no error if it has no value).
     pub fn delete<K: Serialize + ?Sized>(&mut self, key: &K, prefix: &[u8]) -> Result<()> {
         self.delete_in(cf::DEFAULT, key, prefix)
@@ -369,28 +536,57 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
         self.started("delete")?;
         self.mutate(|t| {
             let key = t.encode_key(key, prefix)?;
-            t.cache.delete(cf, &key);
+            t.stage_delete(cf, &key);
             Ok(())
         })
     }
 
     /// True if `key` under `prefix` has a value.
     pub fn exists<K: Serialize + ?Sized>(&self, key: &K, prefix: &[u8]) -> Result<bool> {
+        self.exists_in(cf::DEFAULT, key, prefix)
+    }
+
+    /// True if `key` under `prefix` has a value in column family `cf`.
+    pub fn exists_in<K: Serialize + ?Sized>(&self, cf: &str, key: &K, prefix: &[u8]) -> Result<bool> {
+        self.exists_with(key, prefix, GetOptions { cf, timestamp: None })
+    }
+
+    /// True if `key` under `prefix` has a value as `options` say (column
+    /// family, event time): quixstreams' `exists(key, prefix, cf_name=,
+    /// timestamp=)`. A value expired at the high-water does not exist.
+    pub fn exists_with<K: Serialize + ?Sized>(&self, key: &K, prefix: &[u8], options: GetOptions<'_>) -> Result<bool> {
         self.started("exists")?;
-        self.with_encoded_key(key, prefix, |full| self.exists_raw(cf::DEFAULT, full))
+        self.with_encoded_key(key, prefix, |full| self.exists_at(options.cf, full, options.timestamp))
     }
 
     // ---- raw keys and values in the default column family ------------------
 
-    /// Reads the value bytes of raw key bytes `key` under `prefix`.
+    /// Reads the value bytes of raw key bytes `key` under `prefix` (without
+    /// a TTL stamp; expired values read as `None`).
     pub fn get_bytes(&self, key: &[u8], prefix: &[u8]) -> Result<Option<Vec<u8>>> {
-        self.started("get")?;
-        self.read_raw(cf::DEFAULT, &keys::prefixed_key(prefix, key))
+        self.get_bytes_with(key, prefix, GetOptions::default())
     }
 
-    /// Sets raw key bytes `key` under `prefix` to raw value bytes.
+    /// Reads the value bytes of raw key bytes `key` under `prefix` as
+    /// `options` say: quixstreams' `get_bytes(key, prefix, cf_name=,
+    /// timestamp=)`.
+    pub fn get_bytes_with(&self, key: &[u8], prefix: &[u8], options: GetOptions<'_>) -> Result<Option<Vec<u8>>> {
+        self.started("get")?;
+        self.read_user(options.cf, &keys::prefixed_key(prefix, key), options.timestamp)
+    }
+
+    /// Sets raw key bytes `key` under `prefix` to raw value bytes (stamped
+    /// in a TTL transaction, never expiring).
     pub fn set_bytes(&mut self, key: &[u8], value: &[u8], prefix: &[u8]) -> Result<()> {
-        self.set_raw(cf::DEFAULT, keys::prefixed_key(prefix, key), value.to_vec())
+        self.set_bytes_with(key, value, prefix, SetOptions::default())
+    }
+
+    /// Sets raw key bytes `key` under `prefix` to raw value bytes as
+    /// `options` say: quixstreams' `set_bytes(key, value, prefix, cf_name=,
+    /// timestamp=, ttl=)`. An error fails the transaction.
+    pub fn set_bytes_with(&mut self, key: &[u8], value: &[u8], prefix: &[u8], options: SetOptions<'_>) -> Result<()> {
+        self.started("set")?;
+        self.mutate(|t| t.stage_set(&keys::prefixed_key(prefix, key), value, &options))
     }
 
     /// Deletes raw key bytes `key` under `prefix`.
@@ -408,11 +604,23 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     /// Sends one changelog record per changed key to the sink (if any), with
     /// the `__processed_tp_offsets__` header encoding `processed_offsets`,
     /// and moves to `Prepared`. Records go in column-family name order, then
-    /// key order; local-only column families are skipped. Any sink error
-    /// fails the transaction.
+    /// key order, `__ttl_system__` last; local-only column families are
+    /// skipped. Records of stores whose codec is not JSON carry the
+    /// `__value_codec__` header.
+    ///
+    /// With per-write TTL, first: a transaction that wrote with a TTL
+    /// switches an unflipped partition into TTL mode (stamping a populated
+    /// store's values, whose records go first with `null` offsets), then the
+    /// bounded sweep deletes expired keys. `default` records of a partition
+    /// in TTL mode carry the `__ttl_stamped__` header. Any error fails the
+    /// transaction.
     pub fn prepare(&mut self, processed_offsets: Option<&ProcessedOffsets>) -> Result<()> {
         self.started("prepare")?;
-        let res = self.emit_changelog(processed_offsets);
+        let res = match self.ttl.as_mut() {
+            Some(t) => t.prepare(&*self.partition, &mut self.cache),
+            None => Ok(()),
+        };
+        let res = res.and_then(|()| self.emit_changelog(processed_offsets));
         self.status = if res.is_ok() {
             TxnStatus::Prepared
         } else {
@@ -426,16 +634,42 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
         let header = processed_offsets.map(ProcessedOffsets::to_header);
         // quixstreams writes `null` when no offsets are given.
         let header: &[u8] = header.as_deref().unwrap_or(b"null");
-        for (cf_name, changes) in self.cache.sorted_cfs() {
+        let value_codec = (self.codec != Codec::Json).then_some(self.codec);
+        let stamped = self.ttl.as_ref().is_some_and(TtlTxn::enabled);
+        if let Some(t) = &self.ttl {
+            // The values stamped by the switch into TTL mode, as quixstreams'
+            // backfill produces them: before the checkpoint's own records,
+            // always applied on recovery.
+            for (key, value) in &t.backfill {
+                sink.send(ChangelogRecord {
+                    cf: cf::DEFAULT,
+                    key,
+                    value: Some(value),
+                    processed_offsets: Some(b"null"),
+                    ttl_stamped: true,
+                    value_codec,
+                })?;
+            }
+        }
+        let mut cfs = self.cache.sorted_cfs();
+        // quixstreams produces the migration-done marker last.
+        if let Some(i) = cfs.iter().position(|(name, _)| *name == cf::TTL_SYSTEM) {
+            let system = cfs.remove(i);
+            cfs.push(system);
+        }
+        for (cf_name, changes) in cfs {
             if cf::is_local_only(cf_name) {
                 continue;
             }
+            let ttl_stamped = stamped && cf_name == cf::DEFAULT;
             for (key, value) in changes.sorted() {
                 sink.send(ChangelogRecord {
                     cf: cf_name,
                     key,
                     value,
                     processed_offsets: Some(header),
+                    ttl_stamped,
+                    value_codec,
                 })?;
             }
         }
@@ -446,6 +680,9 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     /// partition in one atomic batch and moves to `Complete`. A transaction
     /// without changes writes nothing, not even the offset. An offset lower
     /// than the stored one is refused. Allowed when started or prepared.
+    /// A partition in TTL mode also stores its high-water in the batch (and,
+    /// with [`state_core::ttl::SweepTombstones::LocalOnly`], the sweep's
+    /// deletes).
     pub fn flush(&mut self, changelog_offset: Option<u64>) -> Result<()> {
         self.require("flush", &[TxnStatus::Started, TxnStatus::Prepared])?;
         let res = self.write_changes(changelog_offset);
@@ -469,12 +706,31 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
             }
         }
         let mut batch = WriteBatch::with_capacity(self.cache.len(), 0);
+        if let Some(t) = &self.ttl {
+            // Stamped existing values first: the transaction's own changes
+            // (a delete, say) come later in the batch and win.
+            for (key, value) in &t.backfill {
+                batch.put(cf::DEFAULT, key, value);
+            }
+        }
         // Keys are unique per column family, so any order is correct; key
         // order is the fast one (RocksDB's memtable inserts reuse their
         // search path between neighbouring keys).
         for (cf_name, changes) in self.cache.sorted_cfs() {
             for (key, value) in changes.sorted() {
                 batch.push(cf_name, key, value);
+            }
+        }
+        if let Some(t) = self.ttl.as_ref().filter(|t| t.enabled()) {
+            if let Some(hw) = t.state.high_water() {
+                batch.put(cf::METADATA, cf::TTL_HIGH_WATER_KEY, &hw.to_be_bytes());
+            }
+            if t.state.options().sweep == state_core::ttl::SweepTombstones::LocalOnly {
+                let mut deletes = Vec::new();
+                crate::ttl::sweep(&*self.partition, &self.cache, &t.state, &mut deletes)?;
+                for (cf_name, key) in deletes {
+                    batch.delete(cf_name, &key);
+                }
             }
         }
         if let Some(offset) = changelog_offset {

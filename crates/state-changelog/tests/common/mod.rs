@@ -120,6 +120,7 @@ pub fn recover(
             committed_offsets: committed,
             location: format!("partition {n}"),
             until: None,
+            replay_check: None,
         })
         .collect();
     let res = mgr.recover(rps, &mut |p| progress.push(p.clone()));

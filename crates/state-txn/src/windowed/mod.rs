@@ -12,9 +12,14 @@
 //! * collection values `prefix | id | counter` in `__values__`;
 //! * the counter `__global_counter__` in `__global-counter__`.
 //!
-//! Index values are integers encoded with the store's codec. Every write goes
-//! through the base transaction, so all of it reaches the changelog and is
-//! rebuilt by recovery.
+//! Index values are integers encoded with the store's codec, any integer in
+//! `[-2^63, 2^64 - 1]` as quixstreams allows (its session windows store `-1`
+//! and `2^64 - 1`). Every write goes through the base transaction, so all of
+//! it reaches the changelog and is rebuilt by recovery.
+//!
+//! The methods quixstreams 3.28.1 added for session windows live in their
+//! own files: [`iter`] (lazy window iteration, prefixes, keys) and
+//! [`checkpoint`] (partition watermark, expiry checkpoints).
 
 use std::collections::BTreeSet;
 
@@ -28,6 +33,13 @@ use state_core::{cf, keys, ChangelogSink, Codec, Direction, ProcessedOffsets, St
 use crate::error::{Result, TxnError};
 use crate::options::{CollectedValues, ExpireOptions};
 use crate::transaction::{PartitionTransaction, TxnStatus};
+
+pub mod checkpoint;
+mod index_value;
+pub mod iter;
+
+use index_value::IndexValue;
+pub use iter::WindowCursor;
 
 pub(crate) const LATEST_TIMESTAMP_KEY: &[u8] = b"__latest_timestamp__";
 pub(crate) const LATEST_EXPIRED_KEY: &[u8] = b"__expired_start_gt__";
@@ -102,6 +114,22 @@ fn check_window(start: i64, end: i64) -> Result<(u64, u64)> {
     Ok((start as u64, end as u64))
 }
 
+/// An index value as a `u64` (negative values as 0).
+fn to_u64(value: i128) -> u64 {
+    u64::try_from(value.max(0)).unwrap_or(u64::MAX)
+}
+
+/// The exclusive lower start bound of a scan resuming after a recorded
+/// index value (quixstreams: `max(-1, recorded)`): `Some(None)` scans from
+/// 0, `Some(Some(s))` from `s + 1`, `None` when nothing can follow.
+fn exclusive_start(recorded: Option<i128>) -> Option<Option<u64>> {
+    match recorded {
+        None => Some(None),
+        Some(v) if v < 0 => Some(None),
+        Some(v) => u64::try_from(v).ok().map(Some),
+    }
+}
+
 fn non_negative(what: &'static str, value: i64) -> Result<u64> {
     u64::try_from(value).map_err(|_| TxnError::NegativeTimestamp { what, value })
 }
@@ -125,7 +153,7 @@ pub struct WindowedTransaction<P: StorePartition + ?Sized = dyn StorePartition> 
     /// Index values this transaction has read or written, per prefix and
     /// [`Index`] slot (`None`: not known yet). Keyed by prefix alone so a
     /// lookup needs no allocation.
-    indexes: FxHashMap<Vec<u8>, [Option<Option<u64>>; Index::COUNT]>,
+    indexes: FxHashMap<Vec<u8>, [Option<Option<i128>>; Index::COUNT]>,
     counter: Option<u64>,
 }
 
@@ -160,7 +188,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         self.base.status()
     }
 
-    fn codec(&self) -> Codec {
+    pub(crate) fn codec(&self) -> Codec {
         self.base.codec()
     }
 
@@ -174,29 +202,29 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
 
     // ---- indexes -----------------------------------------------------------
 
-    fn get_index(&mut self, index: Index, prefix: &[u8]) -> Result<Option<u64>> {
+    fn get_index(&mut self, index: Index, prefix: &[u8]) -> Result<Option<i128>> {
         if let Some(Some(v)) = self.indexes.get(prefix).map(|slots| slots[index.slot()]) {
             return Ok(v);
         }
         let (cf_name, key) = index.location();
         let full = keys::prefixed_key(prefix, key);
-        let value: Option<u64> = match self.base.get_raw(cf_name, &full)? {
-            Some(bytes) => Some(self.codec().decode(&bytes)?),
+        let value: Option<i128> = match self.base.get_raw(cf_name, &full)? {
+            Some(bytes) => Some(self.codec().decode::<IndexValue>(&bytes)?.0),
             None => None,
         };
         self.remember_index(index, prefix, value);
         Ok(value)
     }
 
-    fn set_index(&mut self, index: Index, prefix: &[u8], value: u64) -> Result<()> {
+    fn set_index(&mut self, index: Index, prefix: &[u8], value: i128) -> Result<()> {
         let (cf_name, key) = index.location();
-        let encoded = self.codec().encode(&value)?;
+        let encoded = self.codec().encode(&IndexValue::new(value)?)?;
         self.base.set_raw(cf_name, keys::prefixed_key(prefix, key), encoded)?;
         self.remember_index(index, prefix, Some(value));
         Ok(())
     }
 
-    fn remember_index(&mut self, index: Index, prefix: &[u8], value: Option<u64>) {
+    fn remember_index(&mut self, index: Index, prefix: &[u8], value: Option<i128>) {
         match self.indexes.get_mut(prefix) {
             Some(slots) => slots[index.slot()] = Some(value),
             None => {
@@ -207,14 +235,10 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         }
     }
 
-    /// The latest event time seen for `prefix` by `update_window` (0 if none).
+    /// The latest event time seen for `prefix` by `update_window` (0 if none;
+    /// a negative stored value, which neither library writes, reads as 0).
     pub fn get_latest_timestamp(&mut self, prefix: &[u8]) -> Result<u64> {
-        Ok(self.get_index(Index::Timestamp, prefix)?.unwrap_or(0))
-    }
-
-    /// The start of the last window expired for `prefix` (0 if none).
-    pub fn get_latest_expired(&mut self, prefix: &[u8]) -> Result<u64> {
-        Ok(self.get_index(Index::Expired, prefix)?.unwrap_or(0))
+        Ok(to_u64(self.get_index(Index::Timestamp, prefix)?.unwrap_or(0)))
     }
 
     // ---- windows -----------------------------------------------------------
@@ -226,6 +250,12 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
             Some(bytes) => Ok(Some(self.codec().decode(&bytes)?)),
             None => Ok(None),
         }
+    }
+
+    /// The aggregate of window `[start, end)` under `prefix`, or `default`:
+    /// quixstreams' `get_window(..., default=)`.
+    pub fn get_window_or<V: DeserializeOwned>(&self, start: i64, end: i64, prefix: &[u8], default: V) -> Result<V> {
+        Ok(self.get_window(start, end, prefix)?.unwrap_or(default))
     }
 
     /// Sets the aggregate of window `[start, end)` and raises the prefix's
@@ -256,7 +286,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         self.base
             .set_raw(cf::DEFAULT, keys::window_key(prefix, s, e), encoded)?;
         let latest = self.get_index(Index::Timestamp, prefix)?;
-        let updated = latest.map_or(ts, |l| l.max(ts));
+        let updated = latest.map_or(i128::from(ts), |l| l.max(i128::from(ts)));
         self.set_index(Index::Timestamp, prefix, updated)
     }
 
@@ -331,7 +361,13 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     /// were not expired before, in start order. Records the last expired
     /// start so no window is ever returned twice (across transactions and
     /// restarts). See [`ExpireOptions`] for deleting the windows and
-    /// collecting their values.
+    /// collecting their values (`end_inclusive`: values with an id equal to
+    /// the window end are collected too, as sliding windows need).
+    ///
+    /// Unlike quixstreams' generator this runs at once: the index is written
+    /// and the windows deleted when it returns, whether or not the caller
+    /// looks at every window (every quixstreams window type consumes the
+    /// whole generator, so the stored result is the same).
     pub fn expire_windows<V: DeserializeOwned, C: DeserializeOwned>(
         &mut self,
         max_start_time: i64,
@@ -349,19 +385,28 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         prefix: &[u8],
         options: ExpireOptions,
     ) -> Result<Vec<ExpiredWindow<V, C>>> {
-        let ExpireOptions { delete, collect, .. } = options;
+        let ExpireOptions {
+            delete,
+            collect,
+            end_inclusive,
+        } = options;
         if max_start_time < 0 {
             return Ok(Vec::new());
         }
         let last_expired = self.get_index(Index::Expired, prefix)?;
-        let windows = self.windows_raw(last_expired, max_start_time as u64, prefix, Direction::Forward)?;
+        let Some(from) = exclusive_start(last_expired) else {
+            return Ok(Vec::new());
+        };
+        let windows = self.windows_raw(from, max_start_time as u64, prefix, Direction::Forward)?;
         let Some(&(last_start, _, _)) = windows.last() else {
             return Ok(Vec::new());
         };
-        self.set_index(Index::Expired, prefix, last_start)?;
+        self.set_index(Index::Expired, prefix, i128::from(last_start))?;
         let mut out = Vec::with_capacity(windows.len());
         for (start, end, bytes) in &windows {
-            out.push(self.expired_window(prefix, *start, *end, bytes, collect)?);
+            // Sliding windows collect values at `end` too.
+            let collect_end = if end_inclusive { end.saturating_add(1) } else { *end };
+            out.push(self.expired_window(prefix, *start, *end, collect_end, bytes, collect)?);
         }
         if delete {
             for (start, end, _) in &windows {
@@ -389,7 +434,10 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
             return Ok(());
         }
         let last_deleted = self.get_index(Index::DeletedWindow, prefix)?;
-        let windows = self.windows_raw(last_deleted, max_start_time as u64, prefix, Direction::Forward)?;
+        let Some(from) = exclusive_start(last_deleted) else {
+            return Ok(());
+        };
+        let windows = self.windows_raw(from, max_start_time as u64, prefix, Direction::Forward)?;
         for (start, end, _) in &windows {
             self.base
                 .delete_raw(cf::DEFAULT, keys::window_key(prefix, *start, *end))?;
@@ -397,7 +445,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         // quixstreams skips recording a last deleted start of 0.
         if let Some(&(last, _, _)) = windows.last() {
             if last > 0 {
-                self.set_index(Index::DeletedWindow, prefix, last)?;
+                self.set_index(Index::DeletedWindow, prefix, i128::from(last))?;
             }
         }
         if values == CollectedValues::Delete {
@@ -409,8 +457,12 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     /// Expires windows of every prefix in the partition whose end is at or
     /// before the step-aligned `max_end_time`, as quixstreams'
     /// `expire_all_windows`: the first call expires every window ending at or
-    /// before `max_end_time - max_end_time % step_ms`; later calls expire the
-    /// windows ending exactly at each step after the last recorded one.
+    /// before `max_end_time - max_end_time % step_ms` (Python's modulo, so a
+    /// negative `max_end_time` is allowed and recorded); later calls expire
+    /// the windows ending exactly at each step after the last recorded one.
+    /// The recorded value (partition-wide, under the empty prefix) is a
+    /// window end. Windows come in key order (quixstreams yields this
+    /// transaction's changed windows first).
     pub fn expire_all_windows<V: DeserializeOwned, C: DeserializeOwned>(
         &mut self,
         max_end_time: i64,
@@ -429,26 +481,30 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         options: ExpireOptions,
     ) -> Result<Vec<ExpiredWindow<V, C>>> {
         let ExpireOptions { delete, collect, .. } = options;
-        let max_end = non_negative("max_end_time", max_end_time)?;
+        let max_end = i128::from(max_end_time);
         if step_ms <= 0 {
             return Err(TxnError::InvalidWindow { start: 0, end: step_ms });
         }
-        let step = step_ms as u64;
+        let step = i128::from(step_ms);
         let last_expired = self.get_index(Index::Expired, b"")?.unwrap_or(0);
         // Which window ends qualify, and the new recorded end.
-        let (ends, new_last): (Option<BTreeSet<u64>>, u64) = if last_expired > 0 {
+        let (ends, new_last): (Option<BTreeSet<u64>>, i128) = if last_expired != 0 {
             let mut ends = BTreeSet::new();
-            let mut next = last_expired.saturating_add(step);
+            let mut last = None;
+            let mut next = last_expired + step;
             while next <= max_end {
-                ends.insert(next);
-                next = next.saturating_add(step);
+                last = Some(next);
+                if let Ok(end) = u64::try_from(next) {
+                    ends.insert(end);
+                }
+                next += step;
             }
-            match ends.last() {
-                Some(&l) => (Some(ends), l),
+            match last {
+                Some(l) => (Some(ends), l),
                 None => return Ok(Vec::new()),
             }
         } else {
-            (None, max_end - max_end % step)
+            (None, max_end - max_end.rem_euclid(step))
         };
         let all = self.base.iter_range(cf::DEFAULT, b"", None, Direction::Forward)?;
         let mut expired = Vec::new();
@@ -458,7 +514,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
             };
             let hit = match &ends {
                 Some(set) => set.contains(&end),
-                None => end <= new_last,
+                None => i128::from(end) <= new_last,
             };
             if hit {
                 expired.push((prefix.to_vec(), start, end, value));
@@ -466,7 +522,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         }
         let mut out = Vec::with_capacity(expired.len());
         for (prefix, start, end, bytes) in &expired {
-            out.push(self.expired_window(prefix, *start, *end, bytes, collect)?);
+            out.push(self.expired_window(prefix, *start, *end, *end, bytes, collect)?);
         }
         if delete {
             for (prefix, start, end, _) in &expired {
@@ -481,17 +537,19 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         Ok(out)
     }
 
-    /// Decodes one expired window, with its collected values if asked.
+    /// Decodes one expired window, with its values collected in
+    /// `[start, collect_end)` if asked.
     fn expired_window<V: DeserializeOwned, C: DeserializeOwned>(
         &self,
         prefix: &[u8],
         start: u64,
         end: u64,
+        collect_end: u64,
         value: &[u8],
         collect: bool,
     ) -> Result<ExpiredWindow<V, C>> {
         let collected = if collect {
-            self.collection_values(start, end, prefix)?
+            self.collection_values(start, collect_end, prefix)?
         } else {
             Vec::new()
         };
@@ -604,7 +662,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     fn delete_collection_range(&mut self, start: Option<u64>, end: u64, prefix: &[u8]) -> Result<()> {
         let start = match start {
             Some(s) => s,
-            None => self.get_index(Index::DeletedValue, prefix)?.unwrap_or(0),
+            None => to_u64(self.get_index(Index::DeletedValue, prefix)?.unwrap_or(0)),
         };
         let mut last_id = None;
         for (key, _) in self.collection_items(start, end, prefix)? {
@@ -613,7 +671,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
             self.base.delete_raw(cf::VALUES, key)?;
         }
         if let Some(id) = last_id {
-            self.set_index(Index::DeletedValue, prefix, id)?;
+            self.set_index(Index::DeletedValue, prefix, i128::from(id))?;
         }
         Ok(())
     }

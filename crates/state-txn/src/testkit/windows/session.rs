@@ -1,0 +1,216 @@
+//! Session windows: quixstreams 3.28.1's `SessionWindow`
+//! (`dataframe/windows/session.py`), on the primitives added for it:
+//! `windows_cursor` (quixstreams' `iter_windows`), the expiry checkpoints,
+//! the partition watermark, `iter_prefixes` and `key_from_prefix`.
+
+use serde_json::Value;
+use state_core::{Direction, StorePartition};
+
+use super::{Aggregations, Closing, MessageKey, Processed};
+use crate::error::Result;
+use crate::{Window, WindowedTransaction};
+
+/// The partition checkpoint when no session is open: no watermark reaches it.
+const NO_OPEN_SESSIONS: i128 = u64::MAX as i128;
+
+/// A session window: events at most `gap` apart share a session, stored
+/// half-open as `[first event, last event + 1)`.
+#[derive(Clone, Debug)]
+pub struct SessionWindow {
+    /// Inactivity gap, ms.
+    pub gap: i64,
+    /// Grace, ms.
+    pub grace: i64,
+    /// Whose watermark closes sessions.
+    pub closing: Closing,
+    /// What the session computes.
+    pub aggs: Aggregations,
+}
+
+fn matches(w: &Window<Value>, timestamp: i64, gap: i64) -> bool {
+    w.start as i64 - gap <= timestamp && w.end as i64 + gap > timestamp
+}
+
+fn first_window<P: StorePartition + ?Sized>(
+    txn: &WindowedTransaction<P>,
+    prefix: &[u8],
+    start_from: i64,
+    start_to: Option<i64>,
+    direction: Direction,
+) -> Result<Option<Window<Value>>> {
+    txn.windows_cursor(prefix, start_from, start_to, direction)?.next(txn)
+}
+
+impl SessionWindow {
+    /// `process_window` for one message.
+    pub fn process<P: StorePartition + ?Sized>(
+        &self,
+        txn: &mut WindowedTransaction<P>,
+        key: &MessageKey,
+        value: &Value,
+        timestamp: i64,
+    ) -> Result<Processed> {
+        let prefix = key.prefix(txn.codec())?;
+        let (gap, grace) = (self.gap, self.grace);
+        let aggs = &self.aggs;
+        let by_partition = self.closing == Closing::Partition;
+        let key_latest = txn.get_latest_timestamp(&prefix)? as i64;
+        let watermark = if by_partition {
+            txn.advance_partition_timestamp(timestamp.max(key_latest))? as i64
+        } else {
+            timestamp.max(key_latest)
+        };
+        let late_before = watermark - gap - grace;
+        let close_before = late_before - gap;
+        if timestamp < late_before {
+            return Ok(Processed::default()); // late
+        }
+        let previous = first_window(txn, &prefix, 0, Some(timestamp), Direction::Backward)?;
+        let following = first_window(txn, &prefix, timestamp + 1, None, Direction::Forward)?;
+        let matched: Vec<Window<Value>> = [previous, following]
+            .into_iter()
+            .flatten()
+            .filter(|w| matches(w, timestamp, gap))
+            .collect();
+        let or_init = |v: &Value| if v.is_null() { aggs.init() } else { v.clone() };
+        let (start, end, aggregated) = match matched.as_slice() {
+            [p, f] => {
+                let start = (p.start as i64).min(timestamp);
+                let end = (f.end as i64).max(timestamp + 1);
+                txn.delete_window(p.start as i64, p.end as i64, &prefix)?;
+                txn.delete_window(f.start as i64, f.end as i64, &prefix)?;
+                let aggregated = if aggs.aggregate() {
+                    aggs.merge(&aggs.agg(&or_init(&p.value), value), &or_init(&f.value))
+                } else {
+                    Value::Null
+                };
+                (start, end, aggregated)
+            }
+            [m] => {
+                let start = (m.start as i64).min(timestamp);
+                let end = (m.end as i64).max(timestamp + 1);
+                if (start, end) != (m.start as i64, m.end as i64) {
+                    txn.delete_window(m.start as i64, m.end as i64, &prefix)?;
+                }
+                let aggregated = if aggs.aggregate() {
+                    aggs.agg(&or_init(&m.value), value)
+                } else {
+                    Value::Null
+                };
+                (start, end, aggregated)
+            }
+            _ => {
+                let aggregated = if aggs.aggregate() {
+                    aggs.agg(&aggs.init(), value)
+                } else {
+                    Value::Null
+                };
+                (timestamp, timestamp + 1, aggregated)
+            }
+        };
+        if aggs.collects() {
+            txn.add_to_collection(Some(timestamp), value, &prefix)?;
+        }
+        txn.update_window(start, end, &aggregated, timestamp, &prefix)?;
+        // A larger grace after a restart can admit an event below the key's
+        // expiry cursor; lower the cursor so the scan finds it again.
+        if let Some(cursor) = txn.get_expiry_checkpoint(&prefix)? {
+            if i128::from(start) <= cursor {
+                txn.set_expiry_checkpoint(i128::from(start) - 1, &prefix)?;
+            }
+        }
+        let mut out = Processed::default();
+        if aggs.aggregate() {
+            out.updated
+                .push((key.clone(), aggs.results(&aggregated, &[], start, end)));
+        }
+        out.expired = if by_partition {
+            let checkpoint = txn.get_expiry_checkpoint(b"")?;
+            let candidate = i128::from(end) + 2 * i128::from(gap) + i128::from(grace);
+            if checkpoint.is_some_and(|c| candidate < c) {
+                txn.set_expiry_checkpoint(candidate, b"")?;
+            }
+            self.expire_by_partition(txn, watermark, close_before, key)?
+        } else {
+            self.expire_by_key(txn, key, &prefix, close_before)?
+        };
+        Ok(out)
+    }
+
+    /// Closes the sessions of one key that end at or before `close_before`.
+    fn expire_by_key<P: StorePartition + ?Sized>(
+        &self,
+        txn: &mut WindowedTransaction<P>,
+        key: &MessageKey,
+        prefix: &[u8],
+        close_before: i64,
+    ) -> Result<Vec<(MessageKey, Value)>> {
+        let cursor = txn.get_expiry_checkpoint(prefix)?;
+        let scan_from = cursor.map_or(0, |c| i64::try_from(c + 1).unwrap_or(i64::MAX));
+        let mut closing = Vec::new();
+        let mut it = txn.windows_cursor(prefix, scan_from, None, Direction::Forward)?;
+        while let Some(w) = it.next::<Value, _>(txn)? {
+            if w.end as i64 > close_before {
+                break;
+            }
+            closing.push(w);
+        }
+        if closing.is_empty() {
+            return Ok(Vec::new());
+        }
+        let collect = self.aggs.collects();
+        let mut results = Vec::with_capacity(closing.len());
+        for w in &closing {
+            let collected: Vec<Value> = if collect {
+                txn.get_from_collection(w.start as i64, w.end as i64, prefix)?
+            } else {
+                Vec::new()
+            };
+            results.push((
+                key.clone(),
+                self.aggs.results(&w.value, &collected, w.start as i64, w.end as i64),
+            ));
+        }
+        for w in &closing {
+            txn.delete_window(w.start as i64, w.end as i64, prefix)?;
+            if collect {
+                txn.delete_from_collection(w.end as i64, prefix, Some(w.start as i64))?;
+            }
+        }
+        if let Some(last) = closing.last() {
+            txn.set_expiry_checkpoint(i128::from(last.start), prefix)?;
+        }
+        Ok(results)
+    }
+
+    /// Closes the due sessions of every key, gated by the partition
+    /// checkpoint, and recomputes the checkpoint.
+    fn expire_by_partition<P: StorePartition + ?Sized>(
+        &self,
+        txn: &mut WindowedTransaction<P>,
+        watermark: i64,
+        close_before: i64,
+        message_key: &MessageKey,
+    ) -> Result<Vec<(MessageKey, Value)>> {
+        if txn
+            .get_expiry_checkpoint(b"")?
+            .is_some_and(|c| i128::from(watermark) < c)
+        {
+            return Ok(Vec::new());
+        }
+        let expire_after = 2 * i128::from(self.gap) + i128::from(self.grace);
+        let mut results = Vec::new();
+        let mut next_checkpoint = NO_OPEN_SESSIONS;
+        for prefix in txn.iter_prefixes()? {
+            let key = message_key.from_prefix(txn, &prefix)?;
+            results.extend(self.expire_by_key(txn, &key, &prefix, close_before)?);
+            let cursor = txn.get_expiry_checkpoint(&prefix)?;
+            let scan_from = cursor.map_or(0, |c| i64::try_from(c + 1).unwrap_or(i64::MAX));
+            if let Some(first) = first_window(txn, &prefix, scan_from, None, Direction::Forward)? {
+                next_checkpoint = next_checkpoint.min(i128::from(first.end) + expire_after);
+            }
+        }
+        txn.set_expiry_checkpoint(next_checkpoint, b"")?;
+        Ok(results)
+    }
+}

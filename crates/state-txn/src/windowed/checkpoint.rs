@@ -1,0 +1,67 @@
+//! The partition-wide watermark and the expiry checkpoints quixstreams
+//! 3.28.1's session windows keep (`windowed/transaction.py`
+//! `get_partition_timestamp` .. `set_expiry_checkpoint`).
+//!
+//! Both live in the slots of the ordinary per-prefix indexes: the watermark
+//! is the latest timestamp of the *empty* prefix (`__latest_timestamp__` in
+//! `__latest-timestamps__`), the partition checkpoint is the expiry index of
+//! the empty prefix (`__expired_start_gt__` in `__expiration-index__`). A
+//! message key that encodes to no bytes shares them, as in quixstreams.
+
+use state_core::StorePartition;
+
+use super::{Index, WindowedTransaction};
+use crate::error::Result;
+
+impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
+    /// The highest event time the partition has seen through
+    /// [`advance_partition_timestamp`](Self::advance_partition_timestamp)
+    /// (0 if none).
+    pub fn get_partition_timestamp(&mut self) -> Result<u64> {
+        self.get_latest_timestamp(b"")
+    }
+
+    /// Raises the partition watermark to `timestamp` and returns the
+    /// watermark after the call. A timestamp at or below the watermark
+    /// writes nothing.
+    pub fn advance_partition_timestamp(&mut self, timestamp: i64) -> Result<u64> {
+        self.base.require_started("advance_partition_timestamp")?;
+        let res = (|| {
+            let current = self.get_latest_timestamp(b"")?;
+            if i128::from(timestamp) <= i128::from(current) {
+                return Ok(current);
+            }
+            self.set_index(Index::Timestamp, b"", i128::from(timestamp))?;
+            Ok(timestamp as u64)
+        })();
+        self.fail_on_err(res)
+    }
+
+    /// The expiry checkpoint of `prefix`, or of the partition for the empty
+    /// prefix. `None` when never set, which is not the same as `Some(0)`.
+    ///
+    /// For a message-key prefix it is the start of the last window expired
+    /// (the cursor [`expire_windows`](Self::expire_windows) keeps, which
+    /// session windows lower to `start - 1`, possibly `-1`); for the empty
+    /// prefix it is the watermark at which some session of the partition
+    /// may close next (`2^64 - 1`: none open).
+    pub fn get_expiry_checkpoint(&mut self, prefix: &[u8]) -> Result<Option<i128>> {
+        self.get_index(Index::Expired, prefix)
+    }
+
+    /// Stores the expiry checkpoint of `prefix` (the empty prefix: of the
+    /// partition). Values outside `[-2^63, 2^64 - 1]` are refused with
+    /// [`crate::TxnError::IndexValueOutOfRange`] and fail the transaction,
+    /// as quixstreams' serializer does.
+    pub fn set_expiry_checkpoint(&mut self, value: i128, prefix: &[u8]) -> Result<()> {
+        self.base.require_started("set_expiry_checkpoint")?;
+        let res = self.set_index(Index::Expired, prefix, value);
+        self.fail_on_err(res)
+    }
+
+    /// quixstreams' `get_latest_expired`: the expiry checkpoint of `prefix`,
+    /// 0 when unset.
+    pub fn get_latest_expired(&mut self, prefix: &[u8]) -> Result<i128> {
+        Ok(self.get_index(Index::Expired, prefix)?.unwrap_or(0))
+    }
+}
