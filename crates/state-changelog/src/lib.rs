@@ -26,6 +26,7 @@ mod admin;
 mod apply;
 mod block_on;
 mod error;
+pub mod metrics;
 mod producer;
 mod recovery;
 mod restorer;

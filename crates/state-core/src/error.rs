@@ -167,6 +167,10 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// A write was attempted through a read-only snapshot.
+    #[error("this is a read-only snapshot of a partition; write through the partition's transactions")]
+    ReadOnly,
+
     /// A changelog sink refused or failed to accept a record.
     #[error("changelog sink failed: {0}")]
     Changelog(String),

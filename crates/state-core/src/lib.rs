@@ -45,6 +45,7 @@ mod store_kind;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 pub mod ttl;
+mod view;
 
 pub use backend::{remove_store_dir, Backend, BackendInfo, StoreLocation};
 pub use batch::{BatchOp, WriteBatch};
@@ -64,6 +65,7 @@ pub use partition::{Direction, KeyValue, KvIter, PartitionStats, StorePartition}
 pub use replay::{HeaderlessRecords, ReplayCheck, ReplayedRecord};
 pub use store::Store;
 pub use store_kind::check_store_kind;
+pub use view::{ReadView, SnapshotPartition};
 
 #[cfg(test)]
 mod memory_conformance {

@@ -14,6 +14,7 @@ use crate::cf;
 use crate::error::Result;
 use crate::keys::encode_u64;
 use crate::partition::{Direction, KvIter, PartitionStats, StorePartition};
+use crate::view::ReadView;
 
 type ColumnFamily = BTreeMap<Vec<u8>, Vec<u8>>;
 
@@ -111,6 +112,12 @@ impl StorePartition for MemoryPartition {
         Ok(names)
     }
 
+    fn read_view(&self) -> Result<Box<dyn ReadView + '_>> {
+        // Holding the read lock keeps writers out for the view's life: a
+        // view is a few reads long.
+        Ok(Box::new(MemoryView(self.cfs.read())))
+    }
+
     fn stats(&self) -> PartitionStats {
         let live: usize = self
             .cfs
@@ -123,6 +130,43 @@ impl StorePartition for MemoryPartition {
             disk_bytes: Some(0),
             ..PartitionStats::default()
         }
+    }
+}
+
+/// A [`MemoryPartition`] as of one moment: its read lock, held.
+struct MemoryView<'a>(parking_lot::RwLockReadGuard<'a, HashMap<String, ColumnFamily>>);
+
+fn range_of<'a>(map: Option<&'a ColumnFamily>, lower: &[u8], upper: Option<&[u8]>, direction: Direction) -> KvIter<'a> {
+    let Some(map) = map else {
+        return Box::new(std::iter::empty());
+    };
+    if upper.is_some_and(|u| u <= lower) {
+        return Box::new(std::iter::empty());
+    }
+    let upper_bound = match upper {
+        Some(u) => Bound::Excluded(u.to_vec()),
+        None => Bound::Unbounded,
+    };
+    let range = map.range::<Vec<u8>, _>((Bound::Included(lower.to_vec()), upper_bound));
+    match direction {
+        Direction::Forward => Box::new(range.map(|(k, v)| Ok((k.clone(), v.clone())))),
+        Direction::Backward => Box::new(range.rev().map(|(k, v)| Ok((k.clone(), v.clone())))),
+    }
+}
+
+impl ReadView for MemoryView<'_> {
+    fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        Ok(self.0.get(cf).and_then(|m| m.get(key).cloned()))
+    }
+
+    fn iter_range<'a>(
+        &'a self,
+        cf: &str,
+        lower: &[u8],
+        upper: Option<&[u8]>,
+        direction: Direction,
+    ) -> Result<KvIter<'a>> {
+        Ok(range_of(self.0.get(cf), lower, upper, direction))
     }
 }
 

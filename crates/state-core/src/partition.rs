@@ -123,6 +123,14 @@ pub trait StorePartition: Send + Sync {
     /// `__metadata__` included, sorted.
     fn column_families(&self) -> Result<Vec<String>>;
 
+    /// A consistent read-only view as of now, for readers on other threads
+    /// (interactive queries): every read through it sees the same batches,
+    /// so several reads never straddle a checkpoint, while writes go on.
+    /// RocksDB and fjall use their snapshots; the in-memory backend holds
+    /// its read lock for the view's life. A wrapper delegates to what it
+    /// wraps.
+    fn read_view(&self) -> Result<Box<dyn crate::ReadView + '_>>;
+
     /// Sizes of the partition, as far as the backend knows them (default:
     /// nothing known). Cheap enough to call every few seconds.
     fn stats(&self) -> PartitionStats {

@@ -402,6 +402,67 @@ pub fn concurrent_access<H: Harness>(h: &mut H) {
     assert_eq!(collect(&*p, cf::DEFAULT, b"", None, Direction::Forward).len(), 800);
 }
 
+/// A read view sees one moment: a batch written (on another thread) while
+/// the view is alive is invisible through it, in point reads and ranges,
+/// and visible to the partition afterwards. The writer may be held back
+/// until the view is dropped (the in-memory backend) or not (snapshots).
+pub fn read_views_are_consistent_snapshots<H: Harness>(h: &mut H) {
+    let mut store = h.open();
+    let p = partition(&mut store, 0);
+    let batch = |n: u8| {
+        let mut b = WriteBatch::new();
+        b.put(cf::DEFAULT, b"a", &[n]);
+        b.put(cf::VALUES, b"b", &[n]);
+        b.put(cf::DEFAULT, &[b'k', n], &[n]);
+        b.set_changelog_offset(u64::from(n));
+        b
+    };
+    p.write(&batch(1)).unwrap();
+    let view = p.read_view().expect("read_view must succeed");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        let writer = p.clone();
+        s.spawn(move || {
+            writer.write(&batch(2)).expect("write while a view is alive");
+            let _ = tx.send(());
+        });
+        // Give the writer time to land (snapshot backends) or block (locks).
+        let _ = rx.recv_timeout(std::time::Duration::from_millis(300));
+        assert_eq!(
+            view.get(cf::DEFAULT, b"a").unwrap(),
+            Some(vec![1]),
+            "the view keeps its moment"
+        );
+        assert_eq!(
+            view.get(cf::VALUES, b"b").unwrap(),
+            Some(vec![1]),
+            "in every column family"
+        );
+        assert_eq!(
+            view.get(cf::METADATA, cf::CHANGELOG_OFFSET_KEY).unwrap(),
+            Some(1u64.to_be_bytes().to_vec()),
+            "and its offset"
+        );
+        let keys: Vec<Vec<u8>> = view
+            .iter_range(cf::DEFAULT, b"k", Some(b"l"), Direction::Forward)
+            .unwrap()
+            .map(|r| r.unwrap().0)
+            .collect();
+        assert_eq!(keys, vec![b"k\x01".to_vec()], "ranges see the same moment");
+        drop(view);
+    });
+    assert_eq!(
+        p.get(cf::DEFAULT, b"a").unwrap(),
+        Some(vec![2]),
+        "the partition sees the later batch"
+    );
+    assert_eq!(
+        p.read_view().unwrap().get(cf::VALUES, b"b").unwrap(),
+        Some(vec![2]),
+        "and so does a new view"
+    );
+}
+
 /// A named conformance case.
 pub type Case<H> = (&'static str, fn(&mut H));
 
@@ -425,6 +486,10 @@ pub fn cases<H: Harness>() -> Vec<Case<H>> {
         ("store_lifecycle", store_lifecycle::<H>),
         ("durability_across_reopen", durability_across_reopen::<H>),
         ("concurrent_access", concurrent_access::<H>),
+        (
+            "read_views_are_consistent_snapshots",
+            read_views_are_consistent_snapshots::<H>,
+        ),
     ]
 }
 
@@ -449,14 +514,15 @@ macro_rules! conformance_tests {
                 point_operations, empty_values_are_values, column_families_are_isolated,
                 batches_apply_in_order, changelog_offset_is_stored_with_the_batch,
                 range_iteration, iteration_sees_a_consistent_view, large_batches_and_values,
-                store_lifecycle, durability_across_reopen, concurrent_access);
+                store_lifecycle, durability_across_reopen, concurrent_access,
+                read_views_are_consistent_snapshots);
 
             #[test]
             fn macro_covers_every_case() {
                 fn count<H: $crate::testkit::Harness>(_: &H) -> usize {
                     $crate::testkit::cases::<H>().len()
                 }
-                assert_eq!(count(&$make), 11, "conformance_tests! must list every case");
+                assert_eq!(count(&$make), 12, "conformance_tests! must list every case");
             }
         }
     };

@@ -55,8 +55,8 @@ use std::sync::atomic::AtomicBool;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistMode, Readable};
 use parking_lot::{Mutex, RwLock};
 use state_core::{
-    cf, keys, open_with_retries, Direction, Error, KeyValue, KvIter, OpenAttempt, OpenRetry, PartitionStats, Result,
-    StorePartition, WriteBatch,
+    cf, keys, open_with_retries, Direction, Error, KeyValue, KvIter, OpenAttempt, OpenRetry, PartitionStats, ReadView,
+    Result, StorePartition, WriteBatch,
 };
 
 use crate::options::FjallOptions;
@@ -390,10 +390,30 @@ impl StorePartition for FjallPartition {
         Ok(self.keyspaces.read().keys().cloned().collect())
     }
 
+    fn read_view(&self) -> Result<Box<dyn ReadView + '_>> {
+        Ok(Box::new(self.snapshot()))
+    }
+
     fn stats(&self) -> PartitionStats {
         let mut stats = PartitionStats::default();
         stats.disk_bytes = self.db.disk_space().ok();
         stats
+    }
+}
+
+impl ReadView for FjallSnapshot {
+    fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        FjallSnapshot::get(self, cf, key)
+    }
+
+    fn iter_range<'a>(
+        &'a self,
+        cf: &str,
+        lower: &[u8],
+        upper: Option<&[u8]>,
+        direction: Direction,
+    ) -> Result<KvIter<'a>> {
+        Ok(FjallSnapshot::iter_range(self, cf, lower, upper, direction))
     }
 }
 

@@ -133,16 +133,18 @@ impl StateStoreManager {
         let mut paused = Vec::new();
         for sp in new {
             let role = self.take_over(&sp, &committed)?;
-            if role != Role::Active {
-                paused.push(sp.clone());
-            }
             tracing::info!(
                 stream = sp.0,
                 partition = sp.1,
                 restoring = role != Role::Active,
                 "partition assigned"
             );
-            self.assigned.insert(sp, role);
+            if role == Role::Active {
+                self.activate(&sp);
+            } else {
+                paused.push(sp.clone());
+                self.assigned.insert(sp, role);
+            }
         }
         if !paused.is_empty() {
             consumer
@@ -242,10 +244,35 @@ impl StateStoreManager {
         Ok((partition, location, s.changelog_topic.clone(), check))
     }
 
+    /// Makes `sp` ready: processing may use its stores and readers may read
+    /// them.
+    fn activate(&mut self, sp: &SourcePartition) {
+        self.assigned.insert(sp.clone(), Role::Active);
+        let mut readable = self.readable.write();
+        for id in self.registry.ids_of(&sp.0) {
+            let s = self.registry.get(id);
+            if let (Some(p), Some(f)) = (s.store.partition(sp.1), s.formats.get(&sp.1)) {
+                readable.open(id, sp.1, p, f.clone());
+            }
+        }
+    }
+
+    /// Stops readers from reading `sp` (before it is closed or handed to
+    /// the restorer as a standby).
+    fn deactivate(&mut self, sp: &SourcePartition) {
+        let mut readable = self.readable.write();
+        for id in self.registry.ids_of(&sp.0) {
+            readable.close(id, sp.1);
+        }
+    }
+
     /// Closes every store partition of `sp`.
     fn close_partition(&mut self, sp: &SourcePartition) -> Result<()> {
         for id in self.registry.ids_of(&sp.0) {
             let s = self.registry.get_mut(id);
+            for role in ["active", "standby"] {
+                crate::metrics::partition(&s.name, &s.stream, sp.1, role, None);
+            }
             s.formats.remove(&sp.1);
             if s.store.partition(sp.1).is_some() {
                 s.store.revoke_partition(sp.1)?;
@@ -273,6 +300,7 @@ impl StateStoreManager {
     pub fn on_revoke(&mut self, partitions: &[(String, u32)]) -> Result<()> {
         for sp in partitions {
             let Some(role) = self.assigned.remove(sp) else { continue };
+            self.deactivate(sp);
             let ids = self.registry.ids_of(&sp.0);
             self.current.txns.drop_partition(&ids, sp.1);
             self.current.processed.remove(sp);
@@ -353,6 +381,7 @@ impl StateStoreManager {
         for event in events {
             match event {
                 RestoreEvent::Progress(p) => {
+                    crate::metrics::restore(&p.topic, p.partition, p.done, p.total, p.rate);
                     if let Some(f) = &mut self.progress {
                         f(&p);
                     }
@@ -365,7 +394,7 @@ impl StateStoreManager {
                     if let Some(Role::Restoring(waiting)) = self.assigned.get_mut(&sp) {
                         waiting.remove(&id);
                         if waiting.is_empty() {
-                            self.assigned.insert(sp.clone(), Role::Active);
+                            self.activate(&sp);
                             tracing::info!(stream = sp.0, partition = sp.1, "partition restored; resuming it");
                             ready.push(sp);
                         }
@@ -469,6 +498,50 @@ impl StateStoreManager {
             }
         }
         out
+    }
+
+    /// Exports partition counts, standby lag and every open partition's
+    /// backend figures (called from `maintain` every few seconds).
+    pub(crate) fn export_metrics(&mut self) {
+        if self
+            .last_export
+            .is_some_and(|t| t.elapsed() < crate::metrics::EXPORT_INTERVAL)
+        {
+            return;
+        }
+        self.last_export = Some(Instant::now());
+        let restoring = self
+            .assigned
+            .values()
+            .filter(|r| matches!(r, Role::Restoring(_)))
+            .count();
+        crate::metrics::partitions("active", self.assigned.len() - restoring);
+        crate::metrics::partitions("restoring", restoring);
+        crate::metrics::partitions("standby", self.standbys.len());
+        if let Some(r) = &self.restorer {
+            for s in r.standby_status() {
+                crate::metrics::standby_lag(&s.changelog.0, s.changelog.1, s.lag);
+            }
+        }
+        for (sp, role) in &self.assigned {
+            if *role != Role::Active {
+                continue;
+            }
+            for id in self.registry.ids_of(&sp.0) {
+                let s = self.registry.get(id);
+                if let Some(p) = s.store.partition(sp.1) {
+                    crate::metrics::partition(&s.name, &s.stream, sp.1, "active", Some(&p.stats()));
+                }
+            }
+        }
+        for sp in self.standbys.keys() {
+            for id in self.registry.ids_of(&sp.0) {
+                let s = self.registry.get(id);
+                if let Some(p) = s.store.partition(sp.1) {
+                    crate::metrics::partition(&s.name, &s.stream, sp.1, "standby", Some(&p.stats()));
+                }
+            }
+        }
     }
 
     /// The standby replicas kept here, per store partition.

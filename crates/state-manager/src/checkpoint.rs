@@ -103,9 +103,13 @@ impl StateStoreManager {
         if state.is_empty() && !self.kafka.transaction_open() {
             return Ok(());
         }
+        let started = std::time::Instant::now();
         let res = self.commit_state(&mut state, consumer);
+        crate::metrics::checkpoint(res.is_ok());
         if res.is_err() {
             self.kafka.abort_after_failure();
+        } else {
+            crate::metrics::stage("total", started.elapsed());
         }
         res
     }
@@ -116,6 +120,11 @@ impl StateStoreManager {
         consumer: &K,
     ) -> Result<()> {
         // 1. Changelog records, tagged with the processed source offsets.
+        let mut timer = std::time::Instant::now();
+        let mut lap = |stage: &'static str| {
+            crate::metrics::stage(stage, timer.elapsed());
+            timer = std::time::Instant::now();
+        };
         for ((id, partition), txn) in state.txns.all_mut() {
             let store = self.registry.get(id);
             let offsets = state
@@ -154,6 +163,7 @@ impl StateStoreManager {
                 }
             }
         }
+        lap("commit");
         self.observe(CheckpointStage::Committed);
         // 4. Local state, with the changelog offset it now includes.
         for ((id, partition), txn) in state.txns.all_mut() {
@@ -165,6 +175,7 @@ impl StateStoreManager {
             txn.flush(offset)
                 .map_err(|e| failed("local flush")(format!("{}[{partition}]: {e}", store.describe())))?;
         }
+        lap("flush");
         self.observe(CheckpointStage::Flushed);
         Ok(())
     }

@@ -67,6 +67,22 @@ pub enum ManagerError {
         partition: u32,
     },
 
+    /// A reader asked for a store partition this instance does not own (or
+    /// has not restored yet): its state lives on another instance.
+    #[error(
+        "partition {partition} of store {store:?} (stream {stream:?}) is not owned by this instance \
+         (or is still restoring); ask the instance that owns it (partition_for_key says which \
+         partition a key is in)"
+    )]
+    NotOwned {
+        /// Stream id.
+        stream: String,
+        /// Store name.
+        store: String,
+        /// Partition.
+        partition: u32,
+    },
+
     /// `clear_state` was called while partitions are assigned.
     #[error(
         "cannot clear the state directory while partitions are assigned ({assigned} partitions); revoke them first"

@@ -28,7 +28,9 @@ mod context;
 mod error;
 mod layout;
 mod manager;
+pub mod metrics;
 mod producer;
+mod reader;
 mod registry;
 mod spec;
 
@@ -39,6 +41,7 @@ pub use context::StateContext;
 pub use error::{ManagerError, Result};
 pub use layout::StateDir;
 pub use manager::StateStoreManager;
+pub use reader::{partition_for_key, StateReader};
 pub use spec::{KeyValue, StoreHandle, StoreSpec, StoreType, Timestamped, Windowed};
 
 // Every type in this crate's public signatures, reachable from here.

@@ -64,9 +64,11 @@ pub struct StateStoreManager {
     pub(crate) standbys: BTreeMap<SourcePartition, Standby>,
     pub(crate) restorer: Option<Restorer>,
     pub(crate) last_metadata: Option<Instant>,
+    pub(crate) last_export: Option<Instant>,
     pub(crate) current: CheckpointState,
     pub(crate) last_commit: Instant,
     pub(crate) progress: Option<ProgressListener>,
+    pub(crate) readable: crate::reader::SharedReadable,
     observer: Option<CheckpointObserver>,
     pending_error: Option<ManagerError>,
 }
@@ -98,12 +100,23 @@ impl StateStoreManager {
             standbys: BTreeMap::new(),
             restorer: None,
             last_metadata: None,
+            last_export: None,
             current: CheckpointState::default(),
             last_commit: Instant::now(),
             progress: None,
+            readable: Default::default(),
             observer: None,
             pending_error: None,
         })
+    }
+
+    /// A reader of the committed state of the partitions this instance owns,
+    /// for other threads (interactive queries); see [`crate::StateReader`].
+    pub fn reader(&self) -> crate::StateReader {
+        crate::StateReader {
+            manager: self.id,
+            readable: self.readable.clone(),
+        }
     }
 
     /// The configuration.
@@ -260,6 +273,7 @@ impl StateStoreManager {
     /// * returns an error raised in a rebalance callback or by a restore;
     /// * resumes partitions whose stores finished restoring;
     /// * starts and stops standby replicas as the [`crate::StandbyPolicy`] says;
+    /// * exports metrics (partition sizes, standby lag) every few seconds;
     /// * commits the current checkpoint when `commit_interval` has passed.
     pub fn maintain<C: ConsumerContext, K: Consumer<C>>(&mut self, consumer: &K) -> Result<()> {
         if let Some(e) = self.pending_error.take() {
@@ -267,6 +281,7 @@ impl StateStoreManager {
         }
         self.drain_restore_events(consumer)?;
         self.tend_standbys(consumer)?;
+        self.export_metrics();
         if self.commit_due() {
             self.commit(consumer)?;
         }

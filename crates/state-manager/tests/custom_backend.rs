@@ -10,7 +10,8 @@ use std::sync::Arc;
 
 use common::*;
 use state_core::{
-    Backend, BackendInfo, Direction, KvIter, MemoryPartition, Result, StoreLocation, StorePartition, WriteBatch,
+    Backend, BackendInfo, Direction, KvIter, MemoryPartition, ReadView, Result, StoreLocation, StorePartition,
+    WriteBatch,
 };
 use state_manager::ProcessingGuarantee;
 
@@ -82,6 +83,10 @@ impl StorePartition for CountingPartition {
 
     fn column_families(&self) -> Result<Vec<String>> {
         self.inner.column_families()
+    }
+
+    fn read_view(&self) -> Result<Box<dyn ReadView + '_>> {
+        self.inner.read_view()
     }
 }
 

@@ -20,8 +20,8 @@ use rdkafka::producer::DefaultProducerContext;
 use rdkafka::Message;
 use state_changelog::ChangelogProducer;
 use state_core::{
-    Backend, BackendInfo, Direction, KvIter, MemoryPartition, ProcessedOffsets, Result, StoreLocation, StorePartition,
-    WriteBatch,
+    Backend, BackendInfo, Direction, KvIter, MemoryPartition, ProcessedOffsets, ReadView, Result, StoreLocation,
+    StorePartition, WriteBatch,
 };
 use state_manager::{
     Codec, KeyValue, ManagerConfig, PartitionTransaction, ProcessingGuarantee, RocksDbBackend, RocksDbOptions,
@@ -89,6 +89,10 @@ impl StorePartition for SlowPartition {
 
     fn column_families(&self) -> Result<Vec<String>> {
         self.inner.column_families()
+    }
+
+    fn read_view(&self) -> Result<Box<dyn ReadView + '_>> {
+        self.inner.read_view()
     }
 }
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use parking_lot::{Mutex, RwLock};
 use rocksdb::{BoundColumnFamily, DBWithThreadMode, IteratorMode, MultiThreaded, ReadOptions, WriteOptions};
 use state_core::{
-    cf, keys, open_with_retries, Direction, Error, KvIter, OpenAttempt, OpenRetry, PartitionStats, Result,
+    cf, keys, open_with_retries, Direction, Error, KvIter, OpenAttempt, OpenRetry, PartitionStats, ReadView, Result,
     StorePartition, WriteBatch,
 };
 
@@ -268,23 +268,10 @@ impl StorePartition for RocksDbPartition {
         let Some(h) = self.handle(cf) else {
             return Ok(Box::new(std::iter::empty()));
         };
-        if upper.is_some_and(|u| u <= lower) {
-            return Ok(Box::new(std::iter::empty()));
-        }
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_lower_bound(lower.to_vec());
-        if let Some(u) = upper {
-            ro.set_iterate_upper_bound(u.to_vec());
-        }
-        let mode = match direction {
-            Direction::Forward => IteratorMode::Start,
-            Direction::Backward => IteratorMode::End,
-        };
-        let it = self.db.iterator_cf_opt(&h, ro, mode);
-        Ok(Box::new(it.map(|r| {
-            r.map(|(k, v)| (k.into_vec(), v.into_vec()))
-                .map_err(|e| Error::backend(BACKEND, "iterating", e))
-        })))
+        Ok(match range_options(lower, upper, direction) {
+            None => Box::new(std::iter::empty()),
+            Some((ro, mode)) => boxed(self.db.iterator_cf_opt(&h, ro, mode)),
+        })
     }
 
     fn write(&self, batch: &WriteBatch) -> Result<()> {
@@ -348,6 +335,13 @@ impl StorePartition for RocksDbPartition {
         Ok(self.known_cfs.read().iter().cloned().collect())
     }
 
+    fn read_view(&self) -> Result<Box<dyn ReadView + '_>> {
+        Ok(Box::new(RocksView {
+            partition: self,
+            snapshot: self.db.snapshot(),
+        }))
+    }
+
     fn stats(&self) -> PartitionStats {
         let names: Vec<String> = self.known_cfs.read().iter().cloned().collect();
         let sum = |property: &str| -> Option<u64> {
@@ -365,6 +359,68 @@ impl StorePartition for RocksDbPartition {
         stats.block_cache_bytes = self.db.property_int_value("rocksdb.block-cache-usage").ok().flatten();
         stats.disk_bytes = dir_size(&self.path).ok();
         stats
+    }
+}
+
+/// Read options bounding an iteration to `lower..upper`, and where it
+/// starts; `None` for an empty range.
+fn range_options(
+    lower: &[u8],
+    upper: Option<&[u8]>,
+    direction: Direction,
+) -> Option<(ReadOptions, IteratorMode<'static>)> {
+    if upper.is_some_and(|u| u <= lower) {
+        return None;
+    }
+    let mut ro = ReadOptions::default();
+    ro.set_iterate_lower_bound(lower.to_vec());
+    if let Some(u) = upper {
+        ro.set_iterate_upper_bound(u.to_vec());
+    }
+    let mode = match direction {
+        Direction::Forward => IteratorMode::Start,
+        Direction::Backward => IteratorMode::End,
+    };
+    Some((ro, mode))
+}
+
+fn boxed<'a>(it: rocksdb::DBIteratorWithThreadMode<'a, Db>) -> KvIter<'a> {
+    Box::new(it.map(|r| {
+        r.map(|(k, v)| (k.into_vec(), v.into_vec()))
+            .map_err(|e| Error::backend(BACKEND, "iterating", e))
+    }))
+}
+
+/// A [`RocksDbPartition`] as of one RocksDB snapshot.
+struct RocksView<'a> {
+    partition: &'a RocksDbPartition,
+    snapshot: rocksdb::SnapshotWithThreadMode<'a, Db>,
+}
+
+impl ReadView for RocksView<'_> {
+    fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let Some(h) = self.partition.handle(cf) else {
+            return Ok(None);
+        };
+        self.snapshot
+            .get_cf(&h, key)
+            .map_err(|e| Error::backend(BACKEND, "reading a key from a snapshot", e))
+    }
+
+    fn iter_range<'b>(
+        &'b self,
+        cf: &str,
+        lower: &[u8],
+        upper: Option<&[u8]>,
+        direction: Direction,
+    ) -> Result<KvIter<'b>> {
+        let Some(h) = self.partition.handle(cf) else {
+            return Ok(Box::new(std::iter::empty()));
+        };
+        Ok(match range_options(lower, upper, direction) {
+            None => Box::new(std::iter::empty()),
+            Some((ro, mode)) => boxed(self.snapshot.iterator_cf_opt(&h, ro, mode)),
+        })
     }
 }
 

@@ -5,6 +5,7 @@
 use crate::batch::WriteBatch;
 use crate::error::{Error, Result};
 use crate::partition::{Direction, KvIter, StorePartition};
+use crate::view::ReadView;
 
 /// Which write a [`FailingWrites`] is asked to do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,6 +79,10 @@ impl<P: StorePartition> StorePartition for FailingWrites<P> {
 
     fn column_families(&self) -> Result<Vec<String>> {
         self.inner.column_families()
+    }
+
+    fn read_view(&self) -> Result<Box<dyn ReadView + '_>> {
+        self.inner.read_view()
     }
 }
 

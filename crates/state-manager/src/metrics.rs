@@ -1,0 +1,84 @@
+//! The metrics the manager records through the `metrics` facade (no-ops
+//! until the application installs a recorder, e.g. a Prometheus exporter).
+//! The table of every metric, with types and labels, is in
+//! docs/operations.md; the changelog producer's own are in
+//! `state_changelog::metrics`.
+
+use std::time::Duration;
+
+use state_core::PartitionStats;
+
+/// Histogram, seconds: each stage of a checkpoint. Label `stage`:
+/// `prepare`, `produce` (producer flush), `commit` (offsets or Kafka
+/// transaction), `flush` (local write), `total`.
+pub const CHECKPOINT_STAGE_SECONDS: &str = "kafka_state_checkpoint_stage_seconds";
+/// Counter: checkpoints. Label `result`: `ok`, `failed`.
+pub const CHECKPOINTS: &str = "kafka_state_checkpoints_total";
+/// Gauge: changelog records restored so far by a running restore.
+/// Labels `topic`, `partition` (the changelog partition).
+pub const RESTORE_DONE: &str = "kafka_state_restore_records_done";
+/// Gauge: changelog records a running restore still has to apply.
+pub const RESTORE_REMAINING: &str = "kafka_state_restore_records_remaining";
+/// Gauge: records per second of a running restore.
+pub const RESTORE_RATE: &str = "kafka_state_restore_records_per_second";
+/// Gauge: changelog records a standby replica has not applied yet.
+/// Labels `topic`, `partition`.
+pub const STANDBY_LAG: &str = "kafka_state_standby_lag_records";
+/// Gauge: store partitions here. Label `role`: `active`, `restoring`, `standby`.
+pub const PARTITIONS: &str = "kafka_state_partitions";
+/// Gauges of each open store partition (backend figures, see
+/// [`PartitionStats`]). Labels `store`, `stream`, `partition`, `role`
+/// (`active`, `standby`).
+pub const PARTITION_LIVE_DATA_BYTES: &str = "kafka_state_partition_live_data_bytes";
+/// See [`PARTITION_LIVE_DATA_BYTES`]: bytes in memtables / write buffers.
+pub const PARTITION_MEMTABLE_BYTES: &str = "kafka_state_partition_memtable_bytes";
+/// See [`PARTITION_LIVE_DATA_BYTES`]: block cache in use (RocksDB: the cache
+/// shared by the backend's partitions).
+pub const PARTITION_BLOCK_CACHE_BYTES: &str = "kafka_state_partition_block_cache_bytes";
+/// See [`PARTITION_LIVE_DATA_BYTES`]: bytes compaction still has to rewrite.
+pub const PARTITION_PENDING_COMPACTION_BYTES: &str = "kafka_state_partition_pending_compaction_bytes";
+/// See [`PARTITION_LIVE_DATA_BYTES`]: bytes on disk.
+pub const PARTITION_DISK_BYTES: &str = "kafka_state_partition_disk_bytes";
+
+/// How often partition figures are exported (from `maintain`).
+pub(crate) const EXPORT_INTERVAL: Duration = Duration::from_secs(5);
+
+pub(crate) fn stage(stage: &'static str, took: Duration) {
+    metrics::histogram!(CHECKPOINT_STAGE_SECONDS, "stage" => stage).record(took.as_secs_f64());
+}
+
+pub(crate) fn checkpoint(ok: bool) {
+    metrics::counter!(CHECKPOINTS, "result" => if ok { "ok" } else { "failed" }).increment(1);
+}
+
+pub(crate) fn restore(topic: &str, partition: i32, done: u64, total: u64, rate: f64) {
+    let labels = [("topic", topic.to_owned()), ("partition", partition.to_string())];
+    metrics::gauge!(RESTORE_DONE, &labels).set(done as f64);
+    metrics::gauge!(RESTORE_REMAINING, &labels).set(total.saturating_sub(done) as f64);
+    metrics::gauge!(RESTORE_RATE, &labels).set(rate);
+}
+
+pub(crate) fn standby_lag(topic: &str, partition: i32, lag: u64) {
+    let labels = [("topic", topic.to_owned()), ("partition", partition.to_string())];
+    metrics::gauge!(STANDBY_LAG, &labels).set(lag as f64);
+}
+
+pub(crate) fn partitions(role: &'static str, n: usize) {
+    metrics::gauge!(PARTITIONS, "role" => role).set(n as f64);
+}
+
+/// Sets (or, with `stats = None`, zeroes) the figures of one partition.
+pub(crate) fn partition(store: &str, stream: &str, partition: u32, role: &'static str, stats: Option<&PartitionStats>) {
+    let labels = [
+        ("store", store.to_owned()),
+        ("stream", stream.to_owned()),
+        ("partition", partition.to_string()),
+        ("role", role.to_owned()),
+    ];
+    let value = |f: fn(&PartitionStats) -> Option<u64>| stats.and_then(f).unwrap_or(0) as f64;
+    metrics::gauge!(PARTITION_LIVE_DATA_BYTES, &labels).set(value(|s| s.live_data_bytes));
+    metrics::gauge!(PARTITION_MEMTABLE_BYTES, &labels).set(value(|s| s.memtable_bytes));
+    metrics::gauge!(PARTITION_BLOCK_CACHE_BYTES, &labels).set(value(|s| s.block_cache_bytes));
+    metrics::gauge!(PARTITION_PENDING_COMPACTION_BYTES, &labels).set(value(|s| s.pending_compaction_bytes));
+    metrics::gauge!(PARTITION_DISK_BYTES, &labels).set(value(|s| s.disk_bytes));
+}

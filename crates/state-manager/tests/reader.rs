@@ -1,0 +1,122 @@
+//! Interactive queries: readers on other threads, during checkpoints, see
+//! whole checkpoints only; partitions not owned are a typed error.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::BaseConsumer;
+use state_core::{Backend, MemoryBackend};
+use state_manager::{partition_for_key, ManagerConfig, ManagerError, RocksDbBackend, StateStoreManager, StoreSpec};
+
+/// A consumer that never connects: a store without a changelog needs no
+/// broker to be assigned and checkpointed.
+fn consumer() -> BaseConsumer {
+    ClientConfig::new().set("group.id", "g").create().unwrap()
+}
+
+/// Checkpoints write `a` and `b` to the same value; four readers check they
+/// are equal in every read, across checkpoints; then the partition is
+/// revoked and reads of it fail with `NotOwned`.
+fn pairs_stay_equal(backend: Arc<dyn Backend>) {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ManagerConfig::with_backend("g", dir.path(), backend);
+    let mut m = StateStoreManager::new(config, ClientConfig::new()).unwrap();
+    let pairs = m
+        .register_store(StoreSpec::key_value("clicks", "pairs").without_changelog())
+        .unwrap();
+    let c = consumer();
+    let parts = [("clicks".to_owned(), 0u32)];
+    m.on_assign(&c, &parts).unwrap();
+    assert!(m.is_ready("clicks", 0));
+    let reader = m.reader();
+    let done = AtomicBool::new(false);
+    let mut last = 0;
+    let reads = AtomicU64::new(0);
+    let seen_nonzero = AtomicU64::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..4 {
+            let reader = reader.clone();
+            let pairs = pairs.clone();
+            let (done, reads, seen_nonzero) = (&done, &reads, &seen_nonzero);
+            s.spawn(move || {
+                while !done.load(Ordering::Relaxed) {
+                    let (a, b): (Option<u64>, Option<u64>) = reader
+                        .with_key_value(&pairs, 0, |t| Ok((t.get("a", b"")?, t.get("b", b"")?)))
+                        .unwrap();
+                    assert_eq!(a, b, "a reader saw half a checkpoint");
+                    if a.is_some_and(|v| v > 0) {
+                        seen_nonzero.fetch_add(1, Ordering::Relaxed);
+                    }
+                    reads.fetch_add(1, Ordering::Relaxed);
+                }
+            });
+        }
+        // At least 300 checkpoints, and until the readers have read a lot
+        // (however the scheduler interleaves the threads).
+        let mut i = 0u64;
+        while i < 300 || (reads.load(Ordering::Relaxed) < 200 && i < 100_000) {
+            i += 1;
+            let t = m.txn(&pairs, 0).unwrap();
+            t.set("a", &i, b"").unwrap();
+            // Filler keys make each checkpoint a bigger batch.
+            for f in 0..20u64 {
+                t.set(&format!("filler-{f}"), &i, b"").unwrap();
+            }
+            t.set("b", &i, b"").unwrap();
+            m.commit(&c).unwrap();
+        }
+        done.store(true, Ordering::Relaxed);
+        last = i;
+    });
+    eprintln!(
+        "{} reads across {last} checkpoints, {} of them after the first",
+        reads.load(Ordering::Relaxed),
+        seen_nonzero.load(Ordering::Relaxed)
+    );
+    assert!(reads.load(Ordering::Relaxed) >= 200, "the readers ran");
+    assert_eq!(
+        reader.get::<_, u64>(&pairs, 0, "a", b"").unwrap(),
+        Some(last),
+        "committed state"
+    );
+    let err = reader.get::<_, u64>(&pairs, 1, "a", b"").unwrap_err();
+    assert!(matches!(err, ManagerError::NotOwned { partition: 1, .. }), "{err}");
+    m.on_revoke(&parts).unwrap();
+    let err = reader.get::<_, u64>(&pairs, 0, "a", b"").unwrap_err();
+    assert!(
+        matches!(err, ManagerError::NotOwned { partition: 0, .. }),
+        "a revoked partition is a typed error, never stale data: {err}"
+    );
+}
+
+#[test]
+fn readers_never_see_half_a_checkpoint_on_rocksdb() {
+    pairs_stay_equal(RocksDbBackend::shared(Default::default()));
+}
+
+#[test]
+fn readers_never_see_half_a_checkpoint_in_memory() {
+    pairs_stay_equal(MemoryBackend::shared());
+}
+
+#[test]
+fn readers_never_see_half_a_checkpoint_on_fjall() {
+    pairs_stay_equal(state_fjall::FjallBackend::shared(Default::default()));
+}
+
+#[test]
+fn partition_for_key_is_the_producers_partitioner() {
+    // Kafka's DefaultPartitioner: toPositive(murmur2(key)) % partitions.
+    assert_eq!(partition_for_key(b"foobar", 1), 0);
+    let counts: Vec<u32> = (0..1000)
+        .map(|i| partition_for_key(format!("user-{i}").as_bytes(), 4))
+        .fold(vec![0; 4], |mut acc, p| {
+            acc[p as usize] += 1;
+            acc
+        });
+    assert!(
+        counts.iter().all(|c| *c > 150),
+        "keys spread over partitions: {counts:?}"
+    );
+}
