@@ -56,6 +56,9 @@ impl StateContext {
     fn timed(&self, what: &'static str, f: impl FnOnce()) {
         self.callbacks.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
+        #[cfg(feature = "tokio")]
+        crate::tokio_support::off_executor(f);
+        #[cfg(not(feature = "tokio"))]
         f();
         let took = started.elapsed();
         self.longest_callback_us

@@ -33,6 +33,8 @@ mod producer;
 mod reader;
 mod registry;
 mod spec;
+#[cfg(feature = "tokio")]
+mod tokio_support;
 
 pub use assignment::StandbyReport;
 pub use checkpoint::CheckpointStage;
@@ -42,6 +44,8 @@ pub use error::{ManagerError, Result};
 pub use layout::StateDir;
 pub use manager::StateStoreManager;
 pub use reader::{partition_for_key, StateReader};
+#[cfg(feature = "tokio")]
+pub use tokio_support::AsyncStateManager;
 pub use spec::{KeyValue, StoreHandle, StoreSpec, StoreType, Timestamped, Windowed};
 
 // Every type in this crate's public signatures, reachable from here.

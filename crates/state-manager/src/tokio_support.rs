@@ -1,0 +1,92 @@
+//! For async applications on rdkafka's `StreamConsumer` (feature `tokio`):
+//! every call that blocks — producer flush, transaction commit, local
+//! flush, opening partitions, the restorer's bookkeeping — runs on tokio's
+//! blocking pool, never on an executor thread.
+//!
+//! * [`AsyncStateManager`] wraps the shared manager: `maintain` and
+//!   `commit` go through `spawn_blocking`; [`AsyncStateManager::with`]
+//!   runs short per-record work (reads and writes of the checkpoint's
+//!   transactions, which touch memory and the backend's caches) inline.
+//! * [`crate::StateContext`]'s rebalance callbacks run inside the consumer's
+//!   poll, which `StreamConsumer::recv` drives on an executor thread: when
+//!   called on a multi-thread runtime they use `block_in_place`, which
+//!   hands the worker's other tasks to another thread while the callback
+//!   commits or opens partitions. A current-thread runtime cannot do that:
+//!   use a multi-thread one.
+
+use std::sync::Arc;
+
+use rdkafka::consumer::{Consumer, ConsumerContext};
+
+use crate::error::{ManagerError, Result};
+use crate::{Mutex, StateStoreManager};
+
+/// The shared manager, for async code. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AsyncStateManager {
+    inner: Arc<Mutex<StateStoreManager>>,
+}
+
+fn joined<T>(r: std::result::Result<Result<T>, tokio::task::JoinError>) -> Result<T> {
+    r.unwrap_or_else(|e| {
+        Err(ManagerError::CheckpointFailed {
+            stage: "blocking task",
+            reason: format!("the blocking task did not complete: {e}"),
+        })
+    })
+}
+
+impl AsyncStateManager {
+    /// Wraps the manager shared with the consumer's [`crate::StateContext`].
+    pub fn new(manager: Arc<Mutex<StateStoreManager>>) -> Self {
+        AsyncStateManager { inner: manager }
+    }
+
+    /// The shared manager.
+    pub fn shared(&self) -> &Arc<Mutex<StateStoreManager>> {
+        &self.inner
+    }
+
+    /// Runs `f` on the manager inline: for short per-record work (the
+    /// checkpoint's transactions, `processed`). Never call `commit` or
+    /// `maintain` through it from async code; use the methods below.
+    pub fn with<R>(&self, f: impl FnOnce(&mut StateStoreManager) -> R) -> R {
+        f(&mut self.inner.lock())
+    }
+
+    /// [`StateStoreManager::maintain`] on the blocking pool.
+    pub async fn maintain<C, K>(&self, consumer: Arc<K>) -> Result<()>
+    where
+        C: ConsumerContext + 'static,
+        K: Consumer<C> + Send + Sync + 'static,
+    {
+        let inner = self.inner.clone();
+        joined(tokio::task::spawn_blocking(move || inner.lock().maintain(consumer.as_ref())).await)
+    }
+
+    /// [`StateStoreManager::commit`] on the blocking pool.
+    pub async fn commit<C, K>(&self, consumer: Arc<K>) -> Result<()>
+    where
+        C: ConsumerContext + 'static,
+        K: Consumer<C> + Send + Sync + 'static,
+    {
+        let inner = self.inner.clone();
+        joined(tokio::task::spawn_blocking(move || inner.lock().commit(consumer.as_ref())).await)
+    }
+}
+
+/// Runs `f`, moving it off the executor first when called on a tokio
+/// multi-thread runtime's worker (the rebalance callbacks).
+pub(crate) fn off_executor<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
+        Ok(_) => {
+            tracing::warn!(
+                "a rebalance callback ran on a current-thread tokio runtime: it blocks the executor; \
+                 use a multi-thread runtime"
+            );
+            f()
+        }
+        Err(_) => f(),
+    }
+}
