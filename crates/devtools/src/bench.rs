@@ -75,13 +75,21 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     eprintln!("bench: N={} K={} C={}", p.n, p.k, p.c);
     let wanted = |w: &str| only.as_deref().is_none_or(|o| o == w);
-    let known = ["w1", "w2", "w3", "w4", "w5"];
+    let known = ["w1", "w2", "w3", "w4", "w5", "takeover"];
     if let Some(o) = &only {
         if !known.contains(&o.as_str()) {
             return Err(format!("unknown workload {o:?}; known: {known:?}"));
         }
     }
     let rounds = env_u64("ROUNDS", 3)?.max(1);
+    if wanted("takeover") {
+        // Two members process N records before the kill: at most 200,000,
+        // so the mock cluster's 5 MB per partition holds them.
+        crate::takeover::run(Params {
+            n: p.n.min(200_000),
+            ..p
+        })?;
+    }
     if wanted("w1") {
         let mut systems: Systems = vec![
             ("state-rocksdb", Box::new(|dir: &Path, p| w1_state(rocks(dir)?, p))),

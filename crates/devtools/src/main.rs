@@ -16,6 +16,7 @@ mod crash;
 mod fixtures;
 mod fuzz;
 mod rng;
+mod takeover;
 
 use std::process::ExitCode;
 
@@ -23,10 +24,10 @@ fn usage() -> &'static str {
     "usage: cargo xtask <command>
 
 commands:
-  bench [--workload wN] [--brokers HOST:PORT]
-                                run the benchmark workloads w1..w5 (N, K, C from the
-                                environment); w4/w5 use the in-process mock cluster
-                                unless --brokers is given
+  bench [--workload wN|takeover] [--brokers HOST:PORT]
+                                run the benchmark workloads w1..w5 and takeover (N, K, C
+                                from the environment); w4/w5 use the in-process mock
+                                cluster unless --brokers is given; takeover always does
   crash [--kills N] [--seed S] [--guarantee exactly-once|at-least-once]
         [--chunk RECORDS] [--keys K] [--partitions P] [--backend rocksdb|fjall|memory]
                                 kill a stateful processor N times (default 50) at random

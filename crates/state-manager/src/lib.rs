@@ -44,9 +44,9 @@ pub use error::{ManagerError, Result};
 pub use layout::StateDir;
 pub use manager::StateStoreManager;
 pub use reader::{partition_for_key, StateReader};
+pub use spec::{KeyValue, StoreHandle, StoreSpec, StoreType, Timestamped, Windowed};
 #[cfg(feature = "tokio")]
 pub use tokio_support::AsyncStateManager;
-pub use spec::{KeyValue, StoreHandle, StoreSpec, StoreType, Timestamped, Windowed};
 
 // Every type in this crate's public signatures, reachable from here.
 pub use parking_lot::{self, Mutex};
