@@ -28,6 +28,7 @@ mod batch;
 pub mod cf;
 mod changelog;
 mod codec;
+mod dirs;
 mod error;
 pub mod keys;
 mod memory;
@@ -45,6 +46,7 @@ pub use changelog::{
     PROCESSED_OFFSETS_HEADER,
 };
 pub use codec::Codec;
+pub use dirs::{create_private_dir, PRIVATE_DIR_MODE};
 pub use error::{Error, Result};
 pub use memory::{MemoryBackend, MemoryPartition};
 pub use open::{open_with_retries, OpenAttempt, OpenRetry};
