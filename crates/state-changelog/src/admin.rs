@@ -11,13 +11,15 @@ use crate::block_on::block_on;
 use crate::client::KafkaClientContext;
 use crate::error::{ChangelogError, Result};
 
-/// Serves a consumer's pending events (log lines, errors) so its context
-/// sees the broker failures librdkafka reported.
+/// Serves a consumer's pending events (log lines, errors) for a moment so
+/// its context sees the broker failures librdkafka reported. Only called
+/// on the way to an error: messages polled here are dropped.
 pub(crate) fn serve_events(consumer: &BaseConsumer<KafkaClientContext>) {
-    for _ in 0..100 {
-        if consumer.poll(Duration::ZERO).is_none() {
-            break;
-        }
+    // rdkafka's `poll` serves log events internally and returns `None` for
+    // them as for an empty queue, so poll for a fixed time.
+    let until = std::time::Instant::now() + Duration::from_millis(50);
+    while std::time::Instant::now() < until {
+        let _ = consumer.poll(Duration::from_millis(10));
     }
 }
 

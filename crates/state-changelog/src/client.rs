@@ -182,7 +182,13 @@ impl ClientContext for KafkaClientContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         let reason = self.redact(reason);
-        tracing::error!(target: "librdkafka", "librdkafka: {error}: {reason}");
+        // "All brokers are down" repeats on every reconnect attempt; the
+        // FAIL log line before it already said why, at error level.
+        if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown) {
+            tracing::debug!(target: "librdkafka", "librdkafka: {error}: {reason}");
+        } else {
+            tracing::error!(target: "librdkafka", "librdkafka: {error}: {reason}");
+        }
         if let Some(f) = parse_failure(&reason) {
             self.record(f);
         }
