@@ -154,6 +154,14 @@ pub struct RecoveryManager {
     stop: Arc<AtomicBool>,
 }
 
+impl std::fmt::Debug for RecoveryManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecoveryManager")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
 impl RecoveryManager {
     /// A manager whose consumer uses `client` (bootstrap servers, security).
     pub fn new(client: &ClientConfig, config: RecoveryConfig, stop: Arc<AtomicBool>) -> Result<Self> {

@@ -636,6 +636,56 @@ mod tests {
         assert_eq!(s.redact(&format!("x {SECRET} y")), format!("x {REDACTED} y"));
     }
 
+    /// The passthrough: `sasl.*` (and TLS) settings from a properties file
+    /// and `-X` reach librdkafka's own configuration unchanged, and the
+    /// build has what they need (TLS, SASL PLAIN and SCRAM).
+    #[test]
+    fn sasl_and_tls_settings_reach_librdkafka_unchanged() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("client.properties");
+        std::fs::write(
+            &file,
+            format!(
+                "# a Java-style client file\n\
+                 security.protocol = SASL_SSL\n\
+                 sasl.mechanisms: SCRAM-SHA-512\n\
+                 sasl.username=orders-app\n\
+                 sasl.password={SECRET}\\u0021\n\
+                 ssl.ca.location=/etc/kafka/ca.pem\n"
+            ),
+        )
+        .unwrap();
+        let s = KafkaSettings::from_cli(
+            Some("k1:9093,k2:9093"),
+            &[
+                "sasl.oauthbearer.config=principal=orders".into(),
+                "sasl.kerberos.min.time.before.relogin=1".into(),
+                "sasl.username=orders-app-2".into(),
+            ],
+            &[file],
+        )
+        .unwrap();
+        let native = s.client_config().unwrap().create_native_config().unwrap();
+        let expected = [
+            ("bootstrap.servers", "k1:9093,k2:9093"),
+            ("security.protocol", "sasl_ssl"),
+            ("sasl.mechanisms", "SCRAM-SHA-512"),
+            ("sasl.username", "orders-app-2"),
+            ("sasl.password", &format!("{SECRET}!")),
+            ("ssl.ca.location", "/etc/kafka/ca.pem"),
+            ("sasl.oauthbearer.config", "principal=orders"),
+            ("sasl.kerberos.min.time.before.relogin", "1"),
+        ];
+        for (key, value) in expected {
+            // librdkafka normalises enum values to lower case.
+            assert_eq!(native.get(key).unwrap(), value, "{key}");
+        }
+        let features = native.get("builtin.features").unwrap();
+        for f in ["ssl", "sasl_plain", "sasl_scram"] {
+            assert!(features.split(',').any(|x| x == f), "librdkafka built with {f}: {features}");
+        }
+    }
+
     #[test]
     fn librdkafka_validates_names_and_values_without_echoing_secrets() {
         let mut s = KafkaSettings::new();

@@ -115,3 +115,29 @@ fn a_client_trusting_another_ca_fails_clearly_and_writes_nothing() {
         .expect("watermarks over TLS");
     assert_eq!((low, high), (0, 0), "nothing reached the changelog");
 }
+
+/// SASL SCRAM-SHA-512 over TLS (tansu with `--authentication` behind
+/// stunnel), with the settings given as `-X` arguments: the round trip
+/// works as `state-app`, and a wrong password fails naming authentication
+/// and the broker, without showing either password.
+#[test]
+fn sasl_scram_over_tls() {
+    const PASSWORD: &str = "Scram-Pa55-7d2e";
+    let Some(broker) = TlsBroker::start_with_users(&[("state-app", PASSWORD)]) else { return };
+    let settings = KafkaSettings::from_cli(None, &broker.sasl_overrides(&broker.ca, "state-app", PASSWORD), &[])
+        .expect("valid -X arguments");
+    let client = settings.client_config().expect("valid SASL settings");
+    let topic = unique("changelog__sasl--input--store");
+    create_topic(&client, &topic, 3);
+    round_trip_with(&client, &topic);
+
+    let wrong = "Wrong-Pa55-0000";
+    let settings = KafkaSettings::from_cli(None, &broker.sasl_overrides(&broker.ca, "state-app", wrong), &[]).unwrap();
+    let err = state_changelog::topic_partitions(&settings.client_config().unwrap(), &topic, Duration::from_secs(5))
+        .expect_err("a wrong password is refused");
+    let msg = format!("{err} {err:?}");
+    assert_eq!(err.broker_failure().map(|f| f.kind), Some(FailureKind::Authentication), "{msg}");
+    assert!(msg.contains("authentication") && msg.contains(&broker.address), "{msg}");
+    assert!(!msg.contains(wrong) && !msg.contains(PASSWORD), "{msg}");
+    eprintln!("as expected: {err}");
+}

@@ -16,11 +16,22 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A child process killed (and reaped) on drop, so a failing test leaves
+/// no broker behind.
+struct Proc(Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// tansu behind stunnel, with the certificates a client needs. Both
 /// processes are killed on drop.
 pub struct TlsBroker {
-    tansu: Child,
-    stunnel: Child,
+    tansu: Proc,
+    stunnel: Proc,
     dir: tempfile::TempDir,
     /// `127.0.0.1:PORT`, the TLS address (bootstrap and advertised).
     pub address: String,
@@ -87,9 +98,40 @@ fn wait_listening(address: &str, child: &mut Child, what: &str, log: &Path) {
     }
 }
 
+fn spawn_tansu(tansu: &Path, dir: &Path, plain_port: u16, advertised: &str, authentication: bool) -> Child {
+    let mut cmd = Command::new(tansu);
+    cmd.args(["broker", "--listener-url", &format!("tcp://127.0.0.1:{plain_port}")])
+        .args(["--advertised-listener-url", &format!("tcp://{advertised}")])
+        .args(["--storage-engine", "sqlite://tansu.db"]);
+    if authentication {
+        cmd.arg("--authentication");
+    }
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("tansu.log"))
+        .expect("tansu log");
+    cmd.current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .spawn()
+        .unwrap_or_else(|e| panic!("starting {}: {e}", tansu.display()))
+}
+
 impl TlsBroker {
     /// Starts everything, or says why not and returns `None`.
     pub fn start() -> Option<TlsBroker> {
+        Self::start_with_users(&[])
+    }
+
+    /// Like [`TlsBroker::start`]; with `users` (name, password), tansu
+    /// requires SASL SCRAM-SHA-512 authentication and knows these users.
+    /// (tansu creates users through the broker, which refuses that once
+    /// authentication is on: they are created on a first run without it,
+    /// then the broker restarts with `--authentication` on the same
+    /// storage.)
+    pub fn start_with_users(users: &[(&str, &str)]) -> Option<TlsBroker> {
         let tansu = match std::env::var("TANSU_BIN") {
             Ok(t) if !t.is_empty() && Path::new(&t).is_file() => PathBuf::from(t),
             _ => {
@@ -149,35 +191,37 @@ impl TlsBroker {
         )
         .expect("write stunnel.conf");
         let stunnel_log = d.join("stunnel.log");
-        let mut stunnel = Command::new(stunnel)
+        let mut stunnel = Proc(Command::new(stunnel)
             .arg(d.join("stunnel.conf"))
             .current_dir(d)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stunnel_log).expect("stunnel log"))
             .spawn()
-            .unwrap_or_else(|e| panic!("starting {stunnel}: {e}"));
+            .unwrap_or_else(|e| panic!("starting {stunnel}: {e}")));
         let tansu_log = d.join("tansu.log");
-        let spawned = Command::new(&tansu)
-            .args(["broker", "--listener-url", &format!("tcp://127.0.0.1:{plain_port}")])
-            .args(["--advertised-listener-url", &format!("tcp://{address}")])
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .current_dir(d)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&tansu_log).expect("tansu log"))
-            .spawn();
-        let mut tansu = match spawned {
-            Ok(t) => t,
-            Err(e) => {
-                let _ = stunnel.kill();
-                let _ = stunnel.wait();
-                panic!("starting {}: {e}", tansu.display());
-            }
-        };
         let plain = format!("127.0.0.1:{plain_port}");
-        wait_listening(&plain, &mut tansu, "tansu", &tansu_log);
-        wait_listening(&address, &mut stunnel, "stunnel", &stunnel_log);
+        let mut child = Proc(spawn_tansu(&tansu, d, plain_port, &address, false));
+        if !users.is_empty() {
+            wait_listening(&plain, &mut child.0, "tansu", &tansu_log);
+            for (name, password) in users {
+                let out = Command::new(&tansu)
+                    .args(["user", "create", "--broker", &format!("tcp://{plain}"), name, password])
+                    .current_dir(d)
+                    .output()
+                    .expect("running tansu user create");
+                assert!(
+                    out.status.success(),
+                    "tansu user create {name}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                );
+            }
+            drop(child);
+            child = Proc(spawn_tansu(&tansu, d, plain_port, &address, true));
+        }
+        let mut tansu = child;
+        wait_listening(&plain, &mut tansu.0, "tansu", &tansu_log);
+        wait_listening(&address, &mut stunnel.0, "stunnel", &stunnel_log);
         eprintln!("TLS broker: tansu on {plain}, stunnel (TLS) on {address}, advertised {address}");
         Some(TlsBroker {
             tansu,
@@ -208,6 +252,24 @@ impl TlsBroker {
         ]
     }
 
+    /// `-X` arguments of a client that authenticates as `user` with SASL
+    /// SCRAM-SHA-512 over TLS (verifying the broker against `ca`).
+    pub fn sasl_overrides(&self, ca: &Path, user: &str, password: &str) -> Vec<String> {
+        let mut args: Vec<String> = self
+            .properties(ca)
+            .into_iter()
+            .filter(|(k, _)| *k != "security.protocol")
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect();
+        args.extend([
+            "security.protocol=sasl_ssl".to_owned(),
+            "sasl.mechanisms=SCRAM-SHA-512".to_owned(),
+            format!("sasl.username={user}"),
+            format!("sasl.password={password}"),
+        ]);
+        args
+    }
+
     /// An rdkafka client configuration from [`TlsBroker::properties`].
     pub fn client(&self, ca: &Path) -> state_changelog::rdkafka::ClientConfig {
         let mut c = state_changelog::rdkafka::ClientConfig::new();
@@ -215,14 +277,5 @@ impl TlsBroker {
             c.set(k, v);
         }
         c
-    }
-}
-
-impl Drop for TlsBroker {
-    fn drop(&mut self) {
-        for child in [&mut self.tansu, &mut self.stunnel] {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
     }
 }
