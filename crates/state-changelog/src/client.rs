@@ -210,7 +210,9 @@ mod tests {
         .unwrap();
         assert_eq!(f.broker, "ssl://127.0.0.1:9093/bootstrap");
         assert_eq!(f.kind, FailureKind::Tls);
-        assert!(f.to_string().contains("TLS connection to broker ssl://127.0.0.1:9093/bootstrap failed"));
+        assert!(f
+            .to_string()
+            .contains("TLS connection to broker ssl://127.0.0.1:9093/bootstrap failed"));
         let f = parse_failure(
             "sasl_ssl://k:9094/1: SASL authentication error: Authentication failed during authentication due to invalid credentials",
         )
@@ -218,8 +220,9 @@ mod tests {
         assert_eq!(f.kind, FailureKind::Authentication);
         let f = parse_failure("127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused");
         assert!(f.is_none(), "no scheme: not a broker name");
-        let f = parse_failure("plaintext://127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused")
-            .unwrap();
+        let f =
+            parse_failure("plaintext://127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused")
+                .unwrap();
         assert_eq!(f.kind, FailureKind::Connection);
         assert!(parse_failure("Configuration property x is a consumer property").is_none());
     }

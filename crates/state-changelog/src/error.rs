@@ -132,7 +132,7 @@ pub enum ChangelogError {
         in_flight: i32,
         /// The last broker connection failure librdkafka reported, if any
         /// (a TLS handshake or authentication failure, say).
-        last_broker_failure: Option<BrokerFailure>,
+        last_broker_failure: Option<Box<BrokerFailure>>,
     },
 
     /// A changelog topic exists with another partition count than its source.
@@ -166,7 +166,7 @@ pub enum ChangelogError {
         #[source]
         source: KafkaError,
         /// What librdkafka reported about the connection.
-        failure: BrokerFailure,
+        failure: Box<BrokerFailure>,
     },
 
     /// A Kafka client call failed.
@@ -190,7 +190,7 @@ pub enum ChangelogError {
         /// The stall timeout.
         timeout_ms: u128,
         /// The last broker connection failure librdkafka reported, if any.
-        last_broker_failure: Option<BrokerFailure>,
+        last_broker_failure: Option<Box<BrokerFailure>>,
     },
 
     /// A thread could not be started.
@@ -206,7 +206,7 @@ pub enum ChangelogError {
     State(#[from] state_core::Error),
 }
 
-fn unreachable_hint(failure: &Option<BrokerFailure>) -> String {
+fn unreachable_hint(failure: &Option<Box<BrokerFailure>>) -> String {
     match failure {
         Some(f) => format!("last broker error: {f}"),
         None => "is the broker reachable and serving the changelog topics?".to_owned(),
@@ -255,7 +255,7 @@ impl ChangelogError {
                 return ChangelogError::Broker {
                     operation,
                     source,
-                    failure,
+                    failure: Box::new(failure),
                 };
             }
         }
@@ -265,13 +265,13 @@ impl ChangelogError {
     /// The broker connection failure this error reports, if any.
     pub fn broker_failure(&self) -> Option<&BrokerFailure> {
         match self {
-            ChangelogError::Broker { failure, .. } => Some(failure),
+            ChangelogError::Broker { failure, .. } => Some(&**failure),
             ChangelogError::FlushTimeout {
                 last_broker_failure, ..
             }
             | ChangelogError::Stalled {
                 last_broker_failure, ..
-            } => last_broker_failure.as_ref(),
+            } => last_broker_failure.as_deref(),
             _ => None,
         }
     }

@@ -219,7 +219,7 @@ impl ChangelogProducer {
                 return Err(ChangelogError::FlushTimeout {
                     timeout_ms: timeout.as_millis(),
                     in_flight: self.producer.in_flight_count(),
-                    last_broker_failure: self.producer.context().client.last_failure(),
+                    last_broker_failure: self.producer.context().client.last_failure().map(Box::new),
                 });
             }
         }

@@ -369,7 +369,7 @@ impl RecoveryManager {
                         return Err(ChangelogError::Stalled {
                             remaining,
                             timeout_ms: self.config.stall_timeout.as_millis(),
-                            last_broker_failure: self.consumer.context().last_failure(),
+                            last_broker_failure: self.consumer.context().last_failure().map(Box::new),
                         });
                     }
                 }

@@ -775,7 +775,7 @@ impl Worker {
                 ChangelogError::Stalled {
                     remaining: 1,
                     timeout_ms,
-                    last_broker_failure: self.consumer.context().last_failure(),
+                    last_broker_failure: self.consumer.context().last_failure().map(Box::new),
                 },
             );
         }

@@ -196,11 +196,7 @@ impl KafkaSettings {
     /// `.properties`) in order, then each `-X` argument (`key=value`) in
     /// order, then `brokers` (if given) as `bootstrap.servers`. A later
     /// value of the same property wins.
-    pub fn from_cli(
-        brokers: Option<&str>,
-        overrides: &[String],
-        files: &[PathBuf],
-    ) -> Result<Self, SettingsError> {
+    pub fn from_cli(brokers: Option<&str>, overrides: &[String], files: &[PathBuf]) -> Result<Self, SettingsError> {
         let mut s = KafkaSettings::new();
         for f in files {
             s.load_properties(f)?;
@@ -399,7 +395,13 @@ impl KafkaSettings {
     /// `[redacted]`: for messages from librdkafka or the broker that might
     /// quote a setting.
     pub fn redact(&self, text: &str) -> String {
-        redact_values(text, self.entries.iter().filter(|(k, _)| is_secret_key(k)).map(|(_, e)| e.value.as_str()))
+        redact_values(
+            text,
+            self.entries
+                .iter()
+                .filter(|(k, _)| is_secret_key(k))
+                .map(|(_, e)| e.value.as_str()),
+        )
     }
 }
 
@@ -550,7 +552,12 @@ mod tests {
         ] {
             assert!(is_secret_key(k), "{k}");
         }
-        for k in ["sasl.username", "ssl.key.location", "bootstrap.servers", "security.protocol"] {
+        for k in [
+            "sasl.username",
+            "ssl.key.location",
+            "bootstrap.servers",
+            "security.protocol",
+        ] {
             assert!(!is_secret_key(k), "{k}");
         }
     }
@@ -682,7 +689,10 @@ mod tests {
         }
         let features = native.get("builtin.features").unwrap();
         for f in ["ssl", "sasl_plain", "sasl_scram"] {
-            assert!(features.split(',').any(|x| x == f), "librdkafka built with {f}: {features}");
+            assert!(
+                features.split(',').any(|x| x == f),
+                "librdkafka built with {f}: {features}"
+            );
         }
     }
 

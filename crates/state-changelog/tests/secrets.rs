@@ -17,9 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use state_changelog::rdkafka::config::ClientConfig;
-use state_changelog::{
-    ChangelogProducer, KafkaSettings, RecoveryConfig, RecoveryManager, RecoveryPartition, Restorer,
-};
+use state_changelog::{ChangelogProducer, KafkaSettings, RecoveryConfig, RecoveryManager, RecoveryPartition, Restorer};
 use state_core::{Codec, ProcessedOffsets};
 use state_txn::PartitionTransaction;
 
@@ -30,7 +28,10 @@ struct Captured(Arc<Mutex<Vec<u8>>>);
 
 impl Write for Captured {
     fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().map_err(|_| std::io::Error::other("poisoned"))?.extend_from_slice(b);
+        self.0
+            .lock()
+            .map_err(|_| std::io::Error::other("poisoned"))?
+            .extend_from_slice(b);
         Ok(b.len())
     }
     fn flush(&mut self) -> std::io::Result<()> {
@@ -116,8 +117,11 @@ fn passwords_appear_in_no_error_debug_output_or_log_line() {
         format!("sasl.password={PASSWORD}\nssl.keystore.password : {PASSWORD}\nsasl.username=state-app\n"),
     )
     .unwrap();
-    let overrides = vec![format!("sasl.password={PASSWORD}"), format!("ssl.key.password={PASSWORD}")];
-    let from_cli = KafkaSettings::from_cli(Some("127.0.0.1:1"), &overrides, &[file.clone()]).unwrap();
+    let overrides = vec![
+        format!("sasl.password={PASSWORD}"),
+        format!("ssl.key.password={PASSWORD}"),
+    ];
+    let from_cli = KafkaSettings::from_cli(Some("127.0.0.1:1"), &overrides, std::slice::from_ref(&file)).unwrap();
     assert_eq!(from_cli.get("sasl.password"), Some(PASSWORD), "the real value is there");
     shown.debug("KafkaSettings from -X and a file", &from_cli);
 
@@ -146,7 +150,10 @@ fn passwords_appear_in_no_error_debug_output_or_log_line() {
     //    holding the password, a bad value that happens to be the password.
     for (key, value) in [
         ("no.such.property", "1".to_owned()),
-        ("sasl.jaas.config", format!("PlainLoginModule required password=\"{PASSWORD}\";")),
+        (
+            "sasl.jaas.config",
+            format!("PlainLoginModule required password=\"{PASSWORD}\";"),
+        ),
         ("socket.timeout.ms", PASSWORD.to_owned()),
         ("ssl.truststore.password", PASSWORD.to_owned()),
     ] {
@@ -224,10 +231,19 @@ fn passwords_appear_in_no_error_debug_output_or_log_line() {
     }
     // The checks looked at something: librdkafka's debug log (its
     // configuration dump included), and errors that say what is wrong.
-    assert!(logs.contains("librdkafka") && logs.contains("sasl.password"), "librdkafka debug log captured");
+    assert!(
+        logs.contains("librdkafka") && logs.contains("sasl.password"),
+        "librdkafka debug log captured"
+    );
     assert!(logs.lines().count() > 100, "{} log lines", logs.lines().count());
     let all: String = shown.0.iter().map(|(_, t)| t.as_str()).collect::<Vec<_>>().join("\n");
-    for needle in ["no.such.property", "line 2", "-X argument number 1", "no-such.properties", "127.0.0.1:1"] {
+    for needle in [
+        "no.such.property",
+        "line 2",
+        "-X argument number 1",
+        "no-such.properties",
+        "127.0.0.1:1",
+    ] {
         assert!(all.contains(needle), "the errors name {needle}");
     }
     assert!(all.contains("[redacted]"));

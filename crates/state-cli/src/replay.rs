@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::json;
-use rdkafka::error::KafkaError;
 use state_changelog::{
     topic_partitions, ApplyStats, ChangelogError, KafkaSettings, RecoveryConfig, RecoveryManager, RecoveryPartition,
     RecoveryProgress,

@@ -19,8 +19,14 @@ fn check(what: &str, out: &Output, expect_in_stderr: &str) -> String {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{what}: exit status 2 (error)\n{stderr}");
-    assert!(!stdout.contains(PASSWORD), "{what}: stdout shows the password:\n{stdout}");
-    assert!(!stderr.contains(PASSWORD), "{what}: stderr shows the password:\n{stderr}");
+    assert!(
+        !stdout.contains(PASSWORD),
+        "{what}: stdout shows the password:\n{stdout}"
+    );
+    assert!(
+        !stderr.contains(PASSWORD),
+        "{what}: stderr shows the password:\n{stderr}"
+    );
     assert!(
         stderr.contains(expect_in_stderr),
         "{what}: stderr says {expect_in_stderr:?}:\n{stderr}"
@@ -77,8 +83,15 @@ fn statectl_never_prints_a_password() {
         let mut args = vec!["--brokers", "127.0.0.1:1"];
         args.extend_from_slice(&secret);
         let out = run(command, dir, &args);
-        let stderr = check(&format!("{command}: unreachable"), &out, "cannot reach the Kafka brokers at 127.0.0.1:1");
-        assert!(stderr.contains("librdkafka"), "librdkafka's log is on stderr:\n{stderr}");
+        let stderr = check(
+            &format!("{command}: unreachable"),
+            &out,
+            "cannot reach the Kafka brokers at 127.0.0.1:1",
+        );
+        assert!(
+            stderr.contains("librdkafka"),
+            "librdkafka's log is on stderr:\n{stderr}"
+        );
     }
 
     // Settings librdkafka refuses, one holding the password as its value.

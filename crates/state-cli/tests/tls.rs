@@ -44,7 +44,8 @@ fn verify_and_restore_over_tls() {
         for (i, processed) in [10i64, 20].into_iter().enumerate() {
             let mut t = PartitionTransaction::new(p.clone(), Codec::MsgPack, Some(producer.sink(topic.as_str(), 0)));
             t.set("count", &(i as u64 + 1), b"a").unwrap();
-            t.prepare(Some(&ProcessedOffsets::new().with("clicks", processed))).unwrap();
+            t.prepare(Some(&ProcessedOffsets::new().with("clicks", processed)))
+                .unwrap();
             producer.flush(Duration::from_secs(30)).unwrap();
             t.flush(producer.last_offset(&topic, 0).map(|o| o as u64)).unwrap();
         }
@@ -63,7 +64,14 @@ fn verify_and_restore_over_tls() {
     .unwrap();
     let dir_s = dir.display().to_string();
     let props_s = props.display().to_string();
-    let common = ["--topic", topic.as_str(), "--partition", "0", "--committed", "clicks=21"];
+    let common = [
+        "--topic",
+        topic.as_str(),
+        "--partition",
+        "0",
+        "--committed",
+        "clicks=21",
+    ];
     let mut args = vec!["verify", dir_s.as_str(), "--kafka-config", props_s.as_str()];
     args.extend_from_slice(&common);
     let out = statectl(&args);
@@ -108,6 +116,9 @@ fn verify_and_restore_over_tls() {
     assert_eq!(out.status.code(), Some(2), "{stderr}");
     let last = stderr.lines().last().unwrap_or_default();
     assert!(last.starts_with("statectl: error:"), "{stderr}");
-    assert!(last.contains("TLS connection to broker") && last.contains(&broker.address), "{last}");
+    assert!(
+        last.contains("TLS connection to broker") && last.contains(&broker.address),
+        "{last}"
+    );
     assert!(out.stdout.is_empty(), "no report on stdout");
 }

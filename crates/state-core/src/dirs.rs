@@ -108,7 +108,10 @@ mod tests {
         let logs = capture_warnings(|| create_private_dir(&dir).unwrap());
         assert_eq!(mode(&dir), 0o755, "never changed behind the operator's back");
         assert!(logs.contains("WARN"), "{logs}");
-        assert!(logs.contains(&*dir.to_string_lossy()), "the warning names the path: {logs}");
+        assert!(
+            logs.contains(&*dir.to_string_lossy()),
+            "the warning names the path: {logs}"
+        );
         assert!(logs.contains("0755"), "{logs}");
         // A private one: no warning.
         let private = root.path().join("private");

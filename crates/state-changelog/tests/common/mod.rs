@@ -161,7 +161,10 @@ pub fn round_trip_with(kafka: &ClientConfig, topic: &str) {
         std::fs::remove_dir_all(dir.path().join(format!("src-{n}"))).expect("delete the local state");
     }
     let fresh: Vec<_> = (0..3).map(|n| open(&dir.path().join(format!("src-{n}")))).collect();
-    assert!(fresh.iter().all(|p| p.changelog_offset().unwrap().is_none()), "state deleted");
+    assert!(
+        fresh.iter().all(|p| p.changelog_offset().unwrap().is_none()),
+        "state deleted"
+    );
     let (res, progress) = recover_with(
         kafka,
         fresh

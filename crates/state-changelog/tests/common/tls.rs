@@ -75,11 +75,25 @@ fn make_ca(dir: &Path, name: &str, subject: &str) {
         dir,
         "openssl",
         &[
-            "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-            "-keyout", &format!("{name}.key"), "-out", &format!("{name}.pem"), "-days", "2",
-            "-subj", subject,
-            "-addext", "basicConstraints=critical,CA:TRUE",
-            "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+            "-days",
+            "2",
+            "-subj",
+            subject,
+            "-addext",
+            "basicConstraints=critical,CA:TRUE",
+            "-addext",
+            "keyUsage=critical,keyCertSign,cRLSign",
         ],
     );
 }
@@ -93,7 +107,10 @@ fn wait_listening(address: &str, child: &mut Child, what: &str, log: &Path) {
                 std::fs::read_to_string(log).unwrap_or_default()
             );
         }
-        assert!(Instant::now() < deadline, "{what} did not listen on {address} within 30 s");
+        assert!(
+            Instant::now() < deadline,
+            "{what} did not listen on {address} within 30 s"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -158,8 +175,18 @@ impl TlsBroker {
             d,
             "openssl",
             &[
-                "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=127.0.0.1",
+                "req",
+                "-newkey",
+                "ec",
+                "-pkeyopt",
+                "ec_paramgen_curve:prime256v1",
+                "-nodes",
+                "-keyout",
+                "server.key",
+                "-out",
+                "server.csr",
+                "-subj",
+                "/CN=127.0.0.1",
             ],
         );
         std::fs::write(
@@ -172,8 +199,21 @@ impl TlsBroker {
             d,
             "openssl",
             &[
-                "x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-                "-out", "server.pem", "-days", "2", "-extfile", "server.ext",
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+                "-out",
+                "server.pem",
+                "-days",
+                "2",
+                "-extfile",
+                "server.ext",
             ],
         );
 
@@ -191,14 +231,16 @@ impl TlsBroker {
         )
         .expect("write stunnel.conf");
         let stunnel_log = d.join("stunnel.log");
-        let mut stunnel = Proc(Command::new(stunnel)
-            .arg(d.join("stunnel.conf"))
-            .current_dir(d)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stunnel_log).expect("stunnel log"))
-            .spawn()
-            .unwrap_or_else(|e| panic!("starting {stunnel}: {e}")));
+        let mut stunnel = Proc(
+            Command::new(stunnel)
+                .arg(d.join("stunnel.conf"))
+                .current_dir(d)
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(std::fs::File::create(&stunnel_log).expect("stunnel log"))
+                .spawn()
+                .unwrap_or_else(|e| panic!("starting {stunnel}: {e}")),
+        );
         let tansu_log = d.join("tansu.log");
         let plain = format!("127.0.0.1:{plain_port}");
         let mut child = Proc(spawn_tansu(&tansu, d, plain_port, &address, false));
