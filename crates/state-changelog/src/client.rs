@@ -82,6 +82,9 @@ pub struct KafkaClientContext {
 struct Inner {
     secrets: Vec<String>,
     last: Mutex<Option<BrokerFailure>>,
+    /// Broker failures already logged (from librdkafka's log), so the
+    /// error events that repeat them are not logged again at error level.
+    logged: Mutex<std::collections::VecDeque<String>>,
 }
 
 impl fmt::Debug for KafkaClientContext {
@@ -100,6 +103,7 @@ impl KafkaClientContext {
             inner: Arc::new(Inner {
                 secrets: secret_values(config),
                 last: Mutex::new(None),
+                logged: Mutex::default(),
             }),
         }
     }
@@ -175,6 +179,13 @@ impl ClientContext for KafkaClientContext {
         );
         if serious || fac == "FAIL" {
             if let Some(f) = parse_failure(&message) {
+                if serious {
+                    let mut logged = self.inner.logged.lock();
+                    if logged.len() >= 16 {
+                        logged.pop_front();
+                    }
+                    logged.push_back(format!("{}: {}", f.broker, f.reason));
+                }
                 self.record(f);
             }
         }
@@ -182,14 +193,17 @@ impl ClientContext for KafkaClientContext {
 
     fn error(&self, error: KafkaError, reason: &str) {
         let reason = self.redact(reason);
-        // "All brokers are down" repeats on every reconnect attempt; the
-        // FAIL log line before it already said why, at error level.
-        if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown) {
+        let failure = parse_failure(&reason);
+        // "All brokers are down" repeats on every reconnect attempt, and a
+        // broker failure was usually logged already (a FAIL line, at error
+        // level): those go to debug here.
+        let repeated = self.inner.logged.lock().iter().any(|l| *l == reason);
+        if repeated || error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown) {
             tracing::debug!(target: "librdkafka", "librdkafka: {error}: {reason}");
         } else {
             tracing::error!(target: "librdkafka", "librdkafka: {error}: {reason}");
         }
-        if let Some(f) = parse_failure(&reason) {
+        if let Some(f) = failure {
             self.record(f);
         }
     }

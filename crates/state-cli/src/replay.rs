@@ -315,7 +315,10 @@ pub fn verify(
             what: "a scratch directory".into(),
             source,
         })?;
-    let scratch = Arc::new(RocksDbPartition::open(scratch_dir.path(), &write_options())?);
+    // The replica holds the same data as DIR: it goes into a subdirectory
+    // the partition creates owner-only (a temporary directory is 0755).
+    let scratch_path = scratch_dir.path().join("partition");
+    let scratch = Arc::new(RocksDbPartition::open(&scratch_path, &write_options())?);
     let replayed = match changelog_offset {
         // The directory claims nothing from the changelog: compare with empty.
         None => 0,
@@ -324,7 +327,7 @@ pub fn verify(
                 &kafka,
                 source,
                 scratch.clone(),
-                scratch_dir.path().display().to_string(),
+                scratch_path.display().to_string(),
                 committed,
                 Some(until),
                 progress,
