@@ -49,6 +49,9 @@ pub struct Config {
     pub guarantee: ProcessingGuarantee,
     /// Kafka to use; `None` starts the in-process mock cluster.
     pub brokers: Option<String>,
+    /// librdkafka properties for every Kafka client (TLS, SASL, ...);
+    /// `brokers` overrides its `bootstrap.servers`. `Debug` redacts secrets.
+    pub kafka: state_changelog::KafkaSettings,
     /// Crash after this fraction of the input (0 = never).
     pub crash_at: f64,
     /// Records per checkpoint.
@@ -73,6 +76,7 @@ impl Default for Config {
             window: Duration::from_secs(10),
             guarantee: ProcessingGuarantee::ExactlyOnce,
             brokers: None,
+            kafka: Default::default(),
             crash_at: 0.5,
             commit_every: 20_000,
             seed: 42,

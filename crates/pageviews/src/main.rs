@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use pageviews::{Config, ProcessingGuarantee};
+use state_changelog::KafkaSettings;
 
 /// A stateful stream-processing pipeline, start to finish: a click stream
 /// counted per page in tumbling windows and per user, with changelogs and
@@ -34,9 +35,19 @@ struct Args {
     /// Processing guarantee.
     #[arg(long, value_enum, default_value = "exactly-once")]
     guarantee: Guarantee,
-    /// Use this Kafka (host:port) instead of the in-process mock cluster.
+    /// Use this Kafka (host:port) instead of the in-process mock cluster
+    /// (so does bootstrap.servers from -X or --kafka-config).
     #[arg(long)]
     brokers: Option<String>,
+    /// A librdkafka client property for every Kafka client, e.g.
+    /// -X security.protocol=ssl -X ssl.ca.location=ca.pem; repeatable,
+    /// applied after --kafka-config. Secret values are never shown.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    kafka_property: Vec<String>,
+    /// A Java-style .properties file of librdkafka client properties
+    /// (key=value per line, # comments); repeatable.
+    #[arg(long, value_name = "FILE")]
+    kafka_config: Vec<std::path::PathBuf>,
     /// Crash after this fraction of the input; 0 for no crash.
     #[arg(long, default_value_t = 0.5)]
     crash_at: f64,
@@ -86,6 +97,15 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .init();
     let a = Args::parse();
+    let kafka = match KafkaSettings::from_cli(a.brokers.as_deref(), &a.kafka_property, &a.kafka_config)
+        .and_then(|k| k.validate().map(|()| k))
+    {
+        Ok(k) => k,
+        Err(e) => {
+            eprintln!("pageviews: error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let cfg = Config {
         events: a.events,
         users: a.users,
@@ -96,7 +116,8 @@ fn main() -> ExitCode {
             Guarantee::ExactlyOnce => ProcessingGuarantee::ExactlyOnce,
             Guarantee::AtLeastOnce => ProcessingGuarantee::AtLeastOnce,
         },
-        brokers: a.brokers,
+        brokers: kafka.brokers().map(str::to_owned),
+        kafka: kafka.clone(),
         crash_at: a.crash_at,
         commit_every: a.commit_every,
         seed: a.seed,
@@ -114,7 +135,8 @@ fn main() -> ExitCode {
             }
         }
         Err(e) => {
-            eprintln!("pageviews: error: {e}");
+            // No secret setting's value is printed, whatever is in the message.
+            eprintln!("pageviews: error: {}", kafka.redact(&e.to_string()));
             ExitCode::from(2)
         }
     }

@@ -169,6 +169,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
         (None, None) => unreachable!("a mock cluster is started when no brokers are given"),
     };
     let mut client = ClientConfig::new();
+    cfg.kafka.apply_to(&mut client);
     client.set("bootstrap.servers", &brokers);
     // Fresh names on a real cluster, so a rerun does not see old records.
     let suffix = match cfg.brokers {

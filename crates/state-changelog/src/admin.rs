@@ -3,13 +3,31 @@
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 
 use crate::block_on::block_on;
+use crate::client::KafkaClientContext;
 use crate::error::{ChangelogError, Result};
+
+/// Serves a consumer's pending events (log lines, errors) for a moment so
+/// its context sees the broker failures librdkafka reported. Only called
+/// on the way to an error: messages polled here are dropped.
+pub(crate) fn serve_events(consumer: &BaseConsumer<KafkaClientContext>) {
+    // rdkafka's `poll` serves log events internally and returns `None` for
+    // them as for an empty queue, so poll for a fixed time.
+    let until = std::time::Instant::now() + Duration::from_millis(50);
+    while std::time::Instant::now() < until {
+        let _ = consumer.poll(Duration::from_millis(10));
+    }
+}
+
+fn admin_client(client: &ClientConfig) -> Result<AdminClient<KafkaClientContext>> {
+    client
+        .create_with_context(KafkaClientContext::new(client))
+        .map_err(|source| ChangelogError::from_kafka("creating an admin client", source, Some(client), None))
+}
 
 /// How a changelog topic is created.
 #[derive(Clone, Debug)]
@@ -34,16 +52,18 @@ impl Default for ChangelogTopicConfig {
 
 /// Number of partitions of `topic`, or `None` if it does not exist.
 pub fn topic_partitions(client: &ClientConfig, topic: &str, timeout: Duration) -> Result<Option<usize>> {
-    let consumer: BaseConsumer = client.create().map_err(|source| ChangelogError::Kafka {
-        operation: "creating a metadata client",
-        source,
-    })?;
-    let md = consumer
-        .fetch_metadata(Some(topic), timeout)
-        .map_err(|source| ChangelogError::Kafka {
-            operation: "fetching topic metadata",
+    let consumer: BaseConsumer<KafkaClientContext> = client
+        .create_with_context(KafkaClientContext::new(client))
+        .map_err(|source| ChangelogError::from_kafka("creating a metadata client", source, Some(client), None))?;
+    let md = consumer.fetch_metadata(Some(topic), timeout).map_err(|source| {
+        serve_events(&consumer);
+        ChangelogError::from_kafka(
+            "fetching topic metadata",
             source,
-        })?;
+            Some(client),
+            Some(consumer.context()),
+        )
+    })?;
     Ok(md.topics().iter().find(|t| t.name() == topic).and_then(|t| {
         if t.error().is_some() || t.partitions().is_empty() {
             None
@@ -102,18 +122,14 @@ pub fn create_topic(
     configs: &[(&str, &str)],
     timeout: Duration,
 ) -> Result<bool> {
-    let admin: AdminClient<DefaultClientContext> = client.create().map_err(|source| ChangelogError::Kafka {
-        operation: "creating an admin client",
-        source,
-    })?;
+    let admin = admin_client(client)?;
     let mut new = NewTopic::new(topic, partitions as i32, TopicReplication::Fixed(replication_factor));
     for (k, v) in configs {
         new = new.set(k, v);
     }
     let opts = AdminOptions::new().operation_timeout(Some(timeout));
-    let results = block_on(admin.create_topics([&new], &opts)).map_err(|source| ChangelogError::Kafka {
-        operation: "creating a topic",
-        source,
+    let results = block_on(admin.create_topics([&new], &opts)).map_err(|source| {
+        ChangelogError::from_kafka("creating a topic", source, Some(client), Some(admin.inner().context()))
     })?;
     let mut created = false;
     for r in results {
@@ -139,16 +155,15 @@ pub fn describe_topic_config(
     timeout: Duration,
 ) -> Result<std::collections::BTreeMap<String, String>> {
     use rdkafka::admin::{AdminOptions, ResourceSpecifier};
-    let admin: AdminClient<DefaultClientContext> = client.create().map_err(|source| ChangelogError::Kafka {
-        operation: "creating an admin client",
-        source,
-    })?;
+    let admin = admin_client(client)?;
     let opts = AdminOptions::new().request_timeout(Some(timeout));
     let results = block_on(admin.describe_configs([&ResourceSpecifier::Topic(topic)], &opts)).map_err(|source| {
-        ChangelogError::Kafka {
-            operation: "describing topic configs",
+        ChangelogError::from_kafka(
+            "describing topic configs",
             source,
-        }
+            Some(client),
+            Some(admin.inner().context()),
+        )
     })?;
     let mut out = std::collections::BTreeMap::new();
     for r in results {

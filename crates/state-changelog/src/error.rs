@@ -1,5 +1,12 @@
 //! Errors of the changelog layer.
 
+use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+
+use crate::client::{BrokerFailure, KafkaClientContext};
+use crate::settings::SettingsError;
+
 /// A `Result` whose error is [`ChangelogError`].
 pub type Result<T, E = ChangelogError> = std::result::Result<T, E>;
 
@@ -113,12 +120,19 @@ pub enum ChangelogError {
     },
 
     /// The producer did not deliver everything within the timeout.
-    #[error("changelog producer flush did not finish within {timeout_ms} ms ({in_flight} records in flight); is the broker reachable?")]
+    #[error(
+        "changelog producer flush did not finish within {timeout_ms} ms ({in_flight} records in flight); \
+         {}",
+        unreachable_hint(.last_broker_failure)
+    )]
     FlushTimeout {
         /// The timeout.
         timeout_ms: u128,
         /// Records still in flight.
         in_flight: i32,
+        /// The last broker connection failure librdkafka reported, if any
+        /// (a TLS handshake or authentication failure, say).
+        last_broker_failure: Option<Box<BrokerFailure>>,
     },
 
     /// A changelog topic exists with another partition count than its source.
@@ -136,6 +150,25 @@ pub enum ChangelogError {
         actual: usize,
     },
 
+    /// A Kafka client setting was refused (by name or value). The message
+    /// never contains the value of a secret setting.
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+
+    /// A Kafka call failed after librdkafka reported a broker connection
+    /// failure: the message names the broker and the cause (TLS handshake,
+    /// authentication, refused connection).
+    #[error("Kafka {operation} failed ({source}): {failure}")]
+    Broker {
+        /// What was being done.
+        operation: &'static str,
+        /// The client's error.
+        #[source]
+        source: KafkaError,
+        /// What librdkafka reported about the connection.
+        failure: Box<BrokerFailure>,
+    },
+
     /// A Kafka client call failed.
     #[error("Kafka {operation} failed: {source}")]
     Kafka {
@@ -148,14 +181,16 @@ pub enum ChangelogError {
 
     /// Recovery made no progress for the configured stall timeout.
     #[error(
-        "recovery of {remaining} changelog partition(s) made no progress for {timeout_ms} ms; \
-         is the broker reachable and serving the changelog topics?"
+        "recovery of {remaining} changelog partition(s) made no progress for {timeout_ms} ms; {}",
+        unreachable_hint(.last_broker_failure)
     )]
     Stalled {
         /// Partitions not finished.
         remaining: usize,
         /// The stall timeout.
         timeout_ms: u128,
+        /// The last broker connection failure librdkafka reported, if any.
+        last_broker_failure: Option<Box<BrokerFailure>>,
     },
 
     /// A thread could not be started.
@@ -169,4 +204,75 @@ pub enum ChangelogError {
     /// The state backend failed.
     #[error(transparent)]
     State(#[from] state_core::Error),
+}
+
+fn unreachable_hint(failure: &Option<Box<BrokerFailure>>) -> String {
+    match failure {
+        Some(f) => format!("last broker error: {f}"),
+        None => "is the broker reachable and serving the changelog topics?".to_owned(),
+    }
+}
+
+/// True for errors that mean "no usable broker connection".
+fn is_connectivity(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::OperationTimedOut
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::Resolve
+                | RDKafkaErrorCode::MessageTimedOut
+                | RDKafkaErrorCode::SSL
+                | RDKafkaErrorCode::Authentication
+                | RDKafkaErrorCode::SaslAuthenticationFailed
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::TimedOutQueue
+        )
+    )
+}
+
+impl ChangelogError {
+    /// The error of a failed Kafka call made by a client created from
+    /// `config` (if known) with context `context`:
+    /// * a refused setting becomes [`ChangelogError::Settings`], without
+    ///   the value of any secret setting of `config`;
+    /// * a timeout or transport error after a broker connection failure
+    ///   becomes [`ChangelogError::Broker`], naming the broker and cause;
+    /// * anything else is [`ChangelogError::Kafka`].
+    pub(crate) fn from_kafka(
+        operation: &'static str,
+        source: KafkaError,
+        config: Option<&ClientConfig>,
+        context: Option<&KafkaClientContext>,
+    ) -> Self {
+        if let KafkaError::ClientConfig(_, desc, key, _) = &source {
+            let empty = ClientConfig::new();
+            return ChangelogError::Settings(SettingsError::refused(key, desc, config.unwrap_or(&empty)));
+        }
+        if is_connectivity(&source) {
+            if let Some(failure) = context.and_then(KafkaClientContext::last_failure) {
+                return ChangelogError::Broker {
+                    operation,
+                    source,
+                    failure: Box::new(failure),
+                };
+            }
+        }
+        ChangelogError::Kafka { operation, source }
+    }
+
+    /// The broker connection failure this error reports, if any.
+    pub fn broker_failure(&self) -> Option<&BrokerFailure> {
+        match self {
+            ChangelogError::Broker { failure, .. } => Some(&**failure),
+            ChangelogError::FlushTimeout {
+                last_broker_failure, ..
+            }
+            | ChangelogError::Stalled {
+                last_broker_failure, ..
+            } => last_broker_failure.as_deref(),
+            _ => None,
+        }
+    }
 }

@@ -19,26 +19,36 @@
 //! * [`Restorer`] — the same on a thread of its own, beside the
 //!   application's poll loop, plus standby replicas that tail changelogs of
 //!   partitions the instance does not own.
+//! * [`KafkaSettings`] — librdkafka properties from `--brokers`, `-X
+//!   key=value` and `--kafka-config FILE` (TLS, SASL, anything librdkafka
+//!   takes), applied to an rdkafka `ClientConfig`; secrets never shown.
+//! * [`KafkaClientContext`] — the context of every client created here:
+//!   librdkafka's log goes to `tracing`, and errors name the broker and
+//!   the cause of a failed connection (TLS, authentication).
 
 #![warn(missing_docs)]
 
 mod admin;
 mod apply;
 mod block_on;
+mod client;
 mod error;
 pub mod metrics;
 mod producer;
 mod recovery;
 mod restorer;
+mod settings;
 mod topic;
 mod writer;
 
 pub use admin::{create_topic, describe_topic_config, ensure_changelog_topic, topic_partitions, ChangelogTopicConfig};
 pub use apply::{ApplierConfig, ApplyStats, ChangelogApplier, IncomingRecord};
+pub use client::{BrokerFailure, FailureKind, KafkaClientContext};
 pub use error::{ChangelogError, Result};
 pub use producer::{ChangelogProducer, DeliveryTracker, KafkaProducer};
 pub use recovery::{RecoveredPartition, RecoveryConfig, RecoveryManager, RecoveryPartition, RecoveryProgress};
 pub use restorer::{ChangelogPartition, RestoreEvent, RestoreRequest, Restorer, StandbyRequest, StandbyStatus};
+pub use settings::{is_secret_key, KafkaSettings, SettingsError, REDACTED};
 pub use topic::changelog_topic_name;
 
 /// The rdkafka version this crate is built against, re-exported so users

@@ -14,6 +14,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::ClientContext;
 use state_core::{ChangelogRecord, ChangelogSink};
 
+use crate::client::{BrokerFailure, KafkaClientContext};
 use crate::error::{ChangelogError, Result};
 
 #[derive(Default)]
@@ -24,13 +25,38 @@ struct DeliveryState {
 }
 
 /// The producer context: records the offset of every delivered record and
-/// the first failure.
+/// the first failure; logs and broker failures go through a
+/// [`KafkaClientContext`].
 #[derive(Default)]
 pub struct DeliveryTracker {
     state: Mutex<DeliveryState>,
+    client: KafkaClientContext,
 }
 
-impl ClientContext for DeliveryTracker {}
+impl DeliveryTracker {
+    /// A tracker for a producer created from `config`.
+    pub fn new(config: &ClientConfig) -> Self {
+        DeliveryTracker {
+            state: Mutex::default(),
+            client: KafkaClientContext::new(config),
+        }
+    }
+
+    /// The context that logs and remembers broker failures.
+    pub fn client_context(&self) -> &KafkaClientContext {
+        &self.client
+    }
+}
+
+impl ClientContext for DeliveryTracker {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.client.log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.client.error(error, reason);
+    }
+}
 
 impl ProducerContext for DeliveryTracker {
     type DeliveryOpaque = ();
@@ -94,10 +120,9 @@ impl ChangelogProducer {
             }
         }
         let producer = config
-            .create_with_context(DeliveryTracker::default())
-            .map_err(|source| ChangelogError::Kafka {
-                operation: "creating the changelog producer",
-                source,
+            .create_with_context(DeliveryTracker::new(&config))
+            .map_err(|source| {
+                ChangelogError::from_kafka("creating the changelog producer", source, Some(&config), None)
             })?;
         Ok(ChangelogProducer {
             producer,
@@ -108,6 +133,15 @@ impl ChangelogProducer {
     /// The rdkafka producer (for transactions and output records).
     pub fn kafka(&self) -> &KafkaProducer {
         &self.producer
+    }
+
+    /// The last broker connection failure librdkafka reported to this
+    /// producer (a TLS handshake or authentication failure, say), after
+    /// serving pending events. Callers wrapping a failed transactional
+    /// call on [`ChangelogProducer::kafka`] add it to their error.
+    pub fn last_broker_failure(&self) -> Option<BrokerFailure> {
+        self.producer.poll(Duration::ZERO);
+        self.producer.context().client.last_failure()
     }
 
     /// A sink writing to `topic[partition]`.
@@ -175,10 +209,12 @@ impl ChangelogProducer {
                 Ok(()) => break,
                 Err(KafkaError::Flush(RDKafkaErrorCode::OperationTimedOut)) => {}
                 Err(e) => {
-                    return Err(ChangelogError::Kafka {
-                        operation: "flushing the changelog producer",
-                        source: e,
-                    })
+                    return Err(ChangelogError::from_kafka(
+                        "flushing the changelog producer",
+                        e,
+                        None,
+                        Some(&self.producer.context().client),
+                    ))
                 }
             }
             self.producer.poll(Duration::from_millis(1));
@@ -186,6 +222,7 @@ impl ChangelogProducer {
                 return Err(ChangelogError::FlushTimeout {
                     timeout_ms: timeout.as_millis(),
                     in_flight: self.producer.in_flight_count(),
+                    last_broker_failure: self.producer.context().client.last_failure().map(Box::new),
                 });
             }
         }
@@ -194,7 +231,10 @@ impl ChangelogProducer {
         let mut st = self.producer.context().state.lock();
         if st.failed > 0 {
             let failed = std::mem::take(&mut st.failed);
-            let first = st.first_error.take().unwrap_or_default();
+            let mut first = st.first_error.take().unwrap_or_default();
+            if let Some(f) = self.producer.context().client.last_failure() {
+                first = format!("{first}; last broker error: {f}");
+            }
             return Err(ChangelogError::Delivery { failed, first });
         }
         tracing::trace!(elapsed = ?started.elapsed(), "changelog producer flushed");

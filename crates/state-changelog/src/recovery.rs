@@ -12,7 +12,9 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use state_core::StorePartition;
 
+use crate::admin::serve_events;
 use crate::apply::{ApplierConfig, ApplyStats, ChangelogApplier, IncomingRecord};
+use crate::client::KafkaClientContext;
 use crate::error::{ChangelogError, Result};
 
 /// One store partition to recover and where its changelog is.
@@ -150,9 +152,17 @@ impl Active {
 ///   batches written before it (data and offset agree), nothing of its batch.
 /// * The stop signal ends recovery promptly with [`ChangelogError::Stopped`].
 pub struct RecoveryManager {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<KafkaClientContext>,
     config: RecoveryConfig,
     stop: Arc<AtomicBool>,
+}
+
+impl std::fmt::Debug for RecoveryManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecoveryManager")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RecoveryManager {
@@ -174,15 +184,17 @@ impl RecoveryManager {
         if c.get("fetch.queue.backoff.ms").is_none() {
             c.set("fetch.queue.backoff.ms", "5");
         }
-        let consumer: BaseConsumer = c.create().map_err(|source| ChangelogError::Kafka {
-            operation: "creating the recovery consumer",
-            source,
-        })?;
+        let consumer: BaseConsumer<KafkaClientContext> = c
+            .create_with_context(KafkaClientContext::new(&c))
+            .map_err(|source| ChangelogError::from_kafka("creating the recovery consumer", source, Some(&c), None))?;
         Ok(RecoveryManager { consumer, config, stop })
     }
 
-    fn kafka<T>(operation: &'static str, r: rdkafka::error::KafkaResult<T>) -> Result<T> {
-        r.map_err(|source| ChangelogError::Kafka { operation, source })
+    fn kafka<T>(&self, operation: &'static str, r: rdkafka::error::KafkaResult<T>) -> Result<T> {
+        r.map_err(|source| {
+            serve_events(&self.consumer);
+            ChangelogError::from_kafka(operation, source, None, Some(self.consumer.context()))
+        })
     }
 
     /// Recovers `partitions` concurrently, calling `progress` as they advance.
@@ -194,7 +206,7 @@ impl RecoveryManager {
         let mut active: Vec<Active> = Vec::new();
         let mut results = Vec::new();
         for rp in partitions {
-            let (low, high) = Self::kafka(
+            let (low, high) = self.kafka(
                 "fetching changelog watermarks",
                 self.consumer
                     .fetch_watermarks(&rp.topic, rp.changelog_partition, self.config.metadata_timeout),
@@ -267,13 +279,13 @@ impl RecoveryManager {
         let mut tpl = TopicPartitionList::new();
         let mut index = Index::default();
         for (i, a) in active.iter().enumerate() {
-            Self::kafka(
+            self.kafka(
                 "building the assignment",
                 tpl.add_partition_offset(&a.topic, a.changelog_partition, Offset::Offset(a.start)),
             )?;
             index.insert(&a.topic, a.changelog_partition, i);
         }
-        Self::kafka("assigning changelog partitions", self.consumer.assign(&tpl))?;
+        self.kafka("assigning changelog partitions", self.consumer.assign(&tpl))?;
         let outcome = self.consume(&mut active, &index, progress);
         // Whatever happened, leave nothing assigned.
         let _ = self.consumer.unassign();
@@ -344,7 +356,7 @@ impl RecoveryManager {
                     for a in active.iter_mut().filter(|a| !a.finished) {
                         a.applier.submit()?;
                     }
-                    let positions = Self::kafka("reading consumer positions", self.consumer.position())?;
+                    let positions = self.kafka("reading consumer positions", self.consumer.position())?;
                     for el in positions.elements() {
                         let Some(i) = index.get(el.topic(), el.partition()) else {
                             continue;
@@ -363,6 +375,7 @@ impl RecoveryManager {
                         return Err(ChangelogError::Stalled {
                             remaining,
                             timeout_ms: self.config.stall_timeout.as_millis(),
+                            last_broker_failure: self.consumer.context().last_failure().map(Box::new),
                         });
                     }
                 }

@@ -27,7 +27,9 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use state_core::{ReplayCheck, StorePartition};
 
+use crate::admin::serve_events;
 use crate::apply::{ApplierConfig, ApplyStats, ChangelogApplier, IncomingRecord};
+use crate::client::KafkaClientContext;
 use crate::error::{ChangelogError, Result};
 use crate::recovery::{RecoveryConfig, RecoveryProgress};
 
@@ -157,10 +159,9 @@ impl Restorer {
         if c.get("fetch.queue.backoff.ms").is_none() {
             c.set("fetch.queue.backoff.ms", "5");
         }
-        let consumer: BaseConsumer = c.create().map_err(|source| ChangelogError::Kafka {
-            operation: "creating the restore consumer",
-            source,
-        })?;
+        let consumer: BaseConsumer<KafkaClientContext> = c
+            .create_with_context(KafkaClientContext::new(&c))
+            .map_err(|source| ChangelogError::from_kafka("creating the restore consumer", source, Some(&c), None))?;
         let (commands, command_rx) = crossbeam_channel::unbounded();
         let (event_tx, events) = crossbeam_channel::unbounded();
         let standbys = Arc::new(Mutex::new(BTreeMap::new()));
@@ -278,7 +279,7 @@ struct Task {
 }
 
 struct Worker {
-    consumer: BaseConsumer,
+    consumer: BaseConsumer<KafkaClientContext>,
     config: RecoveryConfig,
     commands: Receiver<Command>,
     events: Sender<RestoreEvent>,
@@ -347,9 +348,14 @@ impl Worker {
     fn watermarks(&self, key: &ChangelogPartition) -> Result<(i64, i64)> {
         self.consumer
             .fetch_watermarks(&key.0, key.1, self.config.metadata_timeout)
-            .map_err(|source| ChangelogError::Kafka {
-                operation: "fetching changelog watermarks",
-                source,
+            .map_err(|source| {
+                serve_events(&self.consumer);
+                ChangelogError::from_kafka(
+                    "fetching changelog watermarks",
+                    source,
+                    None,
+                    Some(self.consumer.context()),
+                )
             })
     }
 
@@ -491,13 +497,14 @@ impl Worker {
                 {
                     Ok(w) => w,
                     Err(source) => {
-                        self.fail(
-                            &key,
-                            ChangelogError::Kafka {
-                                operation: "fetching changelog watermarks",
-                                source,
-                            },
+                        serve_events(&self.consumer);
+                        let error = ChangelogError::from_kafka(
+                            "fetching changelog watermarks",
+                            source,
+                            None,
+                            Some(self.consumer.context()),
                         );
+                        self.fail(&key, error);
                         return;
                     }
                 };
@@ -778,6 +785,7 @@ impl Worker {
                 ChangelogError::Stalled {
                     remaining: 1,
                     timeout_ms,
+                    last_broker_failure: self.consumer.context().last_failure().map(Box::new),
                 },
             );
         }

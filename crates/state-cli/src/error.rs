@@ -18,10 +18,21 @@ pub enum CliError {
     #[error(transparent)]
     Changelog(#[from] state_changelog::ChangelogError),
 
+    /// Kafka client settings are invalid (`-X`, `--kafka-config`).
+    #[error(transparent)]
+    Settings(#[from] state_changelog::SettingsError),
+
+    /// No brokers were given.
+    #[error(
+        "no Kafka brokers: pass --brokers HOST:PORT, or set bootstrap.servers with -X or in the \
+         --kafka-config file"
+    )]
+    NoBrokers,
+
     /// The brokers did not answer in time.
     #[error(
         "cannot reach the Kafka brokers at {brokers} within {timeout:?} ({reason}); \
-         check --brokers and that the cluster is up"
+         check --brokers, the security settings (-X, --kafka-config) and that the cluster is up"
     )]
     Unreachable {
         /// The bootstrap servers.

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
-use state_changelog::RecoveryProgress;
+use state_changelog::{KafkaSettings, RecoveryProgress};
 use state_cli::{CliError, CommittedOffsets, DumpOptions, ReplaySource};
 use state_core::Codec;
 
@@ -51,9 +51,20 @@ impl From<CodecArg> for Codec {
 
 #[derive(clap::Args)]
 struct Changelog {
-    /// Kafka bootstrap servers, e.g. localhost:9092.
+    /// Kafka bootstrap servers, e.g. localhost:9092 (overrides
+    /// bootstrap.servers from -X and --kafka-config).
     #[arg(long)]
-    brokers: String,
+    brokers: Option<String>,
+    /// A librdkafka client property, e.g. -X security.protocol=ssl
+    /// -X ssl.ca.location=/etc/kafka/ca.pem; repeatable, applied after
+    /// --kafka-config. Secret values never appear in output or logs.
+    #[arg(short = 'X', value_name = "KEY=VALUE")]
+    kafka_property: Vec<String>,
+    /// A Java-style .properties file of librdkafka client properties
+    /// (key=value per line, # comments), e.g. security settings kept out of
+    /// the command line; repeatable.
+    #[arg(long, value_name = "FILE")]
+    kafka_config: Vec<PathBuf>,
     /// Changelog topic, e.g. changelog__my-app--clicks--counts.
     #[arg(long)]
     topic: String,
@@ -71,13 +82,21 @@ struct Changelog {
 }
 
 impl Changelog {
-    fn source(&self) -> ReplaySource {
-        ReplaySource {
-            brokers: self.brokers.clone(),
+    fn settings(&self) -> Result<KafkaSettings, CliError> {
+        Ok(KafkaSettings::from_cli(
+            self.brokers.as_deref(),
+            &self.kafka_property,
+            &self.kafka_config,
+        )?)
+    }
+
+    fn source(&self) -> Result<ReplaySource, CliError> {
+        Ok(ReplaySource {
+            kafka: self.settings()?,
             topic: self.topic.clone(),
             partition: self.partition,
             timeout: Duration::from_secs(self.timeout.max(1)),
-        }
+        })
     }
 }
 
@@ -137,10 +156,18 @@ fn main() -> ExitCode {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .init();
+    // Errors pass through a last filter: no secret setting's value is
+    // printed, whatever a library or the broker put in a message.
+    let settings = match &cli.command {
+        Command::Restore { changelog, .. } | Command::Verify { changelog, .. } => changelog.settings().ok(),
+        _ => None,
+    };
     match run(cli.command) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("statectl: error: {e}");
+            let message = e.to_string();
+            let message = settings.map_or(message.clone(), |s| s.redact(&message));
+            eprintln!("statectl: error: {message}");
             ExitCode::from(2)
         }
     }
@@ -192,14 +219,16 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
         Command::Restore { dir, changelog } => {
             let committed = CommittedOffsets::parse(&changelog.committed)?;
             let (bar, mut update) = recovery_bar();
-            let summary = state_cli::restore(&dir, &changelog.source(), &committed, &mut update);
+            let source = changelog.source()?;
+            let summary = state_cli::restore(&dir, &source, &committed, &mut update);
             bar.finish_and_clear();
             println_json(&summary?.to_json())?;
         }
         Command::Verify { dir, changelog } => {
             let committed = CommittedOffsets::parse(&changelog.committed)?;
             let (bar, mut update) = recovery_bar();
-            let report = state_cli::verify(&dir, &changelog.source(), &committed, &mut update);
+            let source = changelog.source()?;
+            let report = state_cli::verify(&dir, &source, &committed, &mut update);
             bar.finish_and_clear();
             let report = report?;
             for d in &report.differences {

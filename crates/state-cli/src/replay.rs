@@ -9,10 +9,12 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use serde_json::json;
 use state_changelog::{
-    topic_partitions, ApplyStats, RecoveryConfig, RecoveryManager, RecoveryPartition, RecoveryProgress,
+    topic_partitions, ApplyStats, ChangelogError, KafkaSettings, RecoveryConfig, RecoveryManager, RecoveryPartition,
+    RecoveryProgress,
 };
 use state_core::StorePartition;
 use state_rocksdb::{RocksDbOptions, RocksDbPartition};
@@ -23,8 +25,10 @@ use crate::error::{CliError, Result};
 /// Where the changelog is.
 #[derive(Clone, Debug)]
 pub struct ReplaySource {
-    /// Bootstrap servers.
-    pub brokers: String,
+    /// Kafka client settings: `bootstrap.servers` and any other librdkafka
+    /// property (TLS, SASL), as `--brokers`, `-X` and `--kafka-config`
+    /// give them. `Debug` redacts secrets.
+    pub kafka: KafkaSettings,
     /// Changelog topic.
     pub topic: String,
     /// Changelog partition (= source partition).
@@ -119,28 +123,51 @@ impl VerifyReport {
     }
 }
 
-fn client(source: &ReplaySource) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", &source.brokers).set(
-        "socket.timeout.ms",
-        (source.timeout.as_millis().max(10) as u64).to_string(),
-    );
-    c
+impl ReplaySource {
+    /// `bootstrap.servers`, for messages.
+    fn brokers(&self) -> String {
+        self.kafka.brokers().unwrap_or_default().to_owned()
+    }
+}
+
+/// The validated client configuration; `socket.timeout.ms` follows
+/// `--timeout` unless set explicitly.
+fn client(source: &ReplaySource) -> Result<ClientConfig> {
+    if source.kafka.brokers().is_none() {
+        return Err(CliError::NoBrokers);
+    }
+    let mut c = source.kafka.client_config()?;
+    if c.get("socket.timeout.ms").is_none() {
+        c.set(
+            "socket.timeout.ms",
+            (source.timeout.as_millis().max(10) as u64).to_string(),
+        );
+    }
+    Ok(c)
 }
 
 /// The brokers answer, the topic exists and has the partition.
 fn check_source(source: &ReplaySource) -> Result<ClientConfig> {
-    let kafka = client(source);
+    let kafka = client(source)?;
     let started = Instant::now();
-    let partitions = topic_partitions(&kafka, &source.topic, source.timeout).map_err(|e| CliError::Unreachable {
-        brokers: source.brokers.clone(),
-        timeout: started.elapsed(),
-        reason: e.to_string(),
+    let partitions = topic_partitions(&kafka, &source.topic, source.timeout).map_err(|e| match e {
+        // Not a connection problem: a refused setting, or a client librdkafka
+        // would not create (e.g. ssl.ca.location names a missing file).
+        e @ (ChangelogError::Settings(_)
+        | ChangelogError::Kafka {
+            source: KafkaError::ClientCreation(_),
+            ..
+        }) => CliError::Changelog(e),
+        e => CliError::Unreachable {
+            brokers: source.brokers(),
+            timeout: started.elapsed(),
+            reason: e.to_string(),
+        },
     })?;
     match partitions {
         None => Err(CliError::UnknownTopic {
             topic: source.topic.clone(),
-            brokers: source.brokers.clone(),
+            brokers: source.brokers(),
         }),
         Some(n) if source.partition < 0 || source.partition as usize >= n => Err(CliError::NoSuchPartition {
             topic: source.topic.clone(),
@@ -289,7 +316,10 @@ pub fn verify(
             what: "a scratch directory".into(),
             source,
         })?;
-    let scratch = Arc::new(RocksDbPartition::open(scratch_dir.path(), &write_options())?);
+    // The replica holds the same data as DIR: it goes into a subdirectory
+    // the partition creates owner-only (a temporary directory is 0755).
+    let scratch_path = scratch_dir.path().join("partition");
+    let scratch = Arc::new(RocksDbPartition::open(&scratch_path, &write_options())?);
     let replayed = match changelog_offset {
         // The directory claims nothing from the changelog: compare with empty.
         None => 0,
@@ -298,7 +328,7 @@ pub fn verify(
                 &kafka,
                 source,
                 scratch.clone(),
-                scratch_dir.path().display().to_string(),
+                scratch_path.display().to_string(),
                 committed,
                 Some(until),
                 progress,

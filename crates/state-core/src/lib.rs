@@ -33,6 +33,7 @@ mod batch;
 pub mod cf;
 mod changelog;
 mod codec;
+mod dirs;
 mod error;
 mod format;
 pub mod keys;
@@ -54,6 +55,7 @@ pub use changelog::{
     PROCESSED_OFFSETS_HEADER, TTL_STAMPED_HEADER, TTL_STAMPED_HEADER_VALUE, VALUE_CODEC_HEADER,
 };
 pub use codec::Codec;
+pub use dirs::{create_private_dir, PRIVATE_DIR_MODE};
 pub use error::{Error, Result};
 pub use format::{
     check_store_format, legacy_ttl_situation, record_codec, recorded_codec, LegacyTtl, PartitionFormat, StoreFormat,

@@ -163,10 +163,8 @@ impl FjallPartition {
     /// times, giving up early with [`Error::OpenCancelled`] when `stop` is
     /// set.
     pub fn open_with(path: &Path, options: &FjallOptions, stop: &AtomicBool) -> Result<Self> {
-        std::fs::create_dir_all(path).map_err(|source| Error::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        // Owner only (0700): state can hold personal data.
+        state_core::create_private_dir(path)?;
         let retry = OpenRetry {
             max_attempts: options.open_max_retries,
             backoff: options.open_retry_backoff,

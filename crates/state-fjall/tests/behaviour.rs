@@ -199,3 +199,18 @@ fn snapshots_and_partitions_can_go_to_other_threads() {
     check::<FjallSnapshot>();
     check::<FjallPartition>();
 }
+
+/// State can hold personal data: a new partition directory and the parents
+/// it creates are owner-only.
+#[cfg(unix)]
+#[test]
+fn new_partition_directories_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("store").join("stream").join("0");
+    let _p = open(&path).unwrap();
+    for d in [dir.path().join("store"), dir.path().join("store/stream"), path.clone()] {
+        let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", d.display());
+    }
+}

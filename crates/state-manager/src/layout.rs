@@ -53,6 +53,18 @@ impl StateDir {
     pub fn root(&self) -> &Path {
         &self.root
     }
+
+    /// Creates the root state directory and `<state_dir>/<group_id>` if
+    /// missing, owner-only (`0700` on Unix; see
+    /// [`state_core::create_private_dir`]), and warns about either one if it
+    /// already exists with wider permissions. Store and partition
+    /// directories below are created the same way by the backends.
+    pub fn create_dirs(&self) -> Result<PathBuf, ManagerError> {
+        state_core::create_private_dir(&self.root)?;
+        let group = self.group_dir();
+        state_core::create_private_dir(&group)?;
+        Ok(group)
+    }
 }
 
 #[cfg(test)]
@@ -66,6 +78,19 @@ mod tests {
             d.partition_dir("counts", "clicks", 3).unwrap(),
             PathBuf::from("/state/group/counts/clicks/3")
         );
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn state_and_group_directories_are_private() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let d = StateDir::new(tmp.path().join("state"), "group").unwrap();
+        let group = d.create_dirs().unwrap();
+        for p in [d.root().to_owned(), group] {
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode, 0o700, "{}", p.display());
+        }
     }
 
     #[test]

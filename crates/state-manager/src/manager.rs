@@ -89,6 +89,8 @@ impl StateStoreManager {
     pub fn new(config: ManagerConfig, kafka: ClientConfig) -> Result<Self> {
         config.validate()?;
         let layout = StateDir::new(&config.state_dir, &config.group_id)?;
+        // Owner-only state and group directories, or a warning naming them.
+        layout.create_dirs()?;
         Ok(StateStoreManager {
             id: NEXT_MANAGER.fetch_add(1, Ordering::Relaxed),
             kafka: ProducerLifecycle::new(&config, &kafka),

@@ -64,10 +64,8 @@ impl RocksDbPartition {
         cache: Option<&rocksdb::Cache>,
         stop: &AtomicBool,
     ) -> Result<Self> {
-        std::fs::create_dir_all(path).map_err(|source| Error::Io {
-            path: path.to_owned(),
-            source,
-        })?;
+        // Owner only (0700): state can hold personal data.
+        state_core::create_private_dir(path)?;
         let db_opts = options.db_options(cache);
         let cf_options = options.cf_options(cache);
         let retry = OpenRetry {

@@ -140,3 +140,22 @@ fn a_corrupt_offset_is_a_typed_error() {
     let err = p.changelog_offset().unwrap_err();
     assert!(matches!(err, Error::CorruptChangelogOffset { len: 3 }), "{err}");
 }
+
+/// State can hold personal data: a new partition directory and the parents
+/// it creates are owner-only.
+#[cfg(unix)]
+#[test]
+fn new_partition_directories_are_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("group").join("store").join("stream").join("0");
+    let _p = RocksDbPartition::open(&path, &quick_retry()).unwrap();
+    for d in [
+        dir.path().join("group"),
+        dir.path().join("group/store/stream"),
+        path.clone(),
+    ] {
+        let mode = std::fs::metadata(&d).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o700, "{}", d.display());
+    }
+}

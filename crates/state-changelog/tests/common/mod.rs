@@ -101,8 +101,19 @@ pub fn recover(
     Result<Vec<state_changelog::RecoveredPartition>, state_changelog::ChangelogError>,
     Vec<RecoveryProgress>,
 ) {
+    recover_with(&client(bootstrap), parts)
+}
+
+/// [`recover`] with a client configuration of its own (TLS, say).
+pub fn recover_with(
+    kafka: &ClientConfig,
+    parts: Vec<ToRecover<'_>>,
+) -> (
+    Result<Vec<state_changelog::RecoveredPartition>, state_changelog::ChangelogError>,
+    Vec<RecoveryProgress>,
+) {
     let mgr = RecoveryManager::new(
-        &client(bootstrap),
+        kafka,
         RecoveryConfig {
             stall_timeout: Duration::from_secs(30),
             ..RecoveryConfig::default()
@@ -128,9 +139,14 @@ pub fn recover(
 }
 
 /// Round trip over three partitions: produce, delete the local state,
-/// recover, compare every column family.
+/// recover, compare every column family (metadata included).
 pub fn round_trip(bootstrap: &str, topic: &str) {
-    let producer = Arc::new(ChangelogProducer::new(&client(bootstrap)).unwrap());
+    round_trip_with(&client(bootstrap), topic)
+}
+
+/// [`round_trip`] with a client configuration of its own (TLS, say).
+pub fn round_trip_with(kafka: &ClientConfig, topic: &str) {
+    let producer = Arc::new(ChangelogProducer::new(kafka).unwrap());
     let dir = tempfile::tempdir().unwrap();
     let mut expected = Vec::new();
     for n in 0..3 {
@@ -140,11 +156,18 @@ pub fn round_trip(bootstrap: &str, topic: &str) {
         expected.push(snapshot(&*p));
     }
     assert!(expected[0].contains_key(cf::VALUES) && expected[0].contains_key(cf::MIN_ELIGIBLE_TIMESTAMPS));
-    let fresh: Vec<_> = (0..3)
-        .map(|n| open(&dir.path().join(format!("restored-{n}"))))
-        .collect();
-    let (res, progress) = recover(
-        bootstrap,
+    // Delete the local state (every partition is closed by now) and rebuild
+    // it in the same place from the changelog alone.
+    for n in 0..3 {
+        std::fs::remove_dir_all(dir.path().join(format!("src-{n}"))).expect("delete the local state");
+    }
+    let fresh: Vec<_> = (0..3).map(|n| open(&dir.path().join(format!("src-{n}")))).collect();
+    assert!(
+        fresh.iter().all(|p| p.changelog_offset().unwrap().is_none()),
+        "state deleted"
+    );
+    let (res, progress) = recover_with(
+        kafka,
         fresh
             .iter()
             .enumerate()

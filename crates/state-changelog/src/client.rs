@@ -1,0 +1,262 @@
+//! [`KafkaClientContext`]: the rdkafka client context of every client this
+//! crate creates. It forwards librdkafka's log to `tracing` and remembers
+//! the last broker connection failure (TLS handshake, authentication,
+//! refused connection), so an error that would otherwise say only "timed
+//! out" says why and which broker.
+
+use std::fmt;
+use std::sync::Arc;
+
+use parking_lot::Mutex;
+use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
+use rdkafka::consumer::ConsumerContext;
+use rdkafka::error::KafkaError;
+use rdkafka::ClientContext;
+
+use crate::settings::{redact_values, secret_values};
+
+/// What kind of broker connection failure librdkafka reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The TLS handshake failed (certificate not trusted, host name
+    /// mismatch, the port does not speak TLS, ...).
+    Tls,
+    /// SASL authentication failed or was refused.
+    Authentication,
+    /// Any other connection failure (refused, reset, name resolution).
+    Connection,
+}
+
+/// The last connection failure librdkafka reported for a broker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerFailure {
+    /// The broker as librdkafka names it, e.g. `ssl://10.0.0.5:9093/1`
+    /// (or `ssl://host:9093/bootstrap` before metadata is known).
+    pub broker: String,
+    /// What kind of failure.
+    pub kind: FailureKind,
+    /// librdkafka's message (secret setting values removed).
+    pub reason: String,
+}
+
+impl fmt::Display for BrokerFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            FailureKind::Tls => write!(
+                f,
+                "TLS connection to broker {} failed: {}. Check that ssl.ca.location holds the CA \
+                 that signed the broker's certificate, that the certificate names the host in \
+                 bootstrap.servers, and that the port serves TLS",
+                self.broker, self.reason
+            ),
+            FailureKind::Authentication => write!(
+                f,
+                "authentication with broker {} failed: {}. Check sasl.mechanisms, sasl.username \
+                 and sasl.password",
+                self.broker, self.reason
+            ),
+            FailureKind::Connection => write!(f, "connection to broker {} failed: {}", self.broker, self.reason),
+        }
+    }
+}
+
+/// The client context of every Kafka client this crate creates (the
+/// changelog producer's [`crate::DeliveryTracker`] wraps one).
+///
+/// * librdkafka's log lines go to `tracing` (target `librdkafka`) at the
+///   matching level, with the value of every secret setting of the client
+///   replaced by `[redacted]`.
+/// * The last broker connection failure is kept
+///   ([`KafkaClientContext::last_failure`]), and errors of this crate
+///   name it (see [`crate::ChangelogError::Broker`]).
+///
+/// rdkafka delivers log lines when the client is polled; the crate polls
+/// before it reports a failure.
+#[derive(Clone, Default)]
+pub struct KafkaClientContext {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    secrets: Vec<String>,
+    last: Mutex<Option<BrokerFailure>>,
+    /// Broker failures already logged (from librdkafka's log), so the
+    /// error events that repeat them are not logged again at error level.
+    logged: Mutex<std::collections::VecDeque<String>>,
+}
+
+impl fmt::Debug for KafkaClientContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KafkaClientContext")
+            .field("last_failure", &*self.inner.last.lock())
+            .finish_non_exhaustive()
+    }
+}
+
+impl KafkaClientContext {
+    /// A context for a client created from `config`: it remembers the
+    /// values of `config`'s secret settings to keep them out of log lines.
+    pub fn new(config: &ClientConfig) -> Self {
+        KafkaClientContext {
+            inner: Arc::new(Inner {
+                secrets: secret_values(config),
+                last: Mutex::new(None),
+                logged: Mutex::default(),
+            }),
+        }
+    }
+
+    /// The last broker connection failure librdkafka reported, if any.
+    pub fn last_failure(&self) -> Option<BrokerFailure> {
+        self.inner.last.lock().clone()
+    }
+
+    fn redact(&self, text: &str) -> String {
+        redact_values(text, self.inner.secrets.iter().map(String::as_str))
+    }
+
+    fn record(&self, failure: BrokerFailure) {
+        let mut last = self.inner.last.lock();
+        // "1/1 brokers are down" says less than the failure before it.
+        let weaker = failure.reason.contains("brokers are down")
+            && last.as_ref().is_some_and(|l| !l.reason.contains("brokers are down"));
+        if !weaker {
+            *last = Some(failure);
+        }
+    }
+}
+
+/// Parses a librdkafka broker failure line: `[thrd:...]: PROTO://host:port/id: reason`
+/// (the thread prefix is optional).
+pub(crate) fn parse_failure(message: &str) -> Option<BrokerFailure> {
+    let mut rest = message.trim();
+    if rest.starts_with("[thrd:") {
+        rest = rest.split_once("]: ").map_or(rest, |(_, r)| r);
+    }
+    let scheme_end = rest.find("://")?;
+    let scheme = &rest[..scheme_end];
+    if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+        return None;
+    }
+    let (broker, reason) = rest.split_once(": ")?;
+    let lower = reason.to_ascii_lowercase();
+    let kind = if lower.contains("ssl") || lower.contains("tls") || lower.contains("certificate") {
+        FailureKind::Tls
+    } else if lower.contains("sasl") || lower.contains("authentication") {
+        FailureKind::Authentication
+    } else {
+        FailureKind::Connection
+    };
+    Some(BrokerFailure {
+        broker: broker.to_owned(),
+        kind,
+        reason: reason.to_owned(),
+    })
+}
+
+impl ClientContext for KafkaClientContext {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        let message = self.redact(log_message);
+        match level {
+            RDKafkaLogLevel::Emerg | RDKafkaLogLevel::Alert | RDKafkaLogLevel::Critical | RDKafkaLogLevel::Error => {
+                tracing::error!(target: "librdkafka", "librdkafka: {fac} {message}")
+            }
+            RDKafkaLogLevel::Warning => tracing::warn!(target: "librdkafka", "librdkafka: {fac} {message}"),
+            RDKafkaLogLevel::Notice | RDKafkaLogLevel::Info => {
+                tracing::info!(target: "librdkafka", "librdkafka: {fac} {message}")
+            }
+            RDKafkaLogLevel::Debug => tracing::debug!(target: "librdkafka", "librdkafka: {fac} {message}"),
+        }
+        let serious = matches!(
+            level,
+            RDKafkaLogLevel::Emerg
+                | RDKafkaLogLevel::Alert
+                | RDKafkaLogLevel::Critical
+                | RDKafkaLogLevel::Error
+                | RDKafkaLogLevel::Warning
+        );
+        if serious || fac == "FAIL" {
+            if let Some(f) = parse_failure(&message) {
+                if serious {
+                    let mut logged = self.inner.logged.lock();
+                    if logged.len() >= 16 {
+                        logged.pop_front();
+                    }
+                    logged.push_back(format!("{}: {}", f.broker, f.reason));
+                }
+                self.record(f);
+            }
+        }
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        let reason = self.redact(reason);
+        let failure = parse_failure(&reason);
+        // "All brokers are down" repeats on every reconnect attempt, and a
+        // broker failure was usually logged already (a FAIL line, at error
+        // level): those go to debug here.
+        let repeated = self.inner.logged.lock().iter().any(|l| *l == reason);
+        if repeated || error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::AllBrokersDown) {
+            tracing::debug!(target: "librdkafka", "librdkafka: {error}: {reason}");
+        } else {
+            tracing::error!(target: "librdkafka", "librdkafka: {error}: {reason}");
+        }
+        if let Some(f) = failure {
+            self.record(f);
+        }
+    }
+}
+
+impl ConsumerContext for KafkaClientContext {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_parsed_and_classified() {
+        let f = parse_failure(
+            "[thrd:ssl://127.0.0.1:9093/bootstrap]: ssl://127.0.0.1:9093/bootstrap: SSL handshake failed: \
+             error:0A000086:SSL routines::certificate verify failed",
+        )
+        .unwrap();
+        assert_eq!(f.broker, "ssl://127.0.0.1:9093/bootstrap");
+        assert_eq!(f.kind, FailureKind::Tls);
+        assert!(f
+            .to_string()
+            .contains("TLS connection to broker ssl://127.0.0.1:9093/bootstrap failed"));
+        let f = parse_failure(
+            "sasl_ssl://k:9094/1: SASL authentication error: Authentication failed during authentication due to invalid credentials",
+        )
+        .unwrap();
+        assert_eq!(f.kind, FailureKind::Authentication);
+        let f = parse_failure("127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused");
+        assert!(f.is_none(), "no scheme: not a broker name");
+        let f =
+            parse_failure("plaintext://127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused")
+                .unwrap();
+        assert_eq!(f.kind, FailureKind::Connection);
+        assert!(parse_failure("Configuration property x is a consumer property").is_none());
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_weaker_failures_do_not_replace_stronger_ones() {
+        let mut c = ClientConfig::new();
+        c.set("sasl.password", "hunter2-x").set("sasl.username", "u");
+        let ctx = KafkaClientContext::new(&c);
+        ctx.log(
+            RDKafkaLogLevel::Error,
+            "FAIL",
+            "sasl_ssl://k:9094/1: SASL authentication error: bad password hunter2-x",
+        );
+        let f = ctx.last_failure().unwrap();
+        assert!(!f.reason.contains("hunter2-x"), "{f}");
+        ctx.error(
+            KafkaError::Global(rdkafka::types::RDKafkaErrorCode::AllBrokersDown),
+            "1/1 brokers are down",
+        );
+        assert_eq!(ctx.last_failure().unwrap().kind, FailureKind::Authentication);
+    }
+}
