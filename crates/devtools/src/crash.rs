@@ -39,6 +39,9 @@ struct Settings {
     partitions: u32,
     guarantee: &'static str,
     backend: String,
+    /// Run a second member beside the killed one, both with standby
+    /// replicas of every partition they do not own.
+    standbys: bool,
 }
 
 fn parse(args: &[String]) -> Result<Settings, String> {
@@ -53,6 +56,7 @@ fn parse(args: &[String]) -> Result<Settings, String> {
         partitions: 3,
         guarantee: "eos",
         backend: "rocksdb".into(),
+        standbys: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -67,6 +71,7 @@ fn parse(args: &[String]) -> Result<Settings, String> {
             "--chunk" => s.chunk = num("--chunk")?.max(1) as u32,
             "--keys" => s.keys = num("--keys")?.max(1) as u32,
             "--partitions" => s.partitions = num("--partitions")?.max(1) as u32,
+            "--standbys" => s.standbys = true,
             "--backend" => {
                 s.backend = match it.next().map(String::as_str) {
                     Some(b @ ("rocksdb" | "fjall" | "memory")) => b.to_owned(),
@@ -163,13 +168,14 @@ fn pick_crash(rng: &mut Rng, chunk: u32) -> Crash {
 }
 
 enum RunEnd {
-    /// Killed or aborted as planned.
-    Crashed,
+    /// Killed or aborted as planned; true if it was restoring then.
+    Crashed { during_restore: bool },
     /// Finished its input before the crash point came.
     Finished(BTreeMap<String, u64>),
 }
 
-fn run_child(bootstrap: &str, state: &Path, s: &Settings, crash: &Crash) -> Result<RunEnd, String> {
+/// The command of a child (or the peer) with the run's settings.
+fn child_command(bootstrap: &str, state: &Path, s: &Settings) -> Result<Command, String> {
     let mut cmd = Command::new(helper("crash-counter")?);
     cmd.args([
         bootstrap,
@@ -179,9 +185,69 @@ fn run_child(bootstrap: &str, state: &Path, s: &Settings, crash: &Crash) -> Resu
     ])
     // The mock broker keeps no offsets sent in a transaction.
     .env("MIRROR_OFFSETS", "1")
-    .env("STATE_BACKEND", &s.backend)
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped());
+    .env("STATE_BACKEND", &s.backend);
+    if s.standbys {
+        cmd.env("STANDBYS", "1");
+    }
+    Ok(cmd)
+}
+
+/// The second member of `--standbys` runs: started once, restarted if it
+/// ever exits, killed at the end.
+struct Peer {
+    child: Option<Child>,
+    state: PathBuf,
+    restarts: u32,
+}
+
+impl Peer {
+    fn start(bootstrap: &str, state: PathBuf, s: &Settings) -> Result<Peer, String> {
+        let mut peer = Peer {
+            child: None,
+            state,
+            restarts: 0,
+        };
+        peer.ensure(bootstrap, s)?;
+        peer.restarts = 0;
+        Ok(peer)
+    }
+
+    /// Restarts the peer if it is not running.
+    fn ensure(&mut self, bootstrap: &str, s: &Settings) -> Result<(), String> {
+        if let Some(c) = &mut self.child {
+            match c.try_wait() {
+                Ok(None) => return Ok(()),
+                Ok(Some(status)) => eprintln!("\npeer exited ({status}); restarting it"),
+                Err(e) => return Err(format!("checking the peer: {e}")),
+            }
+        }
+        let mut cmd = child_command(bootstrap, &self.state, s)?;
+        cmd.env("PEER", "1").stdout(Stdio::null()).stderr(Stdio::null());
+        self.child = Some(cmd.spawn().map_err(|e| format!("starting the peer: {e}"))?);
+        self.restarts += 1;
+        Ok(())
+    }
+
+    fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Peer {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn run_child(bootstrap: &str, state: &Path, s: &Settings, crash: &Crash, last: bool) -> Result<RunEnd, String> {
+    let mut cmd = child_command(bootstrap, state, s)?;
+    if last {
+        cmd.env("FINISH_ALL", "1");
+    }
+    cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     if let Crash::At(stage, n) = crash {
         cmd.env("CRASH_AT", format!("{stage}:{n}"));
     }
@@ -198,12 +264,19 @@ fn run_child(bootstrap: &str, state: &Path, s: &Settings, crash: &Crash) -> Resu
     });
     let mut counts = None;
     let mut killed = false;
+    let mut restoring = false;
+    let mut killed_restoring = false;
     for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-        if let Some(n) = line.strip_prefix("processed ") {
+        if line == "restoring" {
+            restoring = true;
+        } else if line == "ready" {
+            restoring = false;
+        } else if let Some(n) = line.strip_prefix("processed ") {
             let n: u64 = n.parse().unwrap_or(0);
             if matches!(crash, Crash::KillAfter(k) if n >= *k) && !killed {
                 let _ = child.kill();
                 killed = true;
+                killed_restoring = restoring;
             }
         } else if let Some(json) = line.strip_prefix("counts ") {
             counts = Some(serde_json::from_str(json).map_err(|e| format!("bad counts line: {e}"))?);
@@ -211,8 +284,16 @@ fn run_child(bootstrap: &str, state: &Path, s: &Settings, crash: &Crash) -> Resu
     }
     let status = child.wait().map_err(|e| e.to_string())?;
     let stderr = errors.join().unwrap_or_default();
-    if killed || (matches!(crash, Crash::At(..)) && stderr.contains("crash point")) {
-        return Ok(RunEnd::Crashed);
+    if killed {
+        return Ok(RunEnd::Crashed {
+            during_restore: killed_restoring,
+        });
+    }
+    if matches!(crash, Crash::At(..)) && stderr.contains("crash point") {
+        // Aborted by itself: where it was when the last line came out.
+        return Ok(RunEnd::Crashed {
+            during_restore: restoring || matches!(crash, Crash::At("recovery", _)),
+        });
     }
     match (status.success(), counts) {
         (true, Some(c)) => Ok(RunEnd::Finished(c)),
@@ -336,6 +417,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let state = scratch.path().join("state");
     let mut model = BTreeMap::new();
     let (mut runs, mut kills, mut deletions) = (0u32, 0u32, 0u32);
+    let mut during_restore = 0u32;
+    let mut peer = match s.standbys {
+        true => Some(Peer::start(&broker.bootstrap, scratch.path().join("peer-state"), &s)?),
+        false => None,
+    };
     let started = Instant::now();
     while kills < s.kills {
         if runs >= s.kills * 3 + 10 {
@@ -348,18 +434,29 @@ pub fn run(args: &[String]) -> Result<(), String> {
             deletions += 1;
         }
         runs += 1;
-        match run_child(&broker.bootstrap, &state, &s, &crash)? {
-            RunEnd::Crashed => kills += 1,
+        if let Some(p) = &mut peer {
+            p.ensure(&broker.bootstrap, &s)?;
+        }
+        match run_child(&broker.bootstrap, &state, &s, &crash, false)? {
+            RunEnd::Crashed { during_restore: r } => {
+                kills += 1;
+                during_restore += u32::from(r);
+            }
             RunEnd::Finished(_) => {}
         }
         eprint!("\rruns {runs}, kills {kills}/{}", s.kills);
         let _ = std::io::stderr().flush();
     }
     eprintln!();
+    let peer_restarts = peer.as_ref().map_or(0, |p| p.restarts);
+    // The last run owns every partition: the peer goes first.
+    if let Some(mut p) = peer.take() {
+        p.kill();
+    }
     runs += 1;
-    let counts = match run_child(&broker.bootstrap, &state, &s, &Crash::None)? {
+    let counts = match run_child(&broker.bootstrap, &state, &s, &Crash::None, true)? {
         RunEnd::Finished(c) => c,
-        RunEnd::Crashed => return Err("the final run crashed without a crash point".into()),
+        RunEnd::Crashed { .. } => return Err("the final run crashed without a crash point".into()),
     };
     let output = read_output(&broker.bootstrap, s.partitions)?;
     let (mismatches, duplicates) = check(&model, &counts, &output);
@@ -376,6 +473,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     println!("records: {records}");
     println!("runs: {runs}");
     println!("kills: {kills}");
+    println!("kills during a restore: {during_restore}");
+    if s.standbys {
+        println!("standbys: on (a second member ran beside, restarted {peer_restarts} times)");
+    }
     println!("state deletions: {deletions}");
     println!("output duplicates: {duplicates}");
     println!("elapsed: {:.1} s", started.elapsed().as_secs_f64());

@@ -30,8 +30,11 @@ commands:
                                 cluster unless --brokers is given; takeover always does
   crash [--kills N] [--seed S] [--guarantee exactly-once|at-least-once]
         [--chunk RECORDS] [--keys K] [--partitions P] [--backend rocksdb|fjall|memory]
+        [--standbys]
                                 kill a stateful processor N times (default 50) at random
-                                points, then compare state and output with a model
+                                points, then compare state and output with a model;
+                                --standbys runs a second member beside it, both keeping
+                                standby replicas
   fuzz [--seconds S] [--seed N]  random and mutated inputs for every decoder of bytes
                                 from disk or Kafka, S seconds per target (default 60)
   fixtures                      regenerate fixtures/format from the code"

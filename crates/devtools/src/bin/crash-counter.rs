@@ -5,6 +5,12 @@
 //! `crash-counter BOOTSTRAP STATE_DIR eos|alos PARTITIONS`
 //!
 //! `STATE_BACKEND=rocksdb|fjall|memory` picks the store's backend.
+//! `STANDBYS=1` keeps standby replicas of every partition not owned.
+//! `PEER=1` runs a second member (instance `peer`) that never finishes: the
+//! harness keeps it running beside the child it kills.
+//! `FINISH_ALL=1`: finish only when owning every partition (the last run).
+//! Prints `restoring` / `ready` when its partitions start and finish
+//! restoring, so the harness knows where each kill landed.
 //!
 //! `CRASH_AT=STAGE:N` makes it abort (no cleanup, like a kill) the N-th
 //! time it reaches STAGE: `process` (a record processed, not committed),
@@ -85,7 +91,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let mut config = ManagerConfig::with_backend(GROUP, state_dir, backend);
     config.guarantee = guarantee;
-    config.instance_id = "child".into();
+    let peer = std::env::var("PEER").is_ok();
+    let finish_all = std::env::var("FINISH_ALL").is_ok() || std::env::var("STANDBYS").is_err();
+    config.instance_id = if peer { "peer".into() } else { "child".into() };
+    if std::env::var("STANDBYS").is_ok() {
+        config.standby = state_manager::StandbyPolicy::AllPartitions;
+    }
     config.kafka_timeout = Duration::from_secs(15);
     config.mirror_transactional_offsets = std::env::var("MIRROR_OFFSETS").is_ok();
     let mut manager = StateStoreManager::new(config, kafka.clone())?;
@@ -116,14 +127,20 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     consumer.subscribe(&[INPUT])?;
     let mut processed = 0usize;
     let mut since_commit = 0usize;
+    let mut restoring = false;
     let deadline = Instant::now() + Duration::from_secs(300);
     loop {
-        if Instant::now() > deadline {
+        if Instant::now() > deadline && !peer {
             return Err("did not finish within 300 s".into());
         }
         let msg = consumer.poll(Duration::from_millis(50));
         let mut m = manager.lock();
         m.maintain(&consumer)?;
+        let now_restoring = !m.restoring().is_empty();
+        if restoring != now_restoring {
+            restoring = now_restoring;
+            println!("{}", if restoring { "restoring" } else { "ready" });
+        }
         match msg {
             Some(Ok(msg)) => {
                 let p = msg.partition() as u32;
@@ -155,7 +172,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 m.commit(&consumer)?;
                 since_commit = 0;
                 let assignment = consumer.assignment()?;
-                if assignment.count() != partitions {
+                let owned = assignment.count();
+                if peer || owned == 0 || (finish_all && owned != partitions) || restoring {
                     continue;
                 }
                 let committed = consumer.committed_offsets(assignment, Duration::from_secs(10))?;
@@ -166,7 +184,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 if done {
                     let mut counts = BTreeMap::new();
-                    for p in 0..partitions as u32 {
+                    for e in consumer.assignment()?.elements() {
+                        let p = e.partition() as u32;
                         let part = m.partition(&counts_store, p)?;
                         for item in part.iter_range("default", b"", None, Direction::Forward)? {
                             let (k, v) = item?;
