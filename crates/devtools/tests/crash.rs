@@ -3,9 +3,10 @@
 
 use std::process::Command;
 
-fn harness(guarantee: &str, kills: &str, seed: &str) {
+fn harness(guarantee: &str, kills: &str, seed: &str, extra: &[&str]) {
     let out = Command::new(env!("CARGO_BIN_EXE_devtools"))
         .args(["crash", "--kills", kills, "--seed", seed, "--guarantee", guarantee])
+        .args(extra)
         .output()
         .expect("devtools runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -21,10 +22,17 @@ fn harness(guarantee: &str, kills: &str, seed: &str) {
 
 #[test]
 fn ten_kills_under_exactly_once_lose_and_duplicate_nothing() {
-    harness("exactly-once", "10", "2026");
+    harness("exactly-once", "10", "2026", &[]);
 }
 
 #[test]
 fn five_kills_under_at_least_once_lose_nothing() {
-    harness("at-least-once", "5", "11");
+    harness("at-least-once", "5", "11", &[]);
+}
+
+#[test]
+fn six_kills_beside_a_second_member_with_standbys_are_exact() {
+    // Partitions move between the two members (restores beside the poll
+    // loop, standby promotions, revocations mid-restore) while one is killed.
+    harness("exactly-once", "6", "7", &["--standbys"]);
 }

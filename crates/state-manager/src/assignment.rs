@@ -304,6 +304,7 @@ impl StateStoreManager {
             let ids = self.registry.ids_of(&sp.0);
             self.current.txns.drop_partition(&ids, sp.1);
             self.current.processed.remove(sp);
+            self.current.first_processed.remove(sp);
             if let Role::Restoring(_) = role {
                 let changelogs = self.changelogs_of(sp);
                 if let Some(r) = &self.restorer {

@@ -58,6 +58,9 @@ pub(crate) struct CheckpointState {
     pub(crate) txns: OpenTxns,
     /// (topic, partition) -> offset of the last processed record.
     pub(crate) processed: BTreeMap<(String, u32), i64>,
+    /// (topic, partition) -> offset of the first record processed in this
+    /// checkpoint (where to rewind if it cannot be kept locally).
+    pub(crate) first_processed: BTreeMap<(String, u32), i64>,
 }
 
 impl CheckpointState {
@@ -156,9 +159,33 @@ impl StateStoreManager {
             ProcessingGuarantee::ExactlyOnce => {
                 self.kafka.commit_transaction(&tpl, consumer)?;
                 if self.config.mirror_transactional_offsets && tpl.count() > 0 {
-                    // Only a mirror: the transaction already holds the offsets.
+                    // The transaction holds the offsets; this broker does not
+                    // keep them, so the group's committed offsets come from
+                    // this mirror. If it fails (the broker refuses commits
+                    // during a rebalance), the group still points before
+                    // this checkpoint: local state must not move past it, or
+                    // whoever resumes from those offsets counts its records
+                    // twice. So keep the checkpoint out of local state and
+                    // rewind to its first records: they are processed again
+                    // (their changelog records stay skipped on restores until
+                    // later commits overwrite them).
                     if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
-                        tracing::warn!(error = %e, "mirrored offset commit failed");
+                        tracing::warn!(
+                            error = %e,
+                            "mirrored offset commit failed: this checkpoint is not kept locally and its records \
+                             are processed again"
+                        );
+                        for ((topic, partition), first) in &state.first_processed {
+                            // A partition being revoked cannot be sought; it
+                            // restores from the changelog wherever it goes.
+                            let _ = consumer.seek(
+                                topic,
+                                *partition as i32,
+                                Offset::Offset(*first),
+                                self.config.kafka_timeout,
+                            );
+                        }
+                        return Ok(());
                     }
                 }
             }

@@ -266,6 +266,12 @@ impl StateStoreManager {
             .entry((topic.to_owned(), partition))
             .or_insert(offset);
         *e = (*e).max(offset);
+        let f = self
+            .current
+            .first_processed
+            .entry((topic.to_owned(), partition))
+            .or_insert(offset);
+        *f = (*f).min(offset);
         Ok(())
     }
 

@@ -123,6 +123,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // session expires: keep that short.
         .set("session.timeout.ms", "3000")
         .set("heartbeat.interval.ms", "300")
+        // With two members (--standbys), eager rebalances would revoke the
+        // survivor's own partitions too; librdkafka's mock broker neither
+        // stores offsets sent in a transaction nor accepts the mirrored
+        // commit during a rebalance, so they would restart from stale
+        // offsets. Cooperative rebalances move only what changes owner.
+        .set("partition.assignment.strategy", "cooperative-sticky")
         .create_with_context(StateContext::new(manager.clone()))?;
     consumer.subscribe(&[INPUT])?;
     let mut processed = 0usize;
