@@ -266,6 +266,22 @@ enum Role {
     },
 }
 
+/// A task to start: where, and whether it restores or tails.
+struct NewTask {
+    changelog: ChangelogPartition,
+    partition: Arc<dyn StorePartition>,
+    location: String,
+    replay_check: Option<ReplayCheck>,
+    kind: NewKind,
+}
+
+enum NewKind {
+    /// Restore to the end, judging records by these committed offsets.
+    Active(BTreeMap<String, i64>),
+    /// Tail, judging records by the committed offsets of this source partition.
+    Standby((String, i32)),
+}
+
 struct Task {
     applier: ChangelogApplier,
     partition: Arc<dyn StorePartition>,
@@ -404,79 +420,91 @@ impl Worker {
         }
     }
 
+    /// The role of an active restore from `start` to `high`.
+    fn active(&self, start: i64, high: i64) -> Role {
+        Role::Active {
+            started: Instant::now(),
+            start,
+            high,
+            last_report: Instant::now() - self.config.progress_interval,
+            last_log: Instant::now(),
+        }
+    }
+
+    /// Starts restoring (`committed` given) or tailing (`source` given) a
+    /// partition from its stored offset.
+    fn start_task(&mut self, t: NewTask) {
+        let key = t.changelog;
+        let standby = matches!(t.kind, NewKind::Standby(_));
+        let (start, high) = match self.start_offset(&key, t.partition.as_ref(), &t.location) {
+            Ok(bounds) => bounds,
+            Err(error) => {
+                self.emit(RestoreEvent::Failed {
+                    changelog: key,
+                    standby,
+                    error,
+                });
+                return;
+            }
+        };
+        let (role, committed) = match t.kind {
+            NewKind::Active(committed) => (self.active(start, high), committed),
+            NewKind::Standby(source) => {
+                let committed = self.committed_of(&source).unwrap_or_default();
+                (Role::Standby { source, held: false }, committed)
+            }
+        };
+        let task = Task {
+            applier: self.applier(&t.partition, &key, committed, t.replay_check),
+            partition: t.partition,
+            role,
+            next: start,
+            location: t.location,
+            last_activity: Instant::now(),
+        };
+        if standby {
+            tracing::info!(
+                topic = key.0,
+                partition = key.1,
+                start,
+                high,
+                "standby replica tailing its changelog"
+            );
+        } else {
+            tracing::info!(
+                topic = key.0,
+                partition = key.1,
+                start,
+                high,
+                "restoring {} changelog offsets",
+                (high - start).max(0)
+            );
+        }
+        self.tasks.insert(key.clone(), task);
+        self.assignment_dirty = true;
+        if standby {
+            self.update_standby_status(&key, high);
+        } else {
+            self.maybe_finished(&key);
+        }
+    }
+
     fn command(&mut self, c: Command) {
         match c {
-            Command::Restore(r) => {
-                let key = r.changelog.clone();
-                match self.start_offset(&key, r.partition.as_ref(), &r.location) {
-                    Err(error) => self.emit(RestoreEvent::Failed {
-                        changelog: key,
-                        standby: false,
-                        error,
-                    }),
-                    Ok((start, high)) => {
-                        let task = Task {
-                            applier: self.applier(&r.partition, &key, r.committed_offsets, r.replay_check),
-                            partition: r.partition,
-                            role: Role::Active {
-                                started: Instant::now(),
-                                start,
-                                high,
-                                last_report: Instant::now() - self.config.progress_interval,
-                                last_log: Instant::now(),
-                            },
-                            next: start,
-                            location: r.location,
-                            last_activity: Instant::now(),
-                        };
-                        tracing::info!(
-                            topic = key.0,
-                            partition = key.1,
-                            start,
-                            high,
-                            "restoring {} changelog offsets",
-                            (high - start).max(0)
-                        );
-                        self.tasks.insert(key.clone(), task);
-                        self.assignment_dirty = true;
-                        self.maybe_finished(&key);
-                    }
-                }
-            }
-            Command::Standby(r) => {
-                let key = r.changelog.clone();
-                match self.start_offset(&key, r.partition.as_ref(), &r.location) {
-                    Err(error) => self.emit(RestoreEvent::Failed {
-                        changelog: key,
-                        standby: true,
-                        error,
-                    }),
-                    Ok((start, high)) => {
-                        let committed = self.committed_of(&r.source).unwrap_or_default();
-                        let task = Task {
-                            applier: self.applier(&r.partition, &key, committed, r.replay_check),
-                            partition: r.partition,
-                            role: Role::Standby {
-                                source: r.source,
-                                held: false,
-                            },
-                            next: start,
-                            location: r.location,
-                            last_activity: Instant::now(),
-                        };
-                        tracing::info!(
-                            topic = key.0,
-                            partition = key.1,
-                            start,
-                            high,
-                            "standby replica tailing its changelog"
-                        );
-                        self.tasks.insert(key.clone(), task);
-                        self.update_standby_status(&key, high);
-                        self.assignment_dirty = true;
-                    }
-                }
-            }
+            Command::Restore(r) => self.start_task(NewTask {
+                changelog: r.changelog,
+                partition: r.partition,
+                location: r.location,
+                replay_check: r.replay_check,
+                kind: NewKind::Active(r.committed_offsets),
+            }),
+            Command::Standby(r) => self.start_task(NewTask {
+                changelog: r.changelog,
+                partition: r.partition,
+                location: r.location,
+                replay_check: r.replay_check,
+                kind: NewKind::Standby(r.source),
+            }),
             Command::Promote {
                 changelog,
                 committed_offsets,
@@ -508,16 +536,14 @@ impl Worker {
                         return;
                     }
                 };
+                let role = self.active(0, high);
                 if let Some(t) = self.tasks.get_mut(&key) {
                     let start = t.next;
                     t.last_activity = Instant::now();
-                    t.role = Role::Active {
-                        started: Instant::now(),
-                        start,
-                        high,
-                        last_report: Instant::now() - self.config.progress_interval,
-                        last_log: Instant::now(),
-                    };
+                    t.role = role;
+                    if let Role::Active { start: s, .. } = &mut t.role {
+                        *s = start;
+                    }
                     tracing::info!(
                         topic = key.0,
                         partition = key.1,

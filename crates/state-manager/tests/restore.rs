@@ -7,14 +7,12 @@
 mod common;
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::*;
-use parking_lot::Mutex;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::DefaultProducerContext;
 use rdkafka::Message;
@@ -24,8 +22,8 @@ use state_core::{
     StorePartition, WriteBatch,
 };
 use state_manager::{
-    Codec, KeyValue, ManagerConfig, PartitionTransaction, ProcessingGuarantee, RocksDbBackend, RocksDbOptions,
-    StandbyPolicy, StateContext, StateStoreManager, StoreHandle, StoreSpec,
+    Codec, KeyValue, PartitionTransaction, ProcessingGuarantee, RocksDbBackend, RocksDbOptions, StandbyPolicy,
+    StateStoreManager, StoreHandle,
 };
 
 const CHANGELOG: &str = "changelog__g--input--counts";
@@ -109,44 +107,31 @@ fn seed_changelog(cluster: &MockCluster<'static, DefaultProducerContext>) {
     producer.flush(Duration::from_secs(30)).unwrap();
 }
 
-struct Slow {
-    consumer: BaseConsumer<StateContext>,
-    manager: Arc<Mutex<StateStoreManager>>,
-    counts: StoreHandle<KeyValue>,
-}
-
 /// A member whose restores write one batch of 10 records every `delay`.
-fn slow_member(bootstrap: &str, dir: &Path, inner: Arc<dyn Backend>, delay: Duration, max_poll_ms: &str) -> Slow {
-    let mut cfg = ManagerConfig::with_backend(
-        "g",
+fn slow_member(
+    bootstrap: &str,
+    dir: tempfile::TempDir,
+    inner: Arc<dyn Backend>,
+    delay: Duration,
+    fate: Fate,
+) -> Member {
+    let backend: Arc<dyn Backend> = Arc::new(SlowRestores {
+        inner,
+        delay,
+        bulk_batches: Arc::new(AtomicU64::new(0)),
+    });
+    member_with(
+        bootstrap,
+        ProcessingGuarantee::AtLeastOnce,
+        "slow",
+        "cooperative-sticky",
+        fate,
         dir,
-        Arc::new(SlowRestores {
-            inner,
-            delay,
-            bulk_batches: Arc::new(AtomicU64::new(0)),
-        }),
-    );
-    cfg.guarantee = ProcessingGuarantee::AtLeastOnce;
-    cfg.commit_interval = Duration::from_secs(3600);
-    cfg.recovery.batch_records = 10;
-    let mut m = StateStoreManager::new(cfg, client(bootstrap)).unwrap();
-    let counts = m.register_store(StoreSpec::key_value(INPUT, "counts")).unwrap();
-    let manager = Arc::new(Mutex::new(m));
-    let mut c = client(bootstrap);
-    c.set("group.id", "g")
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("session.timeout.ms", "6000")
-        .set("heartbeat.interval.ms", "500")
-        .set("max.poll.interval.ms", max_poll_ms)
-        .set("partition.assignment.strategy", "cooperative-sticky");
-    let consumer: BaseConsumer<StateContext> = c.create_with_context(StateContext::new(manager.clone())).unwrap();
-    consumer.subscribe(&[INPUT]).unwrap();
-    Slow {
-        consumer,
-        manager,
-        counts,
-    }
+        move |c| {
+            c.backend = backend;
+            c.recovery.batch_records = 10;
+        },
+    )
 }
 
 fn read_count(m: &StateStoreManager, counts: &StoreHandle<KeyValue>, p: u32, key: &str) -> u64 {
@@ -190,14 +175,13 @@ fn a_long_restore_runs_beside_the_poll_loop() {
     let bootstrap = cluster.bootstrap_servers();
     seed_changelog(&cluster);
     let truth = produce_two_partitions(&cluster, 600);
-    let dir = tempfile::tempdir().unwrap();
     // 2,000 records in batches of 10, 110 ms per batch: 22 s of restore.
     let m = slow_member(
         &bootstrap,
-        dir.path(),
+        tempfile::tempdir().unwrap(),
         Arc::new(state_core::MemoryBackend),
         Duration::from_millis(110),
-        "6000",
+        Fate::PollsOften,
     );
     let started = Instant::now();
     let mut during_restore = 0u64;
@@ -282,9 +266,15 @@ fn a_revocation_in_the_middle_of_a_restore_keeps_data_and_offset_in_step() {
     let cluster = two_partition_cluster();
     let bootstrap = cluster.bootstrap_servers();
     seed_changelog(&cluster);
-    let dir = tempfile::tempdir().unwrap();
     let rocks = RocksDbBackend::shared(RocksDbOptions::default());
-    let m = slow_member(&bootstrap, dir.path(), rocks, Duration::from_millis(20), "60000");
+    let m = slow_member(
+        &bootstrap,
+        tempfile::tempdir().unwrap(),
+        rocks,
+        Duration::from_millis(20),
+        Fate::Survives,
+    );
+    let dir = m.dir.path().to_owned();
     // Wait until partition 1 is assigned and part-way through its restore.
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -299,7 +289,7 @@ fn a_revocation_in_the_middle_of_a_restore_keeps_data_and_offset_in_step() {
         }
         assert!(Instant::now() < deadline, "the restore did not start");
     }
-    let store_dir = StoreLocation::new("counts", dir.path().join("g").join("counts").join(INPUT));
+    let store_dir = StoreLocation::new("counts", dir.join("g").join("counts").join(INPUT));
     {
         let mut mgr = m.manager.lock();
         mgr.on_revoke(&[(INPUT.to_owned(), 1)]).unwrap();
