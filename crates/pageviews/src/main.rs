@@ -16,6 +16,7 @@ use pageviews::{Config, Hold, ProcessingGuarantee};
 /// install. Exit status 0 when verified, 1 on a mismatch, 2 on an error.
 #[derive(Parser)]
 #[command(name = "pageviews")]
+#[command(group(clap::ArgGroup::new("serve").args(["http", "metrics"]).multiple(true)))]
 struct Args {
     /// Events in the click stream.
     #[arg(long, default_value_t = 1_000_000)]
@@ -68,8 +69,8 @@ struct Args {
     http_allow_remote: bool,
     /// After the run, keep serving its final state over --http/--metrics
     /// for this many seconds.
-    #[arg(long, value_name = "SECS", default_value_t = 0)]
-    linger_secs: u64,
+    #[arg(long, value_name = "SECS", requires = "serve")]
+    linger_secs: Option<u64>,
 }
 
 /// `PORT` (on 127.0.0.1) or `IP:PORT`; no host names, so the address that
@@ -139,8 +140,8 @@ fn main() -> ExitCode {
         http_allow_remote: a.http_allow_remote,
         listening: None,
         hold: match a.linger_secs {
-            0 => Hold::No,
-            secs => Hold::For(Duration::from_secs(secs)),
+            None | Some(0) => Hold::No,
+            Some(secs) => Hold::For(Duration::from_secs(secs)),
         },
     };
     match pageviews::run(&cfg) {

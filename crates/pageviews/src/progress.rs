@@ -4,7 +4,7 @@
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressState, ProgressStyle};
 use parking_lot::Mutex;
 
 /// How often a plain progress line is printed.
@@ -39,13 +39,18 @@ impl Progress {
             Progress::Off => MeterInner::Off,
             Progress::Bars(multi) => {
                 let bar = multi.add(ProgressBar::new(len));
-                bar.set_style(
-                    ProgressStyle::with_template(
-                        "{msg:>24} [{bar:40}] {human_pos}/{human_len} {per_sec:>14} eta {eta}",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-                );
+                let style = ProgressStyle::with_template(
+                    "{msg:>24} [{bar:40}] {human_pos}/{human_len} {unit} {rate:>9} eta {eta}",
+                )
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .with_key("unit", move |_: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = w.write_str(unit);
+                })
+                .with_key("rate", |s: &ProgressState, w: &mut dyn std::fmt::Write| {
+                    let _ = write!(w, "{:.0}/s", s.per_sec());
+                })
+                .progress_chars("=> ");
+                bar.set_style(style);
                 bar.set_message(what.to_owned());
                 MeterInner::Bar(bar)
             }

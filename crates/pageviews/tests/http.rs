@@ -80,7 +80,7 @@ impl Client {
 
 /// A run in a thread, holding its final state until `release` is dropped.
 struct Running {
-    run: JoinHandle<Result<Report, DemoError>>,
+    run: Option<JoinHandle<Result<Report, DemoError>>>,
     release: Sender<()>,
     listening: Vec<Listening>,
 }
@@ -103,7 +103,7 @@ impl Running {
             }
         }
         Running {
-            run,
+            run: Some(run),
             release,
             listening,
         }
@@ -114,20 +114,32 @@ impl Running {
         Client::new(l.expect("that listener was asked for").addr)
     }
 
+    /// Fails with the run's error if it ended before it was released.
+    fn check(&mut self) {
+        if self.run.as_ref().is_some_and(|r| r.is_finished()) {
+            let result = self.run.take().map(|r| r.join());
+            panic!("the run ended before it was released: {result:?}");
+        }
+    }
+
     /// Waits until the run is verified (it then holds its final state).
-    fn wait_finished(&self, http: &Client) {
+    fn wait_finished(&mut self, http: &Client) {
         let started = Instant::now();
-        while http.phase() != "finished" {
-            assert!(!self.run.is_finished(), "the run ended without holding: {:?}", self.run);
+        loop {
+            self.check();
+            if http.phase() == "finished" {
+                return;
+            }
             assert!(started.elapsed() < DEADLINE, "no end of the run after {DEADLINE:?}");
             std::thread::sleep(Duration::from_millis(100));
         }
     }
 
     /// Lets the run return; its report.
-    fn finish(self) -> Report {
+    fn finish(mut self) -> Report {
         drop(self.release);
-        self.run.join().expect("the run panicked").expect("the run failed")
+        let run = self.run.take().expect("the run was not joined before");
+        run.join().expect("the run panicked").expect("the run failed")
     }
 }
 
@@ -187,13 +199,14 @@ fn interactive_queries_never_go_back_and_end_at_the_verified_count() {
         .collect();
     let page_path = "/pages/%2Fpage%2F0000/windows";
 
-    let running = Running::start(cfg.clone(), 1);
+    let mut running = Running::start(cfg.clone(), 1);
     let http = running.client(Endpoints::All);
     let mut reads: BTreeMap<String, Reads> = BTreeMap::new();
     let mut window_reads: BTreeMap<i64, Reads> = BTreeMap::new();
     let (mut ok, mut unavailable) = (0u64, BTreeMap::<String, u64>::new());
     let started = Instant::now();
     loop {
+        running.check();
         // Read the phase first: once it says finished, every read after
         // it is of the final state.
         let finished = http.phase() == "finished";
@@ -475,7 +488,7 @@ fn metrics_are_prometheus_text_with_every_documented_metric() {
         metrics: Some(localhost),
         ..small_config()
     };
-    let running = Running::start(cfg, 2);
+    let mut running = Running::start(cfg, 2);
     let http = running.client(Endpoints::All);
     let scrape = running.client(Endpoints::MetricsOnly);
     running.wait_finished(&http);
