@@ -90,15 +90,13 @@ impl Truth {
     }
 }
 
-/// Partition of `key` among `partitions` (FNV-1a; the demo places records
-/// itself so it knows where state lives).
+/// Partition of `key` among `partitions`: Kafka's default partitioner for
+/// keyed records (murmur2, as the Java client and librdkafka's
+/// `murmur2_random` use), so the demo's records, its state and the HTTP
+/// queries agree with any Kafka producer. The demo still sets each record's
+/// partition itself: librdkafka's own default is CRC32 (`consistent_random`).
 pub fn partition_of(key: &str, partitions: u32) -> u32 {
-    let mut h: u32 = 0x811C_9DC5;
-    for b in key.bytes() {
-        h ^= b as u32;
-        h = h.wrapping_mul(0x0100_0193);
-    }
-    h % partitions.max(1)
+    state_manager::partition_for_key(key.as_bytes(), partitions)
 }
 
 #[cfg(test)]
@@ -113,6 +111,17 @@ mod tests {
         let low = a.iter().filter(|v| v.page.as_str() < "/page/0025").count();
         assert!(low > 600, "half the pages get most views: {low}");
         assert!(a.iter().all(|v| v.ts >= BASE_TS_MS - 1_000));
+    }
+
+    #[test]
+    fn keys_go_where_kafka_puts_them() {
+        // Kafka's UtilsTest: murmur2("foobar") = -790332482; the default
+        // partitioner takes it positive, modulo the partition count.
+        assert_eq!(
+            partition_of("foobar", 100),
+            ((-790_332_482i32) as u32 & 0x7fff_ffff) % 100
+        );
+        assert!((0..1000).all(|u| partition_of(&format!("user-{u:05}"), 4) < 4));
     }
 
     #[test]

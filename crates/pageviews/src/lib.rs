@@ -16,14 +16,23 @@
 //! checkpoint and its local state deleted; a new one recovers from the
 //! changelogs and finishes. The end state and the output are then compared
 //! with counts computed from the input alone.
+//!
+//! With [`Config::http`] the run serves Prometheus metrics and interactive
+//! queries of the committed state over HTTP while it runs (see [`http`]);
+//! [`Config::metrics`] serves the metrics alone. Neither has
+//! authentication, and both refuse non-loopback addresses unless
+//! [`Config::http_allow_remote`] is set.
 #![warn(missing_docs)]
 
 pub mod events;
+pub mod http;
 mod pipeline;
 mod processor;
+mod progress;
 mod topics;
 mod verify;
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -62,8 +71,38 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// The backend of both stores (default: RocksDB).
     pub backend: Arc<dyn state_manager::Backend>,
-    /// Draw progress bars on stderr.
+    /// Report progress on stderr: bars on a terminal, a plain line every
+    /// few seconds otherwise.
     pub progress: bool,
+    /// Serve `/metrics`, the queries (`/users/<id>/views`,
+    /// `/pages/<page>/windows`) and `/status` over HTTP here while the run
+    /// lasts (port 0: any free port, see [`Config::listening`]). No
+    /// authentication.
+    pub http: Option<SocketAddr>,
+    /// Serve only `/metrics` here. No authentication.
+    pub metrics: Option<SocketAddr>,
+    /// Allow [`Config::http`] and [`Config::metrics`] on addresses other
+    /// than loopback. The endpoints have no authentication: anyone who can
+    /// connect reads every count.
+    pub http_allow_remote: bool,
+    /// Told each listener's address once it is bound.
+    pub listening: Option<crossbeam_channel::Sender<http::Listening>>,
+    /// How long a finished run (verified) keeps serving its final state
+    /// before `run` returns.
+    pub hold: Hold,
+}
+
+/// How long a finished run keeps serving its final state over HTTP, its
+/// manager maintained (so partition metrics stay fresh).
+#[derive(Clone, Debug, Default)]
+pub enum Hold {
+    /// Return at once.
+    #[default]
+    No,
+    /// For this long.
+    For(Duration),
+    /// Until this channel receives a message or all its senders are gone.
+    Until(crossbeam_channel::Receiver<()>),
 }
 
 impl Default for Config {
@@ -83,6 +122,11 @@ impl Default for Config {
             state_dir: None,
             backend: state_manager::RocksDbBackend::shared(Default::default()),
             progress: false,
+            http: None,
+            metrics: None,
+            http_allow_remote: false,
+            listening: None,
+            hold: Hold::No,
         }
     }
 }
@@ -125,6 +169,18 @@ pub enum DemoError {
     /// Bad configuration.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// An HTTP listener could not be started.
+    #[error("cannot serve HTTP on {addr}: {reason}")]
+    Http {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why (address in use, permission denied, ...).
+        reason: String,
+    },
+    /// The Prometheus recorder could not be installed (another `metrics`
+    /// recorder is installed in this process).
+    #[error("cannot install the Prometheus metrics recorder: {0}")]
+    Metrics(String),
     /// The embedded mock cluster dropped the oldest records of a partition:
     /// librdkafka's mock keeps at most 5 MB (or 100,000 batches) per
     /// partition, so the run cannot be verified.

@@ -1,10 +1,11 @@
 //! `cargo run --release -p pageviews -- --help`
 
+use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use pageviews::{Config, ProcessingGuarantee};
+use pageviews::{Config, Hold, ProcessingGuarantee};
 use state_changelog::KafkaSettings;
 
 /// A stateful stream-processing pipeline, start to finish: a click stream
@@ -16,6 +17,7 @@ use state_changelog::KafkaSettings;
 /// install. Exit status 0 when verified, 1 on a mismatch, 2 on an error.
 #[derive(Parser)]
 #[command(name = "pageviews")]
+#[command(group(clap::ArgGroup::new("serve").args(["http", "metrics"]).multiple(true)))]
 struct Args {
     /// Events in the click stream.
     #[arg(long, default_value_t = 1_000_000)]
@@ -60,6 +62,36 @@ struct Args {
     /// Storage backend of the state stores.
     #[arg(long, value_enum, default_value = "rocksdb")]
     backend: BackendArg,
+    /// Serve HTTP while running: GET /metrics (Prometheus), /users/<id>/views,
+    /// /pages/<page>/windows?from=&to= and /status. PORT alone means
+    /// 127.0.0.1:PORT. NO AUTHENTICATION: anyone who can connect reads every
+    /// count; other than loopback addresses need --http-allow-remote.
+    #[arg(long, value_name = "[IP:]PORT", value_parser = listen_addr)]
+    http: Option<SocketAddr>,
+    /// Serve only GET /metrics (Prometheus text) here while running. PORT
+    /// alone means 127.0.0.1:PORT. No authentication; other than loopback
+    /// addresses need --http-allow-remote.
+    #[arg(long, value_name = "[IP:]PORT", value_parser = listen_addr)]
+    metrics: Option<SocketAddr>,
+    /// Let --http and --metrics listen on addresses other than loopback.
+    /// The endpoints have NO AUTHENTICATION: anyone who can reach the port
+    /// reads every count and metric.
+    #[arg(long)]
+    http_allow_remote: bool,
+    /// After the run, keep serving its final state over --http/--metrics
+    /// for this many seconds.
+    #[arg(long, value_name = "SECS", requires = "serve")]
+    linger_secs: Option<u64>,
+}
+
+/// `PORT` (on 127.0.0.1) or `IP:PORT`; no host names, so the address that
+/// is checked is the one that is bound.
+fn listen_addr(s: &str) -> Result<SocketAddr, String> {
+    if let Ok(port) = s.parse::<u16>() {
+        return Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, port)));
+    }
+    s.parse()
+        .map_err(|_| format!("{s:?} is not PORT or IP:PORT (e.g. 9464, 127.0.0.1:9464, [::1]:9464)"))
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -124,6 +156,14 @@ fn main() -> ExitCode {
         state_dir: None,
         backend: a.backend.backend(),
         progress: true,
+        http: a.http,
+        metrics: a.metrics,
+        http_allow_remote: a.http_allow_remote,
+        listening: None,
+        hold: match a.linger_secs {
+            None | Some(0) => Hold::No,
+            Some(secs) => Hold::For(Duration::from_secs(secs)),
+        },
     };
     match pageviews::run(&cfg) {
         Ok(report) => {

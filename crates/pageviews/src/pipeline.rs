@@ -2,9 +2,9 @@
 //! the summary.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use indicatif::{ProgressBar, ProgressStyle};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::mocking::MockCluster;
@@ -13,10 +13,12 @@ use state_changelog::{changelog_topic_name, create_topic};
 use state_manager::StateContext;
 
 use crate::events::{partition_of, Generator, Truth};
+use crate::http::{check_bind, Endpoints, Listening, Phase, Server, Shared};
 use crate::processor::{send, Run, COMPRESSION};
+use crate::progress::Progress;
 use crate::topics::{Topics, GROUP, PAGE_WINDOWS, USER_TOTALS};
 use crate::verify::{read_output, verify, Verdict};
-use crate::{kafka, Config, DemoError, Result};
+use crate::{kafka, Config, DemoError, Hold, Result};
 
 /// What a run measured and found.
 #[derive(Clone, Debug)]
@@ -75,22 +77,8 @@ impl Report {
     }
 }
 
-pub(crate) fn bar(show: bool, len: u64, what: &str) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template("{msg:>12} [{bar:40}] {pos}/{len} ({per_sec}, eta {eta})")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_message(what.to_owned());
-    bar
-}
-
 /// Produces the click stream; returns the truth computed from it.
-fn produce_input(cfg: &Config, client: &ClientConfig, topic: &str) -> Result<Truth> {
+fn produce_input(cfg: &Config, client: &ClientConfig, topic: &str, progress: &Progress) -> Result<Truth> {
     let producer: BaseProducer = kafka(
         "creating the input producer",
         client
@@ -101,7 +89,7 @@ fn produce_input(cfg: &Config, client: &ClientConfig, topic: &str) -> Result<Tru
     )?;
     let window_ms = cfg.window.as_millis() as i64;
     let mut truth = Truth::default();
-    let progress = bar(cfg.progress, cfg.events, "producing");
+    let meter = progress.meter("producing", cfg.events, "events");
     for (i, view) in Generator::new(cfg.seed, cfg.users, cfg.pages)
         .take(cfg.events as usize)
         .enumerate()
@@ -114,11 +102,12 @@ fn produce_input(cfg: &Config, client: &ClientConfig, topic: &str) -> Result<Tru
             .timestamp(view.ts);
         send(&producer, "producing input", rec)?;
         if i % 10_000 == 0 {
-            progress.set_position(i as u64);
+            meter.set_position(i as u64);
         }
     }
     kafka("flushing the input", producer.flush(Duration::from_secs(120)))?;
-    progress.finish_and_clear();
+    meter.set_position(cfg.events);
+    meter.finish();
     Ok(truth)
 }
 
@@ -152,6 +141,32 @@ fn delete_state(dir: &Path) -> Result<()> {
     }
 }
 
+/// Starts the HTTP listeners `cfg` asks for, sharing `shared`.
+fn start_servers(cfg: &Config, shared: &Arc<Shared>, progress: &Progress) -> Result<Vec<Server>> {
+    let mut servers = Vec::new();
+    for (addr, endpoints) in [(cfg.http, Endpoints::All), (cfg.metrics, Endpoints::MetricsOnly)] {
+        let Some(addr) = addr else { continue };
+        let server = Server::start(addr, endpoints, shared.clone())?;
+        let what = match endpoints {
+            Endpoints::All => "/metrics, /users/<id>/views, /pages/<page>/windows, /status",
+            Endpoints::MetricsOnly => "/metrics",
+        };
+        progress.println(&format!(
+            "serving http://{}/ ({what}; no authentication)",
+            server.addr()
+        ));
+        if let Some(tx) = &cfg.listening {
+            // A caller that stopped listening does not stop the run.
+            let _ = tx.send(Listening {
+                endpoints,
+                addr: server.addr(),
+            });
+        }
+        servers.push(server);
+    }
+    Ok(servers)
+}
+
 /// Runs the whole demo: input, processing with a crash, verification.
 pub fn run(cfg: &Config) -> Result<Report> {
     if cfg.partitions == 0 || cfg.window.is_zero() || cfg.commit_every == 0 || !(0.0..1.0).contains(&cfg.crash_at) {
@@ -159,6 +174,16 @@ pub fn run(cfg: &Config) -> Result<Report> {
             "partitions, window and commit-every must be positive and crash-at in [0, 1)".into(),
         ));
     }
+    if let Some(addr) = cfg.http {
+        check_bind("--http", addr, cfg.http_allow_remote)?;
+    }
+    if let Some(addr) = cfg.metrics {
+        check_bind("--metrics", addr, cfg.http_allow_remote)?;
+    }
+    // Declared before everything that may hold the state open (servers,
+    // processors), so it is deleted after them.
+    let scratch = tempfile::tempdir()?;
+    let progress = Progress::new(cfg.progress);
     let mock: Option<MockCluster<'static, DefaultProducerContext>> = match cfg.brokers {
         Some(_) => None,
         None => Some(kafka("starting the mock cluster", MockCluster::new(1))?),
@@ -187,6 +212,24 @@ pub fn run(cfg: &Config) -> Result<Report> {
         by_page: format!("pageviews-by-page{suffix}"),
         output: format!("page-window-counts{suffix}"),
     };
+    let window_ms = cfg.window.as_millis() as i64;
+    // The recorder goes in before any processor exists: metric handles
+    // taken earlier would record nowhere.
+    let shared = match cfg.http.is_some() || cfg.metrics.is_some() {
+        true => Some(Arc::new(Shared::new(
+            crate::http::prometheus()?,
+            cfg.events,
+            cfg.partitions,
+            window_ms,
+            &topics.input,
+            &topics.by_page,
+        ))),
+        false => None,
+    };
+    let _servers = match &shared {
+        Some(shared) => start_servers(cfg, shared, &progress)?,
+        None => Vec::new(),
+    };
     match &mock {
         // The mock cluster answers topic creation through its own API only.
         Some(m) => {
@@ -207,38 +250,55 @@ pub fn run(cfg: &Config) -> Result<Report> {
             }
         }
     }
-    let scratch = tempfile::tempdir()?;
     let state_dir = cfg.state_dir.clone().unwrap_or_else(|| scratch.path().join("state"));
     let run = Run {
         cfg,
         client: client.clone(),
         topics: &topics,
         state_dir: state_dir.clone(),
-        window_ms: cfg.window.as_millis() as i64,
+        window_ms,
+        progress: progress.clone(),
+        shared: shared.clone(),
+    };
+    let phase = |p: Phase| {
+        if let Some(s) = &shared {
+            s.set_phase(p);
+        }
     };
 
-    let truth = produce_input(cfg, &client, &topics.input)?;
+    phase(Phase::Producing);
+    let truth = produce_input(cfg, &client, &topics.input, &progress)?;
     let started = Instant::now();
-    let progress = bar(cfg.progress, cfg.events, "processing");
+    let meter = progress.meter("processing", cfg.events, "events");
     let mut processed = 0u64;
     let crash_after = (cfg.crash_at > 0.0).then_some((cfg.events as f64 * cfg.crash_at) as u64);
 
     let mut crashed_after = None;
     if let Some(n) = crash_after.filter(|n| *n > 0) {
         let mut first = run.processor()?;
-        run.drive(&mut first, Some(n), &mut processed, &progress)?;
+        run.drive(&mut first, Some(n), &mut processed, &meter)?;
+        // Readers let go of the processor before it goes (waiting for
+        // reads in flight): nothing is served from state about to be
+        // deleted, and the next processor's readers start from what it
+        // restores.
+        if let Some(s) = &shared {
+            s.clear_live(Phase::Restarting);
+            s.crashed(processed);
+        }
         // The crash: the checkpoint in flight is dropped, never committed,
         // and the local state is gone.
         first.manager.lock().abort()?;
         drop(first);
         delete_state(&state_dir)?;
         crashed_after = Some(processed);
-        progress.println(format!("crashed after {processed} events; local state deleted"));
+        progress.println(&format!("crashed after {processed} events; local state deleted"));
     }
     let mut second = run.processor()?;
-    run.drive(&mut second, None, &mut processed, &progress)?;
-    progress.finish_and_clear();
+    run.drive(&mut second, None, &mut processed, &meter)?;
+    meter.set_position(processed.min(cfg.events));
+    meter.finish();
     let elapsed = started.elapsed();
+    phase(Phase::Verifying);
 
     let (restored, recovery) = {
         let r = second.recovery.lock();
@@ -246,7 +306,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
             (Some(s), Some(f)) => f.saturating_duration_since(s),
             _ => Duration::ZERO,
         };
-        (r.done.values().sum(), time)
+        (r.partitions.values().map(|p| p.done).sum(), time)
     };
     if mock.is_some() {
         let mut all = vec![topics.input.clone(), topics.by_page.clone(), topics.output.clone()];
@@ -255,6 +315,33 @@ pub fn run(cfg: &Config) -> Result<Report> {
     }
     let output = read_output(&client, &topics.output, cfg.partitions)?;
     let verdict = verify(&truth, &output, &second.manager.lock(), &second.stores, cfg)?;
+    if let Some(s) = &shared {
+        s.finished(processed, verdict.to_string());
+    }
+    let until = match &cfg.hold {
+        Hold::No => None,
+        Hold::For(d) => Some(crossbeam_channel::after(*d)),
+        Hold::Until(_) => Some(crossbeam_channel::never()),
+    };
+    if let Some(until) = until {
+        progress.println("run finished; still serving its final state");
+        let released = match &cfg.hold {
+            Hold::Until(rx) => rx.clone(),
+            _ => crossbeam_channel::never(),
+        };
+        let tick = crossbeam_channel::tick(Duration::from_millis(500));
+        loop {
+            crossbeam_channel::select! {
+                recv(until) -> _ => break,
+                recv(released) -> _ => break,
+                // Keeps partition metrics (exported every few seconds) fresh.
+                recv(tick) -> _ => second.manager.lock().maintain(&second.consumer)?,
+            }
+        }
+    }
+    if let Some(s) = &shared {
+        s.clear_live(Phase::Finished);
+    }
     Ok(Report {
         events: cfg.events,
         processed,

@@ -2,12 +2,11 @@
 //! per-record processing, checkpoints with their output, and the loop that
 //! drives it until the input is done (or until a crash point).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use indicatif::ProgressBar;
 use parking_lot::Mutex;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -19,6 +18,8 @@ use state_changelog::{ChangelogTopicConfig, RecoveryProgress};
 use state_manager::{ManagerConfig, StateContext, StateStoreManager, StoreSpec};
 
 use crate::events::{partition_of, window_start};
+use crate::http::{Live, Shared, EVENTS_PROCESSED};
+use crate::progress::{Meter, Progress};
 use crate::topics::{Stores, Topics, GROUP, PAGE_WINDOWS, USER_TOTALS};
 use crate::{kafka, Config, DemoError, Result};
 
@@ -27,6 +28,8 @@ use crate::{kafka, Config, DemoError, Result};
 pub(crate) const COMPRESSION: &str = "lz4";
 /// Give up when nothing moves for this long.
 const STALL: Duration = Duration::from_secs(120);
+/// How often the processing loop tells the HTTP handlers where it is.
+const STATUS_EVERY: Duration = Duration::from_millis(200);
 
 /// Sends `record`, waiting while the producer's queue is full.
 pub(crate) fn send<C: ProducerContext<DeliveryOpaque = ()>>(
@@ -71,7 +74,17 @@ struct Pending {
 pub(crate) struct RecoveryStats {
     pub started: Option<Instant>,
     pub finished: Option<Instant>,
-    pub done: BTreeMap<(String, i32), u64>,
+    /// Per changelog partition.
+    pub partitions: BTreeMap<(String, i32), Restore>,
+}
+
+/// One changelog partition's restore.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Restore {
+    /// Records applied.
+    pub done: u64,
+    /// Records to apply in all.
+    pub total: u64,
 }
 
 /// What every processor of one run shares.
@@ -81,6 +94,9 @@ pub(crate) struct Run<'a> {
     pub topics: &'a Topics,
     pub state_dir: PathBuf,
     pub window_ms: i64,
+    pub progress: Progress,
+    /// The HTTP handlers' view of the run, when serving.
+    pub shared: Option<Arc<Shared>>,
 }
 
 impl Run<'_> {
@@ -102,14 +118,46 @@ impl Run<'_> {
         manager.ensure_changelog_topics(&ChangelogTopicConfig::default())?;
         let recovery = Arc::new(Mutex::new(RecoveryStats::default()));
         let r = recovery.clone();
+        let progress = self.progress.clone();
+        let mut meters: BTreeMap<(String, i32), Meter> = BTreeMap::new();
         manager.set_progress_listener(move |p: &RecoveryProgress| {
-            let mut r = r.lock();
-            r.started.get_or_insert_with(Instant::now);
-            r.done.insert((p.topic.clone(), p.partition), p.done);
+            {
+                let mut r = r.lock();
+                r.started.get_or_insert_with(Instant::now);
+                r.partitions.insert(
+                    (p.topic.clone(), p.partition),
+                    Restore {
+                        done: p.done,
+                        total: p.total,
+                    },
+                );
+                if p.finished {
+                    r.finished = Some(Instant::now());
+                }
+            }
+            if p.total == 0 {
+                // Nothing to restore: no meter.
+                return;
+            }
+            let key = (p.topic.clone(), p.partition);
+            let meter = meters.entry(key).or_insert_with(|| {
+                // changelog__<group>--<stream>--<store>: name the store.
+                let store = p.topic.rsplit("--").next().unwrap_or(&p.topic);
+                progress.meter(&format!("restore {store}[{}]", p.partition), p.total, "records")
+            });
+            meter.set_length(p.total);
+            meter.set_position(p.done);
             if p.finished {
-                r.finished = Some(Instant::now());
+                meter.finish();
             }
         });
+        if let Some(shared) = &self.shared {
+            shared.set_live(Live {
+                reader: manager.reader(),
+                stores: stores.clone(),
+                recovery: recovery.clone(),
+            });
+        }
         let manager = Arc::new(Mutex::new(manager));
         let mut c = self.client.clone();
         c.set("group.id", GROUP)
@@ -250,31 +298,52 @@ impl Run<'_> {
         Ok(true)
     }
 
-    /// Runs `p` until `stop_after` input records (then returns Some) or
-    /// until everything is processed (then returns None).
-    /// Runs `p` until `stop_after` input records or until everything is processed.
-    pub fn drive(
-        &self,
-        p: &mut Processor,
-        stop_after: Option<u64>,
-        processed: &mut u64,
-        bar: &ProgressBar,
-    ) -> Result<()> {
+    /// Tells the HTTP handlers how far `p` got and which partitions it
+    /// has (they answer 503 for restoring partitions, 404 for others).
+    fn publish(&self, p: &Processor, processed: u64) {
+        let Some(shared) = &self.shared else { return };
+        let (assigned, restoring) = {
+            let m = p.manager.lock();
+            let mut assigned = BTreeSet::new();
+            for stream in shared.streams() {
+                for partition in 0..self.cfg.partitions {
+                    if m.is_assigned(stream, partition) {
+                        assigned.insert((stream.to_owned(), partition));
+                    }
+                }
+            }
+            (assigned, m.restoring().into_iter().collect())
+        };
+        shared.update(processed, assigned, restoring);
+    }
+
+    /// Runs `p` until `stop_after` input records or until everything is
+    /// processed.
+    pub fn drive(&self, p: &mut Processor, stop_after: Option<u64>, processed: &mut u64, meter: &Meter) -> Result<()> {
         let mut last_progress = Instant::now();
+        let mut last_status = Instant::now();
         let mut input_here = 0u64;
+        let events = metrics::counter!(EVENTS_PROCESSED);
+        self.publish(p, *processed);
         loop {
             let polled = p.consumer.poll(Duration::from_millis(100));
             // Errors of rebalances and restores; resumes restored partitions.
             p.manager.lock().maintain(&p.consumer)?;
+            if last_status.elapsed() >= STATUS_EVERY {
+                self.publish(p, *processed);
+                last_status = Instant::now();
+            }
             match polled {
                 Some(Ok(msg)) => {
                     if self.process(&p.manager, &p.stores, &mut p.buf, &msg)? {
                         input_here += 1;
                         *processed += 1;
+                        events.increment(1);
                         if (*processed).is_multiple_of(1000) {
-                            bar.set_position((*processed).min(bar.length().unwrap_or(u64::MAX)));
+                            meter.set_position((*processed).min(self.cfg.events));
                         }
                         if stop_after.is_some_and(|n| input_here >= n) {
+                            self.publish(p, *processed);
                             return Ok(());
                         }
                     }
@@ -287,6 +356,7 @@ impl Run<'_> {
                 None => {
                     self.checkpoint(&p.consumer, &p.manager, &mut p.buf)?;
                     if self.caught_up(p)? {
+                        self.publish(p, *processed);
                         return Ok(());
                     }
                     if last_progress.elapsed() > STALL {

@@ -191,7 +191,7 @@ impl StateStoreManager {
             let (partition, location, topic, check) = match self.open_checked(id, *p) {
                 Ok(opened) => opened,
                 Err(e) => {
-                    self.close_partition(sp)?;
+                    self.close_partition(sp, "active")?;
                     return Err(e);
                 }
             };
@@ -266,13 +266,12 @@ impl StateStoreManager {
         }
     }
 
-    /// Closes every store partition of `sp`.
-    fn close_partition(&mut self, sp: &SourcePartition) -> Result<()> {
+    /// Closes every store partition of `sp`, which had `role` (`active` or
+    /// `standby`: whose exported figures go to zero).
+    fn close_partition(&mut self, sp: &SourcePartition, role: &'static str) -> Result<()> {
         for id in self.registry.ids_of(&sp.0) {
             let s = self.registry.get_mut(id);
-            for role in ["active", "standby"] {
-                crate::metrics::partition(&s.name, &s.stream, sp.1, role, None);
-            }
+            crate::metrics::partition(&s.name, &s.stream, sp.1, role, None);
             s.formats.remove(&sp.1);
             if s.store.partition(sp.1).is_some() {
                 s.store.revoke_partition(sp.1)?;
@@ -318,7 +317,7 @@ impl StateStoreManager {
             if self.config.standby.keeps(sp) && !self.changelogs_of(sp).is_empty() {
                 self.start_standby(sp)?;
             } else {
-                self.close_partition(sp)?;
+                self.close_partition(sp, "active")?;
             }
             tracing::info!(stream = sp.0, partition = sp.1, "partition revoked");
         }
@@ -366,7 +365,7 @@ impl StateStoreManager {
         if let Some(r) = &self.restorer {
             r.release(changelogs)?;
         }
-        self.close_partition(sp)?;
+        self.close_partition(sp, "standby")?;
         tracing::info!(stream = sp.0, partition = sp.1, "standby replica stopped");
         Ok(())
     }

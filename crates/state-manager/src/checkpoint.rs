@@ -137,10 +137,12 @@ impl StateStoreManager {
             txn.prepare(offsets.as_ref())
                 .map_err(|e| failed("prepare")(format!("{}[{partition}]: {e}", store.describe())))?;
         }
+        lap("prepare");
         // 2. Every changelog (and output) record delivered.
         self.kafka
             .flush()
             .map_err(|e| failed("producer flush")(e.to_string()))?;
+        lap("produce");
         self.observe(CheckpointStage::Produced);
         // 3. Source offsets.
         let mut tpl = TopicPartitionList::new();

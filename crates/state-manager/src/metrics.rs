@@ -40,6 +40,54 @@ pub const PARTITION_PENDING_COMPACTION_BYTES: &str = "kafka_state_partition_pend
 /// See [`PARTITION_LIVE_DATA_BYTES`]: bytes on disk.
 pub const PARTITION_DISK_BYTES: &str = "kafka_state_partition_disk_bytes";
 
+/// Registers a description (HELP text) and unit of every metric the
+/// library records, this crate's and the changelog producer's, with the
+/// installed recorder. Call it once after installing the recorder.
+pub fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_histogram!(
+        CHECKPOINT_STAGE_SECONDS,
+        Unit::Seconds,
+        "Time spent in each stage of a checkpoint"
+    );
+    describe_counter!(CHECKPOINTS, "Checkpoints, by result");
+    describe_gauge!(RESTORE_DONE, "Changelog records restored so far by a restore");
+    describe_gauge!(RESTORE_REMAINING, "Changelog records a restore still has to apply");
+    describe_gauge!(RESTORE_RATE, "Changelog records restored per second");
+    describe_gauge!(STANDBY_LAG, "Changelog records a standby replica has not applied yet");
+    describe_gauge!(PARTITIONS, "Store partitions on this instance, by role");
+    describe_gauge!(
+        PARTITION_LIVE_DATA_BYTES,
+        Unit::Bytes,
+        "Estimated live data of a store partition"
+    );
+    describe_gauge!(
+        PARTITION_MEMTABLE_BYTES,
+        Unit::Bytes,
+        "Write buffers (memtables) of a store partition"
+    );
+    describe_gauge!(
+        PARTITION_BLOCK_CACHE_BYTES,
+        Unit::Bytes,
+        "Block cache in use (shared by a backend's partitions)"
+    );
+    describe_gauge!(
+        PARTITION_PENDING_COMPACTION_BYTES,
+        Unit::Bytes,
+        "Bytes compaction still has to rewrite"
+    );
+    describe_gauge!(PARTITION_DISK_BYTES, Unit::Bytes, "Files of a store partition on disk");
+    describe_counter!(
+        state_changelog::metrics::CHANGELOG_RECORDS,
+        "Changelog records produced"
+    );
+    describe_counter!(
+        state_changelog::metrics::CHANGELOG_BYTES,
+        Unit::Bytes,
+        "Key and value bytes of the changelog records produced"
+    );
+}
+
 /// How often partition figures are exported (from `maintain`).
 pub(crate) const EXPORT_INTERVAL: Duration = Duration::from_secs(5);
 
