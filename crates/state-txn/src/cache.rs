@@ -55,6 +55,9 @@ struct Entry {
     key: Span,
     /// `None`: deleted.
     value: Option<Span>,
+    /// The writer knew the key had no committed value (see
+    /// [`state_core::WriteBatch::put_new`]).
+    new_key: bool,
 }
 
 fn hash(key: &[u8]) -> u64 {
@@ -95,7 +98,7 @@ impl CfChanges {
         (&self.bytes[e.key.range()], e.value.map(|v| &self.bytes[v.range()]))
     }
 
-    fn put(&mut self, key: &[u8], value: Option<&[u8]>) {
+    fn put(&mut self, key: &[u8], value: Option<&[u8]>, new_key: bool) {
         let h = hash(key);
         let CfChanges {
             bytes,
@@ -113,11 +116,14 @@ impl CfChanges {
                 (_, Some(v)) => Some(append(bytes, v)),
                 (_, None) => None,
             };
+            // Newness is a fact about the stored state, not about this write.
+            e.new_key |= new_key;
             return;
         }
         let entry = Entry {
             key: append(bytes, key),
             value: value.map(|v| append(bytes, v)),
+            new_key,
         };
         entries.insert_unique(h, entry, |e| hash(&bytes[e.key.range()]));
         if let Some(ordered) = ordered.get_mut() {
@@ -136,13 +142,31 @@ impl CfChanges {
 
     /// Every change, by key.
     pub(crate) fn sorted(&self) -> Vec<Change<'_>> {
+        self.with_sorted(|entries| entries.iter().map(|e| self.change(e)).collect())
+    }
+
+    /// Every change by key, with whether the key is known to be new (no
+    /// committed value).
+    pub(crate) fn sorted_flagged(&self) -> Vec<(&[u8], Option<&[u8]>, bool)> {
+        self.with_sorted(|entries| {
+            entries
+                .iter()
+                .map(|e| {
+                    let (k, v) = self.change(e);
+                    (k, v, e.new_key)
+                })
+                .collect()
+        })
+    }
+
+    fn with_sorted<T>(&self, f: impl FnOnce(&[Entry]) -> T) -> T {
         let mut sorted = self.sorted.borrow_mut();
         let entries = sorted.get_or_insert_with(|| {
             let mut entries: Vec<Entry> = self.entries.iter().copied().collect();
             entries.sort_unstable_by(|a, b| self.bytes[a.key.range()].cmp(&self.bytes[b.key.range()]));
             entries
         });
-        entries.iter().map(|e| self.change(e)).collect()
+        f(entries)
     }
 
     /// Changes with `lower <= key < upper`, by key.
@@ -199,11 +223,16 @@ impl UpdateCache {
     }
 
     pub(crate) fn set(&mut self, cf: &str, key: &[u8], value: &[u8]) {
-        self.changes_mut(cf).put(key, Some(value));
+        self.changes_mut(cf).put(key, Some(value), false);
+    }
+
+    /// [`set`](Self::set) of a key the caller knows has no committed value.
+    pub(crate) fn set_new(&mut self, cf: &str, key: &[u8], value: &[u8]) {
+        self.changes_mut(cf).put(key, Some(value), true);
     }
 
     pub(crate) fn delete(&mut self, cf: &str, key: &[u8]) {
-        self.changes_mut(cf).put(key, None);
+        self.changes_mut(cf).put(key, None, false);
     }
 
     pub(crate) fn is_empty(&self) -> bool {
@@ -292,6 +321,26 @@ mod tests {
                 (&b"a"[..], None),
                 (&b"b"[..], Some(&b"longer"[..])),
                 (&b"c"[..], Some(&b"3"[..]))
+            ]
+        );
+    }
+
+    #[test]
+    fn newness_sticks_to_a_key_whatever_is_written_after() {
+        let mut c = UpdateCache::default();
+        c.set_new("x", b"n", b"1");
+        c.set("x", b"n", b"22");
+        c.set("x", b"o", b"1");
+        c.delete("x", b"d");
+        c.set_new("x", b"d", b"1");
+        c.delete("x", b"d");
+        let flagged = c.sorted_cfs()[0].1.sorted_flagged();
+        assert_eq!(
+            flagged,
+            vec![
+                (&b"d"[..], None, true),
+                (&b"n"[..], Some(&b"22"[..]), true),
+                (&b"o"[..], Some(&b"1"[..]), false)
             ]
         );
     }

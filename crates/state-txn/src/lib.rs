@@ -26,6 +26,7 @@ mod timestamped;
 mod transaction;
 mod ttl;
 mod windowed;
+pub mod write_behind;
 
 pub use checkpointed::StateTransaction;
 pub use error::{Result, TxnError};
@@ -34,8 +35,81 @@ pub use timestamped::{TimestampedConfig, TimestampedTransaction, MIN_ELIGIBLE_TI
 pub use transaction::{PartitionTransaction, TxnStatus};
 pub use ttl::{GetOptions, SetOptions};
 pub use windowed::{ExpiredWindow, Window, WindowCursor, WindowedTransaction, GLOBAL_COUNTER_KEY};
+pub use write_behind::{WriteBehindConfig, WriteBehindPartition, WriteBehindStats};
 
 #[cfg(test)]
 mod memory_conformance {
     crate::txn_conformance_tests!(state_core::testkit::MemoryHarness);
+}
+
+/// The backend conformance kit and the transaction kit on the in-memory
+/// backend behind a write-behind cache, with bounds small enough that
+/// flushes, evictions and written-through batches happen throughout.
+#[cfg(test)]
+mod write_behind_conformance {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use state_core::testkit::Harness;
+    use state_core::{Backend, BackendInfo, MemoryPartition, StoreLocation, StorePartition};
+
+    use crate::{WriteBehindConfig, WriteBehindPartition};
+
+    #[derive(Debug)]
+    struct WriteBehindMemory(WriteBehindConfig);
+
+    impl Backend for WriteBehindMemory {
+        fn info(&self) -> BackendInfo {
+            BackendInfo {
+                name: "memory+write-behind",
+                durable: false,
+            }
+        }
+
+        fn open_partition(&self, _: &StoreLocation, _: u32) -> state_core::Result<Arc<dyn StorePartition>> {
+            Ok(Arc::new(WriteBehindPartition::new(
+                Arc::new(MemoryPartition::new()),
+                self.0,
+            )?))
+        }
+
+        fn destroy_store(&self, _: &StoreLocation) -> state_core::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[derive(Clone, Copy)]
+    struct Small {
+        age: Duration,
+    }
+
+    impl Harness for Small {
+        fn backend(&self) -> Arc<dyn Backend> {
+            Arc::new(WriteBehindMemory(WriteBehindConfig {
+                max_bytes: 16 << 10,
+                max_dirty_bytes: 4 << 10,
+                max_dirty_age: self.age,
+            }))
+        }
+
+        fn location(&self) -> StoreLocation {
+            StoreLocation::new("conformance", "memory+write-behind")
+        }
+    }
+
+    mod lazy {
+        use super::*;
+        state_core::conformance_tests!(Small {
+            age: Duration::from_secs(3600)
+        });
+        crate::txn_conformance_tests!(Small {
+            age: Duration::from_secs(3600)
+        });
+    }
+
+    mod eager {
+        use super::*;
+        state_core::conformance_tests!(Small { age: Duration::ZERO });
+        crate::txn_conformance_tests!(Small { age: Duration::ZERO });
+    }
 }

@@ -338,6 +338,15 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
         Ok(())
     }
 
+    /// Sets full key `key` in `cf` that the caller knows has no committed
+    /// value in the partition: flushed as [`WriteBatch::put_new`], and a
+    /// later delete of it in this transaction writes nothing locally.
+    pub(crate) fn set_raw_new(&mut self, cf: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        self.started("set")?;
+        self.cache.set_new(cf, key, value);
+        Ok(())
+    }
+
     /// Deletes full key `key` in `cf`.
     pub fn delete_raw(&mut self, cf: &str, key: Vec<u8>) -> Result<()> {
         self.started("delete")?;
@@ -717,8 +726,15 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
         // order is the fast one (RocksDB's memtable inserts reuse their
         // search path between neighbouring keys).
         for (cf_name, changes) in self.cache.sorted_cfs() {
-            for (key, value) in changes.sorted() {
-                batch.push(cf_name, key, value);
+            for (key, value, new_key) in changes.sorted_flagged() {
+                match value {
+                    Some(v) if new_key => batch.put_new(cf_name, key, v),
+                    Some(v) => batch.put(cf_name, key, v),
+                    // Created and deleted here, never stored: nothing to
+                    // delete (the changelog still gets its tombstone).
+                    None if new_key => {}
+                    None => batch.delete(cf_name, key),
+                }
             }
         }
         if let Some(t) = self.ttl.as_ref().filter(|t| t.enabled()) {
