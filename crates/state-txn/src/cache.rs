@@ -60,6 +60,15 @@ struct Entry {
     new_key: bool,
 }
 
+/// The first 8 bytes of `key` as a big-endian integer, zero-padded: keys
+/// in byte order have heads in integer order (equal heads say nothing).
+fn key_head(key: &[u8]) -> u64 {
+    let mut head = [0u8; 8];
+    let n = key.len().min(8);
+    head[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(head)
+}
+
 fn hash(key: &[u8]) -> u64 {
     FxBuildHasher.hash_one(key)
 }
@@ -145,6 +154,21 @@ impl CfChanges {
         self.with_sorted(|entries| entries.iter().map(|e| self.change(e)).collect())
     }
 
+    /// Every change with whether the key is known to be new: in key order
+    /// if `sorted` or if that order is at hand anyway, else unordered.
+    pub(crate) fn flagged(&self, sorted: bool) -> Vec<(&[u8], Option<&[u8]>, bool)> {
+        if sorted || self.sorted.borrow().is_some() {
+            return self.sorted_flagged();
+        }
+        self.entries
+            .iter()
+            .map(|e| {
+                let (k, v) = self.change(e);
+                (k, v, e.new_key)
+            })
+            .collect()
+    }
+
     /// Every change by key, with whether the key is known to be new (no
     /// committed value).
     pub(crate) fn sorted_flagged(&self) -> Vec<(&[u8], Option<&[u8]>, bool)> {
@@ -162,9 +186,19 @@ impl CfChanges {
     fn with_sorted<T>(&self, f: impl FnOnce(&[Entry]) -> T) -> T {
         let mut sorted = self.sorted.borrow_mut();
         let entries = sorted.get_or_insert_with(|| {
-            let mut entries: Vec<Entry> = self.entries.iter().copied().collect();
-            entries.sort_unstable_by(|a, b| self.bytes[a.key.range()].cmp(&self.bytes[b.key.range()]));
-            entries
+            // Sorted by the first 8 key bytes as an integer, then by the
+            // whole key: most comparisons end at the integer, without a
+            // call to `memcmp` (the sort was 14% of w2 before).
+            let mut keyed: Vec<(u64, Entry)> = self
+                .entries
+                .iter()
+                .map(|e| (key_head(&self.bytes[e.key.range()]), *e))
+                .collect();
+            keyed.sort_unstable_by(|(ha, a), (hb, b)| {
+                ha.cmp(hb)
+                    .then_with(|| self.bytes[a.key.range()].cmp(&self.bytes[b.key.range()]))
+            });
+            keyed.into_iter().map(|(_, e)| e).collect()
         });
         f(entries)
     }
@@ -293,6 +327,31 @@ mod tests {
         assert!(c.range("default", b"c", Some(b"a")).is_empty());
         assert_eq!(c.range("default", b"b", None).len(), 2);
         assert!(c.range("other", b"", None).is_empty());
+    }
+
+    #[test]
+    fn sorted_changes_are_in_byte_order_whatever_the_heads() {
+        let mut c = UpdateCache::default();
+        let keys: Vec<&[u8]> = vec![
+            b"",
+            b"\0",
+            b"a",
+            b"a\0",
+            b"a\0\0\0\0\0\0\0",
+            b"a\0\0\0\0\0\0\0\0",
+            b"abcdefgh",
+            b"abcdefghi",
+            b"abcdefgg\xff",
+            b"\xff\xff\xff\xff\xff\xff\xff\xff",
+            b"b",
+        ];
+        for k in keys.iter().rev() {
+            c.set("x", k, b"v");
+        }
+        let got: Vec<&[u8]> = c.sorted_cfs()[0].1.sorted().into_iter().map(|(k, _)| k).collect();
+        let mut want = keys.clone();
+        want.sort();
+        assert_eq!(got, want);
     }
 
     #[test]

@@ -34,7 +34,9 @@ pub use options::{CollectedValues, ExpireOptions};
 pub use timestamped::{TimestampedConfig, TimestampedTransaction, MIN_ELIGIBLE_TIMESTAMPS_KEY};
 pub use transaction::{PartitionTransaction, TxnStatus};
 pub use ttl::{GetOptions, SetOptions};
-pub use windowed::{ExpiredWindow, Window, WindowCursor, WindowedTransaction, GLOBAL_COUNTER_KEY};
+pub use windowed::{
+    ExpiredWindow, Window, WindowCursor, WindowIndex, WindowIndexStats, WindowedTransaction, GLOBAL_COUNTER_KEY,
+};
 pub use write_behind::{WriteBehindConfig, WriteBehindPartition, WriteBehindStats};
 
 #[cfg(test)]

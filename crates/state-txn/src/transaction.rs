@@ -124,6 +124,11 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
         &self.cache
     }
 
+    /// What the change set holds for `key` in `cf`.
+    pub(crate) fn cached(&self, cf: &str, key: &[u8]) -> Cached<'_> {
+        self.cache.get(cf, key)
+    }
+
     /// The TTL side of this transaction, when `cf` is the one it applies to.
     fn ttl_for(&self, cf_name: &str) -> Option<&TtlTxn> {
         self.ttl.as_ref().filter(|_| cf_name == cf::DEFAULT)
@@ -344,6 +349,20 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     pub(crate) fn set_raw_new(&mut self, cf: &str, key: &[u8], value: &[u8]) -> Result<()> {
         self.started("set")?;
         self.cache.set_new(cf, key, value);
+        Ok(())
+    }
+
+    /// [`set_raw`](Self::set_raw) from borrowed bytes.
+    pub(crate) fn set_raw_ref(&mut self, cf: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        self.started("set")?;
+        self.cache.set(cf, key, value);
+        Ok(())
+    }
+
+    /// [`delete_raw`](Self::delete_raw) of borrowed bytes.
+    pub(crate) fn delete_raw_ref(&mut self, cf: &str, key: &[u8]) -> Result<()> {
+        self.started("delete")?;
+        self.stage_delete(cf, key);
         Ok(())
     }
 
@@ -693,9 +712,17 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     /// with [`state_core::ttl::SweepTombstones::LocalOnly`], the sweep's
     /// deletes).
     pub fn flush(&mut self, changelog_offset: Option<u64>) -> Result<()> {
+        self.flush_then(changelog_offset, |_| ())
+    }
+
+    /// [`flush`](Self::flush), then, if the write succeeded, `after` with
+    /// the changes written (the windowed layer updates its shared index).
+    pub(crate) fn flush_then(&mut self, changelog_offset: Option<u64>, after: impl FnOnce(&UpdateCache)) -> Result<()> {
         self.require("flush", &[TxnStatus::Started, TxnStatus::Prepared])?;
         let res = self.write_changes(changelog_offset);
         self.status = if res.is_ok() {
+            after(&self.cache);
+            self.cache = UpdateCache::default();
             TxnStatus::Complete
         } else {
             TxnStatus::Failed
@@ -723,10 +750,12 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
             }
         }
         // Keys are unique per column family, so any order is correct; key
-        // order is the fast one (RocksDB's memtable inserts reuse their
-        // search path between neighbouring keys).
+        // order is the fast one for RocksDB (its memtable inserts reuse
+        // their search path between neighbouring keys), so the changes are
+        // sorted for partitions that say so.
+        let sorted = self.partition.prefers_sorted_batches();
         for (cf_name, changes) in self.cache.sorted_cfs() {
-            for (key, value, new_key) in changes.sorted_flagged() {
+            for (key, value, new_key) in changes.flagged(sorted) {
                 match value {
                     Some(v) if new_key => batch.put_new(cf_name, key, v),
                     Some(v) => batch.put(cf_name, key, v),
@@ -753,7 +782,6 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
             batch.set_changelog_offset(offset);
         }
         self.partition.write(&batch)?;
-        self.cache = UpdateCache::default();
         Ok(())
     }
 

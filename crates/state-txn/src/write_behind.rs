@@ -181,6 +181,15 @@ struct State {
     elided: u64,
 }
 
+/// The first 8 bytes of `key` as a big-endian integer, zero-padded: keys
+/// in byte order have heads in integer order.
+fn key_head(key: &[u8]) -> u64 {
+    let mut head = [0u8; 8];
+    let n = key.len().min(8);
+    head[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(head)
+}
+
 fn hash_of(cf: u16, key: &[u8]) -> u64 {
     FxBuildHasher.hash_one((cf, key))
 }
@@ -492,16 +501,31 @@ impl State {
             }
         }
         // Key order per column family: RocksDB's memtable inserts reuse
-        // their search path between neighbouring keys.
+        // their search path between neighbouring keys. Sorted by column
+        // family rank and the first 8 key bytes as integers first, which
+        // settles most comparisons without comparing bytes.
         let slots = &self.slots;
         let cfs = &self.cfs;
-        dirty.sort_unstable_by(|&a, &b| {
-            let (a, b) = (&slots[a as usize], &slots[b as usize]);
-            cfs[a.cf as usize]
-                .name
-                .cmp(&cfs[b.cf as usize].name)
-                .then_with(|| a.key.cmp(&b.key))
+        let mut by_name: Vec<usize> = (0..cfs.len()).collect();
+        by_name.sort_unstable_by(|&a, &b| cfs[a].name.cmp(&cfs[b].name));
+        let mut rank = vec![0u16; cfs.len()];
+        for (r, &i) in by_name.iter().enumerate() {
+            rank[i] = r as u16;
+        }
+        let mut keyed: Vec<(u16, u64, u32)> = dirty
+            .iter()
+            .map(|&i| {
+                let s = &slots[i as usize];
+                (rank[s.cf as usize], key_head(&s.key), i)
+            })
+            .collect();
+        keyed.sort_unstable_by(|a, b| {
+            (a.0, a.1)
+                .cmp(&(b.0, b.1))
+                .then_with(|| slots[a.2 as usize].key.cmp(&slots[b.2 as usize].key))
         });
+        dirty.clear();
+        dirty.extend(keyed.iter().map(|k| k.2));
         let mut batch = WriteBatch::with_capacity(dirty.len(), bytes);
         for &i in &dirty {
             let s = &slots[i as usize];
@@ -629,6 +653,9 @@ impl State {
             (true, false, Some(k)) => {
                 self.ordered_remove(cf, &k);
                 self.elided += 1;
+                // Nothing is below and nothing is pending: forget the key
+                // (a window created and expired is never read again).
+                self.remove_slot(idx);
             }
             _ => {}
         }
@@ -897,6 +924,11 @@ impl StorePartition for WriteBehindPartition {
 
     fn changelog_offset(&self) -> Result<Option<u64>> {
         Ok(self.state.lock().offset)
+    }
+
+    /// Writes go into a hash table; the flush sorts what it writes below.
+    fn prefers_sorted_batches(&self) -> bool {
+        false
     }
 
     fn column_families(&self) -> Result<Vec<String>> {

@@ -23,23 +23,33 @@
 
 use std::collections::BTreeSet;
 
-use rustc_hash::FxHashMap;
+use std::cell::RefCell;
+
+use rustc_hash::FxBuildHasher;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use state_core::{cf, keys, ChangelogSink, Codec, Direction, ProcessedOffsets, StorePartition};
 
+use crate::cache::Cached;
 use crate::error::{Result, TxnError};
 use crate::options::{CollectedValues, ExpireOptions};
 use crate::transaction::{PartitionTransaction, TxnStatus};
 
 pub mod checkpoint;
+pub mod index;
 mod index_value;
 pub mod iter;
 
+pub use index::{WindowIndex, WindowIndexStats};
 use index_value::IndexValue;
 pub use iter::WindowCursor;
+
+/// Stored windows in a range that [`WindowedTransaction`] reads by point
+/// reads from what the [`WindowIndex`] lists; more are read by one range
+/// scan.
+const POINT_READ_WINDOWS: usize = 32;
 
 pub(crate) const LATEST_TIMESTAMP_KEY: &[u8] = b"__latest_timestamp__";
 pub(crate) const LATEST_EXPIRED_KEY: &[u8] = b"__expired_start_gt__";
@@ -150,11 +160,103 @@ fn window_key_len(prefix: &[u8]) -> usize {
 /// with `end <= start` are refused with a typed error.
 pub struct WindowedTransaction<P: StorePartition + ?Sized = dyn StorePartition> {
     base: PartitionTransaction<P>,
-    /// Index values this transaction has read or written, per prefix and
-    /// [`Index`] slot (`None`: not known yet). Keyed by prefix alone so a
-    /// lookup needs no allocation.
-    indexes: FxHashMap<Vec<u8>, [Option<Option<i128>>; Index::COUNT]>,
+    /// What this transaction knows per prefix. Keyed by prefix alone so a
+    /// lookup needs no allocation; in a cell so reads (`&self`) can take a
+    /// prefix's snapshot from the shared index.
+    prefixes: RefCell<PrefixMap>,
     counter: Option<u64>,
+    /// The partition's shared index, if the owner made one.
+    shared: Option<Arc<WindowIndex>>,
+    /// [`base_mut`](Self::base_mut) was used: windows may have changed
+    /// behind the back of `prefixes`, so ranges read the change set.
+    untracked: bool,
+    /// Reused buffers for keys and values written.
+    key_buf: Vec<u8>,
+    value_buf: Vec<u8>,
+}
+
+type PrefixMap = hashbrown::HashMap<Vec<u8>, PrefixTxn, FxBuildHasher>;
+
+/// What one transaction knows about one prefix.
+#[derive(Debug, Default)]
+struct PrefixTxn {
+    /// Index values read or written, per [`Index`] slot (`None`: not known
+    /// yet).
+    slots: [Option<Option<i128>>; Index::COUNT],
+    /// Windows this transaction set or deleted through the windowed API.
+    touched: FewWindows,
+    /// The prefix's committed state from the shared index, taken on first
+    /// use (`None`: not taken yet).
+    shared: Option<SharedSnapshot>,
+}
+
+/// A prefix's committed state, as the shared index has it.
+#[derive(Debug)]
+struct SharedSnapshot {
+    /// Stored windows, sorted; `None`: not indexed.
+    windows: Option<FewWindows>,
+    latest: Option<i128>,
+    expired: Option<i128>,
+}
+
+/// `(start, end)` pairs, the first two inline: most prefixes have one or
+/// two windows, and a transaction keeps these for every prefix it touches.
+#[derive(Clone, Debug, Default)]
+struct FewWindows {
+    inline: [(u64, u64); 2],
+    len: u8,
+    /// All of them once there are more than two.
+    spilled: Vec<(u64, u64)>,
+}
+
+impl FewWindows {
+    fn from_slice(windows: &[(u64, u64)]) -> Self {
+        let mut out = FewWindows::default();
+        if windows.len() > out.inline.len() {
+            out.spilled = windows.to_vec();
+        } else {
+            out.inline[..windows.len()].copy_from_slice(windows);
+            out.len = windows.len() as u8;
+        }
+        out
+    }
+
+    fn as_slice(&self) -> &[(u64, u64)] {
+        if self.spilled.is_empty() {
+            &self.inline[..usize::from(self.len)]
+        } else {
+            &self.spilled
+        }
+    }
+
+    fn push(&mut self, window: (u64, u64)) {
+        if !self.spilled.is_empty() {
+            self.spilled.push(window);
+        } else if usize::from(self.len) < self.inline.len() {
+            self.inline[usize::from(self.len)] = window;
+            self.len += 1;
+        } else {
+            self.spilled = self.inline.to_vec();
+            self.spilled.push(window);
+        }
+    }
+}
+
+thread_local! {
+    static WINDOW_KEY: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on `prefix | start | end` built in a reused buffer.
+fn with_window_key<T>(prefix: &[u8], start: u64, end: u64, f: impl FnOnce(&[u8]) -> T) -> T {
+    WINDOW_KEY.with(|buf| match buf.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            keys::write_prefixed_key(&mut buf, prefix, &keys::encode_u64_pair(start, end));
+            f(&buf)
+        }
+        // Re-entered (a backend reading through a transaction).
+        Err(_) => f(&keys::window_key(prefix, start, end)),
+    })
 }
 
 impl<P: StorePartition + ?Sized> std::fmt::Debug for WindowedTransaction<P> {
@@ -168,9 +270,39 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     pub fn new(partition: Arc<P>, codec: Codec, sink: Option<Arc<dyn ChangelogSink>>) -> Self {
         WindowedTransaction {
             base: PartitionTransaction::new(partition, codec, sink),
-            indexes: FxHashMap::default(),
+            prefixes: RefCell::new(PrefixMap::default()),
             counter: None,
+            shared: None,
+            untracked: false,
+            key_buf: Vec::new(),
+            value_buf: Vec::new(),
         }
+    }
+
+    /// Starts a windowed transaction on `partition` that reads per-prefix
+    /// metadata (latest timestamp, last expired start, which windows exist)
+    /// from `index`, the partition's shared [`WindowIndex`], and updates it
+    /// after a successful flush. Reads and writes give exactly what
+    /// [`new`](Self::new) gives; `get_window` of a missing window and
+    /// `expire_windows` with nothing to expire read nothing from the
+    /// partition, and created windows are flushed as
+    /// [`state_core::WriteBatch::put_new`]. See [`WindowIndex`] for the
+    /// owner's side of the contract.
+    pub fn with_index(
+        partition: Arc<P>,
+        codec: Codec,
+        sink: Option<Arc<dyn ChangelogSink>>,
+        index: Arc<WindowIndex>,
+    ) -> Self {
+        WindowedTransaction {
+            shared: Some(index),
+            ..WindowedTransaction::new(partition, codec, sink)
+        }
+    }
+
+    /// The shared index this transaction uses, if any.
+    pub fn index(&self) -> Option<&Arc<WindowIndex>> {
+        self.shared.as_ref()
     }
 
     /// The underlying key-value transaction (for plain `get`/`set`).
@@ -178,8 +310,11 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         &self.base
     }
 
-    /// Mutable access to the underlying key-value transaction.
+    /// Mutable access to the underlying key-value transaction. Windows
+    /// written through it are seen by every windowed read (range reads of
+    /// this transaction then merge its whole change set).
     pub fn base_mut(&mut self) -> &mut PartitionTransaction<P> {
+        self.untracked = true;
         &mut self.base
     }
 
@@ -202,37 +337,103 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
 
     // ---- indexes -----------------------------------------------------------
 
+    /// Takes `prefix`'s snapshot from the shared index if not taken yet;
+    /// false without a shared index.
+    fn snapshot(&self, prefix: &[u8]) -> Result<bool> {
+        let Some(shared) = &self.shared else { return Ok(false) };
+        if self.prefixes.borrow().get(prefix).is_some_and(|p| p.shared.is_some()) {
+            return Ok(true);
+        }
+        let snap = shared.with_prefix(&**self.base.partition(), self.codec(), prefix, |e| SharedSnapshot {
+            windows: e.windows.as_deref().map(FewWindows::from_slice),
+            latest: e.latest,
+            expired: e.expired,
+        })?;
+        self.prefixes.borrow_mut().entry_ref(prefix).or_default().shared = Some(snap);
+        Ok(true)
+    }
+
     fn get_index(&mut self, index: Index, prefix: &[u8]) -> Result<Option<i128>> {
-        if let Some(Some(v)) = self.indexes.get(prefix).map(|slots| slots[index.slot()]) {
+        if let Some(Some(v)) = self.prefixes.get_mut().get(prefix).map(|p| p.slots[index.slot()]) {
             return Ok(v);
         }
+        self.base.require_started("get")?;
         let (cf_name, key) = index.location();
-        let full = keys::prefixed_key(prefix, key);
-        let value: Option<i128> = match self.base.get_raw(cf_name, &full)? {
-            Some(bytes) => Some(self.codec().decode::<IndexValue>(&bytes)?.0),
-            None => None,
-        };
+        let mut full = std::mem::take(&mut self.key_buf);
+        full.clear();
+        keys::write_prefixed_key(&mut full, prefix, key);
+        let res = self.read_index(index, prefix, cf_name, &full);
+        self.key_buf = full;
+        let value = res?;
         self.remember_index(index, prefix, value);
         Ok(value)
     }
 
+    /// Reads index slot `index` of `prefix` (full key `full` in `cf_name`):
+    /// this transaction's change, else the shared index, else the store.
+    fn read_index(&self, index: Index, prefix: &[u8], cf_name: &str, full: &[u8]) -> Result<Option<i128>> {
+        let from_shared = matches!(index, Index::Timestamp | Index::Expired) && self.shared.is_some();
+        Ok(match self.base.cached(cf_name, full) {
+            Cached::Value(bytes) => Some(self.codec().decode::<IndexValue>(bytes)?.0),
+            Cached::Deleted => None,
+            Cached::Unknown if from_shared => {
+                self.snapshot(prefix)?;
+                let prefixes = self.prefixes.borrow();
+                let snap = prefixes.get(prefix).and_then(|p| p.shared.as_ref());
+                match (index, snap) {
+                    (Index::Timestamp, Some(s)) => s.latest,
+                    (_, Some(s)) => s.expired,
+                    (_, None) => None,
+                }
+            }
+            Cached::Unknown => match self.base.partition().get(cf_name, full)? {
+                Some(bytes) => Some(self.codec().decode::<IndexValue>(&bytes)?.0),
+                None => None,
+            },
+        })
+    }
+
     fn set_index(&mut self, index: Index, prefix: &[u8], value: i128) -> Result<()> {
         let (cf_name, key) = index.location();
-        let encoded = self.codec().encode(&IndexValue::new(value)?)?;
-        self.base.set_raw(cf_name, keys::prefixed_key(prefix, key), encoded)?;
+        let codec = self.codec();
+        self.value_buf.clear();
+        codec.encode_into(&IndexValue::new(value)?, &mut self.value_buf)?;
+        self.key_buf.clear();
+        keys::write_prefixed_key(&mut self.key_buf, prefix, key);
+        self.base.set_raw_ref(cf_name, &self.key_buf, &self.value_buf)?;
         self.remember_index(index, prefix, Some(value));
         Ok(())
     }
 
+    fn prefix_mut(&mut self, prefix: &[u8]) -> &mut PrefixTxn {
+        self.prefixes.get_mut().entry_ref(prefix).or_default()
+    }
+
     fn remember_index(&mut self, index: Index, prefix: &[u8], value: Option<i128>) {
-        match self.indexes.get_mut(prefix) {
-            Some(slots) => slots[index.slot()] = Some(value),
-            None => {
-                let mut slots = [None; Index::COUNT];
-                slots[index.slot()] = Some(value);
-                self.indexes.insert(prefix.to_vec(), slots);
-            }
+        self.prefix_mut(prefix).slots[index.slot()] = Some(value);
+    }
+
+    /// Records that this transaction changed window `(start, end)`.
+    fn touch(&mut self, prefix: &[u8], start: u64, end: u64) {
+        let touched = &mut self.prefix_mut(prefix).touched;
+        if !touched.as_slice().contains(&(start, end)) {
+            touched.push((start, end));
         }
+    }
+
+    /// True if the shared index knows window `(start, end)` of `prefix` is
+    /// not stored (false: stored, or not known).
+    fn stored_absent(&self, prefix: &[u8], start: u64, end: u64) -> Result<bool> {
+        if !self.snapshot(prefix)? {
+            return Ok(false);
+        }
+        Ok(self
+            .prefixes
+            .borrow()
+            .get(prefix)
+            .and_then(|p| p.shared.as_ref())
+            .and_then(|s| s.windows.as_ref())
+            .is_some_and(|w| w.as_slice().binary_search(&(start, end)).is_err()))
     }
 
     /// The latest event time seen for `prefix` by `update_window` (0 if none;
@@ -246,10 +447,21 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     /// The aggregate of window `[start, end)` under `prefix`, if any.
     pub fn get_window<V: DeserializeOwned>(&self, start: i64, end: i64, prefix: &[u8]) -> Result<Option<V>> {
         let (s, e) = check_window(start, end)?;
-        match self.base.get_raw(cf::DEFAULT, &keys::window_key(prefix, s, e))? {
-            Some(bytes) => Ok(Some(self.codec().decode(&bytes)?)),
-            None => Ok(None),
-        }
+        self.base.require_started("get")?;
+        with_window_key(prefix, s, e, |key| {
+            match self.base.cached(cf::DEFAULT, key) {
+                Cached::Value(bytes) => return Ok(Some(self.codec().decode(bytes)?)),
+                Cached::Deleted => return Ok(None),
+                Cached::Unknown => {}
+            }
+            if self.stored_absent(prefix, s, e)? {
+                return Ok(None);
+            }
+            match self.base.partition().get(cf::DEFAULT, key)? {
+                Some(bytes) => Ok(Some(self.codec().decode(&bytes)?)),
+                None => Ok(None),
+            }
+        })
     }
 
     /// The aggregate of window `[start, end)` under `prefix`, or `default`:
@@ -282,9 +494,18 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     ) -> Result<()> {
         let ts = non_negative("timestamp", timestamp)?;
         let (s, e) = check_window(start, end)?;
-        let encoded = self.codec().encode(value)?;
-        self.base
-            .set_raw(cf::DEFAULT, keys::window_key(prefix, s, e), encoded)?;
+        self.base.require_started("set")?;
+        let codec = self.codec();
+        self.value_buf.clear();
+        codec.encode_into(value, &mut self.value_buf)?;
+        self.key_buf.clear();
+        keys::write_prefixed_key(&mut self.key_buf, prefix, &keys::encode_u64_pair(s, e));
+        if self.stored_absent(prefix, s, e)? {
+            self.base.set_raw_new(cf::DEFAULT, &self.key_buf, &self.value_buf)?;
+        } else {
+            self.base.set_raw_ref(cf::DEFAULT, &self.key_buf, &self.value_buf)?;
+        }
+        self.touch(prefix, s, e);
         let latest = self.get_index(Index::Timestamp, prefix)?;
         let updated = latest.map_or(i128::from(ts), |l| l.max(i128::from(ts)));
         self.set_index(Index::Timestamp, prefix, updated)
@@ -293,7 +514,66 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     /// Deletes window `[start, end)` under `prefix`.
     pub fn delete_window(&mut self, start: i64, end: i64, prefix: &[u8]) -> Result<()> {
         let (s, e) = check_window(start, end)?;
-        self.base.delete_raw(cf::DEFAULT, keys::window_key(prefix, s, e))
+        self.base.delete_raw(cf::DEFAULT, keys::window_key(prefix, s, e))?;
+        self.touch(prefix, s, e);
+        Ok(())
+    }
+
+    /// Deletes a window found by a range read.
+    fn delete_found(&mut self, prefix: &[u8], start: u64, end: u64) -> Result<()> {
+        self.key_buf.clear();
+        keys::write_prefixed_key(&mut self.key_buf, prefix, &keys::encode_u64_pair(start, end));
+        self.base.delete_raw_ref(cf::DEFAULT, &self.key_buf)?;
+        self.touch(prefix, start, end);
+        Ok(())
+    }
+
+    /// The windows of `prefix` with `lower <= start <= upper`, by key,
+    /// from the shared index plus this transaction's own changes: `None`
+    /// when that cannot answer (no index, the prefix's windows are not
+    /// indexed, too many to read one by one, or changes made through
+    /// [`base_mut`](Self::base_mut)).
+    fn windows_indexed(&self, lower: u64, upper: u64, prefix: &[u8]) -> Result<Option<Vec<(u64, u64, Vec<u8>)>>> {
+        if self.untracked || !self.snapshot(prefix)? {
+            return Ok(None);
+        }
+        let found = {
+            let prefixes = self.prefixes.borrow();
+            let Some(p) = prefixes.get(prefix) else { return Ok(None) };
+            let Some(w) = p.shared.as_ref().and_then(|s| s.windows.as_ref()) else {
+                return Ok(None);
+            };
+            let w = w.as_slice();
+            let from = w.partition_point(|&(s, _)| s < lower);
+            let to = w.partition_point(|&(s, _)| s <= upper);
+            if to - from > POINT_READ_WINDOWS {
+                return Ok(None);
+            }
+            let mut found = w[from..to].to_vec();
+            let before = found.len();
+            found.extend(p.touched.as_slice().iter().filter(|(s, _)| (lower..=upper).contains(s)));
+            if found.len() > before {
+                found.sort_unstable();
+                found.dedup();
+            }
+            found
+        };
+        let mut out = Vec::with_capacity(found.len());
+        for (s, e) in found {
+            with_window_key(prefix, s, e, |key| -> Result<()> {
+                match self.base.cached(cf::DEFAULT, key) {
+                    Cached::Value(v) => out.push((s, e, v.to_vec())),
+                    Cached::Deleted => {}
+                    Cached::Unknown => {
+                        if let Some(v) = self.base.partition().get(cf::DEFAULT, key)? {
+                            out.push((s, e, v));
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Ok(Some(out))
     }
 
     fn windows_raw(
@@ -313,6 +593,12 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         };
         if lower_start > start_to {
             return Ok(Vec::new());
+        }
+        if let Some(mut found) = self.windows_indexed(lower_start, start_to, prefix)? {
+            if direction == Direction::Backward {
+                found.reverse();
+            }
+            return Ok(found);
         }
         let lower = bound(prefix, lower_start);
         let upper = start_to.checked_add(1).map(|u| bound(prefix, u));
@@ -410,8 +696,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         }
         if delete {
             for (start, end, _) in &windows {
-                self.base
-                    .delete_raw(cf::DEFAULT, keys::window_key(prefix, *start, *end))?;
+                self.delete_found(prefix, *start, *end)?;
             }
             if collect {
                 self.delete_collection_range(None, last_start, prefix)?;
@@ -439,8 +724,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         };
         let windows = self.windows_raw(from, max_start_time as u64, prefix, Direction::Forward)?;
         for (start, end, _) in &windows {
-            self.base
-                .delete_raw(cf::DEFAULT, keys::window_key(prefix, *start, *end))?;
+            self.delete_found(prefix, *start, *end)?;
         }
         // quixstreams skips recording a last deleted start of 0.
         if let Some(&(last, _, _)) = windows.last() {
@@ -526,8 +810,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         }
         if delete {
             for (prefix, start, end, _) in &expired {
-                self.base
-                    .delete_raw(cf::DEFAULT, keys::window_key(prefix, *start, *end))?;
+                self.delete_found(prefix, *start, *end)?;
                 if collect {
                     self.delete_collection_range(None, *start, prefix)?;
                 }
@@ -692,9 +975,18 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         self.base.prepare(processed_offsets)
     }
 
-    /// Flushes the base transaction (see [`PartitionTransaction::flush`]).
+    /// Flushes the base transaction (see [`PartitionTransaction::flush`]);
+    /// once the write succeeded, the shared [`WindowIndex`] (if any) takes
+    /// the changes.
     pub fn flush(&mut self, changelog_offset: Option<u64>) -> Result<()> {
-        self.base.flush(changelog_offset)
+        match self.shared.clone() {
+            None => self.base.flush(changelog_offset),
+            Some(shared) => {
+                let codec = self.codec();
+                self.base
+                    .flush_then(changelog_offset, |changes| shared.apply(changes, codec))
+            }
+        }
     }
 
     /// `prepare(None)` then `flush(None)`.
