@@ -24,7 +24,7 @@ fn usage() -> &'static str {
 
 commands:
   bench [--workload wN] [--brokers HOST:PORT]
-                                run the benchmark workloads w1..w5 (N, K, C from the
+                                run the benchmark workloads w1..w6 (N, K, C from the
                                 environment); w4/w5 use the in-process mock cluster
                                 unless --brokers is given
   crash [--kills N] [--seed S] [--guarantee exactly-once|at-least-once]

@@ -159,6 +159,11 @@ struct CfState {
     written: bool,
     dirty_entries: usize,
     ordered: Option<Ordered>,
+    /// Every key the partition below holds in this column family is
+    /// cached: a key not in the cache has no value, without a read.
+    complete: bool,
+    /// Loading the whole column family was tried (see [`State::load_cf`]).
+    load_tried: bool,
 }
 
 #[derive(Debug)]
@@ -179,6 +184,28 @@ struct State {
     first_dirty_at: Option<Instant>,
     flushes: u64,
     elided: u64,
+}
+
+/// Which of a batch's column families an operation names: operations
+/// come grouped by column family, so the last answer usually holds and
+/// costs a pointer comparison instead of string comparisons.
+#[derive(Default)]
+struct CfMemo {
+    last: Option<(*const u8, usize, usize)>,
+}
+
+impl CfMemo {
+    /// The position of `name` in `names` (`names.len()` if absent).
+    fn index(&mut self, name: &str, names: &[String]) -> usize {
+        if let Some((ptr, len, i)) = self.last {
+            if std::ptr::eq(ptr, name.as_ptr()) && len == name.len() {
+                return i;
+            }
+        }
+        let i = names.iter().position(|n| n == name).unwrap_or(names.len());
+        self.last = Some((name.as_ptr(), name.len(), i));
+        i
+    }
 }
 
 /// The first 8 bytes of `key` as a big-endian integer, zero-padded: keys
@@ -372,12 +399,19 @@ impl State {
         } else {
             0
         };
+        let ordered: Vec<bool> = batch
+            .column_families()
+            .iter()
+            .map(|name| {
+                self.cf_index(name)
+                    .is_some_and(|i| self.cfs[i as usize].ordered.is_some())
+            })
+            .collect();
+        let mut last = CfMemo::default();
         for op in batch.iter() {
             need += op.key.len() + op.value.map_or(0, <[u8]>::len) + ENTRY_OVERHEAD;
-            if self
-                .cf_index(op.cf)
-                .is_some_and(|i| self.cfs[i as usize].ordered.is_some())
-            {
+            let i = last.index(op.cf, batch.column_families());
+            if ordered.get(i).copied().unwrap_or(true) {
                 need += op.key.len() + ORDERED_OVERHEAD;
             }
         }
@@ -401,9 +435,14 @@ impl State {
         idx
     }
 
+    /// Drops a clean entry. Its column family stops being complete unless
+    /// the entry said "absent below" (forgetting that changes nothing).
     fn remove_slot(&mut self, idx: u32) {
         let s = &mut self.slots[idx as usize];
         debug_assert!(s.live && !s.dirty);
+        if s.value.is_some() || s.new_key {
+            self.cfs[s.cf as usize].complete = false;
+        }
         let hash = s.hash;
         self.resident -= s.charge();
         s.live = false;
@@ -567,13 +606,36 @@ impl State {
 
     /// Applies `batch` to the cache (room was made by the caller).
     fn apply(&mut self, batch: &WriteBatch) {
+        // The batch's column families, as indexes of ours.
+        let ours: Vec<u16> = batch
+            .column_families()
+            .iter()
+            .map(|name| {
+                let cf = self.cf_index_or_add(name);
+                self.cfs[cf as usize].written = true;
+                cf
+            })
+            .collect();
+        let mut last = CfMemo::default();
         for op in batch.iter() {
-            let cf = self.cf_index_or_add(op.cf);
-            self.cfs[cf as usize].written = true;
+            let cf = match ours.get(last.index(op.cf, batch.column_families())) {
+                Some(&cf) => cf,
+                None => {
+                    let cf = self.cf_index_or_add(op.cf);
+                    self.cfs[cf as usize].written = true;
+                    cf
+                }
+            };
             let hash = hash_of(cf, op.key);
             match self.find(cf, op.key) {
                 Some(idx) => self.update(idx, op.value, op.new_key),
+                None if op.value.is_none() && self.cfs[cf as usize].complete => {
+                    // Deleting a key nothing holds: nothing to do.
+                }
                 None => {
+                    // Not cached: new if the writer says so, or if the
+                    // cache holds the whole column family.
+                    let new_key = op.new_key || self.cfs[cf as usize].complete;
                     let slot = Slot {
                         hash,
                         key: op.key.into(),
@@ -581,7 +643,7 @@ impl State {
                         cf,
                         live: true,
                         dirty: true,
-                        new_key: op.value.is_some() && op.new_key,
+                        new_key: op.value.is_some() && new_key,
                         referenced: false,
                     };
                     let charge = slot.charge();
@@ -662,8 +724,18 @@ impl State {
     }
 
     /// Drops the cached entries of the keys of `batch`, flushing first if
-    /// any of them is dirty (it is older than the batch).
+    /// anything is cached (it is older than the batch), and marks the
+    /// batch's column families incomplete: the batch is about to be
+    /// written below behind the cache's back.
     fn forget_keys(&mut self, batch: &WriteBatch, inner: &dyn StorePartition) -> Result<()> {
+        for name in batch.column_families() {
+            if let Some(cf) = self.cf_index(name) {
+                let c = &mut self.cfs[cf as usize];
+                c.complete = false;
+                // Worth loading again once the bulk writes are over.
+                c.load_tried = false;
+            }
+        }
         if self.slots.len() == self.free.len() {
             return Ok(());
         }
@@ -675,6 +747,74 @@ impl State {
             }
         }
         Ok(())
+    }
+
+    /// Loads every key of `cf_name` from below as clean entries if they
+    /// take at most a quarter of the bound, so that later misses in the
+    /// column family need no read (a fresh partition loads nothing and is
+    /// complete at once). Tried once per column family; a bigger one stays
+    /// a read-through cache (with whatever was loaded).
+    fn load_cf(&mut self, cf_name: &str, max: usize, inner: &dyn StorePartition) -> Result<()> {
+        let cf = self.cf_index_or_add(cf_name);
+        if self.cfs[cf as usize].load_tried {
+            return Ok(());
+        }
+        self.cfs[cf as usize].load_tried = true;
+        let budget = max / 4;
+        let stats = inner.stats();
+        if let (Some(live), Some(mem)) = (stats.live_data_bytes, stats.memtable_bytes) {
+            if live.saturating_add(mem) > budget as u64 {
+                return Ok(());
+            }
+        }
+        let mut loaded = 0usize;
+        for item in inner.iter_range(cf_name, b"", None, Direction::Forward)? {
+            let (key, value) = item?;
+            let charge = key.len() + value.len() + ENTRY_OVERHEAD;
+            loaded += charge;
+            if loaded > budget || self.resident + charge > max {
+                return Ok(());
+            }
+            if self.find(cf, &key).is_none() {
+                let slot = Slot {
+                    hash: hash_of(cf, &key),
+                    key: key.into(),
+                    value: Some(value.into()),
+                    cf,
+                    live: true,
+                    dirty: false,
+                    new_key: false,
+                    referenced: false,
+                };
+                self.new_slot(slot);
+                self.resident += charge;
+            }
+        }
+        self.cfs[cf as usize].complete = true;
+        Ok(())
+    }
+
+    /// What the cache says about `key`: `Some(value)` if it knows.
+    fn lookup(
+        &mut self,
+        cf_name: &str,
+        key: &[u8],
+        max: usize,
+        inner: &dyn StorePartition,
+    ) -> Result<Option<Option<Vec<u8>>>> {
+        let cf = match self.cf_index(cf_name) {
+            Some(cf) if self.cfs[cf as usize].load_tried => cf,
+            _ => {
+                self.load_cf(cf_name, max, inner)?;
+                self.cf_index_or_add(cf_name)
+            }
+        };
+        if let Some(idx) = self.find(cf, key) {
+            let s = &mut self.slots[idx as usize];
+            s.referenced = true;
+            return Ok(Some(s.value.as_ref().map(|v| v.to_vec())));
+        }
+        Ok(self.cfs[cf as usize].complete.then_some(None))
     }
 
     /// Caches a value read from below, if there is room without flushing.
@@ -833,33 +973,12 @@ impl StorePartition for WriteBehindPartition {
         if is_offset_key(cf_name, key) {
             return Ok(Self::offset_bytes(st.offset));
         }
-        if let Some(cf) = st.cf_index(cf_name) {
-            if let Some(idx) = st.find(cf, key) {
-                let s = &mut st.slots[idx as usize];
-                s.referenced = true;
-                return Ok(s.value.as_ref().map(|v| v.to_vec()));
-            }
+        if let Some(known) = st.lookup(cf_name, key, self.config.max_bytes, &*self.inner)? {
+            return Ok(known);
         }
         let value = self.inner.get(cf_name, key)?;
         st.cache_read(cf_name, key, value.as_deref(), self.config.max_bytes);
         Ok(value)
-    }
-
-    fn exists(&self, cf_name: &str, key: &[u8]) -> Result<bool> {
-        {
-            let mut st = self.state.lock();
-            if is_offset_key(cf_name, key) {
-                return Ok(st.offset.is_some());
-            }
-            if let Some(cf) = st.cf_index(cf_name) {
-                if let Some(idx) = st.find(cf, key) {
-                    let s = &mut st.slots[idx as usize];
-                    s.referenced = true;
-                    return Ok(s.value.is_some());
-                }
-            }
-        }
-        Ok(self.get(cf_name, key)?.is_some())
     }
 
     fn iter_range<'a>(
@@ -1101,6 +1220,67 @@ mod tests {
         assert_eq!(below.get(cf::DEFAULT, b"kept").unwrap(), None);
         assert_eq!(wb.cache_stats().elided, 2);
         assert_eq!(below.changelog_offset().unwrap(), Some(2));
+    }
+
+    /// A memory partition counting point reads.
+    #[derive(Default)]
+    struct CountingReads {
+        inner: MemoryPartition,
+        gets: std::sync::atomic::AtomicUsize,
+    }
+
+    impl StorePartition for CountingReads {
+        fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+            self.gets.fetch_add(1, Ordering::SeqCst);
+            self.inner.get(cf, key)
+        }
+        fn iter_range<'a>(
+            &'a self,
+            cf: &str,
+            lower: &[u8],
+            upper: Option<&[u8]>,
+            direction: Direction,
+        ) -> Result<KvIter<'a>> {
+            self.inner.iter_range(cf, lower, upper, direction)
+        }
+        fn write(&self, batch: &WriteBatch) -> Result<()> {
+            self.inner.write(batch)
+        }
+        fn column_families(&self) -> Result<Vec<String>> {
+            self.inner.column_families()
+        }
+    }
+
+    #[test]
+    fn a_column_family_that_fits_is_loaded_once_and_misses_read_nothing() {
+        let below = Arc::new(CountingReads::default());
+        below.inner.put(cf::DEFAULT, b"a", b"1").unwrap();
+        let gets = || below.gets.load(Ordering::SeqCst);
+        let wb = WriteBehindPartition::new(below.clone(), config(1 << 20)).unwrap();
+        let opened = gets(); // the stored offset
+        assert_eq!(wb.get(cf::DEFAULT, b"a").unwrap(), Some(b"1".to_vec()));
+        for k in 0u32..100 {
+            assert_eq!(wb.get(cf::DEFAULT, &k.to_be_bytes()).unwrap(), None);
+        }
+        assert_eq!(gets(), opened, "the column family was loaded by one scan");
+        // A key created in a complete column family is new: deleting it
+        // before a flush leaves nothing below.
+        wb.write(&batch(&[(b"n", Some(b"1"))], None)).unwrap();
+        wb.write(&batch(&[(b"n", None), (b"never", None)], Some(1))).unwrap();
+        assert_eq!(wb.cache_stats().elided, 1);
+        // Bulk writes below make it incomplete until loaded again.
+        wb.write_bulk(&batch(&[(b"b", Some(b"2"))], Some(2))).unwrap();
+        assert_eq!(wb.get(cf::DEFAULT, b"b").unwrap(), Some(b"2".to_vec()));
+        assert_eq!(gets(), opened, "loaded again after the bulk write");
+        // An eviction makes it incomplete for good: misses read below.
+        let tiny = WriteBehindPartition::new(below.clone(), config(3 * (ENTRY_OVERHEAD + 8))).unwrap();
+        assert_eq!(tiny.get(cf::DEFAULT, b"a").unwrap(), Some(b"1".to_vec()));
+        for k in 0u8..6 {
+            tiny.write(&batch(&[(&[b'x', k], Some(b"v"))], None)).unwrap();
+        }
+        let before = gets();
+        assert_eq!(tiny.get(cf::DEFAULT, b"zz").unwrap(), None);
+        assert_eq!(gets(), before + 1, "incomplete after evictions: misses read below");
     }
 
     #[test]

@@ -175,7 +175,66 @@ pub struct WindowedTransaction<P: StorePartition + ?Sized = dyn StorePartition> 
     value_buf: Vec<u8>,
 }
 
-type PrefixMap = hashbrown::HashMap<Vec<u8>, PrefixTxn, FxBuildHasher>;
+/// The prefixes a transaction touched, keyed by their bytes. Prefix bytes
+/// live back to back in one buffer (no allocation per prefix), and the
+/// last prefix found is remembered: a record's calls all name the same
+/// prefix, so most lookups are one comparison.
+#[derive(Debug, Default)]
+struct PrefixMap {
+    bytes: Vec<u8>,
+    entries: Vec<(std::ops::Range<usize>, PrefixTxn)>,
+    table: hashbrown::HashTable<u32>,
+    last: std::cell::Cell<Option<u32>>,
+}
+
+fn prefix_hash(prefix: &[u8]) -> u64 {
+    std::hash::BuildHasher::hash_one(&FxBuildHasher, prefix)
+}
+
+impl PrefixMap {
+    fn position(&self, prefix: &[u8]) -> Option<u32> {
+        if let Some(i) = self.last.get() {
+            if self.bytes[self.entries[i as usize].0.clone()] == *prefix {
+                return Some(i);
+            }
+        }
+        let (bytes, entries) = (&self.bytes, &self.entries);
+        let found = self
+            .table
+            .find(prefix_hash(prefix), |&i| {
+                bytes[entries[i as usize].0.clone()] == *prefix
+            })
+            .copied();
+        if found.is_some() {
+            self.last.set(found);
+        }
+        found
+    }
+
+    fn get(&self, prefix: &[u8]) -> Option<&PrefixTxn> {
+        self.position(prefix).map(|i| &self.entries[i as usize].1)
+    }
+
+    /// The entry of `prefix`, made empty if missing.
+    fn entry(&mut self, prefix: &[u8]) -> &mut PrefixTxn {
+        let i = match self.position(prefix) {
+            Some(i) => i,
+            None => {
+                let start = self.bytes.len();
+                self.bytes.extend_from_slice(prefix);
+                self.entries.push((start..self.bytes.len(), PrefixTxn::default()));
+                let i = (self.entries.len() - 1) as u32;
+                let (bytes, entries) = (&self.bytes, &self.entries);
+                self.table.insert_unique(prefix_hash(prefix), i, |&j| {
+                    prefix_hash(&bytes[entries[j as usize].0.clone()])
+                });
+                self.last.set(Some(i));
+                i
+            }
+        };
+        &mut self.entries[i as usize].1
+    }
+}
 
 /// What one transaction knows about one prefix.
 #[derive(Debug, Default)]
@@ -349,7 +408,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
             latest: e.latest,
             expired: e.expired,
         })?;
-        self.prefixes.borrow_mut().entry_ref(prefix).or_default().shared = Some(snap);
+        self.prefixes.borrow_mut().entry(prefix).shared = Some(snap);
         Ok(true)
     }
 
@@ -373,6 +432,18 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     /// this transaction's change, else the shared index, else the store.
     fn read_index(&self, index: Index, prefix: &[u8], cf_name: &str, full: &[u8]) -> Result<Option<i128>> {
         let from_shared = matches!(index, Index::Timestamp | Index::Expired) && self.shared.is_some();
+        if from_shared && !self.untracked {
+            // Only `set_index` writes these keys here, and it records the
+            // value: the change set has nothing the slots do not.
+            self.snapshot(prefix)?;
+            let prefixes = self.prefixes.borrow();
+            let snap = prefixes.get(prefix).and_then(|p| p.shared.as_ref());
+            return Ok(match (index, snap) {
+                (Index::Timestamp, Some(s)) => s.latest,
+                (_, Some(s)) => s.expired,
+                (_, None) => None,
+            });
+        }
         Ok(match self.base.cached(cf_name, full) {
             Cached::Value(bytes) => Some(self.codec().decode::<IndexValue>(bytes)?.0),
             Cached::Deleted => None,
@@ -406,7 +477,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     }
 
     fn prefix_mut(&mut self, prefix: &[u8]) -> &mut PrefixTxn {
-        self.prefixes.get_mut().entry_ref(prefix).or_default()
+        self.prefixes.get_mut().entry(prefix)
     }
 
     fn remember_index(&mut self, index: Index, prefix: &[u8], value: Option<i128>) {
