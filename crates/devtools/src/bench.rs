@@ -453,6 +453,11 @@ type Systems<'a> = Vec<(
 /// growth) hits every system alike; reports each system's median round.
 /// Every round of a workload must produce the same check.
 fn measure(workload: &str, p: Params, rounds: u64, systems: &mut Systems<'_>) -> Result<(), String> {
+    // `BENCH_SYSTEMS=a,b` runs only those systems (to profile one).
+    if let Ok(only) = std::env::var("BENCH_SYSTEMS") {
+        let keep: Vec<&str> = only.split(',').map(str::trim).collect();
+        systems.retain(|(name, _)| keep.contains(name));
+    }
     let medians = measure_rounds(workload, p, rounds, systems)?;
     for ((name, _), median) in systems.iter().zip(medians) {
         report(name, workload, p, &median);
@@ -661,8 +666,14 @@ fn w2_state<P: StorePartition + 'static>(
     write_behind: Option<&WriteBehindPartition>,
 ) -> Result<Outcome, String> {
     let started = Instant::now();
-    let index = Arc::new(WindowIndex::default());
-    let begin = || WindowedTransaction::with_index(partition.clone(), Codec::MsgPack, None, index.clone());
+    // `BENCH_NO_WINDOW_INDEX=1`: without the index, for A/B runs.
+    let index = std::env::var_os("BENCH_NO_WINDOW_INDEX")
+        .is_none()
+        .then(|| Arc::new(WindowIndex::default()));
+    let begin = || match &index {
+        Some(index) => WindowedTransaction::with_index(partition.clone(), Codec::MsgPack, None, index.clone()),
+        None => WindowedTransaction::new(partition.clone(), Codec::MsgPack, None),
+    };
     let mut prefix = Vec::new();
     let mut emitted = 0u64;
     let mut txn = begin();

@@ -39,6 +39,7 @@ struct Settings {
     partitions: u32,
     guarantee: &'static str,
     backend: String,
+    write_behind: bool,
 }
 
 fn parse(args: &[String]) -> Result<Settings, String> {
@@ -53,6 +54,7 @@ fn parse(args: &[String]) -> Result<Settings, String> {
         partitions: 3,
         guarantee: "eos",
         backend: "rocksdb".into(),
+        write_behind: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -67,6 +69,7 @@ fn parse(args: &[String]) -> Result<Settings, String> {
             "--chunk" => s.chunk = num("--chunk")?.max(1) as u32,
             "--keys" => s.keys = num("--keys")?.max(1) as u32,
             "--partitions" => s.partitions = num("--partitions")?.max(1) as u32,
+            "--write-behind" => s.write_behind = true,
             "--backend" => {
                 s.backend = match it.next().map(String::as_str) {
                     Some(b @ ("rocksdb" | "fjall" | "memory")) => b.to_owned(),
@@ -163,8 +166,11 @@ fn pick_crash(rng: &mut Rng, chunk: u32) -> Crash {
 }
 
 enum RunEnd {
-    /// Killed or aborted as planned.
-    Crashed,
+    /// Killed or aborted as planned; `lagging`: the child's last report
+    /// said some partition's committed changelog offset was not yet in its
+    /// local state (the kill fell between a changelog commit and the
+    /// deferred local flush).
+    Crashed { lagging: bool },
     /// Finished its input before the crash point came.
     Finished(BTreeMap<String, u64>),
 }
@@ -185,6 +191,9 @@ fn run_child(bootstrap: &str, state: &Path, s: &Settings, crash: &Crash) -> Resu
     if let Crash::At(stage, n) = crash {
         cmd.env("CRASH_AT", format!("{stage}:{n}"));
     }
+    if s.write_behind {
+        cmd.env("STATE_WRITE_BEHIND", "1");
+    }
     let mut child = cmd.spawn().map_err(|e| format!("starting crash-counter: {e}"))?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
     let stderr = child.stderr.take().ok_or("no stderr")?;
@@ -198,8 +207,13 @@ fn run_child(bootstrap: &str, state: &Path, s: &Settings, crash: &Crash) -> Resu
     });
     let mut counts = None;
     let mut killed = false;
+    let mut lag = 0u64;
     for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-        if let Some(n) = line.strip_prefix("processed ") {
+        if let Some(n) = line.strip_prefix("lag ") {
+            if !killed {
+                lag = n.parse().unwrap_or(0);
+            }
+        } else if let Some(n) = line.strip_prefix("processed ") {
             let n: u64 = n.parse().unwrap_or(0);
             if matches!(crash, Crash::KillAfter(k) if n >= *k) && !killed {
                 let _ = child.kill();
@@ -212,7 +226,7 @@ fn run_child(bootstrap: &str, state: &Path, s: &Settings, crash: &Crash) -> Resu
     let status = child.wait().map_err(|e| e.to_string())?;
     let stderr = errors.join().unwrap_or_default();
     if killed || (matches!(crash, Crash::At(..)) && stderr.contains("crash point")) {
-        return Ok(RunEnd::Crashed);
+        return Ok(RunEnd::Crashed { lagging: lag > 0 });
     }
     match (status.success(), counts) {
         (true, Some(c)) => Ok(RunEnd::Finished(c)),
@@ -335,7 +349,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
     let state = scratch.path().join("state");
     let mut model = BTreeMap::new();
-    let (mut runs, mut kills, mut deletions) = (0u32, 0u32, 0u32);
+    let (mut runs, mut kills, mut deletions, mut deferred) = (0u32, 0u32, 0u32, 0u32);
     let started = Instant::now();
     while kills < s.kills {
         if runs >= s.kills * 3 + 10 {
@@ -349,7 +363,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
         runs += 1;
         match run_child(&broker.bootstrap, &state, &s, &crash)? {
-            RunEnd::Crashed => kills += 1,
+            RunEnd::Crashed { lagging } => {
+                kills += 1;
+                deferred += u32::from(lagging);
+            }
             RunEnd::Finished(_) => {}
         }
         eprint!("\rruns {runs}, kills {kills}/{}", s.kills);
@@ -359,7 +376,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     runs += 1;
     let counts = match run_child(&broker.bootstrap, &state, &s, &Crash::None)? {
         RunEnd::Finished(c) => c,
-        RunEnd::Crashed => return Err("the final run crashed without a crash point".into()),
+        RunEnd::Crashed { .. } => return Err("the final run crashed without a crash point".into()),
     };
     let output = read_output(&broker.bootstrap, s.partitions)?;
     let (mismatches, duplicates) = check(&model, &counts, &output);
@@ -372,11 +389,18 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "at-least-once"
         }
     );
-    println!("backend: {}", s.backend);
+    println!(
+        "backend: {}{}",
+        s.backend,
+        if s.write_behind { " (write-behind)" } else { "" }
+    );
     println!("records: {records}");
     println!("runs: {runs}");
     println!("kills: {kills}");
     println!("state deletions: {deletions}");
+    if s.write_behind {
+        println!("kills between a changelog commit and the deferred local flush: {deferred}");
+    }
     println!("output duplicates: {duplicates}");
     println!("elapsed: {:.1} s", started.elapsed().as_secs_f64());
     println!("mismatches: {}", mismatches.len());

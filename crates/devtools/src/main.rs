@@ -29,6 +29,7 @@ commands:
                                 unless --brokers is given
   crash [--kills N] [--seed S] [--guarantee exactly-once|at-least-once]
         [--chunk RECORDS] [--keys K] [--partitions P] [--backend rocksdb|fjall|memory]
+        [--write-behind]
                                 kill a stateful processor N times (default 50) at random
                                 points, then compare state and output with a model
   fuzz [--seconds S] [--seed N]  random and mutated inputs for every decoder of bytes

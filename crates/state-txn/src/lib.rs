@@ -37,7 +37,7 @@ pub use ttl::{GetOptions, SetOptions};
 pub use windowed::{
     ExpiredWindow, Window, WindowCursor, WindowIndex, WindowIndexStats, WindowedTransaction, GLOBAL_COUNTER_KEY,
 };
-pub use write_behind::{WriteBehindConfig, WriteBehindPartition, WriteBehindStats};
+pub use write_behind::{WriteBehindBackend, WriteBehindConfig, WriteBehindPartition, WriteBehindStats};
 
 #[cfg(test)]
 mod memory_conformance {
@@ -53,32 +53,9 @@ mod write_behind_conformance {
     use std::time::Duration;
 
     use state_core::testkit::Harness;
-    use state_core::{Backend, BackendInfo, MemoryPartition, StoreLocation, StorePartition};
+    use state_core::{Backend, MemoryBackend, StoreLocation};
 
-    use crate::{WriteBehindConfig, WriteBehindPartition};
-
-    #[derive(Debug)]
-    struct WriteBehindMemory(WriteBehindConfig);
-
-    impl Backend for WriteBehindMemory {
-        fn info(&self) -> BackendInfo {
-            BackendInfo {
-                name: "memory+write-behind",
-                durable: false,
-            }
-        }
-
-        fn open_partition(&self, _: &StoreLocation, _: u32) -> state_core::Result<Arc<dyn StorePartition>> {
-            Ok(Arc::new(WriteBehindPartition::new(
-                Arc::new(MemoryPartition::new()),
-                self.0,
-            )?))
-        }
-
-        fn destroy_store(&self, _: &StoreLocation) -> state_core::Result<()> {
-            Ok(())
-        }
-    }
+    use crate::{WriteBehindBackend, WriteBehindConfig};
 
     #[derive(Clone, Copy)]
     struct Small {
@@ -87,11 +64,14 @@ mod write_behind_conformance {
 
     impl Harness for Small {
         fn backend(&self) -> Arc<dyn Backend> {
-            Arc::new(WriteBehindMemory(WriteBehindConfig {
-                max_bytes: 16 << 10,
-                max_dirty_bytes: 4 << 10,
-                max_dirty_age: self.age,
-            }))
+            WriteBehindBackend::shared(
+                MemoryBackend::shared(),
+                WriteBehindConfig {
+                    max_bytes: 16 << 10,
+                    max_dirty_bytes: 4 << 10,
+                    max_dirty_age: self.age,
+                },
+            )
         }
 
         fn location(&self) -> StoreLocation {

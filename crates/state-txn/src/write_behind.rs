@@ -40,7 +40,10 @@ use std::time::{Duration, Instant};
 use hashbrown::HashTable;
 use parking_lot::Mutex;
 use rustc_hash::FxBuildHasher;
-use state_core::{cf, keys, Direction, KeyValue, KvIter, PartitionStats, Result, StorePartition, WriteBatch};
+use state_core::{
+    cf, keys, Backend, BackendInfo, Direction, KeyValue, KvIter, PartitionStats, Result, StoreLocation, StorePartition,
+    WriteBatch,
+};
 
 /// Bytes charged per cache entry on top of its key and value: the slot,
 /// its place in the hash table and the allocator's headers of its two
@@ -119,8 +122,8 @@ pub struct WriteBehindStats {
 #[derive(Debug)]
 struct Slot {
     hash: u64,
-    key: Box<[u8]>,
-    value: Option<Box<[u8]>>,
+    key: Bytes<INLINE_KEY>,
+    value: Option<Bytes<INLINE_VALUE>>,
     cf: u16,
     live: bool,
     dirty: bool,
@@ -139,6 +142,60 @@ impl Slot {
             self.new_key
         } else {
             self.value.is_none()
+        }
+    }
+}
+
+/// Keys up to this long live inside their slot (no allocation, and a
+/// lookup that finds the slot finds the key without another cache miss).
+const INLINE_KEY: usize = 38;
+/// Values up to this long live inside their slot.
+const INLINE_VALUE: usize = 22;
+
+/// Bytes kept inside their owner up to `N`, on the heap beyond.
+#[derive(Clone, Debug)]
+enum Bytes<const N: usize> {
+    Inline(u8, [u8; N]),
+    Heap(Box<[u8]>),
+}
+
+impl<const N: usize> Default for Bytes<N> {
+    fn default() -> Self {
+        Bytes::Inline(0, [0; N])
+    }
+}
+
+impl<const N: usize> Bytes<N> {
+    fn new(bytes: &[u8]) -> Self {
+        if bytes.len() <= N {
+            let mut data = [0; N];
+            data[..bytes.len()].copy_from_slice(bytes);
+            Bytes::Inline(bytes.len() as u8, data)
+        } else {
+            Bytes::Heap(bytes.into())
+        }
+    }
+
+    /// Replaces the bytes, in place where they fit.
+    fn set(&mut self, bytes: &[u8]) {
+        match self {
+            Bytes::Inline(len, data) if bytes.len() <= N => {
+                data[..bytes.len()].copy_from_slice(bytes);
+                *len = bytes.len() as u8;
+            }
+            Bytes::Heap(b) if b.len() == bytes.len() => b.copy_from_slice(bytes),
+            other => *other = Bytes::new(bytes),
+        }
+    }
+}
+
+impl<const N: usize> std::ops::Deref for Bytes<N> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Inline(len, data) => &data[..usize::from(*len)],
+            Bytes::Heap(b) => b,
         }
     }
 }
@@ -446,7 +503,7 @@ impl State {
         let hash = s.hash;
         self.resident -= s.charge();
         s.live = false;
-        s.key = Box::default();
+        s.key = Bytes::default();
         s.value = None;
         if let Ok(entry) = self.table.find_entry(hash, |&i| i == idx) {
             entry.remove();
@@ -561,7 +618,7 @@ impl State {
         keyed.sort_unstable_by(|a, b| {
             (a.0, a.1)
                 .cmp(&(b.0, b.1))
-                .then_with(|| slots[a.2 as usize].key.cmp(&slots[b.2 as usize].key))
+                .then_with(|| (*slots[a.2 as usize].key).cmp(&*slots[b.2 as usize].key))
         });
         dirty.clear();
         dirty.extend(keyed.iter().map(|k| k.2));
@@ -638,8 +695,8 @@ impl State {
                     let new_key = op.new_key || self.cfs[cf as usize].complete;
                     let slot = Slot {
                         hash,
-                        key: op.key.into(),
-                        value: op.value.map(Into::into),
+                        key: Bytes::new(op.key),
+                        value: op.value.map(Bytes::new),
                         cf,
                         live: true,
                         dirty: true,
@@ -678,8 +735,8 @@ impl State {
         match value {
             Some(v) => {
                 match &mut s.value {
-                    Some(old) if old.len() == v.len() => old.copy_from_slice(v),
-                    slot => *slot = Some(v.into()),
+                    Some(old) => old.set(v),
+                    slot => *slot = Some(Bytes::new(v)),
                 }
                 s.dirty = true;
                 s.new_key = absent_below;
@@ -699,7 +756,7 @@ impl State {
         s.referenced = true;
         let after = s.charge();
         let now_dirty = s.dirty;
-        let key: Option<Box<[u8]>> = (was_dirty != now_dirty).then(|| s.key.clone());
+        let key: Option<Box<[u8]>> = (was_dirty != now_dirty).then(|| s.key.as_ref().into());
         self.resident = self.resident + after - before;
         if was_dirty {
             self.dirty_bytes -= before;
@@ -778,8 +835,8 @@ impl State {
             if self.find(cf, &key).is_none() {
                 let slot = Slot {
                     hash: hash_of(cf, &key),
-                    key: key.into(),
-                    value: Some(value.into()),
+                    key: Bytes::new(&key),
+                    value: Some(Bytes::new(&value)),
                     cf,
                     live: true,
                     dirty: false,
@@ -826,8 +883,8 @@ impl State {
         let cf = self.cf_index_or_add(cf_name);
         let slot = Slot {
             hash: hash_of(cf, key),
-            key: key.into(),
-            value: value.map(Into::into),
+            key: Bytes::new(key),
+            value: value.map(Bytes::new),
             cf,
             live: true,
             dirty: false,
@@ -865,7 +922,7 @@ impl State {
             let mut charged = 0;
             for s in self.slots.iter().filter(|s| s.live && s.dirty && s.cf == cf) {
                 charged += s.key.len() + ORDERED_OVERHEAD;
-                keys.insert(s.key.clone());
+                keys.insert(Box::from(&*s.key));
             }
             self.resident += charged;
             self.cfs[cf as usize].ordered = Some(Ordered {
@@ -1064,6 +1121,112 @@ impl StorePartition for WriteBehindPartition {
     }
 }
 
+/// A [`Backend`] whose partitions are [`WriteBehindPartition`]s over the
+/// partitions of another backend: write-behind for a whole store without
+/// changing its owner. Use it only for stores with a changelog.
+///
+/// Partitions dropped without a flush lose their cache (recovery replays
+/// it); an owner that can should call [`flush_all`](Self::flush_all) before
+/// closing partitions and [`flush_due`](Self::flush_due) from its
+/// maintenance loop.
+pub struct WriteBehindBackend {
+    inner: Arc<dyn Backend>,
+    config: WriteBehindConfig,
+    open: Mutex<Vec<std::sync::Weak<WriteBehindPartition>>>,
+}
+
+impl std::fmt::Debug for WriteBehindBackend {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteBehindBackend")
+            .field("inner", &self.inner.info().name)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+impl WriteBehindBackend {
+    /// `inner`'s partitions behind write-behind caches with `config`.
+    pub fn new(inner: Arc<dyn Backend>, config: WriteBehindConfig) -> Self {
+        WriteBehindBackend {
+            inner,
+            config,
+            open: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// The same, shareable as `Arc<dyn Backend>`.
+    pub fn shared(inner: Arc<dyn Backend>, config: WriteBehindConfig) -> Arc<dyn Backend> {
+        Arc::new(WriteBehindBackend::new(inner, config))
+    }
+
+    fn partitions(&self) -> Vec<Arc<WriteBehindPartition>> {
+        let mut open = self.open.lock();
+        open.retain(|w| w.strong_count() > 0);
+        open.iter().filter_map(std::sync::Weak::upgrade).collect()
+    }
+
+    /// Flushes every open partition; the first error is returned after all
+    /// were tried.
+    pub fn flush_all(&self) -> Result<()> {
+        let mut first = Ok(());
+        for p in self.partitions() {
+            if let Err(e) = p.flush() {
+                if first.is_ok() {
+                    first = Err(e);
+                }
+            }
+        }
+        first
+    }
+
+    /// [`WriteBehindPartition::flush_if_due`] on every open partition;
+    /// returns how many flushed.
+    pub fn flush_due(&self) -> Result<usize> {
+        let mut flushed = 0;
+        for p in self.partitions() {
+            if p.flush_if_due()? {
+                flushed += 1;
+            }
+        }
+        Ok(flushed)
+    }
+
+    /// How many open partitions hold changes whose changelog offset the
+    /// partition below does not have yet (what a crash now would make
+    /// recovery replay).
+    pub fn lagging_partitions(&self) -> usize {
+        self.partitions()
+            .iter()
+            .filter(|p| {
+                let s = p.cache_stats();
+                s.changelog_offset != s.flushed_offset
+            })
+            .count()
+    }
+}
+
+impl Backend for WriteBehindBackend {
+    fn info(&self) -> BackendInfo {
+        // Same files, same format: the cache is invisible on disk.
+        self.inner.info()
+    }
+
+    fn open_partition(&self, store: &StoreLocation, partition: u32) -> Result<Arc<dyn StorePartition>> {
+        let inner = self.inner.open_partition(store, partition)?;
+        let wb = Arc::new(WriteBehindPartition::new(inner, self.config)?);
+        self.open.lock().push(Arc::downgrade(&wb));
+        Ok(wb)
+    }
+
+    fn destroy_store(&self, store: &StoreLocation) -> Result<()> {
+        self.inner.destroy_store(store)
+    }
+
+    fn partition_location(&self, store: &StoreLocation, partition: u32) -> String {
+        self.inner.partition_location(store, partition)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeMap;
@@ -1151,6 +1314,22 @@ mod tests {
             .unwrap()
             .collect::<Result<Vec<_>>>()
             .unwrap()
+    }
+
+    #[test]
+    fn bytes_move_between_the_slot_and_the_heap() {
+        let mut b: Bytes<4> = Bytes::new(b"abc");
+        assert!(matches!(b, Bytes::Inline(3, _)));
+        b.set(b"abcdef");
+        assert_eq!(&*b, b"abcdef");
+        assert!(matches!(b, Bytes::Heap(_)));
+        b.set(b"uvwxyz");
+        assert_eq!(&*b, b"uvwxyz");
+        b.set(b"");
+        assert_eq!(&*b, b"");
+        assert!(matches!(b, Bytes::Inline(0, _)));
+        b.set(b"1234");
+        assert_eq!(&*b, b"1234");
     }
 
     #[test]
@@ -1469,6 +1648,24 @@ mod tests {
         assert_eq!(wb.get(cf::DEFAULT, b"c").unwrap(), None, "nothing of the failed batch");
         assert_eq!(wb.changelog_offset().unwrap(), Some(1));
         assert!(wb.cache_stats().resident_bytes <= max);
+    }
+
+    #[test]
+    fn the_backend_wraps_every_partition_and_flushes_them_on_demand() {
+        let backend = WriteBehindBackend::new(state_core::MemoryBackend::shared(), config(1 << 20));
+        let store = StoreLocation::new("s", "/nowhere");
+        let p0 = backend.open_partition(&store, 0).unwrap();
+        let p1 = backend.open_partition(&store, 1).unwrap();
+        assert_eq!(backend.lagging_partitions(), 0);
+        p0.write(&batch(&[(b"a", Some(b"1"))], Some(3))).unwrap();
+        p1.write(&batch(&[(b"b", Some(b"1"))], Some(4))).unwrap();
+        assert_eq!(backend.lagging_partitions(), 2);
+        assert_eq!(backend.flush_due().unwrap(), 0, "nothing is an hour old");
+        backend.flush_all().unwrap();
+        assert_eq!(backend.lagging_partitions(), 0);
+        drop(p1);
+        assert_eq!(backend.partitions().len(), 1, "dropped partitions are forgotten");
+        assert_eq!(backend.info().name, "memory");
     }
 
     // ---- the crash model ------------------------------------------------------

@@ -5,6 +5,11 @@
 //! `crash-counter BOOTSTRAP STATE_DIR eos|alos PARTITIONS`
 //!
 //! `STATE_BACKEND=rocksdb|fjall|memory` picks the store's backend.
+//! `STATE_WRITE_BEHIND=1` puts it behind write-behind caches
+//! (`state_txn::WriteBehindBackend`, time bound 200 ms, flushed when due
+//! from the poll loop); the child then prints `lag N` whenever the number
+//! of partitions whose committed changelog offset is not yet on disk
+//! changes.
 //!
 //! `CRASH_AT=STAGE:N` makes it abort (no cleanup, like a kill) the N-th
 //! time it reaches STAGE: `process` (a record processed, not committed),
@@ -83,6 +88,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok("memory") => state_core::MemoryBackend::shared(),
         _ => state_manager::RocksDbBackend::shared(Default::default()),
     };
+    let write_behind = std::env::var("STATE_WRITE_BEHIND").is_ok().then(|| {
+        Arc::new(state_txn::WriteBehindBackend::new(
+            backend.clone(),
+            state_txn::WriteBehindConfig {
+                max_dirty_age: Duration::from_millis(200),
+                ..Default::default()
+            },
+        ))
+    });
+    let backend: Arc<dyn state_core::Backend> = match &write_behind {
+        Some(wb) => wb.clone(),
+        None => backend,
+    };
+    let mut lag = 0usize;
+    let mut report_lag = |wb: &state_txn::WriteBehindBackend| -> Result<(), Box<dyn std::error::Error>> {
+        wb.flush_due()?;
+        let now = wb.lagging_partitions();
+        if now != lag {
+            lag = now;
+            println!("lag {lag}");
+        }
+        Ok(())
+    };
     let mut config = ManagerConfig::with_backend(GROUP, state_dir, backend);
     config.guarantee = guarantee;
     config.instance_id = "child".into();
@@ -124,6 +152,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let msg = consumer.poll(Duration::from_millis(50));
         let mut m = manager.lock();
         m.maintain(&consumer)?;
+        if let Some(wb) = &write_behind {
+            report_lag(wb)?;
+        }
         match msg {
             Some(Ok(msg)) => {
                 let p = msg.partition() as u32;
@@ -148,12 +179,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 if since_commit >= 7 {
                     m.commit(&consumer)?;
                     since_commit = 0;
+                    if let Some(wb) = &write_behind {
+                        report_lag(wb)?;
+                    }
                 }
             }
             Some(Err(e)) => eprintln!("consumer error: {e}"),
             None => {
                 m.commit(&consumer)?;
                 since_commit = 0;
+                if let Some(wb) = &write_behind {
+                    report_lag(wb)?;
+                }
                 let assignment = consumer.assignment()?;
                 if assignment.count() != partitions {
                     continue;

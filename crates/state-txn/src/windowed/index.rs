@@ -268,7 +268,7 @@ impl WindowIndex {
         partition: &P,
         codec: Codec,
         prefix: &[u8],
-        f: impl FnOnce(&PrefixEntry) -> T,
+        f: impl FnOnce(&PrefixEntry, u32) -> T,
     ) -> Result<T> {
         let mut st = self.state.lock();
         if !st.tried_full {
@@ -289,7 +289,7 @@ impl WindowIndex {
         };
         let e = &mut st.entries[idx as usize];
         e.referenced = true;
-        Ok(f(e))
+        Ok(f(e, idx))
     }
 
     /// Loads every prefix of the partition in one pass, if there are at
@@ -368,7 +368,51 @@ impl WindowIndex {
         Ok(())
     }
 
-    /// Applies the changes a transaction just flushed.
+    /// Applies what transactions that recorded their changes per prefix
+    /// just flushed (the windowed API records them; see [`Tracked`]).
+    pub(crate) fn apply_tracked<'a>(&self, items: impl Iterator<Item = Tracked<'a>>) {
+        let mut st = self.state.lock();
+        let max = self.max_prefixes;
+        for t in items {
+            if t.windows.is_empty() && t.latest.is_none() && t.expired.is_none() {
+                continue;
+            }
+            let hinted = t
+                .position
+                .filter(|&i| st.entries.get(i as usize).is_some_and(|e| &*e.prefix == t.prefix));
+            let idx = match hinted.or_else(|| st.find(t.prefix)) {
+                Some(i) => i,
+                None if st.complete && (t.windows.iter().any(|w| w.2) || t.latest.is_some() || t.expired.is_some()) => {
+                    st.insert(empty_entry(t.prefix), max)
+                }
+                None => continue,
+            };
+            let entry = &mut st.entries[idx as usize];
+            if let Some(w) = entry.windows.as_mut() {
+                for &(s, e, present) in t.windows {
+                    match (w.binary_search(&(s, e)), present) {
+                        (Err(at), true) => w.insert(at, (s, e)),
+                        (Ok(at), false) => {
+                            w.remove(at);
+                        }
+                        _ => {}
+                    }
+                }
+                if w.len() > MAX_WINDOWS_PER_PREFIX {
+                    entry.windows = None;
+                }
+            }
+            if let Some(v) = t.latest {
+                entry.latest = Some(v);
+            }
+            if let Some(v) = t.expired {
+                entry.expired = Some(v);
+            }
+        }
+    }
+
+    /// Applies the changes a transaction just flushed, read from its
+    /// change set.
     pub(crate) fn apply(&self, changes: &UpdateCache, codec: Codec) {
         let mut st = self.state.lock();
         let max = self.max_prefixes;
@@ -433,6 +477,20 @@ impl WindowIndex {
             }
         }
     }
+}
+
+/// What a transaction changed under one prefix, for
+/// [`WindowIndex::apply_tracked`].
+pub(crate) struct Tracked<'a> {
+    pub(crate) prefix: &'a [u8],
+    /// Where the index held the prefix when the transaction looked.
+    pub(crate) position: Option<u32>,
+    /// Windows set (`true`) or deleted (`false`).
+    pub(crate) windows: &'a [(u64, u64, bool)],
+    /// The latest timestamp written, if written.
+    pub(crate) latest: Option<i128>,
+    /// The last expired start written, if written.
+    pub(crate) expired: Option<i128>,
 }
 
 /// The prefix a malformed window-shaped key would belong to.
@@ -609,6 +667,40 @@ mod tests {
             vec![(keys::window_key(b"k", 0, 10), true, false)],
             "an update of a stored window is not new"
         );
+    }
+
+    #[test]
+    fn windows_written_through_the_base_transaction_reach_the_index() {
+        let p = Arc::new(Counting::default());
+        let index = Arc::new(WindowIndex::default());
+        let mut t = txn(&p, &index);
+        t.update_window(0, 10, &1u64, 5, b"k").unwrap();
+        t.commit().unwrap();
+        let mut t = txn(&p, &index);
+        let encoded = Codec::MsgPack.encode(&7u64).unwrap();
+        t.base_mut()
+            .set_raw(cf::DEFAULT, keys::window_key(b"k", 20, 30), encoded)
+            .unwrap();
+        t.base_mut()
+            .delete_raw(cf::DEFAULT, keys::window_key(b"k", 0, 10))
+            .unwrap();
+        let latest = Codec::MsgPack.encode(&25u64).unwrap();
+        t.base_mut()
+            .set_raw(
+                cf::LATEST_TIMESTAMPS,
+                keys::prefixed_key(b"k", LATEST_TIMESTAMP_KEY),
+                latest,
+            )
+            .unwrap();
+        assert_eq!(t.get_window::<u64>(20, 30, b"k").unwrap(), Some(7));
+        assert_eq!(t.get_latest_timestamp(b"k").unwrap(), 25, "the change set first");
+        t.commit().unwrap();
+        let mut t = txn(&p, &index);
+        assert_eq!(t.get_window::<u64>(20, 30, b"k").unwrap(), Some(7));
+        assert_eq!(t.get_window::<u64>(0, 10, b"k").unwrap(), None);
+        assert_eq!(t.get_latest_timestamp(b"k").unwrap(), 25);
+        let w: Vec<ExpiredWindow<u64, ()>> = t.expire_windows(20, b"k", ExpireOptions::delete()).unwrap();
+        assert_eq!(w.iter().map(|w| w.start).collect::<Vec<_>>(), vec![20]);
     }
 
     #[test]

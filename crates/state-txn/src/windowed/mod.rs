@@ -215,6 +215,11 @@ impl PrefixMap {
         self.position(prefix).map(|i| &self.entries[i as usize].1)
     }
 
+    /// Every prefix with what the transaction knows of it.
+    fn iter(&self) -> impl Iterator<Item = (&[u8], &PrefixTxn)> {
+        self.entries.iter().map(|(range, p)| (&self.bytes[range.clone()], p))
+    }
+
     /// The entry of `prefix`, made empty if missing.
     fn entry(&mut self, prefix: &[u8]) -> &mut PrefixTxn {
         let i = match self.position(prefix) {
@@ -242,8 +247,11 @@ struct PrefixTxn {
     /// Index values read or written, per [`Index`] slot (`None`: not known
     /// yet).
     slots: [Option<Option<i128>>; Index::COUNT],
-    /// Windows this transaction set or deleted through the windowed API.
-    touched: FewWindows,
+    /// Slots this transaction wrote (bit per [`Index::slot`]).
+    written: u8,
+    /// Windows this transaction set (`true`) or deleted (`false`) through
+    /// the windowed API, with the last thing done to each.
+    touched: Few<(u64, u64, bool)>,
     /// The prefix's committed state from the shared index, taken on first
     /// use (`None`: not taken yet).
     shared: Option<SharedSnapshot>,
@@ -253,34 +261,36 @@ struct PrefixTxn {
 #[derive(Debug)]
 struct SharedSnapshot {
     /// Stored windows, sorted; `None`: not indexed.
-    windows: Option<FewWindows>,
+    windows: Option<Few<(u64, u64)>>,
     latest: Option<i128>,
     expired: Option<i128>,
+    /// Where the index held the prefix (a hint: entries move).
+    position: u32,
 }
 
-/// `(start, end)` pairs, the first two inline: most prefixes have one or
-/// two windows, and a transaction keeps these for every prefix it touches.
+/// A few items, the first two inline: most prefixes have one or two
+/// windows, and a transaction keeps these for every prefix it touches.
 #[derive(Clone, Debug, Default)]
-struct FewWindows {
-    inline: [(u64, u64); 2],
+struct Few<T> {
+    inline: [T; 2],
     len: u8,
     /// All of them once there are more than two.
-    spilled: Vec<(u64, u64)>,
+    spilled: Vec<T>,
 }
 
-impl FewWindows {
-    fn from_slice(windows: &[(u64, u64)]) -> Self {
-        let mut out = FewWindows::default();
-        if windows.len() > out.inline.len() {
-            out.spilled = windows.to_vec();
+impl<T: Copy + Default> Few<T> {
+    fn from_slice(items: &[T]) -> Self {
+        let mut out = Few::default();
+        if items.len() > out.inline.len() {
+            out.spilled = items.to_vec();
         } else {
-            out.inline[..windows.len()].copy_from_slice(windows);
-            out.len = windows.len() as u8;
+            out.inline[..items.len()].copy_from_slice(items);
+            out.len = items.len() as u8;
         }
         out
     }
 
-    fn as_slice(&self) -> &[(u64, u64)] {
+    fn as_slice(&self) -> &[T] {
         if self.spilled.is_empty() {
             &self.inline[..usize::from(self.len)]
         } else {
@@ -288,15 +298,23 @@ impl FewWindows {
         }
     }
 
-    fn push(&mut self, window: (u64, u64)) {
+    fn as_mut_slice(&mut self) -> &mut [T] {
+        if self.spilled.is_empty() {
+            &mut self.inline[..usize::from(self.len)]
+        } else {
+            &mut self.spilled
+        }
+    }
+
+    fn push(&mut self, item: T) {
         if !self.spilled.is_empty() {
-            self.spilled.push(window);
+            self.spilled.push(item);
         } else if usize::from(self.len) < self.inline.len() {
-            self.inline[usize::from(self.len)] = window;
+            self.inline[usize::from(self.len)] = item;
             self.len += 1;
         } else {
             self.spilled = self.inline.to_vec();
-            self.spilled.push(window);
+            self.spilled.push(item);
         }
     }
 }
@@ -403,10 +421,13 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         if self.prefixes.borrow().get(prefix).is_some_and(|p| p.shared.is_some()) {
             return Ok(true);
         }
-        let snap = shared.with_prefix(&**self.base.partition(), self.codec(), prefix, |e| SharedSnapshot {
-            windows: e.windows.as_deref().map(FewWindows::from_slice),
-            latest: e.latest,
-            expired: e.expired,
+        let snap = shared.with_prefix(&**self.base.partition(), self.codec(), prefix, |e, position| {
+            SharedSnapshot {
+                windows: e.windows.as_deref().map(Few::from_slice),
+                latest: e.latest,
+                expired: e.expired,
+                position,
+            }
         })?;
         self.prefixes.borrow_mut().entry(prefix).shared = Some(snap);
         Ok(true)
@@ -472,7 +493,9 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         self.key_buf.clear();
         keys::write_prefixed_key(&mut self.key_buf, prefix, key);
         self.base.set_raw_ref(cf_name, &self.key_buf, &self.value_buf)?;
-        self.remember_index(index, prefix, Some(value));
+        let p = self.prefix_mut(prefix);
+        p.slots[index.slot()] = Some(Some(value));
+        p.written |= 1 << index.slot();
         Ok(())
     }
 
@@ -484,11 +507,13 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         self.prefix_mut(prefix).slots[index.slot()] = Some(value);
     }
 
-    /// Records that this transaction changed window `(start, end)`.
-    fn touch(&mut self, prefix: &[u8], start: u64, end: u64) {
+    /// Records that this transaction set (`present`) or deleted window
+    /// `(start, end)`.
+    fn touch(&mut self, prefix: &[u8], start: u64, end: u64, present: bool) {
         let touched = &mut self.prefix_mut(prefix).touched;
-        if !touched.as_slice().contains(&(start, end)) {
-            touched.push((start, end));
+        match touched.as_mut_slice().iter_mut().find(|w| (w.0, w.1) == (start, end)) {
+            Some(w) => w.2 = present,
+            None => touched.push((start, end, present)),
         }
     }
 
@@ -576,7 +601,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         } else {
             self.base.set_raw_ref(cf::DEFAULT, &self.key_buf, &self.value_buf)?;
         }
-        self.touch(prefix, s, e);
+        self.touch(prefix, s, e, true);
         let latest = self.get_index(Index::Timestamp, prefix)?;
         let updated = latest.map_or(i128::from(ts), |l| l.max(i128::from(ts)));
         self.set_index(Index::Timestamp, prefix, updated)
@@ -586,7 +611,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     pub fn delete_window(&mut self, start: i64, end: i64, prefix: &[u8]) -> Result<()> {
         let (s, e) = check_window(start, end)?;
         self.base.delete_raw(cf::DEFAULT, keys::window_key(prefix, s, e))?;
-        self.touch(prefix, s, e);
+        self.touch(prefix, s, e, false);
         Ok(())
     }
 
@@ -595,7 +620,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         self.key_buf.clear();
         keys::write_prefixed_key(&mut self.key_buf, prefix, &keys::encode_u64_pair(start, end));
         self.base.delete_raw_ref(cf::DEFAULT, &self.key_buf)?;
-        self.touch(prefix, start, end);
+        self.touch(prefix, start, end, false);
         Ok(())
     }
 
@@ -622,7 +647,13 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
             }
             let mut found = w[from..to].to_vec();
             let before = found.len();
-            found.extend(p.touched.as_slice().iter().filter(|(s, _)| (lower..=upper).contains(s)));
+            found.extend(
+                p.touched
+                    .as_slice()
+                    .iter()
+                    .filter(|w| (lower..=upper).contains(&w.0))
+                    .map(|w| (w.0, w.1)),
+            );
             if found.len() > before {
                 found.sort_unstable();
                 found.dedup();
@@ -1050,14 +1081,37 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     /// once the write succeeded, the shared [`WindowIndex`] (if any) takes
     /// the changes.
     pub fn flush(&mut self, changelog_offset: Option<u64>) -> Result<()> {
-        match self.shared.clone() {
-            None => self.base.flush(changelog_offset),
-            Some(shared) => {
-                let codec = self.codec();
-                self.base
-                    .flush_then(changelog_offset, |changes| shared.apply(changes, codec))
-            }
+        let Some(shared) = self.shared.clone() else {
+            return self.base.flush(changelog_offset);
+        };
+        if self.untracked {
+            // Changes made through `base_mut`: read them from the change set.
+            let codec = self.codec();
+            return self
+                .base
+                .flush_then(changelog_offset, |changes| shared.apply(changes, codec));
         }
+        // Every change went through the windowed API, which recorded per
+        // prefix what it did: one index update per prefix.
+        let prefixes = &self.prefixes;
+        self.base.flush_then(changelog_offset, |_| {
+            let prefixes = prefixes.borrow();
+            shared.apply_tracked(prefixes.iter().map(|(prefix, p)| {
+                index::Tracked {
+                    prefix,
+                    position: p.shared.as_ref().map(|s| s.position),
+                    windows: p.touched.as_slice(),
+                    latest: (p.written & (1 << Index::Timestamp.slot()) != 0)
+                        .then_some(p.slots[Index::Timestamp.slot()])
+                        .flatten()
+                        .flatten(),
+                    expired: (p.written & (1 << Index::Expired.slot()) != 0)
+                        .then_some(p.slots[Index::Expired.slot()])
+                        .flatten()
+                        .flatten(),
+                }
+            }))
+        })
     }
 
     /// `prepare(None)` then `flush(None)`.
