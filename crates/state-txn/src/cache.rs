@@ -273,6 +273,16 @@ impl UpdateCache {
         self.cfs.iter().all(|(_, c)| c.len() == 0)
     }
 
+    /// Forgets every change, keeping the buffers for reuse.
+    pub(crate) fn clear(&mut self) {
+        for (_, c) in &mut self.cfs {
+            c.bytes.clear();
+            c.entries.clear();
+            *c.ordered.get_mut() = None;
+            *c.sorted.get_mut() = None;
+        }
+    }
+
     /// Number of changed keys over all column families.
     pub(crate) fn len(&self) -> usize {
         self.cfs.iter().map(|(_, c)| c.len()).sum()

@@ -76,6 +76,17 @@ pub struct PartitionTransaction<P: StorePartition + ?Sized = dyn StorePartition>
     cache: UpdateCache,
     status: TxnStatus,
     ttl: Option<TtlTxn>,
+    /// The batch `flush` fills (kept for reuse by a later transaction).
+    batch: WriteBatch,
+}
+
+/// The buffers of a finished transaction, emptied, for the next
+/// transaction on the same partition: its change set and batch keep their
+/// capacity, so a steady stream of checkpoints stops allocating them.
+#[derive(Debug, Default)]
+pub(crate) struct Recycled {
+    changes: UpdateCache,
+    batch: WriteBatch,
 }
 
 impl<P: StorePartition + ?Sized> fmt::Debug for PartitionTransaction<P> {
@@ -93,14 +104,38 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     /// Starts a transaction on `partition`; `sink` receives the changelog
     /// records on `prepare` (`None`: no changelog).
     pub fn new(partition: Arc<P>, codec: Codec, sink: Option<Arc<dyn ChangelogSink>>) -> Self {
+        Self::with_recycled(partition, codec, sink, Recycled::default())
+    }
+
+    /// [`new`](Self::new) with the buffers of an earlier transaction.
+    pub(crate) fn with_recycled(
+        partition: Arc<P>,
+        codec: Codec,
+        sink: Option<Arc<dyn ChangelogSink>>,
+        recycled: Recycled,
+    ) -> Self {
         PartitionTransaction {
             partition,
             codec,
             sink,
-            cache: UpdateCache::default(),
+            cache: recycled.changes,
             status: TxnStatus::Started,
             ttl: None,
+            batch: recycled.batch,
         }
+    }
+
+    /// Empties this transaction's buffers and hands them over for reuse.
+    /// The transaction is then failed (unless it completed).
+    pub(crate) fn recycle(&mut self) -> Recycled {
+        if self.status != TxnStatus::Complete {
+            self.status = TxnStatus::Failed;
+        }
+        let mut changes = std::mem::take(&mut self.cache);
+        changes.clear();
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.clear();
+        Recycled { changes, batch }
     }
 
     /// Starts a transaction on a key-value partition with per-write TTL;
@@ -722,7 +757,7 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
         let res = self.write_changes(changelog_offset);
         self.status = if res.is_ok() {
             after(&self.cache);
-            self.cache = UpdateCache::default();
+            self.cache.clear();
             TxnStatus::Complete
         } else {
             TxnStatus::Failed
@@ -741,7 +776,15 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
                 }
             }
         }
-        let mut batch = WriteBatch::with_capacity(self.cache.len(), 0);
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.clear();
+        let res = self.fill_batch(&mut batch, changelog_offset);
+        let res = res.and_then(|()| Ok(self.partition.write(&batch)?));
+        self.batch = batch;
+        res
+    }
+
+    fn fill_batch(&self, batch: &mut WriteBatch, changelog_offset: Option<u64>) -> Result<()> {
         if let Some(t) = &self.ttl {
             // Stamped existing values first: the transaction's own changes
             // (a delete, say) come later in the batch and win.
@@ -781,7 +824,6 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
         if let Some(offset) = changelog_offset {
             batch.set_changelog_offset(offset);
         }
-        self.partition.write(&batch)?;
         Ok(())
     }
 

@@ -103,6 +103,8 @@ pub struct WindowIndexStats {
 pub struct WindowIndex {
     state: Mutex<State>,
     max_prefixes: usize,
+    /// Buffers the last finished transaction left for the next one.
+    scratch: Mutex<Option<super::Scratch>>,
 }
 
 impl Default for WindowIndex {
@@ -236,7 +238,18 @@ impl WindowIndex {
         WindowIndex {
             state: Mutex::new(State::default()),
             max_prefixes: max_prefixes.max(1),
+            scratch: Mutex::new(None),
         }
+    }
+
+    /// Empty buffers for a new transaction (those of the last one, if any).
+    pub(crate) fn take_scratch(&self) -> super::Scratch {
+        self.scratch.lock().take().unwrap_or_default()
+    }
+
+    /// Keeps a finished transaction's emptied buffers for the next one.
+    pub(crate) fn put_scratch(&self, scratch: super::Scratch) {
+        *self.scratch.lock() = Some(scratch);
     }
 
     /// The bound on prefixes held.

@@ -215,6 +215,14 @@ impl PrefixMap {
         self.position(prefix).map(|i| &self.entries[i as usize].1)
     }
 
+    /// Forgets every prefix, keeping the buffers.
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.entries.clear();
+        self.table.clear();
+        self.last.set(None);
+    }
+
     /// Every prefix with what the transaction knows of it.
     fn iter(&self) -> impl Iterator<Item = (&[u8], &PrefixTxn)> {
         self.entries.iter().map(|(range, p)| (&self.bytes[range.clone()], p))
@@ -244,9 +252,8 @@ impl PrefixMap {
 /// What one transaction knows about one prefix.
 #[derive(Debug, Default)]
 struct PrefixTxn {
-    /// Index values read or written, per [`Index`] slot (`None`: not known
-    /// yet).
-    slots: [Option<Option<i128>>; Index::COUNT],
+    /// Index values read or written, per [`Index`] slot.
+    slots: Slots,
     /// Slots this transaction wrote (bit per [`Index::slot`]).
     written: u8,
     /// Windows this transaction set (`true`) or deleted (`false`) through
@@ -255,6 +262,37 @@ struct PrefixTxn {
     /// The prefix's committed state from the shared index, taken on first
     /// use (`None`: not taken yet).
     shared: Option<SharedSnapshot>,
+}
+
+/// Index values known to a transaction, per [`Index`] slot: compact,
+/// because a transaction keeps them for every prefix it touches.
+#[derive(Clone, Copy, Debug, Default)]
+struct Slots {
+    values: [i128; Index::COUNT],
+    /// Bit per slot: the value is known (else `get` says `None`).
+    known: u8,
+    /// Bit per slot: the stored value exists (else it is absent).
+    present: u8,
+}
+
+impl Slots {
+    /// `None`: not known; `Some(None)`: known absent.
+    fn get(&self, index: Index) -> Option<Option<i128>> {
+        let bit = 1 << index.slot();
+        (self.known & bit != 0).then(|| (self.present & bit != 0).then_some(self.values[index.slot()]))
+    }
+
+    fn set(&mut self, index: Index, value: Option<i128>) {
+        let bit = 1 << index.slot();
+        self.known |= bit;
+        match value {
+            Some(v) => {
+                self.present |= bit;
+                self.values[index.slot()] = v;
+            }
+            None => self.present &= !bit,
+        }
+    }
 }
 
 /// A prefix's committed state, as the shared index has it.
@@ -336,6 +374,27 @@ fn with_window_key<T>(prefix: &[u8], start: u64, end: u64, f: impl FnOnce(&[u8])
     })
 }
 
+/// The buffers a windowed transaction leaves to the next one on its
+/// partition (kept by the partition's [`WindowIndex`]).
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    prefixes: PrefixMap,
+    base: crate::transaction::Recycled,
+}
+
+impl<P: StorePartition + ?Sized> Drop for WindowedTransaction<P> {
+    fn drop(&mut self) {
+        if let Some(shared) = &self.shared {
+            let mut prefixes = std::mem::take(self.prefixes.get_mut());
+            prefixes.clear();
+            shared.put_scratch(Scratch {
+                prefixes,
+                base: self.base.recycle(),
+            });
+        }
+    }
+}
+
 impl<P: StorePartition + ?Sized> std::fmt::Debug for WindowedTransaction<P> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("WindowedTransaction").field("base", &self.base).finish()
@@ -371,9 +430,16 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         sink: Option<Arc<dyn ChangelogSink>>,
         index: Arc<WindowIndex>,
     ) -> Self {
+        // The buffers the partition's previous transaction left behind.
+        let scratch = index.take_scratch();
         WindowedTransaction {
+            base: PartitionTransaction::with_recycled(partition, codec, sink, scratch.base),
+            prefixes: RefCell::new(scratch.prefixes),
+            counter: None,
             shared: Some(index),
-            ..WindowedTransaction::new(partition, codec, sink)
+            untracked: false,
+            key_buf: Vec::new(),
+            value_buf: Vec::new(),
         }
     }
 
@@ -434,7 +500,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     }
 
     fn get_index(&mut self, index: Index, prefix: &[u8]) -> Result<Option<i128>> {
-        if let Some(Some(v)) = self.prefixes.get_mut().get(prefix).map(|p| p.slots[index.slot()]) {
+        if let Some(Some(v)) = self.prefixes.get_mut().get(prefix).map(|p| p.slots.get(index)) {
             return Ok(v);
         }
         self.base.require_started("get")?;
@@ -494,7 +560,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         keys::write_prefixed_key(&mut self.key_buf, prefix, key);
         self.base.set_raw_ref(cf_name, &self.key_buf, &self.value_buf)?;
         let p = self.prefix_mut(prefix);
-        p.slots[index.slot()] = Some(Some(value));
+        p.slots.set(index, Some(value));
         p.written |= 1 << index.slot();
         Ok(())
     }
@@ -504,7 +570,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     }
 
     fn remember_index(&mut self, index: Index, prefix: &[u8], value: Option<i128>) {
-        self.prefix_mut(prefix).slots[index.slot()] = Some(value);
+        self.prefix_mut(prefix).slots.set(index, value);
     }
 
     /// Records that this transaction set (`present`) or deleted window
@@ -1102,11 +1168,11 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
                     position: p.shared.as_ref().map(|s| s.position),
                     windows: p.touched.as_slice(),
                     latest: (p.written & (1 << Index::Timestamp.slot()) != 0)
-                        .then_some(p.slots[Index::Timestamp.slot()])
+                        .then(|| p.slots.get(Index::Timestamp))
                         .flatten()
                         .flatten(),
                     expired: (p.written & (1 << Index::Expired.slot()) != 0)
-                        .then_some(p.slots[Index::Expired.slot()])
+                        .then(|| p.slots.get(Index::Expired))
                         .flatten()
                         .flatten(),
                 }
