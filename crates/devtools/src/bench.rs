@@ -749,7 +749,7 @@ fn w6_state<P: StorePartition + 'static>(
         prefix_of(u64::from(key), W6_KEYS, &mut prefix);
         let count: u64 = txn.get("count", &prefix).map_err(err)?.unwrap_or(0);
         txn.set("count", &(count + 1), &prefix).map_err(err)?;
-        if (i as u64 + 1) % p.c == 0 {
+        if (i as u64 + 1).is_multiple_of(p.c) {
             txn.prepare(None).map_err(err)?;
             txn.flush(None).map_err(err)?;
             txn = PartitionTransaction::new(partition.clone(), Codec::MsgPack, None);
@@ -786,7 +786,7 @@ fn w6_raw(dir: &Path, p: Params, draws: &[u32]) -> Result<Outcome, String> {
         let value = rmp_serde::to_vec(&(count + 1)).map_err(err)?;
         batch.put(&key, &value);
         pending.insert(key, count + 1);
-        if (i as u64 + 1) % p.c == 0 {
+        if (i as u64 + 1).is_multiple_of(p.c) {
             db.write(std::mem::take(&mut batch)).map_err(err)?;
             pending.clear();
         }

@@ -103,7 +103,6 @@ impl StorePartition for MemoryPartition {
                 }
             }
         }
-        drop(current);
         if let Some(offset) = batch.changelog_offset() {
             cfs.entry(cf::METADATA.to_owned())
                 .or_default()

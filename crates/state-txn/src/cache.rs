@@ -37,6 +37,9 @@ pub(crate) enum Cached<'a> {
 /// A change: `Some(value)` for a put, `None` for a delete.
 pub(crate) type Change<'a> = (&'a [u8], Option<&'a [u8]>);
 
+/// A change and whether its key is known to have no committed value.
+pub(crate) type FlaggedChange<'a> = (&'a [u8], Option<&'a [u8]>, bool);
+
 /// Where a key or value lives in [`CfChanges::bytes`].
 #[derive(Clone, Copy, Debug)]
 struct Span {
@@ -156,7 +159,7 @@ impl CfChanges {
 
     /// Every change with whether the key is known to be new: in key order
     /// if `sorted` or if that order is at hand anyway, else unordered.
-    pub(crate) fn flagged(&self, sorted: bool) -> Vec<(&[u8], Option<&[u8]>, bool)> {
+    pub(crate) fn flagged(&self, sorted: bool) -> Vec<FlaggedChange<'_>> {
         if sorted || self.sorted.borrow().is_some() {
             return self.sorted_flagged();
         }
@@ -171,7 +174,7 @@ impl CfChanges {
 
     /// Every change by key, with whether the key is known to be new (no
     /// committed value).
-    pub(crate) fn sorted_flagged(&self) -> Vec<(&[u8], Option<&[u8]>, bool)> {
+    pub(crate) fn sorted_flagged(&self) -> Vec<FlaggedChange<'_>> {
         self.with_sorted(|entries| {
             entries
                 .iter()

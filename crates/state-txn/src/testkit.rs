@@ -37,12 +37,14 @@ pub use window_models::{
 
 type P = Arc<dyn StorePartition>;
 
+/// A partition (weakly) and its shared window index.
+type PartitionIndex = (std::sync::Weak<dyn StorePartition>, Arc<crate::WindowIndex>);
+
 thread_local! {
     /// Set while a case runs under [`with_window_index`].
     static WINDOW_INDEX: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
     /// One shared index per partition, for [`windowed_txn`].
-    static INDEXES: std::cell::RefCell<Vec<(std::sync::Weak<dyn StorePartition>, Arc<crate::WindowIndex>)>> =
-        const { std::cell::RefCell::new(Vec::new()) };
+    static INDEXES: std::cell::RefCell<Vec<PartitionIndex>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Runs `f` (a windowed case) with every windowed transaction the kit

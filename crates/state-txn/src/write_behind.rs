@@ -904,7 +904,7 @@ impl State {
         direction: Direction,
         config: &WriteBehindConfig,
         inner: &dyn StorePartition,
-    ) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>> {
+    ) -> Result<Vec<DirtyEntry>> {
         let mut out = Vec::new();
         let Some(cf) = self.cf_index(cf_name) else {
             return Ok(out);
@@ -967,7 +967,7 @@ impl State {
         direction: Direction,
         config: &WriteBehindConfig,
         inner: &dyn StorePartition,
-    ) -> Result<Vec<(Vec<u8>, Option<Vec<u8>>)>> {
+    ) -> Result<Vec<DirtyEntry>> {
         let mut out = self.dirty_range(cf_name, lower, upper, direction, config, inner)?;
         let key = cf::CHANGELOG_OFFSET_KEY;
         if is_offset_key(cf_name, key) && self.offset_dirty && lower <= key && upper.is_none_or(|u| key < u) {
@@ -982,10 +982,13 @@ impl State {
     }
 }
 
+/// A dirty key and its value (`None`: a pending delete).
+type DirtyEntry = (Vec<u8>, Option<Vec<u8>>);
+
 /// Merges the partition below with the cache's dirty entries of a range.
 struct Merge<'a> {
     inner: std::iter::Peekable<KvIter<'a>>,
-    dirty: std::iter::Peekable<std::vec::IntoIter<(Vec<u8>, Option<Vec<u8>>)>>,
+    dirty: std::iter::Peekable<std::vec::IntoIter<DirtyEntry>>,
     forward: bool,
 }
 
@@ -1015,10 +1018,8 @@ impl Iterator for Merge<'_> {
                 }
                 std::cmp::Ordering::Greater => {}
             }
-            if let Some((k, v)) = self.dirty.next() {
-                if let Some(v) = v {
-                    return Some(Ok((k, v)));
-                }
+            if let Some((k, Some(v))) = self.dirty.next() {
+                return Some(Ok((k, v)));
             }
         }
     }
@@ -1238,12 +1239,15 @@ mod tests {
 
     use super::*;
 
+    /// A column family, key and value (`None`: delete) written below.
+    type RecordedOp = (String, Vec<u8>, Option<Vec<u8>>);
+
     /// A memory partition that records every batch it is given.
     #[derive(Default)]
     struct Recording {
         inner: MemoryPartition,
         batches: Mutex<Vec<(usize, Option<u64>)>>,
-        ops: Mutex<Vec<(String, Vec<u8>, Option<Vec<u8>>)>>,
+        ops: Mutex<Vec<RecordedOp>>,
     }
 
     impl Recording {

@@ -117,9 +117,13 @@ fn hash_of(prefix: &[u8]) -> u64 {
     FxBuildHasher.hash_one(prefix)
 }
 
+/// A window key split into prefix, start and end; `Err` for a key of the
+/// layout's shape whose pair is malformed.
+type SplitKey<'a> = std::result::Result<(&'a [u8], u64, u64), ()>;
+
 /// The prefix and `(start, end)` of a key in the window layout, if it is
-/// one (`Err` for a key of the layout's shape whose pair is malformed).
-fn split_window_key(key: &[u8]) -> Option<std::result::Result<(&[u8], u64, u64), ()>> {
+/// one.
+fn split_window_key(key: &[u8]) -> Option<SplitKey<'_>> {
     let (prefix, pair) = if key.len() == keys::U64_PAIR_LEN {
         (&key[..0], key)
     } else if key.len() > WINDOW_SUFFIX && key[key.len() - WINDOW_SUFFIX] == keys::SEPARATOR {

@@ -150,6 +150,9 @@ fn bound(prefix: &[u8], n: u64) -> Vec<u8> {
     keys::prefixed_key(prefix, &keys::encode_u64(n))
 }
 
+/// A window's start, end and stored value bytes.
+type RawWindow = (u64, u64, Vec<u8>);
+
 fn window_key_len(prefix: &[u8]) -> usize {
     prefix.len() + usize::from(!prefix.is_empty()) + keys::U64_PAIR_LEN
 }
@@ -695,7 +698,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     /// when that cannot answer (no index, the prefix's windows are not
     /// indexed, too many to read one by one, or changes made through
     /// [`base_mut`](Self::base_mut)).
-    fn windows_indexed(&self, lower: u64, upper: u64, prefix: &[u8]) -> Result<Option<Vec<(u64, u64, Vec<u8>)>>> {
+    fn windows_indexed(&self, lower: u64, upper: u64, prefix: &[u8]) -> Result<Option<Vec<RawWindow>>> {
         if self.untracked || !self.snapshot(prefix)? {
             return Ok(None);
         }
