@@ -99,7 +99,11 @@ fn drive<H: Harness>(
     runner
         .run(&strategy, |steps| {
             let n = NEXT_PARTITION.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let codec = if n.is_multiple_of(2) { Codec::Json } else { Codec::MsgPack };
+            let codec = if n.is_multiple_of(2) {
+                Codec::Json
+            } else {
+                Codec::MsgPack
+            };
             let mut p: Arc<dyn StorePartition> = store.borrow_mut().assign_partition(n).expect("assign");
             let mut t = crate::testkit::windowed_txn(&p, codec, None);
             let mut model = new_model();
