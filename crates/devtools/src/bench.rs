@@ -73,6 +73,9 @@ fn peak_rss_mb() -> Option<f64> {
 }
 
 fn report(system: &str, workload: &str, p: Params, o: &Outcome) {
+    if o.seconds.is_nan() {
+        return; // not run (BENCH_SYSTEMS)
+    }
     let rate = p.n as f64 / o.seconds;
     let mut line = serde_json::json!({
         "system": system, "workload": workload, "N": p.n, "K": if workload == "w6" { W6_KEYS } else { p.k }, "C": p.c,
@@ -450,11 +453,6 @@ type Systems<'a> = Vec<(
 /// growth) hits every system alike; reports each system's median round.
 /// Every round of a workload must produce the same check.
 fn measure(workload: &str, p: Params, rounds: u64, systems: &mut Systems<'_>) -> Result<(), String> {
-    // `BENCH_SYSTEMS=a,b` runs only those systems (to profile one).
-    if let Ok(only) = std::env::var("BENCH_SYSTEMS") {
-        let keep: Vec<&str> = only.split(',').map(str::trim).collect();
-        systems.retain(|(name, _)| keep.contains(name));
-    }
     let medians = measure_rounds(workload, p, rounds, systems)?;
     for ((name, _), median) in systems.iter().zip(medians) {
         report(name, workload, p, &median);
@@ -469,6 +467,16 @@ fn measure_rounds(workload: &str, p: Params, rounds: u64, systems: &mut Systems<
         n: (p.n / 10).max(1),
         ..p
     };
+    // `BENCH_SYSTEMS=a,b` runs only those systems (to profile one); the
+    // others are not run and not reported.
+    if let Ok(only) = std::env::var("BENCH_SYSTEMS") {
+        let keep: Vec<String> = only.split(',').map(|s| s.trim().to_owned()).collect();
+        for (name, run) in systems.iter_mut() {
+            if !keep.iter().any(|k| k == name) {
+                *run = Box::new(|_: &Path, _| Ok(Outcome::new(f64::NAN, 0)));
+            }
+        }
+    }
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     for (name, run) in systems.iter_mut() {
         run(&dir.path().join(format!("warmup-{name}")), warm)?;

@@ -4,8 +4,13 @@
 use std::process::Command;
 
 fn harness(guarantee: &str, kills: &str, seed: &str) {
+    harness_with(guarantee, kills, seed, &[]);
+}
+
+fn harness_with(guarantee: &str, kills: &str, seed: &str, extra: &[&str]) {
     let out = Command::new(env!("CARGO_BIN_EXE_devtools"))
         .args(["crash", "--kills", kills, "--seed", seed, "--guarantee", guarantee])
+        .args(extra)
         .output()
         .expect("devtools runs");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -27,4 +32,10 @@ fn ten_kills_under_exactly_once_lose_and_duplicate_nothing() {
 #[test]
 fn five_kills_under_at_least_once_lose_nothing() {
     harness("at-least-once", "5", "11");
+}
+
+#[test]
+fn kills_behind_write_behind_caches_lose_and_duplicate_nothing() {
+    harness_with("exactly-once", "6", "77", &["--write-behind"]);
+    harness_with("at-least-once", "4", "78", &["--write-behind"]);
 }
