@@ -95,3 +95,18 @@ mod write_behind_conformance {
         crate::txn_conformance_tests!(Small { age: Duration::ZERO });
     }
 }
+
+#[cfg(test)]
+mod thread_safety {
+    fn send<T: Send>() {}
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn shared_pieces_are_send_and_sync_and_transactions_are_send() {
+        send_sync::<crate::WindowIndex>();
+        send_sync::<crate::WriteBehindPartition>();
+        send_sync::<crate::WriteBehindBackend>();
+        send::<crate::WindowedTransaction>();
+        send::<crate::PartitionTransaction>();
+    }
+}
