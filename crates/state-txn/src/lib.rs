@@ -20,6 +20,7 @@ mod cache;
 mod checkpointed;
 mod error;
 mod options;
+mod small;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 mod timestamped;

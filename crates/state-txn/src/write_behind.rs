@@ -37,6 +37,7 @@ use std::ops::Bound;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::small::Bytes;
 use hashbrown::HashTable;
 use parking_lot::Mutex;
 use rustc_hash::FxBuildHasher;
@@ -151,54 +152,6 @@ impl Slot {
 const INLINE_KEY: usize = 38;
 /// Values up to this long live inside their slot.
 const INLINE_VALUE: usize = 22;
-
-/// Bytes kept inside their owner up to `N`, on the heap beyond.
-#[derive(Clone, Debug)]
-enum Bytes<const N: usize> {
-    Inline(u8, [u8; N]),
-    Heap(Box<[u8]>),
-}
-
-impl<const N: usize> Default for Bytes<N> {
-    fn default() -> Self {
-        Bytes::Inline(0, [0; N])
-    }
-}
-
-impl<const N: usize> Bytes<N> {
-    fn new(bytes: &[u8]) -> Self {
-        if bytes.len() <= N {
-            let mut data = [0; N];
-            data[..bytes.len()].copy_from_slice(bytes);
-            Bytes::Inline(bytes.len() as u8, data)
-        } else {
-            Bytes::Heap(bytes.into())
-        }
-    }
-
-    /// Replaces the bytes, in place where they fit.
-    fn set(&mut self, bytes: &[u8]) {
-        match self {
-            Bytes::Inline(len, data) if bytes.len() <= N => {
-                data[..bytes.len()].copy_from_slice(bytes);
-                *len = bytes.len() as u8;
-            }
-            Bytes::Heap(b) if b.len() == bytes.len() => b.copy_from_slice(bytes),
-            other => *other = Bytes::new(bytes),
-        }
-    }
-}
-
-impl<const N: usize> std::ops::Deref for Bytes<N> {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        match self {
-            Bytes::Inline(len, data) => &data[..usize::from(*len)],
-            Bytes::Heap(b) => b,
-        }
-    }
-}
 
 /// The ordered view of one column family's dirty keys.
 #[derive(Debug, Default)]

@@ -31,6 +31,7 @@ use super::index_value::IndexValue;
 use super::{LATEST_EXPIRED_KEY, LATEST_TIMESTAMP_KEY};
 use crate::cache::UpdateCache;
 use crate::error::Result;
+use crate::small::{Bytes, Few};
 
 /// Default bound of [`WindowIndex::new`]: prefixes held.
 pub const DEFAULT_MAX_PREFIXES: usize = 100_000;
@@ -39,6 +40,9 @@ pub const DEFAULT_MAX_PREFIXES: usize = 100_000;
 /// values in memory; its windows are read from the partition.
 pub(crate) const MAX_WINDOWS_PER_PREFIX: usize = 256;
 
+/// Prefixes up to this long live inside their entry.
+const INLINE_PREFIX: usize = 30;
+
 /// Bytes of the `prefix | start | end` suffix after the prefix: separator
 /// plus the u64 pair.
 const WINDOW_SUFFIX: usize = 1 + keys::U64_PAIR_LEN;
@@ -46,12 +50,12 @@ const WINDOW_SUFFIX: usize = 1 + keys::U64_PAIR_LEN;
 /// What the index knows about one prefix.
 #[derive(Debug)]
 pub(crate) struct PrefixEntry {
-    prefix: Box<[u8]>,
+    prefix: Bytes<INLINE_PREFIX>,
     hash: u64,
     /// The stored windows `(start, end)`, sorted; `None` when not indexed
     /// (the empty prefix, whose 17-byte window keys cannot be scanned by
     /// prefix, or more than [`MAX_WINDOWS_PER_PREFIX`] windows).
-    pub(crate) windows: Option<Vec<(u64, u64)>>,
+    pub(crate) windows: Option<Few<(u64, u64)>>,
     /// The stored latest timestamp slot.
     pub(crate) latest: Option<i128>,
     /// The stored last-expired slot.
@@ -226,10 +230,10 @@ impl State {
 
 fn empty_entry(prefix: &[u8]) -> PrefixEntry {
     PrefixEntry {
-        prefix: prefix.into(),
+        prefix: Bytes::new(prefix),
         hash: hash_of(prefix),
         // The empty prefix's windows are not indexed (see `windows`).
-        windows: (!prefix.is_empty()).then(Vec::new),
+        windows: (!prefix.is_empty()).then(Few::default),
         latest: None,
         expired: None,
         referenced: false,
@@ -377,8 +381,10 @@ impl WindowIndex {
         }
         for e in &mut st.entries {
             if let Some(w) = e.windows.as_mut() {
-                w.sort_unstable();
-                w.dedup();
+                let mut sorted = w.as_slice().to_vec();
+                sorted.sort_unstable();
+                sorted.dedup();
+                *w = Few::from_slice(&sorted);
             }
         }
         st.complete = true;
@@ -407,7 +413,7 @@ impl WindowIndex {
             let entry = &mut st.entries[idx as usize];
             if let Some(w) = entry.windows.as_mut() {
                 for &(s, e, present) in t.windows {
-                    match (w.binary_search(&(s, e)), present) {
+                    match (w.as_slice().binary_search(&(s, e)), present) {
                         (Err(at), true) => w.insert(at, (s, e)),
                         (Ok(at), false) => {
                             w.remove(at);
@@ -451,7 +457,7 @@ impl WindowIndex {
                 };
                 let entry = &mut st.entries[idx as usize];
                 let Some(w) = entry.windows.as_mut() else { continue };
-                match (w.binary_search(&(s, e)), value) {
+                match (w.as_slice().binary_search(&(s, e)), value) {
                     (Err(at), Some(_)) => {
                         w.insert(at, (s, e));
                         if w.len() > MAX_WINDOWS_PER_PREFIX {
@@ -564,7 +570,7 @@ fn load_prefix<P: StorePartition + ?Sized>(partition: &P, codec: Codec, prefix: 
             }
         }
         if entry.windows.is_some() {
-            entry.windows = Some(windows);
+            entry.windows = Some(Few::from_slice(&windows));
         }
     }
     for (cf_name, suffix, slot) in [

@@ -35,6 +35,7 @@ use state_core::{cf, keys, ChangelogSink, Codec, Direction, ProcessedOffsets, St
 use crate::cache::Cached;
 use crate::error::{Result, TxnError};
 use crate::options::{CollectedValues, ExpireOptions};
+use crate::small::Few;
 use crate::transaction::{PartitionTransaction, TxnStatus};
 
 pub mod checkpoint;
@@ -309,57 +310,6 @@ struct SharedSnapshot {
     position: u32,
 }
 
-/// A few items, the first two inline: most prefixes have one or two
-/// windows, and a transaction keeps these for every prefix it touches.
-#[derive(Clone, Debug, Default)]
-struct Few<T> {
-    inline: [T; 2],
-    len: u8,
-    /// All of them once there are more than two.
-    spilled: Vec<T>,
-}
-
-impl<T: Copy + Default> Few<T> {
-    fn from_slice(items: &[T]) -> Self {
-        let mut out = Few::default();
-        if items.len() > out.inline.len() {
-            out.spilled = items.to_vec();
-        } else {
-            out.inline[..items.len()].copy_from_slice(items);
-            out.len = items.len() as u8;
-        }
-        out
-    }
-
-    fn as_slice(&self) -> &[T] {
-        if self.spilled.is_empty() {
-            &self.inline[..usize::from(self.len)]
-        } else {
-            &self.spilled
-        }
-    }
-
-    fn as_mut_slice(&mut self) -> &mut [T] {
-        if self.spilled.is_empty() {
-            &mut self.inline[..usize::from(self.len)]
-        } else {
-            &mut self.spilled
-        }
-    }
-
-    fn push(&mut self, item: T) {
-        if !self.spilled.is_empty() {
-            self.spilled.push(item);
-        } else if usize::from(self.len) < self.inline.len() {
-            self.inline[usize::from(self.len)] = item;
-            self.len += 1;
-        } else {
-            self.spilled = self.inline.to_vec();
-            self.spilled.push(item);
-        }
-    }
-}
-
 thread_local! {
     static WINDOW_KEY: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
@@ -492,7 +442,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         }
         let snap = shared.with_prefix(&**self.base.partition(), self.codec(), prefix, |e, position| {
             SharedSnapshot {
-                windows: e.windows.as_deref().map(Few::from_slice),
+                windows: e.windows.clone(),
                 latest: e.latest,
                 expired: e.expired,
                 position,
