@@ -7,10 +7,21 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use state_changelog::{ApplierConfig, ChangelogApplier, IncomingRecord};
-use state_core::{cf, keys, Codec, MemoryPartition, StorePartition};
+use state_core::{cf, keys, Codec, Direction, MemoryPartition, StorePartition};
 use state_fjall::{FjallOptions, FjallPartition};
 use state_rocksdb::{RocksDbOptions, RocksDbPartition};
-use state_txn::{ExpireOptions, ExpiredWindow, PartitionTransaction, WindowedTransaction};
+use state_txn::{
+    ExpireOptions, ExpiredWindow, PartitionTransaction, WindowIndex, WindowedTransaction, WriteBehindConfig,
+    WriteBehindPartition,
+};
+
+use crate::rng::Rng;
+
+/// w6: the number of keys the Zipf(1.0) draws range over (fixed by
+/// `shared/bench.md`, whatever K is).
+const W6_KEYS: u64 = 1_000_000;
+/// w6: the seed of the key sequence, the same for every system.
+const W6_SEED: u64 = 0x5EED_2006;
 
 #[derive(Clone, Copy, Debug)]
 pub struct Params {
@@ -32,22 +43,56 @@ fn env_u64(name: &str, default: u64) -> Result<u64, String> {
 struct Outcome {
     seconds: f64,
     check: u64,
+    /// Peak resident set of the process during the run (MiB), if the
+    /// kernel let us reset and read it.
+    peak_rss_mb: Option<f64>,
+}
+
+impl Outcome {
+    fn new(seconds: f64, check: u64) -> Self {
+        Outcome {
+            seconds,
+            check,
+            peak_rss_mb: None,
+        }
+    }
+}
+
+/// Resets the process's peak resident set to its current size (Linux
+/// `clear_refs` 5); false if the kernel does not allow it.
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+/// The process's peak resident set (VmHWM) in MiB.
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some((kb / 1024.0 * 10.0).round() / 10.0)
 }
 
 fn report(system: &str, workload: &str, p: Params, o: &Outcome) {
+    if o.seconds.is_nan() {
+        return; // not run (BENCH_SYSTEMS)
+    }
     let rate = p.n as f64 / o.seconds;
-    println!(
-        "{}",
-        serde_json::json!({
-            "system": system, "workload": workload, "N": p.n, "K": p.k, "C": p.c,
-            "seconds": (o.seconds * 1000.0).round() / 1000.0,
-            "records_per_s": rate.round() as u64,
-            "check": o.check,
-        })
-    );
+    let mut line = serde_json::json!({
+        "system": system, "workload": workload, "N": p.n, "K": if workload == "w6" { W6_KEYS } else { p.k }, "C": p.c,
+        "seconds": (o.seconds * 1000.0).round() / 1000.0,
+        "records_per_s": rate.round() as u64,
+        "check": o.check,
+    });
+    if let Some(rss) = o.peak_rss_mb {
+        line["peak_rss_mb"] = serde_json::json!(rss);
+    }
+    println!("{line}");
     eprintln!(
-        "  {system:>14} {workload}: {:>10.0} records/s  ({:.3} s, check {})",
-        rate, o.seconds, o.check
+        "  {system:>16} {workload}: {:>10.0} records/s  ({:.3} s, check {}, peak rss {} MiB)",
+        rate,
+        o.seconds,
+        o.check,
+        o.peak_rss_mb.map_or("?".to_owned(), |r| format!("{r:.0}"))
     );
 }
 
@@ -57,7 +102,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--workload" => only = Some(it.next().ok_or("--workload needs a value (w1..w5)")?.clone()),
+            "--workload" => only = Some(it.next().ok_or("--workload needs a value (w1..w6)")?.clone()),
             "--brokers" => brokers = Some(it.next().ok_or("--brokers needs HOST:PORT")?.clone()),
             other => return Err(format!("unknown bench argument {other:?}")),
         }
@@ -75,7 +120,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     eprintln!("bench: N={} K={} C={}", p.n, p.k, p.c);
     let wanted = |w: &str| only.as_deref().is_none_or(|o| o == w);
-    let known = ["w1", "w2", "w3", "w4", "w5", "takeover"];
+    let known = ["w1", "w2", "w3", "w4", "w5", "w6", "takeover"];
     if let Some(o) = &only {
         if !known.contains(&o.as_str()) {
             return Err(format!("unknown workload {o:?}; known: {known:?}"));
@@ -93,6 +138,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if wanted("w1") {
         let mut systems: Systems = vec![
             ("state-rocksdb", Box::new(|dir: &Path, p| w1_state(rocks(dir)?, p))),
+            ("state-rocksdb-wb", Box::new(|dir: &Path, p| w1_write_behind(dir, p))),
             ("state-fjall", Box::new(|dir: &Path, p| w1_state(fjall(dir)?, p))),
             (
                 "state-memory",
@@ -104,14 +150,47 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     if wanted("w2") {
         let mut systems: Systems = vec![
-            ("state-rocksdb", Box::new(|dir: &Path, p| w2_state(rocks(dir)?, p))),
-            ("state-fjall", Box::new(|dir: &Path, p| w2_state(fjall(dir)?, p))),
+            (
+                "state-rocksdb",
+                Box::new(|dir: &Path, p| w2_state(rocks(dir)?, p, None)),
+            ),
+            (
+                "state-rocksdb-wb",
+                Box::new(|dir: &Path, p| {
+                    let wb = write_behind(rocks(dir)?)?;
+                    w2_state(wb.clone(), p, Some(&wb))
+                }),
+            ),
+            ("state-fjall", Box::new(|dir: &Path, p| w2_state(fjall(dir)?, p, None))),
             (
                 "state-memory",
-                Box::new(|_: &Path, p| w2_state(Arc::new(MemoryPartition::new()), p)),
+                Box::new(|_: &Path, p| w2_state(Arc::new(MemoryPartition::new()), p, None)),
             ),
         ];
         measure("w2", p, rounds, &mut systems)?;
+    }
+    if wanted("w6") {
+        let draws = zipf_keys(p.n, W6_KEYS, W6_SEED);
+        let draws = &draws;
+        let mut systems: Systems = vec![
+            (
+                "state-rocksdb",
+                Box::new(|dir: &Path, p| w6_state(rocks(dir)?, p, draws, None)),
+            ),
+            (
+                "state-rocksdb-wb",
+                Box::new(|dir: &Path, p| {
+                    let wb = write_behind(rocks(dir)?)?;
+                    w6_state(wb.clone(), p, draws, Some(&wb))
+                }),
+            ),
+            (
+                "state-memory",
+                Box::new(|_: &Path, p| w6_state(Arc::new(MemoryPartition::new()), p, draws, None)),
+            ),
+            ("raw-rocksdb", Box::new(|dir: &Path, p| w6_raw(dir, p, draws))),
+        ];
+        measure("w6", p, rounds, &mut systems)?;
     }
     if wanted("w3") {
         let mut systems: Systems = vec![
@@ -157,36 +236,48 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 ),
                 (
                     "raw-consumer",
-                    Box::new(|_: &Path, p| w4_raw_consumer(&bootstrap, topic, p)),
+                    Box::new(|_: &Path, _| w4_raw_consumer(&bootstrap, topic)),
                 ),
             ];
             measure("w4", p, rounds, &mut systems)?;
         }
         if wanted("w5") {
-            let mut run = 0;
             // w1 (changelog off) runs in the same interleaved rounds, so the
             // w5/w1 ratio is not at the mercy of the machine's drift between
             // the w1 and w5 sections; it goes to stderr only (stdout has
             // w1's own line).
+            let run = std::cell::Cell::new(0);
+            let topic = |run: &std::cell::Cell<u32>| -> Result<String, String> {
+                run.set(run.get() + 1);
+                let topic = format!("bench-w5-changelog-{}", run.get());
+                create(&topic)?;
+                Ok(topic)
+            };
             let mut systems: Systems = vec![
                 (
                     "state-rocksdb",
+                    Box::new(|dir: &Path, p| w5_state(rocks(dir)?, &bootstrap, &topic(&run)?, p, None)),
+                ),
+                (
+                    "state-rocksdb-wb",
                     Box::new(|dir: &Path, p| {
-                        run += 1;
-                        let topic = format!("bench-w5-changelog-{run}");
-                        create(&topic)?;
-                        w5_state(rocks(dir)?, &bootstrap, &topic, p)
+                        let wb = write_behind(rocks(dir)?)?;
+                        w5_state(wb.clone(), &bootstrap, &topic(&run)?, p, Some(&wb))
                     }),
                 ),
                 ("w1 reference", Box::new(|dir: &Path, p| w1_state(rocks(dir)?, p))),
+                ("w1-wb reference", Box::new(|dir: &Path, p| w1_write_behind(dir, p))),
             ];
             let medians = measure_rounds("w5", p, rounds, &mut systems)?;
             report("state-rocksdb", "w5", p, &medians[0]);
-            eprintln!(
-                "  w5/w1 in the same rounds: {:.2} (w1 {:.0} records/s)",
-                medians[1].seconds / medians[0].seconds,
-                p.n as f64 / medians[1].seconds
-            );
+            report("state-rocksdb-wb", "w5", p, &medians[1]);
+            for (name, w5, w1) in [("state-rocksdb", 0, 2), ("state-rocksdb-wb", 1, 3)] {
+                eprintln!(
+                    "  {name} w5/w1 in the same rounds: {:.2} (w1 {:.0} records/s)",
+                    medians[w1].seconds / medians[w5].seconds,
+                    p.n as f64 / medians[w1].seconds
+                );
+            }
         }
     }
     Ok(())
@@ -268,42 +359,55 @@ fn w4_recover(bootstrap: &str, topic: &str, dir: &Path, p: Params) -> Result<Out
     )
     .map_err(err)?;
     let seconds = started.elapsed().as_secs_f64();
-    Ok(Outcome {
+    Ok(Outcome::new(
         seconds,
-        check: partition.changelog_offset().map_err(err)?.unwrap_or(0),
-    })
+        partition.changelog_offset().map_err(err)?.unwrap_or(0),
+    ))
 }
 
-/// A plain consumer reading the same records: the limit for w4.
-fn w4_raw_consumer(bootstrap: &str, topic: &str, p: Params) -> Result<Outcome, String> {
+/// A plain consumer reading the same records: the limit for w4. It is
+/// configured as the recovery consumer is (`state_changelog::recovery`:
+/// read committed, no offset commits or stores, `fetch.queue.backoff.ms`
+/// 5 ms, the same poll timeout) and timed as recovery is: creating the
+/// client is outside the timing, reading the watermarks, assigning and
+/// reading up to the high watermark inside.
+fn w4_raw_consumer(bootstrap: &str, topic: &str) -> Result<Outcome, String> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::Message;
+    let defaults = state_changelog::RecoveryConfig::default();
     let mut c = kafka_client(bootstrap);
-    c.set("group.id", "bench-raw").set("enable.auto.commit", "false");
+    c.set("group.id", "bench-raw")
+        .set("isolation.level", "read_committed")
+        .set("enable.auto.commit", "false")
+        .set("enable.auto.offset.store", "false")
+        .set("auto.offset.reset", "earliest")
+        .set("fetch.queue.backoff.ms", "5");
     let consumer: BaseConsumer = c.create().map_err(err)?;
+    let started = Instant::now();
+    let (low, high) = consumer
+        .fetch_watermarks(topic, 0, defaults.metadata_timeout)
+        .map_err(err)?;
     let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Beginning)
+    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Offset(low))
         .map_err(err)?;
     consumer.assign(&tpl).map_err(err)?;
-    let started = Instant::now();
     let mut last = -1i64;
     let mut bytes = 0usize;
-    while last + 1 < p.n as i64 {
-        match consumer.poll(std::time::Duration::from_millis(100)) {
+    while last + 1 < high {
+        match consumer.poll(defaults.poll_timeout) {
             Some(Ok(m)) => {
                 bytes += m.payload().map_or(0, <[u8]>::len) + m.key().map_or(0, <[u8]>::len);
                 last = m.offset();
             }
             Some(Err(e)) => return Err(e.to_string()),
-            None if started.elapsed().as_secs() > 600 => return Err("raw consumer stalled".into()),
+            None if started.elapsed() > defaults.stall_timeout => return Err("raw consumer stalled".into()),
             None => {}
         }
     }
+    let seconds = started.elapsed().as_secs_f64();
+    let _ = consumer.unassign();
     std::hint::black_box(bytes);
-    Ok(Outcome {
-        seconds: started.elapsed().as_secs_f64(),
-        check: last as u64,
-    })
+    Ok(Outcome::new(seconds, last as u64))
 }
 
 /// w1 with the changelog producer on: checkpoint every C records
@@ -313,6 +417,7 @@ fn w5_state<P: StorePartition + 'static>(
     bootstrap: &str,
     topic: &str,
     p: Params,
+    write_behind: Option<&WriteBehindPartition>,
 ) -> Result<Outcome, String> {
     let producer = Arc::new(state_changelog::ChangelogProducer::new(&kafka_client(bootstrap)).map_err(err)?);
     let sink = producer.sink(topic, 0);
@@ -337,11 +442,11 @@ fn w5_state<P: StorePartition + 'static>(
         }
     }
     checkpoint(&mut txn, p.n)?;
+    if let Some(wb) = write_behind {
+        wb.flush().map_err(err)?;
+    }
     let seconds = started.elapsed().as_secs_f64();
-    Ok(Outcome {
-        seconds,
-        check: counter_check(partition, p)?,
-    })
+    Ok(Outcome::new(seconds, counter_check(partition, p)?))
 }
 
 /// The systems compared in one workload: a name and a run in a directory.
@@ -370,14 +475,32 @@ fn measure_rounds(workload: &str, p: Params, rounds: u64, systems: &mut Systems<
         n: (p.n / 10).max(1),
         ..p
     };
+    // `BENCH_SYSTEMS=a,b` runs only those systems (to profile one); the
+    // others are not run and not reported.
+    if let Ok(only) = std::env::var("BENCH_SYSTEMS") {
+        let keep: Vec<String> = only.split(',').map(|s| s.trim().to_owned()).collect();
+        for (name, run) in systems.iter_mut() {
+            if !keep.iter().any(|k| k == name) {
+                *run = Box::new(|_: &Path, _| Ok(Outcome::new(f64::NAN, 0)));
+            }
+        }
+    }
     let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
     for (name, run) in systems.iter_mut() {
         run(&dir.path().join(format!("warmup-{name}")), warm)?;
     }
     let mut outcomes: Vec<Vec<Outcome>> = systems.iter().map(|_| Vec::new()).collect();
+    let mut peaks: Vec<Option<f64>> = systems.iter().map(|_| None).collect();
     for round in 0..rounds {
         for (i, (name, run)) in systems.iter_mut().enumerate() {
+            let rss = reset_peak_rss();
             let o = run(&dir.path().join(format!("{name}-{round}")), p)?;
+            if rss {
+                peaks[i] = match (peaks[i], peak_rss_mb()) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                };
+            }
             eprintln!("    round {} {name} {workload}: {:.3} s", round + 1, o.seconds);
             outcomes[i].push(o);
         }
@@ -392,6 +515,11 @@ fn measure_rounds(workload: &str, p: Params, rounds: u64, systems: &mut Systems<
         }
         runs.sort_by(|a, b| a.seconds.total_cmp(&b.seconds));
         medians.push(runs.swap_remove(runs.len() / 2));
+    }
+    // The highest peak over the system's rounds (each reset before the
+    // run): its memory, plus whatever the process held when it started.
+    for (m, peak) in medians.iter_mut().zip(peaks) {
+        m.peak_rss_mb = peak;
     }
     Ok(medians)
 }
@@ -433,6 +561,15 @@ fn counter_check<P: StorePartition + 'static>(partition: Arc<P>, p: Params) -> R
 }
 
 fn w1_state<P: StorePartition + 'static>(partition: Arc<P>, p: Params) -> Result<Outcome, String> {
+    w1_with(partition, p, None)
+}
+
+/// w1; with write-behind, the final flush is timed.
+fn w1_with<P: StorePartition + 'static>(
+    partition: Arc<P>,
+    p: Params,
+    write_behind: Option<&WriteBehindPartition>,
+) -> Result<Outcome, String> {
     let started = Instant::now();
     let mut prefix = Vec::new();
     let mut txn = PartitionTransaction::new(partition.clone(), Codec::MsgPack, None);
@@ -448,11 +585,24 @@ fn w1_state<P: StorePartition + 'static>(partition: Arc<P>, p: Params) -> Result
     }
     txn.prepare(None).map_err(err)?;
     txn.flush(None).map_err(err)?;
+    if let Some(wb) = write_behind {
+        wb.flush().map_err(err)?;
+    }
     let seconds = started.elapsed().as_secs_f64();
-    Ok(Outcome {
-        seconds,
-        check: counter_check(partition, p)?,
-    })
+    Ok(Outcome::new(seconds, counter_check(partition, p)?))
+}
+
+/// The bounds the `state-rocksdb-wb` systems use: the defaults.
+fn write_behind<P: StorePartition + 'static>(partition: Arc<P>) -> Result<Arc<WriteBehindPartition>, String> {
+    WriteBehindPartition::new(partition, WriteBehindConfig::default())
+        .map(Arc::new)
+        .map_err(err)
+}
+
+/// w1 on RocksDB behind a write-behind cache; the final flush is timed.
+fn w1_write_behind(dir: &Path, p: Params) -> Result<Outcome, String> {
+    let wb = write_behind(rocks(dir)?)?;
+    w1_with(wb.clone(), p, Some(&wb))
 }
 
 /// The same loop written directly against the `rocksdb` crate: same key and
@@ -494,7 +644,7 @@ fn w1_raw(dir: &Path, p: Params) -> Result<Outcome, String> {
             check += rmp_serde::from_slice::<u64>(&v).map_err(err)?;
         }
     }
-    Ok(Outcome { seconds, check })
+    Ok(Outcome::new(seconds, check))
 }
 
 /// RocksDB options equal to what `RocksDbPartition` uses by default.
@@ -520,11 +670,26 @@ fn raw_options() -> rocksdb::Options {
 
 // ---- w2: tumbling window -----------------------------------------------------
 
-fn w2_state<P: StorePartition + 'static>(partition: Arc<P>, p: Params) -> Result<Outcome, String> {
+/// w2. Every system keeps the partition's `WindowIndex` (the windowed
+/// layer's metadata in memory), as the manager does; with write-behind the
+/// final flush is timed.
+fn w2_state<P: StorePartition + 'static>(
+    partition: Arc<P>,
+    p: Params,
+    write_behind: Option<&WriteBehindPartition>,
+) -> Result<Outcome, String> {
     let started = Instant::now();
+    // `BENCH_NO_WINDOW_INDEX=1`: without the index, for A/B runs.
+    let index = std::env::var_os("BENCH_NO_WINDOW_INDEX")
+        .is_none()
+        .then(|| Arc::new(WindowIndex::default()));
+    let begin = || match &index {
+        Some(index) => WindowedTransaction::with_index(partition.clone(), Codec::MsgPack, None, index.clone()),
+        None => WindowedTransaction::new(partition.clone(), Codec::MsgPack, None),
+    };
     let mut prefix = Vec::new();
     let mut emitted = 0u64;
-    let mut txn = WindowedTransaction::new(partition.clone(), Codec::MsgPack, None);
+    let mut txn = begin();
     for i in 0..p.n {
         prefix_of(i, p.k, &mut prefix);
         let t = i as i64;
@@ -540,15 +705,116 @@ fn w2_state<P: StorePartition + 'static>(partition: Arc<P>, p: Params) -> Result
         if (i + 1) % p.c == 0 {
             txn.prepare(None).map_err(err)?;
             txn.flush(None).map_err(err)?;
-            txn = WindowedTransaction::new(partition.clone(), Codec::MsgPack, None);
+            txn = begin();
         }
     }
     txn.prepare(None).map_err(err)?;
     txn.flush(None).map_err(err)?;
-    Ok(Outcome {
-        seconds: started.elapsed().as_secs_f64(),
-        check: emitted,
-    })
+    if let Some(wb) = write_behind {
+        wb.flush().map_err(err)?;
+    }
+    Ok(Outcome::new(started.elapsed().as_secs_f64(), emitted))
+}
+
+// ---- w6: skewed keyed counter ------------------------------------------------
+
+/// `n` key numbers drawn from Zipf(1.0) over `0..keys` (rank r + 1 has
+/// weight 1 / (r + 1)) by inverting the cumulative distribution, seeded:
+/// the same sequence for every system.
+fn zipf_keys(n: u64, keys: u64, seed: u64) -> Vec<u32> {
+    let mut cdf = Vec::with_capacity(keys as usize);
+    let mut total = 0.0f64;
+    for r in 1..=keys {
+        total += 1.0 / r as f64;
+        cdf.push(total);
+    }
+    let mut rng = Rng(seed);
+    (0..n)
+        .map(|_| {
+            // 53 random bits: a uniform in [0, total).
+            let u = (rng.next() >> 11) as f64 / (1u64 << 53) as f64 * total;
+            cdf.partition_point(|&c| c <= u).min(keys as usize - 1) as u32
+        })
+        .collect()
+}
+
+/// The w6 check: the sum of every counter in the partition (= N).
+fn sum_of_counters<P: StorePartition + ?Sized>(partition: &P) -> Result<u64, String> {
+    let mut sum = 0u64;
+    for item in partition
+        .iter_range(cf::DEFAULT, b"", None, Direction::Forward)
+        .map_err(err)?
+    {
+        let (_, v) = item.map_err(err)?;
+        sum += Codec::MsgPack.decode::<u64>(&v).map_err(err)?;
+    }
+    Ok(sum)
+}
+
+/// w6: w1's loop over the Zipf key sequence.
+fn w6_state<P: StorePartition + 'static>(
+    partition: Arc<P>,
+    p: Params,
+    draws: &[u32],
+    write_behind: Option<&WriteBehindPartition>,
+) -> Result<Outcome, String> {
+    let started = Instant::now();
+    let mut prefix = Vec::new();
+    let mut txn = PartitionTransaction::new(partition.clone(), Codec::MsgPack, None);
+    for (i, &key) in draws.iter().take(p.n as usize).enumerate() {
+        prefix_of(u64::from(key), W6_KEYS, &mut prefix);
+        let count: u64 = txn.get("count", &prefix).map_err(err)?.unwrap_or(0);
+        txn.set("count", &(count + 1), &prefix).map_err(err)?;
+        if (i as u64 + 1).is_multiple_of(p.c) {
+            txn.prepare(None).map_err(err)?;
+            txn.flush(None).map_err(err)?;
+            txn = PartitionTransaction::new(partition.clone(), Codec::MsgPack, None);
+        }
+    }
+    txn.prepare(None).map_err(err)?;
+    txn.flush(None).map_err(err)?;
+    if let Some(wb) = write_behind {
+        wb.flush().map_err(err)?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    Ok(Outcome::new(seconds, sum_of_counters(&*partition)?))
+}
+
+/// w6 written directly against the `rocksdb` crate, as `w1_raw`.
+fn w6_raw(dir: &Path, p: Params, draws: &[u32]) -> Result<Outcome, String> {
+    let opts = raw_options();
+    let db = rocksdb::DB::open(&opts, dir).map_err(err)?;
+    let count_key = rmp_serde::to_vec("count").map_err(err)?;
+    let started = Instant::now();
+    let mut prefix = Vec::new();
+    let mut batch = rocksdb::WriteBatch::default();
+    let mut pending: HashMap<Vec<u8>, u64> = HashMap::new();
+    for (i, &k) in draws.iter().take(p.n as usize).enumerate() {
+        prefix_of(u64::from(k), W6_KEYS, &mut prefix);
+        let key = keys::prefixed_key(&prefix, &count_key);
+        let count = match pending.get(&key) {
+            Some(v) => *v,
+            None => match db.get(&key).map_err(err)? {
+                Some(v) => rmp_serde::from_slice(&v).map_err(err)?,
+                None => 0u64,
+            },
+        };
+        let value = rmp_serde::to_vec(&(count + 1)).map_err(err)?;
+        batch.put(&key, &value);
+        pending.insert(key, count + 1);
+        if (i as u64 + 1).is_multiple_of(p.c) {
+            db.write(std::mem::take(&mut batch)).map_err(err)?;
+            pending.clear();
+        }
+    }
+    db.write(batch).map_err(err)?;
+    let seconds = started.elapsed().as_secs_f64();
+    let mut check = 0u64;
+    for item in db.iterator(rocksdb::IteratorMode::Start) {
+        let (_, v) = item.map_err(err)?;
+        check += rmp_serde::from_slice::<u64>(&v).map_err(err)?;
+    }
+    Ok(Outcome::new(seconds, check))
 }
 
 // ---- w3: changelog apply -----------------------------------------------------
@@ -601,7 +867,7 @@ fn w3_state<P: StorePartition + 'static>(partition: Arc<P>, p: Params) -> Result
     applier.finish().map_err(err)?;
     let seconds = started.elapsed().as_secs_f64();
     let check = partition.changelog_offset().map_err(err)?.unwrap_or(0);
-    Ok(Outcome { seconds, check })
+    Ok(Outcome::new(seconds, check))
 }
 
 /// The same records in the same batches, straight into RocksDB with the
@@ -630,5 +896,32 @@ fn w3_raw(dir: &Path, p: Params) -> Result<Outcome, String> {
         Some(v) => keys::decode_u64(&v).map_err(err)?,
         None => 0,
     };
-    Ok(Outcome { seconds, check })
+    Ok(Outcome::new(seconds, check))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zipf_keys_are_seeded_in_range_and_skewed() {
+        let a = zipf_keys(20_000, 1_000_000, 7);
+        assert_eq!(a, zipf_keys(20_000, 1_000_000, 7), "the same sequence for every system");
+        assert_ne!(a, zipf_keys(20_000, 1_000_000, 8));
+        assert!(a.iter().all(|&k| k < 1_000_000));
+        // P(rank 1) = 1 / H(10^6) ~ 0.0695; P(rank 2) half of that.
+        let count = |k: u32| a.iter().filter(|&&x| x == k).count() as f64 / a.len() as f64;
+        assert!((0.06..0.08).contains(&count(0)), "{}", count(0));
+        assert!((0.025..0.045).contains(&count(1)), "{}", count(1));
+        let distinct: std::collections::HashSet<u32> = a.iter().copied().collect();
+        assert!(distinct.len() > 5_000, "a long tail: {}", distinct.len());
+        assert_eq!(zipf_keys(10, 1, 1), vec![0; 10]);
+    }
+
+    #[test]
+    fn peak_rss_is_read_in_mebibytes() {
+        if let Some(mb) = peak_rss_mb() {
+            assert!(mb > 0.0);
+        }
+    }
 }

@@ -42,6 +42,8 @@ struct Settings {
     /// Run a second member beside the killed one, both with standby
     /// replicas of every partition they do not own.
     standbys: bool,
+    /// Put the child's stores behind write-behind caches.
+    write_behind: bool,
 }
 
 fn parse(args: &[String]) -> Result<Settings, String> {
@@ -57,6 +59,7 @@ fn parse(args: &[String]) -> Result<Settings, String> {
         guarantee: "eos",
         backend: "rocksdb".into(),
         standbys: false,
+        write_behind: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -72,6 +75,7 @@ fn parse(args: &[String]) -> Result<Settings, String> {
             "--keys" => s.keys = num("--keys")?.max(1) as u32,
             "--partitions" => s.partitions = num("--partitions")?.max(1) as u32,
             "--standbys" => s.standbys = true,
+            "--write-behind" => s.write_behind = true,
             "--backend" => {
                 s.backend = match it.next().map(String::as_str) {
                     Some(b @ ("rocksdb" | "fjall" | "memory")) => b.to_owned(),
@@ -170,8 +174,11 @@ fn pick_crash(rng: &mut Rng, chunk: u32) -> Crash {
 }
 
 enum RunEnd {
-    /// Killed or aborted as planned; true if it was restoring then.
-    Crashed { during_restore: bool },
+    /// Killed or aborted as planned. `during_restore`: it was restoring
+    /// then. `lagging`: the child's last report said some partition's
+    /// committed changelog offset was not yet in its local state (the kill
+    /// fell between a changelog commit and the deferred local flush).
+    Crashed { during_restore: bool, lagging: bool },
     /// Finished its input before the crash point came.
     Finished(BTreeMap<String, u64>),
 }
@@ -190,6 +197,9 @@ fn child_command(bootstrap: &str, state: &Path, s: &Settings) -> Result<Command,
     .env("STATE_BACKEND", &s.backend);
     if s.standbys {
         cmd.env("STANDBYS", "1");
+    }
+    if s.write_behind {
+        cmd.env("STATE_WRITE_BEHIND", "1");
     }
     Ok(cmd)
 }
@@ -268,11 +278,16 @@ fn run_child(bootstrap: &str, state: &Path, s: &Settings, crash: &Crash, last: b
     let mut killed = false;
     let mut restoring = false;
     let mut killed_restoring = false;
+    let mut lag = 0u64;
     for line in BufReader::new(stdout).lines().map_while(Result::ok) {
         if line == "restoring" {
             restoring = true;
         } else if line == "ready" {
             restoring = false;
+        } else if let Some(n) = line.strip_prefix("lag ") {
+            if !killed {
+                lag = n.parse().unwrap_or(0);
+            }
         } else if let Some(n) = line.strip_prefix("processed ") {
             let n: u64 = n.parse().unwrap_or(0);
             if matches!(crash, Crash::KillAfter(k) if n >= *k) && !killed {
@@ -286,15 +301,18 @@ fn run_child(bootstrap: &str, state: &Path, s: &Settings, crash: &Crash, last: b
     }
     let status = child.wait().map_err(|e| e.to_string())?;
     let stderr = errors.join().unwrap_or_default();
+    let lagging = lag > 0;
     if killed {
         return Ok(RunEnd::Crashed {
             during_restore: killed_restoring,
+            lagging,
         });
     }
     if matches!(crash, Crash::At(..)) && stderr.contains("crash point") {
         // Aborted by itself: where it was when the last line came out.
         return Ok(RunEnd::Crashed {
             during_restore: restoring || matches!(crash, Crash::At("recovery", _)),
+            lagging,
         });
     }
     match (status.success(), counts) {
@@ -418,7 +436,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let scratch = tempfile::tempdir().map_err(|e| e.to_string())?;
     let state = scratch.path().join("state");
     let mut model = BTreeMap::new();
-    let (mut runs, mut kills, mut deletions) = (0u32, 0u32, 0u32);
+    let (mut runs, mut kills, mut deletions, mut deferred) = (0u32, 0u32, 0u32, 0u32);
     let mut during_restore = 0u32;
     let mut peer = match s.standbys {
         true => Some(Peer::start(&broker.bootstrap, scratch.path().join("peer-state"), &s)?),
@@ -440,9 +458,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
             p.ensure(&broker.bootstrap, &s)?;
         }
         match run_child(&broker.bootstrap, &state, &s, &crash, false)? {
-            RunEnd::Crashed { during_restore: r } => {
+            RunEnd::Crashed {
+                during_restore: r,
+                lagging,
+            } => {
                 kills += 1;
                 during_restore += u32::from(r);
+                deferred += u32::from(lagging);
             }
             RunEnd::Finished(_) => {}
         }
@@ -471,7 +493,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "at-least-once"
         }
     );
-    println!("backend: {}", s.backend);
+    println!(
+        "backend: {}{}",
+        s.backend,
+        if s.write_behind { " (write-behind)" } else { "" }
+    );
     println!("records: {records}");
     println!("runs: {runs}");
     println!("kills: {kills}");
@@ -480,6 +506,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
         println!("standbys: on (a second member ran beside, restarted {peer_restarts} times)");
     }
     println!("state deletions: {deletions}");
+    if s.write_behind {
+        println!("kills between a changelog commit and the deferred local flush: {deferred}");
+    }
     println!("output duplicates: {duplicates}");
     println!("elapsed: {:.1} s", started.elapsed().as_secs_f64());
     println!("mismatches: {}", mismatches.len());

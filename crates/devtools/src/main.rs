@@ -25,12 +25,12 @@ fn usage() -> &'static str {
 
 commands:
   bench [--workload wN|takeover] [--brokers HOST:PORT]
-                                run the benchmark workloads w1..w5 and takeover (N, K, C
+                                run the benchmark workloads w1..w6 and takeover (N, K, C
                                 from the environment); w4/w5 use the in-process mock
                                 cluster unless --brokers is given; takeover always does
   crash [--kills N] [--seed S] [--guarantee exactly-once|at-least-once]
         [--chunk RECORDS] [--keys K] [--partitions P] [--backend rocksdb|fjall|memory]
-        [--standbys]
+        [--standbys] [--write-behind]
                                 kill a stateful processor N times (default 50) at random
                                 points, then compare state and output with a model;
                                 --standbys runs a second member beside it, both keeping

@@ -26,10 +26,15 @@ fn every_line_is_json_with_the_defined_check() {
         let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{line:?}: {e}"));
         let system = v["system"].as_str().expect("system").to_owned();
         let workload = v["workload"].as_str().expect("workload").to_owned();
+        // w6 draws its keys over a fixed million, whatever K is.
+        let want_k = if workload == "w6" { 1_000_000 } else { k };
         assert_eq!(
             (v["N"].as_u64(), v["K"].as_u64(), v["C"].as_u64()),
-            (Some(n), Some(k), Some(c))
+            (Some(n), Some(want_k), Some(c))
         );
+        if let Some(rss) = v.get("peak_rss_mb") {
+            assert!(rss.as_f64().is_some_and(|r| r > 0.0), "{line}");
+        }
         if workload == "takeover" {
             assert!(v["replayed"].as_u64().is_some(), "{line}");
         } else {
@@ -46,6 +51,8 @@ fn every_line_is_json_with_the_defined_check() {
             // Every record counted once, with the 2,000 that arrive after
             // the members settled.
             "takeover" => n + 2_000,
+            // Every counter: one increment per record.
+            "w6" => n,
             other => panic!("unknown workload {other}"),
         };
         assert_eq!(v["check"].as_u64(), Some(want), "{line}");
@@ -56,10 +63,12 @@ fn every_line_is_json_with_the_defined_check() {
     }
     let expected: BTreeSet<(String, String)> = [
         ("state-rocksdb", "w1"),
+        ("state-rocksdb-wb", "w1"),
         ("state-fjall", "w1"),
         ("state-memory", "w1"),
         ("raw-rocksdb", "w1"),
         ("state-rocksdb", "w2"),
+        ("state-rocksdb-wb", "w2"),
         ("state-fjall", "w2"),
         ("state-memory", "w2"),
         ("state-rocksdb", "w3"),
@@ -69,6 +78,11 @@ fn every_line_is_json_with_the_defined_check() {
         ("state-rocksdb", "w4"),
         ("raw-consumer", "w4"),
         ("state-rocksdb", "w5"),
+        ("state-rocksdb-wb", "w5"),
+        ("state-rocksdb", "w6"),
+        ("state-rocksdb-wb", "w6"),
+        ("state-memory", "w6"),
+        ("raw-rocksdb", "w6"),
         ("state-rocksdb-standby", "takeover"),
         ("state-rocksdb", "takeover"),
     ]
@@ -76,5 +90,6 @@ fn every_line_is_json_with_the_defined_check() {
     .map(|(s, w)| (s.to_owned(), w.to_owned()))
     .collect();
     assert_eq!(seen, expected);
-    assert!(stderr.contains("w5/w1 in the same rounds"), "{stderr}");
+    assert!(stderr.contains("state-rocksdb w5/w1 in the same rounds"), "{stderr}");
+    assert!(stderr.contains("state-rocksdb-wb w5/w1 in the same rounds"), "{stderr}");
 }

@@ -36,3 +36,9 @@ fn six_kills_beside_a_second_member_with_standbys_are_exact() {
     // loop, standby promotions, revocations mid-restore) while one is killed.
     harness("exactly-once", "6", "7", &["--standbys"]);
 }
+
+#[test]
+fn kills_behind_write_behind_caches_lose_and_duplicate_nothing() {
+    harness("exactly-once", "6", "77", &["--write-behind"]);
+    harness("at-least-once", "4", "78", &["--write-behind"]);
+}

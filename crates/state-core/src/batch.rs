@@ -9,6 +9,11 @@ pub struct BatchOp<'a> {
     pub key: &'a [u8],
     /// `Some(value)` for a put, `None` for a delete.
     pub value: Option<&'a [u8]>,
+    /// A hint on a put: the writer knows the key has no committed value in
+    /// the partition (see [`WriteBatch::put_new`]). Always `false` on
+    /// deletes. Backends may ignore it; a caching layer may use it to drop
+    /// a later delete of the key instead of writing put and delete.
+    pub new_key: bool,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -18,6 +23,7 @@ struct OpIndex {
     key_len: u32,
     /// `u32::MAX` marks a delete.
     value_len: u32,
+    new_key: bool,
 }
 
 const DELETE: u32 = u32::MAX;
@@ -69,6 +75,23 @@ impl WriteBatch {
     /// # Panics
     /// If a key or value is 4 GiB or larger.
     pub fn put(&mut self, cf: &str, key: &[u8], value: &[u8]) {
+        self.put_with(cf, key, value, false);
+    }
+
+    /// Appends a put of `key = value` in `cf` that the caller knows creates
+    /// the key: `key` has no committed value in the partition the batch is
+    /// written to. Backends treat it as [`put`](Self::put); a write-behind
+    /// cache uses it so that the key, if deleted before the cache is
+    /// flushed, leaves no trace in the partition below. A wrong hint can
+    /// resurrect a deleted value there, so give it only when sure.
+    ///
+    /// # Panics
+    /// If a key or value is 4 GiB or larger.
+    pub fn put_new(&mut self, cf: &str, key: &[u8], value: &[u8]) {
+        self.put_with(cf, key, value, true);
+    }
+
+    fn put_with(&mut self, cf: &str, key: &[u8], value: &[u8], new_key: bool) {
         assert!(
             value.len() < DELETE as usize && key.len() < u32::MAX as usize,
             "key or value of 4 GiB or more"
@@ -82,6 +105,7 @@ impl WriteBatch {
             start,
             key_len: key.len() as u32,
             value_len: value.len() as u32,
+            new_key,
         });
     }
 
@@ -96,6 +120,7 @@ impl WriteBatch {
             start,
             key_len: key.len() as u32,
             value_len: DELETE,
+            new_key: false,
         });
     }
 
@@ -154,6 +179,7 @@ impl WriteBatch {
                 cf: &self.cfs[op.cf as usize],
                 key: &self.data[op.start..key_end],
                 value: (op.value_len != DELETE).then(|| &self.data[key_end..key_end + op.value_len as usize]),
+                new_key: op.new_key,
             }
         })
     }
@@ -168,7 +194,7 @@ mod tests {
         let mut b = WriteBatch::new();
         b.put("default", b"a", b"1");
         b.delete("x", b"b");
-        b.put("default", b"", b"");
+        b.put_new("default", b"", b"");
         b.set_changelog_offset(7);
         let ops: Vec<_> = b.iter().collect();
         assert_eq!(
@@ -177,17 +203,20 @@ mod tests {
                 BatchOp {
                     cf: "default",
                     key: b"a",
-                    value: Some(b"1")
+                    value: Some(b"1"),
+                    new_key: false,
                 },
                 BatchOp {
                     cf: "x",
                     key: b"b",
-                    value: None
+                    value: None,
+                    new_key: false,
                 },
                 BatchOp {
                     cf: "default",
                     key: b"",
-                    value: Some(b"")
+                    value: Some(b""),
+                    new_key: true,
                 },
             ]
         );

@@ -84,10 +84,16 @@ impl StorePartition for MemoryPartition {
 
     fn write(&self, batch: &WriteBatch) -> Result<()> {
         let mut cfs = self.cfs.write();
+        // Batches come grouped by column family: look each one up once.
+        let mut current: Option<(&str, &mut ColumnFamily)> = None;
         for op in batch.iter() {
-            let map = match cfs.get_mut(op.cf) {
-                Some(m) => m,
-                None => cfs.entry(op.cf.to_owned()).or_default(),
+            let map = match current {
+                Some((name, ref mut map)) if name == op.cf => map,
+                _ => {
+                    current = None;
+                    let map = cfs.entry(op.cf.to_owned()).or_default();
+                    &mut current.insert((op.cf, map)).1
+                }
             };
             match op.value {
                 Some(v) => {

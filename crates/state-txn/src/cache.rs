@@ -37,6 +37,9 @@ pub(crate) enum Cached<'a> {
 /// A change: `Some(value)` for a put, `None` for a delete.
 pub(crate) type Change<'a> = (&'a [u8], Option<&'a [u8]>);
 
+/// A change and whether its key is known to have no committed value.
+pub(crate) type FlaggedChange<'a> = (&'a [u8], Option<&'a [u8]>, bool);
+
 /// Where a key or value lives in [`CfChanges::bytes`].
 #[derive(Clone, Copy, Debug)]
 struct Span {
@@ -55,6 +58,18 @@ struct Entry {
     key: Span,
     /// `None`: deleted.
     value: Option<Span>,
+    /// The writer knew the key had no committed value (see
+    /// [`state_core::WriteBatch::put_new`]).
+    new_key: bool,
+}
+
+/// The first 8 bytes of `key` as a big-endian integer, zero-padded: keys
+/// in byte order have heads in integer order (equal heads say nothing).
+fn key_head(key: &[u8]) -> u64 {
+    let mut head = [0u8; 8];
+    let n = key.len().min(8);
+    head[..n].copy_from_slice(&key[..n]);
+    u64::from_be_bytes(head)
 }
 
 fn hash(key: &[u8]) -> u64 {
@@ -95,7 +110,7 @@ impl CfChanges {
         (&self.bytes[e.key.range()], e.value.map(|v| &self.bytes[v.range()]))
     }
 
-    fn put(&mut self, key: &[u8], value: Option<&[u8]>) {
+    fn put(&mut self, key: &[u8], value: Option<&[u8]>, new_key: bool) {
         let h = hash(key);
         let CfChanges {
             bytes,
@@ -113,11 +128,14 @@ impl CfChanges {
                 (_, Some(v)) => Some(append(bytes, v)),
                 (_, None) => None,
             };
+            // Newness is a fact about the stored state, not about this write.
+            e.new_key |= new_key;
             return;
         }
         let entry = Entry {
             key: append(bytes, key),
             value: value.map(|v| append(bytes, v)),
+            new_key,
         };
         entries.insert_unique(h, entry, |e| hash(&bytes[e.key.range()]));
         if let Some(ordered) = ordered.get_mut() {
@@ -136,13 +154,56 @@ impl CfChanges {
 
     /// Every change, by key.
     pub(crate) fn sorted(&self) -> Vec<Change<'_>> {
+        self.with_sorted(|entries| entries.iter().map(|e| self.change(e)).collect())
+    }
+
+    /// Every change with whether the key is known to be new: in key order
+    /// if `sorted` or if that order is at hand anyway, else unordered.
+    pub(crate) fn flagged(&self, sorted: bool) -> Vec<FlaggedChange<'_>> {
+        if sorted || self.sorted.borrow().is_some() {
+            return self.sorted_flagged();
+        }
+        self.entries
+            .iter()
+            .map(|e| {
+                let (k, v) = self.change(e);
+                (k, v, e.new_key)
+            })
+            .collect()
+    }
+
+    /// Every change by key, with whether the key is known to be new (no
+    /// committed value).
+    pub(crate) fn sorted_flagged(&self) -> Vec<FlaggedChange<'_>> {
+        self.with_sorted(|entries| {
+            entries
+                .iter()
+                .map(|e| {
+                    let (k, v) = self.change(e);
+                    (k, v, e.new_key)
+                })
+                .collect()
+        })
+    }
+
+    fn with_sorted<T>(&self, f: impl FnOnce(&[Entry]) -> T) -> T {
         let mut sorted = self.sorted.borrow_mut();
         let entries = sorted.get_or_insert_with(|| {
-            let mut entries: Vec<Entry> = self.entries.iter().copied().collect();
-            entries.sort_unstable_by(|a, b| self.bytes[a.key.range()].cmp(&self.bytes[b.key.range()]));
-            entries
+            // Sorted by the first 8 key bytes as an integer, then by the
+            // whole key: most comparisons end at the integer, without a
+            // call to `memcmp` (the sort was 14% of w2 before).
+            let mut keyed: Vec<(u64, Entry)> = self
+                .entries
+                .iter()
+                .map(|e| (key_head(&self.bytes[e.key.range()]), *e))
+                .collect();
+            keyed.sort_unstable_by(|(ha, a), (hb, b)| {
+                ha.cmp(hb)
+                    .then_with(|| self.bytes[a.key.range()].cmp(&self.bytes[b.key.range()]))
+            });
+            keyed.into_iter().map(|(_, e)| e).collect()
         });
-        entries.iter().map(|e| self.change(e)).collect()
+        f(entries)
     }
 
     /// Changes with `lower <= key < upper`, by key.
@@ -199,15 +260,30 @@ impl UpdateCache {
     }
 
     pub(crate) fn set(&mut self, cf: &str, key: &[u8], value: &[u8]) {
-        self.changes_mut(cf).put(key, Some(value));
+        self.changes_mut(cf).put(key, Some(value), false);
+    }
+
+    /// [`set`](Self::set) of a key the caller knows has no committed value.
+    pub(crate) fn set_new(&mut self, cf: &str, key: &[u8], value: &[u8]) {
+        self.changes_mut(cf).put(key, Some(value), true);
     }
 
     pub(crate) fn delete(&mut self, cf: &str, key: &[u8]) {
-        self.changes_mut(cf).put(key, None);
+        self.changes_mut(cf).put(key, None, false);
     }
 
     pub(crate) fn is_empty(&self) -> bool {
         self.cfs.iter().all(|(_, c)| c.len() == 0)
+    }
+
+    /// Forgets every change, keeping the buffers for reuse.
+    pub(crate) fn clear(&mut self) {
+        for (_, c) in &mut self.cfs {
+            c.bytes.clear();
+            c.entries.clear();
+            *c.ordered.get_mut() = None;
+            *c.sorted.get_mut() = None;
+        }
     }
 
     /// Number of changed keys over all column families.
@@ -267,6 +343,31 @@ mod tests {
     }
 
     #[test]
+    fn sorted_changes_are_in_byte_order_whatever_the_heads() {
+        let mut c = UpdateCache::default();
+        let keys: Vec<&[u8]> = vec![
+            b"",
+            b"\0",
+            b"a",
+            b"a\0",
+            b"a\0\0\0\0\0\0\0",
+            b"a\0\0\0\0\0\0\0\0",
+            b"abcdefgh",
+            b"abcdefghi",
+            b"abcdefgg\xff",
+            b"\xff\xff\xff\xff\xff\xff\xff\xff",
+            b"b",
+        ];
+        for k in keys.iter().rev() {
+            c.set("x", k, b"v");
+        }
+        let got: Vec<&[u8]> = c.sorted_cfs()[0].1.sorted().into_iter().map(|(k, _)| k).collect();
+        let mut want = keys.clone();
+        want.sort();
+        assert_eq!(got, want);
+    }
+
+    #[test]
     fn sorted_changes_are_in_key_order() {
         let mut c = UpdateCache::default();
         for k in [b"c", b"a", b"b"] {
@@ -292,6 +393,26 @@ mod tests {
                 (&b"a"[..], None),
                 (&b"b"[..], Some(&b"longer"[..])),
                 (&b"c"[..], Some(&b"3"[..]))
+            ]
+        );
+    }
+
+    #[test]
+    fn newness_sticks_to_a_key_whatever_is_written_after() {
+        let mut c = UpdateCache::default();
+        c.set_new("x", b"n", b"1");
+        c.set("x", b"n", b"22");
+        c.set("x", b"o", b"1");
+        c.delete("x", b"d");
+        c.set_new("x", b"d", b"1");
+        c.delete("x", b"d");
+        let flagged = c.sorted_cfs()[0].1.sorted_flagged();
+        assert_eq!(
+            flagged,
+            vec![
+                (&b"d"[..], None, true),
+                (&b"n"[..], Some(&b"22"[..]), true),
+                (&b"o"[..], Some(&b"1"[..]), false)
             ]
         );
     }

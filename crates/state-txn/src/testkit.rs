@@ -37,8 +37,59 @@ pub use window_models::{
 
 type P = Arc<dyn StorePartition>;
 
+/// A partition (weakly) and its shared window index.
+type PartitionIndex = (std::sync::Weak<dyn StorePartition>, Arc<crate::WindowIndex>);
+
+thread_local! {
+    /// Set while a case runs under [`with_window_index`].
+    static WINDOW_INDEX: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    /// One shared index per partition, for [`windowed_txn`].
+    static INDEXES: std::cell::RefCell<Vec<PartitionIndex>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` (a windowed case) with every windowed transaction the kit
+/// makes sharing its partition's [`crate::WindowIndex`], as an owner that
+/// keeps one per partition does. The indexes are tiny (4 prefixes), so
+/// cases with many keys also exercise eviction.
+pub fn with_window_index<T>(f: impl FnOnce() -> T) -> T {
+    struct Reset;
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            WINDOW_INDEX.with(|w| w.set(false));
+            INDEXES.with(|i| i.borrow_mut().clear());
+        }
+    }
+    WINDOW_INDEX.with(|w| w.set(true));
+    let _reset = Reset;
+    f()
+}
+
+/// A windowed transaction on `p`: with the partition's shared index inside
+/// [`with_window_index`], without one otherwise.
+pub fn windowed_txn(p: &P, codec: Codec, sink: Option<Arc<dyn ChangelogSink>>) -> WindowedTransaction {
+    if !WINDOW_INDEX.with(std::cell::Cell::get) {
+        return WindowedTransaction::new(p.clone(), codec, sink);
+    }
+    let weak = Arc::downgrade(p);
+    let index = INDEXES.with(|i| {
+        let mut i = i.borrow_mut();
+        // A weak pointer keeps its partition's allocation (not the
+        // partition) alive, so an address match is always the same one.
+        i.retain(|(w, _)| w.strong_count() > 0);
+        match i.iter().find(|(w, _)| w.ptr_eq(&weak)) {
+            Some((_, index)) => index.clone(),
+            None => {
+                let index = Arc::new(crate::WindowIndex::new(4));
+                i.push((weak, index.clone()));
+                index
+            }
+        }
+    });
+    WindowedTransaction::with_index(p.clone(), codec, sink, index)
+}
+
 fn windowed(p: &P) -> WindowedTransaction {
-    WindowedTransaction::new(p.clone(), Codec::Json, None)
+    windowed_txn(p, Codec::Json, None)
 }
 
 fn timestamped(p: &P, config: TimestampedConfig) -> TimestampedTransaction {
@@ -484,7 +535,7 @@ pub fn changelog_replay_rebuilds_every_column_family<H: Harness>(h: &mut H) {
     let sink = Arc::new(RecordingSink::new());
     let dyn_sink: Arc<dyn ChangelogSink> = sink.clone();
     for round in 0..3i64 {
-        let mut t = WindowedTransaction::new(source.clone(), Codec::Json, Some(dyn_sink.clone()));
+        let mut t = crate::testkit::windowed_txn(&source, Codec::Json, Some(dyn_sink.clone()));
         for k in [&b"a"[..], b"b"] {
             let s = round * 10;
             t.update_window(s, s + 10, &(round + 1), s + 5, k).unwrap();
@@ -589,7 +640,7 @@ pub fn windows_match_a_naive_model<H: Harness>(h: &mut H) {
             partition_no.set(partition_no.get() + 1);
             let p = store.borrow_mut().assign_partition(partition_no.get()).expect("assign");
             let mut model = Model::default();
-            let mut t = WindowedTransaction::new(p.clone(), Codec::MsgPack, None);
+            let mut t = crate::testkit::windowed_txn(&p, Codec::MsgPack, None);
             for op in ops {
                 match op {
                     WindowOp::Update { key, start, ts } => {
@@ -617,7 +668,7 @@ pub fn windows_match_a_naive_model<H: Harness>(h: &mut H) {
                     WindowOp::Commit => {
                         t.prepare(None).unwrap();
                         t.flush(None).unwrap();
-                        t = WindowedTransaction::new(p.clone(), Codec::MsgPack, None);
+                        t = crate::testkit::windowed_txn(&p, Codec::MsgPack, None);
                     }
                 }
             }
@@ -716,6 +767,13 @@ macro_rules! txn_conformance_tests {
                 ttl_refusals, tumbling_windows_match_a_naive_model, hopping_windows_match_a_naive_model,
                 fixed_windows_by_partition_match_a_naive_model, sliding_windows_match_a_naive_model,
                 count_windows_match_a_naive_model, session_windows_match_a_naive_model);
+            $crate::txn_conformance_tests!(@indexed $make;
+                window_basics, window_ranges, expiry_emits_each_window_once, collections,
+                expire_all_windows_by_step, changelog_replay_rebuilds_every_column_family,
+                windows_match_a_naive_model, windowed_iteration, expiry_checkpoints, expire_end_inclusive,
+                tumbling_windows_match_a_naive_model, hopping_windows_match_a_naive_model,
+                fixed_windows_by_partition_match_a_naive_model, sliding_windows_match_a_naive_model,
+                count_windows_match_a_naive_model, session_windows_match_a_naive_model);
 
             #[test]
             fn macro_covers_every_case() {
@@ -734,5 +792,20 @@ macro_rules! txn_conformance_tests {
                 $crate::testkit::$case(&mut h);
             }
         )*
+    };
+    (@indexed $make:expr; $($case:ident),*) => {
+        /// The windowed cases again, every transaction sharing its
+        /// partition's `WindowIndex`.
+        mod with_window_index {
+            #[allow(unused_imports)]
+            use super::*;
+            $(
+                #[test]
+                fn $case() {
+                    let mut h = $make;
+                    $crate::testkit::with_window_index(|| $crate::testkit::$case(&mut h));
+                }
+            )*
+        }
     };
 }

@@ -76,6 +76,17 @@ pub struct PartitionTransaction<P: StorePartition + ?Sized = dyn StorePartition>
     cache: UpdateCache,
     status: TxnStatus,
     ttl: Option<TtlTxn>,
+    /// The batch `flush` fills (kept for reuse by a later transaction).
+    batch: WriteBatch,
+}
+
+/// The buffers of a finished transaction, emptied, for the next
+/// transaction on the same partition: its change set and batch keep their
+/// capacity, so a steady stream of checkpoints stops allocating them.
+#[derive(Debug, Default)]
+pub(crate) struct Recycled {
+    changes: UpdateCache,
+    batch: WriteBatch,
 }
 
 impl<P: StorePartition + ?Sized> fmt::Debug for PartitionTransaction<P> {
@@ -93,14 +104,38 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     /// Starts a transaction on `partition`; `sink` receives the changelog
     /// records on `prepare` (`None`: no changelog).
     pub fn new(partition: Arc<P>, codec: Codec, sink: Option<Arc<dyn ChangelogSink>>) -> Self {
+        Self::with_recycled(partition, codec, sink, Recycled::default())
+    }
+
+    /// [`new`](Self::new) with the buffers of an earlier transaction.
+    pub(crate) fn with_recycled(
+        partition: Arc<P>,
+        codec: Codec,
+        sink: Option<Arc<dyn ChangelogSink>>,
+        recycled: Recycled,
+    ) -> Self {
         PartitionTransaction {
             partition,
             codec,
             sink,
-            cache: UpdateCache::default(),
+            cache: recycled.changes,
             status: TxnStatus::Started,
             ttl: None,
+            batch: recycled.batch,
         }
+    }
+
+    /// Empties this transaction's buffers and hands them over for reuse.
+    /// The transaction is then failed (unless it completed).
+    pub(crate) fn recycle(&mut self) -> Recycled {
+        if self.status != TxnStatus::Complete {
+            self.status = TxnStatus::Failed;
+        }
+        let mut changes = std::mem::take(&mut self.cache);
+        changes.clear();
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.clear();
+        Recycled { changes, batch }
     }
 
     /// Starts a transaction on a key-value partition with per-write TTL;
@@ -122,6 +157,11 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     /// The change set (for the windowed layer's merged iteration).
     pub(crate) fn cache(&self) -> &UpdateCache {
         &self.cache
+    }
+
+    /// What the change set holds for `key` in `cf`.
+    pub(crate) fn cached(&self, cf: &str, key: &[u8]) -> Cached<'_> {
+        self.cache.get(cf, key)
     }
 
     /// The TTL side of this transaction, when `cf` is the one it applies to.
@@ -335,6 +375,29 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     pub fn set_raw(&mut self, cf: &str, key: Vec<u8>, value: Vec<u8>) -> Result<()> {
         self.started("set")?;
         self.cache.set(cf, &key, &value);
+        Ok(())
+    }
+
+    /// Sets full key `key` in `cf` that the caller knows has no committed
+    /// value in the partition: flushed as [`WriteBatch::put_new`], and a
+    /// later delete of it in this transaction writes nothing locally.
+    pub(crate) fn set_raw_new(&mut self, cf: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        self.started("set")?;
+        self.cache.set_new(cf, key, value);
+        Ok(())
+    }
+
+    /// [`set_raw`](Self::set_raw) from borrowed bytes.
+    pub(crate) fn set_raw_ref(&mut self, cf: &str, key: &[u8], value: &[u8]) -> Result<()> {
+        self.started("set")?;
+        self.cache.set(cf, key, value);
+        Ok(())
+    }
+
+    /// [`delete_raw`](Self::delete_raw) of borrowed bytes.
+    pub(crate) fn delete_raw_ref(&mut self, cf: &str, key: &[u8]) -> Result<()> {
+        self.started("delete")?;
+        self.stage_delete(cf, key);
         Ok(())
     }
 
@@ -684,9 +747,17 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     /// with [`state_core::ttl::SweepTombstones::LocalOnly`], the sweep's
     /// deletes).
     pub fn flush(&mut self, changelog_offset: Option<u64>) -> Result<()> {
+        self.flush_then(changelog_offset, |_| ())
+    }
+
+    /// [`flush`](Self::flush), then, if the write succeeded, `after` with
+    /// the changes written (the windowed layer updates its shared index).
+    pub(crate) fn flush_then(&mut self, changelog_offset: Option<u64>, after: impl FnOnce(&UpdateCache)) -> Result<()> {
         self.require("flush", &[TxnStatus::Started, TxnStatus::Prepared])?;
         let res = self.write_changes(changelog_offset);
         self.status = if res.is_ok() {
+            after(&self.cache);
+            self.cache.clear();
             TxnStatus::Complete
         } else {
             TxnStatus::Failed
@@ -705,7 +776,15 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
                 }
             }
         }
-        let mut batch = WriteBatch::with_capacity(self.cache.len(), 0);
+        let mut batch = std::mem::take(&mut self.batch);
+        batch.clear();
+        let res = self.fill_batch(&mut batch, changelog_offset);
+        let res = res.and_then(|()| Ok(self.partition.write(&batch)?));
+        self.batch = batch;
+        res
+    }
+
+    fn fill_batch(&self, batch: &mut WriteBatch, changelog_offset: Option<u64>) -> Result<()> {
         if let Some(t) = &self.ttl {
             // Stamped existing values first: the transaction's own changes
             // (a delete, say) come later in the batch and win.
@@ -714,11 +793,20 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
             }
         }
         // Keys are unique per column family, so any order is correct; key
-        // order is the fast one (RocksDB's memtable inserts reuse their
-        // search path between neighbouring keys).
+        // order is the fast one for RocksDB (its memtable inserts reuse
+        // their search path between neighbouring keys), so the changes are
+        // sorted for partitions that say so.
+        let sorted = self.partition.prefers_sorted_batches();
         for (cf_name, changes) in self.cache.sorted_cfs() {
-            for (key, value) in changes.sorted() {
-                batch.push(cf_name, key, value);
+            for (key, value, new_key) in changes.flagged(sorted) {
+                match value {
+                    Some(v) if new_key => batch.put_new(cf_name, key, v),
+                    Some(v) => batch.put(cf_name, key, v),
+                    // Created and deleted here, never stored: nothing to
+                    // delete (the changelog still gets its tombstone).
+                    None if new_key => {}
+                    None => batch.delete(cf_name, key),
+                }
             }
         }
         if let Some(t) = self.ttl.as_ref().filter(|t| t.enabled()) {
@@ -736,8 +824,6 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
         if let Some(offset) = changelog_offset {
             batch.set_changelog_offset(offset);
         }
-        self.partition.write(&batch)?;
-        self.cache = UpdateCache::default();
         Ok(())
     }
 

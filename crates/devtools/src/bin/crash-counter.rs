@@ -11,6 +11,10 @@
 //! `FINISH_ALL=1`: finish only when owning every partition (the last run).
 //! Prints `restoring` / `ready` when its partitions start and finish
 //! restoring, so the harness knows where each kill landed.
+//! `STATE_WRITE_BEHIND=1` puts it behind write-behind caches
+//! (time bound 200 ms, flushed when due from the poll loop); the child then
+//! prints `lag N` whenever the number of partitions whose committed
+//! changelog offset is not yet on disk changes.
 //!
 //! `CRASH_AT=STAGE:N` makes it abort (no cleanup, like a kill) the N-th
 //! time it reaches STAGE: `process` (a record processed, not committed),
@@ -89,6 +93,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok("memory") => state_core::MemoryBackend::shared(),
         _ => state_manager::RocksDbBackend::shared(Default::default()),
     };
+    let write_behind = std::env::var("STATE_WRITE_BEHIND").is_ok().then(|| {
+        Arc::new(state_txn::WriteBehindBackend::new(
+            backend.clone(),
+            state_txn::WriteBehindConfig {
+                max_dirty_age: Duration::from_millis(200),
+                ..Default::default()
+            },
+        ))
+    });
+    let backend: Arc<dyn state_core::Backend> = match &write_behind {
+        Some(wb) => wb.clone(),
+        None => backend,
+    };
+    let mut lag = 0usize;
+    let mut report_lag = |wb: &state_txn::WriteBehindBackend| -> Result<(), Box<dyn std::error::Error>> {
+        wb.flush_due()?;
+        let now = wb.lagging_partitions();
+        if now != lag {
+            lag = now;
+            println!("lag {lag}");
+        }
+        Ok(())
+    };
     let mut config = ManagerConfig::with_backend(GROUP, state_dir, backend);
     config.guarantee = guarantee;
     let peer = std::env::var("PEER").is_ok();
@@ -147,6 +174,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             restoring = now_restoring;
             println!("{}", if restoring { "restoring" } else { "ready" });
         }
+        if let Some(wb) = &write_behind {
+            report_lag(wb)?;
+        }
         match msg {
             Some(Ok(msg)) => {
                 let p = msg.partition() as u32;
@@ -171,12 +201,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 if since_commit >= 7 {
                     m.commit(&consumer)?;
                     since_commit = 0;
+                    if let Some(wb) = &write_behind {
+                        report_lag(wb)?;
+                    }
                 }
             }
             Some(Err(e)) => eprintln!("consumer error: {e}"),
             None => {
                 m.commit(&consumer)?;
                 since_commit = 0;
+                if let Some(wb) = &write_behind {
+                    report_lag(wb)?;
+                }
                 let assignment = consumer.assignment()?;
                 let owned = assignment.count();
                 if peer || owned == 0 || (finish_all && owned != partitions) || restoring {

@@ -105,7 +105,7 @@ fn drive<H: Harness>(
                 Codec::MsgPack
             };
             let mut p: Arc<dyn StorePartition> = store.borrow_mut().assign_partition(n).expect("assign");
-            let mut t = WindowedTransaction::new(p.clone(), codec, None);
+            let mut t = crate::testkit::windowed_txn(&p, codec, None);
             let mut model = new_model();
             for step in &steps {
                 match step {
@@ -118,7 +118,7 @@ fn drive<H: Harness>(
                             store.borrow_mut().revoke_partition(n).expect("revoke");
                             p = store.borrow_mut().assign_partition(n).expect("reassign");
                         }
-                        t = WindowedTransaction::new(p.clone(), codec, None);
+                        t = crate::testkit::windowed_txn(&p, codec, None);
                     }
                     _ => {
                         let Some((key, ts, value)) = model.resolve(step) else {

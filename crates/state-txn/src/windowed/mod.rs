@@ -23,23 +23,34 @@
 
 use std::collections::BTreeSet;
 
-use rustc_hash::FxHashMap;
+use std::cell::RefCell;
+
+use rustc_hash::FxBuildHasher;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use state_core::{cf, keys, ChangelogSink, Codec, Direction, ProcessedOffsets, StorePartition};
 
+use crate::cache::Cached;
 use crate::error::{Result, TxnError};
 use crate::options::{CollectedValues, ExpireOptions};
+use crate::small::Few;
 use crate::transaction::{PartitionTransaction, TxnStatus};
 
 pub mod checkpoint;
+pub mod index;
 mod index_value;
 pub mod iter;
 
+pub use index::{WindowIndex, WindowIndexStats};
 use index_value::IndexValue;
 pub use iter::WindowCursor;
+
+/// Stored windows in a range that [`WindowedTransaction`] reads by point
+/// reads from what the [`WindowIndex`] lists; more are read by one range
+/// scan.
+const POINT_READ_WINDOWS: usize = 32;
 
 pub(crate) const LATEST_TIMESTAMP_KEY: &[u8] = b"__latest_timestamp__";
 pub(crate) const LATEST_EXPIRED_KEY: &[u8] = b"__expired_start_gt__";
@@ -140,6 +151,9 @@ fn bound(prefix: &[u8], n: u64) -> Vec<u8> {
     keys::prefixed_key(prefix, &keys::encode_u64(n))
 }
 
+/// A window's start, end and stored value bytes.
+type RawWindow = (u64, u64, Vec<u8>);
+
 fn window_key_len(prefix: &[u8]) -> usize {
     prefix.len() + usize::from(!prefix.is_empty()) + keys::U64_PAIR_LEN
 }
@@ -150,11 +164,188 @@ fn window_key_len(prefix: &[u8]) -> usize {
 /// with `end <= start` are refused with a typed error.
 pub struct WindowedTransaction<P: StorePartition + ?Sized = dyn StorePartition> {
     base: PartitionTransaction<P>,
-    /// Index values this transaction has read or written, per prefix and
-    /// [`Index`] slot (`None`: not known yet). Keyed by prefix alone so a
-    /// lookup needs no allocation.
-    indexes: FxHashMap<Vec<u8>, [Option<Option<i128>>; Index::COUNT]>,
+    /// What this transaction knows per prefix. Keyed by prefix alone so a
+    /// lookup needs no allocation; in a cell so reads (`&self`) can take a
+    /// prefix's snapshot from the shared index.
+    prefixes: RefCell<PrefixMap>,
     counter: Option<u64>,
+    /// The partition's shared index, if the owner made one.
+    shared: Option<Arc<WindowIndex>>,
+    /// [`base_mut`](Self::base_mut) was used: windows may have changed
+    /// behind the back of `prefixes`, so ranges read the change set.
+    untracked: bool,
+    /// Reused buffers for keys and values written.
+    key_buf: Vec<u8>,
+    value_buf: Vec<u8>,
+}
+
+/// The prefixes a transaction touched, keyed by their bytes. Prefix bytes
+/// live back to back in one buffer (no allocation per prefix), and the
+/// last prefix found is remembered: a record's calls all name the same
+/// prefix, so most lookups are one comparison.
+#[derive(Debug, Default)]
+struct PrefixMap {
+    bytes: Vec<u8>,
+    entries: Vec<(std::ops::Range<usize>, PrefixTxn)>,
+    table: hashbrown::HashTable<u32>,
+    last: std::cell::Cell<Option<u32>>,
+}
+
+fn prefix_hash(prefix: &[u8]) -> u64 {
+    std::hash::BuildHasher::hash_one(&FxBuildHasher, prefix)
+}
+
+impl PrefixMap {
+    fn position(&self, prefix: &[u8]) -> Option<u32> {
+        if let Some(i) = self.last.get() {
+            if self.bytes[self.entries[i as usize].0.clone()] == *prefix {
+                return Some(i);
+            }
+        }
+        let (bytes, entries) = (&self.bytes, &self.entries);
+        let found = self
+            .table
+            .find(prefix_hash(prefix), |&i| {
+                bytes[entries[i as usize].0.clone()] == *prefix
+            })
+            .copied();
+        if found.is_some() {
+            self.last.set(found);
+        }
+        found
+    }
+
+    fn get(&self, prefix: &[u8]) -> Option<&PrefixTxn> {
+        self.position(prefix).map(|i| &self.entries[i as usize].1)
+    }
+
+    /// Forgets every prefix, keeping the buffers.
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.entries.clear();
+        self.table.clear();
+        self.last.set(None);
+    }
+
+    /// Every prefix with what the transaction knows of it.
+    fn iter(&self) -> impl Iterator<Item = (&[u8], &PrefixTxn)> {
+        self.entries.iter().map(|(range, p)| (&self.bytes[range.clone()], p))
+    }
+
+    /// The entry of `prefix`, made empty if missing.
+    fn entry(&mut self, prefix: &[u8]) -> &mut PrefixTxn {
+        let i = match self.position(prefix) {
+            Some(i) => i,
+            None => {
+                let start = self.bytes.len();
+                self.bytes.extend_from_slice(prefix);
+                self.entries.push((start..self.bytes.len(), PrefixTxn::default()));
+                let i = (self.entries.len() - 1) as u32;
+                let (bytes, entries) = (&self.bytes, &self.entries);
+                self.table.insert_unique(prefix_hash(prefix), i, |&j| {
+                    prefix_hash(&bytes[entries[j as usize].0.clone()])
+                });
+                self.last.set(Some(i));
+                i
+            }
+        };
+        &mut self.entries[i as usize].1
+    }
+}
+
+/// What one transaction knows about one prefix.
+#[derive(Debug, Default)]
+struct PrefixTxn {
+    /// Index values read or written, per [`Index`] slot.
+    slots: Slots,
+    /// Slots this transaction wrote (bit per [`Index::slot`]).
+    written: u8,
+    /// Windows this transaction set (`true`) or deleted (`false`) through
+    /// the windowed API, with the last thing done to each.
+    touched: Few<(u64, u64, bool)>,
+    /// The prefix's committed state from the shared index, taken on first
+    /// use (`None`: not taken yet).
+    shared: Option<SharedSnapshot>,
+}
+
+/// Index values known to a transaction, per [`Index`] slot: compact,
+/// because a transaction keeps them for every prefix it touches.
+#[derive(Clone, Copy, Debug, Default)]
+struct Slots {
+    values: [i128; Index::COUNT],
+    /// Bit per slot: the value is known (else `get` says `None`).
+    known: u8,
+    /// Bit per slot: the stored value exists (else it is absent).
+    present: u8,
+}
+
+impl Slots {
+    /// `None`: not known; `Some(None)`: known absent.
+    fn get(&self, index: Index) -> Option<Option<i128>> {
+        let bit = 1 << index.slot();
+        (self.known & bit != 0).then(|| (self.present & bit != 0).then_some(self.values[index.slot()]))
+    }
+
+    fn set(&mut self, index: Index, value: Option<i128>) {
+        let bit = 1 << index.slot();
+        self.known |= bit;
+        match value {
+            Some(v) => {
+                self.present |= bit;
+                self.values[index.slot()] = v;
+            }
+            None => self.present &= !bit,
+        }
+    }
+}
+
+/// A prefix's committed state, as the shared index has it.
+#[derive(Debug)]
+struct SharedSnapshot {
+    /// Stored windows, sorted; `None`: not indexed.
+    windows: Option<Few<(u64, u64)>>,
+    latest: Option<i128>,
+    expired: Option<i128>,
+    /// Where the index held the prefix (a hint: entries move).
+    position: u32,
+}
+
+thread_local! {
+    static WINDOW_KEY: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on `prefix | start | end` built in a reused buffer.
+fn with_window_key<T>(prefix: &[u8], start: u64, end: u64, f: impl FnOnce(&[u8]) -> T) -> T {
+    WINDOW_KEY.with(|buf| match buf.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            keys::write_prefixed_key(&mut buf, prefix, &keys::encode_u64_pair(start, end));
+            f(&buf)
+        }
+        // Re-entered (a backend reading through a transaction).
+        Err(_) => f(&keys::window_key(prefix, start, end)),
+    })
+}
+
+/// The buffers a windowed transaction leaves to the next one on its
+/// partition (kept by the partition's [`WindowIndex`]).
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    prefixes: PrefixMap,
+    base: crate::transaction::Recycled,
+}
+
+impl<P: StorePartition + ?Sized> Drop for WindowedTransaction<P> {
+    fn drop(&mut self) {
+        if let Some(shared) = &self.shared {
+            let mut prefixes = std::mem::take(self.prefixes.get_mut());
+            prefixes.clear();
+            shared.put_scratch(Scratch {
+                prefixes,
+                base: self.base.recycle(),
+            });
+        }
+    }
 }
 
 impl<P: StorePartition + ?Sized> std::fmt::Debug for WindowedTransaction<P> {
@@ -168,9 +359,46 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     pub fn new(partition: Arc<P>, codec: Codec, sink: Option<Arc<dyn ChangelogSink>>) -> Self {
         WindowedTransaction {
             base: PartitionTransaction::new(partition, codec, sink),
-            indexes: FxHashMap::default(),
+            prefixes: RefCell::new(PrefixMap::default()),
             counter: None,
+            shared: None,
+            untracked: false,
+            key_buf: Vec::new(),
+            value_buf: Vec::new(),
         }
+    }
+
+    /// Starts a windowed transaction on `partition` that reads per-prefix
+    /// metadata (latest timestamp, last expired start, which windows exist)
+    /// from `index`, the partition's shared [`WindowIndex`], and updates it
+    /// after a successful flush. Reads and writes give exactly what
+    /// [`new`](Self::new) gives; `get_window` of a missing window and
+    /// `expire_windows` with nothing to expire read nothing from the
+    /// partition, and created windows are flushed as
+    /// [`state_core::WriteBatch::put_new`]. See [`WindowIndex`] for the
+    /// owner's side of the contract.
+    pub fn with_index(
+        partition: Arc<P>,
+        codec: Codec,
+        sink: Option<Arc<dyn ChangelogSink>>,
+        index: Arc<WindowIndex>,
+    ) -> Self {
+        // The buffers the partition's previous transaction left behind.
+        let scratch = index.take_scratch();
+        WindowedTransaction {
+            base: PartitionTransaction::with_recycled(partition, codec, sink, scratch.base),
+            prefixes: RefCell::new(scratch.prefixes),
+            counter: None,
+            shared: Some(index),
+            untracked: false,
+            key_buf: Vec::new(),
+            value_buf: Vec::new(),
+        }
+    }
+
+    /// The shared index this transaction uses, if any.
+    pub fn index(&self) -> Option<&Arc<WindowIndex>> {
+        self.shared.as_ref()
     }
 
     /// The underlying key-value transaction (for plain `get`/`set`).
@@ -178,8 +406,11 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         &self.base
     }
 
-    /// Mutable access to the underlying key-value transaction.
+    /// Mutable access to the underlying key-value transaction. Windows
+    /// written through it are seen by every windowed read (range reads of
+    /// this transaction then merge its whole change set).
     pub fn base_mut(&mut self) -> &mut PartitionTransaction<P> {
+        self.untracked = true;
         &mut self.base
     }
 
@@ -202,37 +433,122 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
 
     // ---- indexes -----------------------------------------------------------
 
+    /// Takes `prefix`'s snapshot from the shared index if not taken yet;
+    /// false without a shared index.
+    fn snapshot(&self, prefix: &[u8]) -> Result<bool> {
+        let Some(shared) = &self.shared else { return Ok(false) };
+        if self.prefixes.borrow().get(prefix).is_some_and(|p| p.shared.is_some()) {
+            return Ok(true);
+        }
+        let snap = shared.with_prefix(&**self.base.partition(), self.codec(), prefix, |e, position| {
+            SharedSnapshot {
+                windows: e.windows.clone(),
+                latest: e.latest,
+                expired: e.expired,
+                position,
+            }
+        })?;
+        self.prefixes.borrow_mut().entry(prefix).shared = Some(snap);
+        Ok(true)
+    }
+
     fn get_index(&mut self, index: Index, prefix: &[u8]) -> Result<Option<i128>> {
-        if let Some(Some(v)) = self.indexes.get(prefix).map(|slots| slots[index.slot()]) {
+        if let Some(Some(v)) = self.prefixes.get_mut().get(prefix).map(|p| p.slots.get(index)) {
             return Ok(v);
         }
+        self.base.require_started("get")?;
         let (cf_name, key) = index.location();
-        let full = keys::prefixed_key(prefix, key);
-        let value: Option<i128> = match self.base.get_raw(cf_name, &full)? {
-            Some(bytes) => Some(self.codec().decode::<IndexValue>(&bytes)?.0),
-            None => None,
-        };
+        let mut full = std::mem::take(&mut self.key_buf);
+        full.clear();
+        keys::write_prefixed_key(&mut full, prefix, key);
+        let res = self.read_index(index, prefix, cf_name, &full);
+        self.key_buf = full;
+        let value = res?;
         self.remember_index(index, prefix, value);
         Ok(value)
     }
 
+    /// Reads index slot `index` of `prefix` (full key `full` in `cf_name`):
+    /// this transaction's change, else the shared index, else the store.
+    fn read_index(&self, index: Index, prefix: &[u8], cf_name: &str, full: &[u8]) -> Result<Option<i128>> {
+        let from_shared = matches!(index, Index::Timestamp | Index::Expired) && self.shared.is_some();
+        if from_shared && !self.untracked {
+            // Only `set_index` writes these keys here, and it records the
+            // value: the change set has nothing the slots do not.
+            self.snapshot(prefix)?;
+            let prefixes = self.prefixes.borrow();
+            let snap = prefixes.get(prefix).and_then(|p| p.shared.as_ref());
+            return Ok(match (index, snap) {
+                (Index::Timestamp, Some(s)) => s.latest,
+                (_, Some(s)) => s.expired,
+                (_, None) => None,
+            });
+        }
+        Ok(match self.base.cached(cf_name, full) {
+            Cached::Value(bytes) => Some(self.codec().decode::<IndexValue>(bytes)?.0),
+            Cached::Deleted => None,
+            Cached::Unknown if from_shared => {
+                self.snapshot(prefix)?;
+                let prefixes = self.prefixes.borrow();
+                let snap = prefixes.get(prefix).and_then(|p| p.shared.as_ref());
+                match (index, snap) {
+                    (Index::Timestamp, Some(s)) => s.latest,
+                    (_, Some(s)) => s.expired,
+                    (_, None) => None,
+                }
+            }
+            Cached::Unknown => match self.base.partition().get(cf_name, full)? {
+                Some(bytes) => Some(self.codec().decode::<IndexValue>(&bytes)?.0),
+                None => None,
+            },
+        })
+    }
+
     fn set_index(&mut self, index: Index, prefix: &[u8], value: i128) -> Result<()> {
         let (cf_name, key) = index.location();
-        let encoded = self.codec().encode(&IndexValue::new(value)?)?;
-        self.base.set_raw(cf_name, keys::prefixed_key(prefix, key), encoded)?;
-        self.remember_index(index, prefix, Some(value));
+        let codec = self.codec();
+        self.value_buf.clear();
+        codec.encode_into(&IndexValue::new(value)?, &mut self.value_buf)?;
+        self.key_buf.clear();
+        keys::write_prefixed_key(&mut self.key_buf, prefix, key);
+        self.base.set_raw_ref(cf_name, &self.key_buf, &self.value_buf)?;
+        let p = self.prefix_mut(prefix);
+        p.slots.set(index, Some(value));
+        p.written |= 1 << index.slot();
         Ok(())
     }
 
+    fn prefix_mut(&mut self, prefix: &[u8]) -> &mut PrefixTxn {
+        self.prefixes.get_mut().entry(prefix)
+    }
+
     fn remember_index(&mut self, index: Index, prefix: &[u8], value: Option<i128>) {
-        match self.indexes.get_mut(prefix) {
-            Some(slots) => slots[index.slot()] = Some(value),
-            None => {
-                let mut slots = [None; Index::COUNT];
-                slots[index.slot()] = Some(value);
-                self.indexes.insert(prefix.to_vec(), slots);
-            }
+        self.prefix_mut(prefix).slots.set(index, value);
+    }
+
+    /// Records that this transaction set (`present`) or deleted window
+    /// `(start, end)`.
+    fn touch(&mut self, prefix: &[u8], start: u64, end: u64, present: bool) {
+        let touched = &mut self.prefix_mut(prefix).touched;
+        match touched.as_mut_slice().iter_mut().find(|w| (w.0, w.1) == (start, end)) {
+            Some(w) => w.2 = present,
+            None => touched.push((start, end, present)),
         }
+    }
+
+    /// True if the shared index knows window `(start, end)` of `prefix` is
+    /// not stored (false: stored, or not known).
+    fn stored_absent(&self, prefix: &[u8], start: u64, end: u64) -> Result<bool> {
+        if !self.snapshot(prefix)? {
+            return Ok(false);
+        }
+        Ok(self
+            .prefixes
+            .borrow()
+            .get(prefix)
+            .and_then(|p| p.shared.as_ref())
+            .and_then(|s| s.windows.as_ref())
+            .is_some_and(|w| w.as_slice().binary_search(&(start, end)).is_err()))
     }
 
     /// The latest event time seen for `prefix` by `update_window` (0 if none;
@@ -246,10 +562,21 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     /// The aggregate of window `[start, end)` under `prefix`, if any.
     pub fn get_window<V: DeserializeOwned>(&self, start: i64, end: i64, prefix: &[u8]) -> Result<Option<V>> {
         let (s, e) = check_window(start, end)?;
-        match self.base.get_raw(cf::DEFAULT, &keys::window_key(prefix, s, e))? {
-            Some(bytes) => Ok(Some(self.codec().decode(&bytes)?)),
-            None => Ok(None),
-        }
+        self.base.require_started("get")?;
+        with_window_key(prefix, s, e, |key| {
+            match self.base.cached(cf::DEFAULT, key) {
+                Cached::Value(bytes) => return Ok(Some(self.codec().decode(bytes)?)),
+                Cached::Deleted => return Ok(None),
+                Cached::Unknown => {}
+            }
+            if self.stored_absent(prefix, s, e)? {
+                return Ok(None);
+            }
+            match self.base.partition().get(cf::DEFAULT, key)? {
+                Some(bytes) => Ok(Some(self.codec().decode(&bytes)?)),
+                None => Ok(None),
+            }
+        })
     }
 
     /// The aggregate of window `[start, end)` under `prefix`, or `default`:
@@ -282,9 +609,18 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     ) -> Result<()> {
         let ts = non_negative("timestamp", timestamp)?;
         let (s, e) = check_window(start, end)?;
-        let encoded = self.codec().encode(value)?;
-        self.base
-            .set_raw(cf::DEFAULT, keys::window_key(prefix, s, e), encoded)?;
+        self.base.require_started("set")?;
+        let codec = self.codec();
+        self.value_buf.clear();
+        codec.encode_into(value, &mut self.value_buf)?;
+        self.key_buf.clear();
+        keys::write_prefixed_key(&mut self.key_buf, prefix, &keys::encode_u64_pair(s, e));
+        if self.stored_absent(prefix, s, e)? {
+            self.base.set_raw_new(cf::DEFAULT, &self.key_buf, &self.value_buf)?;
+        } else {
+            self.base.set_raw_ref(cf::DEFAULT, &self.key_buf, &self.value_buf)?;
+        }
+        self.touch(prefix, s, e, true);
         let latest = self.get_index(Index::Timestamp, prefix)?;
         let updated = latest.map_or(i128::from(ts), |l| l.max(i128::from(ts)));
         self.set_index(Index::Timestamp, prefix, updated)
@@ -293,7 +629,72 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     /// Deletes window `[start, end)` under `prefix`.
     pub fn delete_window(&mut self, start: i64, end: i64, prefix: &[u8]) -> Result<()> {
         let (s, e) = check_window(start, end)?;
-        self.base.delete_raw(cf::DEFAULT, keys::window_key(prefix, s, e))
+        self.base.delete_raw(cf::DEFAULT, keys::window_key(prefix, s, e))?;
+        self.touch(prefix, s, e, false);
+        Ok(())
+    }
+
+    /// Deletes a window found by a range read.
+    fn delete_found(&mut self, prefix: &[u8], start: u64, end: u64) -> Result<()> {
+        self.key_buf.clear();
+        keys::write_prefixed_key(&mut self.key_buf, prefix, &keys::encode_u64_pair(start, end));
+        self.base.delete_raw_ref(cf::DEFAULT, &self.key_buf)?;
+        self.touch(prefix, start, end, false);
+        Ok(())
+    }
+
+    /// The windows of `prefix` with `lower <= start <= upper`, by key,
+    /// from the shared index plus this transaction's own changes: `None`
+    /// when that cannot answer (no index, the prefix's windows are not
+    /// indexed, too many to read one by one, or changes made through
+    /// [`base_mut`](Self::base_mut)).
+    fn windows_indexed(&self, lower: u64, upper: u64, prefix: &[u8]) -> Result<Option<Vec<RawWindow>>> {
+        if self.untracked || !self.snapshot(prefix)? {
+            return Ok(None);
+        }
+        let found = {
+            let prefixes = self.prefixes.borrow();
+            let Some(p) = prefixes.get(prefix) else { return Ok(None) };
+            let Some(w) = p.shared.as_ref().and_then(|s| s.windows.as_ref()) else {
+                return Ok(None);
+            };
+            let w = w.as_slice();
+            let from = w.partition_point(|&(s, _)| s < lower);
+            let to = w.partition_point(|&(s, _)| s <= upper);
+            if to - from > POINT_READ_WINDOWS {
+                return Ok(None);
+            }
+            let mut found = w[from..to].to_vec();
+            let before = found.len();
+            found.extend(
+                p.touched
+                    .as_slice()
+                    .iter()
+                    .filter(|w| (lower..=upper).contains(&w.0))
+                    .map(|w| (w.0, w.1)),
+            );
+            if found.len() > before {
+                found.sort_unstable();
+                found.dedup();
+            }
+            found
+        };
+        let mut out = Vec::with_capacity(found.len());
+        for (s, e) in found {
+            with_window_key(prefix, s, e, |key| -> Result<()> {
+                match self.base.cached(cf::DEFAULT, key) {
+                    Cached::Value(v) => out.push((s, e, v.to_vec())),
+                    Cached::Deleted => {}
+                    Cached::Unknown => {
+                        if let Some(v) = self.base.partition().get(cf::DEFAULT, key)? {
+                            out.push((s, e, v));
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Ok(Some(out))
     }
 
     fn windows_raw(
@@ -313,6 +714,12 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         };
         if lower_start > start_to {
             return Ok(Vec::new());
+        }
+        if let Some(mut found) = self.windows_indexed(lower_start, start_to, prefix)? {
+            if direction == Direction::Backward {
+                found.reverse();
+            }
+            return Ok(found);
         }
         let lower = bound(prefix, lower_start);
         let upper = start_to.checked_add(1).map(|u| bound(prefix, u));
@@ -410,8 +817,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         }
         if delete {
             for (start, end, _) in &windows {
-                self.base
-                    .delete_raw(cf::DEFAULT, keys::window_key(prefix, *start, *end))?;
+                self.delete_found(prefix, *start, *end)?;
             }
             if collect {
                 self.delete_collection_range(None, last_start, prefix)?;
@@ -439,8 +845,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         };
         let windows = self.windows_raw(from, max_start_time as u64, prefix, Direction::Forward)?;
         for (start, end, _) in &windows {
-            self.base
-                .delete_raw(cf::DEFAULT, keys::window_key(prefix, *start, *end))?;
+            self.delete_found(prefix, *start, *end)?;
         }
         // quixstreams skips recording a last deleted start of 0.
         if let Some(&(last, _, _)) = windows.last() {
@@ -526,8 +931,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         }
         if delete {
             for (prefix, start, end, _) in &expired {
-                self.base
-                    .delete_raw(cf::DEFAULT, keys::window_key(prefix, *start, *end))?;
+                self.delete_found(prefix, *start, *end)?;
                 if collect {
                     self.delete_collection_range(None, *start, prefix)?;
                 }
@@ -692,9 +1096,41 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         self.base.prepare(processed_offsets)
     }
 
-    /// Flushes the base transaction (see [`PartitionTransaction::flush`]).
+    /// Flushes the base transaction (see [`PartitionTransaction::flush`]);
+    /// once the write succeeded, the shared [`WindowIndex`] (if any) takes
+    /// the changes.
     pub fn flush(&mut self, changelog_offset: Option<u64>) -> Result<()> {
-        self.base.flush(changelog_offset)
+        let Some(shared) = self.shared.clone() else {
+            return self.base.flush(changelog_offset);
+        };
+        if self.untracked {
+            // Changes made through `base_mut`: read them from the change set.
+            let codec = self.codec();
+            return self
+                .base
+                .flush_then(changelog_offset, |changes| shared.apply(changes, codec));
+        }
+        // Every change went through the windowed API, which recorded per
+        // prefix what it did: one index update per prefix.
+        let prefixes = &self.prefixes;
+        self.base.flush_then(changelog_offset, |_| {
+            let prefixes = prefixes.borrow();
+            shared.apply_tracked(prefixes.iter().map(|(prefix, p)| {
+                index::Tracked {
+                    prefix,
+                    position: p.shared.as_ref().map(|s| s.position),
+                    windows: p.touched.as_slice(),
+                    latest: (p.written & (1 << Index::Timestamp.slot()) != 0)
+                        .then(|| p.slots.get(Index::Timestamp))
+                        .flatten()
+                        .flatten(),
+                    expired: (p.written & (1 << Index::Expired.slot()) != 0)
+                        .then(|| p.slots.get(Index::Expired))
+                        .flatten()
+                        .flatten(),
+                }
+            }))
+        })
     }
 
     /// `prepare(None)` then `flush(None)`.

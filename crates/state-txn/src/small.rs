@@ -1,0 +1,161 @@
+//! Small containers that keep their first items inside their owner: the
+//! caches and indexes here hold one per key or prefix, and a lookup that
+//! finds the owner then finds its bytes without another cache miss (and a
+//! new entry costs no allocation).
+
+/// Bytes kept inside their owner up to `N`, on the heap beyond.
+#[derive(Clone, Debug)]
+pub(crate) enum Bytes<const N: usize> {
+    Inline(u8, [u8; N]),
+    Heap(Box<[u8]>),
+}
+
+impl<const N: usize> Default for Bytes<N> {
+    fn default() -> Self {
+        Bytes::Inline(0, [0; N])
+    }
+}
+
+impl<const N: usize> Bytes<N> {
+    pub(crate) fn new(bytes: &[u8]) -> Self {
+        if bytes.len() <= N {
+            let mut data = [0; N];
+            data[..bytes.len()].copy_from_slice(bytes);
+            Bytes::Inline(bytes.len() as u8, data)
+        } else {
+            Bytes::Heap(bytes.into())
+        }
+    }
+
+    /// Replaces the bytes, in place where they fit.
+    pub(crate) fn set(&mut self, bytes: &[u8]) {
+        match self {
+            Bytes::Inline(len, data) if bytes.len() <= N => {
+                data[..bytes.len()].copy_from_slice(bytes);
+                *len = bytes.len() as u8;
+            }
+            Bytes::Heap(b) if b.len() == bytes.len() => b.copy_from_slice(bytes),
+            other => *other = Bytes::new(bytes),
+        }
+    }
+}
+
+impl<const N: usize> std::ops::Deref for Bytes<N> {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            Bytes::Inline(len, data) => &data[..usize::from(*len)],
+            Bytes::Heap(b) => b,
+        }
+    }
+}
+
+/// A few items, the first two inline: most prefixes have one or two
+/// windows, and a transaction keeps these for every prefix it touches.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Few<T> {
+    inline: [T; 2],
+    len: u8,
+    /// All of them once there are more than two.
+    spilled: Vec<T>,
+}
+
+impl<T: Copy + Default> Few<T> {
+    pub(crate) fn from_slice(items: &[T]) -> Self {
+        let mut out = Few::default();
+        if items.len() > out.inline.len() {
+            out.spilled = items.to_vec();
+        } else {
+            out.inline[..items.len()].copy_from_slice(items);
+            out.len = items.len() as u8;
+        }
+        out
+    }
+
+    pub(crate) fn as_slice(&self) -> &[T] {
+        if self.spilled.is_empty() {
+            &self.inline[..usize::from(self.len)]
+        } else {
+            &self.spilled
+        }
+    }
+
+    pub(crate) fn as_mut_slice(&mut self) -> &mut [T] {
+        if self.spilled.is_empty() {
+            &mut self.inline[..usize::from(self.len)]
+        } else {
+            &mut self.spilled
+        }
+    }
+
+    pub(crate) fn push(&mut self, item: T) {
+        if !self.spilled.is_empty() {
+            self.spilled.push(item);
+        } else if usize::from(self.len) < self.inline.len() {
+            self.inline[usize::from(self.len)] = item;
+            self.len += 1;
+        } else {
+            self.spilled = self.inline.to_vec();
+            self.spilled.push(item);
+        }
+    }
+
+    /// Number of items.
+    pub(crate) fn len(&self) -> usize {
+        self.as_slice().len()
+    }
+
+    /// Inserts `item` at `at` (at most `len`), shifting the rest.
+    pub(crate) fn insert(&mut self, at: usize, item: T) {
+        let mut all = self.as_slice().to_vec();
+        if self.spilled.is_empty() && all.len() < self.inline.len() {
+            all.insert(at, item);
+            *self = Few::from_slice(&all);
+        } else if self.spilled.is_empty() {
+            all.insert(at, item);
+            self.spilled = all;
+        } else {
+            self.spilled.insert(at, item);
+        }
+    }
+
+    /// Removes the item at `at`.
+    pub(crate) fn remove(&mut self, at: usize) {
+        if self.spilled.is_empty() {
+            let n = usize::from(self.len);
+            self.inline.copy_within(at + 1..n, at);
+            self.len -= 1;
+        } else {
+            self.spilled.remove(at);
+            if self.spilled.len() <= self.inline.len() {
+                *self = Few::from_slice(&std::mem::take(&mut self.spilled));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn few_items_stay_inline_until_they_do_not() {
+        let mut f: Few<u32> = Few::default();
+        f.push(3);
+        f.insert(0, 1);
+        assert_eq!(f.as_slice(), &[1, 3]);
+        f.insert(1, 2);
+        assert_eq!(f.as_slice(), &[1, 2, 3]);
+        f.insert(3, 4);
+        assert_eq!(f.as_slice(), &[1, 2, 3, 4]);
+        f.remove(0);
+        f.remove(2);
+        assert_eq!(f.as_slice(), &[2, 3]);
+        assert!(f.spilled.is_empty(), "back inline");
+        f.remove(1);
+        assert_eq!(f.as_slice(), &[2]);
+        assert_eq!(f.len(), 1);
+        assert_eq!(Few::from_slice(&[1, 2, 3, 4, 5]).len(), 5);
+    }
+}
