@@ -47,7 +47,8 @@ pub use state_core::{
 };
 pub use state_txn::{
     CollectedValues, ExpireOptions, ExpiredWindow, PartitionTransaction, StateTransaction, TimestampedConfig,
-    TimestampedTransaction, TxnError, TxnStatus, Window, WindowedTransaction,
+    TimestampedTransaction, TxnError, TxnStatus, Window, WindowIndex, WindowedTransaction, WriteBehindBackend,
+    WriteBehindConfig, WriteBehindPartition, WriteBehindStats,
 };
 
 #[cfg(feature = "rocksdb")]

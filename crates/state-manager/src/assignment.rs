@@ -260,9 +260,14 @@ impl StateStoreManager {
     /// Stops readers from reading `sp` (before it is closed or handed to
     /// the restorer as a standby).
     fn deactivate(&mut self, sp: &SourcePartition) {
-        let mut readable = self.readable.write();
+        {
+            let mut readable = self.readable.write();
+            for id in self.registry.ids_of(&sp.0) {
+                readable.close(id, sp.1);
+            }
+        }
         for id in self.registry.ids_of(&sp.0) {
-            readable.close(id, sp.1);
+            self.registry.get_mut(id).deactivate(sp.1);
         }
     }
 
@@ -273,6 +278,7 @@ impl StateStoreManager {
             let s = self.registry.get_mut(id);
             crate::metrics::partition(&s.name, &s.stream, sp.1, role, None);
             s.formats.remove(&sp.1);
+            s.deactivate(sp.1);
             if s.store.partition(sp.1).is_some() {
                 s.store.revoke_partition(sp.1)?;
             }

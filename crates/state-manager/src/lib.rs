@@ -57,5 +57,5 @@ pub use state_core::{Backend, BackendInfo, Codec, MemoryBackend, StorePartition}
 pub use state_rocksdb::{RocksDbBackend, RocksDbOptions};
 pub use state_txn::{
     CollectedValues, ExpireOptions, PartitionTransaction, StateTransaction, TimestampedConfig, TimestampedTransaction,
-    WindowedTransaction,
+    WindowIndex, WindowedTransaction, WriteBehindConfig, WriteBehindStats,
 };

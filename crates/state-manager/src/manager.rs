@@ -147,10 +147,29 @@ impl StateStoreManager {
     /// name on the same stream is [`ManagerError::DuplicateStore`].
     pub fn register_store<T: StoreType>(&mut self, spec: StoreSpec<T>) -> Result<StoreHandle<T>> {
         let dir = self.layout.store_dir(&spec.name, &spec.stream)?;
-        let backend = spec.backend.unwrap_or_else(|| self.config.backend.clone());
+        let mut backend = spec.backend.unwrap_or_else(|| self.config.backend.clone());
         let changelog_topic = spec
             .changelog
             .then(|| changelog_topic_name(&self.config.group_id, &spec.stream, &spec.name));
+        let write_behind = match (spec.write_behind, &changelog_topic) {
+            (None, _) => None,
+            (Some(_), None) => {
+                return Err(ManagerError::InvalidConfig {
+                    field: "write_behind",
+                    problem: format!(
+                        "needs a changelog, but store {:?} of stream {:?} was registered without one: a crash \
+                         would lose every write since the last local flush. Remove .without_changelog() or \
+                         .write_behind(..) from its StoreSpec",
+                        spec.name, spec.stream
+                    ),
+                })
+            }
+            (Some(config), Some(_)) => {
+                let wb = Arc::new(state_txn::WriteBehindBackend::new(backend, config));
+                backend = wb.clone();
+                Some(wb)
+            }
+        };
         let id = self.registry.add(RegisteredStore {
             stream: spec.stream.clone(),
             name: spec.name.clone(),
@@ -160,6 +179,9 @@ impl StateStoreManager {
             ttl: spec.ttl,
             store: Store::new(backend, StoreLocation::new(spec.name.clone(), dir)),
             formats: Default::default(),
+            write_behind,
+            window_index: spec.window_index,
+            indexes: Default::default(),
         })?;
         Ok(StoreHandle {
             manager: self.id,
@@ -243,17 +265,17 @@ impl StateStoreManager {
             Some(Role::Active) => {}
         }
         self.kafka.begin()?;
-        let (format, topic, part) = {
-            let s = self.registry.get(handle.id);
+        let (format, topic, part, index) = {
+            let s = self.registry.get_mut(handle.id);
             let part = s.store.partition(partition).ok_or_else(not_assigned)?;
             let format = s.formats.get(&partition).cloned().ok_or_else(not_assigned)?;
-            (format, s.changelog_topic.clone(), part)
+            (format, s.changelog_topic.clone(), part, s.index_of(partition))
         };
         let sink: Option<Arc<dyn ChangelogSink>> = match topic {
             Some(topic) => Some(self.kafka.producer()?.sink(topic, partition as i32)),
             None => None,
         };
-        Ok(T::begin(part, &format, sink, &handle.settings))
+        Ok(T::begin(part, &format, sink, &handle.settings, index))
     }
 
     /// Records that the record at `offset` of `topic[partition]` was
@@ -289,11 +311,58 @@ impl StateStoreManager {
         }
         self.drain_restore_events(consumer)?;
         self.tend_standbys(consumer)?;
+        self.flush_due_caches()?;
         self.export_metrics();
         if self.commit_due() {
             self.commit(consumer)?;
         }
         Ok(())
+    }
+
+    /// Writes the write-behind caches whose time bound passed to their
+    /// backends (between checkpoints, so a quiet partition's changes do not
+    /// wait for its next write).
+    fn flush_due_caches(&mut self) -> Result<()> {
+        for (_, s) in self.registry.iter() {
+            if let Some(wb) = &s.write_behind {
+                wb.flush_due()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes every write-behind cache to its backend now (a clean
+    /// shutdown; revocations flush their partitions by themselves). After
+    /// it, a restart replays nothing already committed.
+    pub fn flush_caches(&mut self) -> Result<()> {
+        for (_, s) in self.registry.iter() {
+            if let Some(wb) = &s.write_behind {
+                wb.flush_all()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The write-behind cache of each open partition of the store behind
+    /// `handle` (empty if it was registered without
+    /// [`StoreSpec::write_behind`](crate::StoreSpec::write_behind)):
+    /// `changelog_offset` is what its committed checkpoints include,
+    /// `flushed_offset` what the backend holds; a restart now would replay
+    /// the changelog between them.
+    pub fn write_behind_stats<T: StoreType>(
+        &self,
+        handle: &StoreHandle<T>,
+    ) -> Result<std::collections::BTreeMap<u32, state_txn::WriteBehindStats>> {
+        self.check_handle(handle)?;
+        let s = self.registry.get(handle.id);
+        let Some(wb) = &s.write_behind else {
+            return Ok(Default::default());
+        };
+        Ok(s.store
+            .assigned_partitions()
+            .into_iter()
+            .filter_map(|p| Some((p, wb.partition(s.store.location(), p)?.cache_stats())))
+            .collect())
     }
 
     /// True once `commit_interval` has passed since the last commit.
@@ -312,7 +381,8 @@ impl StateStoreManager {
     }
 
     /// The open partition `partition` of the store behind `handle`, for
-    /// inspection (tests, tools). Reads through it see only what was flushed.
+    /// inspection (tests, tools). Reads through it see only what was
+    /// flushed (and, for a store with write-behind, its cache).
     pub fn partition<T: StoreType>(&self, handle: &StoreHandle<T>, partition: u32) -> Result<Arc<dyn StorePartition>> {
         self.check_handle(handle)?;
         self.registry

@@ -2,9 +2,11 @@
 //! topic and open partitions.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use state_core::ttl::TtlOptions;
 use state_core::{Codec, PartitionFormat, Store, StoreFormat};
+use state_txn::{WindowIndex, WriteBehindBackend};
 
 use crate::error::{ManagerError, Result};
 
@@ -22,6 +24,15 @@ pub(crate) struct RegisteredStore {
     pub(crate) store: Store,
     /// What each open partition was found to be (codec, TTL state).
     pub(crate) formats: BTreeMap<u32, PartitionFormat>,
+    /// The write-behind caches of its partitions, if registered with them
+    /// (the same backend `store` opens partitions on).
+    pub(crate) write_behind: Option<Arc<WriteBehindBackend>>,
+    /// Prefix bound of each active partition's window index (windowed
+    /// stores), and the indexes: created on the first transaction of an
+    /// active partition, dropped when it stops being active (a restore or
+    /// standby writes below the index, so an index never outlives it).
+    pub(crate) window_index: Option<usize>,
+    pub(crate) indexes: BTreeMap<u32, Arc<WindowIndex>>,
 }
 
 impl RegisteredStore {
@@ -31,6 +42,37 @@ impl RegisteredStore {
         match &self.ttl {
             Some(o) => f.with_ttl(o.clone()),
             None => f,
+        }
+    }
+
+    /// The window index of active partition `partition`, created on first
+    /// use; `None` if the store keeps none.
+    pub(crate) fn index_of(&mut self, partition: u32) -> Option<Arc<WindowIndex>> {
+        let max = self.window_index?;
+        Some(
+            self.indexes
+                .entry(partition)
+                .or_insert_with(|| Arc::new(WindowIndex::new(max)))
+                .clone(),
+        )
+    }
+
+    /// Writes partition `partition`'s write-behind cache to the backend
+    /// and forgets its window index: it stops being active. A failed flush
+    /// loses nothing (every cached change is in the changelog, which the
+    /// next owner replays from the stored offset), so it is logged, not
+    /// raised: a revocation must finish.
+    pub(crate) fn deactivate(&mut self, partition: u32) {
+        self.indexes.remove(&partition);
+        if let Some(wb) = &self.write_behind {
+            if let Err(e) = wb.flush_partition(self.store.location(), partition) {
+                tracing::warn!(
+                    store = self.describe(),
+                    partition,
+                    error = %e,
+                    "flushing the write-behind cache failed; its changes are replayed from the changelog"
+                );
+            }
         }
     }
 

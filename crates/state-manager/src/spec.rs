@@ -8,7 +8,8 @@ use std::sync::Arc;
 use state_core::ttl::TtlOptions;
 use state_core::{Backend, ChangelogSink, Codec, PartitionFormat, StorePartition};
 use state_txn::{
-    PartitionTransaction, StateTransaction, TimestampedConfig, TimestampedTransaction, WindowedTransaction,
+    PartitionTransaction, StateTransaction, TimestampedConfig, TimestampedTransaction, WindowIndex,
+    WindowedTransaction, WriteBehindConfig,
 };
 
 use crate::checkpoint::OpenTxns;
@@ -37,6 +38,7 @@ pub trait StoreType: sealed::Sealed + Send + Sync + 'static {
         format: &PartitionFormat,
         sink: Option<Arc<dyn ChangelogSink>>,
         settings: &Self::Settings,
+        index: Option<Arc<WindowIndex>>,
     ) -> Self::Txn;
 
     #[doc(hidden)]
@@ -67,6 +69,7 @@ impl StoreType for KeyValue {
         f: &PartitionFormat,
         sink: Option<Arc<dyn ChangelogSink>>,
         _: &(),
+        _: Option<Arc<WindowIndex>>,
     ) -> Self::Txn {
         match &f.ttl {
             Some(ttl) => PartitionTransaction::with_ttl(p, f.codec, sink, ttl.clone()),
@@ -89,8 +92,12 @@ impl StoreType for Windowed {
         f: &PartitionFormat,
         sink: Option<Arc<dyn ChangelogSink>>,
         _: &(),
+        index: Option<Arc<WindowIndex>>,
     ) -> Self::Txn {
-        WindowedTransaction::new(p, f.codec, sink)
+        match index {
+            Some(index) => WindowedTransaction::with_index(p, f.codec, sink, index),
+            None => WindowedTransaction::new(p, f.codec, sink),
+        }
     }
 
     fn txns(open: &mut OpenTxns) -> &mut crate::checkpoint::TxnMap<Self::Txn> {
@@ -108,6 +115,7 @@ impl StoreType for Timestamped {
         f: &PartitionFormat,
         sink: Option<Arc<dyn ChangelogSink>>,
         settings: &TimestampedConfig,
+        _: Option<Arc<WindowIndex>>,
     ) -> Self::Txn {
         TimestampedTransaction::new(p, f.codec, sink, *settings)
     }
@@ -135,6 +143,10 @@ pub struct StoreSpec<T: StoreType> {
     pub(crate) changelog: bool,
     pub(crate) backend: Option<Arc<dyn Backend>>,
     pub(crate) ttl: Option<TtlOptions>,
+    pub(crate) write_behind: Option<WriteBehindConfig>,
+    /// Prefixes the in-memory window index holds per partition (windowed
+    /// stores; `None`: no index).
+    pub(crate) window_index: Option<usize>,
 }
 
 impl<T: StoreType> fmt::Debug for StoreSpec<T> {
@@ -147,6 +159,8 @@ impl<T: StoreType> fmt::Debug for StoreSpec<T> {
             .field("codec", &self.codec)
             .field("changelog", &self.changelog)
             .field("backend", &self.backend.as_ref().map(|b| b.info().name))
+            .field("write_behind", &self.write_behind)
+            .field("window_index", &self.window_index)
             .finish()
     }
 }
@@ -161,6 +175,8 @@ impl<T: StoreType> StoreSpec<T> {
             changelog: true,
             backend: None,
             ttl: None,
+            write_behind: None,
+            window_index: None,
         }
     }
 
@@ -184,6 +200,27 @@ impl<T: StoreType> StoreSpec<T> {
         self.changelog = false;
         self
     }
+
+    /// Defers and coalesces the store's local writes in a bounded
+    /// write-behind cache per partition ([`state_txn::WriteBehindPartition`]).
+    /// Every checkpoint still produces and commits its changelog records as
+    /// before; only the local write waits, and goes to the backend as one
+    /// batch (with the changelog offset it includes) when `config`'s byte or
+    /// time bound is reached, when the manager's
+    /// [`maintain`](crate::StateStoreManager::maintain) finds it due, or when
+    /// the partition is revoked or closed. Reads see the cache first.
+    ///
+    /// A crash loses only the cache: recovery replays the changelog from the
+    /// offset stored with the local data, so at most `config.max_dirty_age`
+    /// (plus one commit interval) or `config.max_dirty_bytes` of changes are
+    /// replayed on restart. Registering it together with
+    /// [`without_changelog`](Self::without_changelog) is refused
+    /// ([`crate::ManagerError::InvalidConfig`]): without a changelog a crash
+    /// would lose those writes.
+    pub fn write_behind(mut self, config: WriteBehindConfig) -> Self {
+        self.write_behind = Some(config);
+        self
+    }
 }
 
 impl StoreSpec<KeyValue> {
@@ -205,8 +242,31 @@ impl StoreSpec<KeyValue> {
 
 impl StoreSpec<Windowed> {
     /// A windowed store `name` of stream `stream`.
+    /// Each active partition gets an in-memory window index
+    /// ([`state_txn::WindowIndex`], at most
+    /// [`state_txn::DEFAULT_MAX_PREFIXES`] prefixes) unless
+    /// [`without_window_index`](Self::without_window_index).
     pub fn windowed(stream: impl Into<String>, name: impl Into<String>) -> Self {
-        Self::with_settings(stream, name, ())
+        let mut spec = Self::with_settings(stream, name, ());
+        spec.window_index = Some(state_txn::DEFAULT_MAX_PREFIXES);
+        spec
+    }
+
+    /// Keeps at most `max_prefixes` prefixes (keys) in each partition's
+    /// window index. The index serves each prefix's latest timestamp,
+    /// last-expired cursor and window list from memory, so reading a
+    /// missing window or expiring when nothing can expire reads nothing
+    /// from the backend. Prefixes beyond the bound are evicted and read
+    /// again from the backend when next touched; results never change.
+    pub fn window_index(mut self, max_prefixes: usize) -> Self {
+        self.window_index = Some(max_prefixes);
+        self
+    }
+
+    /// No window index: every window operation reads the backend.
+    pub fn without_window_index(mut self) -> Self {
+        self.window_index = None;
+        self
     }
 }
 

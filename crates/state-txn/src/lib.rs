@@ -36,7 +36,8 @@ pub use timestamped::{TimestampedConfig, TimestampedTransaction, MIN_ELIGIBLE_TI
 pub use transaction::{PartitionTransaction, TxnStatus};
 pub use ttl::{GetOptions, SetOptions};
 pub use windowed::{
-    ExpiredWindow, Window, WindowCursor, WindowIndex, WindowIndexStats, WindowedTransaction, GLOBAL_COUNTER_KEY,
+    ExpiredWindow, Window, WindowCursor, WindowIndex, WindowIndexStats, WindowedTransaction, DEFAULT_MAX_PREFIXES,
+    GLOBAL_COUNTER_KEY,
 };
 pub use write_behind::{WriteBehindBackend, WriteBehindConfig, WriteBehindPartition, WriteBehindStats};
 

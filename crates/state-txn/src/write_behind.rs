@@ -1165,7 +1165,8 @@ impl ReadView for WriteBehindView<'_> {
 pub struct WriteBehindBackend {
     inner: Arc<dyn Backend>,
     config: WriteBehindConfig,
-    open: Mutex<Vec<std::sync::Weak<WriteBehindPartition>>>,
+    /// Each open partition with its directory (`StoreLocation::partition_dir`).
+    open: Mutex<Vec<(std::path::PathBuf, std::sync::Weak<WriteBehindPartition>)>>,
 }
 
 impl std::fmt::Debug for WriteBehindBackend {
@@ -1194,8 +1195,41 @@ impl WriteBehindBackend {
 
     fn partitions(&self) -> Vec<Arc<WriteBehindPartition>> {
         let mut open = self.open.lock();
-        open.retain(|w| w.strong_count() > 0);
-        open.iter().filter_map(std::sync::Weak::upgrade).collect()
+        open.retain(|(_, w)| w.strong_count() > 0);
+        open.iter().filter_map(|(_, w)| w.upgrade()).collect()
+    }
+
+    /// The open partition `partition` of `store`, if any.
+    pub fn partition(&self, store: &StoreLocation, partition: u32) -> Option<Arc<WriteBehindPartition>> {
+        let dir = store.partition_dir(partition);
+        let mut open = self.open.lock();
+        open.retain(|(_, w)| w.strong_count() > 0);
+        open.iter().find(|(d, _)| *d == dir).and_then(|(_, w)| w.upgrade())
+    }
+
+    /// Flushes the open partition `partition` of `store` (nothing if it is
+    /// not open): call it before closing the partition, so its cache is not
+    /// lost and the next owner replays nothing of it.
+    pub fn flush_partition(&self, store: &StoreLocation, partition: u32) -> Result<()> {
+        match self.partition(store, partition) {
+            Some(p) => p.flush(),
+            None => Ok(()),
+        }
+    }
+
+    /// The cache figures of every open partition, summed.
+    pub fn stats(&self) -> WriteBehindStats {
+        let mut total = WriteBehindStats::default();
+        for p in self.partitions() {
+            let s = p.cache_stats();
+            total.resident_bytes += s.resident_bytes;
+            total.dirty_bytes += s.dirty_bytes;
+            total.entries += s.entries;
+            total.dirty_entries += s.dirty_entries;
+            total.flushes += s.flushes;
+            total.elided += s.elided;
+        }
+        total
     }
 
     /// Flushes every open partition; the first error is returned after all
@@ -1247,7 +1281,9 @@ impl Backend for WriteBehindBackend {
     fn open_partition(&self, store: &StoreLocation, partition: u32) -> Result<Arc<dyn StorePartition>> {
         let inner = self.inner.open_partition(store, partition)?;
         let wb = Arc::new(WriteBehindPartition::new(inner, self.config)?);
-        self.open.lock().push(Arc::downgrade(&wb));
+        self.open
+            .lock()
+            .push((store.partition_dir(partition), Arc::downgrade(&wb)));
         Ok(wb)
     }
 
@@ -1703,8 +1739,16 @@ mod tests {
         p1.write(&batch(&[(b"b", Some(b"1"))], Some(4))).unwrap();
         assert_eq!(backend.lagging_partitions(), 2);
         assert_eq!(backend.flush_due().unwrap(), 0, "nothing is an hour old");
+        backend.flush_partition(&store, 1).unwrap();
+        assert_eq!(backend.lagging_partitions(), 1, "only partition 1 was flushed");
+        assert_eq!(
+            backend.partition(&store, 1).unwrap().cache_stats().flushed_offset,
+            Some(4)
+        );
+        assert!(backend.partition(&store, 2).is_none());
         backend.flush_all().unwrap();
         assert_eq!(backend.lagging_partitions(), 0);
+        assert_eq!(backend.stats().flushes, 2);
         drop(p1);
         assert_eq!(backend.partitions().len(), 1, "dropped partitions are forgotten");
         assert_eq!(backend.info().name, "memory");

@@ -107,6 +107,21 @@ pub fn member_with(
     dir: tempfile::TempDir,
     adjust: impl FnOnce(&mut ManagerConfig),
 ) -> Member {
+    member_with_spec(bootstrap, guarantee, name, strategy, fate, dir, adjust, |s| s)
+}
+
+/// [`member_with`] with a chance to adjust the counts store's spec too.
+#[allow(clippy::too_many_arguments)]
+pub fn member_with_spec(
+    bootstrap: &str,
+    guarantee: ProcessingGuarantee,
+    name: &str,
+    strategy: &str,
+    fate: Fate,
+    dir: tempfile::TempDir,
+    adjust: impl FnOnce(&mut ManagerConfig),
+    spec: impl FnOnce(StoreSpec<KeyValue>) -> StoreSpec<KeyValue>,
+) -> Member {
     let mut cfg = ManagerConfig::new("g", dir.path());
     cfg.guarantee = guarantee;
     cfg.instance_id = name.to_owned();
@@ -118,7 +133,7 @@ pub fn member_with(
     adjust(&mut cfg);
     let mut m = StateStoreManager::new(cfg, client(bootstrap)).unwrap();
     let counts = m
-        .register_store(StoreSpec::key_value(INPUT, "counts").codec(Codec::MsgPack))
+        .register_store(spec(StoreSpec::key_value(INPUT, "counts").codec(Codec::MsgPack)))
         .unwrap();
     let manager = Arc::new(Mutex::new(m));
     let mut c = client(bootstrap);

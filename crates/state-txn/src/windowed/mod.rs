@@ -43,7 +43,7 @@ pub mod index;
 mod index_value;
 pub mod iter;
 
-pub use index::{WindowIndex, WindowIndexStats};
+pub use index::{WindowIndex, WindowIndexStats, DEFAULT_MAX_PREFIXES};
 use index_value::IndexValue;
 pub use iter::WindowCursor;
 
