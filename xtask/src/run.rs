@@ -8,8 +8,13 @@ use crate::broker::Broker;
 use crate::prereq::{self, Purpose};
 
 fn root() -> PathBuf {
-    // xtask/ is a direct child of the workspace root.
-    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    // xtask/ is a direct child of the workspace root. `cargo run` says
+    // where it is now; the path compiled in is a fallback only: a target
+    // directory shared between checkouts can hold a binary built in
+    // another one.
+    let manifest = std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
     manifest.parent().map(PathBuf::from).unwrap_or(manifest)
 }
 

@@ -20,7 +20,12 @@ fn hex(b: &[u8]) -> String {
 }
 
 fn fixtures_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/format")
+    // Where `cargo run` says this crate is now (a shared target directory
+    // can hold a binary built in another checkout), else where it was built.
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")))
+        .join("../../fixtures/format")
 }
 
 struct Session {

@@ -19,7 +19,9 @@ use crate::error::{ChangelogError, Result};
 
 #[derive(Default)]
 struct DeliveryState {
-    last_offsets: HashMap<(String, i32), i64>,
+    /// By topic, then partition: looked up by the borrowed topic name, so
+    /// a delivery report allocates nothing.
+    last_offsets: HashMap<String, HashMap<i32, i64>>,
     failed: u64,
     first_error: Option<String>,
 }
@@ -65,8 +67,11 @@ impl ProducerContext for DeliveryTracker {
         let mut st = self.state.lock();
         match result {
             Ok(m) => {
-                let key = (m.topic().to_owned(), m.partition());
-                let e = st.last_offsets.entry(key).or_insert(m.offset());
+                let offsets = match st.last_offsets.get_mut(m.topic()) {
+                    Some(o) => o,
+                    None => st.last_offsets.entry(m.topic().to_owned()).or_default(),
+                };
+                let e = offsets.entry(m.partition()).or_insert(m.offset());
                 *e = (*e).max(m.offset());
             }
             Err((e, m)) => {
@@ -248,7 +253,8 @@ impl ChangelogProducer {
             .state
             .lock()
             .last_offsets
-            .get(&(topic.to_owned(), partition))
+            .get(topic)
+            .and_then(|o| o.get(&partition))
             .copied()
     }
 }

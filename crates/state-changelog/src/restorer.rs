@@ -172,6 +172,9 @@ impl Restorer {
             events: event_tx,
             standbys: standbys.clone(),
             tasks: HashMap::new(),
+            last_key: None,
+            now: Instant::now(),
+            since_clock: 0,
             assignment_dirty: false,
             last_refresh: Instant::now(),
             last_flush: Instant::now(),
@@ -301,6 +304,13 @@ struct Worker {
     events: Sender<RestoreEvent>,
     standbys: Arc<Mutex<BTreeMap<ChangelogPartition, StandbyStatus>>>,
     tasks: HashMap<ChangelogPartition, Task>,
+    /// The key of the last record's partition, reused for the next record.
+    last_key: Option<ChangelogPartition>,
+    /// The clock as of the last read: read every
+    /// [`CLOCK_EVERY`](crate::recovery::CLOCK_EVERY) records and at the end
+    /// of each fetch (reading it per record cost as much as applying).
+    now: Instant,
+    since_clock: u32,
     assignment_dirty: bool,
     last_refresh: Instant,
     last_flush: Instant,
@@ -620,74 +630,93 @@ impl Worker {
     fn poll_once(&mut self) {
         match self.consumer.poll(self.config.poll_timeout) {
             Some(Ok(msg)) => {
-                let key = (msg.topic().to_owned(), msg.partition());
-                let Some(t) = self.tasks.get_mut(&key) else { return };
-                if msg.offset() < t.next || matches!(t.role, Role::Standby { held: true, .. }) {
-                    // Fetched before a reassignment moved the position, or
-                    // behind a held record: offered again later.
-                    return;
+                self.since_clock += 1;
+                if self.since_clock >= crate::recovery::CLOCK_EVERY {
+                    self.since_clock = 0;
+                    self.now = Instant::now();
                 }
-                t.last_activity = Instant::now();
-                let headers = msg
-                    .headers()
-                    .into_iter()
-                    .flat_map(|h| h.iter().map(|h| (h.key, h.value)));
-                let record = IncomingRecord::from_headers(msg.offset(), msg.key(), msg.payload(), headers);
-                let res = match &mut t.role {
-                    Role::Active { high, .. } => {
-                        if msg.offset() >= *high {
-                            return;
-                        }
-                        t.applier.apply(record).map(|()| true)
-                    }
-                    Role::Standby { .. } => t.applier.apply_committed(record),
+                // The last record's key, reused while records come from the
+                // same partition: no allocation per record.
+                let key = match self.last_key.take() {
+                    Some(k) if k.1 == msg.partition() && k.0 == msg.topic() => k,
+                    _ => (msg.topic().to_owned(), msg.partition()),
                 };
-                match res {
-                    Ok(true) => {
-                        t.next = msg.offset() + 1;
-                        self.report_progress(&key);
-                        self.maybe_finished(&key);
+                'record: {
+                    let Some(t) = self.tasks.get_mut(&key) else {
+                        break 'record;
+                    };
+                    if msg.offset() < t.next || matches!(t.role, Role::Standby { held: true, .. }) {
+                        // Fetched before a reassignment moved the position, or behind a
+                        // held record: offered again later.
+                        break 'record;
                     }
-                    Ok(false) => {
-                        // A standby reached a checkpoint not committed yet:
-                        // write what is staged, stop fetching, and offer the
-                        // record again when the owner's commits move on.
-                        let res = t.applier.flush();
-                        if let Role::Standby { held, .. } = &mut t.role {
-                            *held = true;
+                    t.last_activity = self.now;
+                    let headers = msg
+                        .headers()
+                        .into_iter()
+                        .flat_map(|h| h.iter().map(|h| (h.key, h.value)));
+                    let record = IncomingRecord::from_headers(msg.offset(), msg.key(), msg.payload(), headers);
+                    let res = match &mut t.role {
+                        Role::Active { high, .. } => {
+                            if msg.offset() >= *high {
+                                break 'record;
+                            }
+                            t.applier.apply(record).map(|()| true)
                         }
-                        self.assignment_dirty = true;
-                        if let Err(e) = res {
-                            self.fail(&key, e);
+                        Role::Standby { .. } => t.applier.apply_committed(record),
+                    };
+                    match res {
+                        Ok(true) => {
+                            t.next = msg.offset() + 1;
+                            self.report_progress(&key);
+                            self.maybe_finished(&key);
                         }
+                        Ok(false) => {
+                            // A standby reached a checkpoint not committed yet: write
+                            // what is staged, stop fetching, and offer the record again
+                            // when the owner's commits move on.
+                            let res = t.applier.flush();
+                            if let Role::Standby { held, .. } = &mut t.role {
+                                *held = true;
+                            }
+                            self.assignment_dirty = true;
+                            if let Err(e) = res {
+                                self.fail(&key, e);
+                            }
+                        }
+                        Err(e) => self.fail(&key, e),
                     }
-                    Err(e) => self.fail(&key, e),
                 }
+                self.last_key = Some(key);
             }
             Some(Err(e)) => tracing::warn!(error = %e, "restore consumer error; retrying"),
             None => {
-                // The end of a fetch: hand staged batches to the writers and
-                // check positions, which move past transaction markers and
-                // compacted gaps.
-                let keys: Vec<_> = self.tasks.keys().cloned().collect();
-                for key in &keys {
-                    if let Some(t) = self.tasks.get_mut(key) {
-                        if let Err(e) = t.applier.submit() {
-                            self.fail(key, e);
-                        }
+                self.now = Instant::now();
+                self.end_of_fetch();
+            }
+        }
+    }
+
+    /// The end of a fetch: hand staged batches to the writers and check
+    /// positions, which move past transaction markers and compacted gaps.
+    fn end_of_fetch(&mut self) {
+        let keys: Vec<_> = self.tasks.keys().cloned().collect();
+        for key in &keys {
+            if let Some(t) = self.tasks.get_mut(key) {
+                if let Err(e) = t.applier.submit() {
+                    self.fail(key, e);
+                }
+            }
+        }
+        if let Ok(positions) = self.consumer.position() {
+            for el in positions.elements() {
+                let key = (el.topic().to_owned(), el.partition());
+                if let (Some(t), Offset::Offset(pos)) = (self.tasks.get_mut(&key), el.offset()) {
+                    if pos > t.next {
+                        t.next = pos;
                     }
                 }
-                if let Ok(positions) = self.consumer.position() {
-                    for el in positions.elements() {
-                        let key = (el.topic().to_owned(), el.partition());
-                        if let (Some(t), Offset::Offset(pos)) = (self.tasks.get_mut(&key), el.offset()) {
-                            if pos > t.next {
-                                t.next = pos;
-                            }
-                        }
-                        self.maybe_finished(&key);
-                    }
-                }
+                self.maybe_finished(&key);
             }
         }
     }
@@ -741,6 +770,7 @@ impl Worker {
 
     fn report_progress(&mut self, key: &ChangelogPartition) {
         let interval = self.config.progress_interval;
+        let now = self.now;
         let Some(t) = self.tasks.get_mut(key) else { return };
         let next = t.next;
         let Role::Active {
@@ -753,10 +783,10 @@ impl Worker {
         else {
             return;
         };
-        if last_report.elapsed() < interval {
+        if now.saturating_duration_since(*last_report) < interval {
             return;
         }
-        *last_report = Instant::now();
+        *last_report = now;
         let done = (next - *start).max(0) as u64;
         let total = (*high - *start).max(0) as u64;
         let p = progress(key, done, total, started.elapsed(), false);
