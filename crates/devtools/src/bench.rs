@@ -570,14 +570,28 @@ fn w1_with<P: StorePartition + 'static>(
     p: Params,
     write_behind: Option<&WriteBehindPartition>,
 ) -> Result<Outcome, String> {
+    let seconds = count_keys(&partition, p, 0..p.n, p.k, write_behind)?;
+    Ok(Outcome::new(seconds, counter_check(partition, p)?))
+}
+
+/// The keyed-counter loop of w1 and w6: per record `k{x % modulus}` for
+/// each `x` of `keys`, a checkpoint every C records; with write-behind the
+/// final flush is timed. Returns the seconds taken.
+fn count_keys<P: StorePartition + 'static>(
+    partition: &Arc<P>,
+    p: Params,
+    keys: impl Iterator<Item = u64>,
+    modulus: u64,
+    write_behind: Option<&WriteBehindPartition>,
+) -> Result<f64, String> {
     let started = Instant::now();
     let mut prefix = Vec::new();
     let mut txn = PartitionTransaction::new(partition.clone(), Codec::MsgPack, None);
-    for i in 0..p.n {
-        prefix_of(i, p.k, &mut prefix);
+    for (i, x) in keys.enumerate() {
+        prefix_of(x, modulus, &mut prefix);
         let count: u64 = txn.get("count", &prefix).map_err(err)?.unwrap_or(0);
         txn.set("count", &(count + 1), &prefix).map_err(err)?;
-        if (i + 1) % p.c == 0 {
+        if (i as u64 + 1).is_multiple_of(p.c) {
             txn.prepare(None).map_err(err)?;
             txn.flush(None).map_err(err)?;
             txn = PartitionTransaction::new(partition.clone(), Codec::MsgPack, None);
@@ -588,8 +602,7 @@ fn w1_with<P: StorePartition + 'static>(
     if let Some(wb) = write_behind {
         wb.flush().map_err(err)?;
     }
-    let seconds = started.elapsed().as_secs_f64();
-    Ok(Outcome::new(seconds, counter_check(partition, p)?))
+    Ok(started.elapsed().as_secs_f64())
 }
 
 /// The bounds the `state-rocksdb-wb` systems use: the defaults.
@@ -610,6 +623,29 @@ fn w1_write_behind(dir: &Path, p: Params) -> Result<Outcome, String> {
 /// addition is a map of values written in the current batch, without which
 /// a key seen twice in one batch would read a stale value.
 fn w1_raw(dir: &Path, p: Params) -> Result<Outcome, String> {
+    let (db, seconds) = raw_count_keys(dir, p, 0..p.n, p.k)?;
+    let count_key = rmp_serde::to_vec("count").map_err(err)?;
+    let mut prefix = Vec::new();
+    let mut check = 0u64;
+    for j in 0..p.k.min(1000) {
+        prefix_of(j, p.k, &mut prefix);
+        if let Some(v) = db.get(keys::prefixed_key(&prefix, &count_key)).map_err(err)? {
+            check += rmp_serde::from_slice::<u64>(&v).map_err(err)?;
+        }
+    }
+    Ok(Outcome::new(seconds, check))
+}
+
+/// The keyed-counter loop of w1 and w6 written directly against the
+/// `rocksdb` crate: per record `k{x % modulus}`, reads through the batch
+/// being built, one batch every C records. Returns the database and the
+/// seconds taken.
+fn raw_count_keys(
+    dir: &Path,
+    p: Params,
+    keys: impl Iterator<Item = u64>,
+    modulus: u64,
+) -> Result<(rocksdb::DB, f64), String> {
     let opts = raw_options();
     let db = rocksdb::DB::open(&opts, dir).map_err(err)?;
     let count_key = rmp_serde::to_vec("count").map_err(err)?;
@@ -617,8 +653,8 @@ fn w1_raw(dir: &Path, p: Params) -> Result<Outcome, String> {
     let mut prefix = Vec::new();
     let mut batch = rocksdb::WriteBatch::default();
     let mut pending: HashMap<Vec<u8>, u64> = HashMap::new();
-    for i in 0..p.n {
-        prefix_of(i, p.k, &mut prefix);
+    for (i, x) in keys.enumerate() {
+        prefix_of(x, modulus, &mut prefix);
         let key = keys::prefixed_key(&prefix, &count_key);
         let count = match pending.get(&key) {
             Some(v) => *v,
@@ -630,21 +666,13 @@ fn w1_raw(dir: &Path, p: Params) -> Result<Outcome, String> {
         let value = rmp_serde::to_vec(&(count + 1)).map_err(err)?;
         batch.put(&key, &value);
         pending.insert(key, count + 1);
-        if (i + 1) % p.c == 0 {
+        if (i as u64 + 1).is_multiple_of(p.c) {
             db.write(std::mem::take(&mut batch)).map_err(err)?;
             pending.clear();
         }
     }
     db.write(batch).map_err(err)?;
-    let seconds = started.elapsed().as_secs_f64();
-    let mut check = 0u64;
-    for j in 0..p.k.min(1000) {
-        prefix_of(j, p.k, &mut prefix);
-        if let Some(v) = db.get(keys::prefixed_key(&prefix, &count_key)).map_err(err)? {
-            check += rmp_serde::from_slice::<u64>(&v).map_err(err)?;
-        }
-    }
-    Ok(Outcome::new(seconds, check))
+    Ok((db, started.elapsed().as_secs_f64()))
 }
 
 /// RocksDB options equal to what `RocksDbPartition` uses by default.
@@ -758,57 +786,15 @@ fn w6_state<P: StorePartition + 'static>(
     draws: &[u32],
     write_behind: Option<&WriteBehindPartition>,
 ) -> Result<Outcome, String> {
-    let started = Instant::now();
-    let mut prefix = Vec::new();
-    let mut txn = PartitionTransaction::new(partition.clone(), Codec::MsgPack, None);
-    for (i, &key) in draws.iter().take(p.n as usize).enumerate() {
-        prefix_of(u64::from(key), W6_KEYS, &mut prefix);
-        let count: u64 = txn.get("count", &prefix).map_err(err)?.unwrap_or(0);
-        txn.set("count", &(count + 1), &prefix).map_err(err)?;
-        if (i as u64 + 1).is_multiple_of(p.c) {
-            txn.prepare(None).map_err(err)?;
-            txn.flush(None).map_err(err)?;
-            txn = PartitionTransaction::new(partition.clone(), Codec::MsgPack, None);
-        }
-    }
-    txn.prepare(None).map_err(err)?;
-    txn.flush(None).map_err(err)?;
-    if let Some(wb) = write_behind {
-        wb.flush().map_err(err)?;
-    }
-    let seconds = started.elapsed().as_secs_f64();
+    let keys = draws.iter().take(p.n as usize).map(|&k| u64::from(k));
+    let seconds = count_keys(&partition, p, keys, W6_KEYS, write_behind)?;
     Ok(Outcome::new(seconds, sum_of_counters(&*partition)?))
 }
 
 /// w6 written directly against the `rocksdb` crate, as `w1_raw`.
 fn w6_raw(dir: &Path, p: Params, draws: &[u32]) -> Result<Outcome, String> {
-    let opts = raw_options();
-    let db = rocksdb::DB::open(&opts, dir).map_err(err)?;
-    let count_key = rmp_serde::to_vec("count").map_err(err)?;
-    let started = Instant::now();
-    let mut prefix = Vec::new();
-    let mut batch = rocksdb::WriteBatch::default();
-    let mut pending: HashMap<Vec<u8>, u64> = HashMap::new();
-    for (i, &k) in draws.iter().take(p.n as usize).enumerate() {
-        prefix_of(u64::from(k), W6_KEYS, &mut prefix);
-        let key = keys::prefixed_key(&prefix, &count_key);
-        let count = match pending.get(&key) {
-            Some(v) => *v,
-            None => match db.get(&key).map_err(err)? {
-                Some(v) => rmp_serde::from_slice(&v).map_err(err)?,
-                None => 0u64,
-            },
-        };
-        let value = rmp_serde::to_vec(&(count + 1)).map_err(err)?;
-        batch.put(&key, &value);
-        pending.insert(key, count + 1);
-        if (i as u64 + 1).is_multiple_of(p.c) {
-            db.write(std::mem::take(&mut batch)).map_err(err)?;
-            pending.clear();
-        }
-    }
-    db.write(batch).map_err(err)?;
-    let seconds = started.elapsed().as_secs_f64();
+    let keys = draws.iter().take(p.n as usize).map(|&k| u64::from(k));
+    let (db, seconds) = raw_count_keys(dir, p, keys, W6_KEYS)?;
     let mut check = 0u64;
     for item in db.iterator(rocksdb::IteratorMode::Start) {
         let (_, v) = item.map_err(err)?;

@@ -1316,6 +1316,8 @@ mod tests {
         inner: MemoryPartition,
         batches: Mutex<Vec<(usize, Option<u64>)>>,
         ops: Mutex<Vec<RecordedOp>>,
+        /// Point reads asked of it.
+        gets: std::sync::atomic::AtomicUsize,
     }
 
     impl Recording {
@@ -1337,6 +1339,7 @@ mod tests {
 
     impl StorePartition for Recording {
         fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+            self.gets.fetch_add(1, Ordering::SeqCst);
             self.inner.get(cf, key)
         }
         fn iter_range<'a>(
@@ -1476,41 +1479,9 @@ mod tests {
         assert_eq!(below.changelog_offset().unwrap(), Some(2));
     }
 
-    /// A memory partition counting point reads.
-    #[derive(Default)]
-    struct CountingReads {
-        inner: MemoryPartition,
-        gets: std::sync::atomic::AtomicUsize,
-    }
-
-    impl StorePartition for CountingReads {
-        fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-            self.gets.fetch_add(1, Ordering::SeqCst);
-            self.inner.get(cf, key)
-        }
-        fn iter_range<'a>(
-            &'a self,
-            cf: &str,
-            lower: &[u8],
-            upper: Option<&[u8]>,
-            direction: Direction,
-        ) -> Result<KvIter<'a>> {
-            self.inner.iter_range(cf, lower, upper, direction)
-        }
-        fn write(&self, batch: &WriteBatch) -> Result<()> {
-            self.inner.write(batch)
-        }
-        fn read_view(&self) -> Result<Box<dyn state_core::ReadView + '_>> {
-            self.inner.read_view()
-        }
-        fn column_families(&self) -> Result<Vec<String>> {
-            self.inner.column_families()
-        }
-    }
-
     #[test]
     fn a_column_family_that_fits_is_loaded_once_and_misses_read_nothing() {
-        let below = Arc::new(CountingReads::default());
+        let below = Recording::new();
         below.inner.put(cf::DEFAULT, b"a", b"1").unwrap();
         let gets = || below.gets.load(Ordering::SeqCst);
         let wb = WriteBehindPartition::new(below.clone(), config(1 << 20)).unwrap();

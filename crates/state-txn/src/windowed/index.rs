@@ -153,7 +153,36 @@ fn decode_slot(codec: Codec, bytes: &[u8]) -> Result<i128> {
     Ok(codec.decode::<IndexValue>(bytes)?.0)
 }
 
+impl PrefixEntry {
+    /// Records that window `(start, end)` is now stored (`present`) or not;
+    /// a prefix with too many windows stops listing them.
+    fn note_window(&mut self, start: u64, end: u64, present: bool) {
+        let Some(w) = self.windows.as_mut() else { return };
+        match (w.as_slice().binary_search(&(start, end)), present) {
+            (Err(at), true) => w.insert(at, (start, end)),
+            (Ok(at), false) => {
+                w.remove(at);
+            }
+            _ => {}
+        }
+        if w.len() > MAX_WINDOWS_PER_PREFIX {
+            self.windows = None;
+        }
+    }
+}
+
 impl State {
+    /// The entry of `prefix`; created empty when the index is complete
+    /// and the change stores something (`stores`), else `None` (the prefix
+    /// is loaded on its next touch).
+    fn entry_for(&mut self, prefix: &[u8], stores: bool, max: usize) -> Option<u32> {
+        match self.find(prefix) {
+            Some(i) => Some(i),
+            None if self.complete && stores => Some(self.insert(empty_entry(prefix), max)),
+            None => None,
+        }
+    }
+
     fn find(&self, prefix: &[u8]) -> Option<u32> {
         let entries = &self.entries;
         self.table
@@ -403,27 +432,17 @@ impl WindowIndex {
             let hinted = t
                 .position
                 .filter(|&i| st.entries.get(i as usize).is_some_and(|e| &*e.prefix == t.prefix));
-            let idx = match hinted.or_else(|| st.find(t.prefix)) {
+            let stores = t.windows.iter().any(|w| w.2) || t.latest.is_some() || t.expired.is_some();
+            let idx = match hinted {
                 Some(i) => i,
-                None if st.complete && (t.windows.iter().any(|w| w.2) || t.latest.is_some() || t.expired.is_some()) => {
-                    st.insert(empty_entry(t.prefix), max)
-                }
-                None => continue,
+                None => match st.entry_for(t.prefix, stores, max) {
+                    Some(i) => i,
+                    None => continue,
+                },
             };
             let entry = &mut st.entries[idx as usize];
-            if let Some(w) = entry.windows.as_mut() {
-                for &(s, e, present) in t.windows {
-                    match (w.as_slice().binary_search(&(s, e)), present) {
-                        (Err(at), true) => w.insert(at, (s, e)),
-                        (Ok(at), false) => {
-                            w.remove(at);
-                        }
-                        _ => {}
-                    }
-                }
-                if w.len() > MAX_WINDOWS_PER_PREFIX {
-                    entry.windows = None;
-                }
+            for &(s, e, present) in t.windows {
+                entry.note_window(s, e, present);
             }
             if let Some(v) = t.latest {
                 entry.latest = Some(v);
@@ -450,25 +469,10 @@ impl WindowIndex {
                     st.complete = false;
                     continue;
                 };
-                let idx = match st.find(prefix) {
-                    Some(i) => i,
-                    None if st.complete && value.is_some() => st.insert(empty_entry(prefix), max),
-                    None => continue,
+                let Some(idx) = st.entry_for(prefix, value.is_some(), max) else {
+                    continue;
                 };
-                let entry = &mut st.entries[idx as usize];
-                let Some(w) = entry.windows.as_mut() else { continue };
-                match (w.as_slice().binary_search(&(s, e)), value) {
-                    (Err(at), Some(_)) => {
-                        w.insert(at, (s, e));
-                        if w.len() > MAX_WINDOWS_PER_PREFIX {
-                            entry.windows = None;
-                        }
-                    }
-                    (Ok(at), None) => {
-                        w.remove(at);
-                    }
-                    _ => {}
-                }
+                st.entries[idx as usize].note_window(s, e, value.is_some());
             }
         }
         for (cf_name, suffix, slot) in [
@@ -491,10 +495,8 @@ impl WindowIndex {
                         continue;
                     }
                 };
-                let idx = match st.find(prefix) {
-                    Some(i) => i,
-                    None if st.complete && decoded.is_some() => st.insert(empty_entry(prefix), max),
-                    None => continue,
+                let Some(idx) = st.entry_for(prefix, decoded.is_some(), max) else {
+                    continue;
                 };
                 slot.set(&mut st.entries[idx as usize], decoded);
             }
