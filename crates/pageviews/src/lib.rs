@@ -71,6 +71,11 @@ pub struct Config {
     pub state_dir: Option<PathBuf>,
     /// The backend of both stores (default: RocksDB).
     pub backend: Arc<dyn state_manager::Backend>,
+    /// Put both stores behind write-behind caches
+    /// ([`state_manager::StoreSpec::write_behind`], default bounds): the
+    /// changelogs get every checkpoint, the backend one coalesced batch
+    /// per flush.
+    pub write_behind: bool,
     /// Report progress on stderr: bars on a terminal, a plain line every
     /// few seconds otherwise.
     pub progress: bool,
@@ -121,6 +126,7 @@ impl Default for Config {
             seed: 42,
             state_dir: None,
             backend: state_manager::RocksDbBackend::shared(Default::default()),
+            write_behind: false,
             progress: false,
             http: None,
             metrics: None,

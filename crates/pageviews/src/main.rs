@@ -62,6 +62,10 @@ struct Args {
     /// Storage backend of the state stores.
     #[arg(long, value_enum, default_value = "rocksdb")]
     backend: BackendArg,
+    /// Defer the stores' local writes in write-behind caches (the
+    /// changelogs still get every checkpoint).
+    #[arg(long)]
+    write_behind: bool,
     /// Serve HTTP while running: GET /metrics (Prometheus), /users/<id>/views,
     /// /pages/<page>/windows?from=&to= and /status. PORT alone means
     /// 127.0.0.1:PORT. NO AUTHENTICATION: anyone who can connect reads every
@@ -155,6 +159,7 @@ fn main() -> ExitCode {
         seed: a.seed,
         state_dir: None,
         backend: a.backend.backend(),
+        write_behind: a.write_behind,
         progress: true,
         http: a.http,
         metrics: a.metrics,

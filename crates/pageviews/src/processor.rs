@@ -15,7 +15,7 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, ProducerContext};
 use rdkafka::Offset;
 use state_changelog::{ChangelogTopicConfig, RecoveryProgress};
-use state_manager::{ManagerConfig, StateContext, StateStoreManager, StoreSpec};
+use state_manager::{ManagerConfig, StateContext, StateStoreManager, StoreSpec, WriteBehindConfig};
 
 use crate::events::{partition_of, window_start};
 use crate::http::{Live, Shared, EVENTS_PROCESSED};
@@ -111,9 +111,15 @@ impl Run<'_> {
         mc.mirror_transactional_offsets = self.cfg.brokers.is_none();
         mc.producer_properties = vec![("compression.type".into(), COMPRESSION.into())];
         let mut manager = StateStoreManager::new(mc, self.client.clone())?;
+        let mut user_totals = StoreSpec::key_value(&self.topics.input, USER_TOTALS);
+        let mut page_windows = StoreSpec::windowed(&self.topics.by_page, PAGE_WINDOWS);
+        if self.cfg.write_behind {
+            user_totals = user_totals.write_behind(WriteBehindConfig::default());
+            page_windows = page_windows.write_behind(WriteBehindConfig::default());
+        }
         let stores = Stores {
-            user_totals: manager.register_store(StoreSpec::key_value(&self.topics.input, USER_TOTALS))?,
-            page_windows: manager.register_store(StoreSpec::windowed(&self.topics.by_page, PAGE_WINDOWS))?,
+            user_totals: manager.register_store(user_totals)?,
+            page_windows: manager.register_store(page_windows)?,
         };
         manager.ensure_changelog_topics(&ChangelogTopicConfig::default())?;
         let recovery = Arc::new(Mutex::new(RecoveryStats::default()));

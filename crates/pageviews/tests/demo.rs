@@ -25,6 +25,23 @@ fn exactly_once_through_a_crash_is_exact_on_the_mock_cluster() {
 }
 
 #[test]
+fn write_behind_through_a_crash_is_exact_on_the_mock_cluster() {
+    let cfg = Config {
+        events: 20_000,
+        users: 500,
+        pages: 50,
+        commit_every: 1_500,
+        write_behind: true,
+        ..Config::default()
+    };
+    let report = pageviews::run(&cfg).unwrap();
+    println!("{}", report.summary());
+    assert_eq!(report.verdict, Verdict::Exact, "{}", report.summary());
+    assert!(report.crashed_after.is_some());
+    assert!(report.restored > 0);
+}
+
+#[test]
 fn at_least_once_on_a_real_broker_never_undercounts() {
     let Ok(brokers) = std::env::var("KAFKA_BOOTSTRAP_SERVERS") else {
         println!("SKIPPED: set KAFKA_BOOTSTRAP_SERVERS to run against a real broker");
