@@ -1,9 +1,8 @@
-//! The state-core and state-txn conformance kits on the RocksDB backend
-//! with its default options.
+//! The state-core conformance kit on the RocksDB backend with its default
+//! options (`state-txn`'s transaction kit runs on RocksDB in
+//! `crates/backend-tests`).
 
 mod common;
 use common::RocksHarness;
 
 state_core::conformance_tests!(RocksHarness::new(0));
-
-state_txn::txn_conformance_tests!(RocksHarness::new(0));

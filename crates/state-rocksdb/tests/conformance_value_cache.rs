@@ -1,4 +1,4 @@
-//! The conformance kits again, with the opt-in value cache on and small
+//! The conformance kit again, with the opt-in value cache on and small
 //! enough to evict during the cases: the cache must never change what a
 //! reader sees.
 
@@ -6,5 +6,3 @@ mod common;
 use common::RocksHarness;
 
 state_core::conformance_tests!(RocksHarness::new(64 << 10));
-
-state_txn::txn_conformance_tests!(RocksHarness::new(64 << 10));

@@ -1,4 +1,5 @@
-//! The conformance harness shared by the RocksDB conformance runs.
+//! The conformance harness shared by the RocksDB conformance runs (also
+//! used by `crates/backend-tests`).
 
 use std::sync::Arc;
 
