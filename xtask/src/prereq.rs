@@ -35,12 +35,39 @@ fn on_path(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
 }
 
-/// libclang itself (libclang-cpp, present on some images, is not enough for
-/// bindgen): the Debian package, or a library bindgen will find.
+/// libclang for bindgen: the Debian package, or a library bindgen will
+/// find together with clang's own headers (`stddef.h`, `stdbool.h`). The
+/// runtime library alone (`libclang1-N`, left behind by `apt-get remove
+/// libclang-dev`) loads but then fails on `#include <stddef.h>`;
+/// libclang-cpp is not enough either.
 fn libclang_present() -> bool {
     if std::env::var_os("LIBCLANG_PATH").is_some() || dpkg_installed("libclang-dev") {
         return true;
     }
+    libclang_library_present() && clang_headers_present()
+}
+
+/// `<root>/clang/<version>/include/stddef.h` under `/usr/lib` or an
+/// `/usr/lib/llvm-N/lib`: the headers bindgen's clang compiles with.
+fn clang_headers_present() -> bool {
+    let roots = std::fs::read_dir("/usr/lib")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("llvm-")))
+        .map(|p| p.join("lib"))
+        .chain([PathBuf::from("/usr/lib")]);
+    roots.map(|r| r.join("clang")).any(|clang| {
+        std::fs::read_dir(clang)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|v| v.path().join("include").join("stddef.h").is_file())
+    })
+}
+
+fn libclang_library_present() -> bool {
     let dirs = [
         "/usr/lib",
         "/usr/lib64",
