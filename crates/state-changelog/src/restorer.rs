@@ -260,7 +260,9 @@ enum Role {
         started: Instant,
         start: i64,
         high: i64,
-        last_report: Instant,
+        /// The last progress report (`None`: none yet, so the first record
+        /// applied reports at once).
+        last_report: Option<Instant>,
         last_log: Instant,
     },
     Standby {
@@ -436,7 +438,7 @@ impl Worker {
             started: Instant::now(),
             start,
             high,
-            last_report: Instant::now() - self.config.progress_interval,
+            last_report: None,
             last_log: Instant::now(),
         }
     }
@@ -783,10 +785,10 @@ impl Worker {
         else {
             return;
         };
-        if now.saturating_duration_since(*last_report) < interval {
+        if last_report.is_some_and(|at| now.saturating_duration_since(at) < interval) {
             return;
         }
-        *last_report = now;
+        *last_report = Some(now);
         let done = (next - *start).max(0) as u64;
         let total = (*high - *start).max(0) as u64;
         let p = progress(key, done, total, started.elapsed(), false);

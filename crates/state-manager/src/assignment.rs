@@ -142,6 +142,9 @@ impl StateStoreManager {
             if role == Role::Active {
                 self.activate(&sp);
             } else {
+                if let Some(o) = committed.get(&sp) {
+                    self.resume_at.insert(sp.clone(), *o);
+                }
                 paused.push(sp.clone());
                 self.assigned.insert(sp, role);
             }
@@ -304,6 +307,7 @@ impl StateStoreManager {
     /// [`StandbyPolicy`] says so.
     pub fn on_revoke(&mut self, partitions: &[(String, u32)]) -> Result<()> {
         for sp in partitions {
+            self.resume_at.remove(sp);
             let Some(role) = self.assigned.remove(sp) else { continue };
             self.deactivate(sp);
             let ids = self.registry.ids_of(&sp.0);
@@ -427,6 +431,36 @@ impl StateStoreManager {
             }
         }
         if !ready.is_empty() {
+            // Resume where the restore judged records by: the stores hold
+            // exactly the checkpoints committed up to that offset. The
+            // consumer's own position came from its own offset fetch, which
+            // a previous owner's late commit can put elsewhere.
+            let mut at = TopicPartitionList::new();
+            for sp in &ready {
+                if let Some(o) = self.resume_at.remove(sp) {
+                    at.add_partition_offset(&sp.0, sp.1 as i32, Offset::Offset(o))
+                        .map_err(|source| ManagerError::Kafka {
+                            operation: "building the positions of restored partitions",
+                            source,
+                        })?;
+                }
+            }
+            if at.count() > 0 {
+                let sought = consumer
+                    .seek_partitions(at, self.config.kafka_timeout)
+                    .map_err(|source| ManagerError::Kafka {
+                        operation: "moving restored partitions to their committed offsets",
+                        source,
+                    })?;
+                for e in sought.elements() {
+                    if let Err(source) = e.error() {
+                        return Err(ManagerError::Kafka {
+                            operation: "moving a restored partition to its committed offset",
+                            source,
+                        });
+                    }
+                }
+            }
             consumer
                 .resume(&tpl_of(&ready)?)
                 .map_err(|source| ManagerError::Kafka {

@@ -62,6 +62,11 @@ pub struct StateStoreManager {
     pub(crate) kafka: ProducerLifecycle,
     pub(crate) assigned: BTreeMap<SourcePartition, Role>,
     pub(crate) standbys: BTreeMap<SourcePartition, Standby>,
+    /// The committed offset each restoring partition's stores were restored
+    /// against: the partition resumes there, so what it processes next and
+    /// what its state holds agree even if the group's offset moved in
+    /// between (a previous owner's late commit).
+    pub(crate) resume_at: BTreeMap<SourcePartition, i64>,
     pub(crate) restorer: Option<Restorer>,
     pub(crate) last_metadata: Option<Instant>,
     pub(crate) last_export: Option<Instant>,
@@ -100,6 +105,7 @@ impl StateStoreManager {
             registry: Registry::default(),
             assigned: BTreeMap::new(),
             standbys: BTreeMap::new(),
+            resume_at: BTreeMap::new(),
             restorer: None,
             last_metadata: None,
             last_export: None,
