@@ -155,6 +155,10 @@ impl Drop for Broker {
 enum Crash {
     /// SIGKILL after this many processed records.
     KillAfter(u64),
+    /// SIGKILL as soon as the child says a restore started (restores of
+    /// this small state are short, and with standbys shorter still: random
+    /// kills alone rarely land inside one).
+    KillWhenRestoring,
     /// The child aborts itself at `CRASH_AT=stage:n`.
     At(&'static str, u64),
     /// No crash: run to the end.
@@ -162,7 +166,8 @@ enum Crash {
 }
 
 fn pick_crash(rng: &mut Rng, chunk: u32) -> Crash {
-    match rng.below(7) {
+    match rng.below(8) {
+        7 => Crash::KillWhenRestoring,
         0 | 1 => Crash::KillAfter(1 + rng.below(chunk as u64)),
         2 => Crash::At("process", 1 + rng.below(chunk as u64)),
         3 => Crash::At("produced", 1 + rng.below(4)),
@@ -282,6 +287,11 @@ fn run_child(bootstrap: &str, state: &Path, s: &Settings, crash: &Crash, last: b
     for line in BufReader::new(stdout).lines().map_while(Result::ok) {
         if line == "restoring" {
             restoring = true;
+            if matches!(crash, Crash::KillWhenRestoring) && !killed {
+                let _ = child.kill();
+                killed = true;
+                killed_restoring = true;
+            }
         } else if line == "ready" {
             restoring = false;
         } else if let Some(n) = line.strip_prefix("lag ") {

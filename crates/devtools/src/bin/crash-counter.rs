@@ -125,6 +125,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         config.standby = state_manager::StandbyPolicy::AllPartitions;
     }
     config.kafka_timeout = Duration::from_secs(15);
+    // A progress report per record applied, so the `recovery` crash point
+    // lands inside the short restores of this small state (a standby's
+    // promotion replays a few records).
+    config.recovery.progress_interval = Duration::ZERO;
     config.mirror_transactional_offsets = std::env::var("MIRROR_OFFSETS").is_ok();
     let mut manager = StateStoreManager::new(config, kafka.clone())?;
     let counts_store = manager.register_store(StoreSpec::key_value(INPUT, "counts"))?;
