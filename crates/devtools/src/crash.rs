@@ -44,6 +44,8 @@ struct Settings {
     standbys: bool,
     /// Put the child's stores behind write-behind caches.
     write_behind: bool,
+    /// Also kill the child as soon as it says a restore started.
+    kill_in_restore: bool,
 }
 
 fn parse(args: &[String]) -> Result<Settings, String> {
@@ -60,6 +62,7 @@ fn parse(args: &[String]) -> Result<Settings, String> {
         backend: "rocksdb".into(),
         standbys: false,
         write_behind: false,
+        kill_in_restore: false,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -76,6 +79,7 @@ fn parse(args: &[String]) -> Result<Settings, String> {
             "--partitions" => s.partitions = num("--partitions")?.max(1) as u32,
             "--standbys" => s.standbys = true,
             "--write-behind" => s.write_behind = true,
+            "--kill-in-restore" => s.kill_in_restore = true,
             "--backend" => {
                 s.backend = match it.next().map(String::as_str) {
                     Some(b @ ("rocksdb" | "fjall" | "memory")) => b.to_owned(),
@@ -165,9 +169,13 @@ enum Crash {
     None,
 }
 
-fn pick_crash(rng: &mut Rng, chunk: u32) -> Crash {
-    match rng.below(8) {
-        7 => Crash::KillWhenRestoring,
+fn pick_crash(rng: &mut Rng, chunk: u32, kill_in_restore: bool) -> Crash {
+    // One in eight runs ends in a restore with --kill-in-restore; without
+    // it the draws are those of earlier versions, so seeds replay them.
+    if kill_in_restore && rng.below(8) == 7 {
+        return Crash::KillWhenRestoring;
+    }
+    match rng.below(7) {
         0 | 1 => Crash::KillAfter(1 + rng.below(chunk as u64)),
         2 => Crash::At("process", 1 + rng.below(chunk as u64)),
         3 => Crash::At("produced", 1 + rng.below(4)),
@@ -458,7 +466,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             return Err(format!("only {kills} kills landed in {runs} runs"));
         }
         produce_chunk(&producer, &mut rng, &s, &mut model)?;
-        let crash = pick_crash(&mut rng, s.chunk);
+        let crash = pick_crash(&mut rng, s.chunk, s.kill_in_restore);
         if rng.below(4) == 0 {
             let _ = std::fs::remove_dir_all(&state);
             deletions += 1;

@@ -30,7 +30,7 @@ commands:
                                 cluster unless --brokers is given; takeover always does
   crash [--kills N] [--seed S] [--guarantee exactly-once|at-least-once]
         [--chunk RECORDS] [--keys K] [--partitions P] [--backend rocksdb|fjall|memory]
-        [--standbys] [--write-behind]
+        [--standbys] [--write-behind] [--kill-in-restore]
                                 kill a stateful processor N times (default 50) at random
                                 points, then compare state and output with a model;
                                 --standbys runs a second member beside it, both keeping

@@ -180,12 +180,20 @@ impl StateStoreManager {
                         for ((topic, partition), first) in &state.first_processed {
                             // A partition being revoked cannot be sought; it
                             // restores from the changelog wherever it goes.
-                            let _ = consumer.seek(
+                            if let Err(e) = consumer.seek(
                                 topic,
                                 *partition as i32,
                                 Offset::Offset(*first),
                                 self.config.kafka_timeout,
-                            );
+                            ) {
+                                tracing::warn!(
+                                    topic,
+                                    partition,
+                                    offset = first,
+                                    error = %e,
+                                    "could not rewind to the uncommitted checkpoint's first record"
+                                );
+                            }
                         }
                         return Ok(());
                     }
