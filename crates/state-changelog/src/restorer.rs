@@ -714,7 +714,12 @@ impl Worker {
             for el in positions.elements() {
                 let key = (el.topic().to_owned(), el.partition());
                 if let (Some(t), Offset::Offset(pos)) = (self.tasks.get_mut(&key), el.offset()) {
-                    if pos > t.next {
+                    // A held standby's position is past the record it holds
+                    // (the consumer delivered it; the standby did not apply
+                    // it): moving `next` there would skip that record for
+                    // good, and a promotion would then lose its change.
+                    let held = matches!(t.role, Role::Standby { held: true, .. });
+                    if pos > t.next && !held {
                         t.next = pos;
                     }
                 }
