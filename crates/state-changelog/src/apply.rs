@@ -181,6 +181,11 @@ impl<P: StorePartition + ?Sized + 'static> ChangelogApplier<P> {
         self.stats
     }
 
+    /// The committed source offsets records are judged by.
+    pub fn committed(&self) -> &BTreeMap<String, i64> {
+        &self.committed
+    }
+
     /// Replaces the committed source offsets records are judged by (a
     /// standby refreshes them as the owner commits).
     pub fn set_committed(&mut self, committed: BTreeMap<String, i64>) {

@@ -83,6 +83,10 @@ pub enum RestoreEvent {
         offset: Option<u64>,
         /// How long the restore took.
         elapsed: Duration,
+        /// The committed source offsets its records were judged by: the
+        /// partition holds exactly the checkpoints committed before them,
+        /// so its source partition resumes there.
+        committed_offsets: BTreeMap<String, i64>,
     },
     /// A restore or standby failed; the task is dropped. The partition keeps
     /// the batches written before the failure (data and offset agree).
@@ -530,7 +534,17 @@ impl Worker {
                     });
                     return;
                 };
-                t.applier.set_committed(committed_offsets);
+                // The standby applied what was committed when it last
+                // looked; the offsets read on assignment can be older (a
+                // previous owner's commit landed in between). Judge by the
+                // newer, or records it already applied would be processed
+                // again.
+                let mut judged = t.applier.committed().clone();
+                for (topic, offset) in committed_offsets {
+                    let e = judged.entry(topic).or_insert(offset);
+                    *e = (*e).max(offset);
+                }
+                t.applier.set_committed(judged);
                 let (_, high) = match self
                     .consumer
                     .fetch_watermarks(&key.0, key.1, self.config.metadata_timeout)
@@ -770,6 +784,7 @@ impl Worker {
                     stats,
                     offset,
                     elapsed,
+                    committed_offsets: t.applier.committed().clone(),
                 });
             }
         }

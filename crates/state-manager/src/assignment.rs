@@ -396,11 +396,24 @@ impl StateStoreManager {
                         f(&p);
                     }
                 }
-                RestoreEvent::Restored { changelog, .. } => {
+                RestoreEvent::Restored {
+                    changelog,
+                    committed_offsets,
+                    ..
+                } => {
                     let Some(id) = self.registry.id_of_changelog(&changelog.0) else {
                         continue;
                     };
                     let sp = (self.registry.get(id).stream.clone(), changelog.1 as u32);
+                    // Resume where this restore judged records by (a
+                    // promoted standby may have judged by newer offsets
+                    // than those read on assignment).
+                    if let Some(o) = committed_offsets.get(&sp.0) {
+                        if self.assigned.contains_key(&sp) {
+                            let e = self.resume_at.entry(sp.clone()).or_insert(*o);
+                            *e = (*e).max(*o);
+                        }
+                    }
                     if let Some(Role::Restoring(waiting)) = self.assigned.get_mut(&sp) {
                         waiting.remove(&id);
                         if waiting.is_empty() {
