@@ -1658,14 +1658,20 @@ mod tests {
         assert_eq!(below.changelog_offset().unwrap(), Some(2));
     }
 
-    #[test]
-    fn a_failed_flush_keeps_the_changes_and_the_next_flush_writes_them() {
+    /// A memory partition whose writes fail ("disk full") while the flag is set.
+    fn failing_below() -> (Arc<AtomicBool>, Arc<FailingWrites<MemoryPartition>>) {
         let fail = Arc::new(AtomicBool::new(false));
         let f = fail.clone();
         let below = Arc::new(FailingWrites::new(MemoryPartition::new(), move |_| {
             f.load(Ordering::SeqCst)
                 .then(|| Error::backend("test", "writing", "disk full"))
         }));
+        (fail, below)
+    }
+
+    #[test]
+    fn a_failed_flush_keeps_the_changes_and_the_next_flush_writes_them() {
+        let (fail, below) = failing_below();
         let wb = WriteBehindPartition::new(below.clone(), config(1 << 20)).unwrap();
         wb.write(&batch(&[(b"a", Some(b"1"))], Some(1))).unwrap();
         fail.store(true, Ordering::SeqCst);
@@ -1681,12 +1687,7 @@ mod tests {
 
     #[test]
     fn a_write_that_needs_a_failing_flush_fails_whole() {
-        let fail = Arc::new(AtomicBool::new(false));
-        let f = fail.clone();
-        let below = Arc::new(FailingWrites::new(MemoryPartition::new(), move |_| {
-            f.load(Ordering::SeqCst)
-                .then(|| Error::backend("test", "writing", "disk full"))
-        }));
+        let (fail, below) = failing_below();
         let max = 3 * (ENTRY_OVERHEAD + 2);
         let wb = WriteBehindPartition::new(below, config(max)).unwrap();
         wb.write(&batch(&[(b"a", Some(b"1")), (b"b", Some(b"1"))], Some(1)))

@@ -183,6 +183,16 @@ impl State {
         }
     }
 
+    /// The entry of `prefix`, created empty if there is room for one
+    /// more without evicting; `None` when the index is full (a full scan
+    /// then gives up).
+    fn entry_within(&mut self, prefix: &[u8], max: usize) -> Option<u32> {
+        if self.find(prefix).is_none() && self.entries.len() >= max {
+            return None;
+        }
+        Some(self.entry_or_empty(prefix, max))
+    }
+
     fn find(&self, prefix: &[u8]) -> Option<u32> {
         let entries = &self.entries;
         self.table
@@ -369,11 +379,10 @@ impl WindowIndex {
                 give_up(st);
                 return Ok(());
             };
-            if st.find(prefix).is_none() && st.entries.len() >= max {
+            let Some(idx) = st.entry_within(prefix, max) else {
                 give_up(st);
                 return Ok(());
-            }
-            let idx = st.entry_or_empty(prefix, max);
+            };
             let entry = &mut st.entries[idx as usize];
             if let Some(w) = entry.windows.as_mut() {
                 w.push((s, e));
@@ -400,11 +409,10 @@ impl WindowIndex {
                     give_up(st);
                     return Ok(());
                 };
-                if st.find(prefix).is_none() && st.entries.len() >= max {
+                let Some(idx) = st.entry_within(prefix, max) else {
                     give_up(st);
                     return Ok(());
-                }
-                let idx = st.entry_or_empty(prefix, max);
+                };
                 slot.set(&mut st.entries[idx as usize], Some(v));
             }
         }
