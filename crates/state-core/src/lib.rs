@@ -36,6 +36,7 @@ mod codec;
 mod dirs;
 mod error;
 mod format;
+mod ids;
 pub mod keys;
 mod memory;
 mod open;
@@ -61,6 +62,7 @@ pub use format::{
     check_store_format, legacy_ttl_situation, record_codec, recorded_codec, LegacyTtl, PartitionFormat, StoreFormat,
     TtlSupport, KIND_KEY_VALUE, KIND_TIMESTAMPED, KIND_WINDOWED,
 };
+pub use ids::{StoreKind, TopicPartition, UnknownStoreKind};
 pub use memory::{MemoryBackend, MemoryPartition};
 pub use open::{open_with_retries, OpenAttempt, OpenRetry};
 pub use partition::{Direction, KeyValue, KvIter, PartitionStats, StorePartition};
