@@ -15,6 +15,7 @@ use state_txn::{
     WriteBehindPartition,
 };
 
+use crate::params::{env_u64, Params};
 use crate::rng::Rng;
 
 /// w6: the number of keys the Zipf(1.0) draws range over (fixed by
@@ -22,23 +23,6 @@ use crate::rng::Rng;
 const W6_KEYS: u64 = 1_000_000;
 /// w6: the seed of the key sequence, the same for every system.
 const W6_SEED: u64 = 0x5EED_2006;
-
-#[derive(Clone, Copy, Debug)]
-pub struct Params {
-    pub n: u64,
-    pub k: u64,
-    pub c: u64,
-}
-
-fn env_u64(name: &str, default: u64) -> Result<u64, String> {
-    match std::env::var(name) {
-        Ok(v) => v
-            .replace('_', "")
-            .parse()
-            .map_err(|_| format!("{name}={v:?} is not a positive integer")),
-        Err(_) => Ok(default),
-    }
-}
 
 struct Outcome {
     seconds: f64,
@@ -107,14 +91,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             other => return Err(format!("unknown bench argument {other:?}")),
         }
     }
-    let p = Params {
-        n: env_u64("N", 1_000_000)?,
-        k: env_u64("K", 100_000)?,
-        c: env_u64("C", 10_000)?,
-    };
-    if p.n == 0 || p.k == 0 || p.c == 0 {
-        return Err("N, K and C must be > 0".into());
-    }
+    let p = Params::from_env()?;
     if cfg!(debug_assertions) {
         eprintln!("warning: devtools was built without optimisations; use `cargo xtask bench` (release)");
     }

@@ -15,6 +15,7 @@ mod bench;
 mod crash;
 mod fixtures;
 mod fuzz;
+mod params;
 mod rng;
 mod takeover;
 

@@ -11,6 +11,7 @@ use common::*;
 use state_changelog::{
     changelog_topic_name, describe_topic_config, ensure_changelog_topic, ChangelogError, ChangelogTopicConfig,
 };
+use test_support::kafka::unique_name;
 
 fn broker() -> Option<String> {
     match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
@@ -22,47 +23,19 @@ fn broker() -> Option<String> {
     }
 }
 
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{name}-{}-{}", std::process::id(), nanos % 1_000_000_000)
-}
-
 /// Creates a plain topic through the admin API and waits for its metadata.
 fn create_topic(bootstrap: &str, topic: &str, partitions: i32) {
-    let created = state_changelog::create_topic(
-        &client(bootstrap),
-        topic,
-        partitions as usize,
-        1,
-        &[],
-        Duration::from_secs(30),
-    )
-    .expect("create topic");
-    assert!(created, "{topic} is new");
-    wait_for_topic(bootstrap, topic, partitions as usize);
+    test_support::kafka::create_topic(&client(bootstrap), topic, partitions as usize);
 }
 
 fn wait_for_topic(bootstrap: &str, topic: &str, partitions: usize) {
-    for _ in 0..100 {
-        if state_changelog::topic_partitions(&client(bootstrap), topic, Duration::from_secs(5))
-            .ok()
-            .flatten()
-            == Some(partitions)
-        {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("topic {topic} did not appear with {partitions} partitions");
+    test_support::kafka::wait_for_topic(&client(bootstrap), topic, partitions);
 }
 
 #[test]
 fn changelog_topics_are_created_compacted_and_validated() {
     let Some(b) = broker() else { return };
-    let source = unique("source");
+    let source = unique_name("source");
     create_topic(&b, &source, 3);
     let changelog = changelog_topic_name("group", &source, "counts");
     let cfg = ChangelogTopicConfig {
@@ -86,7 +59,7 @@ fn changelog_topics_are_created_compacted_and_validated() {
         "idempotent"
     );
 
-    let other = unique("source-2");
+    let other = unique_name("source-2");
     create_topic(&b, &other, 2);
     let err = ensure_changelog_topic(&client(&b), &other, &changelog, &cfg).unwrap_err();
     assert!(
@@ -105,7 +78,7 @@ fn changelog_topics_are_created_compacted_and_validated() {
 #[test]
 fn round_trip_on_three_partitions() {
     let Some(b) = broker() else { return };
-    let topic = unique("changelog__it--input--store");
+    let topic = unique_name("changelog__it--input--store");
     create_topic(&b, &topic, 3);
     round_trip(&b, &topic);
 }
@@ -113,7 +86,7 @@ fn round_trip_on_three_partitions() {
 #[test]
 fn uncommitted_checkpoints_are_skipped() {
     let Some(b) = broker() else { return };
-    let topic = unique("cl-skip");
+    let topic = unique_name("cl-skip");
     create_topic(&b, &topic, 1);
     uncommitted_are_skipped(&b, &topic);
 }
@@ -121,7 +94,7 @@ fn uncommitted_checkpoints_are_skipped() {
 #[test]
 fn a_stored_offset_beyond_the_high_watermark_is_refused() {
     let Some(b) = broker() else { return };
-    let topic = unique("cl-invalid");
+    let topic = unique_name("cl-invalid");
     create_topic(&b, &topic, 1);
     invalid_stored_offset(&b, &topic);
 }

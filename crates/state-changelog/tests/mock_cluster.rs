@@ -7,19 +7,14 @@ use std::time::Duration;
 
 use common::*;
 use state_changelog::rdkafka::message::{Header, OwnedHeaders};
-use state_changelog::rdkafka::mocking::MockCluster;
 use state_changelog::rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use state_changelog::ChangelogError;
 use state_core::{Codec, StorePartition};
 use state_txn::PartitionTransaction;
+use test_support::kafka::{mock_cluster, Cluster};
 
-fn cluster(
-    topic: &str,
-    partitions: i32,
-) -> MockCluster<'static, state_changelog::rdkafka::producer::DefaultProducerContext> {
-    let c = MockCluster::new(1).expect("mock cluster");
-    c.create_topic(topic, partitions, 1).expect("create topic");
-    c
+fn cluster(topic: &str, partitions: i32) -> Cluster {
+    mock_cluster(&[(topic, partitions)]).expect("mock cluster")
 }
 
 #[test]
@@ -214,10 +209,7 @@ fn a_failed_delivery_fails_the_flush() {
     );
 }
 
-fn src_last_offset(
-    c: &MockCluster<'static, state_changelog::rdkafka::producer::DefaultProducerContext>,
-    topic: &str,
-) -> Option<u64> {
+fn src_last_offset(c: &Cluster, topic: &str) -> Option<u64> {
     use state_changelog::rdkafka::consumer::{BaseConsumer, Consumer};
     let consumer: BaseConsumer = client(&c.bootstrap_servers()).create().unwrap();
     let (_, high) = consumer.fetch_watermarks(topic, 0, Duration::from_secs(10)).unwrap();

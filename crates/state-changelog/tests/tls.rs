@@ -1,14 +1,12 @@
 //! Changelogs over TLS with certificate verification, on a real broker:
 //! tansu behind stunnel4, with a throwaway CA made at test time (see
-//! `common/tls.rs`). Needs `TANSU_BIN`, `stunnel4` and `openssl`; without
+//! `test_support::tls`). Needs `TANSU_BIN`, `stunnel4` and `openssl`; without
 //! them every test here prints SKIPPED and passes. `cargo xtask test`
 //! provides all three.
 //!
 //! tansu has no transactions, so these are at-least-once flows.
 
 mod common;
-#[path = "common/tls.rs"]
-mod tls_broker;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,32 +16,8 @@ use state_changelog::rdkafka::consumer::{BaseConsumer, Consumer};
 use state_changelog::{ChangelogError, ChangelogProducer, FailureKind, KafkaSettings};
 use state_core::{cf, Codec, ProcessedOffsets, StorePartition};
 use state_txn::PartitionTransaction;
-use tls_broker::TlsBroker;
-
-fn unique(name: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or(0);
-    format!("{name}-{}-{}", std::process::id(), nanos % 1_000_000_000)
-}
-
-fn create_topic(client: &state_changelog::rdkafka::ClientConfig, topic: &str, partitions: usize) {
-    let created = state_changelog::create_topic(client, topic, partitions, 1, &[], Duration::from_secs(30))
-        .expect("create topic over TLS");
-    assert!(created, "{topic} is new");
-    for _ in 0..100 {
-        if state_changelog::topic_partitions(client, topic, Duration::from_secs(5))
-            .ok()
-            .flatten()
-            == Some(partitions)
-        {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    }
-    panic!("topic {topic} did not appear with {partitions} partitions");
-}
+use test_support::kafka::{create_topic, unique_name};
+use test_support::tls::TlsBroker;
 
 /// Produce on three partitions, delete the local state, recover it from
 /// the changelog, compare every column family — every Kafka connection
@@ -57,7 +31,7 @@ fn changelog_round_trip_over_tls_with_verification() {
         settings.set(k, v);
     }
     let client = settings.client_config().expect("valid TLS settings");
-    let topic = unique("changelog__tls--input--store");
+    let topic = unique_name("changelog__tls--input--store");
     create_topic(&client, &topic, 3);
     round_trip_with(&client, &topic);
 }
@@ -70,7 +44,7 @@ fn a_client_trusting_another_ca_fails_clearly_and_writes_nothing() {
     let Some(broker) = TlsBroker::start() else { return };
     let good = broker.client(&broker.ca);
     let bad = broker.client(&broker.other_ca);
-    let topic = unique("changelog__tls--input--untrusted");
+    let topic = unique_name("changelog__tls--input--untrusted");
     create_topic(&good, &topic, 1);
     let tls_error = |e: &ChangelogError| {
         let msg = e.to_string();
@@ -133,7 +107,7 @@ fn sasl_scram_over_tls() {
     let settings = KafkaSettings::from_cli(None, &broker.sasl_overrides(&broker.ca, "state-app", PASSWORD), &[])
         .expect("valid -X arguments");
     let client = settings.client_config().expect("valid SASL settings");
-    let topic = unique("changelog__sasl--input--store");
+    let topic = unique_name("changelog__sasl--input--store");
     create_topic(&client, &topic, 3);
     round_trip_with(&client, &topic);
 

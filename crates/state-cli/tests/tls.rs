@@ -1,10 +1,7 @@
 //! `statectl verify` and `restore` over TLS, as docs/operations.md shows
-//! them: tansu behind stunnel4 with a throwaway CA (the harness of the
-//! state-changelog suite). Needs `TANSU_BIN`, `stunnel4` and `openssl`;
-//! otherwise prints SKIPPED and passes.
-
-#[path = "../../state-changelog/tests/common/tls.rs"]
-mod tls_broker;
+//! them: tansu behind stunnel4 with a throwaway CA (`test_support::tls`,
+//! as in the state-changelog suite). Needs `TANSU_BIN`, `stunnel4` and
+//! `openssl`; otherwise prints SKIPPED and passes.
 
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -15,7 +12,7 @@ use state_changelog::ChangelogProducer;
 use state_core::{Codec, ProcessedOffsets};
 use state_rocksdb::{RocksDbOptions, RocksDbPartition};
 use state_txn::PartitionTransaction;
-use tls_broker::TlsBroker;
+use test_support::tls::TlsBroker;
 
 fn statectl(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_statectl"))

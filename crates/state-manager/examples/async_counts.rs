@@ -162,3 +162,18 @@ async fn main() -> Result<(), Error> {
         std::process::exit(1);
     }
 }
+
+/// `cargo test` runs this (the example is declared with `test = true`): on
+/// the mock cluster, every count is exact.
+#[cfg(test)]
+mod tests {
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn async_counts_is_exact_on_the_mock_cluster() {
+        let outcome = super::run(None, 3_000).await.expect("the example runs");
+        assert_eq!(outcome.processed, 3_000);
+        for (key, (have, want)) in &outcome.counts {
+            assert_eq!(have, want, "{key}");
+        }
+        assert!(outcome.exact());
+    }
+}

@@ -3,17 +3,15 @@
 //! exact, and its counters show the manager, the transactions and recovery
 //! all went through it.
 
-mod common;
-
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use common::*;
 use state_core::{
     Backend, BackendInfo, Direction, KvIter, MemoryPartition, ReadView, Result, StoreLocation, StorePartition,
     WriteBatch,
 };
 use state_manager::ProcessingGuarantee;
+use test_support::counting::*;
 
 /// What the wrapper saw.
 #[derive(Debug, Default)]

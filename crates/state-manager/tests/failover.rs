@@ -4,12 +4,10 @@
 //! and finishes. Counts must equal the input under exactly-once and never be
 //! lower under at-least-once.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
 use state_manager::ProcessingGuarantee;
+use test_support::counting::*;
 
 #[test]
 fn at_least_once_failover_never_loses_counts() {

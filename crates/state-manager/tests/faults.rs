@@ -4,13 +4,11 @@
 //! member is restarted (as an application would be) and must end exact
 //! (exactly-once) or never below the input (at-least-once).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use state_manager::{ManagerError, ProcessingGuarantee};
+use test_support::counting::*;
 
 const COOP: &str = "cooperative-sticky";
 

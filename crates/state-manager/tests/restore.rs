@@ -4,17 +4,12 @@
 //! revocation in the middle of a restore leaves data and stored offset in
 //! step; a standby replica makes a takeover replay only the delta.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
 use rdkafka::consumer::Consumer;
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::DefaultProducerContext;
 use rdkafka::Message;
 use state_changelog::ChangelogProducer;
 use state_core::{
@@ -25,8 +20,9 @@ use state_manager::{
     Codec, KeyValue, PartitionTransaction, ProcessingGuarantee, RocksDbBackend, RocksDbOptions, StandbyPolicy,
     StateStoreManager, StoreHandle,
 };
+use test_support::counting::*;
+use test_support::kafka::{client, mock_cluster, produce_keyed, Cluster};
 
-const CHANGELOG: &str = "changelog__g--input--counts";
 /// Changelog records of partition 1 before the test starts.
 const SEEDED: usize = 2_000;
 
@@ -96,7 +92,7 @@ impl StorePartition for SlowPartition {
 
 /// Writes `SEEDED` changelog records (keys `seed-<i>` = 1, no processed
 /// offsets, so recovery applies them all) to changelog partition 1.
-fn seed_changelog(cluster: &MockCluster<'static, DefaultProducerContext>) {
+fn seed_changelog(cluster: &Cluster) {
     let producer = Arc::new(ChangelogProducer::new(&client(&cluster.bootstrap_servers())).unwrap());
     let scratch = Arc::new(MemoryPartition::new());
     let mut t = PartitionTransaction::new(scratch, Codec::MsgPack, Some(producer.sink(CHANGELOG, 1)));
@@ -139,34 +135,13 @@ fn read_count(m: &StateStoreManager, counts: &StoreHandle<KeyValue>, p: u32, key
     t.get::<_, u64>("count", key.as_bytes()).unwrap().unwrap_or(0)
 }
 
-fn two_partition_cluster() -> MockCluster<'static, DefaultProducerContext> {
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic(INPUT, 2, 1).unwrap();
-    cluster.create_topic(CHANGELOG, 2, 1).unwrap();
-    cluster
+fn two_partition_cluster() -> Cluster {
+    mock_cluster(&[(INPUT, 2), (CHANGELOG, 2)]).unwrap()
 }
 
 /// Input to both partitions: key `k<i>` goes to partition `i % 2`.
-fn produce_two_partitions(cluster: &MockCluster<'static, DefaultProducerContext>, n: usize) -> BTreeMap<String, u64> {
-    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
-    let producer: BaseProducer = client(&cluster.bootstrap_servers()).create().unwrap();
-    let mut truth = BTreeMap::new();
-    for i in 0..n {
-        let k = i % 12;
-        let key = format!("k{k}");
-        producer
-            .send(
-                BaseRecord::<str, str>::to(INPUT)
-                    .key(&key)
-                    .payload("x")
-                    .partition((k % 2) as i32),
-            )
-            .map_err(|(e, _)| e)
-            .unwrap();
-        *truth.entry(key).or_insert(0) += 1;
-    }
-    producer.flush(Duration::from_secs(10)).unwrap();
-    truth
+fn produce_two_partitions(cluster: &Cluster, n: usize) -> BTreeMap<String, u64> {
+    produce_keyed(&cluster.bootstrap_servers(), INPUT, 2, 0..n as u64, KEYS as u64).unwrap()
 }
 
 #[test]
@@ -370,13 +345,9 @@ fn takeover(standby: bool) -> u64 {
         tempfile::tempdir().unwrap(),
         move |c| c.standby = p2,
     );
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while assigned(&a) == 0 || assigned(&b) == 0 || assigned(&a) + assigned(&b) != PARTITIONS as usize {
-        step(&mut a, 1);
-        step(&mut b, 1);
-        assert!(Instant::now() < deadline, "the group did not stabilise in time");
-    }
+    settle(&mut a, &mut b);
     let truth = produce_input(&cluster);
+    let deadline = Instant::now() + Duration::from_secs(60);
     while a.processed < 120 {
         step(&mut a, 10);
         step(&mut b, 10);
@@ -430,7 +401,7 @@ fn takeover(standby: bool) -> u64 {
     for p in &a_parts {
         let (_, high) = b
             .consumer
-            .fetch_watermarks("changelog__g--input--counts", *p as i32, Duration::from_secs(5))
+            .fetch_watermarks(CHANGELOG, *p as i32, Duration::from_secs(5))
             .unwrap();
         let from = standby_applied.get(p).copied().flatten().map_or(0, |o| o + 1);
         bound += (high as u64).saturating_sub(from);

@@ -3,19 +3,17 @@
 //! crash replays exactly the changes the backend did not get; a revocation
 //! writes the cache out; and a store without a changelog is refused.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
 use parking_lot::Mutex;
 use rdkafka::config::ClientConfig;
 use state_core::{Backend, BackendInfo, MemoryPartition, Result, StoreLocation, StorePartition};
 use state_manager::{
     ManagerConfig, ManagerError, ProcessingGuarantee, StateStoreManager, StoreSpec, WriteBehindConfig,
 };
+use test_support::counting::*;
 
 /// A disk model: partitions kept in memory by store name and number, so a
 /// member started after another crashed finds what reached the backend

@@ -2,7 +2,6 @@
 //! options (`state-txn`'s transaction kit runs on RocksDB in
 //! `crates/backend-tests`).
 
-mod common;
-use common::RocksHarness;
+use test_support::rocksdb::RocksHarness;
 
 state_core::conformance_tests!(RocksHarness::new(0));

@@ -2,7 +2,6 @@
 //! enough to evict during the cases: the cache must never change what a
 //! reader sees.
 
-mod common;
-use common::RocksHarness;
+use test_support::rocksdb::RocksHarness;
 
 state_core::conformance_tests!(RocksHarness::new(64 << 10));

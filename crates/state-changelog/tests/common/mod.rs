@@ -1,4 +1,5 @@
-//! Scenarios shared by the mock-cluster suite and the real-broker suite.
+//! Scenarios shared by the mock-cluster suite, the real-broker suite and
+//! the TLS suite; the generic fixtures come from `test-support`.
 
 #![allow(dead_code)]
 
@@ -9,36 +10,16 @@ use std::time::Duration;
 
 use state_changelog::rdkafka::config::ClientConfig;
 use state_changelog::{ChangelogProducer, RecoveryConfig, RecoveryManager, RecoveryPartition, RecoveryProgress};
-use state_core::{cf, ChangelogSink, Codec, Direction, KeyValue, ProcessedOffsets, StorePartition};
+use state_core::{cf, ChangelogSink, Codec, ProcessedOffsets, StorePartition};
 use state_rocksdb::{RocksDbOptions, RocksDbPartition};
 use state_txn::{
     ExpireOptions, ExpiredWindow, PartitionTransaction, TimestampedConfig, TimestampedTransaction, WindowedTransaction,
 };
-
-pub fn client(bootstrap: &str) -> ClientConfig {
-    let mut c = ClientConfig::new();
-    c.set("bootstrap.servers", bootstrap);
-    c
-}
+pub use test_support::kafka::client;
+pub use test_support::store::snapshot;
 
 pub fn open(dir: &std::path::Path) -> Arc<RocksDbPartition> {
     Arc::new(RocksDbPartition::open(dir, &RocksDbOptions::default()).expect("open partition"))
-}
-
-/// Every key and value of every column family, metadata included.
-pub fn snapshot(p: &dyn StorePartition) -> BTreeMap<String, Vec<KeyValue>> {
-    let mut out = BTreeMap::new();
-    for name in p.column_families().unwrap() {
-        let items: Vec<KeyValue> = p
-            .iter_range(&name, b"", None, Direction::Forward)
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        if !items.is_empty() {
-            out.insert(name, items);
-        }
-    }
-    out
 }
 
 /// Three checkpoints of key-value, windowed and timestamped changes on one

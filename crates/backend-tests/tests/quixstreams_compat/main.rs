@@ -15,7 +15,6 @@
 //! primitive call, and the reads after replaying quixstreams' own TTL
 //! changelog.
 
-#[path = "quixstreams_compat/traced.rs"]
 mod traced;
 
 use std::collections::BTreeMap;

@@ -1,5 +1,4 @@
-//! The conformance harness shared by the fjall conformance runs (also
-//! used by `crates/backend-tests`).
+//! [`FjallHarness`]: the conformance kits on fjall.
 
 use std::sync::Arc;
 
@@ -7,18 +6,26 @@ use state_core::testkit::Harness;
 use state_core::{Backend, StoreLocation};
 use state_fjall::{FjallBackend, FjallOptions};
 
-/// A fjall backend over a fresh temporary directory.
+/// A fjall backend with default options over a fresh temporary directory
+/// (removed on drop).
 pub struct FjallHarness {
     dir: tempfile::TempDir,
     backend: Arc<dyn Backend>,
 }
 
 impl FjallHarness {
+    /// A harness over a fresh temporary directory.
     pub fn new() -> Self {
         FjallHarness {
-            dir: tempfile::tempdir().expect("temp dir"),
+            dir: tempfile::tempdir().expect("a temporary directory"),
             backend: FjallBackend::shared(FjallOptions::default()),
         }
+    }
+}
+
+impl Default for FjallHarness {
+    fn default() -> Self {
+        Self::new()
     }
 }
 

@@ -7,9 +7,7 @@
 //! Needs `TANSU_BIN` (set by `cargo xtask test`), `stunnel4` (or
 //! `stunnel`) and `openssl` on PATH; [`TlsBroker::start`] returns `None`
 //! with a SKIPPED line on stderr when one is missing. Also used by the
-//! statectl tests (included by path).
-
-#![allow(dead_code)]
+//! statectl tests.
 
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -30,8 +28,10 @@ impl Drop for Proc {
 /// tansu behind stunnel, with the certificates a client needs. Both
 /// processes are killed on drop.
 pub struct TlsBroker {
-    tansu: Proc,
-    stunnel: Proc,
+    /// Held to be killed when the broker is dropped.
+    _tansu: Proc,
+    /// Held to be killed when the broker is dropped.
+    _stunnel: Proc,
     dir: tempfile::TempDir,
     /// `127.0.0.1:PORT`, the TLS address (bootstrap and advertised).
     pub address: String,
@@ -266,8 +266,8 @@ impl TlsBroker {
         wait_listening(&address, &mut stunnel.0, "stunnel", &stunnel_log);
         eprintln!("TLS broker: tansu on {plain}, stunnel (TLS) on {address}, advertised {address}");
         Some(TlsBroker {
-            tansu,
-            stunnel,
+            _tansu: tansu,
+            _stunnel: stunnel,
             ca: d.join("ca.pem"),
             other_ca: d.join("other-ca.pem"),
             dir,
@@ -313,8 +313,8 @@ impl TlsBroker {
     }
 
     /// An rdkafka client configuration from [`TlsBroker::properties`].
-    pub fn client(&self, ca: &Path) -> state_changelog::rdkafka::ClientConfig {
-        let mut c = state_changelog::rdkafka::ClientConfig::new();
+    pub fn client(&self, ca: &Path) -> rdkafka::ClientConfig {
+        let mut c = rdkafka::ClientConfig::new();
         for (k, v) in self.properties(ca) {
             c.set(k, v);
         }

@@ -1,5 +1,4 @@
-//! The conformance harness shared by the RocksDB conformance runs (also
-//! used by `crates/backend-tests`).
+//! [`RocksHarness`]: the conformance kits on RocksDB.
 
 use std::sync::Arc;
 
@@ -7,17 +6,19 @@ use state_core::testkit::Harness;
 use state_core::{Backend, StoreLocation};
 use state_rocksdb::{RocksDbBackend, RocksDbOptions};
 
-/// Opens RocksDB stores in one temporary directory, small buffers, with
-/// `value_cache_bytes` as given (0: the default, no value cache).
+/// Opens RocksDB stores in one temporary directory (removed on drop),
+/// with small buffers and `value_cache_bytes` as given (0: the default, no
+/// value cache).
 pub struct RocksHarness {
     dir: tempfile::TempDir,
     value_cache_bytes: usize,
 }
 
 impl RocksHarness {
+    /// A harness over a fresh temporary directory.
     pub fn new(value_cache_bytes: usize) -> Self {
         RocksHarness {
-            dir: tempfile::tempdir().expect("temp dir"),
+            dir: tempfile::tempdir().expect("a temporary directory"),
             value_cache_bytes,
         }
     }
