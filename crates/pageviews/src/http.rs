@@ -35,7 +35,7 @@ use state_manager::{ManagerError, StateReader};
 use tiny_http::{Header, Method, Request, Response};
 
 use crate::events::partition_of;
-use crate::processor::RecoveryStats;
+use crate::restores::RecoveryStats;
 use crate::topics::{Stores, GROUP, PAGE_WINDOWS, USER_TOTALS};
 use crate::{DemoError, Result};
 

@@ -29,6 +29,7 @@ pub mod http;
 mod pipeline;
 mod processor;
 mod progress;
+mod restores;
 mod topics;
 mod verify;
 

@@ -20,6 +20,7 @@ use state_manager::{ManagerConfig, StateContext, StateStoreManager, StoreSpec, W
 use crate::events::{partition_of, window_start};
 use crate::http::{Live, Shared, EVENTS_PROCESSED};
 use crate::progress::{Meter, Progress};
+use crate::restores::RecoveryStats;
 use crate::topics::{Stores, Topics, GROUP, PAGE_WINDOWS, USER_TOTALS};
 use crate::{kafka, Config, DemoError, Result};
 
@@ -69,24 +70,6 @@ struct Pending {
     records: usize,
 }
 
-/// What the processor's recovery reported.
-#[derive(Default)]
-pub(crate) struct RecoveryStats {
-    pub started: Option<Instant>,
-    pub finished: Option<Instant>,
-    /// Per changelog partition.
-    pub partitions: BTreeMap<(String, i32), Restore>,
-}
-
-/// One changelog partition's restore.
-#[derive(Clone, Copy, Debug, Default)]
-pub(crate) struct Restore {
-    /// Records applied.
-    pub done: u64,
-    /// Records to apply in all.
-    pub total: u64,
-}
-
 /// What every processor of one run shares.
 pub(crate) struct Run<'a> {
     pub cfg: &'a Config,
@@ -127,20 +110,7 @@ impl Run<'_> {
         let progress = self.progress.clone();
         let mut meters: BTreeMap<(String, i32), Meter> = BTreeMap::new();
         manager.set_progress_listener(move |p: &RecoveryProgress| {
-            {
-                let mut r = r.lock();
-                r.started.get_or_insert_with(Instant::now);
-                r.partitions.insert(
-                    (p.topic.clone(), p.partition),
-                    Restore {
-                        done: p.done,
-                        total: p.total,
-                    },
-                );
-                if p.finished {
-                    r.finished = Some(Instant::now());
-                }
-            }
+            r.lock().record(p);
             if p.total == 0 {
                 // Nothing to restore: no meter.
                 return;
