@@ -1,13 +1,12 @@
 //! `statectl dump`: every key and value of a partition as JSON lines.
 
 use std::io::Write;
-use std::path::Path;
 
 use serde_json::{json, Value};
 use state_core::ttl;
-use state_core::{cf, keys, Codec, Direction, StorePartition};
-use state_rocksdb::{RocksDbOptions, RocksDbPartition};
+use state_core::{cf, keys, Codec, Direction};
 
+use crate::engine::PartitionDir;
 use crate::error::{CliError, Result};
 
 /// What to dump and how to decode values.
@@ -32,11 +31,16 @@ pub struct DumpOptions {
 /// value without a valid stamp) and `expired` (whether the partition's
 /// stored high-water has reached it, so quixstreams reads it as absent).
 /// Metadata values that are big-endian integers are shown as numbers.
-pub fn dump(dir: &Path, options: &DumpOptions, out: &mut dyn Write) -> Result<u64> {
-    let partition = RocksDbPartition::open_read_only(dir, &RocksDbOptions::default())?;
+///
+/// RocksDB partitions open read-only, next to a running application; fjall
+/// has no read-only mode, so a fjall partition must not be open elsewhere
+/// (its lock is taken, [`state_core::Error::PartitionLocked`] otherwise).
+pub fn dump(dir: &PartitionDir, options: &DumpOptions, out: &mut dyn Write) -> Result<u64> {
+    let opened = dir.open_for_reading()?;
+    let partition = opened.partition();
     let codec = match options.codec {
         Some(c) => c,
-        None => match state_core::recorded_codec(&partition)? {
+        None => match state_core::recorded_codec(partition)? {
             Some(Ok(c)) => c,
             _ => Codec::MsgPack,
         },
@@ -52,7 +56,7 @@ pub fn dump(dir: &Path, options: &DumpOptions, out: &mut dyn Write) -> Result<u6
     if let Some(wanted) = &options.cf {
         if !names.contains(wanted) {
             return Err(CliError::UnknownColumnFamily {
-                path: dir.to_owned(),
+                path: dir.path.clone(),
                 cf: wanted.clone(),
                 known: names.join(", "),
             });

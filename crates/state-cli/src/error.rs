@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::engine::Engine;
+
 /// A `Result` whose error is [`CliError`].
 pub type Result<T, E = CliError> = std::result::Result<T, E>;
 
@@ -86,6 +88,45 @@ pub enum CliError {
         cf: String,
         /// The column families it has.
         known: String,
+    },
+
+    /// `--backend` names another engine than the partition's files show.
+    #[error(
+        "partition at {path} is a {found} partition, not {asked}; pass --backend {found}, or leave \
+         --backend out and statectl finds the engine from the files"
+    )]
+    EngineMismatch {
+        /// Partition directory.
+        path: PathBuf,
+        /// The engine `--backend` asked for.
+        asked: Engine,
+        /// The engine whose files are there.
+        found: Engine,
+    },
+
+    /// The partition records a store kind this `statectl` does not know.
+    #[error(
+        "partition at {path} records store kind {recorded:?}, which this statectl does not know \
+         (it knows key-value, windowed and timestamped); use the statectl of the library version \
+         that wrote it"
+    )]
+    UnknownStoreKind {
+        /// Partition directory.
+        path: PathBuf,
+        /// The recorded kind (lossy UTF-8).
+        recorded: String,
+    },
+
+    /// The partition records a value codec this `statectl` does not know.
+    #[error(
+        "partition at {path} records value codec {recorded:?}, which this statectl does not know \
+         (it knows msgpack, json and raw); use the statectl of the library version that wrote it"
+    )]
+    UnknownCodec {
+        /// Partition directory.
+        path: PathBuf,
+        /// The recorded codec (lossy UTF-8).
+        recorded: String,
     },
 
     /// Writing to stdout or reading the filesystem failed.

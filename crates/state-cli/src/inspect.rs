@@ -4,9 +4,9 @@ use std::path::{Path, PathBuf};
 
 use serde_json::json;
 use state_core::ttl::{self, StampEvidence};
-use state_core::{cf, keys, Direction, StorePartition};
-use state_rocksdb::{RocksDbOptions, RocksDbPartition};
+use state_core::{cf, keys, Direction};
 
+use crate::engine::{Engine, PartitionDir};
 use crate::error::{CliError, Result};
 
 /// One column family of an inspected partition.
@@ -15,8 +15,9 @@ pub struct ColumnFamilyInfo {
     /// Column family name.
     pub name: String,
     /// RocksDB's estimate of its key count (exact for small, unflushed data;
-    /// an estimate after compactions).
-    pub approximate_keys: u64,
+    /// an estimate after compactions). `None` on fjall, which keeps no
+    /// such estimate.
+    pub approximate_keys: Option<u64>,
 }
 
 /// What [`inspect`] found.
@@ -24,9 +25,11 @@ pub struct ColumnFamilyInfo {
 pub struct Inspection {
     /// Partition directory.
     pub path: PathBuf,
+    /// The engine of the partition.
+    pub engine: Engine,
     /// Column families, sorted by name.
     pub column_families: Vec<ColumnFamilyInfo>,
-    /// Bytes of all files in the directory.
+    /// Bytes of all files in the directory and below.
     pub size_bytes: u64,
     /// Stored changelog offset (last changelog offset the partition includes).
     pub changelog_offset: Option<u64>,
@@ -64,15 +67,19 @@ pub struct TtlInfo {
 /// How many `default` values [`inspect`] samples for TTL stamps.
 const STAMP_SAMPLE: usize = 256;
 
-/// Opens the partition at `dir` read-only and describes it.
-pub fn inspect(dir: &Path) -> Result<Inspection> {
-    let partition = RocksDbPartition::open_read_only(dir, &RocksDbOptions::default())?;
+/// Opens the partition at `dir` for reading and describes it. Key-count
+/// estimates are RocksDB's: on fjall they are `None`. RocksDB partitions
+/// open read-only, next to a running application; a fjall partition must
+/// not be open elsewhere (its lock is taken).
+pub fn inspect(dir: &PartitionDir) -> Result<Inspection> {
+    let opened = dir.open_for_reading()?;
+    let partition = opened.partition();
     let mut names = partition.column_families()?;
     names.sort();
     let mut column_families = Vec::with_capacity(names.len());
     for name in names {
         column_families.push(ColumnFamilyInfo {
-            approximate_keys: partition.approximate_keys(&name)?,
+            approximate_keys: opened.approximate_keys(&name)?,
             name,
         });
     }
@@ -106,7 +113,7 @@ pub fn inspect(dir: &Path) -> Result<Inspection> {
         high_water_ms: number(cf::TTL_HIGH_WATER_KEY)?,
         migration_done: partition.get(cf::TTL_SYSTEM, cf::TTL_MIGRATION_DONE_KEY)?.is_some(),
         stamped_sample: (stamped, sampled),
-        refused: state_core::legacy_ttl_situation(&partition)?.map(|s| s.to_string()),
+        refused: state_core::legacy_ttl_situation(partition)?.map(|s| s.to_string()),
         replay_pending_keys: {
             let mut n = 0;
             for item in partition.iter_range(cf::TTL_BACKFILL_PENDING, b"", None, Direction::Forward)? {
@@ -117,9 +124,10 @@ pub fn inspect(dir: &Path) -> Result<Inspection> {
         },
     };
     Ok(Inspection {
-        path: dir.to_owned(),
+        path: dir.path.clone(),
+        engine: opened.engine(),
         column_families,
-        size_bytes: dir_size(dir)?,
+        size_bytes: dir_size(&dir.path)?,
         changelog_offset: partition.changelog_offset()?,
         codec: text(cf::VALUE_CODEC_KEY)?,
         store_kind: text(cf::STORE_KIND_KEY)?,
@@ -127,6 +135,8 @@ pub fn inspect(dir: &Path) -> Result<Inspection> {
     })
 }
 
+/// Bytes of the files in `dir` and its subdirectories (fjall keeps its
+/// segments and journals in subdirectories; RocksDB keeps one level).
 fn dir_size(dir: &Path) -> Result<u64> {
     let io = |source| CliError::Io {
         what: dir.display().to_string(),
@@ -134,9 +144,13 @@ fn dir_size(dir: &Path) -> Result<u64> {
     };
     let mut total = 0;
     for entry in std::fs::read_dir(dir).map_err(io)? {
-        let meta = entry.map_err(io)?.metadata().map_err(io)?;
+        let entry = entry.map_err(io)?;
+        // Not following links: a link's target is not the partition's.
+        let meta = entry.metadata().map_err(io)?;
         if meta.is_file() {
             total += meta.len();
+        } else if meta.is_dir() {
+            total += dir_size(&entry.path())?;
         }
     }
     Ok(total)
@@ -147,6 +161,7 @@ impl Inspection {
     pub fn to_json(&self) -> serde_json::Value {
         json!({
             "path": self.path.display().to_string(),
+            "backend": self.engine.name(),
             "size_bytes": self.size_bytes,
             "changelog_offset": self.changelog_offset,
             "codec": self.codec,
@@ -171,6 +186,7 @@ impl Inspection {
     /// The inspection as an aligned table for people.
     pub fn to_text(&self) -> String {
         let mut out = format!("partition         {}\n", self.path.display());
+        out += &format!("backend           {}\n", self.engine);
         out += &format!("size on disk      {}\n", human_bytes(self.size_bytes));
         out += &format!(
             "changelog offset  {}\n",
@@ -206,7 +222,11 @@ impl Inspection {
             .max(13);
         out += &format!("\n{:<width$}  {:>12}\n", "column family", "~keys");
         for c in &self.column_families {
-            out += &format!("{:<width$}  {:>12}\n", c.name, c.approximate_keys);
+            let keys = c.approximate_keys.map_or_else(|| "n/a".to_owned(), |n| n.to_string());
+            out += &format!("{:<width$}  {:>12}\n", c.name, keys);
+        }
+        if self.column_families.iter().any(|c| c.approximate_keys.is_none()) {
+            out += &format!("(key estimates are RocksDB's; {} keeps none)\n", self.engine);
         }
         out
     }

@@ -1,8 +1,12 @@
 //! `statectl`: look inside store partitions and rebuild them from their
 //! changelogs, without the application running.
 //!
-//! * [`inspect()`]: column families, approximate key counts, size, stored
-//!   changelog offset.
+//! Every command works on RocksDB and fjall partitions ([`Engine`]: named
+//! with `--backend`, else found from the files in the directory); only
+//! RocksDB's key-count estimates have no fjall counterpart.
+//!
+//! * [`inspect()`]: column families, approximate key counts (RocksDB),
+//!   size, stored changelog offset.
 //! * [`dump()`]: every key and value as JSON lines, sorted by column family
 //!   then key.
 //! * [`restore()`]: rebuild a partition from its changelog through the
@@ -10,18 +14,26 @@
 //! * [`verify()`]: replay the changelog into a scratch partition and report
 //!   every difference from a partition on disk.
 //!
-//! Reading commands open partitions read-only and take no lock, so they work
-//! next to a running application (seeing the state as of the open).
+//! On RocksDB, reading commands open partitions read-only and take no lock,
+//! so they work next to a running application (seeing the state as of the
+//! open). fjall has no read-only mode: its partitions must not be open
+//! elsewhere. `restore` and `verify` replay with the rules of the store
+//! kind and codec the partition records ([`RecordedStore`]), as the
+//! manager restores.
 #![warn(missing_docs)]
 
 mod diff;
 mod dump;
+mod engine;
 mod error;
 mod inspect;
 mod replay;
+mod store_format;
 
 pub use diff::{diff_partitions, Difference, DifferenceKind};
 pub use dump::{dump, DumpOptions};
+pub use engine::{Engine, PartitionDir};
 pub use error::{CliError, Result};
 pub use inspect::{inspect, ColumnFamilyInfo, Inspection, TtlInfo};
 pub use replay::{restore, verify, CommittedOffsets, ReplaySource, RestoreSummary, VerifyReport};
+pub use store_format::RecordedStore;

@@ -8,15 +8,18 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use state_changelog::{KafkaSettings, RecoveryProgress};
-use state_cli::{CliError, CommittedOffsets, DumpOptions, ReplaySource};
+use state_cli::{CliError, CommittedOffsets, DumpOptions, Engine, PartitionDir, ReplaySource};
 use state_core::Codec;
 
 /// Inspect, dump, restore and verify the local state of Kafka stream
-/// processors (RocksDB partitions written by this library or quixstreams).
+/// processors: RocksDB partitions (written by this library or quixstreams)
+/// and fjall partitions.
 ///
 /// A partition directory is <state-dir>/<group>/<store>/<stream>/<partition>.
-/// inspect and dump open it read-only and work next to a running
-/// application; restore needs it unlocked (stop the application first).
+/// On RocksDB, inspect, dump and verify open it read-only and work next to a
+/// running application; fjall has no read-only mode, so every command needs
+/// a fjall partition unlocked, as restore needs any partition (stop the
+/// application first).
 ///
 /// Exit status: 0 ok, 1 verify found differences, 2 error.
 #[derive(Parser)]
@@ -27,6 +30,28 @@ struct Cli {
     /// Log level for diagnostics on stderr (error, warn, info, debug).
     #[arg(long, global = true, default_value = "warn")]
     log: String,
+    /// Storage engine of the partition. Default: found from the files in
+    /// the directory (RocksDB keeps CURRENT, fjall a version file); restore
+    /// into an empty or missing directory writes RocksDB unless told.
+    #[arg(long, global = true, value_enum)]
+    backend: Option<BackendArg>,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum BackendArg {
+    /// RocksDB (this library's default; quixstreams).
+    Rocksdb,
+    /// fjall (Rust only).
+    Fjall,
+}
+
+impl From<BackendArg> for Engine {
+    fn from(b: BackendArg) -> Engine {
+        match b {
+            BackendArg::Rocksdb => Engine::RocksDb,
+            BackendArg::Fjall => Engine::Fjall,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -102,9 +127,9 @@ impl Changelog {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Column families, approximate key counts, size on disk, the stored
-    /// changelog offset, the recorded value codec and quixstreams' per-write
-    /// TTL state of a partition.
+    /// Column families, approximate key counts (RocksDB only), size on
+    /// disk, the stored changelog offset, the recorded value codec and
+    /// quixstreams' per-write TTL state of a partition.
     Inspect {
         /// Partition directory.
         dir: PathBuf,
@@ -129,8 +154,9 @@ enum Command {
         codec: Option<CodecArg>,
     },
     /// Rebuild a partition from its changelog (creates DIR if missing; an
-    /// existing partition continues from its stored offset). Prints a JSON
-    /// summary line.
+    /// existing partition continues from its stored offset). A partition
+    /// that records its store kind and codec is replayed with their rules,
+    /// as the application restores it. Prints a JSON summary line.
     Restore {
         /// Partition directory.
         dir: PathBuf,
@@ -138,8 +164,9 @@ enum Command {
         changelog: Changelog,
     },
     /// Replay the changelog (up to DIR's stored offset) into a scratch
-    /// partition and print every difference from DIR as a JSON line, then a
-    /// summary line. Exit status 1 if anything differs.
+    /// partition, with the rules of the store kind and codec DIR records,
+    /// and print every difference from DIR as a JSON line, then a summary
+    /// line. Exit status 1 if anything differs.
     Verify {
         /// Partition directory.
         dir: PathBuf,
@@ -162,7 +189,8 @@ fn main() -> ExitCode {
         Command::Restore { changelog, .. } | Command::Verify { changelog, .. } => changelog.settings().ok(),
         _ => None,
     };
-    match run(cli.command) {
+    let engine = cli.backend.map(Engine::from);
+    match run(cli.command, engine) {
         Ok(code) => code,
         Err(e) => {
             let message = e.to_string();
@@ -199,10 +227,11 @@ fn recovery_bar() -> (ProgressBar, impl FnMut(&RecoveryProgress)) {
     (bar, update)
 }
 
-fn run(command: Command) -> Result<ExitCode, CliError> {
+fn run(command: Command, engine: Option<Engine>) -> Result<ExitCode, CliError> {
+    let at = |dir: PathBuf| PartitionDir::new(dir).with_engine(engine);
     match command {
         Command::Inspect { dir, json } => {
-            let i = state_cli::inspect(&dir)?;
+            let i = state_cli::inspect(&at(dir))?;
             if json {
                 println_json(&i.to_json())?;
             } else {
@@ -214,13 +243,13 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
                 cf,
                 codec: codec.map(Codec::from),
             };
-            state_cli::dump(&dir, &options, &mut std::io::stdout().lock())?;
+            state_cli::dump(&at(dir), &options, &mut std::io::stdout().lock())?;
         }
         Command::Restore { dir, changelog } => {
             let committed = CommittedOffsets::parse(&changelog.committed)?;
             let (bar, mut update) = recovery_bar();
             let source = changelog.source()?;
-            let summary = state_cli::restore(&dir, &source, &committed, &mut update);
+            let summary = state_cli::restore(&at(dir), &source, &committed, &mut update);
             bar.finish_and_clear();
             println_json(&summary?.to_json())?;
         }
@@ -228,7 +257,7 @@ fn run(command: Command) -> Result<ExitCode, CliError> {
             let committed = CommittedOffsets::parse(&changelog.committed)?;
             let (bar, mut update) = recovery_bar();
             let source = changelog.source()?;
-            let report = state_cli::verify(&dir, &source, &committed, &mut update);
+            let report = state_cli::verify(&at(dir), &source, &committed, &mut update);
             bar.finish_and_clear();
             let report = report?;
             for d in &report.differences {

@@ -16,11 +16,12 @@ use state_changelog::{
     topic_partitions, ApplyStats, ChangelogError, KafkaSettings, RecoveryConfig, RecoveryManager, RecoveryPartition,
     RecoveryProgress,
 };
-use state_core::StorePartition;
-use state_rocksdb::{RocksDbOptions, RocksDbPartition};
+use state_core::{ReplayCheck, StorePartition};
 
 use crate::diff::{diff_partitions, Difference};
+use crate::engine::{open_writable, Engine, PartitionDir};
 use crate::error::{CliError, Result};
+use crate::store_format::RecordedStore;
 
 /// Where the changelog is.
 #[derive(Clone, Debug)]
@@ -73,6 +74,11 @@ impl CommittedOffsets {
 pub struct RestoreSummary {
     /// Partition directory.
     pub path: PathBuf,
+    /// The engine it was written with.
+    pub engine: Engine,
+    /// The store kind and codec the partition records, whose rules the
+    /// replay followed; `None`: none recorded, records applied as they are.
+    pub store: Option<RecordedStore>,
     /// Applied / skipped records, batches.
     pub stats: ApplyStats,
     /// The stored changelog offset afterwards.
@@ -86,8 +92,12 @@ pub struct RestoreSummary {
 impl RestoreSummary {
     /// The summary as one JSON object.
     pub fn to_json(&self) -> serde_json::Value {
+        let (store_kind, codec) = RecordedStore::json_fields(self.store);
         json!({
             "path": self.path.display().to_string(),
+            "backend": self.engine.name(),
+            "store_kind": store_kind,
+            "codec": codec,
             "applied": self.stats.applied,
             "skipped": self.stats.skipped,
             "batches": self.stats.batches,
@@ -101,6 +111,11 @@ impl RestoreSummary {
 /// What `verify` found.
 #[derive(Clone, Debug)]
 pub struct VerifyReport {
+    /// The engine of the partition (and of the scratch replica).
+    pub engine: Engine,
+    /// The store kind and codec the partition records, whose rules the
+    /// replay followed; `None`: none recorded, records applied as they are.
+    pub store: Option<RecordedStore>,
     /// Every key that differs.
     pub differences: Vec<Difference>,
     /// Keys compared.
@@ -114,7 +129,11 @@ pub struct VerifyReport {
 impl VerifyReport {
     /// The summary (without the differences) as one JSON object.
     pub fn summary_json(&self) -> serde_json::Value {
+        let (store_kind, codec) = RecordedStore::json_fields(self.store);
         json!({
+            "backend": self.engine.name(),
+            "store_kind": store_kind,
+            "codec": codec,
             "differences": self.differences.len(),
             "compared_keys": self.compared,
             "changelog_offset": self.changelog_offset,
@@ -228,13 +247,23 @@ fn committed_offsets(
     Ok(map.clone())
 }
 
+/// One replay of the source changelog into one partition.
+struct Replay {
+    partition: Arc<dyn StorePartition>,
+    /// Where the partition is, for messages.
+    location: String,
+    committed: BTreeMap<String, i64>,
+    /// The last changelog offset to apply (`None`: up to the end).
+    until: Option<u64>,
+    /// The rules of the store's recorded kind and codec; `None` replays
+    /// records as they are.
+    check: Option<ReplayCheck>,
+}
+
 fn replay_into(
     kafka: &ClientConfig,
     source: &ReplaySource,
-    partition: Arc<dyn StorePartition>,
-    location: String,
-    committed: BTreeMap<String, i64>,
-    until: Option<u64>,
+    replay: Replay,
     progress: &mut dyn FnMut(&RecoveryProgress),
 ) -> Result<ApplyStats> {
     let config = RecoveryConfig {
@@ -245,51 +274,76 @@ fn replay_into(
     let recovery = RecoveryManager::new(kafka, config, Arc::new(AtomicBool::new(false)))?;
     let done = recovery.recover(
         vec![RecoveryPartition {
-            partition,
+            partition: replay.partition,
             topic: source.topic.clone(),
             changelog_partition: source.partition,
-            committed_offsets: committed,
-            location,
-            until,
-            replay_check: None,
+            committed_offsets: replay.committed,
+            location: replay.location,
+            until: replay.until,
+            replay_check: replay.check,
         }],
         progress,
     )?;
     Ok(done.into_iter().map(|r| r.stats).next().unwrap_or_default())
 }
 
-/// Options for a partition the CLI writes: fail fast on a lock.
-fn write_options() -> RocksDbOptions {
-    RocksDbOptions {
-        open_max_retries: 1,
-        ..RocksDbOptions::default()
+/// The replay rules of `recorded` for `target` (recording kind and codec
+/// in it if it has none); `None` when nothing is recorded, with a warning:
+/// records are then replayed as they are.
+fn replay_check(
+    recorded: Option<RecordedStore>,
+    target: &dyn StorePartition,
+    path: &Path,
+    read_from: &Path,
+) -> Result<Option<ReplayCheck>> {
+    match recorded {
+        Some(r) => Ok(Some(r.replay_check(target, path)?)),
+        None => {
+            tracing::warn!(
+                partition = %read_from.display(),
+                "the partition records no store kind and codec (written by quixstreams, or by an older \
+                 version): changelog records are replayed as they are, without the codec and TTL checks"
+            );
+            Ok(None)
+        }
     }
 }
 
 /// Rebuilds the partition at `dir` from the changelog (creating it if
-/// missing; an existing partition continues from its stored offset, as the
-/// application would).
+/// missing, with [`PartitionDir::engine_for_writing`]; an existing
+/// partition continues from its stored offset, as the application would).
+/// A partition that records its store kind and codec is replayed into with
+/// their rules, as the manager restores it: records of another codec and
+/// TTL-stamped records in a store without TTL support are refused.
 pub fn restore(
-    dir: &Path,
+    dir: &PartitionDir,
     source: &ReplaySource,
     committed: &CommittedOffsets,
     progress: &mut dyn FnMut(&RecoveryProgress),
 ) -> Result<RestoreSummary> {
     let started = Instant::now();
+    let engine = dir.engine_for_writing()?;
     let kafka = check_source(source)?;
     let committed = committed_offsets(&kafka, source, committed)?;
-    let partition = Arc::new(RocksDbPartition::open(dir, &write_options())?);
+    let partition = dir.open_for_writing()?;
+    let store = RecordedStore::read(partition.as_ref(), &dir.path)?;
+    let check = replay_check(store, partition.as_ref(), &dir.path, &dir.path)?;
     let stats = replay_into(
         &kafka,
         source,
-        partition.clone(),
-        dir.display().to_string(),
-        committed.clone(),
-        None,
+        Replay {
+            partition: partition.clone(),
+            location: dir.path.display().to_string(),
+            committed: committed.clone(),
+            until: None,
+            check,
+        },
         progress,
     )?;
     Ok(RestoreSummary {
-        path: dir.to_owned(),
+        path: dir.path.clone(),
+        engine,
+        store,
         stats,
         changelog_offset: partition.changelog_offset()?,
         committed,
@@ -298,15 +352,19 @@ pub fn restore(
 }
 
 /// Replays the changelog, up to the stored offset of the partition at `dir`,
-/// into a scratch partition and compares the two key by key.
+/// into a scratch partition of the same engine and compares the two key by
+/// key. The scratch partition gets the store kind and codec `dir` records
+/// and is replayed into with their rules, as the manager restores.
 pub fn verify(
-    dir: &Path,
+    dir: &PartitionDir,
     source: &ReplaySource,
     committed: &CommittedOffsets,
     progress: &mut dyn FnMut(&RecoveryProgress),
 ) -> Result<VerifyReport> {
-    let actual = RocksDbPartition::open_read_only(dir, &RocksDbOptions::default())?;
+    let opened = dir.open_for_reading()?;
+    let actual = opened.partition();
     let changelog_offset = actual.changelog_offset()?;
+    let store = RecordedStore::read(actual, &dir.path)?;
     let kafka = check_source(source)?;
     let committed = committed_offsets(&kafka, source, committed)?;
     let scratch_dir = tempfile::Builder::new()
@@ -319,25 +377,26 @@ pub fn verify(
     // The replica holds the same data as DIR: it goes into a subdirectory
     // the partition creates owner-only (a temporary directory is 0755).
     let scratch_path = scratch_dir.path().join("partition");
-    let scratch = Arc::new(RocksDbPartition::open(&scratch_path, &write_options())?);
+    let scratch = open_writable(opened.engine(), &scratch_path)?;
     let replayed = match changelog_offset {
         // The directory claims nothing from the changelog: compare with empty.
         None => 0,
         Some(until) => {
-            replay_into(
-                &kafka,
-                source,
-                scratch.clone(),
-                scratch_path.display().to_string(),
+            let check = replay_check(store, scratch.as_ref(), &scratch_path, &dir.path)?;
+            let replay = Replay {
+                partition: scratch.clone(),
+                location: scratch_path.display().to_string(),
                 committed,
-                Some(until),
-                progress,
-            )?
-            .applied
+                until: Some(until),
+                check,
+            };
+            replay_into(&kafka, source, replay, progress)?.applied
         }
     };
-    let (differences, compared) = diff_partitions(&actual, scratch.as_ref())?;
+    let (differences, compared) = diff_partitions(actual, scratch.as_ref())?;
     Ok(VerifyReport {
+        engine: opened.engine(),
+        store,
         differences,
         compared,
         changelog_offset,

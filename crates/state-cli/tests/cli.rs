@@ -1,19 +1,19 @@
-//! `statectl` end to end: the binary against real RocksDB partitions, and
-//! restore/verify against changelogs on the in-process mock cluster.
+//! `statectl` end to end: the binary against real RocksDB and fjall
+//! partitions, and restore/verify against changelogs on the in-process mock
+//! cluster.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::time::Duration;
 
-use rdkafka::config::ClientConfig;
-use rdkafka::mocking::MockCluster;
-use rdkafka::producer::DefaultProducerContext;
 use serde_json::Value;
 use state_changelog::ChangelogProducer;
-use state_core::{Codec, ProcessedOffsets, StorePartition};
+use state_core::{Codec, ProcessedOffsets, StoreFormat, StoreLocation, StorePartition};
+use state_fjall::{FjallBackend, FjallOptions};
 use state_rocksdb::{RocksDbOptions, RocksDbPartition};
 use state_txn::{PartitionTransaction, WindowedTransaction};
+use test_support::kafka::{client, mock_cluster, Cluster};
 
 const TOPIC: &str = "changelog__app--clicks--counts";
 
@@ -283,22 +283,18 @@ fn inspect_shows_the_recorded_codec_and_detects_ttl_mode() {
 // ---- restore and verify on the mock cluster ---------------------------------
 
 struct Changelog {
-    _cluster: MockCluster<'static, DefaultProducerContext>,
+    _cluster: Cluster,
     brokers: String,
-    source: tempfile::TempDir,
+    _source: tempfile::TempDir,
+    /// The source partition's directory.
+    dir: PathBuf,
 }
 
-/// Three checkpoints of a key-value store written through a changelog on
-/// partition 1; the source partition holds all three (changelog offsets 0..=5).
-fn changelog() -> Changelog {
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic(TOPIC, 2, 1).unwrap();
-    let brokers = cluster.bootstrap_servers();
-    let mut client = ClientConfig::new();
-    client.set("bootstrap.servers", &brokers);
-    let producer = Arc::new(ChangelogProducer::new(&client).unwrap());
-    let source = tempfile::tempdir().unwrap();
-    let p = Arc::new(RocksDbPartition::open(source.path(), &RocksDbOptions::default()).unwrap());
+/// Writes three checkpoints of a key-value store to `p` through a
+/// changelog on partition 1 of `TOPIC`; `p` holds all three (changelog
+/// offsets 0..=5).
+fn write_checkpoints(brokers: &str, p: Arc<dyn StorePartition>) {
+    let producer = Arc::new(ChangelogProducer::new(&client(brokers)).unwrap());
     for (i, processed) in [10i64, 20, 30].into_iter().enumerate() {
         let mut t = PartitionTransaction::new(p.clone(), Codec::MsgPack, Some(producer.sink(TOPIC, 1)));
         t.set("count", &(i as u64 + 1), b"a").unwrap();
@@ -309,10 +305,45 @@ fn changelog() -> Changelog {
         let offset = producer.last_offset(TOPIC, 1).map(|o| o as u64);
         t.flush(offset).unwrap();
     }
+}
+
+fn cluster() -> (Cluster, String) {
+    let cluster = mock_cluster(&[(TOPIC, 2)]).unwrap();
+    let brokers = cluster.bootstrap_servers();
+    (cluster, brokers)
+}
+
+/// The checkpoints of [`write_checkpoints`] in a RocksDB partition that
+/// records no store kind or codec (replayed as it is).
+fn changelog() -> Changelog {
+    let (cluster, brokers) = cluster();
+    let source = tempfile::tempdir().unwrap();
+    let p = Arc::new(RocksDbPartition::open(source.path(), &RocksDbOptions::default()).unwrap());
+    write_checkpoints(&brokers, p);
     Changelog {
         _cluster: cluster,
         brokers,
-        source,
+        dir: source.path().to_owned(),
+        _source: source,
+    }
+}
+
+/// The checkpoints of [`write_checkpoints`] in partition 1 of a store
+/// opened through the fjall backend, which records its kind (key-value)
+/// and codec (MessagePack) as the manager does on assignment. Closed on
+/// return.
+fn fjall_changelog() -> Changelog {
+    let (cluster, brokers) = cluster();
+    let source = tempfile::tempdir().unwrap();
+    let store = StoreLocation::new("counts", source.path());
+    let p = FjallBackend::new(FjallOptions::default()).open(&store, 1).unwrap();
+    state_core::check_store_format(&p, &StoreFormat::key_value(Codec::MsgPack), p.path()).unwrap();
+    write_checkpoints(&brokers, Arc::new(p));
+    Changelog {
+        _cluster: cluster,
+        brokers,
+        dir: store.partition_dir(1),
+        _source: source,
     }
 }
 
@@ -331,7 +362,7 @@ fn restore_rebuilds_the_partition_from_its_changelog() {
     assert_eq!(summary["applied"], 6);
     assert_eq!(summary["skipped"], 0);
     assert_eq!(summary["changelog_offset"], 5);
-    assert_eq!(dump_default(&dest), dump_default(c.source.path()));
+    assert_eq!(dump_default(&dest), dump_default(&c.dir));
 
     // Only the first two checkpoints committed: the third is skipped.
     let partial = target.path().join("partial");
@@ -353,7 +384,7 @@ fn restore_rebuilds_the_partition_from_its_changelog() {
 fn verify_passes_on_a_faithful_partition_and_lists_differences() {
     let c = changelog();
     let run = |dir: &Path| on_changelog("verify", dir, &c.brokers, TOPIC, 1, &["--committed", "clicks=31"]);
-    let out = run(c.source.path());
+    let out = run(&c.dir);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let lines = stdout_lines(&out);
     assert_eq!(lines.len(), 1);
@@ -362,7 +393,7 @@ fn verify_passes_on_a_faithful_partition_and_lists_differences() {
 
     // Tamper: one changed value, one extra key.
     {
-        let p = RocksDbPartition::open(c.source.path(), &RocksDbOptions::default()).unwrap();
+        let p = RocksDbPartition::open(&c.dir, &RocksDbOptions::default()).unwrap();
         let t = PartitionTransaction::new(Arc::new(p), Codec::MsgPack, None);
         let key = t.encode_key("count", b"a").unwrap();
         let extra = t.encode_key("extra", b"a").unwrap();
@@ -370,7 +401,7 @@ fn verify_passes_on_a_faithful_partition_and_lists_differences() {
         p.put("default", &key, &Codec::MsgPack.encode(&99u64).unwrap()).unwrap();
         p.put("default", &extra, b"\x01").unwrap();
     }
-    let out = run(c.source.path());
+    let out = run(&c.dir);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     let lines = stdout_lines(&out);
     let kinds: Vec<&str> = lines.iter().filter_map(|l| l["difference"].as_str()).collect();
@@ -409,4 +440,191 @@ fn unknown_topics_and_unreachable_brokers_are_reported() {
     );
     assert!(started.elapsed() < Duration::from_secs(30));
     assert!(!dest.exists(), "nothing is created when the broker is unreachable");
+}
+
+// ---- fjall partitions and recorded store formats ------------------------------
+
+fn on_fjall_partition(c: &Changelog, args: &[&str]) -> Output {
+    let dir = c.dir.display().to_string();
+    let mut all = vec![args[0], dir.as_str()];
+    all.extend_from_slice(&args[1..]);
+    statectl(&all)
+}
+
+#[test]
+fn dump_and_inspect_read_a_fjall_partition() {
+    let c = fjall_changelog();
+    let lines = dump_default(&c.dir);
+    assert_eq!(lines.len(), 4, "{lines:?}");
+    let count = lines
+        .iter()
+        .find(|l| l["value"] == 3)
+        .expect("the last count, decoded with the recorded codec");
+    assert_eq!(count["cf"], "default");
+    let all = stdout_lines(&on_fjall_partition(&c, &["dump"]));
+    let meta = |key: &str| {
+        all.iter()
+            .find(|l| l["cf"] == "__metadata__" && l["key"] == key)
+            .map(|l| l["value"].clone())
+    };
+    assert_eq!(meta("__changelog_offset__"), Some(serde_json::json!(5)));
+
+    let out = on_fjall_partition(&c, &["inspect", "--json"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let i = &stdout_lines(&out)[0];
+    assert_eq!(i["backend"], "fjall");
+    assert_eq!(i["changelog_offset"], 5);
+    assert_eq!(i["store_kind"], "key-value");
+    assert_eq!(i["codec"], "msgpack");
+    assert!(i["size_bytes"].as_u64().unwrap() > 0);
+    let cfs = i["column_families"].as_array().unwrap();
+    assert!(cfs.iter().any(|c| c["name"] == "default"));
+    assert!(
+        cfs.iter().all(|c| c["approximate_keys"].is_null()),
+        "key estimates are RocksDB's: {cfs:?}"
+    );
+    let text = on_fjall_partition(&c, &["inspect"]);
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("backend           fjall"), "{text}");
+    assert!(text.contains("key estimates are RocksDB's; fjall keeps none"), "{text}");
+
+    // --backend names the engine; the wrong one is refused with the right one named.
+    let out = on_fjall_partition(&c, &["dump", "--backend", "fjall", "--cf", "default"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = on_fjall_partition(&c, &["dump", "--backend", "rocksdb"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("is a fjall partition, not rocksdb"),
+        "{}",
+        stderr(&out)
+    );
+
+    // fjall has no read-only mode: a partition held elsewhere is refused at once.
+    let store = StoreLocation::new("counts", c.dir.parent().unwrap());
+    let _held = FjallBackend::new(FjallOptions::default()).open(&store, 1).unwrap();
+    let out = on_fjall_partition(&c, &["dump"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("locked"), "{}", stderr(&out));
+}
+
+#[test]
+fn verify_checks_a_fjall_partition_with_its_recorded_format() {
+    let c = fjall_changelog();
+    let run = || on_changelog("verify", &c.dir, &c.brokers, TOPIC, 1, &["--committed", "clicks=31"]);
+    let out = run();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines = stdout_lines(&out);
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    let summary = &lines[0];
+    assert_eq!(summary["differences"], 0);
+    assert_eq!(summary["compared_keys"], 4);
+    assert_eq!(summary["replayed_records"], 6);
+    assert_eq!(summary["backend"], "fjall");
+    assert_eq!(summary["store_kind"], "key-value");
+    assert_eq!(summary["codec"], "msgpack");
+
+    // Tamper through the fjall backend: one changed value.
+    {
+        let store = StoreLocation::new("counts", c.dir.parent().unwrap());
+        let p = Arc::new(FjallBackend::new(FjallOptions::default()).open(&store, 1).unwrap());
+        let t = PartitionTransaction::new(p.clone(), Codec::MsgPack, None);
+        let key = t.encode_key("count", b"a").unwrap();
+        p.put("default", &key, &Codec::MsgPack.encode(&99u64).unwrap()).unwrap();
+    }
+    let out = run();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let lines = stdout_lines(&out);
+    assert_eq!(lines[0]["difference"], "value-differs");
+    assert_eq!(lines.last().unwrap()["differences"], 1);
+}
+
+#[test]
+fn restore_writes_a_fjall_partition() {
+    let c = changelog();
+    let target = tempfile::tempdir().unwrap();
+    let dest = target.path().join("1");
+    let restore = || {
+        on_changelog(
+            "restore",
+            &dest,
+            &c.brokers,
+            TOPIC,
+            1,
+            &["--committed", "clicks=31", "--backend", "fjall"],
+        )
+    };
+    let out = restore();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary = &stdout_lines(&out)[0];
+    assert_eq!(summary["backend"], "fjall");
+    assert_eq!(summary["applied"], 6);
+    assert_eq!(summary["changelog_offset"], 5);
+    assert!(summary["store_kind"].is_null(), "nothing recorded: replayed as it is");
+    assert!(dest.join("version").is_file(), "fjall's files");
+    assert_eq!(dump_default(&dest), dump_default(&c.dir));
+
+    // Again: it continues from the stored offset (the engine found from the files).
+    let out = on_changelog("restore", &dest, &c.brokers, TOPIC, 1, &["--committed", "clicks=31"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary = &stdout_lines(&out)[0];
+    assert_eq!(
+        (summary["applied"].as_u64(), summary["backend"].as_str()),
+        (Some(0), Some("fjall"))
+    );
+
+    let out = on_changelog("verify", &dest, &c.brokers, TOPIC, 1, &["--committed", "clicks=31"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout_lines(&out)[0]["differences"], 0);
+
+    // Into a RocksDB partition with --backend fjall: refused before anything is read.
+    let out = on_changelog(
+        "restore",
+        &c.dir,
+        &c.brokers,
+        TOPIC,
+        1,
+        &["--committed", "clicks=31", "--backend", "fjall"],
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("is a rocksdb partition, not fjall"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn restore_follows_the_codec_the_partition_records() {
+    let c = changelog();
+    // A partition whose store records JSON, as the manager records it: the
+    // MessagePack changelog is refused, as the manager's restore refuses it.
+    let target = tempfile::tempdir().unwrap();
+    let json = target.path().join("json");
+    {
+        let p = RocksDbPartition::open(&json, &RocksDbOptions::default()).unwrap();
+        state_core::check_store_format(&p, &StoreFormat::key_value(Codec::Json), &json).unwrap();
+    }
+    let out = on_changelog("restore", &json, &c.brokers, TOPIC, 1, &["--committed", "clicks=31"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("was written with the msgpack codec, but the partition records json"),
+        "{}",
+        stderr(&out)
+    );
+    let p = RocksDbPartition::open_read_only(&json, &RocksDbOptions::default()).unwrap();
+    assert_eq!(p.changelog_offset().unwrap(), None, "nothing applied");
+
+    // Recording MessagePack: replayed with the store's rules, and reported.
+    let msgpack = target.path().join("msgpack");
+    {
+        let p = RocksDbPartition::open(&msgpack, &RocksDbOptions::default()).unwrap();
+        state_core::check_store_format(&p, &StoreFormat::key_value(Codec::MsgPack), &msgpack).unwrap();
+    }
+    let out = on_changelog("restore", &msgpack, &c.brokers, TOPIC, 1, &["--committed", "clicks=31"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let summary = &stdout_lines(&out)[0];
+    assert_eq!(summary["applied"], 6);
+    assert_eq!(summary["store_kind"], "key-value");
+    assert_eq!(summary["codec"], "msgpack");
+    assert_eq!(dump_default(&msgpack), dump_default(&c.dir));
 }
