@@ -4,8 +4,6 @@
 //! and finishes. Counts must equal the input under exactly-once and never be
 //! lower under at-least-once.
 
-use std::time::{Duration, Instant};
-
 use state_manager::ProcessingGuarantee;
 use test_support::counting::*;
 
@@ -46,11 +44,7 @@ fn exactly_once_failed_commit_leaves_no_partial_state() {
         "cooperative-sticky",
         Fate::Dies,
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while assigned(&m) != PARTITIONS as usize {
-        step(&mut m, 1);
-        assert!(Instant::now() < deadline, "no assignment");
-    }
+    own_all(&mut m);
     let truth = produce_input(&cluster);
     process_until(&mut m, 120);
     m.manager.lock().commit(&m.consumer).unwrap();
@@ -98,11 +92,7 @@ fn revoke_and_reassign_in_one_process_is_exact() {
         "cooperative-sticky",
         Fate::Survives,
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while assigned(&m) != PARTITIONS as usize {
-        step(&mut m, 1);
-        assert!(Instant::now() < deadline, "no assignment");
-    }
+    own_all(&mut m);
     let truth = produce_input(&cluster);
     process_until(&mut m, 100);
     // Revoke everything (committing first, as the rebalance context does)

@@ -4,7 +4,7 @@
 //! member is restarted (as an application would be) and must end exact
 //! (exactly-once) or never below the input (at-least-once).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use state_manager::{ManagerError, ProcessingGuarantee};
@@ -22,11 +22,7 @@ fn ready(bootstrap: &str, guarantee: ProcessingGuarantee, name: &str, timeout: D
         tempfile::tempdir().unwrap(),
         |c| c.kafka_timeout = timeout,
     );
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while assigned(&m) != PARTITIONS as usize {
-        step(&mut m, 1);
-        assert!(Instant::now() < deadline, "no assignment");
-    }
+    own_all(&mut m);
     m
 }
 

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use rdkafka::config::ClientConfig;
@@ -88,11 +88,7 @@ fn a_crash_behind_write_behind_replays_the_unflushed_checkpoints_exactly() {
     let bootstrap = cluster.bootstrap_servers();
     let disk = Arc::new(Disk::default());
     let mut a = member_on(&disk, &bootstrap, "a", Fate::Dies);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while assigned(&a) != PARTITIONS as usize {
-        step(&mut a, 1);
-        assert!(Instant::now() < deadline, "no assignment");
-    }
+    own_all(&mut a);
     let truth = produce_input(&cluster);
 
     process_until(&mut a, 100);

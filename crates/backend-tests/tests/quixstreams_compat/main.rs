@@ -41,6 +41,26 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
+/// Every non-empty column family as `{name: [[key_hex, value_hex], ...]}`,
+/// the form of the fixtures' `column_families`.
+fn dump(p: &dyn StorePartition) -> Value {
+    let mut out = serde_json::Map::new();
+    for name in p.column_families().unwrap() {
+        let items: Vec<Value> = p
+            .iter_range(&name, b"", None, Direction::Forward)
+            .unwrap()
+            .map(|r| {
+                let (k, v) = r.unwrap();
+                json!([hex(&k), hex(&v)])
+            })
+            .collect();
+        if !items.is_empty() {
+            out.insert(name, Value::Array(items));
+        }
+    }
+    Value::Object(out)
+}
+
 struct Session {
     _dir: tempfile::TempDir,
     partition: Arc<RocksDbPartition>,
@@ -63,22 +83,7 @@ impl Session {
     }
 
     fn column_families(&self) -> Value {
-        let mut out = serde_json::Map::new();
-        for name in self.partition.column_families().unwrap() {
-            let items: Vec<Value> = self
-                .partition
-                .iter_range(&name, b"", None, Direction::Forward)
-                .unwrap()
-                .map(|r| {
-                    let (k, v) = r.unwrap();
-                    json!([hex(&k), hex(&v)])
-                })
-                .collect();
-            if !items.is_empty() {
-                out.insert(name, Value::Array(items));
-            }
-        }
-        Value::Object(out)
+        dump(&*self.partition)
     }
 
     /// Changelog records per checkpoint (keyed by the processed-offsets

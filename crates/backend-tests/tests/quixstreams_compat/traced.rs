@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::{dump, fixture, hex};
 use serde_json::{json, Value};
 use state_core::ttl::{TtlOptions, TtlState};
 use state_core::{
@@ -21,18 +22,6 @@ use state_txn::{
     ExpireOptions, ExpiredWindow, GetOptions, PartitionTransaction, SetOptions, TimestampedConfig,
     TimestampedTransaction, Window, WindowedTransaction,
 };
-
-fn fixture(name: &str) -> Value {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../fixtures/quixstreams")
-        .join(format!("{name}.json"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
-    serde_json::from_str(&text).expect("fixture is JSON")
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
 
 fn unhex(s: &str) -> Vec<u8> {
     (0..s.len())
@@ -91,24 +80,6 @@ impl Dir {
     fn sink(&self) -> Option<Arc<dyn ChangelogSink>> {
         Some(self.sink.clone() as Arc<dyn ChangelogSink>)
     }
-}
-
-fn dump(p: &dyn StorePartition) -> Value {
-    let mut out = serde_json::Map::new();
-    for name in p.column_families().unwrap() {
-        let items: Vec<Value> = p
-            .iter_range(&name, b"", None, Direction::Forward)
-            .unwrap()
-            .map(|r| {
-                let (k, v) = r.unwrap();
-                json!([hex(&k), hex(&v)])
-            })
-            .collect();
-        if !items.is_empty() {
-            out.insert(name, Value::Array(items));
-        }
-    }
-    Value::Object(out)
 }
 
 /// A record as `(cf, key, value, sorted headers)`, both sides.

@@ -12,8 +12,9 @@ use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::{ClientConfig, Message, Offset};
+use rdkafka::{ClientConfig, Offset};
 use state_manager::{ManagerConfig, StateContext, StateStoreManager, StoreSpec};
+use test_support::counting::count;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
@@ -48,12 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         m.maintain(&consumer)?;
         match msg {
             Some(Ok(msg)) => {
-                let p = msg.partition() as u32;
-                let key = msg.key().unwrap_or_default().to_vec();
-                let t = m.txn(&counts_store, p)?;
-                let n: u64 = t.get("count", &key)?.unwrap_or(0);
-                t.set("count", &(n + 1), &key)?;
-                m.processed(topic, p, msg.offset())?;
+                count(&mut m, &counts_store, topic, &msg)?;
                 processed += 1;
                 since_commit += 1;
                 println!("processed {processed}");

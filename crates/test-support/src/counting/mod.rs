@@ -13,6 +13,6 @@ mod suite;
 
 pub use member::{count, Fate, Member, MemberConfig, MemberError};
 pub use suite::{
-    assigned, cluster, counts, failover, finish, member, member_with, member_with_spec, process_until, produce_input,
-    settle, step, CHANGELOG, GROUP, INPUT, KEYS, PARTITIONS, RECORDS,
+    assigned, cluster, counts, failover, finish, member, member_with, member_with_spec, own_all, process_until,
+    produce_input, settle, step, CHANGELOG, GROUP, INPUT, KEYS, PARTITIONS, RECORDS,
 };

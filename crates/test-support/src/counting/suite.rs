@@ -107,6 +107,16 @@ pub fn assigned(m: &Member) -> usize {
     m.ready_partitions().len()
 }
 
+/// Steps `m` one record at a time until it owns every partition, restored;
+/// panics after 30 s.
+pub fn own_all(m: &mut Member) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while assigned(m) != PARTITIONS as usize {
+        step(m, 1);
+        assert!(Instant::now() < deadline, "no assignment");
+    }
+}
+
 /// Steps `a` and `b` one record at a time until both own restored
 /// partitions and together all of them; panics after 60 s.
 pub fn settle(a: &mut Member, b: &mut Member) {
