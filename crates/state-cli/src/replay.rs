@@ -287,26 +287,35 @@ fn replay_into(
     Ok(done.into_iter().map(|r| r.stats).next().unwrap_or_default())
 }
 
-/// The replay rules of `recorded` for `target` (recording kind and codec
-/// in it if it has none); `None` when nothing is recorded, with a warning:
-/// records are then replayed as they are.
+/// The replay rules of `recorded` for `target` at `path` (recording kind
+/// and codec in it if it has none); `None` when `dir` records nothing:
+/// records are then replayed as they are. That is said on stderr: as a
+/// warning when `dir` holds data (quixstreams or an older version wrote
+/// it), as information for a new partition.
 fn replay_check(
     recorded: Option<RecordedStore>,
     target: &dyn StorePartition,
     path: &Path,
-    read_from: &Path,
+    dir: &Path,
+    dir_has_data: bool,
 ) -> Result<Option<ReplayCheck>> {
-    match recorded {
-        Some(r) => Ok(Some(r.replay_check(target, path)?)),
-        None => {
-            tracing::warn!(
-                partition = %read_from.display(),
-                "the partition records no store kind and codec (written by quixstreams, or by an older \
-                 version): changelog records are replayed as they are, without the codec and TTL checks"
-            );
-            Ok(None)
-        }
+    if let Some(r) = recorded {
+        return Ok(Some(r.replay_check(target, path)?));
     }
+    if dir_has_data {
+        tracing::warn!(
+            partition = %dir.display(),
+            "the partition records no store kind and codec (written by quixstreams, or by an older \
+             version): changelog records are replayed as they are, without the codec and TTL checks"
+        );
+    } else {
+        tracing::info!(
+            partition = %dir.display(),
+            "a new partition: changelog records are applied as they are; the application records its \
+             store's kind and codec when it first opens the partition"
+        );
+    }
+    Ok(None)
 }
 
 /// Rebuilds the partition at `dir` from the changelog (creating it if
@@ -327,7 +336,8 @@ pub fn restore(
     let committed = committed_offsets(&kafka, source, committed)?;
     let partition = dir.open_for_writing()?;
     let store = RecordedStore::read(partition.as_ref(), &dir.path)?;
-    let check = replay_check(store, partition.as_ref(), &dir.path, &dir.path)?;
+    let has_data = partition.changelog_offset()?.is_some();
+    let check = replay_check(store, partition.as_ref(), &dir.path, &dir.path, has_data)?;
     let stats = replay_into(
         &kafka,
         source,
@@ -382,7 +392,7 @@ pub fn verify(
         // The directory claims nothing from the changelog: compare with empty.
         None => 0,
         Some(until) => {
-            let check = replay_check(store, scratch.as_ref(), &scratch_path, &dir.path)?;
+            let check = replay_check(store, scratch.as_ref(), &scratch_path, &dir.path, true)?;
             let replay = Replay {
                 partition: scratch.clone(),
                 location: scratch_path.display().to_string(),
