@@ -6,8 +6,8 @@ use serde_json::{json, Value};
 use state_core::ttl;
 use state_core::{cf, keys, Codec, Direction};
 
-use crate::engine::PartitionDir;
 use crate::error::{CliError, Result};
+use crate::partition_dir::PartitionDir;
 
 /// What to dump and how to decode values.
 #[derive(Clone, Debug)]

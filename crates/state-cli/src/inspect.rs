@@ -6,8 +6,9 @@ use serde_json::json;
 use state_core::ttl::{self, StampEvidence};
 use state_core::{cf, keys, Direction};
 
-use crate::engine::{Engine, PartitionDir};
+use crate::engine::Engine;
 use crate::error::{CliError, Result};
+use crate::partition_dir::PartitionDir;
 
 /// One column family of an inspected partition.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -27,13 +27,15 @@ mod dump;
 mod engine;
 mod error;
 mod inspect;
+mod partition_dir;
 mod replay;
 mod store_format;
 
 pub use diff::{diff_partitions, Difference, DifferenceKind};
 pub use dump::{dump, DumpOptions};
-pub use engine::{Engine, PartitionDir};
+pub use engine::Engine;
 pub use error::{CliError, Result};
 pub use inspect::{inspect, ColumnFamilyInfo, Inspection, TtlInfo};
+pub use partition_dir::PartitionDir;
 pub use replay::{restore, verify, CommittedOffsets, ReplaySource, RestoreSummary, VerifyReport};
 pub use store_format::RecordedStore;

@@ -19,8 +19,9 @@ use state_changelog::{
 use state_core::{ReplayCheck, StorePartition};
 
 use crate::diff::{diff_partitions, Difference};
-use crate::engine::{open_writable, Engine, PartitionDir};
+use crate::engine::Engine;
 use crate::error::{CliError, Result};
+use crate::partition_dir::{open_writable, PartitionDir};
 use crate::store_format::RecordedStore;
 
 /// Where the changelog is.
