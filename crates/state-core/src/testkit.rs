@@ -14,8 +14,8 @@
 
 use std::sync::Arc;
 
-mod failing;
-pub use failing::{FailingWrites, WriteKind};
+mod test_partition;
+pub use test_partition::{FailingWrites, TestPartition, WriteKind, WrittenBatch, WrittenOp};
 
 use crate::backend::{Backend, StoreLocation};
 use crate::batch::WriteBatch;

@@ -19,8 +19,8 @@
 mod cache;
 mod checkpointed;
 mod error;
+mod few;
 mod options;
-mod small;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 mod timestamped;

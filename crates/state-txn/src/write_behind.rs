@@ -37,10 +37,10 @@ use std::ops::Bound;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::small::Bytes;
 use hashbrown::HashTable;
 use parking_lot::Mutex;
 use rustc_hash::FxBuildHasher;
+use state_core::mem::{key_head, InlineBytes as Bytes};
 use state_core::{
     cf, keys, Backend, BackendInfo, Direction, KeyValue, KvIter, PartitionStats, ReadView, Result, StoreLocation,
     StorePartition, WriteBatch,
@@ -216,15 +216,6 @@ impl CfMemo {
         self.last = Some((name.as_ptr(), name.len(), i));
         i
     }
-}
-
-/// The first 8 bytes of `key` as a big-endian integer, zero-padded: keys
-/// in byte order have heads in integer order.
-fn key_head(key: &[u8]) -> u64 {
-    let mut head = [0u8; 8];
-    let n = key.len().min(8);
-    head[..n].copy_from_slice(&key[..n]);
-    u64::from_be_bytes(head)
 }
 
 fn hash_of(cf: u16, key: &[u8]) -> u64 {

@@ -409,7 +409,11 @@ mod tests {
         m.remove(ids[2]);
         assert_eq!(m.next_victim(|&pinned| !pinned), Some(ids[3]));
         m.remove(ids[3]);
-        assert_eq!(m.next_victim(|&pinned| !pinned), Some(ids[0]), "its second chance is used up");
+        assert_eq!(
+            m.next_victim(|&pinned| !pinned),
+            Some(ids[0]),
+            "its second chance is used up"
+        );
         m.remove(ids[0]);
         assert_eq!(m.next_victim(|&pinned| !pinned), None, "only the pinned entry is left");
     }
