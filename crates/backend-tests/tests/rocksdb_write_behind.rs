@@ -1,4 +1,4 @@
-//! RocksDB behind `state_txn::WriteBehindPartition`: what is on disk after
+//! RocksDB behind `state_cache::WriteBehindPartition`: what is on disk after
 //! a crash (the cache dropped unflushed, RocksDB closed and opened again),
 //! and both conformance kits on RocksDB behind write-behind caches with
 //! small bounds.
@@ -6,10 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use state_cache::{WriteBehindBackend, WriteBehindConfig, WriteBehindPartition};
 use state_core::testkit::Harness;
 use state_core::{cf, Backend, BackendInfo, Direction, StoreLocation, StorePartition, WriteBatch};
 use state_rocksdb::{RocksDbBackend, RocksDbOptions, RocksDbPartition};
-use state_txn::{WriteBehindBackend, WriteBehindConfig, WriteBehindPartition};
 
 fn open(dir: &std::path::Path) -> Arc<RocksDbPartition> {
     Arc::new(RocksDbPartition::open(dir, &RocksDbOptions::default()).expect("open"))

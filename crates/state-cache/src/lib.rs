@@ -1,0 +1,74 @@
+//! # state-cache
+//!
+//! Caches in front of any [`state_core::StorePartition`]:
+//!
+//! * [`WriteBehindPartition`] / [`WriteBehindBackend`] — defer and
+//!   coalesce local writes across checkpoints, bounded in bytes and time,
+//!   for stores whose every committed write is also in a changelog.
+//!
+//! Depends on `state-core` only: it works over every backend.
+
+#![warn(missing_docs)]
+
+pub mod write_behind;
+
+pub use write_behind::{WriteBehindBackend, WriteBehindConfig, WriteBehindPartition, WriteBehindStats};
+
+/// The backend conformance kit on the in-memory backend behind a
+/// write-behind cache, with bounds small enough that flushes, evictions
+/// and written-through batches happen throughout.
+#[cfg(test)]
+mod write_behind_conformance {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use state_core::testkit::Harness;
+    use state_core::{Backend, MemoryBackend, StoreLocation};
+
+    use crate::{WriteBehindBackend, WriteBehindConfig};
+
+    #[derive(Clone, Copy)]
+    struct Small {
+        age: Duration,
+    }
+
+    impl Harness for Small {
+        fn backend(&self) -> Arc<dyn Backend> {
+            WriteBehindBackend::shared(
+                MemoryBackend::shared(),
+                WriteBehindConfig {
+                    max_bytes: 16 << 10,
+                    max_dirty_bytes: 4 << 10,
+                    max_dirty_age: self.age,
+                },
+            )
+        }
+
+        fn location(&self) -> StoreLocation {
+            StoreLocation::new("conformance", "memory+write-behind")
+        }
+    }
+
+    mod lazy {
+        use super::*;
+        state_core::conformance_tests!(Small {
+            age: Duration::from_secs(3600)
+        });
+    }
+
+    mod eager {
+        use super::*;
+        state_core::conformance_tests!(Small { age: Duration::ZERO });
+    }
+}
+
+#[cfg(test)]
+mod thread_safety {
+    fn send_sync<T: Send + Sync>() {}
+
+    #[test]
+    fn caches_are_send_and_sync() {
+        send_sync::<crate::WriteBehindPartition>();
+        send_sync::<crate::WriteBehindBackend>();
+    }
+}
