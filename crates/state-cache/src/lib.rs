@@ -5,14 +5,26 @@
 //! * [`WriteBehindPartition`] / [`WriteBehindBackend`] — defer and
 //!   coalesce local writes across checkpoints, bounded in bytes and time,
 //!   for stores whose every committed write is also in a changelog.
+//! * [`WriteThroughCache`] — committed values of hot keys in front of a
+//!   backend's point reads (RocksDB's `value_cache_bytes`).
+//!
+//! Both keep their entries in the same slots (a
+//! [`state_core::mem::ByteMap`] keyed by column family and key, inline keys
+//! and values, second-chance eviction of clean entries) and charge them the
+//! same [`ENTRY_OVERHEAD`].
 //!
 //! Depends on `state-core` only: it works over every backend.
 
 #![warn(missing_docs)]
 
+mod config;
+mod slots;
 pub mod write_behind;
+mod write_through;
 
-pub use write_behind::{WriteBehindBackend, WriteBehindConfig, WriteBehindPartition, WriteBehindStats};
+pub use config::{WriteBehindConfig, WriteBehindStats, ENTRY_OVERHEAD};
+pub use write_behind::{WriteBehindBackend, WriteBehindPartition};
+pub use write_through::{Lookup, WriteThroughCache};
 
 /// The backend conformance kit on the in-memory backend behind a
 /// write-behind cache, with bounds small enough that flushes, evictions
