@@ -19,6 +19,8 @@
 
 mod config;
 mod slots;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 pub mod write_behind;
 mod write_through;
 
@@ -26,51 +28,24 @@ pub use config::{WriteBehindConfig, WriteBehindStats, ENTRY_OVERHEAD};
 pub use write_behind::{WriteBehindBackend, WriteBehindPartition};
 pub use write_through::{Lookup, WriteThroughCache};
 
-/// The backend conformance kit on the in-memory backend behind a
-/// write-behind cache, with bounds small enough that flushes, evictions
-/// and written-through batches happen throughout.
+/// The backend conformance kit on the in-memory backend behind small
+/// write-behind caches, flushed lazily and at every write.
 #[cfg(test)]
 mod write_behind_conformance {
-    use std::sync::Arc;
     use std::time::Duration;
 
-    use state_core::testkit::Harness;
-    use state_core::{Backend, MemoryBackend, StoreLocation};
+    use state_core::testkit::MemoryHarness;
 
-    use crate::{WriteBehindBackend, WriteBehindConfig};
-
-    #[derive(Clone, Copy)]
-    struct Small {
-        age: Duration,
-    }
-
-    impl Harness for Small {
-        fn backend(&self) -> Arc<dyn Backend> {
-            WriteBehindBackend::shared(
-                MemoryBackend::shared(),
-                WriteBehindConfig {
-                    max_bytes: 16 << 10,
-                    max_dirty_bytes: 4 << 10,
-                    max_dirty_age: self.age,
-                },
-            )
-        }
-
-        fn location(&self) -> StoreLocation {
-            StoreLocation::new("conformance", "memory+write-behind")
-        }
-    }
+    use crate::testkit::WriteBehindHarness;
 
     mod lazy {
         use super::*;
-        state_core::conformance_tests!(Small {
-            age: Duration::from_secs(3600)
-        });
+        state_core::conformance_tests!(WriteBehindHarness::small(MemoryHarness, Duration::from_secs(3600)));
     }
 
     mod eager {
         use super::*;
-        state_core::conformance_tests!(Small { age: Duration::ZERO });
+        state_core::conformance_tests!(WriteBehindHarness::small(MemoryHarness, Duration::ZERO));
     }
 }
 

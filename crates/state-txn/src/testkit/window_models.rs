@@ -15,6 +15,7 @@ use state_core::{Codec, StorePartition};
 
 use super::windows::{
     Aggregations, Aggregator, Closing, CountWindow, FixedWindow, MessageKey, Processed, SessionWindow, SlidingWindow,
+    WindowKind,
 };
 use crate::error::Result;
 use crate::WindowedTransaction;

@@ -11,9 +11,10 @@
 //! `Sum()`, and `Collect()`; results are the dictionaries quixstreams emits.
 
 use serde_json::{Map, Value};
-use state_core::Codec;
+use state_core::{Codec, StorePartition};
 
 use crate::error::Result;
+use crate::WindowedTransaction;
 
 mod count;
 mod fixed;
@@ -24,6 +25,50 @@ pub use count::CountWindow;
 pub use fixed::FixedWindow;
 pub use session::SessionWindow;
 pub use sliding::SlidingWindow;
+
+/// A window type: what it does with one message.
+pub trait WindowKind {
+    /// quixstreams' `process_window` for one message whose state prefix
+    /// is already made.
+    fn process_message<P: StorePartition + ?Sized>(
+        &self,
+        txn: &mut WindowedTransaction<P>,
+        message: Message<'_>,
+    ) -> Result<Processed>;
+
+    /// quixstreams' `process_window` for one message.
+    fn process<P: StorePartition + ?Sized>(
+        &self,
+        txn: &mut WindowedTransaction<P>,
+        key: &MessageKey,
+        value: &Value,
+        timestamp: i64,
+    ) -> Result<Processed> {
+        let prefix = key.prefix(txn.codec())?;
+        self.process_message(
+            txn,
+            Message {
+                key,
+                prefix: &prefix,
+                value,
+                timestamp,
+            },
+        )
+    }
+}
+
+/// One message as a window sees it.
+#[derive(Clone, Copy, Debug)]
+pub struct Message<'a> {
+    /// Its key.
+    pub key: &'a MessageKey,
+    /// The key's state prefix ([`MessageKey::prefix`]).
+    pub prefix: &'a [u8],
+    /// Its value.
+    pub value: &'a Value,
+    /// Its timestamp, ms.
+    pub timestamp: i64,
+}
 
 /// A message key. quixstreams stores `bytes` keys as they are and encodes
 /// every other key with the store's serializer.
@@ -46,9 +91,9 @@ impl MessageKey {
 
     /// The key a prefix was made from, with the kind of `self` (quixstreams'
     /// `key_from_prefix(prefix, message_key)`).
-    pub fn from_prefix<P: state_core::StorePartition + ?Sized>(
+    pub fn from_prefix<P: StorePartition + ?Sized>(
         &self,
-        txn: &crate::WindowedTransaction<P>,
+        txn: &WindowedTransaction<P>,
         prefix: &[u8],
     ) -> Result<MessageKey> {
         match self {
