@@ -25,6 +25,11 @@ pub(super) fn is_offset_key(cf_name: &str, key: &[u8]) -> bool {
     cf_name == cf::METADATA && key == cf::CHANGELOG_OFFSET_KEY
 }
 
+/// True if `lower <= key < upper` (no `upper`: no bound).
+fn in_range(key: &[u8], lower: &[u8], upper: Option<&[u8]>) -> bool {
+    lower <= key && upper.is_none_or(|u| key < u)
+}
+
 /// The dirty side of one column family (numbered as in [`Slots`]).
 #[derive(Debug, Default)]
 struct CfDirty {
@@ -451,42 +456,10 @@ impl State {
             .map(|(_, k, _)| k)
     }
 
-    /// The dirty entries of `cf` in `[lower, upper)`, in `direction` order.
-    fn dirty_range(
-        &mut self,
-        cf_name: &str,
-        lower: &[u8],
-        upper: Option<&[u8]>,
-        direction: Direction,
-        config: &WriteBehindConfig,
-        inner: &dyn StorePartition,
-    ) -> Result<Vec<DirtyEntry>> {
-        let Some(cf) = self.slots.cf_index(cf_name) else {
-            return Ok(Vec::new());
-        };
-        let c = self.cfs.get(cf as usize);
-        if c.is_some_and(|c| c.dirty_entries > 0 && c.ordered.is_none()) {
-            // Build the view: room for it first (a flush empties it).
-            let need = OrderedKeys::charge_of(self.dirty_keys(cf));
-            self.ensure_room(need.min(config.max_bytes), config, inner)?;
-            let (view, charged) = OrderedKeys::build(self.dirty_keys(cf));
-            self.slots.resident += charged;
-            cf_dirty(&mut self.cfs, cf).ordered = Some(view);
-        }
-        let Some(ordered) = self.cfs.get_mut(cf as usize).and_then(|c| c.ordered.as_mut()) else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::new();
-        for k in ordered.range(lower, upper, direction) {
-            if let Some(idx) = self.slots.find(cf, k) {
-                out.push((k.to_vec(), self.slots.entry(idx).value.as_ref().map(|v| v.to_vec())));
-            }
-        }
-        Ok(out)
-    }
-
-    /// [`dirty_range`](Self::dirty_range) plus the changelog offset not yet
-    /// flushed, which reads as its key in `__metadata__`.
+    /// The dirty entries of `cf_name` in `[lower, upper)` in `direction`
+    /// order, plus the changelog offset not yet flushed, which reads as its
+    /// key in `__metadata__`. Builds the column family's ordered view of
+    /// its dirty keys first if it has none.
     pub(super) fn dirty_view(
         &mut self,
         cf_name: &str,
@@ -496,15 +469,32 @@ impl State {
         config: &WriteBehindConfig,
         inner: &dyn StorePartition,
     ) -> Result<Vec<DirtyEntry>> {
-        let mut out = self.dirty_range(cf_name, lower, upper, direction, config, inner)?;
-        let key = cf::CHANGELOG_OFFSET_KEY;
-        if is_offset_key(cf_name, key) && self.offset_dirty && lower <= key && upper.is_none_or(|u| key < u) {
-            out.retain(|(k, _)| k.as_slice() != key);
+        let mut out = Vec::new();
+        if let Some(cf) = self.slots.cf_index(cf_name) {
+            let c = self.cfs.get(cf as usize);
+            if c.is_some_and(|c| c.dirty_entries > 0 && c.ordered.is_none()) {
+                // Build the view: room for it first (a flush empties it).
+                let need = OrderedKeys::charge_of(self.dirty_keys(cf));
+                self.ensure_room(need.min(config.max_bytes), config, inner)?;
+                let (view, charged) = OrderedKeys::build(self.dirty_keys(cf));
+                self.slots.resident += charged;
+                cf_dirty(&mut self.cfs, cf).ordered = Some(view);
+            }
+            if let Some(ordered) = self.cfs.get_mut(cf as usize).and_then(|c| c.ordered.as_mut()) {
+                for k in ordered.range(lower, upper, direction) {
+                    if let Some(idx) = self.slots.find(cf, k) {
+                        out.push((k.to_vec(), self.slots.entry(idx).value.as_ref().map(|v| v.to_vec())));
+                    }
+                }
+            }
+        }
+        if let Some(entry) = self.pending_offset(cf_name, lower, upper) {
+            out.retain(|(k, _)| *k != entry.0);
             let at = out.partition_point(|(k, _)| match direction {
-                Direction::Forward => k.as_slice() < key,
-                Direction::Backward => k.as_slice() > key,
+                Direction::Forward => *k < entry.0,
+                Direction::Backward => *k > entry.0,
             });
-            out.insert(at, (key.to_vec(), offset_bytes(self.offset)));
+            out.insert(at, entry);
         }
         Ok(out)
     }
@@ -519,26 +509,32 @@ impl State {
         upper: Option<&[u8]>,
         direction: Direction,
     ) -> Vec<DirtyEntry> {
-        let in_range = |k: &[u8]| lower <= k && upper.is_none_or(|u| k < u);
         let mut out: Vec<DirtyEntry> = match self.slots.cf_index(cf_name) {
             Some(cf) => self
                 .slots
                 .iter()
-                .filter(|(_, k, e)| e.dirty && e.cf == cf && in_range(k))
+                .filter(|(_, k, e)| e.dirty && e.cf == cf && in_range(k, lower, upper))
                 .map(|(_, k, e)| (k.to_vec(), e.value.as_ref().map(|v| v.to_vec())))
                 .collect(),
             None => Vec::new(),
         };
-        let key = cf::CHANGELOG_OFFSET_KEY;
-        if is_offset_key(cf_name, key) && self.offset_dirty && in_range(key) {
-            out.retain(|(k, _)| k.as_slice() != key);
-            out.push((key.to_vec(), offset_bytes(self.offset)));
+        if let Some(entry) = self.pending_offset(cf_name, lower, upper) {
+            out.retain(|(k, _)| *k != entry.0);
+            out.push(entry);
         }
         out.sort_unstable_by(|a, b| match direction {
             Direction::Forward => a.0.cmp(&b.0),
             Direction::Backward => b.0.cmp(&a.0),
         });
         out
+    }
+
+    /// The changelog offset not yet flushed, as the entry of its key, if
+    /// `cf_name` and `[lower, upper)` hold that key.
+    fn pending_offset(&self, cf_name: &str, lower: &[u8], upper: Option<&[u8]>) -> Option<DirtyEntry> {
+        let key = cf::CHANGELOG_OFFSET_KEY;
+        (is_offset_key(cf_name, key) && self.offset_dirty && in_range(key, lower, upper))
+            .then(|| (key.to_vec(), offset_bytes(self.offset)))
     }
 
     /// The value the cache holds for `key`, dirty or clean, without

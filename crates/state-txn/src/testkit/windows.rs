@@ -30,16 +30,12 @@ pub use sliding::SlidingWindow;
 pub trait WindowKind {
     /// quixstreams' `process_window` for one message whose state prefix
     /// is already made.
-    fn process_message<P: StorePartition + ?Sized>(
-        &self,
-        txn: &mut WindowedTransaction<P>,
-        message: Message<'_>,
-    ) -> Result<Processed>;
+    fn process_message(&self, txn: &mut WindowedTransaction, message: Message<'_>) -> Result<Processed>;
 
     /// quixstreams' `process_window` for one message.
-    fn process<P: StorePartition + ?Sized>(
+    fn process(
         &self,
-        txn: &mut WindowedTransaction<P>,
+        txn: &mut WindowedTransaction,
         key: &MessageKey,
         value: &Value,
         timestamp: i64,
@@ -68,6 +64,13 @@ pub struct Message<'a> {
     pub value: &'a Value,
     /// Its timestamp, ms.
     pub timestamp: i64,
+}
+
+impl<'a> Message<'a> {
+    /// Key, prefix, value and timestamp.
+    pub fn parts(self) -> (&'a MessageKey, &'a [u8], &'a Value, i64) {
+        (self.key, self.prefix, self.value, self.timestamp)
+    }
 }
 
 /// A message key. quixstreams stores `bytes` keys as they are and encodes

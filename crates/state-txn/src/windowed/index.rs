@@ -536,13 +536,20 @@ mod tests {
         WindowedTransaction::with_index(p.clone(), Codec::MsgPack, None, index.clone())
     }
 
-    #[test]
-    fn missing_windows_and_nothing_to_expire_read_nothing() {
+    /// A partition holding window `[0, 10)` of prefix `k` (latest
+    /// timestamp 5), written through its index.
+    fn one_window() -> (Arc<Counting>, Arc<WindowIndex>) {
         let p = counting();
         let index = Arc::new(WindowIndex::default());
         let mut t = txn(&p, &index);
         t.update_window(0, 10, &1u64, 5, b"k").unwrap();
         t.commit().unwrap();
+        (p, index)
+    }
+
+    #[test]
+    fn missing_windows_and_nothing_to_expire_read_nothing() {
+        let (p, index) = one_window();
         let loads = reads(&p);
         assert_eq!(loads.0, 0, "the whole-partition load scans, it does not point-read");
         let mut t = txn(&p, &index);
@@ -587,11 +594,7 @@ mod tests {
 
     #[test]
     fn windows_written_through_the_base_transaction_reach_the_index() {
-        let p = counting();
-        let index = Arc::new(WindowIndex::default());
-        let mut t = txn(&p, &index);
-        t.update_window(0, 10, &1u64, 5, b"k").unwrap();
-        t.commit().unwrap();
+        let (p, index) = one_window();
         let mut t = txn(&p, &index);
         let encoded = Codec::MsgPack.encode(&7u64).unwrap();
         t.base_mut()
@@ -621,11 +624,7 @@ mod tests {
 
     #[test]
     fn an_aborted_transaction_leaves_the_index_unchanged() {
-        let p = counting();
-        let index = Arc::new(WindowIndex::default());
-        let mut t = txn(&p, &index);
-        t.update_window(0, 10, &1u64, 5, b"k").unwrap();
-        t.commit().unwrap();
+        let (p, index) = one_window();
         let mut t = txn(&p, &index);
         t.update_window(10, 20, &1u64, 15, b"k").unwrap();
         let _: Vec<ExpiredWindow<u64, ()>> = t.expire_windows(5, b"k", ExpireOptions::delete()).unwrap();

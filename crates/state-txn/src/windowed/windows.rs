@@ -67,34 +67,25 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         timestamp: i64,
         prefix: &[u8],
     ) -> Result<()> {
-        self.guarded(|t| t.update_window_inner(start, end, value, timestamp, prefix))
-    }
-
-    fn update_window_inner<V: Serialize + ?Sized>(
-        &mut self,
-        start: i64,
-        end: i64,
-        value: &V,
-        timestamp: i64,
-        prefix: &[u8],
-    ) -> Result<()> {
-        let ts = non_negative("timestamp", timestamp)?;
-        let (s, e) = check_window(start, end)?;
-        self.base.require_started("set")?;
-        let codec = self.codec();
-        self.value_buf.clear();
-        codec.encode_into(value, &mut self.value_buf)?;
-        self.key_buf.clear();
-        keys::write_prefixed_key(&mut self.key_buf, prefix, &keys::encode_u64_pair(s, e));
-        if self.stored_absent(prefix, s, e)? {
-            self.base.set_raw_new(cf::DEFAULT, &self.key_buf, &self.value_buf)?;
-        } else {
-            self.base.set_raw_ref(cf::DEFAULT, &self.key_buf, &self.value_buf)?;
-        }
-        self.touch(prefix, s, e, true);
-        let latest = self.get_index(Index::Timestamp, prefix)?;
-        let updated = latest.map_or(i128::from(ts), |l| l.max(i128::from(ts)));
-        self.set_index(Index::Timestamp, prefix, updated)
+        self.guarded(|t| {
+            let ts = non_negative("timestamp", timestamp)?;
+            let (s, e) = check_window(start, end)?;
+            t.base.require_started("set")?;
+            let codec = t.codec();
+            t.value_buf.clear();
+            codec.encode_into(value, &mut t.value_buf)?;
+            t.key_buf.clear();
+            keys::write_prefixed_key(&mut t.key_buf, prefix, &keys::encode_u64_pair(s, e));
+            if t.stored_absent(prefix, s, e)? {
+                t.base.set_raw_new(cf::DEFAULT, &t.key_buf, &t.value_buf)?;
+            } else {
+                t.base.set_raw_ref(cf::DEFAULT, &t.key_buf, &t.value_buf)?;
+            }
+            t.touch(prefix, s, e, true);
+            let latest = t.get_index(Index::Timestamp, prefix)?;
+            let updated = latest.map_or(i128::from(ts), |l| l.max(i128::from(ts)));
+            t.set_index(Index::Timestamp, prefix, updated)
+        })
     }
 
     /// Deletes window `[start, end)` under `prefix`.

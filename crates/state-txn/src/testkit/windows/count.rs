@@ -4,7 +4,6 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use state_core::StorePartition;
 
 use super::{Aggregations, Message, Processed, WindowKind};
 use crate::error::Result;
@@ -40,17 +39,8 @@ pub struct CountWindow {
 const STATE_KEY: &str = "metadata";
 
 impl WindowKind for CountWindow {
-    fn process_message<P: StorePartition + ?Sized>(
-        &self,
-        txn: &mut WindowedTransaction<P>,
-        message: Message<'_>,
-    ) -> Result<Processed> {
-        let Message {
-            key,
-            prefix,
-            value,
-            timestamp,
-        } = message;
+    fn process_message(&self, txn: &mut WindowedTransaction, message: Message<'_>) -> Result<Processed> {
+        let (key, prefix, value, timestamp) = message.parts();
         let mut data: CountWindowsData = txn.base().get(STATE_KEY, prefix)?.unwrap_or_default();
         let collect = self.aggs.collects();
         let mut collection_start_id = -1;

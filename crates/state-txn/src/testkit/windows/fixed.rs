@@ -3,7 +3,6 @@
 //! `after_update` callbacks.
 
 use serde_json::Value;
-use state_core::StorePartition;
 
 use super::{Aggregations, Closing, Message, MessageKey, Processed, WindowKind};
 use crate::error::Result;
@@ -39,17 +38,8 @@ pub(crate) fn window_ranges(timestamp: i64, duration: i64, step: Option<i64>) ->
 }
 
 impl WindowKind for FixedWindow {
-    fn process_message<P: StorePartition + ?Sized>(
-        &self,
-        txn: &mut WindowedTransaction<P>,
-        message: Message<'_>,
-    ) -> Result<Processed> {
-        let Message {
-            key,
-            prefix,
-            value,
-            timestamp,
-        } = message;
+    fn process_message(&self, txn: &mut WindowedTransaction, message: Message<'_>) -> Result<Processed> {
+        let (key, prefix, value, timestamp) = message.parts();
         let latest: i128 = match self.closing {
             Closing::Partition => i128::from(timestamp).max(txn.get_latest_expired(b"")?),
             Closing::Key => i128::from(timestamp).max(i128::from(txn.get_latest_timestamp(prefix)?)),

@@ -42,17 +42,8 @@ fn first_window<P: StorePartition + ?Sized>(
 }
 
 impl WindowKind for SessionWindow {
-    fn process_message<P: StorePartition + ?Sized>(
-        &self,
-        txn: &mut WindowedTransaction<P>,
-        message: Message<'_>,
-    ) -> Result<Processed> {
-        let Message {
-            key,
-            prefix,
-            value,
-            timestamp,
-        } = message;
+    fn process_message(&self, txn: &mut WindowedTransaction, message: Message<'_>) -> Result<Processed> {
+        let (key, prefix, value, timestamp) = message.parts();
         let (gap, grace) = (self.gap, self.grace);
         let aggs = &self.aggs;
         let by_partition = self.closing == Closing::Partition;

@@ -24,17 +24,8 @@ pub struct SlidingWindow {
 }
 
 impl WindowKind for SlidingWindow {
-    fn process_message<P: StorePartition + ?Sized>(
-        &self,
-        txn: &mut WindowedTransaction<P>,
-        message: Message<'_>,
-    ) -> Result<Processed> {
-        let Message {
-            key,
-            prefix,
-            value,
-            timestamp,
-        } = message;
+    fn process_message(&self, txn: &mut WindowedTransaction, message: Message<'_>) -> Result<Processed> {
+        let (key, prefix, value, timestamp) = message.parts();
         let duration = self.duration;
         let state_ts = txn.get_latest_timestamp(prefix)? as i64;
         let latest = timestamp.max(state_ts);
