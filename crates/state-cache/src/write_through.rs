@@ -1,14 +1,5 @@
-//! [`WriteThroughCache`]: a bounded cache of committed values in front of a
-//! backend's point reads, like Kafka Streams' record cache: hot keys are
-//! read from memory. A backend holds one and calls it around its own reads
-//! and writes (RocksDB does, behind `RocksDbOptions::value_cache_bytes`).
-//!
-//! It is write-through: entries change only after a batch was written
-//! successfully, so the cache never holds a value the backend does not
-//! have, and it holds nothing durable — a crash loses the cache and nothing
-//! else. Absent keys are cached too, so a miss on a new key costs one read,
-//! not one per access. Entries live in the same slots as the write-behind
-//! cache's and are evicted the same way (second chance), all of them clean.
+//! [`WriteThroughCache`]: committed values of hot keys in front of a
+//! backend's point reads.
 
 use parking_lot::Mutex;
 use state_core::{cf, keys, WriteBatch};
@@ -24,8 +15,17 @@ pub enum Lookup {
     Hit(Option<Vec<u8>>),
 }
 
-/// A write-through cache of committed values (see the
-/// [module documentation](self)).
+/// A bounded cache of committed values in front of a
+/// backend's point reads, like Kafka Streams' record cache: hot keys are
+/// read from memory. A backend holds one and calls it around its own reads
+/// and writes (RocksDB does, behind `RocksDbOptions::value_cache_bytes`).
+///
+/// It is write-through: entries change only after a batch was written
+/// successfully, so the cache never holds a value the backend does not
+/// have, and it holds nothing durable — a crash loses the cache and nothing
+/// else. Absent keys are cached too, so a miss on a new key costs one read,
+/// not one per access. Entries live in the same slots as the write-behind
+/// cache's and are evicted the same way (second chance), all of them clean.
 ///
 /// # Guarantees
 /// * Its resident bytes (keys, values and

@@ -1,24 +1,5 @@
 //! [`WindowIndex`]: the per-prefix metadata of one windowed store
 //! partition, served from memory.
-//!
-//! For each prefix it knows the latest timestamp, the last expired start
-//! (the `__latest-timestamps__` and `__expiration-index__` slots) and the
-//! set of stored windows. With it, [`super::WindowedTransaction`] answers
-//! `get_window` of a window that does not exist without reading the
-//! partition, finds the windows `expire_windows` must expire (usually
-//! none) without creating an iterator, and marks the windows it creates as
-//! new ([`state_core::WriteBatch::put_new`]), so that a write-behind cache
-//! can drop a window created and expired between two of its flushes.
-//!
-//! The index holds *committed* state only. A prefix is loaded on its first
-//! touch: by one scan of the whole partition the first time the index is
-//! used, if the partition holds at most [`WindowIndex::max_prefixes`]
-//! prefixes (then a prefix never seen has nothing stored and costs no read
-//! at all), otherwise by one range scan of the prefix's windows and two
-//! point reads. A transaction made with the index updates it after its
-//! flush succeeded, from the changes it wrote; an aborted transaction
-//! leaves it unchanged. At most `max_prefixes` prefixes are held; others
-//! are evicted (second chance) and loaded again on their next touch.
 
 use parking_lot::Mutex;
 use state_core::mem::{hash_bytes, ByteMap, InlineKeys};
@@ -85,8 +66,26 @@ pub struct WindowIndexStats {
     pub evictions: u64,
 }
 
-/// The in-memory per-prefix metadata of one windowed store partition (see
-/// the [module documentation](self)).
+/// The in-memory per-prefix metadata of one windowed store partition.
+///
+/// For each prefix it knows the latest timestamp, the last expired start
+/// (the `__latest-timestamps__` and `__expiration-index__` slots) and the
+/// set of stored windows. With it, [`WindowedTransaction`](super::WindowedTransaction) answers
+/// `get_window` of a window that does not exist without reading the
+/// partition, finds the windows `expire_windows` must expire (usually
+/// none) without creating an iterator, and marks the windows it creates as
+/// new ([`state_core::WriteBatch::put_new`]), so that a write-behind cache
+/// can drop a window created and expired between two of its flushes.
+///
+/// The index holds *committed* state only. A prefix is loaded on its first
+/// touch: by one scan of the whole partition the first time the index is
+/// used, if the partition holds at most [`max_prefixes`](Self::max_prefixes)
+/// prefixes (then a prefix never seen has nothing stored and costs no read
+/// at all), otherwise by one range scan of the prefix's windows and two
+/// point reads. A transaction made with the index updates it after its
+/// flush succeeded, from the changes it wrote; an aborted transaction
+/// leaves it unchanged. At most `max_prefixes` prefixes are held; others
+/// are evicted (second chance) and loaded again on their next touch.
 ///
 /// # Contract
 /// Create one per partition and pass it to every
