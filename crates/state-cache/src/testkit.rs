@@ -9,7 +9,8 @@ use std::time::Duration;
 use state_core::testkit::Harness;
 use state_core::{Backend, StoreLocation};
 
-use crate::{WriteBehindBackend, WriteBehindConfig};
+use crate::config::WriteBehindConfig;
+use crate::write_behind::WriteBehindBackend;
 
 /// The partitions of `inner`'s backend behind write-behind caches with
 /// `config`.

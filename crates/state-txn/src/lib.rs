@@ -21,6 +21,7 @@ mod checkpointed;
 mod error;
 mod few;
 mod options;
+mod status;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
 mod timestamped;
@@ -31,8 +32,9 @@ mod windowed;
 pub use checkpointed::StateTransaction;
 pub use error::{Result, TxnError};
 pub use options::{CollectedValues, ExpireOptions};
+pub use status::TxnStatus;
 pub use timestamped::{TimestampedConfig, TimestampedTransaction, MIN_ELIGIBLE_TIMESTAMPS_KEY};
-pub use transaction::{PartitionTransaction, TxnStatus};
+pub use transaction::PartitionTransaction;
 pub use ttl::{GetOptions, SetOptions};
 pub use windowed::{
     ExpiredWindow, Window, WindowCursor, WindowIndex, WindowIndexStats, WindowedTransaction, DEFAULT_MAX_PREFIXES,

@@ -11,7 +11,7 @@
 use state_core::StorePartition;
 
 use super::layout::Index;
-use super::WindowedTransaction;
+use super::transaction::WindowedTransaction;
 use crate::error::Result;
 
 impl<P: StorePartition + ?Sized> WindowedTransaction<P> {

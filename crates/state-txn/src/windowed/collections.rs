@@ -7,7 +7,7 @@ use serde::Serialize;
 use state_core::{cf, keys, Direction, StorePartition};
 
 use super::layout::{bound, non_negative, to_u64, window_key_len, Index, GLOBAL_COUNTER_KEY};
-use super::WindowedTransaction;
+use super::transaction::WindowedTransaction;
 use crate::error::Result;
 
 impl<P: StorePartition + ?Sized> WindowedTransaction<P> {

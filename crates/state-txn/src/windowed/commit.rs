@@ -7,7 +7,7 @@ use state_core::{cf, ProcessedOffsets, StorePartition};
 
 use super::index::Tracked;
 use super::layout::{Index, GLOBAL_COUNTER_KEY};
-use super::WindowedTransaction;
+use super::transaction::WindowedTransaction;
 use crate::error::{Result, TxnError};
 
 impl<P: StorePartition + ?Sized> WindowedTransaction<P> {

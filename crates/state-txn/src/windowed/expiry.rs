@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use state_core::{cf, keys, Direction, StorePartition};
 
 use super::layout::{exclusive_start, Index};
-use super::WindowedTransaction;
+use super::transaction::WindowedTransaction;
 use crate::error::{Result, TxnError};
 use crate::options::{CollectedValues, ExpireOptions};
 

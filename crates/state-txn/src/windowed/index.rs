@@ -9,7 +9,7 @@ use super::index_value::IndexValue;
 use super::layout::{
     key_prefix_guess, split_slot_key, split_window_key, LATEST_EXPIRED_KEY, LATEST_TIMESTAMP_KEY, WINDOW_SUFFIX_LEN,
 };
-use super::transaction::Scratch;
+use super::prefix_cache::Scratch;
 use crate::cache::UpdateCache;
 use crate::error::Result;
 use crate::few::Few;

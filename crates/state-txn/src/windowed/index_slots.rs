@@ -9,7 +9,7 @@ use state_core::{keys, StorePartition};
 use super::index_value::IndexValue;
 use super::layout::{to_u64, Index};
 use super::prefix_cache::{PrefixTxn, SharedSnapshot};
-use super::WindowedTransaction;
+use super::transaction::WindowedTransaction;
 use crate::cache::Cached;
 use crate::error::Result;
 

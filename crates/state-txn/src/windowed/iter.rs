@@ -8,7 +8,8 @@ use serde::de::DeserializeOwned;
 use state_core::{cf, keys, Direction, KeyValue, StorePartition};
 
 use super::layout::WINDOW_SUFFIX_LEN;
-use super::{Window, WindowedTransaction};
+use super::transaction::WindowedTransaction;
+use super::windows::Window;
 use crate::cache::Cached;
 use crate::error::Result;
 

@@ -9,6 +9,15 @@ use state_core::mem::{hash_bytes, Arena, ByteMap};
 
 use super::layout::Index;
 use crate::few::Few;
+use crate::transaction::Recycled;
+
+/// The buffers a windowed transaction leaves to the next one on its
+/// partition (kept by the partition's [`WindowIndex`](super::WindowIndex)).
+#[derive(Debug, Default)]
+pub(crate) struct Scratch {
+    pub(super) prefixes: PrefixMap,
+    pub(super) base: Recycled,
+}
 
 /// The prefixes a transaction touched, keyed by their bytes. Prefix bytes
 /// live back to back in one buffer (no allocation per prefix), and the

@@ -7,9 +7,10 @@ use std::sync::Arc;
 use state_core::{ChangelogSink, Codec, StorePartition};
 
 use super::index::WindowIndex;
-use super::prefix_cache::PrefixMap;
+use super::prefix_cache::{PrefixMap, Scratch};
 use crate::error::Result;
-use crate::transaction::{PartitionTransaction, Recycled, TxnStatus};
+use crate::status::TxnStatus;
+use crate::transaction::PartitionTransaction;
 
 /// A transaction over a windowed store partition.
 ///
@@ -31,14 +32,6 @@ pub struct WindowedTransaction<P: StorePartition + ?Sized = dyn StorePartition> 
     /// Reused buffers for keys and values written.
     pub(super) key_buf: Vec<u8>,
     pub(super) value_buf: Vec<u8>,
-}
-
-/// The buffers a windowed transaction leaves to the next one on its
-/// partition (kept by the partition's [`WindowIndex`]).
-#[derive(Debug, Default)]
-pub(crate) struct Scratch {
-    prefixes: PrefixMap,
-    base: Recycled,
 }
 
 impl<P: StorePartition + ?Sized> Drop for WindowedTransaction<P> {

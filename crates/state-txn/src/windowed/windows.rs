@@ -8,7 +8,7 @@ use serde::Serialize;
 use state_core::{cf, keys, Direction, StorePartition};
 
 use super::layout::{bound, check_window, non_negative, window_key_len, with_window_key, Index, RawWindow};
-use super::WindowedTransaction;
+use super::transaction::WindowedTransaction;
 use crate::cache::Cached;
 use crate::error::Result;
 

@@ -5,9 +5,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{Aggregations, Message, Processed, WindowKind};
+use super::aggregations::Aggregations;
+use super::kind::{Message, Processed, WindowKind};
 use crate::error::Result;
-use crate::WindowedTransaction;
+use crate::windowed::WindowedTransaction;
 
 /// The per-key document (field order as quixstreams builds it, so its JSON
 /// bytes are the same).

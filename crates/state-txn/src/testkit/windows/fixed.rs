@@ -4,9 +4,11 @@
 
 use serde_json::Value;
 
-use super::{Aggregations, Closing, Message, MessageKey, Processed, WindowKind};
+use super::aggregations::Aggregations;
+use super::kind::{Closing, Message, MessageKey, Processed, WindowKind};
 use crate::error::Result;
-use crate::{ExpireOptions, ExpiredWindow, WindowedTransaction};
+use crate::options::ExpireOptions;
+use crate::windowed::{ExpiredWindow, WindowedTransaction};
 
 /// A tumbling (`step: None`) or hopping window.
 #[derive(Clone, Debug)]

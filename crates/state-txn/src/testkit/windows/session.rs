@@ -6,9 +6,10 @@
 use serde_json::Value;
 use state_core::{Direction, StorePartition};
 
-use super::{Aggregations, Closing, Message, MessageKey, Processed, WindowKind};
+use super::aggregations::Aggregations;
+use super::kind::{Closing, Message, MessageKey, Processed, WindowKind};
 use crate::error::Result;
-use crate::{Window, WindowedTransaction};
+use crate::windowed::{Window, WindowedTransaction};
 
 /// The partition checkpoint when no session is open: no watermark reaches it.
 const NO_OPEN_SESSIONS: i128 = u64::MAX as i128;

@@ -8,9 +8,11 @@ use std::collections::BTreeSet;
 use serde_json::{json, Value};
 use state_core::{Direction, StorePartition};
 
-use super::{Aggregations, Message, MessageKey, Processed, WindowKind};
+use super::aggregations::Aggregations;
+use super::kind::{Message, MessageKey, Processed, WindowKind};
 use crate::error::Result;
-use crate::{CollectedValues, ExpireOptions, ExpiredWindow, WindowedTransaction};
+use crate::options::{CollectedValues, ExpireOptions};
+use crate::windowed::{ExpiredWindow, WindowedTransaction};
 
 /// A sliding window (closing by key only, as in quixstreams).
 #[derive(Clone, Debug)]
