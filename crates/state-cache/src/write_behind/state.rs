@@ -1,19 +1,17 @@
 //! [`State`]: what a write-behind cache holds beyond its slots (per column
 //! family dirty counts and ordered views, the pending changelog offset,
-//! counters) and its flush policy: when a write must flush first, how room
-//! is made, and what one flush writes below.
+//! counters), how writes and point reads change it, and its flush policy:
+//! when a write must flush first, how room is made, and what one flush
+//! writes below. What range reads see of it is in `merge`.
 
 use std::time::Instant;
 
 use state_core::mem::{sort_by_key, InlineBytes};
-use state_core::{cf, keys, Direction, Result, StorePartition, WriteBatch};
+use state_core::{cf, keys, Result, StorePartition, WriteBatch};
 
 use super::ordered::OrderedKeys;
 use crate::config::{WriteBehindConfig, WriteBehindStats, ENTRY_OVERHEAD, OFFSET_CHARGE, ORDERED_OVERHEAD};
 use crate::slots::{charge, Entry, Slots};
-
-/// A dirty key and its value (`None`: a pending delete).
-pub(super) type DirtyEntry = (Vec<u8>, Option<Vec<u8>>);
 
 /// The changelog offset as the partition below stores it.
 pub(super) fn offset_bytes(offset: Option<u64>) -> Option<Vec<u8>> {
@@ -25,23 +23,18 @@ pub(super) fn is_offset_key(cf_name: &str, key: &[u8]) -> bool {
     cf_name == cf::METADATA && key == cf::CHANGELOG_OFFSET_KEY
 }
 
-/// True if `lower <= key < upper` (no `upper`: no bound).
-fn in_range(key: &[u8], lower: &[u8], upper: Option<&[u8]>) -> bool {
-    lower <= key && upper.is_none_or(|u| key < u)
-}
-
 /// The dirty side of one column family (numbered as in [`Slots`]).
 #[derive(Debug, Default)]
-struct CfDirty {
+pub(super) struct CfDirty {
     /// Written through the wrapper (so it exists, for `column_families`).
     written: bool,
-    dirty_entries: usize,
-    ordered: Option<OrderedKeys>,
+    pub(super) dirty_entries: usize,
+    pub(super) ordered: Option<OrderedKeys>,
 }
 
 /// The dirty side of column family `cf`, made if the slots numbered it
 /// after this list was last grown.
-fn cf_dirty(cfs: &mut Vec<CfDirty>, cf: u16) -> &mut CfDirty {
+pub(super) fn cf_dirty(cfs: &mut Vec<CfDirty>, cf: u16) -> &mut CfDirty {
     let i = cf as usize;
     if cfs.len() <= i {
         cfs.resize_with(i + 1, CfDirty::default);
@@ -76,7 +69,7 @@ impl CfMemo {
 #[derive(Debug)]
 pub(super) struct State {
     pub(super) slots: Slots,
-    cfs: Vec<CfDirty>,
+    pub(super) cfs: Vec<CfDirty>,
     dirty_bytes: usize,
     dirty_entries: usize,
     /// The offset of the last batch written through (None: never set).
@@ -428,7 +421,7 @@ impl State {
         }
     }
 
-    // ---- reads -----------------------------------------------------------------
+    // ---- point reads -------------------------------------------------------------
 
     /// What the cache says about `key`: `Some(value)` if it knows. Loads
     /// the column family first if that was never tried.
@@ -447,101 +440,5 @@ impl State {
             }
         };
         Ok(self.slots.lookup(cf, key))
-    }
-
-    fn dirty_keys(&self, cf: u16) -> impl Iterator<Item = &[u8]> {
-        self.slots
-            .iter()
-            .filter(move |(_, _, e)| e.dirty && e.cf == cf)
-            .map(|(_, k, _)| k)
-    }
-
-    /// The dirty entries of `cf_name` in `[lower, upper)` in `direction`
-    /// order, plus the changelog offset not yet flushed, which reads as its
-    /// key in `__metadata__`. Builds the column family's ordered view of
-    /// its dirty keys first if it has none.
-    pub(super) fn dirty_view(
-        &mut self,
-        cf_name: &str,
-        lower: &[u8],
-        upper: Option<&[u8]>,
-        direction: Direction,
-        config: &WriteBehindConfig,
-        inner: &dyn StorePartition,
-    ) -> Result<Vec<DirtyEntry>> {
-        let mut out = Vec::new();
-        if let Some(cf) = self.slots.cf_index(cf_name) {
-            let c = self.cfs.get(cf as usize);
-            if c.is_some_and(|c| c.dirty_entries > 0 && c.ordered.is_none()) {
-                // Build the view: room for it first (a flush empties it).
-                let need = OrderedKeys::charge_of(self.dirty_keys(cf));
-                self.ensure_room(need.min(config.max_bytes), config, inner)?;
-                let (view, charged) = OrderedKeys::build(self.dirty_keys(cf));
-                self.slots.resident += charged;
-                cf_dirty(&mut self.cfs, cf).ordered = Some(view);
-            }
-            if let Some(ordered) = self.cfs.get_mut(cf as usize).and_then(|c| c.ordered.as_mut()) {
-                for k in ordered.range(lower, upper, direction) {
-                    if let Some(idx) = self.slots.find(cf, k) {
-                        out.push((k.to_vec(), self.slots.entry(idx).value.as_ref().map(|v| v.to_vec())));
-                    }
-                }
-            }
-        }
-        if let Some(entry) = self.pending_offset(cf_name, lower, upper) {
-            out.retain(|(k, _)| *k != entry.0);
-            let at = out.partition_point(|(k, _)| match direction {
-                Direction::Forward => *k < entry.0,
-                Direction::Backward => *k > entry.0,
-            });
-            out.insert(at, entry);
-        }
-        Ok(out)
-    }
-
-    /// The dirty entries of `cf_name` in `[lower, upper)`, plus the pending
-    /// changelog offset, in `direction` order, without building or
-    /// changing anything (for read views, which hold the lock).
-    pub(super) fn dirty_snapshot(
-        &self,
-        cf_name: &str,
-        lower: &[u8],
-        upper: Option<&[u8]>,
-        direction: Direction,
-    ) -> Vec<DirtyEntry> {
-        let mut out: Vec<DirtyEntry> = match self.slots.cf_index(cf_name) {
-            Some(cf) => self
-                .slots
-                .iter()
-                .filter(|(_, k, e)| e.dirty && e.cf == cf && in_range(k, lower, upper))
-                .map(|(_, k, e)| (k.to_vec(), e.value.as_ref().map(|v| v.to_vec())))
-                .collect(),
-            None => Vec::new(),
-        };
-        if let Some(entry) = self.pending_offset(cf_name, lower, upper) {
-            out.retain(|(k, _)| *k != entry.0);
-            out.push(entry);
-        }
-        out.sort_unstable_by(|a, b| match direction {
-            Direction::Forward => a.0.cmp(&b.0),
-            Direction::Backward => b.0.cmp(&a.0),
-        });
-        out
-    }
-
-    /// The changelog offset not yet flushed, as the entry of its key, if
-    /// `cf_name` and `[lower, upper)` hold that key.
-    fn pending_offset(&self, cf_name: &str, lower: &[u8], upper: Option<&[u8]>) -> Option<DirtyEntry> {
-        let key = cf::CHANGELOG_OFFSET_KEY;
-        (is_offset_key(cf_name, key) && self.offset_dirty && in_range(key, lower, upper))
-            .then(|| (key.to_vec(), offset_bytes(self.offset)))
-    }
-
-    /// The value the cache holds for `key`, dirty or clean, without
-    /// marking it used (for read views); `None` if it holds nothing.
-    pub(super) fn peek(&self, cf_name: &str, key: &[u8]) -> Option<Option<Vec<u8>>> {
-        let cf = self.slots.cf_index(cf_name)?;
-        let idx = self.slots.find(cf, key)?;
-        Some(self.slots.entry(idx).value.as_ref().map(|v| v.to_vec()))
     }
 }
