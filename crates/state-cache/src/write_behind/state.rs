@@ -390,20 +390,23 @@ impl State {
         }
     }
 
-    /// Drops the cached entries of the keys of `batch`, flushing first if
-    /// anything is cached (it is older than the batch), and marks the
-    /// batch's column families incomplete: the batch is about to be
-    /// written below behind the cache's back.
+    /// Flushes what is pending (it is older than the batch), then drops
+    /// the cached entries of the keys of `batch` and marks the batch's
+    /// column families incomplete: the batch is about to be written below
+    /// behind the cache's back.
     pub(super) fn forget_keys(&mut self, batch: &WriteBatch, inner: &dyn StorePartition) -> Result<()> {
         for name in batch.column_families() {
             if let Some(cf) = self.slots.cf_index(name) {
                 self.slots.forget_loaded(cf);
             }
         }
+        // A pending changelog offset with no dirty entry must go below
+        // first too: otherwise the partition below would hold the batch's
+        // data with an offset older than the writes before it.
+        self.flush(inner)?;
         if self.slots.is_empty() {
             return Ok(());
         }
-        self.flush(inner)?;
         for op in batch.iter() {
             let Some(cf) = self.slots.cf_index(op.cf) else { continue };
             if let Some(idx) = self.slots.find(cf, op.key) {
