@@ -1,4 +1,4 @@
-//! RocksDB behind `state_txn::WriteBehindPartition`: what is on disk after
+//! RocksDB behind `state_cache::WriteBehindPartition`: what is on disk after
 //! a crash (the cache dropped unflushed, RocksDB closed and opened again),
 //! and both conformance kits on RocksDB behind write-behind caches with
 //! small bounds.
@@ -6,10 +6,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use state_core::testkit::Harness;
-use state_core::{cf, Backend, BackendInfo, Direction, StoreLocation, StorePartition, WriteBatch};
-use state_rocksdb::{RocksDbBackend, RocksDbOptions, RocksDbPartition};
-use state_txn::{WriteBehindBackend, WriteBehindConfig, WriteBehindPartition};
+use state_cache::testkit::WriteBehindHarness;
+use state_cache::{WriteBehindConfig, WriteBehindPartition};
+use state_core::{cf, Direction, StorePartition, WriteBatch};
+use state_rocksdb::{RocksDbOptions, RocksDbPartition};
+
+#[path = "../../state-rocksdb/tests/common/mod.rs"]
+mod rocks;
+use rocks::RocksHarness;
 
 fn open(dir: &std::path::Path) -> Arc<RocksDbPartition> {
     Arc::new(RocksDbPartition::open(dir, &RocksDbOptions::default()).expect("open"))
@@ -80,76 +84,26 @@ fn a_crash_leaves_the_last_flush_on_disk_with_its_offset() {
     assert_eq!(all(&*rocks), after);
 }
 
-/// RocksDB behind write-behind caches, reported as not durable: dropping a
-/// partition drops its cache, so the kits' reopen cases (which expect a
-/// dropped partition's writes back) do not apply.
-struct WriteBehindRocks {
-    dir: tempfile::TempDir,
-    age: Duration,
-}
-
-#[derive(Debug)]
-struct NotDurable(WriteBehindBackend);
-
-impl Backend for NotDurable {
-    fn info(&self) -> BackendInfo {
-        BackendInfo {
-            name: "rocksdb+write-behind",
-            durable: false,
-        }
-    }
-
-    fn open_partition(&self, store: &StoreLocation, partition: u32) -> state_core::Result<Arc<dyn StorePartition>> {
-        self.0.open_partition(store, partition)
-    }
-
-    fn destroy_store(&self, store: &StoreLocation) -> state_core::Result<()> {
-        self.0.destroy_store(store)
-    }
-
-    fn partition_location(&self, store: &StoreLocation, partition: u32) -> String {
-        self.0.partition_location(store, partition)
-    }
-}
-
-impl WriteBehindRocks {
-    fn new(age: Duration) -> Self {
-        WriteBehindRocks {
-            dir: tempfile::tempdir().expect("temp dir"),
-            age,
-        }
-    }
-}
-
-impl Harness for WriteBehindRocks {
-    fn backend(&self) -> Arc<dyn Backend> {
-        let rocks = RocksDbBackend::shared(RocksDbOptions {
-            block_cache_size: 8 << 20,
-            write_buffer_size: 4 << 20,
-            ..RocksDbOptions::default()
-        });
-        Arc::new(NotDurable(WriteBehindBackend::new(
-            rocks,
-            WriteBehindConfig {
-                max_bytes: 32 << 10,
-                max_dirty_bytes: 8 << 10,
-                max_dirty_age: self.age,
-            },
-        )))
-    }
-
-    fn location(&self) -> StoreLocation {
-        StoreLocation::new("conformance", self.dir.path().join("store"))
-    }
+/// The shared RocksDB harness behind write-behind caches (not durable:
+/// see `WriteBehindHarness`).
+fn rocks_behind_caches(age: Duration) -> WriteBehindHarness<RocksHarness> {
+    WriteBehindHarness::new(
+        RocksHarness::new(0),
+        WriteBehindConfig {
+            max_bytes: 32 << 10,
+            max_dirty_bytes: 8 << 10,
+            max_dirty_age: age,
+        },
+    )
 }
 
 mod lazy {
     use super::*;
-    state_core::conformance_tests!(WriteBehindRocks::new(Duration::from_secs(3600)));
-    state_txn::txn_conformance_tests!(WriteBehindRocks::new(Duration::from_secs(3600)));
+    state_core::conformance_tests!(rocks_behind_caches(Duration::from_secs(3600)));
+    state_txn::txn_conformance_tests!(rocks_behind_caches(Duration::from_secs(3600)));
 }
 
 mod eager {
     use super::*;
-    state_txn::txn_conformance_tests!(WriteBehindRocks::new(Duration::ZERO));
+    state_txn::txn_conformance_tests!(rocks_behind_caches(Duration::ZERO));
 }

@@ -6,14 +6,12 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Instant;
 
+use state_cache::{WriteBehindConfig, WriteBehindPartition};
 use state_changelog::{ApplierConfig, ChangelogApplier, IncomingRecord};
 use state_core::{cf, keys, Codec, Direction, MemoryPartition, StorePartition};
 use state_fjall::{FjallOptions, FjallPartition};
 use state_rocksdb::{RocksDbOptions, RocksDbPartition};
-use state_txn::{
-    ExpireOptions, ExpiredWindow, PartitionTransaction, WindowIndex, WindowedTransaction, WriteBehindConfig,
-    WriteBehindPartition,
-};
+use state_txn::{ExpireOptions, ExpiredWindow, PartitionTransaction, WindowIndex, WindowedTransaction};
 
 use crate::params::{env_u64, Params};
 use crate::rng::Rng;

@@ -8,6 +8,7 @@
 //! |---|---|---|
 //! | (always) | backend traits, codecs, key layouts, the in-memory backend | [`core`] (`state-core`) |
 //! | (always) | transactions: key-value, windowed, timestamped | [`txn`] (`state-txn`) |
+//! | (always) | write-behind and write-through caches over any backend | [`cache`] (`state-cache`) |
 //! | `rocksdb` (default) | the RocksDB backend | [`rocksdb`] (`state-rocksdb`) |
 //! | `fjall` | a backend in Rust only (no C++ toolchain, musl, cross builds) | [`fjall`] (`state-fjall`) |
 //! | `manager` (default) | changelogs on Kafka, recovery, the state manager | [`changelog`], [`manager`] |
@@ -24,6 +25,7 @@
 #[doc = include_str!("../../../README.md")]
 pub struct ReadmeDoctests;
 
+pub use state_cache as cache;
 pub use state_core as core;
 pub use state_txn as txn;
 
@@ -41,14 +43,14 @@ pub use state_manager as manager;
 /// The mutex the manager is shared behind (`Arc<Mutex<StateStoreManager>>`).
 pub use parking_lot::{self, Mutex};
 
+pub use state_cache::{WriteBehindBackend, WriteBehindConfig, WriteBehindPartition, WriteBehindStats};
 pub use state_core::{
     Backend, BackendInfo, ChangelogSink, Codec, Direction, MemoryBackend, MemoryPartition, ProcessedOffsets,
     RecordingSink, Store, StoreLocation, StorePartition, WriteBatch,
 };
 pub use state_txn::{
     CollectedValues, ExpireOptions, ExpiredWindow, PartitionTransaction, StateTransaction, TimestampedConfig,
-    TimestampedTransaction, TxnError, TxnStatus, Window, WindowIndex, WindowedTransaction, WriteBehindBackend,
-    WriteBehindConfig, WriteBehindPartition, WriteBehindStats,
+    TimestampedTransaction, TxnError, TxnStatus, Window, WindowIndex, WindowedTransaction,
 };
 
 #[cfg(feature = "rocksdb")]

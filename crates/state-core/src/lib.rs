@@ -22,6 +22,8 @@
 //!   [`ReplayCheck`] applies the same rules to replayed changelog records.
 //! * [`ttl`] — quixstreams' per-write TTL layouts and the per-partition
 //!   [`ttl::TtlState`].
+//! * [`mem`] — the in-memory building blocks of caches and change sets:
+//!   a byte-keyed hash map, second-chance eviction, inline byte strings.
 //!
 //! Nothing here knows about RocksDB or Kafka; transactions live in
 //! `state-txn`, RocksDB in `state-rocksdb`, Kafka in `state-changelog`.
@@ -38,6 +40,7 @@ mod error;
 mod format;
 mod ids;
 pub mod keys;
+pub mod mem;
 mod memory;
 mod open;
 mod partition;

@@ -14,8 +14,8 @@
 
 use std::sync::Arc;
 
-mod failing;
-pub use failing::{FailingWrites, WriteKind};
+mod test_partition;
+pub use test_partition::{FailingWrites, TestPartition, WriteKind, WrittenBatch, WrittenOp};
 
 use crate::backend::{Backend, StoreLocation};
 use crate::batch::WriteBatch;
@@ -466,32 +466,8 @@ pub fn read_views_are_consistent_snapshots<H: Harness>(h: &mut H) {
 /// A named conformance case.
 pub type Case<H> = (&'static str, fn(&mut H));
 
-/// Every case, by name, in the order [`run_all`] runs them.
-pub fn cases<H: Harness>() -> Vec<Case<H>> {
-    vec![
-        ("point_operations", point_operations::<H>),
-        ("empty_values_are_values", empty_values_are_values::<H>),
-        ("column_families_are_isolated", column_families_are_isolated::<H>),
-        ("batches_apply_in_order", batches_apply_in_order::<H>),
-        (
-            "changelog_offset_is_stored_with_the_batch",
-            changelog_offset_is_stored_with_the_batch::<H>,
-        ),
-        ("range_iteration", range_iteration::<H>),
-        (
-            "iteration_sees_a_consistent_view",
-            iteration_sees_a_consistent_view::<H>,
-        ),
-        ("large_batches_and_values", large_batches_and_values::<H>),
-        ("store_lifecycle", store_lifecycle::<H>),
-        ("durability_across_reopen", durability_across_reopen::<H>),
-        ("concurrent_access", concurrent_access::<H>),
-        (
-            "read_views_are_consistent_snapshots",
-            read_views_are_consistent_snapshots::<H>,
-        ),
-    ]
-}
+// Every case, by name, in the order [`run_all`] runs them.
+crate::__conformance_case_list!(conformance_tests { @cases_fn });
 
 /// Runs every case against harnesses made by `make` (a fresh one per case).
 pub fn run_all<H: Harness>(mut make: impl FnMut() -> H) {
@@ -502,6 +478,29 @@ pub fn run_all<H: Harness>(mut make: impl FnMut() -> H) {
     }
 }
 
+/// The kit's cases, the only list of them. Passes the list to
+/// `$crate::$callback!`, after `$args`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __conformance_case_list {
+    ($callback:ident { $($args:tt)* }) => {
+        $crate::$callback! { $($args)*;
+            point_operations,
+            empty_values_are_values,
+            column_families_are_isolated,
+            batches_apply_in_order,
+            changelog_offset_is_stored_with_the_batch,
+            range_iteration,
+            iteration_sees_a_consistent_view,
+            large_batches_and_values,
+            store_lifecycle,
+            durability_across_reopen,
+            concurrent_access,
+            read_views_are_consistent_snapshots,
+        }
+    };
+}
+
 /// Expands to one `#[test]` per conformance case, each with a fresh harness
 /// from `$make` (an expression evaluated once per test).
 #[macro_export]
@@ -510,23 +509,10 @@ macro_rules! conformance_tests {
         mod conformance {
             #[allow(unused_imports)]
             use super::*;
-            $crate::conformance_tests!(@cases $make;
-                point_operations, empty_values_are_values, column_families_are_isolated,
-                batches_apply_in_order, changelog_offset_is_stored_with_the_batch,
-                range_iteration, iteration_sees_a_consistent_view, large_batches_and_values,
-                store_lifecycle, durability_across_reopen, concurrent_access,
-                read_views_are_consistent_snapshots);
-
-            #[test]
-            fn macro_covers_every_case() {
-                fn count<H: $crate::testkit::Harness>(_: &H) -> usize {
-                    $crate::testkit::cases::<H>().len()
-                }
-                assert_eq!(count(&$make), 12, "conformance_tests! must list every case");
-            }
+            $crate::__conformance_case_list!(conformance_tests { @tests $make });
         }
     };
-    (@cases $make:expr; $($case:ident),*) => {
+    (@tests $make:expr; $($case:ident,)*) => {
         $(
             #[test]
             fn $case() {
@@ -534,5 +520,11 @@ macro_rules! conformance_tests {
                 $crate::testkit::$case(&mut h);
             }
         )*
+    };
+    (@cases_fn; $($case:ident,)*) => {
+        /// Every case, by name, in the order [`run_all`] runs them.
+        pub fn cases<H: Harness>() -> Vec<Case<H>> {
+            vec![$((stringify!($case), $case::<H> as fn(&mut H))),*]
+        }
     };
 }

@@ -171,7 +171,7 @@ impl StateStoreManager {
                 })
             }
             (Some(config), Some(_)) => {
-                let wb = Arc::new(state_txn::WriteBehindBackend::new(backend, config));
+                let wb = Arc::new(state_cache::WriteBehindBackend::new(backend, config));
                 backend = wb.clone();
                 Some(wb)
             }
@@ -358,7 +358,7 @@ impl StateStoreManager {
     pub fn write_behind_stats<T: StoreType>(
         &self,
         handle: &StoreHandle<T>,
-    ) -> Result<std::collections::BTreeMap<u32, state_txn::WriteBehindStats>> {
+    ) -> Result<std::collections::BTreeMap<u32, state_cache::WriteBehindStats>> {
         self.check_handle(handle)?;
         let s = self.registry.get(handle.id);
         let Some(wb) = &s.write_behind else {

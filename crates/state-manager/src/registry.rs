@@ -4,9 +4,10 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use state_cache::WriteBehindBackend;
 use state_core::ttl::TtlOptions;
 use state_core::{Codec, PartitionFormat, Store, StoreFormat};
-use state_txn::{WindowIndex, WriteBehindBackend};
+use state_txn::WindowIndex;
 
 use crate::error::{ManagerError, Result};
 

@@ -5,11 +5,11 @@ use std::fmt;
 use std::marker::PhantomData;
 use std::sync::Arc;
 
+use state_cache::WriteBehindConfig;
 use state_core::ttl::TtlOptions;
 use state_core::{Backend, ChangelogSink, Codec, PartitionFormat, StorePartition};
 use state_txn::{
-    PartitionTransaction, StateTransaction, TimestampedConfig, TimestampedTransaction, WindowIndex,
-    WindowedTransaction, WriteBehindConfig,
+    PartitionTransaction, StateTransaction, TimestampedConfig, TimestampedTransaction, WindowIndex, WindowedTransaction,
 };
 
 use crate::checkpoint::OpenTxns;
@@ -202,7 +202,7 @@ impl<T: StoreType> StoreSpec<T> {
     }
 
     /// Defers and coalesces the store's local writes in a bounded
-    /// write-behind cache per partition ([`state_txn::WriteBehindPartition`]).
+    /// write-behind cache per partition ([`state_cache::WriteBehindPartition`]).
     /// Every checkpoint still produces and commits its changelog records as
     /// before; only the local write waits, and goes to the backend as one
     /// batch (with the changelog offset it includes) when `config`'s byte or

@@ -7,14 +7,15 @@
 //! column families created on first write, atomic batches carrying the
 //! changelog offset, bulk loads without the WAL for recovery.
 //!
-//! This crate depends on `state-core` only. Transactions (key-value,
+//! This crate depends on `state-core`, and on `state-cache` for the
+//! optional cache of committed values in front of point reads
+//! ([`RocksDbOptions::value_cache_bytes`]). Transactions (key-value,
 //! windowed, timestamped) come from `state-txn` and work unchanged on it, as
 //! on every backend that passes the conformance kit.
 
 #![warn(missing_docs)]
 
 mod backend;
-mod cache;
 mod options;
 mod partition;
 

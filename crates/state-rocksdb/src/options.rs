@@ -26,8 +26,8 @@ pub struct RocksDbOptions {
     /// LRU block cache shared by the partitions of a store, bytes
     /// (default 128 MiB; 0 disables it).
     pub block_cache_size: usize,
-    /// Budget of the cache of committed values in front of point reads,
-    /// bytes (default 0: off). It pays off when hot keys live in SST files
+    /// Budget of the cache of committed values in front of point reads
+    /// (`state_cache::WriteThroughCache`), bytes (default 0: off). It pays off when hot keys live in SST files
     /// (a RocksDB read then costs a block-cache lookup and a block search);
     /// while the working set is in the memtable, as in every workload of
     /// `cargo xtask bench`, it only adds copies, so it is opt-in. See

@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use rocksdb::{BoundColumnFamily, DBWithThreadMode, IteratorMode, MultiThreaded, ReadOptions, WriteOptions};
+use state_cache::{Lookup, WriteThroughCache};
 use state_core::{
     cf, keys, open_with_retries, Direction, Error, KvIter, OpenAttempt, OpenRetry, PartitionStats, ReadView, Result,
     StorePartition, WriteBatch,
 };
 
-use crate::cache::{Lookup, ValueCache};
 use crate::options::RocksDbOptions;
 
 type Db = DBWithThreadMode<MultiThreaded>;
@@ -33,7 +33,7 @@ pub struct RocksDbPartition {
     known_cfs: RwLock<BTreeSet<String>>,
     create_cf_lock: Mutex<()>,
     bulk_written: AtomicBool,
-    values: Option<ValueCache>,
+    values: Option<WriteThroughCache>,
 }
 
 impl std::fmt::Debug for RocksDbPartition {
@@ -92,7 +92,7 @@ impl RocksDbPartition {
             known_cfs: RwLock::new(known),
             create_cf_lock: Mutex::new(()),
             bulk_written: AtomicBool::new(false),
-            values: ValueCache::new(options.value_cache_bytes),
+            values: WriteThroughCache::new(options.value_cache_bytes),
         };
         partition.ensure_cf(cf::METADATA)?;
         tracing::debug!(path = %path.display(), "opened partition");
@@ -243,7 +243,7 @@ impl StorePartition for RocksDbPartition {
             .get_cf(&h, key)
             .map_err(|e| Error::backend(BACKEND, "reading a key", e))?;
         if let Some(cache) = &self.values {
-            cache.fill(cf, key, value.clone());
+            cache.fill(cf, key, value.as_deref());
         }
         Ok(value)
     }
@@ -282,16 +282,7 @@ impl StorePartition for RocksDbPartition {
             .map_err(|e| Error::backend(BACKEND, "writing a batch", e))?;
         // Write-through only after RocksDB accepted the batch.
         if let Some(cache) = &self.values {
-            for op in batch.iter() {
-                cache.put(op.cf, op.key.to_vec(), op.value.map(<[u8]>::to_vec));
-            }
-            if let Some(offset) = batch.changelog_offset() {
-                cache.put(
-                    cf::METADATA,
-                    cf::CHANGELOG_OFFSET_KEY.to_vec(),
-                    Some(keys::encode_u64(offset).to_vec()),
-                );
-            }
+            cache.written(batch);
         }
         Ok(())
     }

@@ -9,19 +9,18 @@
 //! `prepare` (the changelog) and `flush` (the batch), are sorted once and
 //! kept until the next write.
 //!
-//! Keys and values live in one growing byte buffer per column family and
-//! the table holds spans into it: a checkpoint of tens of thousands of
-//! changes then costs a few allocations instead of two per change, and
-//! dropping it frees two buffers instead of every key and value (the drop
-//! alone was 11% of the windowed benchmark, w2, before).
+//! Keys and values live in one growing byte buffer per column family (a
+//! [`state_core::mem::ByteMap`] over an [`Arena`]) and the entries hold
+//! spans into it: a checkpoint of tens of thousands of changes then costs a
+//! few allocations instead of two per change, and dropping it frees two
+//! buffers instead of every key and value (the drop alone was 11% of the
+//! windowed benchmark, w2, before).
 
 use std::cell::RefCell;
 use std::collections::BTreeSet;
-use std::hash::BuildHasher;
-use std::ops::{Bound, Range};
+use std::ops::Bound;
 
-use hashbrown::HashTable;
-use rustc_hash::FxBuildHasher;
+use state_core::mem::{hash_bytes, sort_by_key, Arena, ByteMap, Span};
 
 /// What the cache knows about a key.
 #[derive(Debug, PartialEq, Eq)]
@@ -40,105 +39,68 @@ pub(crate) type Change<'a> = (&'a [u8], Option<&'a [u8]>);
 /// A change and whether its key is known to have no committed value.
 pub(crate) type FlaggedChange<'a> = (&'a [u8], Option<&'a [u8]>, bool);
 
-/// Where a key or value lives in [`CfChanges::bytes`].
-#[derive(Clone, Copy, Debug)]
-struct Span {
-    start: usize,
-    len: usize,
-}
-
-impl Span {
-    fn range(self) -> Range<usize> {
-        self.start..self.start + self.len
-    }
-}
-
-#[derive(Clone, Copy, Debug)]
+/// The change of one key; the key is the map's.
+#[derive(Clone, Copy, Debug, Default)]
 struct Entry {
-    key: Span,
-    /// `None`: deleted.
+    /// Where the new value is in the arena; `None`: deleted.
     value: Option<Span>,
     /// The writer knew the key had no committed value (see
     /// [`state_core::WriteBatch::put_new`]).
     new_key: bool,
 }
 
-/// The first 8 bytes of `key` as a big-endian integer, zero-padded: keys
-/// in byte order have heads in integer order (equal heads say nothing).
-fn key_head(key: &[u8]) -> u64 {
-    let mut head = [0u8; 8];
-    let n = key.len().min(8);
-    head[..n].copy_from_slice(&key[..n]);
-    u64::from_be_bytes(head)
-}
-
-fn hash(key: &[u8]) -> u64 {
-    FxBuildHasher.hash_one(key)
-}
-
 /// The changes of one column family.
 #[derive(Debug, Default)]
 pub(crate) struct CfChanges {
-    /// Every key and value written, back to back. A value replaced by one
-    /// of the same length is overwritten in place; otherwise the new value
-    /// is appended and the old bytes stay unused until the transaction ends.
-    bytes: Vec<u8>,
-    entries: HashTable<Entry>,
+    /// Every key and value written, back to back in the arena. A value
+    /// replaced by one of the same length is overwritten in place;
+    /// otherwise the new value is appended and the old bytes stay unused
+    /// until the transaction ends.
+    entries: ByteMap<Arena, Entry>,
     /// The keys of `entries` in order, once a range read asked for them.
     ordered: RefCell<Option<BTreeSet<Vec<u8>>>>,
-    /// `entries` by key, once [`sorted`](Self::sorted) was asked; any
-    /// write drops it.
-    sorted: RefCell<Option<Vec<Entry>>>,
-}
-
-fn append(bytes: &mut Vec<u8>, data: &[u8]) -> Span {
-    let span = Span {
-        start: bytes.len(),
-        len: data.len(),
-    };
-    bytes.extend_from_slice(data);
-    span
+    /// The numbers of `entries` by key, once [`sorted`](Self::sorted) was
+    /// asked; any write drops it.
+    sorted: RefCell<Option<Vec<u32>>>,
 }
 
 impl CfChanges {
     fn find(&self, key: &[u8]) -> Option<&Entry> {
-        let bytes = &self.bytes;
-        self.entries.find(hash(key), |e| &bytes[e.key.range()] == key)
+        self.entries.find(hash_bytes(key), key).map(|i| self.entries.get(i))
     }
 
-    fn change(&self, e: &Entry) -> Change<'_> {
-        (&self.bytes[e.key.range()], e.value.map(|v| &self.bytes[v.range()]))
+    fn value(&self, e: &Entry) -> Option<&[u8]> {
+        e.value.map(|v| self.entries.store().get(v))
+    }
+
+    fn flagged_change(&self, i: u32) -> FlaggedChange<'_> {
+        let e = self.entries.get(i);
+        (self.entries.key(i), self.value(e), e.new_key)
     }
 
     fn put(&mut self, key: &[u8], value: Option<&[u8]>, new_key: bool) {
-        let h = hash(key);
-        let CfChanges {
-            bytes,
-            entries,
-            ordered,
-            sorted,
-        } = self;
-        *sorted.get_mut() = None;
-        if let Some(e) = entries.find_mut(h, |e| &bytes[e.key.range()] == key) {
-            e.value = match (e.value, value) {
-                (Some(old), Some(v)) if old.len == v.len() => {
-                    bytes[old.range()].copy_from_slice(v);
+        let h = hash_bytes(key);
+        *self.sorted.get_mut() = None;
+        if let Some(i) = self.entries.find(h, key) {
+            let old = self.entries.get(i).value;
+            let arena = self.entries.store_mut();
+            let value = match (old, value) {
+                (Some(old), Some(v)) if old.len() == v.len() => {
+                    arena.get_mut(old).copy_from_slice(v);
                     Some(old)
                 }
-                (_, Some(v)) => Some(append(bytes, v)),
+                (_, Some(v)) => Some(arena.append(v)),
                 (_, None) => None,
             };
+            let e = self.entries.get_mut(i);
+            e.value = value;
             // Newness is a fact about the stored state, not about this write.
             e.new_key |= new_key;
             return;
         }
-        let entry = Entry {
-            key: append(bytes, key),
-            value: value.map(|v| append(bytes, v)),
-            new_key,
-        };
-        entries.insert_unique(h, entry, |e| hash(&bytes[e.key.range()]));
-        if let Some(ordered) = ordered.get_mut() {
+        let value = value.map(|v| self.entries.store_mut().append(v));
+        self.entries.insert(h, key, Entry { value, new_key });
+        if let Some(ordered) = self.ordered.get_mut() {
             ordered.insert(key.to_vec());
         }
     }
@@ -147,14 +109,28 @@ impl CfChanges {
         self.entries.len()
     }
 
+    fn clear(&mut self) {
+        self.entries.clear();
+        *self.ordered.get_mut() = None;
+        *self.sorted.get_mut() = None;
+    }
+
     /// Every change, unordered.
     pub(crate) fn iter(&self) -> impl Iterator<Item = Change<'_>> {
-        self.entries.iter().map(|e| self.change(e))
+        self.entries.iter().map(|(_, k, e)| (k, self.value(e)))
     }
 
     /// Every change, by key.
     pub(crate) fn sorted(&self) -> Vec<Change<'_>> {
-        self.with_sorted(|entries| entries.iter().map(|e| self.change(e)).collect())
+        self.with_sorted(|order| {
+            order
+                .iter()
+                .map(|&i| {
+                    let (k, v, _) = self.flagged_change(i);
+                    (k, v)
+                })
+                .collect()
+        })
     }
 
     /// Every change with whether the key is known to be new: in key order
@@ -163,47 +139,23 @@ impl CfChanges {
         if sorted || self.sorted.borrow().is_some() {
             return self.sorted_flagged();
         }
-        self.entries
-            .iter()
-            .map(|e| {
-                let (k, v) = self.change(e);
-                (k, v, e.new_key)
-            })
-            .collect()
+        self.entries.iter().map(|(i, _, _)| self.flagged_change(i)).collect()
     }
 
     /// Every change by key, with whether the key is known to be new (no
     /// committed value).
     pub(crate) fn sorted_flagged(&self) -> Vec<FlaggedChange<'_>> {
-        self.with_sorted(|entries| {
-            entries
-                .iter()
-                .map(|e| {
-                    let (k, v) = self.change(e);
-                    (k, v, e.new_key)
-                })
-                .collect()
-        })
+        self.with_sorted(|order| order.iter().map(|&i| self.flagged_change(i)).collect())
     }
 
-    fn with_sorted<T>(&self, f: impl FnOnce(&[Entry]) -> T) -> T {
+    fn with_sorted<T>(&self, f: impl FnOnce(&[u32]) -> T) -> T {
         let mut sorted = self.sorted.borrow_mut();
-        let entries = sorted.get_or_insert_with(|| {
-            // Sorted by the first 8 key bytes as an integer, then by the
-            // whole key: most comparisons end at the integer, without a
-            // call to `memcmp` (the sort was 14% of w2 before).
-            let mut keyed: Vec<(u64, Entry)> = self
-                .entries
-                .iter()
-                .map(|e| (key_head(&self.bytes[e.key.range()]), *e))
-                .collect();
-            keyed.sort_unstable_by(|(ha, a), (hb, b)| {
-                ha.cmp(hb)
-                    .then_with(|| self.bytes[a.key.range()].cmp(&self.bytes[b.key.range()]))
-            });
-            keyed.into_iter().map(|(_, e)| e).collect()
+        let order = sorted.get_or_insert_with(|| {
+            let mut order: Vec<u32> = self.entries.iter().map(|(i, _, _)| i).collect();
+            sort_by_key(&mut order, |_| (), |i| self.entries.key(i));
+            order
         });
-        f(entries)
+        f(order)
     }
 
     /// Changes with `lower <= key < upper`, by key.
@@ -215,8 +167,10 @@ impl CfChanges {
             None => Bound::Unbounded,
         };
         keys.range::<[u8], _>((Bound::Included(lower), upper))
-            .filter_map(|k| self.find(k))
-            .map(|e| self.change(e))
+            .filter_map(|k| {
+                let i = self.entries.find(hash_bytes(k), k)?;
+                Some((self.entries.key(i), self.value(self.entries.get(i))))
+            })
             .collect()
     }
 }
@@ -255,7 +209,7 @@ impl UpdateCache {
         match c.find(key) {
             None => Cached::Unknown,
             Some(Entry { value: None, .. }) => Cached::Deleted,
-            Some(Entry { value: Some(v), .. }) => Cached::Value(&c.bytes[v.range()]),
+            Some(Entry { value: Some(v), .. }) => Cached::Value(c.entries.store().get(*v)),
         }
     }
 
@@ -279,10 +233,7 @@ impl UpdateCache {
     /// Forgets every change, keeping the buffers for reuse.
     pub(crate) fn clear(&mut self) {
         for (_, c) in &mut self.cfs {
-            c.bytes.clear();
-            c.entries.clear();
-            *c.ordered.get_mut() = None;
-            *c.sorted.get_mut() = None;
+            c.clear();
         }
     }
 
@@ -340,31 +291,6 @@ mod tests {
         assert!(c.range("default", b"c", Some(b"a")).is_empty());
         assert_eq!(c.range("default", b"b", None).len(), 2);
         assert!(c.range("other", b"", None).is_empty());
-    }
-
-    #[test]
-    fn sorted_changes_are_in_byte_order_whatever_the_heads() {
-        let mut c = UpdateCache::default();
-        let keys: Vec<&[u8]> = vec![
-            b"",
-            b"\0",
-            b"a",
-            b"a\0",
-            b"a\0\0\0\0\0\0\0",
-            b"a\0\0\0\0\0\0\0\0",
-            b"abcdefgh",
-            b"abcdefghi",
-            b"abcdefgg\xff",
-            b"\xff\xff\xff\xff\xff\xff\xff\xff",
-            b"b",
-        ];
-        for k in keys.iter().rev() {
-            c.set("x", k, b"v");
-        }
-        let got: Vec<&[u8]> = c.sorted_cfs()[0].1.sorted().into_iter().map(|(k, _)| k).collect();
-        let mut want = keys.clone();
-        want.sort();
-        assert_eq!(got, want);
     }
 
     #[test]

@@ -3,7 +3,10 @@
 use state_core::ProcessedOffsets;
 
 use crate::error::Result;
-use crate::{PartitionTransaction, TimestampedTransaction, TxnStatus, WindowedTransaction};
+use crate::status::TxnStatus;
+use crate::timestamped::TimestampedTransaction;
+use crate::transaction::PartitionTransaction;
+use crate::windowed::WindowedTransaction;
 
 /// The two-phase commit every transaction kind offers, so a checkpoint (the
 /// state manager's, or an application's own) commits key-value, windowed and

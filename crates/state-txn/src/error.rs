@@ -1,6 +1,6 @@
 //! Errors of the transaction layer.
 
-use crate::TxnStatus;
+use crate::status::TxnStatus;
 
 /// A `Result` whose error is [`TxnError`].
 pub type Result<T, E = TxnError> = std::result::Result<T, E>;

@@ -22,6 +22,7 @@ use crate::{
 
 mod primitives;
 mod ttl_cases;
+mod window_index;
 mod window_models;
 pub mod windows;
 
@@ -29,6 +30,7 @@ pub use primitives::{expire_end_inclusive, expiry_checkpoints, windowed_iteratio
 pub use ttl_cases::{
     ttl_refresh_budget_and_local_sweep, ttl_refusals, ttl_switch_of_a_populated_store, ttl_writes_reads_and_sweep,
 };
+pub use window_index::{windowed_txn, with_window_index};
 pub use window_models::{
     count_windows_match_a_naive_model, fixed_windows_by_partition_match_a_naive_model,
     hopping_windows_match_a_naive_model, session_windows_match_a_naive_model, sliding_windows_match_a_naive_model,
@@ -36,57 +38,6 @@ pub use window_models::{
 };
 
 type P = Arc<dyn StorePartition>;
-
-/// A partition (weakly) and its shared window index.
-type PartitionIndex = (std::sync::Weak<dyn StorePartition>, Arc<crate::WindowIndex>);
-
-thread_local! {
-    /// Set while a case runs under [`with_window_index`].
-    static WINDOW_INDEX: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
-    /// One shared index per partition, for [`windowed_txn`].
-    static INDEXES: std::cell::RefCell<Vec<PartitionIndex>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// Runs `f` (a windowed case) with every windowed transaction the kit
-/// makes sharing its partition's [`crate::WindowIndex`], as an owner that
-/// keeps one per partition does. The indexes are tiny (4 prefixes), so
-/// cases with many keys also exercise eviction.
-pub fn with_window_index<T>(f: impl FnOnce() -> T) -> T {
-    struct Reset;
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            WINDOW_INDEX.with(|w| w.set(false));
-            INDEXES.with(|i| i.borrow_mut().clear());
-        }
-    }
-    WINDOW_INDEX.with(|w| w.set(true));
-    let _reset = Reset;
-    f()
-}
-
-/// A windowed transaction on `p`: with the partition's shared index inside
-/// [`with_window_index`], without one otherwise.
-pub fn windowed_txn(p: &P, codec: Codec, sink: Option<Arc<dyn ChangelogSink>>) -> WindowedTransaction {
-    if !WINDOW_INDEX.with(std::cell::Cell::get) {
-        return WindowedTransaction::new(p.clone(), codec, sink);
-    }
-    let weak = Arc::downgrade(p);
-    let index = INDEXES.with(|i| {
-        let mut i = i.borrow_mut();
-        // A weak pointer keeps its partition's allocation (not the
-        // partition) alive, so an address match is always the same one.
-        i.retain(|(w, _)| w.strong_count() > 0);
-        match i.iter().find(|(w, _)| w.ptr_eq(&weak)) {
-            Some((_, index)) => index.clone(),
-            None => {
-                let index = Arc::new(crate::WindowIndex::new(4));
-                i.push((weak, index.clone()));
-                index
-            }
-        }
-    });
-    WindowedTransaction::with_index(p.clone(), codec, sink, index)
-}
 
 fn windowed(p: &P) -> WindowedTransaction {
     windowed_txn(p, Codec::Json, None)
@@ -698,93 +649,59 @@ pub fn windows_match_a_naive_model<H: Harness>(h: &mut H) {
 /// A named conformance case.
 pub type Case<H> = (&'static str, fn(&mut H));
 
-/// Every case, by name.
-pub fn cases<H: Harness>() -> Vec<Case<H>> {
-    vec![
-        ("window_basics", window_basics::<H>),
-        ("window_ranges", window_ranges::<H>),
-        ("expiry_emits_each_window_once", expiry_emits_each_window_once::<H>),
-        ("collections", collections::<H>),
-        ("expire_all_windows_by_step", expire_all_windows_by_step::<H>),
-        ("timestamped_latest", timestamped_latest::<H>),
-        ("timestamped_grace_expiry", timestamped_grace_expiry::<H>),
-        ("timestamped_duplicates", timestamped_duplicates::<H>),
-        (
-            "changelog_replay_rebuilds_every_column_family",
-            changelog_replay_rebuilds_every_column_family::<H>,
-        ),
-        ("windows_match_a_naive_model", windows_match_a_naive_model::<H>),
-        ("windowed_iteration", windowed_iteration::<H>),
-        ("expiry_checkpoints", expiry_checkpoints::<H>),
-        ("expire_end_inclusive", expire_end_inclusive::<H>),
-        ("ttl_writes_reads_and_sweep", ttl_writes_reads_and_sweep::<H>),
-        (
-            "ttl_refresh_budget_and_local_sweep",
-            ttl_refresh_budget_and_local_sweep::<H>,
-        ),
-        ("ttl_switch_of_a_populated_store", ttl_switch_of_a_populated_store::<H>),
-        ("ttl_refusals", ttl_refusals::<H>),
-        (
-            "tumbling_windows_match_a_naive_model",
-            tumbling_windows_match_a_naive_model::<H>,
-        ),
-        (
-            "hopping_windows_match_a_naive_model",
-            hopping_windows_match_a_naive_model::<H>,
-        ),
-        (
-            "fixed_windows_by_partition_match_a_naive_model",
-            fixed_windows_by_partition_match_a_naive_model::<H>,
-        ),
-        (
-            "sliding_windows_match_a_naive_model",
-            sliding_windows_match_a_naive_model::<H>,
-        ),
-        (
-            "count_windows_match_a_naive_model",
-            count_windows_match_a_naive_model::<H>,
-        ),
-        (
-            "session_windows_match_a_naive_model",
-            session_windows_match_a_naive_model::<H>,
-        ),
-    ]
+// Every case, by name.
+crate::__txn_case_list!(txn_conformance_tests { @cases_fn });
+
+/// The kit's cases, the only list of them: `[indexed]` ones run a second
+/// time with every windowed transaction sharing its partition's
+/// `WindowIndex` ([`with_window_index`]). Passes the list to
+/// `$crate::$callback!`, after `$args`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __txn_case_list {
+    ($callback:ident { $($args:tt)* }) => {
+        $crate::$callback! { $($args)*;
+            [indexed] window_basics,
+            [indexed] window_ranges,
+            [indexed] expiry_emits_each_window_once,
+            [indexed] collections,
+            [indexed] expire_all_windows_by_step,
+            [] timestamped_latest,
+            [] timestamped_grace_expiry,
+            [] timestamped_duplicates,
+            [indexed] changelog_replay_rebuilds_every_column_family,
+            [indexed] windows_match_a_naive_model,
+            [indexed] windowed_iteration,
+            [indexed] expiry_checkpoints,
+            [indexed] expire_end_inclusive,
+            [] ttl_writes_reads_and_sweep,
+            [] ttl_refresh_budget_and_local_sweep,
+            [] ttl_switch_of_a_populated_store,
+            [] ttl_refusals,
+            [indexed] tumbling_windows_match_a_naive_model,
+            [indexed] hopping_windows_match_a_naive_model,
+            [indexed] fixed_windows_by_partition_match_a_naive_model,
+            [indexed] sliding_windows_match_a_naive_model,
+            [indexed] count_windows_match_a_naive_model,
+            [indexed] session_windows_match_a_naive_model,
+        }
+    };
 }
 
-/// Expands to one `#[test]` per windowed/timestamped case.
+/// Expands to one `#[test]` per windowed/timestamped case, and one more per
+/// windowed case with every transaction sharing its partition's
+/// `WindowIndex` (module `with_window_index`); each test makes a fresh
+/// harness with `$make`.
 #[macro_export]
 macro_rules! txn_conformance_tests {
     ($make:expr) => {
         mod txn_conformance {
             #[allow(unused_imports)]
             use super::*;
-            $crate::txn_conformance_tests!(@cases $make;
-                window_basics, window_ranges, expiry_emits_each_window_once, collections,
-                expire_all_windows_by_step, timestamped_latest, timestamped_grace_expiry,
-                timestamped_duplicates, changelog_replay_rebuilds_every_column_family,
-                windows_match_a_naive_model, windowed_iteration, expiry_checkpoints, expire_end_inclusive,
-                ttl_writes_reads_and_sweep, ttl_refresh_budget_and_local_sweep, ttl_switch_of_a_populated_store,
-                ttl_refusals, tumbling_windows_match_a_naive_model, hopping_windows_match_a_naive_model,
-                fixed_windows_by_partition_match_a_naive_model, sliding_windows_match_a_naive_model,
-                count_windows_match_a_naive_model, session_windows_match_a_naive_model);
-            $crate::txn_conformance_tests!(@indexed $make;
-                window_basics, window_ranges, expiry_emits_each_window_once, collections,
-                expire_all_windows_by_step, changelog_replay_rebuilds_every_column_family,
-                windows_match_a_naive_model, windowed_iteration, expiry_checkpoints, expire_end_inclusive,
-                tumbling_windows_match_a_naive_model, hopping_windows_match_a_naive_model,
-                fixed_windows_by_partition_match_a_naive_model, sliding_windows_match_a_naive_model,
-                count_windows_match_a_naive_model, session_windows_match_a_naive_model);
-
-            #[test]
-            fn macro_covers_every_case() {
-                fn count<H: state_core::testkit::Harness>(_: &H) -> usize {
-                    $crate::testkit::cases::<H>().len()
-                }
-                assert_eq!(count(&$make), 23, "txn_conformance_tests! must list every case");
-            }
+            $crate::__txn_case_list!(txn_conformance_tests { @tests $make });
         }
     };
-    (@cases $make:expr; $($case:ident),*) => {
+    (@tests $make:expr; $([$($indexed:ident)?] $case:ident,)*) => {
         $(
             #[test]
             fn $case() {
@@ -792,20 +709,27 @@ macro_rules! txn_conformance_tests {
                 $crate::testkit::$case(&mut h);
             }
         )*
-    };
-    (@indexed $make:expr; $($case:ident),*) => {
+
         /// The windowed cases again, every transaction sharing its
         /// partition's `WindowIndex`.
         mod with_window_index {
             #[allow(unused_imports)]
             use super::*;
-            $(
-                #[test]
-                fn $case() {
-                    let mut h = $make;
-                    $crate::testkit::with_window_index(|| $crate::testkit::$case(&mut h));
-                }
-            )*
+            $($crate::txn_conformance_tests!(@indexed $make; $($indexed)? $case);)*
+        }
+    };
+    (@indexed $make:expr; indexed $case:ident) => {
+        #[test]
+        fn $case() {
+            let mut h = $make;
+            $crate::testkit::with_window_index(|| $crate::testkit::$case(&mut h));
+        }
+    };
+    (@indexed $make:expr; $case:ident) => {};
+    (@cases_fn; $([$($indexed:ident)?] $case:ident,)*) => {
+        /// Every case, by name.
+        pub fn cases<H: Harness>() -> Vec<Case<H>> {
+            vec![$((stringify!($case), $case::<H> as fn(&mut H))),*]
         }
     };
 }

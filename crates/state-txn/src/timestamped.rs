@@ -19,7 +19,8 @@ use serde::Serialize;
 use state_core::{cf, keys, ChangelogSink, Codec, Direction, ProcessedOffsets, StorePartition};
 
 use crate::error::{Result, TxnError};
-use crate::transaction::{PartitionTransaction, TxnStatus};
+use crate::status::TxnStatus;
+use crate::transaction::PartitionTransaction;
 use crate::windowed::GLOBAL_COUNTER_KEY;
 
 /// Key of the per-prefix minimum eligible timestamp.

@@ -16,7 +16,7 @@ use state_core::{
 };
 use state_rocksdb::{RocksDbOptions, RocksDbPartition};
 use state_txn::testkit::windows::{
-    Aggregations, Aggregator, Closing, MessageKey, Processed, SessionWindow, SlidingWindow,
+    Aggregations, Aggregator, Closing, MessageKey, Processed, SessionWindow, SlidingWindow, WindowKind,
 };
 use state_txn::{
     ExpireOptions, ExpiredWindow, GetOptions, PartitionTransaction, SetOptions, TimestampedConfig,

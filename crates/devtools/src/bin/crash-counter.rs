@@ -94,9 +94,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         _ => state_manager::RocksDbBackend::shared(Default::default()),
     };
     let write_behind = std::env::var("STATE_WRITE_BEHIND").is_ok().then(|| {
-        Arc::new(state_txn::WriteBehindBackend::new(
+        Arc::new(state_cache::WriteBehindBackend::new(
             backend.clone(),
-            state_txn::WriteBehindConfig {
+            state_cache::WriteBehindConfig {
                 max_dirty_age: Duration::from_millis(200),
                 ..Default::default()
             },
@@ -107,7 +107,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => backend,
     };
     let mut lag = 0usize;
-    let mut report_lag = |wb: &state_txn::WriteBehindBackend| -> Result<(), Box<dyn std::error::Error>> {
+    let mut report_lag = |wb: &state_cache::WriteBehindBackend| -> Result<(), Box<dyn std::error::Error>> {
         wb.flush_due()?;
         let now = wb.lagging_partitions();
         if now != lag {

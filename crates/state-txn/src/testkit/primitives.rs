@@ -6,6 +6,7 @@ use std::sync::Arc;
 use state_core::testkit::Harness;
 use state_core::{cf, ChangelogSink, Codec, Direction, RecordingSink};
 
+use super::window_index::windowed_txn;
 use crate::{ExpireOptions, ExpiredWindow, TxnError, TxnStatus, Window, WindowedTransaction};
 
 fn starts(ws: Vec<Window<i64>>) -> Vec<(u64, i64)> {
@@ -18,7 +19,7 @@ fn starts(ws: Vec<Window<i64>>) -> Vec<(u64, i64)> {
 pub fn windowed_iteration<H: Harness>(h: &mut H) {
     let mut store = h.open();
     let p = store.assign_partition(0).expect("assign");
-    let mut t = crate::testkit::windowed_txn(&p, Codec::Json, None);
+    let mut t = windowed_txn(&p, Codec::Json, None);
     for s in [0i64, 10, 20] {
         t.update_window(s, s + 10, &s, s, b"k").unwrap();
     }
@@ -36,7 +37,7 @@ pub fn windowed_iteration<H: Harness>(h: &mut H) {
     );
     t.commit().unwrap();
 
-    let mut t = crate::testkit::windowed_txn(&p, Codec::Json, None);
+    let mut t = windowed_txn(&p, Codec::Json, None);
     let get = |t: &WindowedTransaction, from, to, d| -> Vec<(u64, i64)> {
         starts(
             t.iter_windows(b"k", from, to, d)
@@ -99,12 +100,12 @@ pub fn windowed_iteration<H: Harness>(h: &mut H) {
 
     // Many windows: the cursor reads the store in growing chunks; the walk
     // equals the merged view in both directions.
-    let mut t = crate::testkit::windowed_txn(&p, Codec::Json, None);
+    let mut t = windowed_txn(&p, Codec::Json, None);
     for s in 0..300i64 {
         t.update_window(s * 10, s * 10 + 5, &s, s, b"many").unwrap();
     }
     t.commit().unwrap();
-    let mut t = crate::testkit::windowed_txn(&p, Codec::Json, None);
+    let mut t = windowed_txn(&p, Codec::Json, None);
     for s in (0..300i64).step_by(7) {
         t.update_window(s * 10, s * 10 + 5, &-s, s, b"many").unwrap();
     }
@@ -141,7 +142,7 @@ pub fn expiry_checkpoints<H: Harness>(h: &mut H) {
     let p = store.assign_partition(0).expect("assign");
     let sink = Arc::new(RecordingSink::new());
     let dyn_sink: Arc<dyn ChangelogSink> = sink.clone();
-    let mut t = crate::testkit::windowed_txn(&p, Codec::Json, Some(dyn_sink.clone()));
+    let mut t = windowed_txn(&p, Codec::Json, Some(dyn_sink.clone()));
     assert_eq!(t.get_expiry_checkpoint(b"k").unwrap(), None);
     assert_eq!(t.get_latest_expired(b"k").unwrap(), 0);
     t.set_expiry_checkpoint(0, b"k").unwrap();
@@ -168,7 +169,7 @@ pub fn expiry_checkpoints<H: Harness>(h: &mut H) {
         Some(&b"18446744073709551615"[..])
     );
 
-    let mut t = crate::testkit::windowed_txn(&p, Codec::Json, Some(dyn_sink));
+    let mut t = windowed_txn(&p, Codec::Json, Some(dyn_sink));
     assert_eq!(t.get_expiry_checkpoint(b"k").unwrap(), Some(0));
     assert_eq!(t.get_expiry_checkpoint(b"k2").unwrap(), Some(-1));
     assert_eq!(t.get_latest_expired(b"k2").unwrap(), -1);
@@ -178,13 +179,13 @@ pub fn expiry_checkpoints<H: Harness>(h: &mut H) {
     t.prepare(None).unwrap();
     assert!(sink.take().is_empty(), "a watermark that did not move writes nothing");
 
-    let mut t = crate::testkit::windowed_txn(&p, Codec::Json, None);
+    let mut t = windowed_txn(&p, Codec::Json, None);
     let err = t.set_expiry_checkpoint(u64::MAX as i128 + 1, b"k").unwrap_err();
     assert!(matches!(err, TxnError::IndexValueOutOfRange { .. }), "{err}");
     assert_eq!(t.status(), TxnStatus::Failed, "as quixstreams' serializer error");
 
     // A cursor of -1 expires a window starting at 0; a cursor of 0 does not.
-    let mut t = crate::testkit::windowed_txn(&p, Codec::Json, None);
+    let mut t = windowed_txn(&p, Codec::Json, None);
     t.update_window(0, 10, &1, 5, b"k").unwrap();
     t.update_window(0, 10, &1, 5, b"k2").unwrap();
     let a: Vec<ExpiredWindow<i64, ()>> = t.expire_windows(100, b"k", ExpireOptions::keep()).unwrap();
@@ -197,12 +198,12 @@ pub fn expiry_checkpoints<H: Harness>(h: &mut H) {
 pub fn expire_end_inclusive<H: Harness>(h: &mut H) {
     let mut store = h.open();
     let p = store.assign_partition(0).expect("assign");
-    let mut t = crate::testkit::windowed_txn(&p, Codec::Json, None);
+    let mut t = windowed_txn(&p, Codec::Json, None);
     t.update_window(10, 20, &1, 20, b"s").unwrap();
     for id in [9i64, 10, 15, 20, 21] {
         t.add_to_collection(Some(id), &id, b"s").unwrap();
     }
-    let mut t2 = crate::testkit::windowed_txn(&p, Codec::Json, None);
+    let mut t2 = windowed_txn(&p, Codec::Json, None);
     t2.update_window(10, 20, &1, 20, b"s").unwrap();
     for id in [9i64, 10, 15, 20, 21] {
         t2.add_to_collection(Some(id), &id, b"s").unwrap();

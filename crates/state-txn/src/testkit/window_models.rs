@@ -13,8 +13,10 @@ use serde_json::{json, Value};
 use state_core::testkit::Harness;
 use state_core::{Codec, StorePartition};
 
+use super::window_index::windowed_txn;
 use super::windows::{
     Aggregations, Aggregator, Closing, CountWindow, FixedWindow, MessageKey, Processed, SessionWindow, SlidingWindow,
+    WindowKind,
 };
 use crate::error::Result;
 use crate::WindowedTransaction;
@@ -105,7 +107,7 @@ fn drive<H: Harness>(
                 Codec::MsgPack
             };
             let mut p: Arc<dyn StorePartition> = store.borrow_mut().assign_partition(n).expect("assign");
-            let mut t = crate::testkit::windowed_txn(&p, codec, None);
+            let mut t = windowed_txn(&p, codec, None);
             let mut model = new_model();
             for step in &steps {
                 match step {
@@ -118,7 +120,7 @@ fn drive<H: Harness>(
                             store.borrow_mut().revoke_partition(n).expect("revoke");
                             p = store.borrow_mut().assign_partition(n).expect("reassign");
                         }
-                        t = crate::testkit::windowed_txn(&p, codec, None);
+                        t = windowed_txn(&p, codec, None);
                     }
                     _ => {
                         let Some((key, ts, value)) = model.resolve(step) else {

@@ -10,7 +10,8 @@
 
 use state_core::StorePartition;
 
-use super::{Index, WindowedTransaction};
+use super::layout::Index;
+use super::transaction::WindowedTransaction;
 use crate::error::Result;
 
 impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
@@ -26,15 +27,14 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     /// writes nothing.
     pub fn advance_partition_timestamp(&mut self, timestamp: i64) -> Result<u64> {
         self.base.require_started("advance_partition_timestamp")?;
-        let res = (|| {
-            let current = self.get_latest_timestamp(b"")?;
+        self.guarded(|t| {
+            let current = t.get_latest_timestamp(b"")?;
             if i128::from(timestamp) <= i128::from(current) {
                 return Ok(current);
             }
-            self.set_index(Index::Timestamp, b"", i128::from(timestamp))?;
+            t.set_index(Index::Timestamp, b"", i128::from(timestamp))?;
             Ok(timestamp as u64)
-        })();
-        self.fail_on_err(res)
+        })
     }
 
     /// The expiry checkpoint of `prefix`, or of the partition for the empty
@@ -55,8 +55,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     /// as quixstreams' serializer does.
     pub fn set_expiry_checkpoint(&mut self, value: i128, prefix: &[u8]) -> Result<()> {
         self.base.require_started("set_expiry_checkpoint")?;
-        let res = self.set_index(Index::Expired, prefix, value);
-        self.fail_on_err(res)
+        self.guarded(|t| t.set_index(Index::Expired, prefix, value))
     }
 
     /// quixstreams' `get_latest_expired`: the expiry checkpoint of `prefix`,

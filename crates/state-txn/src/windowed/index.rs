@@ -1,37 +1,18 @@
 //! [`WindowIndex`]: the per-prefix metadata of one windowed store
 //! partition, served from memory.
-//!
-//! For each prefix it knows the latest timestamp, the last expired start
-//! (the `__latest-timestamps__` and `__expiration-index__` slots) and the
-//! set of stored windows. With it, [`super::WindowedTransaction`] answers
-//! `get_window` of a window that does not exist without reading the
-//! partition, finds the windows `expire_windows` must expire (usually
-//! none) without creating an iterator, and marks the windows it creates as
-//! new ([`state_core::WriteBatch::put_new`]), so that a write-behind cache
-//! can drop a window created and expired between two of its flushes.
-//!
-//! The index holds *committed* state only. A prefix is loaded on its first
-//! touch: by one scan of the whole partition the first time the index is
-//! used, if the partition holds at most [`WindowIndex::max_prefixes`]
-//! prefixes (then a prefix never seen has nothing stored and costs no read
-//! at all), otherwise by one range scan of the prefix's windows and two
-//! point reads. A transaction made with the index updates it after its
-//! flush succeeded, from the changes it wrote; an aborted transaction
-//! leaves it unchanged. At most `max_prefixes` prefixes are held; others
-//! are evicted (second chance) and loaded again on their next touch.
 
-use std::hash::BuildHasher;
-
-use hashbrown::HashTable;
 use parking_lot::Mutex;
-use rustc_hash::FxBuildHasher;
+use state_core::mem::{hash_bytes, ByteMap, InlineKeys};
 use state_core::{cf, keys, Codec, Direction, StorePartition};
 
 use super::index_value::IndexValue;
-use super::{LATEST_EXPIRED_KEY, LATEST_TIMESTAMP_KEY};
+use super::layout::{
+    key_prefix_guess, split_slot_key, split_window_key, LATEST_EXPIRED_KEY, LATEST_TIMESTAMP_KEY, WINDOW_SUFFIX_LEN,
+};
+use super::prefix_cache::Scratch;
 use crate::cache::UpdateCache;
 use crate::error::Result;
-use crate::small::{Bytes, Few};
+use crate::few::Few;
 
 /// Default bound of [`WindowIndex::new`]: prefixes held.
 pub const DEFAULT_MAX_PREFIXES: usize = 100_000;
@@ -43,15 +24,10 @@ pub(crate) const MAX_WINDOWS_PER_PREFIX: usize = 256;
 /// Prefixes up to this long live inside their entry.
 const INLINE_PREFIX: usize = 30;
 
-/// Bytes of the `prefix | start | end` suffix after the prefix: separator
-/// plus the u64 pair.
-const WINDOW_SUFFIX: usize = 1 + keys::U64_PAIR_LEN;
-
-/// What the index knows about one prefix.
-#[derive(Debug)]
+/// What the index knows about one prefix (whose bytes are the key of its
+/// entry).
+#[derive(Debug, Default)]
 pub(crate) struct PrefixEntry {
-    prefix: Bytes<INLINE_PREFIX>,
-    hash: u64,
     /// The stored windows `(start, end)`, sorted; `None` when not indexed
     /// (the empty prefix, whose 17-byte window keys cannot be scanned by
     /// prefix, or more than [`MAX_WINDOWS_PER_PREFIX`] windows).
@@ -60,14 +36,12 @@ pub(crate) struct PrefixEntry {
     pub(crate) latest: Option<i128>,
     /// The stored last-expired slot.
     pub(crate) expired: Option<i128>,
-    referenced: bool,
 }
 
 #[derive(Debug, Default)]
 struct State {
-    entries: Vec<PrefixEntry>,
-    table: HashTable<u32>,
-    clock: usize,
+    /// Every prefix held, evicted by second chance.
+    prefixes: ByteMap<InlineKeys<INLINE_PREFIX>, PrefixEntry>,
     /// Every prefix with anything stored has an entry: a whole-partition
     /// load succeeded and nothing was evicted since.
     complete: bool,
@@ -92,8 +66,26 @@ pub struct WindowIndexStats {
     pub evictions: u64,
 }
 
-/// The in-memory per-prefix metadata of one windowed store partition (see
-/// the [module documentation](self)).
+/// The in-memory per-prefix metadata of one windowed store partition.
+///
+/// For each prefix it knows the latest timestamp, the last expired start
+/// (the `__latest-timestamps__` and `__expiration-index__` slots) and the
+/// set of stored windows. With it, [`WindowedTransaction`](super::WindowedTransaction) answers
+/// `get_window` of a window that does not exist without reading the
+/// partition, finds the windows `expire_windows` must expire (usually
+/// none) without creating an iterator, and marks the windows it creates as
+/// new ([`state_core::WriteBatch::put_new`]), so that a write-behind cache
+/// can drop a window created and expired between two of its flushes.
+///
+/// The index holds *committed* state only. A prefix is loaded on its first
+/// touch: by one scan of the whole partition the first time the index is
+/// used, if the partition holds at most [`max_prefixes`](Self::max_prefixes)
+/// prefixes (then a prefix never seen has nothing stored and costs no read
+/// at all), otherwise by one range scan of the prefix's windows and two
+/// point reads. A transaction made with the index updates it after its
+/// flush succeeded, from the changes it wrote; an aborted transaction
+/// leaves it unchanged. At most `max_prefixes` prefixes are held; others
+/// are evicted (second chance) and loaded again on their next touch.
 ///
 /// # Contract
 /// Create one per partition and pass it to every
@@ -108,45 +100,13 @@ pub struct WindowIndex {
     state: Mutex<State>,
     max_prefixes: usize,
     /// Buffers the last finished transaction left for the next one.
-    scratch: Mutex<Option<super::Scratch>>,
+    scratch: Mutex<Option<Scratch>>,
 }
 
 impl Default for WindowIndex {
     fn default() -> Self {
         WindowIndex::new(DEFAULT_MAX_PREFIXES)
     }
-}
-
-fn hash_of(prefix: &[u8]) -> u64 {
-    FxBuildHasher.hash_one(prefix)
-}
-
-/// A window key split into prefix, start and end; `Err` for a key of the
-/// layout's shape whose pair is malformed.
-type SplitKey<'a> = std::result::Result<(&'a [u8], u64, u64), ()>;
-
-/// The prefix and `(start, end)` of a key in the window layout, if it is
-/// one.
-fn split_window_key(key: &[u8]) -> Option<SplitKey<'_>> {
-    let (prefix, pair) = if key.len() == keys::U64_PAIR_LEN {
-        (&key[..0], key)
-    } else if key.len() > WINDOW_SUFFIX && key[key.len() - WINDOW_SUFFIX] == keys::SEPARATOR {
-        let split = key.len() - keys::U64_PAIR_LEN;
-        (&key[..split - 1], &key[split..])
-    } else {
-        return None;
-    };
-    Some(keys::decode_u64_pair(pair).map(|(s, e)| (prefix, s, e)).map_err(|_| ()))
-}
-
-/// The prefix of `prefix | suffix` (the bare suffix for the empty prefix).
-fn split_slot_key<'a>(key: &'a [u8], suffix: &[u8]) -> Option<&'a [u8]> {
-    if key == suffix {
-        return Some(&key[..0]);
-    }
-    let rest = key.strip_suffix(suffix)?;
-    let prefix = rest.strip_suffix(&[keys::SEPARATOR])?;
-    (!prefix.is_empty()).then_some(prefix)
 }
 
 fn decode_slot(codec: Codec, bytes: &[u8]) -> Result<i128> {
@@ -178,7 +138,7 @@ impl State {
     fn entry_for(&mut self, prefix: &[u8], stores: bool, max: usize) -> Option<u32> {
         match self.find(prefix) {
             Some(i) => Some(i),
-            None if self.complete && stores => Some(self.insert(empty_entry(prefix), max)),
+            None if self.complete && stores => Some(self.insert(prefix, empty_entry(prefix), max)),
             None => None,
         }
     }
@@ -187,81 +147,49 @@ impl State {
     /// more without evicting; `None` when the index is full (a full scan
     /// then gives up).
     fn entry_within(&mut self, prefix: &[u8], max: usize) -> Option<u32> {
-        if self.find(prefix).is_none() && self.entries.len() >= max {
+        if self.find(prefix).is_none() && self.prefixes.len() >= max {
             return None;
         }
         Some(self.entry_or_empty(prefix, max))
     }
 
     fn find(&self, prefix: &[u8]) -> Option<u32> {
-        let entries = &self.entries;
-        self.table
-            .find(hash_of(prefix), |&i| &*entries[i as usize].prefix == prefix)
-            .copied()
+        self.prefixes.find(hash_bytes(prefix), prefix)
     }
 
     fn evict_one(&mut self) {
-        let n = self.entries.len();
-        if n == 0 {
-            return;
-        }
-        let mut victim = None;
-        for _ in 0..2 * n {
-            let i = self.clock % n;
-            self.clock = (self.clock + 1) % n;
-            let e = &mut self.entries[i];
-            if e.referenced {
-                e.referenced = false;
-            } else {
-                victim = Some(i);
-                break;
-            }
-        }
-        let i = victim.unwrap_or(self.clock % n);
-        self.remove(i as u32);
-        self.complete = false;
-        self.evictions += 1;
-    }
-
-    fn remove(&mut self, idx: u32) {
-        let hash = self.entries[idx as usize].hash;
-        if let Ok(e) = self.table.find_entry(hash, |&i| i == idx) {
-            e.remove();
-        }
-        let last = (self.entries.len() - 1) as u32;
-        self.entries.swap_remove(idx as usize);
-        if idx != last {
-            // The last entry moved to `idx`.
-            let moved = self.entries[idx as usize].hash;
-            if let Some(slot) = self.table.find_mut(moved, |&i| i == last) {
-                *slot = idx;
-            }
+        if let Some(i) = self.prefixes.next_victim(|_| true) {
+            self.prefixes.remove(i);
+            self.complete = false;
+            self.evictions += 1;
         }
     }
 
-    fn insert(&mut self, entry: PrefixEntry, max: usize) -> u32 {
-        if self.entries.len() >= max.max(1) {
+    fn insert(&mut self, prefix: &[u8], entry: PrefixEntry, max: usize) -> u32 {
+        if self.prefixes.len() >= max.max(1) {
             self.evict_one();
         }
-        let hash = entry.hash;
-        self.entries.push(entry);
-        let idx = (self.entries.len() - 1) as u32;
-        let entries = &self.entries;
-        self.table.insert_unique(hash, idx, |&i| entries[i as usize].hash);
-        idx
+        self.prefixes.insert(hash_bytes(prefix), prefix, entry)
     }
 
     fn entry_or_empty(&mut self, prefix: &[u8], max: usize) -> u32 {
         match self.find(prefix) {
             Some(i) => i,
-            None => self.insert(empty_entry(prefix), max),
+            None => self.insert(prefix, empty_entry(prefix), max),
         }
     }
 
+    /// Forgets `prefix` (it is loaded again on its next touch) and that
+    /// the index was complete.
+    fn forget(&mut self, prefix: &[u8]) {
+        if let Some(i) = self.find(prefix) {
+            self.prefixes.remove(i);
+        }
+        self.complete = false;
+    }
+
     fn clear(&mut self) {
-        self.entries.clear();
-        self.table.clear();
-        self.clock = 0;
+        self.prefixes.clear();
         self.complete = false;
         self.tried_full = false;
     }
@@ -269,13 +197,10 @@ impl State {
 
 fn empty_entry(prefix: &[u8]) -> PrefixEntry {
     PrefixEntry {
-        prefix: Bytes::new(prefix),
-        hash: hash_of(prefix),
         // The empty prefix's windows are not indexed (see `windows`).
         windows: (!prefix.is_empty()).then(Few::default),
         latest: None,
         expired: None,
-        referenced: false,
     }
 }
 
@@ -290,12 +215,12 @@ impl WindowIndex {
     }
 
     /// Empty buffers for a new transaction (those of the last one, if any).
-    pub(crate) fn take_scratch(&self) -> super::Scratch {
+    pub(crate) fn take_scratch(&self) -> Scratch {
         self.scratch.lock().take().unwrap_or_default()
     }
 
     /// Keeps a finished transaction's emptied buffers for the next one.
-    pub(crate) fn put_scratch(&self, scratch: super::Scratch) {
+    pub(crate) fn put_scratch(&self, scratch: Scratch) {
         *self.scratch.lock() = Some(scratch);
     }
 
@@ -315,7 +240,7 @@ impl WindowIndex {
     pub fn stats(&self) -> WindowIndexStats {
         let st = self.state.lock();
         WindowIndexStats {
-            prefixes: st.entries.len(),
+            prefixes: st.prefixes.len(),
             complete: st.complete,
             prefix_loads: st.loads,
             evictions: st.evictions,
@@ -340,16 +265,15 @@ impl WindowIndex {
         }
         let idx = match st.find(prefix) {
             Some(i) => i,
-            None if st.complete => st.insert(empty_entry(prefix), self.max_prefixes),
+            None if st.complete => st.insert(prefix, empty_entry(prefix), self.max_prefixes),
             None => {
                 let entry = load_prefix(partition, codec, prefix)?;
                 st.loads += 1;
-                st.insert(entry, self.max_prefixes)
+                st.insert(prefix, entry, self.max_prefixes)
             }
         };
-        let e = &mut st.entries[idx as usize];
-        e.referenced = true;
-        Ok(f(e, idx))
+        st.prefixes.touch(idx);
+        Ok(f(st.prefixes.get(idx), idx))
     }
 
     /// Loads every prefix of the partition in one pass, if there are at
@@ -383,7 +307,7 @@ impl WindowIndex {
                 give_up(st);
                 return Ok(());
             };
-            let entry = &mut st.entries[idx as usize];
+            let entry = st.prefixes.get_mut(idx);
             if let Some(w) = entry.windows.as_mut() {
                 w.push((s, e));
                 if w.len() > MAX_WINDOWS_PER_PREFIX {
@@ -391,10 +315,7 @@ impl WindowIndex {
                 }
             }
         }
-        for (cf_name, suffix, slot) in [
-            (cf::LATEST_TIMESTAMPS, LATEST_TIMESTAMP_KEY, Slot::Latest),
-            (cf::EXPIRATION_INDEX, LATEST_EXPIRED_KEY, Slot::Expired),
-        ] {
+        for (cf_name, suffix, slot) in SLOTS {
             for item in partition.iter_range(cf_name, b"", None, Direction::Forward)? {
                 let (key, value) = item?;
                 scanned += 1;
@@ -413,10 +334,10 @@ impl WindowIndex {
                     give_up(st);
                     return Ok(());
                 };
-                slot.set(&mut st.entries[idx as usize], Some(v));
+                slot.set(st.prefixes.get_mut(idx), Some(v));
             }
         }
-        for e in &mut st.entries {
+        for (_, e) in st.prefixes.iter_mut() {
             if let Some(w) = e.windows.as_mut() {
                 let mut sorted = w.as_slice().to_vec();
                 sorted.sort_unstable();
@@ -439,7 +360,7 @@ impl WindowIndex {
             }
             let hinted = t
                 .position
-                .filter(|&i| st.entries.get(i as usize).is_some_and(|e| &*e.prefix == t.prefix));
+                .filter(|&i| st.prefixes.is_live(i) && st.prefixes.key(i) == t.prefix);
             let stores = t.windows.iter().any(|w| w.2) || t.latest.is_some() || t.expired.is_some();
             let idx = match hinted {
                 Some(i) => i,
@@ -448,7 +369,7 @@ impl WindowIndex {
                     None => continue,
                 },
             };
-            let entry = &mut st.entries[idx as usize];
+            let entry = st.prefixes.get_mut(idx);
             for &(s, e, present) in t.windows {
                 entry.note_window(s, e, present);
             }
@@ -471,22 +392,16 @@ impl WindowIndex {
                 let Some(parsed) = split_window_key(key) else { continue };
                 let Ok((prefix, s, e)) = parsed else {
                     // Malformed: reload the prefix on its next touch.
-                    if let Some(i) = st.find(key_prefix_guess(key)) {
-                        st.remove(i);
-                    }
-                    st.complete = false;
+                    st.forget(key_prefix_guess(key));
                     continue;
                 };
                 let Some(idx) = st.entry_for(prefix, value.is_some(), max) else {
                     continue;
                 };
-                st.entries[idx as usize].note_window(s, e, value.is_some());
+                st.prefixes.get_mut(idx).note_window(s, e, value.is_some());
             }
         }
-        for (cf_name, suffix, slot) in [
-            (cf::LATEST_TIMESTAMPS, LATEST_TIMESTAMP_KEY, Slot::Latest),
-            (cf::EXPIRATION_INDEX, LATEST_EXPIRED_KEY, Slot::Expired),
-        ] {
+        for (cf_name, suffix, slot) in SLOTS {
             let Some(c) = changes.cf_changes(cf_name) else { continue };
             for (key, value) in c.iter() {
                 let Some(prefix) = split_slot_key(key, suffix) else {
@@ -496,17 +411,14 @@ impl WindowIndex {
                     Ok(d) => d,
                     Err(_) => {
                         // Unreadable: let a later read report it.
-                        if let Some(i) = st.find(prefix) {
-                            st.remove(i);
-                        }
-                        st.complete = false;
+                        st.forget(prefix);
                         continue;
                     }
                 };
                 let Some(idx) = st.entry_for(prefix, decoded.is_some(), max) else {
                     continue;
                 };
-                slot.set(&mut st.entries[idx as usize], decoded);
+                slot.set(st.prefixes.get_mut(idx), decoded);
             }
         }
     }
@@ -526,14 +438,11 @@ pub(crate) struct Tracked<'a> {
     pub(crate) expired: Option<i128>,
 }
 
-/// The prefix a malformed window-shaped key would belong to.
-fn key_prefix_guess(key: &[u8]) -> &[u8] {
-    if key.len() > WINDOW_SUFFIX {
-        &key[..key.len() - WINDOW_SUFFIX]
-    } else {
-        &key[..0]
-    }
-}
+/// The index slots the index holds: column family, key suffix, field.
+const SLOTS: [(&str, &[u8], Slot); 2] = [
+    (cf::LATEST_TIMESTAMPS, LATEST_TIMESTAMP_KEY, Slot::Latest),
+    (cf::EXPIRATION_INDEX, LATEST_EXPIRED_KEY, Slot::Expired),
+];
 
 #[derive(Clone, Copy)]
 enum Slot {
@@ -558,7 +467,7 @@ fn load_prefix<P: StorePartition + ?Sized>(partition: &P, codec: Codec, prefix: 
         lower.push(keys::SEPARATOR);
         let mut upper = prefix.to_vec();
         upper.push(keys::SEPARATOR + 1);
-        let want = prefix.len() + WINDOW_SUFFIX;
+        let want = prefix.len() + WINDOW_SUFFIX_LEN;
         let mut windows = Vec::new();
         let mut scanned = 0usize;
         for item in partition.iter_range(cf::DEFAULT, &lower, Some(&upper), Direction::Forward)? {
@@ -583,10 +492,7 @@ fn load_prefix<P: StorePartition + ?Sized>(partition: &P, codec: Codec, prefix: 
             entry.windows = Some(Few::from_slice(&windows));
         }
     }
-    for (cf_name, suffix, slot) in [
-        (cf::LATEST_TIMESTAMPS, LATEST_TIMESTAMP_KEY, Slot::Latest),
-        (cf::EXPIRATION_INDEX, LATEST_EXPIRED_KEY, Slot::Expired),
-    ] {
+    for (cf_name, suffix, slot) in SLOTS {
         if let Some(bytes) = partition.get(cf_name, &keys::prefixed_key(prefix, suffix))? {
             slot.set(&mut entry, Some(decode_slot(codec, &bytes)?));
         }
@@ -596,73 +502,54 @@ fn load_prefix<P: StorePartition + ?Sized>(partition: &P, codec: Codec, prefix: 
 
 #[cfg(test)]
 mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Arc;
 
-    use state_core::{KvIter, MemoryPartition, WriteBatch};
+    use state_core::testkit::TestPartition;
+    use state_core::MemoryPartition;
 
     use super::*;
     use crate::{ExpireOptions, ExpiredWindow, WindowedTransaction};
 
-    /// A memory partition counting reads and recording written ops.
-    #[derive(Default)]
-    struct Counting {
-        inner: MemoryPartition,
-        gets: AtomicUsize,
-        scans: AtomicUsize,
-        written: Mutex<Vec<(Vec<u8>, bool, bool)>>,
+    /// A memory partition counting reads and keeping written batches.
+    type Counting = TestPartition<MemoryPartition>;
+
+    fn counting() -> Arc<Counting> {
+        Arc::new(TestPartition::watching(MemoryPartition::new()))
     }
 
-    impl Counting {
-        fn reads(&self) -> (usize, usize) {
-            (self.gets.load(Ordering::SeqCst), self.scans.load(Ordering::SeqCst))
-        }
+    fn reads(p: &Counting) -> (usize, usize) {
+        (p.gets(), p.scans())
     }
 
-    impl StorePartition for Counting {
-        fn get(&self, cf: &str, key: &[u8]) -> state_core::Result<Option<Vec<u8>>> {
-            self.gets.fetch_add(1, Ordering::SeqCst);
-            self.inner.get(cf, key)
-        }
-        fn iter_range<'a>(
-            &'a self,
-            cf: &str,
-            lower: &[u8],
-            upper: Option<&[u8]>,
-            direction: Direction,
-        ) -> state_core::Result<KvIter<'a>> {
-            self.scans.fetch_add(1, Ordering::SeqCst);
-            self.inner.iter_range(cf, lower, upper, direction)
-        }
-        fn write(&self, batch: &WriteBatch) -> state_core::Result<()> {
-            self.written.lock().extend(
-                batch
-                    .iter()
-                    .filter(|op| op.cf == cf::DEFAULT)
-                    .map(|op| (op.key.to_vec(), op.value.is_some(), op.new_key)),
-            );
-            self.inner.write(batch)
-        }
-        fn read_view(&self) -> state_core::Result<Box<dyn state_core::ReadView + '_>> {
-            self.inner.read_view()
-        }
-        fn column_families(&self) -> state_core::Result<Vec<String>> {
-            self.inner.column_families()
-        }
+    /// The operations written to `default`: key, put (else delete), new.
+    fn written(p: &Counting) -> Vec<(Vec<u8>, bool, bool)> {
+        p.written()
+            .into_iter()
+            .flat_map(|b| b.ops)
+            .filter(|op| op.cf == cf::DEFAULT)
+            .map(|op| (op.key, op.value.is_some(), op.new_key))
+            .collect()
     }
 
     fn txn(p: &Arc<Counting>, index: &Arc<WindowIndex>) -> WindowedTransaction<Counting> {
         WindowedTransaction::with_index(p.clone(), Codec::MsgPack, None, index.clone())
     }
 
-    #[test]
-    fn missing_windows_and_nothing_to_expire_read_nothing() {
-        let p = Arc::new(Counting::default());
+    /// A partition holding window `[0, 10)` of prefix `k` (latest
+    /// timestamp 5), written through its index.
+    fn one_window() -> (Arc<Counting>, Arc<WindowIndex>) {
+        let p = counting();
         let index = Arc::new(WindowIndex::default());
         let mut t = txn(&p, &index);
         t.update_window(0, 10, &1u64, 5, b"k").unwrap();
         t.commit().unwrap();
-        let loads = p.reads();
+        (p, index)
+    }
+
+    #[test]
+    fn missing_windows_and_nothing_to_expire_read_nothing() {
+        let (p, index) = one_window();
+        let loads = reads(&p);
         assert_eq!(loads.0, 0, "the whole-partition load scans, it does not point-read");
         let mut t = txn(&p, &index);
         assert_eq!(t.get_window::<u64>(10, 20, b"k").unwrap(), None);
@@ -672,12 +559,12 @@ mod tests {
         assert_eq!(t.get_latest_timestamp(b"k").unwrap(), 5);
         let none: Vec<ExpiredWindow<u64, ()>> = t.expire_windows(0, b"other", ExpireOptions::delete()).unwrap();
         assert!(none.is_empty());
-        assert_eq!(p.reads(), loads, "served from memory");
+        assert_eq!(reads(&p), loads, "served from memory");
         // A window that exists is read (one point read), and expired.
         assert_eq!(t.get_window::<u64>(0, 10, b"k").unwrap(), Some(1));
         let one: Vec<ExpiredWindow<u64, ()>> = t.expire_windows(0, b"k", ExpireOptions::delete()).unwrap();
         assert_eq!(one.len(), 1);
-        assert_eq!(p.reads().1, loads.1, "no iterator either way");
+        assert_eq!(reads(&p).1, loads.1, "no iterator either way");
         t.commit().unwrap();
         assert_eq!(index.stats().prefix_loads, 0, "the first use loaded everything");
         assert!(index.stats().complete);
@@ -685,21 +572,20 @@ mod tests {
 
     #[test]
     fn created_windows_are_new_and_one_created_and_deleted_writes_nothing() {
-        let p = Arc::new(Counting::default());
+        let p = counting();
         let index = Arc::new(WindowIndex::default());
         let mut t = txn(&p, &index);
         t.update_window(0, 10, &1u64, 5, b"k").unwrap();
         t.update_window(10, 20, &1u64, 15, b"k").unwrap();
         t.delete_window(10, 20, b"k").unwrap();
         t.commit().unwrap();
-        let written = p.written.lock().clone();
-        assert_eq!(written, vec![(keys::window_key(b"k", 0, 10), true, true)]);
-        p.written.lock().clear();
+        assert_eq!(written(&p), vec![(keys::window_key(b"k", 0, 10), true, true)]);
+        p.forget_written();
         let mut t = txn(&p, &index);
         t.update_window(0, 10, &2u64, 6, b"k").unwrap();
         t.commit().unwrap();
         assert_eq!(
-            p.written.lock().clone(),
+            written(&p),
             vec![(keys::window_key(b"k", 0, 10), true, false)],
             "an update of a stored window is not new"
         );
@@ -707,11 +593,7 @@ mod tests {
 
     #[test]
     fn windows_written_through_the_base_transaction_reach_the_index() {
-        let p = Arc::new(Counting::default());
-        let index = Arc::new(WindowIndex::default());
-        let mut t = txn(&p, &index);
-        t.update_window(0, 10, &1u64, 5, b"k").unwrap();
-        t.commit().unwrap();
+        let (p, index) = one_window();
         let mut t = txn(&p, &index);
         let encoded = Codec::MsgPack.encode(&7u64).unwrap();
         t.base_mut()
@@ -741,11 +623,7 @@ mod tests {
 
     #[test]
     fn an_aborted_transaction_leaves_the_index_unchanged() {
-        let p = Arc::new(Counting::default());
-        let index = Arc::new(WindowIndex::default());
-        let mut t = txn(&p, &index);
-        t.update_window(0, 10, &1u64, 5, b"k").unwrap();
-        t.commit().unwrap();
+        let (p, index) = one_window();
         let mut t = txn(&p, &index);
         t.update_window(10, 20, &1u64, 15, b"k").unwrap();
         let _: Vec<ExpiredWindow<u64, ()>> = t.expire_windows(5, b"k", ExpireOptions::delete()).unwrap();
@@ -760,7 +638,7 @@ mod tests {
 
     #[test]
     fn prefixes_beyond_the_bound_load_one_by_one_and_agree_with_the_store() {
-        let p = Arc::new(Counting::default());
+        let p = counting();
         // Written without the index: 5 prefixes, 2 windows each.
         let mut t = WindowedTransaction::new(p.clone(), Codec::MsgPack, None);
         for k in 0u8..5 {
@@ -788,38 +666,14 @@ mod tests {
     }
 
     #[test]
-    fn keys_split_into_prefix_and_window() {
-        let k = keys::window_key(b"user", 10, 20);
-        assert_eq!(split_window_key(&k), Some(Ok((&b"user"[..], 10, 20))));
-        let bare = keys::window_key(b"", 1, 2);
-        assert_eq!(split_window_key(&bare), Some(Ok((&b""[..], 1, 2))));
-        let nested = keys::window_key(b"a|b", 1, 2);
-        assert_eq!(split_window_key(&nested), Some(Ok((&b"a|b"[..], 1, 2))));
-        assert_eq!(split_window_key(b"short"), None);
-        let mut bad = k.clone();
-        let n = bad.len();
-        bad[n - 9] = b'x';
-        assert_eq!(split_window_key(&bad), Some(Err(())));
-        assert_eq!(
-            split_slot_key(LATEST_TIMESTAMP_KEY, LATEST_TIMESTAMP_KEY),
-            Some(&b""[..])
-        );
-        assert_eq!(
-            split_slot_key(&keys::prefixed_key(b"k", LATEST_TIMESTAMP_KEY), LATEST_TIMESTAMP_KEY),
-            Some(&b"k"[..])
-        );
-        assert_eq!(split_slot_key(b"|__latest_timestamp__", LATEST_TIMESTAMP_KEY), None);
-        assert_eq!(split_slot_key(b"k__latest_timestamp__", LATEST_TIMESTAMP_KEY), None);
-    }
-
-    #[test]
     fn eviction_keeps_the_bound_and_the_table_consistent() {
         let mut st = State::default();
         for i in 0u32..50 {
-            st.insert(empty_entry(&i.to_be_bytes()), 8);
-            assert!(st.entries.len() <= 8);
-            for (j, e) in st.entries.iter().enumerate() {
-                assert_eq!(st.find(&e.prefix), Some(j as u32));
+            let prefix = i.to_be_bytes();
+            st.insert(&prefix, empty_entry(&prefix), 8);
+            assert!(st.prefixes.len() <= 8);
+            for (j, prefix, _) in st.prefixes.iter() {
+                assert_eq!(st.find(prefix), Some(j));
             }
         }
         assert_eq!(st.evictions, 42);

@@ -7,12 +7,11 @@ use std::collections::VecDeque;
 use serde::de::DeserializeOwned;
 use state_core::{cf, keys, Direction, KeyValue, StorePartition};
 
-use super::{Window, WindowedTransaction};
+use super::layout::WINDOW_SUFFIX_LEN;
+use super::transaction::WindowedTransaction;
+use super::windows::Window;
 use crate::cache::Cached;
 use crate::error::Result;
-
-/// `prefix | u64(start) | u64(end)` minus the prefix: 18 bytes.
-const WINDOW_SUFFIX_LEN: usize = 1 + keys::U64_PAIR_LEN;
 
 /// First store read of a cursor; each later read doubles, up to the cap.
 const FIRST_CHUNK: usize = 8;

@@ -4,11 +4,11 @@
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
-use state_core::StorePartition;
 
-use super::{Aggregations, MessageKey, Processed};
+use super::aggregations::Aggregations;
+use super::kind::{Message, Processed, WindowKind};
 use crate::error::Result;
-use crate::WindowedTransaction;
+use crate::windowed::WindowedTransaction;
 
 /// The per-key document (field order as quixstreams builds it, so its JSON
 /// bytes are the same).
@@ -39,17 +39,10 @@ pub struct CountWindow {
 
 const STATE_KEY: &str = "metadata";
 
-impl CountWindow {
-    /// `process_window` for one message.
-    pub fn process<P: StorePartition + ?Sized>(
-        &self,
-        txn: &mut WindowedTransaction<P>,
-        key: &MessageKey,
-        value: &Value,
-        timestamp: i64,
-    ) -> Result<Processed> {
-        let prefix = key.prefix(txn.codec())?;
-        let mut data: CountWindowsData = txn.base().get(STATE_KEY, &prefix)?.unwrap_or_default();
+impl WindowKind for CountWindow {
+    fn process_message(&self, txn: &mut WindowedTransaction, message: Message<'_>) -> Result<Processed> {
+        let (key, prefix, value, timestamp) = message.parts();
+        let mut data: CountWindowsData = txn.base().get(STATE_KEY, prefix)?.unwrap_or_default();
         let collect = self.aggs.collects();
         let mut collection_start_id = -1;
         if data.windows.is_empty() {
@@ -68,7 +61,7 @@ impl CountWindow {
             if collection_start_id == -1 {
                 collection_start_id = data.windows[0].collection_start_id + data.windows[0].count;
             }
-            txn.add_to_collection(Some(collection_start_id), value, &prefix)?;
+            txn.add_to_collection(Some(collection_start_id), value, prefix)?;
         }
         let mut out = Processed::default();
         let mut to_remove = Vec::new();
@@ -90,12 +83,12 @@ impl CountWindow {
                 to_remove.push(index);
                 let collected: Vec<Value> = if collect {
                     let csid = window.collection_start_id;
-                    let collected = txn.get_from_collection(csid, csid + self.max_count, &prefix)?;
+                    let collected = txn.get_from_collection(csid, csid + self.max_count, prefix)?;
                     let (delete_start, step) = match self.step {
                         None => (Some(0), self.max_count),
                         Some(step) => (None, step),
                     };
-                    txn.delete_from_collection(csid + step, &prefix, delete_start)?;
+                    txn.delete_from_collection(csid + step, prefix, delete_start)?;
                     collected
                 } else {
                     Vec::new()
@@ -113,10 +106,12 @@ impl CountWindow {
                 data.windows.remove(i);
             }
         }
-        txn.base_mut().set(STATE_KEY, &data, &prefix)?;
+        txn.base_mut().set(STATE_KEY, &data, prefix)?;
         Ok(out)
     }
+}
 
+impl CountWindow {
     fn new_window(&self, timestamp: i64, collection_start_id: i64) -> CountWindowData {
         CountWindowData {
             count: 0,

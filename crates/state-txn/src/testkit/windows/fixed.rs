@@ -3,11 +3,12 @@
 //! `after_update` callbacks.
 
 use serde_json::Value;
-use state_core::StorePartition;
 
-use super::{Aggregations, Closing, MessageKey, Processed};
+use super::aggregations::Aggregations;
+use super::kind::{Closing, Message, MessageKey, Processed, WindowKind};
 use crate::error::Result;
-use crate::{ExpireOptions, ExpiredWindow, WindowedTransaction};
+use crate::options::ExpireOptions;
+use crate::windowed::{ExpiredWindow, WindowedTransaction};
 
 /// A tumbling (`step: None`) or hopping window.
 #[derive(Clone, Debug)]
@@ -38,19 +39,12 @@ pub(crate) fn window_ranges(timestamp: i64, duration: i64, step: Option<i64>) ->
     out
 }
 
-impl FixedWindow {
-    /// `process_window` for one message.
-    pub fn process<P: StorePartition + ?Sized>(
-        &self,
-        txn: &mut WindowedTransaction<P>,
-        key: &MessageKey,
-        value: &Value,
-        timestamp: i64,
-    ) -> Result<Processed> {
-        let prefix = key.prefix(txn.codec())?;
+impl WindowKind for FixedWindow {
+    fn process_message(&self, txn: &mut WindowedTransaction, message: Message<'_>) -> Result<Processed> {
+        let (key, prefix, value, timestamp) = message.parts();
         let latest: i128 = match self.closing {
             Closing::Partition => i128::from(timestamp).max(txn.get_latest_expired(b"")?),
-            Closing::Key => i128::from(timestamp).max(i128::from(txn.get_latest_timestamp(&prefix)?)),
+            Closing::Key => i128::from(timestamp).max(i128::from(txn.get_latest_timestamp(prefix)?)),
         };
         let max_end = latest - i128::from(self.grace);
         let max_start = max_end - i128::from(self.duration);
@@ -62,17 +56,17 @@ impl FixedWindow {
             let mut aggregated = Value::Null;
             if self.aggs.aggregate() {
                 let current = txn
-                    .get_window::<Value>(start, end, &prefix)?
+                    .get_window::<Value>(start, end, prefix)?
                     .filter(|v| !v.is_null())
                     .unwrap_or_else(|| self.aggs.init());
                 aggregated = self.aggs.agg(&current, value);
                 out.updated
                     .push((key.clone(), self.aggs.results(&aggregated, &[], start, end)));
             }
-            txn.update_window(start, end, &aggregated, timestamp, &prefix)?;
+            txn.update_window(start, end, &aggregated, timestamp, prefix)?;
         }
         if self.aggs.collects() {
-            txn.add_to_collection(Some(timestamp), value, &prefix)?;
+            txn.add_to_collection(Some(timestamp), value, prefix)?;
         }
         let options = ExpireOptions {
             collect: self.aggs.collects(),
@@ -91,7 +85,7 @@ impl FixedWindow {
             }
             Closing::Key => {
                 let max_start = i64::try_from(max_start.max(-1)).unwrap_or(i64::MAX);
-                let windows: Vec<ExpiredWindow<Value, Value>> = txn.expire_windows(max_start, &prefix, options)?;
+                let windows: Vec<ExpiredWindow<Value, Value>> = txn.expire_windows(max_start, prefix, options)?;
                 windows.into_iter().map(|w| (key.clone(), w)).collect()
             }
         };

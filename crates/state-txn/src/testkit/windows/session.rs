@@ -6,9 +6,10 @@
 use serde_json::Value;
 use state_core::{Direction, StorePartition};
 
-use super::{Aggregations, Closing, MessageKey, Processed};
+use super::aggregations::Aggregations;
+use super::kind::{Closing, Message, MessageKey, Processed, WindowKind};
 use crate::error::Result;
-use crate::{Window, WindowedTransaction};
+use crate::windowed::{Window, WindowedTransaction};
 
 /// The partition checkpoint when no session is open: no watermark reaches it.
 const NO_OPEN_SESSIONS: i128 = u64::MAX as i128;
@@ -41,20 +42,13 @@ fn first_window<P: StorePartition + ?Sized>(
     txn.windows_cursor(prefix, start_from, start_to, direction)?.next(txn)
 }
 
-impl SessionWindow {
-    /// `process_window` for one message.
-    pub fn process<P: StorePartition + ?Sized>(
-        &self,
-        txn: &mut WindowedTransaction<P>,
-        key: &MessageKey,
-        value: &Value,
-        timestamp: i64,
-    ) -> Result<Processed> {
-        let prefix = key.prefix(txn.codec())?;
+impl WindowKind for SessionWindow {
+    fn process_message(&self, txn: &mut WindowedTransaction, message: Message<'_>) -> Result<Processed> {
+        let (key, prefix, value, timestamp) = message.parts();
         let (gap, grace) = (self.gap, self.grace);
         let aggs = &self.aggs;
         let by_partition = self.closing == Closing::Partition;
-        let key_latest = txn.get_latest_timestamp(&prefix)? as i64;
+        let key_latest = txn.get_latest_timestamp(prefix)? as i64;
         let watermark = if by_partition {
             txn.advance_partition_timestamp(timestamp.max(key_latest))? as i64
         } else {
@@ -65,8 +59,8 @@ impl SessionWindow {
         if timestamp < late_before {
             return Ok(Processed::default()); // late
         }
-        let previous = first_window(txn, &prefix, 0, Some(timestamp), Direction::Backward)?;
-        let following = first_window(txn, &prefix, timestamp + 1, None, Direction::Forward)?;
+        let previous = first_window(txn, prefix, 0, Some(timestamp), Direction::Backward)?;
+        let following = first_window(txn, prefix, timestamp + 1, None, Direction::Forward)?;
         let matched: Vec<Window<Value>> = [previous, following]
             .into_iter()
             .flatten()
@@ -77,8 +71,8 @@ impl SessionWindow {
             [p, f] => {
                 let start = (p.start as i64).min(timestamp);
                 let end = (f.end as i64).max(timestamp + 1);
-                txn.delete_window(p.start as i64, p.end as i64, &prefix)?;
-                txn.delete_window(f.start as i64, f.end as i64, &prefix)?;
+                txn.delete_window(p.start as i64, p.end as i64, prefix)?;
+                txn.delete_window(f.start as i64, f.end as i64, prefix)?;
                 let aggregated = if aggs.aggregate() {
                     aggs.merge(&aggs.agg(&or_init(&p.value), value), &or_init(&f.value))
                 } else {
@@ -90,7 +84,7 @@ impl SessionWindow {
                 let start = (m.start as i64).min(timestamp);
                 let end = (m.end as i64).max(timestamp + 1);
                 if (start, end) != (m.start as i64, m.end as i64) {
-                    txn.delete_window(m.start as i64, m.end as i64, &prefix)?;
+                    txn.delete_window(m.start as i64, m.end as i64, prefix)?;
                 }
                 let aggregated = if aggs.aggregate() {
                     aggs.agg(&or_init(&m.value), value)
@@ -109,14 +103,14 @@ impl SessionWindow {
             }
         };
         if aggs.collects() {
-            txn.add_to_collection(Some(timestamp), value, &prefix)?;
+            txn.add_to_collection(Some(timestamp), value, prefix)?;
         }
-        txn.update_window(start, end, &aggregated, timestamp, &prefix)?;
+        txn.update_window(start, end, &aggregated, timestamp, prefix)?;
         // A larger grace after a restart can admit an event below the key's
         // expiry cursor; lower the cursor so the scan finds it again.
-        if let Some(cursor) = txn.get_expiry_checkpoint(&prefix)? {
+        if let Some(cursor) = txn.get_expiry_checkpoint(prefix)? {
             if i128::from(start) <= cursor {
-                txn.set_expiry_checkpoint(i128::from(start) - 1, &prefix)?;
+                txn.set_expiry_checkpoint(i128::from(start) - 1, prefix)?;
             }
         }
         let mut out = Processed::default();
@@ -132,11 +126,13 @@ impl SessionWindow {
             }
             self.expire_by_partition(txn, watermark, close_before, key)?
         } else {
-            self.expire_by_key(txn, key, &prefix, close_before)?
+            self.expire_by_key(txn, key, prefix, close_before)?
         };
         Ok(out)
     }
+}
 
+impl SessionWindow {
     /// Closes the sessions of one key that end at or before `close_before`.
     fn expire_by_key<P: StorePartition + ?Sized>(
         &self,

@@ -8,9 +8,11 @@ use std::collections::BTreeSet;
 use serde_json::{json, Value};
 use state_core::{Direction, StorePartition};
 
-use super::{Aggregations, MessageKey, Processed};
+use super::aggregations::Aggregations;
+use super::kind::{Message, MessageKey, Processed, WindowKind};
 use crate::error::Result;
-use crate::{CollectedValues, ExpireOptions, ExpiredWindow, WindowedTransaction};
+use crate::options::{CollectedValues, ExpireOptions};
+use crate::windowed::{ExpiredWindow, WindowedTransaction};
 
 /// A sliding window (closing by key only, as in quixstreams).
 #[derive(Clone, Debug)]
@@ -23,34 +25,11 @@ pub struct SlidingWindow {
     pub aggs: Aggregations,
 }
 
-impl SlidingWindow {
-    #[allow(clippy::too_many_arguments)]
-    fn update<P: StorePartition + ?Sized>(
-        &self,
-        txn: &mut WindowedTransaction<P>,
-        key: &MessageKey,
-        prefix: &[u8],
-        start: i64,
-        end: i64,
-        value: &Value,
-        timestamp: i64,
-        max_timestamp: i64,
-    ) -> Result<(MessageKey, Value)> {
-        txn.update_window(start, end, &json!([max_timestamp, value]), timestamp, prefix)?;
-        Ok((key.clone(), self.aggs.results(value, &[], start, end)))
-    }
-
-    /// `process_window` for one message.
-    pub fn process<P: StorePartition + ?Sized>(
-        &self,
-        txn: &mut WindowedTransaction<P>,
-        key: &MessageKey,
-        value: &Value,
-        timestamp: i64,
-    ) -> Result<Processed> {
-        let prefix = key.prefix(txn.codec())?;
+impl WindowKind for SlidingWindow {
+    fn process_message(&self, txn: &mut WindowedTransaction, message: Message<'_>) -> Result<Processed> {
+        let (key, prefix, value, timestamp) = message.parts();
         let duration = self.duration;
-        let state_ts = txn.get_latest_timestamp(&prefix)? as i64;
+        let state_ts = txn.get_latest_timestamp(prefix)? as i64;
         let latest = timestamp.max(state_ts);
         let max_expired_end = latest - self.grace - 1;
         let max_expired_start = max_expired_end - duration;
@@ -68,7 +47,7 @@ impl SlidingWindow {
         let windows = txn.get_windows::<Value>(
             (left_start - duration).max(0) - 1,
             right_start,
-            &prefix,
+            prefix,
             Direction::Backward,
         )?;
         let mut broke = false;
@@ -84,7 +63,7 @@ impl SlidingWindow {
                     self.update(
                         txn,
                         key,
-                        &prefix,
+                        prefix,
                         right_start,
                         right_end,
                         &aggregation,
@@ -98,7 +77,7 @@ impl SlidingWindow {
                     let window = self.update(
                         txn,
                         key,
-                        &prefix,
+                        prefix,
                         start,
                         end,
                         &self.aggs.agg(&aggregation, value),
@@ -113,11 +92,11 @@ impl SlidingWindow {
                 let rs = max_timestamp + 1;
                 if !starts.contains(&rs) && max_timestamp < timestamp {
                     let v = self.aggs.agg(&self.aggs.init(), value);
-                    self.update(txn, key, &prefix, rs, rs + duration, &v, timestamp, timestamp)?;
+                    self.update(txn, key, prefix, rs, rs + duration, &v, timestamp, timestamp)?;
                 }
                 if start > max_expired_start {
                     let v = self.aggs.agg(&aggregation, value);
-                    updated.push(self.update(txn, key, &prefix, start, end, &v, timestamp, timestamp)?);
+                    updated.push(self.update(txn, key, prefix, start, end, &v, timestamp, timestamp)?);
                 }
                 broke = true;
                 break;
@@ -130,7 +109,7 @@ impl SlidingWindow {
                     } else {
                         Value::Null
                     };
-                    self.update(txn, key, &prefix, rs, re, &v, timestamp, timestamp)?;
+                    self.update(txn, key, prefix, rs, re, &v, timestamp, timestamp)?;
                 }
                 let aggregation = if left_start > max_timestamp {
                     self.aggs.init()
@@ -138,7 +117,7 @@ impl SlidingWindow {
                     aggregation
                 };
                 let v = self.aggs.agg(&aggregation, value);
-                updated.push(self.update(txn, key, &prefix, left_start, left_end, &v, timestamp, timestamp)?);
+                updated.push(self.update(txn, key, prefix, left_start, left_end, &v, timestamp, timestamp)?);
                 max_deleted_start = (start - 1).min(max_expired_start);
                 broke = true;
                 break;
@@ -146,16 +125,16 @@ impl SlidingWindow {
         }
         if !broke && left_start > max_expired_start {
             let v = self.aggs.agg(&self.aggs.init(), value);
-            updated.push(self.update(txn, key, &prefix, left_start, left_end, &v, timestamp, timestamp)?);
+            updated.push(self.update(txn, key, prefix, left_start, left_end, &v, timestamp, timestamp)?);
         }
         if self.aggs.collects() {
-            txn.add_to_collection(Some(timestamp), value, &prefix)?;
+            txn.add_to_collection(Some(timestamp), value, prefix)?;
         }
         let options = ExpireOptions {
             collect: self.aggs.collects(),
             ..ExpireOptions::keep().end_inclusive()
         };
-        let windows: Vec<ExpiredWindow<Value, Value>> = txn.expire_windows(max_expired_start, &prefix, options)?;
+        let windows: Vec<ExpiredWindow<Value, Value>> = txn.expire_windows(max_expired_start, prefix, options)?;
         let mut expired = Vec::new();
         for w in windows {
             let max_timestamp = w.value.get(0).and_then(Value::as_i64).unwrap_or(-1);
@@ -173,8 +152,26 @@ impl SlidingWindow {
         } else {
             CollectedValues::Keep
         };
-        txn.delete_windows(max_deleted_start, values, &prefix)?;
+        txn.delete_windows(max_deleted_start, values, prefix)?;
         updated.reverse();
         Ok(Processed { updated, expired })
+    }
+}
+
+impl SlidingWindow {
+    #[allow(clippy::too_many_arguments)]
+    fn update<P: StorePartition + ?Sized>(
+        &self,
+        txn: &mut WindowedTransaction<P>,
+        key: &MessageKey,
+        prefix: &[u8],
+        start: i64,
+        end: i64,
+        value: &Value,
+        timestamp: i64,
+        max_timestamp: i64,
+    ) -> Result<(MessageKey, Value)> {
+        txn.update_window(start, end, &json!([max_timestamp, value]), timestamp, prefix)?;
+        Ok((key.clone(), self.aggs.results(value, &[], start, end)))
     }
 }

@@ -1,55 +1,7 @@
-//! Small containers that keep their first items inside their owner: the
-//! caches and indexes here hold one per key or prefix, and a lookup that
-//! finds the owner then finds its bytes without another cache miss (and a
-//! new entry costs no allocation).
-
-/// Bytes kept inside their owner up to `N`, on the heap beyond.
-#[derive(Clone, Debug)]
-pub(crate) enum Bytes<const N: usize> {
-    Inline(u8, [u8; N]),
-    Heap(Box<[u8]>),
-}
-
-impl<const N: usize> Default for Bytes<N> {
-    fn default() -> Self {
-        Bytes::Inline(0, [0; N])
-    }
-}
-
-impl<const N: usize> Bytes<N> {
-    pub(crate) fn new(bytes: &[u8]) -> Self {
-        if bytes.len() <= N {
-            let mut data = [0; N];
-            data[..bytes.len()].copy_from_slice(bytes);
-            Bytes::Inline(bytes.len() as u8, data)
-        } else {
-            Bytes::Heap(bytes.into())
-        }
-    }
-
-    /// Replaces the bytes, in place where they fit.
-    pub(crate) fn set(&mut self, bytes: &[u8]) {
-        match self {
-            Bytes::Inline(len, data) if bytes.len() <= N => {
-                data[..bytes.len()].copy_from_slice(bytes);
-                *len = bytes.len() as u8;
-            }
-            Bytes::Heap(b) if b.len() == bytes.len() => b.copy_from_slice(bytes),
-            other => *other = Bytes::new(bytes),
-        }
-    }
-}
-
-impl<const N: usize> std::ops::Deref for Bytes<N> {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        match self {
-            Bytes::Inline(len, data) => &data[..usize::from(*len)],
-            Bytes::Heap(b) => b,
-        }
-    }
-}
+//! [`Few`]: a list that keeps its first items inside its owner. The window
+//! index and windowed transactions hold one per prefix, and a lookup that
+//! finds the prefix then finds its windows without another cache miss (and
+//! a new list costs no allocation).
 
 /// A few items, the first two inline: most prefixes have one or two
 /// windows, and a transaction keeps these for every prefix it touches.

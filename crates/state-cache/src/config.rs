@@ -1,0 +1,84 @@
+//! The bounds of the caches and what they report.
+
+use std::time::Duration;
+
+/// Bytes charged per cache entry on top of its key and value: the slot,
+/// its place in the hash table and the allocator's headers of its two
+/// heap blocks. An estimate; `peak_rss_mb` in the benchmark shows the
+/// truth.
+pub const ENTRY_OVERHEAD: usize = 96;
+
+/// Bytes charged per key in a column family's ordered view of its dirty
+/// keys (built for range reads), on top of the key itself.
+pub const ORDERED_OVERHEAD: usize = 48;
+
+/// Bytes charged for the pending changelog offset.
+pub(crate) const OFFSET_CHARGE: usize = 32;
+
+/// The bounds of a [`WriteBehindPartition`](crate::WriteBehindPartition).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WriteBehindConfig {
+    /// Bound of the resident bytes of the cache: every entry (dirty, clean,
+    /// known absent) counts its key, its value and [`ENTRY_OVERHEAD`]. Never
+    /// exceeded: a write that needs room first evicts clean entries, then
+    /// flushes; a single batch larger than the bound is written through.
+    pub max_bytes: usize,
+    /// A write that would take the dirty bytes above this flushes the cache
+    /// first. Capped at `max_bytes`.
+    pub max_dirty_bytes: usize,
+    /// A write arriving when the oldest unflushed write is this old flushes
+    /// the cache first; so does
+    /// [`WriteBehindPartition::flush_if_due`](crate::WriteBehindPartition::flush_if_due).
+    /// Together with the checkpoint interval this bounds how much of the
+    /// changelog a restart replays.
+    pub max_dirty_age: Duration,
+}
+
+impl Default for WriteBehindConfig {
+    /// 64 MiB resident, flushed at 32 MiB of changes or 30 s (Kafka
+    /// Streams' default commit interval).
+    fn default() -> Self {
+        WriteBehindConfig {
+            max_bytes: 64 << 20,
+            max_dirty_bytes: 32 << 20,
+            max_dirty_age: Duration::from_secs(30),
+        }
+    }
+}
+
+/// What a [`WriteBehindPartition`](crate::WriteBehindPartition) holds and
+/// has done, for metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WriteBehindStats {
+    /// Bytes held, as charged against [`WriteBehindConfig::max_bytes`].
+    pub resident_bytes: usize,
+    /// Bytes of the changes not yet written below.
+    pub dirty_bytes: usize,
+    /// Entries held (dirty, clean and known absent).
+    pub entries: usize,
+    /// Entries not yet written below.
+    pub dirty_entries: usize,
+    /// Batches written below by flushes.
+    pub flushes: u64,
+    /// Keys whose put and delete both stayed in the cache, so the
+    /// partition below never saw either.
+    pub elided: u64,
+    /// The newest changelog offset written through the wrapper.
+    pub changelog_offset: Option<u64>,
+    /// The changelog offset the partition below holds.
+    pub flushed_offset: Option<u64>,
+}
+
+impl WriteBehindStats {
+    /// Adds `other`'s sizes and counters (not its offsets, which belong
+    /// to one partition).
+    pub(crate) fn add(&mut self, other: &WriteBehindStats) {
+        self.resident_bytes += other.resident_bytes;
+        self.dirty_bytes += other.dirty_bytes;
+        self.entries += other.entries;
+        self.dirty_entries += other.dirty_entries;
+        self.flushes += other.flushes;
+        self.elided += other.elided;
+    }
+}

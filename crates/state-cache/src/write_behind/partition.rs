@@ -1,0 +1,203 @@
+//! [`WriteBehindPartition`]: the cache in front of one partition, as a
+//! [`StorePartition`].
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use parking_lot::Mutex;
+use state_core::{Direction, KvIter, PartitionStats, ReadView, Result, StorePartition, WriteBatch};
+
+use super::merge::{Merge, WriteBehindView};
+use super::state::{is_offset_key, offset_bytes, State};
+use crate::config::{WriteBehindConfig, WriteBehindStats};
+
+/// A [`StorePartition`] that defers and coalesces writes to the partition
+/// below (see the [module documentation](super)).
+///
+/// # Guarantees
+/// * Reads (`get`, `exists`, `iter_range`, `changelog_offset`) see every
+///   batch whose `write` returned `Ok`, in order, and nothing of a batch
+///   whose `write` failed.
+/// * The partition below only ever receives whole flushes: each is one
+///   atomic batch holding every change written through the wrapper up to
+///   some batch, with that batch's changelog offset. After a crash it holds
+///   a prefix of the writes whose data and offset agree.
+/// * [`stats`](Self::cache_stats)`.resident_bytes` never exceeds
+///   [`WriteBehindConfig::max_bytes`].
+/// * `write_bulk` (recovery) goes straight to the partition below, after
+///   flushing the cache, and drops the cached entries of its keys.
+/// * `persist` flushes, then persists the partition below.
+///
+/// Every write to the partition below must go through the wrapper once it
+/// exists, or the cache goes stale. Dropping the wrapper discards what it
+/// has not flushed (recovery replays it from the changelog): call
+/// [`flush`](Self::flush) first on a clean shutdown.
+pub struct WriteBehindPartition {
+    inner: Arc<dyn StorePartition>,
+    config: WriteBehindConfig,
+    state: Mutex<State>,
+}
+
+impl std::fmt::Debug for WriteBehindPartition {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteBehindPartition")
+            .field("config", &self.config)
+            .field("stats", &self.cache_stats())
+            .finish()
+    }
+}
+
+impl WriteBehindPartition {
+    /// Wraps `inner` with an empty cache. Reads `inner`'s changelog offset
+    /// (an error if it is corrupt). `max_dirty_bytes` is capped at
+    /// `max_bytes`.
+    pub fn new(inner: Arc<dyn StorePartition>, config: WriteBehindConfig) -> Result<Self> {
+        let offset = inner.changelog_offset()?;
+        let config = WriteBehindConfig {
+            max_dirty_bytes: config.max_dirty_bytes.min(config.max_bytes),
+            ..config
+        };
+        Ok(WriteBehindPartition {
+            inner,
+            config,
+            state: Mutex::new(State::new(offset)),
+        })
+    }
+
+    /// The partition below.
+    pub fn inner(&self) -> &Arc<dyn StorePartition> {
+        &self.inner
+    }
+
+    /// The bounds in force.
+    pub fn config(&self) -> WriteBehindConfig {
+        self.config
+    }
+
+    /// Writes every unflushed change to the partition below as one atomic
+    /// batch with the newest changelog offset written through the wrapper.
+    /// Nothing to write: nothing happens. On error the changes stay cached
+    /// (reads still see them) and the next flush retries.
+    pub fn flush(&self) -> Result<()> {
+        self.state.lock().flush(&*self.inner)
+    }
+
+    /// Flushes if the oldest unflushed change is at least
+    /// [`WriteBehindConfig::max_dirty_age`] old; returns whether it did.
+    /// For the owner's maintenance loop, so an idle partition still
+    /// reaches the partition below within the bound.
+    pub fn flush_if_due(&self) -> Result<bool> {
+        let mut st = self.state.lock();
+        if st.due(&self.config, Instant::now()) {
+            st.flush(&*self.inner)?;
+            Ok(true)
+        } else {
+            Ok(false)
+        }
+    }
+
+    /// True if there are changes not yet written below.
+    pub fn is_dirty(&self) -> bool {
+        self.state.lock().is_dirty()
+    }
+
+    /// Sizes and counters of the cache.
+    pub fn cache_stats(&self) -> WriteBehindStats {
+        self.state.lock().stats()
+    }
+}
+
+impl StorePartition for WriteBehindPartition {
+    fn get(&self, cf_name: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
+        let mut st = self.state.lock();
+        if is_offset_key(cf_name, key) {
+            return Ok(offset_bytes(st.offset));
+        }
+        if let Some(known) = st.lookup(cf_name, key, self.config.max_bytes, &*self.inner)? {
+            return Ok(known);
+        }
+        let value = self.inner.get(cf_name, key)?;
+        st.slots
+            .cache_read(cf_name, key, value.as_deref(), self.config.max_bytes);
+        Ok(value)
+    }
+
+    fn iter_range<'a>(
+        &'a self,
+        cf_name: &str,
+        lower: &[u8],
+        upper: Option<&[u8]>,
+        direction: Direction,
+    ) -> Result<KvIter<'a>> {
+        let mut st = self.state.lock();
+        let dirty = st.dirty_view(cf_name, lower, upper, direction, &self.config, &*self.inner)?;
+        // Both views are taken under the lock: a flush cannot fall between.
+        let inner = self.inner.iter_range(cf_name, lower, upper, direction)?;
+        drop(st);
+        Ok(Merge::over(inner, dirty, direction))
+    }
+
+    fn write(&self, batch: &WriteBatch) -> Result<()> {
+        let mut st = self.state.lock();
+        let need = st.estimate(batch);
+        if need > self.config.max_bytes {
+            // Larger than the whole cache: write it through, after
+            // everything older.
+            st.forget_keys(batch, &*self.inner)?;
+            self.inner.write(batch)?;
+            st.written_through(batch);
+            return Ok(());
+        }
+        if st.must_flush_before(need, &self.config) {
+            st.flush(&*self.inner)?;
+        }
+        st.ensure_room(need, &self.config, &*self.inner)?;
+        st.apply(batch);
+        Ok(())
+    }
+
+    fn write_bulk(&self, batch: &WriteBatch) -> Result<()> {
+        let mut st = self.state.lock();
+        st.forget_keys(batch, &*self.inner)?;
+        self.inner.write_bulk(batch)?;
+        st.written_through(batch);
+        Ok(())
+    }
+
+    fn persist(&self) -> Result<()> {
+        self.flush()?;
+        self.inner.persist()
+    }
+
+    fn changelog_offset(&self) -> Result<Option<u64>> {
+        Ok(self.state.lock().offset)
+    }
+
+    /// Writes go into a hash table; the flush sorts what it writes below.
+    fn prefers_sorted_batches(&self) -> bool {
+        false
+    }
+
+    fn column_families(&self) -> Result<Vec<String>> {
+        let mut names = self.inner.column_families()?;
+        let st = self.state.lock();
+        names.extend(st.written_cfs().map(str::to_owned));
+        names.sort();
+        names.dedup();
+        Ok(names)
+    }
+
+    fn stats(&self) -> PartitionStats {
+        self.inner.stats()
+    }
+
+    /// Holds the cache's lock for the view's life (no flush can fall
+    /// between the cache and the partition below; writers wait, so keep
+    /// views short) and reads the cache over a view of the partition below
+    /// taken under the same lock. Reads through the view cache nothing.
+    fn read_view(&self) -> Result<Box<dyn ReadView + '_>> {
+        let state = self.state.lock();
+        let inner = self.inner.read_view()?;
+        Ok(Box::new(WriteBehindView { state, inner }))
+    }
+}

@@ -1,0 +1,137 @@
+//! The per-prefix index slots of a windowed transaction (latest
+//! timestamp, last expired, last deleted window and value): read from the
+//! transaction's prefix cache, its change set, the shared
+//! [`WindowIndex`](super::WindowIndex) or the store, in that order;
+//! written through the base transaction and remembered in the prefix cache.
+
+use state_core::{keys, StorePartition};
+
+use super::index_value::IndexValue;
+use super::layout::{to_u64, Index};
+use super::prefix_cache::{PrefixTxn, SharedSnapshot};
+use super::transaction::WindowedTransaction;
+use crate::cache::Cached;
+use crate::error::Result;
+
+impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
+    /// Takes `prefix`'s snapshot from the shared index if not taken yet;
+    /// false without a shared index.
+    pub(super) fn snapshot(&self, prefix: &[u8]) -> Result<bool> {
+        let Some(shared) = &self.shared else { return Ok(false) };
+        if self.prefixes.borrow().get(prefix).is_some_and(|p| p.shared.is_some()) {
+            return Ok(true);
+        }
+        let snap = shared.with_prefix(&**self.base.partition(), self.codec(), prefix, |e, position| {
+            SharedSnapshot {
+                windows: e.windows.clone(),
+                latest: e.latest,
+                expired: e.expired,
+                position,
+            }
+        })?;
+        self.prefixes.borrow_mut().entry(prefix).shared = Some(snap);
+        Ok(true)
+    }
+
+    pub(super) fn get_index(&mut self, index: Index, prefix: &[u8]) -> Result<Option<i128>> {
+        if let Some(Some(v)) = self.prefixes.get_mut().get(prefix).map(|p| p.slots.get(index)) {
+            return Ok(v);
+        }
+        self.base.require_started("get")?;
+        let (cf_name, key) = index.location();
+        let mut full = std::mem::take(&mut self.key_buf);
+        full.clear();
+        keys::write_prefixed_key(&mut full, prefix, key);
+        let res = self.read_index(index, prefix, cf_name, &full);
+        self.key_buf = full;
+        let value = res?;
+        self.remember_index(index, prefix, value);
+        Ok(value)
+    }
+
+    /// Reads index slot `index` of `prefix` (full key `full` in `cf_name`):
+    /// this transaction's change, else the shared index, else the store.
+    fn read_index(&self, index: Index, prefix: &[u8], cf_name: &str, full: &[u8]) -> Result<Option<i128>> {
+        let from_shared = matches!(index, Index::Timestamp | Index::Expired) && self.shared.is_some();
+        if from_shared && !self.untracked {
+            // Only `set_index` writes these keys here, and it records the
+            // value: the change set has nothing the slots do not.
+            return self.shared_slot(index, prefix);
+        }
+        Ok(match self.base.cached(cf_name, full) {
+            Cached::Value(bytes) => Some(self.codec().decode::<IndexValue>(bytes)?.0),
+            Cached::Deleted => None,
+            Cached::Unknown if from_shared => self.shared_slot(index, prefix)?,
+            Cached::Unknown => match self.base.partition().get(cf_name, full)? {
+                Some(bytes) => Some(self.codec().decode::<IndexValue>(&bytes)?.0),
+                None => None,
+            },
+        })
+    }
+
+    /// Slot `index` (the latest timestamp or the last expired) of
+    /// `prefix` as the shared index has it.
+    fn shared_slot(&self, index: Index, prefix: &[u8]) -> Result<Option<i128>> {
+        self.snapshot(prefix)?;
+        let prefixes = self.prefixes.borrow();
+        let snap = prefixes.get(prefix).and_then(|p| p.shared.as_ref());
+        Ok(match (index, snap) {
+            (Index::Timestamp, Some(s)) => s.latest,
+            (_, Some(s)) => s.expired,
+            (_, None) => None,
+        })
+    }
+
+    pub(super) fn set_index(&mut self, index: Index, prefix: &[u8], value: i128) -> Result<()> {
+        let (cf_name, key) = index.location();
+        let codec = self.codec();
+        self.value_buf.clear();
+        codec.encode_into(&IndexValue::new(value)?, &mut self.value_buf)?;
+        self.key_buf.clear();
+        keys::write_prefixed_key(&mut self.key_buf, prefix, key);
+        self.base.set_raw_ref(cf_name, &self.key_buf, &self.value_buf)?;
+        let p = self.prefix_mut(prefix);
+        p.slots.set(index, Some(value));
+        p.written |= 1 << index.slot();
+        Ok(())
+    }
+
+    fn prefix_mut(&mut self, prefix: &[u8]) -> &mut PrefixTxn {
+        self.prefixes.get_mut().entry(prefix)
+    }
+
+    fn remember_index(&mut self, index: Index, prefix: &[u8], value: Option<i128>) {
+        self.prefix_mut(prefix).slots.set(index, value);
+    }
+
+    /// Records that this transaction set (`present`) or deleted window
+    /// `(start, end)`.
+    pub(super) fn touch(&mut self, prefix: &[u8], start: u64, end: u64, present: bool) {
+        let touched = &mut self.prefix_mut(prefix).touched;
+        match touched.as_mut_slice().iter_mut().find(|w| (w.0, w.1) == (start, end)) {
+            Some(w) => w.2 = present,
+            None => touched.push((start, end, present)),
+        }
+    }
+
+    /// True if the shared index knows window `(start, end)` of `prefix` is
+    /// not stored (false: stored, or not known).
+    pub(super) fn stored_absent(&self, prefix: &[u8], start: u64, end: u64) -> Result<bool> {
+        if !self.snapshot(prefix)? {
+            return Ok(false);
+        }
+        Ok(self
+            .prefixes
+            .borrow()
+            .get(prefix)
+            .and_then(|p| p.shared.as_ref())
+            .and_then(|s| s.windows.as_ref())
+            .is_some_and(|w| w.as_slice().binary_search(&(start, end)).is_err()))
+    }
+
+    /// The latest event time seen for `prefix` by `update_window` (0 if none;
+    /// a negative stored value, which neither library writes, reads as 0).
+    pub fn get_latest_timestamp(&mut self, prefix: &[u8]) -> Result<u64> {
+        Ok(to_u64(self.get_index(Index::Timestamp, prefix)?.unwrap_or(0)))
+    }
+}

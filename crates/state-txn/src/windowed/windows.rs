@@ -1,0 +1,228 @@
+//! Window reads and writes: one window by its bounds, and the windows of
+//! a prefix in a range of starts, read from the change set and the shared
+//! [`WindowIndex`](super::WindowIndex) where they can answer, from the
+//! store otherwise.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use state_core::{cf, keys, Direction, StorePartition};
+
+use super::layout::{bound, check_window, non_negative, window_key_len, with_window_key, Index, RawWindow};
+use super::transaction::WindowedTransaction;
+use crate::cache::Cached;
+use crate::error::Result;
+
+/// Stored windows in a range that [`WindowedTransaction`] reads by point
+/// reads from what the [`WindowIndex`](super::WindowIndex) lists; more are
+/// read by one range scan.
+const POINT_READ_WINDOWS: usize = 32;
+
+/// A window's bounds and decoded aggregate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Window<V> {
+    /// Start, ms (inclusive).
+    pub start: u64,
+    /// End, ms (exclusive).
+    pub end: u64,
+    /// The aggregate stored for the window.
+    pub value: V,
+}
+
+impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
+    // ---- windows -----------------------------------------------------------
+
+    /// The aggregate of window `[start, end)` under `prefix`, if any.
+    pub fn get_window<V: DeserializeOwned>(&self, start: i64, end: i64, prefix: &[u8]) -> Result<Option<V>> {
+        let (s, e) = check_window(start, end)?;
+        self.base.require_started("get")?;
+        with_window_key(prefix, s, e, |key| {
+            match self.base.cached(cf::DEFAULT, key) {
+                Cached::Value(bytes) => return Ok(Some(self.codec().decode(bytes)?)),
+                Cached::Deleted => return Ok(None),
+                Cached::Unknown => {}
+            }
+            if self.stored_absent(prefix, s, e)? {
+                return Ok(None);
+            }
+            match self.base.partition().get(cf::DEFAULT, key)? {
+                Some(bytes) => Ok(Some(self.codec().decode(&bytes)?)),
+                None => Ok(None),
+            }
+        })
+    }
+
+    /// The aggregate of window `[start, end)` under `prefix`, or `default`:
+    /// quixstreams' `get_window(..., default=)`.
+    pub fn get_window_or<V: DeserializeOwned>(&self, start: i64, end: i64, prefix: &[u8], default: V) -> Result<V> {
+        Ok(self.get_window(start, end, prefix)?.unwrap_or(default))
+    }
+
+    /// Sets the aggregate of window `[start, end)` and raises the prefix's
+    /// latest timestamp to `timestamp` if it is newer.
+    pub fn update_window<V: Serialize + ?Sized>(
+        &mut self,
+        start: i64,
+        end: i64,
+        value: &V,
+        timestamp: i64,
+        prefix: &[u8],
+    ) -> Result<()> {
+        self.guarded(|t| {
+            let ts = non_negative("timestamp", timestamp)?;
+            let (s, e) = check_window(start, end)?;
+            t.base.require_started("set")?;
+            let codec = t.codec();
+            t.value_buf.clear();
+            codec.encode_into(value, &mut t.value_buf)?;
+            t.key_buf.clear();
+            keys::write_prefixed_key(&mut t.key_buf, prefix, &keys::encode_u64_pair(s, e));
+            if t.stored_absent(prefix, s, e)? {
+                t.base.set_raw_new(cf::DEFAULT, &t.key_buf, &t.value_buf)?;
+            } else {
+                t.base.set_raw_ref(cf::DEFAULT, &t.key_buf, &t.value_buf)?;
+            }
+            t.touch(prefix, s, e, true);
+            let latest = t.get_index(Index::Timestamp, prefix)?;
+            let updated = latest.map_or(i128::from(ts), |l| l.max(i128::from(ts)));
+            t.set_index(Index::Timestamp, prefix, updated)
+        })
+    }
+
+    /// Deletes window `[start, end)` under `prefix`.
+    pub fn delete_window(&mut self, start: i64, end: i64, prefix: &[u8]) -> Result<()> {
+        let (s, e) = check_window(start, end)?;
+        self.base.delete_raw(cf::DEFAULT, keys::window_key(prefix, s, e))?;
+        self.touch(prefix, s, e, false);
+        Ok(())
+    }
+
+    /// Deletes a window found by a range read.
+    pub(super) fn delete_found(&mut self, prefix: &[u8], start: u64, end: u64) -> Result<()> {
+        self.key_buf.clear();
+        keys::write_prefixed_key(&mut self.key_buf, prefix, &keys::encode_u64_pair(start, end));
+        self.base.delete_raw_ref(cf::DEFAULT, &self.key_buf)?;
+        self.touch(prefix, start, end, false);
+        Ok(())
+    }
+
+    /// The windows of `prefix` with `lower <= start <= upper`, by key,
+    /// from the shared index plus this transaction's own changes: `None`
+    /// when that cannot answer (no index, the prefix's windows are not
+    /// indexed, too many to read one by one, or changes made through
+    /// [`base_mut`](Self::base_mut)).
+    fn windows_indexed(&self, lower: u64, upper: u64, prefix: &[u8]) -> Result<Option<Vec<RawWindow>>> {
+        if self.untracked || !self.snapshot(prefix)? {
+            return Ok(None);
+        }
+        let found = {
+            let prefixes = self.prefixes.borrow();
+            let Some(p) = prefixes.get(prefix) else { return Ok(None) };
+            let Some(w) = p.shared.as_ref().and_then(|s| s.windows.as_ref()) else {
+                return Ok(None);
+            };
+            let w = w.as_slice();
+            let from = w.partition_point(|&(s, _)| s < lower);
+            let to = w.partition_point(|&(s, _)| s <= upper);
+            if to - from > POINT_READ_WINDOWS {
+                return Ok(None);
+            }
+            let mut found = w[from..to].to_vec();
+            let before = found.len();
+            found.extend(
+                p.touched
+                    .as_slice()
+                    .iter()
+                    .filter(|w| (lower..=upper).contains(&w.0))
+                    .map(|w| (w.0, w.1)),
+            );
+            if found.len() > before {
+                found.sort_unstable();
+                found.dedup();
+            }
+            found
+        };
+        let mut out = Vec::with_capacity(found.len());
+        for (s, e) in found {
+            with_window_key(prefix, s, e, |key| -> Result<()> {
+                match self.base.cached(cf::DEFAULT, key) {
+                    Cached::Value(v) => out.push((s, e, v.to_vec())),
+                    Cached::Deleted => {}
+                    Cached::Unknown => {
+                        if let Some(v) = self.base.partition().get(cf::DEFAULT, key)? {
+                            out.push((s, e, v));
+                        }
+                    }
+                }
+                Ok(())
+            })?;
+        }
+        Ok(Some(out))
+    }
+
+    pub(super) fn windows_raw(
+        &self,
+        start_from: Option<u64>,
+        start_to: u64,
+        prefix: &[u8],
+        direction: Direction,
+    ) -> Result<Vec<(u64, u64, Vec<u8>)>> {
+        // start_from is exclusive: scan from start_from + 1.
+        let lower_start = match start_from {
+            Some(s) => match s.checked_add(1) {
+                Some(v) => v,
+                None => return Ok(Vec::new()),
+            },
+            None => 0,
+        };
+        if lower_start > start_to {
+            return Ok(Vec::new());
+        }
+        if let Some(mut found) = self.windows_indexed(lower_start, start_to, prefix)? {
+            if direction == Direction::Backward {
+                found.reverse();
+            }
+            return Ok(found);
+        }
+        let lower = bound(prefix, lower_start);
+        let upper = start_to.checked_add(1).map(|u| bound(prefix, u));
+        let upper = match upper {
+            Some(u) => Some(u),
+            None => keys::prefix_upper_bound(&keys::prefixed_key(prefix, b"")),
+        };
+        let want_len = window_key_len(prefix);
+        let mut out = Vec::new();
+        for (key, value) in self.base.iter_range(cf::DEFAULT, &lower, upper.as_deref(), direction)? {
+            if !keys::in_layout(&key, want_len, "window")? {
+                continue; // a key of another (longer) prefix inside the range
+            }
+            let (_, s, e) = keys::parse_window_key(&key)?;
+            out.push((s, e, value));
+        }
+        Ok(out)
+    }
+
+    /// Windows under `prefix` with `start_from < start <= start_to`, by start
+    /// (then end), in `direction`. `start_from = -1` includes 0.
+    pub fn get_windows<V: DeserializeOwned>(
+        &self,
+        start_from: i64,
+        start_to: i64,
+        prefix: &[u8],
+        direction: Direction,
+    ) -> Result<Vec<Window<V>>> {
+        if start_to < 0 {
+            return Ok(Vec::new());
+        }
+        let from = u64::try_from(start_from).ok();
+        self.windows_raw(from, start_to as u64, prefix, direction)?
+            .into_iter()
+            .map(|(start, end, v)| {
+                Ok(Window {
+                    start,
+                    end,
+                    value: self.codec().decode(&v)?,
+                })
+            })
+            .collect()
+    }
+}
