@@ -11,9 +11,7 @@ use state_cache::{WriteBehindConfig, WriteBehindPartition};
 use state_core::{cf, Direction, StorePartition, WriteBatch};
 use state_rocksdb::{RocksDbOptions, RocksDbPartition};
 
-#[path = "../../state-rocksdb/tests/common/mod.rs"]
-mod rocks;
-use rocks::RocksHarness;
+use test_support::rocksdb::RocksHarness;
 
 fn open(dir: &std::path::Path) -> Arc<RocksDbPartition> {
     Arc::new(RocksDbPartition::open(dir, &RocksDbOptions::default()).expect("open"))
