@@ -28,27 +28,26 @@
 
 #![warn(missing_docs)]
 
-mod admin;
 mod apply;
-mod block_on;
-mod client;
 mod error;
+mod kafka;
 pub mod metrics;
 mod producer;
 mod recovery;
 mod restorer;
-mod settings;
 mod topic;
 mod writer;
 
-pub use admin::{create_topic, describe_topic_config, ensure_changelog_topic, topic_partitions, ChangelogTopicConfig};
 pub use apply::{ApplierConfig, ApplyStats, ChangelogApplier, IncomingRecord};
-pub use client::{BrokerFailure, FailureKind, KafkaClientContext};
 pub use error::{ChangelogError, Result};
-pub use producer::{ChangelogProducer, DeliveryTracker, KafkaProducer};
+pub use kafka::{
+    create_topic, describe_topic_config, ensure_changelog_topic, is_secret_key, topic_partitions, BrokerFailure,
+    ChangelogTopicConfig, DeliveryTracker, FailureKind, KafkaClientContext, KafkaProducer, KafkaSettings,
+    SettingsError, REDACTED,
+};
+pub use producer::ChangelogProducer;
 pub use recovery::{RecoveredPartition, RecoveryConfig, RecoveryManager, RecoveryPartition, RecoveryProgress};
 pub use restorer::{ChangelogPartition, RestoreEvent, RestoreRequest, Restorer, StandbyRequest, StandbyStatus};
-pub use settings::{is_secret_key, KafkaSettings, SettingsError, REDACTED};
 pub use topic::changelog_topic_name;
 
 /// The rdkafka version this crate is built against, re-exported so users

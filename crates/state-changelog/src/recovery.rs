@@ -12,10 +12,10 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use state_core::StorePartition;
 
-use crate::admin::serve_events;
 use crate::apply::{ApplierConfig, ApplyStats, ChangelogApplier, IncomingRecord};
-use crate::client::KafkaClientContext;
 use crate::error::{ChangelogError, Result};
+use crate::kafka::client::KafkaClientContext;
+use crate::kafka::consumer::serve_events;
 
 /// One store partition to recover and where its changelog is.
 pub struct RecoveryPartition {

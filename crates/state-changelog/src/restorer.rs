@@ -27,10 +27,10 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use state_core::{ReplayCheck, StorePartition};
 
-use crate::admin::serve_events;
 use crate::apply::{ApplierConfig, ApplyStats, ChangelogApplier, IncomingRecord};
-use crate::client::KafkaClientContext;
 use crate::error::{ChangelogError, Result};
+use crate::kafka::client::KafkaClientContext;
+use crate::kafka::consumer::serve_events;
 use crate::recovery::{RecoveryConfig, RecoveryProgress};
 
 /// A changelog partition: (topic, partition).
