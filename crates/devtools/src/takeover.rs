@@ -65,16 +65,14 @@ fn member(bootstrap: &str, name: &str, standby: bool, dies: bool, c: u64) -> Res
         .register_store(StoreSpec::key_value(INPUT, "counts"))
         .map_err(|e| e.to_string())?;
     let manager = Arc::new(Mutex::new(m));
-    let consumer: BaseConsumer<StateContext> = client
-        .set("group.id", GROUP)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
+    let consumer: BaseConsumer<StateContext> = state_changelog::ConsumerSettings::new(GROUP)
+        .from_earliest()
+        .short_fetch_backoff()
+        .apply_to(&mut client)
         .set("session.timeout.ms", "3000")
         .set("max.poll.interval.ms", if dies { "3000" } else { "60000" })
         .set("heartbeat.interval.ms", "300")
         .set("partition.assignment.strategy", "cooperative-sticky")
-        .set("fetch.queue.backoff.ms", "5")
         .create_with_context(StateContext::new(manager.clone()))
         .map_err(|e| e.to_string())?;
     consumer.subscribe(&[INPUT]).map_err(|e| e.to_string())?;

@@ -42,8 +42,8 @@ pub use apply::{ApplierConfig, ApplyStats, ChangelogApplier, IncomingRecord};
 pub use error::{ChangelogError, Result};
 pub use kafka::{
     create_topic, describe_topic_config, ensure_changelog_topic, is_secret_key, topic_partitions, BrokerFailure,
-    ChangelogTopicConfig, DeliveryTracker, FailureKind, KafkaClientContext, KafkaProducer, KafkaSettings,
-    SettingsError, REDACTED,
+    ChangelogTopicConfig, ConsumerSettings, DeliveryTracker, FailureKind, KafkaClientContext, KafkaProducer,
+    KafkaSettings, SettingsError, REDACTED,
 };
 pub use producer::ChangelogProducer;
 pub use recovery::{RecoveredPartition, RecoveryConfig, RecoveryManager, RecoveryPartition, RecoveryProgress};

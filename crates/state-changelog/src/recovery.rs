@@ -16,6 +16,7 @@ use crate::apply::{ApplierConfig, ApplyStats, ChangelogApplier, IncomingRecord};
 use crate::error::{ChangelogError, Result};
 use crate::kafka::client::KafkaClientContext;
 use crate::kafka::consumer::serve_events;
+use crate::kafka::consumer::{create_consumer, ConsumerSettings, RECOVERY_GROUP};
 
 /// One store partition to recover and where its changelog is.
 pub struct RecoveryPartition {
@@ -168,25 +169,12 @@ impl std::fmt::Debug for RecoveryManager {
 impl RecoveryManager {
     /// A manager whose consumer uses `client` (bootstrap servers, security).
     pub fn new(client: &ClientConfig, config: RecoveryConfig, stop: Arc<AtomicBool>) -> Result<Self> {
-        let mut c = client.clone();
-        c.set("isolation.level", "read_committed")
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest");
-        if c.get("group.id").is_none() {
-            c.set("group.id", "kafka-state-recovery");
-        }
-        // Recovery writes to RocksDB between polls, so the fetch queue often
-        // exceeds its threshold; librdkafka then pauses fetching for
-        // `fetch.queue.backoff.ms` (1 s by default) and recovery sits idle.
-        // `cargo xtask bench --workload w4` (1M records, mock cluster): 8.2 s
-        // with the default, 1.8 s with 5 ms.
-        if c.get("fetch.queue.backoff.ms").is_none() {
-            c.set("fetch.queue.backoff.ms", "5");
-        }
-        let consumer: BaseConsumer<KafkaClientContext> = c
-            .create_with_context(KafkaClientContext::new(&c))
-            .map_err(|source| ChangelogError::from_kafka("creating the recovery consumer", source, Some(&c), None))?;
+        let group = client.get("group.id").unwrap_or(RECOVERY_GROUP);
+        let consumer = create_consumer(
+            client,
+            &ConsumerSettings::restore(group),
+            "creating the recovery consumer",
+        )?;
         Ok(RecoveryManager { consumer, config, stop })
     }
 

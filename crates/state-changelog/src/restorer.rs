@@ -31,6 +31,7 @@ use crate::apply::{ApplierConfig, ApplyStats, ChangelogApplier, IncomingRecord};
 use crate::error::{ChangelogError, Result};
 use crate::kafka::client::KafkaClientContext;
 use crate::kafka::consumer::serve_events;
+use crate::kafka::consumer::{create_consumer, ConsumerSettings};
 use crate::recovery::{RecoveryConfig, RecoveryProgress};
 
 /// A changelog partition: (topic, partition).
@@ -153,19 +154,11 @@ impl Restorer {
     /// application's group, used only to read its committed offsets for
     /// standbys (the restorer never joins the group nor commits).
     pub fn start(client: &ClientConfig, group_id: &str, config: RecoveryConfig) -> Result<Self> {
-        let mut c = client.clone();
-        c.set("isolation.level", "read_committed")
-            .set("enable.auto.commit", "false")
-            .set("enable.auto.offset.store", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("group.id", group_id);
-        // See `RecoveryManager::new`: the default 1 s fetch backoff idles restores.
-        if c.get("fetch.queue.backoff.ms").is_none() {
-            c.set("fetch.queue.backoff.ms", "5");
-        }
-        let consumer: BaseConsumer<KafkaClientContext> = c
-            .create_with_context(KafkaClientContext::new(&c))
-            .map_err(|source| ChangelogError::from_kafka("creating the restore consumer", source, Some(&c), None))?;
+        let consumer = create_consumer(
+            client,
+            &ConsumerSettings::restore(group_id),
+            "creating the restore consumer",
+        )?;
         let (commands, command_rx) = crossbeam_channel::unbounded();
         let (event_tx, events) = crossbeam_channel::unbounded();
         let standbys = Arc::new(Mutex::new(BTreeMap::new()));

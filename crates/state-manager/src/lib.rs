@@ -51,7 +51,7 @@ pub use tokio_support::AsyncStateManager;
 // Every type in this crate's public signatures, reachable from here.
 pub use parking_lot::{self, Mutex};
 pub use rdkafka;
-pub use state_changelog::{ChangelogTopicConfig, RecoveryConfig, RecoveryProgress};
+pub use state_changelog::{ChangelogTopicConfig, ConsumerSettings, RecoveryConfig, RecoveryProgress};
 pub use state_core::{Backend, BackendInfo, Codec, MemoryBackend, StorePartition};
 #[cfg(feature = "rocksdb")]
 pub use state_rocksdb::{RocksDbBackend, RocksDbOptions};

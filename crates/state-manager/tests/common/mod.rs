@@ -137,9 +137,9 @@ pub fn member_with_spec(
         .unwrap();
     let manager = Arc::new(Mutex::new(m));
     let mut c = client(bootstrap);
-    c.set("group.id", "g")
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
+    state_changelog::ConsumerSettings::new("g")
+        .from_earliest()
+        .apply_to(&mut c)
         .set("session.timeout.ms", "3000")
         .set("heartbeat.interval.ms", "300")
         .set(
@@ -150,8 +150,7 @@ pub fn member_with_spec(
                 Fate::PollsOften => "6000",
             },
         )
-        .set("partition.assignment.strategy", strategy)
-        .set("isolation.level", "read_committed");
+        .set("partition.assignment.strategy", strategy);
     let consumer: BaseConsumer<StateContext> = c.create_with_context(StateContext::new(manager.clone())).unwrap();
     consumer.subscribe(&[INPUT]).unwrap();
     Member {
