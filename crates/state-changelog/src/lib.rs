@@ -28,17 +28,13 @@
 
 #![warn(missing_docs)]
 
-mod apply;
 mod error;
 mod kafka;
 pub mod metrics;
 mod producer;
-mod recovery;
-mod restorer;
+mod restore;
 mod topic;
-mod writer;
 
-pub use apply::{ApplierConfig, ApplyStats, ChangelogApplier, IncomingRecord};
 pub use error::{ChangelogError, Result};
 pub use kafka::{
     create_topic, describe_topic_config, ensure_changelog_topic, is_secret_key, topic_partitions, BrokerFailure,
@@ -46,8 +42,11 @@ pub use kafka::{
     KafkaSettings, SettingsError, REDACTED,
 };
 pub use producer::ChangelogProducer;
-pub use recovery::{RecoveredPartition, RecoveryConfig, RecoveryManager, RecoveryPartition, RecoveryProgress};
-pub use restorer::{ChangelogPartition, RestoreEvent, RestoreRequest, Restorer, StandbyRequest, StandbyStatus};
+pub use restore::{
+    ApplierConfig, ApplyStats, ChangelogApplier, ChangelogPartition, IncomingRecord, RecoveredPartition,
+    RecoveryConfig, RecoveryManager, RecoveryPartition, RecoveryProgress, RestoreEvent, RestoreRequest, Restorer,
+    StandbyRequest, StandbyStatus,
+};
 pub use topic::changelog_topic_name;
 
 /// The rdkafka version this crate is built against, re-exported so users

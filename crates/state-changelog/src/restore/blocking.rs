@@ -12,11 +12,11 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use state_core::StorePartition;
 
-use crate::apply::{ApplierConfig, ApplyStats, ChangelogApplier, IncomingRecord};
 use crate::error::{ChangelogError, Result};
 use crate::kafka::client::KafkaClientContext;
 use crate::kafka::consumer::serve_events;
 use crate::kafka::consumer::{create_consumer, ConsumerSettings, RECOVERY_GROUP};
+use crate::restore::apply::{ApplierConfig, ApplyStats, ChangelogApplier, IncomingRecord};
 
 /// One store partition to recover and where its changelog is.
 pub struct RecoveryPartition {

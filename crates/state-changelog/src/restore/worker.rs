@@ -27,12 +27,12 @@ use rdkafka::message::{Headers, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use state_core::{ReplayCheck, StorePartition};
 
-use crate::apply::{ApplierConfig, ApplyStats, ChangelogApplier, IncomingRecord};
 use crate::error::{ChangelogError, Result};
 use crate::kafka::client::KafkaClientContext;
 use crate::kafka::consumer::serve_events;
 use crate::kafka::consumer::{create_consumer, ConsumerSettings};
-use crate::recovery::{RecoveryConfig, RecoveryProgress};
+use crate::restore::apply::{ApplierConfig, ApplyStats, ChangelogApplier, IncomingRecord};
+use crate::restore::blocking::{RecoveryConfig, RecoveryProgress};
 
 /// A changelog partition: (topic, partition).
 pub type ChangelogPartition = (String, i32);
@@ -306,7 +306,7 @@ struct Worker {
     /// The key of the last record's partition, reused for the next record.
     last_key: Option<ChangelogPartition>,
     /// The clock as of the last read: read every
-    /// [`CLOCK_EVERY`](crate::recovery::CLOCK_EVERY) records and at the end
+    /// [`CLOCK_EVERY`](crate::restore::blocking::CLOCK_EVERY) records and at the end
     /// of each fetch (reading it per record cost as much as applying).
     now: Instant,
     since_clock: u32,
@@ -640,7 +640,7 @@ impl Worker {
         match self.consumer.poll(self.config.poll_timeout) {
             Some(Ok(msg)) => {
                 self.since_clock += 1;
-                if self.since_clock >= crate::recovery::CLOCK_EVERY {
+                if self.since_clock >= crate::restore::blocking::CLOCK_EVERY {
                     self.since_clock = 0;
                     self.now = Instant::now();
                 }
