@@ -348,8 +348,7 @@ fn w4_recover(bootstrap: &str, topic: &str, dir: &Path, p: Params) -> Result<Out
     mgr.recover(
         vec![state_changelog::RecoveryPartition {
             partition: partition.clone(),
-            topic: topic.to_string(),
-            changelog_partition: 0,
+            changelog: state_core::TopicPartition::new(topic, 0),
             committed_offsets: BTreeMap::new(),
             location: dir.display().to_string(),
             until: None,

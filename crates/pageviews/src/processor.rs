@@ -131,7 +131,7 @@ impl Run<'_> {
                 let mut r = r.lock();
                 r.started.get_or_insert_with(Instant::now);
                 r.partitions.insert(
-                    (p.topic.clone(), p.partition),
+                    (p.changelog.topic().to_owned(), p.changelog.partition()),
                     Restore {
                         done: p.done,
                         total: p.total,
@@ -145,11 +145,12 @@ impl Run<'_> {
                 // Nothing to restore: no meter.
                 return;
             }
-            let key = (p.topic.clone(), p.partition);
+            let (topic, partition) = (p.changelog.topic(), p.changelog.partition());
+            let key = (topic.to_owned(), partition);
             let meter = meters.entry(key).or_insert_with(|| {
                 // changelog__<group>--<stream>--<store>: name the store.
-                let store = p.topic.rsplit("--").next().unwrap_or(&p.topic);
-                progress.meter(&format!("restore {store}[{}]", p.partition), p.total, "records")
+                let store = topic.rsplit("--").next().unwrap_or(topic);
+                progress.meter(&format!("restore {store}[{partition}]"), p.total, "records")
             });
             meter.set_length(p.total);
             meter.set_position(p.done);

@@ -244,8 +244,7 @@ fn replay_into(
     let done = recovery.recover(
         vec![RecoveryPartition {
             partition,
-            topic: source.topic.clone(),
-            changelog_partition: source.partition,
+            changelog: state_core::TopicPartition::new(source.topic.as_str(), source.partition),
             committed_offsets: committed,
             location,
             until,
