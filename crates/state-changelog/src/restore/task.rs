@@ -102,28 +102,30 @@ impl ChangelogTask {
     pub(crate) fn offer(&mut self, record: IncomingRecord<'_>, now: Instant) -> Step {
         let offset = record.offset;
         let applied = match &self.state {
-            TaskState::Restoring(_) => self.applier.apply(record).map(|()| true),
-            TaskState::Standby { .. } => self.applier.apply_committed(record),
+            TaskState::Restoring(_) => self.applier.apply(record),
+            TaskState::Standby { source } => match self.applier.apply_committed(record) {
+                Ok(true) => Ok(()),
+                Ok(false) => {
+                    let source = source.clone();
+                    return self.hold(source);
+                }
+                Err(e) => Err(e),
+            },
             TaskState::Held { .. } => return Step::Held,
         };
         match applied {
-            Ok(true) => {
+            Ok(()) => {
                 self.next = offset + 1;
                 self.last_activity = now;
                 Step::Applied
             }
-            Ok(false) => self.hold(),
             Err(e) => Step::Failed(e),
         }
     }
 
     /// A standby reached a record not committed yet: write what is staged
     /// (whole records: data and offset stay in step) and hold.
-    fn hold(&mut self) -> Step {
-        let source = match &mut self.state {
-            TaskState::Standby { source } | TaskState::Held { source } => source.clone(),
-            TaskState::Restoring(_) => return Step::Applied,
-        };
+    fn hold(&mut self, source: TopicPartition) -> Step {
         self.state = TaskState::Held { source };
         match self.applier.flush() {
             Ok(()) => Step::Held,
@@ -217,5 +219,90 @@ impl ChangelogTask {
         self.high_watermark = end;
         self.last_activity = now;
         was_held
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use state_core::{MemoryPartition, ProcessedOffsets};
+
+    use super::*;
+    use crate::restore::apply::ApplierConfig;
+
+    fn standby(committed: i64) -> ChangelogTask {
+        let p: Arc<dyn StorePartition> = Arc::new(MemoryPartition::new());
+        let now = Instant::now();
+        ChangelogTask {
+            changelog: TopicPartition::new("cl", 0),
+            applier: ChangelogApplier::new(
+                p.clone(),
+                "cl",
+                0,
+                BTreeMap::from([("in".to_owned(), committed)]),
+                ApplierConfig::default(),
+            ),
+            partition: p,
+            state: TaskState::Standby {
+                source: TopicPartition::new("in", 0),
+            },
+            next: 0,
+            high_watermark: 10,
+            location: String::new(),
+            last_activity: now,
+        }
+    }
+
+    fn record(offset: i64, header: &[u8]) -> IncomingRecord<'_> {
+        IncomingRecord {
+            offset,
+            key: Some(b"k"),
+            value: Some(b"v"),
+            column_family: Some(b"default"),
+            processed_offsets: Some(header),
+            ttl_stamped: None,
+            value_codec: None,
+        }
+    }
+
+    #[test]
+    fn a_held_standby_keeps_its_record_whatever_the_position_says() {
+        let header = ProcessedOffsets::new().with("in", 5).to_header();
+        let mut t = standby(5);
+        assert!(matches!(t.offer(record(0, &header), Instant::now()), Step::Held));
+        assert!(t.is_held() && !t.wants(0) && !t.wants(1));
+        t.follow_position(1);
+        assert_eq!(t.next, 0, "the position is past the held record");
+        assert!(
+            !t.refresh_committed(BTreeMap::from([("in".to_owned(), 5)])),
+            "unchanged offsets"
+        );
+        assert!(
+            t.refresh_committed(BTreeMap::from([("in".to_owned(), 6)])),
+            "the hold is lifted"
+        );
+        assert!(t.wants(0));
+        assert!(matches!(t.offer(record(0, &header), Instant::now()), Step::Applied));
+        assert_eq!(t.next, 1);
+        t.follow_position(3);
+        assert_eq!(t.next, 3, "past markers and gaps");
+    }
+
+    #[test]
+    fn a_promotion_judges_by_the_newer_committed_offsets_and_restores_to_its_end() {
+        let mut t = standby(7);
+        let was_held = t.promote(
+            BTreeMap::from([("in".to_owned(), 4), ("other".to_owned(), 1)]),
+            3,
+            Instant::now(),
+        );
+        assert!(!was_held);
+        assert_eq!(
+            t.applier.committed(),
+            &BTreeMap::from([("in".to_owned(), 7), ("other".to_owned(), 1)])
+        );
+        assert!(t.is_restoring() && t.wants(2) && !t.wants(3));
+        assert!(!t.reached_end());
+        t.follow_position(3);
+        assert!(t.reached_end());
     }
 }
