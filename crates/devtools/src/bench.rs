@@ -323,8 +323,7 @@ fn w4_recover(bootstrap: &str, topic: &str, dir: &Path, p: Params) -> Result<Out
     mgr.recover(
         vec![state_changelog::RecoveryPartition {
             partition: partition.clone(),
-            topic: topic.to_string(),
-            changelog_partition: 0,
+            changelog: state_core::TopicPartition::new(topic, 0),
             committed_offsets: BTreeMap::new(),
             location: dir.display().to_string(),
             until: None,
@@ -341,23 +340,19 @@ fn w4_recover(bootstrap: &str, topic: &str, dir: &Path, p: Params) -> Result<Out
 }
 
 /// A plain consumer reading the same records: the limit for w4. It is
-/// configured as the recovery consumer is (`state_changelog::recovery`:
+/// configured as the recovery consumer is (`ConsumerSettings::restore`:
 /// read committed, no offset commits or stores, `fetch.queue.backoff.ms`
-/// 5 ms, the same poll timeout) and timed as recovery is: creating the
+/// 5 ms; the same poll timeout) and timed as recovery is: creating the
 /// client is outside the timing, reading the watermarks, assigning and
 /// reading up to the high watermark inside.
 fn w4_raw_consumer(bootstrap: &str, topic: &str) -> Result<Outcome, String> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     use rdkafka::Message;
     let defaults = state_changelog::RecoveryConfig::default();
-    let mut c = kafka_client(bootstrap);
-    c.set("group.id", "bench-raw")
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("fetch.queue.backoff.ms", "5");
-    let consumer: BaseConsumer = c.create().map_err(err)?;
+    let consumer: BaseConsumer = state_changelog::ConsumerSettings::restore("bench-raw")
+        .client_config(&kafka_client(bootstrap))
+        .create()
+        .map_err(err)?;
     let started = Instant::now();
     let (low, high) = consumer
         .fetch_watermarks(topic, 0, defaults.metadata_timeout)

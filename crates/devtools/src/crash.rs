@@ -363,11 +363,8 @@ fn produce_chunk(
 
 /// Every output record (read_committed): key → values in order.
 fn read_output(bootstrap: &str, partitions: u32) -> Result<BTreeMap<String, Vec<u64>>, String> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "crash-verifier")
-        .set("isolation.level", "read_committed")
-        .set("enable.auto.commit", "false")
+    let consumer: BaseConsumer = state_changelog::ConsumerSettings::new("crash-verifier")
+        .apply_to(ClientConfig::new().set("bootstrap.servers", bootstrap))
         .create()
         .map_err(|e| e.to_string())?;
     let mut tpl = TopicPartitionList::new();

@@ -60,7 +60,9 @@ pub use state_rocksdb::{RocksDbBackend, RocksDbOptions, RocksDbPartition};
 pub use state_fjall::{FjallBackend, FjallOptions, FjallPartition};
 
 #[cfg(feature = "manager")]
-pub use state_changelog::{rdkafka, ChangelogProducer, ChangelogTopicConfig, RecoveryConfig, RecoveryProgress};
+pub use state_changelog::{
+    rdkafka, ChangelogProducer, ChangelogTopicConfig, ConsumerSettings, RecoveryConfig, RecoveryProgress,
+};
 #[cfg(feature = "manager")]
 pub use state_manager::{
     CheckpointStage, KeyValue, ManagerConfig, ManagerError, ProcessingGuarantee, StateContext, StateStoreManager,

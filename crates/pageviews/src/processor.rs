@@ -14,7 +14,7 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, ProducerContext};
 use rdkafka::Offset;
-use state_changelog::{ChangelogTopicConfig, RecoveryProgress};
+use state_changelog::{ChangelogTopicConfig, ConsumerSettings, RecoveryProgress};
 use state_manager::{ManagerConfig, StateContext, StateStoreManager, StoreSpec, WriteBehindConfig};
 
 use crate::events::{partition_of, window_start};
@@ -115,11 +115,12 @@ impl Run<'_> {
                 // Nothing to restore: no meter.
                 return;
             }
-            let key = (p.topic.clone(), p.partition);
+            let (topic, partition) = (p.changelog.topic(), p.changelog.partition());
+            let key = (topic.to_owned(), partition);
             let meter = meters.entry(key).or_insert_with(|| {
                 // changelog__<group>--<stream>--<store>: name the store.
-                let store = p.topic.rsplit("--").next().unwrap_or(&p.topic);
-                progress.meter(&format!("restore {store}[{}]", p.partition), p.total, "records")
+                let store = topic.rsplit("--").next().unwrap_or(topic);
+                progress.meter(&format!("restore {store}[{partition}]"), p.total, "records")
             });
             meter.set_length(p.total);
             meter.set_position(p.done);
@@ -136,15 +137,14 @@ impl Run<'_> {
         }
         let manager = Arc::new(Mutex::new(manager));
         let mut c = self.client.clone();
-        c.set("group.id", GROUP)
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("isolation.level", "read_committed")
+        // Processing between polls lets the fetch queue pass its threshold;
+        // librdkafka's default 1 s fetch pause then idles the pipeline (see
+        // docs/operations.md): a short fetch backoff.
+        ConsumerSettings::new(GROUP)
+            .from_earliest()
+            .short_fetch_backoff()
+            .apply_to(&mut c)
             .set("session.timeout.ms", "6000")
-            // Processing between polls lets the fetch queue pass its
-            // threshold; librdkafka's default 1 s fetch pause then idles
-            // the pipeline (see docs/operations.md).
-            .set("fetch.queue.backoff.ms", "5")
             .set("max.poll.interval.ms", "300000");
         let consumer: BaseConsumer<StateContext> = kafka(
             "creating the consumer",

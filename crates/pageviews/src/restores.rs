@@ -32,7 +32,7 @@ impl RecoveryStats {
     pub fn record(&mut self, p: &RecoveryProgress) {
         self.started.get_or_insert_with(Instant::now);
         self.partitions.insert(
-            (p.topic.clone(), p.partition),
+            (p.changelog.topic().to_owned(), p.changelog.partition()),
             Restore {
                 done: p.done,
                 total: p.total,

@@ -57,11 +57,8 @@ pub(crate) struct Output {
 pub(crate) fn read_output(client: &ClientConfig, topic: &str, partitions: u32) -> Result<Output> {
     let consumer: BaseConsumer = kafka(
         "creating the output reader",
-        client
-            .clone()
-            .set("group.id", "pageviews-demo-verifier")
-            .set("enable.auto.commit", "false")
-            .set("isolation.level", "read_committed")
+        state_changelog::ConsumerSettings::new("pageviews-demo-verifier")
+            .client_config(client)
             .create(),
     )?;
     let mut tpl = TopicPartitionList::new();

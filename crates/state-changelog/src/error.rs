@@ -4,8 +4,8 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::client::{BrokerFailure, KafkaClientContext};
-use crate::settings::SettingsError;
+use crate::kafka::client::{BrokerFailure, KafkaClientContext};
+use crate::kafka::settings::SettingsError;
 
 /// A `Result` whose error is [`ChangelogError`].
 pub type Result<T, E = ChangelogError> = std::result::Result<T, E>;

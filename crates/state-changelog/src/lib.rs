@@ -6,49 +6,52 @@
 //! This crate depends on `state-core` only, so any backend recovers.
 //!
 //! * [`changelog_topic_name`] — `changelog__<group>--<stream>--<store>`.
-//! * [`ChangelogApplier`] — the recovery core: validates records, skips
-//!   those of uncommitted checkpoints, applies batches atomically with their
-//!   offset.
 //! * [`ChangelogProducer`] — one producer for all partitions, delivery
 //!   tracked per changelog partition.
 //! * [`ensure_changelog_topic`] — compacted topics with the source's
 //!   partition count.
-//! * [`RecoveryManager`] — reads changelog partitions to their high
-//!   watermark (read-committed) and applies them through any backend, on
-//!   the caller's thread (tools, tests).
-//! * [`Restorer`] — the same on a thread of its own, beside the
-//!   application's poll loop, plus standby replicas that tail changelogs of
-//!   partitions the instance does not own.
-//! * [`KafkaSettings`] — librdkafka properties from `--brokers`, `-X
-//!   key=value` and `--kafka-config FILE` (TLS, SASL, anything librdkafka
-//!   takes), applied to an rdkafka `ClientConfig`; secrets never shown.
-//! * [`KafkaClientContext`] — the context of every client created here:
-//!   librdkafka's log goes to `tracing`, and errors name the broker and
-//!   the cause of a failed connection (TLS, authentication).
+//! * The restore engine (`src/restore/`): one changelog reader, one
+//!   fetch-and-apply loop, for
+//!   * [`Restorer`] — restores on a thread of their own, beside the
+//!     application's poll loop, and standby replicas that tail changelogs
+//!     of partitions the instance does not own;
+//!   * [`RecoveryManager`] — the same engine on the caller's thread (tools,
+//!     tests): reads changelog partitions to their high watermark
+//!     (read-committed) and applies them through any backend;
+//!   * [`ChangelogApplier`] — the apply step: validates records, skips
+//!     those of uncommitted checkpoints, applies batches atomically with
+//!     their offset.
+//! * Kafka client plumbing (`src/kafka/`):
+//!   * [`KafkaSettings`] — librdkafka properties from `--brokers`, `-X
+//!     key=value` and `--kafka-config FILE` (TLS, SASL, anything librdkafka
+//!     takes), applied to an rdkafka `ClientConfig`; secrets never shown;
+//!   * [`ConsumerSettings`] — the consumer properties of every consumer
+//!     that reads state or its source (group, no auto-commit,
+//!     read-committed, offset reset, fetch backoff), written once;
+//!   * [`KafkaClientContext`] — the context of every client created here:
+//!     librdkafka's log goes to `tracing`, and errors name the broker and
+//!     the cause of a failed connection (TLS, authentication).
 
 #![warn(missing_docs)]
 
-mod admin;
-mod apply;
-mod block_on;
-mod client;
 mod error;
+mod kafka;
 pub mod metrics;
 mod producer;
-mod recovery;
-mod restorer;
-mod settings;
+mod restore;
 mod topic;
-mod writer;
 
-pub use admin::{create_topic, describe_topic_config, ensure_changelog_topic, topic_partitions, ChangelogTopicConfig};
-pub use apply::{ApplierConfig, ApplyStats, ChangelogApplier, IncomingRecord};
-pub use client::{BrokerFailure, FailureKind, KafkaClientContext};
 pub use error::{ChangelogError, Result};
-pub use producer::{ChangelogProducer, DeliveryTracker, KafkaProducer};
-pub use recovery::{RecoveredPartition, RecoveryConfig, RecoveryManager, RecoveryPartition, RecoveryProgress};
-pub use restorer::{ChangelogPartition, RestoreEvent, RestoreRequest, Restorer, StandbyRequest, StandbyStatus};
-pub use settings::{is_secret_key, KafkaSettings, SettingsError, REDACTED};
+pub use kafka::{
+    create_topic, describe_topic_config, ensure_changelog_topic, is_secret_key, topic_partitions, BrokerFailure,
+    ChangelogTopicConfig, ConsumerSettings, DeliveryTracker, FailureKind, KafkaClientContext, KafkaProducer,
+    KafkaSettings, SettingsError, REDACTED,
+};
+pub use producer::ChangelogProducer;
+pub use restore::{
+    ApplierConfig, ApplyStats, ChangelogApplier, IncomingRecord, RecoveredPartition, RecoveryConfig, RecoveryManager,
+    RecoveryPartition, RecoveryProgress, RestoreEvent, RestoreRequest, Restorer, StandbyRequest, StandbyStatus,
+};
 pub use topic::changelog_topic_name;
 
 /// The rdkafka version this crate is built against, re-exported so users

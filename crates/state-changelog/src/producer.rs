@@ -1,94 +1,19 @@
 //! [`ChangelogProducer`]: one Kafka producer shared by every store partition
 //! of an application, tracking delivery per changelog partition.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, Message, OwnedHeaders};
-use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
-use rdkafka::ClientContext;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{BaseRecord, Producer};
 use state_core::{ChangelogRecord, ChangelogSink};
 
-use crate::client::{BrokerFailure, KafkaClientContext};
 use crate::error::{ChangelogError, Result};
-
-#[derive(Default)]
-struct DeliveryState {
-    /// By topic, then partition: looked up by the borrowed topic name, so
-    /// a delivery report allocates nothing.
-    last_offsets: HashMap<String, HashMap<i32, i64>>,
-    failed: u64,
-    first_error: Option<String>,
-}
-
-/// The producer context: records the offset of every delivered record and
-/// the first failure; logs and broker failures go through a
-/// [`KafkaClientContext`].
-#[derive(Default)]
-pub struct DeliveryTracker {
-    state: Mutex<DeliveryState>,
-    client: KafkaClientContext,
-}
-
-impl DeliveryTracker {
-    /// A tracker for a producer created from `config`.
-    pub fn new(config: &ClientConfig) -> Self {
-        DeliveryTracker {
-            state: Mutex::default(),
-            client: KafkaClientContext::new(config),
-        }
-    }
-
-    /// The context that logs and remembers broker failures.
-    pub fn client_context(&self) -> &KafkaClientContext {
-        &self.client
-    }
-}
-
-impl ClientContext for DeliveryTracker {
-    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
-        self.client.log(level, fac, log_message);
-    }
-
-    fn error(&self, error: KafkaError, reason: &str) {
-        self.client.error(error, reason);
-    }
-}
-
-impl ProducerContext for DeliveryTracker {
-    type DeliveryOpaque = ();
-
-    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
-        let mut st = self.state.lock();
-        match result {
-            Ok(m) => {
-                let offsets = match st.last_offsets.get_mut(m.topic()) {
-                    Some(o) => o,
-                    None => st.last_offsets.entry(m.topic().to_owned()).or_default(),
-                };
-                let e = offsets.entry(m.partition()).or_insert(m.offset());
-                *e = (*e).max(m.offset());
-            }
-            Err((e, m)) => {
-                st.failed += 1;
-                if st.first_error.is_none() {
-                    st.first_error = Some(format!("{}[{}]: {e}", m.topic(), m.partition()));
-                }
-                tracing::error!(topic = m.topic(), partition = m.partition(), error = %e, "changelog delivery failed");
-            }
-        }
-    }
-}
-
-/// The underlying rdkafka producer type. It is polled by the
-/// [`ChangelogProducer`] itself (on produce and flush), not by a background
-/// thread, so a flush returns as soon as the last delivery report arrives.
-pub type KafkaProducer = BaseProducer<DeliveryTracker>;
+use crate::kafka::client::BrokerFailure;
+use crate::kafka::producer::{create_producer, KafkaProducer};
 
 /// Produces changelog records for all store partitions of an application.
 ///
@@ -118,19 +43,8 @@ impl std::fmt::Debug for ChangelogProducer {
 impl ChangelogProducer {
     /// Creates the producer from `config`.
     pub fn new(config: &ClientConfig) -> Result<Self> {
-        let mut config = config.clone();
-        for (k, v) in [("enable.idempotence", "true"), ("acks", "all"), ("linger.ms", "5")] {
-            if config.get(k).is_none() {
-                config.set(k, v);
-            }
-        }
-        let producer = config
-            .create_with_context(DeliveryTracker::new(&config))
-            .map_err(|source| {
-                ChangelogError::from_kafka("creating the changelog producer", source, Some(&config), None)
-            })?;
         Ok(ChangelogProducer {
-            producer,
+            producer: create_producer(config)?,
             sends: AtomicU32::new(0),
         })
     }
@@ -146,7 +60,7 @@ impl ChangelogProducer {
     /// call on [`ChangelogProducer::kafka`] add it to their error.
     pub fn last_broker_failure(&self) -> Option<BrokerFailure> {
         self.producer.poll(Duration::ZERO);
-        self.producer.context().client.last_failure()
+        self.producer.context().client_context().last_failure()
     }
 
     /// A sink writing to `topic[partition]`.
@@ -218,7 +132,7 @@ impl ChangelogProducer {
                         "flushing the changelog producer",
                         e,
                         None,
-                        Some(&self.producer.context().client),
+                        Some(self.producer.context().client_context()),
                     ))
                 }
             }
@@ -227,17 +141,14 @@ impl ChangelogProducer {
                 return Err(ChangelogError::FlushTimeout {
                     timeout_ms: timeout.as_millis(),
                     in_flight: self.producer.in_flight_count(),
-                    last_broker_failure: self.producer.context().client.last_failure().map(Box::new),
+                    last_broker_failure: self.producer.context().client_context().last_failure().map(Box::new),
                 });
             }
         }
         // Serve the last delivery reports.
         self.producer.poll(Duration::ZERO);
-        let mut st = self.producer.context().state.lock();
-        if st.failed > 0 {
-            let failed = std::mem::take(&mut st.failed);
-            let mut first = st.first_error.take().unwrap_or_default();
-            if let Some(f) = self.producer.context().client.last_failure() {
+        if let Some((failed, mut first)) = self.producer.context().take_failures() {
+            if let Some(f) = self.producer.context().client_context().last_failure() {
                 first = format!("{first}; last broker error: {f}");
             }
             return Err(ChangelogError::Delivery { failed, first });
@@ -248,14 +159,7 @@ impl ChangelogProducer {
 
     /// Offset of the last record delivered to `topic[partition]`.
     pub fn last_offset(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.producer
-            .context()
-            .state
-            .lock()
-            .last_offsets
-            .get(topic)
-            .and_then(|o| o.get(&partition))
-            .copied()
+        self.producer.context().last_offset(topic, partition)
     }
 }
 

@@ -168,8 +168,7 @@ fn the_stop_signal_ends_recovery() {
         .recover(
             vec![state_changelog::RecoveryPartition {
                 partition: p,
-                topic: topic.into(),
-                changelog_partition: 0,
+                changelog: state_core::TopicPartition::new(topic, 0),
                 committed_offsets: committed_all(),
                 location: "test".into(),
                 until: None,

@@ -206,8 +206,7 @@ fn passwords_appear_in_no_error_debug_output_or_log_line() {
         .recover(
             vec![RecoveryPartition {
                 partition: Arc::new(state_core::MemoryPartition::new()),
-                topic: "t".into(),
-                changelog_partition: 0,
+                changelog: state_core::TopicPartition::new("t", 0),
                 committed_offsets: Default::default(),
                 location: "memory".into(),
                 until: None,

@@ -220,7 +220,7 @@ fn recovery_bar() -> (ProgressBar, impl FnMut(&RecoveryProgress)) {
     );
     let b = bar.clone();
     let update = move |p: &RecoveryProgress| {
-        b.set_message(format!("{}[{}]", p.topic, p.partition));
+        b.set_message(p.changelog.to_string());
         b.set_length(p.total);
         b.set_position(p.done);
     };

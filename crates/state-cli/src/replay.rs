@@ -217,10 +217,8 @@ fn committed_offsets(
         let (group, stream) = group_and_stream(&source.topic).ok_or_else(|| CliError::NoCommittedOffsets {
             reason: format!("{:?} is not named changelog__<group>--<stream>--<store>", source.topic),
         })?;
-        let consumer: BaseConsumer = kafka
-            .clone()
-            .set("group.id", group)
-            .set("enable.auto.commit", "false")
+        let consumer: BaseConsumer = state_changelog::ConsumerSettings::new(group)
+            .client_config(kafka)
             .create()
             .map_err(|e| CliError::NoCommittedOffsets { reason: e.to_string() })?;
         let mut tpl = TopicPartitionList::new();
@@ -276,8 +274,7 @@ fn replay_into(
     let done = recovery.recover(
         vec![RecoveryPartition {
             partition: replay.partition,
-            topic: source.topic.clone(),
-            changelog_partition: source.partition,
+            changelog: state_core::TopicPartition::new(source.topic.as_str(), source.partition),
             committed_offsets: replay.committed,
             location: replay.location,
             until: replay.until,

@@ -18,7 +18,8 @@ use state_manager::rdkafka::mocking::MockCluster;
 use state_manager::rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
 use state_manager::rdkafka::{ClientConfig, Message};
 use state_manager::{
-    AsyncStateManager, ManagerConfig, Mutex, ProcessingGuarantee, StateContext, StateStoreManager, StoreSpec,
+    AsyncStateManager, ConsumerSettings, ManagerConfig, Mutex, ProcessingGuarantee, StateContext, StateStoreManager,
+    StoreSpec,
 };
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
@@ -91,11 +92,9 @@ pub async fn run(bootstrap: Option<String>, records: usize) -> Result<Outcome, E
     let manager = AsyncStateManager::new(shared.clone());
 
     let consumer: Arc<StreamConsumer<StateContext>> = Arc::new(
-        kafka
-            .set("group.id", GROUP)
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("isolation.level", "read_committed")
+        ConsumerSettings::new(GROUP)
+            .from_earliest()
+            .apply_to(&mut kafka)
             .create_with_context(StateContext::new(shared))?,
     );
     consumer.subscribe(&[INPUT])?;

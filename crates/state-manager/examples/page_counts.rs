@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use state_manager::rdkafka::consumer::{BaseConsumer, Consumer};
 use state_manager::rdkafka::{ClientConfig, Message};
-use state_manager::{ManagerConfig, Mutex, ProcessingGuarantee, StateContext, StateStoreManager, StoreSpec};
+use state_manager::{
+    ConsumerSettings, ManagerConfig, Mutex, ProcessingGuarantee, StateContext, StateStoreManager, StoreSpec,
+};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let brokers = std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_else(|_| "localhost:9092".into());
@@ -23,10 +25,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 2. A consumer whose rebalances open store partitions (restored on a
     //    thread beside this loop) and close them.
-    let consumer: BaseConsumer<StateContext> = kafka
-        .set("group.id", "page-counter")
-        .set("enable.auto.commit", "false")
-        .set("isolation.level", "read_committed")
+    let consumer: BaseConsumer<StateContext> = ConsumerSettings::new("page-counter")
+        .apply_to(&mut kafka)
         .create_with_context(StateContext::new(manager.clone()))?;
     consumer.subscribe(&["page-views"])?;
 

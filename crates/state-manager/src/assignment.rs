@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use rdkafka::consumer::{Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
 use state_changelog::{RestoreEvent, RestoreRequest, Restorer, StandbyRequest};
-use state_core::{HeaderlessRecords, ReplayCheck};
+use state_core::{HeaderlessRecords, ReplayCheck, TopicPartition};
 
 use crate::config::StandbyPolicy;
 use crate::error::{ManagerError, Result};
@@ -199,7 +199,7 @@ impl StateStoreManager {
                 }
             };
             let Some(topic) = topic else { continue };
-            let changelog = (topic, *p as i32);
+            let changelog = TopicPartition::new(topic, *p as i32);
             if was_standby {
                 self.restorer()?.promote(changelog, offsets.clone())?;
             } else {
@@ -290,12 +290,12 @@ impl StateStoreManager {
     }
 
     /// The changelog partitions of `sp`'s stores.
-    fn changelogs_of(&self, sp: &SourcePartition) -> Vec<(String, i32)> {
+    fn changelogs_of(&self, sp: &SourcePartition) -> Vec<TopicPartition> {
         self.registry
             .ids_of(&sp.0)
             .into_iter()
             .filter_map(|id| self.registry.get(id).changelog_topic.clone())
-            .map(|t| (t, sp.1 as i32))
+            .map(|t| TopicPartition::of_store(t, sp.1))
             .collect()
     }
 
@@ -319,7 +319,7 @@ impl StateStoreManager {
                 if let Some(r) = &self.restorer {
                     for (cl, res) in r.release(changelogs)? {
                         if let Err(e) = res {
-                            tracing::warn!(topic = cl.0, partition = cl.1, error = %e, "writing the last restore batch of a revoked partition failed");
+                            tracing::warn!(topic = cl.topic(), partition = cl.partition(), error = %e, "writing the last restore batch of a revoked partition failed");
                         }
                     }
                 }
@@ -354,8 +354,8 @@ impl StateStoreManager {
             let Some(topic) = topic else { continue };
             self.restorer()?.standby(StandbyRequest {
                 partition,
-                changelog: (topic, sp.1 as i32),
-                source: (sp.0.clone(), sp.1 as i32),
+                changelog: TopicPartition::of_store(topic, sp.1),
+                source: TopicPartition::of_store(sp.0.as_str(), sp.1),
                 location,
                 replay_check: Some(check),
             })?;
@@ -391,7 +391,7 @@ impl StateStoreManager {
         for event in events {
             match event {
                 RestoreEvent::Progress(p) => {
-                    crate::metrics::restore(&p.topic, p.partition, p.done, p.total, p.rate);
+                    crate::metrics::restore(p.changelog.topic(), p.changelog.partition(), p.done, p.total, p.rate);
                     if let Some(f) = &mut self.progress {
                         f(&p);
                     }
@@ -401,10 +401,10 @@ impl StateStoreManager {
                     committed_offsets,
                     ..
                 } => {
-                    let Some(id) = self.registry.id_of_changelog(&changelog.0) else {
+                    let Some(id) = self.registry.id_of_changelog(changelog.topic()) else {
                         continue;
                     };
-                    let sp = (self.registry.get(id).stream.clone(), changelog.1 as u32);
+                    let sp = (self.registry.get(id).stream.clone(), changelog.store_partition());
                     // Resume where this restore judged records by (a
                     // promoted standby may have judged by newer offsets
                     // than those read on assignment).
@@ -428,10 +428,10 @@ impl StateStoreManager {
                     standby,
                     error,
                 } => {
-                    let Some(id) = self.registry.id_of_changelog(&changelog.0) else {
+                    let Some(id) = self.registry.id_of_changelog(changelog.topic()) else {
                         continue;
                     };
-                    let sp = (self.registry.get(id).stream.clone(), changelog.1 as u32);
+                    let sp = (self.registry.get(id).stream.clone(), changelog.store_partition());
                     if standby {
                         // A standby is an optimisation: drop it, the next
                         // owner restores from the changelog as without one.
@@ -573,7 +573,7 @@ impl StateStoreManager {
         crate::metrics::partitions("standby", self.standbys.len());
         if let Some(r) = &self.restorer {
             for s in r.standby_status() {
-                crate::metrics::standby_lag(&s.changelog.0, s.changelog.1, s.lag);
+                crate::metrics::standby_lag(s.changelog.topic(), s.changelog.partition(), s.lag);
             }
         }
         for (sp, role) in &self.assigned {
@@ -599,7 +599,7 @@ impl StateStoreManager {
 
     /// The standby replicas kept here, per store partition.
     pub fn standby_report(&self) -> Vec<StandbyReport> {
-        let status: BTreeMap<(String, i32), state_changelog::StandbyStatus> = self
+        let status: BTreeMap<TopicPartition, state_changelog::StandbyStatus> = self
             .restorer
             .as_ref()
             .map(|r| {
@@ -614,7 +614,7 @@ impl StateStoreManager {
             for id in self.registry.ids_of(&sp.0) {
                 let s = self.registry.get(id);
                 let Some(topic) = &s.changelog_topic else { continue };
-                let st = status.get(&(topic.clone(), sp.1 as i32));
+                let st = status.get(&TopicPartition::of_store(topic.as_str(), sp.1));
                 out.push(StandbyReport {
                     stream: sp.0.clone(),
                     partition: sp.1,

@@ -52,7 +52,7 @@ pub use tokio_support::AsyncStateManager;
 pub use parking_lot::{self, Mutex};
 pub use rdkafka;
 pub use state_cache::{WriteBehindConfig, WriteBehindStats};
-pub use state_changelog::{ChangelogTopicConfig, RecoveryConfig, RecoveryProgress};
+pub use state_changelog::{ChangelogTopicConfig, ConsumerSettings, RecoveryConfig, RecoveryProgress};
 pub use state_core::{Backend, BackendInfo, Codec, MemoryBackend, StorePartition};
 #[cfg(feature = "rocksdb")]
 pub use state_rocksdb::{RocksDbBackend, RocksDbOptions};

@@ -29,10 +29,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut manager = StateStoreManager::new(config, kafka.clone())?;
     let counts_store = manager.register_store(StoreSpec::key_value(topic, "counts"))?;
     let manager = Arc::new(Mutex::new(manager));
-    let consumer: BaseConsumer<StateContext> = kafka
-        .set("group.id", "count-group")
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
+    let consumer: BaseConsumer<StateContext> = state_changelog::ConsumerSettings::new("count-group")
+        .from_earliest()
+        .apply_to(&mut kafka)
         .set("session.timeout.ms", "6000")
         .set("heartbeat.interval.ms", "500")
         .create_with_context(StateContext::new(manager.clone()))?;

@@ -144,12 +144,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         });
     }
     let manager = Arc::new(Mutex::new(manager));
-    let consumer: BaseConsumer<StateContext> = kafka
-        .clone()
-        .set("group.id", GROUP)
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("isolation.level", "read_committed")
+    let consumer: BaseConsumer<StateContext> = state_changelog::ConsumerSettings::new(GROUP)
+        .from_earliest()
+        .client_config(&kafka)
         // A killed predecessor holds up the next rebalance until its
         // session expires: keep that short.
         .set("session.timeout.ms", "3000")

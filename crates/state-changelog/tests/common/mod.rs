@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use state_changelog::rdkafka::config::ClientConfig;
 use state_changelog::{ChangelogProducer, RecoveryConfig, RecoveryManager, RecoveryPartition, RecoveryProgress};
-use state_core::{cf, ChangelogSink, Codec, ProcessedOffsets, StorePartition};
+use state_core::{cf, ChangelogSink, Codec, ProcessedOffsets, StorePartition, TopicPartition};
 use state_rocksdb::{RocksDbOptions, RocksDbPartition};
 use state_txn::{
     ExpireOptions, ExpiredWindow, PartitionTransaction, TimestampedConfig, TimestampedTransaction, WindowedTransaction,
@@ -107,8 +107,7 @@ pub fn recover_with(
         .into_iter()
         .map(|(p, topic, n, committed)| RecoveryPartition {
             partition: p,
-            topic: topic.to_string(),
-            changelog_partition: n,
+            changelog: TopicPartition::new(topic, n),
             committed_offsets: committed,
             location: format!("partition {n}"),
             until: None,
@@ -161,7 +160,7 @@ pub fn round_trip_with(kafka: &ClientConfig, topic: &str) {
         assert_eq!(snapshot(&*fresh[n]), expected[n], "partition {n} recovered exactly");
         assert!(progress
             .iter()
-            .any(|p| p.partition == n as i32 && p.finished && p.done == p.total));
+            .any(|p| p.changelog.partition() == n as i32 && p.finished && p.done == p.total));
     }
 }
 

@@ -147,15 +147,13 @@ impl Member {
         let mut manager = StateStoreManager::new(cfg, client(&config.bootstrap))?;
         let counts = manager.register_store(spec(StoreSpec::key_value(config.input.as_str(), "counts")))?;
         let manager = Arc::new(Mutex::new(manager));
-        let mut c = client(&config.bootstrap);
-        c.set("group.id", &config.group)
-            .set("enable.auto.commit", "false")
-            .set("auto.offset.reset", "earliest")
-            .set("session.timeout.ms", "3000")
+        let mut c = state_changelog::ConsumerSettings::new(config.group.as_str())
+            .from_earliest()
+            .client_config(&client(&config.bootstrap));
+        c.set("session.timeout.ms", "3000")
             .set("heartbeat.interval.ms", "300")
             .set("max.poll.interval.ms", config.fate.max_poll_interval_ms())
-            .set("partition.assignment.strategy", &config.strategy)
-            .set("isolation.level", "read_committed");
+            .set("partition.assignment.strategy", &config.strategy);
         for (key, value) in &config.consumer_properties {
             c.set(key, value);
         }

@@ -7,21 +7,10 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 
-use crate::block_on::block_on;
-use crate::client::KafkaClientContext;
 use crate::error::{ChangelogError, Result};
-
-/// Serves a consumer's pending events (log lines, errors) for a moment so
-/// its context sees the broker failures librdkafka reported. Only called
-/// on the way to an error: messages polled here are dropped.
-pub(crate) fn serve_events(consumer: &BaseConsumer<KafkaClientContext>) {
-    // rdkafka's `poll` serves log events internally and returns `None` for
-    // them as for an empty queue, so poll for a fixed time.
-    let until = std::time::Instant::now() + Duration::from_millis(50);
-    while std::time::Instant::now() < until {
-        let _ = consumer.poll(Duration::from_millis(10));
-    }
-}
+use crate::kafka::block_on::block_on;
+use crate::kafka::client::KafkaClientContext;
+use crate::kafka::consumer::serve_events;
 
 fn admin_client(client: &ClientConfig) -> Result<AdminClient<KafkaClientContext>> {
     client

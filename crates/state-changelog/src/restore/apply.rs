@@ -10,7 +10,7 @@ use state_core::{
 };
 
 use crate::error::{ChangelogError, Result};
-use crate::writer::BatchWriter;
+use crate::restore::writer::BatchWriter;
 
 /// One changelog record as fetched, borrowed from the consumer's message.
 #[derive(Clone, Copy, Debug)]

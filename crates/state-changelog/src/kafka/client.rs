@@ -13,7 +13,7 @@ use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
 use rdkafka::ClientContext;
 
-use crate::settings::{redact_values, secret_values};
+use crate::kafka::settings::{redact_values, secret_values};
 
 /// What kind of broker connection failure librdkafka reported.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

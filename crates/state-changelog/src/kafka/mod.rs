@@ -1,0 +1,25 @@
+//! Kafka client plumbing: every librdkafka client this crate creates is
+//! configured, created and diagnosed here.
+//!
+//! * [`settings`] — [`KafkaSettings`]: client properties from the command
+//!   line, properties files or code, secrets redacted.
+//! * [`client`] — [`KafkaClientContext`]: librdkafka's log to `tracing`,
+//!   broker failures named in errors.
+//! * [`consumer`] — [`ConsumerSettings`]: the one consumer-settings
+//!   builder, used for every consumer of the workspace.
+//! * [`producer`] — [`DeliveryTracker`] and the defaults of every producer.
+//! * [`admin`] — changelog topic creation and inspection.
+//! * [`block_on`] — the minimal executor for the admin client's futures.
+
+pub(crate) mod admin;
+pub(crate) mod block_on;
+pub(crate) mod client;
+pub(crate) mod consumer;
+pub(crate) mod producer;
+pub(crate) mod settings;
+
+pub use admin::{create_topic, describe_topic_config, ensure_changelog_topic, topic_partitions, ChangelogTopicConfig};
+pub use client::{BrokerFailure, FailureKind, KafkaClientContext};
+pub use consumer::ConsumerSettings;
+pub use producer::{DeliveryTracker, KafkaProducer};
+pub use settings::{is_secret_key, KafkaSettings, SettingsError, REDACTED};

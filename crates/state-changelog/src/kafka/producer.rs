@@ -1,0 +1,125 @@
+//! Producer construction: the producer context that tracks deliveries, and
+//! the defaults every producer of this crate gets.
+
+use std::collections::HashMap;
+
+use parking_lot::Mutex;
+use rdkafka::config::ClientConfig;
+use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
+use rdkafka::producer::{BaseProducer, DeliveryResult, ProducerContext};
+use rdkafka::ClientContext;
+
+use crate::error::{ChangelogError, Result};
+use crate::kafka::client::KafkaClientContext;
+
+#[derive(Default)]
+struct DeliveryState {
+    /// By topic, then partition: looked up by the borrowed topic name, so
+    /// a delivery report allocates nothing.
+    last_offsets: HashMap<String, HashMap<i32, i64>>,
+    failed: u64,
+    first_error: Option<String>,
+}
+
+/// The producer context: records the offset of every delivered record and
+/// the first failure; logs and broker failures go through a
+/// [`KafkaClientContext`].
+#[derive(Default)]
+pub struct DeliveryTracker {
+    state: Mutex<DeliveryState>,
+    client: KafkaClientContext,
+}
+
+impl DeliveryTracker {
+    /// A tracker for a producer created from `config`.
+    pub fn new(config: &ClientConfig) -> Self {
+        DeliveryTracker {
+            state: Mutex::default(),
+            client: KafkaClientContext::new(config),
+        }
+    }
+
+    /// The context that logs and remembers broker failures.
+    pub fn client_context(&self) -> &KafkaClientContext {
+        &self.client
+    }
+}
+
+impl ClientContext for DeliveryTracker {
+    fn log(&self, level: rdkafka::config::RDKafkaLogLevel, fac: &str, log_message: &str) {
+        self.client.log(level, fac, log_message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        self.client.error(error, reason);
+    }
+}
+
+impl ProducerContext for DeliveryTracker {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        let mut st = self.state.lock();
+        match result {
+            Ok(m) => {
+                let offsets = match st.last_offsets.get_mut(m.topic()) {
+                    Some(o) => o,
+                    None => st.last_offsets.entry(m.topic().to_owned()).or_default(),
+                };
+                let e = offsets.entry(m.partition()).or_insert(m.offset());
+                *e = (*e).max(m.offset());
+            }
+            Err((e, m)) => {
+                st.failed += 1;
+                if st.first_error.is_none() {
+                    st.first_error = Some(format!("{}[{}]: {e}", m.topic(), m.partition()));
+                }
+                tracing::error!(topic = m.topic(), partition = m.partition(), error = %e, "changelog delivery failed");
+            }
+        }
+    }
+}
+
+impl DeliveryTracker {
+    /// Offset of the last record delivered to `topic[partition]`.
+    pub(crate) fn last_offset(&self, topic: &str, partition: i32) -> Option<i64> {
+        self.state
+            .lock()
+            .last_offsets
+            .get(topic)
+            .and_then(|o| o.get(&partition))
+            .copied()
+    }
+
+    /// The failed deliveries since the last call, with the first failure's
+    /// message; resets both.
+    pub(crate) fn take_failures(&self) -> Option<(u64, String)> {
+        let mut st = self.state.lock();
+        if st.failed == 0 {
+            return None;
+        }
+        let failed = std::mem::take(&mut st.failed);
+        Some((failed, st.first_error.take().unwrap_or_default()))
+    }
+}
+
+/// The underlying rdkafka producer type. It is polled by the
+/// [`crate::ChangelogProducer`] itself (on produce and flush), not by a
+/// background thread, so a flush returns as soon as the last delivery
+/// report arrives.
+pub type KafkaProducer = BaseProducer<DeliveryTracker>;
+
+/// A producer from `config`, with idempotence, `acks=all` and
+/// `linger.ms=5` unless `config` sets them.
+pub(crate) fn create_producer(config: &ClientConfig) -> Result<KafkaProducer> {
+    let mut config = config.clone();
+    for (k, v) in [("enable.idempotence", "true"), ("acks", "all"), ("linger.ms", "5")] {
+        if config.get(k).is_none() {
+            config.set(k, v);
+        }
+    }
+    config
+        .create_with_context(DeliveryTracker::new(&config))
+        .map_err(|source| ChangelogError::from_kafka("creating the changelog producer", source, Some(&config), None))
+}

@@ -1,0 +1,39 @@
+//! [`RecoveryConfig`]: the tuning shared by every mode of the restore
+//! engine.
+
+use std::time::Duration;
+
+/// Tuning of restores, standbys and blocking recovery.
+#[derive(Clone, Debug)]
+pub struct RecoveryConfig {
+    /// Records per write batch at most.
+    pub batch_records: usize,
+    /// How long one poll waits.
+    pub poll_timeout: Duration,
+    /// Timeout of metadata calls (watermarks, committed offsets, seeks).
+    pub metadata_timeout: Duration,
+    /// Give up if a restore makes no progress for this long.
+    pub stall_timeout: Duration,
+    /// Minimum time between two progress reports of a partition.
+    pub progress_interval: Duration,
+    /// Standby replicas: how often the owner's committed offsets (which
+    /// decide what a standby may apply) and the standby's lag are refreshed.
+    pub standby_refresh_interval: Duration,
+    /// Standby replicas: the longest a staged batch waits before it is
+    /// written, so a standby's stored offset follows its changelog.
+    pub standby_flush_interval: Duration,
+}
+
+impl Default for RecoveryConfig {
+    fn default() -> Self {
+        RecoveryConfig {
+            batch_records: 10_000,
+            poll_timeout: Duration::from_millis(100),
+            metadata_timeout: Duration::from_secs(10),
+            stall_timeout: Duration::from_secs(60),
+            progress_interval: Duration::from_millis(500),
+            standby_refresh_interval: Duration::from_secs(1),
+            standby_flush_interval: Duration::from_secs(1),
+        }
+    }
+}
