@@ -1,6 +1,6 @@
 //! [`Count`]: the number of records (with the column, if one is read).
 
-use super::input::{column_constructors, Field, OptionalField, Whole};
+use super::input::{column_constructors, Field, Optional, OptionalField, Whole};
 use super::{Aggregator, Mergeable};
 
 /// Whether a record has what an aggregation reads ([`Count`] needs
@@ -21,6 +21,16 @@ impl<V: ?Sized> Present<V> for Whole {
 
     fn present(&self, _: &V) -> bool {
         true
+    }
+}
+
+impl<T> Present<Option<T>> for Optional {
+    fn column(&self) -> Option<&str> {
+        None
+    }
+
+    fn present(&self, record: &Option<T>) -> bool {
+        record.is_some()
     }
 }
 

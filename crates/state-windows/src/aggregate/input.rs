@@ -44,6 +44,23 @@ impl<V: Clone> Extract<V> for Whole {
     }
 }
 
+/// The record itself when records are `Option`s, `None` records skipped
+/// (quixstreams' `column=None` on a stream with `None` values).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Optional;
+
+impl<T: Clone> Extract<Option<T>> for Optional {
+    type Item = T;
+
+    fn column(&self) -> Option<&str> {
+        None
+    }
+
+    fn extract(&self, record: &Option<T>) -> Option<T> {
+        record.clone()
+    }
+}
+
 /// A column that every record has: `f(record)`.
 pub struct Field<F, T> {
     column: Cow<'static, str>,
@@ -143,6 +160,13 @@ macro_rules! column_constructors {
             pub fn new() -> Self {
                 $agg {
                     input: $crate::aggregate::Whole,
+                }
+            }
+
+            #[doc = concat!($what, " of records that are `Option`s, `None` records skipped (quixstreams' `", stringify!($agg), "()` on a stream with `None` values).")]
+            pub fn optional() -> $agg<$crate::aggregate::Optional> {
+                $agg {
+                    input: $crate::aggregate::Optional,
                 }
             }
 

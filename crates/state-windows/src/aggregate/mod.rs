@@ -9,7 +9,8 @@
 //! `null`, ...). Every built-in reads the whole record (`new()`), a column
 //! (`of("x", |r| r.x)`) or a column that may be absent
 //! (`of_optional("x", |r| r.x)`, records without it are skipped, as
-//! quixstreams skips `None`).
+//! quixstreams skips `None`); `optional()` reads records that are
+//! `Option`s and skips `None` ones.
 
 mod collect;
 mod count;
@@ -28,9 +29,9 @@ use serde::Serialize;
 pub use collect::Collect;
 pub use count::{Count, Present};
 pub use extremes::{Max, Min};
-pub use input::{Extract, Field, OptionalField, Whole};
+pub use input::{Extract, Field, Optional, OptionalField, Whole};
 pub use mean::Mean;
-pub use numbers::{FloatSum, MeanValue, SumValue};
+pub use numbers::{FloatSum, MeanValue, Number, SumValue};
 pub use order::{First, Last};
 pub use reduce::{NoMerger, Reduce};
 pub use sum::Sum;

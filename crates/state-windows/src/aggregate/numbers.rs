@@ -171,6 +171,114 @@ impl SumValue for f32 {
     }
 }
 
+/// A number that is an integer or a float, as a JSON or Python number:
+/// for records whose numbers are not all of one type (JSON input). It adds
+/// up as Python does (integers stay integers, a float makes a float) and
+/// is stored as it is, so its sums have quixstreams' bytes whatever the
+/// mix. Integers saturate at the bounds of `i64`.
+///
+/// ```
+/// use state_windows::aggregate::{Number, SumValue};
+/// let mut sum = Number::zero();
+/// Number::add(&mut sum, Number::Int(2));
+/// assert_eq!(sum, Number::Int(2));
+/// Number::add(&mut sum, Number::Float(0.5));
+/// assert_eq!(sum, Number::Float(2.5));
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum Number {
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+}
+
+impl Number {
+    /// The number as an `f64`.
+    pub fn as_f64(self) -> f64 {
+        match self {
+            Number::Int(i) => i as f64,
+            Number::Float(f) => f,
+        }
+    }
+}
+
+impl PartialOrd for Number {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        match (self, other) {
+            (Number::Int(a), Number::Int(b)) => a.partial_cmp(b),
+            (a, b) => a.as_f64().partial_cmp(&b.as_f64()),
+        }
+    }
+}
+
+impl Serialize for Number {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self {
+            Number::Int(i) => s.serialize_i64(*i),
+            Number::Float(f) => s.serialize_f64(*f),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for Number {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Number;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number")
+            }
+
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Number, E> {
+                Ok(Number::Int(v))
+            }
+
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Number, E> {
+                i64::try_from(v)
+                    .map(Number::Int)
+                    .map_err(|_| E::custom(format!("integer {v} is out of range for an i64")))
+            }
+
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Number, E> {
+                Ok(Number::Float(v))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl SumValue for Number {
+    type Sum = Number;
+
+    fn zero() -> Number {
+        Number::Int(0)
+    }
+
+    fn add(sum: &mut Number, value: Number) {
+        *sum = match (*sum, value) {
+            (Number::Int(a), Number::Int(b)) => Number::Int(a.saturating_add(b)),
+            (a, b) => Number::Float(a.as_f64() + b.as_f64()),
+        };
+    }
+
+    fn merge(mut a: Number, b: Number) -> Number {
+        Number::add(&mut a, b);
+        a
+    }
+
+    fn total(sum: &Number) -> Number {
+        *sum
+    }
+}
+
+impl MeanValue for Number {
+    fn to_f64(self) -> f64 {
+        self.as_f64()
+    }
+}
+
 /// A number [`Mean`](super::Mean) averages: added up as `f64`, as
 /// quixstreams' `Mean` (whose sum starts from the float `0.0`).
 pub trait MeanValue: Copy {

@@ -83,8 +83,10 @@ impl<V: ?Sized, G: Aggregation<V>> Kind<V, G> for FixedKind {
         for start in self.starts(timestamp) {
             let end = start + self.size;
             if end <= late_bound {
-                cx.late
-                    .window(key, value, timestamp, late_bound - timestamp, start, end);
+                // quixstreams' late_by (`max_end - t`); where only our bound
+                // makes the record late (B3), how far it is behind that.
+                let late_by = if max_end > timestamp { max_end } else { late_bound } - timestamp;
+                cx.late.window(key, value, timestamp, late_by, start, end);
                 continue;
             }
             first_accepted.get_or_insert(start);
