@@ -61,6 +61,8 @@ pub mod layout;
 pub mod metrics;
 mod operator;
 mod result;
+#[cfg(any(test, feature = "testkit"))]
+pub mod testkit;
 mod txn;
 
 pub use aggregate::{
@@ -73,3 +75,8 @@ pub use late::Late;
 pub use layout::Aggregation;
 pub use operator::WindowOperator;
 pub use result::{Emit, WindowResult};
+
+#[cfg(test)]
+mod memory_conformance {
+    crate::window_conformance_tests!(state_core::testkit::MemoryHarness);
+}
