@@ -243,7 +243,7 @@ pub enum Error {
         /// Partition directory.
         path: PathBuf,
         /// Which state, and what to do.
-        situation: crate::format::LegacyTtl,
+        situation: crate::legacy_ttl::LegacyTtl,
     },
 
     /// A changelog record was written with another codec than the partition
