@@ -115,8 +115,12 @@ pub enum ChangelogError {
     Delivery {
         /// How many records failed.
         failed: u64,
-        /// The first failure.
+        /// The first failure: where, why, and the last broker error if any.
         first: String,
+        /// The client's error for the first failed record (a timeout, a
+        /// fenced producer, ...).
+        #[source]
+        source: Option<KafkaError>,
     },
 
     /// The producer did not deliver everything within the timeout.

@@ -23,7 +23,8 @@ struct DeliveryState {
     /// a delivery report allocates nothing.
     last_offsets: HashMap<String, HashMap<i32, i64>>,
     failed: u64,
-    first_error: Option<String>,
+    /// Where the first failed record went, and the client's error.
+    first_error: Option<(String, KafkaError)>,
 }
 
 /// The producer context: records the offset of every delivered record and
@@ -77,7 +78,7 @@ impl ProducerContext for DeliveryTracker {
             Err((e, m)) => {
                 st.failed += 1;
                 if st.first_error.is_none() {
-                    st.first_error = Some(format!("{}[{}]: {e}", m.topic(), m.partition()));
+                    st.first_error = Some((format!("{}[{}]", m.topic(), m.partition()), e.clone()));
                 }
                 tracing::error!(topic = m.topic(), partition = m.partition(), error = %e, "changelog delivery failed");
             }
@@ -236,11 +237,14 @@ impl ChangelogProducer {
         let mut st = self.producer.context().state.lock();
         if st.failed > 0 {
             let failed = std::mem::take(&mut st.failed);
-            let mut first = st.first_error.take().unwrap_or_default();
+            let (mut first, source) = match st.first_error.take() {
+                Some((at, e)) => (format!("{at}: {e}"), Some(e)),
+                None => (String::new(), None),
+            };
             if let Some(f) = self.producer.context().client.last_failure() {
                 first = format!("{first}; last broker error: {f}");
             }
-            return Err(ChangelogError::Delivery { failed, first });
+            return Err(ChangelogError::Delivery { failed, first, source });
         }
         tracing::trace!(elapsed = ?started.elapsed(), "changelog producer flushed");
         Ok(())
@@ -273,7 +277,7 @@ impl ChangelogSink for PartitionSink {
         let size = record.key.len() + record.value.map_or(0, <[u8]>::len);
         self.producer
             .produce(&self.topic, self.partition, record)
-            .map_err(|e| state_core::Error::Changelog(e.to_string()))?;
+            .map_err(|e| state_core::Error::Changelog(Box::new(e)))?;
         self.records.increment(1);
         self.bytes.increment(size as u64);
         Ok(())

@@ -7,18 +7,12 @@ use std::sync::Arc;
 
 use crate::codec::Codec;
 use crate::error::{Error, Result};
+use crate::ids::StoreKind;
 use crate::legacy_ttl::LegacyTtl;
 use crate::partition::{Direction, StorePartition};
 use crate::replay::ReplayCheck;
 use crate::ttl::{self, StampedRead, TtlOptions, TtlState};
 use crate::{cf, keys, WriteBatch};
-
-/// The [`crate::cf::STORE_KIND_KEY`] of key-value stores.
-pub const KIND_KEY_VALUE: &str = "key-value";
-/// The [`crate::cf::STORE_KIND_KEY`] of windowed stores.
-pub const KIND_WINDOWED: &str = "windowed";
-/// The [`crate::cf::STORE_KIND_KEY`] of timestamped stores.
-pub const KIND_TIMESTAMPED: &str = "timestamped";
 
 /// Whether a store accepts quixstreams' per-write TTL.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -35,18 +29,19 @@ pub enum TtlSupport {
 
 /// What a store expects of its partitions.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoreFormat<'a> {
-    /// `key-value`, `windowed` or `timestamped` ([`KIND_KEY_VALUE`], ...).
-    pub kind: &'a str,
+pub struct StoreFormat {
+    /// The kind of store; its [`StoreKind::as_str`] is recorded on first
+    /// open.
+    pub kind: StoreKind,
     /// The codec values (and typed keys) are encoded with.
     pub codec: Codec,
     /// Per-write TTL.
     pub ttl: TtlSupport,
 }
 
-impl<'a> StoreFormat<'a> {
+impl StoreFormat {
     /// A store of `kind` with `codec`, without TTL support.
-    pub fn new(kind: &'a str, codec: Codec) -> Self {
+    pub fn new(kind: StoreKind, codec: Codec) -> Self {
         StoreFormat {
             kind,
             codec,
@@ -55,8 +50,8 @@ impl<'a> StoreFormat<'a> {
     }
 
     /// A key-value store with `codec`, without TTL support.
-    pub fn key_value(codec: Codec) -> StoreFormat<'static> {
-        StoreFormat::new(KIND_KEY_VALUE, codec)
+    pub fn key_value(codec: Codec) -> StoreFormat {
+        StoreFormat::new(StoreKind::KeyValue, codec)
     }
 
     /// The same, with per-write TTL support (key-value stores only).
@@ -117,16 +112,16 @@ impl PartitionFormat {
 /// are adopted as `format` if their contents allow it.
 pub fn check_store_format(
     partition: &dyn StorePartition,
-    format: &StoreFormat<'_>,
+    format: &StoreFormat,
     path: &Path,
 ) -> Result<PartitionFormat> {
     let recorded_kind = partition.get(cf::METADATA, cf::STORE_KIND_KEY)?;
     if let Some(found) = &recorded_kind {
-        if found != format.kind.as_bytes() {
+        if found != format.kind.as_str().as_bytes() {
             return Err(Error::WrongStoreKind {
                 path: path.to_owned(),
                 found: String::from_utf8_lossy(found).into_owned(),
-                wanted: format.kind.to_owned(),
+                wanted: format.kind,
             });
         }
     }
@@ -140,16 +135,16 @@ pub fn check_store_format(
         .get(cf::METADATA, cf::TTL_ENABLED_KEY)?
         .is_some_and(|v| !v.is_empty());
     let ttl_options = match (&format.ttl, format.kind) {
-        (TtlSupport::Enabled(options), KIND_KEY_VALUE) => Some(options.clone()),
+        (TtlSupport::Enabled(options), StoreKind::KeyValue) => Some(options.clone()),
         (TtlSupport::Enabled(_), kind) => {
-            return Err(Error::TtlUnsupportedKind { kind: kind.to_owned() });
+            return Err(Error::TtlUnsupportedKind { kind });
         }
         (TtlSupport::Disabled, _) => None,
     };
     if ttl_enabled && ttl_options.is_none() {
         return Err(Error::TtlModeMismatch {
             path: path.to_owned(),
-            kind: format.kind.to_owned(),
+            kind: format.kind,
         });
     }
     let recorded_codec = partition.get(cf::METADATA, cf::VALUE_CODEC_KEY)?;
@@ -174,7 +169,7 @@ pub fn check_store_format(
     }
     let mut batch = WriteBatch::new();
     if recorded_kind.is_none() {
-        batch.put(cf::METADATA, cf::STORE_KIND_KEY, format.kind.as_bytes());
+        batch.put(cf::METADATA, cf::STORE_KIND_KEY, format.kind.as_str().as_bytes());
     }
     if recorded_codec.is_none() {
         batch.put(cf::METADATA, cf::VALUE_CODEC_KEY, format.codec.name().as_bytes());
@@ -346,7 +341,7 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("open it with the json codec"), "{err}");
-        let err = check_store_format(&p, &StoreFormat::new(KIND_WINDOWED, Codec::Json), path()).unwrap_err();
+        let err = check_store_format(&p, &StoreFormat::new(StoreKind::Windowed, Codec::Json), path()).unwrap_err();
         assert!(matches!(err, Error::WrongStoreKind { .. }), "{err}");
         assert_eq!(snapshot(&p), before, "refused opens write nothing");
     }
@@ -411,7 +406,7 @@ mod tests {
         let err = check_store_format(&p, &StoreFormat::key_value(Codec::Json), path()).unwrap_err();
         assert!(matches!(err, Error::TtlModeMismatch { .. }), "{err}");
         assert!(err.to_string().contains("TtlSupport::Enabled"), "{err}");
-        let err = check_store_format(&p, &StoreFormat::new(KIND_WINDOWED, Codec::Json), path()).unwrap_err();
+        let err = check_store_format(&p, &StoreFormat::new(StoreKind::Windowed, Codec::Json), path()).unwrap_err();
         assert!(matches!(err, Error::TtlModeMismatch { .. }), "{err}");
         assert_eq!(snapshot(&p), before, "nothing written");
         let f = check_store_format(
@@ -426,7 +421,7 @@ mod tests {
     #[test]
     fn ttl_support_is_for_key_value_stores_only() {
         let p = MemoryPartition::new();
-        let format = StoreFormat::new(KIND_WINDOWED, Codec::Json).with_ttl(TtlOptions::default());
+        let format = StoreFormat::new(StoreKind::Windowed, Codec::Json).with_ttl(TtlOptions::default());
         let err = check_store_format(&p, &format, path()).unwrap_err();
         assert!(matches!(err, Error::TtlUnsupportedKind { .. }), "{err}");
         assert!(snapshot(&p).is_empty(), "nothing written");

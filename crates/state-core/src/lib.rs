@@ -58,10 +58,9 @@ pub use changelog::{
 };
 pub use codec::Codec;
 pub use dirs::{create_private_dir, PRIVATE_DIR_MODE};
-pub use error::{Error, Result};
+pub use error::{BoxError, Error, Result};
 pub use format::{
     check_store_format, legacy_ttl_situation, record_codec, recorded_codec, PartitionFormat, StoreFormat, TtlSupport,
-    KIND_KEY_VALUE, KIND_TIMESTAMPED, KIND_WINDOWED,
 };
 pub use ids::{StoreKind, TopicPartition, UnknownStoreKind};
 pub use legacy_ttl::LegacyTtl;

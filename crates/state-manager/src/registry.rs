@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use state_core::ttl::TtlOptions;
-use state_core::{Codec, PartitionFormat, Store, StoreFormat};
+use state_core::{Codec, PartitionFormat, Store, StoreFormat, StoreKind};
 use state_txn::{WindowIndex, WriteBehindBackend};
 
 use crate::error::{ManagerError, Result};
@@ -15,7 +15,7 @@ pub(crate) struct RegisteredStore {
     pub(crate) stream: String,
     pub(crate) name: String,
     /// The kind recorded in its partitions ([`crate::StoreType::KIND`]).
-    pub(crate) kind: &'static str,
+    pub(crate) kind: StoreKind,
     pub(crate) codec: Codec,
     pub(crate) changelog_topic: Option<String>,
     /// Per-write TTL (key-value stores only).
@@ -37,7 +37,7 @@ pub(crate) struct RegisteredStore {
 
 impl RegisteredStore {
     /// What the store expects of its partitions.
-    pub(crate) fn format(&self) -> StoreFormat<'static> {
+    pub(crate) fn format(&self) -> StoreFormat {
         let f = StoreFormat::new(self.kind, self.codec);
         match &self.ttl {
             Some(o) => f.with_ttl(o.clone()),

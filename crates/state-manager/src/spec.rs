@@ -6,7 +6,7 @@ use std::marker::PhantomData;
 use std::sync::Arc;
 
 use state_core::ttl::TtlOptions;
-use state_core::{Backend, ChangelogSink, Codec, PartitionFormat, StorePartition};
+use state_core::{Backend, ChangelogSink, Codec, PartitionFormat, StoreKind, StorePartition};
 use state_txn::{
     PartitionTransaction, StateTransaction, TimestampedConfig, TimestampedTransaction, WindowIndex,
     WindowedTransaction, WriteBehindConfig,
@@ -27,10 +27,9 @@ pub trait StoreType: sealed::Sealed + Send + Sync + 'static {
     /// Settings every partition of such a store shares (the timestamped
     /// store's retention; nothing for the others).
     type Settings: Clone + fmt::Debug + Send + Sync + 'static;
-    /// The kind recorded in each partition's metadata (`key-value`,
-    /// `windowed`, `timestamped`); opening a partition recorded as another
-    /// kind is refused.
-    const KIND: &'static str;
+    /// The kind recorded in each partition's metadata; opening a partition
+    /// recorded as another kind is refused.
+    const KIND: StoreKind;
 
     #[doc(hidden)]
     fn begin(
@@ -62,7 +61,7 @@ impl sealed::Sealed for Timestamped {}
 impl StoreType for KeyValue {
     type Txn = PartitionTransaction;
     type Settings = ();
-    const KIND: &'static str = "key-value";
+    const KIND: StoreKind = StoreKind::KeyValue;
 
     fn begin(
         p: Arc<dyn StorePartition>,
@@ -85,7 +84,7 @@ impl StoreType for KeyValue {
 impl StoreType for Windowed {
     type Txn = WindowedTransaction;
     type Settings = ();
-    const KIND: &'static str = "windowed";
+    const KIND: StoreKind = StoreKind::Windowed;
 
     fn begin(
         p: Arc<dyn StorePartition>,
@@ -108,7 +107,7 @@ impl StoreType for Windowed {
 impl StoreType for Timestamped {
     type Txn = TimestampedTransaction;
     type Settings = TimestampedConfig;
-    const KIND: &'static str = "timestamped";
+    const KIND: StoreKind = StoreKind::Timestamped;
 
     fn begin(
         p: Arc<dyn StorePartition>,

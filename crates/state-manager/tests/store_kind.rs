@@ -3,7 +3,7 @@
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::BaseConsumer;
-use state_core::Error;
+use state_core::{Error, StoreKind};
 use state_manager::{KeyValue, ManagerConfig, ManagerError, StateStoreManager, StoreHandle, StoreSpec, StoreType};
 
 fn manager<T: StoreType>(dir: &std::path::Path, spec: StoreSpec<T>) -> (StateStoreManager, StoreHandle<T>) {
@@ -35,8 +35,8 @@ fn a_key_value_partition_is_not_opened_as_windowed() {
     let (mut windowed, _) = manager(dir.path(), StoreSpec::windowed("clicks", "counts"));
     let err = windowed.on_assign(&consumer(), &parts).unwrap_err();
     assert!(
-        matches!(&err, ManagerError::State(Error::WrongStoreKind { found, wanted, .. })
-            if found == "key-value" && wanted == "windowed"),
+        matches!(&err, ManagerError::State(Error::WrongStoreKind { found, wanted: StoreKind::Windowed, .. })
+            if found == "key-value"),
         "{err}"
     );
     assert!(
