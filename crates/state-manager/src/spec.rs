@@ -12,7 +12,7 @@ use state_txn::{
     WindowedTransaction, WriteBehindConfig,
 };
 
-use crate::checkpoint::OpenTxns;
+use crate::txns::{OpenTxns, TxnMap};
 
 mod sealed {
     pub trait Sealed {}
@@ -41,7 +41,7 @@ pub trait StoreType: sealed::Sealed + Send + Sync + 'static {
     ) -> Self::Txn;
 
     #[doc(hidden)]
-    fn txns(open: &mut OpenTxns) -> &mut crate::checkpoint::TxnMap<Self::Txn>;
+    fn txns(open: &mut OpenTxns) -> &mut TxnMap<Self::Txn>;
 }
 
 /// Key-value stores: [`PartitionTransaction`].
@@ -76,8 +76,8 @@ impl StoreType for KeyValue {
         }
     }
 
-    fn txns(open: &mut OpenTxns) -> &mut crate::checkpoint::TxnMap<Self::Txn> {
-        &mut open.key_value
+    fn txns(open: &mut OpenTxns) -> &mut TxnMap<Self::Txn> {
+        open.key_value()
     }
 }
 
@@ -99,8 +99,8 @@ impl StoreType for Windowed {
         }
     }
 
-    fn txns(open: &mut OpenTxns) -> &mut crate::checkpoint::TxnMap<Self::Txn> {
-        &mut open.windowed
+    fn txns(open: &mut OpenTxns) -> &mut TxnMap<Self::Txn> {
+        open.windowed()
     }
 }
 
@@ -119,8 +119,8 @@ impl StoreType for Timestamped {
         TimestampedTransaction::new(p, f.codec, sink, *settings)
     }
 
-    fn txns(open: &mut OpenTxns) -> &mut crate::checkpoint::TxnMap<Self::Txn> {
-        &mut open.timestamped
+    fn txns(open: &mut OpenTxns) -> &mut TxnMap<Self::Txn> {
+        open.timestamped()
     }
 }
 

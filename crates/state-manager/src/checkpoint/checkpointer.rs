@@ -1,0 +1,227 @@
+//! [`Checkpointer`]: the checkpoint protocol — the order in which the open
+//! transactions, the producer, the source offsets and local state commit
+//! under each guarantee.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext};
+use rdkafka::{Offset, TopicPartitionList};
+use state_changelog::ChangelogProducer;
+use state_core::ProcessedOffsets;
+
+use super::offsets::SourceOffsets;
+use super::producer::ProducerLifecycle;
+use crate::config::{ManagerConfig, ProcessingGuarantee};
+use crate::error::{ManagerError, Result};
+use crate::registry::Registry;
+use crate::stage::CheckpointStage;
+use crate::txns::OpenTxns;
+
+/// Receives checkpoint stages.
+type CheckpointObserver = Box<dyn FnMut(CheckpointStage) + Send>;
+
+fn failed(stage: &'static str) -> impl Fn(String) -> ManagerError {
+    move |reason| ManagerError::CheckpointFailed { stage, reason }
+}
+
+/// Commits checkpoints: owns the producer (and its Kafka transaction), the
+/// source offsets processed since the last checkpoint, and the time of the
+/// last commit.
+pub(crate) struct Checkpointer {
+    producer: ProducerLifecycle,
+    guarantee: ProcessingGuarantee,
+    mirror_transactional_offsets: bool,
+    kafka_timeout: Duration,
+    commit_interval: Duration,
+    offsets: SourceOffsets,
+    last_commit: Instant,
+    observer: Option<CheckpointObserver>,
+}
+
+impl Checkpointer {
+    /// A checkpointer for `config`, producing with `kafka`'s settings.
+    pub(crate) fn new(config: &ManagerConfig, kafka: &ClientConfig) -> Self {
+        Checkpointer {
+            producer: ProducerLifecycle::new(config, kafka),
+            guarantee: config.guarantee,
+            mirror_transactional_offsets: config.mirror_transactional_offsets,
+            kafka_timeout: config.kafka_timeout,
+            commit_interval: config.commit_interval,
+            offsets: SourceOffsets::default(),
+            last_commit: Instant::now(),
+            observer: None,
+        }
+    }
+
+    /// Receives every stage a checkpoint passes.
+    pub(crate) fn set_observer(&mut self, f: impl FnMut(CheckpointStage) + Send + 'static) {
+        self.observer = Some(Box::new(f));
+    }
+
+    fn observe(&mut self, stage: CheckpointStage) {
+        if let Some(f) = &mut self.observer {
+            f(stage);
+        }
+    }
+
+    /// Exactly-once: begins the checkpoint's Kafka transaction unless one is
+    /// open. At-least-once: nothing.
+    pub(crate) fn begin(&mut self) -> Result<()> {
+        self.producer.begin()
+    }
+
+    /// The producer, created on first use.
+    pub(crate) fn producer(&mut self) -> Result<Arc<ChangelogProducer>> {
+        self.producer.producer()
+    }
+
+    /// Records that the record at `offset` of `topic[partition]` was
+    /// processed in the current checkpoint.
+    pub(crate) fn processed(&mut self, topic: &str, partition: u32, offset: i64) -> Result<()> {
+        self.producer.begin()?;
+        self.offsets.record(topic, partition, offset);
+        Ok(())
+    }
+
+    /// Forgets what was processed of a revoked source partition.
+    pub(crate) fn forget(&mut self, partition: &(String, u32)) {
+        self.offsets.forget(partition);
+    }
+
+    /// True once `commit_interval` has passed since the last commit.
+    pub(crate) fn commit_due(&self) -> bool {
+        self.last_commit.elapsed() >= self.commit_interval
+    }
+
+    /// Commits `txns` and the source offsets processed since the last
+    /// checkpoint with `consumer`'s group (see
+    /// [`crate::StateStoreManager::commit`]). On failure the Kafka
+    /// transaction is aborted and nothing is flushed locally.
+    pub(crate) fn commit<C: ConsumerContext, K: Consumer<C>>(
+        &mut self,
+        mut txns: OpenTxns,
+        registry: &Registry,
+        consumer: &K,
+    ) -> Result<()> {
+        let offsets = std::mem::take(&mut self.offsets);
+        self.last_commit = Instant::now();
+        if txns.is_empty() && offsets.is_empty() && !self.producer.transaction_open() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let res = self.commit_checkpoint(&mut txns, &offsets, registry, consumer);
+        crate::metrics::checkpoint(res.is_ok());
+        if res.is_err() {
+            self.producer.abort_after_failure();
+        } else {
+            crate::metrics::stage("total", started.elapsed());
+        }
+        res
+    }
+
+    fn commit_checkpoint<C: ConsumerContext, K: Consumer<C>>(
+        &mut self,
+        txns: &mut OpenTxns,
+        offsets: &SourceOffsets,
+        registry: &Registry,
+        consumer: &K,
+    ) -> Result<()> {
+        // 1. Changelog records, tagged with the processed source offsets.
+        let mut timer = Instant::now();
+        let mut lap = |stage: &'static str| {
+            crate::metrics::stage(stage, timer.elapsed());
+            timer = Instant::now();
+        };
+        for ((id, partition), txn) in txns.all_mut() {
+            let store = registry.get(id);
+            let processed = offsets
+                .last_of(store.stream(), partition)
+                .map(|o| ProcessedOffsets::new().with(store.stream().to_owned(), o));
+            txn.prepare(processed.as_ref())
+                .map_err(|e| failed("prepare")(format!("{}[{partition}]: {e}", store.describe())))?;
+        }
+        lap("prepare");
+        // 2. Every changelog (and output) record delivered.
+        self.producer
+            .flush()
+            .map_err(|e| failed("producer flush")(e.to_string()))?;
+        lap("produce");
+        self.observe(CheckpointStage::Produced);
+        // 3. Source offsets.
+        let mut tpl = TopicPartitionList::new();
+        for ((topic, partition), offset) in offsets.last() {
+            tpl.add_partition_offset(topic, *partition as i32, Offset::Offset(offset + 1))
+                .map_err(|e| failed("offsets")(e.to_string()))?;
+        }
+        match self.guarantee {
+            ProcessingGuarantee::AtLeastOnce => {
+                if tpl.count() > 0 {
+                    consumer
+                        .commit(&tpl, CommitMode::Sync)
+                        .map_err(|e| failed("offset commit")(e.to_string()))?;
+                }
+            }
+            ProcessingGuarantee::ExactlyOnce => {
+                self.producer.commit_transaction(&tpl, consumer)?;
+                if self.mirror_transactional_offsets && tpl.count() > 0 {
+                    // The transaction holds the offsets; this broker does not
+                    // keep them, so the group's committed offsets come from
+                    // this mirror. If it fails (the broker refuses commits
+                    // during a rebalance), the group still points before
+                    // this checkpoint: local state must not move past it, or
+                    // whoever resumes from those offsets counts its records
+                    // twice. So keep the checkpoint out of local state and
+                    // rewind to its first records: they are processed again
+                    // (their changelog records stay skipped on restores until
+                    // later commits overwrite them).
+                    if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
+                        tracing::warn!(
+                            error = %e,
+                            "mirrored offset commit failed: this checkpoint is not kept locally and its records \
+                             are processed again"
+                        );
+                        for ((topic, partition), first) in offsets.first() {
+                            // A partition being revoked cannot be sought; it
+                            // restores from the changelog wherever it goes.
+                            if let Err(e) =
+                                consumer.seek(topic, *partition as i32, Offset::Offset(first), self.kafka_timeout)
+                            {
+                                tracing::warn!(
+                                    topic,
+                                    partition,
+                                    offset = first,
+                                    error = %e,
+                                    "could not rewind to the uncommitted checkpoint's first record"
+                                );
+                            }
+                        }
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        lap("commit");
+        self.observe(CheckpointStage::Committed);
+        // 4. Local state, with the changelog offset it now includes.
+        for ((id, partition), txn) in txns.all_mut() {
+            let store = registry.get(id);
+            let offset = store
+                .changelog_topic()
+                .and_then(|topic| self.producer.last_offset(topic, partition));
+            txn.flush(offset)
+                .map_err(|e| failed("local flush")(format!("{}[{partition}]: {e}", store.describe())))?;
+        }
+        lap("flush");
+        self.observe(CheckpointStage::Flushed);
+        Ok(())
+    }
+
+    /// Drops what was processed since the last checkpoint and aborts the
+    /// Kafka transaction under exactly-once.
+    pub(crate) fn abort(&mut self) -> Result<()> {
+        self.offsets = SourceOffsets::default();
+        self.producer.abort()
+    }
+}
