@@ -43,7 +43,7 @@ pub use parking_lot::{self, Mutex};
 
 pub use state_core::{
     Backend, BackendInfo, ChangelogSink, Codec, Direction, MemoryBackend, MemoryPartition, ProcessedOffsets,
-    RecordingSink, Store, StoreLocation, StorePartition, WriteBatch,
+    RecordingSink, Store, StoreKind, StoreLocation, StorePartition, TopicPartition, WriteBatch,
 };
 pub use state_txn::{
     CollectedValues, ExpireOptions, ExpiredWindow, PartitionTransaction, StateTransaction, TimestampedConfig,

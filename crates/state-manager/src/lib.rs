@@ -55,7 +55,7 @@ pub use tokio_support::AsyncStateManager;
 pub use parking_lot::{self, Mutex};
 pub use rdkafka;
 pub use state_changelog::{ChangelogTopicConfig, RecoveryConfig, RecoveryProgress};
-pub use state_core::{Backend, BackendInfo, Codec, MemoryBackend, StorePartition};
+pub use state_core::{Backend, BackendInfo, Codec, MemoryBackend, StoreKind, StorePartition, TopicPartition};
 #[cfg(feature = "rocksdb")]
 pub use state_rocksdb::{RocksDbBackend, RocksDbOptions};
 pub use state_txn::{

@@ -14,7 +14,7 @@ use rdkafka::consumer::{Consumer, ConsumerContext};
 use state_changelog::{
     changelog_topic_name, ensure_changelog_topic, ChangelogProducer, ChangelogTopicConfig, RecoveryProgress,
 };
-use state_core::{ChangelogSink, Store, StoreLocation, StorePartition};
+use state_core::{ChangelogSink, Store, StoreLocation, StorePartition, TopicPartition};
 
 use crate::assignment::{Assignments, StandbyReport};
 use crate::checkpoint::Checkpointer;
@@ -229,7 +229,8 @@ impl StateStoreManager {
             stream: handle.stream.to_string(),
             partition,
         };
-        self.assignments.check_ready(&(handle.stream.to_string(), partition))?;
+        self.assignments
+            .check_ready(&TopicPartition::of_store(handle.stream.clone(), partition))?;
         self.checkpointer.begin()?;
         let (format, topic, part, index) = {
             let s = self.registry.get_mut(handle.id);
@@ -251,23 +252,31 @@ impl StateStoreManager {
 
     /// Records that the record at `offset` of `topic[partition]` was
     /// processed in the current checkpoint.
+    ///
+    /// Takes the topic and partition as the poll loop has them (a
+    /// message's `topic()` and `partition()`): it is called once per
+    /// record.
     pub fn processed(&mut self, topic: &str, partition: u32, offset: i64) -> Result<()> {
-        self.checkpointer.processed(topic, partition, offset)
+        self.checkpointer
+            .processed(TopicPartition::of_store(topic, partition), offset)
     }
 
-    /// True if `(stream, partition)` is assigned here (restoring or ready).
+    /// True if `stream[partition]` is assigned here (restoring or ready).
+    /// Takes the stream and partition as the poll loop has them.
     pub fn is_assigned(&self, stream: &str, partition: u32) -> bool {
-        self.assignments.is_assigned(&(stream.to_owned(), partition))
+        self.assignments
+            .is_assigned(&TopicPartition::of_store(stream, partition))
     }
 
-    /// True if `(stream, partition)` is assigned here and its stores are
-    /// restored: records of it may be processed.
+    /// True if `stream[partition]` is assigned here and its stores are
+    /// restored: records of it may be processed. Takes the stream and
+    /// partition as the poll loop has them.
     pub fn is_ready(&self, stream: &str, partition: u32) -> bool {
-        self.assignments.is_ready(&(stream.to_owned(), partition))
+        self.assignments.is_ready(&TopicPartition::of_store(stream, partition))
     }
 
     /// Source partitions assigned here whose stores are still restoring.
-    pub fn restoring(&self) -> Vec<(String, u32)> {
+    pub fn restoring(&self) -> Vec<TopicPartition> {
         self.assignments.restoring()
     }
 
@@ -280,7 +289,7 @@ impl StateStoreManager {
     pub fn on_assign<C: ConsumerContext, K: Consumer<C>>(
         &mut self,
         consumer: &K,
-        partitions: &[(String, u32)],
+        partitions: &[TopicPartition],
     ) -> Result<()> {
         self.assignments
             .assign(consumer, partitions, &mut self.registry, &self.readers)
@@ -292,14 +301,15 @@ impl StateStoreManager {
     /// (commit first to keep them; [`crate::StateContext`] does). Each store
     /// partition is closed, or kept as a standby replica if the
     /// [`crate::StandbyPolicy`] says so.
-    pub fn on_revoke(&mut self, partitions: &[(String, u32)]) -> Result<()> {
-        for sp in partitions {
-            if !self.assignments.is_assigned(sp) {
+    pub fn on_revoke(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        for tp in partitions {
+            if !self.assignments.is_assigned(tp) {
                 continue;
             }
-            self.txns.drop_partition(&self.registry.ids_of(&sp.0), sp.1);
-            self.checkpointer.forget(sp);
-            self.assignments.revoke(sp, &mut self.registry, &self.readers)?;
+            self.txns
+                .drop_partition(&self.registry.ids_of(tp.topic()), tp.store_partition());
+            self.checkpointer.forget(tp);
+            self.assignments.revoke(tp, &mut self.registry, &self.readers)?;
         }
         Ok(())
     }

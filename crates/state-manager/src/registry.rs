@@ -8,7 +8,7 @@ use std::sync::Arc;
 use state_core::ttl::TtlOptions;
 use state_core::{
     check_store_format, Codec, HeaderlessRecords, PartitionFormat, ReplayCheck, Store, StoreFormat, StoreKind,
-    StorePartition,
+    StorePartition, TopicPartition,
 };
 use state_txn::{WindowIndex, WriteBehindBackend};
 
@@ -265,12 +265,13 @@ impl Registry {
             .any(|s| s.stream == stream && s.changelog_topic.is_some())
     }
 
-    /// The changelog topics of `stream`'s stores.
-    pub(crate) fn changelogs_of(&self, stream: &str) -> Vec<String> {
+    /// The changelog partitions of the stores of source partition `source`
+    /// (changelog partition *n* follows source partition *n*).
+    pub(crate) fn changelogs_of(&self, source: &TopicPartition) -> Vec<TopicPartition> {
         self.stores
             .iter()
-            .filter(|s| s.stream == stream)
-            .filter_map(|s| s.changelog_topic.clone())
+            .filter(|s| s.stream == source.topic())
+            .filter_map(|s| Some(TopicPartition::new(s.changelog_topic.as_deref()?, source.partition())))
             .collect()
     }
 

@@ -9,7 +9,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::*;
-use state_manager::ProcessingGuarantee;
+use state_manager::{ProcessingGuarantee, TopicPartition};
 
 #[test]
 fn at_least_once_failover_never_loses_counts() {
@@ -110,7 +110,7 @@ fn revoke_and_reassign_in_one_process_is_exact() {
     // Revoke everything (committing first, as the rebalance context does)
     // and assign again: partitions reopen and recover from local state and
     // the changelog.
-    let parts: Vec<(String, u32)> = (0..PARTITIONS as u32).map(|p| (INPUT.to_string(), p)).collect();
+    let parts: Vec<TopicPartition> = (0..PARTITIONS as i32).map(|p| TopicPartition::new(INPUT, p)).collect();
     {
         let mut mgr = m.manager.lock();
         mgr.commit(&m.consumer).unwrap();

@@ -23,7 +23,7 @@ use state_core::{
 };
 use state_manager::{
     Codec, KeyValue, PartitionTransaction, ProcessingGuarantee, RocksDbBackend, RocksDbOptions, StandbyPolicy,
-    StateStoreManager, StoreHandle,
+    StateStoreManager, StoreHandle, TopicPartition,
 };
 
 const CHANGELOG: &str = "changelog__g--input--counts";
@@ -281,7 +281,7 @@ fn a_revocation_in_the_middle_of_a_restore_keeps_data_and_offset_in_step() {
         let _ = m.consumer.poll(Duration::from_millis(50));
         let mut mgr = m.manager.lock();
         mgr.maintain(&m.consumer).unwrap();
-        if mgr.restoring().contains(&(INPUT.to_owned(), 1)) {
+        if mgr.restoring().contains(&TopicPartition::new(INPUT, 1)) {
             let p = mgr.partition(&m.counts, 1).unwrap();
             if p.changelog_offset().unwrap().is_some_and(|o| o > 200) {
                 break;
@@ -292,7 +292,7 @@ fn a_revocation_in_the_middle_of_a_restore_keeps_data_and_offset_in_step() {
     let store_dir = StoreLocation::new("counts", dir.join("g").join("counts").join(INPUT));
     {
         let mut mgr = m.manager.lock();
-        mgr.on_revoke(&[(INPUT.to_owned(), 1)]).unwrap();
+        mgr.on_revoke(&[TopicPartition::new(INPUT, 1)]).unwrap();
         assert!(!mgr.is_assigned(INPUT, 1));
     }
     // Closed: open it directly and check that every seed key up to the
@@ -317,7 +317,7 @@ fn a_revocation_in_the_middle_of_a_restore_keeps_data_and_offset_in_step() {
     );
     // Reassigned: the restore continues from the stored offset and ends exact.
     let mut mgr = m.manager.lock();
-    mgr.on_assign(&m.consumer, &[(INPUT.to_owned(), 1)]).unwrap();
+    mgr.on_assign(&m.consumer, &[TopicPartition::new(INPUT, 1)]).unwrap();
     drop(mgr);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

@@ -4,7 +4,9 @@
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::BaseConsumer;
 use state_core::{Error, StoreKind};
-use state_manager::{KeyValue, ManagerConfig, ManagerError, StateStoreManager, StoreHandle, StoreSpec, StoreType};
+use state_manager::{
+    KeyValue, ManagerConfig, ManagerError, StateStoreManager, StoreHandle, StoreSpec, StoreType, TopicPartition,
+};
 
 fn manager<T: StoreType>(dir: &std::path::Path, spec: StoreSpec<T>) -> (StateStoreManager, StoreHandle<T>) {
     let mut m = StateStoreManager::new(ManagerConfig::new("g", dir), ClientConfig::new()).unwrap();
@@ -25,7 +27,7 @@ fn key_value() -> StoreSpec<KeyValue> {
 #[test]
 fn a_key_value_partition_is_not_opened_as_windowed() {
     let dir = tempfile::tempdir().unwrap();
-    let parts = vec![("clicks".to_owned(), 0u32)];
+    let parts = vec![TopicPartition::new("clicks", 0)];
     let (mut kv, counts) = manager(dir.path(), key_value());
     kv.on_assign(&consumer(), &parts).unwrap();
     kv.partition(&counts, 0).unwrap().put("default", b"k", b"v").unwrap();

@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
+use state_core::TopicPartition;
 
-use super::SourcePartition;
 use crate::error::{ManagerError, Result};
 
-fn tpl_of(partitions: &[SourcePartition]) -> TopicPartitionList {
+fn tpl_of(partitions: &[TopicPartition]) -> TopicPartitionList {
     let mut tpl = TopicPartitionList::new();
-    for (topic, p) in partitions {
-        tpl.add_partition(topic, *p as i32);
+    for tp in partitions {
+        tpl.add_partition(tp.topic(), tp.partition());
     }
     tpl
 }
@@ -22,9 +22,9 @@ fn tpl_of(partitions: &[SourcePartition]) -> TopicPartitionList {
 /// The group's committed offsets of `partitions` (those that have one).
 pub(super) fn committed_offsets<C: ConsumerContext, K: Consumer<C>>(
     consumer: &K,
-    partitions: &[SourcePartition],
+    partitions: &[TopicPartition],
     timeout: Duration,
-) -> Result<BTreeMap<SourcePartition, i64>> {
+) -> Result<BTreeMap<TopicPartition, i64>> {
     let committed = consumer
         .committed_offsets(tpl_of(partitions), timeout)
         .map_err(|source| ManagerError::Kafka {
@@ -34,14 +34,14 @@ pub(super) fn committed_offsets<C: ConsumerContext, K: Consumer<C>>(
     let mut map = BTreeMap::new();
     for e in committed.elements() {
         if let Offset::Offset(o) = e.offset() {
-            map.insert((e.topic().to_owned(), e.partition().max(0) as u32), o);
+            map.insert(TopicPartition::new(e.topic(), e.partition()), o);
         }
     }
     Ok(map)
 }
 
 /// Pauses `partitions` (their stores are restoring).
-pub(super) fn pause<C: ConsumerContext, K: Consumer<C>>(consumer: &K, partitions: &[SourcePartition]) -> Result<()> {
+pub(super) fn pause<C: ConsumerContext, K: Consumer<C>>(consumer: &K, partitions: &[TopicPartition]) -> Result<()> {
     consumer
         .pause(&tpl_of(partitions))
         .map_err(|source| ManagerError::Kafka {
@@ -55,8 +55,8 @@ pub(super) fn pause<C: ConsumerContext, K: Consumer<C>>(consumer: &K, partitions
 /// resumes `partitions`.
 pub(super) fn resume<C: ConsumerContext, K: Consumer<C>>(
     consumer: &K,
-    partitions: &[SourcePartition],
-    at: &BTreeMap<SourcePartition, i64>,
+    partitions: &[TopicPartition],
+    at: &BTreeMap<TopicPartition, i64>,
     timeout: Duration,
 ) -> Result<()> {
     // Resume where the restore judged records by: the stores hold exactly
@@ -64,9 +64,9 @@ pub(super) fn resume<C: ConsumerContext, K: Consumer<C>>(
     // position came from its own offset fetch, which a previous owner's
     // late commit can put elsewhere.
     let mut positions = TopicPartitionList::new();
-    for (sp, o) in at {
+    for (tp, o) in at {
         positions
-            .add_partition_offset(&sp.0, sp.1 as i32, Offset::Offset(*o))
+            .add_partition_offset(tp.topic(), tp.partition(), Offset::Offset(*o))
             .map_err(|source| ManagerError::Kafka {
                 operation: "building the positions of restored partitions",
                 source,

@@ -20,6 +20,3 @@ mod standby;
 
 pub(crate) use partitions::Assignments;
 pub use standby::StandbyReport;
-
-/// A source partition: (stream, partition).
-pub(crate) type SourcePartition = (String, u32);

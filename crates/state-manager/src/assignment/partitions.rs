@@ -8,11 +8,11 @@ use std::time::Duration;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, ConsumerContext};
 use state_changelog::{RecoveryProgress, RestoreEvent, RestoreRequest};
+use state_core::TopicPartition;
 
 use super::consumer;
-use super::restorer::LazyRestorer;
+use super::restorer::{changelog_pair, topic_partition, LazyRestorer};
 use super::standby::{StandbyReport, Standbys};
-use super::SourcePartition;
 use crate::config::ManagerConfig;
 use crate::error::{ManagerError, Result};
 use crate::reader::Readers;
@@ -34,12 +34,12 @@ enum Role {
 /// The source partitions assigned here and the standby replicas kept
 /// here, with the restorer thread that restores both.
 pub(crate) struct Assignments {
-    assigned: BTreeMap<SourcePartition, Role>,
+    assigned: BTreeMap<TopicPartition, Role>,
     /// The committed offset each restoring partition's stores were restored
     /// against: the partition resumes there, so what it processes next and
     /// what its state holds agree even if the group's offset moved in
     /// between (a previous owner's late commit).
-    resume_at: BTreeMap<SourcePartition, i64>,
+    resume_at: BTreeMap<TopicPartition, i64>,
     restorer: LazyRestorer,
     standbys: Standbys,
     progress: Option<ProgressListener>,
@@ -64,14 +64,14 @@ impl Assignments {
         self.progress = Some(Box::new(f));
     }
 
-    /// True if `sp` is assigned here (restoring or ready).
-    pub(crate) fn is_assigned(&self, sp: &SourcePartition) -> bool {
-        self.assigned.contains_key(sp)
+    /// True if `tp` is assigned here (restoring or ready).
+    pub(crate) fn is_assigned(&self, tp: &TopicPartition) -> bool {
+        self.assigned.contains_key(tp)
     }
 
-    /// True if `sp` is assigned here and its stores are restored.
-    pub(crate) fn is_ready(&self, sp: &SourcePartition) -> bool {
-        self.assigned.get(sp) == Some(&Role::Active)
+    /// True if `tp` is assigned here and its stores are restored.
+    pub(crate) fn is_ready(&self, tp: &TopicPartition) -> bool {
+        self.assigned.get(tp) == Some(&Role::Active)
     }
 
     /// How many source partitions are assigned here.
@@ -79,24 +79,24 @@ impl Assignments {
         self.assigned.len()
     }
 
-    /// Ok if records of `sp` may be processed; [`ManagerError::NotAssigned`]
+    /// Ok if records of `tp` may be processed; [`ManagerError::NotAssigned`]
     /// or [`ManagerError::Restoring`] if not.
-    pub(crate) fn check_ready(&self, sp: &SourcePartition) -> Result<()> {
-        match self.assigned.get(sp) {
+    pub(crate) fn check_ready(&self, tp: &TopicPartition) -> Result<()> {
+        match self.assigned.get(tp) {
             Some(Role::Active) => Ok(()),
             Some(Role::Restoring(_)) => Err(ManagerError::Restoring {
-                stream: sp.0.clone(),
-                partition: sp.1,
+                stream: tp.topic().to_owned(),
+                partition: tp.store_partition(),
             }),
             None => Err(ManagerError::NotAssigned {
-                stream: sp.0.clone(),
-                partition: sp.1,
+                stream: tp.topic().to_owned(),
+                partition: tp.store_partition(),
             }),
         }
     }
 
     /// Source partitions assigned here whose stores are still restoring.
-    pub(crate) fn restoring(&self) -> Vec<SourcePartition> {
+    pub(crate) fn restoring(&self) -> Vec<TopicPartition> {
         self.assigned
             .iter()
             .filter(|(_, r)| matches!(r, Role::Restoring(_)))
@@ -109,11 +109,11 @@ impl Assignments {
     pub(crate) fn assign<C: ConsumerContext, K: Consumer<C>>(
         &mut self,
         consumer: &K,
-        partitions: &[SourcePartition],
+        partitions: &[TopicPartition],
         registry: &mut Registry,
         readers: &Readers,
     ) -> Result<()> {
-        let new: Vec<SourcePartition> = partitions
+        let new: Vec<TopicPartition> = partitions
             .iter()
             .filter(|p| !self.assigned.contains_key(*p))
             .cloned()
@@ -121,28 +121,28 @@ impl Assignments {
         if new.is_empty() {
             return Ok(());
         }
-        let committed = if new.iter().any(|(stream, _)| registry.has_changelog(stream)) {
+        let committed = if new.iter().any(|tp| registry.has_changelog(tp.topic())) {
             consumer::committed_offsets(consumer, &new, self.kafka_timeout)?
         } else {
             BTreeMap::new()
         };
         let mut paused = Vec::new();
-        for sp in new {
-            let role = self.take_over(&sp, &committed, registry)?;
+        for tp in new {
+            let role = self.take_over(&tp, &committed, registry)?;
             tracing::info!(
-                stream = sp.0,
-                partition = sp.1,
+                stream = tp.topic(),
+                partition = tp.partition(),
                 restoring = role != Role::Active,
                 "partition assigned"
             );
             if role == Role::Active {
-                self.activate(&sp, registry, readers);
+                self.activate(&tp, registry, readers);
             } else {
-                if let Some(o) = committed.get(&sp) {
-                    self.resume_at.insert(sp.clone(), *o);
+                if let Some(o) = committed.get(&tp) {
+                    self.resume_at.insert(tp.clone(), *o);
                 }
-                paused.push(sp.clone());
-                self.assigned.insert(sp, role);
+                paused.push(tp.clone());
+                self.assigned.insert(tp, role);
             }
         }
         if !paused.is_empty() {
@@ -151,32 +151,34 @@ impl Assignments {
         Ok(())
     }
 
-    /// Opens (or promotes the standby of) every store partition of `sp`
+    /// Opens (or promotes the standby of) every store partition of `tp`
     /// and starts its restore; the role it starts in.
     fn take_over(
         &mut self,
-        sp: &SourcePartition,
-        committed: &BTreeMap<SourcePartition, i64>,
+        tp: &TopicPartition,
+        committed: &BTreeMap<TopicPartition, i64>,
         registry: &mut Registry,
     ) -> Result<Role> {
-        let (stream, p) = sp;
+        let p = tp.store_partition();
+        // The restorer judges changelog records by the source offsets they
+        // carry, keyed by stream.
         let mut offsets = BTreeMap::new();
-        if let Some(c) = committed.get(sp) {
-            offsets.insert(stream.clone(), *c);
+        if let Some(c) = committed.get(tp) {
+            offsets.insert(tp.topic().to_owned(), *c);
         }
-        let was_standby = self.standbys.promote(sp);
+        let was_standby = self.standbys.promote(tp);
         let mut waiting = BTreeSet::new();
-        for id in registry.ids_of(stream) {
+        for id in registry.ids_of(tp.topic()) {
             let store = registry.get_mut(id);
-            let opened = match store.open_checked(*p) {
+            let opened = match store.open_checked(p) {
                 Ok(opened) => opened,
                 Err(e) => {
-                    close(sp, "active", registry)?;
+                    close(tp, "active", registry)?;
                     return Err(e);
                 }
             };
             let Some(topic) = store.changelog_topic() else { continue };
-            let changelog = (topic.to_owned(), *p as i32);
+            let changelog = changelog_pair(&TopicPartition::new(topic, tp.partition()));
             if was_standby {
                 self.restorer.get()?.promote(changelog, offsets.clone())?;
             } else {
@@ -197,58 +199,55 @@ impl Assignments {
         })
     }
 
-    /// Makes `sp` ready: processing may use its stores and readers may read
+    /// Makes `tp` ready: processing may use its stores and readers may read
     /// them.
-    fn activate(&mut self, sp: &SourcePartition, registry: &Registry, readers: &Readers) {
-        self.assigned.insert(sp.clone(), Role::Active);
-        readers.open(registry.ids_of(&sp.0).into_iter().filter_map(|id| {
+    fn activate(&mut self, tp: &TopicPartition, registry: &Registry, readers: &Readers) {
+        self.assigned.insert(tp.clone(), Role::Active);
+        let p = tp.store_partition();
+        readers.open(registry.ids_of(tp.topic()).into_iter().filter_map(|id| {
             let s = registry.get(id);
-            Some((id, sp.1, s.partition(sp.1)?, s.format_of(sp.1)?.clone()))
+            Some((id, p, s.partition(p)?, s.format_of(p)?.clone()))
         }));
     }
 
-    /// Lets go of revoked source partition `sp` (see
+    /// Lets go of revoked source partition `tp` (see
     /// [`crate::StateStoreManager::on_revoke`]); the caller has dropped the
     /// current checkpoint's changes to it. A restore in progress is
     /// cancelled; the store partitions are closed or kept as a standby.
-    pub(crate) fn revoke(&mut self, sp: &SourcePartition, registry: &mut Registry, readers: &Readers) -> Result<()> {
-        self.resume_at.remove(sp);
-        let Some(role) = self.assigned.remove(sp) else {
+    pub(crate) fn revoke(&mut self, tp: &TopicPartition, registry: &mut Registry, readers: &Readers) -> Result<()> {
+        self.resume_at.remove(tp);
+        let Some(role) = self.assigned.remove(tp) else {
             return Ok(());
         };
-        let ids = registry.ids_of(&sp.0);
+        let ids = registry.ids_of(tp.topic());
         // Readers stop first, then the partitions stop being active.
-        readers.close(&ids, sp.1);
+        readers.close(&ids, tp.store_partition());
         for id in &ids {
-            registry.get_mut(*id).deactivate(sp.1);
+            registry.get_mut(*id).deactivate(tp.store_partition());
         }
         if let (Role::Restoring(_), Some(r)) = (role, self.restorer.running()) {
-            let changelogs = registry
-                .changelogs_of(&sp.0)
-                .into_iter()
-                .map(|t| (t, sp.1 as i32))
-                .collect();
+            let changelogs = registry.changelogs_of(tp).iter().map(changelog_pair).collect();
             for (cl, res) in r.release(changelogs)? {
                 if let Err(e) = res {
                     tracing::warn!(topic = cl.0, partition = cl.1, error = %e, "writing the last restore batch of a revoked partition failed");
                 }
             }
         }
-        if self.standbys.keeps(sp, registry) {
-            self.start_standby(sp, registry)?;
+        if self.standbys.keeps(tp, registry) {
+            self.start_standby(tp, registry)?;
         } else {
-            close(sp, "active", registry)?;
+            close(tp, "active", registry)?;
         }
-        tracing::info!(stream = sp.0, partition = sp.1, "partition revoked");
+        tracing::info!(stream = tp.topic(), partition = tp.partition(), "partition revoked");
         Ok(())
     }
 
-    /// Starts a standby of `sp` unless it is assigned here.
-    fn start_standby(&mut self, sp: &SourcePartition, registry: &mut Registry) -> Result<()> {
-        if self.assigned.contains_key(sp) {
+    /// Starts a standby of `tp` unless it is assigned here.
+    fn start_standby(&mut self, tp: &TopicPartition, registry: &mut Registry) -> Result<()> {
+        if self.assigned.contains_key(tp) {
             return Ok(());
         }
-        self.standbys.start(sp, registry, &mut self.restorer)
+        self.standbys.start(tp, registry, &mut self.restorer)
     }
 
     /// Handles what the restorer reported: progress to the listener,
@@ -279,25 +278,30 @@ impl Assignments {
                     committed_offsets,
                     ..
                 } => {
-                    let Some(id) = registry.id_of_changelog(&changelog.0) else {
+                    let changelog = topic_partition(&changelog);
+                    let Some(id) = registry.id_of_changelog(changelog.topic()) else {
                         continue;
                     };
-                    let sp = (registry.get(id).stream().to_owned(), changelog.1 as u32);
+                    let tp = TopicPartition::new(registry.get(id).stream(), changelog.partition());
                     // Resume where this restore judged records by (a
                     // promoted standby may have judged by newer offsets
                     // than those read on assignment).
-                    if let Some(o) = committed_offsets.get(&sp.0) {
-                        if self.assigned.contains_key(&sp) {
-                            let e = self.resume_at.entry(sp.clone()).or_insert(*o);
+                    if let Some(o) = committed_offsets.get(tp.topic()) {
+                        if self.assigned.contains_key(&tp) {
+                            let e = self.resume_at.entry(tp.clone()).or_insert(*o);
                             *e = (*e).max(*o);
                         }
                     }
-                    if let Some(Role::Restoring(waiting)) = self.assigned.get_mut(&sp) {
+                    if let Some(Role::Restoring(waiting)) = self.assigned.get_mut(&tp) {
                         waiting.remove(&id);
                         if waiting.is_empty() {
-                            self.activate(&sp, registry, readers);
-                            tracing::info!(stream = sp.0, partition = sp.1, "partition restored; resuming it");
-                            ready.push(sp);
+                            self.activate(&tp, registry, readers);
+                            tracing::info!(
+                                stream = tp.topic(),
+                                partition = tp.partition(),
+                                "partition restored; resuming it"
+                            );
+                            ready.push(tp);
                         }
                     }
                 }
@@ -306,15 +310,16 @@ impl Assignments {
                     standby,
                     error,
                 } => {
-                    let Some(id) = registry.id_of_changelog(&changelog.0) else {
+                    let changelog = topic_partition(&changelog);
+                    let Some(id) = registry.id_of_changelog(changelog.topic()) else {
                         continue;
                     };
-                    let sp = (registry.get(id).stream().to_owned(), changelog.1 as u32);
+                    let tp = TopicPartition::new(registry.get(id).stream(), changelog.partition());
                     if standby {
                         // A standby is an optimisation: drop it, the next
                         // owner restores from the changelog as without one.
-                        tracing::warn!(stream = sp.0, partition = sp.1, error = %error, "standby replica failed; dropping it");
-                        self.standbys.stop(&sp, registry, &self.restorer)?;
+                        tracing::warn!(stream = tp.topic(), partition = tp.partition(), error = %error, "standby replica failed; dropping it");
+                        self.standbys.stop(&tp, registry, &self.restorer)?;
                     } else if first_error.is_none() {
                         first_error = Some(ManagerError::Changelog(error));
                     }
@@ -324,7 +329,7 @@ impl Assignments {
         if !ready.is_empty() {
             let at = ready
                 .iter()
-                .filter_map(|sp| Some((sp.clone(), self.resume_at.remove(sp)?)))
+                .filter_map(|tp| Some((tp.clone(), self.resume_at.remove(tp)?)))
                 .collect();
             consumer::resume(consumer, &ready, &at, self.kafka_timeout)?;
         }
@@ -342,9 +347,9 @@ impl Assignments {
         consumer: &K,
         registry: &mut Registry,
     ) -> Result<()> {
-        for sp in self.standbys.tend(consumer, registry, &self.restorer)? {
-            if !self.assigned.contains_key(&sp) && !self.standbys.contains(&sp) {
-                self.start_standby(&sp, registry)?;
+        for tp in self.standbys.tend(consumer, registry, &self.restorer)? {
+            if !self.assigned.contains_key(&tp) && !self.standbys.contains(&tp) {
+                self.start_standby(&tp, registry)?;
             }
         }
         Ok(())
@@ -370,13 +375,14 @@ impl Assignments {
             .assigned
             .iter()
             .filter(|(_, role)| **role == Role::Active)
-            .map(|(sp, _)| (sp, "active"));
-        let standby = self.standbys.partitions().map(|sp| (sp, "standby"));
-        for (sp, role) in active.chain(standby) {
-            for id in registry.ids_of(&sp.0) {
+            .map(|(tp, _)| (tp, "active"));
+        let standby = self.standbys.partitions().map(|tp| (tp, "standby"));
+        for (tp, role) in active.chain(standby) {
+            let p = tp.store_partition();
+            for id in registry.ids_of(tp.topic()) {
                 let s = registry.get(id);
-                if let Some(p) = s.partition(sp.1) {
-                    crate::metrics::partition(s.name(), s.stream(), sp.1, role, Some(&p.stats()));
+                if let Some(partition) = s.partition(p) {
+                    crate::metrics::partition(s.name(), s.stream(), p, role, Some(&partition.stats()));
                 }
             }
         }
@@ -388,11 +394,11 @@ impl Assignments {
     }
 }
 
-/// Closes every store partition of `sp`, which had `role` (`active` or
+/// Closes every store partition of `tp`, which had `role` (`active` or
 /// `standby`: whose exported figures go to zero).
-fn close(sp: &SourcePartition, role: &'static str, registry: &mut Registry) -> Result<()> {
-    for id in registry.ids_of(&sp.0) {
-        registry.get_mut(id).close(sp.1, role)?;
+fn close(tp: &TopicPartition, role: &'static str, registry: &mut Registry) -> Result<()> {
+    for id in registry.ids_of(tp.topic()) {
+        registry.get_mut(id).close(tp.store_partition(), role)?;
     }
     Ok(())
 }

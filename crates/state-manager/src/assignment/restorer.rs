@@ -2,7 +2,8 @@
 //! first partition needs it.
 
 use rdkafka::config::ClientConfig;
-use state_changelog::{ChangelogError, RecoveryConfig, Restorer};
+use state_changelog::{ChangelogError, ChangelogPartition, RecoveryConfig, Restorer};
+use state_core::TopicPartition;
 
 use crate::error::{ManagerError, Result};
 
@@ -40,4 +41,14 @@ impl LazyRestorer {
     pub(super) fn running(&self) -> Option<&Restorer> {
         self.running.as_ref()
     }
+}
+
+/// The restorer's name of changelog partition `tp`.
+pub(super) fn changelog_pair(tp: &TopicPartition) -> ChangelogPartition {
+    (tp.topic().to_owned(), tp.partition())
+}
+
+/// The partition the restorer names `pair`.
+pub(super) fn topic_partition(pair: &ChangelogPartition) -> TopicPartition {
+    TopicPartition::new(pair.0.as_str(), pair.1)
 }

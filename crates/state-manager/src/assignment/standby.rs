@@ -7,9 +7,9 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{Consumer, ConsumerContext};
 use state_changelog::{StandbyRequest, StandbyStatus};
+use state_core::TopicPartition;
 
-use super::restorer::LazyRestorer;
-use super::SourcePartition;
+use super::restorer::{changelog_pair, topic_partition, LazyRestorer};
 use crate::config::StandbyPolicy;
 use crate::error::Result;
 use crate::registry::Registry;
@@ -43,7 +43,7 @@ pub struct StandbyReport {
 pub(super) struct Standbys {
     policy: StandbyPolicy,
     kafka_timeout: Duration,
-    kept: BTreeMap<SourcePartition, Instant>,
+    kept: BTreeMap<TopicPartition, Instant>,
     last_metadata: Option<Instant>,
 }
 
@@ -58,9 +58,9 @@ impl Standbys {
         }
     }
 
-    /// True if a standby of `sp` is kept here.
-    pub(super) fn contains(&self, sp: &SourcePartition) -> bool {
-        self.kept.contains_key(sp)
+    /// True if a standby of `tp` is kept here.
+    pub(super) fn contains(&self, tp: &TopicPartition) -> bool {
+        self.kept.contains_key(tp)
     }
 
     /// How many standbys are kept here.
@@ -69,76 +69,76 @@ impl Standbys {
     }
 
     /// The source partitions with a standby here.
-    pub(super) fn partitions(&self) -> impl Iterator<Item = &SourcePartition> {
+    pub(super) fn partitions(&self) -> impl Iterator<Item = &TopicPartition> {
         self.kept.keys()
     }
 
     /// True if a partition revoked from this instance stays as a standby
     /// (its stores have a changelog to tail).
-    pub(super) fn keeps(&self, sp: &SourcePartition, registry: &Registry) -> bool {
-        self.policy.keeps(sp) && registry.has_changelog(&sp.0)
+    pub(super) fn keeps(&self, tp: &TopicPartition, registry: &Registry) -> bool {
+        self.policy.keeps(tp) && registry.has_changelog(tp.topic())
     }
 
-    /// Forgets the standby of `sp` without closing anything: its stores are
+    /// Forgets the standby of `tp` without closing anything: its stores are
     /// promoted. True if there was one.
-    pub(super) fn promote(&mut self, sp: &SourcePartition) -> bool {
-        self.kept.remove(sp).is_some()
+    pub(super) fn promote(&mut self, tp: &TopicPartition) -> bool {
+        self.kept.remove(tp).is_some()
     }
 
-    /// Starts a standby replica of `sp` (its store partitions open, its
+    /// Starts a standby replica of `tp` (its store partitions open, its
     /// changelogs tailed). Stores without a changelog have nothing to tail
     /// and stay closed.
     pub(super) fn start(
         &mut self,
-        sp: &SourcePartition,
+        tp: &TopicPartition,
         registry: &mut Registry,
         restorer: &mut LazyRestorer,
     ) -> Result<()> {
-        if self.kept.contains_key(sp) {
+        if self.kept.contains_key(tp) {
             return Ok(());
         }
-        for id in registry.ids_of(&sp.0) {
+        let p = tp.store_partition();
+        for id in registry.ids_of(tp.topic()) {
             let store = registry.get_mut(id);
-            let Some(topic) = store.changelog_topic().map(str::to_owned) else {
-                store.release(sp.1)?;
+            let Some(topic) = store.changelog_topic() else {
+                store.release(p)?;
                 continue;
             };
-            let opened = store.open_checked(sp.1)?;
+            let changelog = TopicPartition::new(topic, tp.partition());
+            let opened = store.open_checked(p)?;
             restorer.get()?.standby(StandbyRequest {
                 partition: opened.partition,
-                changelog: (topic, sp.1 as i32),
-                source: (sp.0.clone(), sp.1 as i32),
+                changelog: changelog_pair(&changelog),
+                source: changelog_pair(tp),
                 location: opened.location,
                 replay_check: Some(opened.replay_check),
             })?;
         }
-        self.kept.insert(sp.clone(), Instant::now());
-        tracing::info!(stream = sp.0, partition = sp.1, "standby replica started");
+        self.kept.insert(tp.clone(), Instant::now());
+        tracing::info!(
+            stream = tp.topic(),
+            partition = tp.partition(),
+            "standby replica started"
+        );
         Ok(())
     }
 
-    /// Stops the standby of `sp` and closes its store partitions.
-    pub(super) fn stop(
-        &mut self,
-        sp: &SourcePartition,
-        registry: &mut Registry,
-        restorer: &LazyRestorer,
-    ) -> Result<()> {
-        if self.kept.remove(sp).is_none() {
+    /// Stops the standby of `tp` and closes its store partitions.
+    pub(super) fn stop(&mut self, tp: &TopicPartition, registry: &mut Registry, restorer: &LazyRestorer) -> Result<()> {
+        if self.kept.remove(tp).is_none() {
             return Ok(());
         }
         if let Some(r) = restorer.running() {
-            let changelogs = registry
-                .changelogs_of(&sp.0)
-                .into_iter()
-                .map(|t| (t, sp.1 as i32))
-                .collect();
-            r.release(changelogs)?;
+            r.release(registry.changelogs_of(tp).iter().map(changelog_pair).collect())?;
         }
-        for id in registry.ids_of(&sp.0) {
-            registry.get_mut(id).close(sp.1, "standby")?;
+        for id in registry.ids_of(tp.topic()) {
+            registry.get_mut(id).close(tp.store_partition(), "standby")?;
         }
-        tracing::info!(stream = sp.0, partition = sp.1, "standby replica stopped");
+        tracing::info!(
+            stream = tp.topic(),
+            partition = tp.partition(),
+            "standby replica stopped"
+        );
         Ok(())
     }
 
@@ -151,7 +151,7 @@ impl Standbys {
         consumer: &K,
         registry: &mut Registry,
         restorer: &LazyRestorer,
-    ) -> Result<Vec<SourcePartition>> {
+    ) -> Result<Vec<TopicPartition>> {
         match &self.policy {
             StandbyPolicy::None => Ok(Vec::new()),
             StandbyPolicy::RecentlyRevoked { keep_for } => {
@@ -162,8 +162,8 @@ impl Standbys {
                     .filter(|(_, since)| since.elapsed() > keep_for)
                     .map(|(k, _)| k.clone())
                     .collect();
-                for sp in expired {
-                    self.stop(&sp, registry, restorer)?;
+                for tp in expired {
+                    self.stop(&tp, registry, restorer)?;
                 }
                 Ok(Vec::new())
             }
@@ -184,7 +184,7 @@ impl Standbys {
         &self,
         consumer: &K,
         registry: &Registry,
-    ) -> Vec<SourcePartition> {
+    ) -> Vec<TopicPartition> {
         let streams: BTreeSet<String> = registry
             .iter()
             .filter(|(_, s)| s.changelog_topic().is_some())
@@ -196,7 +196,7 @@ impl Standbys {
                 Ok(md) => {
                     for t in md.topics() {
                         for p in t.partitions() {
-                            out.push((stream.clone(), p.id().max(0) as u32));
+                            out.push(TopicPartition::new(stream.as_str(), p.id()));
                         }
                     }
                 }
@@ -210,29 +210,30 @@ impl Standbys {
 
     /// What each standby replica kept here has, per store partition.
     pub(super) fn report(&self, registry: &Registry, restorer: &LazyRestorer) -> Vec<StandbyReport> {
-        let status: BTreeMap<(String, i32), StandbyStatus> = restorer
+        let status: BTreeMap<TopicPartition, StandbyStatus> = restorer
             .running()
             .map(|r| {
                 r.standby_status()
                     .into_iter()
-                    .map(|s| (s.changelog.clone(), s))
+                    .map(|s| (topic_partition(&s.changelog), s))
                     .collect()
             })
             .unwrap_or_default();
         let mut out = Vec::new();
-        for sp in self.kept.keys() {
-            for id in registry.ids_of(&sp.0) {
+        for tp in self.kept.keys() {
+            let p = tp.store_partition();
+            for id in registry.ids_of(tp.topic()) {
                 let s = registry.get(id);
                 let Some(topic) = s.changelog_topic() else { continue };
-                let st = status.get(&(topic.to_owned(), sp.1 as i32));
+                let st = status.get(&TopicPartition::new(topic, tp.partition()));
                 out.push(StandbyReport {
-                    stream: sp.0.clone(),
-                    partition: sp.1,
+                    stream: tp.topic().to_owned(),
+                    partition: p,
                     store: s.name().to_owned(),
                     applied_offset: st.and_then(|s| s.applied_offset),
                     lag: st.map_or(0, |s| s.lag),
                     waiting_for_commit: st.is_some_and(|s| s.waiting_for_commit),
-                    disk_bytes: s.partition(sp.1).and_then(|p| p.stats().disk_bytes),
+                    disk_bytes: s.partition(p).and_then(|p| p.stats().disk_bytes),
                 });
             }
         }

@@ -9,7 +9,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
 use state_changelog::ChangelogProducer;
-use state_core::ProcessedOffsets;
+use state_core::{ProcessedOffsets, TopicPartition};
 
 use super::offsets::SourceOffsets;
 use super::producer::ProducerLifecycle;
@@ -77,17 +77,17 @@ impl Checkpointer {
         self.producer.producer()
     }
 
-    /// Records that the record at `offset` of `topic[partition]` was
-    /// processed in the current checkpoint.
-    pub(crate) fn processed(&mut self, topic: &str, partition: u32, offset: i64) -> Result<()> {
+    /// Records that the record at `offset` of `source` was processed in
+    /// the current checkpoint.
+    pub(crate) fn processed(&mut self, source: TopicPartition, offset: i64) -> Result<()> {
         self.producer.begin()?;
-        self.offsets.record(topic, partition, offset);
+        self.offsets.record(source, offset);
         Ok(())
     }
 
-    /// Forgets what was processed of a revoked source partition.
-    pub(crate) fn forget(&mut self, partition: &(String, u32)) {
-        self.offsets.forget(partition);
+    /// Forgets what was processed of revoked source partition `source`.
+    pub(crate) fn forget(&mut self, source: &TopicPartition) {
+        self.offsets.forget(source);
     }
 
     /// True once `commit_interval` has passed since the last commit.
@@ -137,7 +137,7 @@ impl Checkpointer {
         for ((id, partition), txn) in txns.all_mut() {
             let store = registry.get(id);
             let processed = offsets
-                .last_of(store.stream(), partition)
+                .last_of(&TopicPartition::of_store(store.stream(), partition))
                 .map(|o| ProcessedOffsets::new().with(store.stream().to_owned(), o));
             txn.prepare(processed.as_ref())
                 .map_err(|e| failed("prepare")(format!("{}[{partition}]: {e}", store.describe())))?;
@@ -151,8 +151,8 @@ impl Checkpointer {
         self.observe(CheckpointStage::Produced);
         // 3. Source offsets.
         let mut tpl = TopicPartitionList::new();
-        for ((topic, partition), offset) in offsets.last() {
-            tpl.add_partition_offset(topic, *partition as i32, Offset::Offset(offset + 1))
+        for (source, offset) in offsets.last() {
+            tpl.add_partition_offset(source.topic(), source.partition(), Offset::Offset(offset + 1))
                 .map_err(|e| failed("offsets")(e.to_string()))?;
         }
         match self.guarantee {
@@ -182,15 +182,18 @@ impl Checkpointer {
                             "mirrored offset commit failed: this checkpoint is not kept locally and its records \
                              are processed again"
                         );
-                        for ((topic, partition), first) in offsets.first() {
+                        for (source, first) in offsets.first() {
                             // A partition being revoked cannot be sought; it
                             // restores from the changelog wherever it goes.
-                            if let Err(e) =
-                                consumer.seek(topic, *partition as i32, Offset::Offset(first), self.kafka_timeout)
-                            {
+                            if let Err(e) = consumer.seek(
+                                source.topic(),
+                                source.partition(),
+                                Offset::Offset(first),
+                                self.kafka_timeout,
+                            ) {
                                 tracing::warn!(
-                                    topic,
-                                    partition,
+                                    topic = source.topic(),
+                                    partition = source.partition(),
                                     offset = first,
                                     error = %e,
                                     "could not rewind to the uncommitted checkpoint's first record"
