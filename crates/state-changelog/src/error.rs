@@ -96,14 +96,15 @@ pub enum ChangelogError {
     },
 
     /// A record could not be handed to the producer.
-    #[error("cannot produce to changelog {topic}[{partition}]: {reason}")]
+    #[error("cannot produce to changelog {topic}[{partition}]: {source}")]
     Produce {
         /// Changelog topic.
         topic: String,
         /// Partition.
         partition: i32,
-        /// The producer's error.
-        reason: String,
+        /// The producer's error (boxed: the enum stays small).
+        #[source]
+        source: Box<KafkaError>,
     },
 
     /// Records were handed to the producer but the broker did not take them.

@@ -192,11 +192,11 @@ impl ChangelogProducer {
                     rec = back;
                     self.producer.poll(Duration::from_millis(5));
                 }
-                Err((e, _)) => {
+                Err((source, _)) => {
                     return Err(ChangelogError::Produce {
                         topic: topic.to_owned(),
                         partition,
-                        reason: e.to_string(),
+                        source: Box::new(source),
                     })
                 }
             }

@@ -41,7 +41,7 @@ mod txns;
 pub use assignment::StandbyReport;
 pub use config::{ManagerConfig, ProcessingGuarantee, StandbyPolicy};
 pub use context::StateContext;
-pub use error::{ManagerError, Result};
+pub use error::{CheckpointError, ManagerError, Result};
 pub use layout::StateDir;
 pub use manager::StateStoreManager;
 pub use partitioner::partition_for_key;

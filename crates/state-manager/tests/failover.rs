@@ -110,7 +110,7 @@ fn revoke_and_reassign_in_one_process_is_exact() {
     // Revoke everything (committing first, as the rebalance context does)
     // and assign again: partitions reopen and recover from local state and
     // the changelog.
-    let parts: Vec<TopicPartition> = (0..PARTITIONS as i32).map(|p| TopicPartition::new(INPUT, p)).collect();
+    let parts: Vec<TopicPartition> = (0..PARTITIONS).map(|p| TopicPartition::new(INPUT, p)).collect();
     {
         let mut mgr = m.manager.lock();
         mgr.commit(&m.consumer).unwrap();

@@ -37,7 +37,7 @@ fn ready(bootstrap: &str, guarantee: ProcessingGuarantee, name: &str, timeout: D
 /// partitions' files are released; the group only notices when the old
 /// member's session times out.
 fn restart(m: Member, bootstrap: &str, guarantee: ProcessingGuarantee, name: &str) -> Member {
-    let all: Vec<TopicPartition> = (0..PARTITIONS as i32).map(|p| TopicPartition::new(INPUT, p)).collect();
+    let all: Vec<TopicPartition> = (0..PARTITIONS).map(|p| TopicPartition::new(INPUT, p)).collect();
     {
         let mut mgr = m.manager.lock();
         // A transaction left in a failed state may refuse the abort.

@@ -81,7 +81,7 @@ fn member_on(disk: &Arc<Disk>, bootstrap: &str, name: &str, fate: Fate) -> Membe
 }
 
 fn all_partitions() -> Vec<TopicPartition> {
-    (0..PARTITIONS as i32).map(|p| TopicPartition::new(INPUT, p)).collect()
+    (0..PARTITIONS).map(|p| TopicPartition::new(INPUT, p)).collect()
 }
 
 #[test]

@@ -14,7 +14,7 @@ use state_core::{ProcessedOffsets, TopicPartition};
 use super::offsets::SourceOffsets;
 use super::producer::ProducerLifecycle;
 use crate::config::{ManagerConfig, ProcessingGuarantee};
-use crate::error::{ManagerError, Result};
+use crate::error::{CheckpointError, ManagerError, Result};
 use crate::registry::Registry;
 use crate::stage::CheckpointStage;
 use crate::txns::OpenTxns;
@@ -22,8 +22,38 @@ use crate::txns::OpenTxns;
 /// Receives checkpoint stages.
 type CheckpointObserver = Box<dyn FnMut(CheckpointStage) + Send>;
 
-fn failed(stage: &'static str) -> impl Fn(String) -> ManagerError {
-    move |reason| ManagerError::CheckpointFailed { stage, reason }
+/// A checkpoint that did not reach `stage` because of `cause`.
+fn failed(stage: CheckpointStage, cause: CheckpointError) -> ManagerError {
+    ManagerError::CheckpointFailed {
+        stage,
+        cause: Box::new(cause),
+    }
+}
+
+/// A store partition's transaction failed on the way to `stage`.
+fn txn_failed(
+    stage: CheckpointStage,
+    store: String,
+    partition: u32,
+) -> impl FnOnce(state_txn::TxnError) -> ManagerError {
+    move |source| {
+        failed(
+            stage,
+            CheckpointError::Transaction {
+                store,
+                partition,
+                source,
+            },
+        )
+    }
+}
+
+/// A Kafka call failed on the way to `stage`.
+fn kafka_failed(
+    stage: CheckpointStage,
+    operation: &'static str,
+) -> impl FnOnce(rdkafka::error::KafkaError) -> ManagerError {
+    move |source| failed(stage, CheckpointError::Kafka { operation, source })
 }
 
 /// Commits checkpoints: owns the producer (and its Kafka transaction), the
@@ -139,28 +169,35 @@ impl Checkpointer {
             let processed = offsets
                 .last_of(&TopicPartition::of_store(store.stream(), partition))
                 .map(|o| ProcessedOffsets::new().with(store.stream().to_owned(), o));
-            txn.prepare(processed.as_ref())
-                .map_err(|e| failed("prepare")(format!("{}[{partition}]: {e}", store.describe())))?;
+            txn.prepare(processed.as_ref()).map_err(txn_failed(
+                CheckpointStage::Produced,
+                store.describe(),
+                partition,
+            ))?;
         }
         lap("prepare");
         // 2. Every changelog (and output) record delivered.
         self.producer
             .flush()
-            .map_err(|e| failed("producer flush")(e.to_string()))?;
+            .map_err(|source| failed(CheckpointStage::Produced, CheckpointError::Changelog { source }))?;
         lap("produce");
         self.observe(CheckpointStage::Produced);
         // 3. Source offsets.
         let mut tpl = TopicPartitionList::new();
         for (source, offset) in offsets.last() {
             tpl.add_partition_offset(source.topic(), source.partition(), Offset::Offset(offset + 1))
-                .map_err(|e| failed("offsets")(e.to_string()))?;
+                .map_err(kafka_failed(
+                    CheckpointStage::Committed,
+                    "recording the offsets to commit",
+                ))?;
         }
         match self.guarantee {
             ProcessingGuarantee::AtLeastOnce => {
                 if tpl.count() > 0 {
-                    consumer
-                        .commit(&tpl, CommitMode::Sync)
-                        .map_err(|e| failed("offset commit")(e.to_string()))?;
+                    consumer.commit(&tpl, CommitMode::Sync).map_err(kafka_failed(
+                        CheckpointStage::Committed,
+                        "committing the source offsets",
+                    ))?;
                 }
             }
             ProcessingGuarantee::ExactlyOnce => {
@@ -214,7 +251,7 @@ impl Checkpointer {
                 .changelog_topic()
                 .and_then(|topic| self.producer.last_offset(topic, partition));
             txn.flush(offset)
-                .map_err(|e| failed("local flush")(format!("{}[{partition}]: {e}", store.describe())))?;
+                .map_err(txn_failed(CheckpointStage::Flushed, store.describe(), partition))?;
         }
         lap("flush");
         self.observe(CheckpointStage::Flushed);
@@ -226,5 +263,121 @@ impl Checkpointer {
     pub(crate) fn abort(&mut self) -> Result<()> {
         self.offsets = SourceOffsets::default();
         self.producer.abort()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+
+    use rdkafka::consumer::BaseConsumer;
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext};
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+    use super::*;
+
+    /// An exactly-once checkpointer on `cluster` whose checkpoint holds one
+    /// output record, the consumer it commits with, and the topic.
+    fn checkpoint_with_output(
+        cluster: &MockCluster<'static, DefaultProducerContext>,
+        timeout: Duration,
+    ) -> (Checkpointer, BaseConsumer) {
+        let mut kafka = ClientConfig::new();
+        kafka.set("bootstrap.servers", cluster.bootstrap_servers());
+        let mut config = ManagerConfig::with_backend("g", "unused", state_core::MemoryBackend::shared());
+        config.guarantee = ProcessingGuarantee::ExactlyOnce;
+        config.kafka_timeout = timeout;
+        let mut checkpointer = Checkpointer::new(&config, &kafka);
+        produce_output(&mut checkpointer);
+        let consumer = kafka.set("group.id", "g").create().unwrap();
+        (checkpointer, consumer)
+    }
+
+    fn produce_output(checkpointer: &mut Checkpointer) {
+        checkpointer.begin().unwrap();
+        let output = checkpointer.producer().unwrap();
+        output
+            .kafka()
+            .send(BaseRecord::<str, str>::to("out").key("k").payload("v"))
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+
+    fn commit(checkpointer: &mut Checkpointer, consumer: &BaseConsumer) -> Result<()> {
+        checkpointer.commit(OpenTxns::default(), &Registry::default(), consumer)
+    }
+
+    #[test]
+    fn the_checkpoint_of_a_fenced_producer_fails_as_fenced() {
+        let cluster = MockCluster::<DefaultProducerContext>::new(1).unwrap();
+        cluster.create_topic("out", 1, 1).unwrap();
+        let (mut zombie, consumer) = checkpoint_with_output(&cluster, Duration::from_secs(10));
+        // What the coordinator answers once a newer producer with the same
+        // transactional id has started.
+        cluster.request_errors(
+            RDKafkaApiKey::EndTxn,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_PRODUCER_FENCED],
+        );
+        let err = commit(&mut zombie, &consumer).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                ManagerError::CheckpointFailed {
+                    stage: CheckpointStage::Committed,
+                    cause,
+                } if matches!(**cause, CheckpointError::Kafka { .. })
+            ),
+            "{err}"
+        );
+        assert!(err.is_fenced(), "{err}");
+        assert!(!err.is_retriable(), "{err}");
+        assert!(err.to_string().contains("stop this one"), "{err}");
+    }
+
+    #[test]
+    fn a_commit_of_the_transaction_that_times_out_is_not_retried_in_process() {
+        // librdkafka keeps the commit going after the timeout, so its
+        // outcome is unknown until a restart's new producer settles it.
+        let cluster = MockCluster::<DefaultProducerContext>::new(1).unwrap();
+        cluster.create_topic("out", 1, 1).unwrap();
+        let (mut checkpointer, consumer) = checkpoint_with_output(&cluster, Duration::from_secs(1));
+        cluster.request_errors(
+            RDKafkaApiKey::EndTxn,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS; 500],
+        );
+        let err = commit(&mut checkpointer, &consumer).unwrap_err();
+        assert!(err.kafka_error().is_some(), "{err}");
+        assert!(!err.is_retriable() && !err.is_fenced(), "{err}");
+    }
+
+    #[test]
+    fn an_offset_commit_refused_during_a_rebalance_fails_retriably_and_the_next_checkpoint_commits() {
+        let cluster = MockCluster::<DefaultProducerContext>::new(1).unwrap();
+        cluster.create_topic("in", 1, 1).unwrap();
+        let mut kafka = ClientConfig::new();
+        kafka.set("bootstrap.servers", cluster.bootstrap_servers());
+        let config = ManagerConfig::with_backend("g", "unused", state_core::MemoryBackend::shared());
+        let mut checkpointer = Checkpointer::new(&config, &kafka);
+        let consumer: BaseConsumer = kafka.set("group.id", "g").create().unwrap();
+        cluster.request_errors(
+            RDKafkaApiKey::OffsetCommit,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS],
+        );
+        checkpointer.processed(TopicPartition::new("in", 0), 7).unwrap();
+        let err = commit(&mut checkpointer, &consumer).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ManagerError::CheckpointFailed {
+                    stage: CheckpointStage::Committed,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.is_retriable() && !err.is_fenced(), "{err}");
+
+        checkpointer.processed(TopicPartition::new("in", 0), 7).unwrap();
+        commit(&mut checkpointer, &consumer).unwrap();
     }
 }
