@@ -24,7 +24,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
 use rdkafka::ClientConfig;
 use state_manager::{
-    KeyValue, ManagerConfig, Mutex, ProcessingGuarantee, RocksDbBackend, StandbyPolicy, StateContext,
+    KeyValueStore, ManagerConfig, Mutex, ProcessingGuarantee, RocksDbBackend, StandbyPolicy, StateContext,
     StateStoreManager, StoreHandle, StoreSpec,
 };
 
@@ -39,7 +39,7 @@ const LATE: u64 = 2_000;
 struct Member {
     consumer: BaseConsumer<StateContext>,
     manager: Arc<Mutex<StateStoreManager>>,
-    counts: StoreHandle<KeyValue>,
+    counts: StoreHandle<KeyValueStore>,
     _dir: tempfile::TempDir,
     since_commit: u64,
 }

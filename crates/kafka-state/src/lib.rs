@@ -61,6 +61,6 @@ pub use state_fjall::{FjallBackend, FjallOptions, FjallPartition};
 pub use state_changelog::{rdkafka, ChangelogProducer, ChangelogTopicConfig, RecoveryConfig, RecoveryProgress};
 #[cfg(feature = "manager")]
 pub use state_manager::{
-    CheckpointStage, KeyValue, ManagerConfig, ManagerError, ProcessingGuarantee, StateContext, StateStoreManager,
-    StoreHandle, StoreSpec, StoreType, Timestamped, Windowed,
+    CheckpointError, CheckpointStage, KeyValueStore, ManagerConfig, ManagerError, ProcessingGuarantee, StateContext,
+    StateStoreManager, StoreHandle, StoreSpec, StoreType, TimestampedStore, WindowedStore,
 };

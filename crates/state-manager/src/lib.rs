@@ -46,7 +46,7 @@ pub use layout::StateDir;
 pub use manager::StateStoreManager;
 pub use partitioner::partition_for_key;
 pub use reader::StateReader;
-pub use spec::{KeyValue, StoreHandle, StoreSpec, StoreType, Timestamped, Windowed};
+pub use spec::{KeyValueStore, StoreHandle, StoreSpec, StoreType, TimestampedStore, WindowedStore};
 pub use stage::CheckpointStage;
 #[cfg(feature = "tokio")]
 pub use tokio_support::AsyncStateManager;

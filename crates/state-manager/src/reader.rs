@@ -12,7 +12,7 @@ use state_core::{Direction, PartitionFormat, SnapshotPartition, StorePartition};
 use state_txn::{PartitionTransaction, TimestampedTransaction, Window, WindowedTransaction};
 
 use crate::error::{ManagerError, Result};
-use crate::spec::{KeyValue, StoreHandle, StoreType, Timestamped, Windowed};
+use crate::spec::{KeyValueStore, StoreHandle, StoreType, TimestampedStore, WindowedStore};
 
 /// What a reader may read: the partitions whose state is restored and owned
 /// here, by (store id, partition).
@@ -129,7 +129,7 @@ impl StateReader {
     /// of partition `partition` (several reads, one moment).
     pub fn with_key_value<R>(
         &self,
-        store: &StoreHandle<KeyValue>,
+        store: &StoreHandle<KeyValueStore>,
         partition: u32,
         read: impl FnOnce(&PartitionTransaction<SnapshotPartition<'_>>) -> state_txn::Result<R>,
     ) -> Result<R> {
@@ -145,7 +145,7 @@ impl StateReader {
     /// The value of `key` under `prefix` (typically the message key).
     pub fn get<K: Serialize + ?Sized, V: DeserializeOwned>(
         &self,
-        store: &StoreHandle<KeyValue>,
+        store: &StoreHandle<KeyValueStore>,
         partition: u32,
         key: &K,
         prefix: &[u8],
@@ -156,7 +156,7 @@ impl StateReader {
     /// Runs `read` on a read-only windowed transaction over one snapshot.
     pub fn with_windowed<R>(
         &self,
-        store: &StoreHandle<Windowed>,
+        store: &StoreHandle<WindowedStore>,
         partition: u32,
         read: impl FnOnce(&mut WindowedTransaction<SnapshotPartition<'_>>) -> state_txn::Result<R>,
     ) -> Result<R> {
@@ -169,7 +169,7 @@ impl StateReader {
     /// The aggregate of window `[start, end)` under `prefix`.
     pub fn get_window<V: DeserializeOwned>(
         &self,
-        store: &StoreHandle<Windowed>,
+        store: &StoreHandle<WindowedStore>,
         partition: u32,
         start: i64,
         end: i64,
@@ -181,7 +181,7 @@ impl StateReader {
     /// Windows under `prefix` with `start_from < start <= start_to`.
     pub fn get_windows<V: DeserializeOwned>(
         &self,
-        store: &StoreHandle<Windowed>,
+        store: &StoreHandle<WindowedStore>,
         partition: u32,
         start_from: i64,
         start_to: i64,
@@ -196,7 +196,7 @@ impl StateReader {
     /// Runs `read` on a read-only timestamped transaction over one snapshot.
     pub fn with_timestamped<R>(
         &self,
-        store: &StoreHandle<Timestamped>,
+        store: &StoreHandle<TimestampedStore>,
         partition: u32,
         read: impl FnOnce(&mut TimestampedTransaction<SnapshotPartition<'_>>) -> state_txn::Result<R>,
     ) -> Result<R> {
@@ -209,7 +209,7 @@ impl StateReader {
     /// The newest value of `prefix` at or before `timestamp`.
     pub fn get_latest<V: DeserializeOwned>(
         &self,
-        store: &StoreHandle<Timestamped>,
+        store: &StoreHandle<TimestampedStore>,
         partition: u32,
         timestamp: i64,
         prefix: &[u8],

@@ -19,8 +19,8 @@ mod sealed {
 }
 
 /// A kind of store: which transaction it hands out and what it records in
-/// each partition. Implemented by [`KeyValue`], [`Windowed`] and
-/// [`Timestamped`] only.
+/// each partition. Implemented by [`KeyValueStore`], [`WindowedStore`] and
+/// [`TimestampedStore`] only.
 pub trait StoreType: sealed::Sealed + Send + Sync + 'static {
     /// The transaction of the current checkpoint on one partition.
     type Txn: StateTransaction;
@@ -44,21 +44,24 @@ pub trait StoreType: sealed::Sealed + Send + Sync + 'static {
     fn txns(open: &mut OpenTxns) -> &mut TxnMap<Self::Txn>;
 }
 
-/// Key-value stores: [`PartitionTransaction`].
+/// The [`StoreType`] of key-value stores (`StoreHandle<KeyValueStore>`):
+/// their transaction is a [`PartitionTransaction`].
 #[derive(Debug)]
-pub enum KeyValue {}
-/// Windowed stores: [`WindowedTransaction`].
+pub enum KeyValueStore {}
+/// The [`StoreType`] of windowed stores: their transaction is a
+/// [`WindowedTransaction`].
 #[derive(Debug)]
-pub enum Windowed {}
-/// Timestamped stores: [`TimestampedTransaction`].
+pub enum WindowedStore {}
+/// The [`StoreType`] of timestamped stores: their transaction is a
+/// [`TimestampedTransaction`].
 #[derive(Debug)]
-pub enum Timestamped {}
+pub enum TimestampedStore {}
 
-impl sealed::Sealed for KeyValue {}
-impl sealed::Sealed for Windowed {}
-impl sealed::Sealed for Timestamped {}
+impl sealed::Sealed for KeyValueStore {}
+impl sealed::Sealed for WindowedStore {}
+impl sealed::Sealed for TimestampedStore {}
 
-impl StoreType for KeyValue {
+impl StoreType for KeyValueStore {
     type Txn = PartitionTransaction;
     type Settings = ();
     const KIND: StoreKind = StoreKind::KeyValue;
@@ -81,7 +84,7 @@ impl StoreType for KeyValue {
     }
 }
 
-impl StoreType for Windowed {
+impl StoreType for WindowedStore {
     type Txn = WindowedTransaction;
     type Settings = ();
     const KIND: StoreKind = StoreKind::Windowed;
@@ -104,7 +107,7 @@ impl StoreType for Windowed {
     }
 }
 
-impl StoreType for Timestamped {
+impl StoreType for TimestampedStore {
     type Txn = TimestampedTransaction;
     type Settings = TimestampedConfig;
     const KIND: StoreKind = StoreKind::Timestamped;
@@ -222,7 +225,7 @@ impl<T: StoreType> StoreSpec<T> {
     }
 }
 
-impl StoreSpec<KeyValue> {
+impl StoreSpec<KeyValueStore> {
     /// A key-value store `name` of stream `stream`.
     pub fn key_value(stream: impl Into<String>, name: impl Into<String>) -> Self {
         Self::with_settings(stream, name, ())
@@ -239,7 +242,7 @@ impl StoreSpec<KeyValue> {
     }
 }
 
-impl StoreSpec<Windowed> {
+impl StoreSpec<WindowedStore> {
     /// A windowed store `name` of stream `stream`.
     /// Each active partition gets an in-memory window index
     /// ([`state_txn::WindowIndex`], at most
@@ -269,7 +272,7 @@ impl StoreSpec<Windowed> {
     }
 }
 
-impl StoreSpec<Timestamped> {
+impl StoreSpec<TimestampedStore> {
     /// A timestamped store `name` of stream `stream` with `config`'s
     /// retention and duplicate handling.
     pub fn timestamped(stream: impl Into<String>, name: impl Into<String>, config: TimestampedConfig) -> Self {

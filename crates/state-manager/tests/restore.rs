@@ -22,7 +22,7 @@ use state_core::{
     StorePartition, WriteBatch,
 };
 use state_manager::{
-    Codec, KeyValue, PartitionTransaction, ProcessingGuarantee, RocksDbBackend, RocksDbOptions, StandbyPolicy,
+    Codec, KeyValueStore, PartitionTransaction, ProcessingGuarantee, RocksDbBackend, RocksDbOptions, StandbyPolicy,
     StateStoreManager, StoreHandle, TopicPartition,
 };
 
@@ -134,7 +134,7 @@ fn slow_member(
     )
 }
 
-fn read_count(m: &StateStoreManager, counts: &StoreHandle<KeyValue>, p: u32, key: &str) -> u64 {
+fn read_count(m: &StateStoreManager, counts: &StoreHandle<KeyValueStore>, p: u32, key: &str) -> u64 {
     let t = PartitionTransaction::new(m.partition(counts, p).unwrap(), Codec::MsgPack, None);
     t.get::<_, u64>("count", key.as_bytes()).unwrap().unwrap_or(0)
 }

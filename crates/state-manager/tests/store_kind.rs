@@ -5,7 +5,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::BaseConsumer;
 use state_core::{Error, StoreKind};
 use state_manager::{
-    KeyValue, ManagerConfig, ManagerError, StateStoreManager, StoreHandle, StoreSpec, StoreType, TopicPartition,
+    KeyValueStore, ManagerConfig, ManagerError, StateStoreManager, StoreHandle, StoreSpec, StoreType, TopicPartition,
 };
 
 fn manager<T: StoreType>(dir: &std::path::Path, spec: StoreSpec<T>) -> (StateStoreManager, StoreHandle<T>) {
@@ -20,7 +20,7 @@ fn consumer() -> BaseConsumer {
     ClientConfig::new().set("group.id", "g").create().unwrap()
 }
 
-fn key_value() -> StoreSpec<KeyValue> {
+fn key_value() -> StoreSpec<KeyValueStore> {
     StoreSpec::key_value("clicks", "counts")
 }
 

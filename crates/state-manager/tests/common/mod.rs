@@ -13,7 +13,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
 use rdkafka::Message;
 use state_manager::{
-    Codec, KeyValue, ManagerConfig, PartitionTransaction, ProcessingGuarantee, StateContext, StateStoreManager,
+    Codec, KeyValueStore, ManagerConfig, PartitionTransaction, ProcessingGuarantee, StateContext, StateStoreManager,
     StoreHandle, StoreSpec,
 };
 
@@ -25,7 +25,7 @@ pub const RECORDS: usize = 240;
 pub struct Member {
     pub consumer: BaseConsumer<StateContext>,
     pub manager: Arc<Mutex<StateStoreManager>>,
-    pub counts: StoreHandle<KeyValue>,
+    pub counts: StoreHandle<KeyValueStore>,
     pub dir: tempfile::TempDir,
     pub processed: usize,
     pub since_commit: usize,
@@ -120,7 +120,7 @@ pub fn member_with_spec(
     fate: Fate,
     dir: tempfile::TempDir,
     adjust: impl FnOnce(&mut ManagerConfig),
-    spec: impl FnOnce(StoreSpec<KeyValue>) -> StoreSpec<KeyValue>,
+    spec: impl FnOnce(StoreSpec<KeyValueStore>) -> StoreSpec<KeyValueStore>,
 ) -> Member {
     let mut cfg = ManagerConfig::new("g", dir.path());
     cfg.guarantee = guarantee;
@@ -165,7 +165,11 @@ pub fn member_with_spec(
 }
 
 /// The processor: one more for the record's key, in the current checkpoint.
-pub fn count(mgr: &mut StateStoreManager, counts: &StoreHandle<KeyValue>, msg: &rdkafka::message::BorrowedMessage<'_>) {
+pub fn count(
+    mgr: &mut StateStoreManager,
+    counts: &StoreHandle<KeyValueStore>,
+    msg: &rdkafka::message::BorrowedMessage<'_>,
+) {
     let p = msg.partition() as u32;
     let key = msg.key().unwrap().to_vec();
     let t = mgr.txn(counts, p).unwrap();
