@@ -204,7 +204,9 @@ impl StateStoreManager {
     }
 
     /// The current checkpoint's transaction on partition `partition` of the
-    /// store behind `handle`, started on first use.
+    /// store behind `handle`, started on first use. The handle names the
+    /// stream; `partition` is the record's partition as the poll loop has
+    /// it.
     ///
     /// Fails with [`ManagerError::NotAssigned`] if the partition is not
     /// assigned to this instance, and with [`ManagerError::Restoring`] while
