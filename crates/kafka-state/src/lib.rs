@@ -46,7 +46,7 @@ pub use parking_lot::{self, Mutex};
 pub use state_cache::{WriteBehindBackend, WriteBehindConfig, WriteBehindPartition, WriteBehindStats};
 pub use state_core::{
     Backend, BackendInfo, ChangelogSink, Codec, Direction, MemoryBackend, MemoryPartition, ProcessedOffsets,
-    RecordingSink, Store, StoreLocation, StorePartition, WriteBatch,
+    RecordingSink, Store, StoreKind, StoreLocation, StorePartition, TopicPartition, WriteBatch,
 };
 pub use state_txn::{
     CollectedValues, ExpireOptions, ExpiredWindow, PartitionTransaction, StateTransaction, TimestampedConfig,
@@ -65,6 +65,6 @@ pub use state_changelog::{
 };
 #[cfg(feature = "manager")]
 pub use state_manager::{
-    CheckpointStage, KeyValue, ManagerConfig, ManagerError, ProcessingGuarantee, StateContext, StateStoreManager,
-    StoreHandle, StoreSpec, StoreType, Timestamped, Windowed,
+    CheckpointError, CheckpointStage, KeyValueStore, ManagerConfig, ManagerError, ProcessingGuarantee, StateContext,
+    StateStoreManager, StoreHandle, StoreSpec, StoreType, TimestampedStore, WindowedStore,
 };

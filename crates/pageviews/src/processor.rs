@@ -288,7 +288,12 @@ impl Run<'_> {
                     }
                 }
             }
-            (assigned, m.restoring().into_iter().collect())
+            let restoring = m
+                .restoring()
+                .into_iter()
+                .map(|tp| (tp.topic().to_owned(), tp.store_partition()))
+                .collect();
+            (assigned, restoring)
         };
         shared.update(processed, assigned, restoring);
     }

@@ -1,6 +1,6 @@
 //! Names of one run's topics and the handles of its stores.
 
-use state_manager::{KeyValue, StoreHandle, Windowed};
+use state_manager::{KeyValueStore, StoreHandle, WindowedStore};
 
 /// The consumer group of the demo.
 pub(crate) const GROUP: &str = "pageviews-demo";
@@ -20,7 +20,7 @@ pub(crate) struct Topics {
 #[derive(Clone, Debug)]
 pub(crate) struct Stores {
     /// Views per user (stream: the input topic).
-    pub user_totals: StoreHandle<KeyValue>,
+    pub user_totals: StoreHandle<KeyValueStore>,
     /// Views per page and window (stream: the by-page topic).
-    pub page_windows: StoreHandle<Windowed>,
+    pub page_windows: StoreHandle<WindowedStore>,
 }

@@ -96,14 +96,15 @@ pub enum ChangelogError {
     },
 
     /// A record could not be handed to the producer.
-    #[error("cannot produce to changelog {topic}[{partition}]: {reason}")]
+    #[error("cannot produce to changelog {topic}[{partition}]: {source}")]
     Produce {
         /// Changelog topic.
         topic: String,
         /// Partition.
         partition: i32,
-        /// The producer's error.
-        reason: String,
+        /// The producer's error (boxed: the enum stays small).
+        #[source]
+        source: Box<KafkaError>,
     },
 
     /// Records were handed to the producer but the broker did not take them.
@@ -115,8 +116,12 @@ pub enum ChangelogError {
     Delivery {
         /// How many records failed.
         failed: u64,
-        /// The first failure.
+        /// The first failure: where, why, and the last broker error if any.
         first: String,
+        /// The client's error for the first failed record (a timeout, a
+        /// fenced producer, ...).
+        #[source]
+        source: Option<KafkaError>,
     },
 
     /// The producer did not deliver everything within the timeout.

@@ -105,11 +105,11 @@ impl ChangelogProducer {
                     rec = back;
                     self.producer.poll(Duration::from_millis(5));
                 }
-                Err((e, _)) => {
+                Err((source, _)) => {
                     return Err(ChangelogError::Produce {
                         topic: topic.to_owned(),
                         partition,
-                        reason: e.to_string(),
+                        source: Box::new(source),
                     })
                 }
             }
@@ -147,11 +147,15 @@ impl ChangelogProducer {
         }
         // Serve the last delivery reports.
         self.producer.poll(Duration::ZERO);
-        if let Some((failed, mut first)) = self.producer.context().take_failures() {
+        if let Some((failed, first_error)) = self.producer.context().take_failures() {
+            let (mut first, source) = match first_error {
+                Some((at, e)) => (format!("{at}: {e}"), Some(e)),
+                None => (String::new(), None),
+            };
             if let Some(f) = self.producer.context().client_context().last_failure() {
                 first = format!("{first}; last broker error: {f}");
             }
-            return Err(ChangelogError::Delivery { failed, first });
+            return Err(ChangelogError::Delivery { failed, first, source });
         }
         tracing::trace!(elapsed = ?started.elapsed(), "changelog producer flushed");
         Ok(())
@@ -177,7 +181,7 @@ impl ChangelogSink for PartitionSink {
         let size = record.key.len() + record.value.map_or(0, <[u8]>::len);
         self.producer
             .produce(&self.topic, self.partition, record)
-            .map_err(|e| state_core::Error::Changelog(e.to_string()))?;
+            .map_err(|e| state_core::Error::Changelog(Box::new(e)))?;
         self.records.increment(1);
         self.bytes.increment(size as u64);
         Ok(())

@@ -51,8 +51,8 @@ impl RecordedStore {
     /// does not know whether the application's store has TTL support, so
     /// the changelog decides (a TTL-stamped record switches the partition
     /// into TTL mode, as quixstreams' recovery does).
-    fn format(&self) -> StoreFormat<'static> {
-        let format = StoreFormat::new(self.kind.as_str(), self.codec);
+    fn format(&self) -> StoreFormat {
+        let format = StoreFormat::new(self.kind, self.codec);
         match self.kind {
             StoreKind::KeyValue => format.with_ttl(TtlOptions::default()),
             StoreKind::Windowed | StoreKind::Timestamped => format,

@@ -2,8 +2,19 @@
 
 use std::path::PathBuf;
 
+use crate::ids::StoreKind;
+
 /// A `Result` whose error is [`Error`].
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The cause kept by [`Error::Backend`] and [`Error::Changelog`]: any error
+/// (or message) that can cross threads.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// ` <subject>` when there is one, for [`Error::Backend`]'s message.
+fn on(subject: &Option<String>) -> String {
+    subject.as_deref().map(|s| format!(" {s}")).unwrap_or_default()
+}
 
 /// Everything that can go wrong below the transaction layer: encoding, the
 /// storage backend, and store/partition bookkeeping.
@@ -49,14 +60,19 @@ pub enum Error {
 
     /// The storage backend failed. The operation had no effect unless the
     /// message says otherwise.
-    #[error("{backend} backend failed while {operation}: {message}")]
+    #[error("{backend} backend failed while {operation}{}: {source}", on(.subject))]
     Backend {
         /// Backend name (`rocksdb`, `memory`, ...).
         backend: &'static str,
         /// What was being done (`reading`, `writing a batch`, ...).
         operation: &'static str,
-        /// The backend's own message.
-        message: String,
+        /// What it was done on (a partition directory, a column family),
+        /// when the operation alone does not say.
+        subject: Option<String>,
+        /// The backend's own error (or, where the backend raised none, a
+        /// message saying what is wrong).
+        #[source]
+        source: BoxError,
     },
 
     /// The stored changelog offset is not 8 bytes: the metadata column family
@@ -121,10 +137,11 @@ pub enum Error {
     WrongStoreKind {
         /// Partition directory.
         path: PathBuf,
-        /// The kind recorded in the partition.
+        /// The kind recorded in the partition, as recorded (it may name no
+        /// kind this version knows).
         found: String,
         /// The kind that was asked for.
-        wanted: String,
+        wanted: StoreKind,
     },
 
     /// Opening was abandoned because the caller's stop signal was raised.
@@ -173,7 +190,7 @@ pub enum Error {
 
     /// A changelog sink refused or failed to accept a record.
     #[error("changelog sink failed: {0}")]
-    Changelog(String),
+    Changelog(#[source] BoxError),
 
     /// The partition records another value codec than the one it is opened
     /// with. Nothing was read or written.
@@ -222,7 +239,7 @@ pub enum Error {
         /// Partition directory.
         path: PathBuf,
         /// The kind of store opening it.
-        kind: String,
+        kind: StoreKind,
     },
 
     /// Per-write TTL was asked for a store kind that has none (quixstreams
@@ -233,7 +250,7 @@ pub enum Error {
     )]
     TtlUnsupportedKind {
         /// The kind of store.
-        kind: String,
+        kind: StoreKind,
     },
 
     /// The partition is in a state of quixstreams' TTL migration that we do
@@ -243,7 +260,7 @@ pub enum Error {
         /// Partition directory.
         path: PathBuf,
         /// Which state, and what to do.
-        situation: crate::format::LegacyTtl,
+        situation: crate::legacy_ttl::LegacyTtl,
     },
 
     /// A changelog record was written with another codec than the partition
@@ -279,12 +296,32 @@ pub enum Error {
 }
 
 impl Error {
-    /// Shorthand for a [`Error::Backend`] error.
-    pub fn backend(backend: &'static str, operation: &'static str, message: impl ToString) -> Self {
+    /// A [`Error::Backend`] error: `backend` failed while doing `operation`
+    /// because of `source` (the backend's error, or a message where it
+    /// raised none).
+    pub fn backend(backend: &'static str, operation: &'static str, source: impl Into<BoxError>) -> Self {
         Error::Backend {
             backend,
             operation,
-            message: message.to_string(),
+            subject: None,
+            source: source.into(),
+        }
+    }
+
+    /// A [`Error::Backend`] error about `subject` (a partition directory, a
+    /// column family): `backend` failed while doing `operation` on it
+    /// because of `source`.
+    pub fn backend_on(
+        backend: &'static str,
+        operation: &'static str,
+        subject: impl std::fmt::Display,
+        source: impl Into<BoxError>,
+    ) -> Self {
+        Error::Backend {
+            backend,
+            operation,
+            subject: Some(subject.to_string()),
+            source: source.into(),
         }
     }
 
@@ -294,5 +331,41 @@ impl Error {
             layout,
             reason: reason.into(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::error::Error as _;
+
+    use super::*;
+
+    #[test]
+    fn backend_errors_keep_their_cause() {
+        let io = std::io::Error::new(std::io::ErrorKind::PermissionDenied, "no access");
+        let err = Error::backend_on("rocksdb", "opening the partition", "/state/g/s/t/0", io);
+        assert_eq!(
+            err.to_string(),
+            "rocksdb backend failed while opening the partition /state/g/s/t/0: no access"
+        );
+        let cause = err.source().and_then(|s| s.downcast_ref::<std::io::Error>());
+        assert_eq!(
+            cause.map(std::io::Error::kind),
+            Some(std::io::ErrorKind::PermissionDenied)
+        );
+
+        let err = Error::backend("fjall", "writing a batch", "key too long");
+        assert_eq!(
+            err.to_string(),
+            "fjall backend failed while writing a batch: key too long"
+        );
+        assert_eq!(err.source().map(ToString::to_string).as_deref(), Some("key too long"));
+    }
+
+    #[test]
+    fn changelog_errors_keep_their_cause() {
+        let err = Error::Changelog(Box::new(std::io::Error::other("broker down")));
+        assert_eq!(err.to_string(), "changelog sink failed: broker down");
+        assert!(err.source().is_some_and(|s| s.is::<std::io::Error>()));
     }
 }

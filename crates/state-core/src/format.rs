@@ -2,23 +2,17 @@
 //! TTL mode — checked on open, so a store is never read with the wrong
 //! rules.
 
-use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
 use crate::codec::Codec;
 use crate::error::{Error, Result};
+use crate::ids::StoreKind;
+use crate::legacy_ttl::LegacyTtl;
 use crate::partition::{Direction, StorePartition};
 use crate::replay::ReplayCheck;
 use crate::ttl::{self, StampedRead, TtlOptions, TtlState};
 use crate::{cf, keys, WriteBatch};
-
-/// The [`crate::cf::STORE_KIND_KEY`] of key-value stores.
-pub const KIND_KEY_VALUE: &str = "key-value";
-/// The [`crate::cf::STORE_KIND_KEY`] of windowed stores.
-pub const KIND_WINDOWED: &str = "windowed";
-/// The [`crate::cf::STORE_KIND_KEY`] of timestamped stores.
-pub const KIND_TIMESTAMPED: &str = "timestamped";
 
 /// Whether a store accepts quixstreams' per-write TTL.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -35,18 +29,19 @@ pub enum TtlSupport {
 
 /// What a store expects of its partitions.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoreFormat<'a> {
-    /// `key-value`, `windowed` or `timestamped` ([`KIND_KEY_VALUE`], ...).
-    pub kind: &'a str,
+pub struct StoreFormat {
+    /// The kind of store; its [`StoreKind::as_str`] is recorded on first
+    /// open.
+    pub kind: StoreKind,
     /// The codec values (and typed keys) are encoded with.
     pub codec: Codec,
     /// Per-write TTL.
     pub ttl: TtlSupport,
 }
 
-impl<'a> StoreFormat<'a> {
+impl StoreFormat {
     /// A store of `kind` with `codec`, without TTL support.
-    pub fn new(kind: &'a str, codec: Codec) -> Self {
+    pub fn new(kind: StoreKind, codec: Codec) -> Self {
         StoreFormat {
             kind,
             codec,
@@ -55,8 +50,8 @@ impl<'a> StoreFormat<'a> {
     }
 
     /// A key-value store with `codec`, without TTL support.
-    pub fn key_value(codec: Codec) -> StoreFormat<'static> {
-        StoreFormat::new(KIND_KEY_VALUE, codec)
+    pub fn key_value(codec: Codec) -> StoreFormat {
+        StoreFormat::new(StoreKind::KeyValue, codec)
     }
 
     /// The same, with per-write TTL support (key-value stores only).
@@ -96,90 +91,6 @@ impl PartitionFormat {
     }
 }
 
-/// A state of quixstreams' TTL migration machinery that we do not take over
-/// (quixstreams 3.28.1 backfills, adopts, rolls back or repairs it). Each is
-/// refused with a message naming the situation and the way out; nothing is
-/// written.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum LegacyTtl {
-    /// A live backfill of a populated store was interrupted
-    /// (`__ttl_backfill_in_progress__`, or a `__ttl_backfill_stamped__` ledger
-    /// without the migration-done marker).
-    InterruptedBackfill,
-    /// A cold, provisional adoption of quixstreams v3.24.0 stamps waits for
-    /// confirmation (`__ttl_adopt_pending__` or `__ttl_adopt_backup__`).
-    ProvisionalAdoption,
-    /// A replay ended with unstamped values in a partition in TTL mode
-    /// (`__ttl_backfill_pending__` is not empty and no migration-done marker):
-    /// quixstreams would stamp them and produce them to the changelog.
-    /// Reported by [`crate::ReplayCheck::complete`]; on open the same state is
-    /// [`PartitionFormat::replay_pending`], since a replay interrupted
-    /// part-way looks alike until it finishes.
-    PendingRecoveryCompletion {
-        /// How many values are waiting.
-        keys: u64,
-    },
-    /// TTL bookkeeping without the `__ttl_enabled__` flag, which quixstreams
-    /// repairs at open by deciding the mode from the values.
-    UnflaggedTtlArtifacts {
-        /// Which artifact was found first.
-        found: &'static str,
-    },
-    /// A stamped-value layout other than version 2.
-    UnsupportedFormatVersion {
-        /// The recorded version, as hex bytes when it does not decode.
-        recorded: String,
-    },
-    /// A replayed changelog without TTL headers whose values look stamped
-    /// (a quixstreams v3.24.0 store), which quixstreams adopts provisionally.
-    UnheaderedStamps,
-}
-
-impl fmt::Display for LegacyTtl {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            LegacyTtl::InterruptedBackfill => f.write_str(
-                "quixstreams was switching this populated store into per-write TTL mode and stopped \
-                 part-way (__ttl_backfill_in_progress__ or a __ttl_backfill_stamped__ ledger without the \
-                 migration-done marker): some values are stamped and some are not. Run the quixstreams \
-                 3.28.1 application on this partition once so it finishes the switch, then open it here",
-            ),
-            LegacyTtl::ProvisionalAdoption => f.write_str(
-                "quixstreams holds a provisional adoption of v3.24.0 TTL stamps (__ttl_adopt_pending__ or \
-                 __ttl_adopt_backup__) that its next ttl= write confirms or QUIXSTREAMS_STATE_TTL_ROLLBACK=1 \
-                 rolls back. Settle it with the quixstreams 3.28.1 application first, then open it here",
-            ),
-            LegacyTtl::PendingRecoveryCompletion { keys } => write!(
-                f,
-                "the replayed changelog mixes TTL-stamped records with {keys} unstamped ones left by an \
-                 interrupted switch into per-write TTL mode (__ttl_backfill_pending__); quixstreams would \
-                 stamp them and produce them to the changelog, which recovery here does not do. Recover \
-                 the partition once with quixstreams 3.28.1 (it completes the switch on the changelog), \
-                 then delete this directory and recover again here"
-            ),
-            LegacyTtl::UnflaggedTtlArtifacts { found } => write!(
-                f,
-                "the partition holds TTL bookkeeping ({found}) but no __ttl_enabled__ flag; quixstreams \
-                 decides the mode of such a store at open from a sample of its values. Open it once with \
-                 quixstreams 3.28.1 (QUIXSTREAMS_STATE_TTL_FORCE_FLIP=1 forces TTL mode), or delete the \
-                 directory and recover it from the changelog"
-            ),
-            LegacyTtl::UnsupportedFormatVersion { recorded } => write!(
-                f,
-                "the partition records TTL value format version {recorded}; only version 2 (quixstreams \
-                 3.28.1) is read here. Open it once with quixstreams 3.28.1, which upgrades version 1 in \
-                 place, or delete the directory and recover it from the changelog"
-            ),
-            LegacyTtl::UnheaderedStamps => f.write_str(
-                "the replayed changelog has no __ttl_stamped__ headers but its values look TTL-stamped (a \
-                 quixstreams v3.24.0 store), which quixstreams adopts provisionally; recover the partition \
-                 with quixstreams 3.28.1 first, then recover again here",
-            ),
-        }
-    }
-}
-
 /// Checks that the partition at `path` holds a store of `format`, and
 /// records kind and codec on first use (in one batch, after every check
 /// passed). On any error nothing is written.
@@ -201,16 +112,16 @@ impl fmt::Display for LegacyTtl {
 /// are adopted as `format` if their contents allow it.
 pub fn check_store_format(
     partition: &dyn StorePartition,
-    format: &StoreFormat<'_>,
+    format: &StoreFormat,
     path: &Path,
 ) -> Result<PartitionFormat> {
     let recorded_kind = partition.get(cf::METADATA, cf::STORE_KIND_KEY)?;
     if let Some(found) = &recorded_kind {
-        if found != format.kind.as_bytes() {
+        if found != format.kind.as_str().as_bytes() {
             return Err(Error::WrongStoreKind {
                 path: path.to_owned(),
                 found: String::from_utf8_lossy(found).into_owned(),
-                wanted: format.kind.to_owned(),
+                wanted: format.kind,
             });
         }
     }
@@ -224,16 +135,16 @@ pub fn check_store_format(
         .get(cf::METADATA, cf::TTL_ENABLED_KEY)?
         .is_some_and(|v| !v.is_empty());
     let ttl_options = match (&format.ttl, format.kind) {
-        (TtlSupport::Enabled(options), KIND_KEY_VALUE) => Some(options.clone()),
+        (TtlSupport::Enabled(options), StoreKind::KeyValue) => Some(options.clone()),
         (TtlSupport::Enabled(_), kind) => {
-            return Err(Error::TtlUnsupportedKind { kind: kind.to_owned() });
+            return Err(Error::TtlUnsupportedKind { kind });
         }
         (TtlSupport::Disabled, _) => None,
     };
     if ttl_enabled && ttl_options.is_none() {
         return Err(Error::TtlModeMismatch {
             path: path.to_owned(),
-            kind: format.kind.to_owned(),
+            kind: format.kind,
         });
     }
     let recorded_codec = partition.get(cf::METADATA, cf::VALUE_CODEC_KEY)?;
@@ -258,7 +169,7 @@ pub fn check_store_format(
     }
     let mut batch = WriteBatch::new();
     if recorded_kind.is_none() {
-        batch.put(cf::METADATA, cf::STORE_KIND_KEY, format.kind.as_bytes());
+        batch.put(cf::METADATA, cf::STORE_KIND_KEY, format.kind.as_str().as_bytes());
     }
     if recorded_codec.is_none() {
         batch.put(cf::METADATA, cf::VALUE_CODEC_KEY, format.codec.name().as_bytes());
@@ -430,7 +341,7 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("open it with the json codec"), "{err}");
-        let err = check_store_format(&p, &StoreFormat::new(KIND_WINDOWED, Codec::Json), path()).unwrap_err();
+        let err = check_store_format(&p, &StoreFormat::new(StoreKind::Windowed, Codec::Json), path()).unwrap_err();
         assert!(matches!(err, Error::WrongStoreKind { .. }), "{err}");
         assert_eq!(snapshot(&p), before, "refused opens write nothing");
     }
@@ -495,7 +406,7 @@ mod tests {
         let err = check_store_format(&p, &StoreFormat::key_value(Codec::Json), path()).unwrap_err();
         assert!(matches!(err, Error::TtlModeMismatch { .. }), "{err}");
         assert!(err.to_string().contains("TtlSupport::Enabled"), "{err}");
-        let err = check_store_format(&p, &StoreFormat::new(KIND_WINDOWED, Codec::Json), path()).unwrap_err();
+        let err = check_store_format(&p, &StoreFormat::new(StoreKind::Windowed, Codec::Json), path()).unwrap_err();
         assert!(matches!(err, Error::TtlModeMismatch { .. }), "{err}");
         assert_eq!(snapshot(&p), before, "nothing written");
         let f = check_store_format(
@@ -510,7 +421,7 @@ mod tests {
     #[test]
     fn ttl_support_is_for_key_value_stores_only() {
         let p = MemoryPartition::new();
-        let format = StoreFormat::new(KIND_WINDOWED, Codec::Json).with_ttl(TtlOptions::default());
+        let format = StoreFormat::new(StoreKind::Windowed, Codec::Json).with_ttl(TtlOptions::default());
         let err = check_store_format(&p, &format, path()).unwrap_err();
         assert!(matches!(err, Error::TtlUnsupportedKind { .. }), "{err}");
         assert!(snapshot(&p).is_empty(), "nothing written");

@@ -40,6 +40,7 @@ mod error;
 mod format;
 mod ids;
 pub mod keys;
+mod legacy_ttl;
 pub mod mem;
 mod memory;
 mod open;
@@ -60,12 +61,12 @@ pub use changelog::{
 };
 pub use codec::Codec;
 pub use dirs::{create_private_dir, PRIVATE_DIR_MODE};
-pub use error::{Error, Result};
+pub use error::{BoxError, Error, Result};
 pub use format::{
-    check_store_format, legacy_ttl_situation, record_codec, recorded_codec, LegacyTtl, PartitionFormat, StoreFormat,
-    TtlSupport, KIND_KEY_VALUE, KIND_TIMESTAMPED, KIND_WINDOWED,
+    check_store_format, legacy_ttl_situation, record_codec, recorded_codec, PartitionFormat, StoreFormat, TtlSupport,
 };
 pub use ids::{StoreKind, TopicPartition, UnknownStoreKind};
+pub use legacy_ttl::LegacyTtl;
 pub use memory::{MemoryBackend, MemoryPartition};
 pub use open::{open_with_retries, OpenAttempt, OpenRetry};
 pub use partition::{Direction, KeyValue, KvIter, PartitionStats, StorePartition};

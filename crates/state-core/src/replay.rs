@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use crate::codec::Codec;
 use crate::error::{Error, Result};
-use crate::format::LegacyTtl;
+use crate::legacy_ttl::LegacyTtl;
 use crate::partition::{Direction, StorePartition};
 use crate::ttl::{self, StampEvidence, TtlState};
 use crate::{cf, WriteBatch};

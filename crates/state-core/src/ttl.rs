@@ -28,6 +28,10 @@ use crate::error::Result;
 use crate::partition::StorePartition;
 use crate::{cf, keys};
 
+/// The quixstreams migration states refused on open or replay (defined
+/// apart because [`crate::Error`] carries it).
+pub use crate::legacy_ttl::LegacyTtl;
+
 /// Length of the stamp in front of every TTL-mode `default` value.
 pub const STAMP_LEN: usize = 8;
 

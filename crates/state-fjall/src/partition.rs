@@ -148,7 +148,7 @@ fn open_error(path: &Path, e: fjall::Error) -> Error {
             path: path.to_owned(),
             reason: e.to_string(),
         },
-        e => Error::backend(BACKEND, "opening the partition", format!("{}: {e}", path.display())),
+        e => Error::backend_on(BACKEND, "opening the partition", path.display(), e),
     }
 }
 

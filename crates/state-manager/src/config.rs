@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use state_changelog::RecoveryConfig;
-use state_core::Backend;
+use state_core::{Backend, TopicPartition};
 
 use crate::error::{ManagerError, Result};
 
@@ -32,9 +32,9 @@ pub enum StandbyPolicy {
     /// No standbys (default).
     #[default]
     None,
-    /// Standbys of these source partitions, `(stream, partition)`, whenever
-    /// they are not assigned here.
-    Partitions(std::collections::BTreeSet<(String, u32)>),
+    /// Standbys of these source partitions whenever they are not assigned
+    /// here.
+    Partitions(std::collections::BTreeSet<TopicPartition>),
     /// Standbys of every partition of every stream with a changelogged
     /// store (small groups: every instance holds all the state).
     AllPartitions,
@@ -48,7 +48,7 @@ pub enum StandbyPolicy {
 
 impl StandbyPolicy {
     /// True if a partition revoked from this instance stays as a standby.
-    pub fn keeps(&self, partition: &(String, u32)) -> bool {
+    pub fn keeps(&self, partition: &TopicPartition) -> bool {
         match self {
             StandbyPolicy::None => false,
             StandbyPolicy::Partitions(set) => set.contains(partition),

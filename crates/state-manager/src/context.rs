@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
 use rdkafka::{ClientContext, TopicPartitionList};
+use state_core::TopicPartition;
 
 use crate::StateStoreManager;
 
@@ -71,10 +72,10 @@ impl StateContext {
     }
 }
 
-fn partitions(tpl: &TopicPartitionList) -> Vec<(String, u32)> {
+fn partitions(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
     tpl.elements()
         .iter()
-        .map(|e| (e.topic().to_owned(), e.partition().max(0) as u32))
+        .map(|e| TopicPartition::new(e.topic(), e.partition()))
         .collect()
 }
 

@@ -1,4 +1,16 @@
-//! Errors of the state manager.
+//! Errors of the state manager: [`ManagerError`], and [`CheckpointError`],
+//! what made a checkpoint fail, keeping the underlying error so a caller
+//! can tell a fenced producer ([`ManagerError::is_fenced`]) from a
+//! transient failure ([`ManagerError::is_retriable`]).
+
+use std::error::Error as StdError;
+
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
+use state_changelog::{ChangelogError, FailureKind};
+use state_txn::TxnError;
+
+use crate::stage::CheckpointStage;
 
 /// What can go wrong managing stores, assignments and checkpoints.
 #[derive(Debug, thiserror::Error)]
@@ -102,15 +114,43 @@ pub enum ManagerError {
         source: rdkafka::error::KafkaError,
     },
 
-    /// The checkpoint failed; nothing of it was applied locally. Under
-    /// exactly-once the Kafka transaction was aborted: rewind the consumer to
-    /// the committed offsets (or restart) and process again.
-    #[error("checkpoint failed ({stage}): {reason}")]
+    /// The checkpoint failed before it reached `stage`; under exactly-once
+    /// its Kafka transaction was aborted.
+    ///
+    /// * Before [`CheckpointStage::Committed`] its source offsets are not
+    ///   committed and nothing of it was applied locally: rewind the
+    ///   consumer to the committed offsets (or restart) and process its
+    ///   records again.
+    /// * Before [`CheckpointStage::Flushed`] its offsets (and changelog
+    ///   records) are committed but local state is behind them: restart,
+    ///   and the partitions restore what is missing from their changelogs.
+    ///
+    /// [`ManagerError::is_fenced`] and [`ManagerError::is_retriable`] say
+    /// whether this process can go on.
+    #[error("checkpoint failed while {}: {cause}; {}", step(.stage), advice(.stage, .cause))]
     CheckpointFailed {
-        /// Which step failed.
-        stage: &'static str,
-        /// Why.
-        reason: String,
+        /// The stage the checkpoint did not reach: the step towards it
+        /// failed.
+        stage: CheckpointStage,
+        /// What failed, with the underlying error as its source. Boxed, so
+        /// every `Result` of this crate stays small; match on `*cause`.
+        #[source]
+        cause: Box<CheckpointError>,
+    },
+
+    /// A blocking task running a manager call on tokio's blocking pool did
+    /// not complete: it panicked or the runtime is shutting down.
+    #[cfg(feature = "tokio")]
+    #[error(
+        "the blocking task running {operation} did not complete ({source}); the manager's state is unknown: \
+         restart the application"
+    )]
+    BlockingTask {
+        /// The manager call (`commit`, `maintain`).
+        operation: &'static str,
+        /// Why the task did not complete.
+        #[source]
+        source: tokio::task::JoinError,
     },
 
     /// A filesystem operation on the state directory failed.
@@ -138,3 +178,360 @@ pub enum ManagerError {
 
 /// A `Result` whose error is [`ManagerError`].
 pub type Result<T, E = ManagerError> = std::result::Result<T, E>;
+
+/// What made a checkpoint fail ([`ManagerError::CheckpointFailed`]); its
+/// source is the underlying error.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CheckpointError {
+    /// The transaction of a store partition failed to prepare (its
+    /// changelog records) or to flush locally.
+    #[error("the transaction of {store}[{partition}] failed: {source}")]
+    Transaction {
+        /// The store, as `stream/store`.
+        store: String,
+        /// The store partition.
+        partition: u32,
+        /// The transaction's error (a local write, or a changelog record the
+        /// producer refused).
+        #[source]
+        source: TxnError,
+    },
+
+    /// The producer did not deliver every changelog and output record.
+    #[error("{source}")]
+    Changelog {
+        /// The producer's error.
+        #[source]
+        source: ChangelogError,
+    },
+
+    /// A Kafka call failed: committing the source offsets, adding them to
+    /// the transaction, committing the transaction.
+    #[error("{operation} failed: {source}")]
+    Kafka {
+        /// What was being done.
+        operation: &'static str,
+        /// The client's error.
+        #[source]
+        source: KafkaError,
+    },
+
+    /// The consumer has no group metadata to add the offsets to the Kafka
+    /// transaction with.
+    #[error(
+        "the consumer has no consumer-group metadata to add the offsets to the transaction with; commit with the \
+         consumer that is a member of the group (group.id set, subscribed)"
+    )]
+    NoGroupMetadata,
+}
+
+/// The step that reaches `stage`, for messages.
+fn step(stage: &CheckpointStage) -> &'static str {
+    match stage {
+        CheckpointStage::Produced => "producing its changelog records",
+        CheckpointStage::Committed => "committing its offsets",
+        CheckpointStage::Flushed => "flushing local state",
+    }
+}
+
+/// What to do after a checkpoint failed before `stage` because of `cause`.
+fn advice(stage: &CheckpointStage, cause: &CheckpointError) -> &'static str {
+    if fenced(cause) {
+        return "another instance with the same transactional id (group id and instance_id) has taken over: stop \
+                this one, and give every instance its own instance_id";
+    }
+    match stage {
+        CheckpointStage::Produced | CheckpointStage::Committed => {
+            "its offsets are not committed: rewind the consumer to the committed offsets (or restart) and process \
+             its records again"
+        }
+        CheckpointStage::Flushed => {
+            "its offsets are committed but local state is behind them: restart, so the partitions restore from \
+             their changelogs"
+        }
+    }
+}
+
+impl ManagerError {
+    /// The Kafka client's error at the root of this one, if any (found
+    /// through the chain of causes): what to look at for a code this
+    /// crate does not classify.
+    pub fn kafka_error(&self) -> Option<&KafkaError> {
+        causes(self).find_map(kafka_of)
+    }
+
+    /// True if the producer was fenced: another instance started with the
+    /// same transactional id (`<group_id>-<instance_id>`), so this one is a
+    /// zombie and must stop (its Kafka transaction can never commit). Under
+    /// exactly-once, two instances must never share an `instance_id`.
+    pub fn is_fenced(&self) -> bool {
+        fenced(self)
+    }
+
+    /// True if the failure is transient (a timeout producing or delivering
+    /// records, an unreachable or busy broker or coordinator, a rebalance in
+    /// progress, an abortable transaction error): after a failed
+    /// checkpoint, rewinding to the committed offsets and processing again
+    /// in this process is expected to succeed. False for a fenced or fatal
+    /// producer, a Kafka transaction whose commit timed out (librdkafka goes
+    /// on committing it, so its outcome is unknown until a restart settles
+    /// it), refused credentials, local storage failures and everything
+    /// else, which need a restart or an operator.
+    pub fn is_retriable(&self) -> bool {
+        if self.is_fenced() {
+            return false;
+        }
+        match self {
+            ManagerError::CheckpointFailed { cause, .. } => cause.is_retriable(),
+            ManagerError::Kafka { source, .. } => kafka_retriable(source),
+            ManagerError::Changelog(e) => changelog_retriable(e),
+            _ => false,
+        }
+    }
+}
+
+impl CheckpointError {
+    /// See [`ManagerError::is_retriable`].
+    pub fn is_retriable(&self) -> bool {
+        match self {
+            CheckpointError::Transaction { source, .. } => match source {
+                // A changelog record the producer refused.
+                TxnError::Core(state_core::Error::Changelog(cause)) => {
+                    cause.downcast_ref::<ChangelogError>().is_some_and(changelog_retriable)
+                }
+                _ => false,
+            },
+            CheckpointError::Changelog { source } => changelog_retriable(source),
+            CheckpointError::Kafka { source, .. } => kafka_retriable(source),
+            CheckpointError::NoGroupMetadata => false,
+        }
+    }
+}
+
+/// `e` and its causes, outermost first.
+fn causes<'a>(e: &'a (dyn StdError + 'static)) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
+    std::iter::successors(Some(e), |e: &&'a (dyn StdError + 'static)| (*e).source())
+}
+
+/// `e` as the Kafka client's error, if it is one (alone or boxed).
+fn kafka_of<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a KafkaError> {
+    e.downcast_ref::<KafkaError>()
+        .or_else(|| e.downcast_ref::<Box<KafkaError>>().map(|b| &**b))
+}
+
+/// True if `e` or one of its causes says the producer was fenced.
+fn fenced(e: &(dyn StdError + 'static)) -> bool {
+    causes(e).filter_map(kafka_of).any(is_fencing)
+}
+
+/// True if `e` says the producer was fenced by a newer one.
+fn is_fencing(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(RDKafkaErrorCode::Fenced | RDKafkaErrorCode::ProducerFenced | RDKafkaErrorCode::InvalidProducerEpoch)
+    )
+}
+
+/// True if `e` is transient (see [`ManagerError::is_retriable`]).
+fn kafka_retriable(e: &KafkaError) -> bool {
+    if is_fencing(e) {
+        return false;
+    }
+    if let KafkaError::Transaction(t) = e {
+        // Abortable: the failed checkpoint's abort clears it and the next
+        // transaction starts afresh. A call librdkafka calls retriable (a
+        // commit that timed out) goes on in the background, so the
+        // checkpoint's outcome is unknown until a restart settles it.
+        return !t.is_fatal() && t.txn_requires_abort();
+    }
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::OperationTimedOut
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::MessageTimedOut
+                | RDKafkaErrorCode::TimedOutQueue
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::BrokerNotAvailable
+                | RDKafkaErrorCode::NetworkException
+                | RDKafkaErrorCode::LeaderNotAvailable
+                | RDKafkaErrorCode::NotLeaderForPartition
+                | RDKafkaErrorCode::NotEnoughReplicas
+                | RDKafkaErrorCode::NotEnoughReplicasAfterAppend
+                | RDKafkaErrorCode::CoordinatorLoadInProgress
+                | RDKafkaErrorCode::CoordinatorNotAvailable
+                | RDKafkaErrorCode::NotCoordinator
+                | RDKafkaErrorCode::RebalanceInProgress
+                | RDKafkaErrorCode::ConcurrentTransactions
+                | RDKafkaErrorCode::QueueFull
+        )
+    )
+}
+
+/// True if `e` is transient: timeouts and connection failures, unless the
+/// broker refused the TLS handshake or the credentials (which waiting does
+/// not fix).
+fn changelog_retriable(e: &ChangelogError) -> bool {
+    if matches!(
+        e.broker_failure().map(|f| f.kind),
+        Some(FailureKind::Tls | FailureKind::Authentication)
+    ) {
+        return false;
+    }
+    match e {
+        ChangelogError::FlushTimeout { .. } | ChangelogError::Stalled { .. } => true,
+        ChangelogError::Delivery { source, .. } => source.as_ref().is_some_and(kafka_retriable),
+        ChangelogError::Produce { source, .. } => kafka_retriable(source),
+        ChangelogError::Kafka { source, .. } | ChangelogError::Broker { source, .. } => kafka_retriable(source),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use state_changelog::BrokerFailure;
+
+    use super::*;
+
+    fn checkpoint(stage: CheckpointStage, cause: CheckpointError) -> ManagerError {
+        ManagerError::CheckpointFailed {
+            stage,
+            cause: Box::new(cause),
+        }
+    }
+
+    fn refused_record(code: RDKafkaErrorCode) -> TxnError {
+        TxnError::Core(state_core::Error::Changelog(Box::new(ChangelogError::Produce {
+            topic: "changelog__g--clicks--counts".into(),
+            partition: 0,
+            source: Box::new(KafkaError::MessageProduction(code)),
+        })))
+    }
+
+    #[test]
+    fn a_rebalance_during_the_offset_commit_is_retriable() {
+        let err = checkpoint(
+            CheckpointStage::Committed,
+            CheckpointError::Kafka {
+                operation: "committing the source offsets",
+                source: KafkaError::ConsumerCommit(RDKafkaErrorCode::RebalanceInProgress),
+            },
+        );
+        assert!(err.is_retriable() && !err.is_fenced(), "{err}");
+        assert_eq!(
+            err.kafka_error().and_then(KafkaError::rdkafka_error_code),
+            Some(RDKafkaErrorCode::RebalanceInProgress)
+        );
+        assert!(err.source().is_some_and(|s| s.is::<Box<CheckpointError>>()));
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with("checkpoint failed while committing its offsets: committing the source offsets failed")
+                && msg.contains("rewind the consumer"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn a_fenced_producer_is_found_below_the_transaction_and_is_not_retriable() {
+        for code in [
+            RDKafkaErrorCode::Fenced,
+            RDKafkaErrorCode::ProducerFenced,
+            RDKafkaErrorCode::InvalidProducerEpoch,
+        ] {
+            let err = checkpoint(
+                CheckpointStage::Produced,
+                CheckpointError::Transaction {
+                    store: "clicks/counts".into(),
+                    partition: 0,
+                    source: refused_record(code),
+                },
+            );
+            assert!(err.is_fenced() && !err.is_retriable(), "{code:?}: {err}");
+            assert_eq!(err.kafka_error().and_then(KafkaError::rdkafka_error_code), Some(code));
+        }
+        let timed_out = checkpoint(
+            CheckpointStage::Produced,
+            CheckpointError::Transaction {
+                store: "clicks/counts".into(),
+                partition: 0,
+                source: refused_record(RDKafkaErrorCode::MessageTimedOut),
+            },
+        );
+        assert!(!timed_out.is_fenced() && timed_out.is_retriable(), "{timed_out}");
+    }
+
+    #[test]
+    fn undelivered_records_keep_the_clients_error() {
+        let delivery = |code| {
+            checkpoint(
+                CheckpointStage::Produced,
+                CheckpointError::Changelog {
+                    source: ChangelogError::Delivery {
+                        failed: 1,
+                        first: "changelog[0]: timed out".into(),
+                        source: Some(KafkaError::MessageProduction(code)),
+                    },
+                },
+            )
+        };
+        let timed_out = delivery(RDKafkaErrorCode::MessageTimedOut);
+        assert!(timed_out.is_retriable() && !timed_out.is_fenced(), "{timed_out}");
+        let fenced = delivery(RDKafkaErrorCode::InvalidProducerEpoch);
+        assert!(fenced.is_fenced() && !fenced.is_retriable(), "{fenced}");
+    }
+
+    #[test]
+    fn a_flush_timeout_is_retriable_unless_the_broker_refused_the_handshake() {
+        let timeout = |kind: Option<FailureKind>| {
+            checkpoint(
+                CheckpointStage::Produced,
+                CheckpointError::Changelog {
+                    source: ChangelogError::FlushTimeout {
+                        timeout_ms: 30_000,
+                        in_flight: 3,
+                        last_broker_failure: kind.map(|kind| {
+                            Box::new(BrokerFailure {
+                                broker: "ssl://broker:9093/1".into(),
+                                kind,
+                                reason: "handshake failed".into(),
+                            })
+                        }),
+                    },
+                },
+            )
+        };
+        assert!(timeout(None).is_retriable());
+        assert!(timeout(Some(FailureKind::Connection)).is_retriable());
+        assert!(!timeout(Some(FailureKind::Tls)).is_retriable());
+        assert!(!timeout(Some(FailureKind::Authentication)).is_retriable());
+    }
+
+    #[test]
+    fn a_failed_local_flush_is_neither_and_says_to_restart() {
+        let err = checkpoint(
+            CheckpointStage::Flushed,
+            CheckpointError::Transaction {
+                store: "clicks/counts".into(),
+                partition: 2,
+                source: TxnError::Core(state_core::Error::backend("rocksdb", "writing a batch", "disk full")),
+            },
+        );
+        assert!(!err.is_retriable() && !err.is_fenced() && err.kafka_error().is_none());
+        let msg = err.to_string();
+        assert!(
+            msg.contains("flushing local state") && msg.contains("clicks/counts[2]") && msg.contains("restart"),
+            "{msg}"
+        );
+        let txn = causes(&err).find_map(|e| e.downcast_ref::<TxnError>());
+        assert!(
+            matches!(txn, Some(TxnError::Core(state_core::Error::Backend { .. }))),
+            "the backend's error is kept"
+        );
+        assert_eq!(
+            causes(&err).last().map(ToString::to_string).as_deref(),
+            Some("disk full")
+        );
+    }
+}

@@ -29,22 +29,25 @@ mod error;
 mod layout;
 mod manager;
 pub mod metrics;
-mod producer;
+mod partitioner;
 mod reader;
 mod registry;
 mod spec;
+mod stage;
 #[cfg(feature = "tokio")]
 mod tokio_support;
+mod txns;
 
 pub use assignment::StandbyReport;
-pub use checkpoint::CheckpointStage;
 pub use config::{ManagerConfig, ProcessingGuarantee, StandbyPolicy};
 pub use context::StateContext;
-pub use error::{ManagerError, Result};
+pub use error::{CheckpointError, ManagerError, Result};
 pub use layout::StateDir;
 pub use manager::StateStoreManager;
-pub use reader::{partition_for_key, StateReader};
-pub use spec::{KeyValue, StoreHandle, StoreSpec, StoreType, Timestamped, Windowed};
+pub use partitioner::partition_for_key;
+pub use reader::StateReader;
+pub use spec::{KeyValueStore, StoreHandle, StoreSpec, StoreType, TimestampedStore, WindowedStore};
+pub use stage::CheckpointStage;
 #[cfg(feature = "tokio")]
 pub use tokio_support::AsyncStateManager;
 
@@ -53,7 +56,7 @@ pub use parking_lot::{self, Mutex};
 pub use rdkafka;
 pub use state_cache::{WriteBehindConfig, WriteBehindStats};
 pub use state_changelog::{ChangelogTopicConfig, ConsumerSettings, RecoveryConfig, RecoveryProgress};
-pub use state_core::{Backend, BackendInfo, Codec, MemoryBackend, StorePartition};
+pub use state_core::{Backend, BackendInfo, Codec, MemoryBackend, StoreKind, StorePartition, TopicPartition};
 #[cfg(feature = "rocksdb")]
 pub use state_rocksdb::{RocksDbBackend, RocksDbOptions};
 pub use state_txn::{

@@ -1,7 +1,8 @@
-//! [`StateStoreManager`]: the facade tying the registry, assignment,
-//! checkpoints and the producer together. Each job lives in its own module
-//! (`registry`, `assignment`, `checkpoint`, `producer`); this one holds the
-//! state they share and the calls of the processing loop.
+//! [`StateStoreManager`]: a thin front over the parts it owns — the store
+//! registry, the assignments (with the restorer and the standbys), the
+//! checkpointer (with its producer), the open transactions and the readers.
+//! Each part keeps its state private; the manager hands each call the
+//! other parts it needs.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -11,24 +12,20 @@ use std::time::Instant;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, ConsumerContext};
 use state_changelog::{
-    changelog_topic_name, ensure_changelog_topic, ChangelogProducer, ChangelogTopicConfig, RecoveryProgress, Restorer,
+    changelog_topic_name, ensure_changelog_topic, ChangelogProducer, ChangelogTopicConfig, RecoveryProgress,
 };
-use state_core::{ChangelogSink, Store, StoreLocation, StorePartition};
+use state_core::{ChangelogSink, Store, StoreLocation, StorePartition, TopicPartition};
 
-use crate::assignment::{Role, SourcePartition, Standby};
-use crate::checkpoint::{CheckpointStage, CheckpointState};
+use crate::assignment::{Assignments, StandbyReport};
+use crate::checkpoint::Checkpointer;
 use crate::config::ManagerConfig;
 use crate::error::{ManagerError, Result};
 use crate::layout::StateDir;
-use crate::producer::ProducerLifecycle;
-use crate::registry::{RegisteredStore, Registry};
+use crate::reader::Readers;
+use crate::registry::{Registry, StoreSettings};
 use crate::spec::{StoreHandle, StoreSpec, StoreType};
-
-/// Receives recovery progress.
-pub(crate) type ProgressListener = Box<dyn FnMut(&RecoveryProgress) + Send>;
-
-/// Receives checkpoint stages.
-type CheckpointObserver = Box<dyn FnMut(CheckpointStage) + Send>;
+use crate::stage::CheckpointStage;
+use crate::txns::OpenTxns;
 
 /// Tells managers apart, so a handle is only honoured by its own manager.
 static NEXT_MANAGER: AtomicU64 = AtomicU64::new(1);
@@ -54,27 +51,16 @@ static NEXT_MANAGER: AtomicU64 = AtomicU64::new(1);
 ///   of them with the configured guarantee (see
 ///   [`crate::ProcessingGuarantee`]).
 pub struct StateStoreManager {
-    pub(crate) id: u64,
-    pub(crate) config: ManagerConfig,
-    pub(crate) kafka_client: ClientConfig,
-    pub(crate) layout: StateDir,
-    pub(crate) registry: Registry,
-    pub(crate) kafka: ProducerLifecycle,
-    pub(crate) assigned: BTreeMap<SourcePartition, Role>,
-    pub(crate) standbys: BTreeMap<SourcePartition, Standby>,
-    /// The committed offset each restoring partition's stores were restored
-    /// against: the partition resumes there, so what it processes next and
-    /// what its state holds agree even if the group's offset moved in
-    /// between (a previous owner's late commit).
-    pub(crate) resume_at: BTreeMap<SourcePartition, i64>,
-    pub(crate) restorer: Option<Restorer>,
-    pub(crate) last_metadata: Option<Instant>,
-    pub(crate) last_export: Option<Instant>,
-    pub(crate) current: CheckpointState,
-    pub(crate) last_commit: Instant,
-    pub(crate) progress: Option<ProgressListener>,
-    pub(crate) readable: crate::reader::SharedReadable,
-    observer: Option<CheckpointObserver>,
+    id: u64,
+    config: ManagerConfig,
+    kafka_client: ClientConfig,
+    layout: StateDir,
+    registry: Registry,
+    readers: Readers,
+    assignments: Assignments,
+    checkpointer: Checkpointer,
+    txns: OpenTxns,
+    last_export: Option<Instant>,
     pending_error: Option<ManagerError>,
 }
 
@@ -82,7 +68,7 @@ impl std::fmt::Debug for StateStoreManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("StateStoreManager")
             .field("group_id", &self.config.group_id)
-            .field("assigned", &self.assigned)
+            .field("assigned", &self.assignments.len())
             .finish_non_exhaustive()
     }
 }
@@ -96,24 +82,18 @@ impl StateStoreManager {
         let layout = StateDir::new(&config.state_dir, &config.group_id)?;
         // Owner-only state and group directories, or a warning naming them.
         layout.create_dirs()?;
+        let id = NEXT_MANAGER.fetch_add(1, Ordering::Relaxed);
         Ok(StateStoreManager {
-            id: NEXT_MANAGER.fetch_add(1, Ordering::Relaxed),
-            kafka: ProducerLifecycle::new(&config, &kafka),
+            id,
+            registry: Registry::default(),
+            readers: Readers::new(id),
+            assignments: Assignments::new(&config, &kafka),
+            checkpointer: Checkpointer::new(&config, &kafka),
+            txns: OpenTxns::default(),
             config,
             kafka_client: kafka,
             layout,
-            registry: Registry::default(),
-            assigned: BTreeMap::new(),
-            standbys: BTreeMap::new(),
-            resume_at: BTreeMap::new(),
-            restorer: None,
-            last_metadata: None,
             last_export: None,
-            current: CheckpointState::default(),
-            last_commit: Instant::now(),
-            progress: None,
-            readable: Default::default(),
-            observer: None,
             pending_error: None,
         })
     }
@@ -121,10 +101,7 @@ impl StateStoreManager {
     /// A reader of the committed state of the partitions this instance owns,
     /// for other threads (interactive queries); see [`crate::StateReader`].
     pub fn reader(&self) -> crate::StateReader {
-        crate::StateReader {
-            manager: self.id,
-            readable: self.readable.clone(),
-        }
+        self.readers.reader()
     }
 
     /// The configuration.
@@ -134,19 +111,13 @@ impl StateStoreManager {
 
     /// Receives recovery progress (records done / total per partition).
     pub fn set_progress_listener(&mut self, f: impl FnMut(&RecoveryProgress) + Send + 'static) {
-        self.progress = Some(Box::new(f));
+        self.assignments.set_progress_listener(f);
     }
 
     /// Receives every [`CheckpointStage`] a checkpoint passes (for metrics,
     /// tracing, and crash tests that stop a process between two stages).
     pub fn set_checkpoint_observer(&mut self, f: impl FnMut(CheckpointStage) + Send + 'static) {
-        self.observer = Some(Box::new(f));
-    }
-
-    pub(crate) fn observe(&mut self, stage: CheckpointStage) {
-        if let Some(f) = &mut self.observer {
-            f(stage);
-        }
+        self.checkpointer.set_observer(f);
     }
 
     /// Registers a store and returns its handle. A second store of the same
@@ -176,7 +147,7 @@ impl StateStoreManager {
                 Some(wb)
             }
         };
-        let id = self.registry.add(RegisteredStore {
+        let id = self.registry.add(StoreSettings {
             stream: spec.stream.clone(),
             name: spec.name.clone(),
             kind: T::KIND,
@@ -184,10 +155,8 @@ impl StateStoreManager {
             changelog_topic,
             ttl: spec.ttl,
             store: Store::new(backend, StoreLocation::new(spec.name.clone(), dir)),
-            formats: Default::default(),
             write_behind,
             window_index: spec.window_index,
-            indexes: Default::default(),
         })?;
         Ok(StoreHandle {
             manager: self.id,
@@ -203,7 +172,7 @@ impl StateStoreManager {
     pub fn changelog_topics(&self) -> Vec<(String, String)> {
         self.registry
             .iter()
-            .filter_map(|(_, s)| s.changelog_topic.clone().map(|t| (s.stream.clone(), t)))
+            .filter_map(|(_, s)| Some((s.stream().to_owned(), s.changelog_topic()?.to_owned())))
             .collect()
     }
 
@@ -220,8 +189,8 @@ impl StateStoreManager {
     /// exactly-once, records sent through it before [`commit`](Self::commit)
     /// belong to the checkpoint's Kafka transaction.
     pub fn output_producer(&mut self) -> Result<Arc<ChangelogProducer>> {
-        self.kafka.begin()?;
-        self.kafka.producer()
+        self.checkpointer.begin()?;
+        self.checkpointer.producer()
     }
 
     fn check_handle<T: StoreType>(&self, handle: &StoreHandle<T>) -> Result<()> {
@@ -235,7 +204,9 @@ impl StateStoreManager {
     }
 
     /// The current checkpoint's transaction on partition `partition` of the
-    /// store behind `handle`, started on first use.
+    /// store behind `handle`, started on first use. The handle names the
+    /// stream; `partition` is the record's partition as the poll loop has
+    /// it.
     ///
     /// Fails with [`ManagerError::NotAssigned`] if the partition is not
     /// assigned to this instance, and with [`ManagerError::Restoring`] while
@@ -243,11 +214,11 @@ impl StateStoreManager {
     pub fn txn<T: StoreType>(&mut self, handle: &StoreHandle<T>, partition: u32) -> Result<&mut T::Txn> {
         self.check_handle(handle)?;
         let key = (handle.id, partition);
-        if !T::txns(&mut self.current.txns).contains_key(&key) {
+        if !T::txns(&mut self.txns).contains_key(&key) {
             let txn = self.begin_txn(handle, partition)?;
-            T::txns(&mut self.current.txns).insert(key, txn);
+            T::txns(&mut self.txns).insert(key, txn);
         }
-        T::txns(&mut self.current.txns)
+        T::txns(&mut self.txns)
             .get_mut(&key)
             .ok_or_else(|| ManagerError::NotAssigned {
                 stream: handle.stream.to_string(),
@@ -260,25 +231,22 @@ impl StateStoreManager {
             stream: handle.stream.to_string(),
             partition,
         };
-        match self.assigned.get(&(handle.stream.to_string(), partition)) {
-            None => return Err(not_assigned()),
-            Some(Role::Restoring(_)) => {
-                return Err(ManagerError::Restoring {
-                    stream: handle.stream.to_string(),
-                    partition,
-                })
-            }
-            Some(Role::Active) => {}
-        }
-        self.kafka.begin()?;
+        self.assignments
+            .check_ready(&TopicPartition::of_store(handle.stream.clone(), partition))?;
+        self.checkpointer.begin()?;
         let (format, topic, part, index) = {
             let s = self.registry.get_mut(handle.id);
-            let part = s.store.partition(partition).ok_or_else(not_assigned)?;
-            let format = s.formats.get(&partition).cloned().ok_or_else(not_assigned)?;
-            (format, s.changelog_topic.clone(), part, s.index_of(partition))
+            let part = s.partition(partition).ok_or_else(not_assigned)?;
+            let format = s.format_of(partition).cloned().ok_or_else(not_assigned)?;
+            (
+                format,
+                s.changelog_topic().map(str::to_owned),
+                part,
+                s.index_of(partition),
+            )
         };
         let sink: Option<Arc<dyn ChangelogSink>> = match topic {
-            Some(topic) => Some(self.kafka.producer()?.sink(topic, partition as i32)),
+            Some(topic) => Some(self.checkpointer.producer()?.sink(topic, partition as i32)),
             None => None,
         };
         Ok(T::begin(part, &format, sink, &handle.settings, index))
@@ -286,20 +254,65 @@ impl StateStoreManager {
 
     /// Records that the record at `offset` of `topic[partition]` was
     /// processed in the current checkpoint.
+    ///
+    /// Takes the topic and partition as the poll loop has them (a
+    /// message's `topic()` and `partition()`): it is called once per
+    /// record.
     pub fn processed(&mut self, topic: &str, partition: u32, offset: i64) -> Result<()> {
-        self.kafka.begin()?;
-        let e = self
-            .current
-            .processed
-            .entry((topic.to_owned(), partition))
-            .or_insert(offset);
-        *e = (*e).max(offset);
-        let f = self
-            .current
-            .first_processed
-            .entry((topic.to_owned(), partition))
-            .or_insert(offset);
-        *f = (*f).min(offset);
+        self.checkpointer
+            .processed(TopicPartition::of_store(topic, partition), offset)
+    }
+
+    /// True if `stream[partition]` is assigned here (restoring or ready).
+    /// Takes the stream and partition as the poll loop has them.
+    pub fn is_assigned(&self, stream: &str, partition: u32) -> bool {
+        self.assignments
+            .is_assigned(&TopicPartition::of_store(stream, partition))
+    }
+
+    /// True if `stream[partition]` is assigned here and its stores are
+    /// restored: records of it may be processed. Takes the stream and
+    /// partition as the poll loop has them.
+    pub fn is_ready(&self, stream: &str, partition: u32) -> bool {
+        self.assignments.is_ready(&TopicPartition::of_store(stream, partition))
+    }
+
+    /// Source partitions assigned here whose stores are still restoring.
+    pub fn restoring(&self) -> Vec<TopicPartition> {
+        self.assignments.restoring()
+    }
+
+    /// Takes over newly assigned source partitions: opens their store
+    /// partitions (or takes over their standby replicas), pauses the
+    /// partitions on `consumer` and hands their stores to the restorer
+    /// thread. Returns at once; [`maintain`](Self::maintain) resumes each
+    /// partition when its stores have caught up with their changelogs.
+    /// [`crate::StateContext`] calls this from the rebalance callback.
+    pub fn on_assign<C: ConsumerContext, K: Consumer<C>>(
+        &mut self,
+        consumer: &K,
+        partitions: &[TopicPartition],
+    ) -> Result<()> {
+        self.assignments
+            .assign(consumer, partitions, &mut self.registry, &self.readers)
+    }
+
+    /// Lets go of revoked source partitions. A restore in progress is
+    /// cancelled (its batch in flight is written whole, so data and stored
+    /// offset agree); changes of the current checkpoint for them are dropped
+    /// (commit first to keep them; [`crate::StateContext`] does). Each store
+    /// partition is closed, or kept as a standby replica if the
+    /// [`crate::StandbyPolicy`] says so.
+    pub fn on_revoke(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        for tp in partitions {
+            if !self.assignments.is_assigned(tp) {
+                continue;
+            }
+            self.txns
+                .drop_partition(&self.registry.ids_of(tp.topic()), tp.store_partition());
+            self.checkpointer.forget(tp);
+            self.assignments.revoke(tp, &mut self.registry, &self.readers)?;
+        }
         Ok(())
     }
 
@@ -315,9 +328,12 @@ impl StateStoreManager {
         if let Some(e) = self.pending_error.take() {
             return Err(e);
         }
-        self.drain_restore_events(consumer)?;
-        self.tend_standbys(consumer)?;
-        self.flush_due_caches()?;
+        self.assignments
+            .drain_restore_events(consumer, &mut self.registry, &self.readers)?;
+        self.assignments.tend_standbys(consumer, &mut self.registry)?;
+        // Between checkpoints, so a quiet partition's changes do not wait
+        // for its next write.
+        self.registry.flush_due_caches()?;
         self.export_metrics();
         if self.commit_due() {
             self.commit(consumer)?;
@@ -325,28 +341,47 @@ impl StateStoreManager {
         Ok(())
     }
 
-    /// Writes the write-behind caches whose time bound passed to their
-    /// backends (between checkpoints, so a quiet partition's changes do not
-    /// wait for its next write).
-    fn flush_due_caches(&mut self) -> Result<()> {
-        for (_, s) in self.registry.iter() {
-            if let Some(wb) = &s.write_behind {
-                wb.flush_due()?;
-            }
+    /// Exports partition counts, standby lag and every open partition's
+    /// backend figures, every [`crate::metrics::EXPORT_INTERVAL`].
+    fn export_metrics(&mut self) {
+        if self
+            .last_export
+            .is_some_and(|t| t.elapsed() < crate::metrics::EXPORT_INTERVAL)
+        {
+            return;
         }
-        Ok(())
+        self.last_export = Some(Instant::now());
+        self.assignments.export_metrics(&self.registry);
+    }
+
+    /// Commits the current checkpoint with `consumer`'s group:
+    ///
+    /// * at-least-once — prepare every transaction (changelog records with
+    ///   the processed offsets), flush the producer, commit the source
+    ///   offsets, flush every transaction with its changelog offset;
+    /// * exactly-once — the same inside the open Kafka transaction, with
+    ///   `send_offsets_to_transaction` instead of a consumer commit; local
+    ///   state is flushed only after the Kafka commit succeeds. On any
+    ///   failure the Kafka transaction is aborted and nothing is flushed
+    ///   locally: rewind the consumer to the committed offsets (or restart)
+    ///   and process again.
+    pub fn commit<C: ConsumerContext, K: Consumer<C>>(&mut self, consumer: &K) -> Result<()> {
+        let txns = std::mem::take(&mut self.txns);
+        self.checkpointer.commit(txns, &self.registry, consumer)
+    }
+
+    /// Drops the current checkpoint without committing anything (aborting
+    /// the Kafka transaction under exactly-once).
+    pub fn abort(&mut self) -> Result<()> {
+        self.txns = OpenTxns::default();
+        self.checkpointer.abort()
     }
 
     /// Writes every write-behind cache to its backend now (a clean
     /// shutdown; revocations flush their partitions by themselves). After
     /// it, a restart replays nothing already committed.
     pub fn flush_caches(&mut self) -> Result<()> {
-        for (_, s) in self.registry.iter() {
-            if let Some(wb) = &s.write_behind {
-                wb.flush_all()?;
-            }
-        }
-        Ok(())
+        self.registry.flush_caches()
     }
 
     /// The write-behind cache of each open partition of the store behind
@@ -358,22 +393,23 @@ impl StateStoreManager {
     pub fn write_behind_stats<T: StoreType>(
         &self,
         handle: &StoreHandle<T>,
-    ) -> Result<std::collections::BTreeMap<u32, state_cache::WriteBehindStats>> {
+    ) -> Result<BTreeMap<u32, state_cache::WriteBehindStats>> {
         self.check_handle(handle)?;
         let s = self.registry.get(handle.id);
-        let Some(wb) = &s.write_behind else {
+        let Some(wb) = s.write_behind() else {
             return Ok(Default::default());
         };
-        Ok(s.store
+        let store = s.store();
+        Ok(store
             .assigned_partitions()
             .into_iter()
-            .filter_map(|p| Some((p, wb.partition(s.store.location(), p)?.cache_stats())))
+            .filter_map(|p| Some((p, wb.partition(store.location(), p)?.cache_stats())))
             .collect())
     }
 
     /// True once `commit_interval` has passed since the last commit.
     pub fn commit_due(&self) -> bool {
-        self.last_commit.elapsed() >= self.config.commit_interval
+        self.checkpointer.commit_due()
     }
 
     /// Takes an error raised inside a rebalance callback, if any.
@@ -393,11 +429,29 @@ impl StateStoreManager {
         self.check_handle(handle)?;
         self.registry
             .get(handle.id)
-            .store
             .partition(partition)
             .ok_or_else(|| ManagerError::NotAssigned {
                 stream: handle.stream.to_string(),
                 partition,
             })
+    }
+
+    /// The standby replicas kept here, per store partition.
+    pub fn standby_report(&self) -> Vec<StandbyReport> {
+        self.assignments.standby_report(&self.registry)
+    }
+
+    /// Deletes the group's whole state directory. Refused while partitions
+    /// are assigned or kept as standbys.
+    pub fn clear_state(&mut self) -> Result<()> {
+        let open = self.registry.open_partitions();
+        if open > 0 || self.assignments.len() > 0 {
+            return Err(ManagerError::StillAssigned {
+                assigned: open.max(self.assignments.len()),
+            });
+        }
+        self.registry.destroy_all()?;
+        state_core::remove_store_dir(&self.layout.group_dir())?;
+        Ok(())
     }
 }

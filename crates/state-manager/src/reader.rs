@@ -12,25 +12,59 @@ use state_core::{Direction, PartitionFormat, SnapshotPartition, StorePartition};
 use state_txn::{PartitionTransaction, TimestampedTransaction, Window, WindowedTransaction};
 
 use crate::error::{ManagerError, Result};
-use crate::spec::{KeyValue, StoreHandle, StoreType, Timestamped, Windowed};
+use crate::spec::{KeyValueStore, StoreHandle, StoreType, TimestampedStore, WindowedStore};
 
 /// What a reader may read: the partitions whose state is restored and owned
 /// here, by (store id, partition).
 #[derive(Default)]
-pub(crate) struct Readable {
+struct Readable {
     partitions: HashMap<(usize, u32), (Arc<dyn StorePartition>, PartitionFormat)>,
 }
 
-/// The registry the manager updates and readers consult.
-pub(crate) type SharedReadable = Arc<RwLock<Readable>>;
+/// One readable store partition: (store id, partition, the open partition,
+/// what it was found to be on open).
+pub(crate) type ReadablePartition = (usize, u32, Arc<dyn StorePartition>, PartitionFormat);
 
-impl Readable {
-    pub(crate) fn open(&mut self, id: usize, p: u32, partition: Arc<dyn StorePartition>, format: PartitionFormat) {
-        self.partitions.insert((id, p), (partition, format));
+/// The manager's side of its readers: which store partitions they may
+/// read. Updated by the manager, consulted by every [`StateReader`] it
+/// hands out.
+pub(crate) struct Readers {
+    manager: u64,
+    readable: Arc<RwLock<Readable>>,
+}
+
+impl Readers {
+    /// No readable partitions, for the manager with id `manager`.
+    pub(crate) fn new(manager: u64) -> Self {
+        Readers {
+            manager,
+            readable: Default::default(),
+        }
     }
 
-    pub(crate) fn close(&mut self, id: usize, p: u32) {
-        self.partitions.remove(&(id, p));
+    /// A reader of the partitions made readable here.
+    pub(crate) fn reader(&self) -> StateReader {
+        StateReader {
+            manager: self.manager,
+            readable: self.readable.clone(),
+        }
+    }
+
+    /// Makes `partitions` readable, all at once (a reader sees either none
+    /// or all of them).
+    pub(crate) fn open(&self, partitions: impl IntoIterator<Item = ReadablePartition>) {
+        let mut readable = self.readable.write();
+        for (id, p, partition, format) in partitions {
+            readable.partitions.insert((id, p), (partition, format));
+        }
+    }
+
+    /// Stops readers from reading partition `p` of the stores `ids`.
+    pub(crate) fn close(&self, ids: &[usize], p: u32) {
+        let mut readable = self.readable.write();
+        for id in ids {
+            readable.partitions.remove(&(*id, p));
+        }
     }
 }
 
@@ -47,11 +81,11 @@ impl Readable {
 ///   checkpoint in progress are not visible.
 ///
 /// Keys are routed to partitions the way producers route them:
-/// [`partition_for_key`].
+/// [`partition_for_key`](crate::partition_for_key).
 #[derive(Clone)]
 pub struct StateReader {
-    pub(crate) manager: u64,
-    pub(crate) readable: SharedReadable,
+    manager: u64,
+    readable: Arc<RwLock<Readable>>,
 }
 
 impl std::fmt::Debug for StateReader {
@@ -60,55 +94,6 @@ impl std::fmt::Debug for StateReader {
             .field("partitions", &self.readable.read().partitions.len())
             .finish()
     }
-}
-
-/// Kafka's default partitioner for keyed records: murmur2 of the key bytes,
-/// positive, modulo the partition count — what the Java client and
-/// librdkafka's `murmur2_random` (and `murmur2`) use, so a key's records
-/// and its state are in the partition this returns. `partitions` must be > 0.
-pub fn partition_for_key(key: &[u8], partitions: u32) -> u32 {
-    (murmur2(key) & 0x7fff_ffff) % partitions.max(1)
-}
-
-/// Kafka's murmur2 (seed 0x9747b28c), as in `org.apache.kafka.common.utils.Utils`.
-fn murmur2(data: &[u8]) -> u32 {
-    const SEED: u32 = 0x9747_b28c;
-    const M: u32 = 0x5bd1_e995;
-    const R: u32 = 24;
-    let len = data.len();
-    let mut h = SEED ^ len as u32;
-    let chunks = data.chunks_exact(4);
-    let tail = chunks.remainder();
-    for chunk in chunks {
-        let mut k = u32::from_le_bytes([chunk[0], chunk[1], chunk[2], chunk[3]]);
-        k = k.wrapping_mul(M);
-        k ^= k >> R;
-        k = k.wrapping_mul(M);
-        h = h.wrapping_mul(M);
-        h ^= k;
-    }
-    match tail.len() {
-        3 => {
-            h ^= u32::from(tail[2]) << 16;
-            h ^= u32::from(tail[1]) << 8;
-            h ^= u32::from(tail[0]);
-            h = h.wrapping_mul(M);
-        }
-        2 => {
-            h ^= u32::from(tail[1]) << 8;
-            h ^= u32::from(tail[0]);
-            h = h.wrapping_mul(M);
-        }
-        1 => {
-            h ^= u32::from(tail[0]);
-            h = h.wrapping_mul(M);
-        }
-        _ => {}
-    }
-    h ^= h >> 13;
-    h = h.wrapping_mul(M);
-    h ^= h >> 15;
-    h
 }
 
 impl StateReader {
@@ -144,7 +129,7 @@ impl StateReader {
     /// of partition `partition` (several reads, one moment).
     pub fn with_key_value<R>(
         &self,
-        store: &StoreHandle<KeyValue>,
+        store: &StoreHandle<KeyValueStore>,
         partition: u32,
         read: impl FnOnce(&PartitionTransaction<SnapshotPartition<'_>>) -> state_txn::Result<R>,
     ) -> Result<R> {
@@ -160,7 +145,7 @@ impl StateReader {
     /// The value of `key` under `prefix` (typically the message key).
     pub fn get<K: Serialize + ?Sized, V: DeserializeOwned>(
         &self,
-        store: &StoreHandle<KeyValue>,
+        store: &StoreHandle<KeyValueStore>,
         partition: u32,
         key: &K,
         prefix: &[u8],
@@ -171,7 +156,7 @@ impl StateReader {
     /// Runs `read` on a read-only windowed transaction over one snapshot.
     pub fn with_windowed<R>(
         &self,
-        store: &StoreHandle<Windowed>,
+        store: &StoreHandle<WindowedStore>,
         partition: u32,
         read: impl FnOnce(&mut WindowedTransaction<SnapshotPartition<'_>>) -> state_txn::Result<R>,
     ) -> Result<R> {
@@ -184,7 +169,7 @@ impl StateReader {
     /// The aggregate of window `[start, end)` under `prefix`.
     pub fn get_window<V: DeserializeOwned>(
         &self,
-        store: &StoreHandle<Windowed>,
+        store: &StoreHandle<WindowedStore>,
         partition: u32,
         start: i64,
         end: i64,
@@ -196,7 +181,7 @@ impl StateReader {
     /// Windows under `prefix` with `start_from < start <= start_to`.
     pub fn get_windows<V: DeserializeOwned>(
         &self,
-        store: &StoreHandle<Windowed>,
+        store: &StoreHandle<WindowedStore>,
         partition: u32,
         start_from: i64,
         start_to: i64,
@@ -211,7 +196,7 @@ impl StateReader {
     /// Runs `read` on a read-only timestamped transaction over one snapshot.
     pub fn with_timestamped<R>(
         &self,
-        store: &StoreHandle<Timestamped>,
+        store: &StoreHandle<TimestampedStore>,
         partition: u32,
         read: impl FnOnce(&mut TimestampedTransaction<SnapshotPartition<'_>>) -> state_txn::Result<R>,
     ) -> Result<R> {
@@ -224,44 +209,11 @@ impl StateReader {
     /// The newest value of `prefix` at or before `timestamp`.
     pub fn get_latest<V: DeserializeOwned>(
         &self,
-        store: &StoreHandle<Timestamped>,
+        store: &StoreHandle<TimestampedStore>,
         partition: u32,
         timestamp: i64,
         prefix: &[u8],
     ) -> Result<Option<V>> {
         self.with_timestamped(store, partition, |t| t.get_latest(timestamp, prefix))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn murmur2_matches_kafka() {
-        // Values from Kafka's UtilsTest.testMurmur2.
-        let cases: [(&[u8], i32); 6] = [
-            (b"21", -973_932_308),
-            (b"foobar", -790_332_482),
-            (b"a-little-bit-long-string", -985_981_536),
-            (b"a-little-bit-longer-string", -1_486_304_829),
-            (b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8", -58_897_971),
-            (b"abc", 479_470_107),
-        ];
-        for (key, want) in cases {
-            assert_eq!(murmur2(key) as i32, want, "{:?}", String::from_utf8_lossy(key));
-        }
-    }
-
-    #[test]
-    fn keys_land_where_the_java_client_puts_them() {
-        // toPositive(murmur2(key)) % partitions, as Kafka's DefaultPartitioner.
-        assert_eq!(
-            partition_for_key(b"foobar", 4),
-            (((-790_332_482i32) as u32) & 0x7fff_ffff) % 4
-        );
-        for p in [1, 3, 12] {
-            assert!(partition_for_key(b"any", p) < p);
-        }
     }
 }

@@ -2,48 +2,149 @@
 //! topic and open partitions.
 
 use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::Arc;
 
 use state_cache::WriteBehindBackend;
 use state_core::ttl::TtlOptions;
-use state_core::{Codec, PartitionFormat, Store, StoreFormat};
+use state_core::{
+    check_store_format, Codec, HeaderlessRecords, PartitionFormat, ReplayCheck, Store, StoreFormat, StoreKind,
+    StorePartition, TopicPartition,
+};
 use state_txn::WindowIndex;
 
 use crate::error::{ManagerError, Result};
 
-/// One registered store.
-pub(crate) struct RegisteredStore {
+/// What a store is registered with (see [`crate::StoreSpec`]), as the
+/// registry keeps it.
+pub(crate) struct StoreSettings {
     pub(crate) stream: String,
     pub(crate) name: String,
     /// The kind recorded in its partitions ([`crate::StoreType::KIND`]).
-    pub(crate) kind: &'static str,
+    pub(crate) kind: StoreKind,
     pub(crate) codec: Codec,
     pub(crate) changelog_topic: Option<String>,
     /// Per-write TTL (key-value stores only).
     pub(crate) ttl: Option<TtlOptions>,
     /// Its partitions, on its backend.
     pub(crate) store: Store,
-    /// What each open partition was found to be (codec, TTL state).
-    pub(crate) formats: BTreeMap<u32, PartitionFormat>,
     /// The write-behind caches of its partitions, if registered with them
     /// (the same backend `store` opens partitions on).
     pub(crate) write_behind: Option<Arc<WriteBehindBackend>>,
     /// Prefix bound of each active partition's window index (windowed
-    /// stores), and the indexes: created on the first transaction of an
-    /// active partition, dropped when it stops being active (a restore or
-    /// standby writes below the index, so an index never outlives it).
+    /// stores; `None`: no index).
     pub(crate) window_index: Option<usize>,
-    pub(crate) indexes: BTreeMap<u32, Arc<WindowIndex>>,
+}
+
+/// A partition [`RegisteredStore::open_checked`] opened: what a restore or
+/// standby of it needs.
+pub(crate) struct OpenedPartition {
+    /// The open partition.
+    pub(crate) partition: Arc<dyn StorePartition>,
+    /// Where it lives (for messages).
+    pub(crate) location: String,
+    /// The check its changelog records must pass.
+    pub(crate) replay_check: ReplayCheck,
+}
+
+/// One registered store.
+pub(crate) struct RegisteredStore {
+    stream: String,
+    name: String,
+    kind: StoreKind,
+    codec: Codec,
+    changelog_topic: Option<String>,
+    ttl: Option<TtlOptions>,
+    store: Store,
+    /// What each open partition was found to be (codec, TTL state).
+    formats: BTreeMap<u32, PartitionFormat>,
+    write_behind: Option<Arc<WriteBehindBackend>>,
+    /// The prefix bound of each active partition's window index, and the
+    /// indexes: created on the first transaction of an active partition,
+    /// dropped when it stops being active (a restore or standby writes
+    /// below the index, so an index never outlives it).
+    window_index: Option<usize>,
+    indexes: BTreeMap<u32, Arc<WindowIndex>>,
 }
 
 impl RegisteredStore {
+    fn new(settings: StoreSettings) -> Self {
+        RegisteredStore {
+            stream: settings.stream,
+            name: settings.name,
+            kind: settings.kind,
+            codec: settings.codec,
+            changelog_topic: settings.changelog_topic,
+            ttl: settings.ttl,
+            store: settings.store,
+            formats: BTreeMap::new(),
+            write_behind: settings.write_behind,
+            window_index: settings.window_index,
+            indexes: BTreeMap::new(),
+        }
+    }
+
+    /// The stream (source topic) the store belongs to.
+    pub(crate) fn stream(&self) -> &str {
+        &self.stream
+    }
+
+    /// The store's name.
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Its changelog topic, unless registered without one.
+    pub(crate) fn changelog_topic(&self) -> Option<&str> {
+        self.changelog_topic.as_deref()
+    }
+
+    /// Its partitions.
+    pub(crate) fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The write-behind caches of its partitions, if registered with them.
+    pub(crate) fn write_behind(&self) -> Option<&Arc<WriteBehindBackend>> {
+        self.write_behind.as_ref()
+    }
+
+    /// The open partition `partition`, if any.
+    pub(crate) fn partition(&self, partition: u32) -> Option<Arc<dyn StorePartition>> {
+        self.store.partition(partition)
+    }
+
+    /// What open partition `partition` was found to be when it was opened.
+    pub(crate) fn format_of(&self, partition: u32) -> Option<&PartitionFormat> {
+        self.formats.get(&partition)
+    }
+
     /// What the store expects of its partitions.
-    pub(crate) fn format(&self) -> StoreFormat<'static> {
+    fn format(&self) -> StoreFormat {
         let f = StoreFormat::new(self.kind, self.codec);
         match &self.ttl {
             Some(o) => f.with_ttl(o.clone()),
             None => f,
         }
+    }
+
+    /// Opens partition `partition` and checks it holds what the store
+    /// expects (kind, codec, TTL mode; see [`state_core::check_store_format`]),
+    /// remembering what it was found to be.
+    pub(crate) fn open_checked(&mut self, partition: u32) -> Result<OpenedPartition> {
+        let opened = self.store.assign_partition(partition)?;
+        let location = self.store.partition_location(partition);
+        let format = check_store_format(opened.as_ref(), &self.format(), Path::new(&location))?;
+        // Records without a codec header were written by quixstreams (JSON)
+        // or by versions of this library before the header existed: read
+        // them with the store's own codec rather than refuse them.
+        let replay_check = format.replay_check().headerless(HeaderlessRecords::StoreCodec);
+        self.formats.insert(partition, format);
+        Ok(OpenedPartition {
+            partition: opened,
+            location,
+            replay_check,
+        })
     }
 
     /// The window index of active partition `partition`, created on first
@@ -77,6 +178,28 @@ impl RegisteredStore {
         }
     }
 
+    /// Closes partition `partition`, which had `role` (`active` or
+    /// `standby`: whose exported figures go to zero).
+    pub(crate) fn close(&mut self, partition: u32, role: &'static str) -> Result<()> {
+        crate::metrics::partition(&self.name, &self.stream, partition, role, None);
+        self.formats.remove(&partition);
+        self.deactivate(partition);
+        if self.store.partition(partition).is_some() {
+            self.store.revoke_partition(partition)?;
+        }
+        Ok(())
+    }
+
+    /// Lets go of partition `partition` without flushing anything (it was
+    /// never active here).
+    pub(crate) fn release(&mut self, partition: u32) -> Result<()> {
+        self.formats.remove(&partition);
+        if self.store.partition(partition).is_some() {
+            self.store.revoke_partition(partition)?;
+        }
+        Ok(())
+    }
+
     /// `stream/store`, for messages.
     pub(crate) fn describe(&self) -> String {
         format!("{}/{}", self.stream, self.name)
@@ -91,18 +214,18 @@ pub(crate) struct Registry {
 
 impl Registry {
     /// Adds a store, refusing a second store of the same name on a stream.
-    pub(crate) fn add(&mut self, store: RegisteredStore) -> Result<usize> {
+    pub(crate) fn add(&mut self, settings: StoreSettings) -> Result<usize> {
         if self
             .stores
             .iter()
-            .any(|s| s.stream == store.stream && s.name == store.name)
+            .any(|s| s.stream == settings.stream && s.name == settings.name)
         {
             return Err(ManagerError::DuplicateStore {
-                stream: store.stream,
-                store: store.name,
+                stream: settings.stream,
+                store: settings.name,
             });
         }
-        self.stores.push(store);
+        self.stores.push(RegisteredStore::new(settings));
         Ok(self.stores.len() - 1)
     }
 
@@ -111,14 +234,14 @@ impl Registry {
         &self.stores[id]
     }
 
+    /// The store with id `id`, mutably.
+    pub(crate) fn get_mut(&mut self, id: usize) -> &mut RegisteredStore {
+        &mut self.stores[id]
+    }
+
     /// Every store with its id.
     pub(crate) fn iter(&self) -> impl Iterator<Item = (usize, &RegisteredStore)> {
         self.stores.iter().enumerate()
-    }
-
-    /// Every store, mutably.
-    pub(crate) fn iter_mut(&mut self) -> impl Iterator<Item = (usize, &mut RegisteredStore)> {
-        self.stores.iter_mut().enumerate()
     }
 
     /// Ids of the stores of `stream`.
@@ -136,8 +259,55 @@ impl Registry {
             .position(|s| s.changelog_topic.as_deref() == Some(topic))
     }
 
-    /// The store with id `id`, mutably.
-    pub(crate) fn get_mut(&mut self, id: usize) -> &mut RegisteredStore {
-        &mut self.stores[id]
+    /// True if a store of `stream` has a changelog.
+    pub(crate) fn has_changelog(&self, stream: &str) -> bool {
+        self.stores
+            .iter()
+            .any(|s| s.stream == stream && s.changelog_topic.is_some())
+    }
+
+    /// The changelog partitions of the stores of source partition `source`
+    /// (changelog partition *n* follows source partition *n*).
+    pub(crate) fn changelogs_of(&self, source: &TopicPartition) -> Vec<TopicPartition> {
+        self.stores
+            .iter()
+            .filter(|s| s.stream == source.topic())
+            .filter_map(|s| Some(TopicPartition::new(s.changelog_topic.as_deref()?, source.partition())))
+            .collect()
+    }
+
+    /// Writes the write-behind caches whose time bound passed to their
+    /// backends.
+    pub(crate) fn flush_due_caches(&self) -> Result<()> {
+        for s in &self.stores {
+            if let Some(wb) = &s.write_behind {
+                wb.flush_due()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes every write-behind cache to its backend now.
+    pub(crate) fn flush_caches(&self) -> Result<()> {
+        for s in &self.stores {
+            if let Some(wb) = &s.write_behind {
+                wb.flush_all()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// How many store partitions are open.
+    pub(crate) fn open_partitions(&self) -> usize {
+        self.stores.iter().map(|s| s.store.assigned_partitions().len()).sum()
+    }
+
+    /// Deletes the data of every store (refused by a store with open
+    /// partitions).
+    pub(crate) fn destroy_all(&mut self) -> Result<()> {
+        for s in &mut self.stores {
+            s.store.destroy()?;
+        }
+        Ok(())
     }
 }

@@ -7,30 +7,29 @@ use std::sync::Arc;
 
 use state_cache::WriteBehindConfig;
 use state_core::ttl::TtlOptions;
-use state_core::{Backend, ChangelogSink, Codec, PartitionFormat, StorePartition};
+use state_core::{Backend, ChangelogSink, Codec, PartitionFormat, StoreKind, StorePartition};
 use state_txn::{
     PartitionTransaction, StateTransaction, TimestampedConfig, TimestampedTransaction, WindowIndex, WindowedTransaction,
 };
 
-use crate::checkpoint::OpenTxns;
+use crate::txns::{OpenTxns, TxnMap};
 
 mod sealed {
     pub trait Sealed {}
 }
 
 /// A kind of store: which transaction it hands out and what it records in
-/// each partition. Implemented by [`KeyValue`], [`Windowed`] and
-/// [`Timestamped`] only.
+/// each partition. Implemented by [`KeyValueStore`], [`WindowedStore`] and
+/// [`TimestampedStore`] only.
 pub trait StoreType: sealed::Sealed + Send + Sync + 'static {
     /// The transaction of the current checkpoint on one partition.
     type Txn: StateTransaction;
     /// Settings every partition of such a store shares (the timestamped
     /// store's retention; nothing for the others).
     type Settings: Clone + fmt::Debug + Send + Sync + 'static;
-    /// The kind recorded in each partition's metadata (`key-value`,
-    /// `windowed`, `timestamped`); opening a partition recorded as another
-    /// kind is refused.
-    const KIND: &'static str;
+    /// The kind recorded in each partition's metadata; opening a partition
+    /// recorded as another kind is refused.
+    const KIND: StoreKind;
 
     #[doc(hidden)]
     fn begin(
@@ -42,27 +41,30 @@ pub trait StoreType: sealed::Sealed + Send + Sync + 'static {
     ) -> Self::Txn;
 
     #[doc(hidden)]
-    fn txns(open: &mut OpenTxns) -> &mut crate::checkpoint::TxnMap<Self::Txn>;
+    fn txns(open: &mut OpenTxns) -> &mut TxnMap<Self::Txn>;
 }
 
-/// Key-value stores: [`PartitionTransaction`].
+/// The [`StoreType`] of key-value stores (`StoreHandle<KeyValueStore>`):
+/// their transaction is a [`PartitionTransaction`].
 #[derive(Debug)]
-pub enum KeyValue {}
-/// Windowed stores: [`WindowedTransaction`].
+pub enum KeyValueStore {}
+/// The [`StoreType`] of windowed stores: their transaction is a
+/// [`WindowedTransaction`].
 #[derive(Debug)]
-pub enum Windowed {}
-/// Timestamped stores: [`TimestampedTransaction`].
+pub enum WindowedStore {}
+/// The [`StoreType`] of timestamped stores: their transaction is a
+/// [`TimestampedTransaction`].
 #[derive(Debug)]
-pub enum Timestamped {}
+pub enum TimestampedStore {}
 
-impl sealed::Sealed for KeyValue {}
-impl sealed::Sealed for Windowed {}
-impl sealed::Sealed for Timestamped {}
+impl sealed::Sealed for KeyValueStore {}
+impl sealed::Sealed for WindowedStore {}
+impl sealed::Sealed for TimestampedStore {}
 
-impl StoreType for KeyValue {
+impl StoreType for KeyValueStore {
     type Txn = PartitionTransaction;
     type Settings = ();
-    const KIND: &'static str = "key-value";
+    const KIND: StoreKind = StoreKind::KeyValue;
 
     fn begin(
         p: Arc<dyn StorePartition>,
@@ -77,15 +79,15 @@ impl StoreType for KeyValue {
         }
     }
 
-    fn txns(open: &mut OpenTxns) -> &mut crate::checkpoint::TxnMap<Self::Txn> {
-        &mut open.key_value
+    fn txns(open: &mut OpenTxns) -> &mut TxnMap<Self::Txn> {
+        open.key_value()
     }
 }
 
-impl StoreType for Windowed {
+impl StoreType for WindowedStore {
     type Txn = WindowedTransaction;
     type Settings = ();
-    const KIND: &'static str = "windowed";
+    const KIND: StoreKind = StoreKind::Windowed;
 
     fn begin(
         p: Arc<dyn StorePartition>,
@@ -100,15 +102,15 @@ impl StoreType for Windowed {
         }
     }
 
-    fn txns(open: &mut OpenTxns) -> &mut crate::checkpoint::TxnMap<Self::Txn> {
-        &mut open.windowed
+    fn txns(open: &mut OpenTxns) -> &mut TxnMap<Self::Txn> {
+        open.windowed()
     }
 }
 
-impl StoreType for Timestamped {
+impl StoreType for TimestampedStore {
     type Txn = TimestampedTransaction;
     type Settings = TimestampedConfig;
-    const KIND: &'static str = "timestamped";
+    const KIND: StoreKind = StoreKind::Timestamped;
 
     fn begin(
         p: Arc<dyn StorePartition>,
@@ -120,8 +122,8 @@ impl StoreType for Timestamped {
         TimestampedTransaction::new(p, f.codec, sink, *settings)
     }
 
-    fn txns(open: &mut OpenTxns) -> &mut crate::checkpoint::TxnMap<Self::Txn> {
-        &mut open.timestamped
+    fn txns(open: &mut OpenTxns) -> &mut TxnMap<Self::Txn> {
+        open.timestamped()
     }
 }
 
@@ -223,7 +225,7 @@ impl<T: StoreType> StoreSpec<T> {
     }
 }
 
-impl StoreSpec<KeyValue> {
+impl StoreSpec<KeyValueStore> {
     /// A key-value store `name` of stream `stream`.
     pub fn key_value(stream: impl Into<String>, name: impl Into<String>) -> Self {
         Self::with_settings(stream, name, ())
@@ -240,7 +242,7 @@ impl StoreSpec<KeyValue> {
     }
 }
 
-impl StoreSpec<Windowed> {
+impl StoreSpec<WindowedStore> {
     /// A windowed store `name` of stream `stream`.
     /// Each active partition gets an in-memory window index
     /// ([`state_txn::WindowIndex`], at most
@@ -270,7 +272,7 @@ impl StoreSpec<Windowed> {
     }
 }
 
-impl StoreSpec<Timestamped> {
+impl StoreSpec<TimestampedStore> {
     /// A timestamped store `name` of stream `stream` with `config`'s
     /// retention and duplicate handling.
     pub fn timestamped(stream: impl Into<String>, name: impl Into<String>, config: TimestampedConfig) -> Self {

@@ -27,13 +27,9 @@ pub struct AsyncStateManager {
     inner: Arc<Mutex<StateStoreManager>>,
 }
 
-fn joined<T>(r: std::result::Result<Result<T>, tokio::task::JoinError>) -> Result<T> {
-    r.unwrap_or_else(|e| {
-        Err(ManagerError::CheckpointFailed {
-            stage: "blocking task",
-            reason: format!("the blocking task did not complete: {e}"),
-        })
-    })
+/// The result of the blocking task that ran `operation`.
+fn joined<T>(operation: &'static str, r: std::result::Result<Result<T>, tokio::task::JoinError>) -> Result<T> {
+    r.unwrap_or_else(|source| Err(ManagerError::BlockingTask { operation, source }))
 }
 
 impl AsyncStateManager {
@@ -61,7 +57,10 @@ impl AsyncStateManager {
         K: Consumer<C> + Send + Sync + 'static,
     {
         let inner = self.inner.clone();
-        joined(tokio::task::spawn_blocking(move || inner.lock().maintain(consumer.as_ref())).await)
+        joined(
+            "maintain",
+            tokio::task::spawn_blocking(move || inner.lock().maintain(consumer.as_ref())).await,
+        )
     }
 
     /// [`StateStoreManager::commit`] on the blocking pool.
@@ -71,7 +70,10 @@ impl AsyncStateManager {
         K: Consumer<C> + Send + Sync + 'static,
     {
         let inner = self.inner.clone();
-        joined(tokio::task::spawn_blocking(move || inner.lock().commit(consumer.as_ref())).await)
+        joined(
+            "commit",
+            tokio::task::spawn_blocking(move || inner.lock().commit(consumer.as_ref())).await,
+        )
     }
 }
 

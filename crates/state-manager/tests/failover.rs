@@ -4,7 +4,7 @@
 //! and finishes. Counts must equal the input under exactly-once and never be
 //! lower under at-least-once.
 
-use state_manager::ProcessingGuarantee;
+use state_manager::{ProcessingGuarantee, TopicPartition};
 use test_support::counting::*;
 
 #[test]
@@ -98,7 +98,7 @@ fn revoke_and_reassign_in_one_process_is_exact() {
     // Revoke everything (committing first, as the rebalance context does)
     // and assign again: partitions reopen and recover from local state and
     // the changelog.
-    let parts: Vec<(String, u32)> = (0..PARTITIONS as u32).map(|p| (INPUT.to_string(), p)).collect();
+    let parts: Vec<TopicPartition> = (0..PARTITIONS).map(|p| TopicPartition::new(INPUT, p)).collect();
     {
         let mut mgr = m.manager.lock();
         mgr.commit(&m.consumer).unwrap();

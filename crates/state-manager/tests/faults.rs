@@ -7,7 +7,7 @@
 use std::time::Duration;
 
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
-use state_manager::{ManagerError, ProcessingGuarantee};
+use state_manager::{ManagerError, ProcessingGuarantee, TopicPartition};
 use test_support::counting::*;
 
 const COOP: &str = "cooperative-sticky";
@@ -31,7 +31,7 @@ fn ready(bootstrap: &str, guarantee: ProcessingGuarantee, name: &str, timeout: D
 /// partitions' files are released; the group only notices when the old
 /// member's session times out.
 fn restart(m: Member, bootstrap: &str, guarantee: ProcessingGuarantee, name: &str) -> Member {
-    let all: Vec<(String, u32)> = (0..PARTITIONS as u32).map(|p| (INPUT.to_owned(), p)).collect();
+    let all: Vec<TopicPartition> = (0..PARTITIONS).map(|p| TopicPartition::new(INPUT, p)).collect();
     {
         let mut mgr = m.manager.lock();
         // A transaction left in a failed state may refuse the abort.

@@ -7,7 +7,9 @@ use std::sync::Arc;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::BaseConsumer;
 use state_core::{Backend, MemoryBackend};
-use state_manager::{partition_for_key, ManagerConfig, ManagerError, RocksDbBackend, StateStoreManager, StoreSpec};
+use state_manager::{
+    partition_for_key, ManagerConfig, ManagerError, RocksDbBackend, StateStoreManager, StoreSpec, TopicPartition,
+};
 
 /// A consumer that never connects: a store without a changelog needs no
 /// broker to be assigned and checkpointed.
@@ -26,7 +28,7 @@ fn pairs_stay_equal(backend: Arc<dyn Backend>) {
         .register_store(StoreSpec::key_value("clicks", "pairs").without_changelog())
         .unwrap();
     let c = consumer();
-    let parts = [("clicks".to_owned(), 0u32)];
+    let parts = [TopicPartition::new("clicks", 0)];
     m.on_assign(&c, &parts).unwrap();
     assert!(m.is_ready("clicks", 0));
     let reader = m.reader();

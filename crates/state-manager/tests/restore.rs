@@ -17,8 +17,8 @@ use state_core::{
     StorePartition, WriteBatch,
 };
 use state_manager::{
-    Codec, KeyValue, PartitionTransaction, ProcessingGuarantee, RocksDbBackend, RocksDbOptions, StandbyPolicy,
-    StateStoreManager, StoreHandle,
+    Codec, KeyValueStore, PartitionTransaction, ProcessingGuarantee, RocksDbBackend, RocksDbOptions, StandbyPolicy,
+    StateStoreManager, StoreHandle, TopicPartition,
 };
 use test_support::counting::*;
 use test_support::kafka::{client, mock_cluster, produce_keyed, Cluster};
@@ -130,7 +130,7 @@ fn slow_member(
     )
 }
 
-fn read_count(m: &StateStoreManager, counts: &StoreHandle<KeyValue>, p: u32, key: &str) -> u64 {
+fn read_count(m: &StateStoreManager, counts: &StoreHandle<KeyValueStore>, p: u32, key: &str) -> u64 {
     let t = PartitionTransaction::new(m.partition(counts, p).unwrap(), Codec::MsgPack, None);
     t.get::<_, u64>("count", key.as_bytes()).unwrap().unwrap_or(0)
 }
@@ -256,7 +256,7 @@ fn a_revocation_in_the_middle_of_a_restore_keeps_data_and_offset_in_step() {
         let _ = m.consumer.poll(Duration::from_millis(50));
         let mut mgr = m.manager.lock();
         mgr.maintain(&m.consumer).unwrap();
-        if mgr.restoring().contains(&(INPUT.to_owned(), 1)) {
+        if mgr.restoring().contains(&TopicPartition::new(INPUT, 1)) {
             let p = mgr.partition(&m.counts, 1).unwrap();
             if p.changelog_offset().unwrap().is_some_and(|o| o > 200) {
                 break;
@@ -267,7 +267,7 @@ fn a_revocation_in_the_middle_of_a_restore_keeps_data_and_offset_in_step() {
     let store_dir = StoreLocation::new("counts", dir.join("g").join("counts").join(INPUT));
     {
         let mut mgr = m.manager.lock();
-        mgr.on_revoke(&[(INPUT.to_owned(), 1)]).unwrap();
+        mgr.on_revoke(&[TopicPartition::new(INPUT, 1)]).unwrap();
         assert!(!mgr.is_assigned(INPUT, 1));
     }
     // Closed: open it directly and check that every seed key up to the
@@ -292,7 +292,7 @@ fn a_revocation_in_the_middle_of_a_restore_keeps_data_and_offset_in_step() {
     );
     // Reassigned: the restore continues from the stored offset and ends exact.
     let mut mgr = m.manager.lock();
-    mgr.on_assign(&m.consumer, &[(INPUT.to_owned(), 1)]).unwrap();
+    mgr.on_assign(&m.consumer, &[TopicPartition::new(INPUT, 1)]).unwrap();
     drop(mgr);
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {

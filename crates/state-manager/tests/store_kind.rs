@@ -3,8 +3,10 @@
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::BaseConsumer;
-use state_core::Error;
-use state_manager::{KeyValue, ManagerConfig, ManagerError, StateStoreManager, StoreHandle, StoreSpec, StoreType};
+use state_core::{Error, StoreKind};
+use state_manager::{
+    KeyValueStore, ManagerConfig, ManagerError, StateStoreManager, StoreHandle, StoreSpec, StoreType, TopicPartition,
+};
 
 fn manager<T: StoreType>(dir: &std::path::Path, spec: StoreSpec<T>) -> (StateStoreManager, StoreHandle<T>) {
     let mut m = StateStoreManager::new(ManagerConfig::new("g", dir), ClientConfig::new()).unwrap();
@@ -18,14 +20,14 @@ fn consumer() -> BaseConsumer {
     ClientConfig::new().set("group.id", "g").create().unwrap()
 }
 
-fn key_value() -> StoreSpec<KeyValue> {
+fn key_value() -> StoreSpec<KeyValueStore> {
     StoreSpec::key_value("clicks", "counts")
 }
 
 #[test]
 fn a_key_value_partition_is_not_opened_as_windowed() {
     let dir = tempfile::tempdir().unwrap();
-    let parts = vec![("clicks".to_owned(), 0u32)];
+    let parts = vec![TopicPartition::new("clicks", 0)];
     let (mut kv, counts) = manager(dir.path(), key_value());
     kv.on_assign(&consumer(), &parts).unwrap();
     kv.partition(&counts, 0).unwrap().put("default", b"k", b"v").unwrap();
@@ -35,8 +37,8 @@ fn a_key_value_partition_is_not_opened_as_windowed() {
     let (mut windowed, _) = manager(dir.path(), StoreSpec::windowed("clicks", "counts"));
     let err = windowed.on_assign(&consumer(), &parts).unwrap_err();
     assert!(
-        matches!(&err, ManagerError::State(Error::WrongStoreKind { found, wanted, .. })
-            if found == "key-value" && wanted == "windowed"),
+        matches!(&err, ManagerError::State(Error::WrongStoreKind { found, wanted: StoreKind::Windowed, .. })
+            if found == "key-value"),
         "{err}"
     );
     assert!(

@@ -11,7 +11,7 @@ use parking_lot::Mutex;
 use rdkafka::config::ClientConfig;
 use state_core::{Backend, BackendInfo, MemoryPartition, Result, StoreLocation, StorePartition};
 use state_manager::{
-    ManagerConfig, ManagerError, ProcessingGuarantee, StateStoreManager, StoreSpec, WriteBehindConfig,
+    ManagerConfig, ManagerError, ProcessingGuarantee, StateStoreManager, StoreSpec, TopicPartition, WriteBehindConfig,
 };
 use test_support::counting::*;
 
@@ -78,8 +78,8 @@ fn member_on(disk: &Arc<Disk>, bootstrap: &str, name: &str, fate: Fate) -> Membe
     )
 }
 
-fn all_partitions() -> Vec<(String, u32)> {
-    (0..PARTITIONS as u32).map(|p| (INPUT.to_owned(), p)).collect()
+fn all_partitions() -> Vec<TopicPartition> {
+    (0..PARTITIONS).map(|p| TopicPartition::new(INPUT, p)).collect()
 }
 
 #[test]

@@ -162,7 +162,7 @@ impl RocksDbPartition {
         if self.db.cf_handle(name).is_none() {
             self.db
                 .create_cf(name, &self.cf_options)
-                .map_err(|e| Error::backend(BACKEND, "creating a column family", format!("{name}: {e}")))?;
+                .map_err(|e| Error::backend_on(BACKEND, "creating the column family", format!("{name:?}"), e))?;
             tracing::debug!(cf = name, path = %self.path.display(), "created column family");
         }
         self.known_cfs.write().insert(name.to_owned());
@@ -227,7 +227,7 @@ fn open_error(path: &Path, e: rocksdb::Error) -> Error {
             reason: msg,
         };
     }
-    Error::backend(BACKEND, "opening the partition", format!("{}: {e}", path.display()))
+    Error::backend_on(BACKEND, "opening the partition", path.display(), e)
 }
 
 impl StorePartition for RocksDbPartition {

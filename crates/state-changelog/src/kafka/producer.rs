@@ -19,7 +19,8 @@ struct DeliveryState {
     /// a delivery report allocates nothing.
     last_offsets: HashMap<String, HashMap<i32, i64>>,
     failed: u64,
-    first_error: Option<String>,
+    /// Where the first failed record went, and the client's error.
+    first_error: Option<(String, KafkaError)>,
 }
 
 /// The producer context: records the offset of every delivered record and
@@ -73,7 +74,7 @@ impl ProducerContext for DeliveryTracker {
             Err((e, m)) => {
                 st.failed += 1;
                 if st.first_error.is_none() {
-                    st.first_error = Some(format!("{}[{}]: {e}", m.topic(), m.partition()));
+                    st.first_error = Some((format!("{}[{}]", m.topic(), m.partition()), e.clone()));
                 }
                 tracing::error!(topic = m.topic(), partition = m.partition(), error = %e, "changelog delivery failed");
             }
@@ -92,15 +93,15 @@ impl DeliveryTracker {
             .copied()
     }
 
-    /// The failed deliveries since the last call, with the first failure's
-    /// message; resets both.
-    pub(crate) fn take_failures(&self) -> Option<(u64, String)> {
+    /// The failed deliveries since the last call, with where the first one
+    /// went and the client's error for it; resets both.
+    pub(crate) fn take_failures(&self) -> Option<(u64, Option<(String, KafkaError)>)> {
         let mut st = self.state.lock();
         if st.failed == 0 {
             return None;
         }
         let failed = std::mem::take(&mut st.failed);
-        Some((failed, st.first_error.take().unwrap_or_default()))
+        Some((failed, st.first_error.take()))
     }
 }
 

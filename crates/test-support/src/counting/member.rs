@@ -9,7 +9,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::Offset;
 use state_manager::{
-    Codec, KeyValue, ManagerConfig, ManagerError, Mutex, PartitionTransaction, ProcessingGuarantee, StateContext,
+    Codec, KeyValueStore, ManagerConfig, ManagerError, Mutex, PartitionTransaction, ProcessingGuarantee, StateContext,
     StateStoreManager, StoreHandle, StoreSpec,
 };
 
@@ -112,7 +112,7 @@ pub struct Member {
     /// Its manager.
     pub manager: Arc<Mutex<StateStoreManager>>,
     /// The counts store.
-    pub counts: StoreHandle<KeyValue>,
+    pub counts: StoreHandle<KeyValueStore>,
     /// Its state directory.
     pub dir: tempfile::TempDir,
     /// Records processed.
@@ -134,7 +134,7 @@ impl Member {
         config: &MemberConfig,
         dir: tempfile::TempDir,
         adjust: impl FnOnce(&mut ManagerConfig),
-        spec: impl FnOnce(StoreSpec<KeyValue>) -> StoreSpec<KeyValue>,
+        spec: impl FnOnce(StoreSpec<KeyValueStore>) -> StoreSpec<KeyValueStore>,
     ) -> Result<Member, MemberError> {
         let mut cfg = ManagerConfig::new(config.group.as_str(), dir.path());
         cfg.guarantee = config.guarantee;
@@ -255,7 +255,7 @@ impl Member {
 /// the current checkpoint, and the record's offset marked processed.
 pub fn count(
     mgr: &mut StateStoreManager,
-    counts: &StoreHandle<KeyValue>,
+    counts: &StoreHandle<KeyValueStore>,
     input: &str,
     msg: &BorrowedMessage<'_>,
 ) -> Result<(), ManagerError> {

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use state_manager::{KeyValue, ManagerConfig, ProcessingGuarantee, StoreSpec};
+use state_manager::{KeyValueStore, ManagerConfig, ProcessingGuarantee, StoreSpec};
 
 use super::member::{count, Fate, Member, MemberConfig};
 use crate::kafka::{mock_cluster, partition_of_key, produce_keyed, Cluster};
@@ -77,7 +77,7 @@ pub fn member_with_spec(
     fate: Fate,
     dir: tempfile::TempDir,
     adjust: impl FnOnce(&mut ManagerConfig),
-    spec: impl FnOnce(StoreSpec<KeyValue>) -> StoreSpec<KeyValue>,
+    spec: impl FnOnce(StoreSpec<KeyValueStore>) -> StoreSpec<KeyValueStore>,
 ) -> Member {
     let config = MemberConfig {
         guarantee,

@@ -9,10 +9,11 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, ConsumerContext};
 use rdkafka::producer::Producer;
 use rdkafka::TopicPartitionList;
-use state_changelog::ChangelogProducer;
+use state_changelog::{ChangelogError, ChangelogProducer};
 
 use crate::config::{ManagerConfig, ProcessingGuarantee};
-use crate::error::{ManagerError, Result};
+use crate::error::{CheckpointError, ManagerError, Result};
+use crate::stage::CheckpointStage;
 
 /// See the [module docs](self).
 pub(crate) struct ProducerLifecycle {
@@ -85,9 +86,9 @@ impl ProducerLifecycle {
 
     /// Waits until every record produced so far is delivered; a failed
     /// delivery is an error.
-    pub(crate) fn flush(&self) -> Result<()> {
+    pub(crate) fn flush(&self) -> std::result::Result<(), ChangelogError> {
         match &self.producer {
-            Some(p) => Ok(p.flush(self.timeout)?),
+            Some(p) => p.flush(self.timeout),
             None => Ok(()),
         }
     }
@@ -107,19 +108,30 @@ impl ProducerLifecycle {
         tpl: &TopicPartitionList,
         consumer: &K,
     ) -> Result<()> {
-        let fail = |stage: &'static str| move |reason: String| ManagerError::CheckpointFailed { stage, reason };
+        let failed = |cause| ManagerError::CheckpointFailed {
+            stage: CheckpointStage::Committed,
+            cause: Box::new(cause),
+        };
         let p = self.producer()?;
         if tpl.count() > 0 {
             let meta = consumer
                 .group_metadata()
-                .ok_or_else(|| fail("send offsets")("the consumer has no group metadata".into()))?;
+                .ok_or_else(|| failed(CheckpointError::NoGroupMetadata))?;
             p.kafka()
                 .send_offsets_to_transaction(tpl, &meta, self.timeout)
-                .map_err(|e| fail("send offsets")(e.to_string()))?;
+                .map_err(|source| {
+                    failed(CheckpointError::Kafka {
+                        operation: "adding the offsets to the transaction",
+                        source,
+                    })
+                })?;
         }
-        p.kafka()
-            .commit_transaction(self.timeout)
-            .map_err(|e| fail("transaction commit")(e.to_string()))?;
+        p.kafka().commit_transaction(self.timeout).map_err(|source| {
+            failed(CheckpointError::Kafka {
+                operation: "committing the transaction",
+                source,
+            })
+        })?;
         self.transaction_open = false;
         Ok(())
     }

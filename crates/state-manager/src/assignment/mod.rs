@@ -1,0 +1,22 @@
+//! Assignment: opening the store partitions of assigned source partitions,
+//! restoring them from their changelogs on the restorer thread while the
+//! poll loop goes on, resuming them once restored, keeping standby replicas,
+//! and closing partitions on revocation.
+//!
+//! The rebalance callback only does bookkeeping (open partitions, pause
+//! their source partitions, hand them to the restorer); restore time never
+//! counts against `max.poll.interval.ms`.
+//!
+//! * [`Assignments`] — the role of every assigned source partition, taking
+//!   over and letting go, resuming restored partitions.
+//! * `standby` — standby replicas ([`StandbyReport`]).
+//! * `restorer` — the restorer thread, started on first use.
+//! * `consumer` — the consumer calls: committed offsets, pause, seek, resume.
+
+mod consumer;
+mod partitions;
+mod restorer;
+mod standby;
+
+pub(crate) use partitions::Assignments;
+pub use standby::StandbyReport;

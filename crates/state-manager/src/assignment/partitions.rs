@@ -1,0 +1,402 @@
+//! [`Assignments`]: where every assigned source partition stands, taking
+//! partitions over (opening or promoting their stores, handing them to the
+//! restorer), resuming them once restored, and letting them go.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, ConsumerContext};
+use state_changelog::{RecoveryProgress, RestoreEvent, RestoreRequest};
+use state_core::TopicPartition;
+
+use super::consumer;
+use super::restorer::LazyRestorer;
+use super::standby::{StandbyReport, Standbys};
+use crate::config::ManagerConfig;
+use crate::error::{ManagerError, Result};
+use crate::reader::Readers;
+use crate::registry::Registry;
+
+/// Receives recovery progress.
+type ProgressListener = Box<dyn FnMut(&RecoveryProgress) + Send>;
+
+/// Where an assigned source partition stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Role {
+    /// Its stores are restoring; the ids of those not done yet. Its source
+    /// partition is paused.
+    Restoring(BTreeSet<usize>),
+    /// Ready: processing may use its stores.
+    Active,
+}
+
+/// The source partitions assigned here and the standby replicas kept
+/// here, with the restorer thread that restores both.
+pub(crate) struct Assignments {
+    assigned: BTreeMap<TopicPartition, Role>,
+    /// The committed offset each restoring partition's stores were restored
+    /// against: the partition resumes there, so what it processes next and
+    /// what its state holds agree even if the group's offset moved in
+    /// between (a previous owner's late commit).
+    resume_at: BTreeMap<TopicPartition, i64>,
+    restorer: LazyRestorer,
+    standbys: Standbys,
+    progress: Option<ProgressListener>,
+    kafka_timeout: Duration,
+}
+
+impl Assignments {
+    /// Nothing assigned yet; restores read with `kafka`'s settings.
+    pub(crate) fn new(config: &ManagerConfig, kafka: &ClientConfig) -> Self {
+        Assignments {
+            assigned: BTreeMap::new(),
+            resume_at: BTreeMap::new(),
+            restorer: LazyRestorer::new(kafka.clone(), config.group_id.clone(), config.recovery.clone()),
+            standbys: Standbys::new(config.standby.clone(), config.kafka_timeout),
+            progress: None,
+            kafka_timeout: config.kafka_timeout,
+        }
+    }
+
+    /// Receives recovery progress.
+    pub(crate) fn set_progress_listener(&mut self, f: impl FnMut(&RecoveryProgress) + Send + 'static) {
+        self.progress = Some(Box::new(f));
+    }
+
+    /// True if `tp` is assigned here (restoring or ready).
+    pub(crate) fn is_assigned(&self, tp: &TopicPartition) -> bool {
+        self.assigned.contains_key(tp)
+    }
+
+    /// True if `tp` is assigned here and its stores are restored.
+    pub(crate) fn is_ready(&self, tp: &TopicPartition) -> bool {
+        self.assigned.get(tp) == Some(&Role::Active)
+    }
+
+    /// How many source partitions are assigned here.
+    pub(crate) fn len(&self) -> usize {
+        self.assigned.len()
+    }
+
+    /// Ok if records of `tp` may be processed; [`ManagerError::NotAssigned`]
+    /// or [`ManagerError::Restoring`] if not.
+    pub(crate) fn check_ready(&self, tp: &TopicPartition) -> Result<()> {
+        match self.assigned.get(tp) {
+            Some(Role::Active) => Ok(()),
+            Some(Role::Restoring(_)) => Err(ManagerError::Restoring {
+                stream: tp.topic().to_owned(),
+                partition: tp.store_partition(),
+            }),
+            None => Err(ManagerError::NotAssigned {
+                stream: tp.topic().to_owned(),
+                partition: tp.store_partition(),
+            }),
+        }
+    }
+
+    /// Source partitions assigned here whose stores are still restoring.
+    pub(crate) fn restoring(&self) -> Vec<TopicPartition> {
+        self.assigned
+            .iter()
+            .filter(|(_, r)| matches!(r, Role::Restoring(_)))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Takes over newly assigned source partitions (see
+    /// [`crate::StateStoreManager::on_assign`]).
+    pub(crate) fn assign<C: ConsumerContext, K: Consumer<C>>(
+        &mut self,
+        consumer: &K,
+        partitions: &[TopicPartition],
+        registry: &mut Registry,
+        readers: &Readers,
+    ) -> Result<()> {
+        let new: Vec<TopicPartition> = partitions
+            .iter()
+            .filter(|p| !self.assigned.contains_key(*p))
+            .cloned()
+            .collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        let committed = if new.iter().any(|tp| registry.has_changelog(tp.topic())) {
+            consumer::committed_offsets(consumer, &new, self.kafka_timeout)?
+        } else {
+            BTreeMap::new()
+        };
+        let mut paused = Vec::new();
+        for tp in new {
+            let role = self.take_over(&tp, &committed, registry)?;
+            tracing::info!(
+                stream = tp.topic(),
+                partition = tp.partition(),
+                restoring = role != Role::Active,
+                "partition assigned"
+            );
+            if role == Role::Active {
+                self.activate(&tp, registry, readers);
+            } else {
+                if let Some(o) = committed.get(&tp) {
+                    self.resume_at.insert(tp.clone(), *o);
+                }
+                paused.push(tp.clone());
+                self.assigned.insert(tp, role);
+            }
+        }
+        if !paused.is_empty() {
+            consumer::pause(consumer, &paused)?;
+        }
+        Ok(())
+    }
+
+    /// Opens (or promotes the standby of) every store partition of `tp`
+    /// and starts its restore; the role it starts in.
+    fn take_over(
+        &mut self,
+        tp: &TopicPartition,
+        committed: &BTreeMap<TopicPartition, i64>,
+        registry: &mut Registry,
+    ) -> Result<Role> {
+        let p = tp.store_partition();
+        // The restorer judges changelog records by the source offsets they
+        // carry, keyed by stream.
+        let mut offsets = BTreeMap::new();
+        if let Some(c) = committed.get(tp) {
+            offsets.insert(tp.topic().to_owned(), *c);
+        }
+        let was_standby = self.standbys.promote(tp);
+        let mut waiting = BTreeSet::new();
+        for id in registry.ids_of(tp.topic()) {
+            let store = registry.get_mut(id);
+            let opened = match store.open_checked(p) {
+                Ok(opened) => opened,
+                Err(e) => {
+                    close(tp, "active", registry)?;
+                    return Err(e);
+                }
+            };
+            let Some(topic) = store.changelog_topic() else { continue };
+            let changelog = TopicPartition::new(topic, tp.partition());
+            if was_standby {
+                self.restorer.get()?.promote(changelog, offsets.clone())?;
+            } else {
+                self.restorer.get()?.restore(RestoreRequest {
+                    partition: opened.partition,
+                    changelog,
+                    committed_offsets: offsets.clone(),
+                    location: opened.location,
+                    replay_check: Some(opened.replay_check),
+                })?;
+            }
+            waiting.insert(id);
+        }
+        Ok(if waiting.is_empty() {
+            Role::Active
+        } else {
+            Role::Restoring(waiting)
+        })
+    }
+
+    /// Makes `tp` ready: processing may use its stores and readers may read
+    /// them.
+    fn activate(&mut self, tp: &TopicPartition, registry: &Registry, readers: &Readers) {
+        self.assigned.insert(tp.clone(), Role::Active);
+        let p = tp.store_partition();
+        readers.open(registry.ids_of(tp.topic()).into_iter().filter_map(|id| {
+            let s = registry.get(id);
+            Some((id, p, s.partition(p)?, s.format_of(p)?.clone()))
+        }));
+    }
+
+    /// Lets go of revoked source partition `tp` (see
+    /// [`crate::StateStoreManager::on_revoke`]); the caller has dropped the
+    /// current checkpoint's changes to it. A restore in progress is
+    /// cancelled; the store partitions are closed or kept as a standby.
+    pub(crate) fn revoke(&mut self, tp: &TopicPartition, registry: &mut Registry, readers: &Readers) -> Result<()> {
+        self.resume_at.remove(tp);
+        let Some(role) = self.assigned.remove(tp) else {
+            return Ok(());
+        };
+        let ids = registry.ids_of(tp.topic());
+        // Readers stop first, then the partitions stop being active.
+        readers.close(&ids, tp.store_partition());
+        for id in &ids {
+            registry.get_mut(*id).deactivate(tp.store_partition());
+        }
+        if let (Role::Restoring(_), Some(r)) = (role, self.restorer.running()) {
+            let changelogs = registry.changelogs_of(tp);
+            for (cl, res) in r.release(changelogs)? {
+                if let Err(e) = res {
+                    tracing::warn!(topic = cl.topic(), partition = cl.partition(), error = %e, "writing the last restore batch of a revoked partition failed");
+                }
+            }
+        }
+        if self.standbys.keeps(tp, registry) {
+            self.start_standby(tp, registry)?;
+        } else {
+            close(tp, "active", registry)?;
+        }
+        tracing::info!(stream = tp.topic(), partition = tp.partition(), "partition revoked");
+        Ok(())
+    }
+
+    /// Starts a standby of `tp` unless it is assigned here.
+    fn start_standby(&mut self, tp: &TopicPartition, registry: &mut Registry) -> Result<()> {
+        if self.assigned.contains_key(tp) {
+            return Ok(());
+        }
+        self.standbys.start(tp, registry, &mut self.restorer)
+    }
+
+    /// Handles what the restorer reported: progress to the listener,
+    /// finished restores (resuming their partitions on `consumer` once all
+    /// their stores are done), failures (returned as the error).
+    pub(crate) fn drain_restore_events<C: ConsumerContext, K: Consumer<C>>(
+        &mut self,
+        consumer: &K,
+        registry: &mut Registry,
+        readers: &Readers,
+    ) -> Result<()> {
+        let Some(r) = self.restorer.running() else {
+            return Ok(());
+        };
+        let events = r.events();
+        let mut ready = Vec::new();
+        let mut first_error = None;
+        for event in events {
+            match event {
+                RestoreEvent::Progress(p) => {
+                    crate::metrics::restore(p.changelog.topic(), p.changelog.partition(), p.done, p.total, p.rate);
+                    if let Some(f) = &mut self.progress {
+                        f(&p);
+                    }
+                }
+                RestoreEvent::Restored {
+                    changelog,
+                    committed_offsets,
+                    ..
+                } => {
+                    let Some(id) = registry.id_of_changelog(changelog.topic()) else {
+                        continue;
+                    };
+                    let tp = TopicPartition::new(registry.get(id).stream(), changelog.partition());
+                    // Resume where this restore judged records by (a
+                    // promoted standby may have judged by newer offsets
+                    // than those read on assignment).
+                    if let Some(o) = committed_offsets.get(tp.topic()) {
+                        if self.assigned.contains_key(&tp) {
+                            let e = self.resume_at.entry(tp.clone()).or_insert(*o);
+                            *e = (*e).max(*o);
+                        }
+                    }
+                    if let Some(Role::Restoring(waiting)) = self.assigned.get_mut(&tp) {
+                        waiting.remove(&id);
+                        if waiting.is_empty() {
+                            self.activate(&tp, registry, readers);
+                            tracing::info!(
+                                stream = tp.topic(),
+                                partition = tp.partition(),
+                                "partition restored; resuming it"
+                            );
+                            ready.push(tp);
+                        }
+                    }
+                }
+                RestoreEvent::Failed {
+                    changelog,
+                    standby,
+                    error,
+                } => {
+                    let Some(id) = registry.id_of_changelog(changelog.topic()) else {
+                        continue;
+                    };
+                    let tp = TopicPartition::new(registry.get(id).stream(), changelog.partition());
+                    if standby {
+                        // A standby is an optimisation: drop it, the next
+                        // owner restores from the changelog as without one.
+                        tracing::warn!(stream = tp.topic(), partition = tp.partition(), error = %error, "standby replica failed; dropping it");
+                        self.standbys.stop(&tp, registry, &self.restorer)?;
+                    } else if first_error.is_none() {
+                        first_error = Some(ManagerError::Changelog(error));
+                    }
+                }
+            }
+        }
+        if !ready.is_empty() {
+            let at = ready
+                .iter()
+                .filter_map(|tp| Some((tp.clone(), self.resume_at.remove(tp)?)))
+                .collect();
+            consumer::resume(consumer, &ready, &at, self.kafka_timeout)?;
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+
+    /// Brings the standby replicas in line with the
+    /// [`crate::StandbyPolicy`]: starts missing ones (explicit set, or
+    /// every partition), stops expired ones (recently revoked).
+    pub(crate) fn tend_standbys<C: ConsumerContext, K: Consumer<C>>(
+        &mut self,
+        consumer: &K,
+        registry: &mut Registry,
+    ) -> Result<()> {
+        for tp in self.standbys.tend(consumer, registry, &self.restorer)? {
+            if !self.assigned.contains_key(&tp) && !self.standbys.contains(&tp) {
+                self.start_standby(&tp, registry)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Exports partition counts, standby lag and every open partition's
+    /// backend figures.
+    pub(crate) fn export_metrics(&self, registry: &Registry) {
+        let restoring = self
+            .assigned
+            .values()
+            .filter(|r| matches!(r, Role::Restoring(_)))
+            .count();
+        crate::metrics::partitions("active", self.assigned.len() - restoring);
+        crate::metrics::partitions("restoring", restoring);
+        crate::metrics::partitions("standby", self.standbys.len());
+        if let Some(r) = self.restorer.running() {
+            for s in r.standby_status() {
+                crate::metrics::standby_lag(s.changelog.topic(), s.changelog.partition(), s.lag);
+            }
+        }
+        let active = self
+            .assigned
+            .iter()
+            .filter(|(_, role)| **role == Role::Active)
+            .map(|(tp, _)| (tp, "active"));
+        let standby = self.standbys.partitions().map(|tp| (tp, "standby"));
+        for (tp, role) in active.chain(standby) {
+            let p = tp.store_partition();
+            for id in registry.ids_of(tp.topic()) {
+                let s = registry.get(id);
+                if let Some(partition) = s.partition(p) {
+                    crate::metrics::partition(s.name(), s.stream(), p, role, Some(&partition.stats()));
+                }
+            }
+        }
+    }
+
+    /// The standby replicas kept here, per store partition.
+    pub(crate) fn standby_report(&self, registry: &Registry) -> Vec<StandbyReport> {
+        self.standbys.report(registry, &self.restorer)
+    }
+}
+
+/// Closes every store partition of `tp`, which had `role` (`active` or
+/// `standby`: whose exported figures go to zero).
+fn close(tp: &TopicPartition, role: &'static str, registry: &mut Registry) -> Result<()> {
+    for id in registry.ids_of(tp.topic()) {
+        registry.get_mut(id).close(tp.store_partition(), role)?;
+    }
+    Ok(())
+}

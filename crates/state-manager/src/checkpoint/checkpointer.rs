@@ -1,0 +1,383 @@
+//! [`Checkpointer`]: the checkpoint protocol — the order in which the open
+//! transactions, the producer, the source offsets and local state commit
+//! under each guarantee.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext};
+use rdkafka::{Offset, TopicPartitionList};
+use state_changelog::ChangelogProducer;
+use state_core::{ProcessedOffsets, TopicPartition};
+
+use super::offsets::SourceOffsets;
+use super::producer::ProducerLifecycle;
+use crate::config::{ManagerConfig, ProcessingGuarantee};
+use crate::error::{CheckpointError, ManagerError, Result};
+use crate::registry::Registry;
+use crate::stage::CheckpointStage;
+use crate::txns::OpenTxns;
+
+/// Receives checkpoint stages.
+type CheckpointObserver = Box<dyn FnMut(CheckpointStage) + Send>;
+
+/// A checkpoint that did not reach `stage` because of `cause`.
+fn failed(stage: CheckpointStage, cause: CheckpointError) -> ManagerError {
+    ManagerError::CheckpointFailed {
+        stage,
+        cause: Box::new(cause),
+    }
+}
+
+/// A store partition's transaction failed on the way to `stage`.
+fn txn_failed(
+    stage: CheckpointStage,
+    store: String,
+    partition: u32,
+) -> impl FnOnce(state_txn::TxnError) -> ManagerError {
+    move |source| {
+        failed(
+            stage,
+            CheckpointError::Transaction {
+                store,
+                partition,
+                source,
+            },
+        )
+    }
+}
+
+/// A Kafka call failed on the way to `stage`.
+fn kafka_failed(
+    stage: CheckpointStage,
+    operation: &'static str,
+) -> impl FnOnce(rdkafka::error::KafkaError) -> ManagerError {
+    move |source| failed(stage, CheckpointError::Kafka { operation, source })
+}
+
+/// Commits checkpoints: owns the producer (and its Kafka transaction), the
+/// source offsets processed since the last checkpoint, and the time of the
+/// last commit.
+pub(crate) struct Checkpointer {
+    producer: ProducerLifecycle,
+    guarantee: ProcessingGuarantee,
+    mirror_transactional_offsets: bool,
+    kafka_timeout: Duration,
+    commit_interval: Duration,
+    offsets: SourceOffsets,
+    last_commit: Instant,
+    observer: Option<CheckpointObserver>,
+}
+
+impl Checkpointer {
+    /// A checkpointer for `config`, producing with `kafka`'s settings.
+    pub(crate) fn new(config: &ManagerConfig, kafka: &ClientConfig) -> Self {
+        Checkpointer {
+            producer: ProducerLifecycle::new(config, kafka),
+            guarantee: config.guarantee,
+            mirror_transactional_offsets: config.mirror_transactional_offsets,
+            kafka_timeout: config.kafka_timeout,
+            commit_interval: config.commit_interval,
+            offsets: SourceOffsets::default(),
+            last_commit: Instant::now(),
+            observer: None,
+        }
+    }
+
+    /// Receives every stage a checkpoint passes.
+    pub(crate) fn set_observer(&mut self, f: impl FnMut(CheckpointStage) + Send + 'static) {
+        self.observer = Some(Box::new(f));
+    }
+
+    fn observe(&mut self, stage: CheckpointStage) {
+        if let Some(f) = &mut self.observer {
+            f(stage);
+        }
+    }
+
+    /// Exactly-once: begins the checkpoint's Kafka transaction unless one is
+    /// open. At-least-once: nothing.
+    pub(crate) fn begin(&mut self) -> Result<()> {
+        self.producer.begin()
+    }
+
+    /// The producer, created on first use.
+    pub(crate) fn producer(&mut self) -> Result<Arc<ChangelogProducer>> {
+        self.producer.producer()
+    }
+
+    /// Records that the record at `offset` of `source` was processed in
+    /// the current checkpoint.
+    pub(crate) fn processed(&mut self, source: TopicPartition, offset: i64) -> Result<()> {
+        self.producer.begin()?;
+        self.offsets.record(source, offset);
+        Ok(())
+    }
+
+    /// Forgets what was processed of revoked source partition `source`.
+    pub(crate) fn forget(&mut self, source: &TopicPartition) {
+        self.offsets.forget(source);
+    }
+
+    /// True once `commit_interval` has passed since the last commit.
+    pub(crate) fn commit_due(&self) -> bool {
+        self.last_commit.elapsed() >= self.commit_interval
+    }
+
+    /// Commits `txns` and the source offsets processed since the last
+    /// checkpoint with `consumer`'s group (see
+    /// [`crate::StateStoreManager::commit`]). On failure the Kafka
+    /// transaction is aborted and nothing is flushed locally.
+    pub(crate) fn commit<C: ConsumerContext, K: Consumer<C>>(
+        &mut self,
+        mut txns: OpenTxns,
+        registry: &Registry,
+        consumer: &K,
+    ) -> Result<()> {
+        let offsets = std::mem::take(&mut self.offsets);
+        self.last_commit = Instant::now();
+        if txns.is_empty() && offsets.is_empty() && !self.producer.transaction_open() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let res = self.commit_checkpoint(&mut txns, &offsets, registry, consumer);
+        crate::metrics::checkpoint(res.is_ok());
+        if res.is_err() {
+            self.producer.abort_after_failure();
+        } else {
+            crate::metrics::stage("total", started.elapsed());
+        }
+        res
+    }
+
+    fn commit_checkpoint<C: ConsumerContext, K: Consumer<C>>(
+        &mut self,
+        txns: &mut OpenTxns,
+        offsets: &SourceOffsets,
+        registry: &Registry,
+        consumer: &K,
+    ) -> Result<()> {
+        // 1. Changelog records, tagged with the processed source offsets.
+        let mut timer = Instant::now();
+        let mut lap = |stage: &'static str| {
+            crate::metrics::stage(stage, timer.elapsed());
+            timer = Instant::now();
+        };
+        for ((id, partition), txn) in txns.all_mut() {
+            let store = registry.get(id);
+            let processed = offsets
+                .last_of(&TopicPartition::of_store(store.stream(), partition))
+                .map(|o| ProcessedOffsets::new().with(store.stream().to_owned(), o));
+            txn.prepare(processed.as_ref()).map_err(txn_failed(
+                CheckpointStage::Produced,
+                store.describe(),
+                partition,
+            ))?;
+        }
+        lap("prepare");
+        // 2. Every changelog (and output) record delivered.
+        self.producer
+            .flush()
+            .map_err(|source| failed(CheckpointStage::Produced, CheckpointError::Changelog { source }))?;
+        lap("produce");
+        self.observe(CheckpointStage::Produced);
+        // 3. Source offsets.
+        let mut tpl = TopicPartitionList::new();
+        for (source, offset) in offsets.last() {
+            tpl.add_partition_offset(source.topic(), source.partition(), Offset::Offset(offset + 1))
+                .map_err(kafka_failed(
+                    CheckpointStage::Committed,
+                    "recording the offsets to commit",
+                ))?;
+        }
+        match self.guarantee {
+            ProcessingGuarantee::AtLeastOnce => {
+                if tpl.count() > 0 {
+                    consumer.commit(&tpl, CommitMode::Sync).map_err(kafka_failed(
+                        CheckpointStage::Committed,
+                        "committing the source offsets",
+                    ))?;
+                }
+            }
+            ProcessingGuarantee::ExactlyOnce => {
+                self.producer.commit_transaction(&tpl, consumer)?;
+                if self.mirror_transactional_offsets && tpl.count() > 0 {
+                    // The transaction holds the offsets; this broker does not
+                    // keep them, so the group's committed offsets come from
+                    // this mirror. If it fails (the broker refuses commits
+                    // during a rebalance), the group still points before
+                    // this checkpoint: local state must not move past it, or
+                    // whoever resumes from those offsets counts its records
+                    // twice. So keep the checkpoint out of local state and
+                    // rewind to its first records: they are processed again
+                    // (their changelog records stay skipped on restores until
+                    // later commits overwrite them).
+                    if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
+                        tracing::warn!(
+                            error = %e,
+                            "mirrored offset commit failed: this checkpoint is not kept locally and its records \
+                             are processed again"
+                        );
+                        for (source, first) in offsets.first() {
+                            // A partition being revoked cannot be sought; it
+                            // restores from the changelog wherever it goes.
+                            if let Err(e) = consumer.seek(
+                                source.topic(),
+                                source.partition(),
+                                Offset::Offset(first),
+                                self.kafka_timeout,
+                            ) {
+                                tracing::warn!(
+                                    topic = source.topic(),
+                                    partition = source.partition(),
+                                    offset = first,
+                                    error = %e,
+                                    "could not rewind to the uncommitted checkpoint's first record"
+                                );
+                            }
+                        }
+                        return Ok(());
+                    }
+                }
+            }
+        }
+        lap("commit");
+        self.observe(CheckpointStage::Committed);
+        // 4. Local state, with the changelog offset it now includes.
+        for ((id, partition), txn) in txns.all_mut() {
+            let store = registry.get(id);
+            let offset = store
+                .changelog_topic()
+                .and_then(|topic| self.producer.last_offset(topic, partition));
+            txn.flush(offset)
+                .map_err(txn_failed(CheckpointStage::Flushed, store.describe(), partition))?;
+        }
+        lap("flush");
+        self.observe(CheckpointStage::Flushed);
+        Ok(())
+    }
+
+    /// Drops what was processed since the last checkpoint and aborts the
+    /// Kafka transaction under exactly-once.
+    pub(crate) fn abort(&mut self) -> Result<()> {
+        self.offsets = SourceOffsets::default();
+        self.producer.abort()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+
+    use rdkafka::consumer::BaseConsumer;
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{BaseRecord, DefaultProducerContext};
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+    use super::*;
+
+    /// An exactly-once checkpointer on `cluster` whose checkpoint holds one
+    /// output record, the consumer it commits with, and the topic.
+    fn checkpoint_with_output(
+        cluster: &MockCluster<'static, DefaultProducerContext>,
+        timeout: Duration,
+    ) -> (Checkpointer, BaseConsumer) {
+        let mut kafka = ClientConfig::new();
+        kafka.set("bootstrap.servers", cluster.bootstrap_servers());
+        let mut config = ManagerConfig::with_backend("g", "unused", state_core::MemoryBackend::shared());
+        config.guarantee = ProcessingGuarantee::ExactlyOnce;
+        config.kafka_timeout = timeout;
+        let mut checkpointer = Checkpointer::new(&config, &kafka);
+        produce_output(&mut checkpointer);
+        let consumer = kafka.set("group.id", "g").create().unwrap();
+        (checkpointer, consumer)
+    }
+
+    fn produce_output(checkpointer: &mut Checkpointer) {
+        checkpointer.begin().unwrap();
+        let output = checkpointer.producer().unwrap();
+        output
+            .kafka()
+            .send(BaseRecord::<str, str>::to("out").key("k").payload("v"))
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+
+    fn commit(checkpointer: &mut Checkpointer, consumer: &BaseConsumer) -> Result<()> {
+        checkpointer.commit(OpenTxns::default(), &Registry::default(), consumer)
+    }
+
+    #[test]
+    fn the_checkpoint_of_a_fenced_producer_fails_as_fenced() {
+        let cluster = MockCluster::<DefaultProducerContext>::new(1).unwrap();
+        cluster.create_topic("out", 1, 1).unwrap();
+        let (mut zombie, consumer) = checkpoint_with_output(&cluster, Duration::from_secs(10));
+        // What the coordinator answers once a newer producer with the same
+        // transactional id has started.
+        cluster.request_errors(
+            RDKafkaApiKey::EndTxn,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_PRODUCER_FENCED],
+        );
+        let err = commit(&mut zombie, &consumer).unwrap_err();
+        assert!(
+            matches!(
+                &err,
+                ManagerError::CheckpointFailed {
+                    stage: CheckpointStage::Committed,
+                    cause,
+                } if matches!(**cause, CheckpointError::Kafka { .. })
+            ),
+            "{err}"
+        );
+        assert!(err.is_fenced(), "{err}");
+        assert!(!err.is_retriable(), "{err}");
+        assert!(err.to_string().contains("stop this one"), "{err}");
+    }
+
+    #[test]
+    fn a_commit_of_the_transaction_that_times_out_is_not_retried_in_process() {
+        // librdkafka keeps the commit going after the timeout, so its
+        // outcome is unknown until a restart's new producer settles it.
+        let cluster = MockCluster::<DefaultProducerContext>::new(1).unwrap();
+        cluster.create_topic("out", 1, 1).unwrap();
+        let (mut checkpointer, consumer) = checkpoint_with_output(&cluster, Duration::from_secs(1));
+        cluster.request_errors(
+            RDKafkaApiKey::EndTxn,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_COORDINATOR_LOAD_IN_PROGRESS; 500],
+        );
+        let err = commit(&mut checkpointer, &consumer).unwrap_err();
+        assert!(err.kafka_error().is_some(), "{err}");
+        assert!(!err.is_retriable() && !err.is_fenced(), "{err}");
+    }
+
+    #[test]
+    fn an_offset_commit_refused_during_a_rebalance_fails_retriably_and_the_next_checkpoint_commits() {
+        let cluster = MockCluster::<DefaultProducerContext>::new(1).unwrap();
+        cluster.create_topic("in", 1, 1).unwrap();
+        let mut kafka = ClientConfig::new();
+        kafka.set("bootstrap.servers", cluster.bootstrap_servers());
+        let config = ManagerConfig::with_backend("g", "unused", state_core::MemoryBackend::shared());
+        let mut checkpointer = Checkpointer::new(&config, &kafka);
+        let consumer: BaseConsumer = kafka.set("group.id", "g").create().unwrap();
+        cluster.request_errors(
+            RDKafkaApiKey::OffsetCommit,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS],
+        );
+        checkpointer.processed(TopicPartition::new("in", 0), 7).unwrap();
+        let err = commit(&mut checkpointer, &consumer).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ManagerError::CheckpointFailed {
+                    stage: CheckpointStage::Committed,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.is_retriable() && !err.is_fenced(), "{err}");
+
+        checkpointer.processed(TopicPartition::new("in", 0), 7).unwrap();
+        commit(&mut checkpointer, &consumer).unwrap();
+    }
+}

@@ -1,0 +1,14 @@
+//! Checkpoints: the source offsets of the current processing interval, the
+//! producer and its Kafka transaction, and the order in which a checkpoint
+//! commits the open transactions under each guarantee.
+//!
+//! * [`Checkpointer`] — commits, aborts, and reports each stage.
+//! * `offsets` — the first and last source offsets processed per partition.
+//! * `producer` — the changelog (and output) producer and, under
+//!   exactly-once, its transaction.
+
+mod checkpointer;
+mod offsets;
+mod producer;
+
+pub(crate) use checkpointer::Checkpointer;
