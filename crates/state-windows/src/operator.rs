@@ -104,6 +104,47 @@ impl<V: ?Sized, K, G: Aggregation<V>> WindowOperator<V, K, G> {
     }
 }
 
+impl<V: ?Sized, K, G: Aggregation<V>> WindowOperator<V, K, G> {
+    /// The windows of `key` that are open in `txn`, with their results so
+    /// far (values collected so far included): for interactive queries,
+    /// through a read-only transaction such as the one
+    /// `StateReader::with_windowed` gives. Sliding windows list the windows
+    /// that end at one of the key's records; count windows, the open ones.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use std::time::Duration;
+    /// use state_core::{Codec, MemoryPartition};
+    /// use state_txn::WindowedTransaction;
+    /// use state_windows::{Count, Tumbling};
+    ///
+    /// let views = Tumbling::new(Duration::from_secs(60)).aggregate(Count::new())?;
+    /// let mut txn = WindowedTransaction::new(Arc::new(MemoryPartition::new()), Codec::MsgPack, None);
+    /// views.process(&mut txn, b"/home", 1_000, &())?;
+    /// views.process(&mut txn, b"/home", 2_000, &())?;
+    /// let open = views.open_windows(&mut txn, b"/home")?;
+    /// assert_eq!((open[0].start, open[0].value), (0, 2));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn open_windows<P: StorePartition + ?Sized>(
+        &self,
+        txn: &mut WindowedTransaction<P>,
+        key: &[u8],
+    ) -> state_txn::Result<Vec<WindowResult<G::Output>>>
+    where
+        K: Kind<V, G>,
+    {
+        let late = LateReport::new(None, &self.store_name);
+        let cx = Cx {
+            agg: &self.aggregation,
+            emit: self.emit,
+            name: &self.store_name,
+            late: &late,
+        };
+        self.kind.open_windows(&cx, txn, key)
+    }
+}
+
 impl<V: ?Sized, K, G> WindowOperator<V, K, G> {
     /// The same operator, calling `callback` for each window a record
     /// comes too late for (quixstreams' `on_late`; its return value there

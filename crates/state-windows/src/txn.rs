@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use state_core::StorePartition;
 use state_txn::{ExpiredWindow, Window, WindowedTransaction};
 
-use crate::error::Result;
+use state_txn::Result;
 
 /// The partition checkpoint quixstreams writes when no session is open
 /// (`_NO_OPEN_SESSIONS`, stored as `2^64 - 1`).
@@ -61,7 +61,7 @@ pub(crate) fn set_expiry_checkpoint<P: StorePartition + ?Sized>(
     } else {
         i128::from(value)
     };
-    Ok(txn.set_expiry_checkpoint(stored, prefix)?)
+    txn.set_expiry_checkpoint(stored, prefix)
 }
 
 /// Raises the partition watermark; returns it.
@@ -90,5 +90,5 @@ pub(crate) fn windows<V: DeserializeOwned, P: StorePartition + ?Sized>(
     prefix: &[u8],
     direction: state_core::Direction,
 ) -> Result<Vec<Window<V>>> {
-    Ok(txn.get_windows(start_from, start_to, prefix, direction)?)
+    txn.get_windows(start_from, start_to, prefix, direction)
 }

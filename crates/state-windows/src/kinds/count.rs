@@ -191,4 +191,26 @@ impl<V: ?Sized, G: Aggregation<V>> Kind<V, G> for CountKind {
         txn.base_mut().set(STATE_KEY, &doc, key)?;
         Ok(())
     }
+
+    #[allow(private_interfaces)]
+    fn open_windows<P: StorePartition + ?Sized>(
+        &self,
+        cx: &Cx<'_, V, G>,
+        txn: &mut WindowedTransaction<P>,
+        key: &[u8],
+    ) -> state_txn::Result<Vec<WindowResult<G::Output>>> {
+        let agg = cx.agg;
+        let stored: Option<StoredDoc<G::Stored>> = agg.decoding(|| txn.base().get(STATE_KEY, key))?;
+        let mut out = Vec::new();
+        for w in stored.map(|d| d.windows).unwrap_or_default() {
+            let csid = w.collection_start_id;
+            let collected = if agg.collects() {
+                agg.decoding(|| txn.get_from_collection(csid, csid + w.count, key))?
+            } else {
+                Vec::new()
+            };
+            out.push(cx.result(key.to_vec(), w.start, w.end, w.aggregations, collected));
+        }
+        Ok(out)
+    }
 }

@@ -116,6 +116,31 @@ impl<V: ?Sized, G: Aggregation<V>> Kind<V, G> for FixedKind {
             Closing::Partition => self.expire_by_partition(cx, txn, max_end, out),
         }
     }
+
+    #[allow(private_interfaces)]
+    fn open_windows<P: StorePartition + ?Sized>(
+        &self,
+        cx: &Cx<'_, V, G>,
+        txn: &mut WindowedTransaction<P>,
+        key: &[u8],
+    ) -> state_txn::Result<Vec<WindowResult<G::Output>>> {
+        self.open(cx, txn, key)
+    }
+}
+
+impl FixedKind {
+    #[allow(private_interfaces)]
+    pub(crate) fn open<V: ?Sized, G: Aggregation<V>, P: StorePartition + ?Sized>(
+        &self,
+        cx: &Cx<'_, V, G>,
+        txn: &mut WindowedTransaction<P>,
+        key: &[u8],
+    ) -> state_txn::Result<Vec<WindowResult<G::Output>>> {
+        super::stored_windows::<V, G, P, Option<G::Stored>>(cx, txn, key)?
+            .into_iter()
+            .map(|(start, end, stored)| cx.open_result(txn, key, (start, end), end, stored))
+            .collect()
+    }
 }
 
 /// A window accepted at or below the key's expiry cursor (possible only

@@ -98,4 +98,58 @@ pub trait Kind<V: ?Sized, G: Aggregation<V>>: Sealed {
         value: &V,
         out: &mut Vec<WindowResult<G::Output>>,
     ) -> Result<()>;
+
+    #[doc(hidden)]
+    #[allow(private_interfaces)]
+    fn open_windows<P: StorePartition + ?Sized>(
+        &self,
+        cx: &Cx<'_, V, G>,
+        txn: &mut WindowedTransaction<P>,
+        key: &[u8],
+    ) -> state_txn::Result<Vec<WindowResult<G::Output>>>;
+}
+
+/// The stored windows of `key` (all of them), with their states and, if
+/// collecting, the values collected in `[start, end + collect_past_end)`:
+/// what the time kinds' `open_windows` build on.
+pub(crate) fn stored_windows<
+    V: ?Sized,
+    G: Aggregation<V>,
+    P: StorePartition + ?Sized,
+    S: serde::de::DeserializeOwned,
+>(
+    cx: &Cx<'_, V, G>,
+    txn: &WindowedTransaction<P>,
+    key: &[u8],
+) -> state_txn::Result<Vec<(i64, i64, S)>> {
+    let windows: Vec<state_txn::Window<S>> = cx
+        .agg
+        .decoding(|| crate::txn::windows(txn, -1, i64::MAX, key, state_core::Direction::Forward))?;
+    Ok(windows
+        .into_iter()
+        .map(|w| {
+            let (start, end) = crate::txn::bounds(&w);
+            (start, end, w.value)
+        })
+        .collect())
+}
+
+impl<V: ?Sized, G: Aggregation<V>> Cx<'_, V, G> {
+    /// The result of an open window: its state and the values collected
+    /// in `[start, collect_end)` so far.
+    pub(crate) fn open_result<P: StorePartition + ?Sized>(
+        &self,
+        txn: &WindowedTransaction<P>,
+        key: &[u8],
+        (start, end): (i64, i64),
+        collect_end: i64,
+        stored: Option<G::Stored>,
+    ) -> state_txn::Result<WindowResult<G::Output>> {
+        let collected = if self.agg.collects() {
+            self.agg.decoding(|| txn.get_from_collection(start, collect_end, key))?
+        } else {
+            Vec::new()
+        };
+        Ok(self.result(key.to_vec(), start, end, stored, collected))
+    }
 }

@@ -144,7 +144,7 @@ impl SessionKind {
                 next = next.min(sessions[i].end.saturating_add(expire_after));
             }
         }
-        txn::set_expiry_checkpoint(txn, next, b"")
+        Ok(txn::set_expiry_checkpoint(txn, next, b"")?)
     }
 }
 
@@ -250,5 +250,18 @@ impl<V: ?Sized, G: MergeAggregation<V>> Kind<V, G> for SessionKind {
         sessions.insert(insert_at.min(sessions.len()), Session { start, end, state });
         self.expire_key(cx, txn, key, cursor, &mut sessions, close_before, out)?;
         Ok(())
+    }
+
+    #[allow(private_interfaces)]
+    fn open_windows<P: StorePartition + ?Sized>(
+        &self,
+        cx: &Cx<'_, V, G>,
+        txn: &mut WindowedTransaction<P>,
+        key: &[u8],
+    ) -> state_txn::Result<Vec<WindowResult<G::Output>>> {
+        super::stored_windows::<V, G, P, Option<G::Stored>>(cx, txn, key)?
+            .into_iter()
+            .map(|(start, end, stored)| cx.open_result(txn, key, (start, end), end, stored))
+            .collect()
     }
 }

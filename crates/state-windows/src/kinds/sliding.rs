@@ -223,4 +223,21 @@ impl<V: ?Sized, G: Aggregation<V>> Kind<V, G> for SlidingKind {
         txn.delete_windows(max_deleted_start, values, key)?;
         Ok(())
     }
+
+    /// The stored windows that end at their newest record and are not
+    /// closed yet (the others are helpers, or were emitted).
+    #[allow(private_interfaces)]
+    fn open_windows<P: StorePartition + ?Sized>(
+        &self,
+        cx: &Cx<'_, V, G>,
+        txn: &mut WindowedTransaction<P>,
+        key: &[u8],
+    ) -> state_txn::Result<Vec<WindowResult<G::Output>>> {
+        let closed_up_to = txn::expiry_checkpoint(txn, key)?.unwrap_or(-1);
+        super::stored_windows::<V, G, P, (i64, Option<G::Stored>)>(cx, txn, key)?
+            .into_iter()
+            .filter(|(start, end, (max_timestamp, _))| *start > closed_up_to && end == max_timestamp)
+            .map(|(start, end, (_, stored))| cx.open_result(txn, key, (start, end), end + 1, stored))
+            .collect()
+    }
 }

@@ -14,7 +14,7 @@ use state_txn::{WindowIndex, WindowedTransaction};
 use super::models::{Closed, Model};
 use crate::kinds::Kind;
 use crate::layout::Aggregation;
-use crate::WindowOperator;
+use crate::{WindowOperator, WindowResult};
 
 /// One step of a generated run.
 #[derive(Clone, Debug)]
@@ -104,6 +104,15 @@ fn sorted(mut v: Vec<Closed>) -> Vec<Closed> {
     v
 }
 
+/// A window result as the models report windows, its count and sum
+/// checked against its values.
+fn closed(w: WindowResult<(u64, i64, Vec<i64>)>) -> Closed {
+    let (count, sum, items) = w.value;
+    assert_eq!(count as usize, items.len(), "count of {items:?}");
+    assert_eq!(sum, items.iter().sum::<i64>(), "sum of {items:?}");
+    (w.key[0] - b'a', w.start, w.end, items)
+}
+
 /// Partition numbers are never reused in a process: a durable store keeps
 /// the partitions of earlier runs.
 static NEXT_PARTITION: AtomicU32 = AtomicU32::new(1000);
@@ -176,15 +185,7 @@ pub fn drive<H, K, G>(
                 late.store(0, Ordering::Relaxed);
                 let got = op.process(&mut txn, &key_of(key), ts, &value).expect("process");
                 let want = m.record(key, ts, value);
-                let got: Vec<Closed> = got
-                    .into_iter()
-                    .map(|w| {
-                        let (count, sum, items) = w.value;
-                        assert_eq!(count as usize, items.len(), "count of {items:?}");
-                        assert_eq!(sum, items.iter().sum::<i64>(), "sum of {items:?}");
-                        (w.key[0] - b'a', w.start, w.end, items)
-                    })
-                    .collect();
+                let got: Vec<Closed> = got.into_iter().map(closed).collect();
                 *closed_total.borrow_mut() += got.len();
                 prop_assert_eq!(
                     sorted(got),
@@ -204,6 +205,15 @@ pub fn drive<H, K, G>(
                     key,
                     ts
                 );
+                if let Some(open) = m.open(key) {
+                    let got: Vec<Closed> = op
+                        .open_windows(&mut txn, &key_of(key))
+                        .expect("open windows")
+                        .into_iter()
+                        .map(closed)
+                        .collect();
+                    prop_assert_eq!(sorted(got), sorted(open), "{}: open windows of key {}", what, key);
+                }
             }
             drop(txn);
             drop(p);

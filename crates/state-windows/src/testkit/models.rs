@@ -30,6 +30,10 @@ pub trait Model {
     /// The time before which a record of `key` is late for its newest
     /// window (for generated late records), if known.
     fn late_bound(&self, key: u8) -> Option<i64>;
+
+    /// The open windows of `key` with what they hold so far (`None`: the
+    /// model does not say).
+    fn open(&self, key: u8) -> Option<Vec<Closed>>;
 }
 
 /// Values of `key` with `start <= ts < end`, in (ts, arrival) order.
@@ -149,6 +153,16 @@ impl Model for FixedModel {
             self.newest(key).map(|n| n - self.grace)
         }
     }
+
+    fn open(&self, key: u8) -> Option<Vec<Closed>> {
+        Some(
+            self.open
+                .iter()
+                .filter(|w| w.0 == key)
+                .map(|w| (key, w.1, w.2, values_in(&self.values[&key], w.1, w.2)))
+                .collect(),
+        )
+    }
 }
 
 /// Sliding windows, for records in time order per key (plus records late
@@ -209,6 +223,10 @@ impl Model for SlidingModel {
 
     fn late_bound(&self, key: u8) -> Option<i64> {
         self.newest(key).map(|n| n - self.grace - 1 - self.size)
+    }
+
+    fn open(&self, _: u8) -> Option<Vec<Closed>> {
+        None
     }
 }
 
@@ -312,6 +330,15 @@ impl Model for SessionModel {
         };
         Some(watermark - self.gap - self.grace)
     }
+
+    fn open(&self, key: u8) -> Option<Vec<Closed>> {
+        Some(
+            self.sessions(key)
+                .into_iter()
+                .map(|s| (key, s[0].0, s[s.len() - 1].0 + 1, s.iter().map(|r| r.2).collect()))
+                .collect(),
+        )
+    }
 }
 
 /// Count windows: a window opens with a key's first record and, hopping,
@@ -371,5 +398,16 @@ impl Model for CountModel {
 
     fn late_bound(&self, _: u8) -> Option<i64> {
         None
+    }
+
+    fn open(&self, key: u8) -> Option<Vec<Closed>> {
+        Some(
+            self.windows
+                .get(&key)
+                .into_iter()
+                .flatten()
+                .map(|w| (key, w.1, w.2, w.3.clone()))
+                .collect(),
+        )
     }
 }
