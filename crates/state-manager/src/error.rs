@@ -174,6 +174,12 @@ pub enum ManagerError {
     /// The state backend failed.
     #[error(transparent)]
     State(#[from] state_core::Error),
+
+    /// A window operator failed to process a record (its transaction is
+    /// then failed: the checkpoint must be aborted).
+    #[cfg(feature = "windows")]
+    #[error(transparent)]
+    Window(#[from] state_windows::WindowError),
 }
 
 /// A `Result` whose error is [`ManagerError`].

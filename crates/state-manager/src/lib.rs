@@ -37,6 +37,8 @@ mod stage;
 #[cfg(feature = "tokio")]
 mod tokio_support;
 mod txns;
+#[cfg(feature = "windows")]
+mod windows;
 
 pub use assignment::StandbyReport;
 pub use config::{ManagerConfig, ProcessingGuarantee, StandbyPolicy};
@@ -63,3 +65,6 @@ pub use state_txn::{
     CollectedValues, ExpireOptions, PartitionTransaction, StateTransaction, TimestampedConfig, TimestampedTransaction,
     WindowIndex, WindowedTransaction,
 };
+/// Window operators (feature `windows`): see [`StoreSpec::window`].
+#[cfg(feature = "windows")]
+pub use state_windows;

@@ -45,6 +45,8 @@ pub const PARTITION_DISK_BYTES: &str = "kafka_state_partition_disk_bytes";
 /// installed recorder. Call it once after installing the recorder.
 pub fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    #[cfg(feature = "windows")]
+    state_windows::metrics::describe();
     describe_histogram!(
         CHECKPOINT_STAGE_SECONDS,
         Unit::Seconds,

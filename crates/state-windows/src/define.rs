@@ -22,7 +22,7 @@ use crate::result::Emit;
 /// `d` in whole milliseconds, at least `min`.
 fn millis(what: &'static str, d: Duration, min: u64) -> Result<i64, DefinitionError> {
     let bad = || DefinitionError::Duration { what, value: d, min };
-    if d.subsec_nanos() % 1_000_000 != 0 {
+    if !d.subsec_nanos().is_multiple_of(1_000_000) {
         return Err(bad());
     }
     let ms = i64::try_from(d.as_millis()).map_err(|_| bad())?;

@@ -18,6 +18,9 @@ use state_core::{Direction, StorePartition};
 use state_txn::{CollectedValues, ExpireOptions, ExpiredWindow, Window, WindowedTransaction};
 
 use super::{Cx, Kind};
+
+/// A stored sliding window value: `[newest timestamp, state]`.
+type SlidingValue<S> = (i64, Option<S>);
 use crate::error::{Result, WindowError};
 use crate::layout::{Aggregation, Sealed};
 use crate::result::WindowResult;
@@ -102,7 +105,7 @@ impl<V: ?Sized, G: Aggregation<V>> Kind<V, G> for SlidingKind {
         let mut right_exists = false;
         let mut starts = vec![left_start];
         // Newest start first; a snapshot: windows written below are not seen.
-        let windows: Vec<Window<(i64, Option<G::Stored>)>> = agg.decoding(|| {
+        let windows: Vec<Window<SlidingValue<G::Stored>>> = agg.decoding(|| {
             txn::windows(
                 txn,
                 (left_start - size).max(0) - 1,
@@ -197,7 +200,7 @@ impl<V: ?Sized, G: Aggregation<V>> Kind<V, G> for SlidingKind {
             ..ExpireOptions::keep().end_inclusive()
         };
         if cx.on_close() {
-            let expired: Vec<ExpiredWindow<(i64, Option<G::Stored>), G::Item>> =
+            let expired: Vec<ExpiredWindow<SlidingValue<G::Stored>, G::Item>> =
                 agg.decoding(|| txn.expire_windows(max_expired_start, key, options))?;
             for w in expired {
                 let (start, end) = txn::expired_bounds(&w);
@@ -234,7 +237,7 @@ impl<V: ?Sized, G: Aggregation<V>> Kind<V, G> for SlidingKind {
         key: &[u8],
     ) -> state_txn::Result<Vec<WindowResult<G::Output>>> {
         let closed_up_to = txn::expiry_checkpoint(txn, key)?.unwrap_or(-1);
-        super::stored_windows::<V, G, P, (i64, Option<G::Stored>)>(cx, txn, key)?
+        super::stored_windows::<V, G, P, SlidingValue<G::Stored>>(cx, txn, key)?
             .into_iter()
             .filter(|(start, end, (max_timestamp, _))| *start > closed_up_to && end == max_timestamp)
             .map(|(start, end, (_, stored))| cx.open_result(txn, key, (start, end), end + 1, stored))

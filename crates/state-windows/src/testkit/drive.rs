@@ -156,7 +156,11 @@ pub fn drive<H, K, G>(
     runner
         .run(&steps, |steps| {
             let n = NEXT_PARTITION.fetch_add(1, Ordering::Relaxed);
-            let codec = if n % 2 == 0 { Codec::Json } else { Codec::MsgPack };
+            let codec = if n.is_multiple_of(2) {
+                Codec::Json
+            } else {
+                Codec::MsgPack
+            };
             let indexed = n % 4 < 2;
             let new_index = || indexed.then(|| Arc::new(WindowIndex::new(2)));
             let mut p: Arc<dyn StorePartition> = store.borrow_mut().assign_partition(n).expect("assign");

@@ -113,8 +113,11 @@ pub fn count_windows<H: Harness>(h: &mut H) {
     }
 }
 
+/// A case of the kit: its name and function.
+pub type Case<H> = (&'static str, fn(&mut H));
+
 /// Every case, by name.
-pub fn cases<H: Harness>() -> Vec<(&'static str, fn(&mut H))> {
+pub fn cases<H: Harness>() -> Vec<Case<H>> {
     vec![
         ("tumbling_by_key", tumbling_by_key::<H>),
         ("hopping_by_key", hopping_by_key::<H>),

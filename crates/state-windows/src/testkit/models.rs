@@ -341,6 +341,9 @@ impl Model for SessionModel {
     }
 }
 
+/// An open count window: records, min and max time, values.
+type CountWindow = (usize, i64, i64, Vec<i64>);
+
 /// Count windows: a window opens with a key's first record and, hopping,
 /// whenever the oldest open window has a multiple of `step` records; it
 /// closes with its `count`-th record, holding exactly its records.
@@ -349,7 +352,7 @@ pub struct CountModel {
     count: usize,
     step: Option<usize>,
     /// Per key: (records, min ts, max ts, values).
-    windows: BTreeMap<u8, Vec<(usize, i64, i64, Vec<i64>)>>,
+    windows: BTreeMap<u8, Vec<CountWindow>>,
     newest: BTreeMap<u8, i64>,
 }
 
