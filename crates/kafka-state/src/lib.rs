@@ -12,6 +12,7 @@
 //! | `rocksdb` (default) | the RocksDB backend | [`rocksdb`] (`state-rocksdb`) |
 //! | `fjall` | a backend in Rust only (no C++ toolchain, musl, cross builds) | [`fjall`] (`state-fjall`) |
 //! | `manager` (default) | changelogs on Kafka, recovery, the state manager | [`changelog`], [`manager`] |
+//! | `windows` (default) | window operators: tumbling, hopping, sliding, session, count windows; aggregations | [`windows`] (`state-windows`) |
 //!
 //! The most used types are re-exported at the root, so
 //! `use kafka_state::{StateStoreManager, StoreSpec, ...}` is enough for an
@@ -31,6 +32,9 @@ pub use state_txn as txn;
 
 #[cfg(feature = "rocksdb")]
 pub use state_rocksdb as rocksdb;
+
+#[cfg(feature = "windows")]
+pub use state_windows as windows;
 
 #[cfg(feature = "fjall")]
 pub use state_fjall as fjall;
@@ -67,4 +71,11 @@ pub use state_changelog::{
 pub use state_manager::{
     CheckpointError, CheckpointStage, KeyValueStore, ManagerConfig, ManagerError, ProcessingGuarantee, StateContext,
     StateStoreManager, StoreHandle, StoreSpec, StoreType, TimestampedStore, WindowedStore,
+};
+
+#[cfg(feature = "windows")]
+pub use state_windows::{
+    Aggregator, Closing, Collect, Count, DefinitionError, Earliest, Emit, First, Hopping, HoppingCount, Last, Late,
+    Latest, Max, Mean, Mergeable, Min, Reduce, Session, Sliding, SlidingCount, Sum, Tumbling, TumblingCount,
+    WindowError, WindowOperator, WindowResult,
 };
