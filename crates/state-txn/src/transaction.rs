@@ -32,7 +32,7 @@ use crate::ttl::{GetOptions, SetOptions, TtlTxn};
 /// does for `bytes` keys.
 ///
 /// # The state of one message key
-/// [`key`](Self::key)`(msg_key)` is the everyday API: a [`KeyView`] whose
+/// [`key`](Self::key)`(msg_key)` is the everyday API: a [`KeyView`](crate::KeyView) whose
 /// methods take the state key only, so the message key (the prefix) and
 /// the state key cannot be swapped:
 ///
