@@ -1,4 +1,4 @@
-//! The workloads of `shared/bench.md`. Progress goes to stderr; stdout gets
+//! The workloads of docs/performance.md ("Workloads"). Progress goes to stderr; stdout gets
 //! exactly one JSON line per (system, workload).
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,7 +17,7 @@ use crate::params::{env_u64, Params};
 use crate::rng::Rng;
 
 /// w6: the number of keys the Zipf(1.0) draws range over (fixed by
-/// `shared/bench.md`, whatever K is).
+/// docs/performance.md, whatever K is).
 const W6_KEYS: u64 = 1_000_000;
 /// w6: the seed of the key sequence, the same for every system.
 const W6_SEED: u64 = 0x5EED_2006;
