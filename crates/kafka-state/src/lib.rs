@@ -10,13 +10,15 @@
 //! | (always) | transactions: key-value, windowed, timestamped | [`txn`] (`state-txn`) |
 //! | (always) | write-behind and write-through caches over any backend | [`cache`] (`state-cache`) |
 //! | `rocksdb` (default) | the RocksDB backend | [`rocksdb`] (`state-rocksdb`) |
-//! | `fjall` | a backend in Rust only (no C++ toolchain, musl, cross builds) | [`fjall`] (`state-fjall`) |
+//! | `fjall` | a backend in Rust only (no C++ toolchain, musl, cross builds) | `fjall` (`state-fjall`) |
 //! | `manager` (default) | changelogs on Kafka, recovery, the state manager | [`changelog`], [`manager`] |
 //! | `windows` (default) | window operators: tumbling, hopping, sliding, session, count windows; aggregations | [`windows`] (`state-windows`) |
 //!
 //! The most used types are re-exported at the root, so
 //! `use kafka_state::{StateStoreManager, StoreSpec, ...}` is enough for an
-//! application. See the README for a complete example.
+//! application: per-write TTL (`TtlOptions`, `SetOptions`, `GetOptions`),
+//! the per-message-key views (`txn.key(msg_key)`), the manager's
+//! `StateReader` included. See the README for a complete example.
 
 #![warn(missing_docs)]
 
@@ -53,8 +55,9 @@ pub use state_core::{
     RecordingSink, Store, StoreKind, StoreLocation, StorePartition, TopicPartition, WriteBatch,
 };
 pub use state_txn::{
-    CollectedValues, ExpireOptions, ExpiredWindow, PartitionTransaction, StateTransaction, TimestampedConfig,
-    TimestampedTransaction, TxnError, TxnStatus, Window, WindowIndex, WindowedTransaction,
+    CollectedValues, ExpireOptions, ExpiredWindow, GetOptions, KeyView, PartitionTransaction, SetOptions,
+    StateTransaction, SweepTombstones, TimestampedConfig, TimestampedKeyView, TimestampedTransaction, TtlOptions,
+    TtlState, TxnError, TxnStatus, Window, WindowIndex, WindowedKeyView, WindowedTransaction, CHECKPOINT_NEVER,
 };
 
 #[cfg(feature = "rocksdb")]
@@ -69,8 +72,9 @@ pub use state_changelog::{
 };
 #[cfg(feature = "manager")]
 pub use state_manager::{
-    CheckpointError, CheckpointStage, KeyValueStore, ManagerConfig, ManagerError, ProcessingGuarantee, StateContext,
-    StateStoreManager, StoreHandle, StoreSpec, StoreType, TimestampedStore, WindowedStore,
+    partition_for_key, CheckpointError, CheckpointStage, KeyValueStore, ManagerConfig, ManagerError,
+    ProcessingGuarantee, StateContext, StateReader, StateStoreManager, StoreHandle, StoreSpec, StoreType,
+    TimestampedStore, WindowedStore,
 };
 
 #[cfg(feature = "windows")]

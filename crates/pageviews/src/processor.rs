@@ -203,9 +203,9 @@ impl Run<'_> {
                 topic: msg.topic().to_owned(),
                 reason: "page is not UTF-8".into(),
             })?;
-            let totals = m.txn(&stores.user_totals, partition)?;
-            let n: u64 = totals.get("total", key.as_bytes())?.unwrap_or(0);
-            totals.set("total", &(n + 1), key.as_bytes())?;
+            let mut user = m.txn(&stores.user_totals, partition)?.key(key.as_bytes());
+            let n: u64 = user.get("total")?.unwrap_or(0);
+            user.set("total", &(n + 1))?;
             let sessions = m.txn(&stores.user_sessions, partition)?;
             for closed in self.sessions.process(sessions, key.as_bytes(), ts, page)? {
                 buf.closed_sessions.push((partition, closed));

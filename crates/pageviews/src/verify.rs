@@ -218,7 +218,7 @@ pub(crate) fn verify(
     for (user, want) in &truth.user_totals {
         let p = partition_of(user, cfg.partitions);
         let t = PartitionTransaction::new(manager.partition(&stores.user_totals, p)?, Codec::MsgPack, None);
-        let have: u64 = t.get("total", user.as_bytes())?.unwrap_or(0);
+        let have: u64 = t.key_ref(user.as_bytes()).get("total")?.unwrap_or(0);
         f.count(|| format!("state: views of {user}"), have, *want);
     }
 
@@ -228,8 +228,8 @@ pub(crate) fn verify(
     let mut open = BTreeMap::new();
     for page in truth.page_newest.keys() {
         let p = partition_of(page, cfg.partitions);
-        let mut t = WindowedTransaction::new(manager.partition(&stores.page_windows, p)?, Codec::MsgPack, None);
-        for w in operators.views.open_windows(&mut t, page.as_bytes())? {
+        let t = WindowedTransaction::new(manager.partition(&stores.page_windows, p)?, Codec::MsgPack, None);
+        for w in operators.views.open_windows(&t, page.as_bytes())? {
             open.insert((page.clone(), w.start), w.value);
         }
     }
@@ -266,8 +266,8 @@ pub(crate) fn verify(
     let mut open = BTreeMap::new();
     for user in truth.user_views.keys() {
         let p = partition_of(user, cfg.partitions);
-        let mut t = WindowedTransaction::new(manager.partition(&stores.user_sessions, p)?, Codec::MsgPack, None);
-        for s in operators.sessions.open_windows(&mut t, user.as_bytes())? {
+        let t = WindowedTransaction::new(manager.partition(&stores.user_sessions, p)?, Codec::MsgPack, None);
+        for s in operators.sessions.open_windows(&t, user.as_bytes())? {
             open.insert(
                 (user.clone(), s.start),
                 SessionTruth {

@@ -63,7 +63,6 @@ mod operator;
 mod result;
 #[cfg(any(test, feature = "testkit"))]
 pub mod testkit;
-mod txn;
 
 pub use aggregate::{
     Aggregator, Collect, Count, Earliest, First, Last, Latest, Max, Mean, Mergeable, Min, Reduce, Sum,

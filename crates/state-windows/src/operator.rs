@@ -122,13 +122,13 @@ impl<V: ?Sized, K, G: Aggregation<V>> WindowOperator<V, K, G> {
     /// let mut txn = WindowedTransaction::new(Arc::new(MemoryPartition::new()), Codec::MsgPack, None);
     /// views.process(&mut txn, b"/home", 1_000, &())?;
     /// views.process(&mut txn, b"/home", 2_000, &())?;
-    /// let open = views.open_windows(&mut txn, b"/home")?;
+    /// let open = views.open_windows(&txn, b"/home")?;
     /// assert_eq!((open[0].start, open[0].value), (0, 2));
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn open_windows<P: StorePartition + ?Sized>(
         &self,
-        txn: &mut WindowedTransaction<P>,
+        txn: &WindowedTransaction<P>,
         key: &[u8],
     ) -> state_txn::Result<Vec<WindowResult<G::Output>>>
     where

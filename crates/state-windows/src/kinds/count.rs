@@ -196,7 +196,7 @@ impl<V: ?Sized, G: Aggregation<V>> Kind<V, G> for CountKind {
     fn open_windows<P: StorePartition + ?Sized>(
         &self,
         cx: &Cx<'_, V, G>,
-        txn: &mut WindowedTransaction<P>,
+        txn: &WindowedTransaction<P>,
         key: &[u8],
     ) -> state_txn::Result<Vec<WindowResult<G::Output>>> {
         let agg = cx.agg;

@@ -20,7 +20,6 @@ use super::{Closing, Cx, Kind};
 use crate::error::{Result, WindowError};
 use crate::layout::{Aggregation, Sealed};
 use crate::result::WindowResult;
-use crate::txn;
 
 /// Tumbling (`step == size`) and hopping windows.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,11 +69,11 @@ impl<V: ?Sized, G: Aggregation<V>> Kind<V, G> for FixedKind {
         // windows ending at or before it.
         let (max_end, late_bound) = match self.closing {
             Closing::Key => {
-                let latest = timestamp.max(txn::latest_timestamp(txn, key)?);
+                let latest = timestamp.max(txn.get_latest_timestamp(key)?);
                 (latest - self.grace, latest - self.grace)
             }
             Closing::Partition => {
-                let last_expired_end = txn::latest_expired(txn, b"")?;
+                let last_expired_end = txn.get_latest_expired(b"")?;
                 let latest = timestamp.max(last_expired_end);
                 (latest - self.grace, (timestamp - self.grace).max(last_expired_end))
             }
@@ -121,7 +120,7 @@ impl<V: ?Sized, G: Aggregation<V>> Kind<V, G> for FixedKind {
     fn open_windows<P: StorePartition + ?Sized>(
         &self,
         cx: &Cx<'_, V, G>,
-        txn: &mut WindowedTransaction<P>,
+        txn: &WindowedTransaction<P>,
         key: &[u8],
     ) -> state_txn::Result<Vec<WindowResult<G::Output>>> {
         self.open(cx, txn, key)
@@ -133,7 +132,7 @@ impl FixedKind {
     pub(crate) fn open<V: ?Sized, G: Aggregation<V>, P: StorePartition + ?Sized>(
         &self,
         cx: &Cx<'_, V, G>,
-        txn: &mut WindowedTransaction<P>,
+        txn: &WindowedTransaction<P>,
         key: &[u8],
     ) -> state_txn::Result<Vec<WindowResult<G::Output>>> {
         super::stored_windows::<V, G, P, Option<G::Stored>>(cx, txn, key)?
@@ -152,9 +151,9 @@ fn lower_cursor_below<P: StorePartition + ?Sized>(
     key: &[u8],
     start: i64,
 ) -> Result<()> {
-    if let Some(cursor) = txn::expiry_checkpoint(txn, key)? {
+    if let Some(cursor) = txn.get_expiry_checkpoint(key)? {
         if start <= cursor {
-            txn::set_expiry_checkpoint(txn, start - 1, key)?;
+            txn.set_expiry_checkpoint(start - 1, key)?;
         }
     }
     Ok(())
@@ -184,7 +183,7 @@ impl FixedKind {
         let expired: Vec<ExpiredWindow<Option<G::Stored>, G::Item>> =
             cx.agg.decoding(|| txn.expire_windows(max_start, key, options))?;
         for w in expired {
-            let (start, end) = txn::expired_bounds(&w);
+            let (start, end) = (w.start, w.end);
             out.push(cx.result(key.to_vec(), start, end, w.value, w.collected));
         }
         Ok(())
@@ -209,7 +208,7 @@ impl FixedKind {
             .agg
             .decoding(|| txn.expire_all_windows(max_end, self.step, options))?;
         for w in expired {
-            let (start, end) = txn::expired_bounds(&w);
+            let (start, end) = (w.start, w.end);
             out.push(cx.result(w.prefix, start, end, w.value, w.collected));
         }
         Ok(())
@@ -230,7 +229,7 @@ impl FixedKind {
         out: &mut Vec<WindowResult<G::Output>>,
     ) -> Result<()> {
         let step = self.step;
-        let last = txn::latest_expired(txn, b"")?;
+        let last = txn.get_latest_expired(b"")?;
         let (above, upto) = if last != 0 {
             if last.saturating_add(step) > max_end {
                 return Ok(());
@@ -271,7 +270,7 @@ impl FixedKind {
                 txn.delete_from_collection(*start, prefix, None)?;
             }
         }
-        txn::set_expiry_checkpoint(txn, upto, b"")?;
+        txn.set_expiry_checkpoint(upto, b"")?;
         Ok(())
     }
 }

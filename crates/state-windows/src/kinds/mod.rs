@@ -104,7 +104,7 @@ pub trait Kind<V: ?Sized, G: Aggregation<V>>: Sealed {
     fn open_windows<P: StorePartition + ?Sized>(
         &self,
         cx: &Cx<'_, V, G>,
-        txn: &mut WindowedTransaction<P>,
+        txn: &WindowedTransaction<P>,
         key: &[u8],
     ) -> state_txn::Result<Vec<WindowResult<G::Output>>>;
 }
@@ -124,11 +124,11 @@ pub(crate) fn stored_windows<
 ) -> state_txn::Result<Vec<(i64, i64, S)>> {
     let windows: Vec<state_txn::Window<S>> = cx
         .agg
-        .decoding(|| crate::txn::windows(txn, -1, i64::MAX, key, state_core::Direction::Forward))?;
+        .decoding(|| txn.get_windows(-1, i64::MAX, key, state_core::Direction::Forward))?;
     Ok(windows
         .into_iter()
         .map(|w| {
-            let (start, end) = crate::txn::bounds(&w);
+            let (start, end) = (w.start, w.end);
             (start, end, w.value)
         })
         .collect())

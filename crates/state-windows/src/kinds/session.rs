@@ -22,7 +22,6 @@ use super::{Closing, Cx, Kind};
 use crate::error::{Result, WindowError};
 use crate::layout::{Aggregation, MergeAggregation, Sealed};
 use crate::result::WindowResult;
-use crate::txn;
 
 /// Session windows with inactivity gap `gap` ms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -50,11 +49,11 @@ impl SessionKind {
     ) -> Result<Vec<Session<G::State>>> {
         let windows: Vec<Window<Option<G::Stored>>> = cx
             .agg
-            .decoding(|| txn::windows(txn, -1, i64::MAX, key, Direction::Forward))?;
+            .decoding(|| txn.get_windows(-1, i64::MAX, key, Direction::Forward))?;
         Ok(windows
             .into_iter()
             .map(|w| {
-                let (start, end) = txn::bounds(&w);
+                let (start, end) = (w.start, w.end);
                 Session {
                     start,
                     end,
@@ -114,7 +113,7 @@ impl SessionKind {
             }
         }
         if let Some(last) = closed.last() {
-            txn::set_expiry_checkpoint(txn, last.start, key)?;
+            txn.set_expiry_checkpoint(last.start, key)?;
         }
         Ok((first < sessions.len()).then_some(first))
     }
@@ -130,21 +129,21 @@ impl SessionKind {
         close_before: i64,
         out: &mut Vec<WindowResult<G::Output>>,
     ) -> Result<()> {
-        if txn::expiry_checkpoint(txn, b"")?.is_some_and(|c| watermark < c) {
+        if txn.get_expiry_checkpoint(b"")?.is_some_and(|c| watermark < c) {
             return Ok(());
         }
         let expire_after = 2 * self.gap + self.grace;
-        let mut next = txn::NO_OPEN_SESSIONS;
+        let mut next = state_txn::CHECKPOINT_NEVER;
         for prefix in txn.iter_prefixes()? {
             let mut sessions = Self::sessions(cx, txn, &prefix)?;
-            let cursor = txn::expiry_checkpoint(txn, &prefix)?;
+            let cursor = txn.get_expiry_checkpoint(&prefix)?;
             // The first session at or after the (moved) cursor stays open.
             let first_open = self.expire_key(cx, txn, &prefix, cursor, &mut sessions, close_before, out)?;
             if let Some(i) = first_open {
                 next = next.min(sessions[i].end.saturating_add(expire_after));
             }
         }
-        Ok(txn::set_expiry_checkpoint(txn, next, b"")?)
+        Ok(txn.set_expiry_checkpoint(next, b"")?)
     }
 }
 
@@ -167,9 +166,9 @@ impl<V: ?Sized, G: MergeAggregation<V>> Kind<V, G> for SessionKind {
         }
         let (gap, agg) = (self.gap, cx.agg);
         let by_partition = self.closing == Closing::Partition;
-        let key_latest = txn::latest_timestamp(txn, key)?;
+        let key_latest = txn.get_latest_timestamp(key)?;
         let watermark = if by_partition {
-            txn::advance_partition_timestamp(txn, timestamp.max(key_latest))?
+            txn.advance_partition_timestamp(timestamp.max(key_latest))?
         } else {
             timestamp.max(key_latest)
         };
@@ -230,9 +229,9 @@ impl<V: ?Sized, G: MergeAggregation<V>> Kind<V, G> for SessionKind {
         }
         // A larger grace after a restart can admit a record below the key's
         // expiry cursor, where the next expiry would never look.
-        let mut cursor = txn::expiry_checkpoint(txn, key)?;
+        let mut cursor = txn.get_expiry_checkpoint(key)?;
         if cursor.is_some_and(|c| start <= c) {
-            txn::set_expiry_checkpoint(txn, start - 1, key)?;
+            txn.set_expiry_checkpoint(start - 1, key)?;
             cursor = Some(start - 1);
         }
         if aggregates && !cx.on_close() {
@@ -242,8 +241,8 @@ impl<V: ?Sized, G: MergeAggregation<V>> Kind<V, G> for SessionKind {
             // An unset checkpoint means "sweep now"; between sweeps it only
             // comes down.
             let candidate = end.saturating_add(2 * gap + self.grace);
-            if txn::expiry_checkpoint(txn, b"")?.is_some_and(|c| candidate < c) {
-                txn::set_expiry_checkpoint(txn, candidate, b"")?;
+            if txn.get_expiry_checkpoint(b"")?.is_some_and(|c| candidate < c) {
+                txn.set_expiry_checkpoint(candidate, b"")?;
             }
             return self.expire_partition(cx, txn, watermark, close_before, out);
         }
@@ -256,7 +255,7 @@ impl<V: ?Sized, G: MergeAggregation<V>> Kind<V, G> for SessionKind {
     fn open_windows<P: StorePartition + ?Sized>(
         &self,
         cx: &Cx<'_, V, G>,
-        txn: &mut WindowedTransaction<P>,
+        txn: &WindowedTransaction<P>,
         key: &[u8],
     ) -> state_txn::Result<Vec<WindowResult<G::Output>>> {
         super::stored_windows::<V, G, P, Option<G::Stored>>(cx, txn, key)?

@@ -24,7 +24,6 @@ type SlidingValue<S> = (i64, Option<S>);
 use crate::error::{Result, WindowError};
 use crate::layout::{Aggregation, Sealed};
 use crate::result::WindowResult;
-use crate::txn;
 
 /// Sliding windows of `size` ms.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,7 +85,7 @@ impl<V: ?Sized, G: Aggregation<V>> Kind<V, G> for SlidingKind {
             });
         }
         let (size, agg) = (self.size, cx.agg);
-        let latest = timestamp.max(txn::latest_timestamp(txn, key)?);
+        let latest = timestamp.max(txn.get_latest_timestamp(key)?);
         let max_expired_end = latest - self.grace - 1;
         let max_expired_start = max_expired_end - size;
         let mut max_deleted_start = max_expired_start - size;
@@ -105,15 +104,8 @@ impl<V: ?Sized, G: Aggregation<V>> Kind<V, G> for SlidingKind {
         let mut right_exists = false;
         let mut starts = vec![left_start];
         // Newest start first; a snapshot: windows written below are not seen.
-        let windows: Vec<Window<SlidingValue<G::Stored>>> = agg.decoding(|| {
-            txn::windows(
-                txn,
-                (left_start - size).max(0) - 1,
-                right_start,
-                key,
-                Direction::Backward,
-            )
-        })?;
+        let windows: Vec<Window<SlidingValue<G::Stored>>> =
+            agg.decoding(|| txn.get_windows((left_start - size).max(0) - 1, right_start, key, Direction::Backward))?;
         let mut r = Record {
             cx,
             txn,
@@ -124,7 +116,7 @@ impl<V: ?Sized, G: Aggregation<V>> Kind<V, G> for SlidingKind {
         let mut updated: Vec<(i64, i64, G::State)> = Vec::new();
         let mut left_done = false;
         for w in windows {
-            let (start, end) = txn::bounds(&w);
+            let (start, end) = (w.start, w.end);
             let (max_timestamp, stored) = w.value;
             starts.push(start);
             if start == right_start {
@@ -203,7 +195,7 @@ impl<V: ?Sized, G: Aggregation<V>> Kind<V, G> for SlidingKind {
             let expired: Vec<ExpiredWindow<SlidingValue<G::Stored>, G::Item>> =
                 agg.decoding(|| txn.expire_windows(max_expired_start, key, options))?;
             for w in expired {
-                let (start, end) = txn::expired_bounds(&w);
+                let (start, end) = (w.start, w.end);
                 let (max_timestamp, stored) = w.value;
                 if end == max_timestamp {
                     out.push(cx.result(key.to_vec(), start, end, stored, w.collected));
@@ -233,10 +225,10 @@ impl<V: ?Sized, G: Aggregation<V>> Kind<V, G> for SlidingKind {
     fn open_windows<P: StorePartition + ?Sized>(
         &self,
         cx: &Cx<'_, V, G>,
-        txn: &mut WindowedTransaction<P>,
+        txn: &WindowedTransaction<P>,
         key: &[u8],
     ) -> state_txn::Result<Vec<WindowResult<G::Output>>> {
-        let closed_up_to = txn::expiry_checkpoint(txn, key)?.unwrap_or(-1);
+        let closed_up_to = txn.get_expiry_checkpoint(key)?.unwrap_or(-1);
         super::stored_windows::<V, G, P, SlidingValue<G::Stored>>(cx, txn, key)?
             .into_iter()
             .filter(|(start, end, (max_timestamp, _))| *start > closed_up_to && end == max_timestamp)

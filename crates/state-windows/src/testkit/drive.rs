@@ -211,7 +211,7 @@ pub fn drive<H, K, G>(
                 );
                 if let Some(open) = m.open(key) {
                     let got: Vec<Closed> = op
-                        .open_windows(&mut txn, &key_of(key))
+                        .open_windows(&txn, &key_of(key))
                         .expect("open windows")
                         .into_iter()
                         .map(closed)
