@@ -146,7 +146,7 @@ pub fn drive<H, K, G>(
         seen.fetch_add(1, Ordering::Relaxed);
     });
     let mut runner = TestRunner::new(Config {
-        cases: 48,
+        cases: 32,
         failure_persistence: None,
         ..Config::default()
     });

@@ -1,9 +1,10 @@
 //! Replays one `fixtures/quixstreams/windows/<scenario>.json` through a
 //! window operator the way `generate.py` ran quixstreams (see the
-//! fixtures' README): one transaction per checkpoint on a RocksDB
-//! partition closed and reopened between checkpoints, the same records,
+//! fixtures' README): one transaction per checkpoint (each with a fresh
+//! window index when indexed, as after a reopen), the same records,
 //! prepare with the same processed offsets, flush with the same changelog
-//! offsets. It records what the operator emitted per record, the late
+//! offsets, on an in-memory partition (every backend stores the bytes it
+//! is given: `backend-tests` runs the window kit on the persistent ones). It records what the operator emitted per record, the late
 //! reports, the changelog records per checkpoint and the final column
 //! families, for the tests to compare.
 
@@ -13,8 +14,7 @@ use std::sync::{Arc, Mutex};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::{json, Value};
-use state_core::{ChangelogSink, Codec, Direction, ProcessedOffsets, RecordingSink, StorePartition};
-use state_rocksdb::{RocksDbOptions, RocksDbPartition};
+use state_core::{ChangelogSink, Codec, Direction, MemoryPartition, ProcessedOffsets, RecordingSink, StorePartition};
 use state_txn::{WindowIndex, WindowedTransaction};
 use state_windows::kinds::Kind;
 use state_windows::{Aggregation, Emit, WindowOperator, WindowResult};
@@ -117,7 +117,7 @@ where
 {
     let fx = fixture(s.name);
     let def = &fx["definition"];
-    let dir = tempfile::tempdir().unwrap();
+    let partition = Arc::new(MemoryPartition::new());
     let sink = Arc::new(RecordingSink::new());
     let mut grace = def["grace_ms"].as_i64().unwrap_or(0);
     let mut records = Vec::new();
@@ -136,7 +136,6 @@ where
             seen.lock().unwrap().push(json!([l.start, l.end, l.late_by]));
         });
         assert_eq!(op.store_name(), def["store_name"], "{}: store name", s.name);
-        let partition = Arc::new(RocksDbPartition::open(dir.path().join("0"), &RocksDbOptions::default()).unwrap());
         let p: Arc<dyn StorePartition> = partition.clone();
         let changelog_sink: Arc<dyn ChangelogSink> = sink.clone();
         let mut txn = if indexed {
@@ -196,9 +195,8 @@ where
         produced.sort();
         changelog.push(produced);
     }
-    let partition = RocksDbPartition::open(dir.path().join("0"), &RocksDbOptions::default()).unwrap();
     Replay {
-        column_families: dump(&partition),
+        column_families: dump(&*partition),
         fixture: fx,
         records,
         changelog,
