@@ -595,9 +595,13 @@ fn count_keys<P: StorePartition + 'static>(
 pub(crate) fn write_behind<P: StorePartition + 'static>(
     partition: Arc<P>,
 ) -> Result<Arc<WriteBehindPartition>, String> {
-    WriteBehindPartition::new(partition, WriteBehindConfig::default())
-        .map(Arc::new)
-        .map_err(err)
+    let mut config = WriteBehindConfig::default();
+    if let Ok(mb) = std::env::var("BENCH_WB_MB") {
+        let mb: usize = mb.parse().map_err(err)?;
+        config.max_bytes = mb << 20;
+        config.max_dirty_bytes = (mb / 2) << 20;
+    }
+    WriteBehindPartition::new(partition, config).map(Arc::new).map_err(err)
 }
 
 /// w1 on RocksDB behind a write-behind cache; the final flush is timed.

@@ -125,6 +125,9 @@ where
         if (i as u64 + 1).is_multiple_of(p.c) {
             txn.prepare(None).map_err(err)?;
             txn.flush(None).map_err(err)?;
+            // Dropped first, so the next one takes over its buffers (as
+            // the manager's transactions do).
+            drop(txn);
             txn = begin();
         }
     }
