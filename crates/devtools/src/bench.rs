@@ -16,6 +16,8 @@ use state_txn::{ExpireOptions, ExpiredWindow, PartitionTransaction, WindowIndex,
 use crate::params::{env_u64, Params};
 use crate::rng::Rng;
 
+mod windows;
+
 /// w6: the number of keys the Zipf(1.0) draws range over (fixed by
 /// docs/performance.md, whatever K is).
 const W6_KEYS: u64 = 1_000_000;
@@ -110,7 +112,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let wanted = |w: &str| only.as_deref().is_none_or(|o| o == w);
     let known = ["w1", "w2", "w3", "w4", "w5", "w6", "takeover"];
     if let Some(o) = &only {
-        if !known.contains(&o.as_str()) && !crate::window_bench::WORKLOADS.contains(&o.as_str()) {
+        if !known.contains(&o.as_str()) && !windows::WORKLOADS.contains(&o.as_str()) {
             return Err(format!("unknown workload {o:?}; known: {known:?}"));
         }
     }
@@ -268,7 +270,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             }
         }
     }
-    crate::window_bench::run_all(p, rounds, &wanted)?;
+    windows::run_all(p, rounds, &wanted)?;
     Ok(())
 }
 

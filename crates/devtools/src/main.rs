@@ -18,7 +18,6 @@ mod fuzz;
 mod params;
 mod rng;
 mod takeover;
-mod window_bench;
 
 use std::process::ExitCode;
 

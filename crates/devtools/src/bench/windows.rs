@@ -18,7 +18,7 @@ use state_txn::{WindowIndex, WindowedTransaction};
 use state_windows::kinds::Kind;
 use state_windows::{Aggregation, Count, Hopping, Session, Sliding, Sum, Tumbling, WindowOperator};
 
-use crate::bench::{err, measure, rocks, write_behind, Outcome, Systems};
+use super::{err, measure, rocks, write_behind, Outcome, Systems};
 use crate::params::Params;
 use crate::rng::Rng;
 
