@@ -16,12 +16,19 @@
 //! `/pages/%2Fpage%2F0042/windows` (or `/pages//page/0042/windows`).
 //!
 //! There is no authentication: anyone who can connect can read every
-//! count. The servers bind to loopback unless told otherwise.
+//! count. The servers bind to loopback unless told otherwise, and hold
+//! every client to limits (request head size, time to send it, time to
+//! read the answer, connections; request bodies are never read): see
+//! docs/operations.md, "The HTTP server".
 //!
-//! The module's parts: `server` listens and enforces the request limits,
-//! `shared` holds what the run shares with the handlers and answers
-//! requests, `request` parses paths and queries, `reply` builds answers.
+//! The module's parts: `server` listens and enforces the request limits
+//! (with `connections`, the open connections, and `connection`, one
+//! request and its answer); `shared` holds what the run shares with the
+//! handlers and answers requests, `request` parses paths and queries,
+//! `reply` builds answers.
 
+mod connection;
+mod connections;
 mod reply;
 mod request;
 mod server;
@@ -38,8 +45,9 @@ pub(crate) use server::Server;
 pub(crate) use shared::{Live, Phase, Shared};
 
 /// Counter: HTTP requests answered. Labels `endpoint` (`metrics`,
-/// `user_views`, `page_windows`, `status`, `index`, `other`), `status`
-/// (the HTTP status code).
+/// `user_views`, `page_windows`, `status`, `index`, `other`; `refused`:
+/// answered by the server itself, for a request beyond its limits or a
+/// full listener), `status` (the HTTP status code).
 pub const HTTP_REQUESTS: &str = "pageviews_http_requests_total";
 /// Counter: input events processed (re-processing after the crash included).
 pub const EVENTS_PROCESSED: &str = "pageviews_events_processed_total";

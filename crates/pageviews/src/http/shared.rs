@@ -9,7 +9,6 @@ use serde_json::{json, Value};
 use state_changelog::changelog_topic_name;
 use state_core::Direction;
 use state_manager::{ManagerError, StateReader};
-use tiny_http::Method;
 
 use super::reply::Reply;
 use super::request::{no_query, percent_decode, Route, WindowQuery};
@@ -168,7 +167,7 @@ impl Shared {
     }
 
     /// Answers one request (and counts it).
-    pub(super) fn handle(&self, endpoints: Endpoints, method: &Method, url: &str) -> Reply {
+    pub(super) fn handle(&self, endpoints: Endpoints, method: &str, url: &str) -> Reply {
         let (path, query) = url.split_once('?').unwrap_or((url, ""));
         let route = Route::of(path);
         let reply = self.route(endpoints, method, path, query, &route);
@@ -177,14 +176,14 @@ impl Shared {
         reply
     }
 
-    fn route(&self, endpoints: Endpoints, method: &Method, path: &str, query: &str, route: &Route<'_>) -> Reply {
+    fn route(&self, endpoints: Endpoints, method: &str, path: &str, query: &str, route: &Route<'_>) -> Reply {
         if endpoints == Endpoints::MetricsOnly && *route != Route::Metrics {
             return Reply::error(
                 404,
                 format!("{path}: not found; this listener (--metrics) serves only GET /metrics"),
             );
         }
-        if !matches!(method, Method::Get | Method::Head) {
+        if !matches!(method, "GET" | "HEAD") {
             return Reply::error(405, format!("{method} {path}: only GET is supported")).allow_get();
         }
         match *route {
