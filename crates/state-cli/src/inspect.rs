@@ -198,7 +198,8 @@ impl Inspection {
             "value codec       {}\n",
             match &self.codec {
                 Some(c) => format!("{c} (recorded)"),
-                None => "none recorded (quixstreams writes JSON; pass --codec to dump)".to_owned(),
+                None =>
+                    "none recorded (quixstreams writes JSON; dump finds it from the values, or pass --codec)".to_owned(),
             }
         );
         if let Some(kind) = &self.store_kind {

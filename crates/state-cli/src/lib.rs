@@ -30,6 +30,7 @@ mod inspect;
 mod partition_dir;
 mod replay;
 mod store_format;
+mod value_codec;
 
 pub use diff::{diff_partitions, Difference, DifferenceKind};
 pub use dump::{dump, DumpOptions};

@@ -149,7 +149,9 @@ enum Command {
         #[arg(long)]
         cf: Option<String>,
         /// How the store encoded values (quixstreams' default is json).
-        /// Default: the codec recorded in the partition, else msgpack.
+        /// Default: the codec recorded in the partition, else the one its
+        /// values decode with (refused if they decode both ways). Another
+        /// codec than the recorded one is refused; raw is always allowed.
         #[arg(long, value_enum)]
         codec: Option<CodecArg>,
     },

@@ -280,6 +280,70 @@ fn inspect_shows_the_recorded_codec_and_detects_ttl_mode() {
     );
 }
 
+/// Issue 25: `--codec` is checked against the codec the partition records,
+/// and a partition that records none is read with the codec its values are
+/// in, or refused when they do not tell; never misread.
+#[test]
+fn dump_never_misreads_values_with_another_codec() {
+    // Recorded JSON, asked for MessagePack: refused, nothing printed.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let p = Arc::new(RocksDbPartition::open(dir.path(), &RocksDbOptions::default()).unwrap());
+        state_core::check_store_format(&*p, &StoreFormat::key_value(Codec::Json), dir.path()).unwrap();
+        let mut t = PartitionTransaction::new(p, Codec::Json, None);
+        t.set("count", &7, b"u").unwrap();
+        t.commit().unwrap();
+    }
+    let path = dir.path().to_str().unwrap();
+    let out = statectl(&["dump", path, "--codec", "msgpack"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(out.stdout.is_empty(), "nothing printed before the refusal");
+    assert!(stderr(&out).contains("records value codec json"), "{}", stderr(&out));
+    assert!(statectl(&["dump", path, "--codec", "json"]).status.success());
+    let raw = statectl(&["dump", path, "--codec", "raw", "--cf", "default"]);
+    assert!(raw.status.success(), "raw shows the bytes: {}", stderr(&raw));
+    assert_eq!(stdout_lines(&raw)[0]["value"], "7");
+
+    // quixstreams records no codec: its JSON values decide, as quixstreams reads them.
+    let quix = copy_fixture_dir("kv-state-dir");
+    let quix_path = quix.path().to_str().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/quixstreams");
+    let expected: Vec<Value> = std::fs::read_to_string(root.join("kv-state-dir.expected.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let out = statectl(&["dump", quix_path, "--cf", "default"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got: Vec<Value> = stdout_lines(&out)
+        .into_iter()
+        .map(|l| serde_json::json!({"cf": l["cf"], "key_hex": l["key_hex"], "value": l["value"]}))
+        .collect();
+    assert_eq!(got, expected, "read as JSON without --codec");
+    let out = statectl(&["dump", quix_path, "--codec", "msgpack"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("pass --codec json"), "{}", stderr(&out));
+
+    // Values that read both ways (single digits): the operator must say.
+    let digits = tempfile::tempdir().unwrap();
+    {
+        let p = RocksDbPartition::open(digits.path(), &RocksDbOptions::default()).unwrap();
+        p.put("default", b"a", b"7").unwrap();
+        p.put("default", b"b", b"2").unwrap();
+    }
+    let digits_path = digits.path().to_str().unwrap();
+    let out = statectl(&["dump", digits_path]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--codec json (quixstreams' default) or --codec msgpack"),
+        "{}",
+        stderr(&out)
+    );
+    let out = statectl(&["dump", digits_path, "--codec", "json", "--cf", "default"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout_lines(&out)[0]["value"], 7);
+}
+
 // ---- restore and verify on the mock cluster ---------------------------------
 
 struct Changelog {
