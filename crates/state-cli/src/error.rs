@@ -106,6 +106,20 @@ pub enum CliError {
         found: Engine,
     },
 
+    /// `restore` was pointed at a directory that holds files but no
+    /// partition of a known engine.
+    #[error(
+        "{path} is not empty and holds no rocksdb or fjall partition (it has: {found}); restore \
+         into a new or empty directory, or into an existing partition (a partition directory is \
+         <state-dir>/<group>/<store>/<stream>/<partition>)"
+    )]
+    ForeignTarget {
+        /// The directory.
+        path: PathBuf,
+        /// Some of its entries.
+        found: String,
+    },
+
     /// The partition records a store kind this `statectl` does not know.
     #[error(
         "partition at {path} records store kind {recorded:?}, which this statectl does not know \

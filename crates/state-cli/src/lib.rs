@@ -29,6 +29,7 @@ mod error;
 mod inspect;
 mod partition_dir;
 mod replay;
+mod rocksdb_lock;
 mod store_format;
 mod value_codec;
 

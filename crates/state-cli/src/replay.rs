@@ -332,7 +332,8 @@ pub fn restore(
     let engine = dir.engine_for_writing()?;
     let kafka = check_source(source)?;
     let committed = committed_offsets(&kafka, source, committed)?;
-    let partition = dir.open_for_writing()?;
+    let opened = dir.open_for_writing()?;
+    let partition = &opened.partition;
     let store = RecordedStore::read(partition.as_ref(), &dir.path)?;
     let has_data = partition.changelog_offset()?.is_some();
     let check = replay_check(store, partition.as_ref(), &dir.path, &dir.path, has_data)?;

@@ -506,6 +506,89 @@ fn unknown_topics_and_unreachable_brokers_are_reported() {
     assert!(!dest.exists(), "nothing is created when the broker is unreachable");
 }
 
+/// Name, size and modification time of every file in `dir` and below.
+fn listing(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let meta = entry.metadata().unwrap();
+        if meta.is_dir() {
+            out.extend(listing(&entry.path()));
+        } else {
+            out.push((entry.path(), meta.len(), meta.modified().unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Issue 25: restore writes only into a new or empty directory or an
+/// existing partition, never beside another engine's (or anything else's)
+/// files.
+#[test]
+fn restore_refuses_a_directory_that_holds_no_partition() {
+    let c = changelog();
+    let root = tempfile::tempdir().unwrap();
+    // Something else's files.
+    let other = root.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), b"not a partition").unwrap();
+    // A fjall partition whose version file is gone: not recognisable.
+    let fjall = root.path().join("fjall");
+    {
+        let p = state_fjall::FjallPartition::open(&fjall, &FjallOptions::default()).unwrap();
+        p.put("default", b"k", b"v").unwrap();
+    }
+    std::fs::remove_file(fjall.join("version")).unwrap();
+    // A store directory (partitions below it), not a partition.
+    let store = root.path().join("store");
+    write_partition(&store.join("0"));
+    for dir in [&other, &fjall, &store] {
+        let before = listing(dir);
+        let out = on_changelog("restore", dir, &c.brokers, TOPIC, 1, &["--committed", "clicks=31"]);
+        assert_eq!(out.status.code(), Some(2), "{}: {}", dir.display(), stderr(&out));
+        assert!(
+            stderr(&out).contains("is not empty and holds no rocksdb or fjall partition"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(listing(dir), before, "{}: nothing written", dir.display());
+    }
+    // A directory left with only RocksDB's empty LOCK file counts as empty.
+    let lock_only = root.path().join("lock-only");
+    std::fs::create_dir(&lock_only).unwrap();
+    std::fs::write(lock_only.join("LOCK"), b"").unwrap();
+    let out = on_changelog(
+        "restore",
+        &lock_only,
+        &c.brokers,
+        TOPIC,
+        1,
+        &["--committed", "clicks=31"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Issue 25: a restore refused because a running process holds the
+/// partition leaves every file as it was (RocksDB rotates the holder's LOG
+/// when it opens before taking its lock).
+#[test]
+fn a_restore_refused_by_the_lock_touches_nothing() {
+    let c = changelog();
+    let target = tempfile::tempdir().unwrap();
+    let dest = target.path().join("1");
+    let out = on_changelog("restore", &dest, &c.brokers, TOPIC, 1, &["--committed", "clicks=31"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let held = RocksDbPartition::open(&dest, &RocksDbOptions::default()).unwrap();
+    let before = listing(&dest);
+    assert!(before.iter().any(|(p, _, _)| p.ends_with("LOG")), "{before:?}");
+    let out = on_changelog("restore", &dest, &c.brokers, TOPIC, 1, &["--committed", "clicks=31"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("locked"), "{}", stderr(&out));
+    assert_eq!(listing(&dest), before, "nothing touched, the LOG not rotated");
+    drop(held);
+}
+
 // ---- fjall partitions and recorded store formats ------------------------------
 
 fn on_fjall_partition(c: &Changelog, args: &[&str]) -> Output {
