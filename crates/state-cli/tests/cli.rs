@@ -586,6 +586,12 @@ fn a_restore_refused_by_the_lock_touches_nothing() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("locked"), "{}", stderr(&out));
     assert_eq!(listing(&dest), before, "nothing touched, the LOG not rotated");
+    // Reading commands open read-only, next to the holder, and touch nothing either.
+    for command in ["inspect", "dump"] {
+        let out = statectl(&[command, dest.to_str().unwrap()]);
+        assert!(out.status.success(), "{command}: {}", stderr(&out));
+    }
+    assert_eq!(listing(&dest), before, "read-only opens touch nothing");
     drop(held);
 }
 
