@@ -40,7 +40,13 @@ pub struct DumpOptions {
 /// RocksDB partitions open read-only, next to a running application; fjall
 /// has no read-only mode, so a fjall partition must not be open elsewhere
 /// (its lock is taken, [`state_core::Error::PartitionLocked`] otherwise).
+/// A damaged block is [`state_core::Error::PartitionCorrupt`] when it is
+/// reached, after the lines before it were written.
 pub fn dump(dir: &PartitionDir, options: &DumpOptions, out: &mut dyn Write) -> Result<u64> {
+    write_lines(dir, options, out).map_err(|e| e.corrupt_at(&dir.path))
+}
+
+fn write_lines(dir: &PartitionDir, options: &DumpOptions, out: &mut dyn Write) -> Result<u64> {
     let opened = dir.open_for_reading()?;
     let partition = opened.partition();
     let ttl_mode = partition

@@ -8,7 +8,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use state_changelog::{KafkaSettings, RecoveryProgress};
-use state_cli::{CliError, CommittedOffsets, DumpOptions, Engine, PartitionDir, ReplaySource};
+use state_cli::{Checksums, CliError, CommittedOffsets, DumpOptions, Engine, PartitionDir, ReplaySource};
 use state_core::Codec;
 
 /// Inspect, dump, restore and verify the local state of Kafka stream
@@ -129,13 +129,18 @@ impl Changelog {
 enum Command {
     /// Column families, approximate key counts (RocksDB only), size on
     /// disk, the stored changelog offset, the recorded value codec and
-    /// quixstreams' per-write TTL state of a partition.
+    /// quixstreams' per-write TTL state of a partition; reads it whole to
+    /// verify its block checksums (exit 2 if damaged).
     Inspect {
         /// Partition directory.
         dir: PathBuf,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
+        /// Do not read the whole partition to verify its block checksums
+        /// (fast on large partitions; damaged blocks then go unnoticed).
+        #[arg(long)]
+        skip_checksums: bool,
     },
     /// Every key and value as JSON lines, sorted by column family then key:
     /// {"cf", "key_hex", "key", "value", "value_hex"}. "key" is text when
@@ -232,8 +237,16 @@ fn recovery_bar() -> (ProgressBar, impl FnMut(&RecoveryProgress)) {
 fn run(command: Command, engine: Option<Engine>) -> Result<ExitCode, CliError> {
     let at = |dir: PathBuf| PartitionDir::new(dir).with_engine(engine);
     match command {
-        Command::Inspect { dir, json } => {
-            let i = state_cli::inspect(&at(dir))?;
+        Command::Inspect {
+            dir,
+            json,
+            skip_checksums,
+        } => {
+            let checksums = match skip_checksums {
+                true => Checksums::Skip,
+                false => Checksums::Verify,
+            };
+            let i = state_cli::inspect(&at(dir), checksums)?;
             if json {
                 println_json(&i.to_json())?;
             } else {
