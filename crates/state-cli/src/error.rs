@@ -35,8 +35,9 @@ pub enum CliError {
 
     /// The brokers did not answer in time.
     #[error(
-        "cannot reach the Kafka brokers at {brokers} within {timeout:?} ({reason}); \
-         check --brokers, the security settings (-X, --kafka-config) and that the cluster is up"
+        "cannot reach the Kafka brokers at {brokers} within {:.1} s ({reason}); \
+         check --brokers, the security settings (-X, --kafka-config) and that the cluster is up",
+        .timeout.as_secs_f64()
     )]
     Unreachable {
         /// The bootstrap servers.

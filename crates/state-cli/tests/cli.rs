@@ -469,6 +469,67 @@ fn a_damaged_fjall_block_is_a_corrupt_partition() {
     check_corruption_is_reported(dir.path(), "fjall", false);
 }
 
+/// Issue 25: colour codes reached stderr when it was not a terminal, and
+/// `--log 'nonsense['` fell back to `warn` silently.
+#[test]
+fn logs_are_plain_when_not_on_a_terminal_and_bad_filters_are_refused() {
+    // A fjall partition in a directory others can read: opening it warns.
+    let dir = tempfile::tempdir().unwrap();
+    drop(state_fjall::FjallPartition::open(dir.path(), &FjallOptions::default()).unwrap());
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_statectl"))
+        .args(["inspect", dir.path().to_str().unwrap()])
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("WARN"), "a warning was logged: {}", stderr(&out));
+    assert!(
+        !stderr(&out).contains('\u{1b}'),
+        "no escape codes on a pipe: {:?}",
+        stderr(&out)
+    );
+
+    for bad in ["nonsense[", "info,x=notalevel"] {
+        let out = statectl(&["--log", bad, "inspect", dir.path().to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "--log {bad}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("--log") && stderr(&out).contains("not a log filter"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let out = statectl(&[
+        "--log",
+        "state_core=debug,warn",
+        "inspect",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "directives are filters too: {}", stderr(&out));
+}
+
+/// Issue 25: numeric arguments are checked against their bounds.
+#[test]
+fn numeric_arguments_out_of_bounds_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("0");
+    let path = path.to_str().unwrap();
+    for (args, says) in [
+        (&["--partition", "3000000000"][..], "not in 0..=2147483647"),
+        (&["--partition", "0", "--timeout", "0"], "not in 1..=3600"),
+        (
+            &["--partition", "0", "--timeout", "18446744073709551615"],
+            "not in 1..=3600",
+        ),
+    ] {
+        let mut all = vec!["restore", path, "--brokers", "127.0.0.1:1", "--topic", TOPIC];
+        all.extend_from_slice(args);
+        let out = statectl(&all);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+}
+
 // ---- restore and verify on the mock cluster ---------------------------------
 
 struct Changelog {
@@ -622,10 +683,16 @@ fn unknown_topics_and_unreachable_brokers_are_reported() {
     let started = std::time::Instant::now();
     let out = on_changelog("restore", &dest, "127.0.0.1:1", TOPIC, 0, &["--timeout", "2"]);
     assert_eq!(out.status.code(), Some(2));
+    // The error line names the broker and the cause, not only the log lines before it.
+    let error = stderr(&out)
+        .lines()
+        .find(|l| l.starts_with("statectl: error:"))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    assert!(error.contains("cannot reach the Kafka brokers"), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("cannot reach the Kafka brokers"),
-        "{}",
-        stderr(&out)
+        error.contains("127.0.0.1:1/bootstrap") && error.contains("Connection refused"),
+        "{error}"
     );
     assert!(started.elapsed() < Duration::from_secs(30));
     assert!(!dest.exists(), "nothing is created when the broker is unreachable");
