@@ -43,9 +43,10 @@ mod topic;
 
 pub use error::{ChangelogError, Result};
 pub use kafka::{
-    create_topic, describe_topic_config, ensure_changelog_topic, is_secret_key, topic_partitions, BrokerFailure,
-    ChangelogTopicConfig, ConsumerSettings, DeliveryTracker, FailureKind, KafkaClientContext, KafkaProducer,
-    KafkaSettings, SettingsError, REDACTED,
+    create_topic, describe_topic_config, ensure_changelog_topic, is_secret_key, register_mock_cluster,
+    topic_partitions, BrokerFailure, ChangelogTopicConfig, ConsumerSettings, DeliveryTracker, FailureKind,
+    KafkaClientContext, KafkaProducer, KafkaSettings, MockClusterRegistration, MockTopicCreator, OffsetReset,
+    SettingsError, REDACTED,
 };
 pub use producer::ChangelogProducer;
 pub use restore::{
