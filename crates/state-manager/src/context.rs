@@ -86,7 +86,7 @@ impl ConsumerContext for StateContext {
         if let Rebalance::Revoke(tpl) = rebalance {
             self.timed("revoke", || {
                 let mut m = self.manager.lock();
-                if let Err(e) = m.commit(consumer) {
+                if let Err(e) = m.commit_in_rebalance(consumer) {
                     m.set_error(e);
                 }
                 if let Err(e) = m.on_revoke(&partitions(tpl)) {

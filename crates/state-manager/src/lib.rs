@@ -23,15 +23,18 @@
 
 mod assignment;
 mod checkpoint;
+mod client_settings;
 mod config;
 mod context;
 mod error;
+mod events;
 mod layout;
 mod manager;
 pub mod metrics;
 mod partitioner;
 mod reader;
 mod registry;
+mod shutdown;
 mod spec;
 mod stage;
 #[cfg(feature = "tokio")]
@@ -42,9 +45,12 @@ pub use assignment::StandbyReport;
 pub use config::{ManagerConfig, ProcessingGuarantee, StandbyPolicy};
 pub use context::StateContext;
 pub use error::{CheckpointError, ManagerError, Result};
+pub use events::{ManagerEvent, RewoundPartition};
 pub use layout::StateDir;
 pub use manager::StateStoreManager;
+#[allow(deprecated)]
 pub use partitioner::partition_for_key;
+pub use partitioner::{murmur2_partition, Partitioner, UnsupportedPartitioner, PARTITIONER_SETTING};
 pub use reader::StateReader;
 pub use spec::{KeyValueStore, StoreHandle, StoreSpec, StoreType, TimestampedStore, WindowedStore};
 pub use stage::CheckpointStage;
@@ -55,7 +61,7 @@ pub use tokio_support::AsyncStateManager;
 pub use parking_lot::{self, Mutex};
 pub use rdkafka;
 pub use state_cache::{WriteBehindConfig, WriteBehindStats};
-pub use state_changelog::{ChangelogTopicConfig, ConsumerSettings, RecoveryConfig, RecoveryProgress};
+pub use state_changelog::{ChangelogTopicConfig, ConsumerSettings, OffsetReset, RecoveryConfig, RecoveryProgress};
 pub use state_core::{Backend, BackendInfo, Codec, MemoryBackend, StoreKind, StorePartition, TopicPartition};
 #[cfg(feature = "rocksdb")]
 pub use state_rocksdb::{RocksDbBackend, RocksDbOptions};
