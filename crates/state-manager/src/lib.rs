@@ -21,6 +21,7 @@
 
 #![warn(missing_docs)]
 
+mod app;
 mod assignment;
 mod checkpoint;
 mod client_settings;
@@ -41,6 +42,10 @@ mod stage;
 mod tokio_support;
 mod txns;
 
+pub use app::{
+    processor_fn, App, AppBuilder, AppError, Context, FnProcessor, Polled, ProcessError, Processor, Record, Shutdown,
+    Topics, Topology,
+};
 pub use assignment::StandbyReport;
 pub use config::{ManagerConfig, ProcessingGuarantee, StandbyPolicy};
 pub use context::StateContext;

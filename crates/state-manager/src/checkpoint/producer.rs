@@ -159,6 +159,10 @@ impl ProducerLifecycle {
             return Ok(());
         }
         if let Some(p) = &self.producer {
+            // Records of the transaction still in flight (outputs sent
+            // since the last checkpoint) hold the abort until their
+            // delivery reports are served.
+            p.settle_for_abort(self.timeout);
             p.kafka()
                 .abort_transaction(self.timeout)
                 .map_err(|source| ManagerError::Kafka {
