@@ -9,6 +9,7 @@
 //! * `cargo xtask prerequisites` — install what building and testing need.
 
 mod broker;
+mod modules;
 mod prereq;
 mod run;
 
@@ -27,6 +28,7 @@ commands:
   crash [ARGS]         the crash harness (see docs/guarantees.md)
   fuzz [ARGS]          fuzz every decoder
   fixtures             regenerate fixtures/format from the code
+  modules              check that no crate has a module cycle (docs/architecture.md)
   prerequisites        install system packages (and tansu with --broker)
 
 Missing system packages (libclang-dev for RocksDB's bindings, pkg-config and
@@ -49,6 +51,7 @@ fn main() -> ExitCode {
         Some("demo") => run::demo(&rest(1)),
         Some("test") => run::test(&rest(1)),
         Some(tool @ ("bench" | "crash" | "fuzz" | "fixtures")) => run::devtools(tool, &rest(1)),
+        Some("modules") => modules::check(&run::root()),
         Some("prerequisites") => {
             let broker = args.iter().any(|a| a == "--broker");
             prereq::system_packages(prereq::Purpose::Test).and_then(|()| {

@@ -7,7 +7,7 @@ use std::process::Command;
 use crate::broker::Broker;
 use crate::prereq::{self, Purpose};
 
-fn root() -> PathBuf {
+pub fn root() -> PathBuf {
     // xtask/ is a direct child of the workspace root. `cargo run` says
     // where it is now; the path compiled in is a fallback only: a target
     // directory shared between checkouts can hold a binary built in

@@ -91,10 +91,10 @@ fn a_truncated_timestamped_key_is_a_malformed_key_error() {
     p.put(cf::DEFAULT, &truncated, &Codec::MsgPack.encode("bad").unwrap())
         .unwrap();
 
-    let mut t = TimestampedTransaction::new(p.clone(), Codec::MsgPack, None, config);
+    let t = TimestampedTransaction::new(p.clone(), Codec::MsgPack, None, config);
     let err = t.get_latest::<String>(100, b"k").unwrap_err();
     assert!(malformed(&err), "{err}");
-    let mut t = TimestampedTransaction::new(p, Codec::MsgPack, None, config);
+    let t = TimestampedTransaction::new(p, Codec::MsgPack, None, config);
     assert_eq!(t.get_latest::<String>(20, b"k").unwrap().as_deref(), Some("ten"));
 }
 

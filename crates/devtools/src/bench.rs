@@ -1,4 +1,4 @@
-//! The workloads of `shared/bench.md`. Progress goes to stderr; stdout gets
+//! The workloads of docs/performance.md ("Workloads"). Progress goes to stderr; stdout gets
 //! exactly one JSON line per (system, workload).
 
 use std::collections::{BTreeMap, HashMap};
@@ -17,7 +17,7 @@ use crate::params::{env_u64, Params};
 use crate::rng::Rng;
 
 /// w6: the number of keys the Zipf(1.0) draws range over (fixed by
-/// `shared/bench.md`, whatever K is).
+/// docs/performance.md, whatever K is).
 const W6_KEYS: u64 = 1_000_000;
 /// w6: the seed of the key sequence, the same for every system.
 const W6_SEED: u64 = 0x5EED_2006;
@@ -404,8 +404,9 @@ fn w5_state<P: StorePartition + 'static>(
     };
     for i in 0..p.n {
         prefix_of(i, p.k, &mut prefix);
-        let count: u64 = txn.get("count", &prefix).map_err(err)?.unwrap_or(0);
-        txn.set("count", &(count + 1), &prefix).map_err(err)?;
+        let mut key = txn.key(&prefix);
+        let count: u64 = key.get("count").map_err(err)?.unwrap_or(0);
+        key.set("count", &(count + 1)).map_err(err)?;
         if (i + 1) % p.c == 0 {
             checkpoint(&mut txn, i)?;
             txn = PartitionTransaction::new(partition.clone(), Codec::MsgPack, Some(sink.clone()));
@@ -559,8 +560,9 @@ fn count_keys<P: StorePartition + 'static>(
     let mut txn = PartitionTransaction::new(partition.clone(), Codec::MsgPack, None);
     for (i, x) in keys.enumerate() {
         prefix_of(x, modulus, &mut prefix);
-        let count: u64 = txn.get("count", &prefix).map_err(err)?.unwrap_or(0);
-        txn.set("count", &(count + 1), &prefix).map_err(err)?;
+        let mut key = txn.key(&prefix);
+        let count: u64 = key.get("count").map_err(err)?.unwrap_or(0);
+        key.set("count", &(count + 1)).map_err(err)?;
         if (i as u64 + 1).is_multiple_of(p.c) {
             txn.prepare(None).map_err(err)?;
             txn.flush(None).map_err(err)?;
@@ -692,12 +694,12 @@ fn w2_state<P: StorePartition + 'static>(
         prefix_of(i, p.k, &mut prefix);
         let t = i as i64;
         let start = t - t % 1000;
-        let count: u64 = txn.get_window(start, start + 1000, &prefix).map_err(err)?.unwrap_or(0);
-        txn.update_window(start, start + 1000, &(count + 1), t, &prefix)
-            .map_err(err)?;
-        let latest = txn.get_latest_timestamp(&prefix).map_err(err)? as i64;
-        let expired: Vec<ExpiredWindow<u64, ()>> = txn
-            .expire_windows(latest - 1000, &prefix, ExpireOptions::delete())
+        let mut key = txn.key(&prefix);
+        let count: u64 = key.get_window(start, start + 1000).map_err(err)?.unwrap_or(0);
+        key.update_window(start, start + 1000, &(count + 1), t).map_err(err)?;
+        let latest = key.get_latest_timestamp().map_err(err)?;
+        let expired: Vec<ExpiredWindow<u64, ()>> = key
+            .expire_windows(latest - 1000, ExpireOptions::delete())
             .map_err(err)?;
         emitted += expired.len() as u64;
         if (i + 1) % p.c == 0 {

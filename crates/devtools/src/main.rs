@@ -2,7 +2,7 @@
 //! sure the machine can build RocksDB). Run directly with
 //! `cargo run --release -p devtools -- <command>`:
 //!
-//! * `cargo xtask bench [--workload wN]` — the workloads of `shared/bench.md`,
+//! * `cargo xtask bench [--workload wN]` — the workloads of docs/performance.md,
 //!   one JSON line per (system, workload) on stdout.
 //! * `cargo xtask crash [--kills N] [--seed S]` — the crash harness: kill a
 //!   stateful processor at random points and compare with a model.

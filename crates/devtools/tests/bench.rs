@@ -1,5 +1,5 @@
 //! `cargo xtask bench` at a tiny size: stdout is exactly one JSON line per
-//! (system, workload), with the fields and `check` values `shared/bench.md`
+//! (system, workload), with the fields and `check` values docs/performance.md
 //! defines. Speed is not asserted here (it is measured, never tested).
 
 use std::collections::BTreeSet;

@@ -10,14 +10,16 @@
 //! | (always) | transactions: key-value, windowed, timestamped | [`txn`] (`state-txn`) |
 //! | (always) | write-behind and write-through caches over any backend | [`cache`] (`state-cache`) |
 //! | `rocksdb` (default) | the RocksDB backend | [`rocksdb`] (`state-rocksdb`) |
-//! | `fjall` | a backend in Rust only (no C++ toolchain, musl, cross builds) | [`fjall`] (`state-fjall`) |
+//! | `fjall` | a backend in Rust only (no C++ toolchain, musl, cross builds) | `fjall` (`state-fjall`) |
 //! | `manager` (default) | changelogs on Kafka, recovery, the state manager, the [`App`] runner | [`changelog`], [`manager`] |
 //! | `tokio` | the manager on rdkafka's `StreamConsumer` | [`manager`] (`AsyncStateManager`) |
-//! | `testing` | an in-process test cluster and a test driver for your processor | [`testing`] |
+//! | `testing` | an in-process test cluster and a test driver for your processor | `testing` |
 //!
 //! The most used types are re-exported at the root, so
 //! `use kafka_state::{StateStoreManager, StoreSpec, ...}` is enough for an
-//! application. See the README for a complete example.
+//! application: per-write TTL (`TtlOptions`, `SetOptions`, `GetOptions`),
+//! the per-message-key views (`txn.key(msg_key)`), the manager's
+//! `StateReader` included. See the README for a complete example.
 
 #![warn(missing_docs)]
 
@@ -54,8 +56,9 @@ pub use state_core::{
     RecordingSink, Store, StoreKind, StoreLocation, StorePartition, TopicPartition, WriteBatch,
 };
 pub use state_txn::{
-    CollectedValues, ExpireOptions, ExpiredWindow, PartitionTransaction, StateTransaction, TimestampedConfig,
-    TimestampedTransaction, TxnError, TxnStatus, Window, WindowIndex, WindowedTransaction,
+    CollectedValues, ExpireOptions, ExpiredWindow, GetOptions, KeyView, PartitionTransaction, SetOptions,
+    StateTransaction, SweepTombstones, TimestampedConfig, TimestampedKeyView, TimestampedTransaction, TtlOptions,
+    TtlState, TxnError, TxnStatus, Window, WindowIndex, WindowedKeyView, WindowedTransaction, CHECKPOINT_NEVER,
 };
 
 #[cfg(feature = "rocksdb")]
@@ -72,6 +75,6 @@ pub use state_changelog::{
 pub use state_manager::{
     murmur2_partition, processor_fn, App, AppBuilder, AppError, CheckpointError, CheckpointStage, Context,
     KeyValueStore, ManagerConfig, ManagerError, ManagerEvent, Partitioner, Polled, ProcessError, ProcessingGuarantee,
-    Processor, Record, Shutdown, StateContext, StateStoreManager, StoreHandle, StoreSpec, StoreType, TimestampedStore,
-    Topics, Topology, WindowedStore,
+    Processor, Record, Shutdown, StateContext, StateReader, StateStoreManager, StoreHandle, StoreSpec, StoreType,
+    TimestampedStore, Topics, Topology, WindowedStore,
 };

@@ -169,7 +169,7 @@ fn a_window_closes_when_event_time_moves_past_it() -> Result<(), TestError> {
     let store = driver.processor().windows.clone();
     let open: Vec<kafka_state::Window<u64>> = driver.windows(&store, "a")?;
     assert_eq!(open.len(), 1);
-    assert_eq!((open[0].start, open[0].value), (10 * MINUTE as u64, 2));
+    assert_eq!((open[0].start, open[0].value), (10 * MINUTE, 2));
 
     events.advance_time(Duration::from_secs(120));
     events.pipe("a", "x")?;

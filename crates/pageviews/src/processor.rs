@@ -183,16 +183,16 @@ impl Run<'_> {
                 topic: msg.topic().to_owned(),
                 reason: "page is not UTF-8".into(),
             })?;
-            let totals = m.txn(&stores.user_totals, partition)?;
-            let n: u64 = totals.get("total", key.as_bytes())?.unwrap_or(0);
-            totals.set("total", &(n + 1), key.as_bytes())?;
+            let mut user = m.txn(&stores.user_totals, partition)?.key(key.as_bytes());
+            let n: u64 = user.get("total")?.unwrap_or(0);
+            user.set("total", &(n + 1))?;
             buf.forward.push((page.to_owned(), ts));
         } else {
             let start = window_start(ts, self.window_ms);
             let end = start + self.window_ms;
-            let windows = m.txn(&stores.page_windows, partition)?;
-            let n: u64 = windows.get_window(start, end, key.as_bytes())?.unwrap_or(0);
-            windows.update_window(start, end, &(n + 1), ts, key.as_bytes())?;
+            let mut page = m.txn(&stores.page_windows, partition)?.key(key.as_bytes());
+            let n: u64 = page.get_window(start, end)?.unwrap_or(0);
+            page.update_window(start, end, &(n + 1), ts)?;
             buf.changed.insert((partition, key.to_owned(), start), n + 1);
         }
         m.processed(msg.topic(), partition, msg.offset())?;

@@ -145,13 +145,16 @@ pub(crate) fn verify(
     for (user, want) in &truth.user_totals {
         let p = partition_of(user, cfg.partitions);
         let t = PartitionTransaction::new(manager.partition(&stores.user_totals, p)?, Codec::MsgPack, None);
-        let have: u64 = t.get("total", user.as_bytes())?.unwrap_or(0);
+        let have: u64 = t.key_ref(user.as_bytes()).get("total")?.unwrap_or(0);
         check(format!("state: views of {user}"), have, *want);
     }
     for ((page, start), want) in &truth.windows {
         let p = partition_of(page, cfg.partitions);
         let t = WindowedTransaction::new(manager.partition(&stores.page_windows, p)?, Codec::MsgPack, None);
-        let have: u64 = t.get_window(*start, start + window_ms, page.as_bytes())?.unwrap_or(0);
+        let have: u64 = t
+            .key_ref(page.as_bytes())
+            .get_window(*start, start + window_ms)?
+            .unwrap_or(0);
         check(format!("state: window {page}@{start}"), have, *want);
         let emitted = output.latest.get(&(page.clone(), *start)).copied().unwrap_or(0);
         check(format!("output: window {page}@{start}"), emitted, *want);

@@ -1,11 +1,9 @@
 //! Errors of the changelog layer.
 
-use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
-use rdkafka::types::RDKafkaErrorCode;
 
-use crate::kafka::client::{BrokerFailure, KafkaClientContext};
-use crate::kafka::settings::SettingsError;
+use std::fmt;
+use std::path::PathBuf;
 
 /// A `Result` whose error is [`ChangelogError`].
 pub type Result<T, E = ChangelogError> = std::result::Result<T, E>;
@@ -236,55 +234,7 @@ fn unreachable_hint(failure: &Option<Box<BrokerFailure>>) -> String {
     }
 }
 
-/// True for errors that mean "no usable broker connection".
-fn is_connectivity(e: &KafkaError) -> bool {
-    matches!(
-        e.rdkafka_error_code(),
-        Some(
-            RDKafkaErrorCode::OperationTimedOut
-                | RDKafkaErrorCode::AllBrokersDown
-                | RDKafkaErrorCode::BrokerTransportFailure
-                | RDKafkaErrorCode::Resolve
-                | RDKafkaErrorCode::MessageTimedOut
-                | RDKafkaErrorCode::SSL
-                | RDKafkaErrorCode::Authentication
-                | RDKafkaErrorCode::SaslAuthenticationFailed
-                | RDKafkaErrorCode::RequestTimedOut
-                | RDKafkaErrorCode::TimedOutQueue
-        )
-    )
-}
-
 impl ChangelogError {
-    /// The error of a failed Kafka call made by a client created from
-    /// `config` (if known) with context `context`:
-    /// * a refused setting becomes [`ChangelogError::Settings`], without
-    ///   the value of any secret setting of `config`;
-    /// * a timeout or transport error after a broker connection failure
-    ///   becomes [`ChangelogError::Broker`], naming the broker and cause;
-    /// * anything else is [`ChangelogError::Kafka`].
-    pub(crate) fn from_kafka(
-        operation: &'static str,
-        source: KafkaError,
-        config: Option<&ClientConfig>,
-        context: Option<&KafkaClientContext>,
-    ) -> Self {
-        if let KafkaError::ClientConfig(_, desc, key, _) = &source {
-            let empty = ClientConfig::new();
-            return ChangelogError::Settings(SettingsError::refused(key, desc, config.unwrap_or(&empty)));
-        }
-        if is_connectivity(&source) {
-            if let Some(failure) = context.and_then(KafkaClientContext::last_failure) {
-                return ChangelogError::Broker {
-                    operation,
-                    source,
-                    failure: Box::new(failure),
-                };
-            }
-        }
-        ChangelogError::Kafka { operation, source }
-    }
-
     /// The broker connection failure this error reports, if any.
     pub fn broker_failure(&self) -> Option<&BrokerFailure> {
         match self {
@@ -298,4 +248,107 @@ impl ChangelogError {
             _ => None,
         }
     }
+}
+
+/// What kind of broker connection failure librdkafka reported.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum FailureKind {
+    /// The TLS handshake failed (certificate not trusted, host name
+    /// mismatch, the port does not speak TLS, ...).
+    Tls,
+    /// SASL authentication failed or was refused.
+    Authentication,
+    /// Any other connection failure (refused, reset, name resolution).
+    Connection,
+}
+
+/// The last connection failure librdkafka reported for a broker.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BrokerFailure {
+    /// The broker as librdkafka names it, e.g. `ssl://10.0.0.5:9093/1`
+    /// (or `ssl://host:9093/bootstrap` before metadata is known).
+    pub broker: String,
+    /// What kind of failure.
+    pub kind: FailureKind,
+    /// librdkafka's message (secret setting values removed).
+    pub reason: String,
+}
+
+impl fmt::Display for BrokerFailure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.kind {
+            FailureKind::Tls => write!(
+                f,
+                "TLS connection to broker {} failed: {}. Check that ssl.ca.location holds the CA \
+                 that signed the broker's certificate, that the certificate names the host in \
+                 bootstrap.servers, and that the port serves TLS",
+                self.broker, self.reason
+            ),
+            FailureKind::Authentication => write!(
+                f,
+                "authentication with broker {} failed: {}. Check sasl.mechanisms, sasl.username \
+                 and sasl.password",
+                self.broker, self.reason
+            ),
+            FailureKind::Connection => write!(f, "connection to broker {} failed: {}", self.broker, self.reason),
+        }
+    }
+}
+
+/// What is wrong with Kafka client settings. No message ever contains the
+/// value of a secret property (see [`is_secret_key`]); a line or argument
+/// that cannot be parsed is identified by its position, never shown.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SettingsError {
+    /// A properties file could not be read.
+    #[error("cannot read Kafka settings file {}: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A line of a properties file is not `key=value` (or `key: value`,
+    /// `key value`).
+    #[error(
+        "{} line {line}: {problem}; Kafka settings files hold one key=value per line \
+         (the line is not shown in case it holds a secret)",
+        path.display()
+    )]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        problem: &'static str,
+    },
+
+    /// A `-X` argument is not `key=value`.
+    #[error(
+        "-X argument number {index} is not KEY=VALUE, e.g. -X security.protocol=ssl \
+         (it is not shown in case it holds a secret)"
+    )]
+    BadOverride {
+        /// 1-based position among the `-X` arguments.
+        index: usize,
+    },
+
+    /// librdkafka rejects a property or its value.
+    #[error("Kafka setting {key} ({origin}) is not accepted by librdkafka: {reason}{hint}")]
+    Invalid {
+        /// The property.
+        key: String,
+        /// Where it was set (`from -X`, `from FILE line N`, `set in code`).
+        origin: String,
+        /// librdkafka's message, with secret values replaced.
+        reason: String,
+        /// Advice for settings of the Java client that librdkafka spells
+        /// differently (empty, or starting with `; `).
+        hint: String,
+    },
 }

@@ -41,12 +41,11 @@ mod producer;
 mod restore;
 mod topic;
 
-pub use error::{ChangelogError, Result};
+pub use error::{BrokerFailure, ChangelogError, FailureKind, Result, SettingsError};
 pub use kafka::{
     create_topic, describe_topic_config, ensure_changelog_topic, is_secret_key, register_mock_cluster,
-    topic_partitions, BrokerFailure, ChangelogTopicConfig, ConsumerSettings, DeliveryTracker, FailureKind,
-    KafkaClientContext, KafkaProducer, KafkaSettings, MockClusterRegistration, MockTopicCreator, OffsetReset,
-    SettingsError, REDACTED,
+    topic_partitions, ChangelogTopicConfig, ConsumerSettings, DeliveryTracker, KafkaClientContext, KafkaProducer,
+    KafkaSettings, MockClusterRegistration, MockTopicCreator, OffsetReset, REDACTED,
 };
 pub use producer::ChangelogProducer;
 pub use restore::{

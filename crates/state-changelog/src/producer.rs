@@ -11,8 +11,8 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer};
 use state_core::{ChangelogRecord, ChangelogSink};
 
+use crate::error::BrokerFailure;
 use crate::error::{ChangelogError, Result};
-use crate::kafka::client::BrokerFailure;
 use crate::kafka::producer::{create_producer, KafkaProducer};
 
 /// Produces changelog records for all store partitions of an application.

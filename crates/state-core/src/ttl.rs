@@ -235,11 +235,16 @@ const NO_HIGH_WATER: u64 = u64::MAX;
 ///
 /// Guarantees: the high-water only moves forward; negative timestamps and
 /// timestamps at or above [`MAX_PLAUSIBLE_STAMP_MS`] never move it; once in
-/// TTL mode, a partition stays in it.
+/// TTL mode, a partition stays in it. It also knows the last high-water
+/// written to the partition ([`unsaved_high_water`](Self::unsaved_high_water)),
+/// so a transaction whose reads moved the clock saves it although it
+/// changed nothing.
 #[derive(Debug)]
 pub struct TtlState {
     enabled: AtomicBool,
     high_water: AtomicU64,
+    /// The high-water the partition holds (loaded, or last written).
+    saved_high_water: AtomicU64,
     migration_done: AtomicBool,
     options: TtlOptions,
 }
@@ -250,6 +255,7 @@ impl TtlState {
         TtlState {
             enabled: AtomicBool::new(false),
             high_water: AtomicU64::new(NO_HIGH_WATER),
+            saved_high_water: AtomicU64::new(NO_HIGH_WATER),
             migration_done: AtomicBool::new(false),
             options,
         }
@@ -257,7 +263,7 @@ impl TtlState {
 
     /// Reads the mode, the stored high-water (ignored if implausible, as
     /// quixstreams does) and the migration-done marker from `partition`.
-    pub fn load(partition: &dyn StorePartition, options: TtlOptions) -> Result<Self> {
+    pub fn load<P: StorePartition + ?Sized>(partition: &P, options: TtlOptions) -> Result<Self> {
         let state = TtlState::new(options);
         if partition
             .get(cf::METADATA, cf::TTL_ENABLED_KEY)?
@@ -268,6 +274,7 @@ impl TtlState {
                 if let Ok(hw) = keys::decode_u64(&hw) {
                     if hw < MAX_PLAUSIBLE_STAMP_MS {
                         state.high_water.store(hw, Ordering::Release);
+                        state.saved_high_water.store(hw, Ordering::Release);
                     }
                 }
             }
@@ -312,6 +319,24 @@ impl TtlState {
         }
     }
 
+    /// The high-water, if it is ahead of the one the partition holds (a
+    /// read or write moved it since it was loaded or last written with
+    /// [`note_high_water_saved`](Self::note_high_water_saved)).
+    pub fn unsaved_high_water(&self) -> Option<u64> {
+        let hw = self.high_water()?;
+        match self.saved_high_water.load(Ordering::Acquire) {
+            NO_HIGH_WATER => Some(hw),
+            saved if hw > saved => Some(hw),
+            _ => None,
+        }
+    }
+
+    /// Records that the partition now holds high-water `hw` (a batch
+    /// carrying it was written).
+    pub fn note_high_water_saved(&self, hw: u64) {
+        raise(&self.saved_high_water, hw);
+    }
+
     /// Raises the high-water to `timestamp` if it is higher. `None`,
     /// negative timestamps (Kafka's `NO_TIMESTAMP` is -1) and timestamps at or
     /// above [`MAX_PLAUSIBLE_STAMP_MS`] are ignored.
@@ -326,15 +351,18 @@ impl TtlState {
             );
             return;
         }
-        let mut current = self.high_water.load(Ordering::Acquire);
-        while current == NO_HIGH_WATER || ts > current {
-            match self
-                .high_water
-                .compare_exchange_weak(current, ts, Ordering::AcqRel, Ordering::Acquire)
-            {
-                Ok(_) => return,
-                Err(seen) => current = seen,
-            }
+        raise(&self.high_water, ts);
+    }
+}
+
+/// Raises `cell` (a high-water, [`NO_HIGH_WATER`] when unset) to `value` if
+/// it is higher.
+fn raise(cell: &AtomicU64, value: u64) {
+    let mut current = cell.load(Ordering::Acquire);
+    while current == NO_HIGH_WATER || value > current {
+        match cell.compare_exchange_weak(current, value, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => return,
+            Err(seen) => current = seen,
         }
     }
 }
@@ -437,5 +465,10 @@ mod tests {
         let s = TtlState::load(&p, TtlOptions::default()).unwrap();
         assert!(s.is_enabled() && s.migration_done());
         assert_eq!(s.high_water(), Some(42));
+        assert_eq!(s.unsaved_high_water(), None, "the loaded high-water is saved");
+        s.advance_high_water(Some(50));
+        assert_eq!(s.unsaved_high_water(), Some(50));
+        s.note_high_water_saved(50);
+        assert_eq!(s.unsaved_high_water(), None);
     }
 }

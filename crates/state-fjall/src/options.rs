@@ -19,7 +19,8 @@ pub struct FjallOptions {
     /// (default 1; fjall's default is min(cores, 4) per database, which adds
     /// up with many partitions).
     pub worker_threads: usize,
-    /// fsync every batch written with [`StorePartition::write`] (default
+    /// fsync every batch written with
+    /// [`StorePartition::write`](state_core::StorePartition::write) (default
     /// false: handed to the OS only; the changelog covers the gap).
     pub sync_writes: bool,
     /// How many times to try opening a partition whose lock is held.

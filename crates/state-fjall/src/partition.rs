@@ -106,8 +106,8 @@ fn untagged(stored: &[u8]) -> &[u8] {
 /// Longest keyspace name fjall accepts (it panics on longer or empty ones).
 const MAX_CF_NAME_LEN: usize = u8::MAX as usize;
 
-/// One partition of a store in its own fjall database. See the
-/// [module documentation](self) for what is guaranteed.
+/// One partition of a store in its own fjall database. The documentation
+/// of its module (`src/partition.rs`) says what is guaranteed.
 pub struct FjallPartition {
     db: Database,
     path: PathBuf,

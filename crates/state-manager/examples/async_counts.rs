@@ -112,9 +112,9 @@ pub async fn run(bootstrap: Option<String>, records: usize) -> Result<Outcome, E
                 let key = msg.key().unwrap_or_default().to_vec();
                 // Per-record work touches the checkpoint's transaction only.
                 manager.with(|m| -> state_manager::Result<()> {
-                    let t = m.txn(&counts, partition)?;
-                    let n: u64 = t.get("count", &key)?.unwrap_or(0);
-                    t.set("count", &(n + 1), &key)?;
+                    let mut state = m.txn(&counts, partition)?.key(&key);
+                    let n: u64 = state.get("count")?.unwrap_or(0);
+                    state.set("count", &(n + 1))?;
                     m.processed(INPUT, partition, msg.offset())
                 })?;
                 processed += 1;
@@ -138,7 +138,9 @@ pub async fn run(bootstrap: Option<String>, records: usize) -> Result<Outcome, E
     for (key, want) in truth {
         let k: usize = key.trim_start_matches("key-").parse()?;
         let partition = (k as i32 % PARTITIONS) as u32;
-        let have: u64 = reader.get(&counts, partition, "count", key.as_bytes())?.unwrap_or(0);
+        let have: u64 = reader
+            .with_key_value(&counts, partition, |t| t.key_ref(key.as_bytes()).get("count"))?
+            .unwrap_or(0);
         outcome.counts.insert(key, (have, want));
     }
     // A clean shutdown: nothing left uncommitted, partitions handed over at

@@ -36,9 +36,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             let msg = msg?;
             let (partition, page) = (msg.partition() as u32, msg.key().unwrap_or_default().to_vec());
             let mut m = manager.lock();
-            let views = m.txn(&counts, partition)?;
-            let n: u64 = views.get("views", &page)?.unwrap_or(0);
-            views.set("views", &(n + 1), &page)?;
+            let mut views = m.txn(&counts, partition)?.key(&page); // the page's state
+            let n: u64 = views.get("views")?.unwrap_or(0);
+            views.set("views", &(n + 1))?;
             m.processed("page-views", partition, msg.offset())?;
         }
         // Errors from rebalances and restores, resuming restored

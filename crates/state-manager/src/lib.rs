@@ -71,6 +71,6 @@ pub use state_core::{Backend, BackendInfo, Codec, MemoryBackend, StoreKind, Stor
 #[cfg(feature = "rocksdb")]
 pub use state_rocksdb::{RocksDbBackend, RocksDbOptions};
 pub use state_txn::{
-    CollectedValues, ExpireOptions, PartitionTransaction, StateTransaction, TimestampedConfig, TimestampedTransaction,
-    WindowIndex, WindowedTransaction,
+    CollectedValues, ExpireOptions, GetOptions, PartitionTransaction, SetOptions, StateTransaction, TimestampedConfig,
+    TimestampedTransaction, TtlOptions, WindowIndex, WindowedTransaction,
 };

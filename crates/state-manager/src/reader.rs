@@ -147,7 +147,8 @@ impl StateReader {
     }
 
     /// Runs `read` on a read-only key-value transaction over one snapshot
-    /// of partition `partition` (several reads, one moment).
+    /// of partition `partition` (several reads, one moment):
+    /// `t.key_ref(msg_key).get("count")`, say.
     pub fn with_key_value<R>(
         &self,
         store: &StoreHandle<KeyValueStore>,
@@ -157,7 +158,7 @@ impl StateReader {
         let (p, format) = self.partition(store, partition)?;
         let snapshot = Arc::new(SnapshotPartition::of(p.as_ref())?);
         let txn = match &format.ttl {
-            Some(ttl) => PartitionTransaction::with_ttl(snapshot, format.codec, None, ttl.clone()),
+            Some(ttl) => PartitionTransaction::with_ttl_state(snapshot, format.codec, None, ttl.clone()),
             None => PartitionTransaction::new(snapshot, format.codec, None),
         };
         Ok(read(&txn)?)
@@ -174,17 +175,18 @@ impl StateReader {
         self.with_key_value(store, partition, |t| t.get(key, prefix))
     }
 
-    /// Runs `read` on a read-only windowed transaction over one snapshot.
+    /// Runs `read` on a read-only windowed transaction over one snapshot
+    /// (`t.key_ref(msg_key).get_window(start, end)`, say).
     pub fn with_windowed<R>(
         &self,
         store: &StoreHandle<WindowedStore>,
         partition: u32,
-        read: impl FnOnce(&mut WindowedTransaction<SnapshotPartition<'_>>) -> state_txn::Result<R>,
+        read: impl FnOnce(&WindowedTransaction<SnapshotPartition<'_>>) -> state_txn::Result<R>,
     ) -> Result<R> {
         let (p, format) = self.partition(store, partition)?;
         let snapshot = Arc::new(SnapshotPartition::of(p.as_ref())?);
-        let mut txn = WindowedTransaction::new(snapshot, format.codec, None);
-        Ok(read(&mut txn)?)
+        let txn = WindowedTransaction::new(snapshot, format.codec, None);
+        Ok(read(&txn)?)
     }
 
     /// The aggregate of window `[start, end)` under `prefix`.
@@ -214,17 +216,18 @@ impl StateReader {
         })
     }
 
-    /// Runs `read` on a read-only timestamped transaction over one snapshot.
+    /// Runs `read` on a read-only timestamped transaction over one snapshot
+    /// (`t.key_ref(msg_key).get_latest(timestamp)`, say).
     pub fn with_timestamped<R>(
         &self,
         store: &StoreHandle<TimestampedStore>,
         partition: u32,
-        read: impl FnOnce(&mut TimestampedTransaction<SnapshotPartition<'_>>) -> state_txn::Result<R>,
+        read: impl FnOnce(&TimestampedTransaction<SnapshotPartition<'_>>) -> state_txn::Result<R>,
     ) -> Result<R> {
         let (p, format) = self.partition(store, partition)?;
         let snapshot = Arc::new(SnapshotPartition::of(p.as_ref())?);
-        let mut txn = TimestampedTransaction::new(snapshot, format.codec, None, store.settings);
-        Ok(read(&mut txn)?)
+        let txn = TimestampedTransaction::new(snapshot, format.codec, None, store.settings);
+        Ok(read(&txn)?)
     }
 
     /// The newest value of `prefix` at or before `timestamp`.

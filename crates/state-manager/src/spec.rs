@@ -74,7 +74,7 @@ impl StoreType for KeyValueStore {
         _: Option<Arc<WindowIndex>>,
     ) -> Self::Txn {
         match &f.ttl {
-            Some(ttl) => PartitionTransaction::with_ttl(p, f.codec, sink, ttl.clone()),
+            Some(ttl) => PartitionTransaction::with_ttl_state(p, f.codec, sink, ttl.clone()),
             None => PartitionTransaction::new(p, f.codec, sink),
         }
     }
@@ -231,10 +231,12 @@ impl StoreSpec<KeyValueStore> {
         Self::with_settings(stream, name, ())
     }
 
-    /// Per-write TTL, byte-compatible with quixstreams 3.28.1
-    /// (`PartitionTransaction::set_with_ttl`): the first write with a TTL
-    /// switches a partition into TTL mode; expired values read as absent and
-    /// are swept at checkpoints. Partitions already in TTL mode (written by
+    /// Per-write TTL, byte-compatible with quixstreams 3.28.1: writes carry
+    /// a TTL and the record's event time
+    /// (`txn.key(msg_key).set_with(key, &value, SetOptions::at(ts).ttl(ttl))`,
+    /// see [`state_txn::SetOptions`]); the first such write switches a
+    /// partition into TTL mode; expired values read as absent and are swept
+    /// at checkpoints. Partitions already in TTL mode (written by
     /// quixstreams) need it to open.
     pub fn ttl(mut self, options: TtlOptions) -> Self {
         self.ttl = Some(options);

@@ -87,6 +87,22 @@ pub enum TxnError {
         limit: usize,
     },
 
+    /// A time read from the store (a window bound, a minimum eligible
+    /// timestamp) above `i64::MAX` milliseconds, which the API cannot
+    /// return. Neither this library nor quixstreams writes one from a
+    /// Kafka timestamp: the partition holds data written by something else.
+    #[error(
+        "the stored {what} {value} is above i64::MAX milliseconds, which no Kafka timestamp reaches; \
+         the partition holds data not written by this library or quixstreams: inspect it with \
+         `statectl dump`, then delete the key or the partition's directory and recover it from the changelog"
+    )]
+    StoredTimestampOutOfRange {
+        /// Which time.
+        what: &'static str,
+        /// The stored value.
+        value: u64,
+    },
+
     /// An index value (expiry checkpoint, timestamp slot) outside the
     /// integers quixstreams can store, `[-2^63, 2^64 - 1]`.
     #[error("{what} {value} is outside [-2^63, 2^64-1], the integers an index slot holds")]

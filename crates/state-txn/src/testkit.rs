@@ -28,7 +28,8 @@ pub mod windows;
 
 pub use primitives::{expire_end_inclusive, expiry_checkpoints, windowed_iteration};
 pub use ttl_cases::{
-    ttl_refresh_budget_and_local_sweep, ttl_refusals, ttl_switch_of_a_populated_store, ttl_writes_reads_and_sweep,
+    ttl_reads_sweep_and_save_the_clock, ttl_refresh_budget_and_local_sweep, ttl_refusals,
+    ttl_switch_of_a_populated_store, ttl_writes_reads_and_sweep,
 };
 pub use window_index::{windowed_txn, with_window_index};
 pub use window_models::{
@@ -158,7 +159,7 @@ pub fn window_ranges<H: Harness>(h: &mut H) {
     );
     assert_eq!(
         starts(t.get_windows(30, 30, b"k", Direction::Forward).unwrap()),
-        Vec::<u64>::new()
+        Vec::<i64>::new()
     );
     let w = t.get_windows::<i64>(5, 15, b"k", Direction::Forward).unwrap();
     assert_eq!(
@@ -402,7 +403,7 @@ pub fn timestamped_grace_expiry<H: Harness>(h: &mut H) {
     t.set_for_timestamp(2, &2, b"key").unwrap(); // late, already expired on prepare
     t.commit().unwrap();
 
-    let mut t = timestamped(&p, cfg);
+    let t = timestamped(&p, cfg);
     assert_eq!(
         t.get_interval::<i64>(0, 100, b"key").unwrap(),
         vec![5, 13],
@@ -551,14 +552,14 @@ fn window_op() -> impl Strategy<Value = WindowOp> {
 /// The naive model: windows per key, and the last expired start per key.
 #[derive(Clone, Default, Debug)]
 struct Model {
-    windows: BTreeMap<(u8, u64), i64>,
-    last_expired: BTreeMap<u8, u64>,
+    windows: BTreeMap<(u8, i64), i64>,
+    last_expired: BTreeMap<u8, i64>,
 }
 
 impl Model {
-    fn expire(&mut self, key: u8, max_start: u64, delete: bool) -> Vec<(u64, i64)> {
+    fn expire(&mut self, key: u8, max_start: i64, delete: bool) -> Vec<(i64, i64)> {
         let from = self.last_expired.get(&key).copied();
-        let hits: Vec<(u64, i64)> = self
+        let hits: Vec<(i64, i64)> = self
             .windows
             .iter()
             .filter(|((k, s), _)| *k == key && *s <= max_start && from.is_none_or(|f| *s > f))
@@ -595,17 +596,17 @@ pub fn windows_match_a_naive_model<H: Harness>(h: &mut H) {
             for op in ops {
                 match op {
                     WindowOp::Update { key, start, ts } => {
-                        let start = u64::from(start) * 10;
+                        let start = i64::from(start) * 10;
                         let value = i64::from(ts);
-                        t.update_window(start as i64, start as i64 + 10, &value, i64::from(ts), &[key])
+                        t.update_window(start, start + 10, &value, i64::from(ts), &[key])
                             .unwrap();
                         model.windows.insert((key, start), value);
                     }
                     WindowOp::Expire { key, max_start, delete } => {
-                        let max_start = u64::from(max_start) * 10;
+                        let max_start = i64::from(max_start) * 10;
                         let got: Vec<ExpiredWindow<i64, ()>> = t
                             .expire_windows(
-                                max_start as i64,
+                                max_start,
                                 &[key],
                                 ExpireOptions {
                                     delete,
@@ -613,7 +614,7 @@ pub fn windows_match_a_naive_model<H: Harness>(h: &mut H) {
                                 },
                             )
                             .unwrap();
-                        let got: Vec<(u64, i64)> = got.into_iter().map(|w| (w.start, w.value)).collect();
+                        let got: Vec<(i64, i64)> = got.into_iter().map(|w| (w.start, w.value)).collect();
                         prop_assert_eq!(got, model.expire(key, max_start, delete));
                     }
                     WindowOp::Commit => {
@@ -624,13 +625,13 @@ pub fn windows_match_a_naive_model<H: Harness>(h: &mut H) {
                 }
             }
             for key in 0u8..3 {
-                let got: Vec<(u64, i64)> = t
+                let got: Vec<(i64, i64)> = t
                     .get_windows::<i64>(-1, 1000, &[key], Direction::Forward)
                     .unwrap()
                     .into_iter()
                     .map(|w| (w.start, w.value))
                     .collect();
-                let want: Vec<(u64, i64)> = model
+                let want: Vec<(i64, i64)> = model
                     .windows
                     .iter()
                     .filter(|((k, _), _)| *k == key)
@@ -675,6 +676,7 @@ macro_rules! __txn_case_list {
             [indexed] expiry_checkpoints,
             [indexed] expire_end_inclusive,
             [] ttl_writes_reads_and_sweep,
+            [] ttl_reads_sweep_and_save_the_clock,
             [] ttl_refresh_budget_and_local_sweep,
             [] ttl_switch_of_a_populated_store,
             [] ttl_refusals,

@@ -11,6 +11,7 @@
 //! * the duplicates counter `| __global_counter__` in `__global-counter__`,
 //!   value = codec(counter).
 
+use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -66,7 +67,9 @@ fn counter_key() -> Vec<u8> {
 pub struct TimestampedTransaction<P: StorePartition + ?Sized = dyn StorePartition> {
     base: PartitionTransaction<P>,
     config: TimestampedConfig,
-    min_eligible: HashMap<Vec<u8>, u64>,
+    /// Minimum eligible timestamps read or written, per prefix; a cell so
+    /// reads (`&self`) can remember what they read.
+    min_eligible: RefCell<HashMap<Vec<u8>, u64>>,
     touched: BTreeSet<Vec<u8>>,
     counter: Option<u64>,
 }
@@ -91,7 +94,7 @@ impl<P: StorePartition + ?Sized> TimestampedTransaction<P> {
         TimestampedTransaction {
             base: PartitionTransaction::new(partition, codec, sink),
             config,
-            min_eligible: HashMap::new(),
+            min_eligible: RefCell::new(HashMap::new()),
             touched: BTreeSet::new(),
             counter: None,
         }
@@ -114,10 +117,20 @@ impl<P: StorePartition + ?Sized> TimestampedTransaction<P> {
         res
     }
 
-    /// The minimum eligible timestamp of `prefix` (0 if none): entries
-    /// before it are expired.
-    pub fn min_eligible_timestamp(&mut self, prefix: &[u8]) -> Result<u64> {
-        if let Some(v) = self.min_eligible.get(prefix) {
+    /// The minimum eligible timestamp of `prefix` (0 if none), in
+    /// milliseconds: entries before it are expired. A stored value above
+    /// `i64::MAX` is [`TxnError::StoredTimestampOutOfRange`].
+    ///
+    /// quixstreams' argument order; [`key`](Self::key)`(msg_key).min_eligible_timestamp()`
+    /// is the everyday form.
+    pub fn min_eligible_timestamp(&self, prefix: &[u8]) -> Result<i64> {
+        crate::windowed::stored_millis("minimum eligible timestamp", self.min_eligible_stored(prefix)?)
+    }
+
+    /// The stored minimum eligible timestamp of `prefix` (0 if none),
+    /// remembered for the rest of the transaction.
+    fn min_eligible_stored(&self, prefix: &[u8]) -> Result<u64> {
+        if let Some(v) = self.min_eligible.borrow().get(prefix) {
             return Ok(*v);
         }
         let stored = match self.base.get_raw(
@@ -127,7 +140,7 @@ impl<P: StorePartition + ?Sized> TimestampedTransaction<P> {
             Some(bytes) => keys::decode_u64(&bytes)?,
             None => 0,
         };
-        self.min_eligible.insert(prefix.to_vec(), stored);
+        self.min_eligible.borrow_mut().insert(prefix.to_vec(), stored);
         Ok(stored)
     }
 
@@ -149,6 +162,10 @@ impl<P: StorePartition + ?Sized> TimestampedTransaction<P> {
 
     /// Stores `value` at event time `timestamp` under `prefix` and raises the
     /// prefix's minimum eligible timestamp to `timestamp - grace_ms`.
+    ///
+    /// quixstreams' argument order (message key last, as `prefix`);
+    /// [`key`](Self::key)`(msg_key).set_for_timestamp(timestamp, &value)` is
+    /// the everyday form.
     pub fn set_for_timestamp<V: Serialize + ?Sized>(&mut self, timestamp: i64, value: &V, prefix: &[u8]) -> Result<()> {
         self.base.require_started("set_for_timestamp")?;
         let res = self.set_inner(timestamp, value, prefix);
@@ -169,14 +186,14 @@ impl<P: StorePartition + ?Sized> TimestampedTransaction<P> {
         self.base
             .set_raw(cf::DEFAULT, entry_key(prefix, ts, counter), encoded)?;
         let candidate = ts.saturating_sub(self.config.grace_ms);
-        let current = self.min_eligible_timestamp(prefix)?;
+        let current = self.min_eligible_stored(prefix)?;
         let min = current.max(candidate);
         self.base.set_raw(
             cf::MIN_ELIGIBLE_TIMESTAMPS,
             ts_key(prefix, MIN_ELIGIBLE_TIMESTAMPS_KEY),
             keys::encode_u64(min).to_vec(),
         )?;
-        self.min_eligible.insert(prefix.to_vec(), min);
+        self.min_eligible.get_mut().insert(prefix.to_vec(), min);
         self.touched.insert(prefix.to_vec());
         Ok(())
     }
@@ -184,12 +201,15 @@ impl<P: StorePartition + ?Sized> TimestampedTransaction<P> {
     /// The newest value of `prefix` at or before `timestamp` (and not before
     /// the minimum eligible timestamp), from this transaction's changes and
     /// the store; deletes in the transaction hide stored values.
-    pub fn get_latest<V: DeserializeOwned>(&mut self, timestamp: i64, prefix: &[u8]) -> Result<Option<V>> {
+    ///
+    /// quixstreams' argument order; [`key`](Self::key)`(msg_key).get_latest(timestamp)`
+    /// is the everyday form.
+    pub fn get_latest<V: DeserializeOwned>(&self, timestamp: i64, prefix: &[u8]) -> Result<Option<V>> {
         self.base.require_started("get_latest")?;
         if timestamp < 0 {
             return Ok(None);
         }
-        let lower = bound(prefix, self.min_eligible_timestamp(prefix)?);
+        let lower = bound(prefix, self.min_eligible_stored(prefix)?);
         let upper = bound(prefix, (timestamp as u64).saturating_add(1));
         if upper <= lower {
             return Ok(None);
@@ -279,7 +299,7 @@ impl<P: StorePartition + ?Sized> TimestampedTransaction<P> {
     fn expire_and_persist(&mut self) -> Result<()> {
         let prefixes: Vec<Vec<u8>> = self.touched.iter().cloned().collect();
         for prefix in prefixes {
-            let min = self.min_eligible_timestamp(&prefix)?;
+            let min = self.min_eligible_stored(&prefix)?;
             if min == 0 {
                 continue;
             }

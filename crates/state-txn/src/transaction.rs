@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use state_core::ttl::TtlState;
+use state_core::ttl::{TtlOptions, TtlState};
 use state_core::{
     cf, keys, ChangelogRecord, ChangelogSink, Codec, Direction, KeyValue, ProcessedOffsets, StorePartition, WriteBatch,
 };
@@ -31,6 +31,28 @@ use crate::ttl::{GetOptions, SetOptions, TtlTxn};
 /// methods (`*_bytes`, `*_raw`) take key bytes as they are, as quixstreams
 /// does for `bytes` keys.
 ///
+/// # The state of one message key
+/// [`key`](Self::key)`(msg_key)` is the everyday API: a [`KeyView`](crate::KeyView) whose
+/// methods take the state key only, so the message key (the prefix) and
+/// the state key cannot be swapped:
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use state_core::{Codec, MemoryPartition};
+/// # use state_txn::PartitionTransaction;
+/// # let partition = Arc::new(MemoryPartition::new());
+/// let mut txn = PartitionTransaction::new(partition, Codec::MsgPack, None);
+/// let mut user = txn.key(b"user-1"); // the Kafka message key
+/// let n = user.get::<u64>("count")?.unwrap_or(0);
+/// user.set("count", &(n + 1))?;
+/// assert_eq!(user.get::<u64>("count")?, Some(1));
+/// # Ok::<(), state_txn::TxnError>(())
+/// ```
+///
+/// The methods that take the message key last, as `prefix` ([`get`](Self::get),
+/// [`set`](Self::set), ...), keep quixstreams' argument order for code
+/// that mirrors it byte for byte.
+///
 /// # Per-write TTL
 /// A transaction made with [`with_ttl`](Self::with_ttl) implements
 /// quixstreams 3.28.1's per-write TTL on the `default` column family:
@@ -42,7 +64,29 @@ use crate::ttl::{GetOptions, SetOptions, TtlTxn};
 /// and hide values expired at the partition's high-water, and `prepare`
 /// sweeps expired keys (tombstones on the changelog). The `*_raw` methods and
 /// [`iter_range`](Self::iter_range) see stored bytes as they are, stamps
-/// included. Without `with_ttl`, a write with a TTL is refused.
+/// included. Without TTL, a write with a TTL is refused.
+///
+/// The high-water is the partition's event-time clock. Reads with a
+/// timestamp move it as writes do, and a transaction whose reads moved it
+/// sweeps at `prepare` and saves it at `flush` even if it changed nothing,
+/// so a value that read as expired never reads as live again after a
+/// restart (quixstreams sweeps and saves only in transactions that write).
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use std::time::Duration;
+/// # use state_core::{Codec, MemoryPartition};
+/// use state_txn::{GetOptions, PartitionTransaction, SetOptions, TtlOptions};
+/// # let partition = Arc::new(MemoryPartition::new());
+/// let mut txn = PartitionTransaction::with_ttl(partition.clone(), Codec::MsgPack, None, TtlOptions::default())?;
+/// let ts = 1_700_000_000_000; // the record's timestamp, ms
+/// txn.key(b"user-1").set_with("session", &7, SetOptions::at(ts).ttl(Duration::from_secs(60)))?;
+/// txn.commit()?;
+/// let txn = PartitionTransaction::with_ttl(partition, Codec::MsgPack, None, TtlOptions::default())?;
+/// let later = GetOptions::at(ts + 60_000);
+/// assert_eq!(txn.key_ref(b"user-1").get_with::<u64>("session", later)?, None);
+/// # Ok::<(), state_txn::TxnError>(())
+/// ```
 pub struct PartitionTransaction<P: StorePartition + ?Sized = dyn StorePartition> {
     partition: Arc<P>,
     codec: Codec,
@@ -112,11 +156,32 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
         Recycled { changes, batch }
     }
 
+    /// Starts a transaction on a key-value partition with per-write TTL,
+    /// reading the partition's TTL mode and event-time clock from the
+    /// partition itself (three point reads). Use it when transactions on
+    /// the partition run one after the other and nothing else writes to it;
+    /// a manager that also recovers the partition shares one state between
+    /// them with [`with_ttl_state`](Self::with_ttl_state).
+    pub fn with_ttl(
+        partition: Arc<P>,
+        codec: Codec,
+        sink: Option<Arc<dyn ChangelogSink>>,
+        options: TtlOptions,
+    ) -> Result<Self> {
+        let state = TtlState::load(&*partition, options)?;
+        Ok(Self::with_ttl_state(partition, codec, sink, Arc::new(state)))
+    }
+
     /// Starts a transaction on a key-value partition with per-write TTL;
     /// `ttl` is the partition's shared state (from
     /// [`state_core::check_store_format`] with TTL support, or
     /// [`TtlState::load`]), the same for every transaction and for recovery.
-    pub fn with_ttl(partition: Arc<P>, codec: Codec, sink: Option<Arc<dyn ChangelogSink>>, ttl: Arc<TtlState>) -> Self {
+    pub fn with_ttl_state(
+        partition: Arc<P>,
+        codec: Codec,
+        sink: Option<Arc<dyn ChangelogSink>>,
+        ttl: Arc<TtlState>,
+    ) -> Self {
         PartitionTransaction {
             ttl: Some(TtlTxn::new(ttl)),
             ..PartitionTransaction::new(partition, codec, sink)
@@ -404,7 +469,7 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
             return Err(TxnError::TtlUnsupported {
                 reason: if options.cf == cf::DEFAULT {
                     "this transaction has no per-write TTL; start it with PartitionTransaction::with_ttl \
-                     (key-value stores opened with TtlSupport::Enabled)"
+                     (a manager's store: register it with StoreSpec::ttl)"
                 } else {
                     "per-write TTL applies to the default column family only"
                 },
@@ -457,6 +522,9 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     // ---- typed access in the default column family -------------------------
 
     /// Reads `key` under `prefix` and decodes its value.
+    ///
+    /// quixstreams' argument order (message key last, as `prefix`);
+    /// [`key`](Self::key)`(msg_key).get(key)` is the everyday form.
     pub fn get<K: Serialize + ?Sized, V: DeserializeOwned>(&self, key: &K, prefix: &[u8]) -> Result<Option<V>> {
         self.get_in(cf::DEFAULT, key, prefix)
     }
@@ -475,6 +543,9 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     /// Reads `key` under `prefix` as `options` say (column family, event
     /// time), and decodes its value: quixstreams' `get(key, prefix,
     /// cf_name=, timestamp=)`.
+    ///
+    /// quixstreams' argument order (message key last, as `prefix`);
+    /// [`key`](Self::key)`(msg_key).get_with(key, options)` is the everyday form.
     pub fn get_with<K: Serialize + ?Sized, V: DeserializeOwned>(
         &self,
         key: &K,
@@ -488,12 +559,18 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     }
 
     /// Reads `key` under `prefix`, or `default` if it has no value.
+    ///
+    /// quixstreams' argument order (message key last, as `prefix`);
+    /// [`key`](Self::key)`(msg_key).get_or(key, default)` is the everyday form.
     pub fn get_or<K: Serialize + ?Sized, V: DeserializeOwned>(&self, key: &K, prefix: &[u8], default: V) -> Result<V> {
         Ok(self.get(key, prefix)?.unwrap_or(default))
     }
 
     /// Encodes and sets `key` under `prefix` to `value`. An encoding error
     /// fails the transaction.
+    ///
+    /// quixstreams' argument order (message key last, as `prefix`);
+    /// [`key`](Self::key)`(msg_key).set(key, &value)` is the everyday form.
     pub fn set<K: Serialize + ?Sized, V: Serialize + ?Sized>(
         &mut self,
         key: &K,
@@ -548,6 +625,9 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     /// prefix, cf_name=, timestamp=, ttl=)`. Any error (encoding, an invalid
     /// TTL, a TTL without TTL support) fails the transaction and stages
     /// nothing.
+    ///
+    /// quixstreams' argument order (message key last, as `prefix`);
+    /// [`key`](Self::key)`(msg_key).set_with(key, &value, options)` is the everyday form.
     pub fn set_with<K: Serialize + ?Sized, V: Serialize + ?Sized>(
         &mut self,
         key: &K,
@@ -564,6 +644,9 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     }
 
     /// Deletes `key` under `prefix` (no error if it has no value).
+    ///
+    /// quixstreams' argument order (message key last, as `prefix`);
+    /// [`key`](Self::key)`(msg_key).delete(key)` is the everyday form.
     pub fn delete<K: Serialize + ?Sized>(&mut self, key: &K, prefix: &[u8]) -> Result<()> {
         self.delete_in(cf::DEFAULT, key, prefix)
     }
@@ -579,6 +662,9 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     }
 
     /// True if `key` under `prefix` has a value.
+    ///
+    /// quixstreams' argument order (message key last, as `prefix`);
+    /// [`key`](Self::key)`(msg_key).exists(key)` is the everyday form.
     pub fn exists<K: Serialize + ?Sized>(&self, key: &K, prefix: &[u8]) -> Result<bool> {
         self.exists_in(cf::DEFAULT, key, prefix)
     }
@@ -591,6 +677,9 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     /// True if `key` under `prefix` has a value as `options` say (column
     /// family, event time): quixstreams' `exists(key, prefix, cf_name=,
     /// timestamp=)`. A value expired at the high-water does not exist.
+    ///
+    /// quixstreams' argument order (message key last, as `prefix`);
+    /// [`key`](Self::key)`(msg_key).exists_with(key, options)` is the everyday form.
     pub fn exists_with<K: Serialize + ?Sized>(&self, key: &K, prefix: &[u8], options: GetOptions<'_>) -> Result<bool> {
         self.started("exists")?;
         self.with_encoded_key(key, prefix, |full| self.exists_at(options.cf, full, options.timestamp))
@@ -600,6 +689,9 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
 
     /// Reads the value bytes of raw key bytes `key` under `prefix` (without
     /// a TTL stamp; expired values read as `None`).
+    ///
+    /// quixstreams' argument order (message key last, as `prefix`);
+    /// [`key`](Self::key)`(msg_key).get_bytes(key)` is the everyday form.
     pub fn get_bytes(&self, key: &[u8], prefix: &[u8]) -> Result<Option<Vec<u8>>> {
         self.get_bytes_with(key, prefix, GetOptions::default())
     }
@@ -614,6 +706,9 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
 
     /// Sets raw key bytes `key` under `prefix` to raw value bytes (stamped
     /// in a TTL transaction, never expiring).
+    ///
+    /// quixstreams' argument order (message key last, as `prefix`);
+    /// [`key`](Self::key)`(msg_key).set_bytes(key, value)` is the everyday form.
     pub fn set_bytes(&mut self, key: &[u8], value: &[u8], prefix: &[u8]) -> Result<()> {
         self.set_bytes_with(key, value, prefix, SetOptions::default())
     }
@@ -627,11 +722,17 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     }
 
     /// Deletes raw key bytes `key` under `prefix`.
+    ///
+    /// quixstreams' argument order (message key last, as `prefix`);
+    /// [`key`](Self::key)`(msg_key).delete_bytes(key)` is the everyday form.
     pub fn delete_bytes(&mut self, key: &[u8], prefix: &[u8]) -> Result<()> {
         self.delete_raw(cf::DEFAULT, keys::prefixed_key(prefix, key))
     }
 
     /// True if raw key bytes `key` under `prefix` have a value.
+    ///
+    /// quixstreams' argument order (message key last, as `prefix`);
+    /// [`key`](Self::key)`(msg_key).exists_bytes(key)` is the everyday form.
     pub fn exists_bytes(&self, key: &[u8], prefix: &[u8]) -> Result<bool> {
         self.exists_raw(cf::DEFAULT, &keys::prefixed_key(prefix, key))
     }
@@ -648,7 +749,8 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     /// With per-write TTL, first: a transaction that wrote with a TTL
     /// switches an unflipped partition into TTL mode (stamping a populated
     /// store's values, whose records go first with `null` offsets), then the
-    /// bounded sweep deletes expired keys. `default` records of a partition
+    /// bounded sweep deletes expired keys (in a transaction that changed
+    /// something, or whose reads moved the high-water). `default` records of a partition
     /// in TTL mode carry the `__ttl_stamped__` header. Any error fails the
     /// transaction.
     pub fn prepare(&mut self, processed_offsets: Option<&ProcessedOffsets>) -> Result<()> {
@@ -719,7 +821,8 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     /// than the stored one is refused. Allowed when started or prepared.
     /// A partition in TTL mode also stores its high-water in the batch (and,
     /// with [`state_core::ttl::SweepTombstones::LocalOnly`], the sweep's
-    /// deletes).
+    /// deletes); when reads moved the high-water, it is stored even by a
+    /// transaction without changes (without the offset).
     pub fn flush(&mut self, changelog_offset: Option<u64>) -> Result<()> {
         self.flush_then(changelog_offset, |_| ())
     }
@@ -740,9 +843,16 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     }
 
     fn write_changes(&mut self, changelog_offset: Option<u64>) -> Result<()> {
-        if self.cache.is_empty() {
+        let changelog_offset = if !self.cache.is_empty() {
+            changelog_offset
+        } else if self.unsaved_clock() {
+            // Nothing changed, but reads moved the TTL clock: save it (and
+            // run a local-only sweep) without an offset, as nothing was
+            // produced.
+            None
+        } else {
             return Ok(());
-        }
+        };
         if let Some(requested) = changelog_offset {
             if let Some(stored) = self.partition.changelog_offset()? {
                 if requested < stored {
@@ -753,12 +863,28 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
         let mut batch = std::mem::take(&mut self.batch);
         batch.clear();
         let res = self.fill_batch(&mut batch, changelog_offset);
-        let res = res.and_then(|()| Ok(self.partition.write(&batch)?));
+        let res = res.and_then(|clock| {
+            self.partition.write(&batch)?;
+            if let (Some(hw), Some(t)) = (clock, &self.ttl) {
+                t.state.note_high_water_saved(hw);
+            }
+            Ok(())
+        });
         self.batch = batch;
         res
     }
 
-    fn fill_batch(&self, batch: &mut WriteBatch, changelog_offset: Option<u64>) -> Result<()> {
+    /// True if this is a TTL transaction on a partition in TTL mode whose
+    /// event-time clock moved past the one the partition holds.
+    fn unsaved_clock(&self) -> bool {
+        self.ttl
+            .as_ref()
+            .is_some_and(|t| t.enabled() && t.state.unsaved_high_water().is_some())
+    }
+
+    /// Fills `batch` with the transaction's changes; returns the TTL
+    /// high-water it carries, if any.
+    fn fill_batch(&self, batch: &mut WriteBatch, changelog_offset: Option<u64>) -> Result<Option<u64>> {
         if let Some(t) = &self.ttl {
             // Stamped existing values first: the transaction's own changes
             // (a delete, say) come later in the batch and win.
@@ -783,8 +909,10 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
                 }
             }
         }
+        let mut clock = None;
         if let Some(t) = self.ttl.as_ref().filter(|t| t.enabled()) {
-            if let Some(hw) = t.state.high_water() {
+            clock = t.state.high_water();
+            if let Some(hw) = clock {
                 batch.put(cf::METADATA, cf::TTL_HIGH_WATER_KEY, &hw.to_be_bytes());
             }
             if t.state.options().sweep == state_core::ttl::SweepTombstones::LocalOnly {
@@ -798,7 +926,7 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
         if let Some(offset) = changelog_offset {
             batch.set_changelog_offset(offset);
         }
-        Ok(())
+        Ok(clock)
     }
 
     /// `prepare(None)` then `flush(None)`: commits a transaction that has no

@@ -255,7 +255,14 @@ impl TtlTxn {
         if self.batch_has_ttl_writes && !self.enabled() {
             self.switch_into_ttl_mode(partition, cache)?;
         }
-        if self.enabled() && self.state.options().sweep == ttl::SweepTombstones::Changelog && !cache.is_empty() {
+        // A transaction that changed nothing sweeps only if its reads moved
+        // the clock (quixstreams: never), so a value that read as expired is
+        // gone from the store and the changelog too.
+        let moved = || self.state.unsaved_high_water().is_some();
+        if self.enabled()
+            && self.state.options().sweep == ttl::SweepTombstones::Changelog
+            && (!cache.is_empty() || moved())
+        {
             let mut deletes = Vec::new();
             sweep(partition, cache, &self.state, &mut deletes)?;
             for (cf_name, key) in deletes {

@@ -9,7 +9,6 @@ use std::time::Duration;
 
 use super::{dump, fixture, hex};
 use serde_json::{json, Value};
-use state_core::ttl::{TtlOptions, TtlState};
 use state_core::{
     ChangelogSink, Codec, Direction, OwnedChangelogRecord, ProcessedOffsets, RecordingSink, ReplayCheck,
     ReplayedRecord, StorePartition, WriteBatch,
@@ -20,7 +19,7 @@ use state_txn::testkit::windows::{
 };
 use state_txn::{
     ExpireOptions, ExpiredWindow, GetOptions, PartitionTransaction, SetOptions, TimestampedConfig,
-    TimestampedTransaction, Window, WindowedTransaction,
+    TimestampedTransaction, TtlOptions, TtlState, Window, WindowedTransaction, CHECKPOINT_NEVER,
 };
 
 fn unhex(s: &str) -> Vec<u8> {
@@ -249,13 +248,13 @@ fn windows_json(ws: Vec<Window<Value>>, prefix: &[u8]) -> Value {
     )
 }
 
-fn checkpoint_json(c: Option<i128>) -> Value {
+/// A checkpoint as quixstreams returns it: `CHECKPOINT_NEVER` is its
+/// `2^64 - 1` (the mapping of docs/formats.md, "Timestamps in the API").
+fn checkpoint_json(c: Option<i64>) -> Value {
     match c {
         None => Value::Null,
-        Some(v) => match u64::try_from(v) {
-            Ok(u) => json!(u),
-            Err(_) => json!(v as i64),
-        },
+        Some(CHECKPOINT_NEVER) => json!(u64::MAX),
+        Some(v) => json!(v),
     }
 }
 
@@ -286,10 +285,10 @@ fn windowed_primitives_match_quixstreams_call_by_call() {
             let got: Value = match name {
                 "get_expiry_checkpoint" => checkpoint_json(t.get_expiry_checkpoint(&prefix()).unwrap()),
                 "set_expiry_checkpoint" => {
+                    // quixstreams' 2^64 - 1 is CHECKPOINT_NEVER here.
                     let v = args[0]
                         .as_i64()
-                        .map(i128::from)
-                        .or_else(|| args[0].as_u64().map(i128::from))
+                        .or_else(|| args[0].as_u64().map(|_| CHECKPOINT_NEVER))
                         .unwrap();
                     t.set_expiry_checkpoint(v, &prefix()).unwrap();
                     Value::Null
@@ -537,7 +536,7 @@ fn run_ttl_fixture(name: &str, checkpoint: &dyn Fn(usize, &mut PartitionTransact
                 "{name} {n}: hw"
             );
         }
-        let mut t = PartitionTransaction::with_ttl(dir.p(), Codec::Json, dir.sink(), state.clone());
+        let mut t = PartitionTransaction::with_ttl_state(dir.p(), Codec::Json, dir.sink(), state.clone());
         let reads = ck.get("reads").cloned().unwrap_or(json!([]));
         let all = reads.as_array().unwrap();
         let split = reads_before[n].min(all.len());
@@ -650,7 +649,7 @@ fn replay_and_read(fx: &Value, records: &Value, committed: &Value, reads: &Value
     let state = Arc::new(TtlState::load(&*dir.p(), options).unwrap());
     assert!(state.is_enabled(), "{at}: in TTL mode after the replay");
     assert_eq!(state.high_water(), None, "{at}: replay does not move the high-water");
-    let t = PartitionTransaction::with_ttl(dir.p(), Codec::Json, None, state.clone());
+    let t = PartitionTransaction::with_ttl_state(dir.p(), Codec::Json, None, state.clone());
     check_reads(&t, &state, reads, at);
     after
 }
@@ -755,7 +754,7 @@ fn quixstreams_ttl_state_directory_opens_with_ttl_support_only() {
     assert!(state.is_enabled());
     assert_eq!(state.high_water(), Some(T0 as u64));
     let p: Arc<dyn StorePartition> = Arc::new(p);
-    let t = PartitionTransaction::with_ttl(p, Codec::Json, None, state);
+    let t = PartitionTransaction::with_ttl_state(p, Codec::Json, None, state);
     assert_eq!(t.get::<_, Value>("k2", b"p").unwrap(), Some(json!([1, 2])));
     assert_eq!(t.get_bytes(b"raw", b"p").unwrap().as_deref(), Some(&b"\x01\x02"[..]));
     assert_eq!(

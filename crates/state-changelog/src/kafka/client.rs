@@ -11,55 +11,11 @@ use parking_lot::Mutex;
 use rdkafka::config::{ClientConfig, RDKafkaLogLevel};
 use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::ClientContext;
 
+use crate::error::{BrokerFailure, ChangelogError, FailureKind, SettingsError};
 use crate::kafka::settings::{redact_values, secret_values};
-
-/// What kind of broker connection failure librdkafka reported.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum FailureKind {
-    /// The TLS handshake failed (certificate not trusted, host name
-    /// mismatch, the port does not speak TLS, ...).
-    Tls,
-    /// SASL authentication failed or was refused.
-    Authentication,
-    /// Any other connection failure (refused, reset, name resolution).
-    Connection,
-}
-
-/// The last connection failure librdkafka reported for a broker.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct BrokerFailure {
-    /// The broker as librdkafka names it, e.g. `ssl://10.0.0.5:9093/1`
-    /// (or `ssl://host:9093/bootstrap` before metadata is known).
-    pub broker: String,
-    /// What kind of failure.
-    pub kind: FailureKind,
-    /// librdkafka's message (secret setting values removed).
-    pub reason: String,
-}
-
-impl fmt::Display for BrokerFailure {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.kind {
-            FailureKind::Tls => write!(
-                f,
-                "TLS connection to broker {} failed: {}. Check that ssl.ca.location holds the CA \
-                 that signed the broker's certificate, that the certificate names the host in \
-                 bootstrap.servers, and that the port serves TLS",
-                self.broker, self.reason
-            ),
-            FailureKind::Authentication => write!(
-                f,
-                "authentication with broker {} failed: {}. Check sasl.mechanisms, sasl.username \
-                 and sasl.password",
-                self.broker, self.reason
-            ),
-            FailureKind::Connection => write!(f, "connection to broker {} failed: {}", self.broker, self.reason),
-        }
-    }
-}
 
 /// The client context of every Kafka client this crate creates (the
 /// changelog producer's [`crate::DeliveryTracker`] wraps one).
@@ -259,4 +215,54 @@ mod tests {
         );
         assert_eq!(ctx.last_failure().unwrap().kind, FailureKind::Authentication);
     }
+}
+
+impl ChangelogError {
+    /// The error of a failed Kafka call made by a client created from
+    /// `config` (if known) with context `context`:
+    /// * a refused setting becomes [`ChangelogError::Settings`], without
+    ///   the value of any secret setting of `config`;
+    /// * a timeout or transport error after a broker connection failure
+    ///   becomes [`ChangelogError::Broker`], naming the broker and cause;
+    /// * anything else is [`ChangelogError::Kafka`].
+    pub(crate) fn from_kafka(
+        operation: &'static str,
+        source: KafkaError,
+        config: Option<&ClientConfig>,
+        context: Option<&KafkaClientContext>,
+    ) -> Self {
+        if let KafkaError::ClientConfig(_, desc, key, _) = &source {
+            let empty = ClientConfig::new();
+            return ChangelogError::Settings(SettingsError::refused(key, desc, config.unwrap_or(&empty)));
+        }
+        if is_connectivity(&source) {
+            if let Some(failure) = context.and_then(KafkaClientContext::last_failure) {
+                return ChangelogError::Broker {
+                    operation,
+                    source,
+                    failure: Box::new(failure),
+                };
+            }
+        }
+        ChangelogError::Kafka { operation, source }
+    }
+}
+
+/// True for errors that mean "no usable broker connection".
+fn is_connectivity(e: &KafkaError) -> bool {
+    matches!(
+        e.rdkafka_error_code(),
+        Some(
+            RDKafkaErrorCode::OperationTimedOut
+                | RDKafkaErrorCode::AllBrokersDown
+                | RDKafkaErrorCode::BrokerTransportFailure
+                | RDKafkaErrorCode::Resolve
+                | RDKafkaErrorCode::MessageTimedOut
+                | RDKafkaErrorCode::SSL
+                | RDKafkaErrorCode::Authentication
+                | RDKafkaErrorCode::SaslAuthenticationFailed
+                | RDKafkaErrorCode::RequestTimedOut
+                | RDKafkaErrorCode::TimedOutQueue
+        )
+    )
 }

@@ -22,8 +22,8 @@ pub(crate) mod producer;
 pub(crate) mod settings;
 
 pub use admin::{create_topic, describe_topic_config, ensure_changelog_topic, topic_partitions, ChangelogTopicConfig};
-pub use client::{BrokerFailure, FailureKind, KafkaClientContext};
+pub use client::KafkaClientContext;
 pub use consumer::{ConsumerSettings, OffsetReset};
 pub use mock::{register_mock_cluster, MockClusterRegistration, MockTopicCreator};
 pub use producer::{DeliveryTracker, KafkaProducer};
-pub use settings::{is_secret_key, KafkaSettings, SettingsError, REDACTED};
+pub use settings::{is_secret_key, KafkaSettings, REDACTED};

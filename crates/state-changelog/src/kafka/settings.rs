@@ -9,6 +9,8 @@ use std::path::{Path, PathBuf};
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 
+use crate::error::SettingsError;
+
 /// What replaces a secret value in `Debug`, `Display`, logs and errors.
 pub const REDACTED: &str = "[redacted]";
 
@@ -52,63 +54,6 @@ impl fmt::Display for Origin {
 struct Entry {
     value: String,
     origin: Origin,
-}
-
-/// What is wrong with Kafka client settings. No message ever contains the
-/// value of a secret property (see [`is_secret_key`]); a line or argument
-/// that cannot be parsed is identified by its position, never shown.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum SettingsError {
-    /// A properties file could not be read.
-    #[error("cannot read Kafka settings file {}: {source}", path.display())]
-    Read {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
-
-    /// A line of a properties file is not `key=value` (or `key: value`,
-    /// `key value`).
-    #[error(
-        "{} line {line}: {problem}; Kafka settings files hold one key=value per line \
-         (the line is not shown in case it holds a secret)",
-        path.display()
-    )]
-    Syntax {
-        /// The file.
-        path: PathBuf,
-        /// 1-based line number.
-        line: usize,
-        /// What is wrong.
-        problem: &'static str,
-    },
-
-    /// A `-X` argument is not `key=value`.
-    #[error(
-        "-X argument number {index} is not KEY=VALUE, e.g. -X security.protocol=ssl \
-         (it is not shown in case it holds a secret)"
-    )]
-    BadOverride {
-        /// 1-based position among the `-X` arguments.
-        index: usize,
-    },
-
-    /// librdkafka rejects a property or its value.
-    #[error("Kafka setting {key} ({origin}) is not accepted by librdkafka: {reason}{hint}")]
-    Invalid {
-        /// The property.
-        key: String,
-        /// Where it was set (`from -X`, `from FILE line N`, `set in code`).
-        origin: String,
-        /// librdkafka's message, with secret values replaced.
-        reason: String,
-        /// Advice for settings of the Java client that librdkafka spells
-        /// differently (empty, or starting with `; `).
-        hint: String,
-    },
 }
 
 impl SettingsError {

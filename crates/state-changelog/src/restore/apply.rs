@@ -671,7 +671,7 @@ mod tests {
             let state = std::sync::Arc::new(
                 state_core::ttl::TtlState::load(&*p, state_core::ttl::TtlOptions::default()).unwrap(),
             );
-            let t = PartitionTransaction::with_ttl(
+            let t = PartitionTransaction::with_ttl_state(
                 p.clone() as Arc<dyn StorePartition>,
                 state_core::Codec::Json,
                 None,

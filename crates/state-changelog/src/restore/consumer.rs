@@ -11,8 +11,9 @@ use rdkafka::message::BorrowedMessage;
 use rdkafka::{Offset, TopicPartitionList};
 use state_core::TopicPartition;
 
+use crate::error::BrokerFailure;
 use crate::error::{ChangelogError, Result};
-use crate::kafka::client::{BrokerFailure, KafkaClientContext};
+use crate::kafka::client::KafkaClientContext;
 use crate::kafka::consumer::serve_events;
 
 /// One changelog partition to assign: where to fetch from, and whether to

@@ -31,8 +31,9 @@ use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::Offset;
 use state_core::{ReplayCheck, StorePartition, TopicPartition};
 
+use crate::error::BrokerFailure;
 use crate::error::{ChangelogError, Result};
-use crate::kafka::client::{BrokerFailure, KafkaClientContext};
+use crate::kafka::client::KafkaClientContext;
 use crate::restore::apply::{ApplierConfig, ChangelogApplier, IncomingRecord};
 use crate::restore::clock::CoarseClock;
 use crate::restore::config::RecoveryConfig;

@@ -7,9 +7,9 @@ use state_core::testkit::Harness;
 use state_core::{cf, ChangelogSink, Codec, Direction, RecordingSink};
 
 use super::window_index::windowed_txn;
-use crate::{ExpireOptions, ExpiredWindow, TxnError, TxnStatus, Window, WindowedTransaction};
+use crate::{ExpireOptions, ExpiredWindow, TxnStatus, Window, WindowedTransaction, CHECKPOINT_NEVER};
 
-fn starts(ws: Vec<Window<i64>>) -> Vec<(u64, i64)> {
+fn starts(ws: Vec<Window<i64>>) -> Vec<(i64, i64)> {
     ws.into_iter().map(|w| (w.start, w.value)).collect()
 }
 
@@ -38,7 +38,7 @@ pub fn windowed_iteration<H: Harness>(h: &mut H) {
     t.commit().unwrap();
 
     let mut t = windowed_txn(&p, Codec::Json, None);
-    let get = |t: &WindowedTransaction, from, to, d| -> Vec<(u64, i64)> {
+    let get = |t: &WindowedTransaction, from, to, d| -> Vec<(i64, i64)> {
         starts(
             t.iter_windows(b"k", from, to, d)
                 .unwrap()
@@ -114,7 +114,7 @@ pub fn windowed_iteration<H: Harness>(h: &mut H) {
     }
     t.update_window(3001, 3002, &7, 1, b"many").unwrap();
     for direction in [Direction::Forward, Direction::Backward] {
-        let mut want: Vec<(u64, i64)> = starts(t.get_windows(-1, 100_000, b"many", Direction::Forward).unwrap());
+        let mut want: Vec<(i64, i64)> = starts(t.get_windows(-1, 100_000, b"many", Direction::Forward).unwrap());
         if direction == Direction::Backward {
             want.reverse();
         }
@@ -134,9 +134,10 @@ pub fn windowed_iteration<H: Harness>(h: &mut H) {
     assert_eq!(got.last().map(|w| w.start), Some(1000));
 }
 
-/// Expiry checkpoints: unset is not 0, `-1` and `2^64 - 1` are stored with
-/// quixstreams' bytes; the partition watermark only moves forward and is
-/// written only when it does.
+/// Expiry checkpoints: unset is not 0, `-1` and [`CHECKPOINT_NEVER`]
+/// (`2^64 - 1`) are stored with quixstreams' bytes, and every stored value
+/// above `i64::MAX` reads as `CHECKPOINT_NEVER`; the partition watermark
+/// only moves forward and is written only when it does.
 pub fn expiry_checkpoints<H: Harness>(h: &mut H) {
     let mut store = h.open();
     let p = store.assign_partition(0).expect("assign");
@@ -148,7 +149,7 @@ pub fn expiry_checkpoints<H: Harness>(h: &mut H) {
     t.set_expiry_checkpoint(0, b"k").unwrap();
     assert_eq!(t.get_expiry_checkpoint(b"k").unwrap(), Some(0), "0 is not unset");
     t.set_expiry_checkpoint(-1, b"k2").unwrap();
-    t.set_expiry_checkpoint(u64::MAX as i128, b"").unwrap();
+    t.set_expiry_checkpoint(CHECKPOINT_NEVER, b"").unwrap();
     assert_eq!(t.get_partition_timestamp().unwrap(), 0);
     assert_eq!(t.advance_partition_timestamp(50).unwrap(), 50);
     assert_eq!(t.advance_partition_timestamp(20).unwrap(), 50, "never backwards");
@@ -173,16 +174,33 @@ pub fn expiry_checkpoints<H: Harness>(h: &mut H) {
     assert_eq!(t.get_expiry_checkpoint(b"k").unwrap(), Some(0));
     assert_eq!(t.get_expiry_checkpoint(b"k2").unwrap(), Some(-1));
     assert_eq!(t.get_latest_expired(b"k2").unwrap(), -1);
-    assert_eq!(t.get_expiry_checkpoint(b"").unwrap(), Some(u64::MAX as i128));
+    assert_eq!(t.get_expiry_checkpoint(b"").unwrap(), Some(CHECKPOINT_NEVER));
     assert_eq!(t.get_partition_timestamp().unwrap(), 50);
     assert_eq!(t.advance_partition_timestamp(50).unwrap(), 50);
     t.prepare(None).unwrap();
     assert!(sink.take().is_empty(), "a watermark that did not move writes nothing");
 
+    // Written by another tool: 2^63 is above i64::MAX, 2^64 above any slot.
     let mut t = windowed_txn(&p, Codec::Json, None);
-    let err = t.set_expiry_checkpoint(u64::MAX as i128 + 1, b"k").unwrap_err();
-    assert!(matches!(err, TxnError::IndexValueOutOfRange { .. }), "{err}");
-    assert_eq!(t.status(), TxnStatus::Failed, "as quixstreams' serializer error");
+    for (prefix, stored) in [
+        (&b"k3"[..], &b"9223372036854775808"[..]),
+        (b"k4", b"18446744073709551616"),
+    ] {
+        let mut key = prefix.to_vec();
+        key.extend_from_slice(b"|__expired_start_gt__");
+        t.base_mut()
+            .set_raw(cf::EXPIRATION_INDEX, key, stored.to_vec())
+            .unwrap();
+    }
+    t.commit().unwrap();
+    let t = windowed_txn(&p, Codec::Json, None);
+    assert_eq!(t.get_expiry_checkpoint(b"k3").unwrap(), Some(CHECKPOINT_NEVER));
+    assert!(t.get_expiry_checkpoint(b"k4").is_err(), "outside what a slot holds");
+    assert_eq!(
+        t.status(),
+        TxnStatus::Started,
+        "a read error does not fail the transaction"
+    );
 
     // A cursor of -1 expires a window starting at 0; a cursor of 0 does not.
     let mut t = windowed_txn(&p, Codec::Json, None);

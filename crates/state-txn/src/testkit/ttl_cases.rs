@@ -14,7 +14,14 @@ const T0: i64 = 1_700_000_000_000;
 
 fn txn(p: &Arc<dyn StorePartition>, state: &Arc<TtlState>, sink: &Arc<RecordingSink>) -> PartitionTransaction {
     let sink: Arc<dyn ChangelogSink> = sink.clone();
-    PartitionTransaction::with_ttl(p.clone(), Codec::Json, Some(sink), state.clone())
+    PartitionTransaction::with_ttl_state(p.clone(), Codec::Json, Some(sink), state.clone())
+}
+
+/// A transaction that reads the TTL state from the partition, as a
+/// restarted process does.
+fn reopened(p: &Arc<dyn StorePartition>, sink: &Arc<RecordingSink>) -> PartitionTransaction {
+    let sink: Arc<dyn ChangelogSink> = sink.clone();
+    PartitionTransaction::with_ttl(p.clone(), Codec::Json, Some(sink), TtlOptions::default()).expect("load")
 }
 
 fn all(p: &dyn StorePartition, cf_name: &str) -> Vec<KeyValue> {
@@ -129,6 +136,62 @@ pub fn ttl_writes_reads_and_sweep<H: Harness>(h: &mut H) {
     assert_eq!(tombstones, vec![b"p|\"k1\"".to_vec(), b"p|raw".to_vec()]);
     assert!(p.get(cf::DEFAULT, b"p|raw").unwrap().is_none());
     assert!(all(&*p, cf::TTL_INDEX).is_empty());
+}
+
+/// Reads keep the event-time clock as writes do: a transaction that only
+/// read at a later event time sweeps what expired (tombstones on the
+/// changelog) and saves the clock, so after a restart a read without a
+/// timestamp does not return a value that already read as expired.
+pub fn ttl_reads_sweep_and_save_the_clock<H: Harness>(h: &mut H) {
+    let mut store = h.open();
+    let p = store.assign_partition(0).expect("assign");
+    let sink = Arc::new(RecordingSink::new());
+    let mut t = reopened(&p, &sink);
+    t.key(b"u")
+        .set_with("session", &7, SetOptions::at(T0).ttl(Duration::from_secs(10)))
+        .unwrap();
+    t.key(b"u").set_with("name", "alice", SetOptions::at(T0)).unwrap();
+    t.commit().unwrap();
+    sink.take();
+
+    // A read-only transaction at T0 + 20 s: the session has expired.
+    let mut t = reopened(&p, &sink);
+    let later = GetOptions::at(T0 + 20_000);
+    assert_eq!(t.key_ref(b"u").get_with::<i64>("session", later).unwrap(), None);
+    assert!(!t.is_changed(), "a read changes nothing");
+    t.prepare(None).unwrap();
+    t.flush(Some(3)).unwrap();
+    let tombstones: Vec<Vec<u8>> = sink
+        .take()
+        .into_iter()
+        .filter(|r| r.value.is_none())
+        .map(|r| r.key)
+        .collect();
+    assert_eq!(tombstones, vec![b"u|\"session\"".to_vec()], "the read's sweep");
+    assert_eq!(
+        p.get(cf::METADATA, cf::TTL_HIGH_WATER_KEY).unwrap(),
+        Some(((T0 + 20_000) as u64).to_be_bytes().to_vec()),
+        "the clock is saved"
+    );
+
+    // Restarted: a read without a timestamp judges by the saved clock.
+    let t = reopened(&p, &sink);
+    assert_eq!(t.key_ref(b"u").get::<i64>("session").unwrap(), None);
+    assert_eq!(t.key_ref(b"u").get::<String>("name").unwrap().as_deref(), Some("alice"));
+
+    // A read that does not move the clock writes nothing.
+    let t = reopened(&p, &sink);
+    let offset = p.changelog_offset().unwrap();
+    assert_eq!(
+        t.key_ref(b"u")
+            .get_with::<String>("name", GetOptions::at(T0 + 5_000))
+            .unwrap()
+            .as_deref(),
+        Some("alice")
+    );
+    t.commit().unwrap();
+    assert!(sink.take().is_empty());
+    assert_eq!(p.changelog_offset().unwrap(), offset);
 }
 
 /// A refresh drops the old index entry; a delete leaves it for the sweep,

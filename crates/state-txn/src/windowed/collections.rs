@@ -6,7 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use state_core::{cf, keys, Direction, StorePartition};
 
-use super::layout::{bound, non_negative, to_u64, window_key_len, Index, GLOBAL_COUNTER_KEY};
+use super::layout::{bound, non_negative, stored_millis, window_key_len, Index, GLOBAL_COUNTER_KEY};
 use super::transaction::WindowedTransaction;
 use crate::error::Result;
 
@@ -108,7 +108,8 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     pub(super) fn delete_collection_range(&mut self, start: Option<u64>, end: u64, prefix: &[u8]) -> Result<()> {
         let start = match start {
             Some(s) => s,
-            None => to_u64(self.get_index(Index::DeletedValue, prefix)?.unwrap_or(0)),
+            // A negative recorded id (written by another tool) scans from 0.
+            None => u64::try_from(self.get_index(Index::DeletedValue, prefix)?.unwrap_or(0)).unwrap_or(0),
         };
         let mut last_id = None;
         for (key, _) in self.collection_items(start, end, prefix)? {
@@ -117,7 +118,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
             self.base.delete_raw(cf::VALUES, key)?;
         }
         if let Some(id) = last_id {
-            self.set_index(Index::DeletedValue, prefix, i128::from(id))?;
+            self.set_index(Index::DeletedValue, prefix, stored_millis("collection id", id)?)?;
         }
         Ok(())
     }

@@ -8,7 +8,7 @@ use std::collections::BTreeSet;
 use serde::de::DeserializeOwned;
 use state_core::{cf, keys, Direction, StorePartition};
 
-use super::layout::{exclusive_start, Index};
+use super::layout::{exclusive_start, stored_millis, Index};
 use super::transaction::WindowedTransaction;
 use crate::error::{Result, TxnError};
 use crate::options::{CollectedValues, ExpireOptions};
@@ -17,10 +17,10 @@ use crate::options::{CollectedValues, ExpireOptions};
 /// windows, the values collected into it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ExpiredWindow<V, C> {
-    /// Start, ms.
-    pub start: u64,
-    /// End, ms.
-    pub end: u64,
+    /// Start, ms (inclusive); never negative.
+    pub start: i64,
+    /// End, ms (exclusive).
+    pub end: i64,
     /// The aggregate.
     pub value: V,
     /// Collected values in insertion order (empty unless collecting).
@@ -30,6 +30,7 @@ pub struct ExpiredWindow<V, C> {
 }
 
 impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
+    /// The windows of `prefix` with start <= `max_start_time` that
     /// were not expired before, in start order. Records the last expired
     /// start so no window is ever returned twice (across transactions and
     /// restarts). See [`ExpireOptions`] for deleting the windows and
@@ -40,6 +41,9 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     /// and the windows deleted when it returns, whether or not the caller
     /// looks at every window (every quixstreams window type consumes the
     /// whole generator, so the stored result is the same).
+    ///
+    /// quixstreams' argument order; [`key`](Self::key)`(msg_key).expire_windows(max_start_time, options)`
+    /// is the everyday form.
     pub fn expire_windows<V: DeserializeOwned, C: DeserializeOwned>(
         &mut self,
         max_start_time: i64,
@@ -64,15 +68,13 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         if max_start_time < 0 {
             return Ok(Vec::new());
         }
-        let last_expired = self.get_index(Index::Expired, prefix)?;
-        let Some(from) = exclusive_start(last_expired) else {
-            return Ok(Vec::new());
-        };
+        let from = exclusive_start(self.get_index(Index::Expired, prefix)?);
         let windows = self.windows_raw(from, max_start_time as u64, prefix, Direction::Forward)?;
         let Some(&(last_start, _, _)) = windows.last() else {
             return Ok(Vec::new());
         };
-        self.set_index(Index::Expired, prefix, i128::from(last_start))?;
+        // At most `max_start_time`, so an i64.
+        self.set_index(Index::Expired, prefix, stored_millis("window start", last_start)?)?;
         let mut out = Vec::with_capacity(windows.len());
         for (start, end, bytes) in &windows {
             // Sliding windows collect values at `end` too.
@@ -93,6 +95,9 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     /// Deletes the windows of `prefix` with start <= `max_start_time` (from
     /// the last deleted start on) and, with [`CollectedValues::Delete`], the
     /// collected values with id < `max_start_time`.
+    ///
+    /// quixstreams' argument order; [`key`](Self::key)`(msg_key).delete_windows(..)`
+    /// is the everyday form.
     pub fn delete_windows(&mut self, max_start_time: i64, values: CollectedValues, prefix: &[u8]) -> Result<()> {
         self.base.require_started("delete_windows")?;
         self.guarded(|t| t.delete_windows_inner(max_start_time, values, prefix))
@@ -102,10 +107,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         if max_start_time < 0 {
             return Ok(());
         }
-        let last_deleted = self.get_index(Index::DeletedWindow, prefix)?;
-        let Some(from) = exclusive_start(last_deleted) else {
-            return Ok(());
-        };
+        let from = exclusive_start(self.get_index(Index::DeletedWindow, prefix)?);
         let windows = self.windows_raw(from, max_start_time as u64, prefix, Direction::Forward)?;
         for (start, end, _) in &windows {
             self.delete_found(prefix, *start, *end)?;
@@ -113,7 +115,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         // quixstreams skips recording a last deleted start of 0.
         if let Some(&(last, _, _)) = windows.last() {
             if last > 0 {
-                self.set_index(Index::DeletedWindow, prefix, i128::from(last))?;
+                self.set_index(Index::DeletedWindow, prefix, stored_millis("window start", last)?)?;
             }
         }
         if values == CollectedValues::Delete {
@@ -153,7 +155,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
             return Err(TxnError::InvalidWindow { start: 0, end: step_ms });
         }
         let step = i128::from(step_ms);
-        let last_expired = self.get_index(Index::Expired, b"")?.unwrap_or(0);
+        let last_expired = i128::from(self.get_index(Index::Expired, b"")?.unwrap_or(0));
         // Which window ends qualify, and the new recorded end.
         let (ends, new_last): (Option<BTreeSet<u64>>, i128) = if last_expired != 0 {
             let mut ends = BTreeSet::new();
@@ -199,7 +201,11 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
                 }
             }
         }
-        self.set_index(Index::Expired, b"", new_last)?;
+        let recorded = i64::try_from(new_last).map_err(|_| TxnError::IndexValueOutOfRange {
+            what: "window end expired up to",
+            value: new_last,
+        })?;
+        self.set_index(Index::Expired, b"", recorded)?;
         Ok(out)
     }
 
@@ -220,8 +226,8 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
             Vec::new()
         };
         Ok(ExpiredWindow {
-            start,
-            end,
+            start: stored_millis("window start", start)?,
+            end: stored_millis("window end", end)?,
             value: self.codec().decode(value)?,
             collected,
             prefix: prefix.to_vec(),

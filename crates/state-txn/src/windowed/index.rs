@@ -33,9 +33,9 @@ pub(crate) struct PrefixEntry {
     /// prefix, or more than [`MAX_WINDOWS_PER_PREFIX`] windows).
     pub(crate) windows: Option<Few<(u64, u64)>>,
     /// The stored latest timestamp slot.
-    pub(crate) latest: Option<i128>,
+    pub(crate) latest: Option<i64>,
     /// The stored last-expired slot.
-    pub(crate) expired: Option<i128>,
+    pub(crate) expired: Option<i64>,
 }
 
 #[derive(Debug, Default)]
@@ -109,8 +109,8 @@ impl Default for WindowIndex {
     }
 }
 
-fn decode_slot(codec: Codec, bytes: &[u8]) -> Result<i128> {
-    Ok(codec.decode::<IndexValue>(bytes)?.0)
+fn decode_slot(codec: Codec, bytes: &[u8]) -> Result<i64> {
+    Ok(codec.decode::<IndexValue>(bytes)?.millis())
 }
 
 impl PrefixEntry {
@@ -433,9 +433,9 @@ pub(crate) struct Tracked<'a> {
     /// Windows set (`true`) or deleted (`false`).
     pub(crate) windows: &'a [(u64, u64, bool)],
     /// The latest timestamp written, if written.
-    pub(crate) latest: Option<i128>,
+    pub(crate) latest: Option<i64>,
     /// The last expired start written, if written.
-    pub(crate) expired: Option<i128>,
+    pub(crate) expired: Option<i64>,
 }
 
 /// The index slots the index holds: column family, key suffix, field.
@@ -451,7 +451,7 @@ enum Slot {
 }
 
 impl Slot {
-    fn set(self, e: &mut PrefixEntry, v: Option<i128>) {
+    fn set(self, e: &mut PrefixEntry, v: Option<i64>) {
         match self {
             Slot::Latest => e.latest = v,
             Slot::Expired => e.expired = v,
@@ -648,7 +648,7 @@ mod tests {
         t.commit().unwrap();
         let index = Arc::new(WindowIndex::new(2));
         for round in 0..3 {
-            let mut t = txn(&p, &index);
+            let t = txn(&p, &index);
             for k in 0u8..5 {
                 let prefix = [b'p', k];
                 assert_eq!(t.get_window::<u64>(10, 20, &prefix).unwrap(), Some(2));

@@ -7,7 +7,7 @@
 use state_core::{keys, StorePartition};
 
 use super::index_value::IndexValue;
-use super::layout::{to_u64, Index};
+use super::layout::{with_slot_key, Index};
 use super::prefix_cache::{PrefixTxn, SharedSnapshot};
 use super::transaction::WindowedTransaction;
 use crate::cache::Cached;
@@ -33,45 +33,45 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         Ok(true)
     }
 
-    pub(super) fn get_index(&mut self, index: Index, prefix: &[u8]) -> Result<Option<i128>> {
-        if let Some(Some(v)) = self.prefixes.get_mut().get(prefix).map(|p| p.slots.get(index)) {
+    /// Index slot `index` of `prefix`: what this transaction read or wrote
+    /// before, else its change set, the shared index or the store (then
+    /// remembered). `&self`: the prefix cache is a cell.
+    pub(super) fn get_index(&self, index: Index, prefix: &[u8]) -> Result<Option<i64>> {
+        if let Some(Some(v)) = self.prefixes.borrow().get(prefix).map(|p| p.slots.get(index)) {
             return Ok(v);
         }
         self.base.require_started("get")?;
-        let (cf_name, key) = index.location();
-        let mut full = std::mem::take(&mut self.key_buf);
-        full.clear();
-        keys::write_prefixed_key(&mut full, prefix, key);
-        let res = self.read_index(index, prefix, cf_name, &full);
-        self.key_buf = full;
-        let value = res?;
-        self.remember_index(index, prefix, value);
+        let value = self.read_index(index, prefix)?;
+        self.prefixes.borrow_mut().entry(prefix).slots.set(index, value);
         Ok(value)
     }
 
-    /// Reads index slot `index` of `prefix` (full key `full` in `cf_name`):
-    /// this transaction's change, else the shared index, else the store.
-    fn read_index(&self, index: Index, prefix: &[u8], cf_name: &str, full: &[u8]) -> Result<Option<i128>> {
+    /// Reads index slot `index` of `prefix`: this transaction's change,
+    /// else the shared index, else the store.
+    fn read_index(&self, index: Index, prefix: &[u8]) -> Result<Option<i64>> {
         let from_shared = matches!(index, Index::Timestamp | Index::Expired) && self.shared.is_some();
         if from_shared && !self.untracked {
             // Only `set_index` writes these keys here, and it records the
             // value: the change set has nothing the slots do not.
             return self.shared_slot(index, prefix);
         }
-        Ok(match self.base.cached(cf_name, full) {
-            Cached::Value(bytes) => Some(self.codec().decode::<IndexValue>(bytes)?.0),
-            Cached::Deleted => None,
-            Cached::Unknown if from_shared => self.shared_slot(index, prefix)?,
-            Cached::Unknown => match self.base.partition().get(cf_name, full)? {
-                Some(bytes) => Some(self.codec().decode::<IndexValue>(&bytes)?.0),
-                None => None,
-            },
+        let (cf_name, suffix) = index.location();
+        with_slot_key(prefix, suffix, |full| {
+            Ok(match self.base.cached(cf_name, full) {
+                Cached::Value(bytes) => Some(self.codec().decode::<IndexValue>(bytes)?.millis()),
+                Cached::Deleted => None,
+                Cached::Unknown if from_shared => self.shared_slot(index, prefix)?,
+                Cached::Unknown => match self.base.partition().get(cf_name, full)? {
+                    Some(bytes) => Some(self.codec().decode::<IndexValue>(&bytes)?.millis()),
+                    None => None,
+                },
+            })
         })
     }
 
     /// Slot `index` (the latest timestamp or the last expired) of
     /// `prefix` as the shared index has it.
-    fn shared_slot(&self, index: Index, prefix: &[u8]) -> Result<Option<i128>> {
+    fn shared_slot(&self, index: Index, prefix: &[u8]) -> Result<Option<i64>> {
         self.snapshot(prefix)?;
         let prefixes = self.prefixes.borrow();
         let snap = prefixes.get(prefix).and_then(|p| p.shared.as_ref());
@@ -82,11 +82,13 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         })
     }
 
-    pub(super) fn set_index(&mut self, index: Index, prefix: &[u8], value: i128) -> Result<()> {
+    /// Writes index slot `index` of `prefix` (`i64::MAX` is stored as
+    /// `2^64 - 1`, see [`IndexValue::from_millis`]).
+    pub(super) fn set_index(&mut self, index: Index, prefix: &[u8], value: i64) -> Result<()> {
         let (cf_name, key) = index.location();
         let codec = self.codec();
         self.value_buf.clear();
-        codec.encode_into(&IndexValue::new(value)?, &mut self.value_buf)?;
+        codec.encode_into(&IndexValue::from_millis(value), &mut self.value_buf)?;
         self.key_buf.clear();
         keys::write_prefixed_key(&mut self.key_buf, prefix, key);
         self.base.set_raw_ref(cf_name, &self.key_buf, &self.value_buf)?;
@@ -98,10 +100,6 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
 
     fn prefix_mut(&mut self, prefix: &[u8]) -> &mut PrefixTxn {
         self.prefixes.get_mut().entry(prefix)
-    }
-
-    fn remember_index(&mut self, index: Index, prefix: &[u8], value: Option<i128>) {
-        self.prefix_mut(prefix).slots.set(index, value);
     }
 
     /// Records that this transaction set (`present`) or deleted window
@@ -129,9 +127,13 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
             .is_some_and(|w| w.as_slice().binary_search(&(start, end)).is_err()))
     }
 
-    /// The latest event time seen for `prefix` by `update_window` (0 if none;
-    /// a negative stored value, which neither library writes, reads as 0).
-    pub fn get_latest_timestamp(&mut self, prefix: &[u8]) -> Result<u64> {
-        Ok(to_u64(self.get_index(Index::Timestamp, prefix)?.unwrap_or(0)))
+    /// The latest event time seen for `prefix` by `update_window` (0 if
+    /// none), in milliseconds. A stored value above `i64::MAX` reads as
+    /// `i64::MAX` (`docs/formats.md`).
+    ///
+    /// quixstreams' argument order; [`key`](Self::key)`(msg_key).get_latest_timestamp()`
+    /// is the everyday form.
+    pub fn get_latest_timestamp(&self, prefix: &[u8]) -> Result<i64> {
+        Ok(self.get_index(Index::Timestamp, prefix)?.unwrap_or(0))
     }
 }

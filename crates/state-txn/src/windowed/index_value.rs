@@ -2,6 +2,11 @@
 //! `__expiration-index__`, ...): any value in `[-2^63, 2^64 - 1]`, the
 //! integers quixstreams' JSON serializer (orjson) accepts. Session windows
 //! store `-1` ("before everything") and `2^64 - 1` ("no open session").
+//!
+//! The API speaks `i64` milliseconds; [`IndexValue::millis`] and
+//! [`IndexValue::from_millis`] are the one place where the two ranges meet
+//! (`docs/formats.md`, "Timestamps in the API"): stored values above
+//! `i64::MAX` read as `i64::MAX`, and `i64::MAX` is stored as `2^64 - 1`.
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::{Deserialize, Serialize, Serializer};
@@ -29,6 +34,28 @@ impl IndexValue {
                 what: "index value",
                 value,
             })
+        }
+    }
+}
+
+impl IndexValue {
+    /// The stored value as event-time milliseconds: values above
+    /// `i64::MAX` (quixstreams' `2^64 - 1`, "no open session") read as
+    /// `i64::MAX`, a time no watermark reaches. Nothing is lost for what
+    /// either library writes: every other stored value is a Kafka timestamp
+    /// or a window start, far below `2^63`.
+    pub(crate) fn millis(self) -> i64 {
+        i64::try_from(self.0).unwrap_or(if self.0 < 0 { i64::MIN } else { i64::MAX })
+    }
+
+    /// The value stored for `millis`: itself, except `i64::MAX`, which is
+    /// stored as `2^64 - 1` so a checkpoint no watermark reaches has
+    /// quixstreams' bytes.
+    pub(crate) fn from_millis(millis: i64) -> Self {
+        if millis == i64::MAX {
+            IndexValue(MAX)
+        } else {
+            IndexValue(i128::from(millis))
         }
     }
 }
@@ -113,5 +140,25 @@ mod tests {
         assert!(IndexValue::new(MIN - 1).is_err());
         assert!(Codec::Json.decode::<IndexValue>(b"18446744073709551616").is_err());
         assert!(Codec::Json.decode::<IndexValue>(b"1.5").is_err());
+    }
+
+    #[test]
+    fn millis_map_the_top_of_the_stored_range_to_i64_max() {
+        let json = |m: i64| String::from_utf8(Codec::Json.encode(&IndexValue::from_millis(m)).unwrap()).unwrap();
+        assert_eq!(
+            json(i64::MAX),
+            "18446744073709551615",
+            "quixstreams' no-open-sessions bytes"
+        );
+        assert_eq!(json(-1), "-1");
+        assert_eq!(json(i64::MIN), "-9223372036854775808");
+        assert_eq!(json(1_700_000_000_000), "1700000000000");
+        assert_eq!(IndexValue(MAX).millis(), i64::MAX);
+        assert_eq!(IndexValue(i128::from(i64::MAX) + 1).millis(), i64::MAX);
+        assert_eq!(IndexValue(-1).millis(), -1);
+        assert_eq!(IndexValue(MIN).millis(), i64::MIN);
+        for m in [i64::MIN, -1, 0, 126, i64::MAX - 1, i64::MAX] {
+            assert_eq!(IndexValue::from_millis(m).millis(), m, "{m} round-trips");
+        }
     }
 }

@@ -122,11 +122,7 @@ impl WindowCursor {
             }
             let pair = &key[key.len() - keys::U64_PAIR_LEN..];
             let (start, end) = keys::decode_u64_pair(pair)?;
-            return Ok(Some(Window {
-                start,
-                end,
-                value: txn.codec().decode(&value)?,
-            }));
+            return Ok(Some(Window::stored(start, end, txn.codec().decode(&value)?)?));
         }
     }
 }

@@ -61,20 +61,19 @@ pub(super) fn check_window(start: i64, end: i64) -> Result<(u64, u64)> {
     Ok((start as u64, end as u64))
 }
 
-/// An index value as a `u64` (negative values as 0).
-pub(super) fn to_u64(value: i128) -> u64 {
-    u64::try_from(value.max(0)).unwrap_or(u64::MAX)
+/// The exclusive lower start bound of a scan resuming after a recorded
+/// index value (quixstreams: `max(-1, recorded)`): `None` scans from 0,
+/// `Some(s)` from `s + 1`.
+pub(super) fn exclusive_start(recorded: Option<i64>) -> Option<u64> {
+    recorded.and_then(|v| u64::try_from(v).ok())
 }
 
-/// The exclusive lower start bound of a scan resuming after a recorded
-/// index value (quixstreams: `max(-1, recorded)`): `Some(None)` scans from
-/// 0, `Some(Some(s))` from `s + 1`, `None` when nothing can follow.
-pub(super) fn exclusive_start(recorded: Option<i128>) -> Option<Option<u64>> {
-    match recorded {
-        None => Some(None),
-        Some(v) if v < 0 => Some(None),
-        Some(v) => u64::try_from(v).ok().map(Some),
-    }
+/// A stored time (a window bound, a collection id) as `i64` milliseconds;
+/// one above `i64::MAX`, which no writer of this library or quixstreams
+/// makes from a Kafka timestamp, is
+/// [`crate::TxnError::StoredTimestampOutOfRange`].
+pub(crate) fn stored_millis(what: &'static str, value: u64) -> Result<i64> {
+    i64::try_from(value).map_err(|_| TxnError::StoredTimestampOutOfRange { what, value })
 }
 
 /// `value` as a stored integer; a negative one is refused as `what`.
@@ -98,6 +97,22 @@ pub(super) fn window_key_len(prefix: &[u8]) -> usize {
 
 thread_local! {
     static WINDOW_KEY: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+    static SLOT_KEY: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on the slot key `prefix | suffix` built in a reused buffer
+/// (reads of index slots take `&self`, so they cannot use the
+/// transaction's own buffers).
+pub(super) fn with_slot_key<T>(prefix: &[u8], suffix: &[u8], f: impl FnOnce(&[u8]) -> T) -> T {
+    SLOT_KEY.with(|buf| match buf.try_borrow_mut() {
+        Ok(mut buf) => {
+            buf.clear();
+            keys::write_prefixed_key(&mut buf, prefix, suffix);
+            f(&buf)
+        }
+        // Re-entered (a backend reading through a transaction).
+        Err(_) => f(&keys::prefixed_key(prefix, suffix)),
+    })
 }
 
 /// Runs `f` on `prefix | start | end` built in a reused buffer.

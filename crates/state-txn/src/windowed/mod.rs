@@ -38,9 +38,11 @@ mod prefix_cache;
 mod transaction;
 mod windows;
 
+pub use checkpoint::CHECKPOINT_NEVER;
 pub use expiry::ExpiredWindow;
 pub use index::{WindowIndex, WindowIndexStats, DEFAULT_MAX_PREFIXES};
 pub use iter::WindowCursor;
+pub(crate) use layout::stored_millis;
 pub use layout::GLOBAL_COUNTER_KEY;
 pub use transaction::WindowedTransaction;
 pub use windows::Window;

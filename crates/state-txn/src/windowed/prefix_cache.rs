@@ -90,7 +90,7 @@ pub(super) struct PrefixTxn {
 
 impl PrefixTxn {
     /// The value this transaction wrote to slot `index`, if it wrote one.
-    pub(super) fn written_value(&self, index: Index) -> Option<i128> {
+    pub(super) fn written_value(&self, index: Index) -> Option<i64> {
         (self.written & (1 << index.slot()) != 0)
             .then(|| self.slots.get(index))
             .flatten()
@@ -102,7 +102,7 @@ impl PrefixTxn {
 /// because a transaction keeps them for every prefix it touches.
 #[derive(Clone, Copy, Debug, Default)]
 pub(super) struct Slots {
-    values: [i128; Index::COUNT],
+    values: [i64; Index::COUNT],
     /// Bit per slot: the value is known (else `get` says `None`).
     known: u8,
     /// Bit per slot: the stored value exists (else it is absent).
@@ -111,12 +111,12 @@ pub(super) struct Slots {
 
 impl Slots {
     /// `None`: not known; `Some(None)`: known absent.
-    pub(super) fn get(&self, index: Index) -> Option<Option<i128>> {
+    pub(super) fn get(&self, index: Index) -> Option<Option<i64>> {
         let bit = 1 << index.slot();
         (self.known & bit != 0).then(|| (self.present & bit != 0).then_some(self.values[index.slot()]))
     }
 
-    pub(super) fn set(&mut self, index: Index, value: Option<i128>) {
+    pub(super) fn set(&mut self, index: Index, value: Option<i64>) {
         let bit = 1 << index.slot();
         self.known |= bit;
         match value {
@@ -134,8 +134,8 @@ impl Slots {
 pub(super) struct SharedSnapshot {
     /// Stored windows, sorted; `None`: not indexed.
     pub(super) windows: Option<Few<(u64, u64)>>,
-    pub(super) latest: Option<i128>,
-    pub(super) expired: Option<i128>,
+    pub(super) latest: Option<i64>,
+    pub(super) expired: Option<i64>,
     /// Where the index held the prefix (a hint: entries move).
     pub(super) position: u32,
 }

@@ -7,7 +7,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use state_core::{cf, keys, Direction, StorePartition};
 
-use super::layout::{bound, check_window, non_negative, window_key_len, with_window_key, Index, RawWindow};
+use super::layout::{
+    bound, check_window, non_negative, stored_millis, window_key_len, with_window_key, Index, RawWindow,
+};
 use super::transaction::WindowedTransaction;
 use crate::cache::Cached;
 use crate::error::Result;
@@ -20,18 +22,34 @@ const POINT_READ_WINDOWS: usize = 32;
 /// A window's bounds and decoded aggregate.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Window<V> {
-    /// Start, ms (inclusive).
-    pub start: u64,
-    /// End, ms (exclusive).
-    pub end: u64,
+    /// Start, ms (inclusive); never negative.
+    pub start: i64,
+    /// End, ms (exclusive); after `start`.
+    pub end: i64,
     /// The aggregate stored for the window.
     pub value: V,
+}
+
+impl<V> Window<V> {
+    /// The window read from the store as `(start, end)` and `value`; bounds
+    /// above `i64::MAX` are [`crate::TxnError::StoredTimestampOutOfRange`].
+    pub(super) fn stored(start: u64, end: u64, value: V) -> Result<Self> {
+        Ok(Window {
+            start: stored_millis("window start", start)?,
+            end: stored_millis("window end", end)?,
+            value,
+        })
+    }
 }
 
 impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     // ---- windows -----------------------------------------------------------
 
     /// The aggregate of window `[start, end)` under `prefix`, if any.
+    ///
+    /// quixstreams' argument order, for code that must mirror it;
+    /// [`key`](Self::key)`(msg_key).get_window(start, end)` is the everyday
+    /// form.
     pub fn get_window<V: DeserializeOwned>(&self, start: i64, end: i64, prefix: &[u8]) -> Result<Option<V>> {
         let (s, e) = check_window(start, end)?;
         self.base.require_started("get")?;
@@ -59,6 +77,10 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
 
     /// Sets the aggregate of window `[start, end)` and raises the prefix's
     /// latest timestamp to `timestamp` if it is newer.
+    ///
+    /// quixstreams' argument order (message key last, as `prefix`);
+    /// [`key`](Self::key)`(msg_key).update_window(start, end, &value, timestamp)`
+    /// is the everyday form.
     pub fn update_window<V: Serialize + ?Sized>(
         &mut self,
         start: i64,
@@ -68,7 +90,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         prefix: &[u8],
     ) -> Result<()> {
         self.guarded(|t| {
-            let ts = non_negative("timestamp", timestamp)?;
+            non_negative("timestamp", timestamp)?;
             let (s, e) = check_window(start, end)?;
             t.base.require_started("set")?;
             let codec = t.codec();
@@ -83,7 +105,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
             }
             t.touch(prefix, s, e, true);
             let latest = t.get_index(Index::Timestamp, prefix)?;
-            let updated = latest.map_or(i128::from(ts), |l| l.max(i128::from(ts)));
+            let updated = latest.map_or(timestamp, |l| l.max(timestamp));
             t.set_index(Index::Timestamp, prefix, updated)
         })
     }
@@ -203,6 +225,9 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
 
     /// Windows under `prefix` with `start_from < start <= start_to`, by start
     /// (then end), in `direction`. `start_from = -1` includes 0.
+    ///
+    /// quixstreams' argument order; [`key`](Self::key)`(msg_key).get_windows(..)`
+    /// is the everyday form.
     pub fn get_windows<V: DeserializeOwned>(
         &self,
         start_from: i64,
@@ -216,13 +241,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         let from = u64::try_from(start_from).ok();
         self.windows_raw(from, start_to as u64, prefix, direction)?
             .into_iter()
-            .map(|(start, end, v)| {
-                Ok(Window {
-                    start,
-                    end,
-                    value: self.codec().decode(&v)?,
-                })
-            })
+            .map(|(start, end, v)| Window::stored(start, end, self.codec().decode(&v)?))
             .collect()
     }
 }

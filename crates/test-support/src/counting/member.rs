@@ -261,8 +261,8 @@ pub fn count(
 ) -> Result<(), ManagerError> {
     let p = msg.partition() as u32;
     let key = msg.key().unwrap_or_default().to_vec();
-    let t = mgr.txn(counts, p)?;
-    let n: u64 = t.get("count", &key)?.unwrap_or(0);
-    t.set("count", &(n + 1), &key)?;
+    let mut state = mgr.txn(counts, p)?.key(&key);
+    let n: u64 = state.get("count")?.unwrap_or(0);
+    state.set("count", &(n + 1))?;
     mgr.processed(input, p, msg.offset())
 }

@@ -42,15 +42,16 @@ pub(crate) fn window_ranges(timestamp: i64, duration: i64, step: Option<i64>) ->
 impl WindowKind for FixedWindow {
     fn process_message(&self, txn: &mut WindowedTransaction, message: Message<'_>) -> Result<Processed> {
         let (key, prefix, value, timestamp) = message.parts();
-        let latest: i128 = match self.closing {
-            Closing::Partition => i128::from(timestamp).max(txn.get_latest_expired(b"")?),
-            Closing::Key => i128::from(timestamp).max(i128::from(txn.get_latest_timestamp(prefix)?)),
+        let latest = match self.closing {
+            Closing::Partition => timestamp.max(txn.get_latest_expired(b"")?),
+            Closing::Key => timestamp.max(txn.get_latest_timestamp(prefix)?),
         };
-        let max_end = latest - i128::from(self.grace);
-        let max_start = max_end - i128::from(self.duration);
+        // Saturating: the recorded end may be `CHECKPOINT_NEVER`.
+        let max_end = latest.saturating_sub(self.grace);
+        let max_start = max_end.saturating_sub(self.duration);
         let mut out = Processed::default();
         for (start, end) in window_ranges(timestamp, self.duration, self.step) {
-            if i128::from(start) <= max_start {
+            if start <= max_start {
                 continue; // late: quixstreams logs it (or calls on_late)
             }
             let mut aggregated = Value::Null;
@@ -74,7 +75,6 @@ impl WindowKind for FixedWindow {
         };
         let expired: Vec<(MessageKey, ExpiredWindow<Value, Value>)> = match self.closing {
             Closing::Partition => {
-                let max_end = i64::try_from(max_end).unwrap_or(i64::MAX);
                 let step = self.step.unwrap_or(self.duration);
                 let windows: Vec<ExpiredWindow<Value, Value>> = txn.expire_all_windows(max_end, step, options)?;
                 let mut out = Vec::with_capacity(windows.len());
@@ -84,16 +84,14 @@ impl WindowKind for FixedWindow {
                 out
             }
             Closing::Key => {
-                let max_start = i64::try_from(max_start.max(-1)).unwrap_or(i64::MAX);
+                let max_start = max_start.max(-1);
                 let windows: Vec<ExpiredWindow<Value, Value>> = txn.expire_windows(max_start, prefix, options)?;
                 windows.into_iter().map(|w| (key.clone(), w)).collect()
             }
         };
         for (k, w) in expired {
-            out.expired.push((
-                k,
-                self.aggs.results(&w.value, &w.collected, w.start as i64, w.end as i64),
-            ));
+            out.expired
+                .push((k, self.aggs.results(&w.value, &w.collected, w.start, w.end)));
         }
         Ok(out)
     }

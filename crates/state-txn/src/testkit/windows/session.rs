@@ -9,10 +9,11 @@ use state_core::{Direction, StorePartition};
 use super::aggregations::Aggregations;
 use super::kind::{Closing, Message, MessageKey, Processed, WindowKind};
 use crate::error::Result;
-use crate::windowed::{Window, WindowedTransaction};
+use crate::windowed::{Window, WindowedTransaction, CHECKPOINT_NEVER};
 
-/// The partition checkpoint when no session is open: no watermark reaches it.
-const NO_OPEN_SESSIONS: i128 = u64::MAX as i128;
+/// The partition checkpoint when no session is open: no watermark reaches
+/// it (quixstreams' `_NO_OPEN_SESSIONS`, stored as `2^64 - 1`).
+const NO_OPEN_SESSIONS: i64 = CHECKPOINT_NEVER;
 
 /// A session window: events at most `gap` apart share a session, stored
 /// half-open as `[first event, last event + 1)`.
@@ -29,7 +30,7 @@ pub struct SessionWindow {
 }
 
 fn matches(w: &Window<Value>, timestamp: i64, gap: i64) -> bool {
-    w.start as i64 - gap <= timestamp && w.end as i64 + gap > timestamp
+    w.start - gap <= timestamp && w.end + gap > timestamp
 }
 
 fn first_window<P: StorePartition + ?Sized>(
@@ -48,9 +49,9 @@ impl WindowKind for SessionWindow {
         let (gap, grace) = (self.gap, self.grace);
         let aggs = &self.aggs;
         let by_partition = self.closing == Closing::Partition;
-        let key_latest = txn.get_latest_timestamp(prefix)? as i64;
+        let key_latest = txn.get_latest_timestamp(prefix)?;
         let watermark = if by_partition {
-            txn.advance_partition_timestamp(timestamp.max(key_latest))? as i64
+            txn.advance_partition_timestamp(timestamp.max(key_latest))?
         } else {
             timestamp.max(key_latest)
         };
@@ -69,10 +70,10 @@ impl WindowKind for SessionWindow {
         let or_init = |v: &Value| if v.is_null() { aggs.init() } else { v.clone() };
         let (start, end, aggregated) = match matched.as_slice() {
             [p, f] => {
-                let start = (p.start as i64).min(timestamp);
-                let end = (f.end as i64).max(timestamp + 1);
-                txn.delete_window(p.start as i64, p.end as i64, prefix)?;
-                txn.delete_window(f.start as i64, f.end as i64, prefix)?;
+                let start = p.start.min(timestamp);
+                let end = f.end.max(timestamp + 1);
+                txn.delete_window(p.start, p.end, prefix)?;
+                txn.delete_window(f.start, f.end, prefix)?;
                 let aggregated = if aggs.aggregate() {
                     aggs.merge(&aggs.agg(&or_init(&p.value), value), &or_init(&f.value))
                 } else {
@@ -81,10 +82,10 @@ impl WindowKind for SessionWindow {
                 (start, end, aggregated)
             }
             [m] => {
-                let start = (m.start as i64).min(timestamp);
-                let end = (m.end as i64).max(timestamp + 1);
-                if (start, end) != (m.start as i64, m.end as i64) {
-                    txn.delete_window(m.start as i64, m.end as i64, prefix)?;
+                let start = m.start.min(timestamp);
+                let end = m.end.max(timestamp + 1);
+                if (start, end) != (m.start, m.end) {
+                    txn.delete_window(m.start, m.end, prefix)?;
                 }
                 let aggregated = if aggs.aggregate() {
                     aggs.agg(&or_init(&m.value), value)
@@ -109,8 +110,8 @@ impl WindowKind for SessionWindow {
         // A larger grace after a restart can admit an event below the key's
         // expiry cursor; lower the cursor so the scan finds it again.
         if let Some(cursor) = txn.get_expiry_checkpoint(prefix)? {
-            if i128::from(start) <= cursor {
-                txn.set_expiry_checkpoint(i128::from(start) - 1, prefix)?;
+            if start <= cursor {
+                txn.set_expiry_checkpoint(start - 1, prefix)?;
             }
         }
         let mut out = Processed::default();
@@ -120,7 +121,7 @@ impl WindowKind for SessionWindow {
         }
         out.expired = if by_partition {
             let checkpoint = txn.get_expiry_checkpoint(b"")?;
-            let candidate = i128::from(end) + 2 * i128::from(gap) + i128::from(grace);
+            let candidate = end.saturating_add(2 * gap + grace);
             if checkpoint.is_some_and(|c| candidate < c) {
                 txn.set_expiry_checkpoint(candidate, b"")?;
             }
@@ -142,11 +143,11 @@ impl SessionWindow {
         close_before: i64,
     ) -> Result<Vec<(MessageKey, Value)>> {
         let cursor = txn.get_expiry_checkpoint(prefix)?;
-        let scan_from = cursor.map_or(0, |c| i64::try_from(c + 1).unwrap_or(i64::MAX));
+        let scan_from = cursor.map_or(0, |c| c.saturating_add(1));
         let mut closing = Vec::new();
         let mut it = txn.windows_cursor(prefix, scan_from, None, Direction::Forward)?;
         while let Some(w) = it.next::<Value, _>(txn)? {
-            if w.end as i64 > close_before {
+            if w.end > close_before {
                 break;
             }
             closing.push(w);
@@ -158,23 +159,20 @@ impl SessionWindow {
         let mut results = Vec::with_capacity(closing.len());
         for w in &closing {
             let collected: Vec<Value> = if collect {
-                txn.get_from_collection(w.start as i64, w.end as i64, prefix)?
+                txn.get_from_collection(w.start, w.end, prefix)?
             } else {
                 Vec::new()
             };
-            results.push((
-                key.clone(),
-                self.aggs.results(&w.value, &collected, w.start as i64, w.end as i64),
-            ));
+            results.push((key.clone(), self.aggs.results(&w.value, &collected, w.start, w.end)));
         }
         for w in &closing {
-            txn.delete_window(w.start as i64, w.end as i64, prefix)?;
+            txn.delete_window(w.start, w.end, prefix)?;
             if collect {
-                txn.delete_from_collection(w.end as i64, prefix, Some(w.start as i64))?;
+                txn.delete_from_collection(w.end, prefix, Some(w.start))?;
             }
         }
         if let Some(last) = closing.last() {
-            txn.set_expiry_checkpoint(i128::from(last.start), prefix)?;
+            txn.set_expiry_checkpoint(last.start, prefix)?;
         }
         Ok(results)
     }
@@ -188,22 +186,19 @@ impl SessionWindow {
         close_before: i64,
         message_key: &MessageKey,
     ) -> Result<Vec<(MessageKey, Value)>> {
-        if txn
-            .get_expiry_checkpoint(b"")?
-            .is_some_and(|c| i128::from(watermark) < c)
-        {
+        if txn.get_expiry_checkpoint(b"")?.is_some_and(|c| watermark < c) {
             return Ok(Vec::new());
         }
-        let expire_after = 2 * i128::from(self.gap) + i128::from(self.grace);
+        let expire_after = 2 * self.gap + self.grace;
         let mut results = Vec::new();
         let mut next_checkpoint = NO_OPEN_SESSIONS;
         for prefix in txn.iter_prefixes()? {
             let key = message_key.from_prefix(txn, &prefix)?;
             results.extend(self.expire_by_key(txn, &key, &prefix, close_before)?);
             let cursor = txn.get_expiry_checkpoint(&prefix)?;
-            let scan_from = cursor.map_or(0, |c| i64::try_from(c + 1).unwrap_or(i64::MAX));
+            let scan_from = cursor.map_or(0, |c| c.saturating_add(1));
             if let Some(first) = first_window(txn, &prefix, scan_from, None, Direction::Forward)? {
-                next_checkpoint = next_checkpoint.min(i128::from(first.end) + expire_after);
+                next_checkpoint = next_checkpoint.min(first.end.saturating_add(expire_after));
             }
         }
         txn.set_expiry_checkpoint(next_checkpoint, b"")?;

@@ -29,7 +29,7 @@ impl WindowKind for SlidingWindow {
     fn process_message(&self, txn: &mut WindowedTransaction, message: Message<'_>) -> Result<Processed> {
         let (key, prefix, value, timestamp) = message.parts();
         let duration = self.duration;
-        let state_ts = txn.get_latest_timestamp(prefix)? as i64;
+        let state_ts = txn.get_latest_timestamp(prefix)?;
         let latest = timestamp.max(state_ts);
         let max_expired_end = latest - self.grace - 1;
         let max_expired_start = max_expired_end - duration;
@@ -52,7 +52,7 @@ impl WindowKind for SlidingWindow {
         )?;
         let mut broke = false;
         for w in windows {
-            let (start, end) = (w.start as i64, w.end as i64);
+            let (start, end) = (w.start, w.end);
             let max_timestamp = w.value.get(0).and_then(Value::as_i64).unwrap_or(0);
             let aggregation = w.value.get(1).cloned().unwrap_or(Value::Null);
             starts.insert(start);
@@ -139,11 +139,10 @@ impl WindowKind for SlidingWindow {
         for w in windows {
             let max_timestamp = w.value.get(0).and_then(Value::as_i64).unwrap_or(-1);
             let aggregated = w.value.get(1).cloned().unwrap_or(Value::Null);
-            if w.end as i64 == max_timestamp {
+            if w.end == max_timestamp {
                 expired.push((
                     key.clone(),
-                    self.aggs
-                        .results(&aggregated, &w.collected, w.start as i64, w.end as i64),
+                    self.aggs.results(&aggregated, &w.collected, w.start, w.end),
                 ));
             }
         }
