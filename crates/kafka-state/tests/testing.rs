@@ -30,9 +30,9 @@ impl Processor for Counter {
         ctx: &mut kafka_state::Context<'_>,
     ) -> Result<(), kafka_state::ProcessError> {
         let key = record.key().unwrap_or_default();
-        let counts = ctx.store(&self.counts)?;
-        let n: u64 = counts.get("count", key)?.unwrap_or(0) + 1;
-        counts.set("count", &n, key)?;
+        let mut state = ctx.store(&self.counts)?.key(key);
+        let n: u64 = state.get("count")?.unwrap_or(0) + 1;
+        state.set("count", &n)?;
         ctx.send_to("counts-out", key, n.to_string().as_bytes())?;
         Ok(())
     }
@@ -140,11 +140,11 @@ impl Processor for Windows {
         let key = record.key().unwrap_or_default();
         let ts = record.timestamp().unwrap_or(0);
         let start = ts - ts % MINUTE;
-        let windows = ctx.store(&self.windows)?;
-        let n: u64 = windows.get_window(start, start + MINUTE, key)?.unwrap_or(0);
-        windows.update_window(start, start + MINUTE, &(n + 1), ts, key)?;
+        let mut windows = ctx.store(&self.windows)?.key(key);
+        let n: u64 = windows.get_window(start, start + MINUTE)?.unwrap_or(0);
+        windows.update_window(start, start + MINUTE, &(n + 1), ts)?;
         // Windows that ended before the minute of this record are final.
-        let closed = windows.expire_windows::<u64, ()>(start - MINUTE, key, ExpireOptions::delete())?;
+        let closed = windows.expire_windows::<u64, ()>(start - MINUTE, ExpireOptions::delete())?;
         for w in closed {
             let value = format!("{}@{}", w.value, w.start);
             ctx.send_to("closed-windows", key, value.as_bytes())?;
@@ -195,8 +195,9 @@ fn a_processing_error_aborts_the_checkpoint_and_stops_the_app() -> Result<(), Te
             if record.value() == Some(b"poison".as_slice()) {
                 return Err("a poison record".into());
             }
-            let t = ctx.store(&counts)?;
-            t.set("seen", &true, record.key().unwrap_or_default())?;
+            ctx.store(&counts)?
+                .key(record.key().unwrap_or_default())
+                .set("seen", &true)?;
             Ok(())
         }))
     })?;

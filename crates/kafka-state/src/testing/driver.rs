@@ -236,10 +236,9 @@ type Restores = Arc<Mutex<BTreeMap<TopicPartition, RecoveryProgress>>>;
 /// let mut driver = TestDriver::builder().exactly_once().build(|t: &mut Topology<'_>| {
 ///     let counts = t.store(StoreSpec::key_value("words", "counts"))?;
 ///     Ok::<_, ManagerError>(processor_fn(move |record, ctx| {
-///         let word = record.key().unwrap_or_default();
-///         let t = ctx.store(&counts)?;
-///         let n: u64 = t.get("count", word)?.unwrap_or(0);
-///         t.set("count", &(n + 1), word)?;
+///         let mut word = ctx.store(&counts)?.key(record.key().unwrap_or_default());
+///         let n: u64 = word.get("count")?.unwrap_or(0);
+///         word.set("count", &(n + 1))?;
 ///         Ok(())
 ///     }))
 /// })?;
