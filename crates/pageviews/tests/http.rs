@@ -458,6 +458,8 @@ fn metrics_are_prometheus_text_with_every_documented_metric() {
     for name in [
         m::CHECKPOINT_STAGE_SECONDS,
         m::CHECKPOINTS,
+        m::REWOUND_RECORDS,
+        m::COMMITS_DELAYED_BY_REBALANCE,
         m::RESTORE_DONE,
         m::RESTORE_REMAINING,
         m::RESTORE_RATE,
@@ -478,8 +480,9 @@ fn metrics_are_prometheus_text_with_every_documented_metric() {
             "{name} is not in docs/operations.md's table"
         );
     }
-    // A one-instance run keeps no standby replicas: no lag to report.
-    let absent_here = [m::STANDBY_LAG];
+    // A one-instance run keeps no standby replicas: no lag to report; and
+    // no other member makes its group rebalance under a commit.
+    let absent_here = [m::STANDBY_LAG, m::REWOUND_RECORDS, m::COMMITS_DELAYED_BY_REBALANCE];
     // Zero at the end of a run: restores are done; a small store has no
     // compaction debt.
     let zero_at_the_end = [m::RESTORE_REMAINING, m::PARTITION_PENDING_COMPACTION_BYTES];
