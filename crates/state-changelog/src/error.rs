@@ -297,7 +297,7 @@ impl fmt::Display for BrokerFailure {
 }
 
 /// What is wrong with Kafka client settings. No message ever contains the
-/// value of a secret property (see [`is_secret_key`]); a line or argument
+/// value of a secret property (see [`is_secret_key`](crate::is_secret_key)); a line or argument
 /// that cannot be parsed is identified by its position, never shown.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
