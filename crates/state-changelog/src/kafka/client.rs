@@ -167,56 +167,6 @@ impl ClientContext for KafkaClientContext {
 
 impl ConsumerContext for KafkaClientContext {}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn failures_are_parsed_and_classified() {
-        let f = parse_failure(
-            "[thrd:ssl://127.0.0.1:9093/bootstrap]: ssl://127.0.0.1:9093/bootstrap: SSL handshake failed: \
-             error:0A000086:SSL routines::certificate verify failed",
-        )
-        .unwrap();
-        assert_eq!(f.broker, "ssl://127.0.0.1:9093/bootstrap");
-        assert_eq!(f.kind, FailureKind::Tls);
-        assert!(f
-            .to_string()
-            .contains("TLS connection to broker ssl://127.0.0.1:9093/bootstrap failed"));
-        let f = parse_failure(
-            "sasl_ssl://k:9094/1: SASL authentication error: Authentication failed during authentication due to invalid credentials",
-        )
-        .unwrap();
-        assert_eq!(f.kind, FailureKind::Authentication);
-        let f = parse_failure("127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused");
-        assert!(f.is_none(), "no scheme: not a broker name");
-        let f =
-            parse_failure("plaintext://127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused")
-                .unwrap();
-        assert_eq!(f.kind, FailureKind::Connection);
-        assert!(parse_failure("Configuration property x is a consumer property").is_none());
-    }
-
-    #[test]
-    fn secrets_are_redacted_and_weaker_failures_do_not_replace_stronger_ones() {
-        let mut c = ClientConfig::new();
-        c.set("sasl.password", "hunter2-x").set("sasl.username", "u");
-        let ctx = KafkaClientContext::new(&c);
-        ctx.log(
-            RDKafkaLogLevel::Error,
-            "FAIL",
-            "sasl_ssl://k:9094/1: SASL authentication error: bad password hunter2-x",
-        );
-        let f = ctx.last_failure().unwrap();
-        assert!(!f.reason.contains("hunter2-x"), "{f}");
-        ctx.error(
-            KafkaError::Global(rdkafka::types::RDKafkaErrorCode::AllBrokersDown),
-            "1/1 brokers are down",
-        );
-        assert_eq!(ctx.last_failure().unwrap().kind, FailureKind::Authentication);
-    }
-}
-
 impl ChangelogError {
     /// The error of a failed Kafka call made by a client created from
     /// `config` (if known) with context `context`:
@@ -265,4 +215,54 @@ fn is_connectivity(e: &KafkaError) -> bool {
                 | RDKafkaErrorCode::TimedOutQueue
         )
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_parsed_and_classified() {
+        let f = parse_failure(
+            "[thrd:ssl://127.0.0.1:9093/bootstrap]: ssl://127.0.0.1:9093/bootstrap: SSL handshake failed: \
+             error:0A000086:SSL routines::certificate verify failed",
+        )
+        .unwrap();
+        assert_eq!(f.broker, "ssl://127.0.0.1:9093/bootstrap");
+        assert_eq!(f.kind, FailureKind::Tls);
+        assert!(f
+            .to_string()
+            .contains("TLS connection to broker ssl://127.0.0.1:9093/bootstrap failed"));
+        let f = parse_failure(
+            "sasl_ssl://k:9094/1: SASL authentication error: Authentication failed during authentication due to invalid credentials",
+        )
+        .unwrap();
+        assert_eq!(f.kind, FailureKind::Authentication);
+        let f = parse_failure("127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused");
+        assert!(f.is_none(), "no scheme: not a broker name");
+        let f =
+            parse_failure("plaintext://127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused")
+                .unwrap();
+        assert_eq!(f.kind, FailureKind::Connection);
+        assert!(parse_failure("Configuration property x is a consumer property").is_none());
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_weaker_failures_do_not_replace_stronger_ones() {
+        let mut c = ClientConfig::new();
+        c.set("sasl.password", "hunter2-x").set("sasl.username", "u");
+        let ctx = KafkaClientContext::new(&c);
+        ctx.log(
+            RDKafkaLogLevel::Error,
+            "FAIL",
+            "sasl_ssl://k:9094/1: SASL authentication error: bad password hunter2-x",
+        );
+        let f = ctx.last_failure().unwrap();
+        assert!(!f.reason.contains("hunter2-x"), "{f}");
+        ctx.error(
+            KafkaError::Global(rdkafka::types::RDKafkaErrorCode::AllBrokersDown),
+            "1/1 brokers are down",
+        );
+        assert_eq!(ctx.last_failure().unwrap().kind, FailureKind::Authentication);
+    }
 }
