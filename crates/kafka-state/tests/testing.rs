@@ -232,3 +232,169 @@ fn a_manager_used_directly_creates_its_changelogs_on_a_test_cluster() -> Result<
     assert_eq!(cluster.partitions("changelog__direct--clicks--counts")?, Some(3));
     Ok(())
 }
+
+/// `login` starts a 30-minute session (per-write TTL, by event time);
+/// `check` sends `active` or `expired` to `sessions-out`.
+fn sessions(t: &mut Topology<'_>) -> Result<impl Processor, ManagerError> {
+    let sessions = t.store(StoreSpec::key_value("logins", "sessions").ttl(kafka_state::TtlOptions::default()))?;
+    t.output("sessions-out");
+    Ok(processor_fn(move |record, ctx| {
+        let user = record.key().unwrap_or_default();
+        let now = record.timestamp().unwrap_or(0);
+        let mut session = ctx.store(&sessions)?.key(user);
+        if record.value() == Some(b"login".as_slice()) {
+            let ttl = kafka_state::SetOptions::at(now).ttl(Duration::from_secs(30 * 60));
+            session.set_with("session", "s", ttl)?;
+            return Ok(());
+        }
+        let active = session
+            .get_with::<String>("session", kafka_state::GetOptions::at(now))?
+            .is_some();
+        let state: &[u8] = if active { b"active" } else { b"expired" };
+        ctx.send_to("sessions-out", user, state)?;
+        Ok(())
+    }))
+}
+
+#[test]
+fn a_ttl_expires_when_event_time_moves_past_it() -> Result<(), TestError> {
+    let mut driver = TestDriver::builder().exactly_once().build(sessions)?;
+    let logins = driver.input_topic("logins")?;
+    let mut out = driver.output_topic("sessions-out")?;
+    logins.pipe("ann", "login")?;
+    // The partition switches into TTL mode when the first TTL write
+    // commits (quixstreams' rule); reads check expiry from then on.
+    driver.run_until_idle()?;
+    logins.advance_time(Duration::from_secs(10 * 60));
+    logins.pipe("ann", "check")?;
+    logins.advance_time(Duration::from_secs(30 * 60));
+    logins.pipe("ann", "check")?;
+    driver.run_until_idle()?;
+    let seen: Vec<String> = out.read_key_values()?.into_iter().map(|(_, v)| v).collect();
+    assert_eq!(seen, ["active", "expired"]);
+    Ok(())
+}
+
+/// Two apps of one group under exactly-once on a test cluster; one closes
+/// mid-run with processed but uncommitted records. The other takes over:
+/// the records both processed add up to the input (none twice).
+#[test]
+fn an_app_that_closes_hands_over_without_reprocessing() -> Result<(), TestError> {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use kafka_state::rdkafka::consumer::{BaseConsumer, Consumer};
+    use kafka_state::rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use kafka_state::{App, ProcessingGuarantee, Shutdown};
+
+    const RECORDS: usize = 400;
+    let cluster = TestCluster::new()?;
+    cluster.create_topic("events", 4)?;
+    cluster.create_topic("counts-out", 4)?;
+    let kafka_error = |operation| move |source| TestError::Kafka { operation, source };
+    let dir = tempfile::tempdir().map_err(|source| TestError::Io {
+        path: std::env::temp_dir(),
+        source,
+    })?;
+    let app = |name: &str, processed: Arc<AtomicUsize>| -> Result<App<_>, TestError> {
+        let mut config = ManagerConfig::with_backend("handover", dir.path().join(name), MemoryBackend::shared());
+        config.guarantee = ProcessingGuarantee::ExactlyOnce;
+        config.instance_id = Some(name.to_owned());
+        cluster.configure(&mut config);
+        Ok(App::builder(config, cluster.client_config())
+            .poll_timeout(Duration::from_millis(10))
+            .consumer_property("session.timeout.ms", "3000")
+            .consumer_property("heartbeat.interval.ms", "300")
+            .build(move |t: &mut Topology<'_>| {
+                let mut counter = counter(t)?;
+                Ok::<_, ManagerError>(processor_fn(move |record, ctx| {
+                    counter.process(record, ctx)?;
+                    processed.fetch_add(1, Ordering::Relaxed);
+                    Ok(())
+                }))
+            })?)
+    };
+    let (a_done, b_done) = (Arc::new(AtomicUsize::new(0)), Arc::new(AtomicUsize::new(0)));
+    let mut a = app("a", a_done.clone())?;
+    let b = app("b", b_done.clone())?;
+    a.start()?;
+    let shutdown = Shutdown::new();
+    let stop_b = shutdown.clone();
+    let b_thread = std::thread::spawn(move || b.run(&stop_b));
+
+    // Both members own partitions before any input arrives.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let owns = |app: &App<_>| app.consumer().assignment().map(|a| a.count()).unwrap_or(0);
+    while owns(&a) == 0 || owns(&a) == 4 {
+        a.step()?;
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the group did not share the partitions"
+        );
+    }
+    let producer: BaseProducer = cluster
+        .client_config()
+        .set("partitioner", "murmur2_random")
+        .create()
+        .map_err(kafka_error("creating a producer"))?;
+    for i in 0..RECORDS {
+        let key = format!("k{}", i % 20);
+        producer
+            .send(BaseRecord::<str, str>::to("events").key(&key).payload("x"))
+            .map_err(|(e, _)| TestError::Kafka {
+                operation: "producing",
+                source: e,
+            })?;
+    }
+    producer
+        .flush(Duration::from_secs(30))
+        .map_err(kafka_error("flushing"))?;
+    while a_done.load(Ordering::Relaxed) < 30 {
+        a.step()?;
+        assert!(std::time::Instant::now() < deadline, "A processed too little");
+    }
+    a.close()?;
+
+    // B finishes: the group's committed offsets reach the end of the input.
+    let observer: BaseConsumer = cluster
+        .client_config()
+        .set("group.id", "handover")
+        .create()
+        .map_err(kafka_error("creating an observer"))?;
+    let mut all = kafka_state::rdkafka::TopicPartitionList::new();
+    for p in 0..4 {
+        all.add_partition("events", p);
+    }
+    loop {
+        let committed = observer
+            .committed_offsets(all.clone(), Duration::from_secs(10))
+            .map_err(kafka_error("reading committed offsets"))?;
+        let total: i64 = committed
+            .elements()
+            .iter()
+            .map(|e| match e.offset() {
+                kafka_state::rdkafka::Offset::Offset(o) => o,
+                _ => 0,
+            })
+            .sum();
+        if total == RECORDS as i64 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "B did not finish: {total} of {RECORDS} committed"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    shutdown.request();
+    match b_thread.join() {
+        Ok(result) => result?,
+        Err(_) => panic!("B's thread panicked"),
+    }
+    assert_eq!(
+        a_done.load(Ordering::Relaxed) + b_done.load(Ordering::Relaxed),
+        RECORDS,
+        "records processed by both apps: none twice"
+    );
+    Ok(())
+}
