@@ -58,7 +58,7 @@ impl StateContext {
         self.callbacks.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         #[cfg(feature = "tokio")]
-        crate::tokio_support::off_executor(f);
+        crate::executor::off_executor(f);
         #[cfg(not(feature = "tokio"))]
         f();
         let took = started.elapsed();

@@ -29,6 +29,8 @@ mod config;
 mod context;
 mod error;
 mod events;
+#[cfg(feature = "tokio")]
+mod executor;
 mod layout;
 mod manager;
 pub mod metrics;
