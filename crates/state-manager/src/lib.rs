@@ -12,8 +12,19 @@
 //! * [`StateContext`] — an rdkafka consumer context that calls the manager
 //!   from the group's rebalance callbacks.
 //! * [`StateDir`] — `<state_dir>/<group_id>/<store>/<stream_id>/<partition>`.
+//! * [`ManagerConfig::consumer_config`] / [`ManagerConfig::producer_config`]
+//!   — the client settings the manager relies on, in one call;
+//!   [`Partitioner`] — where producers put a key, and so its state.
+//! * [`StateStoreManager::close`] — a clean shutdown; [`ManagerEvent`] —
+//!   what the manager handled on its own (a commit that waited for a
+//!   rebalance, a checkpoint processed again).
+//! * [`App`] — the poll loop written once around a [`Processor`] (one call
+//!   per [`Record`], with a [`Context`] of store transactions and output),
+//!   built from a [`Topology`] function; `kafka_state::testing` runs the
+//!   same processor in tests.
 //!
-//! A complete processor (`examples/page_counts.rs`, compiled with the docs):
+//! A complete processor with its own loop (`examples/page_counts.rs`,
+//! compiled with the docs):
 //!
 #![doc = concat!("```no_run\n", include_str!("../examples/page_counts.rs"), "\n```")]
 //!
