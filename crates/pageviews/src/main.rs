@@ -66,6 +66,12 @@ struct Args {
     /// changelogs still get every checkpoint).
     #[arg(long)]
     write_behind: bool,
+    /// Keep the stores' state in DIR and leave it there after the run, for
+    /// `statectl inspect|dump|verify` (default: a temporary directory,
+    /// removed at the end). The crash phase deletes what DIR holds, as a
+    /// lost disk would; the end state is the one restored after it.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<std::path::PathBuf>,
     /// Serve HTTP while running: GET /metrics (Prometheus), /users/<id>/views,
     /// /pages/<page>/windows?from=&to= and /status. PORT alone means
     /// 127.0.0.1:PORT. NO AUTHENTICATION: anyone who can connect reads every
@@ -157,7 +163,7 @@ fn main() -> ExitCode {
         crash_at: a.crash_at,
         commit_every: a.commit_every,
         seed: a.seed,
-        state_dir: None,
+        state_dir: a.state_dir,
         backend: a.backend.backend(),
         write_behind: a.write_behind,
         progress: true,
