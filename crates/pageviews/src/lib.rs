@@ -26,6 +26,7 @@
 
 pub mod events;
 pub mod http;
+pub mod limits;
 mod pipeline;
 mod processor;
 mod progress;
@@ -176,6 +177,22 @@ pub enum DemoError {
     /// Bad configuration.
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// The brokers (`--brokers`) did not answer a metadata request.
+    #[error(
+        "cannot reach the Kafka brokers at {brokers} within {:.1} s: {source}; check --brokers, \
+         the security settings (-X, --kafka-config) and that the cluster is up",
+        .timeout.as_secs_f64()
+    )]
+    Unreachable {
+        /// The bootstrap servers.
+        brokers: String,
+        /// How long the probe waited.
+        timeout: Duration,
+        /// What the client reported, naming the broker and the cause when
+        /// librdkafka reported a connection failure.
+        #[source]
+        source: Box<state_changelog::ChangelogError>,
+    },
     /// An HTTP listener could not be started.
     #[error("cannot serve HTTP on {addr}: {reason}")]
     Http {

@@ -1,11 +1,12 @@
 //! `cargo run --release -p pageviews -- --help`
 
+use std::io::IsTerminal;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
-use pageviews::{Config, Hold, ProcessingGuarantee};
+use clap::{value_parser, Parser, ValueEnum};
+use pageviews::{limits, Config, Hold, ProcessingGuarantee};
 use state_changelog::KafkaSettings;
 
 /// A stateful stream-processing pipeline, start to finish: a click stream
@@ -20,19 +21,19 @@ use state_changelog::KafkaSettings;
 #[command(group(clap::ArgGroup::new("serve").args(["http", "metrics"]).multiple(true)))]
 struct Args {
     /// Events in the click stream.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 1_000_000, value_parser = value_parser!(u64).range(1..=limits::MAX_EVENTS))]
     events: u64,
     /// Distinct users.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = value_parser!(u32).range(1..=i64::from(limits::MAX_USERS)))]
     users: u32,
     /// Distinct pages.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = value_parser!(u32).range(1..=i64::from(limits::MAX_PAGES)))]
     pages: u32,
     /// Partitions of every topic.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = value_parser!(u32).range(1..=i64::from(limits::MAX_PARTITIONS)))]
     partitions: u32,
     /// Tumbling window size in seconds.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = value_parser!(u64).range(1..=limits::MAX_WINDOW_SECS))]
     window_secs: u64,
     /// Processing guarantee.
     #[arg(long, value_enum, default_value = "exactly-once")]
@@ -50,12 +51,12 @@ struct Args {
     /// (key=value per line, # comments); repeatable.
     #[arg(long, value_name = "FILE")]
     kafka_config: Vec<std::path::PathBuf>,
-    /// Crash after this fraction of the input; 0 for no crash.
-    #[arg(long, default_value_t = 0.5)]
+    /// Crash after this fraction of the input, in [0, 1); 0 for no crash.
+    #[arg(long, default_value_t = 0.5, value_parser = limits::parse_crash_at)]
     crash_at: f64,
     /// Input records per checkpoint.
-    #[arg(long, default_value_t = 20_000)]
-    commit_every: usize,
+    #[arg(long, default_value_t = 20_000, value_parser = value_parser!(u64).range(1..=limits::MAX_COMMIT_EVERY))]
+    commit_every: u64,
     /// Seed of the click stream.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -90,8 +91,42 @@ struct Args {
     http_allow_remote: bool,
     /// After the run, keep serving its final state over --http/--metrics
     /// for this many seconds.
-    #[arg(long, value_name = "SECS", requires = "serve")]
+    #[arg(long, value_name = "SECS", requires = "serve", value_parser = value_parser!(u64).range(0..=limits::MAX_LINGER_SECS))]
     linger_secs: Option<u64>,
+    /// Log filter for diagnostics on stderr: a level (error, warn, info,
+    /// debug, trace) or directives such as warn,librdkafka=debug. Default:
+    /// RUST_LOG, else error.
+    #[arg(long, value_name = "FILTER", value_parser = log_filter)]
+    log: Option<String>,
+}
+
+/// `--log`: a filter tracing accepts.
+fn log_filter(s: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("not a log filter ({e}); use a level (error, warn, info, debug, trace) or directives such as warn,librdkafka=debug"))
+}
+
+/// Logs to stderr with `filter` (`--log`, else RUST_LOG, else errors
+/// only), in colour only on a terminal (and without NO_COLOR).
+fn init_logging(filter: Option<&str>) -> Result<(), String> {
+    let filter = match (filter, std::env::var("RUST_LOG")) {
+        (Some(f), _) => tracing_subscriber::EnvFilter::try_new(f).map_err(|e| format!("--log {f:?}: {e}"))?,
+        (None, Ok(f)) => tracing_subscriber::EnvFilter::try_new(&f).map_err(|e| {
+            format!(
+                "RUST_LOG={f:?} is not a log filter ({e}); use a level (error, warn, info, debug, trace) \
+                 or directives such as warn,librdkafka=debug"
+            )
+        })?,
+        (None, Err(_)) => tracing_subscriber::EnvFilter::new("error"),
+    };
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
+        .init();
+    Ok(())
 }
 
 /// `PORT` (on 127.0.0.1) or `IP:PORT`; no host names, so the address that
@@ -131,14 +166,11 @@ enum Guarantee {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let a = Args::parse();
+    if let Err(e) = init_logging(a.log.as_deref()) {
+        eprintln!("pageviews: error: {e}");
+        return ExitCode::from(2);
+    }
     let kafka = match KafkaSettings::from_cli(a.brokers.as_deref(), &a.kafka_property, &a.kafka_config)
         .and_then(|k| k.validate().map(|()| k))
     {
@@ -161,7 +193,8 @@ fn main() -> ExitCode {
         brokers: kafka.brokers().map(str::to_owned),
         kafka: kafka.clone(),
         crash_at: a.crash_at,
-        commit_every: a.commit_every,
+        // At most MAX_COMMIT_EVERY (clap's range): fits any usize.
+        commit_every: usize::try_from(a.commit_every).unwrap_or(usize::MAX),
         seed: a.seed,
         state_dir: a.state_dir,
         backend: a.backend.backend(),

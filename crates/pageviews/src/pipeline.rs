@@ -167,13 +167,38 @@ fn start_servers(cfg: &Config, shared: &Arc<Shared>, progress: &Progress) -> Res
     Ok(servers)
 }
 
+/// How long the first request to `--brokers` may take before the run
+/// gives up, naming the brokers and what the client reported.
+const BROKER_PROBE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Asks the brokers for `topic`'s metadata: fails within
+/// [`BROKER_PROBE_TIMEOUT`] when they do not answer, with the broker and
+/// the cause librdkafka reported (refused connection, TLS, authentication)
+/// instead of a topic creation timing out a minute later.
+fn probe_brokers(client: &ClientConfig, brokers: &str, topic: &str) -> Result<()> {
+    let started = Instant::now();
+    match state_changelog::topic_partitions(client, topic, BROKER_PROBE_TIMEOUT) {
+        Ok(_) => Ok(()),
+        // Not a connection problem: a refused setting, or a client
+        // librdkafka would not create.
+        Err(
+            e @ (state_changelog::ChangelogError::Settings(_)
+            | state_changelog::ChangelogError::Kafka {
+                source: rdkafka::error::KafkaError::ClientCreation(_),
+                ..
+            }),
+        ) => Err(e.into()),
+        Err(source) => Err(DemoError::Unreachable {
+            brokers: brokers.to_owned(),
+            timeout: started.elapsed(),
+            source: Box::new(source),
+        }),
+    }
+}
+
 /// Runs the whole demo: input, processing with a crash, verification.
 pub fn run(cfg: &Config) -> Result<Report> {
-    if cfg.partitions == 0 || cfg.window.is_zero() || cfg.commit_every == 0 || !(0.0..1.0).contains(&cfg.crash_at) {
-        return Err(DemoError::Config(
-            "partitions, window and commit-every must be positive and crash-at in [0, 1)".into(),
-        ));
-    }
+    crate::limits::check(cfg)?;
     if let Some(addr) = cfg.http {
         check_bind("--http", addr, cfg.http_allow_remote)?;
     }
@@ -245,6 +270,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
             }
         }
         None => {
+            probe_brokers(&client, &brokers, &topics.input)?;
             for t in [&topics.input, &topics.by_page, &topics.output] {
                 create_topic(&client, t, cfg.partitions as usize, 1, &[], Duration::from_secs(30))?;
             }
