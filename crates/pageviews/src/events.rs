@@ -142,7 +142,7 @@ impl Truth {
 /// queries agree with any Kafka producer. The demo still sets each record's
 /// partition itself: librdkafka's own default is CRC32 (`consistent_random`).
 pub fn partition_of(key: &str, partitions: u32) -> u32 {
-    state_manager::partition_for_key(key.as_bytes(), partitions)
+    state_manager::murmur2_partition(key.as_bytes(), partitions)
 }
 
 #[cfg(test)]

@@ -100,7 +100,7 @@ impl Run<'_> {
         let mut mc = ManagerConfig::with_backend(GROUP, &self.state_dir, self.cfg.backend.clone());
         mc.guarantee = self.cfg.guarantee;
         // One logical instance: the restarted processor fences the crashed one.
-        mc.instance_id = "instance-0".into();
+        mc.instance_id = Some("instance-0".into());
         mc.commit_interval = Duration::from_secs(3600);
         // librdkafka's mock cluster does not store offsets sent in a transaction.
         mc.mirror_transactional_offsets = self.cfg.brokers.is_none();
