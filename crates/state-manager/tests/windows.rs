@@ -85,7 +85,7 @@ impl Member {
         let dir = tempfile::tempdir().unwrap();
         let mut cfg = ManagerConfig::new(GROUP, dir.path());
         cfg.guarantee = ProcessingGuarantee::ExactlyOnce;
-        cfg.instance_id = name.to_owned();
+        cfg.instance_id = Some(name.to_owned());
         cfg.mirror_transactional_offsets = true;
         cfg.commit_interval = Duration::from_secs(3600);
         cfg.kafka_timeout = Duration::from_secs(10);
