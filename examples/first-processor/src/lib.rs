@@ -3,9 +3,13 @@
 //! per minute, sends the new total to `word-counts`, and each minute's
 //! count to `word-windows` once the minute is over.
 
+use std::time::Duration;
+
+use kafka_state::windows::kinds::FixedKind;
+use kafka_state::windows::layout::Single;
 use kafka_state::{
-    Context, ExpireOptions, KeyValueStore, ManagerConfig, ManagerError, ProcessError, ProcessingGuarantee, Processor,
-    Record, StoreHandle, StoreSpec, Topology, WindowedStore,
+    Context, Count, KeyValueStore, ManagerConfig, ProcessError, ProcessingGuarantee, Processor, Record, StoreHandle,
+    StoreSpec, Topology, Tumbling, WindowOperator, WindowedStore,
 };
 use serde::{Deserialize, Serialize};
 
@@ -34,21 +38,36 @@ pub struct MinuteCount {
     pub count: u64,
 }
 
-/// The processor: the handles of its two stores.
+/// Counts per word and minute: a tumbling window operator (records are
+/// words; their values are not read, hence `()`).
+pub type PerMinute = WindowOperator<(), FixedKind, Single<Count>>;
+
+/// The processor: the handles of its two stores, and the window operator
+/// that works in the second.
 pub struct WordCount {
     /// Each word's total, under state key `"total"`.
     pub totals: StoreHandle<KeyValueStore>,
-    /// Each word's count per minute.
+    /// The window operator's store (named as quixstreams names it:
+    /// `tumbling_window_60000_count`).
     pub minutes: StoreHandle<WindowedStore>,
+    /// Each word's count per minute, emitted once when the minute closes.
+    pub per_minute: PerMinute,
 }
 
 /// The topology: two stores on `words` (which makes it the input), two
 /// outputs. Production (`App::new`) and tests (`TestDriver`) call it.
-pub fn word_count(topology: &mut Topology<'_>) -> Result<WordCount, ManagerError> {
+pub fn word_count(topology: &mut Topology<'_>) -> Result<WordCount, ProcessError> {
+    // A minute closes when a record of its word comes at or after its end
+    // (no grace: the input is in order per word).
+    let per_minute = Tumbling::new(Duration::from_millis(MINUTE as u64)).aggregate(Count::new())?;
     let totals = topology.store(StoreSpec::key_value(WORDS, "totals"))?;
-    let minutes = topology.store(StoreSpec::windowed(WORDS, "minutes"))?;
+    let minutes = topology.store(StoreSpec::window(WORDS, &per_minute))?;
     topology.output(COUNTS).output(WINDOWS);
-    Ok(WordCount { totals, minutes })
+    Ok(WordCount {
+        totals,
+        minutes,
+        per_minute,
+    })
 }
 
 impl Processor for WordCount {
@@ -64,12 +83,9 @@ impl Processor for WordCount {
         total.set("total", &n)?;
         ctx.send_to(COUNTS, word, n.to_string().as_bytes())?;
 
-        // This minute's count, and every earlier minute of the word: final.
-        let start = now - now.rem_euclid(MINUTE);
-        let mut minutes = ctx.store(&self.minutes)?.key(word);
-        let count: u64 = minutes.get_window(start, start + MINUTE)?.unwrap_or(0) + 1;
-        minutes.update_window(start, start + MINUTE, &count, now)?;
-        let closed = minutes.expire_windows::<u64, ()>(start - MINUTE, ExpireOptions::delete())?;
+        // This minute's count; the operator returns the minutes of the word
+        // that this record closed, each exactly once.
+        let closed = self.per_minute.process(ctx.store(&self.minutes)?, word, now, &())?;
         for window in closed {
             let done = MinuteCount {
                 start: window.start,
