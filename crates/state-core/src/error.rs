@@ -127,6 +127,27 @@ pub enum Error {
         reason: String,
     },
 
+    /// A user's options hook changed a setting the backend relies on. The
+    /// partition was closed again before anything was read or written.
+    #[error(
+        "the options hook set {option}={found} for the partition at {path}, but the {backend} backend \
+         relies on {option}={required} ({why}); remove that setting from the hook"
+    )]
+    OptionsRefused {
+        /// Backend name.
+        backend: &'static str,
+        /// Partition directory.
+        path: PathBuf,
+        /// The option, as the engine names it.
+        option: &'static str,
+        /// The value the backend needs.
+        required: &'static str,
+        /// The value the hook left.
+        found: String,
+        /// What depends on it.
+        why: &'static str,
+    },
+
     /// The partition holds a different kind of store than the one opening it
     /// (e.g. a key-value store opened as windowed).
     #[error(
