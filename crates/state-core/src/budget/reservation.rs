@@ -98,17 +98,14 @@ impl Reservation {
         true
     }
 
-    /// Gives back what is held beyond `bytes` (rounded up to a chunk, so a
-    /// cache near its size does not give back and take again on every
-    /// write).
+    /// Gives back what is held beyond `bytes`.
     pub fn shrink_to(&mut self, bytes: usize) {
-        let keep = bytes.div_ceil(RESERVATION_CHUNK).saturating_mul(RESERVATION_CHUNK);
-        if keep >= self.held {
+        if bytes >= self.held {
             return;
         }
         if let Some(pool) = self.pool() {
-            pool.give_back(self.held - keep);
-            self.held = keep;
+            pool.give_back(self.held - bytes);
+            self.held = bytes;
         }
     }
 
