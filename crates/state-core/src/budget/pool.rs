@@ -34,10 +34,18 @@ impl Pool {
     }
 
     /// Takes `bytes` if they fit under the limit; all or nothing.
+    #[cfg(test)]
     pub(crate) fn try_take(&self, bytes: usize) -> bool {
+        self.try_take_below(bytes, self.limit)
+    }
+
+    /// Takes `bytes` if the pool then holds at most `ceiling` (at most the
+    /// limit); all or nothing.
+    pub(crate) fn try_take_below(&self, bytes: usize, ceiling: usize) -> bool {
+        let ceiling = ceiling.min(self.limit);
         let mut current = self.reserved.load(Ordering::Relaxed);
         loop {
-            let Some(next) = current.checked_add(bytes).filter(|&n| n <= self.limit) else {
+            let Some(next) = current.checked_add(bytes).filter(|&n| n <= ceiling) else {
                 return false;
             };
             match self

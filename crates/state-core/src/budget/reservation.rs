@@ -9,6 +9,10 @@ use super::pool::Pool;
 /// touches the pool's counter once per chunk, not once per entry.
 pub const RESERVATION_CHUNK: usize = 64 << 10;
 
+/// How full (numerator, denominator) a holder may fill the pool when it
+/// grows beyond its fair share.
+const GREEDY_CEILING: (usize, usize) = (3, 4);
+
 /// The bytes one owner (a write-behind cache, a window index, a fjall
 /// partition's write buffers) holds of a [`BudgetPool`] of a
 /// [`MemoryBudget`](super::MemoryBudget).
@@ -71,7 +75,9 @@ impl Reservation {
 
     /// Makes the reservation cover `bytes`; false if the pool cannot (the
     /// reservation is unchanged then). Grows by whole chunks where the pool
-    /// has room, else by exactly what is missing.
+    /// has room, else by exactly what is missing. Beyond the
+    /// [fair share](Self::fair_share), only while the pool stays three
+    /// quarters full at most.
     #[inline]
     pub fn try_grow_to(&mut self, bytes: usize) -> bool {
         bytes <= self.held || self.grow(bytes)
@@ -82,9 +88,17 @@ impl Reservation {
         let Some(pool) = self.pool() else { return true };
         let missing = bytes - self.held;
         let chunked = missing.div_ceil(RESERVATION_CHUNK).saturating_mul(RESERVATION_CHUNK);
-        let granted = if pool.try_take(chunked) {
+        // Beyond its fair share a holder may only fill the pool to
+        // `GREEDY_CEILING`: the rest stays for holders below theirs, so a
+        // full pool does not make everyone give back and take again.
+        let ceiling = if bytes > pool.fair_share() {
+            pool.limit() / GREEDY_CEILING.1 * GREEDY_CEILING.0
+        } else {
+            pool.limit()
+        };
+        let granted = if pool.try_take_below(chunked, ceiling) {
             chunked
-        } else if pool.try_take(missing) {
+        } else if pool.try_take_below(missing, ceiling) {
             missing
         } else {
             // Only a holder below its fair share may ask others to give
@@ -185,6 +199,18 @@ mod tests {
         let before = budget.stats().caches.denials;
         assert!(!big.try_grow_to(3 * RESERVATION_CHUNK));
         assert_eq!(budget.stats().caches.denials, before);
+    }
+
+    #[test]
+    fn beyond_its_fair_share_a_holder_leaves_a_quarter_of_the_pool() {
+        let budget = MemoryBudget::with_engine_share(16 * RESERVATION_CHUNK, 0);
+        let mut greedy = budget.reserve(BudgetPool::Caches);
+        let mut idle = budget.reserve(BudgetPool::Caches);
+        assert!(greedy.try_grow_to(12 * RESERVATION_CHUNK), "up to three quarters");
+        assert!(!greedy.try_grow_to(12 * RESERVATION_CHUNK + 1));
+        assert_eq!(budget.stats().caches.denials, 0, "greed is no pressure");
+        assert!(idle.try_grow_to(4 * RESERVATION_CHUNK), "the last quarter is there for the others");
+        assert!(!idle.pressure() && !greedy.pressure());
     }
 
     #[test]
