@@ -421,6 +421,7 @@ impl StorePartition for RocksDbPartition {
         stats.live_data_bytes = sum("rocksdb.estimate-live-data-size");
         stats.memtable_bytes = sum("rocksdb.cur-size-all-mem-tables");
         stats.pending_compaction_bytes = sum("rocksdb.estimate-pending-compaction-bytes");
+        stats.table_readers_bytes = sum("rocksdb.estimate-table-readers-mem");
         stats.block_cache_bytes = self.db.property_int_value("rocksdb.block-cache-usage").ok().flatten();
         stats.disk_bytes = dir_size(&self.path).ok();
         stats
