@@ -145,7 +145,7 @@ fn partitions_of_several_stores_share_the_budgets_cache_and_write_buffers() {
     let text = options_file(&dir.path().join("store-1/2"));
     assert_eq!(
         option(&text, "CFOptions \"default\"", "arena_block_size").as_deref(),
-        Some("65536")
+        Some("16384")
     );
     assert_eq!(
         option(

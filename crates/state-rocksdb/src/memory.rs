@@ -5,11 +5,13 @@ use state_core::{BudgetPool, MemoryBudget};
 
 use crate::options::RocksDbOptions;
 
-/// Writers stall when the memtables of every partition on a budget reach
-/// the write buffer manager's limit, until flushes free memory: the limit
-/// holds under any write rate, at the price of latency when flushes fall
-/// behind.
-const STALL_AT_LIMIT: bool = true;
+/// Writers do not stall at the write buffer manager's limit (RocksDB's
+/// `allow_stall`): a stalled writer waits for flushes that only writes to
+/// the other databases would trigger (the manager flushes the database
+/// being written to), so one thread writing to many partitions can wait
+/// forever (seen with 192 partitions on a 128 MiB budget). Over the
+/// limit, every write flushes its own partition's memtables instead.
+const STALL_AT_LIMIT: bool = false;
 
 /// The share of a budget's engine memory its memtables may take (the rest
 /// is for blocks): a half, as Kafka Streams' bounded-memory recipe.

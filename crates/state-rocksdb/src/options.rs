@@ -92,10 +92,23 @@ impl Default for RocksDbOptions {
     }
 }
 
-/// Memtables grow by blocks of this size under a memory budget (RocksDB's
-/// default, up to 1 MiB per memtable, would charge every partition's
-/// barely written column families a megabyte each).
-pub(crate) const BUDGET_ARENA_BLOCK: usize = 64 << 10;
+/// Memtables grow by blocks of this size under a memory budget. Every
+/// column family written since its last flush holds at least one block,
+/// and the write buffer manager counts whole blocks: RocksDB's default (up
+/// to 1 MiB) times the column families of hundreds of partitions would
+/// reach the budget's memtable limit with barely any data, and every write
+/// would then flush (at 64 KiB, 192 partitions of 3 stores reached a
+/// 128 MiB budget's limit).
+pub(crate) const BUDGET_ARENA_BLOCK: usize = 16 << 10;
+
+/// Buffer of each file RocksDB writes (the write-ahead log of every
+/// partition, flush and compaction outputs) under a memory budget: the
+/// default (1 MiB) is kept per partition's log, outside the budget.
+pub(crate) const BUDGET_FILE_BUFFER: usize = 64 << 10;
+
+/// Read-ahead of each compaction input under a memory budget (default
+/// 2 MiB per input file, outside the budget).
+pub(crate) const BUDGET_READAHEAD: usize = 256 << 10;
 
 impl RocksDbOptions {
     /// These options with `hook` called on every partition's options.
@@ -153,6 +166,8 @@ impl RocksDbOptions {
         }
         if let Some(wbm) = &memory.write_buffers {
             o.set_write_buffer_manager(wbm);
+            o.set_writable_file_max_buffer_size(BUDGET_FILE_BUFFER as u64);
+            o.set_compaction_readahead_size(BUDGET_READAHEAD);
         }
         o
     }
