@@ -2,7 +2,7 @@
 //! sure the machine can build RocksDB). Run directly with
 //! `cargo run --release -p devtools -- <command>`:
 //!
-//! * `cargo xtask bench [--workload wN]` — the workloads of docs/performance.md,
+//! * `cargo xtask bench [--workload wN|budget]` — the workloads of docs/performance.md,
 //!   one JSON line per (system, workload) on stdout.
 //! * `cargo xtask crash [--kills N] [--seed S]` — the crash harness: kill a
 //!   stateful processor at random points and compare with a model.
@@ -12,6 +12,7 @@
 //!   code; tests compare the code against the checked-in files.
 
 mod bench;
+mod bench_budget;
 mod crash;
 mod fixtures;
 mod fuzz;
@@ -25,10 +26,12 @@ fn usage() -> &'static str {
     "usage: cargo xtask <command>
 
 commands:
-  bench [--workload wN|takeover] [--brokers HOST:PORT]
+  bench [--workload wN|takeover|budget] [--brokers HOST:PORT]
                                 run the benchmark workloads w1..w6 and takeover (N, K, C
                                 from the environment); w4/w5 use the in-process mock
-                                cluster unless --brokers is given; takeover always does
+                                cluster unless --brokers is given; takeover always does;
+                                budget (only when named): 64 partitions x 3 stores with and
+                                without a 512 MiB memory budget, peak RSS of each
   crash [--kills N] [--seed S] [--guarantee exactly-once|at-least-once]
         [--chunk RECORDS] [--keys K] [--partitions P] [--backend rocksdb|fjall|memory]
         [--standbys] [--write-behind] [--kill-in-restore]
