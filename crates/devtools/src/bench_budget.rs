@@ -63,7 +63,10 @@ fn budget_of(system: &str) -> Result<Option<usize>, String> {
 pub fn run(rounds: u64) -> Result<(), String> {
     let n = env_u64("N", 2_000_000)?;
     let c = env_u64("C", 10_000)?.max(1);
-    eprintln!("bench budget: N={n} C={c} partitions={PARTITIONS} stores=3 budget={} MiB", BUDGET >> 20);
+    eprintln!(
+        "bench budget: N={n} C={c} partitions={PARTITIONS} stores=3 budget={} MiB",
+        BUDGET >> 20
+    );
     let exe = std::env::current_exe().map_err(err)?;
     let mut runs: Vec<Vec<serde_json::Value>> = SYSTEMS.iter().map(|_| Vec::new()).collect();
     for round in 0..rounds {
@@ -79,8 +82,8 @@ pub fn run(rounds: u64) -> Result<(), String> {
                 return Err(format!("the {system} run failed ({})", out.status));
             }
             let line = String::from_utf8_lossy(&out.stdout);
-            let v: serde_json::Value = serde_json::from_str(line.trim())
-                .map_err(|e| format!("the {system} run printed {line:?}: {e}"))?;
+            let v: serde_json::Value =
+                serde_json::from_str(line.trim()).map_err(|e| format!("the {system} run printed {line:?}: {e}"))?;
             eprintln!(
                 "    round {} {system}: {:.3} s, peak rss {} MiB",
                 round + 1,
@@ -97,7 +100,12 @@ pub fn run(rounds: u64) -> Result<(), String> {
             return Err(format!("{system}: check differs between rounds: {checks:?}"));
         }
         let peak = rs.iter().filter_map(|r| r["peak_rss_mb"].as_f64()).fold(0.0, f64::max);
-        rs.sort_by(|a, b| a["seconds"].as_f64().unwrap_or(0.0).total_cmp(&b["seconds"].as_f64().unwrap_or(0.0)));
+        rs.sort_by(|a, b| {
+            a["seconds"]
+                .as_f64()
+                .unwrap_or(0.0)
+                .total_cmp(&b["seconds"].as_f64().unwrap_or(0.0))
+        });
         let mut median = rs.swap_remove(rs.len() / 2);
         let seconds = median["seconds"].as_f64().unwrap_or(f64::NAN);
         let records = median["records"].as_u64().unwrap_or(n);
@@ -324,7 +332,11 @@ pub fn child(system: &str) -> Result<(), String> {
     let mb = |bytes: usize| (bytes as f64 / 1048576.0 * 10.0).round() / 10.0;
     let index_bytes: usize = stores.windows.iter().map(|(_, i)| i.stats().bytes).sum();
     let (mut table_readers, mut disk) = (0u64, 0u64);
-    let all = stores.counts.iter().chain(&stores.latest).chain(stores.windows.iter().map(|(p, _)| p));
+    let all = stores
+        .counts
+        .iter()
+        .chain(&stores.latest)
+        .chain(stores.windows.iter().map(|(p, _)| p));
     for p in all {
         let s = p.stats();
         table_readers += s.table_readers_bytes.unwrap_or(0);

@@ -209,7 +209,10 @@ mod tests {
         assert!(greedy.try_grow_to(12 * RESERVATION_CHUNK), "up to three quarters");
         assert!(!greedy.try_grow_to(12 * RESERVATION_CHUNK + 1));
         assert_eq!(budget.stats().caches.denials, 0, "greed is no pressure");
-        assert!(idle.try_grow_to(4 * RESERVATION_CHUNK), "the last quarter is there for the others");
+        assert!(
+            idle.try_grow_to(4 * RESERVATION_CHUNK),
+            "the last quarter is there for the others"
+        );
         assert!(!idle.pressure() && !greedy.pressure());
     }
 
