@@ -85,9 +85,13 @@ fn a_hook_that_turns_atomic_flush_off_is_refused() {
     let err = RocksDbPartition::open(&path, &options).unwrap_err();
     match &err {
         Error::OptionsRefused {
-            option, found, path: p, ..
+            required,
+            found,
+            path: p,
+            ..
         } => {
-            assert_eq!((*option, found.as_str()), ("atomic_flush", "false"));
+            assert_eq!((required.option, required.value), ("atomic_flush", "true"));
+            assert_eq!(found, "false");
             assert_eq!(p, &path);
         }
         other => panic!("expected OptionsRefused, got {other}"),

@@ -66,7 +66,7 @@ pub use changelog::{
 };
 pub use codec::Codec;
 pub use dirs::{create_private_dir, PRIVATE_DIR_MODE};
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, RequiredOption, Result};
 pub use format::{
     check_store_format, legacy_ttl_situation, record_codec, recorded_codec, PartitionFormat, StoreFormat, TtlSupport,
 };

@@ -5,7 +5,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use state_core::Error;
+use state_core::{Error, RequiredOption};
 
 type HookFn = dyn Fn(&HookTarget<'_>, &mut rocksdb::Options, &mut rocksdb::Options) + Send + Sync;
 
@@ -109,14 +109,10 @@ impl<'a> HookTarget<'a> {
     }
 }
 
-/// A database option the library needs, as RocksDB writes it in `OPTIONS`.
-struct Required {
-    option: &'static str,
-    value: &'static str,
-    why: &'static str,
-}
-
-const REQUIRED: [Required; 1] = [Required {
+/// The database options the library needs, as RocksDB writes them in
+/// `OPTIONS`.
+static REQUIRED: [RequiredOption; 1] = [RequiredOption {
+    backend: "rocksdb",
     option: "atomic_flush",
     value: "true",
     why: "recovery writes skip the write-ahead log, and only an atomic flush keeps the stored changelog \
@@ -127,19 +123,16 @@ const REQUIRED: [Required; 1] = [Required {
 /// every option the library needs kept its value.
 pub(crate) fn check_required(path: &Path) -> Result<(), Error> {
     let text = newest_options_file(path);
-    for r in REQUIRED {
+    for required in &REQUIRED {
         let found = text
             .as_deref()
-            .and_then(|t| db_option(t, r.option))
+            .and_then(|t| db_option(t, required.option))
             .unwrap_or("unknown (no OPTIONS file says)");
-        if found != r.value {
+        if found != required.value {
             return Err(Error::OptionsRefused {
-                backend: "rocksdb",
                 path: path.to_owned(),
-                option: r.option,
-                required: r.value,
+                required,
                 found: found.to_owned(),
-                why: r.why,
             });
         }
     }
