@@ -42,10 +42,13 @@ fn option(text: &str, section: &str, name: &str) -> Option<String> {
     None
 }
 
+/// The store and partition a hook was called for.
+type HookCall = (Option<String>, Option<u32>);
+
 #[test]
 fn the_hook_sees_each_partition_and_its_settings_reach_rocksdb() {
     let dir = tempfile::tempdir().unwrap();
-    let seen: Arc<Mutex<Vec<(Option<String>, Option<u32>)>>> = Arc::default();
+    let seen: Arc<Mutex<Vec<HookCall>>> = Arc::default();
     let log = seen.clone();
     let options = RocksDbOptions::default().with_options_hook(move |target, db, cf| {
         log.lock()
