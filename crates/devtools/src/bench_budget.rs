@@ -58,7 +58,7 @@ fn budget_of(system: &str) -> Result<Option<usize>, String> {
 /// run; reports each system's median time and highest peak RSS, and fails
 /// if the 512 MiB run's peak passes the budget plus the baseline's (the
 /// acceptance bound). The 128 MiB run's margin is reported, not enforced:
-/// with every pool full, flush and eviction churn costs resident memory
+/// with every pool full, flush and compaction work costs live memory outside the budget
 /// the baseline does not show (docs/performance.md, "Memory budget").
 pub fn run(rounds: u64) -> Result<(), String> {
     let n = env_u64("N", 2_000_000)?;
@@ -254,16 +254,49 @@ fn trace_line(records: u64, stores: &Stores) {
     let mb = |bytes: usize| bytes as f64 / 1048576.0;
     let caches = stores.budget.as_ref().map_or(0, |b| b.stats().caches.reserved);
     let index: usize = stores.windows.iter().map(|(_, i)| i.stats().bytes).sum();
+    let heap = heap_bytes();
     eprintln!(
         "    at {records}: rss {:.0} MiB, block cache {:.0} (memtables {:.0}), caches reserved {:.0} \
-         (write-behind {:.0}, index {:.0})",
+         (write-behind {:.0}, index {:.0}); malloc: in use {:.0}, free but held {:.0}",
         rss_mb().unwrap_or(f64::NAN),
         mb(stores.rocks.block_cache_usage().unwrap_or(0)),
         mb(stores.rocks.memtable_usage().unwrap_or(0)),
         mb(caches),
         mb(stores.write_behind.stats().resident_bytes),
         mb(index),
+        mb(heap.0),
+        mb(heap.1),
     );
+}
+
+/// glibc's `struct mallinfo2` (malloc.h).
+#[repr(C)]
+#[derive(Default)]
+struct MallInfo2 {
+    arena: usize,
+    ordblks: usize,
+    smblks: usize,
+    hblks: usize,
+    hblkhd: usize,
+    usmblks: usize,
+    fsmblks: usize,
+    uordblks: usize,
+    fordblks: usize,
+    keepcost: usize,
+}
+
+extern "C" {
+    fn mallinfo2() -> MallInfo2;
+}
+
+/// The allocator's bytes in use (mmapped blocks included) and bytes freed
+/// but kept in its heaps: the second is what resident memory holds beyond
+/// the first when allocations churn.
+fn heap_bytes() -> (usize, usize) {
+    // SAFETY: mallinfo2 (glibc >= 2.33) takes no arguments and returns a
+    // plain struct by value.
+    let info = unsafe { mallinfo2() };
+    (info.uordblks + info.hblkhd, info.fordblks)
 }
 
 /// One run of `system` in this process; prints one JSON line.
