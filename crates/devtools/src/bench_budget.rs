@@ -270,8 +270,8 @@ fn trace_line(records: u64, stores: &Stores) {
 }
 
 /// glibc's `struct mallinfo2` (malloc.h).
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 #[repr(C)]
-#[derive(Default)]
 struct MallInfo2 {
     arena: usize,
     ordblks: usize,
@@ -285,13 +285,24 @@ struct MallInfo2 {
     keepcost: usize,
 }
 
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 extern "C" {
     fn mallinfo2() -> MallInfo2;
 }
 
 /// The allocator's bytes in use (mmapped blocks included) and bytes freed
 /// but kept in its heaps: the second is what resident memory holds beyond
+/// the first when allocations churn: (0, 0) where glibc is not the
+/// allocator.
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn heap_bytes() -> (usize, usize) {
+    (0, 0)
+}
+
+/// The allocator's bytes in use (mmapped blocks included) and bytes freed
+/// but kept in its heaps: the second is what resident memory holds beyond
 /// the first when allocations churn.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
 fn heap_bytes() -> (usize, usize) {
     // SAFETY: mallinfo2 (glibc >= 2.33) takes no arguments and returns a
     // plain struct by value.
