@@ -1,15 +1,17 @@
 //! `cargo run --release -p pageviews -- --help`
 
+use std::io::IsTerminal;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, ValueEnum};
-use pageviews::{Config, Hold, ProcessingGuarantee};
+use clap::{value_parser, Parser, ValueEnum};
+use pageviews::{limits, Config, Hold, ProcessingGuarantee};
 use state_changelog::KafkaSettings;
 
 /// A stateful stream-processing pipeline, start to finish: a click stream
-/// counted per page in tumbling windows and per user, with changelogs and
+/// counted per page in tumbling windows, per user, and in user sessions,
+/// with changelogs and
 /// exactly-once; a crash half-way (local state deleted) and recovery; and a
 /// check of every count against the input.
 ///
@@ -20,20 +22,26 @@ use state_changelog::KafkaSettings;
 #[command(group(clap::ArgGroup::new("serve").args(["http", "metrics"]).multiple(true)))]
 struct Args {
     /// Events in the click stream.
-    #[arg(long, default_value_t = 1_000_000)]
+    #[arg(long, default_value_t = 1_000_000, value_parser = value_parser!(u64).range(1..=limits::MAX_EVENTS))]
     events: u64,
     /// Distinct users.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, default_value_t = 10_000, value_parser = value_parser!(u32).range(1..=i64::from(limits::MAX_USERS)))]
     users: u32,
     /// Distinct pages.
-    #[arg(long, default_value_t = 500)]
+    #[arg(long, default_value_t = 500, value_parser = value_parser!(u32).range(1..=i64::from(limits::MAX_PAGES)))]
     pages: u32,
     /// Partitions of every topic.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4, value_parser = value_parser!(u32).range(1..=i64::from(limits::MAX_PARTITIONS)))]
     partitions: u32,
     /// Tumbling window size in seconds.
-    #[arg(long, default_value_t = 10)]
+    #[arg(long, default_value_t = 10, value_parser = value_parser!(u64).range(1..=limits::MAX_WINDOW_SECS))]
     window_secs: u64,
+    /// How late a record may come for its page window, in seconds.
+    #[arg(long, default_value_t = 60)]
+    window_grace_secs: u64,
+    /// Inactivity gap of the user sessions, in seconds.
+    #[arg(long, default_value_t = 30)]
+    session_gap_secs: u64,
     /// Processing guarantee.
     #[arg(long, value_enum, default_value = "exactly-once")]
     guarantee: Guarantee,
@@ -50,12 +58,12 @@ struct Args {
     /// (key=value per line, # comments); repeatable.
     #[arg(long, value_name = "FILE")]
     kafka_config: Vec<std::path::PathBuf>,
-    /// Crash after this fraction of the input; 0 for no crash.
-    #[arg(long, default_value_t = 0.5)]
+    /// Crash after this fraction of the input, in [0, 1); 0 for no crash.
+    #[arg(long, default_value_t = 0.5, value_parser = limits::parse_crash_at)]
     crash_at: f64,
     /// Input records per checkpoint.
-    #[arg(long, default_value_t = 20_000)]
-    commit_every: usize,
+    #[arg(long, default_value_t = 20_000, value_parser = value_parser!(u64).range(1..=limits::MAX_COMMIT_EVERY))]
+    commit_every: u64,
     /// Seed of the click stream.
     #[arg(long, default_value_t = 42)]
     seed: u64,
@@ -66,6 +74,12 @@ struct Args {
     /// changelogs still get every checkpoint).
     #[arg(long)]
     write_behind: bool,
+    /// Keep the stores' state in DIR and leave it there after the run, for
+    /// `statectl inspect|dump|verify` (default: a temporary directory,
+    /// removed at the end). The crash phase deletes what DIR holds, as a
+    /// lost disk would; the end state is the one restored after it.
+    #[arg(long, value_name = "DIR")]
+    state_dir: Option<std::path::PathBuf>,
     /// Serve HTTP while running: GET /metrics (Prometheus), /users/<id>/views,
     /// /pages/<page>/windows?from=&to= and /status. PORT alone means
     /// 127.0.0.1:PORT. NO AUTHENTICATION: anyone who can connect reads every
@@ -84,8 +98,42 @@ struct Args {
     http_allow_remote: bool,
     /// After the run, keep serving its final state over --http/--metrics
     /// for this many seconds.
-    #[arg(long, value_name = "SECS", requires = "serve")]
+    #[arg(long, value_name = "SECS", requires = "serve", value_parser = value_parser!(u64).range(0..=limits::MAX_LINGER_SECS))]
     linger_secs: Option<u64>,
+    /// Log filter for diagnostics on stderr: a level (error, warn, info,
+    /// debug, trace) or directives such as warn,librdkafka=debug. Default:
+    /// RUST_LOG, else error.
+    #[arg(long, value_name = "FILTER", value_parser = log_filter)]
+    log: Option<String>,
+}
+
+/// `--log`: a filter tracing accepts.
+fn log_filter(s: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("not a log filter ({e}); use a level (error, warn, info, debug, trace) or directives such as warn,librdkafka=debug"))
+}
+
+/// Logs to stderr with `filter` (`--log`, else RUST_LOG, else errors
+/// only), in colour only on a terminal (and without NO_COLOR).
+fn init_logging(filter: Option<&str>) -> Result<(), String> {
+    let filter = match (filter, std::env::var("RUST_LOG")) {
+        (Some(f), _) => tracing_subscriber::EnvFilter::try_new(f).map_err(|e| format!("--log {f:?}: {e}"))?,
+        (None, Ok(f)) => tracing_subscriber::EnvFilter::try_new(&f).map_err(|e| {
+            format!(
+                "RUST_LOG={f:?} is not a log filter ({e}); use a level (error, warn, info, debug, trace) \
+                 or directives such as warn,librdkafka=debug"
+            )
+        })?,
+        (None, Err(_)) => tracing_subscriber::EnvFilter::new("error"),
+    };
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(colour)
+        .init();
+    Ok(())
 }
 
 /// `PORT` (on 127.0.0.1) or `IP:PORT`; no host names, so the address that
@@ -125,14 +173,11 @@ enum Guarantee {
 }
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("error")),
-        )
-        .with_writer(std::io::stderr)
-        .init();
     let a = Args::parse();
+    if let Err(e) = init_logging(a.log.as_deref()) {
+        eprintln!("pageviews: error: {e}");
+        return ExitCode::from(2);
+    }
     let kafka = match KafkaSettings::from_cli(a.brokers.as_deref(), &a.kafka_property, &a.kafka_config)
         .and_then(|k| k.validate().map(|()| k))
     {
@@ -148,6 +193,8 @@ fn main() -> ExitCode {
         pages: a.pages,
         partitions: a.partitions,
         window: Duration::from_secs(a.window_secs),
+        window_grace: Duration::from_secs(a.window_grace_secs),
+        session_gap: Duration::from_secs(a.session_gap_secs),
         guarantee: match a.guarantee {
             Guarantee::ExactlyOnce => ProcessingGuarantee::ExactlyOnce,
             Guarantee::AtLeastOnce => ProcessingGuarantee::AtLeastOnce,
@@ -155,9 +202,10 @@ fn main() -> ExitCode {
         brokers: kafka.brokers().map(str::to_owned),
         kafka: kafka.clone(),
         crash_at: a.crash_at,
-        commit_every: a.commit_every,
+        // At most MAX_COMMIT_EVERY (clap's range): fits any usize.
+        commit_every: usize::try_from(a.commit_every).unwrap_or(usize::MAX),
         seed: a.seed,
-        state_dir: None,
+        state_dir: a.state_dir,
         backend: a.backend.backend(),
         write_behind: a.write_behind,
         progress: true,

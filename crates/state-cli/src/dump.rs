@@ -8,14 +8,19 @@ use state_core::{cf, keys, Codec, Direction};
 
 use crate::error::{CliError, Result};
 use crate::partition_dir::PartitionDir;
+use crate::value_codec;
 
 /// What to dump and how to decode values.
 #[derive(Clone, Debug)]
 pub struct DumpOptions {
     /// Only this column family (default: all, sorted by name).
     pub cf: Option<String>,
-    /// How the store encoded its values; `None`: the codec recorded in the
-    /// partition, or MessagePack if none is.
+    /// How the store encoded its values. `None`: the codec the partition
+    /// records, else the one its values decode with (refused when they
+    /// decode with both JSON and MessagePack, or not all with either). A
+    /// codec given must be the recorded one ([`CliError::CodecMismatch`]
+    /// otherwise) or, without a record, one the values are in
+    /// ([`CliError::CodecUnrecorded`]); `Raw` is always allowed.
     pub codec: Option<Codec>,
 }
 
@@ -35,19 +40,19 @@ pub struct DumpOptions {
 /// RocksDB partitions open read-only, next to a running application; fjall
 /// has no read-only mode, so a fjall partition must not be open elsewhere
 /// (its lock is taken, [`state_core::Error::PartitionLocked`] otherwise).
+/// A damaged block is [`state_core::Error::PartitionCorrupt`] when it is
+/// reached, after the lines before it were written.
 pub fn dump(dir: &PartitionDir, options: &DumpOptions, out: &mut dyn Write) -> Result<u64> {
+    write_lines(dir, options, out).map_err(|e| e.corrupt_at(&dir.path))
+}
+
+fn write_lines(dir: &PartitionDir, options: &DumpOptions, out: &mut dyn Write) -> Result<u64> {
     let opened = dir.open_for_reading()?;
     let partition = opened.partition();
-    let codec = match options.codec {
-        Some(c) => c,
-        None => match state_core::recorded_codec(partition)? {
-            Some(Ok(c)) => c,
-            _ => Codec::MsgPack,
-        },
-    };
     let ttl_mode = partition
         .get(cf::METADATA, cf::TTL_ENABLED_KEY)?
         .is_some_and(|v| !v.is_empty());
+    let codec = value_codec::choose(partition, &dir.path, options.codec, ttl_mode)?;
     let high_water = partition
         .get(cf::METADATA, cf::TTL_HIGH_WATER_KEY)?
         .and_then(|v| keys::decode_u64(&v).ok());

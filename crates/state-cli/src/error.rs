@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use state_core::Codec;
+
 use crate::engine::Engine;
 
 /// A `Result` whose error is [`CliError`].
@@ -33,8 +35,9 @@ pub enum CliError {
 
     /// The brokers did not answer in time.
     #[error(
-        "cannot reach the Kafka brokers at {brokers} within {timeout:?} ({reason}); \
-         check --brokers, the security settings (-X, --kafka-config) and that the cluster is up"
+        "cannot reach the Kafka brokers at {brokers} within {:.1} s ({reason}); \
+         check --brokers, the security settings (-X, --kafka-config) and that the cluster is up",
+        .timeout.as_secs_f64()
     )]
     Unreachable {
         /// The bootstrap servers.
@@ -104,6 +107,20 @@ pub enum CliError {
         found: Engine,
     },
 
+    /// `restore` was pointed at a directory that holds files but no
+    /// partition of a known engine.
+    #[error(
+        "{path} is not empty and holds no rocksdb or fjall partition (it has: {found}); restore \
+         into a new or empty directory, or into an existing partition (a partition directory is \
+         <state-dir>/<group>/<store>/<stream>/<partition>)"
+    )]
+    ForeignTarget {
+        /// The directory.
+        path: PathBuf,
+        /// Some of its entries.
+        found: String,
+    },
+
     /// The partition records a store kind this `statectl` does not know.
     #[error(
         "partition at {path} records store kind {recorded:?}, which this statectl does not know \
@@ -129,6 +146,55 @@ pub enum CliError {
         recorded: String,
     },
 
+    /// `--codec` names another codec than the one the partition records.
+    #[error(
+        "partition at {path} records value codec {recorded}; decoding its values as {asked} would \
+         misread them (JSON 7 is MessagePack 55); leave --codec out (the recorded codec is used), \
+         or pass --codec raw for the bytes as they are"
+    )]
+    CodecMismatch {
+        /// Partition directory.
+        path: PathBuf,
+        /// The codec the partition records.
+        recorded: Codec,
+        /// The codec `--codec` asked for.
+        asked: Codec,
+    },
+
+    /// The partition records no codec, and `--codec` names one its values
+    /// are not in, while they all are in the other.
+    #[error(
+        "partition at {path} records no value codec, and {failed} of {sampled} sampled values do \
+         not decode as {asked} while all decode as {looks_like}; pass --codec {looks_like}, or \
+         leave --codec out and let the values decide"
+    )]
+    CodecUnrecorded {
+        /// Partition directory.
+        path: PathBuf,
+        /// The codec `--codec` asked for.
+        asked: Codec,
+        /// The codec every sampled value decodes with.
+        looks_like: Codec,
+        /// Sampled values that do not decode with `asked`.
+        failed: usize,
+        /// Values sampled.
+        sampled: usize,
+    },
+
+    /// The partition records no codec, and its values do not tell: they
+    /// decode as both JSON and MessagePack, or not all as either.
+    #[error("partition at {path} records no value codec, and {}", undecided(*.sampled, *.json, *.msgpack))]
+    CodecUndecided {
+        /// Partition directory.
+        path: PathBuf,
+        /// Values sampled.
+        sampled: usize,
+        /// Of those, how many decode as JSON.
+        json: usize,
+        /// Of those, how many decode as MessagePack.
+        msgpack: usize,
+    },
+
     /// Writing to stdout or reading the filesystem failed.
     #[error("I/O error on {what}: {source}")]
     Io {
@@ -138,4 +204,22 @@ pub enum CliError {
         #[source]
         source: std::io::Error,
     },
+}
+
+/// Why the values of a partition without a recorded codec do not tell it,
+/// and what to pass.
+fn undecided(sampled: usize, json: usize, msgpack: usize) -> String {
+    if json == sampled && msgpack == sampled {
+        format!(
+            "all {sampled} sampled values decode as both JSON and MessagePack (single digits do: the \
+             byte 0x37 is JSON 7 and MessagePack 55); pass --codec json (quixstreams' default) or \
+             --codec msgpack (this library's default)"
+        )
+    } else {
+        format!(
+            "of {sampled} sampled values, {json} decode as JSON and {msgpack} as MessagePack; pass \
+             --codec raw to see the bytes, or --codec json or --codec msgpack to decode the values \
+             that do (the others show as null)"
+        )
+    }
 }

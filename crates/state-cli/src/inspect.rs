@@ -6,6 +6,7 @@ use serde_json::json;
 use state_core::ttl::{self, StampEvidence};
 use state_core::{cf, keys, Direction};
 
+use crate::corruption;
 use crate::engine::Engine;
 use crate::error::{CliError, Result};
 use crate::partition_dir::PartitionDir;
@@ -41,6 +42,10 @@ pub struct Inspection {
     pub store_kind: Option<String>,
     /// quixstreams' per-write TTL state.
     pub ttl: TtlInfo,
+    /// With [`Checksums::Verify`]: every key of every column family was
+    /// read and every block holding them passed its checksum; this many
+    /// keys. `None`: not verified.
+    pub keys_verified: Option<u64>,
 }
 
 /// What a partition says about quixstreams' per-write TTL.
@@ -68,11 +73,31 @@ pub struct TtlInfo {
 /// How many `default` values [`inspect`] samples for TTL stamps.
 const STAMP_SAMPLE: usize = 256;
 
-/// Opens the partition at `dir` for reading and describes it. Key-count
-/// estimates are RocksDB's: on fjall they are `None`. RocksDB partitions
-/// open read-only, next to a running application; a fjall partition must
-/// not be open elsewhere (its lock is taken).
-pub fn inspect(dir: &PartitionDir) -> Result<Inspection> {
+/// Whether [`inspect`] reads the whole partition to verify checksums.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Checksums {
+    /// Read every key and value of every column family, so that the engine
+    /// verifies the checksum of every block of live data (RocksDB and fjall
+    /// check each block they load): a damaged block is
+    /// [`state_core::Error::PartitionCorrupt`]. Takes as long as reading
+    /// the partition.
+    Verify,
+    /// Do not: fast on large partitions, and nothing is claimed about the
+    /// blocks not read.
+    Skip,
+}
+
+/// Opens the partition at `dir` for reading and describes it, verifying
+/// its checksums unless told to skip them. Key-count estimates are
+/// RocksDB's: on fjall they are `None`. RocksDB partitions open read-only,
+/// next to a running application; a fjall partition must not be open
+/// elsewhere (its lock is taken). Damaged files, found at the open or by
+/// a read, are [`state_core::Error::PartitionCorrupt`].
+pub fn inspect(dir: &PartitionDir, checksums: Checksums) -> Result<Inspection> {
+    describe(dir, checksums).map_err(|e| e.corrupt_at(&dir.path))
+}
+
+fn describe(dir: &PartitionDir, checksums: Checksums) -> Result<Inspection> {
     let opened = dir.open_for_reading()?;
     let partition = opened.partition();
     let mut names = partition.column_families()?;
@@ -106,6 +131,10 @@ pub fn inspect(dir: &PartitionDir) -> Result<Inspection> {
             stamped += 1;
         }
     }
+    let keys_verified = match checksums {
+        Checksums::Verify => Some(corruption::read_everything(partition)?),
+        Checksums::Skip => None,
+    };
     let ttl = TtlInfo {
         enabled: partition
             .get(cf::METADATA, cf::TTL_ENABLED_KEY)?
@@ -133,6 +162,7 @@ pub fn inspect(dir: &PartitionDir) -> Result<Inspection> {
         codec: text(cf::VALUE_CODEC_KEY)?,
         store_kind: text(cf::STORE_KIND_KEY)?,
         ttl,
+        keys_verified,
     })
 }
 
@@ -167,6 +197,11 @@ impl Inspection {
             "changelog_offset": self.changelog_offset,
             "codec": self.codec,
             "store_kind": self.store_kind,
+            "checksums": match self.keys_verified {
+                Some(_) => "verified",
+                None => "not verified",
+            },
+            "keys_verified": self.keys_verified,
             "ttl": {
                 "enabled": self.ttl.enabled,
                 "format_version": self.ttl.format_version,
@@ -198,12 +233,20 @@ impl Inspection {
             "value codec       {}\n",
             match &self.codec {
                 Some(c) => format!("{c} (recorded)"),
-                None => "none recorded (quixstreams writes JSON; pass --codec to dump)".to_owned(),
+                None =>
+                    "none recorded (quixstreams writes JSON; dump finds it from the values, or pass --codec)".to_owned(),
             }
         );
         if let Some(kind) = &self.store_kind {
             out += &format!("store kind        {kind}\n");
         }
+        out += &format!(
+            "checksums         {}\n",
+            match self.keys_verified {
+                Some(keys) => format!("verified (every block of {keys} keys read)"),
+                None => "not verified (--skip-checksums)".to_owned(),
+            }
+        );
         out += &format!("per-write TTL     {}\n", self.ttl_text());
         if let Some(refused) = &self.ttl.refused {
             out += &format!("TTL state         refused: {refused}\n");

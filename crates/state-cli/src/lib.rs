@@ -22,6 +22,7 @@
 //! manager restores.
 #![warn(missing_docs)]
 
+mod corruption;
 mod diff;
 mod dump;
 mod engine;
@@ -29,13 +30,15 @@ mod error;
 mod inspect;
 mod partition_dir;
 mod replay;
+mod rocksdb_lock;
 mod store_format;
+mod value_codec;
 
 pub use diff::{diff_partitions, Difference, DifferenceKind};
 pub use dump::{dump, DumpOptions};
 pub use engine::Engine;
 pub use error::{CliError, Result};
-pub use inspect::{inspect, ColumnFamilyInfo, Inspection, TtlInfo};
+pub use inspect::{inspect, Checksums, ColumnFamilyInfo, Inspection, TtlInfo};
 pub use partition_dir::PartitionDir;
 pub use replay::{restore, verify, CommittedOffsets, ReplaySource, RestoreSummary, VerifyReport};
 pub use store_format::RecordedStore;

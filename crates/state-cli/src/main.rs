@@ -1,15 +1,16 @@
 //! `statectl`: the operator's tool for store partitions. See `statectl --help`.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{value_parser, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use state_changelog::{KafkaSettings, RecoveryProgress};
-use state_cli::{CliError, CommittedOffsets, DumpOptions, Engine, PartitionDir, ReplaySource};
+use state_cli::{Checksums, CliError, CommittedOffsets, DumpOptions, Engine, PartitionDir, ReplaySource};
 use state_core::Codec;
+use tracing_subscriber::EnvFilter;
 
 /// Inspect, dump, restore and verify the local state of Kafka stream
 /// processors: RocksDB partitions (written by this library or quixstreams)
@@ -27,8 +28,9 @@ use state_core::Codec;
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Log level for diagnostics on stderr (error, warn, info, debug).
-    #[arg(long, global = true, default_value = "warn")]
+    /// Log filter for diagnostics on stderr: a level (error, warn, info,
+    /// debug, trace) or directives such as warn,librdkafka=debug.
+    #[arg(long, global = true, default_value = "warn", value_parser = log_filter)]
     log: String,
     /// Storage engine of the partition. Default: found from the files in
     /// the directory (RocksDB keeps CURRENT, fjall a version file); restore
@@ -74,6 +76,10 @@ impl From<CodecArg> for Codec {
     }
 }
 
+/// Longest `--timeout`: an hour (librdkafka takes its timeouts in
+/// milliseconds, as 32-bit numbers).
+const MAX_TIMEOUT_SECS: u64 = 3600;
+
 #[derive(clap::Args)]
 struct Changelog {
     /// Kafka bootstrap servers, e.g. localhost:9092 (overrides
@@ -94,15 +100,15 @@ struct Changelog {
     #[arg(long)]
     topic: String,
     /// Changelog partition (the same number as the source partition).
-    #[arg(long)]
+    #[arg(long, value_parser = value_parser!(i32).range(0..))]
     partition: i32,
     /// Committed source offset as TOPIC=OFFSET (next offset to consume);
     /// repeat per topic. Changelog records of checkpoints at or beyond it
     /// are skipped. Default: read from the consumer group named in the topic.
     #[arg(long, value_name = "TOPIC=OFFSET")]
     committed: Vec<String>,
-    /// Seconds to wait for the brokers before giving up.
-    #[arg(long, default_value_t = 10)]
+    /// Seconds to wait for the brokers before giving up (1 to 3600).
+    #[arg(long, default_value_t = 10, value_parser = value_parser!(u64).range(1..=MAX_TIMEOUT_SECS))]
     timeout: u64,
 }
 
@@ -120,7 +126,7 @@ impl Changelog {
             kafka: self.settings()?,
             topic: self.topic.clone(),
             partition: self.partition,
-            timeout: Duration::from_secs(self.timeout.max(1)),
+            timeout: Duration::from_secs(self.timeout),
         })
     }
 }
@@ -129,13 +135,18 @@ impl Changelog {
 enum Command {
     /// Column families, approximate key counts (RocksDB only), size on
     /// disk, the stored changelog offset, the recorded value codec and
-    /// quixstreams' per-write TTL state of a partition.
+    /// quixstreams' per-write TTL state of a partition; reads it whole to
+    /// verify its block checksums (exit 2 if damaged).
     Inspect {
         /// Partition directory.
         dir: PathBuf,
         /// Print one JSON object instead of a table.
         #[arg(long)]
         json: bool,
+        /// Do not read the whole partition to verify its block checksums
+        /// (fast on large partitions; damaged blocks then go unnoticed).
+        #[arg(long)]
+        skip_checksums: bool,
     },
     /// Every key and value as JSON lines, sorted by column family then key:
     /// {"cf", "key_hex", "key", "value", "value_hex"}. "key" is text when
@@ -149,7 +160,9 @@ enum Command {
         #[arg(long)]
         cf: Option<String>,
         /// How the store encoded values (quixstreams' default is json).
-        /// Default: the codec recorded in the partition, else msgpack.
+        /// Default: the codec recorded in the partition, else the one its
+        /// values decode with (refused if they decode both ways). Another
+        /// codec than the recorded one is refused; raw is always allowed.
         #[arg(long, value_enum)]
         codec: Option<CodecArg>,
     },
@@ -175,13 +188,24 @@ enum Command {
     },
 }
 
+/// `--log`: a filter tracing accepts.
+fn log_filter(s: &str) -> Result<String, String> {
+    tracing_subscriber::EnvFilter::try_new(s)
+        .map(|_| s.to_owned())
+        .map_err(|e| format!("not a log filter ({e}); use a level (error, warn, info, debug, trace) or directives such as warn,librdkafka=debug"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter =
-        tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
+    // Checked by clap (log_filter): this parse succeeds.
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log).unwrap_or_else(|_| EnvFilter::new("warn"));
+    // Colour only on a terminal (and without NO_COLOR): escape codes in a
+    // log file or a pipe are noise.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(colour)
         .init();
     // Errors pass through a last filter: no secret setting's value is
     // printed, whatever a library or the broker put in a message.
@@ -230,8 +254,16 @@ fn recovery_bar() -> (ProgressBar, impl FnMut(&RecoveryProgress)) {
 fn run(command: Command, engine: Option<Engine>) -> Result<ExitCode, CliError> {
     let at = |dir: PathBuf| PartitionDir::new(dir).with_engine(engine);
     match command {
-        Command::Inspect { dir, json } => {
-            let i = state_cli::inspect(&at(dir))?;
+        Command::Inspect {
+            dir,
+            json,
+            skip_checksums,
+        } => {
+            let checksums = match skip_checksums {
+                true => Checksums::Skip,
+                false => Checksums::Verify,
+            };
+            let i = state_cli::inspect(&at(dir), checksums)?;
             if json {
                 println_json(&i.to_json())?;
             } else {

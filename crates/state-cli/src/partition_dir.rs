@@ -11,6 +11,7 @@ use state_rocksdb::{RocksDbOptions, RocksDbPartition};
 
 use crate::engine::Engine;
 use crate::error::{CliError, Result};
+use crate::rocksdb_lock::RocksDbLock;
 
 /// A partition directory and the engine to open it with.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -24,7 +25,8 @@ pub struct PartitionDir {
 
 /// A partition opened for reading, with what only its engine can tell.
 pub(crate) enum ReadPartition {
-    RocksDb(RocksDbPartition),
+    // Boxed: a RocksDB handle is three times a fjall one.
+    RocksDb(Box<RocksDbPartition>),
     Fjall(FjallPartition),
 }
 
@@ -32,7 +34,7 @@ impl ReadPartition {
     /// The partition through the backend-neutral contract.
     pub fn partition(&self) -> &dyn StorePartition {
         match self {
-            ReadPartition::RocksDb(p) => p,
+            ReadPartition::RocksDb(p) => p.as_ref(),
             ReadPartition::Fjall(p) => p,
         }
     }
@@ -85,13 +87,58 @@ impl PartitionDir {
 
     /// The engine to write the partition with: the one its files show
     /// (which must be the one asked for), else the one asked for, else
-    /// RocksDB.
+    /// RocksDB. A directory that holds files but no partition (another
+    /// engine's, a damaged partition, a store directory) is
+    /// [`CliError::ForeignTarget`]: nothing is written beside them.
     pub fn engine_for_writing(&self) -> Result<Engine> {
         match (Engine::detect(&self.path), self.engine) {
             (Some(found), Some(asked)) if found != asked => Err(self.mismatch(asked, found)),
             (Some(found), _) => Ok(found),
-            (None, asked) => Ok(asked.unwrap_or(Engine::RocksDb)),
+            (None, asked) => {
+                self.check_empty()?;
+                Ok(asked.unwrap_or(Engine::RocksDb))
+            }
         }
+    }
+
+    /// The directory is missing or empty (a `LOCK` file alone, left by an
+    /// open that failed, counts as empty).
+    fn check_empty(&self) -> Result<()> {
+        let entries = match std::fs::read_dir(&self.path) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(source) => {
+                return Err(CliError::Io {
+                    what: self.path.display().to_string(),
+                    source,
+                })
+            }
+        };
+        let mut names = Vec::new();
+        for entry in entries {
+            let entry = entry.map_err(|source| CliError::Io {
+                what: self.path.display().to_string(),
+                source,
+            })?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let lone_lock = name == "LOCK" && entry.metadata().is_ok_and(|m| m.is_file() && m.len() == 0);
+            if !lone_lock {
+                names.push(name);
+            }
+        }
+        if names.is_empty() {
+            return Ok(());
+        }
+        names.sort();
+        let shown = FOREIGN_NAMES_SHOWN.min(names.len());
+        let mut found = names[..shown].join(", ");
+        if names.len() > shown {
+            found += &format!(" and {} more", names.len() - shown);
+        }
+        Err(CliError::ForeignTarget {
+            path: self.path.clone(),
+            found,
+        })
     }
 
     fn mismatch(&self, asked: Engine, found: Engine) -> CliError {
@@ -108,10 +155,10 @@ impl PartitionDir {
     /// holding it makes this fail at once with [`Error::PartitionLocked`].
     pub(crate) fn open_for_reading(&self) -> Result<ReadPartition> {
         Ok(match self.existing_engine()? {
-            Engine::RocksDb => ReadPartition::RocksDb(RocksDbPartition::open_read_only(
+            Engine::RocksDb => ReadPartition::RocksDb(Box::new(RocksDbPartition::open_read_only(
                 &self.path,
                 &RocksDbOptions::default(),
-            )?),
+            )?)),
             Engine::Fjall => ReadPartition::Fjall(FjallPartition::open_with(
                 &self.path,
                 &fjall_options(),
@@ -122,10 +169,37 @@ impl PartitionDir {
 
     /// Opens (or creates) the partition for writing, with
     /// [`engine_for_writing`](Self::engine_for_writing); a partition locked
-    /// by another process fails at once.
-    pub(crate) fn open_for_writing(&self) -> Result<Arc<dyn StorePartition>> {
-        open_writable(self.engine_for_writing()?, &self.path)
+    /// by another process fails at once, before anything in the directory
+    /// is touched (RocksDB would rotate the holder's `LOG` first: statectl
+    /// takes RocksDB's lock itself before opening, see [`RocksDbLock`]).
+    pub(crate) fn open_for_writing(&self) -> Result<WritablePartition> {
+        match self.engine_for_writing()? {
+            Engine::RocksDb => {
+                state_core::create_private_dir(&self.path)?;
+                let lock = RocksDbLock::acquire(&self.path)?;
+                Ok(WritablePartition {
+                    partition: open_writable(Engine::RocksDb, &self.path)?,
+                    _lock: Some(lock),
+                })
+            }
+            // fjall takes its lock before it writes anything.
+            Engine::Fjall => Ok(WritablePartition {
+                partition: open_writable(Engine::Fjall, &self.path)?,
+                _lock: None,
+            }),
+        }
     }
+}
+
+/// How many names of a foreign directory's entries an error shows.
+const FOREIGN_NAMES_SHOWN: usize = 5;
+
+/// A partition open for writing, and the lock statectl took for it.
+pub(crate) struct WritablePartition {
+    /// Declared before the lock, so it is dropped first: the lock is the
+    /// process's, shared with the database, and must outlive it.
+    pub partition: Arc<dyn StorePartition>,
+    _lock: Option<RocksDbLock>,
 }
 
 /// Opens (or creates) a partition of `engine` at `path` for writing; a

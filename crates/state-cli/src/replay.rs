@@ -18,6 +18,7 @@ use state_changelog::{
 };
 use state_core::{ReplayCheck, StorePartition};
 
+use crate::corruption;
 use crate::diff::{diff_partitions, Difference};
 use crate::engine::Engine;
 use crate::error::{CliError, Result};
@@ -322,7 +323,22 @@ fn replay_check(
 /// A partition that records its store kind and codec is replayed into with
 /// their rules, as the manager restores it: records of another codec and
 /// TTL-stamped records in a store without TTL support are refused.
+///
+/// The directory must be missing, empty or a partition
+/// ([`CliError::ForeignTarget`] otherwise), and is locked before anything
+/// in it is touched. An existing partition is read whole first (block
+/// checksums verified) before it is continued; damaged files are
+/// [`state_core::Error::PartitionCorrupt`].
 pub fn restore(
+    dir: &PartitionDir,
+    source: &ReplaySource,
+    committed: &CommittedOffsets,
+    progress: &mut dyn FnMut(&RecoveryProgress),
+) -> Result<RestoreSummary> {
+    restore_into(dir, source, committed, progress).map_err(|e| e.corrupt_at(&dir.path))
+}
+
+fn restore_into(
     dir: &PartitionDir,
     source: &ReplaySource,
     committed: &CommittedOffsets,
@@ -332,9 +348,14 @@ pub fn restore(
     let engine = dir.engine_for_writing()?;
     let kafka = check_source(source)?;
     let committed = committed_offsets(&kafka, source, committed)?;
-    let partition = dir.open_for_writing()?;
+    let opened = dir.open_for_writing()?;
+    let partition = &opened.partition;
     let store = RecordedStore::read(partition.as_ref(), &dir.path)?;
     let has_data = partition.changelog_offset()?.is_some();
+    if has_data {
+        // Continuing from the stored offset claims what is there is sound.
+        corruption::read_everything(partition.as_ref())?;
+    }
     let check = replay_check(store, partition.as_ref(), &dir.path, &dir.path, has_data)?;
     let stats = replay_into(
         &kafka,
@@ -362,8 +383,19 @@ pub fn restore(
 /// Replays the changelog, up to the stored offset of the partition at `dir`,
 /// into a scratch partition of the same engine and compares the two key by
 /// key. The scratch partition gets the store kind and codec `dir` records
-/// and is replayed into with their rules, as the manager restores.
+/// and is replayed into with their rules, as the manager restores. Every
+/// block of `dir` is read (checksums verified); damaged files are
+/// [`state_core::Error::PartitionCorrupt`].
 pub fn verify(
+    dir: &PartitionDir,
+    source: &ReplaySource,
+    committed: &CommittedOffsets,
+    progress: &mut dyn FnMut(&RecoveryProgress),
+) -> Result<VerifyReport> {
+    compare(dir, source, committed, progress).map_err(|e| e.corrupt_at(&dir.path))
+}
+
+fn compare(
     dir: &PartitionDir,
     source: &ReplaySource,
     committed: &CommittedOffsets,

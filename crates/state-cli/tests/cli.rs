@@ -77,6 +77,8 @@ fn inspect_reports_column_families_keys_size_and_offset() {
     assert!(out.status.success(), "{}", stderr(&out));
     let v = &stdout_lines(&out)[0];
     assert_eq!(v["changelog_offset"], 41);
+    assert_eq!(v["checksums"], "verified");
+    assert_eq!(v["keys_verified"], 5, "every key of every column family read");
     assert!(v["size_bytes"].as_u64().unwrap() > 0);
     let cfs = v["column_families"].as_array().unwrap();
     let default = cfs.iter().find(|c| c["name"] == "default").unwrap();
@@ -280,6 +282,254 @@ fn inspect_shows_the_recorded_codec_and_detects_ttl_mode() {
     );
 }
 
+/// Issue 25: `--codec` is checked against the codec the partition records,
+/// and a partition that records none is read with the codec its values are
+/// in, or refused when they do not tell; never misread.
+#[test]
+fn dump_never_misreads_values_with_another_codec() {
+    // Recorded JSON, asked for MessagePack: refused, nothing printed.
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let p = Arc::new(RocksDbPartition::open(dir.path(), &RocksDbOptions::default()).unwrap());
+        state_core::check_store_format(&*p, &StoreFormat::key_value(Codec::Json), dir.path()).unwrap();
+        let mut t = PartitionTransaction::new(p, Codec::Json, None);
+        t.set("count", &7, b"u").unwrap();
+        t.commit().unwrap();
+    }
+    let path = dir.path().to_str().unwrap();
+    let out = statectl(&["dump", path, "--codec", "msgpack"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stdout));
+    assert!(out.stdout.is_empty(), "nothing printed before the refusal");
+    assert!(stderr(&out).contains("records value codec json"), "{}", stderr(&out));
+    assert!(statectl(&["dump", path, "--codec", "json"]).status.success());
+    let raw = statectl(&["dump", path, "--codec", "raw", "--cf", "default"]);
+    assert!(raw.status.success(), "raw shows the bytes: {}", stderr(&raw));
+    assert_eq!(stdout_lines(&raw)[0]["value"], "7");
+
+    // quixstreams records no codec: its JSON values decide, as quixstreams reads them.
+    let quix = copy_fixture_dir("kv-state-dir");
+    let quix_path = quix.path().to_str().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/quixstreams");
+    let expected: Vec<Value> = std::fs::read_to_string(root.join("kv-state-dir.expected.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let out = statectl(&["dump", quix_path, "--cf", "default"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let got: Vec<Value> = stdout_lines(&out)
+        .into_iter()
+        .map(|l| serde_json::json!({"cf": l["cf"], "key_hex": l["key_hex"], "value": l["value"]}))
+        .collect();
+    assert_eq!(got, expected, "read as JSON without --codec");
+    let out = statectl(&["dump", quix_path, "--codec", "msgpack"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("pass --codec json"), "{}", stderr(&out));
+
+    // Values that read both ways (single digits): the operator must say.
+    let digits = tempfile::tempdir().unwrap();
+    {
+        let p = RocksDbPartition::open(digits.path(), &RocksDbOptions::default()).unwrap();
+        p.put("default", b"a", b"7").unwrap();
+        p.put("default", b"b", b"2").unwrap();
+    }
+    let digits_path = digits.path().to_str().unwrap();
+    let out = statectl(&["dump", digits_path]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("--codec json (quixstreams' default) or --codec msgpack"),
+        "{}",
+        stderr(&out)
+    );
+    let out = statectl(&["dump", digits_path, "--codec", "json", "--cf", "default"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout_lines(&out)[0]["value"], 7);
+}
+
+/// 2,000 keys of 100 incompressible bytes each in `partition`, flushed.
+fn write_many(partition: &dyn StorePartition) {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut batch = state_core::WriteBatch::new();
+    for i in 0..2000u32 {
+        let value: Vec<u8> = (0..100)
+            .map(|_| {
+                seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (seed >> 56) as u8
+            })
+            .collect();
+        batch.put("default", format!("key-{i:05}").as_bytes(), &value);
+    }
+    partition.write_bulk(&batch).unwrap();
+    partition.persist().unwrap();
+}
+
+/// The largest file under `dir` whose name `matches`.
+fn largest_file(dir: &Path, matches: &dyn Fn(&Path) -> bool) -> Option<(PathBuf, u64)> {
+    listing(dir)
+        .into_iter()
+        .filter(|(p, _, _)| matches(p))
+        .map(|(p, len, _)| (p, len))
+        .max_by_key(|(_, len)| *len)
+}
+
+/// Flips 16 bytes at `offset` of `file`.
+fn flip_bytes(file: &Path, offset: usize) {
+    let mut bytes = std::fs::read(file).unwrap();
+    for b in &mut bytes[offset..offset + 16] {
+        *b ^= 0xff;
+    }
+    std::fs::write(file, bytes).unwrap();
+}
+
+/// A damaged block is found by the commands that claim a partition is
+/// healthy, and reported as a corrupt partition wherever it is reached.
+/// `beyond_the_sample`: the damage is past the values inspect samples, so
+/// inspect without the full read does not see it.
+fn check_corruption_is_reported(dir: &Path, backend: &str, beyond_the_sample: bool) {
+    let path = dir.to_str().unwrap();
+    let out = statectl(&["inspect", path]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "inspect: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let corrupt = format!("partition at {path} is corrupt or not a {backend} database");
+    assert!(stderr(&out).contains(&corrupt), "{}", stderr(&out));
+    let out = statectl(&["dump", path, "--codec", "raw"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains(&corrupt), "dump: {}", stderr(&out));
+    if !beyond_the_sample {
+        return;
+    }
+    // Without the full read, inspect says it did not verify.
+    let out = statectl(&["inspect", path, "--skip-checksums"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("checksums         not verified"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
+
+/// Issue 25: a corrupt SST data block made inspect answer 0 and dump end
+/// with a generic backend error.
+#[test]
+fn a_damaged_rocksdb_block_is_a_corrupt_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    write_many(&RocksDbPartition::open(dir.path(), &RocksDbOptions::default()).unwrap());
+    let healthy = statectl(&["inspect", dir.path().to_str().unwrap()]);
+    assert!(healthy.status.success(), "{}", stderr(&healthy));
+    let (sst, len) = largest_file(dir.path(), &|p| p.extension().is_some_and(|e| e == "sst")).expect("an SST file");
+    assert!(len > 100_000, "{sst:?} holds many data blocks");
+    // Data blocks come first in an SST file, the index and filter last;
+    // half-way is a data block past the first keys.
+    flip_bytes(&sst, len as usize / 2);
+    check_corruption_is_reported(dir.path(), "rocksdb", true);
+
+    // restore (continuing the partition) and verify read it whole first.
+    let c = changelog();
+    {
+        let p = RocksDbPartition::open(dir.path(), &RocksDbOptions::default()).unwrap();
+        p.write_changelog_offset(1).unwrap();
+    }
+    for command in ["restore", "verify"] {
+        let out = on_changelog(command, dir.path(), &c.brokers, TOPIC, 1, &["--committed", "clicks=31"]);
+        assert_eq!(out.status.code(), Some(2), "{command}");
+        assert!(
+            stderr(&out).contains("is corrupt or not a rocksdb database"),
+            "{command}: {}",
+            stderr(&out)
+        );
+    }
+}
+
+#[test]
+fn a_damaged_fjall_block_is_a_corrupt_partition() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = FjallOptions {
+        max_memtable_size: 32 << 10,
+        ..FjallOptions::default()
+    };
+    {
+        let p = state_fjall::FjallPartition::open(dir.path(), &options).unwrap();
+        write_many(&p);
+        // Flushed to tables in the background: wait for them.
+        let started = std::time::Instant::now();
+        let table = |p: &Path| p.parent().is_some_and(|d| d.ends_with("tables"));
+        while largest_file(dir.path(), &table).is_none_or(|(_, len)| len < 10_000) {
+            assert!(started.elapsed() < Duration::from_secs(60), "no table written");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+    let (table, len) =
+        largest_file(dir.path(), &|p| p.parent().is_some_and(|d| d.ends_with("tables"))).expect("a table");
+    assert!(len > 10_000, "{table:?}");
+    flip_bytes(&table, 1000);
+    check_corruption_is_reported(dir.path(), "fjall", false);
+}
+
+/// Issue 25: colour codes reached stderr when it was not a terminal, and
+/// `--log 'nonsense['` fell back to `warn` silently.
+#[test]
+fn logs_are_plain_when_not_on_a_terminal_and_bad_filters_are_refused() {
+    // A fjall partition in a directory others can read: opening it warns.
+    let dir = tempfile::tempdir().unwrap();
+    drop(state_fjall::FjallPartition::open(dir.path(), &FjallOptions::default()).unwrap());
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_statectl"))
+        .args(["inspect", dir.path().to_str().unwrap()])
+        .env_remove("NO_COLOR")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("WARN"), "a warning was logged: {}", stderr(&out));
+    assert!(
+        !stderr(&out).contains('\u{1b}'),
+        "no escape codes on a pipe: {:?}",
+        stderr(&out)
+    );
+
+    for bad in ["nonsense[", "info,x=notalevel"] {
+        let out = statectl(&["--log", bad, "inspect", dir.path().to_str().unwrap()]);
+        assert_eq!(out.status.code(), Some(2), "--log {bad}: {}", stderr(&out));
+        assert!(
+            stderr(&out).contains("--log") && stderr(&out).contains("not a log filter"),
+            "{}",
+            stderr(&out)
+        );
+    }
+    let out = statectl(&[
+        "--log",
+        "state_core=debug,warn",
+        "inspect",
+        dir.path().to_str().unwrap(),
+    ]);
+    assert!(out.status.success(), "directives are filters too: {}", stderr(&out));
+}
+
+/// Issue 25: numeric arguments are checked against their bounds.
+#[test]
+fn numeric_arguments_out_of_bounds_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("0");
+    let path = path.to_str().unwrap();
+    for (args, says) in [
+        (&["--partition", "3000000000"][..], "not in 0..=2147483647"),
+        (&["--partition", "0", "--timeout", "0"], "not in 1..=3600"),
+        (
+            &["--partition", "0", "--timeout", "18446744073709551615"],
+            "not in 1..=3600",
+        ),
+    ] {
+        let mut all = vec!["restore", path, "--brokers", "127.0.0.1:1", "--topic", TOPIC];
+        all.extend_from_slice(args);
+        let out = statectl(&all);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(stderr(&out).contains(says), "{args:?}: {}", stderr(&out));
+    }
+}
+
 // ---- restore and verify on the mock cluster ---------------------------------
 
 struct Changelog {
@@ -433,13 +683,108 @@ fn unknown_topics_and_unreachable_brokers_are_reported() {
     let started = std::time::Instant::now();
     let out = on_changelog("restore", &dest, "127.0.0.1:1", TOPIC, 0, &["--timeout", "2"]);
     assert_eq!(out.status.code(), Some(2));
+    // The error line names the broker and the cause, not only the log lines before it.
+    let error = stderr(&out)
+        .lines()
+        .find(|l| l.starts_with("statectl: error:"))
+        .map(str::to_owned)
+        .unwrap_or_default();
+    assert!(error.contains("cannot reach the Kafka brokers"), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("cannot reach the Kafka brokers"),
-        "{}",
-        stderr(&out)
+        error.contains("127.0.0.1:1/bootstrap") && error.contains("Connection refused"),
+        "{error}"
     );
     assert!(started.elapsed() < Duration::from_secs(30));
     assert!(!dest.exists(), "nothing is created when the broker is unreachable");
+}
+
+/// Name, size and modification time of every file in `dir` and below.
+fn listing(dir: &Path) -> Vec<(PathBuf, u64, std::time::SystemTime)> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let meta = entry.metadata().unwrap();
+        if meta.is_dir() {
+            out.extend(listing(&entry.path()));
+        } else {
+            out.push((entry.path(), meta.len(), meta.modified().unwrap()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Issue 25: restore writes only into a new or empty directory or an
+/// existing partition, never beside another engine's (or anything else's)
+/// files.
+#[test]
+fn restore_refuses_a_directory_that_holds_no_partition() {
+    let c = changelog();
+    let root = tempfile::tempdir().unwrap();
+    // Something else's files.
+    let other = root.path().join("other");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("notes.txt"), b"not a partition").unwrap();
+    // A fjall partition whose version file is gone: not recognisable.
+    let fjall = root.path().join("fjall");
+    {
+        let p = state_fjall::FjallPartition::open(&fjall, &FjallOptions::default()).unwrap();
+        p.put("default", b"k", b"v").unwrap();
+    }
+    std::fs::remove_file(fjall.join("version")).unwrap();
+    // A store directory (partitions below it), not a partition.
+    let store = root.path().join("store");
+    write_partition(&store.join("0"));
+    for dir in [&other, &fjall, &store] {
+        let before = listing(dir);
+        let out = on_changelog("restore", dir, &c.brokers, TOPIC, 1, &["--committed", "clicks=31"]);
+        assert_eq!(out.status.code(), Some(2), "{}: {}", dir.display(), stderr(&out));
+        assert!(
+            stderr(&out).contains("is not empty and holds no rocksdb or fjall partition"),
+            "{}",
+            stderr(&out)
+        );
+        assert_eq!(listing(dir), before, "{}: nothing written", dir.display());
+    }
+    // A directory left with only RocksDB's empty LOCK file counts as empty.
+    let lock_only = root.path().join("lock-only");
+    std::fs::create_dir(&lock_only).unwrap();
+    std::fs::write(lock_only.join("LOCK"), b"").unwrap();
+    let out = on_changelog(
+        "restore",
+        &lock_only,
+        &c.brokers,
+        TOPIC,
+        1,
+        &["--committed", "clicks=31"],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+}
+
+/// Issue 25: a restore refused because a running process holds the
+/// partition leaves every file as it was (RocksDB rotates the holder's LOG
+/// when it opens before taking its lock).
+#[test]
+fn a_restore_refused_by_the_lock_touches_nothing() {
+    let c = changelog();
+    let target = tempfile::tempdir().unwrap();
+    let dest = target.path().join("1");
+    let out = on_changelog("restore", &dest, &c.brokers, TOPIC, 1, &["--committed", "clicks=31"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let held = RocksDbPartition::open(&dest, &RocksDbOptions::default()).unwrap();
+    let before = listing(&dest);
+    assert!(before.iter().any(|(p, _, _)| p.ends_with("LOG")), "{before:?}");
+    let out = on_changelog("restore", &dest, &c.brokers, TOPIC, 1, &["--committed", "clicks=31"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("locked"), "{}", stderr(&out));
+    assert_eq!(listing(&dest), before, "nothing touched, the LOG not rotated");
+    // Reading commands open read-only, next to the holder, and touch nothing either.
+    for command in ["inspect", "dump"] {
+        let out = statectl(&[command, dest.to_str().unwrap()]);
+        assert!(out.status.success(), "{command}: {}", stderr(&out));
+    }
+    assert_eq!(listing(&dest), before, "read-only opens touch nothing");
+    drop(held);
 }
 
 // ---- fjall partitions and recorded store formats ------------------------------

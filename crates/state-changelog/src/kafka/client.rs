@@ -84,19 +84,24 @@ impl KafkaClientContext {
     }
 }
 
-/// Parses a librdkafka broker failure line: `[thrd:...]: PROTO://host:port/id: reason`
-/// (the thread prefix is optional).
+/// Parses a librdkafka broker failure line: `[thrd:...]: PROTO://host:port/id: reason`,
+/// or `host:port/id: reason` (librdkafka names plaintext brokers without
+/// the scheme); the thread prefix is optional.
 pub(crate) fn parse_failure(message: &str) -> Option<BrokerFailure> {
     let mut rest = message.trim();
     if rest.starts_with("[thrd:") {
         rest = rest.split_once("]: ").map_or(rest, |(_, r)| r);
     }
-    let scheme_end = rest.find("://")?;
-    let scheme = &rest[..scheme_end];
-    if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-        return None;
-    }
     let (broker, reason) = rest.split_once(": ")?;
+    match broker.split_once("://") {
+        Some((scheme, _)) => {
+            if scheme.is_empty() || !scheme.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return None;
+            }
+        }
+        None if is_plain_broker_name(broker) => {}
+        None => return None,
+    }
     let lower = reason.to_ascii_lowercase();
     let kind = if lower.contains("ssl") || lower.contains("tls") || lower.contains("certificate") {
         FailureKind::Tls
@@ -110,6 +115,20 @@ pub(crate) fn parse_failure(message: &str) -> Option<BrokerFailure> {
         kind,
         reason: reason.to_owned(),
     })
+}
+
+/// `host:port/id` or `host:port/bootstrap`, as librdkafka names a broker.
+fn is_plain_broker_name(name: &str) -> bool {
+    let Some((address, id)) = name.rsplit_once('/') else {
+        return false;
+    };
+    let Some((host, port)) = address.rsplit_once(':') else {
+        return false;
+    };
+    !host.is_empty()
+        && !host.contains(char::is_whitespace)
+        && port.parse::<u16>().is_ok()
+        && (id == "bootstrap" || id.parse::<i32>().is_ok())
 }
 
 impl ClientContext for KafkaClientContext {
@@ -167,56 +186,6 @@ impl ClientContext for KafkaClientContext {
 
 impl ConsumerContext for KafkaClientContext {}
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn failures_are_parsed_and_classified() {
-        let f = parse_failure(
-            "[thrd:ssl://127.0.0.1:9093/bootstrap]: ssl://127.0.0.1:9093/bootstrap: SSL handshake failed: \
-             error:0A000086:SSL routines::certificate verify failed",
-        )
-        .unwrap();
-        assert_eq!(f.broker, "ssl://127.0.0.1:9093/bootstrap");
-        assert_eq!(f.kind, FailureKind::Tls);
-        assert!(f
-            .to_string()
-            .contains("TLS connection to broker ssl://127.0.0.1:9093/bootstrap failed"));
-        let f = parse_failure(
-            "sasl_ssl://k:9094/1: SASL authentication error: Authentication failed during authentication due to invalid credentials",
-        )
-        .unwrap();
-        assert_eq!(f.kind, FailureKind::Authentication);
-        let f = parse_failure("127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused");
-        assert!(f.is_none(), "no scheme: not a broker name");
-        let f =
-            parse_failure("plaintext://127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused")
-                .unwrap();
-        assert_eq!(f.kind, FailureKind::Connection);
-        assert!(parse_failure("Configuration property x is a consumer property").is_none());
-    }
-
-    #[test]
-    fn secrets_are_redacted_and_weaker_failures_do_not_replace_stronger_ones() {
-        let mut c = ClientConfig::new();
-        c.set("sasl.password", "hunter2-x").set("sasl.username", "u");
-        let ctx = KafkaClientContext::new(&c);
-        ctx.log(
-            RDKafkaLogLevel::Error,
-            "FAIL",
-            "sasl_ssl://k:9094/1: SASL authentication error: bad password hunter2-x",
-        );
-        let f = ctx.last_failure().unwrap();
-        assert!(!f.reason.contains("hunter2-x"), "{f}");
-        ctx.error(
-            KafkaError::Global(rdkafka::types::RDKafkaErrorCode::AllBrokersDown),
-            "1/1 brokers are down",
-        );
-        assert_eq!(ctx.last_failure().unwrap().kind, FailureKind::Authentication);
-    }
-}
-
 impl ChangelogError {
     /// The error of a failed Kafka call made by a client created from
     /// `config` (if known) with context `context`:
@@ -265,4 +234,66 @@ fn is_connectivity(e: &KafkaError) -> bool {
                 | RDKafkaErrorCode::TimedOutQueue
         )
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_are_parsed_and_classified() {
+        let f = parse_failure(
+            "[thrd:ssl://127.0.0.1:9093/bootstrap]: ssl://127.0.0.1:9093/bootstrap: SSL handshake failed: \
+             error:0A000086:SSL routines::certificate verify failed",
+        )
+        .unwrap();
+        assert_eq!(f.broker, "ssl://127.0.0.1:9093/bootstrap");
+        assert_eq!(f.kind, FailureKind::Tls);
+        assert!(f
+            .to_string()
+            .contains("TLS connection to broker ssl://127.0.0.1:9093/bootstrap failed"));
+        let f = parse_failure(
+            "sasl_ssl://k:9094/1: SASL authentication error: Authentication failed during authentication due to invalid credentials",
+        )
+        .unwrap();
+        assert_eq!(f.kind, FailureKind::Authentication);
+        // Plaintext brokers are named without the scheme.
+        let f = parse_failure(
+            "[thrd:127.0.0.1:1/bootstrap]: 127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: \
+             Connection refused (after 0ms in state CONNECT)",
+        )
+        .unwrap();
+        assert_eq!(
+            (f.broker.as_str(), f.kind),
+            ("127.0.0.1:1/bootstrap", FailureKind::Connection)
+        );
+        assert!(f.reason.contains("Connection refused"), "{f}");
+        assert!(parse_failure("kafka-2.example.com:9092/2: Disconnected").is_some());
+        assert!(parse_failure("Topic x: partition count changed").is_none());
+        assert!(parse_failure("127.0.0.1:x/1: no port").is_none());
+        let f =
+            parse_failure("plaintext://127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused")
+                .unwrap();
+        assert_eq!(f.kind, FailureKind::Connection);
+        assert!(parse_failure("Configuration property x is a consumer property").is_none());
+    }
+
+    #[test]
+    fn secrets_are_redacted_and_weaker_failures_do_not_replace_stronger_ones() {
+        let mut c = ClientConfig::new();
+        c.set("sasl.password", "hunter2-x").set("sasl.username", "u");
+        let ctx = KafkaClientContext::new(&c);
+        ctx.log(
+            RDKafkaLogLevel::Error,
+            "FAIL",
+            "sasl_ssl://k:9094/1: SASL authentication error: bad password hunter2-x",
+        );
+        let f = ctx.last_failure().unwrap();
+        assert!(!f.reason.contains("hunter2-x"), "{f}");
+        ctx.error(
+            KafkaError::Global(rdkafka::types::RDKafkaErrorCode::AllBrokersDown),
+            "1/1 brokers are down",
+        );
+        assert_eq!(ctx.last_failure().unwrap().kind, FailureKind::Authentication);
+    }
 }
