@@ -20,9 +20,9 @@ mod windows;
 
 /// w6: the number of keys the Zipf(1.0) draws range over (fixed by
 /// docs/performance.md, whatever K is).
-const W6_KEYS: u64 = 1_000_000;
+pub(crate) const W6_KEYS: u64 = 1_000_000;
 /// w6: the seed of the key sequence, the same for every system.
-const W6_SEED: u64 = 0x5EED_2006;
+pub(crate) const W6_SEED: u64 = 0x5EED_2006;
 
 pub(crate) struct Outcome {
     seconds: f64,
@@ -53,7 +53,7 @@ fn reset_peak_rss() -> bool {
 }
 
 /// The process's peak resident set (VmHWM) in MiB.
-fn peak_rss_mb() -> Option<f64> {
+pub(crate) fn peak_rss_mb() -> Option<f64> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
@@ -101,6 +101,9 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 )
             }
             "--brokers" => brokers = Some(it.next().ok_or("--brokers needs HOST:PORT")?.clone()),
+            // One run of the budget workload in this process (its parent
+            // measures each run in a process of its own).
+            "--budget-child" => return crate::bench_budget::child(it.next().ok_or("--budget-child needs a system")?),
             other => return Err(format!("unknown bench argument {other:?}")),
         }
     }
@@ -110,13 +113,17 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     eprintln!("bench: N={} K={} C={}", p.n, p.k, p.c);
     let wanted = |w: &str| only.as_deref().is_none_or(|o| o == w);
-    let known = ["w1", "w2", "w3", "w4", "w5", "w6", "takeover"];
+    let known = ["w1", "w2", "w3", "w4", "w5", "w6", "takeover", "budget"];
     if let Some(o) = &only {
         if !known.contains(&o.as_str()) && !windows::WORKLOADS.contains(&o.as_str()) {
             return Err(format!("unknown workload {o:?}; known: {known:?}"));
         }
     }
     let rounds = env_u64("ROUNDS", 3)?.max(1);
+    if only.as_deref() == Some("budget") {
+        // Only when asked: 192 databases per run, in processes of their own.
+        return crate::bench_budget::run(rounds);
+    }
     if wanted("takeover") {
         // Two members process N records before the kill: at most 200,000,
         // so the mock cluster's 5 MB per partition holds them.
@@ -523,7 +530,7 @@ fn fjall(dir: &Path) -> Result<Arc<FjallPartition>, String> {
         .map_err(|e| e.to_string())
 }
 
-fn prefix_of(i: u64, k: u64, buf: &mut Vec<u8>) {
+pub(crate) fn prefix_of(i: u64, k: u64, buf: &mut Vec<u8>) {
     use std::io::Write;
     buf.clear();
     let _ = write!(buf, "k{}", i % k);
@@ -743,7 +750,7 @@ fn w2_state<P: StorePartition + 'static>(
 /// `n` key numbers drawn from Zipf(1.0) over `0..keys` (rank r + 1 has
 /// weight 1 / (r + 1)) by inverting the cumulative distribution, seeded:
 /// the same sequence for every system.
-fn zipf_keys(n: u64, keys: u64, seed: u64) -> Vec<u32> {
+pub(crate) fn zipf_keys(n: u64, keys: u64, seed: u64) -> Vec<u32> {
     let mut cdf = Vec::with_capacity(keys as usize);
     let mut total = 0.0f64;
     for r in 1..=keys {
@@ -761,7 +768,7 @@ fn zipf_keys(n: u64, keys: u64, seed: u64) -> Vec<u32> {
 }
 
 /// The w6 check: the sum of every counter in the partition (= N).
-fn sum_of_counters<P: StorePartition + ?Sized>(partition: &P) -> Result<u64, String> {
+pub(crate) fn sum_of_counters<P: StorePartition + ?Sized>(partition: &P) -> Result<u64, String> {
     let mut sum = 0u64;
     for item in partition
         .iter_range(cf::DEFAULT, b"", None, Direction::Forward)

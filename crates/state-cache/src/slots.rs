@@ -9,7 +9,7 @@ use std::hash::BuildHasher;
 
 use rustc_hash::FxBuildHasher;
 use state_core::mem::{ByteMap, InlineBytes, InlineKeys};
-use state_core::{Direction, Result, StorePartition};
+use state_core::{Direction, Reservation, Result, StorePartition};
 
 use crate::config::ENTRY_OVERHEAD;
 
@@ -78,16 +78,67 @@ struct CfSlots {
 
 /// The entries of a cache and the bytes it holds (see the
 /// [module documentation](self)).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub(crate) struct Slots {
     entries: ByteMap<InlineKeys<INLINE_KEY>, Entry>,
     cfs: Vec<CfSlots>,
     /// Every byte the cache is charged: its entries, and what its owner
     /// adds for structures of its own (an ordered view, an offset).
     pub(crate) resident: usize,
+    /// What a memory budget lets the cache hold; grown before `resident`
+    /// is (unlimited without a budget).
+    reservation: Reservation,
+}
+
+impl Default for Slots {
+    fn default() -> Self {
+        Slots::new(Reservation::unlimited())
+    }
 }
 
 impl Slots {
+    /// Empty slots whose bytes `reservation` must cover.
+    pub(crate) fn new(reservation: Reservation) -> Self {
+        Slots {
+            entries: ByteMap::default(),
+            cfs: Vec::new(),
+            resident: 0,
+            reservation,
+        }
+    }
+
+    /// True if `need` more bytes fit under `max` and the budget covers
+    /// them (growing the reservation if it can).
+    #[inline]
+    pub(crate) fn fits(&mut self, need: usize, max: usize) -> bool {
+        let want = self.resident.saturating_add(need);
+        want <= max && self.reservation.try_grow_to(want)
+    }
+
+    /// If the budget asked holders above their fair share to give memory
+    /// back, evicts clean entries down to the share (dirty ones stay) and
+    /// gives back what is no longer used. Cheap when it did not ask.
+    pub(crate) fn give_back_if_asked(&mut self) {
+        if !self.reservation.pressure() {
+            return;
+        }
+        let share = self.reservation.fair_share();
+        if self.reservation.held() <= share {
+            return;
+        }
+        while self.resident > share {
+            match self.entries.next_victim(|e| !e.dirty) {
+                Some(idx) => self.remove(idx),
+                None => break,
+            }
+        }
+        if self.entries.free_slots() > self.entries.len() {
+            // The room of evicted entries would stay with the process.
+            self.entries.compact();
+        }
+        self.reservation.shrink_to(self.resident);
+    }
+
     /// The number of column family `name`, if it has one yet.
     pub(crate) fn cf_index(&self, name: &str) -> Option<u16> {
         self.cfs.iter().position(|c| c.name == name).map(|i| i as u16)
@@ -196,9 +247,15 @@ impl Slots {
     }
 
     /// Evicts clean entries (second chance) until `need` more bytes fit
-    /// in `max`; false if only dirty entries are left to evict.
+    /// in `max` and in what the budget covers; false if only dirty entries
+    /// are left to evict.
     pub(crate) fn evict_for(&mut self, need: usize, max: usize) -> bool {
-        while self.resident + need > max {
+        if self.fits(need, max) {
+            return true;
+        }
+        // Ask the budget once, then make room within what it covers.
+        let limit = max.min(self.reservation.held());
+        while self.resident.saturating_add(need) > limit {
             match self.entries.next_victim(|e| !e.dirty) {
                 Some(idx) => self.remove(idx),
                 None => return false,
@@ -253,7 +310,7 @@ impl Slots {
             let (key, value) = item?;
             let charge = charge(&key, Some(&value));
             loaded += charge;
-            if loaded > budget || self.resident + charge > max {
+            if loaded > budget || !self.fits(charge, max) {
                 return Ok(());
             }
             if self.find(cf, &key).is_none() {
@@ -279,10 +336,16 @@ impl Slots {
         self.entries.is_empty()
     }
 
-    /// Drops every entry and column family.
+    /// Drops every entry and column family. Under a budget the memory
+    /// goes back too (without one, the allocations are kept for reuse).
     pub(crate) fn clear(&mut self) {
-        self.entries.clear();
+        if self.reservation.is_limited() {
+            self.entries = ByteMap::default();
+        } else {
+            self.entries.clear();
+        }
         self.cfs.clear();
         self.resident = 0;
+        self.reservation.shrink_to(0);
     }
 }

@@ -2,7 +2,7 @@
 //! backend's point reads.
 
 use parking_lot::Mutex;
-use state_core::{cf, keys, WriteBatch};
+use state_core::{cf, keys, BudgetPool, MemoryBudget, Reservation, WriteBatch};
 
 use crate::slots::Slots;
 
@@ -30,8 +30,8 @@ pub enum Lookup {
 /// # Guarantees
 /// * Its resident bytes (keys, values and
 ///   [`ENTRY_OVERHEAD`](crate::ENTRY_OVERHEAD) per entry) never exceed
-///   the budget it was made with; a value larger than a quarter of it is
-///   not cached.
+///   the size it was made with (nor what a [`MemoryBudget`] reserved for
+///   it); a value larger than a quarter of the size is not cached.
 /// * [`get`](Self::get) answers [`Lookup::Hit`] only with what the last
 ///   [`fill`](Self::fill) or [`written`](Self::written) of the key said,
 ///   and nothing after [`clear`](Self::clear).
@@ -44,9 +44,20 @@ pub struct WriteThroughCache {
 impl WriteThroughCache {
     /// A cache of at most `max_bytes`; `None` for 0 (no cache).
     pub fn new(max_bytes: usize) -> Option<Self> {
+        Self::with_reservation(max_bytes, Reservation::unlimited())
+    }
+
+    /// [`new`](Self::new), drawing its bytes from `budget`'s
+    /// [`BudgetPool::Caches`] as well (it caches less when the budget has
+    /// no room, and gives back beyond its fair share when asked).
+    pub fn with_budget(max_bytes: usize, budget: &MemoryBudget) -> Option<Self> {
+        Self::with_reservation(max_bytes, budget.reserve(BudgetPool::Caches))
+    }
+
+    fn with_reservation(max_bytes: usize, reservation: Reservation) -> Option<Self> {
         (max_bytes > 0).then(|| WriteThroughCache {
             max_bytes,
-            slots: Mutex::new(Slots::default()),
+            slots: Mutex::new(Slots::new(reservation)),
         })
     }
 
@@ -72,6 +83,7 @@ impl WriteThroughCache {
     /// it is stored under.
     pub fn written(&self, batch: &WriteBatch) {
         let mut slots = self.slots.lock();
+        slots.give_back_if_asked();
         for op in batch.iter() {
             replace(&mut slots, op.cf, op.key, op.value, self.max_bytes);
         }

@@ -6,6 +6,7 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::budget::MemoryBudget;
 use crate::error::Result;
 use crate::partition::StorePartition;
 
@@ -87,6 +88,13 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// (by default its directory).
     fn partition_location(&self, store: &StoreLocation, partition: u32) -> String {
         store.partition_dir(partition).display().to_string()
+    }
+
+    /// The [`MemoryBudget`] the engine's caches and write buffers draw
+    /// from, if it was given one (by default none). A manager with a
+    /// budget checks its stores' backends against it.
+    fn memory_budget(&self) -> Option<&MemoryBudget> {
+        None
     }
 }
 

@@ -16,6 +16,20 @@ fn on(subject: &Option<String>) -> String {
     subject.as_deref().map(|s| format!(" {s}")).unwrap_or_default()
 }
 
+/// A storage engine option a backend relies on, named in
+/// [`Error::OptionsRefused`] when a user's options hook changed it.
+#[derive(Debug, PartialEq, Eq)]
+pub struct RequiredOption {
+    /// Backend name.
+    pub backend: &'static str,
+    /// The option, as the engine names it.
+    pub option: &'static str,
+    /// The value the backend needs.
+    pub value: &'static str,
+    /// What depends on it.
+    pub why: &'static str,
+}
+
 /// Everything that can go wrong below the transaction layer: encoding, the
 /// storage backend, and store/partition bookkeeping.
 ///
@@ -125,6 +139,23 @@ pub enum Error {
         path: PathBuf,
         /// What the backend reported.
         reason: String,
+    },
+
+    /// A user's options hook changed a setting the backend relies on. The
+    /// partition was closed again before anything was read or written.
+    #[error(
+        "the options hook set {}={found} for the partition at {path}, but the {} backend relies on {}={} \
+         ({}); remove that setting from the hook",
+        .required.option, .required.backend, .required.option, .required.value, .required.why
+    )]
+    OptionsRefused {
+        /// Partition directory.
+        path: PathBuf,
+        /// The setting the backend relies on (static: it keeps the error
+        /// small).
+        required: &'static RequiredOption,
+        /// The value the hook left.
+        found: String,
     },
 
     /// The partition holds a different kind of store than the one opening it

@@ -22,6 +22,9 @@
 //!   [`ReplayCheck`] applies the same rules to replayed changelog records.
 //! * [`ttl`] — quixstreams' per-write TTL layouts and the per-partition
 //!   [`ttl::TtlState`].
+//! * [`MemoryBudget`] — one memory budget per process, shared by every
+//!   backend, cache and index given it (see the `budget` module docs for
+//!   what it covers).
 //! * [`mem`] — the in-memory building blocks of caches and change sets:
 //!   a byte-keyed hash map, second-chance eviction, inline byte strings.
 //!
@@ -32,6 +35,7 @@
 
 mod backend;
 mod batch;
+mod budget;
 pub mod cf;
 mod changelog;
 mod codec;
@@ -55,13 +59,14 @@ mod view;
 
 pub use backend::{remove_store_dir, Backend, BackendInfo, StoreLocation};
 pub use batch::{BatchOp, WriteBatch};
+pub use budget::{BudgetPool, MemoryBudget, MemoryBudgetStats, PoolStats, Reservation, RESERVATION_CHUNK};
 pub use changelog::{
     ChangelogRecord, ChangelogSink, OwnedChangelogRecord, ProcessedOffsets, RecordingSink, CF_HEADER,
     PROCESSED_OFFSETS_HEADER, TTL_STAMPED_HEADER, TTL_STAMPED_HEADER_VALUE, VALUE_CODEC_HEADER,
 };
 pub use codec::Codec;
 pub use dirs::{create_private_dir, PRIVATE_DIR_MODE};
-pub use error::{BoxError, Error, Result};
+pub use error::{BoxError, Error, RequiredOption, Result};
 pub use format::{
     check_store_format, legacy_ttl_situation, record_codec, recorded_codec, PartitionFormat, StoreFormat, TtlSupport,
 };

@@ -35,6 +35,9 @@ pub struct PartitionStats {
     pub block_cache_bytes: Option<u64>,
     /// Bytes compaction still has to rewrite.
     pub pending_compaction_bytes: Option<u64>,
+    /// Bytes the readers of open table files hold outside the block cache
+    /// (their index and filter blocks, unless those are cached).
+    pub table_readers_bytes: Option<u64>,
 }
 
 /// The storage of one partition of one store: column families of ordered

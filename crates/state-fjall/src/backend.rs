@@ -3,7 +3,7 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use state_core::{remove_store_dir, Backend, BackendInfo, Result, StoreLocation, StorePartition};
+use state_core::{remove_store_dir, Backend, BackendInfo, MemoryBudget, Result, StoreLocation, StorePartition};
 
 use crate::options::FjallOptions;
 use crate::partition::{FjallPartition, BACKEND};
@@ -64,5 +64,9 @@ impl Backend for FjallBackend {
 
     fn destroy_store(&self, store: &StoreLocation) -> Result<()> {
         remove_store_dir(store.dir())
+    }
+
+    fn memory_budget(&self) -> Option<&MemoryBudget> {
+        self.options.memory_budget.as_ref()
     }
 }

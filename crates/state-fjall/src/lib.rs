@@ -13,11 +13,16 @@
 //! crash, not a power loss, unless [`FjallOptions::sync_writes`]); `persist`
 //! fsyncs; reads go through snapshots.
 //!
+//! With a [`state_core::MemoryBudget`] ([`FjallOptions::memory_budget`]),
+//! every partition shares one block cache and keeps its memtables within a
+//! reservation of the budget.
+//!
 //! Depends on `state-core` only.
 
 #![warn(missing_docs)]
 
 mod backend;
+mod memory;
 mod options;
 mod partition;
 

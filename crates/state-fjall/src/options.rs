@@ -2,11 +2,13 @@
 
 use std::time::Duration;
 
+use state_core::MemoryBudget;
+
 /// How a fjall partition is opened and written.
 #[derive(Clone, Debug)]
 pub struct FjallOptions {
     /// Block cache of this partition, bytes (default 32 MiB, fjall's own
-    /// default). fjall cannot share one cache between databases, so every
+    /// default). Without a [`memory_budget`](Self::memory_budget) every
     /// partition has its own.
     pub cache_size: u64,
     /// Memtable size per keyspace before it is flushed to a segment,
@@ -27,6 +29,14 @@ pub struct FjallOptions {
     pub open_max_retries: u32,
     /// First wait between open attempts; doubles each time, capped at 5 s.
     pub open_retry_backoff: Duration,
+    /// One memory budget for the process (default none). With a budget,
+    /// every partition on it shares one block cache of half the budget's
+    /// engine share ([`cache_size`](Self::cache_size) is ignored), and each
+    /// partition's memtables stay within a reservation of the other half:
+    /// when the budget cannot cover them, the partition seals its
+    /// memtables so fjall flushes them (a soft bound: writes go on while
+    /// the flush runs). See `docs/operations.md`, "Memory".
+    pub memory_budget: Option<MemoryBudget>,
 }
 
 impl Default for FjallOptions {
@@ -39,6 +49,7 @@ impl Default for FjallOptions {
             sync_writes: false,
             open_max_retries: 10,
             open_retry_backoff: Duration::from_millis(200),
+            memory_budget: None,
         }
     }
 }

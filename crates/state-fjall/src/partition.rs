@@ -59,6 +59,7 @@ use state_core::{
     Result, StorePartition, WriteBatch,
 };
 
+use crate::memory::PartitionMemory;
 use crate::options::FjallOptions;
 
 pub(crate) const BACKEND: &str = "fjall";
@@ -116,6 +117,8 @@ pub struct FjallPartition {
     keyspaces: RwLock<BTreeMap<String, Keyspace>>,
     /// Serialises keyspace creation.
     create_lock: Mutex<()>,
+    /// Its share of a memory budget, if any.
+    memory: PartitionMemory,
 }
 
 impl std::fmt::Debug for FjallPartition {
@@ -169,16 +172,20 @@ impl FjallPartition {
             max_attempts: options.open_max_retries,
             backoff: options.open_retry_backoff,
         };
+        let memory = match &options.memory_budget {
+            Some(budget) => PartitionMemory::of_budget(budget),
+            None => PartitionMemory::unbudgeted(),
+        };
         let db = open_with_retries(path, retry, stop, || {
-            Database::builder(path)
+            let config = Database::builder(path)
                 .cache_size(options.cache_size)
                 .max_journaling_size(options.max_journaling_size.max(64 << 20))
                 .worker_threads(options.worker_threads.max(1))
-                .open()
-                .map_err(|e| match e {
-                    fjall::Error::Locked => OpenAttempt::Locked,
-                    e => OpenAttempt::Failed(open_error(path, e)),
-                })
+                .into_config();
+            Database::open(memory.configure(config)).map_err(|e| match e {
+                fjall::Error::Locked => OpenAttempt::Locked,
+                e => OpenAttempt::Failed(open_error(path, e)),
+            })
         })?;
         let mut keyspaces = BTreeMap::new();
         for name in db.list_keyspace_names() {
@@ -194,6 +201,7 @@ impl FjallPartition {
             options: options.clone(),
             keyspaces: RwLock::new(keyspaces),
             create_lock: Mutex::new(()),
+            memory,
         };
         partition.keyspace_or_create(cf::DEFAULT)?;
         partition.keyspace_or_create(cf::METADATA)?;
@@ -214,6 +222,23 @@ impl FjallPartition {
             snapshot: self.db.snapshot(),
             keyspaces: self.keyspaces.read().clone(),
         }
+    }
+
+    /// Capacity of the block cache the partition reads through (under a
+    /// memory budget, the one every partition on the budget shares).
+    pub fn cache_capacity(&self) -> u64 {
+        self.db.cache_capacity()
+    }
+
+    /// Bytes in the partition's memtables (active and sealed).
+    pub fn write_buffer_bytes(&self) -> u64 {
+        self.db.write_buffer_size()
+    }
+
+    /// Bytes the partition's write buffers hold of its memory budget
+    /// (`None` without one).
+    pub fn budget_reserved(&self) -> Option<usize> {
+        self.memory.reserved()
     }
 
     /// Bytes the partition takes on disk (journal and segments).
@@ -293,7 +318,10 @@ impl FjallPartition {
                 keys::encode_u64(offset).as_slice(),
             );
         }
-        fb.commit().map_err(|e| backend_error("writing a batch", e))
+        fb.commit().map_err(|e| backend_error("writing a batch", e))?;
+        self.memory
+            .after_write(&self.db, || self.keyspaces.read().values().cloned().collect());
+        Ok(())
     }
 }
 

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use state_changelog::{OffsetReset, RecoveryConfig};
-use state_core::{Backend, TopicPartition};
+use state_core::{Backend, MemoryBudget, TopicPartition};
 
 use crate::partitioner::Partitioner;
 
@@ -125,6 +125,16 @@ pub struct ManagerConfig {
     /// Kept apart so consumer-side clients do not warn about producer
     /// properties. Default empty.
     pub producer_properties: Vec<(String, String)>,
+    /// One memory budget for the process (default none). The write-behind
+    /// caches and window indexes of every store draw from it; the storage
+    /// engines draw from it when their backends were made with the same
+    /// budget (`RocksDbOptions::memory_budget`, `FjallOptions::memory_budget`;
+    /// [`ManagerConfig::with_budget`] does it for the default backend).
+    /// Give every manager of the process the same budget (clones are the
+    /// same budget) to bound them together. A store whose durable backend
+    /// has no budget, or another one, is logged at registration: its engine
+    /// is not bounded by this one. See `docs/operations.md`, "Memory".
+    pub memory_budget: Option<MemoryBudget>,
 }
 
 impl ManagerConfig {
@@ -134,6 +144,21 @@ impl ManagerConfig {
     pub fn new(group_id: impl Into<String>, state_dir: impl Into<PathBuf>) -> Self {
         let backend = state_rocksdb::RocksDbBackend::shared(state_rocksdb::RocksDbOptions::default());
         Self::with_backend(group_id, state_dir, backend)
+    }
+
+    /// Defaults for `group_id` with state under `state_dir`, on RocksDB
+    /// with default options and `budget`: its block cache and memtables,
+    /// and every store's write-behind caches and window indexes, share
+    /// `budget` ([`ManagerConfig::memory_budget`]).
+    #[cfg(feature = "rocksdb")]
+    pub fn with_budget(group_id: impl Into<String>, state_dir: impl Into<PathBuf>, budget: MemoryBudget) -> Self {
+        let options = state_rocksdb::RocksDbOptions {
+            memory_budget: Some(budget.clone()),
+            ..state_rocksdb::RocksDbOptions::default()
+        };
+        let mut config = Self::with_backend(group_id, state_dir, state_rocksdb::RocksDbBackend::shared(options));
+        config.memory_budget = Some(budget);
+        config
     }
 
     /// Defaults for `group_id` with state under `state_dir`, with `backend`
@@ -151,6 +176,7 @@ impl ManagerConfig {
             standby: StandbyPolicy::None,
             mirror_transactional_offsets: false,
             producer_properties: Vec::new(),
+            memory_budget: None,
             partitioner: Partitioner::default(),
             auto_offset_reset: OffsetReset::default(),
         }
@@ -183,6 +209,33 @@ impl ManagerConfig {
             return bad("state_dir", "must not be empty");
         }
         Ok(())
+    }
+}
+
+/// Logs a store whose durable backend does not draw from `budget`: its
+/// engine (block cache, memtables) is then bounded on its own, not by the
+/// process's budget. Not an error: a store may be meant to stay outside.
+pub(crate) fn warn_if_outside(budget: &MemoryBudget, backend: &dyn Backend, store: &str, stream: &str) {
+    let info = backend.info();
+    if !info.durable {
+        return;
+    }
+    match backend.memory_budget() {
+        Some(b) if b.same_as(budget) => {}
+        Some(_) => tracing::warn!(
+            store,
+            stream,
+            backend = info.name,
+            "the store's backend has another memory budget than the manager's: the process's memory is \
+             bounded by both together; give the backend the manager's budget to bound them as one"
+        ),
+        None => tracing::warn!(
+            store,
+            stream,
+            backend = info.name,
+            "the store's backend has no memory budget: its block cache and memtables are bounded per backend, \
+             outside the manager's budget; set memory_budget in its options (or use ManagerConfig::with_budget)"
+        ),
     }
 }
 

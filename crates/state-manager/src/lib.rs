@@ -82,7 +82,10 @@ pub use parking_lot::{self, Mutex};
 pub use rdkafka;
 pub use state_cache::{WriteBehindConfig, WriteBehindStats};
 pub use state_changelog::{ChangelogTopicConfig, ConsumerSettings, OffsetReset, RecoveryConfig, RecoveryProgress};
-pub use state_core::{Backend, BackendInfo, Codec, MemoryBackend, StoreKind, StorePartition, TopicPartition};
+pub use state_core::{
+    Backend, BackendInfo, Codec, MemoryBackend, MemoryBudget, MemoryBudgetStats, StoreKind, StorePartition,
+    TopicPartition,
+};
 #[cfg(feature = "rocksdb")]
 pub use state_rocksdb::{RocksDbBackend, RocksDbOptions};
 pub use state_txn::{

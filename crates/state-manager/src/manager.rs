@@ -18,7 +18,7 @@ use state_core::{ChangelogSink, Store, StoreLocation, StorePartition, TopicParti
 
 use crate::assignment::{Assignments, StandbyReport};
 use crate::checkpoint::{Checkpointer, CommitCaller};
-use crate::config::ManagerConfig;
+use crate::config::{warn_if_outside, ManagerConfig};
 use crate::error::{ManagerError, Result};
 use crate::events::ManagerEvent;
 use crate::layout::StateDir;
@@ -158,6 +158,9 @@ impl StateStoreManager {
     pub fn register_store<T: StoreType>(&mut self, spec: StoreSpec<T>) -> Result<StoreHandle<T>> {
         let dir = self.layout.store_dir(&spec.name, &spec.stream)?;
         let mut backend = spec.backend.unwrap_or_else(|| self.config.backend.clone());
+        if let Some(budget) = &self.config.memory_budget {
+            warn_if_outside(budget, &*backend, &spec.name, &spec.stream);
+        }
         let changelog_topic = spec
             .changelog
             .then(|| changelog_topic_name(&self.config.group_id, &spec.stream, &spec.name));
@@ -175,7 +178,10 @@ impl StateStoreManager {
                 })
             }
             (Some(config), Some(_)) => {
-                let wb = Arc::new(state_cache::WriteBehindBackend::new(backend, config));
+                let wb = Arc::new(match &self.config.memory_budget {
+                    Some(budget) => state_cache::WriteBehindBackend::with_budget(backend, config, budget.clone()),
+                    None => state_cache::WriteBehindBackend::new(backend, config),
+                });
                 backend = wb.clone();
                 Some(wb)
             }
@@ -190,6 +196,7 @@ impl StateStoreManager {
             store: Store::new(backend, StoreLocation::new(spec.name.clone(), dir)),
             write_behind,
             window_index: spec.window_index,
+            memory_budget: self.config.memory_budget.clone(),
         })?;
         Ok(StoreHandle {
             manager: self.id,

@@ -8,8 +8,8 @@ use std::sync::Arc;
 use state_cache::WriteBehindBackend;
 use state_core::ttl::TtlOptions;
 use state_core::{
-    check_store_format, Codec, HeaderlessRecords, PartitionFormat, ReplayCheck, Store, StoreFormat, StoreKind,
-    StorePartition, TopicPartition,
+    check_store_format, Codec, HeaderlessRecords, MemoryBudget, PartitionFormat, ReplayCheck, Store, StoreFormat,
+    StoreKind, StorePartition, TopicPartition,
 };
 use state_txn::WindowIndex;
 
@@ -34,6 +34,8 @@ pub(crate) struct StoreSettings {
     /// Prefix bound of each active partition's window index (windowed
     /// stores; `None`: no index).
     pub(crate) window_index: Option<usize>,
+    /// The process's memory budget the window indexes draw from, if any.
+    pub(crate) memory_budget: Option<MemoryBudget>,
 }
 
 /// A partition [`RegisteredStore::open_checked`] opened: what a restore or
@@ -65,6 +67,7 @@ pub(crate) struct RegisteredStore {
     /// below the index, so an index never outlives it).
     window_index: Option<usize>,
     indexes: BTreeMap<u32, Arc<WindowIndex>>,
+    memory_budget: Option<MemoryBudget>,
 }
 
 impl RegisteredStore {
@@ -81,6 +84,7 @@ impl RegisteredStore {
             write_behind: settings.write_behind,
             window_index: settings.window_index,
             indexes: BTreeMap::new(),
+            memory_budget: settings.memory_budget,
         }
     }
 
@@ -151,10 +155,16 @@ impl RegisteredStore {
     /// use; `None` if the store keeps none.
     pub(crate) fn index_of(&mut self, partition: u32) -> Option<Arc<WindowIndex>> {
         let max = self.window_index?;
+        let budget = self.memory_budget.as_ref();
         Some(
             self.indexes
                 .entry(partition)
-                .or_insert_with(|| Arc::new(WindowIndex::new(max)))
+                .or_insert_with(|| {
+                    Arc::new(match budget {
+                        Some(budget) => WindowIndex::with_budget(max, budget),
+                        None => WindowIndex::new(max),
+                    })
+                })
                 .clone(),
         )
     }

@@ -3,8 +3,9 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use state_core::{remove_store_dir, Backend, BackendInfo, Result, StoreLocation, StorePartition};
+use state_core::{remove_store_dir, Backend, BackendInfo, MemoryBudget, Result, StoreLocation, StorePartition};
 
+use crate::memory::EngineMemory;
 use crate::options::RocksDbOptions;
 use crate::partition::RocksDbPartition;
 
@@ -12,12 +13,17 @@ use crate::partition::RocksDbPartition;
 ///
 /// Every partition opened through one backend shares one LRU block cache of
 /// [`RocksDbOptions::block_cache_size`] bytes, so the cache budget is per
-/// application, not per partition. Opening a partition whose lock another
-/// process holds retries with backoff ([`RocksDbOptions::open_max_retries`])
-/// and gives up early when the [`stop signal`](Self::stop_signal) is set.
+/// backend, not per partition; with a [`RocksDbOptions::memory_budget`],
+/// every partition of every backend on that budget shares the budget's
+/// cache and write buffer manager instead. Opening a partition whose lock
+/// another process holds retries with backoff
+/// ([`RocksDbOptions::open_max_retries`]) and gives up early when the
+/// [`stop signal`](Self::stop_signal) is set. The options hook
+/// ([`RocksDbOptions::options_hook`]) is called with the store's name and
+/// the partition number.
 pub struct RocksDbBackend {
     options: RocksDbOptions,
-    cache: Option<rocksdb::Cache>,
+    memory: EngineMemory,
     stop: Arc<AtomicBool>,
 }
 
@@ -38,10 +44,9 @@ impl Default for RocksDbBackend {
 impl RocksDbBackend {
     /// A backend opening partitions with `options`.
     pub fn new(options: RocksDbOptions) -> Self {
-        let cache = (options.block_cache_size > 0).then(|| rocksdb::Cache::new_lru_cache(options.block_cache_size));
         RocksDbBackend {
+            memory: EngineMemory::for_options(&options),
             options,
-            cache,
             stop: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -65,12 +70,26 @@ impl RocksDbBackend {
     /// callers that want RocksDB-specific calls such as
     /// [`RocksDbPartition::approximate_keys`]).
     pub fn open(&self, store: &StoreLocation, partition: u32) -> Result<RocksDbPartition> {
-        RocksDbPartition::open_with(
+        RocksDbPartition::open_in(
             &store.partition_dir(partition),
             &self.options,
-            self.cache.as_ref(),
+            &self.memory,
+            Some((store.name(), partition)),
             &self.stop,
         )
+    }
+
+    /// Bytes in the block cache this backend's partitions share (the
+    /// memtables charged to it included, under a memory budget); `None`
+    /// without a cache.
+    pub fn block_cache_usage(&self) -> Option<usize> {
+        self.memory.cache_usage()
+    }
+
+    /// Bytes of memtables the memory budget's write buffer manager counts
+    /// (every partition on the budget); `None` without a budget.
+    pub fn memtable_usage(&self) -> Option<usize> {
+        self.memory.memtable_usage()
     }
 }
 
@@ -88,5 +107,9 @@ impl Backend for RocksDbBackend {
 
     fn destroy_store(&self, store: &StoreLocation) -> Result<()> {
         remove_store_dir(store.dir())
+    }
+
+    fn memory_budget(&self) -> Option<&MemoryBudget> {
+        self.options.memory_budget.as_ref()
     }
 }

@@ -3,7 +3,10 @@
 //! The RocksDB backend. [`RocksDbBackend`] implements
 //! [`state_core::Backend`]: one database per partition in its own
 //! directory, a block cache shared by every partition it opens, lock-aware
-//! opening. [`RocksDbPartition`] implements [`state_core::StorePartition`]:
+//! opening, an optional process-wide [`state_core::MemoryBudget`] (one
+//! block cache with the memtables charged to it) and an options hook
+//! ([`RocksDbOptionsHook`]). [`RocksDbPartition`] implements
+//! [`state_core::StorePartition`]:
 //! column families created on first write, atomic batches carrying the
 //! changelog offset, bulk loads without the WAL for recovery.
 //!
@@ -16,9 +19,15 @@
 #![warn(missing_docs)]
 
 mod backend;
+mod hook;
+mod memory;
 mod options;
 mod partition;
 
 pub use backend::RocksDbBackend;
+pub use hook::{HookTarget, RocksDbOptionsHook};
 pub use options::{Compression, RocksDbOptions};
 pub use partition::RocksDbPartition;
+/// The `rocksdb` crate this backend is built on, for options hooks
+/// ([`RocksDbOptionsHook`]) and other engine-level calls.
+pub use rocksdb;

@@ -13,6 +13,8 @@ use state_core::{
     StorePartition, WriteBatch,
 };
 
+use crate::hook::{check_required, HookTarget};
+use crate::memory::EngineMemory;
 use crate::options::RocksDbOptions;
 
 type Db = DBWithThreadMode<MultiThreaded>;
@@ -27,7 +29,10 @@ const BACKEND: &str = "rocksdb";
 pub struct RocksDbPartition {
     db: Db,
     path: PathBuf,
+    /// Options of new column families (an options hook's included).
     cf_options: rocksdb::Options,
+    /// Options of `__metadata__`: the library's, never a hook's.
+    meta_options: rocksdb::Options,
     write_opts: WriteOptions,
     bulk_write_opts: WriteOptions,
     known_cfs: RwLock<BTreeSet<String>>,
@@ -48,13 +53,15 @@ fn is_lock_error(e: &rocksdb::Error) -> bool {
 }
 
 impl RocksDbPartition {
-    /// Opens (or creates) the partition at `path` with its own block cache.
+    /// Opens (or creates) the partition at `path` with its own block cache
+    /// (or its memory budget's).
     pub fn open(path: impl AsRef<Path>, options: &RocksDbOptions) -> Result<Self> {
-        let cache = (options.block_cache_size > 0).then(|| rocksdb::Cache::new_lru_cache(options.block_cache_size));
-        Self::open_with(path.as_ref(), options, cache.as_ref(), &AtomicBool::new(false))
+        let memory = EngineMemory::for_options(options);
+        Self::open_in(path.as_ref(), options, &memory, None, &AtomicBool::new(false))
     }
 
-    /// Opens the partition at `path`, sharing `cache` as block cache. If
+    /// Opens the partition at `path`, sharing `cache` as block cache (with
+    /// a [`RocksDbOptions::memory_budget`], the budget's cache instead). If
     /// another process (or handle) holds the partition's lock, retries with
     /// exponential backoff up to `options.open_max_retries` times, giving up
     /// early with [`Error::OpenCancelled`] when `stop` is set.
@@ -64,35 +71,75 @@ impl RocksDbPartition {
         cache: Option<&rocksdb::Cache>,
         stop: &AtomicBool,
     ) -> Result<Self> {
+        let memory = match &options.memory_budget {
+            Some(budget) => EngineMemory::of_budget(budget),
+            None => EngineMemory {
+                cache: cache.cloned(),
+                write_buffers: None,
+            },
+        };
+        Self::open_in(path, options, &memory, None, stop)
+    }
+
+    /// Opens the partition at `path` on `memory`; `store` names it (store
+    /// and partition number) for the options hook.
+    pub(crate) fn open_in(
+        path: &Path,
+        options: &RocksDbOptions,
+        memory: &EngineMemory,
+        store: Option<(&str, u32)>,
+        stop: &AtomicBool,
+    ) -> Result<Self> {
         // Owner only (0700): state can hold personal data.
         state_core::create_private_dir(path)?;
-        let db_opts = options.db_options(cache);
-        let cf_options = options.cf_options(cache);
+        let mut db_opts = options.db_options(memory);
+        let mut cf_options = options.cf_options(memory);
+        let meta_options = options.cf_options(memory);
+        if let Some(hook) = &options.options_hook {
+            let target = HookTarget {
+                store: store.map(|(name, _)| name),
+                partition: store.map(|(_, partition)| partition),
+                path,
+                block_cache: memory.cache.as_ref(),
+            };
+            hook.apply(&target, &mut db_opts, &mut cf_options);
+        }
         let retry = OpenRetry {
             max_attempts: options.open_max_retries,
             backoff: options.open_retry_backoff,
         };
-        let db = open_with_retries(path, retry, stop, || match Self::open_db(path, &db_opts, &cf_options) {
-            Ok(db) => Ok(db),
-            Err(e) if is_lock_error(&e) => Err(OpenAttempt::Locked),
-            Err(e) => Err(OpenAttempt::Failed(open_error(path, e))),
+        let db = open_with_retries(path, retry, stop, || {
+            match Self::open_db(path, &db_opts, &cf_options, &meta_options) {
+                Ok(db) => Ok(db),
+                Err(e) if is_lock_error(&e) => Err(OpenAttempt::Locked),
+                Err(e) => Err(OpenAttempt::Failed(open_error(path, e))),
+            }
         })?;
+        if options.options_hook.is_some() {
+            // Dropping `db` on refusal closes it before any use.
+            check_required(path)?;
+        }
         let mut known: BTreeSet<String> = Db::list_cf(&db_opts, path).unwrap_or_default().into_iter().collect();
         known.insert(cf::DEFAULT.to_owned());
         let mut write_opts = WriteOptions::default();
         write_opts.set_sync(options.sync_writes);
         let mut bulk_write_opts = WriteOptions::default();
         bulk_write_opts.disable_wal(true);
+        let values = match &options.memory_budget {
+            Some(budget) => WriteThroughCache::with_budget(options.value_cache_bytes, budget),
+            None => WriteThroughCache::new(options.value_cache_bytes),
+        };
         let partition = RocksDbPartition {
             db,
             path: path.to_owned(),
             cf_options,
+            meta_options,
             write_opts,
             bulk_write_opts,
             known_cfs: RwLock::new(known),
             create_cf_lock: Mutex::new(()),
             bulk_written: AtomicBool::new(false),
-            values: WriteThroughCache::new(options.value_cache_bytes),
+            values,
         };
         partition.ensure_cf(cf::METADATA)?;
         tracing::debug!(path = %path.display(), "opened partition");
@@ -109,18 +156,36 @@ impl RocksDbPartition {
         if !path.join("CURRENT").is_file() {
             return Err(Error::PartitionNotFound { path: path.to_owned() });
         }
-        let db_opts = options.db_options(None);
-        let cf_options = options.cf_options(None);
+        // No cache: an inspection reads each block once.
+        let memory = EngineMemory::default();
+        let mut db_opts = options.db_options(&memory);
+        let mut cf_options = options.cf_options(&memory);
+        let meta_options = options.cf_options(&memory);
+        if let Some(hook) = &options.options_hook {
+            let target = HookTarget {
+                store: None,
+                partition: None,
+                path,
+                block_cache: None,
+            };
+            hook.apply(&target, &mut db_opts, &mut cf_options);
+        }
         let names = Db::list_cf(&db_opts, path).map_err(|e| open_error(path, e))?;
-        let descriptors = names
-            .iter()
-            .map(|name| rocksdb::ColumnFamilyDescriptor::new(name, cf_options.clone()));
+        let descriptors = names.iter().map(|name| {
+            let o = if name == cf::METADATA {
+                &meta_options
+            } else {
+                &cf_options
+            };
+            rocksdb::ColumnFamilyDescriptor::new(name, o.clone())
+        });
         let db =
             Db::open_cf_descriptors_read_only(&db_opts, path, descriptors, false).map_err(|e| open_error(path, e))?;
         Ok(RocksDbPartition {
             db,
             path: path.to_owned(),
             cf_options,
+            meta_options,
             write_opts: WriteOptions::default(),
             bulk_write_opts: WriteOptions::default(),
             known_cfs: RwLock::new(names.into_iter().collect()),
@@ -130,7 +195,12 @@ impl RocksDbPartition {
         })
     }
 
-    fn open_db(path: &Path, db_opts: &rocksdb::Options, cf_opts: &rocksdb::Options) -> Result<Db, rocksdb::Error> {
+    fn open_db(
+        path: &Path,
+        db_opts: &rocksdb::Options,
+        cf_opts: &rocksdb::Options,
+        meta_opts: &rocksdb::Options,
+    ) -> Result<Db, rocksdb::Error> {
         // `default` and `__metadata__` are always opened as named column
         // families so their handles can be looked up like any other.
         let mut names = Db::list_cf(db_opts, path).unwrap_or_default();
@@ -139,9 +209,10 @@ impl RocksDbPartition {
                 names.push(required.to_owned());
             }
         }
-        let descriptors = names
-            .into_iter()
-            .map(|name| rocksdb::ColumnFamilyDescriptor::new(name, cf_opts.clone()));
+        let descriptors = names.into_iter().map(|name| {
+            let o = if name == cf::METADATA { meta_opts } else { cf_opts };
+            rocksdb::ColumnFamilyDescriptor::new(name, o.clone())
+        });
         Db::open_cf_descriptors(db_opts, path, descriptors)
     }
 
@@ -160,8 +231,13 @@ impl RocksDbPartition {
         }
         let _guard = self.create_cf_lock.lock();
         if self.db.cf_handle(name).is_none() {
+            let options = if name == cf::METADATA {
+                &self.meta_options
+            } else {
+                &self.cf_options
+            };
             self.db
-                .create_cf(name, &self.cf_options)
+                .create_cf(name, options)
                 .map_err(|e| Error::backend_on(BACKEND, "creating the column family", format!("{name:?}"), e))?;
             tracing::debug!(cf = name, path = %self.path.display(), "created column family");
         }
@@ -345,6 +421,7 @@ impl StorePartition for RocksDbPartition {
         stats.live_data_bytes = sum("rocksdb.estimate-live-data-size");
         stats.memtable_bytes = sum("rocksdb.cur-size-all-mem-tables");
         stats.pending_compaction_bytes = sum("rocksdb.estimate-pending-compaction-bytes");
+        stats.table_readers_bytes = sum("rocksdb.estimate-table-readers-mem");
         stats.block_cache_bytes = self.db.property_int_value("rocksdb.block-cache-usage").ok().flatten();
         stats.disk_bytes = dir_size(&self.path).ok();
         stats

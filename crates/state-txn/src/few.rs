@@ -60,6 +60,15 @@ impl<T: Copy + Default> Few<T> {
         }
     }
 
+    /// Bytes the list holds on the heap (none while inline).
+    pub(crate) fn heap_bytes(&self) -> usize {
+        if self.spilled.capacity() == 0 {
+            0
+        } else {
+            self.spilled.capacity() * std::mem::size_of::<T>() + 16
+        }
+    }
+
     /// Number of items.
     pub(crate) fn len(&self) -> usize {
         self.as_slice().len()

@@ -51,7 +51,7 @@ pub use transaction::PartitionTransaction;
 pub use ttl::{GetOptions, SetOptions};
 pub use windowed::{
     ExpiredWindow, Window, WindowCursor, WindowIndex, WindowIndexStats, WindowedTransaction, CHECKPOINT_NEVER,
-    DEFAULT_MAX_PREFIXES, GLOBAL_COUNTER_KEY,
+    DEFAULT_MAX_PREFIXES, GLOBAL_COUNTER_KEY, PREFIX_OVERHEAD,
 };
 
 #[cfg(test)]

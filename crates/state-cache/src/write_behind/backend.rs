@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 
 use parking_lot::Mutex;
-use state_core::{Backend, BackendInfo, Result, StoreLocation, StorePartition};
+use state_core::{Backend, BackendInfo, MemoryBudget, Result, StoreLocation, StorePartition};
 
 use super::partition::WriteBehindPartition;
 use crate::config::{WriteBehindConfig, WriteBehindStats};
@@ -21,6 +21,8 @@ use crate::config::{WriteBehindConfig, WriteBehindStats};
 pub struct WriteBehindBackend {
     inner: Arc<dyn Backend>,
     config: WriteBehindConfig,
+    /// The budget every partition's cache draws from, if any.
+    budget: Option<MemoryBudget>,
     /// Each open partition with its directory (`StoreLocation::partition_dir`).
     open: Mutex<Vec<(PathBuf, Weak<WriteBehindPartition>)>>,
 }
@@ -30,6 +32,7 @@ impl std::fmt::Debug for WriteBehindBackend {
         f.debug_struct("WriteBehindBackend")
             .field("inner", &self.inner.info().name)
             .field("config", &self.config)
+            .field("budget", &self.budget)
             .finish()
     }
 }
@@ -40,7 +43,17 @@ impl WriteBehindBackend {
         WriteBehindBackend {
             inner,
             config,
+            budget: None,
             open: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// [`new`](Self::new), every partition's cache drawing from `budget`
+    /// too ([`WriteBehindPartition::with_budget`]).
+    pub fn with_budget(inner: Arc<dyn Backend>, config: WriteBehindConfig, budget: MemoryBudget) -> Self {
+        WriteBehindBackend {
+            budget: Some(budget),
+            ..Self::new(inner, config)
         }
     }
 
@@ -131,7 +144,10 @@ impl Backend for WriteBehindBackend {
 
     fn open_partition(&self, store: &StoreLocation, partition: u32) -> Result<Arc<dyn StorePartition>> {
         let inner = self.inner.open_partition(store, partition)?;
-        let wb = Arc::new(WriteBehindPartition::new(inner, self.config)?);
+        let wb = Arc::new(match &self.budget {
+            Some(budget) => WriteBehindPartition::with_budget(inner, self.config, budget)?,
+            None => WriteBehindPartition::new(inner, self.config)?,
+        });
         self.open
             .lock()
             .push((store.partition_dir(partition), Arc::downgrade(&wb)));
@@ -144,5 +160,11 @@ impl Backend for WriteBehindBackend {
 
     fn partition_location(&self, store: &StoreLocation, partition: u32) -> String {
         self.inner.partition_location(store, partition)
+    }
+
+    /// The engine's budget (the caches' own, if given, is the same one
+    /// where the manager sets them up).
+    fn memory_budget(&self) -> Option<&MemoryBudget> {
+        self.inner.memory_budget()
     }
 }

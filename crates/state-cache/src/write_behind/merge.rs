@@ -136,7 +136,11 @@ impl State {
             if c.is_some_and(|c| c.dirty_entries > 0 && c.ordered.is_none()) {
                 // Build the view: room for it first (a flush empties it).
                 let need = OrderedKeys::charge_of(self.dirty_keys(cf));
-                self.ensure_room(need.min(config.max_bytes), config, inner)?;
+                if !self.ensure_room(need, config.max_bytes, inner)? {
+                    // No room for a view (the budget): sort what is dirty
+                    // for this read only.
+                    return Ok(self.dirty_snapshot(cf_name, lower, upper, direction));
+                }
                 let (view, charged) = OrderedKeys::build(self.dirty_keys(cf));
                 self.slots.resident += charged;
                 cf_dirty(&mut self.cfs, cf).ordered = Some(view);

@@ -5,7 +5,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use parking_lot::Mutex;
-use state_core::{Direction, KvIter, PartitionStats, ReadView, Result, StorePartition, WriteBatch};
+use state_core::{
+    BudgetPool, Direction, KvIter, MemoryBudget, PartitionStats, ReadView, Reservation, Result, StorePartition,
+    WriteBatch,
+};
 
 use super::merge::{Merge, WriteBehindView};
 use super::state::{is_offset_key, offset_bytes, State};
@@ -23,7 +26,8 @@ use crate::config::{WriteBehindConfig, WriteBehindStats};
 ///   some batch, with that batch's changelog offset. After a crash it holds
 ///   a prefix of the writes whose data and offset agree.
 /// * [`stats`](Self::cache_stats)`.resident_bytes` never exceeds
-///   [`WriteBehindConfig::max_bytes`].
+///   [`WriteBehindConfig::max_bytes`], nor, with a
+///   [`MemoryBudget`], what the budget reserved for the cache.
 /// * `write_bulk` (recovery) goes straight to the partition below, after
 ///   flushing the cache, and drops the cached entries of its keys.
 /// * `persist` flushes, then persists the partition below.
@@ -52,6 +56,28 @@ impl WriteBehindPartition {
     /// (an error if it is corrupt). `max_dirty_bytes` is capped at
     /// `max_bytes`.
     pub fn new(inner: Arc<dyn StorePartition>, config: WriteBehindConfig) -> Result<Self> {
+        Self::with_reservation(inner, config, Reservation::unlimited())
+    }
+
+    /// [`new`](Self::new), drawing the cache's bytes from `budget`'s
+    /// [`BudgetPool::Caches`] as well: when the budget has no room, the
+    /// cache evicts and flushes earlier (and writes a batch through when
+    /// even an empty cache would not fit it). Under
+    /// [pressure](state_core::Reservation::pressure) it gives back what it
+    /// holds beyond its fair share at its next flush.
+    pub fn with_budget(
+        inner: Arc<dyn StorePartition>,
+        config: WriteBehindConfig,
+        budget: &MemoryBudget,
+    ) -> Result<Self> {
+        Self::with_reservation(inner, config, budget.reserve(BudgetPool::Caches))
+    }
+
+    fn with_reservation(
+        inner: Arc<dyn StorePartition>,
+        config: WriteBehindConfig,
+        reservation: Reservation,
+    ) -> Result<Self> {
         let offset = inner.changelog_offset()?;
         let config = WriteBehindConfig {
             max_dirty_bytes: config.max_dirty_bytes.min(config.max_bytes),
@@ -60,7 +86,7 @@ impl WriteBehindPartition {
         Ok(WriteBehindPartition {
             inner,
             config,
-            state: Mutex::new(State::new(offset)),
+            state: Mutex::new(State::new(offset, reservation)),
         })
     }
 
@@ -85,13 +111,17 @@ impl WriteBehindPartition {
     /// Flushes if the oldest unflushed change is at least
     /// [`WriteBehindConfig::max_dirty_age`] old; returns whether it did.
     /// For the owner's maintenance loop, so an idle partition still
-    /// reaches the partition below within the bound.
+    /// reaches the partition below within the bound (and, under a memory
+    /// budget that asks for it, gives back clean entries beyond its fair
+    /// share).
     pub fn flush_if_due(&self) -> Result<bool> {
         let mut st = self.state.lock();
         if st.due(&self.config, Instant::now()) {
             st.flush(&*self.inner)?;
             Ok(true)
         } else {
+            // An idle cache gives back too when the budget asks.
+            st.slots.give_back_if_asked();
             Ok(false)
         }
     }
@@ -140,19 +170,20 @@ impl StorePartition for WriteBehindPartition {
     fn write(&self, batch: &WriteBatch) -> Result<()> {
         let mut st = self.state.lock();
         let need = st.estimate(batch);
-        if need > self.config.max_bytes {
-            // Larger than the whole cache: write it through, after
-            // everything older.
-            st.forget_keys(batch, &*self.inner)?;
-            self.inner.write(batch)?;
-            st.written_through(batch);
-            return Ok(());
+        if need <= self.config.max_bytes {
+            if st.must_flush_before(need, &self.config) {
+                st.flush(&*self.inner)?;
+            }
+            if st.ensure_room(need, self.config.max_bytes, &*self.inner)? {
+                st.apply(batch);
+                return Ok(());
+            }
         }
-        if st.must_flush_before(need, &self.config) {
-            st.flush(&*self.inner)?;
-        }
-        st.ensure_room(need, &self.config, &*self.inner)?;
-        st.apply(batch);
+        // Larger than the whole cache (or than what the memory budget
+        // lets it hold): write it through, after everything older.
+        st.forget_keys(batch, &*self.inner)?;
+        self.inner.write(batch)?;
+        st.written_through(batch);
         Ok(())
     }
 

@@ -7,7 +7,7 @@
 use std::time::Instant;
 
 use state_core::mem::{sort_by_key, InlineBytes};
-use state_core::{cf, keys, Result, StorePartition, WriteBatch};
+use state_core::{cf, keys, Reservation, Result, StorePartition, WriteBatch};
 
 use super::ordered::OrderedKeys;
 use crate::config::{WriteBehindConfig, WriteBehindStats, ENTRY_OVERHEAD, OFFSET_CHARGE, ORDERED_OVERHEAD};
@@ -83,10 +83,11 @@ pub(super) struct State {
 }
 
 impl State {
-    /// An empty cache over a partition that holds `offset`.
-    pub(super) fn new(offset: Option<u64>) -> Self {
+    /// An empty cache over a partition that holds `offset`, whose bytes
+    /// `reservation` covers.
+    pub(super) fn new(offset: Option<u64>, reservation: Reservation) -> Self {
         State {
-            slots: Slots::default(),
+            slots: Slots::new(reservation),
             cfs: Vec::new(),
             dirty_bytes: 0,
             dirty_entries: 0,
@@ -183,21 +184,17 @@ impl State {
         need
     }
 
-    /// Makes room for `need` bytes: evicts clean entries, flushes if that
-    /// is not enough, evicts again. `need` must be at most `max`.
-    pub(super) fn ensure_room(
-        &mut self,
-        need: usize,
-        config: &WriteBehindConfig,
-        inner: &dyn StorePartition,
-    ) -> Result<()> {
-        if self.slots.evict_for(need, config.max_bytes) {
-            return Ok(());
+    /// Makes room for `need` bytes under `max` and the memory budget:
+    /// evicts clean entries, flushes if that is not enough, evicts again.
+    /// False if even an empty cache has no room for them (the budget
+    /// covers less): the caller writes through instead.
+    pub(super) fn ensure_room(&mut self, need: usize, max: usize, inner: &dyn StorePartition) -> Result<bool> {
+        if self.slots.evict_for(need, max) {
+            return Ok(true);
         }
         self.flush(inner)?;
         // Everything is clean now; the ordered views are empty.
-        self.slots.evict_for(need, config.max_bytes);
-        Ok(())
+        Ok(self.slots.evict_for(need, max))
     }
 
     /// Writes all dirty entries below in one batch.
@@ -256,6 +253,8 @@ impl State {
         self.dirty_bytes = 0;
         self.first_dirty_at = None;
         self.flushes += 1;
+        // Everything is clean: the moment to give memory back if asked.
+        self.slots.give_back_if_asked();
         Ok(())
     }
 

@@ -12,6 +12,7 @@ use state_core::{
 
 use super::{WriteBehindBackend, WriteBehindConfig, WriteBehindPartition, ENTRY_OVERHEAD};
 
+mod budget;
 mod crash_model;
 
 /// A memory partition counting reads and keeping the batches it writes.

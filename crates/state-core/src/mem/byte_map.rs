@@ -325,6 +325,29 @@ impl<S: KeyStore, V> ByteMap<S, V> {
         self.clock.reset();
     }
 
+    /// Removed entries whose room is kept for reuse.
+    pub fn free_slots(&self) -> usize {
+        self.free.len()
+    }
+
+    /// Gives the room of removed entries back to the allocator: the live
+    /// entries are renumbered from 0 (in their order) into allocations of
+    /// their size. Every number handed out before is stale. For owners
+    /// that shrank for good (a cache giving memory back to a budget).
+    pub fn compact(&mut self) {
+        let old = std::mem::take(&mut self.slots);
+        let mut slots = Vec::with_capacity(old.len() - self.free.len());
+        slots.extend(old.into_iter().filter(|s| s.live));
+        let mut index = HashTable::with_capacity(slots.len());
+        for (i, s) in slots.iter().enumerate() {
+            index.insert_unique(s.hash, i as u32, |&j: &u32| slots[j as usize].hash);
+        }
+        self.slots = slots;
+        self.index = index;
+        self.free = Vec::new();
+        self.clock.reset();
+    }
+
     /// The key store (an [`Arena`] also holds what the owner appended).
     #[inline]
     pub fn store(&self) -> &S {
@@ -364,6 +387,26 @@ mod tests {
         m.clear();
         assert!(m.is_empty());
         assert_eq!(m.find(hash_bytes(b"b"), b"b"), None);
+    }
+
+    #[test]
+    fn compaction_renumbers_the_live_entries_and_keeps_them_findable() {
+        let mut m: ByteMap<InlineKeys<4>, u32> = ByteMap::new();
+        let ids: Vec<u32> = (0u32..100)
+            .map(|n| m.insert(hash_bytes(&n.to_be_bytes()), &n.to_be_bytes(), n))
+            .collect();
+        for &i in ids.iter().filter(|&&i| i % 10 != 0) {
+            m.remove(i);
+        }
+        assert_eq!(m.free_slots(), 90);
+        m.compact();
+        assert_eq!((m.len(), m.free_slots()), (10, 0));
+        for n in (0u32..100).step_by(10) {
+            let i = m.find(hash_bytes(&n.to_be_bytes()), &n.to_be_bytes()).unwrap();
+            assert_eq!(*m.get(i), n);
+        }
+        assert_eq!(m.find(hash_bytes(&5u32.to_be_bytes()), &5u32.to_be_bytes()), None);
+        assert!(m.next_victim(|_| true).is_some());
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use parking_lot::Mutex;
 use state_core::mem::{hash_bytes, ByteMap, InlineKeys};
-use state_core::{cf, keys, Codec, Direction, StorePartition};
+use state_core::{cf, keys, BudgetPool, Codec, Direction, MemoryBudget, Reservation, StorePartition};
 
 use super::index_value::IndexValue;
 use super::layout::{
@@ -24,6 +24,23 @@ pub(crate) const MAX_WINDOWS_PER_PREFIX: usize = 256;
 /// Prefixes up to this long live inside their entry.
 const INLINE_PREFIX: usize = 30;
 
+/// Bytes charged per prefix held (its slot in the map, its place in the
+/// hash index, allocator slack), on top of the heap bytes of a long prefix
+/// or a long window list. An estimate; a test keeps it above the slot's
+/// size.
+pub const PREFIX_OVERHEAD: usize = 192;
+
+/// The bytes a prefix and its entry are charged.
+fn charge(prefix: &[u8], entry: &PrefixEntry) -> usize {
+    let key_heap = if prefix.len() > INLINE_PREFIX {
+        prefix.len() + 16
+    } else {
+        0
+    };
+    let windows_heap = entry.windows.as_ref().map_or(0, Few::heap_bytes);
+    PREFIX_OVERHEAD + key_heap + windows_heap
+}
+
 /// What the index knows about one prefix (whose bytes are the key of its
 /// entry).
 #[derive(Debug, Default)]
@@ -38,7 +55,7 @@ pub(crate) struct PrefixEntry {
     pub(crate) expired: Option<i64>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct State {
     /// Every prefix held, evicted by second chance.
     prefixes: ByteMap<InlineKeys<INLINE_PREFIX>, PrefixEntry>,
@@ -49,6 +66,17 @@ struct State {
     tried_full: bool,
     loads: u64,
     evictions: u64,
+    /// What the prefixes held are charged ([`charge`]).
+    bytes: usize,
+    /// What a memory budget lets the index hold (unlimited without one);
+    /// covers `bytes`.
+    reservation: Reservation,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State::new(Reservation::unlimited())
+    }
 }
 
 /// Counters of a [`WindowIndex`], for metrics and tests.
@@ -62,8 +90,10 @@ pub struct WindowIndexStats {
     pub complete: bool,
     /// Prefixes loaded one by one from the partition.
     pub prefix_loads: u64,
-    /// Prefixes evicted to respect the bound.
+    /// Prefixes evicted to respect the bound (or the memory budget).
     pub evictions: u64,
+    /// Bytes the prefixes held are charged (see [`PREFIX_OVERHEAD`]).
+    pub bytes: usize,
 }
 
 /// The in-memory per-prefix metadata of one windowed store partition.
@@ -86,6 +116,14 @@ pub struct WindowIndexStats {
 /// flush succeeded, from the changes it wrote; an aborted transaction
 /// leaves it unchanged. At most `max_prefixes` prefixes are held; others
 /// are evicted (second chance) and loaded again on their next touch.
+///
+/// Made [`with_budget`](Self::with_budget), the index also keeps its bytes
+/// ([`PREFIX_OVERHEAD`] per prefix plus long prefixes and window lists)
+/// within what the budget's [`BudgetPool::Caches`] lets it reserve: it
+/// evicts earlier when the budget has no room (a prefix that finds no room
+/// at all is served once without being kept), and gives back down to its
+/// fair share after a commit when another holder of the budget was
+/// refused.
 ///
 /// # Contract
 /// Create one per partition and pass it to every
@@ -132,50 +170,120 @@ impl PrefixEntry {
 }
 
 impl State {
+    fn new(reservation: Reservation) -> Self {
+        State {
+            prefixes: ByteMap::default(),
+            complete: false,
+            tried_full: false,
+            loads: 0,
+            evictions: 0,
+            bytes: 0,
+            reservation,
+        }
+    }
+
     /// The entry of `prefix`; created empty when the index is complete
     /// and the change stores something (`stores`), else `None` (the prefix
     /// is loaded on its next touch).
     fn entry_for(&mut self, prefix: &[u8], stores: bool, max: usize) -> Option<u32> {
         match self.find(prefix) {
             Some(i) => Some(i),
-            None if self.complete && stores => Some(self.insert(prefix, empty_entry(prefix), max)),
+            None if self.complete && stores => {
+                let held = self.insert(prefix, empty_entry(prefix), max).ok();
+                if held.is_none() {
+                    // Not held, yet stored: the index no longer knows all.
+                    self.complete = false;
+                }
+                held
+            }
             None => None,
         }
     }
 
     /// The entry of `prefix`, created empty if there is room for one
-    /// more without evicting; `None` when the index is full (a full scan
-    /// then gives up).
+    /// more without evicting; `None` when the index (or its budget) is
+    /// full (a full scan then gives up).
     fn entry_within(&mut self, prefix: &[u8], max: usize) -> Option<u32> {
-        if self.find(prefix).is_none() && self.prefixes.len() >= max {
+        if let Some(i) = self.find(prefix) {
+            return Some(i);
+        }
+        let entry = empty_entry(prefix);
+        let c = charge(prefix, &entry);
+        if self.prefixes.len() >= max || !self.reservation.try_grow_to(self.bytes + c) {
             return None;
         }
-        Some(self.entry_or_empty(prefix, max))
+        self.bytes += c;
+        Some(self.prefixes.insert(hash_bytes(prefix), prefix, entry))
     }
 
     fn find(&self, prefix: &[u8]) -> Option<u32> {
         self.prefixes.find(hash_bytes(prefix), prefix)
     }
 
-    fn evict_one(&mut self) {
-        if let Some(i) = self.prefixes.next_victim(|_| true) {
-            self.prefixes.remove(i);
-            self.complete = false;
-            self.evictions += 1;
-        }
+    /// Evicts one prefix (second chance); false if none is held.
+    fn evict_one(&mut self) -> bool {
+        let Some(i) = self.prefixes.next_victim(|_| true) else {
+            return false;
+        };
+        self.remove(i);
+        self.complete = false;
+        self.evictions += 1;
+        true
     }
 
-    fn insert(&mut self, prefix: &[u8], entry: PrefixEntry, max: usize) -> u32 {
+    fn remove(&mut self, i: u32) {
+        self.bytes -= charge(self.prefixes.key(i), self.prefixes.get(i));
+        self.prefixes.remove(i);
+    }
+
+    /// Holds `entry` for `prefix`, evicting to stay within `max` prefixes
+    /// and the budget; gives `entry` back if even an empty index has no
+    /// room for it (the budget covers less).
+    fn insert(&mut self, prefix: &[u8], entry: PrefixEntry, max: usize) -> Result<u32, PrefixEntry> {
         if self.prefixes.len() >= max.max(1) {
             self.evict_one();
         }
-        self.prefixes.insert(hash_bytes(prefix), prefix, entry)
+        let c = charge(prefix, &entry);
+        if !self.reservation.try_grow_to(self.bytes + c) {
+            // Ask the budget once, then make room within what it covers.
+            let covered = self.reservation.held();
+            while self.bytes + c > covered {
+                if !self.evict_one() {
+                    return Err(entry);
+                }
+            }
+        }
+        self.bytes += c;
+        Ok(self.prefixes.insert(hash_bytes(prefix), prefix, entry))
     }
 
-    fn entry_or_empty(&mut self, prefix: &[u8], max: usize) -> u32 {
-        match self.find(prefix) {
-            Some(i) => i,
-            None => self.insert(prefix, empty_entry(prefix), max),
+    /// Changes the entry `i` with `f`, charging its new size.
+    fn update<T>(&mut self, i: u32, f: impl FnOnce(&mut PrefixEntry) -> T) -> T {
+        let before = charge(self.prefixes.key(i), self.prefixes.get(i));
+        let out = f(self.prefixes.get_mut(i));
+        let after = charge(self.prefixes.key(i), self.prefixes.get(i));
+        self.bytes = self.bytes + after - before;
+        out
+    }
+
+    /// After entries grew: evicts until the budget covers the index
+    /// again; and gives back beyond the fair share when the budget asks.
+    fn settle(&mut self) {
+        if !self.reservation.try_grow_to(self.bytes) {
+            let covered = self.reservation.held();
+            while self.bytes > covered && self.evict_one() {}
+        }
+        if self.reservation.pressure() {
+            let share = self.reservation.fair_share();
+            if self.reservation.held() > share {
+                while self.bytes > share && self.evict_one() {}
+                if self.prefixes.free_slots() > self.prefixes.len() {
+                    // Entry positions handed to transactions go stale:
+                    // they check them before use.
+                    self.prefixes.compact();
+                }
+                self.reservation.shrink_to(self.bytes);
+            }
         }
     }
 
@@ -183,13 +291,20 @@ impl State {
     /// the index was complete.
     fn forget(&mut self, prefix: &[u8]) {
         if let Some(i) = self.find(prefix) {
-            self.prefixes.remove(i);
+            self.remove(i);
         }
         self.complete = false;
     }
 
     fn clear(&mut self) {
-        self.prefixes.clear();
+        if self.reservation.is_limited() {
+            // Under a budget the memory goes back too.
+            self.prefixes = ByteMap::default();
+        } else {
+            self.prefixes.clear();
+        }
+        self.bytes = 0;
+        self.reservation.shrink_to(0);
         self.complete = false;
         self.tried_full = false;
     }
@@ -207,8 +322,18 @@ fn empty_entry(prefix: &[u8]) -> PrefixEntry {
 impl WindowIndex {
     /// An empty index holding at most `max_prefixes` prefixes (at least 1).
     pub fn new(max_prefixes: usize) -> Self {
+        Self::with_reservation(max_prefixes, Reservation::unlimited())
+    }
+
+    /// [`new`](Self::new), keeping its bytes within what `budget`'s
+    /// [`BudgetPool::Caches`] lets it reserve as well.
+    pub fn with_budget(max_prefixes: usize, budget: &MemoryBudget) -> Self {
+        Self::with_reservation(max_prefixes, budget.reserve(BudgetPool::Caches))
+    }
+
+    fn with_reservation(max_prefixes: usize, reservation: Reservation) -> Self {
         WindowIndex {
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State::new(reservation)),
             max_prefixes: max_prefixes.max(1),
             scratch: Mutex::new(None),
         }
@@ -244,6 +369,7 @@ impl WindowIndex {
             complete: st.complete,
             prefix_loads: st.loads,
             evictions: st.evictions,
+            bytes: st.bytes,
         }
     }
 
@@ -263,17 +389,26 @@ impl WindowIndex {
                 return Err(e);
             }
         }
-        let idx = match st.find(prefix) {
-            Some(i) => i,
-            None if st.complete => st.insert(prefix, empty_entry(prefix), self.max_prefixes),
+        let entry = match st.find(prefix) {
+            Some(i) => {
+                st.prefixes.touch(i);
+                return Ok(f(st.prefixes.get(i), i));
+            }
+            None if st.complete => empty_entry(prefix),
             None => {
-                let entry = load_prefix(partition, codec, prefix)?;
                 st.loads += 1;
-                st.insert(prefix, entry, self.max_prefixes)
+                load_prefix(partition, codec, prefix)?
             }
         };
-        st.prefixes.touch(idx);
-        Ok(f(st.prefixes.get(idx), idx))
+        match st.insert(prefix, entry, self.max_prefixes) {
+            Ok(idx) => {
+                st.prefixes.touch(idx);
+                Ok(f(st.prefixes.get(idx), idx))
+            }
+            // No room in the budget: served, not held (at a position no
+            // entry has, so the transaction's hint is never trusted).
+            Err(entry) => Ok(f(&entry, u32::MAX)),
+        }
     }
 
     /// Loads every prefix of the partition in one pass, if there are at
@@ -345,6 +480,12 @@ impl WindowIndex {
                 *w = Few::from_slice(&sorted);
             }
         }
+        // Window lists grew during the scan: charge them now.
+        st.bytes = st.prefixes.iter().map(|(_, p, e)| charge(p, e)).sum();
+        if !st.reservation.try_grow_to(st.bytes) {
+            give_up(st);
+            return Ok(());
+        }
         st.complete = true;
         Ok(())
     }
@@ -369,17 +510,19 @@ impl WindowIndex {
                     None => continue,
                 },
             };
-            let entry = st.prefixes.get_mut(idx);
-            for &(s, e, present) in t.windows {
-                entry.note_window(s, e, present);
-            }
-            if let Some(v) = t.latest {
-                entry.latest = Some(v);
-            }
-            if let Some(v) = t.expired {
-                entry.expired = Some(v);
-            }
+            st.update(idx, |entry| {
+                for &(s, e, present) in t.windows {
+                    entry.note_window(s, e, present);
+                }
+                if let Some(v) = t.latest {
+                    entry.latest = Some(v);
+                }
+                if let Some(v) = t.expired {
+                    entry.expired = Some(v);
+                }
+            });
         }
+        st.settle();
     }
 
     /// Applies the changes a transaction just flushed, read from its
@@ -398,7 +541,7 @@ impl WindowIndex {
                 let Some(idx) = st.entry_for(prefix, value.is_some(), max) else {
                     continue;
                 };
-                st.prefixes.get_mut(idx).note_window(s, e, value.is_some());
+                st.update(idx, |entry| entry.note_window(s, e, value.is_some()));
             }
         }
         for (cf_name, suffix, slot) in SLOTS {
@@ -421,6 +564,7 @@ impl WindowIndex {
                 slot.set(st.prefixes.get_mut(idx), decoded);
             }
         }
+        st.settle();
     }
 }
 
@@ -499,6 +643,9 @@ fn load_prefix<P: StorePartition + ?Sized>(partition: &P, codec: Codec, prefix: 
     }
     Ok(entry)
 }
+
+#[cfg(test)]
+mod budget_tests;
 
 #[cfg(test)]
 mod tests {
@@ -670,7 +817,7 @@ mod tests {
         let mut st = State::default();
         for i in 0u32..50 {
             let prefix = i.to_be_bytes();
-            st.insert(&prefix, empty_entry(&prefix), 8);
+            st.insert(&prefix, empty_entry(&prefix), 8).unwrap();
             assert!(st.prefixes.len() <= 8);
             for (j, prefix, _) in st.prefixes.iter() {
                 assert_eq!(st.find(prefix), Some(j));

@@ -40,7 +40,7 @@ mod windows;
 
 pub use checkpoint::CHECKPOINT_NEVER;
 pub use expiry::ExpiredWindow;
-pub use index::{WindowIndex, WindowIndexStats, DEFAULT_MAX_PREFIXES};
+pub use index::{WindowIndex, WindowIndexStats, DEFAULT_MAX_PREFIXES, PREFIX_OVERHEAD};
 pub use iter::WindowCursor;
 pub(crate) use layout::stored_millis;
 pub use layout::GLOBAL_COUNTER_KEY;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proptest::prelude::*;
-use state_core::{cf, Direction, KeyValue, MemoryPartition, Result, StorePartition, WriteBatch};
+use state_core::{cf, Direction, KeyValue, MemoryBudget, MemoryPartition, Result, StorePartition, WriteBatch};
 
 use super::all;
 use crate::config::{ENTRY_OVERHEAD, OFFSET_CHARGE};
@@ -73,6 +73,7 @@ proptest! {
         dirty_entries in 1usize..12,
         age_zero in any::<bool>(),
         size in 1usize..5,
+        budget_entries in proptest::option::of(0usize..10),
     ) {
         let below: Arc<MemoryPartition> = Arc::new(MemoryPartition::new());
         let max_bytes = max_entries * (ENTRY_OVERHEAD + 26) + OFFSET_CHARGE;
@@ -81,7 +82,12 @@ proptest! {
             max_dirty_bytes: dirty_entries * (ENTRY_OVERHEAD + 26),
             max_dirty_age: if age_zero { Duration::ZERO } else { Duration::from_secs(3600) },
         };
-        let open = || WriteBehindPartition::new(below.clone(), cfg).unwrap();
+        // A memory budget smaller than the cache's own bound, or none.
+        let budget = budget_entries.map(|n| MemoryBudget::with_engine_share(n * (ENTRY_OVERHEAD + 26), 0));
+        let open = || match &budget {
+            Some(budget) => WriteBehindPartition::with_budget(below.clone(), cfg, budget).unwrap(),
+            None => WriteBehindPartition::new(below.clone(), cfg).unwrap(),
+        };
         let mut wb = open();
         let mut current = Model::new();
         let mut offset: Option<u64> = None;
@@ -211,6 +217,11 @@ proptest! {
             prop_assert!(j.is_some(), "below holds a mix: {:?} at {:?}", state, at);
             floor = j.unwrap_or(floor);
             prop_assert!(wb.cache_stats().resident_bytes <= max_bytes, "{:?}", wb.cache_stats());
+            if let Some(budget) = &budget {
+                let reserved = budget.stats().caches.reserved;
+                prop_assert!(wb.cache_stats().resident_bytes <= reserved, "{:?}", wb.cache_stats());
+                prop_assert!(reserved <= budget.cache_bytes());
+            }
             prop_assert_eq!(wb.changelog_offset().unwrap(), offset);
         }
     }
