@@ -3,7 +3,7 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use state_core::{remove_store_dir, Backend, BackendInfo, Result, StoreLocation, StorePartition};
+use state_core::{install_snapshot_dir, remove_store_dir, Backend, BackendInfo, Result, StoreLocation, StorePartition};
 
 use crate::options::RocksDbOptions;
 use crate::partition::RocksDbPartition;
@@ -88,5 +88,20 @@ impl Backend for RocksDbBackend {
 
     fn destroy_store(&self, store: &StoreLocation) -> Result<()> {
         remove_store_dir(store.dir())
+    }
+
+    /// A checkpoint is a database directory: it is moved in place of the
+    /// partition's directory ([`state_core::install_snapshot_dir`]) and
+    /// opened as the partition.
+    fn restore_snapshot(
+        &self,
+        snapshot_dir: &std::path::Path,
+        store: &StoreLocation,
+        partition: u32,
+    ) -> Result<Option<Arc<dyn StorePartition>>> {
+        let opened = install_snapshot_dir(snapshot_dir, &store.partition_dir(partition), |_| {
+            self.open(store, partition)
+        })?;
+        Ok(Some(Arc::new(opened)))
     }
 }

@@ -21,4 +21,4 @@ mod partition;
 
 pub use backend::RocksDbBackend;
 pub use options::{Compression, RocksDbOptions};
-pub use partition::RocksDbPartition;
+pub use partition::{RocksDbPartition, SNAPSHOT_LAYOUT};
