@@ -3,7 +3,7 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use state_core::{remove_store_dir, Backend, BackendInfo, Result, StoreLocation, StorePartition};
+use state_core::{install_snapshot_dir, remove_store_dir, Backend, BackendInfo, Result, StoreLocation, StorePartition};
 
 use crate::options::FjallOptions;
 use crate::partition::{FjallPartition, BACKEND};
@@ -64,5 +64,20 @@ impl Backend for FjallBackend {
 
     fn destroy_store(&self, store: &StoreLocation) -> Result<()> {
         remove_store_dir(store.dir())
+    }
+
+    /// An export is a fjall database directory: it is moved in place of
+    /// the partition's directory ([`state_core::install_snapshot_dir`]) and
+    /// opened as the partition.
+    fn restore_snapshot(
+        &self,
+        snapshot_dir: &std::path::Path,
+        store: &StoreLocation,
+        partition: u32,
+    ) -> Result<Option<Arc<dyn StorePartition>>> {
+        let opened = install_snapshot_dir(snapshot_dir, &store.partition_dir(partition), |_| {
+            self.open(store, partition)
+        })?;
+        Ok(Some(Arc::new(opened)))
     }
 }
