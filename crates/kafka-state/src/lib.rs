@@ -12,6 +12,7 @@
 //! | `rocksdb` (default) | the RocksDB backend | [`rocksdb`] (`state-rocksdb`) |
 //! | `fjall` | a backend in Rust only (no C++ toolchain, musl, cross builds) | `fjall` (`state-fjall`) |
 //! | `manager` (default) | changelogs on Kafka, recovery, the state manager | [`changelog`], [`manager`] |
+//! | `snapshots` | partition snapshots in an object store (local filesystem; `snapshots-aws`, `snapshots-gcp`, `snapshots-azure` add those services) | `snapshot` (`state-snapshot`) |
 //!
 //! The most used types are re-exported at the root, so
 //! `use kafka_state::{StateStoreManager, StoreSpec, ...}` is enough for an
@@ -41,6 +42,8 @@ pub use state_fjall as fjall;
 pub use state_changelog as changelog;
 #[cfg(feature = "manager")]
 pub use state_manager as manager;
+#[cfg(feature = "snapshots")]
+pub use state_snapshot as snapshot;
 
 /// The mutex the manager is shared behind (`Arc<Mutex<StateStoreManager>>`).
 pub use parking_lot::{self, Mutex};
