@@ -121,9 +121,7 @@ pub enum SnapshotError {
     },
 
     /// No snapshot has the requested id.
-    #[error(
-        "no snapshot {snapshot} of store {scope} in {store}; `statectl snapshot list` shows the ids"
-    )]
+    #[error("no snapshot {snapshot} of store {scope} in {store}; `statectl snapshot list` shows the ids")]
     NoSuchSnapshot {
         /// The requested id.
         snapshot: String,

@@ -58,9 +58,9 @@ impl SnapshotStore {
     /// Takes a snapshot of `partition` in a new directory under `scratch`
     /// (which must exist, on the partition's filesystem for RocksDB's hard
     /// links), uploads it as a snapshot of `scope`, and deletes the local
-    /// copy. The codec is the one the partition records; `kind` is
-    /// recorded as given. [`SnapshotError::NotSupported`] if the backend
-    /// takes no snapshots.
+    /// copy. The codec is the one the partition records; the kind is
+    /// `kind`, else the one the partition records.
+    /// [`SnapshotError::NotSupported`] if the backend takes no snapshots.
     pub fn create(
         &self,
         partition: &dyn StorePartition,
@@ -76,6 +76,12 @@ impl SnapshotStore {
             Some(Err(unknown)) => Some(unknown),
             None => None,
         };
+        let kind = match kind {
+            Some(kind) => Some(kind.as_str().to_owned()),
+            None => partition
+                .get(state_core::cf::METADATA, state_core::cf::STORE_KIND_KEY)?
+                .map(|k| String::from_utf8_lossy(&k).into_owned()),
+        };
         let taken = partition.snapshot(&dir);
         let result = match taken {
             Ok(Some(local)) => self.upload(&local, scope, codec, kind, progress),
@@ -88,8 +94,10 @@ impl SnapshotStore {
         result
     }
 
-    /// Uploads the local snapshot `local` as a snapshot of `scope`: the
-    /// files the store does not hold yet, then the manifest. On an error
+    /// Uploads the local snapshot `local` as a snapshot of `scope`, taken
+    /// from a partition with value codec `codec` and store kind `kind`
+    /// (their on-disk names, recorded in the manifest): the files the
+    /// store does not hold yet, then the manifest. On an error
     /// no manifest was written (the files already uploaded are kept for
     /// the next attempt, or deleted by retention).
     pub fn upload(
@@ -97,7 +105,7 @@ impl SnapshotStore {
         local: &LocalSnapshot,
         scope: &SnapshotScope,
         codec: Option<String>,
-        kind: Option<StoreKind>,
+        kind: Option<String>,
         progress: &dyn Progress,
     ) -> Result<Uploaded> {
         let started = Instant::now();
@@ -113,7 +121,7 @@ impl SnapshotStore {
             backend: local.backend().to_owned(),
             layout: local.layout().to_owned(),
             codec,
-            kind: kind.map(|k| k.as_str().to_owned()),
+            kind,
             changelog_offset: local.changelog_offset(),
             created_unix_ms,
             files: files
