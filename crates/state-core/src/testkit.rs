@@ -482,6 +482,9 @@ pub fn snapshots_restore_as_of_their_moment<H: Harness>(h: &mut H) {
     b.put(cf::DEFAULT, b"a", b"1");
     b.put(cf::DEFAULT, b"", b"empty key");
     b.put(cf::VALUES, b"b", b"1");
+    for i in 0..300u32 {
+        b.put(cf::DEFAULT, format!("k{i:03}").as_bytes(), &i.to_be_bytes());
+    }
     b.set_changelog_offset(7);
     p.write(&b).unwrap();
     let taken = p.snapshot(&dir).expect("snapshot must succeed or decline");
@@ -500,6 +503,31 @@ pub fn snapshots_restore_as_of_their_moment<H: Harness>(h: &mut H) {
     assert_eq!(taken.changelog_offset(), Some(7), "the snapshot's offset is the data's");
     assert_eq!(taken.dir(), dir.as_path());
     assert_eq!(taken.backend(), store.backend().info().name);
+    let every_key = |q: &dyn StorePartition| -> Vec<KeyValue> {
+        q.iter_range(cf::DEFAULT, b"", None, Direction::Forward)
+            .unwrap()
+            .collect::<crate::Result<Vec<KeyValue>>>()
+            .unwrap()
+    };
+    let expected = every_key(&*p);
+    assert_eq!(expected.len(), 302);
+
+    // A second snapshot of the same moment, opened in a fresh directory
+    // (another machine's state directory): every key and the offset.
+    let fresh_snapshot = scratch.join("fresh-snap");
+    p.snapshot(&fresh_snapshot)
+        .unwrap()
+        .expect("a backend that took one snapshot takes another");
+    let fresh = StoreLocation::new(store.location().name(), scratch.join("fresh-store"));
+    let opened = store
+        .backend()
+        .restore_snapshot(&fresh_snapshot, &fresh, 0)
+        .expect("restoring into a fresh directory must succeed")
+        .expect("a backend that takes snapshots restores them");
+    assert_eq!(every_key(&*opened), expected, "every key, in a fresh directory");
+    assert_eq!(opened.get(cf::VALUES, b"b").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(opened.changelog_offset().unwrap(), Some(7));
+    drop(opened);
     let mut later = WriteBatch::new();
     later.put(cf::DEFAULT, b"a", b"2");
     later.delete(cf::DEFAULT, b"");

@@ -149,13 +149,13 @@ pub(crate) fn connect(url: &str, options: &StoreOptions) -> Result<Connected> {
 }
 
 /// `scheme://host` of `url`: the bucket or container, for the builders.
-#[allow(dead_code)]
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
 fn bucket_url(url: &url::Url) -> String {
     format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default())
 }
 
 /// Applies `options` with `apply`, each key parsed with `parse`.
-#[allow(dead_code)]
+#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
 fn with_options<B, K: std::str::FromStr>(
     mut builder: B,
     options: &StoreOptions,
@@ -226,7 +226,7 @@ mod cloud {
     }
 
     /// A builder's refusal, without secrets.
-    #[allow(dead_code)]
+    #[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
     fn built(display: &str, options: &StoreOptions, e: object_store::Error) -> SnapshotError {
         SnapshotError::BadUrl {
             url: display.to_owned(),
