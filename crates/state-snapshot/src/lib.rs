@@ -26,6 +26,8 @@ mod retention;
 mod scope;
 mod secrets;
 mod store;
+#[cfg(test)]
+mod testing;
 mod upload;
 
 pub use checksum::Checksum;
