@@ -126,9 +126,13 @@ impl SnapshotStore {
     /// [`download`](Self::download)) and opens it with `backend` as
     /// partition `scope.partition()` of `location`, in place of that partition's
     /// data ([`Backend::restore_snapshot`]; the partition must not be
-    /// open). Refused if the snapshot is another backend's, or if the
-    /// opened data does not hold the changelog offset the manifest
-    /// records.
+    /// open). Refused if the snapshot is another backend's (nothing
+    /// touched), if a file is damaged or missing (the partition's previous
+    /// data untouched), or if the opened data does not hold the changelog
+    /// offset the manifest records ([`SnapshotError::OffsetMismatch`]: the
+    /// partition's directory then holds the refused snapshot, and the
+    /// caller destroys it or replays the changelog over it from its stored
+    /// offset, as after any restore).
     pub fn restore(
         &self,
         scope: &SnapshotScope,
