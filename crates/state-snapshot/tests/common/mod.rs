@@ -1,8 +1,6 @@
 //! Helpers shared by the tests: a store on a temporary directory, a
 //! partition filled with keys.
 
-#![allow(dead_code)]
-
 use std::path::Path;
 use std::sync::Arc;
 
