@@ -1,12 +1,12 @@
 //! Downloading a snapshot with every file's checksum checked, restoring
 //! it as a partition, and verifying one in place.
 
-use std::io::Write;
+use std::io::{Read, Write};
 use std::path::Path as FsPath;
 use std::sync::Arc;
 
 use futures_util::StreamExt;
-use object_store::ObjectStoreExt;
+use object_store::{GetResultPayload, ObjectStoreExt};
 use state_core::{Backend, StoreLocation, StorePartition};
 
 use crate::checksum::{Checksum, Hasher};
@@ -15,6 +15,9 @@ use crate::manifest::{Manifest, ManifestFile};
 use crate::progress::Progress;
 use crate::scope::SnapshotScope;
 use crate::store::SnapshotStore;
+
+/// Bytes read at a time from a file of a local-filesystem store.
+const LOCAL_READ_CHUNK: usize = 1 << 20;
 
 /// What [`SnapshotStore::verify`] found.
 #[derive(Debug)]
@@ -106,16 +109,35 @@ impl SnapshotStore {
                 }
                 Err(e) => return Err(self.failed("reading", &object, e)),
             };
-            let mut stream = got.into_stream();
             let mut hasher = Hasher::new();
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| self.failed("reading", &object, e))?;
-                hasher.update(&chunk);
+            let mut take = |chunk: &[u8]| -> Result<()> {
+                hasher.update(chunk);
                 if hasher.finish().size > expected.size {
                     return Err(corrupt(format!("longer than the {} bytes recorded", expected.size)));
                 }
-                sink(&chunk)?;
+                sink(chunk)?;
                 progress.advance(chunk.len() as u64);
+                Ok(())
+            };
+            match got.payload {
+                // The local filesystem hands over the open file: read it in
+                // large chunks (object_store's stream reads 8 KiB per
+                // blocking task).
+                GetResultPayload::File(mut file, path) => {
+                    let mut buf = vec![0u8; LOCAL_READ_CHUNK];
+                    loop {
+                        let n = file.read(&mut buf).map_err(SnapshotError::io(&path))?;
+                        if n == 0 {
+                            break;
+                        }
+                        take(&buf[..n])?;
+                    }
+                }
+                GetResultPayload::Stream(mut stream) => {
+                    while let Some(chunk) = stream.next().await {
+                        take(&chunk.map_err(|e| self.failed("reading", &object, e))?)?;
+                    }
+                }
             }
             Ok(hasher.finish())
         })?;
