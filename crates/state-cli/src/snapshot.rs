@@ -169,4 +169,28 @@ mod tests {
         assert!(snapshot_create(&missing, &target, &NoProgress).is_err());
         assert!(!root.path().join("none").exists(), "nothing created");
     }
+
+    #[test]
+    fn a_fjall_partition_goes_to_the_store_and_back_into_a_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let source = root.path().join("state").join("0");
+        {
+            let p = state_fjall::FjallPartition::open(&source, &state_fjall::FjallOptions::default()).unwrap();
+            let mut b = WriteBatch::new();
+            b.put(cf::DEFAULT, b"k", b"v");
+            b.set_changelog_offset(5);
+            p.write(&b).unwrap();
+            p.persist().unwrap();
+        }
+        let target = target(root.path());
+        let (up, _) = snapshot_create(&PartitionDir::new(&source), &target, &NoProgress).unwrap();
+        assert_eq!(up.manifest.backend, "fjall");
+        assert_eq!(up.manifest.changelog_offset, Some(5));
+        let into = root.path().join("restored");
+        snapshot_restore(&target, &up.manifest.id, &into, &NoProgress).unwrap();
+        assert_eq!(crate::Engine::detect(&into), Some(crate::Engine::Fjall));
+        let p = state_fjall::FjallPartition::open(&into, &state_fjall::FjallOptions::default()).unwrap();
+        assert_eq!(p.get(cf::DEFAULT, b"k").unwrap(), Some(b"v".to_vec()));
+        assert_eq!(p.changelog_offset().unwrap(), Some(5));
+    }
 }
