@@ -16,26 +16,32 @@ use state_txn::{ExpireOptions, ExpiredWindow, PartitionTransaction, WindowIndex,
 use crate::params::{env_u64, Params};
 use crate::rng::Rng;
 
+mod windows;
+
 /// w6: the number of keys the Zipf(1.0) draws range over (fixed by
 /// docs/performance.md, whatever K is).
 const W6_KEYS: u64 = 1_000_000;
 /// w6: the seed of the key sequence, the same for every system.
 const W6_SEED: u64 = 0x5EED_2006;
 
-struct Outcome {
+pub(crate) struct Outcome {
     seconds: f64,
     check: u64,
     /// Peak resident set of the process during the run (MiB), if the
     /// kernel let us reset and read it.
     peak_rss_mb: Option<f64>,
+    /// More figures of the workload for its JSON line (the window
+    /// workloads' `count_total`, `sum_total`).
+    pub(crate) extra: Vec<(&'static str, i64)>,
 }
 
 impl Outcome {
-    fn new(seconds: f64, check: u64) -> Self {
+    pub(crate) fn new(seconds: f64, check: u64) -> Self {
         Outcome {
             seconds,
             check,
             peak_rss_mb: None,
+            extra: Vec::new(),
         }
     }
 }
@@ -68,6 +74,9 @@ fn report(system: &str, workload: &str, p: Params, o: &Outcome) {
     if let Some(rss) = o.peak_rss_mb {
         line["peak_rss_mb"] = serde_json::json!(rss);
     }
+    for (name, value) in &o.extra {
+        line[*name] = serde_json::json!(value);
+    }
     println!("{line}");
     eprintln!(
         "  {system:>16} {workload}: {:>10.0} records/s  ({:.3} s, check {}, peak rss {} MiB)",
@@ -84,7 +93,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut it = args.iter();
     while let Some(a) = it.next() {
         match a.as_str() {
-            "--workload" => only = Some(it.next().ok_or("--workload needs a value (w1..w6)")?.clone()),
+            "--workload" => {
+                only = Some(
+                    it.next()
+                        .ok_or("--workload needs a value (w1..w6, win-tumbling, ...)")?
+                        .clone(),
+                )
+            }
             "--brokers" => brokers = Some(it.next().ok_or("--brokers needs HOST:PORT")?.clone()),
             other => return Err(format!("unknown bench argument {other:?}")),
         }
@@ -97,7 +112,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let wanted = |w: &str| only.as_deref().is_none_or(|o| o == w);
     let known = ["w1", "w2", "w3", "w4", "w5", "w6", "takeover"];
     if let Some(o) = &only {
-        if !known.contains(&o.as_str()) {
+        if !known.contains(&o.as_str()) && !windows::WORKLOADS.contains(&o.as_str()) {
             return Err(format!("unknown workload {o:?}; known: {known:?}"));
         }
     }
@@ -255,6 +270,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             }
         }
     }
+    windows::run_all(p, rounds, &wanted)?;
     Ok(())
 }
 
@@ -421,7 +437,7 @@ fn w5_state<P: StorePartition + 'static>(
 }
 
 /// The systems compared in one workload: a name and a run in a directory.
-type Systems<'a> = Vec<(
+pub(crate) type Systems<'a> = Vec<(
     &'static str,
     Box<dyn FnMut(&Path, Params) -> Result<Outcome, String> + 'a>,
 )>;
@@ -431,7 +447,7 @@ type Systems<'a> = Vec<(
 /// so that drift of the machine (other tenants, page cache, allocator
 /// growth) hits every system alike; reports each system's median round.
 /// Every round of a workload must produce the same check.
-fn measure(workload: &str, p: Params, rounds: u64, systems: &mut Systems<'_>) -> Result<(), String> {
+pub(crate) fn measure(workload: &str, p: Params, rounds: u64, systems: &mut Systems<'_>) -> Result<(), String> {
     let medians = measure_rounds(workload, p, rounds, systems)?;
     for ((name, _), median) in systems.iter().zip(medians) {
         report(name, workload, p, &median);
@@ -495,7 +511,7 @@ fn measure_rounds(workload: &str, p: Params, rounds: u64, systems: &mut Systems<
     Ok(medians)
 }
 
-fn rocks(dir: &Path) -> Result<Arc<RocksDbPartition>, String> {
+pub(crate) fn rocks(dir: &Path) -> Result<Arc<RocksDbPartition>, String> {
     RocksDbPartition::open(dir, &RocksDbOptions::default())
         .map(Arc::new)
         .map_err(|e| e.to_string())
@@ -513,7 +529,7 @@ fn prefix_of(i: u64, k: u64, buf: &mut Vec<u8>) {
     let _ = write!(buf, "k{}", i % k);
 }
 
-fn err(e: impl std::fmt::Display) -> String {
+pub(crate) fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 
@@ -578,10 +594,16 @@ fn count_keys<P: StorePartition + 'static>(
 }
 
 /// The bounds the `state-rocksdb-wb` systems use: the defaults.
-fn write_behind<P: StorePartition + 'static>(partition: Arc<P>) -> Result<Arc<WriteBehindPartition>, String> {
-    WriteBehindPartition::new(partition, WriteBehindConfig::default())
-        .map(Arc::new)
-        .map_err(err)
+pub(crate) fn write_behind<P: StorePartition + 'static>(
+    partition: Arc<P>,
+) -> Result<Arc<WriteBehindPartition>, String> {
+    let mut config = WriteBehindConfig::default();
+    if let Ok(mb) = std::env::var("BENCH_WB_MB") {
+        let mb: usize = mb.parse().map_err(err)?;
+        config.max_bytes = mb << 20;
+        config.max_dirty_bytes = (mb / 2) << 20;
+    }
+    WriteBehindPartition::new(partition, config).map(Arc::new).map_err(err)
 }
 
 /// w1 on RocksDB behind a write-behind cache; the final flush is timed.

@@ -2,8 +2,8 @@
 //! sure the machine can build RocksDB). Run directly with
 //! `cargo run --release -p devtools -- <command>`:
 //!
-//! * `cargo xtask bench [--workload wN]` — the workloads of docs/performance.md,
-//!   one JSON line per (system, workload) on stdout.
+//! * `cargo xtask bench [--workload wN|win-KIND]` — the workloads of
+//!   docs/performance.md, one JSON line per (system, workload) on stdout.
 //! * `cargo xtask crash [--kills N] [--seed S]` — the crash harness: kill a
 //!   stateful processor at random points and compare with a model.
 //! * `cargo xtask fuzz [--seconds S]` — random and mutated inputs for every
@@ -25,10 +25,13 @@ fn usage() -> &'static str {
     "usage: cargo xtask <command>
 
 commands:
-  bench [--workload wN|takeover] [--brokers HOST:PORT]
-                                run the benchmark workloads w1..w6 and takeover (N, K, C
-                                from the environment); w4/w5 use the in-process mock
-                                cluster unless --brokers is given; takeover always does
+  bench [--workload wN|takeover|win-KIND] [--brokers HOST:PORT]
+                                run the benchmark workloads w1..w6, takeover and the window
+                                workloads win-tumbling, win-hopping, win-sliding,
+                                win-session (N, K, C from the environment); w4/w5 use the
+                                in-process mock cluster unless --brokers is given; takeover
+                                always does; QUIX_PYTHON=<python with quixstreams 3.28.1>
+                                runs quixstreams' window baseline in the same run
   crash [--kills N] [--seed S] [--guarantee exactly-once|at-least-once]
         [--chunk RECORDS] [--keys K] [--partitions P] [--backend rocksdb|fjall|memory]
         [--standbys] [--write-behind] [--kill-in-restore]

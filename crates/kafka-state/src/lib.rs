@@ -11,7 +11,10 @@
 //! | (always) | write-behind and write-through caches over any backend | [`cache`] (`state-cache`) |
 //! | `rocksdb` (default) | the RocksDB backend | [`rocksdb`] (`state-rocksdb`) |
 //! | `fjall` | a backend in Rust only (no C++ toolchain, musl, cross builds) | `fjall` (`state-fjall`) |
-//! | `manager` (default) | changelogs on Kafka, recovery, the state manager | [`changelog`], [`manager`] |
+//! | `manager` (default) | changelogs on Kafka, recovery, the state manager, the [`App`] runner | [`changelog`], [`manager`] |
+//! | `windows` (default) | window operators: tumbling, hopping, sliding, session, count windows; aggregations | [`windows`] (`state-windows`) |
+//! | `tokio` | the manager on rdkafka's `StreamConsumer` | [`manager`] (`AsyncStateManager`) |
+//! | `testing` | an in-process test cluster and a test driver for your processor | `testing` |
 //! | `snapshots` | partition snapshots in an object store (local filesystem; `snapshots-aws`, `snapshots-gcp`, `snapshots-azure` add those services) | `snapshot` (`state-snapshot`) |
 //!
 //! The most used types are re-exported at the root, so
@@ -35,6 +38,9 @@ pub use state_txn as txn;
 #[cfg(feature = "rocksdb")]
 pub use state_rocksdb as rocksdb;
 
+#[cfg(feature = "windows")]
+pub use state_windows as windows;
+
 #[cfg(feature = "fjall")]
 pub use state_fjall as fjall;
 
@@ -44,6 +50,9 @@ pub use state_changelog as changelog;
 pub use state_manager as manager;
 #[cfg(feature = "snapshots")]
 pub use state_snapshot as snapshot;
+
+#[cfg(feature = "testing")]
+pub mod testing;
 
 /// The mutex the manager is shared behind (`Arc<Mutex<StateStoreManager>>`).
 pub use parking_lot::{self, Mutex};
@@ -67,11 +76,19 @@ pub use state_fjall::{FjallBackend, FjallOptions, FjallPartition};
 
 #[cfg(feature = "manager")]
 pub use state_changelog::{
-    rdkafka, ChangelogProducer, ChangelogTopicConfig, ConsumerSettings, RecoveryConfig, RecoveryProgress,
+    rdkafka, ChangelogProducer, ChangelogTopicConfig, ConsumerSettings, OffsetReset, RecoveryConfig, RecoveryProgress,
 };
 #[cfg(feature = "manager")]
 pub use state_manager::{
-    partition_for_key, CheckpointError, CheckpointStage, KeyValueStore, ManagerConfig, ManagerError,
-    ProcessingGuarantee, StateContext, StateReader, StateStoreManager, StoreHandle, StoreSpec, StoreType,
-    TimestampedStore, WindowedStore,
+    murmur2_partition, processor_fn, App, AppBuilder, AppError, CheckpointError, CheckpointStage, Context,
+    KeyValueStore, ManagerConfig, ManagerError, ManagerEvent, Partitioner, Polled, ProcessError, ProcessingGuarantee,
+    Processor, Record, Shutdown, StateContext, StateReader, StateStoreManager, StoreHandle, StoreSpec, StoreType,
+    TimestampedStore, Topics, Topology, WindowedStore,
+};
+
+#[cfg(feature = "windows")]
+pub use state_windows::{
+    Aggregator, Closing, Collect, Count, DefinitionError, Earliest, Emit, First, Hopping, HoppingCount, Last, Late,
+    Latest, Max, Mean, Mergeable, Min, Reduce, Session, Sliding, SlidingCount, Sum, Tumbling, TumblingCount,
+    WindowError, WindowOperator, WindowResult,
 };

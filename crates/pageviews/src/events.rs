@@ -77,6 +77,19 @@ pub struct Truth {
     pub user_totals: HashMap<String, u64>,
     /// Views per (page, window start).
     pub windows: BTreeMap<(String, i64), u64>,
+    /// The newest event time of each page.
+    pub page_newest: HashMap<String, i64>,
+    /// The time of every view of each user, in input order.
+    pub user_views: HashMap<String, Vec<i64>>,
+}
+
+/// A user session as the input defines it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionTruth {
+    /// One past the time of its last view (sessions are `[first, last + 1)`).
+    pub end: i64,
+    /// Its views.
+    pub views: u64,
 }
 
 impl Truth {
@@ -87,6 +100,39 @@ impl Truth {
             .windows
             .entry((view.page.clone(), window_start(view.ts, window_ms)))
             .or_default() += 1;
+        let newest = self.page_newest.entry(view.page.clone()).or_insert(view.ts);
+        *newest = (*newest).max(view.ts);
+        self.user_views.entry(view.user.clone()).or_default().push(view.ts);
+    }
+
+    /// The sessions of every user with inactivity gap `gap_ms`, by (user,
+    /// start): each user's views in time order, split where two are more
+    /// than `gap_ms` apart.
+    pub fn sessions(&self, gap_ms: i64) -> BTreeMap<(String, i64), SessionTruth> {
+        let mut out = BTreeMap::new();
+        for (user, views) in &self.user_views {
+            let mut views = views.clone();
+            views.sort_unstable();
+            let mut current: Option<(i64, SessionTruth)> = None;
+            for ts in views {
+                match &mut current {
+                    Some((_, s)) if ts - (s.end - 1) <= gap_ms => {
+                        s.end = ts + 1;
+                        s.views += 1;
+                    }
+                    _ => {
+                        if let Some((start, s)) = current.take() {
+                            out.insert((user.clone(), start), s);
+                        }
+                        current = Some((ts, SessionTruth { end: ts + 1, views: 1 }));
+                    }
+                }
+            }
+            if let Some((start, s)) = current {
+                out.insert((user.clone(), start), s);
+            }
+        }
+        out
     }
 }
 
@@ -96,7 +142,7 @@ impl Truth {
 /// queries agree with any Kafka producer. The demo still sets each record's
 /// partition itself: librdkafka's own default is CRC32 (`consistent_random`).
 pub fn partition_of(key: &str, partitions: u32) -> u32 {
-    state_manager::partition_for_key(key.as_bytes(), partitions)
+    state_manager::murmur2_partition(key.as_bytes(), partitions)
 }
 
 #[cfg(test)]
@@ -122,6 +168,25 @@ mod tests {
             ((-790_332_482i32) as u32 & 0x7fff_ffff) % 100
         );
         assert!((0..1000).all(|u| partition_of(&format!("user-{u:05}"), 4) < 4));
+    }
+
+    #[test]
+    fn sessions_split_at_gaps_longer_than_the_gap() {
+        let mut t = Truth::default();
+        for (ts, page) in [(100, "/b"), (50, "/a"), (130, "/c"), (130, "/d"), (200, "/e")] {
+            t.add(
+                &PageView {
+                    user: "u".into(),
+                    page: page.into(),
+                    ts,
+                },
+                10,
+            );
+        }
+        let s = t.sessions(50);
+        let first = &s[&("u".to_owned(), 50)];
+        assert_eq!((first.end, first.views), (131, 4));
+        assert_eq!(s[&("u".to_owned(), 200)].views, 1);
     }
 
     #[test]

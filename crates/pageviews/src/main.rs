@@ -10,7 +10,8 @@ use pageviews::{limits, Config, Hold, ProcessingGuarantee};
 use state_changelog::KafkaSettings;
 
 /// A stateful stream-processing pipeline, start to finish: a click stream
-/// counted per page in tumbling windows and per user, with changelogs and
+/// counted per page in tumbling windows, per user, and in user sessions,
+/// with changelogs and
 /// exactly-once; a crash half-way (local state deleted) and recovery; and a
 /// check of every count against the input.
 ///
@@ -35,6 +36,12 @@ struct Args {
     /// Tumbling window size in seconds.
     #[arg(long, default_value_t = 10, value_parser = value_parser!(u64).range(1..=limits::MAX_WINDOW_SECS))]
     window_secs: u64,
+    /// How late a record may come for its page window, in seconds.
+    #[arg(long, default_value_t = 60)]
+    window_grace_secs: u64,
+    /// Inactivity gap of the user sessions, in seconds.
+    #[arg(long, default_value_t = 30)]
+    session_gap_secs: u64,
     /// Processing guarantee.
     #[arg(long, value_enum, default_value = "exactly-once")]
     guarantee: Guarantee,
@@ -186,6 +193,8 @@ fn main() -> ExitCode {
         pages: a.pages,
         partitions: a.partitions,
         window: Duration::from_secs(a.window_secs),
+        window_grace: Duration::from_secs(a.window_grace_secs),
+        session_gap: Duration::from_secs(a.session_gap_secs),
         guarantee: match a.guarantee {
             Guarantee::ExactlyOnce => ProcessingGuarantee::ExactlyOnce,
             Guarantee::AtLeastOnce => ProcessingGuarantee::AtLeastOnce,

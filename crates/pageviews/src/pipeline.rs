@@ -16,8 +16,9 @@ use crate::events::{partition_of, Generator, Truth};
 use crate::http::{check_bind, Endpoints, Listening, Phase, Server, Shared};
 use crate::processor::{send, Run, COMPRESSION};
 use crate::progress::Progress;
-use crate::topics::{Topics, GROUP, PAGE_WINDOWS, USER_TOTALS};
-use crate::verify::{read_output, verify, Verdict};
+use crate::topics::{Topics, GROUP, PAGE_WINDOWS, USER_SESSIONS, USER_TOTALS};
+use crate::verify::{read_output, verify, Operators, Verdict};
+use crate::windows::{page_views, user_sessions, LateCounts};
 use crate::{kafka, Config, DemoError, Hold, Result};
 
 /// What a run measured and found.
@@ -35,9 +36,11 @@ pub struct Report {
     pub restored: u64,
     /// How long that recovery took.
     pub recovery: Duration,
-    /// Distinct windows in the output.
+    /// Page windows closed and emitted.
     pub windows_emitted: usize,
-    /// Output records (updates) read.
+    /// User sessions closed and emitted.
+    pub sessions_emitted: usize,
+    /// Output records read (closed windows and sessions).
     pub output_records: u64,
     /// The comparison with the truth.
     pub verdict: Verdict,
@@ -69,8 +72,8 @@ impl Report {
             None => s += "crash:           none\n",
         }
         s += &format!(
-            "windows emitted: {} ({} window updates)\n",
-            self.windows_emitted, self.output_records
+            "windows emitted: {} page windows and {} user sessions closed ({} output records)\n",
+            self.windows_emitted, self.sessions_emitted, self.output_records
         );
         s += &format!("verified: {}\n", self.verdict);
         s
@@ -111,8 +114,28 @@ fn produce_input(cfg: &Config, client: &ClientConfig, topic: &str, progress: &Pr
     Ok(truth)
 }
 
-/// Fails if the mock cluster dropped old records of any partition (its log
-/// is capped), which would make the verification meaningless.
+/// Where each partition of the (fully produced) input ends.
+fn input_ends(client: &ClientConfig, topic: &str, partitions: u32) -> Result<Vec<i64>> {
+    let consumer: BaseConsumer = kafka(
+        "creating a consumer to read the input's end",
+        state_changelog::ConsumerSettings::new("pageviews-demo-ends")
+            .client_config(client)
+            .create(),
+    )?;
+    (0..partitions as i32)
+        .map(|p| {
+            kafka(
+                "reading the input's end",
+                consumer.fetch_watermarks(topic, p, Duration::from_secs(10)),
+            )
+            .map(|(_, high)| high)
+        })
+        .collect()
+}
+
+/// Fails if the mock cluster dropped old records of any partition of
+/// `topics` (its log is capped at 5 MB per partition), which would make the
+/// verification meaningless.
 fn check_nothing_dropped(consumer: &BaseConsumer<StateContext>, topics: &[String], partitions: u32) -> Result<()> {
     for topic in topics {
         for partition in 0..partitions as i32 {
@@ -236,6 +259,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
         input: format!("pageviews{suffix}"),
         by_page: format!("pageviews-by-page{suffix}"),
         output: format!("page-window-counts{suffix}"),
+        sessions: format!("user-sessions{suffix}"),
     };
     let window_ms = cfg.window.as_millis() as i64;
     // The recorder goes in before any processor exists: metric handles
@@ -260,9 +284,10 @@ pub fn run(cfg: &Config) -> Result<Report> {
         Some(m) => {
             let changelogs = [
                 changelog_topic_name(GROUP, &topics.input, USER_TOTALS),
+                changelog_topic_name(GROUP, &topics.input, USER_SESSIONS),
                 changelog_topic_name(GROUP, &topics.by_page, PAGE_WINDOWS),
             ];
-            for t in [&topics.input, &topics.by_page, &topics.output]
+            for t in [&topics.input, &topics.by_page, &topics.output, &topics.sessions]
                 .into_iter()
                 .chain(&changelogs)
             {
@@ -271,18 +296,22 @@ pub fn run(cfg: &Config) -> Result<Report> {
         }
         None => {
             probe_brokers(&client, &brokers, &topics.input)?;
-            for t in [&topics.input, &topics.by_page, &topics.output] {
+            for t in [&topics.input, &topics.by_page, &topics.output, &topics.sessions] {
                 create_topic(&client, t, cfg.partitions as usize, 1, &[], Duration::from_secs(30))?;
             }
         }
     }
     let state_dir = cfg.state_dir.clone().unwrap_or_else(|| scratch.path().join("state"));
-    let run = Run {
+    let late = Arc::new(LateCounts::default());
+    let invalid = |e: state_windows::DefinitionError| DemoError::Config(e.to_string());
+    let mut run = Run {
         cfg,
         client: client.clone(),
         topics: &topics,
         state_dir: state_dir.clone(),
-        window_ms,
+        views: page_views(cfg.window, cfg.window_grace, &late).map_err(invalid)?,
+        sessions: user_sessions(cfg.session_gap, &late).map_err(invalid)?,
+        input_ends: Vec::new(),
         progress: progress.clone(),
         shared: shared.clone(),
     };
@@ -294,6 +323,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
 
     phase(Phase::Producing);
     let truth = produce_input(cfg, &client, &topics.input, &progress)?;
+    run.input_ends = input_ends(&client, &topics.input, cfg.partitions)?;
     let started = Instant::now();
     let meter = progress.meter("processing", cfg.events, "events");
     let mut processed = 0u64;
@@ -314,6 +344,19 @@ pub fn run(cfg: &Config) -> Result<Report> {
         // The crash: the checkpoint in flight is dropped, never committed,
         // and the local state is gone.
         first.manager.lock().abort()?;
+        // The next processor restores every changelog from its start: the
+        // mock cluster must still hold it. (Changelog records it drops
+        // later are never read again.)
+        if mock.is_some() {
+            let changelogs: Vec<String> = first
+                .manager
+                .lock()
+                .changelog_topics()
+                .into_iter()
+                .map(|(_, t)| t)
+                .collect();
+            check_nothing_dropped(&first.consumer, &changelogs, cfg.partitions)?;
+        }
         drop(first);
         delete_state(&state_dir)?;
         crashed_after = Some(processed);
@@ -335,12 +378,23 @@ pub fn run(cfg: &Config) -> Result<Report> {
         (r.partitions.values().map(|p| p.done).sum(), time)
     };
     if mock.is_some() {
-        let mut all = vec![topics.input.clone(), topics.by_page.clone(), topics.output.clone()];
-        all.extend(second.manager.lock().changelog_topics().into_iter().map(|(_, t)| t));
+        // What processing and the check read; the changelogs were checked
+        // before their restore.
+        let all = [
+            topics.input.clone(),
+            topics.by_page.clone(),
+            topics.output.clone(),
+            topics.sessions.clone(),
+        ];
         check_nothing_dropped(&second.consumer, &all, cfg.partitions)?;
     }
-    let output = read_output(&client, &topics.output, cfg.partitions)?;
-    let verdict = verify(&truth, &output, &second.manager.lock(), &second.stores, cfg)?;
+    let output = read_output(&client, &topics, cfg.partitions)?;
+    let operators = Operators {
+        views: &run.views,
+        sessions: &run.sessions,
+        late: late.total(),
+    };
+    let verdict = verify(&truth, &output, &second.manager.lock(), &second.stores, &operators, cfg)?;
     if let Some(s) = &shared {
         s.finished(processed, verdict.to_string());
     }
@@ -375,7 +429,8 @@ pub fn run(cfg: &Config) -> Result<Report> {
         crashed_after: crashed_after.filter(|_| crash_after.is_some()),
         restored,
         recovery,
-        windows_emitted: output.latest.len(),
+        windows_emitted: output.windows.len(),
+        sessions_emitted: output.sessions.len(),
         output_records: output.records,
         verdict,
     })

@@ -16,12 +16,15 @@ use rdkafka::producer::{BaseProducer, BaseRecord, ProducerContext};
 use rdkafka::Offset;
 use state_changelog::{ChangelogTopicConfig, ConsumerSettings, RecoveryProgress};
 use state_manager::{ManagerConfig, StateContext, StateStoreManager, StoreSpec, WriteBehindConfig};
+use state_windows::WindowResult;
 
-use crate::events::{partition_of, window_start};
+use crate::align::Align;
+use crate::events::partition_of;
 use crate::http::{Live, Shared, EVENTS_PROCESSED};
 use crate::progress::{Meter, Progress};
 use crate::restores::RecoveryStats;
-use crate::topics::{Stores, Topics, GROUP, PAGE_WINDOWS, USER_TOTALS};
+use crate::topics::{Stores, Topics, GROUP, PAGE_WINDOWS, USER_SESSIONS, USER_TOTALS};
+use crate::windows::{PageViews, UserSessions};
 use crate::{kafka, Config, DemoError, Result};
 
 /// Compression of every record the demo produces. Besides saving bytes it
@@ -57,6 +60,8 @@ pub(crate) struct Processor {
     pub stores: Stores,
     buf: Pending,
     pub recovery: Arc<Mutex<RecoveryStats>>,
+    /// Keeps the input partitions close in event time.
+    align: Align,
 }
 
 /// What the current checkpoint will emit.
@@ -64,8 +69,10 @@ pub(crate) struct Processor {
 struct Pending {
     /// Repartition records: (page, ts).
     forward: Vec<(String, i64)>,
-    /// Windows changed: (partition, page, start) → count.
-    changed: BTreeMap<(u32, String, i64), u64>,
+    /// Page windows closed, with the partition they were processed in.
+    closed_windows: Vec<(u32, WindowResult<u64>)>,
+    /// User sessions closed, with their partition.
+    closed_sessions: Vec<(u32, WindowResult<u64>)>,
     /// Records processed since the last checkpoint.
     records: usize,
 }
@@ -76,7 +83,12 @@ pub(crate) struct Run<'a> {
     pub client: ClientConfig,
     pub topics: &'a Topics,
     pub state_dir: PathBuf,
-    pub window_ms: i64,
+    /// Views per page and window.
+    pub views: PageViews,
+    /// Sessions per user.
+    pub sessions: UserSessions,
+    /// Where each input partition ends.
+    pub input_ends: Vec<i64>,
     pub progress: Progress,
     /// The HTTP handlers' view of the run, when serving.
     pub shared: Option<Arc<Shared>>,
@@ -88,7 +100,7 @@ impl Run<'_> {
         let mut mc = ManagerConfig::with_backend(GROUP, &self.state_dir, self.cfg.backend.clone());
         mc.guarantee = self.cfg.guarantee;
         // One logical instance: the restarted processor fences the crashed one.
-        mc.instance_id = "instance-0".into();
+        mc.instance_id = Some("instance-0".into());
         mc.commit_interval = Duration::from_secs(3600);
         // librdkafka's mock cluster does not store offsets sent in a transaction.
         mc.mirror_transactional_offsets = self.cfg.brokers.is_none();
@@ -96,13 +108,16 @@ impl Run<'_> {
         let mut manager = StateStoreManager::new(mc, self.client.clone())?;
         let mut user_totals = StoreSpec::key_value(&self.topics.input, USER_TOTALS);
         let mut page_windows = StoreSpec::windowed(&self.topics.by_page, PAGE_WINDOWS);
+        let mut user_sessions = StoreSpec::windowed(&self.topics.input, USER_SESSIONS);
         if self.cfg.write_behind {
             user_totals = user_totals.write_behind(WriteBehindConfig::default());
             page_windows = page_windows.write_behind(WriteBehindConfig::default());
+            user_sessions = user_sessions.write_behind(WriteBehindConfig::default());
         }
         let stores = Stores {
             user_totals: manager.register_store(user_totals)?,
             page_windows: manager.register_store(page_windows)?,
+            user_sessions: manager.register_store(user_sessions)?,
         };
         manager.ensure_changelog_topics(&ChangelogTopicConfig::default())?;
         let recovery = Arc::new(Mutex::new(RecoveryStats::default()));
@@ -145,7 +160,11 @@ impl Run<'_> {
             .short_fetch_backoff()
             .apply_to(&mut c)
             .set("session.timeout.ms", "6000")
-            .set("max.poll.interval.ms", "300000");
+            .set("max.poll.interval.ms", "300000")
+            // Small prefetches: a partition that runs ahead in event time
+            // is paused (see `Align`), which drops what was prefetched.
+            .set("max.partition.fetch.bytes", "65536")
+            .set("queued.min.messages", "5000");
         let consumer: BaseConsumer<StateContext> = kafka(
             "creating the consumer",
             c.create_with_context(StateContext::new(manager.clone())),
@@ -160,6 +179,7 @@ impl Run<'_> {
             stores,
             buf: Pending::default(),
             recovery,
+            align: Align::new(&self.topics.input, self.input_ends.clone(), self.cfg.window_grace / 2),
         })
     }
 
@@ -186,22 +206,24 @@ impl Run<'_> {
             let mut user = m.txn(&stores.user_totals, partition)?.key(key.as_bytes());
             let n: u64 = user.get("total")?.unwrap_or(0);
             user.set("total", &(n + 1))?;
+            let sessions = m.txn(&stores.user_sessions, partition)?;
+            for closed in self.sessions.process(sessions, key.as_bytes(), ts, page)? {
+                buf.closed_sessions.push((partition, closed));
+            }
             buf.forward.push((page.to_owned(), ts));
         } else {
-            let start = window_start(ts, self.window_ms);
-            let end = start + self.window_ms;
-            let mut page = m.txn(&stores.page_windows, partition)?.key(key.as_bytes());
-            let n: u64 = page.get_window(start, end)?.unwrap_or(0);
-            page.update_window(start, end, &(n + 1), ts)?;
-            buf.changed.insert((partition, key.to_owned(), start), n + 1);
+            let windows = m.txn(&stores.page_windows, partition)?;
+            for closed in self.views.process(windows, key.as_bytes(), ts, &())? {
+                buf.closed_windows.push((partition, closed));
+            }
         }
         m.processed(msg.topic(), partition, msg.offset())?;
         buf.records += 1;
         Ok(is_input)
     }
 
-    /// Emits the checkpoint's repartition records and window results, then
-    /// commits everything.
+    /// Emits the checkpoint's repartition records, closed windows and
+    /// closed sessions, then commits everything.
     fn checkpoint(
         &self,
         consumer: &BaseConsumer<StateContext>,
@@ -209,7 +231,7 @@ impl Run<'_> {
         buf: &mut Pending,
     ) -> Result<()> {
         let mut m = manager.lock();
-        if !buf.forward.is_empty() || !buf.changed.is_empty() {
+        if !buf.forward.is_empty() || !buf.closed_windows.is_empty() || !buf.closed_sessions.is_empty() {
             let out = m.output_producer()?;
             for (page, ts) in buf.forward.drain(..) {
                 let rec = BaseRecord::to(&self.topics.by_page)
@@ -219,13 +241,22 @@ impl Run<'_> {
                     .timestamp(ts);
                 send(out.kafka(), "producing", rec)?;
             }
-            for ((partition, page, start), count) in std::mem::take(&mut buf.changed) {
-                let value = serde_json::json!({
-                    "page": page, "start": start, "end": start + self.window_ms, "count": count
-                })
-                .to_string();
+            for (partition, w) in buf.closed_windows.drain(..) {
+                let page = String::from_utf8_lossy(&w.key);
+                let value = serde_json::json!({ "page": page, "start": w.start, "end": w.end, "count": w.value });
+                let value = value.to_string();
                 let rec = BaseRecord::to(&self.topics.output)
-                    .key(page.as_bytes())
+                    .key(&w.key[..])
+                    .payload(value.as_bytes())
+                    .partition(partition as i32);
+                send(out.kafka(), "producing", rec)?;
+            }
+            for (partition, s) in buf.closed_sessions.drain(..) {
+                let user = String::from_utf8_lossy(&s.key);
+                let value = serde_json::json!({ "user": user, "start": s.start, "end": s.end, "views": s.value });
+                let value = value.to_string();
+                let rec = BaseRecord::to(&self.topics.sessions)
+                    .key(&s.key[..])
                     .payload(value.as_bytes())
                     .partition(partition as i32);
                 send(out.kafka(), "producing", rec)?;
@@ -310,6 +341,7 @@ impl Run<'_> {
             let polled = p.consumer.poll(Duration::from_millis(100));
             // Errors of rebalances and restores; resumes restored partitions.
             p.manager.lock().maintain(&p.consumer)?;
+            p.align.adjust(&p.consumer, &p.manager.lock())?;
             if last_status.elapsed() >= STATUS_EVERY {
                 self.publish(p, *processed);
                 last_status = Instant::now();
@@ -317,6 +349,8 @@ impl Run<'_> {
             match polled {
                 Some(Ok(msg)) => {
                     if self.process(&p.manager, &p.stores, &mut p.buf, &msg)? {
+                        let ts = msg.timestamp().to_millis().unwrap_or(0);
+                        p.align.processed(msg.partition(), msg.offset(), ts);
                         input_here += 1;
                         *processed += 1;
                         events.increment(1);

@@ -8,12 +8,17 @@ pub(crate) const GROUP: &str = "pageviews-demo";
 pub(crate) const USER_TOTALS: &str = "user-totals";
 /// The windowed store of views per page.
 pub(crate) const PAGE_WINDOWS: &str = "page-windows";
+/// The windowed store of sessions per user.
+pub(crate) const USER_SESSIONS: &str = "user-sessions";
 
 /// Topic names of one run (suffixed on a real cluster so reruns start clean).
 pub(crate) struct Topics {
     pub input: String,
     pub by_page: String,
+    /// Closed page windows.
     pub output: String,
+    /// Closed user sessions.
+    pub sessions: String,
 }
 
 /// The stores of one processor, as its manager registered them.
@@ -23,4 +28,6 @@ pub(crate) struct Stores {
     pub user_totals: StoreHandle<KeyValueStore>,
     /// Views per page and window (stream: the by-page topic).
     pub page_windows: StoreHandle<WindowedStore>,
+    /// Sessions per user (stream: the input topic).
+    pub user_sessions: StoreHandle<WindowedStore>,
 }

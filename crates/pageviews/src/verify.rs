@@ -5,12 +5,13 @@ use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
+use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::{Offset, TopicPartitionList};
 use state_manager::{Codec, PartitionTransaction, ProcessingGuarantee, StateStoreManager, WindowedTransaction};
 
-use crate::events::{partition_of, Truth};
-use crate::topics::Stores;
+use crate::events::{partition_of, SessionTruth, Truth};
+use crate::topics::{Stores, Topics};
+use crate::windows::{PageViews, UserSessions};
 use crate::{kafka, Config, DemoError, Result};
 
 /// The outcome of the comparison.
@@ -45,16 +46,32 @@ impl std::fmt::Display for Verdict {
     }
 }
 
-/// The output topic, read back.
+/// The output topics, read back.
+#[derive(Default)]
 pub(crate) struct Output {
-    /// Latest count per (page, window start), in partition order.
-    pub latest: BTreeMap<(String, i64), u64>,
-    /// Records read.
+    /// The counts emitted for each closed page window (page, start), one
+    /// per output record.
+    pub windows: BTreeMap<(String, i64), Vec<u64>>,
+    /// The sessions emitted for each closed session (user, start).
+    pub sessions: BTreeMap<(String, i64), Vec<SessionTruth>>,
+    /// Records read (both topics).
     pub records: u64,
 }
 
-/// Reads every committed record of the output topic.
-pub(crate) fn read_output(client: &ClientConfig, topic: &str, partitions: u32) -> Result<Output> {
+fn bad(topic: &str, reason: impl Into<String>) -> DemoError {
+    DemoError::BadRecord {
+        topic: topic.to_owned(),
+        reason: reason.into(),
+    }
+}
+
+/// Reads every committed record of `topic`, giving each to `f`.
+fn read_topic(
+    client: &ClientConfig,
+    topic: &str,
+    partitions: u32,
+    mut f: impl FnMut(&BorrowedMessage<'_>) -> Result<()>,
+) -> Result<()> {
     let consumer: BaseConsumer = kafka(
         "creating the output reader",
         state_changelog::ConsumerSettings::new("pageviews-demo-verifier")
@@ -75,30 +92,10 @@ pub(crate) fn read_output(client: &ClientConfig, topic: &str, partitions: u32) -
         )?;
     }
     kafka("assigning output", consumer.assign(&tpl))?;
-    let mut out = Output {
-        latest: BTreeMap::new(),
-        records: 0,
-    };
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         match consumer.poll(Duration::from_millis(100)) {
-            Some(Ok(msg)) => {
-                out.records += 1;
-                let v: serde_json::Value =
-                    serde_json::from_slice(msg.payload().unwrap_or_default()).map_err(|e| DemoError::BadRecord {
-                        topic: topic.to_owned(),
-                        reason: e.to_string(),
-                    })?;
-                let (Some(page), Some(start), Some(count)) =
-                    (v["page"].as_str(), v["start"].as_i64(), v["count"].as_u64())
-                else {
-                    return Err(DemoError::BadRecord {
-                        topic: topic.to_owned(),
-                        reason: format!("not a window result: {v}"),
-                    });
-                };
-                out.latest.insert((page.to_owned(), start), count);
-            }
+            Some(Ok(msg)) => f(&msg)?,
             Some(Err(e)) => tracing::warn!(error = %e, "output reader error"),
             None => {
                 let positions = kafka("reading output positions", consumer.position())?;
@@ -107,68 +104,218 @@ pub(crate) fn read_output(client: &ClientConfig, topic: &str, partitions: u32) -
                     high == 0 || matches!(e.offset(), Offset::Offset(o) if o >= high)
                 });
                 if done {
-                    return Ok(out);
+                    return Ok(());
                 }
                 if Instant::now() > deadline {
-                    return Err(DemoError::Stuck(Duration::from_secs(120), "reading the output".into()));
+                    return Err(DemoError::Stuck(Duration::from_secs(120), format!("reading {topic}")));
                 }
             }
         }
     }
 }
 
-/// Compares state and output with the truth, under the run's guarantee.
+fn json(topic: &str, msg: &BorrowedMessage<'_>) -> Result<serde_json::Value> {
+    serde_json::from_slice(msg.payload().unwrap_or_default()).map_err(|e| bad(topic, e.to_string()))
+}
+
+/// Reads every committed record of the closed windows and sessions topics.
+pub(crate) fn read_output(client: &ClientConfig, topics: &Topics, partitions: u32) -> Result<Output> {
+    let mut out = Output::default();
+    read_topic(client, &topics.output, partitions, |msg| {
+        out.records += 1;
+        let v = json(&topics.output, msg)?;
+        let (Some(page), Some(start), Some(count)) = (v["page"].as_str(), v["start"].as_i64(), v["count"].as_u64())
+        else {
+            return Err(bad(&topics.output, format!("not a window result: {v}")));
+        };
+        out.windows.entry((page.to_owned(), start)).or_default().push(count);
+        Ok(())
+    })?;
+    read_topic(client, &topics.sessions, partitions, |msg| {
+        out.records += 1;
+        let v = json(&topics.sessions, msg)?;
+        let fields = (
+            v["user"].as_str(),
+            v["start"].as_i64(),
+            v["end"].as_i64(),
+            v["views"].as_u64(),
+        );
+        let (Some(user), Some(start), Some(end), Some(views)) = fields else {
+            return Err(bad(&topics.sessions, format!("not a session: {v}")));
+        };
+        out.sessions
+            .entry((user.to_owned(), start))
+            .or_default()
+            .push(SessionTruth { end, views });
+        Ok(())
+    })?;
+    Ok(out)
+}
+
+/// The window operators, whose open windows the check reads.
+pub(crate) struct Operators<'a> {
+    pub views: &'a PageViews,
+    pub sessions: &'a UserSessions,
+    /// Records either operator found late.
+    pub late: u64,
+}
+
+/// Collects the differences found, under the run's guarantee.
+struct Findings {
+    exact: bool,
+    problems: Vec<String>,
+    above: usize,
+}
+
+impl Findings {
+    fn problem(&mut self, p: String) {
+        if self.problems.len() < 20 {
+            self.problems.push(p);
+        } else if self.problems.len() == 20 {
+            self.problems.push("…".into());
+        }
+    }
+
+    /// `have` for `what`, which should be `want`; above it is allowed
+    /// (and counted) under at-least-once.
+    fn count(&mut self, what: impl FnOnce() -> String, have: u64, want: u64) {
+        if have == want {
+            return;
+        }
+        if !self.exact && have > want {
+            self.above += 1;
+        } else {
+            self.problem(format!("{}: {have}, expected {want}", what()));
+        }
+    }
+}
+
+/// Compares state and output with the truth, under the run's guarantee:
+/// every user total in the state; every page window and user session that
+/// must have closed (its end at or before the newest time of its page or
+/// user minus grace, or minus two gaps) emitted once with its exact
+/// content, every other one open in the state with it; nothing else
+/// emitted or open; no late record.
 pub(crate) fn verify(
     truth: &Truth,
     output: &Output,
     manager: &StateStoreManager,
     stores: &Stores,
+    operators: &Operators<'_>,
     cfg: &Config,
 ) -> Result<Verdict> {
-    let mut problems = Vec::new();
-    let mut above = 0;
-    let exact = cfg.guarantee == ProcessingGuarantee::ExactlyOnce;
-    let mut check = |what: String, have: u64, want: u64| {
-        if have == want {
-            return;
-        }
-        if !exact && have > want {
-            above += 1;
-        } else if problems.len() < 20 {
-            problems.push(format!("{what}: {have}, expected {want}"));
-        } else {
-            problems.truncate(20);
-            problems.push("…".into());
-        }
+    let mut f = Findings {
+        exact: cfg.guarantee == ProcessingGuarantee::ExactlyOnce,
+        problems: Vec::new(),
+        above: 0,
     };
-    let window_ms = cfg.window.as_millis() as i64;
+    if operators.late > 0 {
+        f.problem(format!(
+            "{} records came later than their window's grace and were left out; raise --window-grace-secs",
+            operators.late
+        ));
+    }
     for (user, want) in &truth.user_totals {
         let p = partition_of(user, cfg.partitions);
         let t = PartitionTransaction::new(manager.partition(&stores.user_totals, p)?, Codec::MsgPack, None);
         let have: u64 = t.key_ref(user.as_bytes()).get("total")?.unwrap_or(0);
-        check(format!("state: views of {user}"), have, *want);
+        f.count(|| format!("state: views of {user}"), have, *want);
     }
-    for ((page, start), want) in &truth.windows {
+
+    // Page windows.
+    let window_ms = cfg.window.as_millis() as i64;
+    let grace_ms = cfg.window_grace.as_millis() as i64;
+    let mut open = BTreeMap::new();
+    for page in truth.page_newest.keys() {
         let p = partition_of(page, cfg.partitions);
         let t = WindowedTransaction::new(manager.partition(&stores.page_windows, p)?, Codec::MsgPack, None);
-        let have: u64 = t
-            .key_ref(page.as_bytes())
-            .get_window(*start, start + window_ms)?
-            .unwrap_or(0);
-        check(format!("state: window {page}@{start}"), have, *want);
-        let emitted = output.latest.get(&(page.clone(), *start)).copied().unwrap_or(0);
-        check(format!("output: window {page}@{start}"), emitted, *want);
-    }
-    for key in output.latest.keys() {
-        if !truth.windows.contains_key(key) {
-            problems.push(format!("output: window {}@{} has no input", key.0, key.1));
+        for w in operators.views.open_windows(&t, page.as_bytes())? {
+            open.insert((page.clone(), w.start), w.value);
         }
     }
-    Ok(if !problems.is_empty() {
-        Verdict::Mismatch(problems)
-    } else if exact {
+    for ((page, start), want) in &truth.windows {
+        let id = (page.clone(), *start);
+        let closed = start + window_ms <= truth.page_newest[page] - grace_ms;
+        match (closed, output.windows.get(&id), open.remove(&id)) {
+            (true, Some(emitted), None) => {
+                f.count(
+                    || format!("output: window {page}@{start} emitted"),
+                    emitted.len() as u64,
+                    1,
+                );
+                for &have in emitted {
+                    f.count(|| format!("output: window {page}@{start}"), have, *want);
+                }
+            }
+            (false, None, Some(have)) => f.count(|| format!("state: open window {page}@{start}"), have, *want),
+            (closed, emitted, state) => f.problem(format!(
+                "window {page}@{start} should be {}; emitted {emitted:?}, open with {state:?}",
+                if closed { "closed and emitted" } else { "open" }
+            )),
+        }
+    }
+    for (page, start) in output.windows.keys().chain(open.keys()) {
+        if !truth.windows.contains_key(&(page.clone(), *start)) {
+            f.problem(format!("window {page}@{start} has no input"));
+        }
+    }
+
+    // User sessions.
+    let gap_ms = cfg.session_gap.as_millis() as i64;
+    let sessions = truth.sessions(gap_ms);
+    let mut open = BTreeMap::new();
+    for user in truth.user_views.keys() {
+        let p = partition_of(user, cfg.partitions);
+        let t = WindowedTransaction::new(manager.partition(&stores.user_sessions, p)?, Codec::MsgPack, None);
+        for s in operators.sessions.open_windows(&t, user.as_bytes())? {
+            open.insert(
+                (user.clone(), s.start),
+                SessionTruth {
+                    end: s.end,
+                    views: s.value,
+                },
+            );
+        }
+    }
+    let newest: BTreeMap<&String, i64> = truth
+        .user_views
+        .iter()
+        .map(|(u, v)| (u, v.iter().copied().max().unwrap_or(0)))
+        .collect();
+    for ((user, start), want) in &sessions {
+        let id = (user.clone(), *start);
+        let closed = want.end <= newest[user] - 2 * gap_ms;
+        match (closed, output.sessions.get(&id), open.remove(&id)) {
+            (true, Some(emitted), None) => {
+                f.count(
+                    || format!("output: session {user}@{start} emitted"),
+                    emitted.len() as u64,
+                    1,
+                );
+                if emitted.iter().any(|s| s != want) {
+                    f.problem(format!(
+                        "output: session {user}@{start}: {emitted:?}, expected {want:?}"
+                    ));
+                }
+            }
+            (false, None, Some(have)) if &have == want => {}
+            (closed, emitted, state) => f.problem(format!(
+                "session {user}@{start} ({want:?}) should be {}; emitted {emitted:?}, open as {state:?}",
+                if closed { "closed and emitted" } else { "open" }
+            )),
+        }
+    }
+    for (user, start) in output.sessions.keys().chain(open.keys()) {
+        if !sessions.contains_key(&(user.clone(), *start)) {
+            f.problem(format!("session {user}@{start} is not in the input"));
+        }
+    }
+
+    Ok(if !f.problems.is_empty() {
+        Verdict::Mismatch(f.problems)
+    } else if f.exact {
         Verdict::Exact
     } else {
-        Verdict::AtLeast { above }
+        Verdict::AtLeast { above: f.above }
     })
 }

@@ -1,20 +1,36 @@
 //! The demo at a small size: on the mock cluster with exactly-once (exact),
 //! and on a real broker with at-least-once when KAFKA_BOOTSTRAP_SERVERS is set.
 
+use std::time::Duration;
+
 use pageviews::{Config, ProcessingGuarantee, Verdict};
 
-#[test]
-fn exactly_once_through_a_crash_is_exact_on_the_mock_cluster() {
-    let cfg = Config {
+/// 20 s of event time with windows and sessions short enough that many
+/// close during the run (and some stay open at its end).
+fn small() -> Config {
+    Config {
         events: 20_000,
         users: 500,
         pages: 50,
         commit_every: 1_500,
+        window: Duration::from_secs(1),
+        window_grace: Duration::from_secs(8),
+        session_gap: Duration::from_secs(2),
         ..Config::default()
-    };
+    }
+}
+
+#[test]
+fn exactly_once_through_a_crash_is_exact_on_the_mock_cluster() {
+    let cfg = small();
     let report = pageviews::run(&cfg).unwrap();
     println!("{}", report.summary());
     assert_eq!(report.verdict, Verdict::Exact, "{}", report.summary());
+    assert!(
+        report.windows_emitted > 0 && report.sessions_emitted > 0,
+        "{}",
+        report.summary()
+    );
     assert!(report.crashed_after.is_some());
     assert!(
         report.restored > 0,
@@ -27,16 +43,17 @@ fn exactly_once_through_a_crash_is_exact_on_the_mock_cluster() {
 #[test]
 fn write_behind_through_a_crash_is_exact_on_the_mock_cluster() {
     let cfg = Config {
-        events: 20_000,
-        users: 500,
-        pages: 50,
-        commit_every: 1_500,
         write_behind: true,
-        ..Config::default()
+        ..small()
     };
     let report = pageviews::run(&cfg).unwrap();
     println!("{}", report.summary());
     assert_eq!(report.verdict, Verdict::Exact, "{}", report.summary());
+    assert!(
+        report.windows_emitted > 0 && report.sessions_emitted > 0,
+        "{}",
+        report.summary()
+    );
     assert!(report.crashed_after.is_some());
     assert!(report.restored > 0);
 }

@@ -153,6 +153,24 @@ pub enum ChangelogError {
         actual: usize,
     },
 
+    /// A topic was to be created on librdkafka's in-process mock cluster,
+    /// which does not create topics through the admin API (librdkafka
+    /// would wait for its timeout and fail), and no test cluster
+    /// registered a way to create it there
+    /// ([`crate::register_mock_cluster`]).
+    #[error(
+        "cannot create topic {topic:?} ({partitions} partitions): the broker is librdkafka's in-process mock \
+         cluster, which does not create topics through the admin API. Create it first with \
+         MockCluster::create_topic({topic:?}, {partitions}, 1), or run on kafka_state::testing::TestCluster, \
+         which creates the topics of the registered stores"
+    )]
+    MockClusterTopic {
+        /// The topic.
+        topic: String,
+        /// Its partitions.
+        partitions: usize,
+    },
+
     /// A Kafka client setting was refused (by name or value). The message
     /// never contains the value of a secret setting.
     #[error(transparent)]
@@ -279,7 +297,7 @@ impl fmt::Display for BrokerFailure {
 }
 
 /// What is wrong with Kafka client settings. No message ever contains the
-/// value of a secret property (see [`is_secret_key`]); a line or argument
+/// value of a secret property (see [`is_secret_key`](crate::is_secret_key)); a line or argument
 /// that cannot be parsed is identified by its position, never shown.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]

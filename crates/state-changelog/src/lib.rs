@@ -43,8 +43,9 @@ mod topic;
 
 pub use error::{BrokerFailure, ChangelogError, FailureKind, Result, SettingsError};
 pub use kafka::{
-    create_topic, describe_topic_config, ensure_changelog_topic, is_secret_key, topic_partitions, ChangelogTopicConfig,
-    ConsumerSettings, DeliveryTracker, KafkaClientContext, KafkaProducer, KafkaSettings, REDACTED,
+    create_topic, describe_topic_config, ensure_changelog_topic, is_secret_key, register_mock_cluster,
+    topic_partitions, ChangelogTopicConfig, ConsumerSettings, DeliveryTracker, KafkaClientContext, KafkaProducer,
+    KafkaSettings, MockClusterRegistration, MockTopicCreator, OffsetReset, REDACTED,
 };
 pub use producer::ChangelogProducer;
 pub use restore::{

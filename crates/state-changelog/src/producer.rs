@@ -116,6 +116,19 @@ impl ChangelogProducer {
         }
     }
 
+    /// Serves the delivery reports of every record handed over, waiting up
+    /// to `timeout`, and forgets their failures: for a transaction about
+    /// to be aborted, whose records are discarded anyway. librdkafka's
+    /// `abort_transaction` waits for those reports, which only this
+    /// producer's polls serve.
+    pub fn settle_for_abort(&self, timeout: Duration) {
+        let started = Instant::now();
+        while self.producer.in_flight_count() > 0 && started.elapsed() < timeout {
+            self.producer.poll(Duration::from_millis(1));
+        }
+        self.producer.context().take_failures();
+    }
+
     /// Waits until every record handed over is delivered or failed. Fails
     /// if any record failed since the last flush (and resets that state).
     pub fn flush(&self, timeout: Duration) -> Result<()> {

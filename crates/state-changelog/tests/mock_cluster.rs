@@ -214,3 +214,68 @@ fn src_last_offset(c: &Cluster, topic: &str) -> Option<u64> {
     let (_, high) = consumer.fetch_watermarks(topic, 0, Duration::from_secs(10)).unwrap();
     Some(high as u64 - 1)
 }
+
+#[test]
+fn creating_a_changelog_on_the_mock_cluster_fails_at_once_with_what_to_do() {
+    let c = cluster("input", 3);
+    let client = test_support::kafka::client(&c.bootstrap_servers());
+    let started = std::time::Instant::now();
+    let err =
+        state_changelog::ensure_changelog_topic(&client, "input", "changelog__g--input--counts", &Default::default())
+            .unwrap_err();
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "took {:?}",
+        started.elapsed()
+    );
+    assert!(
+        matches!(&err, ChangelogError::MockClusterTopic { topic, partitions: 3 } if topic == "changelog__g--input--counts"),
+        "{err}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("MockCluster::create_topic") && message.contains("kafka_state::testing::TestCluster"),
+        "{message}"
+    );
+}
+
+#[test]
+fn a_registered_mock_cluster_gets_its_changelog_topics_created() {
+    // A client that owns its mock cluster is Send + Sync (a MockCluster is not).
+    let owner: Arc<BaseProducer> = Arc::new(
+        state_changelog::rdkafka::ClientConfig::new()
+            .set("test.mock.num.brokers", "1")
+            .create()
+            .unwrap(),
+    );
+    let mock = owner.client().mock_cluster().unwrap();
+    mock.create_topic("input", 2, 1).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    let creator = owner.clone();
+    let registration = state_changelog::register_mock_cluster(
+        bootstrap.clone(),
+        Arc::new(
+            move |topic: &str, partitions: usize| match creator.client().mock_cluster() {
+                Some(mock) => mock.create_topic(topic, partitions as i32, 1),
+                None => Err(state_changelog::rdkafka::error::KafkaError::MockCluster(
+                    state_changelog::rdkafka::types::RDKafkaErrorCode::Fail,
+                )),
+            },
+        ),
+    );
+    let client = test_support::kafka::client(&bootstrap);
+    let changelog = "changelog__g--input--counts";
+    let n = state_changelog::ensure_changelog_topic(&client, "input", changelog, &Default::default()).unwrap();
+    assert_eq!(n, 2);
+    test_support::kafka::wait_for_topic(&client, changelog, 2);
+    // Existing now: validated, not created again.
+    assert_eq!(
+        state_changelog::ensure_changelog_topic(&client, "input", changelog, &Default::default()).unwrap(),
+        2
+    );
+    drop(registration);
+    let err =
+        state_changelog::ensure_changelog_topic(&client, "input", "changelog__g--input--other", &Default::default())
+            .unwrap_err();
+    assert!(matches!(err, ChangelogError::MockClusterTopic { .. }), "{err}");
+}

@@ -10,7 +10,7 @@
 //! `fcntl` locks belong to the process: RocksDB, opening the partition in
 //! this process afterwards, gets the lock too, and closing any descriptor
 //! of the file releases it for both. So the lock must be dropped after the
-//! database is closed, never before ([`crate::partition_dir`] keeps them in
+//! database is closed, never before (`partition_dir` keeps them in
 //! that order).
 
 use std::fs::{File, OpenOptions};

@@ -143,6 +143,9 @@ pub async fn run(bootstrap: Option<String>, records: usize) -> Result<Outcome, E
             .unwrap_or(0);
         outcome.counts.insert(key, (have, want));
     }
+    // A clean shutdown: nothing left uncommitted, partitions handed over at
+    // once (the consumer leaves the group), restorer stopped.
+    manager.close(consumer).await?;
     Ok(outcome)
 }
 

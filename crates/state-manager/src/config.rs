@@ -4,8 +4,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use state_changelog::RecoveryConfig;
+use state_changelog::{OffsetReset, RecoveryConfig};
 use state_core::{Backend, TopicPartition};
+
+use crate::partitioner::Partitioner;
 
 use crate::error::{ManagerError, Result};
 
@@ -78,9 +80,18 @@ pub struct ManagerConfig {
     pub commit_interval: Duration,
     /// Timeout of producer flushes and transaction calls; default 30 s.
     pub kafka_timeout: Duration,
-    /// Unique id of this instance, used for the transactional id under
-    /// exactly-once (`<group_id>-<instance_id>`). Default: the process id.
-    pub instance_id: String,
+    /// Id of this instance, used for the transactional id under
+    /// exactly-once (`<group_id>-<instance_id>`). Two live managers of a
+    /// group must never share one: the second fences the first.
+    ///
+    /// `None` (the default): each manager picks its own,
+    /// `<process id>-<n>` with `n` counting the managers of this process,
+    /// so two managers in one process (tests, one manager per thread) never
+    /// share it, whatever config they were made from; see
+    /// [`StateStoreManager::instance_id`](crate::StateStoreManager::instance_id).
+    /// Set it to a stable name (a pod name, say) to have a restarted
+    /// instance fence its predecessor's unfinished transaction at once.
+    pub instance_id: Option<String>,
     /// The backend of every store registered without one of its own
     /// ([`crate::StoreSpec::backend`]). [`ManagerConfig::new`] uses RocksDB
     /// with default options (feature `rocksdb`).
@@ -95,6 +106,19 @@ pub struct ManagerConfig {
     /// do not store `TxnOffsetCommit`, such as librdkafka's mock cluster.
     /// Default false.
     pub mirror_transactional_offsets: bool,
+    /// How the producers of the source topics route keyed records
+    /// (librdkafka's `partitioner`; default
+    /// [`Partitioner::Murmur2Random`], the Java client's default). The
+    /// manager's own producer (changelog and output records) is set to it,
+    /// [`producer_config`](Self::producer_config) sets it on the producers
+    /// you create, [`crate::StateReader::partition_of`] routes keys with
+    /// it, and a client configuration that sets another `partitioner` is
+    /// refused ([`crate::ManagerError::PartitionerMismatch`]).
+    pub partitioner: Partitioner,
+    /// Where the processing consumer starts on a partition without a
+    /// committed offset ([`consumer_config`](Self::consumer_config)):
+    /// default [`OffsetReset::Earliest`], as Kafka Streams.
+    pub auto_offset_reset: OffsetReset,
     /// Extra librdkafka properties for the manager's producer only (the
     /// changelog and, under exactly-once, output producer), applied over the
     /// client configuration: for example `compression.type`, `linger.ms`.
@@ -121,12 +145,14 @@ impl ManagerConfig {
             guarantee: ProcessingGuarantee::AtLeastOnce,
             commit_interval: Duration::from_secs(1),
             kafka_timeout: Duration::from_secs(30),
-            instance_id: std::process::id().to_string(),
+            instance_id: None,
             backend,
             recovery: RecoveryConfig::default(),
             standby: StandbyPolicy::None,
             mirror_transactional_offsets: false,
             producer_properties: Vec::new(),
+            partitioner: Partitioner::default(),
+            auto_offset_reset: OffsetReset::default(),
         }
     }
 
@@ -147,8 +173,8 @@ impl ManagerConfig {
         if self.kafka_timeout < Duration::from_millis(100) {
             return bad("kafka_timeout", "must be at least 100 ms");
         }
-        if self.instance_id.is_empty() {
-            return bad("instance_id", "must not be empty");
+        if self.instance_id.as_deref().is_some_and(str::is_empty) {
+            return bad("instance_id", "must not be empty (None picks one per manager)");
         }
         if self.recovery.batch_records == 0 {
             return bad("recovery.batch_records", "must be greater than zero");

@@ -58,7 +58,7 @@ impl StateContext {
         self.callbacks.fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         #[cfg(feature = "tokio")]
-        crate::tokio_support::off_executor(f);
+        crate::executor::off_executor(f);
         #[cfg(not(feature = "tokio"))]
         f();
         let took = started.elapsed();
@@ -86,7 +86,7 @@ impl ConsumerContext for StateContext {
         if let Rebalance::Revoke(tpl) = rebalance {
             self.timed("revoke", || {
                 let mut m = self.manager.lock();
-                if let Err(e) = m.commit(consumer) {
+                if let Err(e) = m.commit_in_rebalance(consumer) {
                     m.set_error(e);
                 }
                 if let Err(e) = m.on_revoke(&partitions(tpl)) {

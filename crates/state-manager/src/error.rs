@@ -35,6 +35,23 @@ pub enum ManagerError {
         problem: String,
     },
 
+    /// A producer's `partitioner` setting differs from
+    /// [`crate::ManagerConfig::partitioner`]: its keyed records would land
+    /// where readers do not look for their state.
+    #[error(
+        "{place} sets partitioner={found:?}, but the manager routes keys with {expected} \
+         (ManagerConfig::partitioner): readers would look for keys in the wrong partition. Set \
+         ManagerConfig::partitioner to the partitioner the source topics' producers use, or remove the setting"
+    )]
+    PartitionerMismatch {
+        /// The manager's partitioner.
+        expected: crate::partitioner::Partitioner,
+        /// The `partitioner` value found.
+        found: String,
+        /// Where it was found.
+        place: &'static str,
+    },
+
     /// A store with this name is already registered for the stream.
     #[error("store {store:?} is already registered for stream {stream:?}")]
     DuplicateStore {
@@ -83,7 +100,7 @@ pub enum ManagerError {
     /// has not restored yet): its state lives on another instance.
     #[error(
         "partition {partition} of store {store:?} (stream {stream:?}) is not owned by this instance \
-         (or is still restoring); ask the instance that owns it (partition_for_key says which \
+         (or is still restoring); ask the instance that owns it (StateReader::partition_of says which \
          partition a key is in)"
     )]
     NotOwned {
@@ -153,6 +170,18 @@ pub enum ManagerError {
         source: tokio::task::JoinError,
     },
 
+    /// `AsyncStateManager::close` was given a consumer other tasks still
+    /// hold: it would not leave the group when dropped.
+    #[cfg(feature = "tokio")]
+    #[error(
+        "cannot close: {references} references to the consumer are alive; stop the tasks that hold clones of \
+         the Arc and pass the last one"
+    )]
+    ConsumerShared {
+        /// References alive, the one passed included.
+        references: usize,
+    },
+
     /// A filesystem operation on the state directory failed.
     #[error("I/O error on {path}: {source}")]
     Io {
@@ -174,6 +203,12 @@ pub enum ManagerError {
     /// The state backend failed.
     #[error(transparent)]
     State(#[from] state_core::Error),
+
+    /// A window operator failed to process a record (its transaction is
+    /// then failed: the checkpoint must be aborted).
+    #[cfg(feature = "windows")]
+    #[error(transparent)]
+    Window(#[from] state_windows::WindowError),
 }
 
 /// A `Result` whose error is [`ManagerError`].

@@ -17,9 +17,10 @@ use state_changelog::{
 use state_core::{ChangelogSink, Store, StoreLocation, StorePartition, TopicPartition};
 
 use crate::assignment::{Assignments, StandbyReport};
-use crate::checkpoint::Checkpointer;
+use crate::checkpoint::{Checkpointer, CommitCaller};
 use crate::config::ManagerConfig;
 use crate::error::{ManagerError, Result};
+use crate::events::ManagerEvent;
 use crate::layout::StateDir;
 use crate::reader::Readers;
 use crate::registry::{Registry, StoreSettings};
@@ -52,6 +53,7 @@ static NEXT_MANAGER: AtomicU64 = AtomicU64::new(1);
 ///   [`crate::ProcessingGuarantee`]).
 pub struct StateStoreManager {
     id: u64,
+    instance_id: String,
     config: ManagerConfig,
     kafka_client: ClientConfig,
     layout: StateDir,
@@ -77,18 +79,28 @@ impl StateStoreManager {
     /// A manager for `config`, talking to Kafka with `kafka` (bootstrap
     /// servers and security settings; shared by the changelog producer and
     /// the recovery consumer).
+    ///
+    /// Fails with [`ManagerError::PartitionerMismatch`] if `kafka` or
+    /// [`ManagerConfig::producer_properties`] set a `partitioner` other
+    /// than [`ManagerConfig::partitioner`].
     pub fn new(config: ManagerConfig, kafka: ClientConfig) -> Result<Self> {
         config.validate()?;
+        config.check_partitioners(&kafka)?;
         let layout = StateDir::new(&config.state_dir, &config.group_id)?;
         // Owner-only state and group directories, or a warning naming them.
         layout.create_dirs()?;
         let id = NEXT_MANAGER.fetch_add(1, Ordering::Relaxed);
+        let instance_id = config
+            .instance_id
+            .clone()
+            .unwrap_or_else(|| format!("{}-{id}", std::process::id()));
         Ok(StateStoreManager {
             id,
             registry: Registry::default(),
-            readers: Readers::new(id),
+            readers: Readers::new(id, config.partitioner),
             assignments: Assignments::new(&config, &kafka),
-            checkpointer: Checkpointer::new(&config, &kafka),
+            checkpointer: Checkpointer::new(&config, &kafka, &instance_id),
+            instance_id,
             txns: OpenTxns::default(),
             config,
             kafka_client: kafka,
@@ -107,6 +119,27 @@ impl StateStoreManager {
     /// The configuration.
     pub fn config(&self) -> &ManagerConfig {
         &self.config
+    }
+
+    /// This instance's id: [`ManagerConfig::instance_id`], or the one this
+    /// manager picked (`<process id>-<n>`, unique among the managers of
+    /// this process).
+    pub fn instance_id(&self) -> &str {
+        &self.instance_id
+    }
+
+    /// The transactional id of the manager's producer under exactly-once:
+    /// `<group_id>-<instance_id>`.
+    pub fn transactional_id(&self) -> String {
+        format!("{}-{}", self.config.group_id, self.instance_id)
+    }
+
+    /// Receives every [`ManagerEvent`]: work the manager handled on its own
+    /// that cost time or is done again (a commit that waited for a
+    /// rebalance, a checkpoint the group did not take). Each is also a
+    /// metric and a log line.
+    pub fn set_event_listener(&mut self, f: impl FnMut(&ManagerEvent) + Send + 'static) {
+        self.checkpointer.set_event_listener(f);
     }
 
     /// Receives recovery progress (records done / total per partition).
@@ -365,9 +398,41 @@ impl StateStoreManager {
     ///   failure the Kafka transaction is aborted and nothing is flushed
     ///   locally: rewind the consumer to the committed offsets (or restart)
     ///   and process again.
+    ///
+    /// If the group refuses the offsets while it rebalances (cooperative
+    /// assignment), the commit waits for the rebalance, up to
+    /// [`ManagerConfig::kafka_timeout`], and reports the wait as a
+    /// [`ManagerEvent::CommitDelayedByRebalance`].
     pub fn commit<C: ConsumerContext, K: Consumer<C>>(&mut self, consumer: &K) -> Result<()> {
+        self.commit_as(consumer, CommitCaller::PollLoop)
+    }
+
+    /// [`commit`](Self::commit) from a rebalance callback, which the
+    /// rebalance waits for: it never waits for the group.
+    pub(crate) fn commit_in_rebalance<C: ConsumerContext, K: Consumer<C>>(&mut self, consumer: &K) -> Result<()> {
+        self.commit_as(consumer, CommitCaller::RebalanceCallback)
+    }
+
+    fn commit_as<C: ConsumerContext, K: Consumer<C>>(&mut self, consumer: &K, caller: CommitCaller) -> Result<()> {
         let txns = std::mem::take(&mut self.txns);
-        self.checkpointer.commit(txns, &self.registry, consumer)
+        self.checkpointer.commit(txns, &self.registry, consumer, caller)
+    }
+
+    /// Revokes every source partition assigned here (see
+    /// [`on_revoke`](Self::on_revoke)).
+    pub(crate) fn revoke_all(&mut self) -> Result<()> {
+        let assigned = self.assignments.assigned();
+        self.on_revoke(&assigned)
+    }
+
+    /// Stops every standby replica kept here.
+    pub(crate) fn stop_standbys(&mut self) -> Result<()> {
+        self.assignments.stop_standbys(&mut self.registry)
+    }
+
+    /// Stops the restorer thread (started again when next needed).
+    pub(crate) fn stop_restorer(&mut self) {
+        self.assignments.stop_restorer();
     }
 
     /// Drops the current checkpoint without committing anything (aborting

@@ -12,8 +12,15 @@ use state_core::PartitionStats;
 /// `prepare`, `produce` (producer flush), `commit` (offsets or Kafka
 /// transaction), `flush` (local write), `total`.
 pub const CHECKPOINT_STAGE_SECONDS: &str = "kafka_state_checkpoint_stage_seconds";
-/// Counter: checkpoints. Label `result`: `ok`, `failed`.
+/// Counter: checkpoints. Label `result`: `ok`, `failed`, `rewound` (an
+/// exactly-once checkpoint the group did not take: processed again, see
+/// [`crate::ManagerEvent::CheckpointRewound`]).
 pub const CHECKPOINTS: &str = "kafka_state_checkpoints_total";
+/// Counter: source records of rewound checkpoints, processed again.
+pub const REWOUND_RECORDS: &str = "kafka_state_rewound_records_total";
+/// Counter: offset commits the group refused while rebalancing that
+/// succeeded after waiting ([`crate::ManagerEvent::CommitDelayedByRebalance`]).
+pub const COMMITS_DELAYED_BY_REBALANCE: &str = "kafka_state_commits_delayed_by_rebalance_total";
 /// Gauge: changelog records restored so far by a running restore.
 /// Labels `topic`, `partition` (the changelog partition).
 pub const RESTORE_DONE: &str = "kafka_state_restore_records_done";
@@ -45,12 +52,22 @@ pub const PARTITION_DISK_BYTES: &str = "kafka_state_partition_disk_bytes";
 /// installed recorder. Call it once after installing the recorder.
 pub fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    #[cfg(feature = "windows")]
+    state_windows::metrics::describe();
     describe_histogram!(
         CHECKPOINT_STAGE_SECONDS,
         Unit::Seconds,
         "Time spent in each stage of a checkpoint"
     );
     describe_counter!(CHECKPOINTS, "Checkpoints, by result");
+    describe_counter!(
+        REWOUND_RECORDS,
+        "Source records of checkpoints the group did not take, processed again"
+    );
+    describe_counter!(
+        COMMITS_DELAYED_BY_REBALANCE,
+        "Offset commits that waited for a rebalance to finish"
+    );
     describe_gauge!(RESTORE_DONE, "Changelog records restored so far by a restore");
     describe_gauge!(RESTORE_REMAINING, "Changelog records a restore still has to apply");
     describe_gauge!(RESTORE_RATE, "Changelog records restored per second");
@@ -95,8 +112,17 @@ pub(crate) fn stage(stage: &'static str, took: Duration) {
     metrics::histogram!(CHECKPOINT_STAGE_SECONDS, "stage" => stage).record(took.as_secs_f64());
 }
 
-pub(crate) fn checkpoint(ok: bool) {
-    metrics::counter!(CHECKPOINTS, "result" => if ok { "ok" } else { "failed" }).increment(1);
+/// Counts a checkpoint with `result` (`ok`, `failed`, `rewound`).
+pub(crate) fn checkpoint(result: &'static str) {
+    metrics::counter!(CHECKPOINTS, "result" => result).increment(1);
+}
+
+pub(crate) fn rewound_records(n: u64) {
+    metrics::counter!(REWOUND_RECORDS).increment(n);
+}
+
+pub(crate) fn commit_delayed_by_rebalance() {
+    metrics::counter!(COMMITS_DELAYED_BY_REBALANCE).increment(1);
 }
 
 pub(crate) fn restore(topic: &str, partition: i32, done: u64, total: u64, rate: f64) {

@@ -12,6 +12,7 @@ use state_core::{Direction, PartitionFormat, SnapshotPartition, StorePartition};
 use state_txn::{PartitionTransaction, TimestampedTransaction, Window, WindowedTransaction};
 
 use crate::error::{ManagerError, Result};
+use crate::partitioner::Partitioner;
 use crate::spec::{KeyValueStore, StoreHandle, StoreType, TimestampedStore, WindowedStore};
 
 /// What a reader may read: the partitions whose state is restored and owned
@@ -30,14 +31,17 @@ pub(crate) type ReadablePartition = (usize, u32, Arc<dyn StorePartition>, Partit
 /// hands out.
 pub(crate) struct Readers {
     manager: u64,
+    partitioner: Partitioner,
     readable: Arc<RwLock<Readable>>,
 }
 
 impl Readers {
-    /// No readable partitions, for the manager with id `manager`.
-    pub(crate) fn new(manager: u64) -> Self {
+    /// No readable partitions, for the manager with id `manager`, whose
+    /// source topics' producers route keys with `partitioner`.
+    pub(crate) fn new(manager: u64, partitioner: Partitioner) -> Self {
         Readers {
             manager,
+            partitioner,
             readable: Default::default(),
         }
     }
@@ -46,6 +50,7 @@ impl Readers {
     pub(crate) fn reader(&self) -> StateReader {
         StateReader {
             manager: self.manager,
+            partitioner: self.partitioner,
             readable: self.readable.clone(),
         }
     }
@@ -80,11 +85,13 @@ impl Readers {
 /// * "Committed" is what the last checkpoint flushed: changes of the
 ///   checkpoint in progress are not visible.
 ///
-/// Keys are routed to partitions the way producers route them:
-/// [`partition_for_key`](crate::partition_for_key).
+/// A key's partition is where the source topics' producers put it:
+/// [`partition_of`](Self::partition_of), with the manager's
+/// [`Partitioner`] ([`crate::ManagerConfig::partitioner`]).
 #[derive(Clone)]
 pub struct StateReader {
     manager: u64,
+    partitioner: Partitioner,
     readable: Arc<RwLock<Readable>>,
 }
 
@@ -97,6 +104,20 @@ impl std::fmt::Debug for StateReader {
 }
 
 impl StateReader {
+    /// The partitioner the source topics' producers use
+    /// ([`crate::ManagerConfig::partitioner`]).
+    pub fn partitioner(&self) -> Partitioner {
+        self.partitioner
+    }
+
+    /// The partition of a source topic with `partitions` partitions that
+    /// records with key `key` (and so the key's state) are in, routed with
+    /// [`partitioner`](Self::partitioner); `None` where that partitioner
+    /// places a record at random (see [`Partitioner::partition`]).
+    pub fn partition_of(&self, key: &[u8], partitions: u32) -> Option<u32> {
+        self.partitioner.partition(key, partitions)
+    }
+
     fn partition<T: StoreType>(
         &self,
         store: &StoreHandle<T>,

@@ -16,10 +16,10 @@
 
 use std::sync::Arc;
 
-use rdkafka::consumer::{Consumer, ConsumerContext};
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 
 use crate::error::{ManagerError, Result};
-use crate::{Mutex, StateStoreManager};
+use crate::{Mutex, StateContext, StateStoreManager};
 
 /// The shared manager, for async code. Cheap to clone.
 #[derive(Clone, Debug)]
@@ -77,18 +77,28 @@ impl AsyncStateManager {
     }
 }
 
-/// Runs `f`, moving it off the executor first when called on a tokio
-/// multi-thread runtime's worker (the rebalance callbacks).
-pub(crate) fn off_executor<R>(f: impl FnOnce() -> R) -> R {
-    match tokio::runtime::Handle::try_current() {
-        Ok(h) if h.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(f),
-        Ok(_) => {
-            tracing::warn!(
-                "a rebalance callback ran on a current-thread tokio runtime: it blocks the executor; \
-                 use a multi-thread runtime"
-            );
-            f()
-        }
-        Err(_) => f(),
+impl AsyncStateManager {
+    /// [`StateStoreManager::close`] on the blocking pool: commits the
+    /// current checkpoint, writes the write-behind caches, closes
+    /// `consumer` (its partitions are revoked and it leaves the group at
+    /// once) and releases everything else.
+    ///
+    /// `consumer` must be the last reference to the consumer (stop every
+    /// task that holds a clone first): the group is left when it is
+    /// dropped. Otherwise nothing is done and the error is
+    /// [`ManagerError::ConsumerShared`].
+    pub async fn close<R>(&self, consumer: Arc<StreamConsumer<StateContext, R>>) -> Result<()>
+    where
+        R: Send + Sync + 'static,
+        StreamConsumer<StateContext, R>: Consumer<StateContext> + Send + 'static,
+    {
+        let consumer = Arc::try_unwrap(consumer).map_err(|shared| ManagerError::ConsumerShared {
+            references: Arc::strong_count(&shared),
+        })?;
+        let inner = self.inner.clone();
+        joined(
+            "close",
+            tokio::task::spawn_blocking(move || crate::shutdown::close_with(&inner, consumer)).await,
+        )
     }
 }

@@ -8,7 +8,8 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::BaseConsumer;
 use state_core::{Backend, MemoryBackend};
 use state_manager::{
-    partition_for_key, ManagerConfig, ManagerError, RocksDbBackend, StateStoreManager, StoreSpec, TopicPartition,
+    murmur2_partition, ManagerConfig, ManagerError, Partitioner, RocksDbBackend, StateStoreManager, StoreSpec,
+    TopicPartition,
 };
 
 /// A consumer that never connects: a store without a changelog needs no
@@ -108,11 +109,11 @@ fn readers_never_see_half_a_checkpoint_on_fjall() {
 }
 
 #[test]
-fn partition_for_key_is_the_producers_partitioner() {
+fn murmur2_partition_is_the_java_clients_partitioner() {
     // Kafka's DefaultPartitioner: toPositive(murmur2(key)) % partitions.
-    assert_eq!(partition_for_key(b"foobar", 1), 0);
+    assert_eq!(murmur2_partition(b"foobar", 1), 0);
     let counts: Vec<u32> = (0..1000)
-        .map(|i| partition_for_key(format!("user-{i}").as_bytes(), 4))
+        .map(|i| murmur2_partition(format!("user-{i}").as_bytes(), 4))
         .fold(vec![0; 4], |mut acc, p| {
             acc[p as usize] += 1;
             acc
@@ -121,4 +122,109 @@ fn partition_for_key_is_the_producers_partitioner() {
         counts.iter().all(|c| *c > 150),
         "keys spread over partitions: {counts:?}"
     );
+}
+
+/// Every partitioner puts each key where a librdkafka producer with the
+/// same `partitioner` setting puts it, and the reader of a manager routes
+/// keys with the manager's partitioner.
+#[test]
+fn partitioners_put_keys_where_librdkafka_does() {
+    use rdkafka::consumer::Consumer;
+    use rdkafka::message::Message;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use std::time::Duration;
+
+    const PARTITIONS: u32 = 7;
+    let keys: Vec<String> = (0..40).map(|i| format!("key-{i}")).collect();
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    for partitioner in [
+        Partitioner::Murmur2Random,
+        Partitioner::Murmur2,
+        Partitioner::ConsistentRandom,
+        Partitioner::Consistent,
+        Partitioner::Fnv1aRandom,
+        Partitioner::Fnv1a,
+    ] {
+        let topic = format!("keys-{partitioner}");
+        cluster.create_topic(&topic, PARTITIONS as i32, 1).unwrap();
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("partitioner", partitioner.librdkafka_name())
+            .create()
+            .unwrap();
+        for key in &keys {
+            producer
+                .send(BaseRecord::<str, str>::to(&topic).key(key).payload(key))
+                .map_err(|(e, _)| e)
+                .unwrap();
+        }
+        producer.flush(Duration::from_secs(10)).unwrap();
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("group.id", format!("reader-{partitioner}"))
+            .create()
+            .unwrap();
+        let mut all = rdkafka::TopicPartitionList::new();
+        for p in 0..PARTITIONS as i32 {
+            all.add_partition_offset(&topic, p, rdkafka::Offset::Beginning).unwrap();
+        }
+        consumer.assign(&all).unwrap();
+        let mut seen = 0;
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while seen < keys.len() {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "{partitioner}: records did not arrive"
+            );
+            let Some(msg) = consumer.poll(Duration::from_millis(100)) else {
+                continue;
+            };
+            let msg = msg.unwrap();
+            let key = msg.key().unwrap();
+            assert_eq!(
+                partitioner.partition(key, PARTITIONS),
+                Some(msg.partition() as u32),
+                "{partitioner}: {}",
+                String::from_utf8_lossy(key)
+            );
+            seen += 1;
+        }
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = ManagerConfig::with_backend("g", dir.path(), MemoryBackend::shared());
+    config.partitioner = Partitioner::ConsistentRandom;
+    let m = StateStoreManager::new(config, ClientConfig::new()).unwrap();
+    let reader = m.reader();
+    assert_eq!(reader.partitioner(), Partitioner::ConsistentRandom);
+    assert_eq!(
+        reader.partition_of(b"key-1", PARTITIONS),
+        Partitioner::ConsistentRandom.partition(b"key-1", PARTITIONS)
+    );
+}
+
+#[test]
+fn a_client_configuration_with_another_partitioner_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ManagerConfig::with_backend("g", dir.path(), MemoryBackend::shared());
+    let mut kafka = ClientConfig::new();
+    kafka.set("partitioner", "consistent_random");
+    let err = StateStoreManager::new(config, kafka).unwrap_err();
+    assert!(matches!(err, ManagerError::PartitionerMismatch { .. }), "{err}");
+    assert!(err.to_string().contains("ManagerConfig::partitioner"), "{err}");
+}
+
+#[test]
+fn each_manager_has_its_own_instance_id() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ManagerConfig::with_backend("g", dir.path(), MemoryBackend::shared());
+    let a = StateStoreManager::new(config.clone(), ClientConfig::new()).unwrap();
+    let b = StateStoreManager::new(config.clone(), ClientConfig::new()).unwrap();
+    assert_ne!(a.instance_id(), b.instance_id());
+    assert_ne!(a.transactional_id(), b.transactional_id());
+    assert!(a.transactional_id().starts_with("g-"), "{}", a.transactional_id());
+    let mut named = config;
+    named.instance_id = Some("pod-7".into());
+    let c = StateStoreManager::new(named, ClientConfig::new()).unwrap();
+    assert_eq!(c.transactional_id(), "g-pod-7");
 }

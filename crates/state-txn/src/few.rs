@@ -3,6 +3,9 @@
 //! finds the prefix then finds its windows without another cache miss (and
 //! a new list costs no allocation).
 
+/// The capacity a list gets when it outgrows its inline items.
+const SPILL_CAPACITY: usize = 16;
+
 /// A few items, the first two inline: most prefixes have one or two
 /// windows, and a transaction keeps these for every prefix it touches.
 #[derive(Clone, Debug, Default)]
@@ -48,8 +51,12 @@ impl<T: Copy + Default> Few<T> {
             self.inline[usize::from(self.len)] = item;
             self.len += 1;
         } else {
-            self.spilled = self.inline.to_vec();
-            self.spilled.push(item);
+            // Room for a hopping window's worth of changes at once: a list
+            // that spills keeps growing in the same transaction.
+            let mut spilled = Vec::with_capacity(SPILL_CAPACITY);
+            spilled.extend_from_slice(&self.inline);
+            spilled.push(item);
+            self.spilled = spilled;
         }
     }
 

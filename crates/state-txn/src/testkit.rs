@@ -1,7 +1,7 @@
 //! Conformance cases for windowed, timestamped and per-write-TTL
-//! transactions, and quixstreams' window types written on them
-//! ([`windows`]) checked against naive models, run by every backend through
-//! [`state_core::testkit::Harness`]:
+//! transactions, run by every backend through
+//! [`state_core::testkit::Harness`] (the window operators built on them
+//! have their own kit, `state_windows::testkit`):
 //!
 //! ```text
 //! state_txn::txn_conformance_tests!(MyHarness::new());
@@ -23,8 +23,6 @@ use crate::{
 mod primitives;
 mod ttl_cases;
 mod window_index;
-mod window_models;
-pub mod windows;
 
 pub use primitives::{expire_end_inclusive, expiry_checkpoints, windowed_iteration};
 pub use ttl_cases::{
@@ -32,11 +30,6 @@ pub use ttl_cases::{
     ttl_switch_of_a_populated_store, ttl_writes_reads_and_sweep,
 };
 pub use window_index::{windowed_txn, with_window_index};
-pub use window_models::{
-    count_windows_match_a_naive_model, fixed_windows_by_partition_match_a_naive_model,
-    hopping_windows_match_a_naive_model, session_windows_match_a_naive_model, sliding_windows_match_a_naive_model,
-    tumbling_windows_match_a_naive_model,
-};
 
 type P = Arc<dyn StorePartition>;
 
@@ -680,12 +673,6 @@ macro_rules! __txn_case_list {
             [] ttl_refresh_budget_and_local_sweep,
             [] ttl_switch_of_a_populated_store,
             [] ttl_refusals,
-            [indexed] tumbling_windows_match_a_naive_model,
-            [indexed] hopping_windows_match_a_naive_model,
-            [indexed] fixed_windows_by_partition_match_a_naive_model,
-            [indexed] sliding_windows_match_a_naive_model,
-            [indexed] count_windows_match_a_naive_model,
-            [indexed] session_windows_match_a_naive_model,
         }
     };
 }

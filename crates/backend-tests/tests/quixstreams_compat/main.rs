@@ -11,7 +11,7 @@
 //! The issue #15 scenarios (`traced` module below) also compare every
 //! header of every record (`__ttl_stamped__` included), the windows each
 //! message emits (session and sliding windows run on our primitives through
-//! `state_txn::testkit::windows`), the return value of every traced
+//! `state-windows`' operators), the return value of every traced
 //! primitive call, and the reads after replaying quixstreams' own TTL
 //! changelog.
 

@@ -14,13 +14,11 @@ use state_core::{
     ReplayedRecord, StorePartition, WriteBatch,
 };
 use state_rocksdb::{RocksDbOptions, RocksDbPartition};
-use state_txn::testkit::windows::{
-    Aggregations, Aggregator, Closing, MessageKey, Processed, SessionWindow, SlidingWindow, WindowKind,
-};
 use state_txn::{
     ExpireOptions, ExpiredWindow, GetOptions, PartitionTransaction, SetOptions, TimestampedConfig,
     TimestampedTransaction, TtlOptions, TtlState, Window, WindowedTransaction, CHECKPOINT_NEVER,
 };
+use state_windows::{Closing, Collect, Count, Emit, Session, Sliding, Sum};
 
 fn unhex(s: &str) -> Vec<u8> {
     (0..s.len())
@@ -140,98 +138,152 @@ fn last_offset(fx: &Value, ck: usize) -> Option<u64> {
 
 // ---- windows ------------------------------------------------------------------
 
-fn message_key(v: &Value) -> MessageKey {
+/// A message key as the fixtures write it (`{"hex": ..}`: bytes, its own
+/// state prefix; a string: JSON-encoded as its prefix).
+fn prefix_of(v: &Value) -> Vec<u8> {
     match v {
-        Value::String(s) => MessageKey::Typed(s.clone()),
-        other => MessageKey::Bytes(bytes_of(other)),
+        Value::String(s) => Codec::Json.encode(s).unwrap(),
+        other => bytes_of(other),
     }
 }
 
-fn key_json(k: &MessageKey) -> Value {
-    match k {
-        MessageKey::Bytes(b) => json!({ "hex": hex(b) }),
-        MessageKey::Typed(s) => json!(s),
+/// A state prefix labelled as quixstreams' `key_from_prefix` labels it for
+/// a message whose key looks like `current`.
+fn key_json(prefix: &[u8], current: &Value) -> Value {
+    match current {
+        Value::String(_) => Value::String(Codec::Json.decode(prefix).unwrap()),
+        _ => json!({ "hex": hex(prefix) }),
     }
 }
 
-fn results_json(items: &[(MessageKey, Value)]) -> Value {
-    Value::Array(
-        items
-            .iter()
-            .map(|(k, w)| json!({"key": key_json(k), "window": w}))
-            .collect(),
-    )
-}
+/// What one message emitted: `(state prefix, window)`.
+type Emitted = Vec<(Vec<u8>, Value)>;
 
-type Process<'a> = dyn Fn(&Value, &mut WindowedTransaction, &MessageKey, &Value, i64) -> Processed + 'a;
+/// One message through the operator of `emit` for the checkpoint's
+/// `window_config`.
+type Process<'a> = dyn Fn(&Value, Emit, &mut WindowedTransaction, &[u8], &Value, i64) -> Emitted + 'a;
 
-/// Feeds a window fixture's messages through our window on our primitives,
-/// one transaction per checkpoint (reopening the partition where
-/// quixstreams did), and compares emitted windows, changelog records and
-/// the final bytes of every column family.
-fn run_window_fixture(name: &str, process: &Process<'_>) {
-    let fx = fixture(name);
-    let mut dir = Dir::new();
-    for (n, ck) in fx["checkpoints"].as_array().unwrap().iter().enumerate() {
-        if ck["reopened_before"].as_bool().unwrap_or(false) {
-            dir.reopen();
+/// Feeds a window fixture's messages through our window operator, one
+/// transaction per checkpoint (reopening the partition where quixstreams
+/// did), once per emit mode of `emits`, and compares the windows emitted
+/// on close with the fixture's `expired` lists and those emitted on update
+/// with its `updated` lists; each run compares the changelog records and
+/// the bytes too (they do not depend on the emit mode).
+fn run_window_fixture(name: &str, emits: &[Emit], process: &Process<'_>) {
+    for emit in emits {
+        let (emit, list) = match emit {
+            Emit::OnClose => (Emit::OnClose, "expired"),
+            Emit::OnUpdate => (Emit::OnUpdate, "updated"),
+        };
+        let fx = fixture(name);
+        let mut dir = Dir::new();
+        for (n, ck) in fx["checkpoints"].as_array().unwrap().iter().enumerate() {
+            if ck["reopened_before"].as_bool().unwrap_or(false) {
+                dir.reopen();
+            }
+            let mut t = WindowedTransaction::new(dir.p(), Codec::Json, dir.sink());
+            for m in ck["messages"].as_array().unwrap() {
+                let ts = m["timestamp_ms"].as_i64().unwrap();
+                let got = process(
+                    &ck["window_config"],
+                    emit,
+                    &mut t,
+                    &prefix_of(&m["key"]),
+                    &m["value"],
+                    ts,
+                );
+                let got: Vec<Value> = got
+                    .into_iter()
+                    .map(|(k, w)| json!({"key": key_json(&k, &m["key"]), "window": w}))
+                    .collect();
+                let at = format!("{name} checkpoint {n} message at offset {}", m["offset"]);
+                assert_eq!(Value::Array(got), m[list], "{at}: {list} windows");
+            }
+            t.prepare(Some(&offsets(&ck["processed_offsets"]))).unwrap();
+            t.flush(last_offset(&fx, n)).unwrap();
+            assert_eq!(
+                ours(dir.sink.take()),
+                theirs(&ck["changelog"]),
+                "{name} checkpoint {n}: changelog records"
+            );
         }
-        let mut t = WindowedTransaction::new(dir.p(), Codec::Json, dir.sink());
-        for m in ck["messages"].as_array().unwrap() {
-            let key = message_key(&m["key"]);
-            let ts = m["timestamp_ms"].as_i64().unwrap();
-            let got = process(&ck["window_config"], &mut t, &key, &m["value"], ts);
-            let at = format!("{name} checkpoint {n} message at offset {}", m["offset"]);
-            assert_eq!(results_json(&got.updated), m["updated"], "{at}: updated windows");
-            assert_eq!(results_json(&got.expired), m["expired"], "{at}: expired windows");
-        }
-        t.prepare(Some(&offsets(&ck["processed_offsets"]))).unwrap();
-        t.flush(last_offset(&fx, n)).unwrap();
-        assert_eq!(
-            ours(dir.sink.take()),
-            theirs(&ck["changelog"]),
-            "{name} checkpoint {n}: changelog records"
-        );
+        dir.reopen();
+        assert_eq!(dump(&*dir.p()), fx["column_families"], "{name}: every column family");
     }
-    dir.reopen();
-    assert_eq!(dump(&*dir.p()), fx["column_families"], "{name}: every column family");
 }
 
+/// A window result as quixstreams writes it: `start`, `end`, then `fields`.
+fn window(start: i64, end: i64, mut fields: Value) -> Value {
+    fields["start"] = json!(start);
+    fields["end"] = json!(end);
+    fields
+}
+
+/// Collected values are read only when a window closes (an operator that
+/// collects emits on close only), so the windows with a collector are
+/// compared on close; `session_key` and the #24 fixtures (`state-windows`'
+/// compat test) cover updates.
 #[test]
 fn session_windows_closed_by_partition_match_quixstreams() {
-    let w = SessionWindow {
-        gap: 10,
-        grace: 5,
-        closing: Closing::Partition,
-        aggs: Aggregations::multi(
-            &[("count", Aggregator::Count), ("sum", Aggregator::Sum)],
-            Some("values"),
-        ),
-    };
-    run_window_fixture("session_partition", &|_, t, k, v, ts| w.process(t, k, v, ts).unwrap());
-}
-
-#[test]
-fn session_windows_closed_by_key_match_quixstreams() {
-    run_window_fixture("session_key", &|config, t, k, v, ts| {
-        let w = SessionWindow {
-            gap: 10,
-            grace: config["_grace_ms"].as_i64().unwrap_or(0),
-            closing: Closing::Key,
-            aggs: Aggregations::single(Aggregator::Count),
-        };
-        w.process(t, k, v, ts).unwrap()
+    run_window_fixture("session_partition", &[Emit::OnClose], &|_, emit, t, k, v, ts| {
+        Session::new(Duration::from_millis(10))
+            .grace(Duration::from_millis(5))
+            .closing(Closing::Partition)
+            .emit(emit)
+            .agg((("count", Count::new()), ("sum", Sum::new()), ("values", Collect::new())))
+            .unwrap()
+            .process(t, k, ts, &v.as_i64().unwrap())
+            .unwrap()
+            .into_iter()
+            .map(|w| {
+                let (count, sum, values) = w.value;
+                (
+                    w.key,
+                    window(w.start, w.end, json!({"count": count, "sum": sum, "values": values})),
+                )
+            })
+            .collect()
     });
 }
 
 #[test]
+fn session_windows_closed_by_key_match_quixstreams() {
+    run_window_fixture(
+        "session_key",
+        &[Emit::OnClose, Emit::OnUpdate],
+        &|config, emit, t, k, v, ts| {
+            let grace = config["_grace_ms"].as_u64().unwrap_or(0);
+            Session::new(Duration::from_millis(10))
+                .grace(Duration::from_millis(grace))
+                .emit(emit)
+                .aggregate(Count::new())
+                .unwrap()
+                .process(t, k, ts, v)
+                .unwrap()
+                .into_iter()
+                .map(|w| (w.key, window(w.start, w.end, json!({"value": w.value}))))
+                .collect()
+        },
+    );
+}
+
+#[test]
 fn sliding_windows_match_quixstreams() {
-    let w = SlidingWindow {
-        duration: 10,
-        grace: 5,
-        aggs: Aggregations::multi(&[("sum", Aggregator::Sum)], Some("items")),
-    };
-    run_window_fixture("sliding", &|_, t, k, v, ts| w.process(t, k, v, ts).unwrap());
+    run_window_fixture("sliding", &[Emit::OnClose], &|_, emit, t, k, v, ts| {
+        Sliding::new(Duration::from_millis(10))
+            .grace(Duration::from_millis(5))
+            .emit(emit)
+            .agg((("sum", Sum::new()), ("items", Collect::new())))
+            .unwrap()
+            .process(t, k, ts, &v.as_i64().unwrap())
+            .unwrap()
+            .into_iter()
+            .map(|w| {
+                let (sum, items) = w.value;
+                (w.key, window(w.start, w.end, json!({"sum": sum, "items": items})))
+            })
+            .collect()
+    });
 }
 
 // ---- the primitives, call by call -------------------------------------------

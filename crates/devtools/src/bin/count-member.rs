@@ -25,7 +25,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut kafka = ClientConfig::new();
     kafka.set("bootstrap.servers", bootstrap);
     let mut config = ManagerConfig::new("count-group", state_dir);
-    config.instance_id = instance.clone();
+    config.instance_id = Some(instance.clone());
     let mut manager = StateStoreManager::new(config, kafka.clone())?;
     let counts_store = manager.register_store(StoreSpec::key_value(topic, "counts"))?;
     let manager = Arc::new(Mutex::new(manager));

@@ -120,7 +120,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     config.guarantee = guarantee;
     let peer = std::env::var("PEER").is_ok();
     let finish_all = std::env::var("FINISH_ALL").is_ok() || std::env::var("STANDBYS").is_err();
-    config.instance_id = if peer { "peer".into() } else { "child".into() };
+    config.instance_id = Some(if peer { "peer" } else { "child" }.into());
     if std::env::var("STANDBYS").is_ok() {
         config.standby = state_manager::StandbyPolicy::AllPartitions;
     }

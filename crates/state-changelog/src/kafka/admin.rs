@@ -11,6 +11,7 @@ use crate::error::{ChangelogError, Result};
 use crate::kafka::block_on::block_on;
 use crate::kafka::client::KafkaClientContext;
 use crate::kafka::consumer::serve_events;
+use crate::kafka::mock::{creator_for, is_mock_cluster};
 
 fn admin_client(client: &ClientConfig) -> Result<AdminClient<KafkaClientContext>> {
     client
@@ -103,6 +104,12 @@ pub fn ensure_changelog_topic(
 /// Creates `topic` with `partitions` partitions and the given topic configs
 /// through the admin API. Returns `false` if it already existed (its
 /// settings are not checked here).
+///
+/// librdkafka's in-process mock cluster does not create topics through
+/// the admin API: on one, the topic is created by the creator a test
+/// cluster registered ([`crate::register_mock_cluster`]; topic configs
+/// do not apply there), or the call fails at once with
+/// [`ChangelogError::MockClusterTopic`].
 pub fn create_topic(
     client: &ClientConfig,
     topic: &str,
@@ -112,6 +119,9 @@ pub fn create_topic(
     timeout: Duration,
 ) -> Result<bool> {
     let admin = admin_client(client)?;
+    if is_mock_cluster(admin.inner(), timeout) {
+        return create_on_mock(client, topic, partitions, timeout);
+    }
     let mut new = NewTopic::new(topic, partitions as i32, TopicReplication::Fixed(replication_factor));
     for (k, v) in configs {
         new = new.set(k, v);
@@ -135,6 +145,26 @@ pub fn create_topic(
         }
     }
     Ok(created)
+}
+
+/// Creates `topic` on the mock cluster `client` names, through the creator
+/// its test cluster registered.
+fn create_on_mock(client: &ClientConfig, topic: &str, partitions: usize, timeout: Duration) -> Result<bool> {
+    let bootstrap = client.get("bootstrap.servers").unwrap_or_default();
+    let Some(create) = creator_for(bootstrap) else {
+        return Err(ChangelogError::MockClusterTopic {
+            topic: topic.to_owned(),
+            partitions,
+        });
+    };
+    if topic_partitions(client, topic, timeout)?.is_some() {
+        return Ok(false);
+    }
+    create(topic, partitions).map_err(|source| ChangelogError::Kafka {
+        operation: "creating a topic on the mock cluster",
+        source,
+    })?;
+    Ok(true)
 }
 
 /// The configuration entries of `topic` as the broker reports them.

@@ -18,6 +18,29 @@ pub(crate) const RECOVERY_GROUP: &str = "kafka-state-recovery";
 /// `fetch.queue.backoff.ms` to.
 pub(crate) const SHORT_FETCH_BACKOFF_MS: &str = "5";
 
+/// Where a consumer starts reading a partition that has no committed
+/// offset (or an out-of-range one): librdkafka's `auto.offset.reset`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum OffsetReset {
+    /// From the partition's first record (Kafka Streams' default: a new
+    /// application processes what its input already holds).
+    #[default]
+    Earliest,
+    /// From the partition's end: only records produced from now on
+    /// (librdkafka's and quixstreams' default).
+    Latest,
+}
+
+impl OffsetReset {
+    /// The value of `auto.offset.reset`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            OffsetReset::Earliest => "earliest",
+            OffsetReset::Latest => "latest",
+        }
+    }
+}
+
 /// The librdkafka properties of a consumer that reads state or the records
 /// state is built from: the restore consumer (active restores and
 /// standbys), blocking recovery, verification readers, and the processing
@@ -33,7 +56,8 @@ pub(crate) const SHORT_FETCH_BACKOFF_MS: &str = "5";
 ///   records of aborted or still open transactions are never delivered.
 ///
 /// Options add what some consumers need:
-/// [`from_earliest`](Self::from_earliest),
+/// [`from_earliest`](Self::from_earliest) (or
+/// [`offset_reset`](Self::offset_reset)),
 /// [`without_offset_store`](Self::without_offset_store),
 /// [`short_fetch_backoff`](Self::short_fetch_backoff);
 /// [`restore`](Self::restore) is all three. The settings are applied on top
@@ -53,7 +77,7 @@ pub(crate) const SHORT_FETCH_BACKOFF_MS: &str = "5";
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ConsumerSettings {
     group_id: String,
-    from_earliest: bool,
+    offset_reset: Option<OffsetReset>,
     store_offsets: bool,
     short_fetch_backoff: bool,
 }
@@ -64,7 +88,7 @@ impl ConsumerSettings {
     pub fn new(group_id: impl Into<String>) -> Self {
         ConsumerSettings {
             group_id: group_id.into(),
-            from_earliest: false,
+            offset_reset: None,
             store_offsets: true,
             short_fetch_backoff: false,
         }
@@ -86,8 +110,14 @@ impl ConsumerSettings {
     /// `auto.offset.reset=earliest`: a partition without a committed (or
     /// with an out-of-range) offset is read from its first record, not
     /// from its end (librdkafka's default).
-    pub fn from_earliest(mut self) -> Self {
-        self.from_earliest = true;
+    pub fn from_earliest(self) -> Self {
+        self.offset_reset(OffsetReset::Earliest)
+    }
+
+    /// `auto.offset.reset` set to `reset`: where a partition without a
+    /// committed (or with an out-of-range) offset is read from.
+    pub fn offset_reset(mut self, reset: OffsetReset) -> Self {
+        self.offset_reset = Some(reset);
         self
     }
 
@@ -123,8 +153,8 @@ impl ConsumerSettings {
             .set("group.id", &self.group_id)
             .set("enable.auto.commit", "false")
             .set("isolation.level", "read_committed");
-        if self.from_earliest {
-            config.set("auto.offset.reset", "earliest");
+        if let Some(reset) = self.offset_reset {
+            config.set("auto.offset.reset", reset.as_str());
         }
         if !self.store_offsets {
             config.set("enable.auto.offset.store", "false");

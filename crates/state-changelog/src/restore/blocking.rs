@@ -90,7 +90,7 @@ impl RecoveryManager {
     pub fn new(client: &ClientConfig, config: RecoveryConfig, stop: Arc<AtomicBool>) -> Result<Self> {
         let group = client.get("group.id").unwrap_or(RECOVERY_GROUP);
         let consumer = create_consumer(
-            client,
+            &config.consumer_client(client),
             &ConsumerSettings::restore(group),
             "creating the recovery consumer",
         )?;

@@ -22,6 +22,23 @@ pub struct RecoveryConfig {
     /// Standby replicas: the longest a staged batch waits before it is
     /// written, so a standby's stored offset follows its changelog.
     pub standby_flush_interval: Duration,
+    /// librdkafka properties of the restore consumer only, over the client
+    /// configuration (which the producers share): for example
+    /// `fetch.wait.max.ms`, how long a fetch at a partition's end waits
+    /// (500 ms by default; each finished restore costs up to that). Default
+    /// empty.
+    pub consumer_properties: Vec<(String, String)>,
+}
+
+impl RecoveryConfig {
+    /// `client` with [`consumer_properties`](Self::consumer_properties) over it.
+    pub(crate) fn consumer_client(&self, client: &rdkafka::config::ClientConfig) -> rdkafka::config::ClientConfig {
+        let mut client = client.clone();
+        for (key, value) in &self.consumer_properties {
+            client.set(key, value);
+        }
+        client
+    }
 }
 
 impl Default for RecoveryConfig {
@@ -34,6 +51,7 @@ impl Default for RecoveryConfig {
             progress_interval: Duration::from_millis(500),
             standby_refresh_interval: Duration::from_secs(1),
             standby_flush_interval: Duration::from_secs(1),
+            consumer_properties: Vec::new(),
         }
     }
 }

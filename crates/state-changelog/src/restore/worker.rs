@@ -63,12 +63,13 @@ impl std::fmt::Debug for Restorer {
 
 impl Restorer {
     /// Starts the thread. Its consumer uses `client` (bootstrap servers,
-    /// security) with [`ConsumerSettings::restore`]; `group_id` is the
+    /// security) and [`RecoveryConfig::consumer_properties`] with
+    /// [`ConsumerSettings::restore`]; `group_id` is the
     /// application's group, used only to read its committed offsets for
     /// standbys (the restorer never joins the group nor commits).
     pub fn start(client: &ClientConfig, group_id: &str, config: RecoveryConfig) -> Result<Self> {
         let consumer = create_consumer(
-            client,
+            &config.consumer_client(client),
             &ConsumerSettings::restore(group_id),
             "creating the restore consumer",
         )?;

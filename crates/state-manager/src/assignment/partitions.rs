@@ -74,6 +74,26 @@ impl Assignments {
         self.assigned.get(tp) == Some(&Role::Active)
     }
 
+    /// The source partitions assigned here (restoring or ready).
+    pub(crate) fn assigned(&self) -> Vec<TopicPartition> {
+        self.assigned.keys().cloned().collect()
+    }
+
+    /// Stops every standby replica and closes its store partitions.
+    pub(crate) fn stop_standbys(&mut self, registry: &mut Registry) -> Result<()> {
+        let kept: Vec<TopicPartition> = self.standbys.partitions().cloned().collect();
+        for tp in kept {
+            self.standbys.stop(&tp, registry, &self.restorer)?;
+        }
+        Ok(())
+    }
+
+    /// Stops the restorer thread, if it runs (it starts again when next
+    /// needed). Call it with no restore or standby left.
+    pub(crate) fn stop_restorer(&mut self) {
+        self.restorer.stop();
+    }
+
     /// How many source partitions are assigned here.
     pub(crate) fn len(&self) -> usize {
         self.assigned.len()

@@ -36,6 +36,11 @@ impl LazyRestorer {
             .ok_or(ManagerError::Changelog(ChangelogError::Stopped))
     }
 
+    /// Stops the restorer thread (joining it), if it runs.
+    pub(super) fn stop(&mut self) {
+        self.running = None;
+    }
+
     /// The restorer, if it was started.
     pub(super) fn running(&self) -> Option<&Restorer> {
         self.running.as_ref()

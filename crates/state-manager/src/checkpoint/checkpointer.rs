@@ -6,15 +6,18 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{CommitMode, Consumer, ConsumerContext};
+use rdkafka::consumer::{Consumer, ConsumerContext};
+use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use state_changelog::ChangelogProducer;
 use state_core::{ProcessedOffsets, TopicPartition};
 
+use super::group_commit::{commit_offsets, Waited};
 use super::offsets::SourceOffsets;
 use super::producer::ProducerLifecycle;
 use crate::config::{ManagerConfig, ProcessingGuarantee};
 use crate::error::{CheckpointError, ManagerError, Result};
+use crate::events::{Events, ManagerEvent, RewoundPartition};
 use crate::registry::Registry;
 use crate::stage::CheckpointStage;
 use crate::txns::OpenTxns;
@@ -56,6 +59,27 @@ fn kafka_failed(
     move |source| failed(stage, CheckpointError::Kafka { operation, source })
 }
 
+/// Where a commit runs, which decides whether it may wait for a rebalance
+/// to let its offsets through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CommitCaller {
+    /// The application's thread (the poll loop): it may wait up to
+    /// `kafka_timeout`.
+    PollLoop,
+    /// A rebalance callback: the rebalance waits for it, so it never waits.
+    RebalanceCallback,
+}
+
+/// What became of a checkpoint that did not fail.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kept {
+    /// Committed and flushed locally (or there was nothing to commit).
+    Flushed,
+    /// Committed in Kafka but not taken by the group: not kept locally,
+    /// its records are processed again.
+    Rewound,
+}
+
 /// Commits checkpoints: owns the producer (and its Kafka transaction), the
 /// source offsets processed since the last checkpoint, and the time of the
 /// last commit.
@@ -68,13 +92,15 @@ pub(crate) struct Checkpointer {
     offsets: SourceOffsets,
     last_commit: Instant,
     observer: Option<CheckpointObserver>,
+    events: Events,
 }
 
 impl Checkpointer {
-    /// A checkpointer for `config`, producing with `kafka`'s settings.
-    pub(crate) fn new(config: &ManagerConfig, kafka: &ClientConfig) -> Self {
+    /// A checkpointer for `config`, producing with `kafka`'s settings as
+    /// instance `instance_id`.
+    pub(crate) fn new(config: &ManagerConfig, kafka: &ClientConfig, instance_id: &str) -> Self {
         Checkpointer {
-            producer: ProducerLifecycle::new(config, kafka),
+            producer: ProducerLifecycle::new(config, kafka, instance_id),
             guarantee: config.guarantee,
             mirror_transactional_offsets: config.mirror_transactional_offsets,
             kafka_timeout: config.kafka_timeout,
@@ -82,12 +108,18 @@ impl Checkpointer {
             offsets: SourceOffsets::default(),
             last_commit: Instant::now(),
             observer: None,
+            events: Events::default(),
         }
     }
 
     /// Receives every stage a checkpoint passes.
     pub(crate) fn set_observer(&mut self, f: impl FnMut(CheckpointStage) + Send + 'static) {
         self.observer = Some(Box::new(f));
+    }
+
+    /// Receives every [`ManagerEvent`].
+    pub(crate) fn set_event_listener(&mut self, f: impl FnMut(&ManagerEvent) + Send + 'static) {
+        self.events.set_listener(f);
     }
 
     fn observe(&mut self, stage: CheckpointStage) {
@@ -134,6 +166,7 @@ impl Checkpointer {
         mut txns: OpenTxns,
         registry: &Registry,
         consumer: &K,
+        caller: CommitCaller,
     ) -> Result<()> {
         let offsets = std::mem::take(&mut self.offsets);
         self.last_commit = Instant::now();
@@ -141,14 +174,44 @@ impl Checkpointer {
             return Ok(());
         }
         let started = Instant::now();
-        let res = self.commit_checkpoint(&mut txns, &offsets, registry, consumer);
-        crate::metrics::checkpoint(res.is_ok());
-        if res.is_err() {
-            self.producer.abort_after_failure();
-        } else {
-            crate::metrics::stage("total", started.elapsed());
+        let res = self.commit_checkpoint(&mut txns, &offsets, registry, consumer, caller);
+        crate::metrics::checkpoint(match res {
+            Ok(Kept::Flushed) => "ok",
+            Ok(Kept::Rewound) => "rewound",
+            Err(_) => "failed",
+        });
+        match res {
+            Ok(kept) => {
+                if kept == Kept::Flushed {
+                    crate::metrics::stage("total", started.elapsed());
+                }
+                Ok(())
+            }
+            Err(e) => {
+                self.producer.abort_after_failure();
+                Err(e)
+            }
         }
-        res
+    }
+
+    /// How long a commit by `caller` may wait for a rebalance to take its
+    /// offsets.
+    fn rebalance_wait(&self, caller: CommitCaller) -> Option<Duration> {
+        (caller == CommitCaller::PollLoop).then_some(self.kafka_timeout)
+    }
+
+    /// Reports a commit that had to wait for a rebalance.
+    fn report_wait(&mut self, waited: Option<Waited>) {
+        if let Some(Waited { waited, refused }) = waited {
+            crate::metrics::commit_delayed_by_rebalance();
+            tracing::info!(
+                ?waited,
+                refused,
+                "offset commit waited for the group to finish rebalancing"
+            );
+            self.events
+                .emit(ManagerEvent::CommitDelayedByRebalance { waited, refused });
+        }
     }
 
     fn commit_checkpoint<C: ConsumerContext, K: Consumer<C>>(
@@ -157,7 +220,8 @@ impl Checkpointer {
         offsets: &SourceOffsets,
         registry: &Registry,
         consumer: &K,
-    ) -> Result<()> {
+        caller: CommitCaller,
+    ) -> Result<Kept> {
         // 1. Changelog records, tagged with the processed source offsets.
         let mut timer = Instant::now();
         let mut lap = |stage: &'static str| {
@@ -194,10 +258,11 @@ impl Checkpointer {
         match self.guarantee {
             ProcessingGuarantee::AtLeastOnce => {
                 if tpl.count() > 0 {
-                    consumer.commit(&tpl, CommitMode::Sync).map_err(kafka_failed(
+                    let waited = commit_offsets(consumer, &tpl, self.rebalance_wait(caller)).map_err(kafka_failed(
                         CheckpointStage::Committed,
                         "committing the source offsets",
                     ))?;
+                    self.report_wait(waited);
                 }
             }
             ProcessingGuarantee::ExactlyOnce => {
@@ -205,39 +270,20 @@ impl Checkpointer {
                 if self.mirror_transactional_offsets && tpl.count() > 0 {
                     // The transaction holds the offsets; this broker does not
                     // keep them, so the group's committed offsets come from
-                    // this mirror. If it fails (the broker refuses commits
-                    // during a rebalance), the group still points before
-                    // this checkpoint: local state must not move past it, or
+                    // this mirror. If the group refuses it past the wait (a
+                    // long rebalance), it still points before this
+                    // checkpoint: local state must not move past it, or
                     // whoever resumes from those offsets counts its records
                     // twice. So keep the checkpoint out of local state and
                     // rewind to its first records: they are processed again
                     // (their changelog records stay skipped on restores until
                     // later commits overwrite them).
-                    if let Err(e) = consumer.commit(&tpl, CommitMode::Sync) {
-                        tracing::warn!(
-                            error = %e,
-                            "mirrored offset commit failed: this checkpoint is not kept locally and its records \
-                             are processed again"
-                        );
-                        for (source, first) in offsets.first() {
-                            // A partition being revoked cannot be sought; it
-                            // restores from the changelog wherever it goes.
-                            if let Err(e) = consumer.seek(
-                                source.topic(),
-                                source.partition(),
-                                Offset::Offset(first),
-                                self.kafka_timeout,
-                            ) {
-                                tracing::warn!(
-                                    topic = source.topic(),
-                                    partition = source.partition(),
-                                    offset = first,
-                                    error = %e,
-                                    "could not rewind to the uncommitted checkpoint's first record"
-                                );
-                            }
+                    match commit_offsets(consumer, &tpl, self.rebalance_wait(caller)) {
+                        Ok(waited) => self.report_wait(waited),
+                        Err(cause) => {
+                            self.rewind(consumer, offsets, cause);
+                            return Ok(Kept::Rewound);
                         }
-                        return Ok(());
                     }
                 }
             }
@@ -255,7 +301,44 @@ impl Checkpointer {
         }
         lap("flush");
         self.observe(CheckpointStage::Flushed);
-        Ok(())
+        Ok(Kept::Flushed)
+    }
+
+    /// Moves `consumer` back to the first record of each partition of a
+    /// checkpoint the group did not take (refused with `cause`), and
+    /// reports it.
+    fn rewind<C: ConsumerContext, K: Consumer<C>>(&mut self, consumer: &K, offsets: &SourceOffsets, cause: KafkaError) {
+        tracing::warn!(
+            error = %cause,
+            "mirrored offset commit failed: this checkpoint is not kept locally and its records are processed again"
+        );
+        let mut partitions = Vec::new();
+        for (source, first) in offsets.first() {
+            let last = offsets.last_of(source).unwrap_or(first);
+            partitions.push(RewoundPartition {
+                partition: source.clone(),
+                first_offset: first,
+                last_offset: last,
+            });
+            // A partition being revoked cannot be sought; it restores
+            // from the changelog wherever it goes.
+            if let Err(e) = consumer.seek(
+                source.topic(),
+                source.partition(),
+                Offset::Offset(first),
+                self.kafka_timeout,
+            ) {
+                tracing::warn!(
+                    topic = source.topic(),
+                    partition = source.partition(),
+                    offset = first,
+                    error = %e,
+                    "could not rewind to the uncommitted checkpoint's first record"
+                );
+            }
+        }
+        crate::metrics::rewound_records(partitions.iter().map(RewoundPartition::records).sum());
+        self.events.emit(ManagerEvent::CheckpointRewound { partitions, cause });
     }
 
     /// Drops what was processed since the last checkpoint and aborts the
@@ -287,7 +370,7 @@ mod tests {
         let mut config = ManagerConfig::with_backend("g", "unused", state_core::MemoryBackend::shared());
         config.guarantee = ProcessingGuarantee::ExactlyOnce;
         config.kafka_timeout = timeout;
-        let mut checkpointer = Checkpointer::new(&config, &kafka);
+        let mut checkpointer = Checkpointer::new(&config, &kafka, "test");
         produce_output(&mut checkpointer);
         let consumer = kafka.set("group.id", "g").create().unwrap();
         (checkpointer, consumer)
@@ -304,7 +387,12 @@ mod tests {
     }
 
     fn commit(checkpointer: &mut Checkpointer, consumer: &BaseConsumer) -> Result<()> {
-        checkpointer.commit(OpenTxns::default(), &Registry::default(), consumer)
+        checkpointer.commit(
+            OpenTxns::default(),
+            &Registry::default(),
+            consumer,
+            CommitCaller::PollLoop,
+        )
     }
 
     #[test]
@@ -357,7 +445,7 @@ mod tests {
         let mut kafka = ClientConfig::new();
         kafka.set("bootstrap.servers", cluster.bootstrap_servers());
         let config = ManagerConfig::with_backend("g", "unused", state_core::MemoryBackend::shared());
-        let mut checkpointer = Checkpointer::new(&config, &kafka);
+        let mut checkpointer = Checkpointer::new(&config, &kafka, "test");
         let consumer: BaseConsumer = kafka.set("group.id", "g").create().unwrap();
         cluster.request_errors(
             RDKafkaApiKey::OffsetCommit,

@@ -3,12 +3,15 @@
 //! commits the open transactions under each guarantee.
 //!
 //! * [`Checkpointer`] — commits, aborts, and reports each stage.
+//! * `group_commit` — offset commits through the consumer's group, waiting
+//!   out a cooperative rebalance.
 //! * `offsets` — the first and last source offsets processed per partition.
 //! * `producer` — the changelog (and output) producer and, under
 //!   exactly-once, its transaction.
 
 mod checkpointer;
+mod group_commit;
 mod offsets;
 mod producer;
 
-pub(crate) use checkpointer::Checkpointer;
+pub(crate) use checkpointer::{Checkpointer, CommitCaller};

@@ -13,6 +13,7 @@ use state_changelog::{ChangelogError, ChangelogProducer};
 
 use crate::config::{ManagerConfig, ProcessingGuarantee};
 use crate::error::{CheckpointError, ManagerError, Result};
+use crate::partitioner::PARTITIONER_SETTING;
 use crate::stage::CheckpointStage;
 
 /// See the [module docs](self).
@@ -26,15 +27,23 @@ pub(crate) struct ProducerLifecycle {
 }
 
 impl ProducerLifecycle {
-    pub(crate) fn new(config: &ManagerConfig, kafka: &ClientConfig) -> Self {
+    /// The producer of `config`, with `kafka`'s settings and
+    /// [`ManagerConfig::producer_properties`] over them, for the instance
+    /// `instance_id`.
+    pub(crate) fn new(config: &ManagerConfig, kafka: &ClientConfig, instance_id: &str) -> Self {
         let mut client = kafka.clone();
         for (key, value) in &config.producer_properties {
             client.set(key, value);
         }
+        // Keyed output records land where readers of the manager's
+        // partitioner look (the manager refused a conflicting setting).
+        if client.get(PARTITIONER_SETTING).is_none() {
+            client.set(PARTITIONER_SETTING, config.partitioner.librdkafka_name());
+        }
         ProducerLifecycle {
             client,
             guarantee: config.guarantee,
-            transactional_id: format!("{}-{}", config.group_id, config.instance_id),
+            transactional_id: format!("{}-{}", config.group_id, instance_id),
             timeout: config.kafka_timeout,
             producer: None,
             transaction_open: false,
@@ -150,6 +159,10 @@ impl ProducerLifecycle {
             return Ok(());
         }
         if let Some(p) = &self.producer {
+            // Records of the transaction still in flight (outputs sent
+            // since the last checkpoint) hold the abort until their
+            // delivery reports are served.
+            p.settle_for_abort(self.timeout);
             p.kafka()
                 .abort_transaction(self.timeout)
                 .map_err(|source| ManagerError::Kafka {

@@ -98,6 +98,12 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         Ok(())
     }
 
+    /// The value this transaction wrote to slot `index` of `prefix`, if it
+    /// wrote one.
+    pub(super) fn written_index(&mut self, index: Index, prefix: &[u8]) -> Option<i64> {
+        self.prefixes.get_mut().get(prefix).and_then(|p| p.written_value(index))
+    }
+
     fn prefix_mut(&mut self, prefix: &[u8]) -> &mut PrefixTxn {
         self.prefixes.get_mut().entry(prefix)
     }

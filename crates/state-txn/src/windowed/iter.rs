@@ -203,12 +203,19 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         Ok(std::iter::from_fn(move || cursor.next(self).transpose()))
     }
 
-    /// The message-key prefixes that have windows, as quixstreams'
-    /// `iter_prefixes` yields them: the stored ones in the order their first
-    /// window key appears (each once), merged with the prefixes of this
-    /// transaction's changed windows (sorted) by a merge that assumes both
-    /// sorted. So a prefix may come twice, and stored prefixes whose windows
-    /// this transaction deleted still come. A snapshot taken at the call.
+    /// The message-key prefixes that have windows, close to quixstreams'
+    /// `iter_prefixes`: the stored ones in the order their first window key
+    /// appears (each once), merged with the prefixes of this transaction's
+    /// changed windows (sorted) by a merge that assumes both sorted. So a
+    /// prefix may come twice, and stored prefixes whose windows this
+    /// transaction deleted still come. A snapshot taken at the call.
+    ///
+    /// One difference: quixstreams' cache creates an entry for every
+    /// prefix a transaction only *read* (or deleted from), and its
+    /// `iter_prefixes` lists those too; here only prefixes with a stored
+    /// or changed key come. Its session windows, the only user, find
+    /// nothing to expire under such a prefix and write nothing for it, so
+    /// the results and bytes are the same (`docs/formats.md`, bug B1).
     pub fn iter_prefixes(&self) -> Result<Vec<Vec<u8>>> {
         self.iter_prefixes_in(cf::DEFAULT)
     }

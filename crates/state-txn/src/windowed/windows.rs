@@ -106,6 +106,11 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
             t.touch(prefix, s, e, true);
             let latest = t.get_index(Index::Timestamp, prefix)?;
             let updated = latest.map_or(timestamp, |l| l.max(timestamp));
+            // Rewriting the value this transaction already wrote changes
+            // nothing (a hopping record updates several windows at once).
+            if !t.untracked && t.written_index(Index::Timestamp, prefix) == Some(updated) {
+                return Ok(());
+            }
             t.set_index(Index::Timestamp, prefix, updated)
         })
     }

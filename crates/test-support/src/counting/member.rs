@@ -138,7 +138,7 @@ impl Member {
     ) -> Result<Member, MemberError> {
         let mut cfg = ManagerConfig::new(config.group.as_str(), dir.path());
         cfg.guarantee = config.guarantee;
-        cfg.instance_id = config.name.clone();
+        cfg.instance_id = Some(config.name.clone());
         // The mock broker does not store offsets sent in a transaction.
         cfg.mirror_transactional_offsets = true;
         // Members commit when they mean to; maintain() never commits on its own.

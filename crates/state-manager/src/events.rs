@@ -1,0 +1,85 @@
+//! [`ManagerEvent`]: what the manager reports to the listener set with
+//! [`crate::StateStoreManager::set_event_listener`] — things that are not
+//! errors (processing goes on) but that an operator wants to see beyond a
+//! log line. Each is also counted in a metric ([`crate::metrics`]).
+
+use std::time::Duration;
+
+use rdkafka::error::KafkaError;
+use state_core::TopicPartition;
+
+/// Something the manager handled on its own that cost work or time.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub enum ManagerEvent {
+    /// An exactly-once checkpoint's Kafka transaction committed, but the
+    /// group did not take its source offsets: the mirrored offset commit
+    /// ([`crate::ManagerConfig::mirror_transactional_offsets`]) was refused,
+    /// typically because the group was rebalancing for longer than
+    /// [`crate::ManagerConfig::kafka_timeout`] (or the commit ran inside a
+    /// rebalance callback, which cannot wait). The checkpoint was not kept
+    /// locally and the consumer was moved back to its first records, which
+    /// are processed again; counts stay exact. Metrics:
+    /// [`crate::metrics::CHECKPOINTS`] with `result="rewound"` and
+    /// [`crate::metrics::REWOUND_RECORDS`].
+    CheckpointRewound {
+        /// Each source partition of the checkpoint with the offsets of the
+        /// records that are processed again.
+        partitions: Vec<RewoundPartition>,
+        /// Why the group refused the offsets.
+        cause: KafkaError,
+    },
+    /// The group refused an offset commit while it was rebalancing; the
+    /// manager waited for the rebalance to finish and the commit then
+    /// succeeded, so nothing is processed again. Metric:
+    /// [`crate::metrics::COMMITS_DELAYED_BY_REBALANCE`].
+    CommitDelayedByRebalance {
+        /// How long the commit waited.
+        waited: Duration,
+        /// Commit attempts refused before the one that succeeded.
+        refused: u32,
+    },
+}
+
+/// The records of one source partition a rewound checkpoint processes
+/// again: offsets `first_offset..=last_offset`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RewoundPartition {
+    /// The source partition.
+    pub partition: TopicPartition,
+    /// Offset of the first record processed again.
+    pub first_offset: i64,
+    /// Offset of the last record the checkpoint held.
+    pub last_offset: i64,
+}
+
+impl RewoundPartition {
+    /// How many offsets are processed again (records, on a topic without
+    /// transaction markers).
+    pub fn records(&self) -> u64 {
+        (self.last_offset - self.first_offset + 1).max(0) as u64
+    }
+}
+
+/// Receives manager events.
+pub(crate) type EventListener = Box<dyn FnMut(&ManagerEvent) + Send>;
+
+/// Where events go: the listener, if one is set.
+#[derive(Default)]
+pub(crate) struct Events {
+    listener: Option<EventListener>,
+}
+
+impl Events {
+    /// Sends every event to `f` from now on.
+    pub(crate) fn set_listener(&mut self, f: impl FnMut(&ManagerEvent) + Send + 'static) {
+        self.listener = Some(Box::new(f));
+    }
+
+    /// Reports `event` to the listener.
+    pub(crate) fn emit(&mut self, event: ManagerEvent) {
+        if let Some(f) = &mut self.listener {
+            f(&event);
+        }
+    }
+}
