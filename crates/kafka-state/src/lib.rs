@@ -15,6 +15,7 @@
 //! | `windows` (default) | window operators: tumbling, hopping, sliding, session, count windows; aggregations | [`windows`] (`state-windows`) |
 //! | `tokio` | the manager on rdkafka's `StreamConsumer` | [`manager`] (`AsyncStateManager`) |
 //! | `testing` | an in-process test cluster and a test driver for your processor | `testing` |
+//! | `snapshots` | partition snapshots in an object store (local filesystem; `snapshots-aws`, `snapshots-gcp`, `snapshots-azure` add those services) | `snapshot` (`state-snapshot`) |
 //!
 //! The most used types are re-exported at the root, so
 //! `use kafka_state::{StateStoreManager, StoreSpec, ...}` is enough for an
@@ -47,6 +48,8 @@ pub use state_fjall as fjall;
 pub use state_changelog as changelog;
 #[cfg(feature = "manager")]
 pub use state_manager as manager;
+#[cfg(feature = "snapshots")]
+pub use state_snapshot as snapshot;
 
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -195,6 +195,29 @@ pub enum CliError {
         msgpack: usize,
     },
 
+    /// A snapshot store failed, or a snapshot is damaged.
+    #[error(transparent)]
+    Snapshot(#[from] state_snapshot::SnapshotError),
+
+    /// The store holds no usable snapshot of the partition.
+    #[error("{store} holds no usable snapshot of store {scope}; `statectl snapshot list` shows what is there")]
+    NoSnapshot {
+        /// The store's URL (no credentials).
+        store: String,
+        /// The store name and partition.
+        scope: String,
+    },
+
+    /// A store option on the command line is not `KEY=VALUE`, or is a
+    /// secret (secrets belong in `--store-config` or the environment).
+    #[error("-O {key}: {reason}")]
+    StoreOption {
+        /// The option's key (never its value).
+        key: String,
+        /// Why it was refused.
+        reason: String,
+    },
+
     /// Writing to stdout or reading the filesystem failed.
     #[error("I/O error on {what}: {source}")]
     Io {

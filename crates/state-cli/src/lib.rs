@@ -13,6 +13,8 @@
 //!   library's recovery.
 //! * [`verify()`]: replay the changelog into a scratch partition and report
 //!   every difference from a partition on disk.
+//! * [`snapshot_create()`], [`snapshot_restore()`], [`snapshot_verify()`]:
+//!   partition snapshots in an object store (`state-snapshot`).
 //!
 //! On RocksDB, reading commands open partitions read-only and take no lock,
 //! so they work next to a running application (seeing the state as of the
@@ -31,6 +33,7 @@ mod inspect;
 mod partition_dir;
 mod replay;
 mod rocksdb_lock;
+mod snapshot;
 mod store_format;
 mod value_codec;
 
@@ -41,4 +44,5 @@ pub use error::{CliError, Result};
 pub use inspect::{inspect, Checksums, ColumnFamilyInfo, Inspection, TtlInfo};
 pub use partition_dir::PartitionDir;
 pub use replay::{restore, verify, CommittedOffsets, ReplaySource, RestoreSummary, VerifyReport};
+pub use snapshot::{newest_snapshot, snapshot_create, snapshot_restore, snapshot_verify, SnapshotTarget};
 pub use store_format::RecordedStore;

@@ -8,13 +8,17 @@ use std::time::Duration;
 use clap::{value_parser, Parser, Subcommand, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 use state_changelog::{KafkaSettings, RecoveryProgress};
-use state_cli::{Checksums, CliError, CommittedOffsets, DumpOptions, Engine, PartitionDir, ReplaySource};
+use state_cli::{
+    Checksums, CliError, CommittedOffsets, DumpOptions, Engine, PartitionDir, ReplaySource, SnapshotTarget,
+};
 use state_core::Codec;
+use state_snapshot::{Retention, SnapshotScope, SnapshotStore, StoreOptions};
 use tracing_subscriber::EnvFilter;
 
 /// Inspect, dump, restore and verify the local state of Kafka stream
 /// processors: RocksDB partitions (written by this library or quixstreams)
-/// and fjall partitions.
+/// and fjall partitions; take and restore partition snapshots in an object
+/// store (statectl snapshot).
 ///
 /// A partition directory is <state-dir>/<group>/<store>/<stream>/<partition>.
 /// On RocksDB, inspect, dump and verify open it read-only and work next to a
@@ -131,6 +135,126 @@ impl Changelog {
     }
 }
 
+/// Longest retention grace period: a week.
+const MAX_GRACE_SECS: u64 = 7 * 24 * 3600;
+
+#[derive(clap::Args)]
+struct SnapshotStoreArgs {
+    /// Snapshot store URL: file:///absolute/dir (s3://bucket/prefix,
+    /// gs://bucket/prefix, az://container/prefix in builds with the aws,
+    /// gcp, azure features). Credentials never go in the URL: they come
+    /// from the environment (AWS_*, GOOGLE_*, AZURE_* as object_store reads
+    /// them) or --store-config.
+    #[arg(long, value_name = "URL")]
+    store: String,
+    /// A file of store options, one KEY=VALUE per line (# comments), with
+    /// object_store's keys: aws_region, aws_endpoint, aws_access_key_id,
+    /// aws_secret_access_key, ... Keep it readable by you only. Its values
+    /// never appear in output or logs.
+    #[arg(long, value_name = "FILE")]
+    store_config: Option<PathBuf>,
+    /// A store option that is not a secret, e.g. -O aws_region=eu-west-1;
+    /// repeatable, applied after --store-config. Secrets (keys, tokens,
+    /// passwords) are refused here: use --store-config or the environment.
+    #[arg(short = 'O', value_name = "KEY=VALUE")]
+    store_option: Vec<String>,
+    /// The store name the snapshots are kept under (e.g. the store's
+    /// name or its changelog topic; distinct per application sharing the
+    /// URL).
+    #[arg(long)]
+    name: String,
+    /// The partition.
+    #[arg(long, value_parser = value_parser!(u32).range(0..=i32::MAX as i64))]
+    partition: u32,
+}
+
+impl SnapshotStoreArgs {
+    fn target(&self, retention: Retention) -> Result<SnapshotTarget, CliError> {
+        let mut options = match &self.store_config {
+            Some(path) => StoreOptions::from_file(path)?,
+            None => StoreOptions::new(),
+        };
+        for option in &self.store_option {
+            let Some((key, value)) = option.split_once('=') else {
+                return Err(CliError::StoreOption {
+                    key: option
+                        .split(['=', ':'])
+                        .next()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(40)
+                        .collect(),
+                    reason: "not KEY=VALUE".into(),
+                });
+            };
+            if state_snapshot::is_secret_option(key) {
+                return Err(CliError::StoreOption {
+                    key: key.to_owned(),
+                    reason: "a secret does not belong on the command line (other users see it in the process \
+                             list); put it in the --store-config file or the environment"
+                        .into(),
+                });
+            }
+            options = options.with(key.trim(), value.trim());
+        }
+        Ok(SnapshotTarget {
+            store: SnapshotStore::open(&self.store, &options)?.with_retention(retention),
+            scope: SnapshotScope::new(self.name.clone(), self.partition)?,
+        })
+    }
+}
+
+#[derive(Subcommand)]
+enum SnapshotCommand {
+    /// The partition's snapshots, oldest first, one JSON line each: id,
+    /// changelog_offset, backend, layout, codec, kind, files, bytes,
+    /// created_unix_ms (or id and error for an unreadable manifest).
+    List {
+        #[command(flatten)]
+        store: SnapshotStoreArgs,
+    },
+    /// Take a snapshot of the partition in DIR and upload the files the
+    /// store does not hold yet, then apply retention (--keep). DIR must
+    /// not be open elsewhere (stop the application). Prints a JSON
+    /// summary line.
+    Create {
+        /// Partition directory.
+        dir: PathBuf,
+        #[command(flatten)]
+        store: SnapshotStoreArgs,
+        /// Snapshots kept per partition (older ones are deleted, with the
+        /// files no kept snapshot uses).
+        #[arg(long, default_value_t = 3, value_parser = value_parser!(u64).range(1..=10_000))]
+        keep: u64,
+        /// Seconds a file no snapshot uses is kept anyway, for uploads in
+        /// progress (and the longest an upload may take).
+        #[arg(long, default_value_t = 3600, value_parser = value_parser!(u64).range(1..=MAX_GRACE_SECS))]
+        grace: u64,
+    },
+    /// Download a snapshot into DIR (missing or empty), checking every
+    /// file's checksum; DIR is then a partition directory of the
+    /// snapshot's backend. Prints a JSON summary line.
+    Restore {
+        /// Directory to restore into.
+        dir: PathBuf,
+        #[command(flatten)]
+        store: SnapshotStoreArgs,
+        /// The snapshot's id (from list). Default: the newest usable one.
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// Read a snapshot's files (every snapshot's without --id) and check
+    /// their sizes and checksums; one JSON line per snapshot. Exit status 1
+    /// if any is damaged or missing a file.
+    Verify {
+        #[command(flatten)]
+        store: SnapshotStoreArgs,
+        /// The snapshot's id. Default: every snapshot.
+        #[arg(long)]
+        id: Option<String>,
+    },
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Column families, approximate key counts (RocksDB only), size on
@@ -186,6 +310,10 @@ enum Command {
         #[command(flatten)]
         changelog: Changelog,
     },
+    /// Partition snapshots in an object store: list, create, restore,
+    /// verify.
+    #[command(subcommand)]
+    Snapshot(SnapshotCommand),
 }
 
 /// `--log`: a filter tracing accepts.
@@ -251,6 +379,137 @@ fn recovery_bar() -> (ProgressBar, impl FnMut(&RecoveryProgress)) {
     (bar, update)
 }
 
+/// A progress bar on stderr fed by snapshot transfers (hidden when stderr
+/// is not a terminal).
+struct TransferBar(ProgressBar);
+
+impl TransferBar {
+    fn new() -> Self {
+        let bar = ProgressBar::new(0);
+        bar.set_style(
+            ProgressStyle::with_template("{msg} [{bar:40}] {bytes}/{total_bytes} ({bytes_per_sec}, eta {eta})")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        TransferBar(bar)
+    }
+}
+
+impl state_snapshot::Progress for TransferBar {
+    fn begin(&self, phase: &'static str, total_bytes: u64) {
+        self.0.set_message(phase);
+        self.0.set_length(total_bytes);
+        self.0.set_position(0);
+        self.0.reset_eta();
+    }
+
+    fn advance(&self, bytes: u64) {
+        self.0.inc(bytes);
+    }
+}
+
+impl Drop for TransferBar {
+    fn drop(&mut self) {
+        self.0.finish_and_clear();
+    }
+}
+
+fn run_snapshot(command: SnapshotCommand, engine: Option<Engine>) -> Result<ExitCode, CliError> {
+    let retention = Retention::default();
+    match command {
+        SnapshotCommand::List { store } => {
+            let target = store.target(retention)?;
+            for listed in target.store.list(&target.scope)? {
+                let line = match listed.manifest {
+                    Ok(m) => serde_json::json!({
+                        "id": m.id,
+                        "changelog_offset": m.changelog_offset,
+                        "backend": m.backend,
+                        "layout": m.layout,
+                        "codec": m.codec,
+                        "kind": m.kind,
+                        "files": m.files.len(),
+                        "bytes": m.total_bytes(),
+                        "created_unix_ms": m.created_unix_ms,
+                    }),
+                    Err(e) => serde_json::json!({"id": listed.id, "error": e.to_string()}),
+                };
+                println_json(&line)?;
+            }
+        }
+        SnapshotCommand::Create {
+            dir,
+            store,
+            keep,
+            grace,
+        } => {
+            let target = store.target(Retention {
+                keep_newest: usize::try_from(keep).unwrap_or(usize::MAX),
+                grace: Duration::from_secs(grace),
+            })?;
+            let bar = TransferBar::new();
+            let (up, pruned) = state_cli::snapshot_create(&PartitionDir::new(dir).with_engine(engine), &target, &bar)?;
+            drop(bar);
+            println_json(&serde_json::json!({
+                "id": up.manifest.id,
+                "changelog_offset": up.manifest.changelog_offset,
+                "backend": up.manifest.backend,
+                "files_uploaded": up.files_uploaded,
+                "bytes_uploaded": up.bytes_uploaded,
+                "files_reused": up.files_reused,
+                "bytes_reused": up.bytes_reused,
+                "snapshots_kept": pruned.kept.len(),
+                "snapshots_deleted": pruned.deleted.len(),
+                "files_deleted": pruned.files_deleted,
+                "bytes_deleted": pruned.bytes_deleted,
+            }))?;
+        }
+        SnapshotCommand::Restore { dir, store, id } => {
+            let target = store.target(retention)?;
+            let id = match id {
+                Some(id) => id,
+                None => state_cli::newest_snapshot(&target)?,
+            };
+            let bar = TransferBar::new();
+            let m = state_cli::snapshot_restore(&target, &id, &dir, &bar)?;
+            drop(bar);
+            println_json(&serde_json::json!({
+                "id": m.id,
+                "dir": dir.display().to_string(),
+                "changelog_offset": m.changelog_offset,
+                "backend": m.backend,
+                "files": m.files.len(),
+                "bytes": m.total_bytes(),
+            }))?;
+        }
+        SnapshotCommand::Verify { store, id } => {
+            let target = store.target(retention)?;
+            let bar = TransferBar::new();
+            let results = state_cli::snapshot_verify(&target, id.as_deref(), &bar)?;
+            drop(bar);
+            let mut damaged = false;
+            for (id, result) in results {
+                let line = match result {
+                    Ok(v) => {
+                        damaged |= !v.problems.is_empty();
+                        let problems: Vec<String> = v.problems.iter().map(|p| p.to_string()).collect();
+                        serde_json::json!({"id": id, "ok": problems.is_empty(), "files": v.manifest.files.len(), "problems": problems})
+                    }
+                    Err(e) => {
+                        damaged = true;
+                        serde_json::json!({"id": id, "ok": false, "problems": [e.to_string()]})
+                    }
+                };
+                println_json(&line)?;
+            }
+            if damaged {
+                return Ok(ExitCode::from(1));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn run(command: Command, engine: Option<Engine>) -> Result<ExitCode, CliError> {
     let at = |dir: PathBuf| PartitionDir::new(dir).with_engine(engine);
     match command {
@@ -300,6 +559,7 @@ fn run(command: Command, engine: Option<Engine>) -> Result<ExitCode, CliError> {
                 return Ok(ExitCode::from(1));
             }
         }
+        Command::Snapshot(command) => return run_snapshot(command, engine),
     }
     Ok(ExitCode::SUCCESS)
 }

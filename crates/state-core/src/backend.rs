@@ -84,6 +84,31 @@ pub trait Backend: Send + Sync + fmt::Debug {
     /// Deletes the data of every partition of `store`.
     fn destroy_store(&self, store: &StoreLocation) -> Result<()>;
 
+    /// Opens the snapshot in `snapshot_dir` as partition `partition` of
+    /// `store`, in place of whatever that partition held: the files a
+    /// [`StorePartition::snapshot`] of this backend produced, moved or
+    /// downloaded (and checked) there. `Ok(None)` (the default): this
+    /// backend restores no snapshots.
+    ///
+    /// # Contract
+    /// * The partition must not be open (the caller revoked it, or never
+    ///   assigned it).
+    /// * On success the partition holds exactly the snapshot's data and
+    ///   changelog offset, and `snapshot_dir` is consumed (moved into the
+    ///   partition's place, or read and deleted by the caller).
+    /// * On an error the partition's previous local data is still there
+    ///   ([`crate::install_snapshot_dir`] puts it back), and the caller
+    ///   falls back to another snapshot or a full replay.
+    fn restore_snapshot(
+        &self,
+        snapshot_dir: &Path,
+        store: &StoreLocation,
+        partition: u32,
+    ) -> Result<Option<Arc<dyn StorePartition>>> {
+        let _ = (snapshot_dir, store, partition);
+        Ok(None)
+    }
+
     /// Where partition `partition` of `store` lives, for messages and tools
     /// (by default its directory).
     fn partition_location(&self, store: &StoreLocation, partition: u32) -> String {

@@ -11,6 +11,9 @@
 //! * [`Backend`] — an engine: opens partition *n* of a store, describes
 //!   itself, destroys a store's data. Object safe: everything above takes
 //!   `Arc<dyn Backend>`.
+//! * [`LocalSnapshot`] — a consistent copy of a partition on local disk,
+//!   a capability backends may decline ([`StorePartition::snapshot`],
+//!   [`Backend::restore_snapshot`]); `state-snapshot` uploads them.
 //! * [`Store`] — the open partitions of one store on any backend: assign,
 //!   revoke, destroy.
 //! * [`keys`] — `prefix | key`, u64 big-endian integers and pairs, window
@@ -47,9 +50,11 @@ pub mod keys;
 mod legacy_ttl;
 pub mod mem;
 mod memory;
+mod memory_dump;
 mod open;
 mod partition;
 mod replay;
+mod snapshot;
 mod store;
 mod store_kind;
 #[cfg(any(test, feature = "testkit"))]
@@ -76,6 +81,7 @@ pub use memory::{MemoryBackend, MemoryPartition};
 pub use open::{open_with_retries, OpenAttempt, OpenRetry};
 pub use partition::{Direction, KeyValue, KvIter, PartitionStats, StorePartition};
 pub use replay::{HeaderlessRecords, ReplayCheck, ReplayedRecord};
+pub use snapshot::{install_snapshot_dir, LocalSnapshot};
 pub use store::Store;
 pub use store_kind::check_store_kind;
 pub use view::{ReadView, SnapshotPartition};

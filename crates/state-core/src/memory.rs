@@ -124,6 +124,27 @@ impl StorePartition for MemoryPartition {
         Ok(Box::new(MemoryView(self.cfs.read())))
     }
 
+    fn snapshot(&self, dir: &std::path::Path) -> Result<Option<crate::LocalSnapshot>> {
+        // The read lock for the whole dump: a consistent copy, while
+        // writers wait (the price of a backend with no versions).
+        let cfs = self.cfs.read();
+        crate::create_private_dir(dir)?;
+        crate::memory_dump::write(&cfs, dir)?;
+        let offset = cfs
+            .get(cf::METADATA)
+            .and_then(|m| m.get(cf::CHANGELOG_OFFSET_KEY))
+            .map(|bytes| {
+                crate::keys::decode_u64(bytes).map_err(|_| crate::Error::CorruptChangelogOffset { len: bytes.len() })
+            })
+            .transpose()?;
+        Ok(Some(crate::LocalSnapshot::new(
+            dir,
+            "memory",
+            crate::memory_dump::LAYOUT,
+            offset,
+        )))
+    }
+
     fn stats(&self) -> PartitionStats {
         let live: usize = self
             .cfs
@@ -203,6 +224,23 @@ impl Backend for MemoryBackend {
 
     fn destroy_store(&self, _store: &StoreLocation) -> Result<()> {
         Ok(())
+    }
+
+    fn restore_snapshot(
+        &self,
+        snapshot_dir: &std::path::Path,
+        _store: &StoreLocation,
+        _partition: u32,
+    ) -> Result<Option<Arc<dyn StorePartition>>> {
+        let mut cfs = crate::memory_dump::read(snapshot_dir)?;
+        for required in [cf::DEFAULT, cf::METADATA] {
+            cfs.entry(required.to_owned()).or_default();
+        }
+        // The dump was read whole: the directory is spent.
+        if let Err(e) = crate::remove_store_dir(snapshot_dir) {
+            tracing::warn!(path = %snapshot_dir.display(), "cannot delete a restored snapshot directory: {e}");
+        }
+        Ok(Some(Arc::new(MemoryPartition { cfs: RwLock::new(cfs) })))
     }
 
     fn partition_location(&self, store: &StoreLocation, partition: u32) -> String {

@@ -143,6 +143,24 @@ pub trait StorePartition: Send + Sync {
     /// wraps.
     fn read_view(&self) -> Result<Box<dyn crate::ReadView + '_>>;
 
+    /// Takes a consistent snapshot of the partition into the new directory
+    /// `dir` (its parent must exist; `dir` itself must not), for
+    /// `state-snapshot` to upload. A capability a backend may decline:
+    /// `Ok(None)` (the default) says it takes no snapshots, and leaves
+    /// nothing at `dir`. What a returned [`LocalSnapshot`](crate::LocalSnapshot)
+    /// guarantees is on that type; writes may go on meanwhile (they are not
+    /// in the snapshot, or entirely in it). On an error, whatever was
+    /// created at `dir` is the caller's to delete. A wrapper delegates to
+    /// what it wraps.
+    ///
+    /// RocksDB takes a checkpoint (hard links to its SST files; cheap),
+    /// fjall exports a copy of every keyspace (reads and writes all the
+    /// data), the in-memory backend serializes its maps.
+    fn snapshot(&self, dir: &std::path::Path) -> Result<Option<crate::LocalSnapshot>> {
+        let _ = dir;
+        Ok(None)
+    }
+
     /// Sizes of the partition, as far as the backend knows them (default:
     /// nothing known). Cheap enough to call every few seconds.
     fn stats(&self) -> PartitionStats {

@@ -73,6 +73,22 @@ impl Store {
         Ok(p)
     }
 
+    /// Adds partition `partition`, already opened by the caller — restored
+    /// from a snapshot with [`Backend::restore_snapshot`] — to the assigned
+    /// partitions. Refused while the partition is assigned (its open
+    /// handle would be lost).
+    pub fn assign_restored(&mut self, partition: u32, opened: Arc<dyn StorePartition>) -> Result<()> {
+        if self.partitions.contains_key(&partition) {
+            return Err(Error::PartitionsStillAssigned {
+                store: self.name().to_owned(),
+                operation: "adding a partition restored from a snapshot",
+                partitions: vec![partition],
+            });
+        }
+        self.partitions.insert(partition, opened);
+        Ok(())
+    }
+
     /// Closes partition `partition` (it closes for real when its last user
     /// drops it). Its data stays for the next assignment on durable
     /// backends and is dropped on the others.

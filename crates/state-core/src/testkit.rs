@@ -463,6 +463,110 @@ pub fn read_views_are_consistent_snapshots<H: Harness>(h: &mut H) {
     );
 }
 
+/// A snapshot ([`StorePartition::snapshot`]) holds the partition as of
+/// the call — data, column families and changelog offset — unchanged by
+/// later writes, and [`Backend::restore_snapshot`] opens it in place of the
+/// partition's data. A backend that declines takes and restores nothing.
+pub fn snapshots_restore_as_of_their_moment<H: Harness>(h: &mut H) {
+    let scratch = std::env::temp_dir().join(format!(
+        "state-core-snapshot-case-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).expect("creating a scratch directory");
+    let dir = scratch.join("snap");
+    let mut store = h.open();
+    let p = partition(&mut store, 0);
+    let mut b = WriteBatch::new();
+    b.put(cf::DEFAULT, b"a", b"1");
+    b.put(cf::DEFAULT, b"", b"empty key");
+    b.put(cf::VALUES, b"b", b"1");
+    for i in 0..300u32 {
+        b.put(cf::DEFAULT, format!("k{i:03}").as_bytes(), &i.to_be_bytes());
+    }
+    b.set_changelog_offset(7);
+    p.write(&b).unwrap();
+    let taken = p.snapshot(&dir).expect("snapshot must succeed or decline");
+    let Some(taken) = taken else {
+        assert!(!dir.exists(), "a declined snapshot leaves nothing behind");
+        drop(p);
+        store.revoke_partition(0).unwrap();
+        let restored = store
+            .backend()
+            .restore_snapshot(&dir, store.location(), 0)
+            .expect("a backend without snapshots declines to restore");
+        assert!(restored.is_none(), "a backend that takes no snapshots restores none");
+        let _ = std::fs::remove_dir_all(&scratch);
+        return;
+    };
+    assert_eq!(taken.changelog_offset(), Some(7), "the snapshot's offset is the data's");
+    assert_eq!(taken.dir(), dir.as_path());
+    assert_eq!(taken.backend(), store.backend().info().name);
+    let every_key = |q: &dyn StorePartition| -> Vec<KeyValue> {
+        q.iter_range(cf::DEFAULT, b"", None, Direction::Forward)
+            .unwrap()
+            .collect::<crate::Result<Vec<KeyValue>>>()
+            .unwrap()
+    };
+    let expected = every_key(&*p);
+    assert_eq!(expected.len(), 302);
+
+    // A second snapshot of the same moment, opened in a fresh directory
+    // (another machine's state directory): every key and the offset.
+    let fresh_snapshot = scratch.join("fresh-snap");
+    p.snapshot(&fresh_snapshot)
+        .unwrap()
+        .expect("a backend that took one snapshot takes another");
+    let fresh = StoreLocation::new(store.location().name(), scratch.join("fresh-store"));
+    let opened = store
+        .backend()
+        .restore_snapshot(&fresh_snapshot, &fresh, 0)
+        .expect("restoring into a fresh directory must succeed")
+        .expect("a backend that takes snapshots restores them");
+    assert_eq!(every_key(&*opened), expected, "every key, in a fresh directory");
+    assert_eq!(opened.get(cf::VALUES, b"b").unwrap(), Some(b"1".to_vec()));
+    assert_eq!(opened.changelog_offset().unwrap(), Some(7));
+    drop(opened);
+    let mut later = WriteBatch::new();
+    later.put(cf::DEFAULT, b"a", b"2");
+    later.delete(cf::DEFAULT, b"");
+    later.put(cf::DEFAULT, b"c", b"later");
+    later.set_changelog_offset(9);
+    p.write(&later).unwrap();
+    p.persist().unwrap();
+    drop(p);
+    store.revoke_partition(0).unwrap();
+    let restored = store
+        .backend()
+        .restore_snapshot(&dir, store.location(), 0)
+        .expect("restoring a snapshot must succeed")
+        .expect("a backend that takes snapshots restores them");
+    assert_eq!(
+        restored.get(cf::DEFAULT, b"a").unwrap(),
+        Some(b"1".to_vec()),
+        "as of the snapshot"
+    );
+    assert_eq!(restored.get(cf::DEFAULT, b"").unwrap(), Some(b"empty key".to_vec()));
+    assert_eq!(
+        restored.get(cf::DEFAULT, b"c").unwrap(),
+        None,
+        "later writes are not in it"
+    );
+    assert_eq!(
+        restored.get(cf::VALUES, b"b").unwrap(),
+        Some(b"1".to_vec()),
+        "every column family"
+    );
+    assert_eq!(restored.changelog_offset().unwrap(), Some(7), "with its offset");
+    assert!(restored.column_families().unwrap().iter().any(|c| c == cf::VALUES));
+    store
+        .assign_restored(0, restored.clone())
+        .expect("the restored partition joins the store");
+    assert!(store.assign_restored(0, restored).is_err(), "not twice");
+    let _ = std::fs::remove_dir_all(&scratch);
+}
+
 /// A named conformance case.
 pub type Case<H> = (&'static str, fn(&mut H));
 
@@ -497,6 +601,7 @@ macro_rules! __conformance_case_list {
             durability_across_reopen,
             concurrent_access,
             read_views_are_consistent_snapshots,
+            snapshots_restore_as_of_their_moment,
         }
     };
 }

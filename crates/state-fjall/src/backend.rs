@@ -3,7 +3,9 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use state_core::{remove_store_dir, Backend, BackendInfo, MemoryBudget, Result, StoreLocation, StorePartition};
+use state_core::{
+    install_snapshot_dir, remove_store_dir, Backend, BackendInfo, MemoryBudget, Result, StoreLocation, StorePartition,
+};
 
 use crate::options::FjallOptions;
 use crate::partition::{FjallPartition, BACKEND};
@@ -68,5 +70,20 @@ impl Backend for FjallBackend {
 
     fn memory_budget(&self) -> Option<&MemoryBudget> {
         self.options.memory_budget.as_ref()
+    }
+
+    /// An export is a fjall database directory: it is moved in place of
+    /// the partition's directory ([`state_core::install_snapshot_dir`]) and
+    /// opened as the partition.
+    fn restore_snapshot(
+        &self,
+        snapshot_dir: &std::path::Path,
+        store: &StoreLocation,
+        partition: u32,
+    ) -> Result<Option<Arc<dyn StorePartition>>> {
+        let opened = install_snapshot_dir(snapshot_dir, &store.partition_dir(partition), |_| {
+            self.open(store, partition)
+        })?;
+        Ok(Some(Arc::new(opened)))
     }
 }

@@ -28,4 +28,4 @@ mod partition;
 
 pub use backend::FjallBackend;
 pub use options::FjallOptions;
-pub use partition::{FjallPartition, FjallSnapshot, KEY_TAG, MAX_KEY_LEN};
+pub use partition::{FjallPartition, FjallSnapshot, KEY_TAG, MAX_KEY_LEN, SNAPSHOT_LAYOUT};

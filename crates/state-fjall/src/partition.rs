@@ -64,6 +64,10 @@ use crate::options::FjallOptions;
 
 pub(crate) const BACKEND: &str = "fjall";
 
+/// The layout of a fjall snapshot: a new fjall database holding a copy of
+/// every keyspace (fjall 3.1 has no checkpoint or backup of its own).
+pub const SNAPSHOT_LAYOUT: &str = "fjall-export";
+
 /// The byte stored in front of every key (see the module documentation).
 pub const KEY_TAG: u8 = 0;
 
@@ -418,6 +422,60 @@ impl StorePartition for FjallPartition {
 
     fn read_view(&self) -> Result<Box<dyn ReadView + '_>> {
         Ok(Box::new(self.snapshot()))
+    }
+
+    /// An export: one cross-keyspace fjall snapshot is read into a new
+    /// database at `dir`, each keyspace bulk-loaded in key order with
+    /// fjall's ingestion (tables written directly, no journal). fjall 3.1
+    /// has no checkpoint that could share files, so this reads and writes
+    /// all the data every time, and every file of every snapshot is new to
+    /// the object store (no incremental upload): see docs/operations.md.
+    fn snapshot(&self, dir: &Path) -> Result<Option<state_core::LocalSnapshot>> {
+        let view = self.snapshot();
+        let offset = match view.get(cf::METADATA, cf::CHANGELOG_OFFSET_KEY)? {
+            None => None,
+            Some(bytes) => {
+                Some(keys::decode_u64(&bytes).map_err(|_| Error::CorruptChangelogOffset { len: bytes.len() })?)
+            }
+        };
+        state_core::create_private_dir(dir)?;
+        let export = Database::builder(dir)
+            .worker_threads(1)
+            .open()
+            .map_err(|e| open_error(dir, e))?;
+        for (name, source) in &view.keyspaces {
+            let target = export
+                .keyspace(name.as_str(), || keyspace_options(&self.options))
+                .map_err(|e| backend_error("creating a keyspace of a snapshot", e))?;
+            let mut items = view.snapshot.iter(source).peekable();
+            if items.peek().is_none() {
+                continue;
+            }
+            let mut ingestion = target
+                .start_ingestion()
+                .map_err(|e| backend_error("starting a snapshot's bulk load", e))?;
+            for item in items {
+                let (key, value) = item.into_inner().map_err(|e| backend_error("reading a snapshot", e))?;
+                ingestion
+                    .write(key, value)
+                    .map_err(|e| backend_error("writing a snapshot", e))?;
+            }
+            ingestion
+                .finish()
+                .map_err(|e| backend_error("finishing a snapshot's bulk load", e))?;
+        }
+        export
+            .persist(PersistMode::SyncAll)
+            .map_err(|e| backend_error("syncing a snapshot", e))?;
+        // Dropping the database joins its worker threads: no file changes
+        // once this returns.
+        drop(export);
+        Ok(Some(state_core::LocalSnapshot::new(
+            dir,
+            BACKEND,
+            SNAPSHOT_LAYOUT,
+            offset,
+        )))
     }
 
     fn stats(&self) -> PartitionStats {

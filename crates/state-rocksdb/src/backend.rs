@@ -3,7 +3,9 @@
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 
-use state_core::{remove_store_dir, Backend, BackendInfo, MemoryBudget, Result, StoreLocation, StorePartition};
+use state_core::{
+    install_snapshot_dir, remove_store_dir, Backend, BackendInfo, MemoryBudget, Result, StoreLocation, StorePartition,
+};
 
 use crate::memory::EngineMemory;
 use crate::options::RocksDbOptions;
@@ -111,5 +113,20 @@ impl Backend for RocksDbBackend {
 
     fn memory_budget(&self) -> Option<&MemoryBudget> {
         self.options.memory_budget.as_ref()
+    }
+
+    /// A checkpoint is a database directory: it is moved in place of the
+    /// partition's directory ([`state_core::install_snapshot_dir`]) and
+    /// opened as the partition.
+    fn restore_snapshot(
+        &self,
+        snapshot_dir: &std::path::Path,
+        store: &StoreLocation,
+        partition: u32,
+    ) -> Result<Option<Arc<dyn StorePartition>>> {
+        let opened = install_snapshot_dir(snapshot_dir, &store.partition_dir(partition), |_| {
+            self.open(store, partition)
+        })?;
+        Ok(Some(Arc::new(opened)))
     }
 }

@@ -27,7 +27,7 @@ mod partition;
 pub use backend::RocksDbBackend;
 pub use hook::{HookTarget, RocksDbOptionsHook};
 pub use options::{Compression, RocksDbOptions};
-pub use partition::RocksDbPartition;
+pub use partition::{RocksDbPartition, SNAPSHOT_LAYOUT};
 /// The `rocksdb` crate this backend is built on, for options hooks
 /// ([`RocksDbOptionsHook`]) and other engine-level calls.
 pub use rocksdb;

@@ -21,6 +21,11 @@ type Db = DBWithThreadMode<MultiThreaded>;
 
 const BACKEND: &str = "rocksdb";
 
+/// The layout of a RocksDB snapshot: a checkpoint directory (an openable
+/// database: SST files, MANIFEST, CURRENT, OPTIONS, and the WAL written
+/// after the checkpoint's flush).
+pub const SNAPSHOT_LAYOUT: &str = "rocksdb-checkpoint";
+
 /// One partition of a store, backed by its own RocksDB database in its own
 /// directory. Column families are created on first write.
 ///
@@ -407,6 +412,29 @@ impl StorePartition for RocksDbPartition {
         }))
     }
 
+    /// A RocksDB checkpoint: every column family is flushed at once
+    /// (`atomic_flush`), so unlogged bulk writes are in it too; SST files
+    /// are hard-linked (no copy, on the same filesystem), the MANIFEST and
+    /// WAL tail copied. The changelog offset is read back from the
+    /// checkpoint itself, so it is the one its data holds.
+    fn snapshot(&self, dir: &Path) -> Result<Option<state_core::LocalSnapshot>> {
+        let checkpoint = rocksdb::checkpoint::Checkpoint::new(&self.db)
+            .map_err(|e| Error::backend_on(BACKEND, "starting a checkpoint", self.path.display(), e))?;
+        checkpoint
+            .create_checkpoint(dir)
+            .map_err(|e| Error::backend_on(BACKEND, "creating a checkpoint", dir.display(), e))?;
+        make_private(dir)?;
+        let copy = RocksDbPartition::open_read_only(dir, &RocksDbOptions::default())?;
+        let offset = copy.changelog_offset()?;
+        drop(copy);
+        Ok(Some(state_core::LocalSnapshot::new(
+            dir,
+            BACKEND,
+            SNAPSHOT_LAYOUT,
+            offset,
+        )))
+    }
+
     fn stats(&self) -> PartitionStats {
         let names: Vec<String> = self.known_cfs.read().iter().cloned().collect();
         let sum = |property: &str| -> Option<u64> {
@@ -488,6 +516,23 @@ impl ReadView for RocksView<'_> {
             Some((ro, mode)) => boxed(self.snapshot.iterator_cf_opt(&h, ro, mode)),
         })
     }
+}
+
+/// Owner only (0700), as every state directory: RocksDB creates the
+/// checkpoint directory with the default mode.
+fn make_private(dir: &Path) -> Result<()> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(state_core::PRIVATE_DIR_MODE)).map_err(
+            |source| Error::Io {
+                path: dir.to_owned(),
+                source,
+            },
+        )?;
+    }
+    let _ = dir;
+    Ok(())
 }
 
 /// Bytes of the files under `dir` (recursively).

@@ -158,6 +158,22 @@ impl Backend for WriteBehindBackend {
         self.inner.destroy_store(store)
     }
 
+    fn restore_snapshot(
+        &self,
+        snapshot_dir: &std::path::Path,
+        store: &StoreLocation,
+        partition: u32,
+    ) -> Result<Option<Arc<dyn StorePartition>>> {
+        let Some(inner) = self.inner.restore_snapshot(snapshot_dir, store, partition)? else {
+            return Ok(None);
+        };
+        let wb = Arc::new(WriteBehindPartition::new(inner, self.config)?);
+        self.open
+            .lock()
+            .push((store.partition_dir(partition), Arc::downgrade(&wb)));
+        Ok(Some(wb))
+    }
+
     fn partition_location(&self, store: &StoreLocation, partition: u32) -> String {
         self.inner.partition_location(store, partition)
     }

@@ -204,6 +204,15 @@ impl StorePartition for WriteBehindPartition {
         Ok(self.state.lock().offset)
     }
 
+    /// Flushes, then snapshots the partition below while holding the
+    /// cache's lock: the snapshot holds every batch written through the
+    /// wrapper before the call.
+    fn snapshot(&self, dir: &std::path::Path) -> Result<Option<state_core::LocalSnapshot>> {
+        let mut st = self.state.lock();
+        st.flush(&*self.inner)?;
+        self.inner.snapshot(dir)
+    }
+
     /// Writes go into a hash table; the flush sorts what it writes below.
     fn prefers_sorted_batches(&self) -> bool {
         false

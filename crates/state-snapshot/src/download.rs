@@ -1,0 +1,340 @@
+//! Downloading a snapshot with every file's checksum checked, restoring
+//! it as a partition, and verifying one in place.
+
+use std::io::{Read, Write};
+use std::path::Path as FsPath;
+use std::sync::Arc;
+
+use futures_util::StreamExt;
+use object_store::{GetResultPayload, ObjectStoreExt};
+use state_core::{Backend, StoreLocation, StorePartition};
+
+use crate::checksum::{Checksum, Hasher};
+use crate::error::{Result, SnapshotError};
+use crate::manifest::{Manifest, ManifestFile};
+use crate::progress::Progress;
+use crate::scope::SnapshotScope;
+use crate::store::SnapshotStore;
+
+/// Bytes read at a time from a file of a local-filesystem store.
+const LOCAL_READ_CHUNK: usize = 1 << 20;
+
+/// What [`SnapshotStore::verify`] found.
+#[derive(Debug)]
+pub struct Verified {
+    /// The snapshot's manifest.
+    pub manifest: Manifest,
+    /// Every damaged or missing file ([`SnapshotError::Corrupt`]), or the
+    /// store's failure to read it; empty: the snapshot is intact.
+    pub problems: Vec<SnapshotError>,
+}
+
+impl SnapshotStore {
+    /// Downloads snapshot `id` of `scope` into `dir` (which must not
+    /// exist, or be an empty directory), checking every file's size and
+    /// checksum against the manifest. On success `dir` holds the files the
+    /// backend named in the manifest opens; on an error `dir` is deleted
+    /// (it is never left half-written for someone to open).
+    pub fn download(&self, scope: &SnapshotScope, id: &str, dir: &FsPath, progress: &dyn Progress) -> Result<Manifest> {
+        let manifest = self.manifest(scope, id)?;
+        match std::fs::read_dir(dir) {
+            Ok(mut entries) => {
+                if entries.next().is_some() {
+                    return Err(SnapshotError::Target(format!(
+                        "cannot download snapshot {id} into {}: the directory is not empty",
+                        dir.display()
+                    )));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => state_core::create_private_dir(dir)?,
+            Err(e) => return Err(SnapshotError::io(dir)(e)),
+        }
+        let result = self.download_files(scope, &manifest, dir, progress);
+        if result.is_err() {
+            if let Err(e) = state_core::remove_store_dir(dir) {
+                tracing::warn!(path = %dir.display(), "cannot delete a failed snapshot download: {e}");
+            }
+        }
+        result.map(|()| manifest)
+    }
+
+    fn download_files(
+        &self,
+        scope: &SnapshotScope,
+        manifest: &Manifest,
+        dir: &FsPath,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        progress.begin("downloading", manifest.total_bytes());
+        for file in &manifest.files {
+            let target = dir.join(&file.path);
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(SnapshotError::io(parent))?;
+            }
+            let mut out = std::fs::File::create(&target).map_err(SnapshotError::io(&target))?;
+            self.stream_file(scope, manifest, file, progress, |bytes| {
+                out.write_all(bytes).map_err(SnapshotError::io(&target))
+            })?;
+            out.sync_all().map_err(SnapshotError::io(&target))?;
+        }
+        progress.finish();
+        Ok(())
+    }
+
+    /// Reads `file` of `manifest` from the store, handing its bytes to
+    /// `sink`, and checks its size and checksum.
+    fn stream_file(
+        &self,
+        scope: &SnapshotScope,
+        manifest: &Manifest,
+        file: &ManifestFile,
+        progress: &dyn Progress,
+        mut sink: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        let corrupt = |reason: String| SnapshotError::Corrupt {
+            snapshot: manifest.id.clone(),
+            file: file.path.clone(),
+            reason,
+        };
+        // Manifest::parse checked every checksum.
+        let expected = file
+            .checksum()
+            .ok_or_else(|| corrupt("the manifest holds no valid checksum".into()))?;
+        let object = scope.file(&self.conn.prefix, &expected);
+        let found = self.block_on(async {
+            let got = match self.conn.store.get(&object).await {
+                Ok(got) => got,
+                Err(object_store::Error::NotFound { .. }) => {
+                    return Err(corrupt(format!("object {object} is missing from the store")))
+                }
+                Err(e) => return Err(self.failed("reading", &object, e)),
+            };
+            let mut hasher = Hasher::new();
+            let mut take = |chunk: &[u8]| -> Result<()> {
+                hasher.update(chunk);
+                if hasher.finish().size > expected.size {
+                    return Err(corrupt(format!("longer than the {} bytes recorded", expected.size)));
+                }
+                sink(chunk)?;
+                progress.advance(chunk.len() as u64);
+                Ok(())
+            };
+            match got.payload {
+                // The local filesystem hands over the open file: read it in
+                // large chunks (object_store's stream reads 8 KiB per
+                // blocking task).
+                GetResultPayload::File(mut file, path) => {
+                    let mut buf = vec![0u8; LOCAL_READ_CHUNK];
+                    loop {
+                        let n = file.read(&mut buf).map_err(SnapshotError::io(&path))?;
+                        if n == 0 {
+                            break;
+                        }
+                        take(&buf[..n])?;
+                    }
+                }
+                GetResultPayload::Stream(mut stream) => {
+                    while let Some(chunk) = stream.next().await {
+                        take(&chunk.map_err(|e| self.failed("reading", &object, e))?)?;
+                    }
+                }
+            }
+            Ok(hasher.finish())
+        })?;
+        check(&expected, &found).map_err(corrupt)
+    }
+
+    /// Downloads snapshot `id` of `scope` into `scratch` (see
+    /// [`download`](Self::download)) and opens it with `backend` as
+    /// partition `scope.partition()` of `location`, in place of that partition's
+    /// data ([`Backend::restore_snapshot`]; the partition must not be
+    /// open). Refused if the snapshot is another backend's (nothing
+    /// touched), if a file is damaged or missing (the partition's previous
+    /// data untouched), or if the opened data does not hold the changelog
+    /// offset the manifest records ([`SnapshotError::OffsetMismatch`]: the
+    /// partition's directory then holds the refused snapshot, and the
+    /// caller destroys it or replays the changelog over it from its stored
+    /// offset, as after any restore).
+    pub fn restore(
+        &self,
+        scope: &SnapshotScope,
+        id: &str,
+        backend: &dyn Backend,
+        location: &StoreLocation,
+        scratch: &FsPath,
+        progress: &dyn Progress,
+    ) -> Result<(Manifest, Arc<dyn StorePartition>)> {
+        let name = backend.info().name;
+        let manifest = self.manifest(scope, id)?;
+        if manifest.backend != name {
+            return Err(SnapshotError::Target(format!(
+                "snapshot {id} was taken by the {} backend; the {name} backend cannot open it",
+                manifest.backend
+            )));
+        }
+        let manifest = self.download(scope, id, scratch, progress)?;
+        let opened = match backend.restore_snapshot(scratch, location, scope.partition()) {
+            Ok(Some(opened)) => opened,
+            Ok(None) => {
+                let _ = state_core::remove_store_dir(scratch);
+                return Err(SnapshotError::NotSupported { backend: name });
+            }
+            Err(e) => {
+                let _ = state_core::remove_store_dir(scratch);
+                return Err(e.into());
+            }
+        };
+        let found = opened.changelog_offset()?;
+        if found != manifest.changelog_offset {
+            return Err(SnapshotError::OffsetMismatch {
+                snapshot: id.to_owned(),
+                recorded: manifest.changelog_offset,
+                found,
+            });
+        }
+        Ok((manifest, opened))
+    }
+
+    /// Reads every file of snapshot `id` and checks its size and checksum,
+    /// writing nothing locally. An unreadable manifest is an `Err`; damaged
+    /// or missing files are listed in [`Verified::problems`].
+    pub fn verify(&self, scope: &SnapshotScope, id: &str, progress: &dyn Progress) -> Result<Verified> {
+        let manifest = self.manifest(scope, id)?;
+        let mut problems = Vec::new();
+        progress.begin("verifying", manifest.total_bytes());
+        for file in &manifest.files {
+            if let Err(e) = self.stream_file(scope, &manifest, file, progress, |_| Ok(())) {
+                problems.push(e);
+            }
+        }
+        progress.finish();
+        Ok(Verified { manifest, problems })
+    }
+}
+
+/// `Err` with what differs if `found` is not `expected`.
+fn check(expected: &Checksum, found: &Checksum) -> std::result::Result<(), String> {
+    if found.size != expected.size {
+        return Err(format!("{} bytes, the manifest records {}", found.size, expected.size));
+    }
+    if found.xxh3_128 != expected.xxh3_128 {
+        return Err(format!(
+            "checksum {}, the manifest records {}",
+            found.hex(),
+            expected.hex()
+        ));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    //! A damaged snapshot is never restored: a corrupt file, a missing
+    //! file, an unreadable manifest are each detected by download and
+    //! verify.
+
+    use std::path::{Path, PathBuf};
+
+    use state_core::MemoryBackend;
+
+    use super::*;
+    use crate::testing::{fill, local_store, open};
+    use crate::{NoProgress, Retention, Uploaded};
+
+    fn snapshot(dir: &Path) -> (SnapshotStore, SnapshotScope, Uploaded, PathBuf) {
+        let store = local_store(dir, Retention::default());
+        let scope = SnapshotScope::new("counts", 0).unwrap();
+        let backend = MemoryBackend::shared();
+        let (_, p) = open(&backend, dir);
+        fill(&*p, 0, 500, 1, 9);
+        let up = store.create(&*p, "memory", &scope, None, dir, &NoProgress).unwrap();
+        let files = dir.join("store/counts/0/files");
+        let file = std::fs::read_dir(&files).unwrap().next().unwrap().unwrap().path();
+        (store, scope, up, file)
+    }
+
+    #[test]
+    fn an_intact_snapshot_verifies() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, scope, up, _) = snapshot(dir.path());
+        let verified = store.verify(&scope, &up.manifest.id, &NoProgress).unwrap();
+        assert!(verified.problems.is_empty(), "{:?}", verified.problems);
+    }
+
+    #[test]
+    fn a_corrupt_file_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, scope, up, file) = snapshot(dir.path());
+        let mut bytes = std::fs::read(&file).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        std::fs::write(&file, &bytes).unwrap();
+        let verified = store.verify(&scope, &up.manifest.id, &NoProgress).unwrap();
+        assert_eq!(verified.problems.len(), 1);
+        assert!(matches!(&verified.problems[0], SnapshotError::Corrupt { reason, .. } if reason.contains("checksum")));
+        let target = dir.path().join("download");
+        let err = store
+            .download(&scope, &up.manifest.id, &target, &NoProgress)
+            .unwrap_err();
+        assert!(matches!(err, SnapshotError::Corrupt { .. }), "{err}");
+        assert!(!target.exists(), "a failed download leaves nothing to open");
+        // Cut short.
+        std::fs::write(&file, &bytes[..mid]).unwrap();
+        let err = store
+            .download(&scope, &up.manifest.id, &target, &NoProgress)
+            .unwrap_err();
+        assert!(err.to_string().contains("bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_missing_file_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, scope, up, file) = snapshot(dir.path());
+        std::fs::remove_file(&file).unwrap();
+        let verified = store.verify(&scope, &up.manifest.id, &NoProgress).unwrap();
+        assert!(matches!(&verified.problems[0], SnapshotError::Corrupt { reason, .. } if reason.contains("missing")));
+        let err = store
+            .download(&scope, &up.manifest.id, &dir.path().join("dl"), &NoProgress)
+            .unwrap_err();
+        assert!(err.to_string().contains("missing"), "{err}");
+    }
+
+    #[test]
+    fn an_unreadable_manifest_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, scope, up, _) = snapshot(dir.path());
+        let manifest = dir
+            .path()
+            .join(format!("store/counts/0/manifests/{}.json", up.manifest.id));
+        let text = std::fs::read(&manifest).unwrap();
+        std::fs::write(&manifest, &text[..text.len() / 2]).unwrap();
+        for err in [
+            store.verify(&scope, &up.manifest.id, &NoProgress).unwrap_err(),
+            store
+                .download(&scope, &up.manifest.id, &dir.path().join("dl"), &NoProgress)
+                .unwrap_err(),
+        ] {
+            assert!(matches!(err, SnapshotError::BadManifest { .. }), "{err}");
+        }
+        let listed = store.list(&scope).unwrap();
+        assert!(listed[0].manifest.is_err());
+        let err = store
+            .manifest(&scope, "00000000000000000001-0000000000001")
+            .unwrap_err();
+        assert!(matches!(err, SnapshotError::NoSuchSnapshot { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_download_never_writes_into_a_directory_with_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, scope, up, _) = snapshot(dir.path());
+        let target = dir.path().join("busy");
+        std::fs::create_dir(&target).unwrap();
+        std::fs::write(target.join("keep"), b"x").unwrap();
+        let err = store
+            .download(&scope, &up.manifest.id, &target, &NoProgress)
+            .unwrap_err();
+        assert!(err.to_string().contains("not empty"), "{err}");
+        assert!(target.join("keep").exists());
+    }
+}
