@@ -28,6 +28,7 @@ use crate::error::BrokerFailure;
 use crate::error::{ChangelogError, Result};
 use crate::kafka::client::KafkaClientContext;
 use crate::kafka::consumer::serve_events;
+use crate::restore::retry::with_retries;
 
 /// One changelog partition to assign: where to fetch from, and whether to
 /// hold off fetching.
@@ -46,6 +47,8 @@ pub(crate) struct RestoreConsumer {
     /// Asks watermarks and committed offsets; never assigned anything.
     metadata: BaseConsumer<KafkaClientContext>,
     metadata_timeout: Duration,
+    /// How long transient failures of watermark requests are retried.
+    retry_timeout: Duration,
     /// Topics whose watermarks `consumer` asked once, so it knows their
     /// partition leaders.
     leaders_known: BTreeSet<String>,
@@ -54,16 +57,20 @@ pub(crate) struct RestoreConsumer {
 impl RestoreConsumer {
     /// `consumer` fetches; `metadata` (a client of the same settings that
     /// is never assigned anything) asks watermarks and committed offsets.
-    /// Metadata calls (and seeks) wait at most `metadata_timeout`.
+    /// Metadata calls (and seeks) wait at most `metadata_timeout` each;
+    /// watermark requests that fail transiently are retried for up to
+    /// `retry_timeout`.
     pub(crate) fn new(
         consumer: BaseConsumer<KafkaClientContext>,
         metadata: BaseConsumer<KafkaClientContext>,
         metadata_timeout: Duration,
+        retry_timeout: Duration,
     ) -> Self {
         RestoreConsumer {
             consumer,
             metadata,
             metadata_timeout,
+            retry_timeout,
             leaders_known: BTreeSet::new(),
         }
     }
@@ -119,18 +126,23 @@ impl RestoreConsumer {
 
     /// The low and high watermarks of `changelog`: asked by the metadata
     /// client, except the first time for a topic (see the module docs).
+    /// Transient failures (a slow broker's timeout, a leader moving) are
+    /// retried with backoff for up to `retry_timeout` (see
+    /// [`with_retries`]); the error is the last attempt's.
     pub(crate) fn watermarks(&mut self, changelog: &TopicPartition) -> Result<(i64, i64)> {
         let (topic, partition) = (changelog.topic(), changelog.partition());
         if self.leaders_known.contains(topic) {
-            return self
-                .metadata
-                .fetch_watermarks(topic, partition, self.metadata_timeout)
-                .map_err(|source| self.metadata_error("fetching changelog watermarks", source));
+            let metadata = &self.metadata;
+            return with_retries("fetching changelog watermarks", self.retry_timeout, std::thread::sleep, || {
+                metadata.fetch_watermarks(topic, partition, self.metadata_timeout)
+            })
+            .map_err(|source| self.metadata_error("fetching changelog watermarks", source));
         }
-        let watermarks = self
-            .consumer
-            .fetch_watermarks(topic, partition, self.metadata_timeout)
-            .map_err(|source| self.error("fetching changelog watermarks", source))?;
+        let consumer = &self.consumer;
+        let watermarks = with_retries("fetching changelog watermarks", self.retry_timeout, std::thread::sleep, || {
+            consumer.fetch_watermarks(topic, partition, self.metadata_timeout)
+        })
+        .map_err(|source| self.error("fetching changelog watermarks", source))?;
         self.leaders_known.insert(topic.to_owned());
         Ok(watermarks)
     }

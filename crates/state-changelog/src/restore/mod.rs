@@ -17,6 +17,8 @@
 //!   [`writer`] writes full batches on a thread of their own.
 //! * [`finish`] — [`finish::Finishers`]: restores that reached their end
 //!   write their last batch and flush on threads of their own.
+//! * [`retry`] — transient failures of watermark requests retried with
+//!   backoff.
 //! * [`progress`], [`clock`] — progress reports; the clock read every few
 //!   hundred records.
 //! * [`worker`] — [`Restorer`]: the engine on a thread beside the poll loop.
@@ -34,6 +36,7 @@ pub(crate) mod finish;
 pub(crate) mod progress;
 pub(crate) mod reader;
 pub(crate) mod requests;
+pub(crate) mod retry;
 pub(crate) mod table;
 pub(crate) mod task;
 pub(crate) mod worker;

@@ -134,7 +134,7 @@ impl ChangelogReader {
     ) -> Self {
         let clock = CoarseClock::new();
         ChangelogReader {
-            consumer: RestoreConsumer::new(consumer, metadata, config.metadata_timeout),
+            consumer: RestoreConsumer::new(consumer, metadata, config.metadata_timeout, config.retry_timeout),
             config,
             tasks: TaskTable::default(),
             last_progress: clock.now(),
