@@ -133,15 +133,21 @@ impl RestoreConsumer {
         let (topic, partition) = (changelog.topic(), changelog.partition());
         if self.leaders_known.contains(topic) {
             let metadata = &self.metadata;
-            return with_retries("fetching changelog watermarks", self.retry_timeout, std::thread::sleep, || {
-                metadata.fetch_watermarks(topic, partition, self.metadata_timeout)
-            })
+            return with_retries(
+                "fetching changelog watermarks",
+                self.retry_timeout,
+                std::thread::sleep,
+                || metadata.fetch_watermarks(topic, partition, self.metadata_timeout),
+            )
             .map_err(|source| self.metadata_error("fetching changelog watermarks", source));
         }
         let consumer = &self.consumer;
-        let watermarks = with_retries("fetching changelog watermarks", self.retry_timeout, std::thread::sleep, || {
-            consumer.fetch_watermarks(topic, partition, self.metadata_timeout)
-        })
+        let watermarks = with_retries(
+            "fetching changelog watermarks",
+            self.retry_timeout,
+            std::thread::sleep,
+            || consumer.fetch_watermarks(topic, partition, self.metadata_timeout),
+        )
         .map_err(|source| self.error("fetching changelog watermarks", source))?;
         self.leaders_known.insert(topic.to_owned());
         Ok(watermarks)

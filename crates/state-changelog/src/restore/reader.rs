@@ -190,8 +190,12 @@ impl ChangelogReader {
         // A restore of the same partition still finishing was given up by
         // the owner (a release waits for it); its writes end first.
         if let Some(finished) = self.finishers.wait(&changelog) {
-            tracing::debug!(topic = changelog.topic(), partition = changelog.partition(),
-                ok = finished.is_some_and(|f| f.result.is_ok()), "an earlier restore of the partition finished");
+            tracing::debug!(
+                topic = changelog.topic(),
+                partition = changelog.partition(),
+                ok = finished.is_some_and(|f| f.result.is_ok()),
+                "an earlier restore of the partition finished"
+            );
         }
         let (low, high) = self.consumer.watermarks(&changelog)?;
         let stored = spec.partition.changelog_offset()?;
@@ -410,8 +414,11 @@ impl ChangelogReader {
     fn report_finished(&mut self, changelog: TopicPartition, finished: Option<Finished>, events: &mut Events<'_>) {
         self.last_progress = self.clock.read();
         let Some(Finished { task, result, at, took }) = finished else {
-            tracing::error!(topic = changelog.topic(), partition = changelog.partition(),
-                "finishing a restore panicked");
+            tracing::error!(
+                topic = changelog.topic(),
+                partition = changelog.partition(),
+                "finishing a restore panicked"
+            );
             events(RestoreEvent::Failed {
                 changelog,
                 standby: false,
@@ -736,8 +743,11 @@ impl ChangelogReader {
                     first.get_or_insert(e);
                 }
                 None => {
-                    tracing::warn!(topic = changelog.topic(), partition = changelog.partition(),
-                        "finishing a restore panicked");
+                    tracing::warn!(
+                        topic = changelog.topic(),
+                        partition = changelog.partition(),
+                        "finishing a restore panicked"
+                    );
                 }
             }
         }

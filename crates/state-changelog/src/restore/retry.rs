@@ -93,14 +93,19 @@ mod tests {
     fn transient_failures_are_retried_with_growing_backoff() {
         let mut waits = Vec::new();
         let mut failures = 3;
-        let got = with_retries("test", Duration::from_secs(60), |d| waits.push(d), || {
-            if failures > 0 {
-                failures -= 1;
-                Err(timed_out())
-            } else {
-                Ok(7)
-            }
-        });
+        let got = with_retries(
+            "test",
+            Duration::from_secs(60),
+            |d| waits.push(d),
+            || {
+                if failures > 0 {
+                    failures -= 1;
+                    Err(timed_out())
+                } else {
+                    Ok(7)
+                }
+            },
+        );
         assert_eq!(got.unwrap(), 7);
         assert_eq!(
             waits,
@@ -113,14 +118,19 @@ mod tests {
     fn backoff_stops_growing_at_its_maximum() {
         let mut waits = Vec::new();
         let mut failures = 8;
-        with_retries("test", Duration::from_secs(60), |d| waits.push(d), || {
-            if failures > 0 {
-                failures -= 1;
-                Err(timed_out())
-            } else {
-                Ok(())
-            }
-        })
+        with_retries(
+            "test",
+            Duration::from_secs(60),
+            |d| waits.push(d),
+            || {
+                if failures > 0 {
+                    failures -= 1;
+                    Err(timed_out())
+                } else {
+                    Ok(())
+                }
+            },
+        )
         .unwrap();
         assert_eq!(waits.len(), 8);
         assert!(waits.iter().all(|w| *w <= MAX_BACKOFF));
@@ -130,33 +140,51 @@ mod tests {
     #[test]
     fn other_failures_are_returned_at_once() {
         let mut calls = 0;
-        let err = with_retries("test", Duration::from_secs(60), |_| panic!("no wait"), || -> Result<(), _> {
-            calls += 1;
-            Err(KafkaError::MetadataFetch(RDKafkaErrorCode::TopicAuthorizationFailed))
-        })
+        let err = with_retries(
+            "test",
+            Duration::from_secs(60),
+            |_| panic!("no wait"),
+            || -> Result<(), _> {
+                calls += 1;
+                Err(KafkaError::MetadataFetch(RDKafkaErrorCode::TopicAuthorizationFailed))
+            },
+        )
         .unwrap_err();
         assert_eq!(calls, 1);
-        assert_eq!(err.rdkafka_error_code(), Some(RDKafkaErrorCode::TopicAuthorizationFailed));
+        assert_eq!(
+            err.rdkafka_error_code(),
+            Some(RDKafkaErrorCode::TopicAuthorizationFailed)
+        );
     }
 
     #[test]
     fn the_last_error_is_returned_once_the_time_is_up() {
         let mut calls = 0;
         let started = Instant::now();
-        let err = with_retries("test", Duration::from_millis(200), std::thread::sleep, || -> Result<(), _> {
-            calls += 1;
-            Err(timed_out())
-        })
+        let err = with_retries(
+            "test",
+            Duration::from_millis(200),
+            std::thread::sleep,
+            || -> Result<(), _> {
+                calls += 1;
+                Err(timed_out())
+            },
+        )
         .unwrap_err();
         assert_eq!(err.rdkafka_error_code(), Some(RDKafkaErrorCode::OperationTimedOut));
         // 50 + 100 ms, then the last 50 ms up to the deadline.
         assert!((3..=5).contains(&calls), "{calls} attempts");
         assert!(started.elapsed() < Duration::from_secs(2));
         let mut calls = 0;
-        with_retries("test", Duration::ZERO, |_| panic!("no wait"), || -> Result<(), _> {
-            calls += 1;
-            Err(timed_out())
-        })
+        with_retries(
+            "test",
+            Duration::ZERO,
+            |_| panic!("no wait"),
+            || -> Result<(), _> {
+                calls += 1;
+                Err(timed_out())
+            },
+        )
         .unwrap_err();
         assert_eq!(calls, 1, "no time to retry: one attempt");
     }

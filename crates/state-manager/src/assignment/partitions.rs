@@ -12,11 +12,11 @@ use state_core::TopicPartition;
 
 use super::consumer;
 use super::restorer::LazyRestorer;
-use crate::registry::OpenedPartition;
 use super::standby::{StandbyReport, Standbys};
 use crate::config::ManagerConfig;
 use crate::error::{ManagerError, Result};
 use crate::reader::Readers;
+use crate::registry::OpenedPartition;
 use crate::registry::Registry;
 
 /// Receives recovery progress.
