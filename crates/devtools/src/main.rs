@@ -18,6 +18,7 @@ mod fuzz;
 mod params;
 mod rng;
 mod takeover;
+mod w4;
 
 use std::process::ExitCode;
 
