@@ -24,6 +24,7 @@
 //! [`Config::http_allow_remote`] is set.
 #![warn(missing_docs)]
 
+mod bare;
 pub mod events;
 pub mod http;
 mod pipeline;

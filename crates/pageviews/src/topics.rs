@@ -14,6 +14,8 @@ pub(crate) struct Topics {
     pub input: String,
     pub by_page: String,
     pub output: String,
+    /// Where the bare reference pipeline writes (one record per event).
+    pub bare_output: String,
 }
 
 /// The stores of one processor, as its manager registered them.
