@@ -101,7 +101,7 @@ pub(crate) fn bare_pipeline(cfg: &Config, client: &ClientConfig, input: &str, ou
         }
     }
     let took = started.elapsed();
-    let _ = consumer.unsubscribe();
+    consumer.unsubscribe();
     Ok(took)
 }
 
