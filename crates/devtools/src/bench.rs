@@ -16,13 +16,15 @@ use state_txn::{ExpireOptions, ExpiredWindow, PartitionTransaction, WindowIndex,
 use crate::params::{env_u64, Params};
 use crate::rng::Rng;
 
+mod w4;
+
 /// w6: the number of keys the Zipf(1.0) draws range over (fixed by
 /// docs/performance.md, whatever K is).
 const W6_KEYS: u64 = 1_000_000;
 /// w6: the seed of the key sequence, the same for every system.
 const W6_SEED: u64 = 0x5EED_2006;
 
-pub(crate) struct Outcome {
+struct Outcome {
     seconds: f64,
     check: u64,
     /// Peak resident set of the process during the run (MiB), if the
@@ -31,7 +33,7 @@ pub(crate) struct Outcome {
 }
 
 impl Outcome {
-    pub(crate) fn new(seconds: f64, check: u64) -> Self {
+    fn new(seconds: f64, check: u64) -> Self {
         Outcome {
             seconds,
             check,
@@ -200,37 +202,34 @@ pub fn run(args: &[String]) -> Result<(), String> {
         if wanted("w4") {
             // Every system reads the same records, produced once: the
             // changelog of the store the loaded system's manager restores.
-            let topic = crate::w4::changelog_topic();
+            let topic = w4::changelog_topic();
             create(&topic)?;
-            for t in crate::w4::setup_topics() {
+            for t in w4::setup_topics() {
                 create(t)?;
             }
             produce_w3_records(&bootstrap, &topic, p)?;
             let topics = match &cluster {
-                Some(c) => crate::w4::Topics::Mock(c),
-                None => crate::w4::Topics::Broker,
+                Some(c) => w4::Topics::Mock(c),
+                None => w4::Topics::Broker,
             };
             let round = std::cell::Cell::new(0u32);
             let mut systems: Systems = vec![
                 (
                     "state-rocksdb",
-                    Box::new(|dir: &Path, _| crate::w4::restorer(&bootstrap, dir, p)),
+                    Box::new(|dir: &Path, _| w4::restorer(&bootstrap, dir, p)),
                 ),
                 (
                     "state-rocksdb-loaded",
                     Box::new(|dir: &Path, _| {
                         round.set(round.get() + 1);
-                        crate::w4::loaded(&bootstrap, &topics, round.get(), dir, p)
+                        w4::loaded(&bootstrap, &topics, round.get(), dir, p)
                     }),
                 ),
                 (
                     "state-rocksdb-blocking",
-                    Box::new(|dir: &Path, _| crate::w4::blocking(&bootstrap, dir, p)),
+                    Box::new(|dir: &Path, _| w4::blocking(&bootstrap, dir, p)),
                 ),
-                (
-                    "raw-consumer",
-                    Box::new(|_: &Path, _| crate::w4::raw_consumer(&bootstrap)),
-                ),
+                ("raw-consumer", Box::new(|_: &Path, _| w4::raw_consumer(&bootstrap))),
             ];
             let medians = measure_rounds("w4", p, rounds, &mut systems)?;
             for ((name, _), median) in systems.iter().zip(&medians) {
@@ -286,7 +285,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     Ok(())
 }
 
-pub(crate) fn kafka_client(bootstrap: &str) -> rdkafka::ClientConfig {
+fn kafka_client(bootstrap: &str) -> rdkafka::ClientConfig {
     let mut c = rdkafka::ClientConfig::new();
     c.set("bootstrap.servers", bootstrap);
     c
@@ -450,7 +449,7 @@ fn measure_rounds(workload: &str, p: Params, rounds: u64, systems: &mut Systems<
     Ok(medians)
 }
 
-pub(crate) fn rocks(dir: &Path) -> Result<Arc<RocksDbPartition>, String> {
+fn rocks(dir: &Path) -> Result<Arc<RocksDbPartition>, String> {
     RocksDbPartition::open(dir, &RocksDbOptions::default())
         .map(Arc::new)
         .map_err(|e| e.to_string())
@@ -468,7 +467,7 @@ fn prefix_of(i: u64, k: u64, buf: &mut Vec<u8>) {
     let _ = write!(buf, "k{}", i % k);
 }
 
-pub(crate) fn err(e: impl std::fmt::Display) -> String {
+fn err(e: impl std::fmt::Display) -> String {
     e.to_string()
 }
 

@@ -18,7 +18,6 @@ mod fuzz;
 mod params;
 mod rng;
 mod takeover;
-mod w4;
 
 use std::process::ExitCode;
 

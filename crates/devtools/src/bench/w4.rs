@@ -33,7 +33,7 @@ use state_changelog::{
 use state_core::{check_store_format, Codec, StoreFormat, StorePartition, TopicPartition};
 use state_manager::{ManagerConfig, ProcessingGuarantee, StateStoreManager, StoreSpec};
 
-use crate::bench::{err, kafka_client, rocks, Outcome};
+use super::{err, kafka_client, rocks, Outcome};
 use crate::params::Params;
 
 /// The group, stream and store whose changelog w4 restores: the loaded
@@ -46,13 +46,13 @@ const STORE: &str = "restored";
 const LOAD_STORE: &str = "counts";
 
 /// The changelog topic every w4 system reads (partition 0).
-pub(crate) fn changelog_topic() -> String {
+pub(super) fn changelog_topic() -> String {
     changelog_topic_name(GROUP, STREAM, STORE)
 }
 
 /// Topics the loaded system needs besides the changelog: the (empty)
 /// source topic of the restored store.
-pub(crate) fn setup_topics() -> [&'static str; 1] {
+pub(super) fn setup_topics() -> [&'static str; 1] {
     [STREAM]
 }
 
@@ -107,7 +107,7 @@ fn format_check(partition: &dyn StorePartition, dir: &Path) -> Result<state_core
 /// `state-rocksdb`: the restorer thread restores partition 0 of the
 /// changelog into an empty RocksDB partition; timed from the request to
 /// the `Restored` event.
-pub(crate) fn restorer(bootstrap: &str, dir: &Path, p: Params) -> Result<Outcome, String> {
+pub(super) fn restorer(bootstrap: &str, dir: &Path, p: Params) -> Result<Outcome, String> {
     let partition = rocks(dir)?;
     let check = format_check(&*partition, dir)?;
     let restorer = Restorer::start(&kafka_client(bootstrap), GROUP, recovery_config(p)).map_err(err)?;
@@ -139,7 +139,7 @@ pub(crate) fn restorer(bootstrap: &str, dir: &Path, p: Params) -> Result<Outcome
 
 /// `state-rocksdb-blocking`: [`RecoveryManager`] recovers the same
 /// partition on this thread.
-pub(crate) fn blocking(bootstrap: &str, dir: &Path, p: Params) -> Result<Outcome, String> {
+pub(super) fn blocking(bootstrap: &str, dir: &Path, p: Params) -> Result<Outcome, String> {
     let partition = rocks(dir)?;
     let check = format_check(&*partition, dir)?;
     let mgr = RecoveryManager::new(
@@ -174,7 +174,7 @@ pub(crate) fn blocking(bootstrap: &str, dir: &Path, p: Params) -> Result<Outcome
 /// poll timeout) and timed as a restore is: creating the client is outside
 /// the timing, reading the watermarks, assigning and reading up to the
 /// high watermark inside. It touches key and value and nothing else.
-pub(crate) fn raw_consumer(bootstrap: &str) -> Result<Outcome, String> {
+pub(super) fn raw_consumer(bootstrap: &str) -> Result<Outcome, String> {
     let topic = changelog_topic();
     let defaults = RecoveryConfig::default();
     let consumer: BaseConsumer = ConsumerSettings::restore("bench-raw")
@@ -249,7 +249,7 @@ fn produce_load(bootstrap: &str, topic: &str, n: u64, k: u64) -> Result<(), Stri
 
 /// Where the loaded system's topics come from: the mock cluster's own API,
 /// or the admin API of a real broker.
-pub(crate) enum Topics<'a> {
+pub(super) enum Topics<'a> {
     Mock(&'a rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext>),
     Broker,
 }
@@ -286,7 +286,7 @@ impl Topics<'_> {
 /// restore ended. The application assigns partitions
 /// itself so that the group's rebalance, which is not the restore's cost,
 /// stays out of the round.
-pub(crate) fn loaded(
+pub(super) fn loaded(
     bootstrap: &str,
     topics: &Topics<'_>,
     round: u32,
