@@ -17,6 +17,7 @@ use crate::params::{env_u64, Params};
 use crate::rng::Rng;
 
 mod windows;
+mod w4;
 
 /// w6: the number of keys the Zipf(1.0) draws range over (fixed by
 /// docs/performance.md, whatever K is).
@@ -220,23 +221,48 @@ pub fn run(args: &[String]) -> Result<(), String> {
             }
         };
         if wanted("w4") {
-            let topic = "bench-w4-changelog";
-            create(topic)?;
-            produce_w3_records(&bootstrap, topic, p)?;
-            // Reading does not change the topic, so every round (and the
-            // warm-up) reads the same records: recovery into a fresh
-            // partition, then the plain consumer from the beginning.
+            // Every system reads the same records, produced once: the
+            // changelog of the store the loaded system's manager restores.
+            let topic = w4::changelog_topic();
+            create(&topic)?;
+            for t in w4::setup_topics() {
+                create(t)?;
+            }
+            produce_w3_records(&bootstrap, &topic, p)?;
+            let topics = match &cluster {
+                Some(c) => w4::Topics::Mock(c),
+                None => w4::Topics::Broker,
+            };
+            let round = std::cell::Cell::new(0u32);
             let mut systems: Systems = vec![
                 (
                     "state-rocksdb",
-                    Box::new(|dir: &Path, _| w4_recover(&bootstrap, topic, dir, p)),
+                    Box::new(|dir: &Path, _| w4::restorer(&bootstrap, dir, p)),
                 ),
                 (
-                    "raw-consumer",
-                    Box::new(|_: &Path, _| w4_raw_consumer(&bootstrap, topic)),
+                    "state-rocksdb-loaded",
+                    Box::new(|dir: &Path, _| {
+                        round.set(round.get() + 1);
+                        w4::loaded(&bootstrap, &topics, round.get(), dir, p)
+                    }),
                 ),
+                (
+                    "state-rocksdb-blocking",
+                    Box::new(|dir: &Path, _| w4::blocking(&bootstrap, dir, p)),
+                ),
+                ("raw-consumer", Box::new(|_: &Path, _| w4::raw_consumer(&bootstrap))),
             ];
-            measure("w4", p, rounds, &mut systems)?;
+            let medians = measure_rounds("w4", p, rounds, &mut systems)?;
+            for ((name, _), median) in systems.iter().zip(&medians) {
+                report(name, "w4", p, median);
+            }
+            let raw = medians[3].seconds;
+            for (name, i) in [("restorer", 0), ("restorer under load", 1), ("blocking recovery", 2)] {
+                eprintln!(
+                    "  w4 {name} / raw consumer in the same rounds: {:.2}",
+                    raw / medians[i].seconds
+                );
+            }
         }
         if wanted("w5") {
             // w1 (changelog off) runs in the same interleaved rounds, so the
@@ -328,79 +354,6 @@ fn produce_w3_records(bootstrap: &str, topic: &str, p: Params) -> Result<(), Str
         ));
     }
     Ok(())
-}
-
-/// Recovers the whole of `topic[0]` into an empty partition in `dir`.
-fn w4_recover(bootstrap: &str, topic: &str, dir: &Path, p: Params) -> Result<Outcome, String> {
-    let partition = rocks(dir)?;
-    let mgr = state_changelog::RecoveryManager::new(
-        &kafka_client(bootstrap),
-        state_changelog::RecoveryConfig {
-            batch_records: p.c as usize,
-            ..Default::default()
-        },
-        Arc::new(std::sync::atomic::AtomicBool::new(false)),
-    )
-    .map_err(err)?;
-    let started = Instant::now();
-    mgr.recover(
-        vec![state_changelog::RecoveryPartition {
-            partition: partition.clone(),
-            changelog: state_core::TopicPartition::new(topic, 0),
-            committed_offsets: BTreeMap::new(),
-            location: dir.display().to_string(),
-            until: None,
-            replay_check: None,
-        }],
-        &mut |_| {},
-    )
-    .map_err(err)?;
-    let seconds = started.elapsed().as_secs_f64();
-    Ok(Outcome::new(
-        seconds,
-        partition.changelog_offset().map_err(err)?.unwrap_or(0),
-    ))
-}
-
-/// A plain consumer reading the same records: the limit for w4. It is
-/// configured as the recovery consumer is (`ConsumerSettings::restore`:
-/// read committed, no offset commits or stores, `fetch.queue.backoff.ms`
-/// 5 ms; the same poll timeout) and timed as recovery is: creating the
-/// client is outside the timing, reading the watermarks, assigning and
-/// reading up to the high watermark inside.
-fn w4_raw_consumer(bootstrap: &str, topic: &str) -> Result<Outcome, String> {
-    use rdkafka::consumer::{BaseConsumer, Consumer};
-    use rdkafka::Message;
-    let defaults = state_changelog::RecoveryConfig::default();
-    let consumer: BaseConsumer = state_changelog::ConsumerSettings::restore("bench-raw")
-        .client_config(&kafka_client(bootstrap))
-        .create()
-        .map_err(err)?;
-    let started = Instant::now();
-    let (low, high) = consumer
-        .fetch_watermarks(topic, 0, defaults.metadata_timeout)
-        .map_err(err)?;
-    let mut tpl = rdkafka::TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, rdkafka::Offset::Offset(low))
-        .map_err(err)?;
-    consumer.assign(&tpl).map_err(err)?;
-    let mut last = -1i64;
-    let mut bytes = 0usize;
-    while last + 1 < high {
-        match consumer.poll(defaults.poll_timeout) {
-            Some(Ok(m)) => {
-                bytes += m.payload().map_or(0, <[u8]>::len) + m.key().map_or(0, <[u8]>::len);
-                last = m.offset();
-            }
-            Some(Err(e)) => return Err(e.to_string()),
-            None if started.elapsed() > defaults.stall_timeout => return Err("raw consumer stalled".into()),
-            None => {}
-        }
-    }
-    let seconds = started.elapsed().as_secs_f64();
-    let _ = consumer.unassign();
-    std::hint::black_box(bytes);
-    Ok(Outcome::new(seconds, last as u64))
 }
 
 /// w1 with the changelog producer on: checkpoint every C records

@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 mod align;
+mod bare;
 pub mod events;
 pub mod http;
 pub mod limits;

@@ -34,8 +34,17 @@ pub struct Report {
     pub crashed_after: Option<u64>,
     /// Changelog offsets replayed by the second processor.
     pub restored: u64,
-    /// How long that recovery took.
+    /// How long that recovery took: from the start of its first restore to
+    /// the end of its last, on the restorer's clock.
     pub recovery: Duration,
+    /// How long a bare consumer with the restore consumer's settings took
+    /// to read the same changelog offsets afterwards, on the same cluster
+    /// (`None`: no recovery, or the reading failed).
+    pub bare_read: Option<Duration>,
+    /// How long the bare pipeline (consume → produce, the same client
+    /// settings and guarantee, no state) took for the same events on the
+    /// same cluster, afterwards (`None`: it failed).
+    pub bare_pipeline: Option<Duration>,
     /// Page windows closed and emitted.
     pub windows_emitted: usize,
     /// User sessions closed and emitted.
@@ -52,6 +61,18 @@ impl Report {
         self.events as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
+    /// Events per second of the bare pipeline (`None`: not measured).
+    pub fn bare_events_per_sec(&self) -> Option<f64> {
+        self.bare_pipeline
+            .filter(|b| !b.is_zero())
+            .map(|b| self.events as f64 / b.as_secs_f64())
+    }
+
+    /// Changelog records restored per second of recovery.
+    pub fn recovery_per_sec(&self) -> f64 {
+        self.restored as f64 / self.recovery.as_secs_f64().max(1e-9)
+    }
+
     /// The human summary printed at the end.
     pub fn summary(&self) -> String {
         let mut s = format!(
@@ -61,13 +82,31 @@ impl Report {
             self.events_per_sec(),
             self.processed
         );
+        if let (Some(bare), Some(rate)) = (self.bare_pipeline, self.bare_events_per_sec()) {
+            s += &format!(
+                "bare pipeline:   {} in {:.1} s ({rate:.0} events/s; consume -> produce, no state): the demo does {:.2}x\n",
+                self.events,
+                bare.as_secs_f64(),
+                self.events_per_sec() / rate
+            );
+        }
         match self.crashed_after {
             Some(n) => {
                 s += &format!(
-                    "crash:           after {n} events, local state deleted\nrecovery:        {} changelog records restored in {:.2} s\n",
+                    "crash:           after {n} events, local state deleted\nrecovery:        {} changelog records restored in {:.2} s ({:.0} records/s",
                     self.restored,
-                    self.recovery.as_secs_f64()
-                )
+                    self.recovery.as_secs_f64(),
+                    self.recovery_per_sec()
+                );
+                if let Some(bare) = self.bare_read.filter(|b| !b.is_zero()) {
+                    let bare_rate = self.restored as f64 / bare.as_secs_f64();
+                    s += &format!(
+                        "; a bare consumer reads them in {:.2} s, {bare_rate:.0} records/s: {:.2}x",
+                        bare.as_secs_f64(),
+                        self.recovery_per_sec() / bare_rate
+                    );
+                }
+                s += ")\n";
             }
             None => s += "crash:           none\n",
         }
@@ -260,6 +299,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
         by_page: format!("pageviews-by-page{suffix}"),
         output: format!("page-window-counts{suffix}"),
         sessions: format!("user-sessions{suffix}"),
+        bare_output: format!("pageviews-bare-out{suffix}"),
     };
     let window_ms = cfg.window.as_millis() as i64;
     // The recorder goes in before any processor exists: metric handles
@@ -287,7 +327,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
                 changelog_topic_name(GROUP, &topics.input, USER_SESSIONS),
                 changelog_topic_name(GROUP, &topics.by_page, PAGE_WINDOWS),
             ];
-            for t in [&topics.input, &topics.by_page, &topics.output, &topics.sessions]
+            for t in [&topics.input, &topics.by_page, &topics.output, &topics.sessions, &topics.bare_output]
                 .into_iter()
                 .chain(&changelogs)
             {
@@ -296,7 +336,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
         }
         None => {
             probe_brokers(&client, &brokers, &topics.input)?;
-            for t in [&topics.input, &topics.by_page, &topics.output, &topics.sessions] {
+            for t in [&topics.input, &topics.by_page, &topics.output, &topics.sessions, &topics.bare_output] {
                 create_topic(&client, t, cfg.partitions as usize, 1, &[], Duration::from_secs(30))?;
             }
         }
@@ -369,13 +409,15 @@ pub fn run(cfg: &Config) -> Result<Report> {
     let elapsed = started.elapsed();
     phase(Phase::Verifying);
 
-    let (restored, recovery) = {
+    let (restored, recovery, ranges) = {
         let r = second.recovery.lock();
         let time = match (r.started, r.finished) {
             (Some(s), Some(f)) => f.saturating_duration_since(s),
             _ => Duration::ZERO,
         };
-        (r.partitions.values().map(|p| p.done).sum(), time)
+        let ranges: std::collections::BTreeMap<(String, i32), u64> =
+            r.partitions.iter().map(|(k, p)| (k.clone(), p.total)).collect();
+        (r.partitions.values().map(|p| p.done).sum::<u64>(), time, ranges)
     };
     if mock.is_some() {
         // What processing and the check read; the changelogs were checked
@@ -395,6 +437,26 @@ pub fn run(cfg: &Config) -> Result<Report> {
         late: late.total(),
     };
     let verdict = verify(&truth, &output, &second.manager.lock(), &second.stores, &operators, cfg)?;
+    // The limit the recovery rate is shown next to; a reference, so a
+    // failure to read it costs the run nothing but the figure.
+    let bare_read = match crashed_after.is_some() && restored > 0 {
+        true => match crate::bare::bare_read(&client, &ranges) {
+            Ok(took) => Some(took),
+            Err(e) => {
+                tracing::warn!(error = %e, "reading the changelogs with a bare consumer failed");
+                None
+            }
+        },
+        false => None,
+    };
+    // The limit the events/s is shown next to; also a reference only.
+    let bare_pipeline = match crate::bare::bare_pipeline(cfg, &client, &topics.input, &topics.bare_output) {
+        Ok(took) => Some(took),
+        Err(e) => {
+            tracing::warn!(error = %e, "the bare reference pipeline failed");
+            None
+        }
+    };
     if let Some(s) = &shared {
         s.finished(processed, verdict.to_string());
     }
@@ -429,6 +491,8 @@ pub fn run(cfg: &Config) -> Result<Report> {
         crashed_after: crashed_after.filter(|_| crash_after.is_some()),
         restored,
         recovery,
+        bare_read,
+        bare_pipeline,
         windows_emitted: output.windows.len(),
         sessions_emitted: output.sessions.len(),
         output_records: output.records,

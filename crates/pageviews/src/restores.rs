@@ -11,7 +11,11 @@ use state_changelog::RecoveryProgress;
 /// What the processor's recovery reported.
 #[derive(Default)]
 pub(crate) struct RecoveryStats {
+    /// When the first restore with records to read started, on the
+    /// restorer's clock.
     pub started: Option<Instant>,
+    /// When the last one of them ended, on the restorer's clock (not when
+    /// the poll loop got to see it: that is up to a poll later).
     pub finished: Option<Instant>,
     /// Per changelog partition.
     pub partitions: BTreeMap<(String, i32), Restore>,
@@ -27,10 +31,9 @@ pub(crate) struct Restore {
 }
 
 impl RecoveryStats {
-    /// Takes in one progress report: the first starts the clock, a
-    /// finished one stops it.
+    /// Takes in one progress report. Recovery runs from the start of the
+    /// first restore with records to read to the end of the last one.
     pub fn record(&mut self, p: &RecoveryProgress) {
-        self.started.get_or_insert_with(Instant::now);
         self.partitions.insert(
             (p.changelog.topic().to_owned(), p.changelog.partition()),
             Restore {
@@ -38,8 +41,13 @@ impl RecoveryStats {
                 total: p.total,
             },
         );
+        if p.total == 0 {
+            return;
+        }
+        self.started = Some(self.started.map_or(p.started, |s| s.min(p.started)));
         if p.finished {
-            self.finished = Some(Instant::now());
+            let ended = p.started + p.elapsed;
+            self.finished = Some(self.finished.map_or(ended, |f| f.max(ended)));
         }
     }
 }

@@ -19,6 +19,8 @@ pub(crate) struct Topics {
     pub output: String,
     /// Closed user sessions.
     pub sessions: String,
+    /// Where the bare reference pipeline writes (one record per event).
+    pub bare_output: String,
 }
 
 /// The stores of one processor, as its manager registered them.

@@ -38,6 +38,10 @@ fn exactly_once_through_a_crash_is_exact_on_the_mock_cluster() {
     );
     assert!(report.processed >= cfg.events);
     assert!(report.summary().contains("verified: exact"));
+    // The references the figures are printed next to, from the same run.
+    assert!(report.bare_pipeline.is_some(), "the bare pipeline ran");
+    assert!(report.summary().contains("bare pipeline:"), "{}", report.summary());
+    assert!(report.bare_read.is_some(), "the bare changelog read ran");
 }
 
 #[test]

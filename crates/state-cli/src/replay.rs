@@ -268,6 +268,8 @@ fn replay_into(
 ) -> Result<ApplyStats> {
     let config = RecoveryConfig {
         metadata_timeout: source.timeout,
+        // The command's one timeout bounds retries of transient failures too.
+        retry_timeout: source.timeout,
         stall_timeout: source.timeout.max(Duration::from_secs(10)),
         ..RecoveryConfig::default()
     };

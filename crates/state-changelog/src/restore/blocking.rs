@@ -89,13 +89,12 @@ impl RecoveryManager {
     /// in progress.
     pub fn new(client: &ClientConfig, config: RecoveryConfig, stop: Arc<AtomicBool>) -> Result<Self> {
         let group = client.get("group.id").unwrap_or(RECOVERY_GROUP);
-        let consumer = create_consumer(
-            &config.consumer_client(client),
-            &ConsumerSettings::restore(group),
-            "creating the recovery consumer",
-        )?;
+        let settings = ConsumerSettings::restore(group);
+        let kafka = config.consumer_client(client);
+        let consumer = create_consumer(&kafka, &settings, "creating the recovery consumer")?;
+        let metadata = create_consumer(&kafka, &settings, "creating the recovery consumer's metadata client")?;
         Ok(RecoveryManager {
-            reader: Mutex::new(ChangelogReader::new(consumer, config)),
+            reader: Mutex::new(ChangelogReader::new(consumer, metadata, config)),
             stop,
         })
     }
@@ -163,7 +162,7 @@ fn drive(
                 until: rp.until,
             },
         };
-        reader.register(spec, &mut |e| outcomes.record(e))?;
+        reader.register(spec)?;
     }
     let stall_timeout = reader.config().stall_timeout;
     while !reader.is_empty() {

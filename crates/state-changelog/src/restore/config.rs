@@ -12,6 +12,10 @@ pub struct RecoveryConfig {
     pub poll_timeout: Duration,
     /// Timeout of metadata calls (watermarks, committed offsets, seeks).
     pub metadata_timeout: Duration,
+    /// How long a watermark request that fails transiently (a timeout, a
+    /// lost connection, a leader moving) is retried, with backoff, before
+    /// the restore or standby that asked fails.
+    pub retry_timeout: Duration,
     /// Give up if a restore makes no progress for this long.
     pub stall_timeout: Duration,
     /// Minimum time between two progress reports of a partition.
@@ -47,6 +51,7 @@ impl Default for RecoveryConfig {
             batch_records: 10_000,
             poll_timeout: Duration::from_millis(100),
             metadata_timeout: Duration::from_secs(10),
+            retry_timeout: Duration::from_secs(30),
             stall_timeout: Duration::from_secs(60),
             progress_interval: Duration::from_millis(500),
             standby_refresh_interval: Duration::from_secs(1),

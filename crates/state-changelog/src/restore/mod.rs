@@ -15,6 +15,10 @@
 //! * [`apply`] — [`ChangelogApplier`]: validates and stages records, skips
 //!   those of uncommitted checkpoints, writes batches with their offset;
 //!   [`writer`] writes full batches on a thread of their own.
+//! * [`finish`] — [`finish::Finishers`]: restores that reached their end
+//!   write their last batch and flush on threads of their own.
+//! * [`retry`] — transient failures of watermark requests retried with
+//!   backoff.
 //! * [`progress`], [`clock`] — progress reports; the clock read every few
 //!   hundred records.
 //! * [`worker`] — [`Restorer`]: the engine on a thread beside the poll loop.
@@ -28,9 +32,11 @@ pub(crate) mod clock;
 pub(crate) mod config;
 pub(crate) mod consumer;
 pub(crate) mod events;
+pub(crate) mod finish;
 pub(crate) mod progress;
 pub(crate) mod reader;
 pub(crate) mod requests;
+pub(crate) mod retry;
 pub(crate) mod table;
 pub(crate) mod task;
 pub(crate) mod worker;

@@ -24,10 +24,24 @@ pub struct RecoveryProgress {
     pub eta: Option<Duration>,
     /// True once the partition reached its end.
     pub finished: bool,
+    /// When the restore started, on the restorer's clock (which lags the
+    /// real time by at most a few hundred records).
+    pub started: Instant,
+    /// How long the restore had run at this report (the whole restore in
+    /// the `finished` one): `started + elapsed` is when it reached this
+    /// point, whenever the report is drained.
+    pub elapsed: Duration,
 }
 
 impl RecoveryProgress {
-    fn new(changelog: &TopicPartition, done: u64, total: u64, elapsed: Duration, finished: bool) -> Self {
+    fn new(
+        changelog: &TopicPartition,
+        done: u64,
+        total: u64,
+        started: Instant,
+        elapsed: Duration,
+        finished: bool,
+    ) -> Self {
         let secs = elapsed.as_secs_f64();
         let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
         let eta = (rate > 0.0 && !finished).then(|| Duration::from_secs_f64(total.saturating_sub(done) as f64 / rate));
@@ -38,6 +52,8 @@ impl RecoveryProgress {
             rate,
             eta,
             finished,
+            started,
+            elapsed,
         }
     }
 }
@@ -104,6 +120,7 @@ impl ProgressMeter {
             changelog,
             done,
             self.total(),
+            self.started,
             now.saturating_duration_since(self.started),
             false,
         );
@@ -125,7 +142,7 @@ impl ProgressMeter {
     /// The last report: everything done, after `elapsed`.
     pub(crate) fn finished(&self, changelog: &TopicPartition, elapsed: Duration) -> RecoveryProgress {
         let total = self.total();
-        RecoveryProgress::new(changelog, total, total, elapsed, true)
+        RecoveryProgress::new(changelog, total, total, self.started, elapsed, true)
     }
 }
 
@@ -153,5 +170,6 @@ mod tests {
         assert!(later.eta.is_some());
         let last = m.finished(&cl, Duration::from_secs(2));
         assert_eq!((last.done, last.total, last.finished, last.eta), (100, 100, true, None));
+        assert_eq!((last.started, last.elapsed), (t0, Duration::from_secs(2)));
     }
 }

@@ -5,11 +5,24 @@
 //! standbys) and for blocking recovery ([`crate::RecoveryManager`]).
 //!
 //! * Every task's changelog partition is assigned at the task's `next`
-//!   offset; the assignment is rebuilt when tasks come or go.
+//!   offset. Tasks that come or go are added to or removed from the
+//!   assignment incrementally: a full assignment would make librdkafka
+//!   drop what it prefetched for every other partition and fetch it again,
+//!   after the fetch in flight returns (up to `fetch.wait.max.ms`), for
+//!   every restore that starts or ends. Only recovering from a failed
+//!   change assigns everything again.
 //! * A restore is done when its `next` reaches the end taken when it
 //!   started — through its records or through the consumer's position,
 //!   which moves past transaction markers and compacted gaps — not when a
-//!   record at `end - 1` is seen.
+//!   record at `end - 1` is seen. Positions are read at the end of every
+//!   fetch, and with the clock while a restore got no record since the
+//!   last read (its changelog may end with a transaction marker, which no
+//!   record reports), so such a restore is done while other partitions
+//!   still stream; while restores run, a poll waits at most
+//!   [`RESTORE_POLL_TIMEOUT`] for a record, so the last one is done soon
+//!   after its marker too. (Reading positions asks librdkafka's main thread
+//!   for the assignment: a round trip between threads, too dear for every
+//!   few hundred records of a restore that is being fed.)
 //! * A standby that holds a record stays assigned but paused; when its
 //!   owner's commits move on, its partition is sought back to the held
 //!   record and resumed. Other partitions keep fetching throughout.
@@ -21,7 +34,7 @@
 //!
 //! [`CLOCK_EVERY`]: crate::restore::clock::CLOCK_EVERY
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -39,9 +52,16 @@ use crate::restore::clock::CoarseClock;
 use crate::restore::config::RecoveryConfig;
 use crate::restore::consumer::{Placement, RestoreConsumer};
 use crate::restore::events::{RestoreEvent, StandbyStatus};
+use crate::restore::finish::{Finished, Finishers};
 use crate::restore::progress::ProgressMeter;
 use crate::restore::table::{TaskId, TaskTable};
 use crate::restore::task::{ChangelogTask, Step, TaskState};
+
+/// The longest a poll waits for a record while a restore runs: a
+/// changelog that ends with a transaction marker delivers no record at its
+/// end, and the restore is done only when a position shows it (standbys
+/// alone wait [`RecoveryConfig::poll_timeout`]).
+pub(crate) const RESTORE_POLL_TIMEOUT: Duration = Duration::from_millis(10);
 
 /// Where the engine's events go.
 pub(crate) type Events<'a> = dyn FnMut(RestoreEvent) + 'a;
@@ -79,24 +99,53 @@ pub(crate) struct ChangelogReader {
     config: RecoveryConfig,
     tasks: TaskTable,
     clock: CoarseClock,
+    /// The changelog partitions assigned to the consumer now.
+    assigned: BTreeSet<TopicPartition>,
+    /// Tasks came or went since the assignment was last brought in line.
     assignment_dirty: bool,
+    /// Assigned partitions whose task was replaced: removed and added
+    /// again, at the new task's offset.
+    stale: Vec<TopicPartition>,
+    /// An incremental change failed (or a pause or seek did): assign
+    /// everything again.
+    reassign_all: bool,
+    /// True if a task may be restoring (cleared when a look at the tasks
+    /// finds none): polls wait at most [`RESTORE_POLL_TIMEOUT`].
+    restoring: bool,
+    /// When the clock was read for the record before the last one that
+    /// read it: a restore whose last record is older got none since.
+    last_tick: Instant,
+    /// Restores that reached their end, finishing on threads of their own.
+    finishers: Finishers,
     /// When a record was last applied, a restore last finished or a task
     /// last started.
     last_progress: Instant,
 }
 
 impl ChangelogReader {
-    /// An engine reading with `consumer` (see
-    /// [`ConsumerSettings::restore`](crate::ConsumerSettings::restore)).
-    pub(crate) fn new(consumer: BaseConsumer<KafkaClientContext>, config: RecoveryConfig) -> Self {
+    /// An engine reading with `consumer` and asking watermarks and
+    /// committed offsets with `metadata` (two clients of
+    /// [`ConsumerSettings::restore`](crate::ConsumerSettings::restore); see
+    /// [`RestoreConsumer`]).
+    pub(crate) fn new(
+        consumer: BaseConsumer<KafkaClientContext>,
+        metadata: BaseConsumer<KafkaClientContext>,
+        config: RecoveryConfig,
+    ) -> Self {
         let clock = CoarseClock::new();
         ChangelogReader {
-            consumer: RestoreConsumer::new(consumer, config.metadata_timeout),
+            consumer: RestoreConsumer::new(consumer, metadata, config.metadata_timeout, config.retry_timeout),
             config,
             tasks: TaskTable::default(),
             last_progress: clock.now(),
+            last_tick: clock.now(),
             clock,
+            assigned: BTreeSet::new(),
             assignment_dirty: false,
+            stale: Vec::new(),
+            reassign_all: false,
+            restoring: false,
+            finishers: Finishers::default(),
         }
     }
 
@@ -105,14 +154,14 @@ impl ChangelogReader {
         &self.config
     }
 
-    /// The number of tasks.
+    /// The number of tasks, those finishing included.
     pub(crate) fn len(&self) -> usize {
-        self.tasks.len()
+        self.tasks.len() + self.finishers.len()
     }
 
-    /// True if there is no task.
+    /// True if there is no task, none finishing either.
     pub(crate) fn is_empty(&self) -> bool {
-        self.tasks.is_empty()
+        self.tasks.is_empty() && self.finishers.is_empty()
     }
 
     /// The time as of the last read of the engine's clock.
@@ -131,12 +180,23 @@ impl ChangelogReader {
     }
 
     /// Starts a task from its partition's stored offset + 1 (or the log
-    /// start). A restore with nothing to read finishes at once. A stored
+    /// start). A restore with nothing to read is done at once (reported by
+    /// the next [`poll`](Self::poll), once it finished). A stored
     /// offset at or beyond the high watermark is
     /// [`ChangelogError::InvalidStoredOffset`] (the changelog was recreated
     /// or belongs to another store), before anything is applied.
-    pub(crate) fn register(&mut self, spec: TaskSpec, events: &mut Events<'_>) -> Result<()> {
+    pub(crate) fn register(&mut self, spec: TaskSpec) -> Result<()> {
         let changelog = spec.changelog;
+        // A restore of the same partition still finishing was given up by
+        // the owner (a release waits for it); its writes end first.
+        if let Some(finished) = self.finishers.wait(&changelog) {
+            tracing::debug!(
+                topic = changelog.topic(),
+                partition = changelog.partition(),
+                ok = finished.is_some_and(|f| f.result.is_ok()),
+                "an earlier restore of the partition finished"
+            );
+        }
         let (low, high) = self.consumer.watermarks(&changelog)?;
         let stored = spec.partition.changelog_offset()?;
         if let Some(stored) = stored {
@@ -189,6 +249,13 @@ impl ChangelogReader {
         if let Some(check) = spec.replay_check {
             applier = applier.with_replay_check(check);
         }
+        let restoring = matches!(state, TaskState::Restoring(_));
+        // A partition still assigned (its task replaced, or gone but not yet
+        // removed from the assignment) is fetched from wherever it was:
+        // remove it and add it again at this task's offset.
+        if self.assigned.contains(&changelog) {
+            self.stale.push(changelog.clone());
+        }
         let (id, _replaced) = self.tasks.insert(ChangelogTask {
             changelog,
             partition: spec.partition,
@@ -200,22 +267,32 @@ impl ChangelogReader {
             last_activity: now,
         });
         self.assignment_dirty = true;
+        self.restoring |= restoring;
         self.last_progress = now;
-        self.complete_if_done(id, events);
+        self.complete_if_done(id);
         Ok(())
     }
 
-    /// One turn of the loop: reassigns if tasks came or went, then polls
-    /// once. A record goes to its task; an empty poll ends a fetch (staged
-    /// batches go to the writers, positions are checked). True if the clock
-    /// was read, i.e. it is time for the driver's periodic work. An error is
-    /// the consumer's (assigning, reading positions); tasks' own failures
-    /// are events.
+    /// One turn of the loop: brings the assignment in line if tasks came or
+    /// went, then polls once. A record goes to its task; an empty poll ends
+    /// a fetch (staged batches go to the writers). Positions are followed
+    /// whenever the clock is read. True if the clock was read, i.e. it is
+    /// time for the driver's periodic work. An error is the consumer's
+    /// (assigning, reading positions); tasks' own failures are events.
     pub(crate) fn poll(&mut self, events: &mut Events<'_>) -> Result<bool> {
-        if self.assignment_dirty {
-            self.reassign()?;
+        if !self.finishers.is_empty() {
+            for (changelog, finished) in self.finishers.done() {
+                self.report_finished(changelog, finished, events);
+            }
         }
-        let polled = match self.consumer.poll(self.config.poll_timeout) {
+        if self.assignment_dirty {
+            self.sync_assignment()?;
+        }
+        let timeout = match self.restoring || !self.finishers.is_empty() {
+            true => self.config.poll_timeout.min(RESTORE_POLL_TIMEOUT),
+            false => self.config.poll_timeout,
+        };
+        let polled = match self.consumer.poll(timeout) {
             Some(Ok(msg)) => {
                 let clock_read = self.clock.tick();
                 Polled::Record(clock_read, offer(&mut self.tasks, &msg, self.clock.now()))
@@ -227,6 +304,17 @@ impl ChangelogReader {
             Polled::Record(clock_read, step) => {
                 if let Some((id, step)) = step {
                     self.after(id, step, events);
+                }
+                if clock_read {
+                    self.consumer.serve_metadata();
+                    let since = std::mem::replace(&mut self.last_tick, self.clock.now());
+                    let starved = self
+                        .tasks
+                        .iter()
+                        .any(|(_, t)| t.is_restoring() && t.last_activity < since);
+                    if starved {
+                        self.follow_positions()?;
+                    }
                 }
                 Ok(clock_read)
             }
@@ -255,7 +343,7 @@ impl ChangelogReader {
                     events(RestoreEvent::Progress(p));
                 }
                 if task.reached_end() {
-                    self.complete(id, events);
+                    self.complete(id);
                 }
             }
             Step::Held => self.pause(id),
@@ -264,14 +352,27 @@ impl ChangelogReader {
     }
 
     /// The end of a fetch: hand staged batches to the writers, and follow
-    /// positions, which move past transaction markers and compacted gaps.
+    /// positions.
     fn end_of_fetch(&mut self, events: &mut Events<'_>) -> Result<()> {
         self.clock.read();
+        self.consumer.serve_metadata();
         for id in self.tasks.ids() {
             let Some(task) = self.tasks.get_mut(id) else { continue };
             if let Err(e) = task.applier.submit() {
                 self.fail(id, e, events);
             }
+        }
+        self.follow_positions()
+    }
+
+    /// Follows the consumer's positions, which move past transaction
+    /// markers and compacted gaps that no record reports: restores that
+    /// reached their end through them are done. Notes whether any restore
+    /// is left.
+    fn follow_positions(&mut self) -> Result<()> {
+        self.restoring = self.tasks.iter().any(|(_, t)| t.is_restoring());
+        if !self.restoring {
+            return Ok(());
         }
         let positions = self.consumer.positions()?;
         for el in positions.elements() {
@@ -284,34 +385,57 @@ impl ChangelogReader {
             if let Some(task) = self.tasks.get_mut(id) {
                 task.follow_position(position);
             }
-            self.complete_if_done(id, events);
+            self.complete_if_done(id);
         }
         Ok(())
     }
 
-    fn complete_if_done(&mut self, id: TaskId, events: &mut Events<'_>) {
+    fn complete_if_done(&mut self, id: TaskId) {
         if self.tasks.get(id).is_some_and(ChangelogTask::reached_end) {
-            self.complete(id, events);
+            self.complete(id);
         }
     }
 
-    /// A restore reached its end: its batches are written and made durable,
-    /// and it leaves the engine.
-    fn complete(&mut self, id: TaskId, events: &mut Events<'_>) {
-        let Some(mut task) = self.tasks.remove(id) else { return };
+    /// A restore reached its end: it leaves the consumer's assignment and
+    /// finishes on a thread of its own (see [`Finishers`]); it is reported
+    /// restored once its batches are written and made durable.
+    fn complete(&mut self, id: TaskId) {
+        let Some(task) = self.tasks.remove(id) else { return };
+        // Its partition leaves the assignment at the next poll; records
+        // fetched for it meanwhile find no task.
         self.assignment_dirty = true;
-        let now = self.clock.read();
-        self.last_progress = now;
+        self.last_progress = self.clock.read();
+        if task.is_restoring() {
+            self.finishers.start(task);
+        }
+    }
+
+    /// Reports a restore that finished (see [`complete`](Self::complete)).
+    fn report_finished(&mut self, changelog: TopicPartition, finished: Option<Finished>, events: &mut Events<'_>) {
+        self.last_progress = self.clock.read();
+        let Some(Finished { task, result, at, took }) = finished else {
+            tracing::error!(
+                topic = changelog.topic(),
+                partition = changelog.partition(),
+                "finishing a restore panicked"
+            );
+            events(RestoreEvent::Failed {
+                changelog,
+                standby: false,
+                error: ChangelogError::Thread("finishing a restore panicked".into()),
+            });
+            return;
+        };
         let TaskState::Restoring(meter) = &task.state else {
             return;
         };
-        let elapsed = now.saturating_duration_since(meter.started());
-        match task.applier.finish() {
+        let elapsed = at.saturating_duration_since(meter.started());
+        match result {
             Err(error) => {
-                tracing::error!(topic = task.changelog.topic(), partition = task.changelog.partition(),
+                tracing::error!(topic = changelog.topic(), partition = changelog.partition(),
                     error = %error, "restore failed");
                 events(RestoreEvent::Failed {
-                    changelog: task.changelog,
+                    changelog,
                     standby: false,
                     error,
                 });
@@ -319,19 +443,20 @@ impl ChangelogReader {
             Ok(stats) => {
                 let offset = task.partition.changelog_offset().ok().flatten();
                 tracing::info!(
-                    topic = task.changelog.topic(),
-                    partition = task.changelog.partition(),
+                    topic = changelog.topic(),
+                    partition = changelog.partition(),
                     applied = stats.applied,
                     skipped = stats.skipped,
                     batches = stats.batches,
                     ?elapsed,
+                    finishing = ?took,
                     location = task.location,
                     "changelog partition restored"
                 );
-                events(RestoreEvent::Progress(meter.finished(&task.changelog, elapsed)));
+                events(RestoreEvent::Progress(meter.finished(&changelog, elapsed)));
                 events(RestoreEvent::Restored {
                     committed_offsets: task.applier.committed().clone(),
-                    changelog: task.changelog,
+                    changelog,
                     stats,
                     offset,
                     elapsed,
@@ -388,6 +513,7 @@ impl ChangelogReader {
             // the new assignment pauses it.
             tracing::warn!(topic = task.changelog.topic(), partition = task.changelog.partition(), error = %e,
                 "pausing a held standby's changelog partition failed; reassigning");
+            self.reassign_all = true;
             self.assignment_dirty = true;
         }
     }
@@ -401,18 +527,65 @@ impl ChangelogReader {
             // the next assignment positions it at `next` as well.
             tracing::debug!(topic = task.changelog.topic(), partition = task.changelog.partition(), error = %e,
                 "repositioning a changelog partition failed; reassigning");
+            self.reassign_all = true;
             self.assignment_dirty = true;
         }
     }
 
-    /// Assigns every task's partition at its `next` offset; held standbys
-    /// paused, the others fetching.
+    /// Brings the consumer's assignment in line with the tasks: removes the
+    /// partitions of tasks that left (or were replaced), adds those of new
+    /// tasks at their `next` offset (held standbys paused); the others keep
+    /// fetching undisturbed. After a failure, assigns everything again.
+    fn sync_assignment(&mut self) -> Result<()> {
+        if self.reassign_all {
+            return self.reassign();
+        }
+        let mut gone = Vec::new();
+        for changelog in &self.assigned {
+            if self.stale.contains(changelog) || self.tasks.find(changelog.topic(), changelog.partition()).is_none() {
+                gone.push(changelog.clone());
+            }
+        }
+        if let Err(e) = self.consumer.remove(&gone) {
+            self.reassign_all = true;
+            return Err(e);
+        }
+        for changelog in &gone {
+            self.assigned.remove(changelog);
+        }
+        self.stale.clear();
+        let assigned = &self.assigned;
+        let new: Vec<Placement<'_>> = self
+            .tasks
+            .iter()
+            .filter(|(_, t)| !assigned.contains(&t.changelog))
+            .map(|(_, t)| Placement {
+                changelog: &t.changelog,
+                next: t.next,
+                paused: t.is_held(),
+            })
+            .collect();
+        let added: Vec<TopicPartition> = new.iter().map(|p| p.changelog.clone()).collect();
+        if let Err(e) = self.consumer.add(new) {
+            self.reassign_all = true;
+            return Err(e);
+        }
+        self.assigned.extend(added);
+        self.assignment_dirty = false;
+        Ok(())
+    }
+
+    /// Assigns every task's partition at its `next` offset, held standbys
+    /// paused, the others fetching; every partition starts over.
     fn reassign(&mut self) -> Result<()> {
         self.consumer.assign(self.tasks.iter().map(|(_, t)| Placement {
             changelog: &t.changelog,
             next: t.next,
             paused: t.is_held(),
         }))?;
+        self.assigned = self.tasks.iter().map(|(_, t)| t.changelog.clone()).collect();
+        self.stale.clear();
+        self.reassign_all = false;
         self.assignment_dirty = false;
         Ok(())
     }
@@ -442,6 +615,7 @@ impl ChangelogReader {
         let now = self.clock.read();
         let Some(task) = self.tasks.get_mut(id) else { return };
         let was_held = task.promote(committed, high, now);
+        self.restoring = true;
         tracing::info!(
             topic = changelog.topic(),
             partition = changelog.partition(),
@@ -454,7 +628,7 @@ impl ChangelogReader {
             self.resume_at_next(id);
         }
         self.last_progress = now;
-        self.complete_if_done(id, events);
+        self.complete_if_done(id);
     }
 
     /// Stops restoring or tailing `changelogs`: the batch being filled is
@@ -464,6 +638,16 @@ impl ChangelogReader {
     pub(crate) fn release(&mut self, changelogs: Vec<TopicPartition>) -> Vec<(TopicPartition, Result<()>)> {
         let mut out = Vec::new();
         for changelog in changelogs {
+            // A restore that reached its end is let go once it finished
+            // (no longer reported: its owner gave it up).
+            if let Some(finished) = self.finishers.wait(&changelog) {
+                let res = match finished {
+                    Some(f) => f.result.map(drop),
+                    None => Err(ChangelogError::Thread("finishing a restore panicked".into())),
+                };
+                out.push((changelog, res));
+                continue;
+            }
             let Some(mut task) = self.tasks.find_key(&changelog).and_then(|id| self.tasks.remove(id)) else {
                 continue;
             };
@@ -479,7 +663,7 @@ impl ChangelogReader {
             out.push((changelog, res));
         }
         if self.assignment_dirty {
-            if let Err(e) = self.reassign() {
+            if let Err(e) = self.sync_assignment() {
                 tracing::error!(error = %e, "unassigning released changelog partitions failed; retrying");
             }
         }
@@ -552,6 +736,21 @@ impl ChangelogReader {
     /// are logged).
     pub(crate) fn finish_all(&mut self) -> Result<()> {
         let mut first = None;
+        for (changelog, finished) in self.finishers.wait_all() {
+            match finished.map(|f| f.result) {
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    first.get_or_insert(e);
+                }
+                None => {
+                    tracing::warn!(
+                        topic = changelog.topic(),
+                        partition = changelog.partition(),
+                        "finishing a restore panicked"
+                    );
+                }
+            }
+        }
         for mut task in self.tasks.drain() {
             if let Err(e) = task.applier.finish() {
                 tracing::warn!(topic = task.changelog.topic(), partition = task.changelog.partition(),
@@ -566,6 +765,9 @@ impl ChangelogReader {
     /// Drops every task without writing what they staged (their partitions
     /// keep the batches written so far: data and offset agree).
     pub(crate) fn clear(&mut self) {
+        // Restores finishing end their writes first (what they wrote is
+        // whole batches with their offsets).
+        self.finishers.wait_all();
         self.tasks.drain().for_each(drop);
         self.assignment_dirty = true;
     }
@@ -573,6 +775,9 @@ impl ChangelogReader {
     /// Leaves nothing assigned (call with no task left).
     pub(crate) fn unassign(&mut self) {
         self.consumer.unassign();
+        self.assigned.clear();
+        self.stale.clear();
+        self.reassign_all = false;
         self.assignment_dirty = !self.tasks.is_empty();
     }
 }

@@ -17,7 +17,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender, TryRecvError};
 use parking_lot::Mutex;
@@ -68,17 +68,16 @@ impl Restorer {
     /// application's group, used only to read its committed offsets for
     /// standbys (the restorer never joins the group nor commits).
     pub fn start(client: &ClientConfig, group_id: &str, config: RecoveryConfig) -> Result<Self> {
-        let consumer = create_consumer(
-            &config.consumer_client(client),
-            &ConsumerSettings::restore(group_id),
-            "creating the restore consumer",
-        )?;
+        let settings = ConsumerSettings::restore(group_id);
+        let kafka = config.consumer_client(client);
+        let consumer = create_consumer(&kafka, &settings, "creating the restore consumer")?;
+        let metadata = create_consumer(&kafka, &settings, "creating the restore consumer's metadata client")?;
         let (commands, command_rx) = crossbeam_channel::unbounded();
         let (event_tx, events) = crossbeam_channel::unbounded();
         let standbys = StandbyTable::default();
         let now = Instant::now();
         let worker = Worker {
-            reader: ChangelogReader::new(consumer, config),
+            reader: ChangelogReader::new(consumer, metadata, config),
             commands: command_rx,
             events: event_tx,
             standbys: standbys.clone(),
@@ -148,6 +147,14 @@ impl Restorer {
         self.events.try_iter().collect()
     }
 
+    /// The next event, waiting at most `timeout` for one (`None`: none
+    /// came, or the thread stopped). For drivers that have nothing else to
+    /// do meanwhile (tools, benchmarks); a poll loop calls
+    /// [`events`](Self::events) instead.
+    pub fn next_event(&self, timeout: Duration) -> Option<RestoreEvent> {
+        self.events.recv_timeout(timeout).ok()
+    }
+
     /// What every standby has, as last reported.
     pub fn standby_status(&self) -> Vec<StandbyStatus> {
         self.standbys.lock().values().cloned().collect()
@@ -176,6 +183,11 @@ struct Worker {
 impl Worker {
     fn run(mut self) {
         let mut wait_after_error = false;
+        // Commands are looked at whenever the engine reads its clock
+        // (every few hundred records, and at the end of every fetch), not
+        // per record: they are rare, and a channel look per record was
+        // measurable.
+        let mut look_for_commands = true;
         loop {
             // Commands first; block for one when idle, and wait for one a
             // poll timeout long after a consumer error.
@@ -187,27 +199,34 @@ impl Worker {
                     Err(RecvTimeoutError::Timeout) => Ok(None),
                     Err(RecvTimeoutError::Disconnected) => Err(()),
                 }
-            } else {
+            } else if look_for_commands {
                 match self.commands.try_recv() {
                     Ok(c) => Ok(Some(c)),
                     Err(TryRecvError::Empty) => Ok(None),
                     Err(TryRecvError::Disconnected) => Err(()),
                 }
+            } else {
+                Ok(None)
             };
             let Ok(next) = next else { break };
             if let Some(c) = next {
                 self.command(c);
+                look_for_commands = true;
                 continue;
             }
             let (events, standbys) = (&self.events, &self.standbys);
-            match self.reader.poll(&mut |e| emit(events, standbys, e)) {
-                Ok(true) => self.housekeeping(),
-                Ok(false) => {}
+            look_for_commands = match self.reader.poll(&mut |e| emit(events, standbys, e)) {
+                Ok(true) => {
+                    self.housekeeping();
+                    true
+                }
+                Ok(false) => false,
                 Err(e) => {
                     tracing::warn!(error = %e, "the restore consumer failed; retrying");
                     wait_after_error = true;
+                    true
                 }
-            }
+            };
         }
         // Shutting down: write what every task has staged (failures are
         // logged).
@@ -231,7 +250,7 @@ impl Worker {
                         until: None,
                     },
                 };
-                if let Err(error) = self.reader.register(spec, &mut sink) {
+                if let Err(error) = self.reader.register(spec) {
                     failed_to_start(changelog, false, error, &mut sink);
                 }
             }
@@ -244,7 +263,7 @@ impl Worker {
                     replay_check: r.replay_check,
                     kind: TaskKind::Standby { source: r.source },
                 };
-                match self.reader.register(spec, &mut sink) {
+                match self.reader.register(spec) {
                     Err(error) => failed_to_start(changelog, true, error, &mut sink),
                     Ok(()) => {
                         if let Some(status) = self.reader.standby_status_of(&changelog) {
