@@ -16,6 +16,7 @@ use state_txn::{ExpireOptions, ExpiredWindow, PartitionTransaction, WindowIndex,
 use crate::params::{env_u64, Params};
 use crate::rng::Rng;
 
+mod budget;
 mod windows;
 mod w4;
 
@@ -104,7 +105,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             "--brokers" => brokers = Some(it.next().ok_or("--brokers needs HOST:PORT")?.clone()),
             // One run of the budget workload in this process (its parent
             // measures each run in a process of its own).
-            "--budget-child" => return crate::bench_budget::child(it.next().ok_or("--budget-child needs a system")?),
+            "--budget-child" => return budget::child(it.next().ok_or("--budget-child needs a system")?),
             other => return Err(format!("unknown bench argument {other:?}")),
         }
     }
@@ -123,7 +124,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let rounds = env_u64("ROUNDS", 3)?.max(1);
     if only.as_deref() == Some("budget") {
         // Only when asked: 192 databases per run, in processes of their own.
-        return crate::bench_budget::run(rounds);
+        return budget::run(rounds);
     }
     if wanted("takeover") {
         // Two members process N records before the kill: at most 200,000,

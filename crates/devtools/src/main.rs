@@ -12,7 +12,6 @@
 //!   code; tests compare the code against the checked-in files.
 
 mod bench;
-mod bench_budget;
 mod crash;
 mod fixtures;
 mod fuzz;

@@ -151,20 +151,7 @@ impl Run<'_> {
             });
         }
         let manager = Arc::new(Mutex::new(manager));
-        let mut c = self.client.clone();
-        // Processing between polls lets the fetch queue pass its threshold;
-        // librdkafka's default 1 s fetch pause then idles the pipeline (see
-        // docs/operations.md): a short fetch backoff.
-        ConsumerSettings::new(GROUP)
-            .from_earliest()
-            .short_fetch_backoff()
-            .apply_to(&mut c)
-            .set("session.timeout.ms", "6000")
-            .set("max.poll.interval.ms", "300000")
-            // Small prefetches: a partition that runs ahead in event time
-            // is paused (see `Align`), which drops what was prefetched.
-            .set("max.partition.fetch.bytes", "65536")
-            .set("queued.min.messages", "5000");
+        let c = consumer_config(&self.client, GROUP);
         let consumer: BaseConsumer<StateContext> = kafka(
             "creating the consumer",
             c.create_with_context(StateContext::new(manager.clone())),
@@ -381,4 +368,25 @@ impl Run<'_> {
             }
         }
     }
+}
+
+/// The processing consumer's settings for consumer group `group` on
+/// `client`; the bare reference pipeline uses them too, so the two differ
+/// only by the state.
+pub(crate) fn consumer_config(client: &ClientConfig, group: &str) -> ClientConfig {
+    let mut c = client.clone();
+    // Processing between polls lets the fetch queue pass its threshold;
+    // librdkafka's default 1 s fetch pause then idles the pipeline (see
+    // docs/operations.md): a short fetch backoff.
+    ConsumerSettings::new(group)
+        .from_earliest()
+        .short_fetch_backoff()
+        .apply_to(&mut c)
+        .set("session.timeout.ms", "6000")
+        .set("max.poll.interval.ms", "300000")
+        // Small prefetches: a partition that runs ahead in event time is
+        // paused (see `Align`), which drops what was prefetched.
+        .set("max.partition.fetch.bytes", "65536")
+        .set("queued.min.messages", "5000");
+    c
 }

@@ -47,7 +47,7 @@ impl RocksDbBackend {
     /// A backend opening partitions with `options`.
     pub fn new(options: RocksDbOptions) -> Self {
         RocksDbBackend {
-            memory: EngineMemory::for_options(&options),
+            memory: options.engine_memory(),
             options,
             stop: Arc::new(AtomicBool::new(false)),
         }

@@ -3,7 +3,6 @@
 
 use state_core::{BudgetPool, MemoryBudget};
 
-use crate::options::RocksDbOptions;
 
 /// Writers do not stall at the write buffer manager's limit (RocksDB's
 /// `allow_stall`): a stalled writer waits for flushes that only writes to
@@ -59,16 +58,12 @@ impl BudgetMemory {
 }
 
 impl EngineMemory {
-    /// What `options` ask for: the budget's cache and write buffer manager
-    /// (shared with every other user of the budget), or a cache of
-    /// `block_cache_size` of its own.
-    pub(crate) fn for_options(options: &RocksDbOptions) -> Self {
-        match &options.memory_budget {
-            Some(budget) => Self::of_budget(budget),
-            None => EngineMemory {
-                cache: (options.block_cache_size > 0).then(|| rocksdb::Cache::new_lru_cache(options.block_cache_size)),
-                write_buffers: None,
-            },
+    /// A block cache of `bytes` of its own (none for 0), no write buffer
+    /// manager: the engine's memory outside a budget.
+    pub(crate) fn own_cache(bytes: usize) -> Self {
+        EngineMemory {
+            cache: (bytes > 0).then(|| rocksdb::Cache::new_lru_cache(bytes)),
+            write_buffers: None,
         }
     }
 

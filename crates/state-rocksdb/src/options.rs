@@ -120,6 +120,16 @@ impl RocksDbOptions {
         self
     }
 
+    /// The memory these options ask for: the budget's cache and write
+    /// buffer manager (shared with every other user of the budget), or a
+    /// cache of `block_cache_size` of its own.
+    pub(crate) fn engine_memory(&self) -> EngineMemory {
+        match &self.memory_budget {
+            Some(budget) => EngineMemory::of_budget(budget),
+            None => EngineMemory::own_cache(self.block_cache_size),
+        }
+    }
+
     /// Options for a column family (and the DB defaults), with `memory`'s
     /// block cache if it has one.
     pub(crate) fn cf_options(&self, memory: &EngineMemory) -> rocksdb::Options {

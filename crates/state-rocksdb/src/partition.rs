@@ -61,7 +61,7 @@ impl RocksDbPartition {
     /// Opens (or creates) the partition at `path` with its own block cache
     /// (or its memory budget's).
     pub fn open(path: impl AsRef<Path>, options: &RocksDbOptions) -> Result<Self> {
-        let memory = EngineMemory::for_options(options);
+        let memory = options.engine_memory();
         Self::open_in(path.as_ref(), options, &memory, None, &AtomicBool::new(false))
     }
 

@@ -11,10 +11,10 @@ use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
 use rdkafka::message::Message;
 use rdkafka::producer::{BaseRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
-use state_changelog::{ChangelogProducer, ConsumerSettings};
+use state_changelog::ChangelogProducer;
 use state_manager::ProcessingGuarantee;
 
-use crate::processor::{send, COMPRESSION};
+use crate::processor::{consumer_config, send, COMPRESSION};
 use crate::{kafka, Config, DemoError, Result};
 
 /// The bare pipeline's consumer group (and transactional id prefix).
@@ -35,17 +35,7 @@ const STALL: Duration = Duration::from_secs(60);
 /// the time taken.
 pub(crate) fn bare_pipeline(cfg: &Config, client: &ClientConfig, input: &str, output: &str) -> Result<Duration> {
     let started = Instant::now();
-    let mut c = client.clone();
-    ConsumerSettings::new(GROUP)
-        .from_earliest()
-        .short_fetch_backoff()
-        .apply_to(&mut c)
-        .set("session.timeout.ms", "6000")
-        .set("max.poll.interval.ms", "300000")
-        // The processor's small prefetches (it pauses partitions that run
-        // ahead in event time), so the two differ only by the state.
-        .set("max.partition.fetch.bytes", "65536")
-        .set("queued.min.messages", "5000");
+    let c = consumer_config(client, GROUP);
     let consumer: BaseConsumer = kafka("creating the bare pipeline's consumer", c.create())?;
     kafka("subscribing the bare pipeline", consumer.subscribe(&[input]))?;
 

@@ -24,7 +24,7 @@ use state_core::{Backend, Codec, MemoryBudget, StoreLocation, StorePartition};
 use state_rocksdb::{RocksDbBackend, RocksDbOptions};
 use state_txn::{ExpireOptions, ExpiredWindow, PartitionTransaction, WindowIndex, WindowedTransaction};
 
-use crate::bench::{err, peak_rss_mb, prefix_of, sum_of_counters, zipf_keys, W6_KEYS, W6_SEED};
+use super::{err, peak_rss_mb, prefix_of, sum_of_counters, zipf_keys, W6_KEYS, W6_SEED};
 use crate::params::env_u64;
 
 /// Partitions of each store.
