@@ -16,6 +16,10 @@
 //! prints `lag N` whenever the number of partitions whose committed
 //! changelog offset is not yet on disk changes.
 //!
+//! `CRASH_LOG_FILE=PATH` appends its tracing log to PATH, filtered by
+//! `CRASH_LOG` (tracing's filter syntax; default `info`), each line written
+//! at once so a kill loses none (`cargo xtask crash --log-dir DIR`).
+//!
 //! `CRASH_AT=STAGE:N` makes it abort (no cleanup, like a kill) the N-th
 //! time it reaches STAGE: `process` (a record processed, not committed),
 //! `produced` / `committed` / `flushed` (checkpoint stages), or `recovery`
@@ -71,7 +75,25 @@ fn stage_name(s: CheckpointStage) -> &'static str {
     }
 }
 
+/// Logs to `CRASH_LOG_FILE`, if set: unbuffered, so a SIGKILL loses no
+/// line already logged.
+fn init_log() -> Result<(), Box<dyn std::error::Error>> {
+    let Ok(path) = std::env::var("CRASH_LOG_FILE") else {
+        return Ok(());
+    };
+    let filter = std::env::var("CRASH_LOG").unwrap_or_else(|_| "info".into());
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter)?)
+        .with_ansi(false)
+        .with_thread_names(true)
+        .with_writer(std::sync::Mutex::new(file))
+        .init();
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    init_log()?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [bootstrap, state_dir, guarantee, partitions] = args.as_slice() else {
         return Err("usage: crash-counter BOOTSTRAP STATE_DIR eos|alos PARTITIONS".into());
@@ -193,6 +215,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .payload(value.as_bytes());
                 out.kafka().send(rec).map_err(|(e, _)| e)?;
                 m.processed(INPUT, p, msg.offset())?;
+                tracing::debug!(partition = p, offset = msg.offset(), key = %String::from_utf8_lossy(&key), count = n + 1,
+                    "processed");
                 processed += 1;
                 since_commit += 1;
                 println!("processed {processed}");
