@@ -320,6 +320,9 @@ impl StateStoreManager {
     /// each `poll` (it is cheap when there is nothing to do):
     ///
     /// * returns an error raised in a rebalance callback or by a restore;
+    /// * moves back (and resumes) partitions left paused by a refused
+    ///   mirrored offset commit (see
+    ///   [`ManagerConfig::mirror_transactional_offsets`](crate::ManagerConfig::mirror_transactional_offsets));
     /// * resumes partitions whose stores finished restoring;
     /// * starts and stops standby replicas as the [`crate::StandbyPolicy`] says;
     /// * exports metrics (partition sizes, standby lag) every few seconds;
@@ -328,6 +331,12 @@ impl StateStoreManager {
         if let Some(e) = self.pending_error.take() {
             return Err(e);
         }
+        let assignments = &self.assignments;
+        self.checkpointer.settle_rewinds(
+            consumer,
+            |tp| assignments.is_ready(tp),
+            |tp| assignments.is_assigned(tp) && !assignments.is_ready(tp),
+        );
         self.assignments
             .drain_restore_events(consumer, &mut self.registry, &self.readers)?;
         self.assignments.tend_standbys(consumer, &mut self.registry)?;

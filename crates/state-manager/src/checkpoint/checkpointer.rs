@@ -13,6 +13,7 @@ use state_core::{ProcessedOffsets, TopicPartition};
 
 use super::offsets::SourceOffsets;
 use super::producer::ProducerLifecycle;
+use super::rewinds::Rewinds;
 use crate::config::{ManagerConfig, ProcessingGuarantee};
 use crate::error::{CheckpointError, ManagerError, Result};
 use crate::registry::Registry;
@@ -66,6 +67,7 @@ pub(crate) struct Checkpointer {
     kafka_timeout: Duration,
     commit_interval: Duration,
     offsets: SourceOffsets,
+    rewinds: Rewinds,
     last_commit: Instant,
     observer: Option<CheckpointObserver>,
 }
@@ -80,6 +82,7 @@ impl Checkpointer {
             kafka_timeout: config.kafka_timeout,
             commit_interval: config.commit_interval,
             offsets: SourceOffsets::default(),
+            rewinds: Rewinds::default(),
             last_commit: Instant::now(),
             observer: None,
         }
@@ -115,9 +118,24 @@ impl Checkpointer {
         Ok(())
     }
 
-    /// Forgets what was processed of revoked source partition `source`.
+    /// Forgets what was processed of revoked source partition `source`
+    /// (and a rewind still pending for it).
     pub(crate) fn forget(&mut self, source: &TopicPartition) {
         self.offsets.forget(source);
+        self.rewinds.forget(source);
+    }
+
+    /// Does the rewinds a refused mirrored offset commit asked for and the
+    /// consumer refused then (their partitions are paused until done); see
+    /// `rewinds`. `ready` and `restoring` tell where a source partition
+    /// stands here. Call from the poll loop, before records are processed.
+    pub(crate) fn settle_rewinds<C: ConsumerContext, K: Consumer<C>>(
+        &mut self,
+        consumer: &K,
+        ready: impl Fn(&TopicPartition) -> bool,
+        restoring: impl Fn(&TopicPartition) -> bool,
+    ) {
+        self.rewinds.settle(consumer, self.kafka_timeout, ready, restoring);
     }
 
     /// True once `commit_interval` has passed since the last commit.
@@ -219,23 +237,12 @@ impl Checkpointer {
                             "mirrored offset commit failed: this checkpoint is not kept locally and its records \
                              are processed again"
                         );
+                        // A partition being revoked restores from the
+                        // changelog wherever it goes; one that stays must
+                        // not fetch past the checkpoint before it is moved
+                        // back (see `rewinds`).
                         for (source, first) in offsets.first() {
-                            // A partition being revoked cannot be sought; it
-                            // restores from the changelog wherever it goes.
-                            if let Err(e) = consumer.seek(
-                                source.topic(),
-                                source.partition(),
-                                Offset::Offset(first),
-                                self.kafka_timeout,
-                            ) {
-                                tracing::warn!(
-                                    topic = source.topic(),
-                                    partition = source.partition(),
-                                    offset = first,
-                                    error = %e,
-                                    "could not rewind to the uncommitted checkpoint's first record"
-                                );
-                            }
+                            self.rewinds.rewind(consumer, source, first, self.kafka_timeout);
                         }
                         return Ok(());
                     }

@@ -6,9 +6,12 @@
 //! * `offsets` — the first and last source offsets processed per partition.
 //! * `producer` — the changelog (and output) producer and, under
 //!   exactly-once, its transaction.
+//! * `rewinds` — partitions moved back after a refused mirrored offset
+//!   commit, paused until the move is done.
 
 mod checkpointer;
 mod offsets;
 mod producer;
+mod rewinds;
 
 pub(crate) use checkpointer::Checkpointer;
