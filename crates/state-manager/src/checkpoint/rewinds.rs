@@ -43,6 +43,12 @@ impl Rewinds {
         timeout: Duration,
     ) {
         let Err(e) = consumer.seek(source.topic(), source.partition(), Offset::Offset(first), timeout) else {
+            tracing::debug!(
+                topic = source.topic(),
+                partition = source.partition(),
+                offset = first,
+                "rewound to the uncommitted checkpoint's first record"
+            );
             return;
         };
         match consumer.pause(&one(source)) {
