@@ -316,8 +316,14 @@ impl StateStoreManager {
         Ok(())
     }
 
-    /// The manager's share of every turn of the poll loop; call it after
-    /// each `poll` (it is cheap when there is nothing to do):
+    /// The manager's share of every turn of the poll loop; call it once
+    /// per turn, after the record `poll` returned (if any) is processed,
+    /// never between `poll` and its processing (it is cheap when there is
+    /// nothing to do). A checkpoint it commits can move the consumer back
+    /// (a refused mirrored offset commit, see
+    /// [`ManagerConfig::mirror_transactional_offsets`](crate::ManagerConfig::mirror_transactional_offsets)):
+    /// a record polled before it would then be processed on state without
+    /// that checkpoint and delivered again, i.e. counted twice.
     ///
     /// * returns an error raised in a rebalance callback or by a restore;
     /// * moves back (and resumes) partitions left paused by a refused

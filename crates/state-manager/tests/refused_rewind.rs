@@ -314,3 +314,35 @@ fn an_accepted_rewind_needs_no_settling() {
     commit_refused(&cluster, &mut manager, &consumer, 0);
     assert_eq!(next_offset(&consumer, Duration::from_secs(10)), Some(0));
 }
+
+/// Why `maintain` must not run between `poll` and the processing of the
+/// record it returned (the crash harness's child did, and counted a record
+/// twice): its checkpoint, due, is refused its mirrored offset commit and
+/// rewinds the consumer, so the record in hand, processed on state without
+/// that checkpoint, comes again after it.
+#[test]
+fn a_record_polled_before_a_rewinding_checkpoint_is_delivered_again() {
+    let (cluster, _, consumer, dir) = setup(6);
+    let mut config = ManagerConfig::with_backend(GROUP, dir.path(), state_core::MemoryBackend::shared());
+    config.guarantee = ProcessingGuarantee::ExactlyOnce;
+    config.mirror_transactional_offsets = true;
+    config.kafka_timeout = Duration::from_secs(10);
+    config.commit_interval = Duration::from_millis(200);
+    let mut kafka = ClientConfig::new();
+    kafka.set("bootstrap.servers", cluster.bootstrap_servers());
+    let mut manager = StateStoreManager::new(config, kafka).unwrap();
+    manager.on_assign(&consumer, &[TopicPartition::new(INPUT, 0)]).unwrap();
+    assert_eq!(process(&mut manager, &consumer, 3), [0, 1, 2]);
+    assert_eq!(next_offset(&consumer, Duration::from_secs(10)), Some(3), "in hand");
+    std::thread::sleep(Duration::from_millis(300));
+    cluster.request_errors(
+        RDKafkaApiKey::OffsetCommit,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS],
+    );
+    // The commit is due: `maintain` checkpoints records 0..=2 and rewinds.
+    manager.maintain(&consumer).unwrap();
+    let again: Vec<i64> = (0..4)
+        .filter_map(|_| next_offset(&consumer, Duration::from_secs(5)))
+        .collect();
+    assert_eq!(again, [0, 1, 2, 3], "record 3 comes again after the rewound checkpoint");
+}
