@@ -297,6 +297,14 @@ impl StateStoreManager {
             .assign(consumer, partitions, &mut self.registry, &self.readers)
     }
 
+    /// Keeps the partitions a rebalance leaves assigned (all but `except`)
+    /// at the application's position, so librdkafka does not deliver again
+    /// a record handed out as the rebalance paused the assignment (see
+    /// [`crate::StateContext`], which calls it).
+    pub(crate) fn hold_positions<C: ConsumerContext, K: Consumer<C>>(&self, consumer: &K, except: &[TopicPartition]) {
+        self.assignments.hold_positions(consumer, except);
+    }
+
     /// Lets go of revoked source partitions. A restore in progress is
     /// cancelled (its batch in flight is written whole, so data and stored
     /// offset agree); changes of the current checkpoint for them are dropped
