@@ -46,6 +46,10 @@ struct Settings {
     write_behind: bool,
     /// Also kill the child as soon as it says a restore started.
     kill_in_restore: bool,
+    /// Where the children write their tracing logs (`run-NNN.log` per run
+    /// of the killed child, `peer-NN.log` per start of the peer), filtered
+    /// by `CRASH_LOG` (default: debug for the state crates).
+    log_dir: Option<PathBuf>,
 }
 
 fn parse(args: &[String]) -> Result<Settings, String> {
@@ -63,6 +67,7 @@ fn parse(args: &[String]) -> Result<Settings, String> {
         standbys: false,
         write_behind: false,
         kill_in_restore: false,
+        log_dir: None,
     };
     let mut it = args.iter();
     while let Some(a) = it.next() {
@@ -80,6 +85,7 @@ fn parse(args: &[String]) -> Result<Settings, String> {
             "--standbys" => s.standbys = true,
             "--write-behind" => s.write_behind = true,
             "--kill-in-restore" => s.kill_in_restore = true,
+            "--log-dir" => s.log_dir = Some(it.next().ok_or("--log-dir needs a directory")?.into()),
             "--backend" => {
                 s.backend = match it.next().map(String::as_str) {
                     Some(b @ ("rocksdb" | "fjall" | "memory")) => b.to_owned(),
@@ -196,8 +202,9 @@ enum RunEnd {
     Finished(BTreeMap<String, u64>),
 }
 
-/// The command of a child (or the peer) with the run's settings.
-fn child_command(bootstrap: &str, state: &Path, s: &Settings) -> Result<Command, String> {
+/// The command of a child (or the peer) with the run's settings, logging
+/// to `log_name` in the log directory if there is one.
+fn child_command(bootstrap: &str, state: &Path, s: &Settings, log_name: &str) -> Result<Command, String> {
     let mut cmd = Command::new(helper("crash-counter")?);
     cmd.args([
         bootstrap,
@@ -213,6 +220,11 @@ fn child_command(bootstrap: &str, state: &Path, s: &Settings) -> Result<Command,
     }
     if s.write_behind {
         cmd.env("STATE_WRITE_BEHIND", "1");
+    }
+    if let Some(dir) = &s.log_dir {
+        let filter = std::env::var("CRASH_LOG")
+            .unwrap_or_else(|_| "info,state_changelog=debug,state_manager=debug,crash_counter=debug".into());
+        cmd.env("CRASH_LOG", filter).env("CRASH_LOG_FILE", dir.join(log_name));
     }
     Ok(cmd)
 }
@@ -246,7 +258,7 @@ impl Peer {
                 Err(e) => return Err(format!("checking the peer: {e}")),
             }
         }
-        let mut cmd = child_command(bootstrap, &self.state, s)?;
+        let mut cmd = child_command(bootstrap, &self.state, s, &format!("peer-{:02}.log", self.restarts))?;
         cmd.env("PEER", "1").stdout(Stdio::null()).stderr(Stdio::null());
         self.child = Some(cmd.spawn().map_err(|e| format!("starting the peer: {e}"))?);
         self.restarts += 1;
@@ -267,8 +279,15 @@ impl Drop for Peer {
     }
 }
 
-fn run_child(bootstrap: &str, state: &Path, s: &Settings, crash: &Crash, last: bool) -> Result<RunEnd, String> {
-    let mut cmd = child_command(bootstrap, state, s)?;
+fn run_child(
+    bootstrap: &str,
+    state: &Path,
+    s: &Settings,
+    crash: &Crash,
+    last: bool,
+    run: u32,
+) -> Result<RunEnd, String> {
+    let mut cmd = child_command(bootstrap, state, s, &format!("run-{run:03}.log"))?;
     if last {
         cmd.env("FINISH_ALL", "1");
     }
@@ -439,8 +458,21 @@ fn check(
     (mismatches, duplicates)
 }
 
+/// Appends `line` to the log at `path`.
+fn append_line(path: &Path, line: &str) -> Result<(), String> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("opening {}: {e}", path.display()))?;
+    writeln!(f, "{line}").map_err(|e| format!("writing {}: {e}", path.display()))
+}
+
 pub fn run(args: &[String]) -> Result<(), String> {
     let s = parse(args)?;
+    if let Some(dir) = &s.log_dir {
+        std::fs::create_dir_all(dir).map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    }
     let mut rng = Rng(s.seed);
     println!("seed: {}", s.seed);
     let broker = Broker::start(s.partitions)?;
@@ -472,7 +504,13 @@ pub fn run(args: &[String]) -> Result<(), String> {
         if let Some(p) = &mut peer {
             p.ensure(&broker.bootstrap, &s)?;
         }
-        match run_child(&broker.bootstrap, &state, &s, &crash, false)? {
+        if let Some(dir) = &s.log_dir {
+            append_line(
+                &dir.join(format!("run-{runs:03}.log")),
+                &format!("harness: crash {crash:?}"),
+            )?;
+        }
+        match run_child(&broker.bootstrap, &state, &s, &crash, false, runs)? {
             RunEnd::Crashed {
                 during_restore: r,
                 lagging,
@@ -493,7 +531,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         p.kill();
     }
     runs += 1;
-    let counts = match run_child(&broker.bootstrap, &state, &s, &Crash::None, true)? {
+    let counts = match run_child(&broker.bootstrap, &state, &s, &Crash::None, true, runs)? {
         RunEnd::Finished(c) => c,
         RunEnd::Crashed { .. } => return Err("the final run crashed without a crash point".into()),
     };

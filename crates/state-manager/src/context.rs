@@ -24,6 +24,10 @@ const SLOW_CALLBACK: Duration = Duration::from_secs(1);
 ///   [`StateStoreManager::maintain`] resumes them once restored.
 /// * Before revocation it commits the current checkpoint (so processed work
 ///   is not lost), then closes the partitions (or keeps standbys).
+/// * In both, the partitions that stay assigned are kept at the
+///   application's position: librdkafka resumes them from a position saved
+///   when the rebalance paused them, which can miss the last record handed
+///   out, and that record would be processed twice.
 ///
 /// Errors are kept for [`StateStoreManager::maintain`] (or
 /// [`StateStoreManager::take_error`]).
@@ -89,9 +93,11 @@ impl ConsumerContext for StateContext {
                 if let Err(e) = m.commit_in_rebalance(consumer) {
                     m.set_error(e);
                 }
-                if let Err(e) = m.on_revoke(&partitions(tpl)) {
+                let revoked = partitions(tpl);
+                if let Err(e) = m.on_revoke(&revoked) {
                     m.set_error(e);
                 }
+                m.hold_positions(consumer, &revoked);
             });
         }
     }
@@ -100,9 +106,11 @@ impl ConsumerContext for StateContext {
         if let Rebalance::Assign(tpl) = rebalance {
             self.timed("assign", || {
                 let mut m = self.manager.lock();
-                if let Err(e) = m.on_assign(consumer, &partitions(tpl)) {
+                let assigned = partitions(tpl);
+                if let Err(e) = m.on_assign(consumer, &assigned) {
                     m.set_error(e);
                 }
+                m.hold_positions(consumer, &assigned);
             });
         }
     }

@@ -337,6 +337,14 @@ impl StateStoreManager {
             .assign(consumer, partitions, &mut self.registry, &self.readers)
     }
 
+    /// Keeps the partitions a rebalance leaves assigned (all but `except`)
+    /// at the application's position, so librdkafka does not deliver again
+    /// a record handed out as the rebalance paused the assignment (see
+    /// [`crate::StateContext`], which calls it).
+    pub(crate) fn hold_positions<C: ConsumerContext, K: Consumer<C>>(&self, consumer: &K, except: &[TopicPartition]) {
+        self.assignments.hold_positions(consumer, except);
+    }
+
     /// Lets go of revoked source partitions. A restore in progress is
     /// cancelled (its batch in flight is written whole, so data and stored
     /// offset agree); changes of the current checkpoint for them are dropped
@@ -356,10 +364,19 @@ impl StateStoreManager {
         Ok(())
     }
 
-    /// The manager's share of every turn of the poll loop; call it after
-    /// each `poll` (it is cheap when there is nothing to do):
+    /// The manager's share of every turn of the poll loop; call it once
+    /// per turn, after the record `poll` returned (if any) is processed,
+    /// never between `poll` and its processing (it is cheap when there is
+    /// nothing to do). A checkpoint it commits can move the consumer back
+    /// (a refused mirrored offset commit, see
+    /// [`ManagerConfig::mirror_transactional_offsets`](crate::ManagerConfig::mirror_transactional_offsets)):
+    /// a record polled before it would then be processed on state without
+    /// that checkpoint and delivered again, i.e. counted twice.
     ///
     /// * returns an error raised in a rebalance callback or by a restore;
+    /// * moves back (and resumes) partitions left paused by a refused
+    ///   mirrored offset commit (see
+    ///   [`ManagerConfig::mirror_transactional_offsets`](crate::ManagerConfig::mirror_transactional_offsets));
     /// * resumes partitions whose stores finished restoring;
     /// * starts and stops standby replicas as the [`crate::StandbyPolicy`] says;
     /// * exports metrics (partition sizes, standby lag) every few seconds;
@@ -368,6 +385,12 @@ impl StateStoreManager {
         if let Some(e) = self.pending_error.take() {
             return Err(e);
         }
+        let assignments = &self.assignments;
+        self.checkpointer.settle_rewinds(
+            consumer,
+            |tp| assignments.is_ready(tp),
+            |tp| assignments.is_assigned(tp) && !assignments.is_ready(tp),
+        );
         self.assignments
             .drain_restore_events(consumer, &mut self.registry, &self.readers)?;
         self.assignments.tend_standbys(consumer, &mut self.registry)?;

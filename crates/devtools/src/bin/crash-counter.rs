@@ -16,6 +16,10 @@
 //! prints `lag N` whenever the number of partitions whose committed
 //! changelog offset is not yet on disk changes.
 //!
+//! `CRASH_LOG_FILE=PATH` appends its tracing log to PATH, filtered by
+//! `CRASH_LOG` (tracing's filter syntax; default `info`), each line written
+//! at once so a kill loses none (`cargo xtask crash --log-dir DIR`).
+//!
 //! `CRASH_AT=STAGE:N` makes it abort (no cleanup, like a kill) the N-th
 //! time it reaches STAGE: `process` (a record processed, not committed),
 //! `produced` / `committed` / `flushed` (checkpoint stages), or `recovery`
@@ -71,7 +75,25 @@ fn stage_name(s: CheckpointStage) -> &'static str {
     }
 }
 
+/// Logs to `CRASH_LOG_FILE`, if set: unbuffered, so a SIGKILL loses no
+/// line already logged.
+fn init_log() -> Result<(), Box<dyn std::error::Error>> {
+    let Ok(path) = std::env::var("CRASH_LOG_FILE") else {
+        return Ok(());
+    };
+    let filter = std::env::var("CRASH_LOG").unwrap_or_else(|_| "info".into());
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter)?)
+        .with_ansi(false)
+        .with_thread_names(true)
+        .with_writer(std::sync::Mutex::new(file))
+        .init();
+    Ok(())
+}
+
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    init_log()?;
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [bootstrap, state_dir, guarantee, partitions] = args.as_slice() else {
         return Err("usage: crash-counter BOOTSTRAP STATE_DIR eos|alos PARTITIONS".into());
@@ -167,17 +189,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         if Instant::now() > deadline && !peer {
             return Err("did not finish within 300 s".into());
         }
+        {
+            // Between records, never with one polled and not processed yet
+            // (as the README's loop): a checkpoint `maintain` commits can
+            // move the consumer back (a refused mirrored offset commit),
+            // and a record polled before it would be processed on state
+            // without that checkpoint, then delivered and processed again.
+            let mut m = manager.lock();
+            m.maintain(&consumer)?;
+            let now_restoring = !m.restoring().is_empty();
+            if restoring != now_restoring {
+                restoring = now_restoring;
+                println!("{}", if restoring { "restoring" } else { "ready" });
+            }
+            if let Some(wb) = &write_behind {
+                report_lag(wb)?;
+            }
+        }
         let msg = consumer.poll(Duration::from_millis(50));
         let mut m = manager.lock();
-        m.maintain(&consumer)?;
-        let now_restoring = !m.restoring().is_empty();
-        if restoring != now_restoring {
-            restoring = now_restoring;
-            println!("{}", if restoring { "restoring" } else { "ready" });
-        }
-        if let Some(wb) = &write_behind {
-            report_lag(wb)?;
-        }
         match msg {
             Some(Ok(msg)) => {
                 let p = msg.partition() as u32;
@@ -193,6 +223,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                     .payload(value.as_bytes());
                 out.kafka().send(rec).map_err(|(e, _)| e)?;
                 m.processed(INPUT, p, msg.offset())?;
+                tracing::debug!(partition = p, offset = msg.offset(), key = %String::from_utf8_lossy(&key), count = n + 1,
+                    "processed");
                 processed += 1;
                 since_commit += 1;
                 println!("processed {processed}");
@@ -216,6 +248,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 let assignment = consumer.assignment()?;
                 let owned = assignment.count();
+                // Restoring as of this poll's rebalance callbacks, not as of the
+                // `maintain` before it.
+                let restoring = !m.restoring().is_empty();
                 if peer || owned == 0 || (finish_all && owned != partitions) || restoring {
                     continue;
                 }

@@ -95,3 +95,120 @@ pub(super) fn resume<C: ConsumerContext, K: Consumer<C>>(
             source,
         })
 }
+
+/// Moves every partition assigned to `consumer`, except `except`, to the
+/// application's position in it: one past the last record `poll` handed
+/// out (partitions without one, just assigned or just sought, keep theirs).
+///
+/// librdkafka pauses the assignment while it hands a rebalance to the
+/// application, saving the application's position as where to fetch from
+/// on resuming. A record the application takes from the queue as that
+/// pause lands moves the position only after it was saved, so the record
+/// is fetched and delivered again after the rebalance and, already
+/// processed, would be counted twice (seen in the crash harness: the same
+/// offset processed on both sides of an assignment callback). Call from
+/// the rebalance callback; a failed move is logged and leaves librdkafka's
+/// position.
+pub(super) fn hold_positions<C: ConsumerContext, K: Consumer<C>>(
+    consumer: &K,
+    except: &[TopicPartition],
+    timeout: Duration,
+) {
+    let positions = match consumer.position() {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::warn!(error = %e, "reading positions in a rebalance failed; a record may be delivered twice");
+            return;
+        }
+    };
+    let mut held = TopicPartitionList::new();
+    for e in positions.elements() {
+        let Offset::Offset(offset) = e.offset() else {
+            continue;
+        };
+        if except
+            .iter()
+            .any(|tp| tp.topic() == e.topic() && tp.partition() == e.partition())
+        {
+            continue;
+        }
+        if held
+            .add_partition_offset(e.topic(), e.partition(), Offset::Offset(offset))
+            .is_err()
+        {
+            continue;
+        }
+    }
+    if held.count() == 0 {
+        return;
+    }
+    match consumer.seek_partitions(held, timeout) {
+        Ok(sought) => {
+            for e in sought.elements() {
+                if let Err(error) = e.error() {
+                    tracing::warn!(topic = e.topic(), partition = e.partition(), %error,
+                        "holding a partition at its position in a rebalance failed; a record may be delivered twice");
+                }
+            }
+        }
+        Err(error) => tracing::warn!(%error,
+            "holding partitions at their positions in a rebalance failed; a record may be delivered twice"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rdkafka::consumer::BaseConsumer;
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
+    use rdkafka::{ClientConfig, Message};
+
+    use super::*;
+
+    /// The next record of `partition` the consumer hands out (others are
+    /// dropped).
+    fn next_of(consumer: &BaseConsumer, partition: i32) -> i64 {
+        loop {
+            let m = consumer
+                .poll(Duration::from_secs(10))
+                .expect("a record within 10 s")
+                .expect("no consumer error");
+            if m.partition() == partition {
+                return m.offset();
+            }
+        }
+    }
+
+    #[test]
+    fn held_partitions_go_on_right_after_the_last_record_handed_out() {
+        let cluster = MockCluster::<DefaultProducerContext>::new(1).unwrap();
+        cluster.create_topic("in", 2, 1).unwrap();
+        let mut kafka = ClientConfig::new();
+        kafka.set("bootstrap.servers", cluster.bootstrap_servers());
+        let producer: BaseProducer = kafka.create().unwrap();
+        for p in 0..2 {
+            for _ in 0..6 {
+                producer
+                    .send(BaseRecord::<str, str>::to("in").partition(p).key("k").payload("v"))
+                    .map_err(|(e, _)| e)
+                    .unwrap();
+            }
+        }
+        producer.flush(Duration::from_secs(10)).unwrap();
+        let consumer: BaseConsumer = kafka
+            .set("group.id", "g")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition_offset("in", 0, Offset::Beginning).unwrap();
+        tpl.add_partition_offset("in", 1, Offset::Beginning).unwrap();
+        consumer.assign(&tpl).unwrap();
+        for want in 0..3 {
+            assert_eq!(next_of(&consumer, 0), want);
+        }
+        // Partition 1 is left alone (as one the rebalance moves would be).
+        hold_positions(&consumer, &[TopicPartition::new("in", 1)], Duration::from_secs(10));
+        assert_eq!(next_of(&consumer, 0), 3, "nothing handed out again, nothing skipped");
+    }
+}

@@ -395,6 +395,13 @@ impl Assignments {
         }
     }
 
+    /// Keeps every partition assigned to `consumer` except `except` (those
+    /// the rebalance adds or takes away) at the application's position (see
+    /// `consumer::hold_positions`). Call from a rebalance callback.
+    pub(crate) fn hold_positions<C: ConsumerContext, K: Consumer<C>>(&self, consumer: &K, except: &[TopicPartition]) {
+        consumer::hold_positions(consumer, except, self.kafka_timeout);
+    }
+
     /// Brings the standby replicas in line with the
     /// [`crate::StandbyPolicy`]: starts missing ones (explicit set, or
     /// every partition), stops expired ones (recently revoked).

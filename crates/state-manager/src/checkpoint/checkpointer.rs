@@ -15,6 +15,7 @@ use state_core::{ProcessedOffsets, TopicPartition};
 use super::group_commit::{commit_offsets, Waited};
 use super::offsets::SourceOffsets;
 use super::producer::ProducerLifecycle;
+use super::rewinds::Rewinds;
 use crate::config::{ManagerConfig, ProcessingGuarantee};
 use crate::error::{CheckpointError, ManagerError, Result};
 use crate::events::{Events, ManagerEvent, RewoundPartition};
@@ -90,6 +91,7 @@ pub(crate) struct Checkpointer {
     kafka_timeout: Duration,
     commit_interval: Duration,
     offsets: SourceOffsets,
+    rewinds: Rewinds,
     last_commit: Instant,
     observer: Option<CheckpointObserver>,
     events: Events,
@@ -106,6 +108,7 @@ impl Checkpointer {
             kafka_timeout: config.kafka_timeout,
             commit_interval: config.commit_interval,
             offsets: SourceOffsets::default(),
+            rewinds: Rewinds::default(),
             last_commit: Instant::now(),
             observer: None,
             events: Events::default(),
@@ -147,9 +150,24 @@ impl Checkpointer {
         Ok(())
     }
 
-    /// Forgets what was processed of revoked source partition `source`.
+    /// Forgets what was processed of revoked source partition `source`
+    /// (and a rewind still pending for it).
     pub(crate) fn forget(&mut self, source: &TopicPartition) {
         self.offsets.forget(source);
+        self.rewinds.forget(source);
+    }
+
+    /// Does the rewinds a refused mirrored offset commit asked for and the
+    /// consumer refused then (their partitions are paused until done); see
+    /// `rewinds`. `ready` and `restoring` tell where a source partition
+    /// stands here. Call from the poll loop, before records are processed.
+    pub(crate) fn settle_rewinds<C: ConsumerContext, K: Consumer<C>>(
+        &mut self,
+        consumer: &K,
+        ready: impl Fn(&TopicPartition) -> bool,
+        restoring: impl Fn(&TopicPartition) -> bool,
+    ) {
+        self.rewinds.settle(consumer, self.kafka_timeout, ready, restoring);
     }
 
     /// True once `commit_interval` has passed since the last commit.
@@ -320,22 +338,10 @@ impl Checkpointer {
                 first_offset: first,
                 last_offset: last,
             });
-            // A partition being revoked cannot be sought; it restores
-            // from the changelog wherever it goes.
-            if let Err(e) = consumer.seek(
-                source.topic(),
-                source.partition(),
-                Offset::Offset(first),
-                self.kafka_timeout,
-            ) {
-                tracing::warn!(
-                    topic = source.topic(),
-                    partition = source.partition(),
-                    offset = first,
-                    error = %e,
-                    "could not rewind to the uncommitted checkpoint's first record"
-                );
-            }
+            // A partition being revoked restores from the changelog
+            // wherever it goes; one that stays must not fetch past the
+            // checkpoint before it is moved back (see `rewinds`).
+            self.rewinds.rewind(consumer, source, first, self.kafka_timeout);
         }
         crate::metrics::rewound_records(partitions.iter().map(RewoundPartition::records).sum());
         self.events.emit(ManagerEvent::CheckpointRewound { partitions, cause });

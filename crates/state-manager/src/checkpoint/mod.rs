@@ -8,10 +8,13 @@
 //! * `offsets` — the first and last source offsets processed per partition.
 //! * `producer` — the changelog (and output) producer and, under
 //!   exactly-once, its transaction.
+//! * `rewinds` — partitions moved back after a refused mirrored offset
+//!   commit, paused until the move is done.
 
 mod checkpointer;
 mod group_commit;
 mod offsets;
 mod producer;
+mod rewinds;
 
 pub(crate) use checkpointer::{Checkpointer, CommitCaller};
