@@ -42,6 +42,7 @@ mod error;
 mod events;
 #[cfg(feature = "tokio")]
 mod executor;
+mod healing;
 mod layout;
 mod manager;
 pub mod metrics;
@@ -62,7 +63,7 @@ pub use app::{
     Topics, Topology,
 };
 pub use assignment::StandbyReport;
-pub use config::{ManagerConfig, ProcessingGuarantee, StandbyPolicy};
+pub use config::{CorruptionPolicy, ManagerConfig, ProcessingGuarantee, QuarantineLimits, StandbyPolicy};
 pub use context::StateContext;
 pub use error::{CheckpointError, ManagerError, Result};
 pub use events::{ManagerEvent, RewoundPartition};
