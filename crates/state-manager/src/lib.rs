@@ -35,6 +35,7 @@
 mod app;
 mod assignment;
 mod checkpoint;
+mod cleaner;
 mod client_settings;
 mod config;
 mod context;

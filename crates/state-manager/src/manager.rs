@@ -21,6 +21,7 @@ use crate::checkpoint::{Checkpointer, CommitCaller};
 use crate::config::ManagerConfig;
 use crate::error::{ManagerError, Result};
 use crate::events::ManagerEvent;
+use crate::cleaner::StateDirCleaner;
 use crate::layout::StateDir;
 use crate::reader::Readers;
 use crate::registry::{Registry, StoreSettings};
@@ -63,6 +64,7 @@ pub struct StateStoreManager {
     checkpointer: Checkpointer,
     txns: OpenTxns,
     last_export: Option<Instant>,
+    cleaner: StateDirCleaner,
     pending_error: Option<ManagerError>,
 }
 
@@ -99,6 +101,7 @@ impl StateStoreManager {
             registry: Registry::default(),
             readers: Readers::new(id, config.partitioner),
             assignments: Assignments::new(&config, &kafka),
+            cleaner: StateDirCleaner::new(config.state_cleanup_delay),
             checkpointer: Checkpointer::new(&config, &kafka, &instance_id),
             instance_id,
             txns: OpenTxns::default(),
@@ -354,7 +357,11 @@ impl StateStoreManager {
     ///
     /// * returns an error raised in a rebalance callback or by a restore;
     /// * resumes partitions whose stores finished restoring;
+    /// * rebuilds a partition whose restore found it damaged, under
+    ///   [`crate::CorruptionPolicy::Rebuild`] (the others go on);
     /// * starts and stops standby replicas as the [`crate::StandbyPolicy`] says;
+    /// * starts removing local partitions unassigned for longer than
+    ///   [`ManagerConfig::state_cleanup_delay`], in the background;
     /// * exports metrics (partition sizes, standby lag) every few seconds;
     /// * commits the current checkpoint when `commit_interval` has passed.
     pub fn maintain<C: ConsumerContext, K: Consumer<C>>(&mut self, consumer: &K) -> Result<()> {
@@ -364,6 +371,7 @@ impl StateStoreManager {
         self.assignments
             .drain_restore_events(consumer, &mut self.registry, &self.readers)?;
         self.assignments.tend_standbys(consumer, &mut self.registry)?;
+        self.cleaner.tick(&self.registry);
         // Between checkpoints, so a quiet partition's changes do not wait
         // for its next write.
         self.registry.flush_due_caches()?;

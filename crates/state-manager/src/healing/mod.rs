@@ -11,5 +11,5 @@ mod damage;
 mod healer;
 mod quarantine;
 
-pub(crate) use damage::{of_restore, Damage};
+pub(crate) use damage::{of_restore, of_state, Damage};
 pub(crate) use healer::Healer;
