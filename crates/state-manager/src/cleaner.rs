@@ -124,7 +124,9 @@ impl StateDirCleaner {
             });
         match spawned {
             Ok(h) => self.removal = Some(h),
-            Err(e) => tracing::warn!(error = %e, "cannot start the state-dir cleaner thread; retrying at the next sweep"),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start the state-dir cleaner thread; retrying at the next sweep")
+            }
         }
     }
 }

@@ -18,10 +18,10 @@ use state_core::{ChangelogSink, Store, StoreLocation, StorePartition, TopicParti
 
 use crate::assignment::{Assignments, StandbyReport};
 use crate::checkpoint::{Checkpointer, CommitCaller};
+use crate::cleaner::StateDirCleaner;
 use crate::config::ManagerConfig;
 use crate::error::{ManagerError, Result};
 use crate::events::ManagerEvent;
-use crate::cleaner::StateDirCleaner;
 use crate::layout::StateDir;
 use crate::reader::Readers;
 use crate::registry::{Registry, StoreSettings};

@@ -169,7 +169,10 @@ mod tests {
         assert!(!part.exists());
         assert_eq!(std::fs::read(moved.join("CURRENT")).unwrap(), b"x");
         assert!(names(&q)[0].ends_with("--counts--input--3"), "{:?}", names(&q));
-        assert!(q.move_aside(&part, &origin(3)).unwrap().is_none(), "nothing left to move");
+        assert!(
+            q.move_aside(&part, &origin(3)).unwrap().is_none(),
+            "nothing left to move"
+        );
     }
 
     #[test]
