@@ -200,9 +200,9 @@ pub enum ManagerError {
         partition: u32,
         /// The partition directory.
         path: std::path::PathBuf,
-        /// What was found wrong with it.
+        /// What was found wrong with it (boxed: the enum stays small).
         #[source]
-        source: state_core::Error,
+        source: Box<state_core::Error>,
     },
 
     /// A filesystem operation on the state directory failed.

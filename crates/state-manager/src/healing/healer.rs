@@ -61,7 +61,7 @@ impl Healer {
                 stream: store.stream().to_owned(),
                 partition,
                 path,
-                source,
+                source: Box::new(source),
             });
         }
         self.move_aside(store, partition, damage, &err)?;

@@ -88,7 +88,7 @@ impl Quarantine {
             }
         };
         // Newest first: the first `max_entries` young enough stay.
-        entries.sort_by(|a, b| b.1.cmp(&a.1));
+        entries.sort_by_key(|e| std::cmp::Reverse(e.1));
         for (i, (path, moved_at)) in entries.iter().enumerate() {
             let too_many = i >= self.limits.max_entries;
             let too_old = self
