@@ -49,8 +49,16 @@ pub(crate) fn of_open(e: &ManagerError) -> Option<(Damage, &Error)> {
 /// The damage a failed restore reports: an invalid stored offset, or a
 /// corrupt partition anywhere in its chain of causes.
 pub(crate) fn of_restore(e: &ChangelogError) -> Option<Damage> {
-    if matches!(e, ChangelogError::InvalidStoredOffset { .. }) {
-        return Some(Damage::OffsetPastEnd);
+    match e {
+        ChangelogError::InvalidStoredOffset { .. } => return Some(Damage::OffsetPastEnd),
+        // Transparent: its source() is the inner error's source, so the
+        // walk below would skip the inner error itself.
+        ChangelogError::State(inner) => {
+            if let Some(d) = of_state(inner) {
+                return Some(d);
+            }
+        }
+        _ => {}
     }
     let mut cause: Option<&(dyn StdError + 'static)> = Some(e);
     while let Some(c) = cause {
