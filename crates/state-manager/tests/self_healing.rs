@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +30,9 @@ use test_support::counting::*;
 struct SlowRestores {
     inner: Arc<dyn Backend>,
     delay: Duration,
+    /// When set, the next bulk write (a restore's) fails as a corrupt
+    /// partition would, and the flag clears.
+    fail_next_bulk: Arc<AtomicBool>,
 }
 
 impl Backend for SlowRestores {
@@ -41,6 +44,8 @@ impl Backend for SlowRestores {
         Ok(Arc::new(SlowPartition {
             inner: self.inner.open_partition(store, partition)?,
             delay: self.delay,
+            fail_next_bulk: self.fail_next_bulk.clone(),
+            dir: store.partition_dir(partition),
         }))
     }
 
@@ -52,6 +57,8 @@ impl Backend for SlowRestores {
 struct SlowPartition {
     inner: Arc<dyn StorePartition>,
     delay: Duration,
+    fail_next_bulk: Arc<AtomicBool>,
+    dir: PathBuf,
 }
 
 impl StorePartition for SlowPartition {
@@ -69,6 +76,13 @@ impl StorePartition for SlowPartition {
 
     fn write_bulk(&self, batch: &WriteBatch) -> Result<()> {
         std::thread::sleep(self.delay);
+        if self.fail_next_bulk.swap(false, Ordering::SeqCst) {
+            return Err(state_core::Error::PartitionCorrupt {
+                backend: "test",
+                path: self.dir.clone(),
+                reason: "Corruption: block checksum mismatch (injected)".into(),
+            });
+        }
         self.inner.write_bulk(batch)
     }
 
@@ -198,7 +212,7 @@ fn first_run(cluster_bootstrap: &str, engine: Engine) -> tempfile::TempDir {
 /// `reason` in the metric), process the other partitions meanwhile, and
 /// end with exact counts, A's directory in quarantine.
 fn rebuilt_after(engine: Engine, reason: &str, damage: impl FnOnce(&Path)) {
-    healed_after(engine, Some(reason), damage);
+    healed_after(engine, Some(reason), false, damage);
 }
 
 /// [`rebuilt_after`], or with `reason` `None`: the engine repairs the
@@ -206,7 +220,10 @@ fn rebuilt_after(engine: Engine, reason: &str, damage: impl FnOnce(&Path)) {
 /// journal still holds and drops a damaged journal), the stored offset
 /// falls back with the data, and the restore replays the rest; nothing is
 /// quarantined, and the counts are just as exact.
-fn healed_after(engine: Engine, reason: Option<&str>, damage: impl FnOnce(&Path)) {
+///
+/// With `fail_a_restore_write`, the first write of a restore fails as a
+/// corrupt partition would (the damage found by the restore, not the open).
+fn healed_after(engine: Engine, reason: Option<&str>, fail_a_restore_write: bool, damage: impl FnOnce(&Path)) {
     let cluster = cluster();
     let bootstrap = cluster.bootstrap_servers();
     let first = produce_input(&cluster);
@@ -222,6 +239,7 @@ fn healed_after(engine: Engine, reason: Option<&str>, damage: impl FnOnce(&Path)
         c.backend = Arc::new(SlowRestores {
             inner: engine.backend(),
             delay: Duration::from_millis(300),
+            fail_next_bulk: Arc::new(AtomicBool::new(fail_a_restore_write)),
         });
         c.recovery.batch_records = 10;
     });
@@ -409,6 +427,16 @@ fn rocksdb_offset_past_the_changelog_end_is_rebuilt() {
     rebuilt_after(Engine::RocksDb, "offset_past_end", offset_past_end(Engine::RocksDb));
 }
 
+/// The partition is gone (a lost disk): its restore from the changelog's
+/// start finds the new copy damaged on its first write; it is rebuilt once
+/// more, and exact.
+#[test]
+fn rocksdb_damage_found_by_a_restore_is_rebuilt() {
+    healed_after(Engine::RocksDb, Some("corrupt"), true, |dir| {
+        std::fs::remove_dir_all(dir).unwrap();
+    });
+}
+
 // ------------------------------------------------------------------ fjall
 
 /// fjall's journal recovery tolerates a damaged journal (it keeps what it
@@ -416,7 +444,7 @@ fn rocksdb_offset_past_the_changelog_end_is_rebuilt() {
 /// be exact.
 #[test]
 fn fjall_corrupt_journal_is_repaired_by_the_engine() {
-    healed_after(Engine::Fjall, None, |dir| {
+    healed_after(Engine::Fjall, None, false, |dir| {
         for j in fjall_files(dir, is_journal) {
             clobber_head(&j, 64);
         }
@@ -426,7 +454,7 @@ fn fjall_corrupt_journal_is_repaired_by_the_engine() {
 /// A missing journal: fjall starts a new one over its flushed tables.
 #[test]
 fn fjall_missing_journal_is_repaired_by_the_engine() {
-    healed_after(Engine::Fjall, None, |dir| {
+    healed_after(Engine::Fjall, None, false, |dir| {
         for j in fjall_files(dir, is_journal) {
             std::fs::remove_file(j).unwrap();
         }
