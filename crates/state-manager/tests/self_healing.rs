@@ -238,16 +238,19 @@ fn healed_after(engine: Engine, reason: Option<&str>, fail_a_restore_write: bool
     let mut b = member_with(&bootstrap, EOS, "b", "cooperative-sticky", Fate::Survives, state, |c| {
         c.backend = Arc::new(SlowRestores {
             inner: engine.backend(),
-            delay: Duration::from_millis(300),
+            delay: Duration::from_millis(500),
             fail_next_bulk: Arc::new(AtomicBool::new(fail_a_restore_write)),
         });
-        c.recovery.batch_records = 10;
+        // 60 records of partition 1 in batches of 5, 0.5 s each: a rebuild
+        // of about 6 s, long enough on a loaded machine to see the others
+        // process.
+        c.recovery.batch_records = 5;
     });
     let mut during_rebuild = 0usize;
     metrics::with_local_recorder(&counters, || {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
-            let seen = b.step(1).unwrap_or_else(|e| panic!("member error: {e}"));
+            let seen = b.step(1).unwrap_or_else(|e| panic!("member error: {e} ({e:?})"));
             let mgr = b.manager.lock();
             let rebuilding = mgr.is_assigned(INPUT, DAMAGED) && !mgr.is_ready(INPUT, DAMAGED);
             drop(mgr);

@@ -13,7 +13,7 @@ use crate::registry::{OpenedPartition, RegisteredStore};
 
 /// How long a rebuild waits for the last other handle of a damaged
 /// partition (a restore task being dropped) to close before moving it.
-const CLOSE_WAIT: Duration = Duration::from_secs(10);
+const CLOSE_WAIT: Duration = Duration::from_secs(30);
 
 /// Applies the manager's [`CorruptionPolicy`]: moves damaged partitions
 /// aside and reopens them empty, so their restore starts from the
