@@ -478,6 +478,9 @@ fn metrics_are_prometheus_text_with_every_documented_metric() {
         m::PARTITION_BLOCK_CACHE_BYTES,
         m::PARTITION_PENDING_COMPACTION_BYTES,
         m::PARTITION_DISK_BYTES,
+        m::PARTITIONS_REBUILT,
+        m::QUARANTINE_REMOVED,
+        m::STATE_DIR_CLEANED,
         cl::CHANGELOG_RECORDS,
         cl::CHANGELOG_BYTES,
         state_windows::metrics::LATE_RECORDS,
@@ -491,8 +494,13 @@ fn metrics_are_prometheus_text_with_every_documented_metric() {
     }
     // A one-instance run keeps no standby replicas: no lag to report; and
     // no other member makes its group rebalance under a commit; the demo's
-    // records come within their windows' grace: none is late.
+    // records come within their windows' grace: none is late; nothing is
+    // damaged, so nothing is rebuilt or quarantined; the state-dir cleaner
+    // is off.
     let absent_here = [
+        m::PARTITIONS_REBUILT,
+        m::QUARANTINE_REMOVED,
+        m::STATE_DIR_CLEANED,
         m::STANDBY_LAG,
         m::REWOUND_RECORDS,
         m::COMMITS_DELAYED_BY_REBALANCE,

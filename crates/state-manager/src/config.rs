@@ -135,6 +135,56 @@ pub struct ManagerConfig {
     /// has no budget, or another one, is logged at registration: its engine
     /// is not bounded by this one. See `docs/operations.md`, "Memory".
     pub memory_budget: Option<MemoryBudget>,
+    /// What to do with a store partition whose files are corrupt
+    /// (`PartitionCorrupt` at open or during its restore) or whose stored
+    /// changelog offset is past the changelog's end (`InvalidStoredOffset`):
+    /// default [`CorruptionPolicy::Rebuild`].
+    pub on_corrupt: CorruptionPolicy,
+    /// How many moved-aside partition directories are kept, and for how
+    /// long (see [`QuarantineLimits`]).
+    pub quarantine: QuarantineLimits,
+    /// Removes, in the background, the local partitions of registered
+    /// stores that have not been assigned here (as active or standby) for
+    /// this long (Kafka Streams' `state.cleanup.delay.ms`). `None` (the
+    /// default): never; local state stays until
+    /// [`crate::StateStoreManager::clear_state`].
+    pub state_cleanup_delay: Option<Duration>,
+}
+
+/// What the manager does with a store partition it finds damaged.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum CorruptionPolicy {
+    /// Move the partition directory aside to the quarantine folder
+    /// (`<state_dir>/<group_id>/.quarantine/`, never deleted at once), count
+    /// and log it, and restore the partition from its changelog as a new
+    /// one; only that partition waits. A store without a changelog cannot
+    /// be rebuilt: [`crate::ManagerError::CannotRebuild`].
+    #[default]
+    Rebuild,
+    /// Fail with the typed error (`PartitionCorrupt`, `InvalidStoredOffset`)
+    /// and touch nothing: an operator decides.
+    Fail,
+}
+
+/// Bounds of the quarantine folder: after each move, the oldest entries
+/// beyond `max_entries` and every entry older than `max_age` are removed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct QuarantineLimits {
+    /// Entries kept at most (default 5; 0 keeps none once a rebuild moved
+    /// the partition aside, which still never deletes before moving).
+    pub max_entries: usize,
+    /// Entries older than this are removed (default 7 days; `None`: no
+    /// age limit).
+    pub max_age: Option<Duration>,
+}
+
+impl Default for QuarantineLimits {
+    fn default() -> Self {
+        QuarantineLimits {
+            max_entries: 5,
+            max_age: Some(Duration::from_secs(7 * 24 * 3600)),
+        }
+    }
 }
 
 impl ManagerConfig {
@@ -179,6 +229,9 @@ impl ManagerConfig {
             memory_budget: None,
             partitioner: Partitioner::default(),
             auto_offset_reset: OffsetReset::default(),
+            on_corrupt: CorruptionPolicy::default(),
+            quarantine: QuarantineLimits::default(),
+            state_cleanup_delay: None,
         }
     }
 
@@ -204,6 +257,12 @@ impl ManagerConfig {
         }
         if self.recovery.batch_records == 0 {
             return bad("recovery.batch_records", "must be greater than zero");
+        }
+        if self.state_cleanup_delay.is_some_and(|d| d.is_zero()) {
+            return bad(
+                "state_cleanup_delay",
+                "must be greater than zero (None turns the cleaner off)",
+            );
         }
         if self.state_dir.as_os_str().is_empty() {
             return bad("state_dir", "must not be empty");

@@ -182,6 +182,29 @@ pub enum ManagerError {
         references: usize,
     },
 
+    /// A store partition is damaged (corrupt files, or a stored changelog
+    /// offset past the changelog's end) and the
+    /// [`crate::CorruptionPolicy::Rebuild`] policy cannot rebuild it: its
+    /// store has no changelog to rebuild from. Nothing was moved or deleted.
+    #[error(
+        "partition {partition} of store {store:?} on stream {stream:?} is damaged and cannot be rebuilt \
+         automatically because the store has no changelog: {source}. Move {path} aside (the partition \
+         then starts empty) or restore it from a backup"
+    )]
+    CannotRebuild {
+        /// Store name.
+        store: String,
+        /// Stream id (source topic).
+        stream: String,
+        /// Partition number.
+        partition: u32,
+        /// The partition directory.
+        path: std::path::PathBuf,
+        /// What was found wrong with it (boxed: the enum stays small).
+        #[source]
+        source: Box<state_core::Error>,
+    },
+
     /// A filesystem operation on the state directory failed.
     #[error("I/O error on {path}: {source}")]
     Io {

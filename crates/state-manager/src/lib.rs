@@ -35,6 +35,7 @@
 mod app;
 mod assignment;
 mod checkpoint;
+mod cleaner;
 mod client_settings;
 mod config;
 mod context;
@@ -42,6 +43,7 @@ mod error;
 mod events;
 #[cfg(feature = "tokio")]
 mod executor;
+mod healing;
 mod layout;
 mod manager;
 pub mod metrics;
@@ -62,7 +64,7 @@ pub use app::{
     Topics, Topology,
 };
 pub use assignment::StandbyReport;
-pub use config::{ManagerConfig, ProcessingGuarantee, StandbyPolicy};
+pub use config::{CorruptionPolicy, ManagerConfig, ProcessingGuarantee, QuarantineLimits, StandbyPolicy};
 pub use context::StateContext;
 pub use error::{CheckpointError, ManagerError, Result};
 pub use events::{ManagerEvent, RewoundPartition};

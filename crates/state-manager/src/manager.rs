@@ -18,6 +18,7 @@ use state_core::{ChangelogSink, Store, StoreLocation, StorePartition, TopicParti
 
 use crate::assignment::{Assignments, StandbyReport};
 use crate::checkpoint::{Checkpointer, CommitCaller};
+use crate::cleaner::StateDirCleaner;
 use crate::config::{warn_if_outside, ManagerConfig};
 use crate::error::{ManagerError, Result};
 use crate::events::ManagerEvent;
@@ -63,6 +64,7 @@ pub struct StateStoreManager {
     checkpointer: Checkpointer,
     txns: OpenTxns,
     last_export: Option<Instant>,
+    cleaner: StateDirCleaner,
     pending_error: Option<ManagerError>,
 }
 
@@ -99,6 +101,7 @@ impl StateStoreManager {
             registry: Registry::default(),
             readers: Readers::new(id, config.partitioner),
             assignments: Assignments::new(&config, &kafka),
+            cleaner: StateDirCleaner::new(config.state_cleanup_delay),
             checkpointer: Checkpointer::new(&config, &kafka, &instance_id),
             instance_id,
             txns: OpenTxns::default(),
@@ -378,7 +381,11 @@ impl StateStoreManager {
     ///   mirrored offset commit (see
     ///   [`ManagerConfig::mirror_transactional_offsets`](crate::ManagerConfig::mirror_transactional_offsets));
     /// * resumes partitions whose stores finished restoring;
+    /// * rebuilds a partition whose restore found it damaged, under
+    ///   [`crate::CorruptionPolicy::Rebuild`] (the others go on);
     /// * starts and stops standby replicas as the [`crate::StandbyPolicy`] says;
+    /// * starts removing local partitions unassigned for longer than
+    ///   [`ManagerConfig::state_cleanup_delay`], in the background;
     /// * exports metrics (partition sizes, standby lag) every few seconds;
     /// * commits the current checkpoint when `commit_interval` has passed.
     pub fn maintain<C: ConsumerContext, K: Consumer<C>>(&mut self, consumer: &K) -> Result<()> {
@@ -394,6 +401,7 @@ impl StateStoreManager {
         self.assignments
             .drain_restore_events(consumer, &mut self.registry, &self.readers)?;
         self.assignments.tend_standbys(consumer, &mut self.registry)?;
+        self.cleaner.tick(&self.registry);
         // Between checkpoints, so a quiet partition's changes do not wait
         // for its next write.
         self.registry.flush_due_caches()?;

@@ -47,6 +47,19 @@ pub const PARTITION_PENDING_COMPACTION_BYTES: &str = "kafka_state_partition_pend
 /// See [`PARTITION_LIVE_DATA_BYTES`]: bytes on disk.
 pub const PARTITION_DISK_BYTES: &str = "kafka_state_partition_disk_bytes";
 
+/// Counter: store partitions found damaged and moved to the quarantine
+/// folder to be rebuilt from their changelogs
+/// ([`crate::CorruptionPolicy::Rebuild`]). Labels `store`, `stream`,
+/// `reason` (`corrupt`: corrupt or missing files; `offset_past_end`: the
+/// stored changelog offset is past the changelog's end).
+pub const PARTITIONS_REBUILT: &str = "kafka_state_partitions_rebuilt_total";
+/// Counter: quarantined partition directories removed because the
+/// quarantine folder held more than [`crate::QuarantineLimits`] allows.
+pub const QUARANTINE_REMOVED: &str = "kafka_state_quarantine_removed_total";
+/// Counter: local partitions removed by the state-dir cleaner
+/// ([`crate::ManagerConfig::state_cleanup_delay`]). Labels `store`, `stream`.
+pub const STATE_DIR_CLEANED: &str = "kafka_state_state_dir_cleaned_total";
+
 /// Registers a description (HELP text) and unit of every metric the
 /// library records, this crate's and the changelog producer's, with the
 /// installed recorder. Call it once after installing the recorder.
@@ -94,6 +107,18 @@ pub fn describe() {
         "Bytes compaction still has to rewrite"
     );
     describe_gauge!(PARTITION_DISK_BYTES, Unit::Bytes, "Files of a store partition on disk");
+    describe_counter!(
+        PARTITIONS_REBUILT,
+        "Damaged store partitions moved to quarantine and rebuilt from their changelogs"
+    );
+    describe_counter!(
+        QUARANTINE_REMOVED,
+        "Quarantined partition directories removed beyond the quarantine's bounds"
+    );
+    describe_counter!(
+        STATE_DIR_CLEANED,
+        "Local partitions not assigned here for longer than the cleanup delay, removed"
+    );
     describe_counter!(
         state_changelog::metrics::CHANGELOG_RECORDS,
         "Changelog records produced"
@@ -155,4 +180,22 @@ pub(crate) fn partition(store: &str, stream: &str, partition: u32, role: &'stati
     metrics::gauge!(PARTITION_BLOCK_CACHE_BYTES, &labels).set(value(|s| s.block_cache_bytes));
     metrics::gauge!(PARTITION_PENDING_COMPACTION_BYTES, &labels).set(value(|s| s.pending_compaction_bytes));
     metrics::gauge!(PARTITION_DISK_BYTES, &labels).set(value(|s| s.disk_bytes));
+}
+
+pub(crate) fn partition_rebuilt(store: &str, stream: &str, reason: &'static str) {
+    let labels = [
+        ("store", store.to_owned()),
+        ("stream", stream.to_owned()),
+        ("reason", reason.to_owned()),
+    ];
+    metrics::counter!(PARTITIONS_REBUILT, &labels).increment(1);
+}
+
+pub(crate) fn quarantine_removed() {
+    metrics::counter!(QUARANTINE_REMOVED).increment(1);
+}
+
+pub(crate) fn state_dir_cleaned(store: &str, stream: &str) {
+    let labels = [("store", store.to_owned()), ("stream", stream.to_owned())];
+    metrics::counter!(STATE_DIR_CLEANED, &labels).increment(1);
 }

@@ -200,6 +200,18 @@ impl RegisteredStore {
         Ok(())
     }
 
+    /// Closes partition `partition` here without flushing anything and
+    /// returns its handle, if it was open (a damaged partition being
+    /// rebuilt: the caller drops the handle to close it).
+    pub(crate) fn take_partition(&mut self, partition: u32) -> Result<Option<Arc<dyn StorePartition>>> {
+        self.formats.remove(&partition);
+        self.indexes.remove(&partition);
+        if self.store.partition(partition).is_none() {
+            return Ok(None);
+        }
+        Ok(Some(self.store.revoke_partition(partition)?))
+    }
+
     /// Lets go of partition `partition` without flushing anything (it was
     /// never active here).
     pub(crate) fn release(&mut self, partition: u32) -> Result<()> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, ConsumerContext};
-use state_changelog::{RecoveryProgress, RestoreEvent, RestoreRequest};
+use state_changelog::{ChangelogError, RecoveryProgress, RestoreEvent, RestoreRequest};
 use state_core::TopicPartition;
 
 use super::consumer;
@@ -15,6 +15,7 @@ use super::restorer::LazyRestorer;
 use super::standby::{StandbyReport, Standbys};
 use crate::config::ManagerConfig;
 use crate::error::{ManagerError, Result};
+use crate::healing::{self, Damage, Healer};
 use crate::reader::Readers;
 use crate::registry::OpenedPartition;
 use crate::registry::Registry;
@@ -53,6 +54,12 @@ pub(crate) struct Assignments {
     standbys: Standbys,
     progress: Option<ProgressListener>,
     kafka_timeout: Duration,
+    /// The corruption policy.
+    healer: Healer,
+    /// The store partitions (source partition, store id) rebuilt since
+    /// they were assigned: one rebuild each, so a disk that keeps
+    /// corrupting what is written fails instead of looping.
+    rebuilt: BTreeSet<(TopicPartition, usize)>,
 }
 
 impl Assignments {
@@ -65,6 +72,8 @@ impl Assignments {
             standbys: Standbys::new(config.standby.clone(), config.kafka_timeout),
             progress: None,
             kafka_timeout: config.kafka_timeout,
+            healer: Healer::new(config),
+            rebuilt: BTreeSet::new(),
         }
     }
 
@@ -218,7 +227,7 @@ impl Assignments {
         let mut restores = Vec::new();
         for id in registry.ids_of(tp.topic()) {
             let store = registry.get_mut(id);
-            let opened = match store.open_checked(p) {
+            let opened = match self.healer.open(store, p) {
                 Ok(opened) => opened,
                 Err(e) => {
                     close(tp, "active", registry)?;
@@ -274,6 +283,7 @@ impl Assignments {
     /// cancelled; the store partitions are closed or kept as a standby.
     pub(crate) fn revoke(&mut self, tp: &TopicPartition, registry: &mut Registry, readers: &Readers) -> Result<()> {
         self.resume_at.remove(tp);
+        self.rebuilt.retain(|(t, _)| t != tp);
         let Some(role) = self.assigned.remove(tp) else {
             return Ok(());
         };
@@ -305,7 +315,7 @@ impl Assignments {
         if self.assigned.contains_key(tp) {
             return Ok(());
         }
-        self.standbys.start(tp, registry, &mut self.restorer)
+        self.standbys.start(tp, registry, &mut self.restorer, &self.healer)
     }
 
     /// Handles what the restorer reported: progress to the listener,
@@ -376,6 +386,13 @@ impl Assignments {
                         // owner restores from the changelog as without one.
                         tracing::warn!(stream = tp.topic(), partition = tp.partition(), error = %error, "standby replica failed; dropping it");
                         self.standbys.stop(&tp, registry, &self.restorer)?;
+                    } else if let Some(damage) = self.rebuildable(&tp, id, &error) {
+                        // Only this partition waits (it stays paused and
+                        // restoring); the others go on.
+                        if let Err(e) = self.rebuild(&tp, id, damage, &error, registry) {
+                            tracing::error!(stream = tp.topic(), partition = tp.partition(), error = %e, "rebuilding a damaged partition failed");
+                            first_error.get_or_insert(e);
+                        }
                     } else if first_error.is_none() {
                         first_error = Some(ManagerError::Changelog(error));
                     }
@@ -400,6 +417,51 @@ impl Assignments {
     /// `consumer::hold_positions`). Call from a rebalance callback.
     pub(crate) fn hold_positions<C: ConsumerContext, K: Consumer<C>>(&self, consumer: &K, except: &[TopicPartition]) {
         consumer::hold_positions(consumer, except, self.kafka_timeout);
+    }
+
+    /// The damage `error` (a failed restore of store `id` of `tp`) reports,
+    /// if the policy rebuilds it: `tp` is still restoring here and this
+    /// store partition was not rebuilt since it was assigned.
+    fn rebuildable(&self, tp: &TopicPartition, id: usize, error: &ChangelogError) -> Option<Damage> {
+        let restoring = matches!(self.assigned.get(tp), Some(Role::Restoring(w)) if w.contains(&id));
+        if !self.healer.rebuilds() || !restoring || self.rebuilt.contains(&(tp.clone(), id)) {
+            return None;
+        }
+        healing::of_restore(error)
+    }
+
+    /// Rebuilds store `id`'s partition of `tp`, whose restore failed with
+    /// `cause`: moves it aside, reopens it empty and restores it again
+    /// from the changelog's start, judged by the same committed offset.
+    fn rebuild(
+        &mut self,
+        tp: &TopicPartition,
+        id: usize,
+        damage: Damage,
+        cause: &ChangelogError,
+        registry: &mut Registry,
+    ) -> Result<()> {
+        let p = tp.store_partition();
+        self.rebuilt.insert((tp.clone(), id));
+        let store = registry.get_mut(id);
+        self.healer.close_and_move_aside(store, p, damage, cause)?;
+        let opened = store.open_checked(p)?;
+        let Some(topic) = store.changelog_topic() else {
+            return Ok(());
+        };
+        let changelog = TopicPartition::new(topic, tp.partition());
+        let mut offsets = BTreeMap::new();
+        if let Some(c) = self.resume_at.get(tp) {
+            offsets.insert(tp.topic().to_owned(), *c);
+        }
+        self.restorer.get()?.restore(RestoreRequest {
+            partition: opened.partition,
+            changelog,
+            committed_offsets: offsets,
+            location: opened.location,
+            replay_check: Some(opened.replay_check),
+        })?;
+        Ok(())
     }
 
     /// Brings the standby replicas in line with the

@@ -12,6 +12,7 @@ use state_core::TopicPartition;
 use super::restorer::LazyRestorer;
 use crate::config::StandbyPolicy;
 use crate::error::Result;
+use crate::healing::Healer;
 use crate::registry::Registry;
 
 /// How long the partition list of every stream (for
@@ -93,6 +94,7 @@ impl Standbys {
         tp: &TopicPartition,
         registry: &mut Registry,
         restorer: &mut LazyRestorer,
+        healer: &Healer,
     ) -> Result<()> {
         if self.kept.contains_key(tp) {
             return Ok(());
@@ -105,7 +107,7 @@ impl Standbys {
                 continue;
             };
             let changelog = TopicPartition::new(topic, tp.partition());
-            let opened = store.open_checked(p)?;
+            let opened = healer.open(store, p)?;
             restorer.get()?.standby(StandbyRequest {
                 partition: opened.partition,
                 changelog,

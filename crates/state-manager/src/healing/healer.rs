@@ -1,0 +1,132 @@
+//! [`Healer`]: the [`CorruptionPolicy`] applied to one store partition.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use state_core::StorePartition;
+
+use super::damage::{self, Damage};
+use super::quarantine::{Origin, Quarantine};
+use crate::config::{CorruptionPolicy, ManagerConfig};
+use crate::error::{ManagerError, Result};
+use crate::registry::{OpenedPartition, RegisteredStore};
+
+/// How long a rebuild waits for the last other handle of a damaged
+/// partition (a restore task being dropped) to close before moving it.
+const CLOSE_WAIT: Duration = Duration::from_secs(30);
+
+/// Applies the manager's [`CorruptionPolicy`]: moves damaged partitions
+/// aside and reopens them empty, so their restore starts from the
+/// changelog's beginning.
+#[derive(Clone, Debug)]
+pub(crate) struct Healer {
+    policy: CorruptionPolicy,
+    quarantine: Quarantine,
+}
+
+impl Healer {
+    /// The policy of `config`, quarantining under `config`'s group directory.
+    pub(crate) fn new(config: &ManagerConfig) -> Self {
+        Healer {
+            policy: config.on_corrupt,
+            quarantine: Quarantine::new(&config.state_dir.join(&config.group_id), config.quarantine),
+        }
+    }
+
+    /// True if damaged partitions are rebuilt.
+    pub(crate) fn rebuilds(&self) -> bool {
+        self.policy == CorruptionPolicy::Rebuild
+    }
+
+    /// Opens partition `partition` of `store` (see
+    /// [`RegisteredStore::open_checked`]). A damaged one is, under
+    /// [`CorruptionPolicy::Rebuild`], moved aside and opened empty; a
+    /// damaged one of a store without a changelog is
+    /// [`ManagerError::CannotRebuild`].
+    pub(crate) fn open(&self, store: &mut RegisteredStore, partition: u32) -> Result<OpenedPartition> {
+        let err = match store.open_checked(partition) {
+            Ok(opened) => return Ok(opened),
+            Err(e) => e,
+        };
+        let Some((damage, _)) = damage::of_open(&err).filter(|_| self.rebuilds()) else {
+            return Err(err);
+        };
+        if store.changelog_topic().is_none() {
+            let path = store.store().location().partition_dir(partition);
+            let ManagerError::State(source) = err else {
+                return Err(err);
+            };
+            return Err(ManagerError::CannotRebuild {
+                store: store.name().to_owned(),
+                stream: store.stream().to_owned(),
+                partition,
+                path,
+                source: Box::new(source),
+            });
+        }
+        self.move_aside(store, partition, damage, &err)?;
+        store.open_checked(partition)
+    }
+
+    /// Closes partition `partition` of `store` (whose restore failed with
+    /// `cause`, a damage) and moves it aside; the caller reopens it empty
+    /// and restores it again. Refused (the cause returned) if a handle
+    /// elsewhere keeps the partition open.
+    pub(crate) fn close_and_move_aside(
+        &self,
+        store: &mut RegisteredStore,
+        partition: u32,
+        damage: Damage,
+        cause: &dyn std::fmt::Display,
+    ) -> Result<()> {
+        if let Some(handle) = store.take_partition(partition)? {
+            wait_sole_owner(handle, store, partition)?;
+        }
+        self.move_aside(store, partition, damage, cause)
+    }
+
+    fn move_aside(
+        &self,
+        store: &RegisteredStore,
+        partition: u32,
+        damage: Damage,
+        cause: &dyn std::fmt::Display,
+    ) -> Result<()> {
+        let dir = store.store().location().partition_dir(partition);
+        let origin = Origin {
+            store: store.name(),
+            stream: store.stream(),
+            partition,
+        };
+        let moved = self.quarantine.move_aside(&dir, &origin)?;
+        crate::metrics::partition_rebuilt(store.name(), store.stream(), damage.as_str());
+        tracing::warn!(
+            store = store.name(),
+            stream = store.stream(),
+            partition,
+            reason = damage.as_str(),
+            error = %cause,
+            quarantined = ?moved,
+            "damaged partition moved to quarantine; rebuilding it from its changelog"
+        );
+        Ok(())
+    }
+}
+
+/// Waits until `handle` is the last handle of the partition (the restorer
+/// drops a failed task's handle as it reports the failure), so that the
+/// database is closed when it is dropped here, before its directory moves.
+fn wait_sole_owner(handle: Arc<dyn StorePartition>, store: &RegisteredStore, partition: u32) -> Result<()> {
+    let deadline = Instant::now() + CLOSE_WAIT;
+    while Arc::strong_count(&handle) > 1 {
+        if Instant::now() >= deadline {
+            return Err(ManagerError::State(state_core::Error::PartitionLocked {
+                path: store.store().location().partition_dir(partition),
+                attempts: 1,
+            }));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(handle);
+    Ok(())
+}

@@ -1,0 +1,15 @@
+//! Self-healing of damaged store partitions ([`crate::CorruptionPolicy`]):
+//! which errors are damage, the quarantine folder they are moved to, and
+//! the policy that moves them and reopens them empty for a restore.
+//!
+//! * [`Healer`] — opens partitions under the policy; moves a partition
+//!   whose restore found it damaged aside.
+//! * `damage` — which errors mean a partition is damaged ([`Damage`]).
+//! * `quarantine` — the `.quarantine` folder and its bounds.
+
+mod damage;
+mod healer;
+mod quarantine;
+
+pub(crate) use damage::{of_restore, of_state, Damage};
+pub(crate) use healer::Healer;
