@@ -16,6 +16,7 @@ use state_txn::{ExpireOptions, ExpiredWindow, PartitionTransaction, WindowIndex,
 use crate::params::{env_u64, Params};
 use crate::rng::Rng;
 
+mod e2e;
 mod windows;
 
 /// w6: the number of keys the Zipf(1.0) draws range over (fixed by
@@ -60,7 +61,7 @@ fn peak_rss_mb() -> Option<f64> {
     Some((kb / 1024.0 * 10.0).round() / 10.0)
 }
 
-fn report(system: &str, workload: &str, p: Params, o: &Outcome) {
+pub(crate) fn report(system: &str, workload: &str, p: Params, o: &Outcome) {
     if o.seconds.is_nan() {
         return; // not run (BENCH_SYSTEMS)
     }
@@ -112,7 +113,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let wanted = |w: &str| only.as_deref().is_none_or(|o| o == w);
     let known = ["w1", "w2", "w3", "w4", "w5", "w6", "takeover"];
     if let Some(o) = &only {
-        if !known.contains(&o.as_str()) && !windows::WORKLOADS.contains(&o.as_str()) {
+        if !known.contains(&o.as_str())
+            && !windows::WORKLOADS.contains(&o.as_str())
+            && !e2e::WORKLOADS.contains(&o.as_str())
+        {
             return Err(format!("unknown workload {o:?}; known: {known:?}"));
         }
     }
@@ -271,6 +275,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
     windows::run_all(p, rounds, &wanted)?;
+    e2e::run_all(p, rounds, brokers.as_deref(), &wanted)?;
     Ok(())
 }
 
@@ -457,7 +462,12 @@ pub(crate) fn measure(workload: &str, p: Params, rounds: u64, systems: &mut Syst
 
 /// Runs every system (after a warm-up at a tenth of N) `rounds` times,
 /// interleaved, and returns each one's median round.
-fn measure_rounds(workload: &str, p: Params, rounds: u64, systems: &mut Systems<'_>) -> Result<Vec<Outcome>, String> {
+pub(crate) fn measure_rounds(
+    workload: &str,
+    p: Params,
+    rounds: u64,
+    systems: &mut Systems<'_>,
+) -> Result<Vec<Outcome>, String> {
     let warm = Params {
         n: (p.n / 10).max(1),
         ..p

@@ -25,13 +25,14 @@ fn usage() -> &'static str {
     "usage: cargo xtask <command>
 
 commands:
-  bench [--workload wN|takeover|win-KIND] [--brokers HOST:PORT]
+  bench [--workload wN|takeover|win-KIND|e2e|e2e-eos|e2e-alos] [--brokers HOST:PORT]
                                 run the benchmark workloads w1..w6, takeover and the window
                                 workloads win-tumbling, win-hopping, win-sliding,
                                 win-session (N, K, C from the environment); w4/w5 use the
                                 in-process mock cluster unless --brokers is given; takeover
                                 always does; QUIX_PYTHON=<python with quixstreams 3.28.1>
-                                runs quixstreams' window baseline in the same run
+                                runs quixstreams' window and e2e baselines in the same run;
+                                e2e = e2e-eos + e2e-alos (with the bare pipeline)
   crash [--kills N] [--seed S] [--guarantee exactly-once|at-least-once]
         [--chunk RECORDS] [--keys K] [--partitions P] [--backend rocksdb|fjall|memory]
         [--standbys] [--write-behind] [--kill-in-restore]
