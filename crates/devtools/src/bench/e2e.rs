@@ -12,6 +12,7 @@
 //!
 //! Systems, in the same interleaved rounds, each on a fresh broker:
 //! * `state-rocksdb`: the job on the manager (RocksDB);
+//! * `state-rocksdb-wb`: the same behind write-behind caches;
 //! * `bare`: the same topology and client settings (the same manager,
 //!   transactions and offset commits) without any state: the limit;
 //! * with `QUIX_PYTHON` set, quixstreams 3.28.1 runs
@@ -40,7 +41,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, Producer, ProducerContext};
 use state_changelog::changelog_topic_name;
 use state_manager::{
     CheckpointStage, ConsumerSettings, KeyValueStore, ManagerConfig, ProcessingGuarantee, StateContext,
-    StateStoreManager, StoreHandle, StoreSpec, WindowedStore,
+    StateStoreManager, StoreHandle, StoreSpec, WindowedStore, WriteBehindConfig,
 };
 use state_windows::kinds::FixedKind;
 use state_windows::layout::Single;
@@ -103,31 +104,58 @@ pub(crate) fn run_all(
         let mut systems: Systems = vec![
             (
                 "state-rocksdb",
-                Box::new(move |dir: &Path, p| run_once(brokers, dir, p, guarantee, Some(op))),
+                Box::new(move |dir: &Path, p| run_once(brokers, dir, p, guarantee, State::Stores(op))),
+            ),
+            (
+                "state-rocksdb-wb",
+                Box::new(move |dir: &Path, p| run_once(brokers, dir, p, guarantee, State::WriteBehind(op))),
             ),
             (
                 "bare",
-                Box::new(move |dir: &Path, p| run_once(brokers, dir, p, guarantee, None)),
+                Box::new(move |dir: &Path, p| run_once(brokers, dir, p, guarantee, State::None)),
             ),
         ];
         let medians = measure_rounds(workload, p, rounds, &mut systems)?;
+        // K: the users the counts are kept for.
+        let keys = Params {
+            k: u64::from(USERS),
+            ..p
+        };
         for ((name, _), median) in systems.iter().zip(&medians) {
-            report(name, workload, p, median);
+            report(name, workload, keys, median);
         }
         let rate = |o: &Outcome| p.n as f64 / o.seconds;
-        eprintln!(
-            "  state-rocksdb {workload} / bare in the same rounds: {:.2}",
-            rate(&medians[0]) / rate(&medians[1])
-        );
+        let bare = rate(&medians[2]);
+        for ((name, _), m) in systems.iter().zip(&medians).take(2) {
+            eprintln!("  {name} {workload} / bare in the same rounds: {:.2}", rate(m) / bare);
+        }
         if let Some(quix) = quixstreams(workload, quix, p, brokers)? {
-            eprintln!(
-                "  state-rocksdb {workload} / quixstreams-3.28.1: {:.1}x; bare / quixstreams: {:.1}x",
-                rate(&medians[0]) / quix,
-                rate(&medians[1]) / quix
-            );
+            for ((name, _), m) in systems.iter().zip(&medians) {
+                eprintln!("  {name} {workload} / quixstreams-3.28.1: {:.1}x", rate(m) / quix);
+            }
         }
     }
     Ok(())
+}
+
+/// What a run keeps state in.
+#[derive(Clone, Copy)]
+enum State<'a> {
+    /// The job on RocksDB.
+    Stores(&'a PageViews),
+    /// The job on RocksDB behind write-behind caches (default bounds).
+    WriteBehind(&'a PageViews),
+    /// No state: the bare pipeline.
+    None,
+}
+
+impl<'a> State<'a> {
+    fn op(self) -> Option<&'a PageViews> {
+        match self {
+            State::Stores(op) | State::WriteBehind(op) => Some(op),
+            State::None => None,
+        }
+    }
 }
 
 /// The topics of one run: plain names on a fresh mock broker, suffixed on
@@ -145,7 +173,7 @@ fn run_once(
     dir: &Path,
     p: Params,
     guarantee: ProcessingGuarantee,
-    op: Option<&PageViews>,
+    state: State<'_>,
 ) -> Result<Outcome, String> {
     let (topics, _broker, bootstrap) = match brokers {
         None => {
@@ -191,7 +219,7 @@ fn run_once(
     let mut client = ClientConfig::new();
     client.set("bootstrap.servers", &bootstrap);
     produce_input(&client, &topics.input, p.n)?;
-    let job = Job::new(&client, dir, &topics, guarantee, op, brokers.is_none())?;
+    let job = Job::new(&client, dir, &topics, guarantee, state, brokers.is_none())?;
     job.run(p)
 }
 
@@ -265,9 +293,10 @@ impl<'a> Job<'a> {
         dir: &Path,
         topics: &'a Topics,
         guarantee: ProcessingGuarantee,
-        op: Option<&'a PageViews>,
+        state: State<'a>,
         mock: bool,
     ) -> Result<Self, String> {
+        let op = state.op();
         let mut mc = ManagerConfig::new(GROUP, dir);
         mc.guarantee = guarantee;
         // Checkpoints by record count only.
@@ -275,16 +304,30 @@ impl<'a> Job<'a> {
         // librdkafka's mock cluster does not store offsets sent in a transaction.
         mc.mirror_transactional_offsets = mock;
         mc.producer_properties = vec![("compression.type".into(), COMPRESSION.into())];
+        // `E2E_PRODUCER=key=value,...`: more producer properties, for
+        // experiments (every system gets them).
+        if let Ok(extra) = std::env::var("E2E_PRODUCER") {
+            for kv in extra.split(',').filter(|kv| !kv.is_empty()) {
+                let (k, v) = kv
+                    .split_once('=')
+                    .ok_or_else(|| format!("E2E_PRODUCER: {kv:?} is not key=value"))?;
+                mc.producer_properties.push((k.into(), v.into()));
+            }
+        }
         let mut manager = StateStoreManager::new(mc, client.clone()).map_err(err)?;
         let stores = match op {
-            Some(op) => Some(Stores {
-                user_totals: manager
-                    .register_store(StoreSpec::key_value(&topics.input, USER_TOTALS))
-                    .map_err(err)?,
-                page_windows: manager
-                    .register_store(StoreSpec::window(&topics.by_page, op))
-                    .map_err(err)?,
-            }),
+            Some(op) => {
+                let mut users = StoreSpec::key_value(&topics.input, USER_TOTALS);
+                let mut windows = StoreSpec::window(&topics.by_page, op);
+                if let State::WriteBehind(_) = state {
+                    users = users.write_behind(WriteBehindConfig::default());
+                    windows = windows.write_behind(WriteBehindConfig::default());
+                }
+                Some(Stores {
+                    user_totals: manager.register_store(users).map_err(err)?,
+                    page_windows: manager.register_store(windows).map_err(err)?,
+                })
+            }
             None => None,
         };
         if stores.is_some() && !mock {
