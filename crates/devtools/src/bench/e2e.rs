@@ -265,7 +265,7 @@ struct Stores {
     page_windows: StoreHandle<WindowedStore>,
 }
 
-/// Time per stage, and when each checkpoint stage was reached.
+/// Time per stage of the processing loop.
 #[derive(Default)]
 struct Split {
     poll: Duration,
@@ -494,7 +494,7 @@ fn partition_of_bytes(key: &[u8]) -> u32 {
 impl Drop for Job<'_> {
     fn drop(&mut self) {
         // Leave the group before the broker goes.
-        let _ = self.consumer.unsubscribe();
+        self.consumer.unsubscribe();
     }
 }
 
