@@ -117,7 +117,11 @@ pub fn run(args: &[String]) -> Result<(), String> {
             && !windows::WORKLOADS.contains(&o.as_str())
             && !e2e::WORKLOADS.contains(&o.as_str())
         {
-            return Err(format!("unknown workload {o:?}; known: {known:?}"));
+            return Err(format!(
+                "unknown workload {o:?}; known: {known:?}, {:?}, {:?}",
+                windows::WORKLOADS,
+                e2e::WORKLOADS
+            ));
         }
     }
     let rounds = env_u64("ROUNDS", 3)?.max(1);
