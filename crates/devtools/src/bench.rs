@@ -17,6 +17,7 @@ use crate::params::{env_u64, Params};
 use crate::rng::Rng;
 
 mod budget;
+mod e2e;
 mod windows;
 mod w4;
 
@@ -62,7 +63,7 @@ pub(crate) fn peak_rss_mb() -> Option<f64> {
     Some((kb / 1024.0 * 10.0).round() / 10.0)
 }
 
-fn report(system: &str, workload: &str, p: Params, o: &Outcome) {
+pub(crate) fn report(system: &str, workload: &str, p: Params, o: &Outcome) {
     if o.seconds.is_nan() {
         return; // not run (BENCH_SYSTEMS)
     }
@@ -117,8 +118,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let wanted = |w: &str| only.as_deref().is_none_or(|o| o == w);
     let known = ["w1", "w2", "w3", "w4", "w5", "w6", "takeover", "budget"];
     if let Some(o) = &only {
-        if !known.contains(&o.as_str()) && !windows::WORKLOADS.contains(&o.as_str()) {
-            return Err(format!("unknown workload {o:?}; known: {known:?}"));
+        if !known.contains(&o.as_str())
+            && !windows::WORKLOADS.contains(&o.as_str())
+            && !e2e::WORKLOADS.contains(&o.as_str())
+        {
+            return Err(format!(
+                "unknown workload {o:?}; known: {known:?}, {:?}, {:?}",
+                windows::WORKLOADS,
+                e2e::WORKLOADS
+            ));
         }
     }
     let rounds = env_u64("ROUNDS", 3)?.max(1);
@@ -305,6 +313,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
     windows::run_all(p, rounds, &wanted)?;
+    e2e::run_all(p, rounds, brokers.as_deref(), &wanted)?;
     Ok(())
 }
 
@@ -418,7 +427,12 @@ pub(crate) fn measure(workload: &str, p: Params, rounds: u64, systems: &mut Syst
 
 /// Runs every system (after a warm-up at a tenth of N) `rounds` times,
 /// interleaved, and returns each one's median round.
-fn measure_rounds(workload: &str, p: Params, rounds: u64, systems: &mut Systems<'_>) -> Result<Vec<Outcome>, String> {
+pub(crate) fn measure_rounds(
+    workload: &str,
+    p: Params,
+    rounds: u64,
+    systems: &mut Systems<'_>,
+) -> Result<Vec<Outcome>, String> {
     let warm = Params {
         n: (p.n / 10).max(1),
         ..p

@@ -106,7 +106,7 @@ fn parse(args: &[String]) -> Result<Settings, String> {
 }
 
 /// The helper binaries live next to this one; build them if they are not there.
-fn helper(name: &str) -> Result<PathBuf, String> {
+pub(crate) fn helper(name: &str) -> Result<PathBuf, String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
     let dir = exe.parent().ok_or("no executable directory")?;
     let path = dir.join(name);

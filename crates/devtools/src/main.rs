@@ -25,13 +25,14 @@ fn usage() -> &'static str {
     "usage: cargo xtask <command>
 
 commands:
-  bench [--workload wN|takeover|win-KIND|budget] [--brokers HOST:PORT]
+  bench [--workload wN|takeover|win-KIND|e2e|e2e-eos|e2e-alos|budget] [--brokers HOST:PORT]
                                 run the benchmark workloads w1..w6, takeover and the window
                                 workloads win-tumbling, win-hopping, win-sliding,
                                 win-session (N, K, C from the environment); w4/w5 use the
                                 in-process mock cluster unless --brokers is given; takeover
                                 always does; QUIX_PYTHON=<python with quixstreams 3.28.1>
-                                runs quixstreams' window baseline in the same run;
+                                runs quixstreams' window and e2e baselines in the same run;
+                                e2e = e2e-eos + e2e-alos (with the bare pipeline)
                                 budget (only when named): 64 partitions x 3 stores with and
                                 without a 512 MiB memory budget, peak RSS of each
   crash [--kills N] [--seed S] [--guarantee exactly-once|at-least-once]

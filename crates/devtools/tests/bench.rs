@@ -54,6 +54,8 @@ fn every_line_is_json_with_the_defined_check() {
             "takeover" => n + 2_000,
             // Every counter: one increment per record.
             "w6" => n,
+            // One output record per input event.
+            "e2e-eos" | "e2e-alos" => n,
             // Windows emitted: no closed form at this size (the reference
             // values at N=200000 are in docs/performance.md); every system
             // must agree, checked below.
@@ -119,6 +121,12 @@ fn every_line_is_json_with_the_defined_check() {
         ("state-rocksdb", "win-session"),
         ("state-rocksdb-wb", "win-session"),
         ("state-memory", "win-session"),
+        ("state-rocksdb", "e2e-eos"),
+        ("state-rocksdb-wb", "e2e-eos"),
+        ("bare", "e2e-eos"),
+        ("state-rocksdb", "e2e-alos"),
+        ("state-rocksdb-wb", "e2e-alos"),
+        ("bare", "e2e-alos"),
     ]
     .into_iter()
     .map(|(s, w)| (s.to_owned(), w.to_owned()))

@@ -132,6 +132,33 @@ impl ChangelogProducer {
     /// Waits until every record handed over is delivered or failed. Fails
     /// if any record failed since the last flush (and resets that state).
     pub fn flush(&self, timeout: Duration) -> Result<()> {
+        if self.producer.in_flight_count() == 0 {
+            return self.after_flush(Instant::now());
+        }
+        std::thread::scope(|scope| {
+            // librdkafka sends batches without waiting out `linger.ms` only
+            // while a flush call runs; the zero-timeout calls below hold
+            // it for an instant, so the checkpoint's last batches lingered
+            // (e2e at-least-once: ~16 ms per checkpoint, see
+            // docs/performance.md). One call held open on a helper thread
+            // keeps that state for the whole flush: with delivery reports
+            // as events (rust-rdkafka's mode) it only waits for the
+            // message count to reach zero and never serves the queue,
+            // which this thread does.
+            let holder = FlushHolder(self.producer.client().native_ptr());
+            let timeout_ms = i32::try_from(timeout.as_millis()).unwrap_or(i32::MAX);
+            let held = scope.spawn(move || holder.hold(timeout_ms));
+            let res = self.flush_polling(timeout);
+            // The holder returns once the count is zero; keep serving
+            // delivery reports until then (a failed flush left some).
+            while !held.is_finished() {
+                self.producer.poll(Duration::from_millis(1));
+            }
+            res
+        })
+    }
+
+    fn flush_polling(&self, timeout: Duration) -> Result<()> {
         let started = Instant::now();
         // rdkafka's own flush polls in 100 ms steps; poll in 1 ms steps
         // instead so a checkpoint waits no longer than the broker does.
@@ -158,6 +185,12 @@ impl ChangelogProducer {
                 });
             }
         }
+        self.after_flush(started)
+    }
+
+    /// Serves the last delivery reports and fails if any record failed
+    /// since the last flush.
+    fn after_flush(&self, started: Instant) -> Result<()> {
         // Serve the last delivery reports.
         self.producer.poll(Duration::ZERO);
         if let Some((failed, first_error)) = self.producer.context().take_failures() {
@@ -177,6 +210,29 @@ impl ChangelogProducer {
     /// Offset of the last record delivered to `topic[partition]`.
     pub fn last_offset(&self, topic: &str, partition: i32) -> Option<i64> {
         self.producer.context().last_offset(topic, partition)
+    }
+}
+
+/// The producer's native handle, for one `rd_kafka_flush` held open on a
+/// helper thread while the owner polls (see [`ChangelogProducer::flush`]).
+struct FlushHolder(*mut rdkafka::bindings::rd_kafka_t);
+
+// SAFETY: librdkafka's handle is thread-safe; `rd_kafka_flush` may be
+// called from any thread. The handle outlives the scoped thread that uses
+// it (the producer is borrowed for the scope).
+unsafe impl Send for FlushHolder {}
+
+impl FlushHolder {
+    /// Waits (up to `timeout_ms`) until no message is in flight, with
+    /// librdkafka's flushing state on. Its result is not needed: the
+    /// polling flush decides success.
+    fn hold(self, timeout_ms: i32) {
+        // SAFETY: a live producer handle (see the `Send` impl); in
+        // delivery-report event mode `rd_kafka_flush` does not serve the
+        // event queue, so it does not race the owner's polls.
+        unsafe {
+            rdkafka::bindings::rd_kafka_flush(self.0, timeout_ms);
+        }
     }
 }
 

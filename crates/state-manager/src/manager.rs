@@ -302,8 +302,7 @@ impl StateStoreManager {
     /// message's `topic()` and `partition()`): it is called once per
     /// record.
     pub fn processed(&mut self, topic: &str, partition: u32, offset: i64) -> Result<()> {
-        self.checkpointer
-            .processed(TopicPartition::of_store(topic, partition), offset)
+        self.checkpointer.processed_at(topic, partition, offset)
     }
 
     /// True if `stream[partition]` is assigned here (restoring or ready).

@@ -142,11 +142,17 @@ impl Checkpointer {
         self.producer.producer()
     }
 
-    /// Records that the record at `offset` of `source` was processed in
-    /// the current checkpoint.
-    pub(crate) fn processed(&mut self, source: TopicPartition, offset: i64) -> Result<()> {
+    /// Records that the record at `offset` of `topic[partition]` (the
+    /// topic name and store partition as the poll loop has them) was
+    /// processed in the current checkpoint. Called once per record, so the
+    /// [`TopicPartition`] is only built for a partition's first record of
+    /// the checkpoint.
+    pub(crate) fn processed_at(&mut self, topic: &str, partition: u32, offset: i64) -> Result<()> {
         self.producer.begin()?;
-        self.offsets.record(source, offset);
+        let source = || TopicPartition::of_store(topic, partition);
+        // As `TopicPartition::of_store` numbers it.
+        let kafka_partition = i32::try_from(partition).unwrap_or(i32::MAX);
+        self.offsets.record_at(topic, kafka_partition, offset, source);
         Ok(())
     }
 
@@ -457,7 +463,7 @@ mod tests {
             RDKafkaApiKey::OffsetCommit,
             &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS],
         );
-        checkpointer.processed(TopicPartition::new("in", 0), 7).unwrap();
+        checkpointer.processed_at("in", 0, 7).unwrap();
         let err = commit(&mut checkpointer, &consumer).unwrap_err();
         assert!(
             matches!(
@@ -471,7 +477,7 @@ mod tests {
         );
         assert!(err.is_retriable() && !err.is_fenced(), "{err}");
 
-        checkpointer.processed(TopicPartition::new("in", 0), 7).unwrap();
+        checkpointer.processed_at("in", 0, 7).unwrap();
         commit(&mut checkpointer, &consumer).unwrap();
     }
 }
