@@ -105,6 +105,8 @@ fn every_line_is_json_with_the_defined_check() {
         ("state-memory", "w3"),
         ("raw-rocksdb", "w3"),
         ("state-rocksdb", "w4"),
+        ("state-rocksdb-loaded", "w4"),
+        ("state-rocksdb-blocking", "w4"),
         ("raw-consumer", "w4"),
         ("state-rocksdb", "w5"),
         ("state-rocksdb-wb", "w5"),
