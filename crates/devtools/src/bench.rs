@@ -18,8 +18,8 @@ use crate::rng::Rng;
 
 mod budget;
 mod e2e;
-mod windows;
 mod w4;
+mod windows;
 
 /// w6: the number of keys the Zipf(1.0) draws range over (fixed by
 /// docs/performance.md, whatever K is).

@@ -327,16 +327,28 @@ pub fn run(cfg: &Config) -> Result<Report> {
                 changelog_topic_name(GROUP, &topics.input, USER_SESSIONS),
                 changelog_topic_name(GROUP, &topics.by_page, PAGE_WINDOWS),
             ];
-            for t in [&topics.input, &topics.by_page, &topics.output, &topics.sessions, &topics.bare_output]
-                .into_iter()
-                .chain(&changelogs)
+            for t in [
+                &topics.input,
+                &topics.by_page,
+                &topics.output,
+                &topics.sessions,
+                &topics.bare_output,
+            ]
+            .into_iter()
+            .chain(&changelogs)
             {
                 kafka("creating a topic", m.create_topic(t, cfg.partitions as i32, 1))?;
             }
         }
         None => {
             probe_brokers(&client, &brokers, &topics.input)?;
-            for t in [&topics.input, &topics.by_page, &topics.output, &topics.sessions, &topics.bare_output] {
+            for t in [
+                &topics.input,
+                &topics.by_page,
+                &topics.output,
+                &topics.sessions,
+                &topics.bare_output,
+            ] {
                 create_topic(&client, t, cfg.partitions as usize, 1, &[], Duration::from_secs(30))?;
             }
         }

@@ -3,7 +3,6 @@
 
 use state_core::{BudgetPool, MemoryBudget};
 
-
 /// Writers do not stall at the write buffer manager's limit (RocksDB's
 /// `allow_stall`): a stalled writer waits for flushes that only writes to
 /// the other databases would trigger (the manager flushes the database
