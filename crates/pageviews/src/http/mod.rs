@@ -8,7 +8,7 @@
 //! | `GET /pages/<page>/windows?from=&to=` | `{"page", "partition", "windows": [{"start", "end", "count"}]}`: the page's windows with `from <= start <= to` (ms since the epoch, both optional) |
 //! | `GET /status` | the run's phase, progress and partitions |
 //!
-//! Reads go through the manager's [`StateReader`]: they see what the last
+//! Reads go through the manager's [`StateReader`](state_manager::StateReader): they see what the last
 //! checkpoint committed, only for partitions this instance owns and has
 //! restored. A partition that is restoring (or a processor restarting)
 //! answers 503 with `Retry-After`, a partition owned elsewhere 404; never
