@@ -6,14 +6,21 @@ use std::io;
 use std::net::{Shutdown, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
+
+/// How long accepting waits for connections closed to make room to leave
+/// before it refuses a new one (their threads leave at once unless the
+/// machine is starved of CPU).
+const EVICTED_LEAVE_WAIT: Duration = Duration::from_secs(2);
 
 /// The open connections of one listener.
 #[derive(Default)]
 pub(super) struct Connections {
     open: Mutex<Vec<Open>>,
+    /// Signalled whenever a connection leaves `open`.
+    left: Condvar,
     next_id: AtomicU64,
 }
 
@@ -44,9 +51,13 @@ impl Connections {
     pub fn admit(self: &Arc<Self>, stream: &TcpStream, max: usize) -> io::Result<Option<Ticket>> {
         let mut open = self.open.lock();
         // Evicted connections leave as soon as their threads notice, which
-        // is at once; this bound only matters if they do not.
-        if open.len() >= max.saturating_mul(2) {
-            return Ok(None);
+        // is at once on an idle machine; on a busy one, wait (briefly) for
+        // them rather than refuse a client while idle ones are going.
+        let deadline = Instant::now() + EVICTED_LEAVE_WAIT;
+        while open.len() >= max.saturating_mul(2) {
+            if self.left.wait_until(&mut open, deadline).timed_out() {
+                return Ok(None);
+            }
         }
         if open.iter().filter(|c| !c.evicted).count() >= max {
             let oldest = open
@@ -100,6 +111,7 @@ impl Ticket {
 impl Drop for Ticket {
     fn drop(&mut self) {
         self.connections.open.lock().retain(|c| c.id != self.id);
+        self.connections.left.notify_all();
     }
 }
 
