@@ -125,16 +125,25 @@ pub(crate) fn helper(name: &str) -> Result<PathBuf, String> {
     Ok(path)
 }
 
-/// The broker process; killed when dropped.
-struct Broker {
+/// `mock-broker` (librdkafka's mock cluster) in its own process; it stops
+/// when its stdin closes, and is killed when dropped. The crash harness and
+/// the e2e bench both run their broker so.
+pub(crate) struct Broker {
     child: Child,
-    bootstrap: String,
+    /// Its `bootstrap.servers`.
+    pub(crate) bootstrap: String,
 }
 
 impl Broker {
+    /// The harness's broker: its three topics with `partitions` each.
     fn start(partitions: u32) -> Result<Broker, String> {
+        Self::with_topics(&[INPUT, OUTPUT, CHANGELOG], partitions)
+    }
+
+    /// A broker holding `topics`, `partitions` each.
+    pub(crate) fn with_topics<T: AsRef<str>>(topics: &[T], partitions: u32) -> Result<Broker, String> {
         let mut child = Command::new(helper("mock-broker")?)
-            .args([INPUT, OUTPUT, CHANGELOG].map(|t| format!("{t}:{partitions}")))
+            .args(topics.iter().map(|t| format!("{}:{partitions}", t.as_ref())))
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .spawn()

@@ -26,9 +26,9 @@
 //! producer flush; `committed`: offsets or Kafka transaction; `flushed`:
 //! local state).
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -48,6 +48,7 @@ use state_windows::layout::Single;
 use state_windows::{Count, Emit, Tumbling, WindowOperator};
 
 use super::{err, measure_rounds, report, Outcome, Systems};
+use crate::crash::Broker;
 use crate::params::Params;
 
 /// The workloads, by name.
@@ -190,7 +191,7 @@ fn run_once(
                 changelog_topic_name(GROUP, &topics.input, USER_TOTALS),
                 changelog_topic_name(GROUP, &topics.by_page, &window_store),
             ];
-            let broker = MockBroker::start(&names)?;
+            let broker = Broker::with_topics(&names, PARTITIONS)?;
             let bootstrap = broker.bootstrap.clone();
             (topics, Some(broker), bootstrap)
         }
@@ -498,43 +499,6 @@ impl Drop for Job<'_> {
     }
 }
 
-/// `mock-broker` (librdkafka's mock cluster) in its own process; it stops
-/// when its stdin closes, and is killed when dropped.
-struct MockBroker {
-    child: Child,
-    bootstrap: String,
-}
-
-impl MockBroker {
-    fn start(topics: &[String]) -> Result<MockBroker, String> {
-        let mut child = Command::new(mock_broker()?)
-            .args(topics.iter().map(|t| format!("{t}:{PARTITIONS}")))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .map_err(|e| format!("starting mock-broker: {e}"))?;
-        let stdout = child.stdout.take().ok_or("mock-broker has no stdout")?;
-        let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .map_err(|e| format!("reading mock-broker: {e}"))?;
-        let bootstrap = line
-            .trim()
-            .strip_prefix("bootstrap ")
-            .ok_or_else(|| format!("mock-broker said {line:?}"))?
-            .to_owned();
-        Ok(MockBroker { child, bootstrap })
-    }
-}
-
-impl Drop for MockBroker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The `mock-broker` binary next to this one (built if missing).
 fn mock_broker() -> Result<PathBuf, String> {
     crate::crash::helper("mock-broker")
 }
