@@ -4,15 +4,13 @@
 //! and a checkpoint the group does refuse is reported as an event and a
 //! metric.
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use metrics::{Counter, CounterFn, Gauge, Histogram, Key, KeyName, Metadata, Recorder, SharedString, Unit};
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use state_manager::{ManagerEvent, ProcessingGuarantee, StateStoreManager};
 use test_support::counting::*;
+use test_support::metrics::Counters;
 
 /// Every event a member's manager reported.
 fn record_events(m: &Member) -> Arc<Mutex<Vec<ManagerEvent>>> {
@@ -63,51 +61,6 @@ fn a_member_that_closes_hands_over_without_reprocessing() {
             .any(|e| matches!(e, ManagerEvent::CheckpointRewound { .. })),
         "the survivor rewound no checkpoint: {events:?}"
     );
-}
-
-/// Counters by name (labels joined in), for one thread's metrics.
-#[derive(Default)]
-struct Counters(Mutex<BTreeMap<String, Arc<AtomicU64>>>);
-
-struct Count(Arc<AtomicU64>);
-
-impl CounterFn for Count {
-    fn increment(&self, value: u64) {
-        self.0.fetch_add(value, Ordering::Relaxed);
-    }
-    fn absolute(&self, value: u64) {
-        self.0.store(value, Ordering::Relaxed);
-    }
-}
-
-impl Counters {
-    fn get(&self, name: &str) -> u64 {
-        self.0
-            .lock()
-            .unwrap()
-            .get(name)
-            .map_or(0, |c| c.load(Ordering::Relaxed))
-    }
-}
-
-impl Recorder for Counters {
-    fn describe_counter(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_gauge(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn describe_histogram(&self, _: KeyName, _: Option<Unit>, _: SharedString) {}
-    fn register_counter(&self, key: &Key, _: &Metadata<'_>) -> Counter {
-        let mut name = key.name().to_owned();
-        for label in key.labels() {
-            name.push_str(&format!(",{}={}", label.key(), label.value()));
-        }
-        let c = self.0.lock().unwrap().entry(name).or_default().clone();
-        Counter::from_arc(Arc::new(Count(c)))
-    }
-    fn register_gauge(&self, _: &Key, _: &Metadata<'_>) -> Gauge {
-        Gauge::noop()
-    }
-    fn register_histogram(&self, _: &Key, _: &Metadata<'_>) -> Histogram {
-        Histogram::noop()
-    }
 }
 
 #[test]

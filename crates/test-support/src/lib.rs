@@ -14,6 +14,7 @@
 //! | `kafka` | `kafka` | client settings, the in-process mock cluster, keyed input, topics on real brokers |
 //! | `kafka` | `tls` | `TlsBroker`: tansu behind stunnel with a throwaway CA |
 //! | `manager` | `counting` | a consumer-group member counting records per key on the state manager |
+//! | `manager` | `metrics` | `Counters`: a recorder that keeps what one thread counted |
 //!
 //! Helpers panic on failures a test cannot go on after (a temporary
 //! directory that cannot be made, a fixture process that does not start);
@@ -35,3 +36,5 @@ pub mod tls;
 
 #[cfg(feature = "manager")]
 pub mod counting;
+#[cfg(feature = "manager")]
+pub mod metrics;
