@@ -16,7 +16,8 @@ pub struct Broker {
     pub address: String,
 }
 
-fn free_port() -> Result<u16, String> {
+/// A port on loopback nothing listens on now.
+pub fn free_port() -> Result<u16, String> {
     let l = TcpListener::bind("127.0.0.1:0").map_err(|e| format!("finding a free port: {e}"))?;
     l.local_addr()
         .map(|a| a.port())

@@ -10,6 +10,7 @@
 
 mod broker;
 mod modules;
+mod moto;
 mod prereq;
 mod run;
 

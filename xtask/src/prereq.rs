@@ -31,7 +31,7 @@ fn dpkg_installed(name: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn on_path(program: &str) -> bool {
+pub fn on_path(program: &str) -> bool {
     std::env::var_os("PATH").is_some_and(|paths| std::env::split_paths(&paths).any(|d| d.join(program).is_file()))
 }
 

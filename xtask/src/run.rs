@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use crate::broker::Broker;
+use crate::moto::{self, Moto};
 use crate::prereq::{self, Purpose};
 
 pub fn root() -> PathBuf {
@@ -50,14 +51,22 @@ pub fn devtools(tool: &str, args: &[String]) -> Result<(), String> {
 }
 
 /// `cargo test --workspace ARGS` with a tansu broker for the real-broker
-/// suites (unless `KAFKA_BOOTSTRAP_SERVERS` names one already). The broker
-/// is installed, if missing, while the tests build.
+/// suites (unless `KAFKA_BOOTSTRAP_SERVERS` names one already) and a moto
+/// S3 server for the snapshot tests that go through S3 (unless
+/// `STATE_SNAPSHOT_S3_ENDPOINT` names one). Both are installed, if
+/// missing, while the tests build. moto that cannot be installed is
+/// reported and its tests skip with the reason; tansu is required.
 pub fn test(args: &[String]) -> Result<(), String> {
     prereq::system_packages(Purpose::Test)?;
     let external = std::env::var("KAFKA_BOOTSTRAP_SERVERS").ok().filter(|s| !s.is_empty());
+    let external_s3 = std::env::var(moto::ENDPOINT_VAR).ok().filter(|s| !s.is_empty());
     let install = match external {
         Some(_) => None,
         None => prereq::start_tansu_install()?,
+    };
+    let moto_install = match external_s3 {
+        Some(_) => Ok(None),
+        None => moto::start_install(),
     };
     let mut build = cargo();
     build.args(["test", "--workspace", "--no-run"]);
@@ -66,9 +75,27 @@ pub fn test(args: &[String]) -> Result<(), String> {
         Some(_) => None,
         None => Some(prereq::finish_tansu_install(install)?),
     };
+    let moto_bin = match external_s3 {
+        Some(_) => None,
+        None => Some(moto_install.and_then(moto::finish_install)),
+    };
     built?;
     let broker = match &tansu {
         Some(bin) => Some(Broker::start(bin)?),
+        None => None,
+    };
+    let s3 = match moto_bin {
+        Some(Ok(bin)) => match Moto::start(&bin) {
+            Ok(m) => Some(m),
+            Err(e) => {
+                eprintln!("xtask: {e}; the S3 snapshot tests will skip");
+                None
+            }
+        },
+        Some(Err(e)) => {
+            eprintln!("xtask: {e}; the S3 snapshot tests will skip");
+            None
+        }
         None => None,
     };
     let mut cmd = cargo();
@@ -82,7 +109,11 @@ pub fn test(args: &[String]) -> Result<(), String> {
             std::env::var("KAFKA_BOOTSTRAP_SERVERS").unwrap_or_default()
         ),
     }
+    if let Some(m) = &s3 {
+        cmd.env(moto::ENDPOINT_VAR, &m.endpoint);
+    }
     let res = run(cmd, "the tests");
     drop(broker);
+    drop(s3);
     res
 }

@@ -15,7 +15,7 @@
 //! | `windows` (default) | window operators: tumbling, hopping, sliding, session, count windows; aggregations | [`windows`] (`state-windows`) |
 //! | `tokio` | the manager on rdkafka's `StreamConsumer` | [`manager`] (`AsyncStateManager`) |
 //! | `testing` | an in-process test cluster and a test driver for your processor | `testing` |
-//! | `snapshots` | partition snapshots in an object store (local filesystem; `snapshots-aws`, `snapshots-gcp`, `snapshots-azure` add those services) | `snapshot` (`state-snapshot`) |
+//! | `snapshots` | partition snapshots in an object store (local filesystem; `snapshots-aws` (or `snapshots-aws-ring`: S3 with rustls on ring), `snapshots-gcp`, `snapshots-azure` add those services) | `snapshot` (`state-snapshot`) |
 //!
 //! The most used types are re-exported at the root, so
 //! `use kafka_state::{StateStoreManager, StoreSpec, ...}` is enough for an

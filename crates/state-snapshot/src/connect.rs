@@ -149,13 +149,13 @@ pub(crate) fn connect(url: &str, options: &StoreOptions) -> Result<Connected> {
 }
 
 /// `scheme://host` of `url`: the bucket or container, for the builders.
-#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+#[cfg(any(feature = "aws", feature = "aws-ring", feature = "gcp", feature = "azure"))]
 fn bucket_url(url: &url::Url) -> String {
     format!("{}://{}", url.scheme(), url.host_str().unwrap_or_default())
 }
 
 /// Applies `options` with `apply`, each key parsed with `parse`.
-#[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+#[cfg(any(feature = "aws", feature = "aws-ring", feature = "gcp", feature = "azure"))]
 fn with_options<B, K: std::str::FromStr>(
     mut builder: B,
     options: &StoreOptions,
@@ -177,15 +177,24 @@ where
 mod cloud {
     use super::*;
 
-    #[cfg(feature = "aws")]
+    #[cfg(any(feature = "aws", feature = "aws-ring"))]
     pub fn s3(url: &url::Url, options: &StoreOptions, display: &str) -> Result<Arc<dyn ObjectStore>> {
         use object_store::aws::{AmazonS3Builder, AmazonS3ConfigKey};
         let builder = AmazonS3Builder::from_env().with_url(bucket_url(url));
         let builder = with_options(builder, options, |b, k: AmazonS3ConfigKey, v| b.with_config(k, v))?;
+        #[cfg(all(feature = "aws-ring", not(feature = "aws")))]
+        {
+            // reqwest's rustls has no crypto provider of its own here: ring's
+            // is installed once for the process (an error only says one is
+            // installed already, which is as good). ring has no post-quantum
+            // key exchange (hence the deprecation); `aws` has.
+            #[allow(deprecated)]
+            let _ = rustls::crypto::ring::default_provider().install_default();
+        }
         Ok(Arc::new(builder.build().map_err(|e| built(display, options, e))?))
     }
 
-    #[cfg(not(feature = "aws"))]
+    #[cfg(not(any(feature = "aws", feature = "aws-ring")))]
     pub fn s3(_: &url::Url, _: &StoreOptions, display: &str) -> Result<Arc<dyn ObjectStore>> {
         Err(SnapshotError::ServiceNotBuilt {
             url: display.to_owned(),
@@ -226,7 +235,7 @@ mod cloud {
     }
 
     /// A builder's refusal, without secrets.
-    #[cfg(any(feature = "aws", feature = "gcp", feature = "azure"))]
+    #[cfg(any(feature = "aws", feature = "aws-ring", feature = "gcp", feature = "azure"))]
     fn built(display: &str, options: &StoreOptions, e: object_store::Error) -> SnapshotError {
         SnapshotError::BadUrl {
             url: display.to_owned(),

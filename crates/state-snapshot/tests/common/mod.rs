@@ -8,6 +8,7 @@ use state_core::{cf, Backend, StoreLocation, StorePartition, WriteBatch};
 use state_snapshot::{Retention, SnapshotStore, StoreOptions};
 
 /// A snapshot store in `dir/store` with `retention`.
+#[allow(dead_code)] // not every test file uses every helper
 pub fn local_store(dir: &Path, retention: Retention) -> SnapshotStore {
     let url = format!("file://{}/store", dir.display());
     SnapshotStore::open(&url, &StoreOptions::new())
