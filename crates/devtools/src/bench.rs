@@ -18,6 +18,7 @@ use crate::rng::Rng;
 
 mod budget;
 mod e2e;
+mod restore_big;
 mod w4;
 mod windows;
 
@@ -116,7 +117,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     eprintln!("bench: N={} K={} C={}", p.n, p.k, p.c);
     let wanted = |w: &str| only.as_deref().is_none_or(|o| o == w);
-    let known = ["w1", "w2", "w3", "w4", "w5", "w6", "takeover", "budget"];
+    let known = ["w1", "w2", "w3", "w4", "w5", "w6", "takeover", "budget", "restore-big"];
     if let Some(o) = &only {
         if !known.contains(&o.as_str())
             && !windows::WORKLOADS.contains(&o.as_str())
@@ -130,6 +131,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     }
     let rounds = env_u64("ROUNDS", 3)?.max(1);
+    if only.as_deref() == Some("restore-big") {
+        // Only when asked: minutes and several GiB on a real broker.
+        return restore_big::run(brokers.as_deref());
+    }
     if only.as_deref() == Some("budget") {
         // Only when asked: 192 databases per run, in processes of their own.
         return budget::run(rounds);
