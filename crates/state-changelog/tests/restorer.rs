@@ -229,6 +229,34 @@ fn a_held_standby_keeps_the_record_it_holds() {
     assert_eq!(p.changelog_offset().unwrap(), Some(c_at as u64));
 }
 
+/// The engine takes queued records many at a time: the records after a
+/// held one were taken with it (and the consumer's position is past all of
+/// them). Once the hold lifts, every one of them is applied, in order, and
+/// the stored offset is the last one's.
+#[test]
+fn records_taken_together_with_a_held_one_are_all_applied_after_it() {
+    let c = cluster();
+    let a = produce(&c, Some(0), &["a"])[0];
+    produce(&c, Some(1), &["b"]);
+    produce(&c, Some(2), &["c"]);
+    let d = produce(&c, Some(3), &["d"])[0];
+    commit(&c, 1); // a's checkpoint committed; b's, c's and d's not yet
+    let r = restorer(&c, Duration::from_millis(500));
+    let p = Arc::new(MemoryPartition::new());
+    r.standby(standby_request(&p)).unwrap();
+    wait_for("the standby to hold b", || {
+        r.standby_status()
+            .first()
+            .is_some_and(|s| s.waiting_for_commit && s.applied_offset == Some(a as u64))
+    });
+    assert!(!has(&*p, "b") && !has(&*p, "c") && !has(&*p, "d"));
+    commit(&c, 4);
+    wait_for("the standby to apply b, c and d", || {
+        p.changelog_offset().unwrap() == Some(d as u64)
+    });
+    assert!(has(&*p, "a") && has(&*p, "b") && has(&*p, "c") && has(&*p, "d"));
+}
+
 /// A standby applies what its owner committed when it last looked; the
 /// offsets the new owner read on assignment can be older (the previous
 /// owner's commit landed in between). A promotion judges by the newer of

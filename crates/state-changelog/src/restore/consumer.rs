@@ -20,7 +20,6 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::{KafkaError, KafkaResult};
-use rdkafka::message::BorrowedMessage;
 use rdkafka::{Offset, TopicPartitionList};
 use state_core::TopicPartition;
 
@@ -28,6 +27,7 @@ use crate::error::BrokerFailure;
 use crate::error::{ChangelogError, Result};
 use crate::kafka::client::KafkaClientContext;
 use crate::kafka::consumer::serve_events;
+use crate::restore::fetched::{FetchBuffer, Fetched};
 use crate::restore::retry::with_retries;
 
 /// One changelog partition to assign: where to fetch from, and whether to
@@ -43,6 +43,9 @@ pub(crate) struct Placement<'a> {
 /// never subscribed: partitions are assigned explicitly, at explicit
 /// offsets.
 pub(crate) struct RestoreConsumer {
+    /// Records taken from `consumer`'s queue in batches. Declared first:
+    /// it is dropped (its records destroyed) before the client.
+    buffer: FetchBuffer,
     consumer: BaseConsumer<KafkaClientContext>,
     /// Asks watermarks and committed offsets; never assigned anything.
     metadata: BaseConsumer<KafkaClientContext>,
@@ -66,7 +69,10 @@ impl RestoreConsumer {
         metadata_timeout: Duration,
         retry_timeout: Duration,
     ) -> Self {
+        // SAFETY: the buffer is dropped before `consumer` (field order).
+        let buffer = unsafe { FetchBuffer::new(consumer.client().native_ptr()) };
         RestoreConsumer {
+            buffer,
             consumer,
             metadata,
             metadata_timeout,
@@ -76,9 +82,21 @@ impl RestoreConsumer {
     }
 
     /// The next record, or `None` after `timeout` (the end of a fetch).
+    /// Records already queued are taken many at a time (see
+    /// [`FetchBuffer`]); only when none is queued does it wait.
     #[inline]
-    pub(crate) fn poll(&self, timeout: Duration) -> Option<KafkaResult<BorrowedMessage<'_>>> {
-        self.consumer.poll(timeout)
+    pub(crate) fn poll(&mut self, timeout: Duration) -> Option<KafkaResult<Fetched<'_>>> {
+        if let Some(taken) = self.buffer.next() {
+            return Some(taken);
+        }
+        self.consumer.poll(timeout).map(|r| r.map(Fetched::Polled))
+    }
+
+    /// True if records were taken from librdkafka that the engine has not
+    /// seen yet: their partitions' positions are already past them, so
+    /// positions must not be followed now.
+    pub(crate) fn holds_records(&self) -> bool {
+        !self.buffer.is_empty()
     }
 
     /// The last broker connection failure either client reported.
@@ -183,8 +201,10 @@ impl RestoreConsumer {
     /// [`remove`](Self::remove), not for every change. An error means
     /// nothing changed or the pause state is not as asked; either way,
     /// assign again.
-    pub(crate) fn assign<'a>(&self, placements: impl IntoIterator<Item = Placement<'a>>) -> Result<()> {
+    pub(crate) fn assign<'a>(&mut self, placements: impl IntoIterator<Item = Placement<'a>>) -> Result<()> {
         let (all, fetching, paused) = lists(placements)?;
+        // Every partition starts over at its placement.
+        self.buffer.clear();
         self.consumer
             .assign(&all)
             .map_err(|source| self.error("assigning changelog partitions to the restore consumer", source))?;
@@ -210,9 +230,12 @@ impl RestoreConsumer {
     /// Removes `changelogs` (all of them assigned now) from the
     /// assignment; the others keep fetching undisturbed. An error leaves
     /// the assignment unknown: assign all again.
-    pub(crate) fn remove<'a>(&self, changelogs: impl IntoIterator<Item = &'a TopicPartition>) -> Result<()> {
+    pub(crate) fn remove<'a>(&mut self, changelogs: impl IntoIterator<Item = &'a TopicPartition>) -> Result<()> {
         let mut tpl = TopicPartitionList::new();
         for c in changelogs {
+            // Taken before it left: a task of the partition added again
+            // reads from its own offset.
+            self.buffer.drop_partition(c.topic(), c.partition());
             tpl.add_partition(c.topic(), c.partition());
         }
         if tpl.count() == 0 {
@@ -249,7 +272,10 @@ impl RestoreConsumer {
     /// Fetches `changelog` from `offset` on. Seeking also resets the
     /// consumer's position, which may be past `offset` (a held record was
     /// delivered).
-    pub(crate) fn resume_at(&self, changelog: &TopicPartition, offset: i64) -> KafkaResult<()> {
+    pub(crate) fn resume_at(&mut self, changelog: &TopicPartition, offset: i64) -> KafkaResult<()> {
+        // Taken before the seek: stale (librdkafka purges only those it
+        // still queues).
+        self.buffer.drop_partition(changelog.topic(), changelog.partition());
         self.consumer.seek(
             changelog.topic(),
             changelog.partition(),
@@ -261,15 +287,18 @@ impl RestoreConsumer {
 
     /// The position of every assigned partition: one past the last record
     /// delivered, or past the transaction markers and compacted gaps after
-    /// it.
+    /// it. Records still buffered count as delivered: ask only when
+    /// [`holds_records`](Self::holds_records) is false.
     pub(crate) fn positions(&self) -> Result<TopicPartitionList> {
+        debug_assert!(self.buffer.is_empty(), "positions read with records buffered");
         self.consumer
             .position()
             .map_err(|source| self.error("reading consumer positions", source))
     }
 
     /// Leaves nothing assigned.
-    pub(crate) fn unassign(&self) {
+    pub(crate) fn unassign(&mut self) {
+        self.buffer.clear();
         if let Err(e) = self.consumer.unassign() {
             tracing::debug!(error = %e, "unassigning the restore consumer failed");
         }

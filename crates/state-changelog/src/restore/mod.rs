@@ -11,7 +11,8 @@
 //! * [`reader`] — [`reader::ChangelogReader`]: the fetch-and-apply loop
 //!   and the tasks' lifecycle.
 //! * [`consumer`] — [`consumer::RestoreConsumer`]: the engine's consumer
-//!   (assignment, pausing, positions, watermarks, committed offsets).
+//!   (assignment, pausing, positions, watermarks, committed offsets);
+//!   [`fetched`] takes its queued records many at a time.
 //! * [`apply`] — [`ChangelogApplier`]: validates and stages records, skips
 //!   those of uncommitted checkpoints, writes batches with their offset;
 //!   [`writer`] writes full batches on a thread of their own.
@@ -32,6 +33,7 @@ pub(crate) mod clock;
 pub(crate) mod config;
 pub(crate) mod consumer;
 pub(crate) mod events;
+pub(crate) mod fetched;
 pub(crate) mod finish;
 pub(crate) mod progress;
 pub(crate) mod reader;
