@@ -24,7 +24,7 @@ use test_support::counting::*;
 use test_support::kafka::produce_keyed;
 
 /// Records of the input.
-const INPUT_RECORDS: u64 = 400;
+const INPUT_RECORDS: u64 = 300;
 
 /// Bytes of padding each record also writes (under keys the counts never
 /// read), so that the checkpoints after the disk filled up outgrow the
