@@ -80,9 +80,10 @@ impl Tmpfs {
         Ok(tmpfs)
     }
 
-    /// Grows (or shrinks) the mounted tmpfs to `size`.
+    /// Grows (or shrinks) the mounted tmpfs to `size`. (Naming the source
+    /// too: in a user namespace, mount(8) refuses a remount without it.)
     fn resize(&self, size: &str) -> Result<(), String> {
-        self.run_mount(&["-o", &format!("remount,size={size}")])
+        self.run_mount(&["-o", &format!("remount,size={size}"), "tmpfs"])
     }
 
     fn run_mount(&self, args: &[&str]) -> Result<(), String> {
@@ -109,7 +110,11 @@ impl Tmpfs {
 
 impl Drop for Tmpfs {
     fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.dir).status();
+        let _ = Command::new("umount")
+            .arg("-l")
+            .arg(&self.dir)
+            .stderr(std::process::Stdio::null())
+            .status();
         let _ = std::fs::remove_dir(&self.dir);
     }
 }

@@ -537,8 +537,12 @@ impl Assignments {
         readers: &Readers,
         now: bool,
     ) -> Result<()> {
+        let due = self.reloads.due(now);
+        if due.is_empty() {
+            return Ok(());
+        }
         let mut first_error = None;
-        for tp in self.reloads.due(now) {
+        for tp in due {
             match self.reopen(&tp, registry) {
                 Ok(()) => {
                     tracing::info!(
