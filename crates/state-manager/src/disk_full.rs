@@ -1,48 +1,10 @@
-//! A full disk under the manager: finding the backend's
-//! [`state_core::Error::DiskFull`] below the manager's errors, and raising
-//! [`ManagerError::DiskFull`] over them.
-//!
-//! The search looks inside the transparent wrappers
-//! (`ManagerError::State`, `TxnError::Core`, `ChangelogError::State`),
-//! whose `source()` skips the wrapped error itself, and through boxed
-//! manager errors (the source of [`ManagerError::DiskFull`]).
+//! A full disk under the manager: raising [`ManagerError::DiskFull`] over
+//! an error with the backend's [`state_core::Error::DiskFull`] below it
+//! (found by [`crate::error::disk_full_cause`]).
 
-use std::error::Error as StdError;
-
-use state_changelog::ChangelogError;
 use state_core::TopicPartition;
-use state_txn::TxnError;
 
-use crate::error::ManagerError;
-
-/// The backend error `e` is or transparently wraps, if any.
-fn as_state<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a state_core::Error> {
-    if let Some(state) = e.downcast_ref::<state_core::Error>() {
-        return Some(state);
-    }
-    if let Some(TxnError::Core(state)) = e.downcast_ref::<TxnError>() {
-        return Some(state);
-    }
-    if let Some(ChangelogError::State(state)) = e.downcast_ref::<ChangelogError>() {
-        return Some(state);
-    }
-    let manager = e
-        .downcast_ref::<ManagerError>()
-        .or_else(|| e.downcast_ref::<Box<ManagerError>>().map(|b| &**b))?;
-    match manager {
-        ManagerError::State(state)
-        | ManagerError::Txn(TxnError::Core(state))
-        | ManagerError::Changelog(ChangelogError::State(state)) => Some(state),
-        _ => None,
-    }
-}
-
-/// The [`state_core::Error::DiskFull`] at the root of `e`, if any.
-pub(crate) fn cause<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a state_core::Error> {
-    std::iter::successors(Some(e), |e: &&'a (dyn StdError + 'static)| (*e).source())
-        .filter_map(as_state)
-        .find(|s| s.is_disk_full())
-}
+use crate::error::{disk_full_cause, ManagerError};
 
 /// `e` as a [`ManagerError::DiskFull`] naming the source partitions paused
 /// until they are reloaded, if a full disk caused it; `e` unchanged
@@ -56,7 +18,7 @@ pub(crate) fn raise(e: ManagerError, partitions: Vec<TopicPartition>) -> Manager
         needed_bytes,
         operation,
         ..
-    }) = cause(&e)
+    }) = disk_full_cause(&e)
     else {
         return e;
     };
@@ -81,6 +43,9 @@ pub(crate) fn raise(e: ManagerError, partitions: Vec<TopicPartition>) -> Manager
 #[cfg(test)]
 mod tests {
     use std::path::Path;
+
+    use state_changelog::ChangelogError;
+    use state_txn::TxnError;
 
     use super::*;
     use crate::error::CheckpointError;

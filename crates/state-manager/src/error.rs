@@ -387,7 +387,7 @@ impl ManagerError {
     /// error, if any (found through the chain of causes, transparent
     /// wrappers included): its `path`, `operation` and `needed_bytes`.
     pub fn disk_full_cause(&self) -> Option<&state_core::Error> {
-        crate::disk_full::cause(self)
+        disk_full_cause(self)
     }
 
     /// True if the producer was fenced: another instance started with the
@@ -441,6 +441,37 @@ impl CheckpointError {
 /// `e` and its causes, outermost first.
 fn causes<'a>(e: &'a (dyn StdError + 'static)) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
     std::iter::successors(Some(e), |e: &&'a (dyn StdError + 'static)| (*e).source())
+}
+
+/// The backend error `e` is or transparently wraps, if any.
+fn as_state<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a state_core::Error> {
+    if let Some(state) = e.downcast_ref::<state_core::Error>() {
+        return Some(state);
+    }
+    if let Some(TxnError::Core(state)) = e.downcast_ref::<TxnError>() {
+        return Some(state);
+    }
+    if let Some(ChangelogError::State(state)) = e.downcast_ref::<ChangelogError>() {
+        return Some(state);
+    }
+    let manager = e
+        .downcast_ref::<ManagerError>()
+        .or_else(|| e.downcast_ref::<Box<ManagerError>>().map(|b| &**b))?;
+    match manager {
+        ManagerError::State(state)
+        | ManagerError::Txn(TxnError::Core(state))
+        | ManagerError::Changelog(ChangelogError::State(state)) => Some(state),
+        _ => None,
+    }
+}
+
+/// The [`state_core::Error::DiskFull`] at the root of `e`, if any: found
+/// inside the transparent wrappers (`ManagerError::State`,
+/// `TxnError::Core`, `ChangelogError::State`), whose `source()` skips the
+/// wrapped error itself, and through boxed manager errors (the source of
+/// [`ManagerError::DiskFull`]).
+pub(crate) fn disk_full_cause<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a state_core::Error> {
+    causes(e).filter_map(as_state).find(|s| s.is_disk_full())
 }
 
 /// `e` as the Kafka client's error, if it is one (alone or boxed).

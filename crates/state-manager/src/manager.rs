@@ -480,7 +480,7 @@ impl StateStoreManager {
             return Ok(());
         };
         let unflushed = self.checkpointer.take_unflushed();
-        if unflushed.is_empty() || crate::disk_full::cause(&e).is_none() {
+        if unflushed.is_empty() || crate::error::disk_full_cause(&e).is_none() {
             return Err(e);
         }
         // Committed to Kafka, not written locally: those partitions reload
@@ -491,7 +491,7 @@ impl StateStoreManager {
             .assignments
             .reload(consumer, unflushed, &mut self.registry, &self.readers)
         {
-            if crate::disk_full::cause(&reload).is_none() {
+            if crate::error::disk_full_cause(&reload).is_none() {
                 tracing::error!(error = %reload, "pausing partitions to reload them after a full disk failed");
             }
         }

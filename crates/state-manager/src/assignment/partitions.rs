@@ -179,7 +179,7 @@ impl Assignments {
         for tp in new {
             match self.open_stores(&tp, &committed, registry) {
                 Ok(takeover) => opened.push((tp, takeover)),
-                Err(e) if crate::disk_full::cause(&e).is_some() => {
+                Err(e) if crate::error::disk_full_cause(&e).is_some() => {
                     // Assigned, paused, reopened once there is space.
                     if let Some(o) = committed.get(&tp) {
                         self.resume_at.insert(tp.clone(), *o);
@@ -405,7 +405,7 @@ impl Assignments {
                         // owner restores from the changelog as without one.
                         tracing::warn!(stream = tp.topic(), partition = tp.partition(), error = %error, "standby replica failed; dropping it");
                         self.standbys.stop(&tp, registry, &self.restorer)?;
-                    } else if crate::disk_full::cause(&error).is_some() && self.assigned.contains_key(&tp) {
+                    } else if crate::error::disk_full_cause(&error).is_some() && self.assigned.contains_key(&tp) {
                         // Reopened and restored again once there is space
                         // (the partition stays paused and restoring).
                         if let Err(e) = self.stop_for_reload(&tp, registry, readers) {
