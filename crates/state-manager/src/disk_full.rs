@@ -2,9 +2,17 @@
 //! an error with the backend's [`state_core::Error::DiskFull`] below it
 //! (found by [`crate::error::disk_full_cause`]).
 
+use std::time::Duration;
+
 use state_core::TopicPartition;
 
 use crate::error::{disk_full_cause, ManagerError};
+
+/// How often the manager tries again what a full disk refused (reopening
+/// paused partitions, flushing write-behind caches): a disk stays full
+/// until someone frees space, and each try costs a failed write and a log
+/// line.
+pub(crate) const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// `e` as a [`ManagerError::DiskFull`] naming the source partitions paused
 /// until they are reloaded, if a full disk caused it; `e` unchanged

@@ -66,6 +66,9 @@ pub struct StateStoreManager {
     last_export: Option<Instant>,
     cleaner: StateDirCleaner,
     pending_error: Option<ManagerError>,
+    /// When write-behind caches may be flushed again after a full disk
+    /// refused them.
+    cache_flush_retry: Option<Instant>,
 }
 
 impl std::fmt::Debug for StateStoreManager {
@@ -110,6 +113,7 @@ impl StateStoreManager {
             layout,
             last_export: None,
             pending_error: None,
+            cache_flush_retry: None,
         })
     }
 
@@ -414,15 +418,25 @@ impl StateStoreManager {
         self.cleaner.tick(&self.registry);
         // Between checkpoints, so a quiet partition's changes do not wait
         // for its next write. On a full disk they stay cached (nothing is
-        // lost) and are written on a later turn.
-        self.registry
-            .flush_due_caches()
-            .map_err(|e| crate::disk_full::raise(e, Vec::new()))?;
+        // lost) and are tried again a second later; the checkpoint is still
+        // due.
+        let mut full = waiting;
+        if self.cache_flush_retry.is_none_or(|at| Instant::now() >= at) {
+            self.cache_flush_retry = None;
+            if let Err(e) = self.registry.flush_due_caches() {
+                let e = crate::disk_full::raise(e, Vec::new());
+                if !matches!(e, ManagerError::DiskFull { .. }) {
+                    return Err(e);
+                }
+                self.cache_flush_retry = Some(Instant::now() + crate::disk_full::RETRY_INTERVAL);
+                full.get_or_insert(e);
+            }
+        }
         self.export_metrics();
         if self.commit_due() {
             self.commit(consumer)?;
         }
-        match waiting {
+        match full {
             Some(e) => Err(e),
             None => Ok(()),
         }

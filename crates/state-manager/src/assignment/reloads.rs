@@ -18,11 +18,9 @@ use std::time::{Duration, Instant};
 
 use state_core::{StorePartition, TopicPartition};
 
+use crate::disk_full::RETRY_INTERVAL;
 use crate::error::{ManagerError, Result};
 use crate::registry::RegisteredStore;
-
-/// How often a partition waiting for space tries to reopen.
-pub(super) const RETRY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// How long closing a partition waits for its other handles (a restore
 /// task being dropped) to go.
