@@ -476,13 +476,19 @@ impl Assignments {
         } else {
             consumer::committed_offsets(consumer, &unknown, self.kafka_timeout)?
         };
+        // Every partition is stopped even if another fails to: none may
+        // go on processing on state that lacks a committed checkpoint.
+        let mut first_error = None;
         for (tp, at) in partitions {
-            // Pausing also drops the records fetched past the checkpoint.
-            consumer::pause(consumer, std::slice::from_ref(&tp))?;
             if let Some(o) = at.or_else(|| committed.get(&tp).copied()) {
                 self.resume_at.insert(tp.clone(), o);
             }
-            self.stop_for_reload(&tp, registry, readers)?;
+            // Pausing also drops the records fetched past the checkpoint.
+            let stopped =
+                consumer::pause(consumer, std::slice::from_ref(&tp)).and(self.stop_for_reload(&tp, registry, readers));
+            if let Err(e) = stopped {
+                first_error.get_or_insert(e);
+            }
             tracing::warn!(
                 stream = tp.topic(),
                 partition = tp.partition(),
@@ -491,17 +497,23 @@ impl Assignments {
                  state is reloaded from the changelog"
             );
         }
-        self.retry_reloads(consumer, registry, readers, true)
+        let retried = self.retry_reloads(consumer, registry, readers, true);
+        match first_error {
+            Some(e) => Err(e),
+            None => retried,
+        }
     }
 
-    /// Closes the store partitions of assigned `tp` without flushing
-    /// (letting go of restores in progress) and makes it wait for a reload;
-    /// the caller has paused it.
+    /// Makes assigned `tp` wait for a reload (nothing is processed for it
+    /// from now on), then closes its store partitions without flushing,
+    /// letting go of restores in progress; the caller pauses it.
     fn stop_for_reload(&mut self, tp: &TopicPartition, registry: &mut Registry, readers: &Readers) -> Result<()> {
         let p = tp.store_partition();
         let ids = registry.ids_of(tp.topic());
         readers.close(&ids, p);
-        if let (Some(Role::Restoring(_)), Some(r)) = (self.assigned.get(tp), self.restorer.running()) {
+        let was_restoring = matches!(self.assigned.get(tp), Some(Role::Restoring(_)));
+        self.wait_for_disk(tp, registry);
+        if let (true, Some(r)) = (was_restoring, self.restorer.running()) {
             for (cl, res) in r.release(registry.changelogs_of(tp))? {
                 if let Err(e) = res {
                     tracing::debug!(topic = cl.topic(), partition = cl.partition(), error = %e, "a restore let go for a reload failed");
@@ -511,7 +523,6 @@ impl Assignments {
         for id in &ids {
             reloads::close_without_flush(registry.get_mut(*id), p)?;
         }
-        self.wait_for_disk(tp, registry);
         Ok(())
     }
 
@@ -541,6 +552,7 @@ impl Assignments {
         if due.is_empty() {
             return Ok(());
         }
+        // Every due partition is tried: an error is kept for the end.
         let mut first_error = None;
         for tp in due {
             match self.reopen(&tp, registry) {
@@ -559,14 +571,18 @@ impl Assignments {
                             .map(|o| (tp.clone(), o))
                             .into_iter()
                             .collect();
-                        consumer::resume(consumer, std::slice::from_ref(&tp), &at, self.kafka_timeout)?;
+                        if let Err(e) = consumer::resume(consumer, std::slice::from_ref(&tp), &at, self.kafka_timeout) {
+                            first_error.get_or_insert(e);
+                        }
                     }
                 }
                 Err(e) => {
-                    for id in registry.ids_of(tp.topic()) {
-                        reloads::close_without_flush(registry.get_mut(id), tp.store_partition())?;
-                    }
                     self.reloads.wait(tp.clone());
+                    for id in registry.ids_of(tp.topic()) {
+                        if let Err(close) = reloads::close_without_flush(registry.get_mut(id), tp.store_partition()) {
+                            tracing::warn!(stream = tp.topic(), partition = tp.partition(), error = %close, "closing a partition that could not reopen failed");
+                        }
+                    }
                     first_error.get_or_insert(e);
                 }
             }
