@@ -481,6 +481,8 @@ fn metrics_are_prometheus_text_with_every_documented_metric() {
         m::PARTITIONS_REBUILT,
         m::QUARANTINE_REMOVED,
         m::STATE_DIR_CLEANED,
+        m::DISK_FULL,
+        m::WAITING_FOR_DISK,
         cl::CHANGELOG_RECORDS,
         cl::CHANGELOG_BYTES,
         state_windows::metrics::LATE_RECORDS,
@@ -496,8 +498,9 @@ fn metrics_are_prometheus_text_with_every_documented_metric() {
     // no other member makes its group rebalance under a commit; the demo's
     // records come within their windows' grace: none is late; nothing is
     // damaged, so nothing is rebuilt or quarantined; the state-dir cleaner
-    // is off.
+    // is off; the disk does not fill up.
     let absent_here = [
+        m::DISK_FULL,
         m::PARTITIONS_REBUILT,
         m::QUARANTINE_REMOVED,
         m::STATE_DIR_CLEANED,
@@ -507,8 +510,12 @@ fn metrics_are_prometheus_text_with_every_documented_metric() {
         state_windows::metrics::LATE_RECORDS,
     ];
     // Zero at the end of a run: restores are done; a small store has no
-    // compaction debt.
-    let zero_at_the_end = [m::RESTORE_REMAINING, m::PARTITION_PENDING_COMPACTION_BYTES];
+    // compaction debt; no partition waits for disk space.
+    let zero_at_the_end = [
+        m::RESTORE_REMAINING,
+        m::PARTITION_PENDING_COMPACTION_BYTES,
+        m::WAITING_FOR_DISK,
+    ];
 
     let localhost: SocketAddr = "127.0.0.1:0".parse().unwrap();
     let cfg = Config {

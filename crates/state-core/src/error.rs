@@ -16,6 +16,13 @@ fn on(subject: &Option<String>) -> String {
     subject.as_deref().map(|s| format!(" {s}")).unwrap_or_default()
 }
 
+/// ` (it needed N more bytes)` when known, for [`Error::DiskFull`]'s message.
+fn needed(bytes: &Option<u64>) -> String {
+    bytes
+        .map(|n| format!(" (it needed {n} more bytes)"))
+        .unwrap_or_default()
+}
+
 /// A storage engine option a backend relies on, named in
 /// [`Error::OptionsRefused`] when a user's options hook changed it.
 #[derive(Debug, PartialEq, Eq)]
@@ -85,6 +92,30 @@ pub enum Error {
         subject: Option<String>,
         /// The backend's own error (or, where the backend raised none, a
         /// message saying what is wrong).
+        #[source]
+        source: BoxError,
+    },
+
+    /// The filesystem holding the partition has no space left: a write,
+    /// flush or open failed with `ENOSPC`. A failed write batch had no
+    /// effect (batches are atomic); RocksDB may have turned the database
+    /// read-only, which only reopening it clears. Match it with
+    /// [`Error::is_disk_full`] or [`crate::disk_full_in`].
+    #[error(
+        "no space left on the filesystem holding {path}: the {backend} backend failed while {operation}{}; \
+         free space on that filesystem (or grow it), then the call can be retried: nothing committed is lost",
+        needed(.needed_bytes)
+    )]
+    DiskFull {
+        /// Backend name.
+        backend: &'static str,
+        /// What was being done (`writing a batch`, `flushing memtables`, ...).
+        operation: &'static str,
+        /// The partition directory.
+        path: PathBuf,
+        /// How many more bytes the operation needed, when the backend says.
+        needed_bytes: Option<u64>,
+        /// The backend's own error.
         #[source]
         source: BoxError,
     },

@@ -43,6 +43,7 @@ pub mod cf;
 mod changelog;
 mod codec;
 mod dirs;
+mod disk_full;
 mod error;
 mod format;
 mod ids;
@@ -71,6 +72,7 @@ pub use changelog::{
 };
 pub use codec::Codec;
 pub use dirs::{create_private_dir, PRIVATE_DIR_MODE};
+pub use disk_full::{disk_full_in, is_no_space};
 pub use error::{BoxError, Error, RequiredOption, Result};
 pub use format::{
     check_store_format, legacy_ttl_situation, record_codec, recorded_codec, PartitionFormat, StoreFormat, TtlSupport,

@@ -139,6 +139,9 @@ fn backend_error(operation: &'static str, e: fjall::Error) -> Error {
 /// The typed error for a failed open (other than a held lock).
 fn open_error(path: &Path, e: fjall::Error) -> Error {
     use fjall::Error as E;
+    if state_core::is_no_space(&e) {
+        return Error::storage(BACKEND, "opening the partition", path, e);
+    }
     match e {
         E::Io(source) | E::Storage(fjall::LsmError::Io(source)) => Error::Io {
             path: path.to_owned(),
@@ -322,7 +325,8 @@ impl FjallPartition {
                 keys::encode_u64(offset).as_slice(),
             );
         }
-        fb.commit().map_err(|e| backend_error("writing a batch", e))?;
+        fb.commit()
+            .map_err(|e| Error::storage(BACKEND, "writing a batch", &self.path, e))?;
         self.memory
             .after_write(&self.db, || self.keyspaces.read().values().cloned().collect());
         Ok(())
@@ -412,7 +416,7 @@ impl StorePartition for FjallPartition {
     fn persist(&self) -> Result<()> {
         self.db
             .persist(PersistMode::SyncAll)
-            .map_err(|e| backend_error("syncing the journal", e))
+            .map_err(|e| Error::storage(BACKEND, "syncing the journal", &self.path, e))
     }
 
     fn column_families(&self) -> Result<Vec<String>> {

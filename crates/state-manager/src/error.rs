@@ -205,6 +205,42 @@ pub enum ManagerError {
         source: Box<state_core::Error>,
     },
 
+    /// The filesystem holding the state directory is full: a local write,
+    /// flush or open failed with `ENOSPC` (the backend's
+    /// [`state_core::Error::DiskFull`] is in the chain of causes:
+    /// [`ManagerError::disk_full_cause`] finds it).
+    ///
+    /// Nothing is committed for state that could not be written: the
+    /// store partitions of `partitions` (whose checkpoint was committed to
+    /// Kafka with its changelog records but not written locally, or whose
+    /// restore could not write) are closed, their source partitions paused,
+    /// and every [`maintain`](crate::StateStoreManager::maintain) retries
+    /// (at most once a second) to reopen them and reload them from their
+    /// changelogs; they resume at their committed offsets once reloaded. A
+    /// write-behind cache that could not be written keeps its changes and
+    /// retries. So once space is freed the application goes on calling
+    /// `maintain` and `commit` and loses or doubles nothing.
+    #[error(
+        "no space left on the filesystem holding {dir}{}: {operation} failed. {}Free space on that filesystem \
+         (or grow it) and keep running the poll loop: maintain() retries every second and nothing committed is \
+         lost or counted twice",
+        needed(.needed_bytes), paused(.partitions)
+    )]
+    DiskFull {
+        /// The partition directory whose write failed.
+        dir: std::path::PathBuf,
+        /// How many more bytes were needed, when the backend says.
+        needed_bytes: Option<u64>,
+        /// What failed (the backend's operation: `writing a batch`, ...).
+        operation: &'static str,
+        /// Source partitions paused until their state is reloaded.
+        partitions: Vec<state_core::TopicPartition>,
+        /// The failure, with the backend's [`state_core::Error::DiskFull`]
+        /// below it (boxed: the enum stays small).
+        #[source]
+        source: Box<ManagerError>,
+    },
+
     /// A filesystem operation on the state directory failed.
     #[error("I/O error on {path}: {source}")]
     Io {
@@ -284,6 +320,26 @@ pub enum CheckpointError {
     NoGroupMetadata,
 }
 
+/// ` (it needed N more bytes)` when known, for [`ManagerError::DiskFull`].
+fn needed(bytes: &Option<u64>) -> String {
+    bytes
+        .map(|n| format!(" (it needed {n} more bytes)"))
+        .unwrap_or_default()
+}
+
+/// Which partitions wait for space, for [`ManagerError::DiskFull`].
+fn paused(partitions: &[state_core::TopicPartition]) -> String {
+    if partitions.is_empty() {
+        return String::new();
+    }
+    let names: Vec<String> = partitions.iter().map(ToString::to_string).collect();
+    format!(
+        "Partitions {} are paused: their local state lacks committed changes, which they reload from their \
+         changelogs once there is space (nothing is committed for them until then). ",
+        names.join(", ")
+    )
+}
+
 /// The step that reaches `stage`, for messages.
 fn step(stage: &CheckpointStage) -> &'static str {
     match stage {
@@ -317,6 +373,21 @@ impl ManagerError {
     /// crate does not classify.
     pub fn kafka_error(&self) -> Option<&KafkaError> {
         causes(self).find_map(kafka_of)
+    }
+
+    /// True if the filesystem holding the state is full
+    /// ([`ManagerError::DiskFull`], or an error with a
+    /// [`state_core::Error::DiskFull`] below it): free space and call
+    /// again.
+    pub fn is_disk_full(&self) -> bool {
+        self.disk_full_cause().is_some()
+    }
+
+    /// The backend's [`state_core::Error::DiskFull`] at the root of this
+    /// error, if any (found through the chain of causes, transparent
+    /// wrappers included): its `path`, `operation` and `needed_bytes`.
+    pub fn disk_full_cause(&self) -> Option<&state_core::Error> {
+        disk_full_cause(self)
     }
 
     /// True if the producer was fenced: another instance started with the
@@ -370,6 +441,37 @@ impl CheckpointError {
 /// `e` and its causes, outermost first.
 fn causes<'a>(e: &'a (dyn StdError + 'static)) -> impl Iterator<Item = &'a (dyn StdError + 'static)> {
     std::iter::successors(Some(e), |e: &&'a (dyn StdError + 'static)| (*e).source())
+}
+
+/// The backend error `e` is or transparently wraps, if any.
+fn as_state<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a state_core::Error> {
+    if let Some(state) = e.downcast_ref::<state_core::Error>() {
+        return Some(state);
+    }
+    if let Some(TxnError::Core(state)) = e.downcast_ref::<TxnError>() {
+        return Some(state);
+    }
+    if let Some(ChangelogError::State(state)) = e.downcast_ref::<ChangelogError>() {
+        return Some(state);
+    }
+    let manager = e
+        .downcast_ref::<ManagerError>()
+        .or_else(|| e.downcast_ref::<Box<ManagerError>>().map(|b| &**b))?;
+    match manager {
+        ManagerError::State(state)
+        | ManagerError::Txn(TxnError::Core(state))
+        | ManagerError::Changelog(ChangelogError::State(state)) => Some(state),
+        _ => None,
+    }
+}
+
+/// The [`state_core::Error::DiskFull`] at the root of `e`, if any: found
+/// inside the transparent wrappers (`ManagerError::State`,
+/// `TxnError::Core`, `ChangelogError::State`), whose `source()` skips the
+/// wrapped error itself, and through boxed manager errors (the source of
+/// [`ManagerError::DiskFull`]).
+pub(crate) fn disk_full_cause<'a>(e: &'a (dyn StdError + 'static)) -> Option<&'a state_core::Error> {
+    causes(e).filter_map(as_state).find(|s| s.is_disk_full())
 }
 
 /// `e` as the Kafka client's error, if it is one (alone or boxed).

@@ -39,6 +39,7 @@ mod cleaner;
 mod client_settings;
 mod config;
 mod context;
+mod disk_full;
 mod error;
 mod events;
 #[cfg(feature = "tokio")]

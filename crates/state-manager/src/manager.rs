@@ -66,6 +66,9 @@ pub struct StateStoreManager {
     last_export: Option<Instant>,
     cleaner: StateDirCleaner,
     pending_error: Option<ManagerError>,
+    /// When write-behind caches may be flushed again after a full disk
+    /// refused them.
+    cache_flush_retry: Option<Instant>,
 }
 
 impl std::fmt::Debug for StateStoreManager {
@@ -110,6 +113,7 @@ impl StateStoreManager {
             layout,
             last_export: None,
             pending_error: None,
+            cache_flush_retry: None,
         })
     }
 
@@ -376,6 +380,10 @@ impl StateStoreManager {
     /// that checkpoint and delivered again, i.e. counted twice.
     ///
     /// * returns an error raised in a rebalance callback or by a restore;
+    /// * reopens partitions paused by a full disk and reloads their state
+    ///   from the changelog (at most once a second; while the disk stays
+    ///   full it returns [`ManagerError::DiskFull`] after the rest of its
+    ///   work, see there);
     /// * moves back (and resumes) partitions left paused by a refused
     ///   mirrored offset commit (see
     ///   [`ManagerConfig::mirror_transactional_offsets`](crate::ManagerConfig::mirror_transactional_offsets));
@@ -391,6 +399,13 @@ impl StateStoreManager {
         if let Some(e) = self.pending_error.take() {
             return Err(e);
         }
+        // Partitions paused by a full disk: reopened and reloaded once
+        // there is space. The error says they still wait; the rest of the
+        // turn goes on (other partitions may have space to spare).
+        let waiting = self
+            .assignments
+            .retry_reloads(consumer, &mut self.registry, &self.readers, false)
+            .err();
         let assignments = &self.assignments;
         self.checkpointer.settle_rewinds(
             consumer,
@@ -402,13 +417,29 @@ impl StateStoreManager {
         self.assignments.tend_standbys(consumer, &mut self.registry)?;
         self.cleaner.tick(&self.registry);
         // Between checkpoints, so a quiet partition's changes do not wait
-        // for its next write.
-        self.registry.flush_due_caches()?;
+        // for its next write. On a full disk they stay cached (nothing is
+        // lost) and are tried again a second later; the checkpoint is still
+        // due.
+        let mut full = waiting;
+        if self.cache_flush_retry.is_none_or(|at| Instant::now() >= at) {
+            self.cache_flush_retry = None;
+            if let Err(e) = self.registry.flush_due_caches() {
+                let e = crate::disk_full::raise(e, Vec::new());
+                if !matches!(e, ManagerError::DiskFull { .. }) {
+                    return Err(e);
+                }
+                self.cache_flush_retry = Some(Instant::now() + crate::disk_full::RETRY_INTERVAL);
+                full.get_or_insert(e);
+            }
+        }
         self.export_metrics();
         if self.commit_due() {
             self.commit(consumer)?;
         }
-        Ok(())
+        match full {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Exports partition counts, standby lag and every open partition's
@@ -436,6 +467,13 @@ impl StateStoreManager {
     ///   locally: rewind the consumer to the committed offsets (or restart)
     ///   and process again.
     ///
+    /// If the local write fails because the disk is full, the checkpoint is
+    /// committed in Kafka (its changelog holds its state) but its
+    /// partitions' local state is not: they are paused and reload from
+    /// their changelogs once there is space, and the call returns
+    /// [`ManagerError::DiskFull`]. Keep calling [`maintain`](Self::maintain):
+    /// do not rewind.
+    ///
     /// If the group refuses the offsets while it rebalances (cooperative
     /// assignment), the commit waits for the rebalance, up to
     /// [`ManagerConfig::kafka_timeout`], and reports the wait as a
@@ -452,7 +490,26 @@ impl StateStoreManager {
 
     fn commit_as<C: ConsumerContext, K: Consumer<C>>(&mut self, consumer: &K, caller: CommitCaller) -> Result<()> {
         let txns = std::mem::take(&mut self.txns);
-        self.checkpointer.commit(txns, &self.registry, consumer, caller)
+        let Err(e) = self.checkpointer.commit(txns, &self.registry, consumer, caller) else {
+            return Ok(());
+        };
+        let unflushed = self.checkpointer.take_unflushed();
+        if unflushed.is_empty() || crate::error::disk_full_cause(&e).is_none() {
+            return Err(e);
+        }
+        // Committed to Kafka, not written locally: those partitions reload
+        // their state from the changelog before they process anything
+        // more.
+        let partitions = unflushed.iter().map(|(tp, _)| tp.clone()).collect();
+        if let Err(reload) = self
+            .assignments
+            .reload(consumer, unflushed, &mut self.registry, &self.readers)
+        {
+            if crate::error::disk_full_cause(&reload).is_none() {
+                tracing::error!(error = %reload, "pausing partitions to reload them after a full disk failed");
+            }
+        }
+        Err(crate::disk_full::raise(e, partitions))
     }
 
     /// Revokes every source partition assigned here (see

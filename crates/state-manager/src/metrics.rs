@@ -59,6 +59,14 @@ pub const QUARANTINE_REMOVED: &str = "kafka_state_quarantine_removed_total";
 /// Counter: local partitions removed by the state-dir cleaner
 /// ([`crate::ManagerConfig::state_cleanup_delay`]). Labels `store`, `stream`.
 pub const STATE_DIR_CLEANED: &str = "kafka_state_state_dir_cleaned_total";
+/// Counter: local writes, flushes, opens and restores that failed because
+/// the filesystem holding the state is full ([`crate::ManagerError::DiskFull`]).
+/// Label `operation` (the backend's: `writing a batch`, `opening the
+/// partition`, ...).
+pub const DISK_FULL: &str = "kafka_state_disk_full_total";
+/// Gauge: source partitions paused until their state can be reloaded from
+/// the changelog after a full disk (non-zero: the disk is still full).
+pub const WAITING_FOR_DISK: &str = "kafka_state_partitions_waiting_for_disk";
 
 /// Registers a description (HELP text) and unit of every metric the
 /// library records, this crate's and the changelog producer's, with the
@@ -118,6 +126,14 @@ pub fn describe() {
     describe_counter!(
         STATE_DIR_CLEANED,
         "Local partitions not assigned here for longer than the cleanup delay, removed"
+    );
+    describe_counter!(
+        DISK_FULL,
+        "Local writes, flushes, opens and restores that failed because the state's filesystem is full"
+    );
+    describe_gauge!(
+        WAITING_FOR_DISK,
+        "Source partitions paused until their state can be reloaded after a full disk"
     );
     describe_counter!(
         state_changelog::metrics::CHANGELOG_RECORDS,
@@ -198,4 +214,12 @@ pub(crate) fn quarantine_removed() {
 pub(crate) fn state_dir_cleaned(store: &str, stream: &str) {
     let labels = [("store", store.to_owned()), ("stream", stream.to_owned())];
     metrics::counter!(STATE_DIR_CLEANED, &labels).increment(1);
+}
+
+pub(crate) fn disk_full(operation: &'static str) {
+    metrics::counter!(DISK_FULL, "operation" => operation).increment(1);
+}
+
+pub(crate) fn waiting_for_disk(n: usize) {
+    metrics::gauge!(WAITING_FOR_DISK).set(n as f64);
 }

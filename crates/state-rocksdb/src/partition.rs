@@ -241,9 +241,13 @@ impl RocksDbPartition {
             } else {
                 &self.cf_options
             };
-            self.db
-                .create_cf(name, options)
-                .map_err(|e| Error::backend_on(BACKEND, "creating the column family", format!("{name:?}"), e))?;
+            self.db.create_cf(name, options).map_err(|e| {
+                if state_core::is_no_space(&e) {
+                    Error::storage(BACKEND, "creating a column family", &self.path, e)
+                } else {
+                    Error::backend_on(BACKEND, "creating the column family", format!("{name:?}"), e)
+                }
+            })?;
             tracing::debug!(cf = name, path = %self.path.display(), "created column family");
         }
         self.known_cfs.write().insert(name.to_owned());
@@ -293,10 +297,15 @@ impl RocksDbPartition {
     }
 }
 
-/// The typed error for a failed open: damaged files are the operator's
-/// business ([`Error::PartitionCorrupt`]), anything else is a backend error.
+/// The typed error for a failed open: a full disk is [`Error::DiskFull`],
+/// damaged files are the operator's business ([`Error::PartitionCorrupt`]),
+/// anything else is a backend error.
 fn open_error(path: &Path, e: rocksdb::Error) -> Error {
     let msg = e.to_string();
+    // Opening writes (a new WAL, the recovered memtables' SST files).
+    if state_core::is_no_space(&e) {
+        return Error::storage(BACKEND, "opening the partition", path, e);
+    }
     if msg.contains("Corruption")
         || msg.contains("CURRENT")
         || msg.contains("MANIFEST")
@@ -360,7 +369,7 @@ impl StorePartition for RocksDbPartition {
         let wb = self.to_rocks_batch(batch)?;
         self.db
             .write_opt(wb, &self.write_opts)
-            .map_err(|e| Error::backend(BACKEND, "writing a batch", e))?;
+            .map_err(|e| Error::storage(BACKEND, "writing a batch", &self.path, e))?;
         // Write-through only after RocksDB accepted the batch.
         if let Some(cache) = &self.values {
             cache.written(batch);
@@ -380,7 +389,7 @@ impl StorePartition for RocksDbPartition {
         }
         self.db
             .write_opt(wb, &self.bulk_write_opts)
-            .map_err(|e| Error::backend(BACKEND, "writing a bulk batch", e))
+            .map_err(|e| Error::storage(BACKEND, "writing a bulk batch", &self.path, e))
     }
 
     fn persist(&self) -> Result<()> {
@@ -394,11 +403,11 @@ impl StorePartition for RocksDbPartition {
             fo.set_wait(true);
             self.db
                 .flush_cfs_opt(&refs, &fo)
-                .map_err(|e| Error::backend(BACKEND, "flushing memtables", e))?;
+                .map_err(|e| Error::storage(BACKEND, "flushing memtables", &self.path, e))?;
         }
         self.db
             .flush_wal(true)
-            .map_err(|e| Error::backend(BACKEND, "syncing the write-ahead log", e))
+            .map_err(|e| Error::storage(BACKEND, "syncing the write-ahead log", &self.path, e))
     }
 
     fn column_families(&self) -> Result<Vec<String>> {

@@ -59,8 +59,39 @@ pub enum AppError {
 impl AppError {
     /// True if the app cannot go on: anything but a non-fatal consumer
     /// error (librdkafka reports transient broker trouble this way and
-    /// recovers by itself).
+    /// recovers by itself) or a full disk ([`ManagerError::DiskFull`]: only
+    /// the partitions that could not write stop, and they reload once
+    /// there is space).
     pub fn is_fatal(&self) -> bool {
-        !matches!(self, AppError::Consume { source } if !matches!(source, KafkaError::MessageConsumptionFatal(_)))
+        match self {
+            AppError::Consume { source } => matches!(source, KafkaError::MessageConsumptionFatal(_)),
+            AppError::Manager(ManagerError::DiskFull { .. }) => false,
+            _ => true,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_full_disk_does_not_stop_the_app_but_other_manager_errors_do() {
+        let full = state_core::Error::storage(
+            "rocksdb",
+            "writing a batch",
+            std::path::Path::new("/state/g/counts/input/0"),
+            std::io::Error::from(std::io::ErrorKind::StorageFull),
+        );
+        let disk_full = AppError::Manager(ManagerError::DiskFull {
+            dir: "/state/g/counts/input/0".into(),
+            needed_bytes: None,
+            operation: "writing a batch",
+            partitions: Vec::new(),
+            source: Box::new(ManagerError::State(full)),
+        });
+        assert!(!disk_full.is_fatal(), "{disk_full}");
+        let other = AppError::Manager(ManagerError::StillAssigned { assigned: 1 });
+        assert!(other.is_fatal());
     }
 }

@@ -222,7 +222,7 @@ impl<P: Processor> App<P> {
 
     /// Polls once (up to the poll timeout), processes the record if one
     /// came, then maintains the manager. An error other than a non-fatal
-    /// consumer error stops the app ([`AppError::is_fatal`]); a processing
+    /// consumer error or a full disk stops the app ([`AppError::is_fatal`]); a processing
     /// error first aborts the current checkpoint.
     pub fn step(&mut self) -> Result<Polled, AppError> {
         if self.stopped {
@@ -253,15 +253,16 @@ impl<P: Processor> App<P> {
         if self.stopped {
             return Err(AppError::Stopped);
         }
-        let committed = self.manager.lock().commit(&self.consumer);
-        if committed.is_err() {
+        let committed = self.manager.lock().commit(&self.consumer).map_err(AppError::from);
+        if committed.as_ref().is_err_and(AppError::is_fatal) {
             self.stopped = true;
         }
-        Ok(committed?)
+        committed
     }
 
     /// Steps until `shutdown` is requested, then closes. Non-fatal consumer
-    /// errors are logged and polling goes on; any other error stops the
+    /// errors and a full disk are logged and polling goes on (see
+    /// [`AppError::is_fatal`]); any other error stops the
     /// loop, the app leaves the group without committing
     /// ([`abort`](Self::abort)), and the error is returned.
     pub fn run(mut self, shutdown: &Shutdown) -> Result<(), AppError> {
@@ -271,7 +272,7 @@ impl<P: Processor> App<P> {
             }
             match self.step() {
                 Ok(_) => {}
-                Err(e) if !e.is_fatal() => tracing::warn!(error = %e, "consumer error; polling goes on"),
+                Err(e) if !e.is_fatal() => tracing::warn!(error = %e, "polling goes on after this error"),
                 Err(e) => break Err(e),
             }
         };

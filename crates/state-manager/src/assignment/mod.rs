@@ -12,9 +12,12 @@
 //! * `standby` — standby replicas ([`StandbyReport`]).
 //! * `restorer` — the restorer thread, started on first use.
 //! * `consumer` — the consumer calls: committed offsets, pause, seek, resume.
+//! * `reloads` — partitions paused after a full disk until their state is
+//!   reloaded from the changelog.
 
 mod consumer;
 mod partitions;
+mod reloads;
 mod restorer;
 mod standby;
 

@@ -11,6 +11,7 @@ use state_changelog::{ChangelogError, RecoveryProgress, RestoreEvent, RestoreReq
 use state_core::TopicPartition;
 
 use super::consumer;
+use super::reloads::{self, Reloads};
 use super::restorer::LazyRestorer;
 use super::standby::{StandbyReport, Standbys};
 use crate::config::ManagerConfig;
@@ -60,6 +61,8 @@ pub(crate) struct Assignments {
     /// they were assigned: one rebuild each, so a disk that keeps
     /// corrupting what is written fails instead of looping.
     rebuilt: BTreeSet<(TopicPartition, usize)>,
+    /// Partitions paused after a full disk until their state is reloaded.
+    reloads: Reloads,
 }
 
 impl Assignments {
@@ -74,6 +77,7 @@ impl Assignments {
             kafka_timeout: config.kafka_timeout,
             healer: Healer::new(config),
             rebuilt: BTreeSet::new(),
+            reloads: Reloads::default(),
         }
     }
 
@@ -171,16 +175,25 @@ impl Assignments {
         // another.
         let mut opened = Vec::new();
         let mut failure = None;
+        let mut paused = Vec::new();
         for tp in new {
             match self.open_stores(&tp, &committed, registry) {
                 Ok(takeover) => opened.push((tp, takeover)),
+                Err(e) if crate::error::disk_full_cause(&e).is_some() => {
+                    // Assigned, paused, reopened once there is space.
+                    if let Some(o) = committed.get(&tp) {
+                        self.resume_at.insert(tp.clone(), *o);
+                    }
+                    self.wait_for_disk(&tp, registry);
+                    paused.push(tp.clone());
+                    failure.get_or_insert(crate::disk_full::raise(e, vec![tp]));
+                }
                 Err(e) => {
                     failure = Some(e);
                     break;
                 }
             }
         }
-        let mut paused = Vec::new();
         for (tp, takeover) in opened {
             let role = self.start_restores(takeover)?;
             tracing::info!(
@@ -284,6 +297,7 @@ impl Assignments {
     pub(crate) fn revoke(&mut self, tp: &TopicPartition, registry: &mut Registry, readers: &Readers) -> Result<()> {
         self.resume_at.remove(tp);
         self.rebuilt.retain(|(t, _)| t != tp);
+        self.reloads.forget(tp);
         let Some(role) = self.assigned.remove(tp) else {
             return Ok(());
         };
@@ -359,6 +373,11 @@ impl Assignments {
                             *e = (*e).max(*o);
                         }
                     }
+                    if self.reloads.contains(&tp) {
+                        // Closed for a reload since (another store of it
+                        // found the disk full): restored again later.
+                        continue;
+                    }
                     if let Some(Role::Restoring(waiting)) = self.assigned.get_mut(&tp) {
                         waiting.remove(&id);
                         if waiting.is_empty() {
@@ -386,6 +405,13 @@ impl Assignments {
                         // owner restores from the changelog as without one.
                         tracing::warn!(stream = tp.topic(), partition = tp.partition(), error = %error, "standby replica failed; dropping it");
                         self.standbys.stop(&tp, registry, &self.restorer)?;
+                    } else if crate::error::disk_full_cause(&error).is_some() && self.assigned.contains_key(&tp) {
+                        // Reopened and restored again once there is space
+                        // (the partition stays paused and restoring).
+                        if let Err(e) = self.stop_for_reload(&tp, registry, readers) {
+                            tracing::error!(stream = tp.topic(), partition = tp.partition(), error = %e, "closing a partition whose restore found the disk full failed");
+                        }
+                        first_error.get_or_insert(crate::disk_full::raise(ManagerError::Changelog(error), vec![tp]));
                     } else if let Some(damage) = self.rebuildable(&tp, id, &error) {
                         // Only this partition waits (it stays paused and
                         // restoring); the others go on.
@@ -417,6 +443,183 @@ impl Assignments {
     /// `consumer::hold_positions`). Call from a rebalance callback.
     pub(crate) fn hold_positions<C: ConsumerContext, K: Consumer<C>>(&self, consumer: &K, except: &[TopicPartition]) {
         consumer::hold_positions(consumer, except, self.kafka_timeout);
+    }
+
+    /// Reloads assigned source partitions whose checkpoint was committed
+    /// to Kafka but not written locally because the disk was full (each
+    /// with the offset committed for it, `None`: ask the group): pauses
+    /// them, closes their store partitions without flushing and tries to
+    /// reopen them and restore them from their changelogs at once (see
+    /// `reloads`); [`retry_reloads`](Self::retry_reloads) tries again
+    /// while the disk stays full.
+    pub(crate) fn reload<C: ConsumerContext, K: Consumer<C>>(
+        &mut self,
+        consumer: &K,
+        partitions: Vec<(TopicPartition, Option<i64>)>,
+        registry: &mut Registry,
+        readers: &Readers,
+    ) -> Result<()> {
+        let partitions: Vec<(TopicPartition, Option<i64>)> = partitions
+            .into_iter()
+            .filter(|(tp, _)| self.assigned.contains_key(tp))
+            .collect();
+        if partitions.is_empty() {
+            return Ok(());
+        }
+        let unknown: Vec<TopicPartition> = partitions
+            .iter()
+            .filter(|(_, at)| at.is_none())
+            .map(|(tp, _)| tp.clone())
+            .collect();
+        let committed = if unknown.is_empty() {
+            BTreeMap::new()
+        } else {
+            consumer::committed_offsets(consumer, &unknown, self.kafka_timeout)?
+        };
+        // Every partition is stopped even if another fails to: none may
+        // go on processing on state that lacks a committed checkpoint.
+        let mut first_error = None;
+        for (tp, at) in partitions {
+            if let Some(o) = at.or_else(|| committed.get(&tp).copied()) {
+                self.resume_at.insert(tp.clone(), o);
+            }
+            // Pausing also drops the records fetched past the checkpoint.
+            let stopped =
+                consumer::pause(consumer, std::slice::from_ref(&tp)).and(self.stop_for_reload(&tp, registry, readers));
+            if let Err(e) = stopped {
+                first_error.get_or_insert(e);
+            }
+            tracing::warn!(
+                stream = tp.topic(),
+                partition = tp.partition(),
+                resume_at = self.resume_at.get(&tp),
+                "disk full: the partition's committed checkpoint is not in its local state; paused until its \
+                 state is reloaded from the changelog"
+            );
+        }
+        let retried = self.retry_reloads(consumer, registry, readers, true);
+        match first_error {
+            Some(e) => Err(e),
+            None => retried,
+        }
+    }
+
+    /// Makes assigned `tp` wait for a reload (nothing is processed for it
+    /// from now on), then closes its store partitions without flushing,
+    /// letting go of restores in progress; the caller pauses it.
+    fn stop_for_reload(&mut self, tp: &TopicPartition, registry: &mut Registry, readers: &Readers) -> Result<()> {
+        let p = tp.store_partition();
+        let ids = registry.ids_of(tp.topic());
+        readers.close(&ids, p);
+        let was_restoring = matches!(self.assigned.get(tp), Some(Role::Restoring(_)));
+        self.wait_for_disk(tp, registry);
+        if let (true, Some(r)) = (was_restoring, self.restorer.running()) {
+            for (cl, res) in r.release(registry.changelogs_of(tp))? {
+                if let Err(e) = res {
+                    tracing::debug!(topic = cl.topic(), partition = cl.partition(), error = %e, "a restore let go for a reload failed");
+                }
+            }
+        }
+        for id in &ids {
+            reloads::close_without_flush(registry.get_mut(*id), p)?;
+        }
+        Ok(())
+    }
+
+    /// Marks `tp`, whose store partitions are closed, as restoring and
+    /// waiting to be reopened.
+    fn wait_for_disk(&mut self, tp: &TopicPartition, registry: &Registry) {
+        let restoring = registry
+            .ids_of(tp.topic())
+            .into_iter()
+            .filter(|id| registry.get(*id).changelog_topic().is_some())
+            .collect();
+        self.assigned.insert(tp.clone(), Role::Restoring(restoring));
+        self.reloads.wait(tp.clone());
+    }
+
+    /// Tries to reopen the partitions waiting for a reload (at most once a
+    /// second unless `now`) and to restore them from their changelogs;
+    /// those the full disk still refuses wait on, and the error says so.
+    pub(crate) fn retry_reloads<C: ConsumerContext, K: Consumer<C>>(
+        &mut self,
+        consumer: &K,
+        registry: &mut Registry,
+        readers: &Readers,
+        now: bool,
+    ) -> Result<()> {
+        let due = self.reloads.due(now);
+        if due.is_empty() {
+            return Ok(());
+        }
+        // Every due partition is tried: an error is kept for the end.
+        let mut first_error = None;
+        for tp in due {
+            match self.reopen(&tp, registry) {
+                Ok(()) => {
+                    tracing::info!(
+                        stream = tp.topic(),
+                        partition = tp.partition(),
+                        "reopened after a full disk; reloading its state from the changelog"
+                    );
+                    if self.assigned.get(&tp) == Some(&Role::Restoring(BTreeSet::new())) {
+                        // No store with a changelog: nothing to reload.
+                        self.activate(&tp, registry, readers);
+                        let at = self
+                            .resume_at
+                            .remove(&tp)
+                            .map(|o| (tp.clone(), o))
+                            .into_iter()
+                            .collect();
+                        if let Err(e) = consumer::resume(consumer, std::slice::from_ref(&tp), &at, self.kafka_timeout) {
+                            first_error.get_or_insert(e);
+                        }
+                    }
+                }
+                Err(e) => {
+                    self.reloads.wait(tp.clone());
+                    for id in registry.ids_of(tp.topic()) {
+                        if let Err(close) = reloads::close_without_flush(registry.get_mut(id), tp.store_partition()) {
+                            tracing::warn!(stream = tp.topic(), partition = tp.partition(), error = %close, "closing a partition that could not reopen failed");
+                        }
+                    }
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        crate::metrics::waiting_for_disk(self.reloads.len());
+        match first_error {
+            Some(e) => Err(crate::disk_full::raise(e, self.reloads.partitions())),
+            None => Ok(()),
+        }
+    }
+
+    /// Opens every store partition of `tp` and starts restoring those with
+    /// a changelog, judged by the offset committed for `tp`. Nothing is
+    /// restored unless every store opened.
+    fn reopen(&mut self, tp: &TopicPartition, registry: &mut Registry) -> Result<()> {
+        let p = tp.store_partition();
+        let mut opened = Vec::new();
+        for id in registry.ids_of(tp.topic()) {
+            opened.push((id, self.healer.open(registry.get_mut(id), p)?));
+        }
+        let mut offsets = BTreeMap::new();
+        if let Some(c) = self.resume_at.get(tp) {
+            offsets.insert(tp.topic().to_owned(), *c);
+        }
+        for (id, opened) in opened {
+            let Some(topic) = registry.get(id).changelog_topic() else {
+                continue;
+            };
+            self.restorer.get()?.restore(RestoreRequest {
+                partition: opened.partition,
+                changelog: TopicPartition::new(topic, tp.partition()),
+                committed_offsets: offsets.clone(),
+                location: opened.location,
+                replay_check: Some(opened.replay_check),
+            })?;
+        }
+        Ok(())
     }
 
     /// The damage `error` (a failed restore of store `id` of `tp`) reports,
@@ -491,6 +694,7 @@ impl Assignments {
         crate::metrics::partitions("active", self.assigned.len() - restoring);
         crate::metrics::partitions("restoring", restoring);
         crate::metrics::partitions("standby", self.standbys.len());
+        crate::metrics::waiting_for_disk(self.reloads.len());
         if let Some(r) = self.restorer.running() {
             for s in r.standby_status() {
                 crate::metrics::standby_lag(s.changelog.topic(), s.changelog.partition(), s.lag);

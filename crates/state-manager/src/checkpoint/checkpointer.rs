@@ -16,6 +16,7 @@ use super::group_commit::{commit_offsets, Waited};
 use super::offsets::SourceOffsets;
 use super::producer::ProducerLifecycle;
 use super::rewinds::Rewinds;
+use super::unflushed::Unflushed;
 use crate::config::{ManagerConfig, ProcessingGuarantee};
 use crate::error::{CheckpointError, ManagerError, Result};
 use crate::events::{Events, ManagerEvent, RewoundPartition};
@@ -95,6 +96,9 @@ pub(crate) struct Checkpointer {
     last_commit: Instant,
     observer: Option<CheckpointObserver>,
     events: Events,
+    /// Source partitions of the last checkpoint that was committed but not
+    /// written locally.
+    unflushed: Unflushed,
 }
 
 impl Checkpointer {
@@ -112,6 +116,7 @@ impl Checkpointer {
             last_commit: Instant::now(),
             observer: None,
             events: Events::default(),
+            unflushed: Unflushed::default(),
         }
     }
 
@@ -194,6 +199,7 @@ impl Checkpointer {
     ) -> Result<()> {
         let offsets = std::mem::take(&mut self.offsets);
         self.last_commit = Instant::now();
+        self.unflushed = Unflushed::default();
         if txns.is_empty() && offsets.is_empty() && !self.producer.transaction_open() {
             return Ok(());
         }
@@ -315,13 +321,25 @@ impl Checkpointer {
         lap("commit");
         self.observe(CheckpointStage::Committed);
         // 4. Local state, with the changelog offset it now includes.
+        let mut failure = None;
         for ((id, partition), txn) in txns.all_mut() {
             let store = registry.get(id);
+            let source = TopicPartition::of_store(store.stream(), partition);
+            if failure.is_some() {
+                // Committed but not written locally either.
+                self.unflushed.add(source, offsets);
+                continue;
+            }
             let offset = store
                 .changelog_topic()
                 .and_then(|topic| self.producer.last_offset(topic, partition));
-            txn.flush(offset)
-                .map_err(txn_failed(CheckpointStage::Flushed, store.describe(), partition))?;
+            if let Err(e) = txn.flush(offset) {
+                self.unflushed.add(source, offsets);
+                failure = Some(txn_failed(CheckpointStage::Flushed, store.describe(), partition)(e));
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
         }
         lap("flush");
         self.observe(CheckpointStage::Flushed);
@@ -351,6 +369,15 @@ impl Checkpointer {
         }
         crate::metrics::rewound_records(partitions.iter().map(RewoundPartition::records).sum());
         self.events.emit(ManagerEvent::CheckpointRewound { partitions, cause });
+    }
+
+    /// The source partitions of the last failed checkpoint whose offsets
+    /// (and changelog records) were committed but whose state was not
+    /// written locally, each with the offset it was committed at (`None`
+    /// if the checkpoint processed none of its records); cleared by the
+    /// call. Their local state is behind their changelogs.
+    pub(crate) fn take_unflushed(&mut self) -> Vec<(TopicPartition, Option<i64>)> {
+        std::mem::take(&mut self.unflushed).into_vec()
     }
 
     /// Drops what was processed since the last checkpoint and aborts the

@@ -10,11 +10,14 @@
 //!   exactly-once, its transaction.
 //! * `rewinds` — partitions moved back after a refused mirrored offset
 //!   commit, paused until the move is done.
+//! * `unflushed` — the source partitions of a checkpoint committed to
+//!   Kafka but not written locally (a full disk), for their reload.
 
 mod checkpointer;
 mod group_commit;
 mod offsets;
 mod producer;
 mod rewinds;
+mod unflushed;
 
 pub(crate) use checkpointer::{Checkpointer, CommitCaller};
