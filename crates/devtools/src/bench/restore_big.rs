@@ -125,6 +125,14 @@ fn value(i: u64, round: u64, len: usize, out: &mut Vec<u8>) {
     out.truncate(len);
 }
 
+/// librdkafka settings from the environment: `RB_PRODUCER_LINGER_MS=5`
+/// is `linger.ms=5`.
+fn prefixed_env(prefix: &str) -> Vec<(String, String)> {
+    std::env::vars()
+        .filter_map(|(k, v)| Some((k.strip_prefix(prefix)?.to_lowercase().replace('_', "."), v)))
+        .collect()
+}
+
 /// Produces keys `keys` (round `round`) to the changelog; returns records/s.
 fn produce(
     bootstrap: &str,
@@ -140,6 +148,9 @@ fn produce(
     // with one batch after fetch.wait.max.ms, and with batches of a few
     // thousand records its fetches stalled here: see docs/performance.md.)
     config.set("linger.ms", "20");
+    for (k, v) in prefixed_env("RB_PRODUCER_") {
+        config.set(&k, &v);
+    }
     let producer = ChangelogProducer::new(&config).map_err(err)?;
     let started = Instant::now();
     let mut v = Vec::with_capacity(len);
@@ -182,8 +193,17 @@ fn restore(bootstrap: &str, topic: &str, partition: Arc<dyn StorePartition>, dir
         ..RecoveryConfig::default()
     };
     let mut client = kafka_client(bootstrap);
+    // tansu 0.6 (sqlite) left a fetch of the default 50 MB unanswered for
+    // a minute on a topic of 30,000 records; 1 MB fetches it answers.
+    client.set("fetch.max.bytes", "1048576");
+    client.set("max.partition.fetch.bytes", "262144");
     if let Ok(debug) = std::env::var("RB_RDKAFKA_DEBUG") {
+        // librdkafka's debug contexts, logged through tracing to stderr.
         client.set("debug", &debug);
+        let _ = tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_max_level(tracing::Level::DEBUG)
+            .try_init();
     }
     for (k, v) in std::env::vars()
         .filter_map(|(k, v)| Some((k.strip_prefix("RB_CONSUMER_")?.to_lowercase().replace('_', "."), v)))
@@ -263,6 +283,125 @@ fn open(backend: &Arc<dyn Backend>, dir: &Path) -> Result<(StoreLocation, Arc<dy
     Ok((location, p))
 }
 
+/// Fills `p` with keys `keys` (round `round`) by direct writes, the
+/// changelog offset `offset` with the last batch; made durable.
+fn fill(p: &dyn StorePartition, keys: impl Iterator<Item = u64>, round: u64, len: usize, offset: u64) -> Result<(), String> {
+    let mut batch = state_core::WriteBatch::new();
+    let mut v = Vec::with_capacity(len);
+    for i in keys {
+        value(i, round, len, &mut v);
+        batch.put(cf::DEFAULT, &key(i), &v);
+        if batch.len() >= 100_000 {
+            p.write_bulk(&batch).map_err(err)?;
+            batch = state_core::WriteBatch::new();
+        }
+    }
+    batch.set_changelog_offset(offset);
+    p.write_bulk(&batch).map_err(err)?;
+    p.persist().map_err(err)
+}
+
+/// `RB_LOCAL_ONLY=1`: the phases that need no broker, at full size — a
+/// partition of KEYS keys written directly, its snapshot, the timed
+/// download-verify-open against `cp -r`, and the incremental snapshot
+/// after 1% of the keys changed.
+fn local_only(sizes: &Sizes, root: &Path) -> Result<(), String> {
+    let backend: Arc<dyn Backend> = RocksDbBackend::shared(RocksDbOptions::default());
+    let (_, source) = open(&backend, &root.join("source"))?;
+    let started = Instant::now();
+    fill(&*source, 0..sizes.keys, 1, sizes.value_bytes, sizes.keys - 1)?;
+    eprintln!("  {} keys written in {:.1} s", sizes.keys, started.elapsed().as_secs_f64());
+    let store = SnapshotStore::open(&format!("file://{}/store", root.display()), &StoreOptions::new()).map_err(err)?;
+    let scope = SnapshotScope::new(STORE, 0).map_err(err)?;
+    let upload = root.join("upload");
+    std::fs::create_dir_all(&upload).map_err(err)?;
+    let started = Instant::now();
+    let full = store
+        .create(&*source, "rocksdb", &scope, Some(StoreKind::KeyValue), &upload, &NoProgress)
+        .map_err(err)?;
+    let upload_seconds = started.elapsed().as_secs_f64();
+    let every = (sizes.keys / sizes.tail).max(1);
+    fill(
+        &*source,
+        (0..sizes.tail).map(|j| (j * every) % sizes.keys),
+        2,
+        sizes.value_bytes,
+        sizes.keys + sizes.tail - 1,
+    )?;
+    let incremental = store
+        .create(&*source, "rocksdb", &scope, Some(StoreKind::KeyValue), &upload, &NoProgress)
+        .map_err(err)?;
+    drop(source);
+    let location = StoreLocation::new(STORE, root.join("fresh").join(STORE));
+    let started = Instant::now();
+    let (manifest, restored) = store
+        .restore(&scope, &full.manifest.id, &*backend, &location, &root.join("download"), &NoProgress)
+        .map_err(err)?;
+    let download_seconds = started.elapsed().as_secs_f64();
+    let bytes: u64 = manifest.files.iter().map(|f| f.size).sum();
+    let probe = restored.get(cf::DEFAULT, &key(sizes.keys - 1)).map_err(err)?;
+    if probe.is_none() {
+        return Err("the restored snapshot lacks its last key".into());
+    }
+    drop(restored);
+    let (cp_seconds, cp_bytes) = copy_timed(location.dir(), root)?;
+    let full_bytes = full.bytes_uploaded + full.bytes_reused;
+    let share = incremental.bytes_uploaded as f64 / full_bytes as f64;
+    let (dl, cp) = (bytes as f64 / download_seconds, cp_bytes as f64 / cp_seconds);
+    println!(
+        "{}",
+        serde_json::json!({
+            "workload": "restore-big-local",
+            "keys": sizes.keys,
+            "snapshot_bytes": bytes,
+            "full_upload_s": upload_seconds,
+            "download_open_s": download_seconds,
+            "cp_r_s": cp_seconds,
+            "download_vs_cp": dl / cp,
+            "incremental_upload_bytes": incremental.bytes_uploaded,
+            "incremental_share": share,
+        })
+    );
+    eprintln!(
+        "  snapshot of {:.0} MiB ({} files) uploaded in {upload_seconds:.1} s",
+        bytes as f64 / 1048576.0,
+        manifest.files.len()
+    );
+    eprintln!(
+        "  download+verify+open {download_seconds:.2} s ({:.0} MiB/s) vs cp -r {cp_seconds:.2} s ({:.0} MiB/s): {:.2}x (target >= 0.3x)",
+        dl / 1048576.0,
+        cp / 1048576.0,
+        dl / cp
+    );
+    eprintln!(
+        "  incremental snapshot after 1% changed: {:.1} MiB = {:.2}% of the full one (target < 5%)",
+        incremental.bytes_uploaded as f64 / 1048576.0,
+        share * 100.0
+    );
+    Ok(())
+}
+
+/// Times `cp -r` of `dir` on the same disk (after one untimed copy, so
+/// both read from the page cache as the download's files were just
+/// written); returns seconds and bytes.
+fn copy_timed(dir: &Path, root: &Path) -> Result<(f64, u64), String> {
+    let copy_from = root.join("copy-source");
+    let copy_to = root.join("copy-target");
+    let _ = Command::new("cp").arg("-r").arg(dir).arg(&copy_from).status();
+    let started = Instant::now();
+    let status = Command::new("cp")
+        .arg("-r")
+        .arg(&copy_from)
+        .arg(&copy_to)
+        .status()
+        .map_err(|e| format!("running cp -r: {e}"))?;
+    let seconds = started.elapsed().as_secs_f64();
+    if !status.success() {
+        return Err(format!("cp -r failed ({status})"));
+    }
+    Ok((seconds, dir_bytes(&copy_to)))
+}
+
 /// Runs the workload (only when asked: it takes minutes and several GiB).
 pub(crate) fn run(brokers: Option<&str>) -> Result<(), String> {
     let keys = env_u64("RB_KEYS", 10_000_000)?.max(100);
@@ -277,6 +416,10 @@ pub(crate) fn run(brokers: Option<&str>) -> Result<(), String> {
         .tempdir_in(&parent)
         .map_err(|e| format!("making a scratch directory in {}: {e}", parent.display()))?;
     let root = scratch.path();
+    if std::env::var("RB_LOCAL_ONLY").is_ok_and(|v| v == "1") {
+        eprintln!("restore-big (local phases only): {} keys of {} bytes in {}", sizes.keys, sizes.value_bytes, root.display());
+        return local_only(&sizes, root);
+    }
     let _tansu;
     let bootstrap = match brokers {
         Some(b) => b.to_owned(),
@@ -374,25 +517,7 @@ pub(crate) fn run(brokers: Option<&str>) -> Result<(), String> {
     );
 
     // cp -r of the same files on the same disk, for the download's speed.
-    let copy_from = root.join("copy-source");
-    let copy_to = root.join("copy-target");
-    let _ = Command::new("cp")
-        .arg("-r")
-        .arg(location.dir())
-        .arg(&copy_from)
-        .status();
-    let started = Instant::now();
-    let status = Command::new("cp")
-        .arg("-r")
-        .arg(&copy_from)
-        .arg(&copy_to)
-        .status()
-        .map_err(|e| format!("running cp -r: {e}"))?;
-    let cp_seconds = started.elapsed().as_secs_f64();
-    if !status.success() {
-        return Err(format!("cp -r failed ({status})"));
-    }
-    let cp_bytes = dir_bytes(&copy_to);
+    let (cp_seconds, cp_bytes) = copy_timed(location.dir(), root)?;
 
     // Both ways hold the same data.
     let checked = same_data(&*replayed, &*from_snapshot)?;
