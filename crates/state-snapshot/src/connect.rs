@@ -82,6 +82,8 @@ impl StoreOptions {
 /// name it in messages.
 pub(crate) struct Connected {
     pub store: Arc<dyn ObjectStore>,
+    /// True for a `file://` store: its objects are files on this machine.
+    pub local: bool,
     pub prefix: Path,
     pub display: String,
     pub secrets: Secrets,
@@ -125,6 +127,7 @@ pub(crate) fn connect(url: &str, options: &StoreOptions) -> Result<Connected> {
             let prefix = Path::default();
             return Ok(Connected {
                 store: Arc::new(local),
+                local: true,
                 prefix,
                 display,
                 secrets,
@@ -142,6 +145,7 @@ pub(crate) fn connect(url: &str, options: &StoreOptions) -> Result<Connected> {
     let prefix = Path::parse(parsed.path().trim_matches('/')).map_err(|e| bad(&e.to_string()))?;
     Ok(Connected {
         store,
+        local: false,
         prefix,
         display,
         secrets,

@@ -29,10 +29,23 @@ pub struct Verified {
     pub problems: Vec<SnapshotError>,
 }
 
+/// True for the files a restore may share with a local store by a hard
+/// link instead of a copy: those the backend never changes in place.
+/// RocksDB writes an SST or blob file once and then only reads or deletes
+/// it (a new MANIFEST, OPTIONS and CURRENT are written at open; a WAL may
+/// be appended to), so its SST and blob files qualify. fjall's journal is
+/// appended to, and another backend's files are not known: they are copied.
+fn linkable(manifest: &Manifest, file: &ManifestFile) -> bool {
+    manifest.backend == "rocksdb" && (file.path.ends_with(".sst") || file.path.ends_with(".blob"))
+}
+
 impl SnapshotStore {
     /// Downloads snapshot `id` of `scope` into `dir` (which must not
     /// exist, or be an empty directory), checking every file's size and
-    /// checksum against the manifest. On success `dir` holds the files the
+    /// checksum against the manifest (from a `file://` store on the same
+    /// filesystem, RocksDB's SST and blob files are hard-linked, after the
+    /// same check, instead of copied: see `linkable`). On success `dir`
+    /// holds the files the
     /// backend named in the manifest opens; on an error `dir` is deleted
     /// (it is never left half-written for someone to open).
     pub fn download(&self, scope: &SnapshotScope, id: &str, dir: &FsPath, progress: &dyn Progress) -> Result<Manifest> {
@@ -71,6 +84,10 @@ impl SnapshotStore {
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent).map_err(SnapshotError::io(parent))?;
             }
+            if self.conn.local && linkable(manifest, file) && self.link_verified(scope, manifest, file, &target)? {
+                progress.advance(file.size);
+                continue;
+            }
             let mut out = std::fs::File::create(&target).map_err(SnapshotError::io(&target))?;
             self.stream_file(scope, manifest, file, progress, |bytes| {
                 out.write_all(bytes).map_err(SnapshotError::io(&target))
@@ -81,6 +98,27 @@ impl SnapshotStore {
         Ok(())
     }
 
+    /// On a local store: checks `file`'s size and checksum where the store
+    /// keeps it, then hard-links it to `target` instead of copying it.
+    /// False (nothing written) where a link cannot be made (another
+    /// filesystem, say): the caller copies.
+    fn link_verified(&self, scope: &SnapshotScope, manifest: &Manifest, file: &ManifestFile, target: &FsPath) -> Result<bool> {
+        let mut source = None;
+        self.read_file(scope, manifest, file, &crate::progress::NoProgress, |_| Ok(()), &mut source)?;
+        let Some(source) = source else { return Ok(false) };
+        match std::fs::hard_link(&source, target) {
+            Ok(()) => Ok(true),
+            Err(e) => {
+                tracing::debug!(
+                    from = %source.display(),
+                    to = %target.display(),
+                    "cannot hard-link a snapshot file, copying it: {e}"
+                );
+                Ok(false)
+            }
+        }
+    }
+
     /// Reads `file` of `manifest` from the store, handing its bytes to
     /// `sink`, and checks its size and checksum.
     fn stream_file(
@@ -89,7 +127,21 @@ impl SnapshotStore {
         manifest: &Manifest,
         file: &ManifestFile,
         progress: &dyn Progress,
+        sink: impl FnMut(&[u8]) -> Result<()>,
+    ) -> Result<()> {
+        self.read_file(scope, manifest, file, progress, sink, &mut None)
+    }
+
+    /// [`stream_file`](Self::stream_file), also saying where a local store
+    /// keeps the file (`local_path`).
+    fn read_file(
+        &self,
+        scope: &SnapshotScope,
+        manifest: &Manifest,
+        file: &ManifestFile,
+        progress: &dyn Progress,
         mut sink: impl FnMut(&[u8]) -> Result<()>,
+        local_path: &mut Option<std::path::PathBuf>,
     ) -> Result<()> {
         let corrupt = |reason: String| SnapshotError::Corrupt {
             snapshot: manifest.id.clone(),
@@ -124,6 +176,7 @@ impl SnapshotStore {
                 // large chunks (object_store's stream reads 8 KiB per
                 // blocking task).
                 GetResultPayload::File(mut file, path) => {
+                    *local_path = Some(path.clone());
                     let mut buf = vec![0u8; LOCAL_READ_CHUNK];
                     loop {
                         let n = file.read(&mut buf).map_err(SnapshotError::io(&path))?;

@@ -149,3 +149,48 @@ fn a_snapshot_of_another_backend_is_refused() {
     };
     assert!(err.to_string().contains("memory backend"), "{err}");
 }
+
+/// A RocksDB snapshot restored from a local store shares its SST files
+/// with the store (hard links: RocksDB never changes an SST in place), and
+/// the restored partition's writes leave the store's objects as they were.
+#[test]
+fn a_local_rocksdb_restore_links_its_sst_files_and_never_changes_them() {
+    use std::os::unix::fs::MetadataExt;
+    let backend = RocksDbBackend::shared(RocksDbOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let store = local_store(dir.path(), Retention::default());
+    let scope = SnapshotScope::new("counts", 0).unwrap();
+    let (_, p) = open(&backend, &dir.path().join("source"));
+    fill(&*p, 0, KEYS, 1, 41);
+    let scratch = dir.path().join("scratch");
+    std::fs::create_dir(&scratch).unwrap();
+    let up = store
+        .create(&*p, "rocksdb", &scope, Some(StoreKind::KeyValue), &scratch, &NoProgress)
+        .unwrap();
+    let fresh = StoreLocation::new("counts", dir.path().join("fresh").join("counts"));
+    let (_, restored) = store
+        .restore(&scope, &up.manifest.id, &*backend, &fresh, &dir.path().join("download"), &NoProgress)
+        .unwrap();
+    let ssts: Vec<_> = walk(fresh.dir()).into_iter().filter(|f| f.extension().is_some_and(|e| e == "sst")).collect();
+    assert!(!ssts.is_empty());
+    for sst in &ssts {
+        assert!(std::fs::metadata(sst).unwrap().nlink() >= 2, "{} is a copy", sst.display());
+    }
+    // The restored partition moves on (writes, a flush, a compaction).
+    fill(&*restored, 0, KEYS, 2, 60);
+    drop(restored);
+    let verified = store.verify(&scope, &up.manifest.id, &NoProgress).unwrap();
+    assert!(verified.problems.is_empty(), "{:?}", verified.problems);
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        if e.file_type().unwrap().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
