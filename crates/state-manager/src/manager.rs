@@ -25,6 +25,7 @@ use crate::events::ManagerEvent;
 use crate::layout::StateDir;
 use crate::reader::Readers;
 use crate::registry::{Registry, StoreSettings};
+use crate::snapshots::SnapshotTaker;
 use crate::spec::{StoreHandle, StoreSpec, StoreType};
 use crate::stage::CheckpointStage;
 use crate::txns::OpenTxns;
@@ -62,6 +63,9 @@ pub struct StateStoreManager {
     readers: Readers,
     assignments: Assignments,
     checkpointer: Checkpointer,
+    /// Snapshots of active partitions, taken in the background after
+    /// checkpoints ([`ManagerConfig::snapshots`]).
+    snapshots: SnapshotTaker,
     txns: OpenTxns,
     last_export: Option<Instant>,
     cleaner: StateDirCleaner,
@@ -103,6 +107,7 @@ impl StateStoreManager {
             assignments: Assignments::new(&config, &kafka),
             cleaner: StateDirCleaner::new(config.state_cleanup_delay),
             checkpointer: Checkpointer::new(&config, &kafka, &instance_id),
+            snapshots: SnapshotTaker::new(config.snapshots.as_ref(), config.state_dir.join(&config.group_id)),
             instance_id,
             txns: OpenTxns::default(),
             config,
@@ -361,6 +366,9 @@ impl StateStoreManager {
             self.txns
                 .drop_partition(&self.registry.ids_of(tp.topic()), tp.store_partition());
             self.checkpointer.forget(tp);
+            for id in self.registry.ids_of(tp.topic()) {
+                self.snapshots.release((id, tp.store_partition()));
+            }
             self.assignments.revoke(tp, &mut self.registry, &self.readers)?;
         }
         Ok(())
@@ -401,6 +409,7 @@ impl StateStoreManager {
             .drain_restore_events(consumer, &mut self.registry, &self.readers)?;
         self.assignments.tend_standbys(consumer, &mut self.registry)?;
         self.cleaner.tick(&self.registry);
+        self.snapshots.count_reports();
         // Between checkpoints, so a quiet partition's changes do not wait
         // for its next write.
         self.registry.flush_due_caches()?;
@@ -452,7 +461,11 @@ impl StateStoreManager {
 
     fn commit_as<C: ConsumerContext, K: Consumer<C>>(&mut self, consumer: &K, caller: CommitCaller) -> Result<()> {
         let txns = std::mem::take(&mut self.txns);
-        self.checkpointer.commit(txns, &self.registry, consumer, caller)
+        self.checkpointer.commit(txns, &self.registry, consumer, caller)?;
+        let assignments = &self.assignments;
+        self.snapshots
+            .after_flush(&self.registry, |tp| assignments.is_ready(tp));
+        Ok(())
     }
 
     /// Revokes every source partition assigned here (see
