@@ -119,6 +119,8 @@ struct Prepared {
     cluster: test_support::kafka::Cluster,
     want: BTreeMap<String, u64>,
     snapshots: tempfile::TempDir,
+    /// B's state directory (up to date).
+    state: tempfile::TempDir,
 }
 
 /// A counts the input taking snapshots (again on its own state, with more
@@ -159,11 +161,12 @@ fn prepare(engine: Engine, min_snapshots: usize) -> Prepared {
         c.backend = engine.backend();
         c.snapshots = Some(restoring(snapshots.path()));
     });
-    drop(run_and_close(b));
+    let state = run_and_close(b);
     Prepared {
         cluster,
         want,
         snapshots,
+        state,
     }
 }
 
@@ -171,21 +174,18 @@ fn prepare(engine: Engine, min_snapshots: usize) -> Prepared {
 /// how many changelog offsets each partition's restore replayed, the
 /// counters of its metrics, and asserts exact counts.
 fn restore_fresh(engine: Engine, prepared: &Prepared) -> (BTreeMap<i32, u64>, Counters) {
+    restore_into(engine, prepared, tempfile::tempdir().unwrap())
+}
+
+/// [`restore_fresh`] with C's state in `state`.
+fn restore_into(engine: Engine, prepared: &Prepared, state: tempfile::TempDir) -> (BTreeMap<i32, u64>, Counters) {
     let bootstrap = prepared.cluster.bootstrap_servers();
     let counters = Counters::default();
     let replayed = Arc::new(Mutex::new(BTreeMap::new()));
-    let mut c = member_with(
-        &bootstrap,
-        EOS,
-        "c",
-        "cooperative-sticky",
-        Fate::Survives,
-        tempfile::tempdir().unwrap(),
-        |c| {
-            c.backend = engine.backend();
-            c.snapshots = Some(restoring(prepared.snapshots.path()));
-        },
-    );
+    let mut c = member_with(&bootstrap, EOS, "c", "cooperative-sticky", Fate::Survives, state, |c| {
+        c.backend = engine.backend();
+        c.snapshots = Some(restoring(prepared.snapshots.path()));
+    });
     let seen = replayed.clone();
     c.manager.lock().set_progress_listener(move |p| {
         if p.finished {
@@ -325,6 +325,54 @@ fn a_snapshot_past_the_changelog_end_is_skipped() {
     );
     assert_eq!(skipped(&counters, "past_end"), PARTITIONS as u64);
     assert_eq!(restores(&counters, "restored"), PARTITIONS as u64);
+}
+
+/// A partition whose files are damaged is moved to quarantine by
+/// self-healing and, empty, restored from the newest snapshot plus the
+/// tail; the others keep their local state and replay nothing.
+#[test]
+fn a_partition_moved_to_quarantine_restores_from_a_snapshot() {
+    const DAMAGED: u32 = 1;
+    let mut prepared = prepare(Engine::RocksDb, 1);
+    let state = std::mem::replace(&mut prepared.state, tempfile::tempdir().unwrap());
+    let dir = state
+        .path()
+        .join(GROUP)
+        .join("counts")
+        .join(INPUT)
+        .join(DAMAGED.to_string());
+    let mut truncated = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.file_name().unwrap().to_string_lossy().starts_with("MANIFEST-") {
+            let len = std::fs::metadata(&path).unwrap().len();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_len(len / 2)
+                .unwrap();
+            truncated += 1;
+        }
+    }
+    assert!(truncated > 0, "a RocksDB manifest to damage");
+    let tail = expect_tail(&prepared, newest_offset)[&(DAMAGED as i32)];
+    let (replayed, counters) = restore_into(Engine::RocksDb, &prepared, state);
+    for p in 0..PARTITIONS {
+        let want = if p == DAMAGED as i32 { tail } else { 0 };
+        assert_eq!(
+            replayed.get(&p).copied().unwrap_or(0),
+            want,
+            "partition {p}: {replayed:?}"
+        );
+    }
+    assert_eq!(
+        counters.get(&format!(
+            "kafka_state_partitions_rebuilt_total,store=counts,stream={INPUT},reason=corrupt"
+        )),
+        1
+    );
+    assert_eq!(restores(&counters, "restored"), 1);
 }
 
 /// Without a snapshot store configured nothing changes: a fresh member

@@ -219,3 +219,143 @@ fn reason_of(e: &SnapshotError) -> &'static str {
         _ => "failed",
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Which snapshot a bootstrap picks, on fjall and a local store (the
+    //! changelog's end given, no broker).
+
+    use state_core::{cf, WriteBatch};
+    use state_fjall::{FjallBackend, FjallOptions};
+    use state_snapshot::StoreOptions;
+
+    use super::*;
+
+    struct Fixture {
+        dir: tempfile::TempDir,
+        store: SnapshotStore,
+        backend: Arc<dyn Backend>,
+        location: StoreLocation,
+    }
+
+    /// Snapshots of partition 0 at offsets 9 and 19 (key `k` = offset).
+    fn fixture() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let store =
+            SnapshotStore::open(&format!("file://{}/store", dir.path().display()), &StoreOptions::new()).unwrap();
+        let backend = FjallBackend::shared(FjallOptions::default());
+        let location = StoreLocation::new("counts", dir.path().join("counts"));
+        let p = backend.open_partition(&location, 0).unwrap();
+        for offset in [9u64, 19] {
+            let mut b = WriteBatch::new();
+            b.put(cf::DEFAULT, b"k", offset.to_string().as_bytes());
+            b.set_changelog_offset(offset);
+            p.write(&b).unwrap();
+            p.persist().unwrap();
+            store
+                .create(
+                    &*p,
+                    "fjall",
+                    &scope(),
+                    Some(StoreKind::KeyValue),
+                    dir.path(),
+                    &NoProgress,
+                )
+                .unwrap();
+        }
+        drop(p);
+        state_core::remove_store_dir(&location.partition_dir(0)).unwrap();
+        Fixture {
+            dir,
+            store,
+            backend,
+            location,
+        }
+    }
+
+    fn scope() -> SnapshotScope {
+        SnapshotScope::new("changelog", 0).unwrap()
+    }
+
+    fn job(f: &Fixture, local_offset: Option<u64>, min_gain: u64, kind: StoreKind) -> BootstrapJob {
+        BootstrapJob {
+            store_id: 0,
+            partition: 0,
+            store_name: "counts".into(),
+            stream: "input".into(),
+            changelog: TopicPartition::new("changelog", 0),
+            scope: scope(),
+            backend: f.backend.clone(),
+            location: f.location.clone(),
+            kind,
+            codec: "msgpack".into(),
+            local_offset,
+            min_gain,
+            scratch: f.dir.path().join("scratch"),
+        }
+    }
+
+    /// The value of `k` in the partition's local data now.
+    fn local_value(f: &Fixture) -> Option<String> {
+        let p = f.backend.open_partition(&f.location, 0).unwrap();
+        let v = p.get(cf::DEFAULT, b"k").unwrap();
+        v.map(|v| String::from_utf8(v).unwrap())
+    }
+
+    fn restored(report: &BootstrapReport) -> Option<u64> {
+        match report.outcome {
+            Bootstrapped::Snapshot { offset, .. } => Some(offset),
+            Bootstrapped::Nothing => None,
+        }
+    }
+
+    #[test]
+    fn an_empty_partition_gets_the_newest_snapshot() {
+        let f = fixture();
+        let report = restore_newest(&f.store, &job(&f, None, 0, StoreKind::KeyValue), 100);
+        assert_eq!(restored(&report), Some(19));
+        assert!(report.skipped.is_empty());
+        assert_eq!(local_value(&f).as_deref(), Some("19"));
+        assert!(!f.dir.path().join("scratch").exists(), "the download moved into place");
+    }
+
+    #[test]
+    fn a_snapshot_not_before_the_changelog_end_is_skipped() {
+        let f = fixture();
+        let report = restore_newest(&f.store, &job(&f, None, 0, StoreKind::KeyValue), 19);
+        assert_eq!(restored(&report), Some(9));
+        assert_eq!(report.skipped, vec!["past_end"]);
+        assert_eq!(local_value(&f).as_deref(), Some("9"));
+    }
+
+    #[test]
+    fn local_state_is_replaced_only_by_a_snapshot_far_enough_ahead() {
+        let f = fixture();
+        let report = restore_newest(&f.store, &job(&f, Some(15), 10, StoreKind::KeyValue), 100);
+        assert_eq!(restored(&report), None, "19 is not 10 past 15");
+        let report = restore_newest(&f.store, &job(&f, Some(5), 10, StoreKind::KeyValue), 100);
+        assert_eq!(restored(&report), Some(19));
+    }
+
+    #[test]
+    fn a_snapshot_of_another_kind_is_never_used() {
+        let f = fixture();
+        let report = restore_newest(&f.store, &job(&f, None, 0, StoreKind::Windowed), 100);
+        assert_eq!(restored(&report), None);
+        assert_eq!(report.skipped, vec!["other_format", "other_format"]);
+        assert_eq!(local_value(&f), None, "nothing restored");
+    }
+
+    #[test]
+    fn nothing_in_the_store_is_nothing_to_restore() {
+        let f = fixture();
+        let empty = SnapshotStore::open(
+            &format!("file://{}/empty", f.dir.path().display()),
+            &StoreOptions::new(),
+        )
+        .unwrap();
+        let report = restore_newest(&empty, &job(&f, None, 0, StoreKind::KeyValue), 100);
+        assert_eq!(restored(&report), None);
+        assert!(report.skipped.is_empty());
+    }
+}
