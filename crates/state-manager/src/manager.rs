@@ -100,13 +100,16 @@ impl StateStoreManager {
             .instance_id
             .clone()
             .unwrap_or_else(|| format!("{}-{id}", std::process::id()));
+        let checkpointer = Checkpointer::new(&config, &kafka, &instance_id);
+        let mut assignments = Assignments::new(&config, &kafka);
+        assignments.set_events(checkpointer.events());
         Ok(StateStoreManager {
             id,
             registry: Registry::default(),
             readers: Readers::new(id, config.partitioner),
-            assignments: Assignments::new(&config, &kafka),
+            assignments,
             cleaner: StateDirCleaner::new(config.state_cleanup_delay),
-            checkpointer: Checkpointer::new(&config, &kafka, &instance_id),
+            checkpointer,
             snapshots: SnapshotTaker::new(config.snapshots.as_ref(), config.state_dir.join(&config.group_id)),
             instance_id,
             txns: OpenTxns::default(),

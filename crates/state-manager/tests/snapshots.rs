@@ -18,7 +18,8 @@ use rdkafka::ClientConfig;
 use state_fjall::{FjallBackend, FjallOptions};
 use state_manager::state_snapshot::{Manifest, Retention, SnapshotScope, SnapshotStore, StoreOptions};
 use state_manager::{
-    Backend, ManagerConfig, ProcessingGuarantee, RocksDbBackend, RocksDbOptions, SnapshotSettings, StateStoreManager,
+    Backend, ManagerConfig, ManagerEvent, ProcessingGuarantee, RocksDbBackend, RocksDbOptions, SnapshotSettings,
+    StateStoreManager,
 };
 use test_support::counting::*;
 use test_support::metrics::Counters;
@@ -192,9 +193,29 @@ fn restore_into(engine: Engine, prepared: &Prepared, state: tempfile::TempDir) -
             seen.lock().insert(p.changelog.partition(), p.total);
         }
     });
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    c.manager.lock().set_event_listener(move |e| {
+        if let ManagerEvent::RestoredFromSnapshot {
+            partition,
+            changelog_offset,
+            ..
+        } = e
+        {
+            sink.lock().push((*partition, *changelog_offset));
+        }
+    });
     metrics::with_local_recorder(&counters, || finish(&mut c));
     assert_eq!(counts(&c), prepared.want, "exact counts after the restore");
     assert_eq!(c.processed, 0, "nothing left to process");
+    let events = events.lock().clone();
+    assert_eq!(
+        events.len() as u64,
+        counters.get(&format!(
+            "kafka_state_snapshot_restores_total,store=counts,stream={INPUT},result=restored"
+        )),
+        "one event per snapshot restore: {events:?}"
+    );
     let replayed = replayed.lock().clone();
     (replayed, counters)
 }

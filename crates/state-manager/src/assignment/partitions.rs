@@ -15,11 +15,12 @@ use super::restorer::LazyRestorer;
 use super::standby::{StandbyReport, Standbys};
 use crate::config::ManagerConfig;
 use crate::error::{ManagerError, Result};
+use crate::events::{Events, ManagerEvent};
 use crate::healing::{self, Damage, Healer};
 use crate::reader::Readers;
 use crate::registry::OpenedPartition;
 use crate::registry::Registry;
-use crate::snapshots::{BootstrapJob, Bootstraps};
+use crate::snapshots::{BootstrapJob, Bootstrapped, Bootstraps};
 
 /// Receives recovery progress.
 type ProgressListener = Box<dyn FnMut(&RecoveryProgress) + Send>;
@@ -67,6 +68,8 @@ pub(crate) struct Assignments {
     /// Restores of partitions without local state from snapshots
     /// ([`crate::SnapshotSettings`]), before their changelog tails.
     bootstraps: Bootstraps,
+    /// Where snapshot restores are reported.
+    events: Events,
 }
 
 impl Assignments {
@@ -89,7 +92,13 @@ impl Assignments {
                 config.state_dir.join(&config.group_id),
                 config.kafka_timeout,
             ),
+            events: Events::default(),
         }
+    }
+
+    /// Reports snapshot restores to `events`.
+    pub(crate) fn set_events(&mut self, events: Events) {
+        self.events = events;
     }
 
     /// Receives recovery progress.
@@ -354,12 +363,16 @@ impl Assignments {
             if !matches!(self.assigned.get(&tp), Some(Role::Restoring(w)) if w.contains(&id)) {
                 continue;
             }
-            tracing::debug!(
-                stream = tp.topic(),
-                partition = p,
-                ?outcome,
-                "snapshot restore finished"
-            );
+            if let Bootstrapped::Snapshot { id: snapshot, offset } = outcome {
+                let store = registry.get(id);
+                self.events.emit(ManagerEvent::RestoredFromSnapshot {
+                    store: store.name().to_owned(),
+                    stream: store.stream().to_owned(),
+                    partition: p,
+                    snapshot,
+                    changelog_offset: offset,
+                });
+            }
             let mut offsets = BTreeMap::new();
             if let Some(c) = self.resume_at.get(&tp) {
                 offsets.insert(tp.topic().to_owned(), *c);

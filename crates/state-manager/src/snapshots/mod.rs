@@ -17,7 +17,7 @@ mod settings;
 mod taker;
 
 pub(crate) use bootstrap::Bootstraps;
-pub(crate) use restore::BootstrapJob;
+pub(crate) use restore::{BootstrapJob, Bootstrapped};
 pub use settings::SnapshotSettings;
 pub(crate) use taker::SnapshotTaker;
 
