@@ -34,6 +34,9 @@ pub struct Report {
     pub crashed_after: Option<u64>,
     /// Changelog offsets replayed by the second processor.
     pub restored: u64,
+    /// Store partitions the second processor restored from snapshots
+    /// before replaying their changelogs' tails (`None`: no `snapshots`).
+    pub from_snapshots: Option<usize>,
     /// How long that recovery took: from the start of its first restore to
     /// the end of its last, on the restorer's clock.
     pub recovery: Duration,
@@ -107,6 +110,11 @@ impl Report {
                     );
                 }
                 s += ")\n";
+                if let Some(n) = self.from_snapshots {
+                    s += &format!(
+                        "snapshots:       {n} store partitions restored from snapshots, then only their changelogs' tails\n"
+                    );
+                }
             }
             None => s += "crash:           none\n",
         }
@@ -502,6 +510,10 @@ pub fn run(cfg: &Config) -> Result<Report> {
         elapsed,
         crashed_after: crashed_after.filter(|_| crash_after.is_some()),
         restored,
+        from_snapshots: cfg
+            .snapshots
+            .as_ref()
+            .map(|_| second.from_snapshots.load(std::sync::atomic::Ordering::Relaxed)),
         recovery,
         bare_read,
         bare_pipeline,
