@@ -444,6 +444,17 @@ impl Assignments {
         if self.assigned.contains_key(tp) {
             return Ok(());
         }
+        // A snapshot restore given up by a revocation still writes the
+        // partition's directory: no standby opens it before it ends (the
+        // standbys are tended again later).
+        let p = tp.store_partition();
+        if registry
+            .ids_of(tp.topic())
+            .into_iter()
+            .any(|id| self.bootstraps.running((id, p)))
+        {
+            return Ok(());
+        }
         self.standbys.start(tp, registry, &mut self.restorer, &self.healer)
     }
 

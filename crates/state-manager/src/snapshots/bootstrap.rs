@@ -6,7 +6,8 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -29,6 +30,8 @@ type Finished = (StorePartitionKey, String, String, BootstrapReport);
 /// The bootstrap thread, started with the first job.
 struct Worker {
     jobs: mpsc::Sender<BootstrapJob>,
+    /// Set when the manager stops: jobs not started are dropped.
+    stopping: Arc<AtomicBool>,
     done: Mutex<mpsc::Receiver<Finished>>,
     thread: Option<JoinHandle<()>>,
 }
@@ -185,6 +188,7 @@ impl Bootstraps {
     /// opened elsewhere), and stops the thread.
     pub(crate) fn stop(&mut self) {
         if let Some(mut worker) = self.worker.take() {
+            worker.stopping.store(true, Ordering::Relaxed);
             drop(worker.jobs);
             if let Some(thread) = worker.thread.take() {
                 let _ = thread.join();
@@ -216,11 +220,16 @@ fn sanitize(name: &str) -> String {
 fn spawn(settings: SnapshotSettings, consumer: ClientConfig, timeout: Duration) -> std::io::Result<Worker> {
     let (jobs, job_rx) = mpsc::channel::<BootstrapJob>();
     let (done_tx, done) = mpsc::channel();
+    let stopping = Arc::new(AtomicBool::new(false));
+    let stop = stopping.clone();
     let thread = std::thread::Builder::new()
         .name("kafka-state-snapshot-restore".into())
         .spawn(move || {
             let mut watermarks: Option<BaseConsumer> = None;
             for job in job_rx {
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
                 let end = changelog_end(&mut watermarks, &consumer, &job, timeout);
                 let report = match end {
                     Some(end) => restore_newest(&settings.store, &job, end),
@@ -239,6 +248,7 @@ fn spawn(settings: SnapshotSettings, consumer: ClientConfig, timeout: Duration) 
         })?;
     Ok(Worker {
         jobs,
+        stopping,
         done: Mutex::new(done),
         thread: Some(thread),
     })
