@@ -87,7 +87,7 @@ pub use state_manager::{
 };
 
 /// Snapshots with the manager: `ManagerConfig::with_snapshots` takes
-/// [`SnapshotSettings`] over a [`SnapshotStore`](snapshot::SnapshotStore).
+/// [`SnapshotSettings`] over a [`SnapshotStore`].
 #[cfg(all(feature = "snapshots", feature = "manager"))]
 pub use state_manager::SnapshotSettings;
 #[cfg(feature = "snapshots")]
