@@ -1,4 +1,5 @@
-//! Snapshots with the manager, on the mock cluster under exactly-once:
+//! Snapshots with the manager, on the mock cluster under exactly-once (and
+//! the main case under at-least-once):
 //! member A counts the first input and takes snapshots in the background
 //! after its checkpoints; member B, on A's state, counts a second input
 //! (the changelog's tail after the snapshots); member C starts on an empty
@@ -117,6 +118,7 @@ fn run_and_close(mut m: Member) -> tempfile::TempDir {
 /// The state after phases A and B: the cluster, both inputs' counts, the
 /// snapshot store.
 struct Prepared {
+    guarantee: ProcessingGuarantee,
     cluster: test_support::kafka::Cluster,
     want: BTreeMap<String, u64>,
     snapshots: tempfile::TempDir,
@@ -128,6 +130,11 @@ struct Prepared {
 /// input, until every partition has at least `min_snapshots`); B, on A's
 /// state, counts one more input without taking any (the changelog's tail).
 fn prepare(engine: Engine, min_snapshots: usize) -> Prepared {
+    prepare_with(engine, EOS, min_snapshots)
+}
+
+/// [`prepare`] under `guarantee`.
+fn prepare_with(engine: Engine, guarantee: ProcessingGuarantee, min_snapshots: usize) -> Prepared {
     let cluster = cluster();
     let bootstrap = cluster.bootstrap_servers();
     let snapshots = tempfile::tempdir().unwrap();
@@ -140,10 +147,18 @@ fn prepare(engine: Engine, min_snapshots: usize) -> Prepared {
     let mut state = tempfile::tempdir().unwrap();
     for round in 0.. {
         add(produce_input(&cluster));
-        let a = member_with(&bootstrap, EOS, "a", "cooperative-sticky", Fate::Survives, state, |c| {
-            c.backend = engine.backend();
-            c.snapshots = Some(taking(snapshots.path()));
-        });
+        let a = member_with(
+            &bootstrap,
+            guarantee,
+            "a",
+            "cooperative-sticky",
+            Fate::Survives,
+            state,
+            |c| {
+                c.backend = engine.backend();
+                c.snapshots = Some(taking(snapshots.path()));
+            },
+        );
         state = run_and_close(a);
         let fewest = (0..PARTITIONS as u32)
             .map(|p| manifests(snapshots.path(), p).len())
@@ -158,12 +173,21 @@ fn prepare(engine: Engine, min_snapshots: usize) -> Prepared {
         );
     }
     add(produce_input(&cluster));
-    let b = member_with(&bootstrap, EOS, "b", "cooperative-sticky", Fate::Survives, state, |c| {
-        c.backend = engine.backend();
-        c.snapshots = Some(restoring(snapshots.path()));
-    });
+    let b = member_with(
+        &bootstrap,
+        guarantee,
+        "b",
+        "cooperative-sticky",
+        Fate::Survives,
+        state,
+        |c| {
+            c.backend = engine.backend();
+            c.snapshots = Some(restoring(snapshots.path()));
+        },
+    );
     let state = run_and_close(b);
     Prepared {
+        guarantee,
         cluster,
         want,
         snapshots,
@@ -183,10 +207,18 @@ fn restore_into(engine: Engine, prepared: &Prepared, state: tempfile::TempDir) -
     let bootstrap = prepared.cluster.bootstrap_servers();
     let counters = Counters::default();
     let replayed = Arc::new(Mutex::new(BTreeMap::new()));
-    let mut c = member_with(&bootstrap, EOS, "c", "cooperative-sticky", Fate::Survives, state, |c| {
-        c.backend = engine.backend();
-        c.snapshots = Some(restoring(prepared.snapshots.path()));
-    });
+    let mut c = member_with(
+        &bootstrap,
+        prepared.guarantee,
+        "c",
+        "cooperative-sticky",
+        Fate::Survives,
+        state,
+        |c| {
+            c.backend = engine.backend();
+            c.snapshots = Some(restoring(prepared.snapshots.path()));
+        },
+    );
     let seen = replayed.clone();
     c.manager.lock().set_progress_listener(move |p| {
         if p.finished {
@@ -250,8 +282,8 @@ fn newest_offset(m: &[Manifest]) -> Option<u64> {
     m.last()?.changelog_offset
 }
 
-fn restores_from_the_newest_snapshot_and_replays_only_the_tail(engine: Engine) {
-    let prepared = prepare(engine, 1);
+fn restores_from_the_newest_snapshot_and_replays_only_the_tail(engine: Engine, guarantee: ProcessingGuarantee) {
+    let prepared = prepare_with(engine, guarantee, 1);
     let want = expect_tail(&prepared, newest_offset);
     let full = expect_tail(&prepared, |_| None);
     let (replayed, counters) = restore_fresh(engine, &prepared);
@@ -269,12 +301,18 @@ fn restores_from_the_newest_snapshot_and_replays_only_the_tail(engine: Engine) {
 
 #[test]
 fn rocksdb_restores_from_the_newest_snapshot_and_replays_only_the_tail() {
-    restores_from_the_newest_snapshot_and_replays_only_the_tail(Engine::RocksDb);
+    restores_from_the_newest_snapshot_and_replays_only_the_tail(Engine::RocksDb, EOS);
+}
+
+/// The same under at-least-once (members that close cleanly: exact too).
+#[test]
+fn rocksdb_at_least_once_restores_from_the_newest_snapshot_and_replays_only_the_tail() {
+    restores_from_the_newest_snapshot_and_replays_only_the_tail(Engine::RocksDb, ProcessingGuarantee::AtLeastOnce);
 }
 
 #[test]
 fn fjall_restores_from_the_newest_snapshot_and_replays_only_the_tail() {
-    restores_from_the_newest_snapshot_and_replays_only_the_tail(Engine::Fjall);
+    restores_from_the_newest_snapshot_and_replays_only_the_tail(Engine::Fjall, EOS);
 }
 
 #[test]
