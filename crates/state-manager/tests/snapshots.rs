@@ -20,26 +20,55 @@ use state_fjall::{FjallBackend, FjallOptions};
 use state_manager::state_snapshot::{Manifest, Retention, SnapshotScope, SnapshotStore, StoreOptions};
 use state_manager::{
     Backend, ManagerConfig, ManagerEvent, ProcessingGuarantee, RocksDbBackend, RocksDbOptions, SnapshotSettings,
-    StateStoreManager,
+    StateStoreManager, WriteBehindConfig,
 };
 use test_support::counting::*;
 use test_support::metrics::Counters;
 
 const EOS: ProcessingGuarantee = ProcessingGuarantee::ExactlyOnce;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Engine {
     RocksDb,
     Fjall,
+    /// RocksDB behind the store's write-behind cache.
+    RocksDbWriteBehind,
 }
 
 impl Engine {
     fn backend(self) -> Arc<dyn Backend> {
         match self {
-            Engine::RocksDb => RocksDbBackend::shared(RocksDbOptions::default()),
+            Engine::RocksDb | Engine::RocksDbWriteBehind => RocksDbBackend::shared(RocksDbOptions::default()),
             Engine::Fjall => FjallBackend::shared(FjallOptions::default()),
         }
     }
+}
+
+/// Member `name` on `engine` with its state in `state` and `snapshots`.
+fn join(
+    bootstrap: &str,
+    guarantee: ProcessingGuarantee,
+    name: &str,
+    state: tempfile::TempDir,
+    engine: Engine,
+    snapshots: SnapshotSettings,
+) -> Member {
+    member_with_spec(
+        bootstrap,
+        guarantee,
+        name,
+        "cooperative-sticky",
+        Fate::Survives,
+        state,
+        |c| {
+            c.backend = engine.backend();
+            c.snapshots = Some(snapshots);
+        },
+        |spec| match engine {
+            Engine::RocksDbWriteBehind => spec.write_behind(WriteBehindConfig::default()),
+            _ => spec,
+        },
+    )
 }
 
 fn store(dir: &Path) -> SnapshotStore {
@@ -147,18 +176,7 @@ fn prepare_with(engine: Engine, guarantee: ProcessingGuarantee, min_snapshots: u
     let mut state = tempfile::tempdir().unwrap();
     for round in 0.. {
         add(produce_input(&cluster));
-        let a = member_with(
-            &bootstrap,
-            guarantee,
-            "a",
-            "cooperative-sticky",
-            Fate::Survives,
-            state,
-            |c| {
-                c.backend = engine.backend();
-                c.snapshots = Some(taking(snapshots.path()));
-            },
-        );
+        let a = join(&bootstrap, guarantee, "a", state, engine, taking(snapshots.path()));
         state = run_and_close(a);
         let fewest = (0..PARTITIONS as u32)
             .map(|p| manifests(snapshots.path(), p).len())
@@ -173,18 +191,7 @@ fn prepare_with(engine: Engine, guarantee: ProcessingGuarantee, min_snapshots: u
         );
     }
     add(produce_input(&cluster));
-    let b = member_with(
-        &bootstrap,
-        guarantee,
-        "b",
-        "cooperative-sticky",
-        Fate::Survives,
-        state,
-        |c| {
-            c.backend = engine.backend();
-            c.snapshots = Some(restoring(snapshots.path()));
-        },
-    );
+    let b = join(&bootstrap, guarantee, "b", state, engine, restoring(snapshots.path()));
     let state = run_and_close(b);
     Prepared {
         guarantee,
@@ -207,17 +214,13 @@ fn restore_into(engine: Engine, prepared: &Prepared, state: tempfile::TempDir) -
     let bootstrap = prepared.cluster.bootstrap_servers();
     let counters = Counters::default();
     let replayed = Arc::new(Mutex::new(BTreeMap::new()));
-    let mut c = member_with(
+    let mut c = join(
         &bootstrap,
         prepared.guarantee,
         "c",
-        "cooperative-sticky",
-        Fate::Survives,
         state,
-        |c| {
-            c.backend = engine.backend();
-            c.snapshots = Some(restoring(prepared.snapshots.path()));
-        },
+        engine,
+        restoring(prepared.snapshots.path()),
     );
     let seen = replayed.clone();
     c.manager.lock().set_progress_listener(move |p| {
@@ -308,6 +311,13 @@ fn rocksdb_restores_from_the_newest_snapshot_and_replays_only_the_tail() {
 #[test]
 fn rocksdb_at_least_once_restores_from_the_newest_snapshot_and_replays_only_the_tail() {
     restores_from_the_newest_snapshot_and_replays_only_the_tail(Engine::RocksDb, ProcessingGuarantee::AtLeastOnce);
+}
+
+/// The same with the store behind a write-behind cache (its snapshot
+/// flushes the cache first).
+#[test]
+fn write_behind_restores_from_the_newest_snapshot_and_replays_only_the_tail() {
+    restores_from_the_newest_snapshot_and_replays_only_the_tail(Engine::RocksDbWriteBehind, EOS);
 }
 
 #[test]

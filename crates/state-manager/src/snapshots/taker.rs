@@ -94,9 +94,6 @@ pub(crate) struct SnapshotTaker {
     last: BTreeMap<StorePartitionKey, (u64, Instant)>,
     shared: Arc<Shared>,
     worker: Option<(mpsc::Sender<TakeJob>, JoinHandle<()>)>,
-    /// Stores whose partitions take no snapshots (write-behind), warned
-    /// about once.
-    warned: BTreeSet<usize>,
 }
 
 impl SnapshotTaker {
@@ -109,7 +106,6 @@ impl SnapshotTaker {
             last: BTreeMap::new(),
             shared: Arc::default(),
             worker: None,
-            warned: BTreeSet::new(),
         }
     }
 
@@ -139,16 +135,6 @@ impl SnapshotTaker {
                     continue;
                 }
                 if self.shared.running.lock().taking.contains(&key) {
-                    continue;
-                }
-                if store.write_behind().is_some() {
-                    if self.warned.insert(id) {
-                        tracing::warn!(
-                            store = store.name(),
-                            stream = store.stream(),
-                            "a store with a write-behind cache takes no snapshots"
-                        );
-                    }
                     continue;
                 }
                 let Ok(scope) = SnapshotScope::new(changelog, p) else {
