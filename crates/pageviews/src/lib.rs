@@ -48,6 +48,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use pipeline::{run, Report};
+pub use processor::SnapshotRestores;
 pub use state_manager::ProcessingGuarantee;
 pub use verify::Verdict;
 

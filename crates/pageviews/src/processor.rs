@@ -4,7 +4,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -58,6 +57,19 @@ pub(crate) fn send<C: ProducerContext<DeliveryOpaque = ()>>(
     }
 }
 
+/// Store partitions restored from snapshots, as the manager reported them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotRestores {
+    /// Store partitions.
+    pub partitions: usize,
+    /// Bytes of their snapshots.
+    pub bytes: u64,
+    /// Time finding, downloading, checking and opening them, added up (one
+    /// after another on the manager's snapshot thread, so also the wall
+    /// time they took before their changelog tails).
+    pub took: Duration,
+}
+
 /// One processor: a consumer group member with its manager.
 pub(crate) struct Processor {
     pub consumer: BaseConsumer<StateContext>,
@@ -65,8 +77,8 @@ pub(crate) struct Processor {
     pub stores: Stores,
     buf: Pending,
     pub recovery: Arc<Mutex<RecoveryStats>>,
-    /// Store partitions its manager restored from snapshots.
-    pub from_snapshots: Arc<AtomicUsize>,
+    /// What its manager restored from snapshots.
+    pub from_snapshots: Arc<Mutex<SnapshotRestores>>,
     /// Keeps the input partitions close in event time.
     align: Align,
 }
@@ -129,11 +141,14 @@ impl Run<'_> {
             mc.snapshots = Some(self.snapshot_settings(dir)?);
         }
         let mut manager = StateStoreManager::new(mc, self.client.clone())?;
-        let from_snapshots = Arc::new(AtomicUsize::new(0));
+        let from_snapshots = Arc::new(Mutex::new(SnapshotRestores::default()));
         let counted = from_snapshots.clone();
         manager.set_event_listener(move |e| {
-            if matches!(e, ManagerEvent::RestoredFromSnapshot { .. }) {
-                counted.fetch_add(1, Ordering::Relaxed);
+            if let ManagerEvent::RestoredFromSnapshot { bytes, took, .. } = e {
+                let mut c = counted.lock();
+                c.partitions += 1;
+                c.bytes += bytes;
+                c.took += *took;
             }
         });
         let mut user_totals = StoreSpec::key_value(&self.topics.input, USER_TOTALS);

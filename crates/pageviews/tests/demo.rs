@@ -101,7 +101,12 @@ fn snapshots_through_a_crash_are_exact_on_the_mock_cluster() {
     assert_eq!(report.verdict, Verdict::Exact, "{}", report.summary());
     assert!(report.crashed_after.is_some());
     let from_snapshots = report.from_snapshots.expect("snapshots configured");
-    assert!(from_snapshots > 0, "restored from snapshots: {}", report.summary());
+    assert!(
+        from_snapshots.partitions > 0,
+        "restored from snapshots: {}",
+        report.summary()
+    );
+    assert!(from_snapshots.bytes > 0, "{}", report.summary());
     assert!(
         report.summary().contains("restored from snapshots"),
         "{}",

@@ -57,6 +57,12 @@ pub enum ManagerEvent {
         snapshot: String,
         /// The changelog offset the snapshot holds.
         changelog_offset: u64,
+        /// Bytes of the snapshot's files, downloaded and checked.
+        bytes: u64,
+        /// How long finding, downloading, checking and opening it took
+        /// (snapshots skipped on the way included; the changelog tail
+        /// after it is reported as recovery progress).
+        took: Duration,
     },
 }
 

@@ -358,12 +358,12 @@ impl Assignments {
     /// what was restored as local state.
     fn finish_bootstraps(&mut self, registry: &mut Registry) -> Result<()> {
         let mut first_error = None;
-        for ((id, p), outcome) in self.bootstraps.finished() {
+        for ((id, p), report) in self.bootstraps.finished() {
             let tp = TopicPartition::of_store(registry.get(id).stream(), p);
             if !matches!(self.assigned.get(&tp), Some(Role::Restoring(w)) if w.contains(&id)) {
                 continue;
             }
-            if let Bootstrapped::Snapshot { id: snapshot, offset } = outcome {
+            if let Bootstrapped::Snapshot { id: snapshot, offset } = report.outcome {
                 let store = registry.get(id);
                 self.events.emit(ManagerEvent::RestoredFromSnapshot {
                     store: store.name().to_owned(),
@@ -371,6 +371,8 @@ impl Assignments {
                     partition: p,
                     snapshot,
                     changelog_offset: offset,
+                    bytes: report.bytes,
+                    took: report.took,
                 });
             }
             let mut offsets = BTreeMap::new();

@@ -169,7 +169,7 @@ impl Bootstraps {
 
     /// The jobs that finished and are still wanted (every finished one is
     /// counted in the metrics here, on the poll loop's thread).
-    pub(crate) fn finished(&mut self) -> Vec<(StorePartitionKey, Bootstrapped)> {
+    pub(crate) fn finished(&mut self) -> Vec<(StorePartitionKey, BootstrapReport)> {
         let Some(worker) = &self.worker else {
             return Vec::new();
         };
@@ -178,7 +178,7 @@ impl Bootstraps {
         for (key, store, stream, report) in done {
             report.count(&store, &stream);
             if self.in_flight.remove(&key).unwrap_or(false) {
-                wanted.push((key, report.outcome));
+                wanted.push((key, report));
             }
         }
         wanted
