@@ -8,10 +8,10 @@
 //! unreadable manifest, an offset past the changelog's end) are skipped
 //! for older ones, and with none usable the whole changelog is replayed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
 use rdkafka::consumer::{BaseConsumer, Consumer};
@@ -20,7 +20,7 @@ use state_fjall::{FjallBackend, FjallOptions};
 use state_manager::state_snapshot::{Manifest, Retention, SnapshotScope, SnapshotStore, StoreOptions};
 use state_manager::{
     Backend, ManagerConfig, ManagerEvent, ProcessingGuarantee, RocksDbBackend, RocksDbOptions, SnapshotSettings,
-    StateStoreManager, WriteBehindConfig,
+    StandbyPolicy, StateStoreManager, WriteBehindConfig,
 };
 use test_support::counting::*;
 use test_support::metrics::Counters;
@@ -516,5 +516,72 @@ fn background_snapshots_are_taken_counted_and_pruned() {
         let partition = local.open_partition(&location, p).unwrap();
         let stored = partition.changelog_offset().unwrap();
         assert!(kept.last().unwrap().changelog_offset <= stored, "partition {p}");
+    }
+}
+
+/// A standby replica whose store partition has no local state starts from
+/// a snapshot too, then tails the changelog: D joins C's group on an empty
+/// directory keeping standbys of every partition; those of C's partitions
+/// come from snapshots (events on D for partitions D does not own) and
+/// catch up with the changelog.
+#[test]
+fn standbys_without_local_state_start_from_a_snapshot() {
+    let prepared = prepare(Engine::RocksDb, 1);
+    let bootstrap = prepared.cluster.bootstrap_servers();
+    let dir = prepared.snapshots.path();
+    let mut c = join(
+        &bootstrap,
+        EOS,
+        "c",
+        tempfile::tempdir().unwrap(),
+        Engine::RocksDb,
+        restoring(dir),
+    );
+    own_all(&mut c);
+    let restored_on_d = Arc::new(Mutex::new(BTreeSet::new()));
+    let sink = restored_on_d.clone();
+    let mut d = member_with(
+        &bootstrap,
+        EOS,
+        "d",
+        "cooperative-sticky",
+        Fate::Survives,
+        tempfile::tempdir().unwrap(),
+        |c| {
+            c.snapshots = Some(restoring(dir));
+            c.standby = StandbyPolicy::AllPartitions;
+        },
+    );
+    d.manager.lock().set_event_listener(move |e| {
+        if let ManagerEvent::RestoredFromSnapshot { partition, .. } = e {
+            sink.lock().insert(*partition);
+        }
+    });
+    settle(&mut c, &mut d);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        step(&mut c, 1);
+        step(&mut d, 1);
+        let owned: BTreeSet<u32> = d.ready_partitions().into_iter().map(|p| p as u32).collect();
+        let report = d.manager.lock().standby_report();
+        let standbys: BTreeSet<u32> = report
+            .iter()
+            .filter(|r| r.lag == 0 && r.applied_offset.is_some())
+            .map(|r| r.partition)
+            .collect();
+        let others: BTreeSet<u32> = (0..PARTITIONS as u32).filter(|p| !owned.contains(p)).collect();
+        let from_snapshots = restored_on_d.lock().clone();
+        if !others.is_empty() && others.is_subset(&standbys) && others.is_subset(&from_snapshots) {
+            // Each caught-up standby holds at least its snapshot's offset.
+            for r in report.iter().filter(|r| others.contains(&r.partition)) {
+                let newest = newest_offset(&manifests(dir, r.partition));
+                assert!(r.applied_offset >= newest, "{r:?}");
+            }
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "D's standbys of {others:?} did not start from snapshots and catch up: {report:?}, from snapshots {from_snapshots:?}"
+        );
     }
 }

@@ -251,9 +251,10 @@ impl Assignments {
         let mut restores = Vec::new();
         let mut bootstraps = Vec::new();
         for id in registry.ids_of(tp.topic()) {
-            if !was_standby && self.bootstraps.running((id, p)) {
-                // Revoked while restoring from a snapshot, and back: that
-                // restore goes on (the partition must not open before).
+            if self.bootstraps.running((id, p)) {
+                // Restoring from a snapshot (revoked meanwhile and back, or
+                // a standby's): that restore goes on, then this partition's
+                // (the partition must not open before).
                 self.bootstraps.set_wanted((id, p), true);
                 bootstraps.push((id, None));
                 continue;
@@ -360,7 +361,9 @@ impl Assignments {
         let mut first_error = None;
         for ((id, p), report) in self.bootstraps.finished() {
             let tp = TopicPartition::of_store(registry.get(id).stream(), p);
-            if !matches!(self.assigned.get(&tp), Some(Role::Restoring(w)) if w.contains(&id)) {
+            let active = matches!(self.assigned.get(&tp), Some(Role::Restoring(w)) if w.contains(&id));
+            let standby = !active && self.standbys.contains(&tp);
+            if !active && !standby {
                 continue;
             }
             if let Bootstrapped::Snapshot { id: snapshot, offset } = report.outcome {
@@ -375,13 +378,21 @@ impl Assignments {
                     took: report.took,
                 });
             }
-            let mut offsets = BTreeMap::new();
-            if let Some(c) = self.resume_at.get(&tp) {
-                offsets.insert(tp.topic().to_owned(), *c);
-            }
-            if let Err(e) = self.restore_store(id, p, &offsets, registry) {
-                tracing::error!(stream = tp.topic(), partition = p, error = %e, "restoring after a snapshot failed");
-                first_error.get_or_insert(e);
+            if active {
+                let mut offsets = BTreeMap::new();
+                if let Some(c) = self.resume_at.get(&tp) {
+                    offsets.insert(tp.topic().to_owned(), *c);
+                }
+                if let Err(e) = self.restore_store(id, p, &offsets, registry) {
+                    tracing::error!(stream = tp.topic(), partition = p, error = %e, "restoring after a snapshot failed");
+                    first_error.get_or_insert(e);
+                }
+            } else if let Err(e) = self.standbys.tail(&tp, id, registry, &mut self.restorer, &self.healer) {
+                // A standby is an optimisation: drop it, as any failed one.
+                tracing::warn!(stream = tp.topic(), partition = p, error = %e, "standby replica failed after its snapshot; dropping it");
+                if let Err(e) = self.standbys.stop(&tp, registry, &self.restorer) {
+                    first_error.get_or_insert(e);
+                }
             }
         }
         match first_error {
@@ -457,7 +468,8 @@ impl Assignments {
         {
             return Ok(());
         }
-        self.standbys.start(tp, registry, &mut self.restorer, &self.healer)
+        self.standbys
+            .start(tp, registry, &mut self.restorer, &self.healer, &mut self.bootstraps)
     }
 
     /// Handles what the restorer reported: progress to the listener,

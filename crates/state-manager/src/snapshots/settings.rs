@@ -9,8 +9,9 @@ use state_snapshot::SnapshotStore;
 /// Snapshots of the manager's store partitions in an object store
 /// ([`crate::ManagerConfig::snapshots`]).
 ///
-/// * **Restores:** a partition assigned here with no local state (a new
-///   or empty directory, or one self-healing moved to quarantine) is
+/// * **Restores:** a partition assigned here (or kept as a standby
+///   replica) with no local state (a new or empty directory, or one
+///   self-healing moved to quarantine) is
 ///   restored from the newest usable snapshot plus the changelog after it,
 ///   instead of the whole changelog. A snapshot that cannot be used
 ///   (unreadable manifest, a file missing or damaged, its offset past the
