@@ -15,7 +15,7 @@
 //! | `windows` (default) | window operators: tumbling, hopping, sliding, session, count windows; aggregations | [`windows`] (`state-windows`) |
 //! | `tokio` | the manager on rdkafka's `StreamConsumer` | [`manager`] (`AsyncStateManager`) |
 //! | `testing` | an in-process test cluster and a test driver for your processor | `testing` |
-//! | `snapshots` | partition snapshots in an object store (local filesystem; `snapshots-aws` (or `snapshots-aws-ring`: S3 with rustls on ring), `snapshots-gcp`, `snapshots-azure` add those services) | `snapshot` (`state-snapshot`) |
+//! | `snapshots` | partition snapshots in an object store (local filesystem; `snapshots-aws` (or `snapshots-aws-ring`: S3 with rustls on ring), `snapshots-gcp`, `snapshots-azure` add those services); with `manager`, restores from a snapshot plus the changelog tail and background snapshots (`SnapshotSettings`) | `snapshot` (`state-snapshot`) |
 //!
 //! The most used types are re-exported at the root, so
 //! `use kafka_state::{StateStoreManager, StoreSpec, ...}` is enough for an
@@ -85,6 +85,13 @@ pub use state_manager::{
     Processor, Record, Shutdown, StateContext, StateReader, StateStoreManager, StoreHandle, StoreSpec, StoreType,
     TimestampedStore, Topics, Topology, WindowedStore,
 };
+
+/// Snapshots with the manager: `ManagerConfig::with_snapshots` takes
+/// [`SnapshotSettings`] over a [`SnapshotStore`].
+#[cfg(all(feature = "snapshots", feature = "manager"))]
+pub use state_manager::SnapshotSettings;
+#[cfg(feature = "snapshots")]
+pub use state_snapshot::{Retention as SnapshotRetention, SnapshotStore, StoreOptions as SnapshotStoreOptions};
 
 #[cfg(feature = "windows")]
 pub use state_windows::{

@@ -48,6 +48,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use pipeline::{run, Report};
+pub use processor::SnapshotRestores;
 pub use state_manager::ProcessingGuarantee;
 pub use verify::Verdict;
 
@@ -84,6 +85,12 @@ pub struct Config {
     pub seed: u64,
     /// Where state lives (default: a temporary directory).
     pub state_dir: Option<PathBuf>,
+    /// Take snapshots of the stores' partitions into this directory (a
+    /// local-filesystem snapshot store, see `state_manager::SnapshotSettings`)
+    /// while running; the processor after the crash restores from the
+    /// newest ones plus the changelogs after them. Keep it outside
+    /// `state_dir` (the crash deletes that). Default: none.
+    pub snapshots: Option<PathBuf>,
     /// The backend of both stores (default: RocksDB).
     pub backend: Arc<dyn state_manager::Backend>,
     /// Put both stores behind write-behind caches
@@ -142,6 +149,7 @@ impl Default for Config {
             commit_every: 20_000,
             seed: 42,
             state_dir: None,
+            snapshots: None,
             backend: state_manager::RocksDbBackend::shared(Default::default()),
             write_behind: false,
             progress: false,
@@ -189,6 +197,9 @@ pub enum DemoError {
         /// What is wrong.
         reason: String,
     },
+    /// The snapshot store (`--snapshots`) cannot be used.
+    #[error(transparent)]
+    Snapshots(#[from] state_manager::state_snapshot::SnapshotError),
     /// Local files.
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),

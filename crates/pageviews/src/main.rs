@@ -80,6 +80,12 @@ struct Args {
     /// lost disk would; the end state is the one restored after it.
     #[arg(long, value_name = "DIR")]
     state_dir: Option<std::path::PathBuf>,
+    /// Take snapshots of the stores' partitions into DIR (a snapshot store
+    /// on the local filesystem) while running; after the crash, recovery
+    /// restores the newest snapshots and replays only the changelogs after
+    /// them. Keep DIR outside --state-dir; it is left in place after the run.
+    #[arg(long, value_name = "DIR")]
+    snapshots: Option<std::path::PathBuf>,
     /// Serve HTTP while running: GET /metrics (Prometheus), /users/<id>/views,
     /// /pages/<page>/windows?from=&to= and /status. PORT alone means
     /// 127.0.0.1:PORT. NO AUTHENTICATION: anyone who can connect reads every
@@ -206,6 +212,7 @@ fn main() -> ExitCode {
         commit_every: usize::try_from(a.commit_every).unwrap_or(usize::MAX),
         seed: a.seed,
         state_dir: a.state_dir,
+        snapshots: a.snapshots,
         backend: a.backend.backend(),
         write_behind: a.write_behind,
         progress: true,

@@ -14,7 +14,7 @@ use state_manager::StateContext;
 
 use crate::events::{partition_of, Generator, Truth};
 use crate::http::{check_bind, Endpoints, Listening, Phase, Server, Shared};
-use crate::processor::{send, Run, COMPRESSION};
+use crate::processor::{send, Run, SnapshotRestores, COMPRESSION};
 use crate::progress::Progress;
 use crate::topics::{Topics, GROUP, PAGE_WINDOWS, USER_SESSIONS, USER_TOTALS};
 use crate::verify::{read_output, verify, Operators, Verdict};
@@ -34,6 +34,11 @@ pub struct Report {
     pub crashed_after: Option<u64>,
     /// Changelog offsets replayed by the second processor.
     pub restored: u64,
+    /// What the second processor restored from snapshots before
+    /// replaying the changelogs' tails (`None`: no `snapshots`). Its time
+    /// is not in [`Report::recovery`], which starts with the first restore
+    /// of a changelog.
+    pub from_snapshots: Option<SnapshotRestores>,
     /// How long that recovery took: from the start of its first restore to
     /// the end of its last, on the restorer's clock.
     pub recovery: Duration,
@@ -107,6 +112,14 @@ impl Report {
                     );
                 }
                 s += ")\n";
+                if let Some(r) = self.from_snapshots {
+                    s += &format!(
+                        "snapshots:       {} store partitions restored from snapshots ({} bytes downloaded, checked and opened in {:.2} s, before the recovery above), then only their changelogs' tails\n",
+                        r.partitions,
+                        r.bytes,
+                        r.took.as_secs_f64()
+                    );
+                }
             }
             None => s += "crash:           none\n",
         }
@@ -502,6 +515,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
         elapsed,
         crashed_after: crashed_after.filter(|_| crash_after.is_some()),
         restored,
+        from_snapshots: cfg.snapshots.as_ref().map(|_| *second.from_snapshots.lock()),
         recovery,
         bare_read,
         bare_pipeline,

@@ -15,7 +15,11 @@ use rdkafka::message::{BorrowedMessage, Message};
 use rdkafka::producer::{BaseProducer, BaseRecord, ProducerContext};
 use rdkafka::Offset;
 use state_changelog::{ChangelogTopicConfig, ConsumerSettings, RecoveryProgress};
-use state_manager::{ManagerConfig, StateContext, StateStoreManager, StoreSpec, WriteBehindConfig};
+use state_manager::state_snapshot::StoreOptions;
+use state_manager::{
+    ManagerConfig, ManagerEvent, SnapshotSettings, SnapshotStore, StateContext, StateStoreManager, StoreSpec,
+    WriteBehindConfig,
+};
 use state_windows::WindowResult;
 
 use crate::align::Align;
@@ -53,6 +57,19 @@ pub(crate) fn send<C: ProducerContext<DeliveryOpaque = ()>>(
     }
 }
 
+/// Store partitions restored from snapshots, as the manager reported them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SnapshotRestores {
+    /// Store partitions.
+    pub partitions: usize,
+    /// Bytes of their snapshots.
+    pub bytes: u64,
+    /// Time finding, downloading, checking and opening them, added up (one
+    /// after another on the manager's snapshot thread, so also the wall
+    /// time they took before their changelog tails).
+    pub took: Duration,
+}
+
 /// One processor: a consumer group member with its manager.
 pub(crate) struct Processor {
     pub consumer: BaseConsumer<StateContext>,
@@ -60,6 +77,8 @@ pub(crate) struct Processor {
     pub stores: Stores,
     buf: Pending,
     pub recovery: Arc<Mutex<RecoveryStats>>,
+    /// What its manager restored from snapshots.
+    pub from_snapshots: Arc<Mutex<SnapshotRestores>>,
     /// Keeps the input partitions close in event time.
     align: Align,
 }
@@ -95,6 +114,19 @@ pub(crate) struct Run<'a> {
 }
 
 impl Run<'_> {
+    /// Snapshots in the local directory `dir`: taken once a partition's
+    /// changelog moved by a checkpoint's worth of records spread over the
+    /// partitions, or every second, so a run of any size has some before
+    /// its crash.
+    fn snapshot_settings(&self, dir: &std::path::Path) -> Result<SnapshotSettings> {
+        let dir = std::path::absolute(dir)?;
+        let store = SnapshotStore::open(&format!("file://{}", dir.display()), &StoreOptions::new())?;
+        let per_partition = (self.cfg.commit_every as u64 / u64::from(self.cfg.partitions.max(1))).max(1);
+        Ok(SnapshotSettings::new(store)
+            .every_records(Some(per_partition))
+            .every(Some(Duration::from_secs(1))))
+    }
+
     /// A new processor (a new group member with its own manager).
     pub fn processor(&self) -> Result<Processor> {
         let mut mc = ManagerConfig::with_backend(GROUP, &self.state_dir, self.cfg.backend.clone());
@@ -105,7 +137,20 @@ impl Run<'_> {
         // librdkafka's mock cluster does not store offsets sent in a transaction.
         mc.mirror_transactional_offsets = self.cfg.brokers.is_none();
         mc.producer_properties = vec![("compression.type".into(), COMPRESSION.into())];
+        if let Some(dir) = &self.cfg.snapshots {
+            mc.snapshots = Some(self.snapshot_settings(dir)?);
+        }
         let mut manager = StateStoreManager::new(mc, self.client.clone())?;
+        let from_snapshots = Arc::new(Mutex::new(SnapshotRestores::default()));
+        let counted = from_snapshots.clone();
+        manager.set_event_listener(move |e| {
+            if let ManagerEvent::RestoredFromSnapshot { bytes, took, .. } = e {
+                let mut c = counted.lock();
+                c.partitions += 1;
+                c.bytes += bytes;
+                c.took += *took;
+            }
+        });
         let mut user_totals = StoreSpec::key_value(&self.topics.input, USER_TOTALS);
         let mut page_windows = StoreSpec::windowed(&self.topics.by_page, PAGE_WINDOWS);
         let mut user_sessions = StoreSpec::windowed(&self.topics.input, USER_SESSIONS);
@@ -166,6 +211,7 @@ impl Run<'_> {
             stores,
             buf: Pending::default(),
             recovery,
+            from_snapshots,
             align: Align::new(&self.topics.input, self.input_ends.clone(), self.cfg.window_grace / 2),
         })
     }

@@ -85,3 +85,32 @@ fn at_least_once_on_a_real_broker_never_undercounts() {
         report.summary()
     );
 }
+
+/// With `--snapshots DIR`, the first processor takes snapshots while it
+/// runs and the second restores from them (then only the changelogs'
+/// tails): still exact.
+#[test]
+fn snapshots_through_a_crash_are_exact_on_the_mock_cluster() {
+    let snapshots = tempfile::tempdir().unwrap();
+    let cfg = Config {
+        snapshots: Some(snapshots.path().to_owned()),
+        ..small()
+    };
+    let report = pageviews::run(&cfg).unwrap();
+    println!("{}", report.summary());
+    assert_eq!(report.verdict, Verdict::Exact, "{}", report.summary());
+    assert!(report.crashed_after.is_some());
+    let from_snapshots = report.from_snapshots.expect("snapshots configured");
+    assert!(
+        from_snapshots.partitions > 0,
+        "restored from snapshots: {}",
+        report.summary()
+    );
+    assert!(from_snapshots.bytes > 0, "{}", report.summary());
+    assert!(
+        report.summary().contains("restored from snapshots"),
+        "{}",
+        report.summary()
+    );
+    assert!(report.summary().contains("verified: exact"));
+}

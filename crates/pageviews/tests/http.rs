@@ -483,6 +483,13 @@ fn metrics_are_prometheus_text_with_every_documented_metric() {
         m::STATE_DIR_CLEANED,
         m::DISK_FULL,
         m::WAITING_FOR_DISK,
+        m::SNAPSHOTS_TAKEN,
+        m::SNAPSHOT_SECONDS,
+        m::SNAPSHOT_BYTES_UPLOADED,
+        m::SNAPSHOT_RESTORES,
+        m::SNAPSHOT_RESTORE_SECONDS,
+        m::SNAPSHOT_BYTES_DOWNLOADED,
+        m::SNAPSHOTS_SKIPPED,
         cl::CHANGELOG_RECORDS,
         cl::CHANGELOG_BYTES,
         state_windows::metrics::LATE_RECORDS,
@@ -498,9 +505,11 @@ fn metrics_are_prometheus_text_with_every_documented_metric() {
     // no other member makes its group rebalance under a commit; the demo's
     // records come within their windows' grace: none is late; nothing is
     // damaged, so nothing is rebuilt or quarantined; the state-dir cleaner
-    // is off; the disk does not fill up.
+    // is off; the disk does not fill up; no snapshot is damaged, so none
+    // is skipped.
     let absent_here = [
         m::DISK_FULL,
+        m::SNAPSHOTS_SKIPPED,
         m::PARTITIONS_REBUILT,
         m::QUARANTINE_REMOVED,
         m::STATE_DIR_CLEANED,
@@ -518,8 +527,12 @@ fn metrics_are_prometheus_text_with_every_documented_metric() {
     ];
 
     let localhost: SocketAddr = "127.0.0.1:0".parse().unwrap();
+    // Snapshots taken before the crash and restored after it: their
+    // metrics too.
+    let snapshots = tempfile::tempdir().unwrap();
     let cfg = Config {
         metrics: Some(localhost),
+        snapshots: Some(snapshots.path().to_owned()),
         ..small_config()
     };
     let mut running = Running::start(cfg, 2);

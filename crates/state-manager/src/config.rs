@@ -8,6 +8,7 @@ use state_changelog::{OffsetReset, RecoveryConfig};
 use state_core::{Backend, MemoryBudget, TopicPartition};
 
 use crate::partitioner::Partitioner;
+use crate::snapshots::SnapshotSettings;
 
 use crate::error::{ManagerError, Result};
 
@@ -149,6 +150,12 @@ pub struct ManagerConfig {
     /// default): never; local state stays until
     /// [`crate::StateStoreManager::clear_state`].
     pub state_cleanup_delay: Option<Duration>,
+    /// Partition snapshots in an object store (default none): partitions
+    /// without local state restore from the newest usable snapshot plus the
+    /// changelog after it, and active partitions are snapshotted in the
+    /// background. See [`SnapshotSettings`] and docs/operations.md,
+    /// "Snapshots".
+    pub snapshots: Option<SnapshotSettings>,
 }
 
 /// What the manager does with a store partition it finds damaged.
@@ -232,7 +239,15 @@ impl ManagerConfig {
             on_corrupt: CorruptionPolicy::default(),
             quarantine: QuarantineLimits::default(),
             state_cleanup_delay: None,
+            snapshots: None,
         }
+    }
+
+    /// The same with partition snapshots in `settings`' store
+    /// ([`ManagerConfig::snapshots`]).
+    pub fn with_snapshots(mut self, settings: SnapshotSettings) -> Self {
+        self.snapshots = Some(settings);
+        self
     }
 
     /// Checks every field, naming the first bad one.

@@ -39,6 +39,31 @@ pub enum ManagerEvent {
         /// Commit attempts refused before the one that succeeded.
         refused: u32,
     },
+    /// A store partition assigned here without local state (or moved to
+    /// quarantine) was restored from a snapshot
+    /// ([`crate::ManagerConfig::snapshots`]); its changelog is replayed from
+    /// the next offset on. Snapshots skipped on the way (damaged, past the
+    /// changelog's end) are logged and counted in
+    /// [`crate::metrics::SNAPSHOTS_SKIPPED`]. Metric:
+    /// [`crate::metrics::SNAPSHOT_RESTORES`] with `result="restored"`.
+    RestoredFromSnapshot {
+        /// The store's name.
+        store: String,
+        /// Its stream (source topic).
+        stream: String,
+        /// The store partition.
+        partition: u32,
+        /// The snapshot's id.
+        snapshot: String,
+        /// The changelog offset the snapshot holds.
+        changelog_offset: u64,
+        /// Bytes of the snapshot's files, downloaded and checked.
+        bytes: u64,
+        /// How long finding, downloading, checking and opening it took
+        /// (snapshots skipped on the way included; the changelog tail
+        /// after it is reported as recovery progress).
+        took: Duration,
+    },
 }
 
 /// The records of one source partition a rewound checkpoint processes
@@ -64,21 +89,22 @@ impl RewoundPartition {
 /// Receives manager events.
 pub(crate) type EventListener = Box<dyn FnMut(&ManagerEvent) + Send>;
 
-/// Where events go: the listener, if one is set.
-#[derive(Default)]
+/// Where events go: the listener, if one is set. Clones share it (the
+/// checkpointer and the assignments both report).
+#[derive(Clone, Default)]
 pub(crate) struct Events {
-    listener: Option<EventListener>,
+    listener: std::sync::Arc<parking_lot::Mutex<Option<EventListener>>>,
 }
 
 impl Events {
     /// Sends every event to `f` from now on.
     pub(crate) fn set_listener(&mut self, f: impl FnMut(&ManagerEvent) + Send + 'static) {
-        self.listener = Some(Box::new(f));
+        *self.listener.lock() = Some(Box::new(f));
     }
 
     /// Reports `event` to the listener.
     pub(crate) fn emit(&mut self, event: ManagerEvent) {
-        if let Some(f) = &mut self.listener {
+        if let Some(f) = &mut *self.listener.lock() {
             f(&event);
         }
     }

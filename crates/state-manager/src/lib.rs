@@ -18,6 +18,9 @@
 //! * [`StateStoreManager::close`] — a clean shutdown; [`ManagerEvent`] —
 //!   what the manager handled on its own (a commit that waited for a
 //!   rebalance, a checkpoint processed again).
+//! * [`SnapshotSettings`] — partition snapshots in an object store
+//!   (`state_snapshot`): restores from a snapshot plus the changelog
+//!   after it, snapshots taken in the background.
 //! * [`App`] — the poll loop written once around a [`Processor`] (one call
 //!   per [`Record`], with a [`Context`] of store transactions and output),
 //!   built from a [`Topology`] function; `kafka_state::testing` runs the
@@ -52,6 +55,7 @@ mod partitioner;
 mod reader;
 mod registry;
 mod shutdown;
+mod snapshots;
 mod spec;
 mod stage;
 #[cfg(feature = "tokio")]
@@ -75,6 +79,7 @@ pub use manager::StateStoreManager;
 pub use partitioner::partition_for_key;
 pub use partitioner::{murmur2_partition, Partitioner, UnsupportedPartitioner, PARTITIONER_SETTING};
 pub use reader::StateReader;
+pub use snapshots::SnapshotSettings;
 pub use spec::{KeyValueStore, StoreHandle, StoreSpec, StoreType, TimestampedStore, WindowedStore};
 pub use stage::CheckpointStage;
 #[cfg(feature = "tokio")]
@@ -91,6 +96,7 @@ pub use state_core::{
 };
 #[cfg(feature = "rocksdb")]
 pub use state_rocksdb::{RocksDbBackend, RocksDbOptions};
+pub use state_snapshot::{self, SnapshotStore};
 pub use state_txn::{
     CollectedValues, ExpireOptions, GetOptions, PartitionTransaction, SetOptions, StateTransaction, TimestampedConfig,
     TimestampedTransaction, TtlOptions, WindowIndex, WindowedTransaction,

@@ -25,6 +25,7 @@ use crate::events::ManagerEvent;
 use crate::layout::StateDir;
 use crate::reader::Readers;
 use crate::registry::{Registry, StoreSettings};
+use crate::snapshots::SnapshotTaker;
 use crate::spec::{StoreHandle, StoreSpec, StoreType};
 use crate::stage::CheckpointStage;
 use crate::txns::OpenTxns;
@@ -62,6 +63,9 @@ pub struct StateStoreManager {
     readers: Readers,
     assignments: Assignments,
     checkpointer: Checkpointer,
+    /// Snapshots of active partitions, taken in the background after
+    /// checkpoints ([`ManagerConfig::snapshots`]).
+    snapshots: SnapshotTaker,
     txns: OpenTxns,
     last_export: Option<Instant>,
     cleaner: StateDirCleaner,
@@ -99,13 +103,17 @@ impl StateStoreManager {
             .instance_id
             .clone()
             .unwrap_or_else(|| format!("{}-{id}", std::process::id()));
+        let checkpointer = Checkpointer::new(&config, &kafka, &instance_id);
+        let mut assignments = Assignments::new(&config, &kafka);
+        assignments.set_events(checkpointer.events());
         Ok(StateStoreManager {
             id,
             registry: Registry::default(),
             readers: Readers::new(id, config.partitioner),
-            assignments: Assignments::new(&config, &kafka),
+            assignments,
             cleaner: StateDirCleaner::new(config.state_cleanup_delay),
-            checkpointer: Checkpointer::new(&config, &kafka, &instance_id),
+            checkpointer,
+            snapshots: SnapshotTaker::new(config.snapshots.as_ref(), config.state_dir.join(&config.group_id)),
             instance_id,
             txns: OpenTxns::default(),
             config,
@@ -365,6 +373,9 @@ impl StateStoreManager {
             self.txns
                 .drop_partition(&self.registry.ids_of(tp.topic()), tp.store_partition());
             self.checkpointer.forget(tp);
+            for id in self.registry.ids_of(tp.topic()) {
+                self.snapshots.release((id, tp.store_partition()));
+            }
             self.assignments.revoke(tp, &mut self.registry, &self.readers)?;
         }
         Ok(())
@@ -416,6 +427,7 @@ impl StateStoreManager {
             .drain_restore_events(consumer, &mut self.registry, &self.readers)?;
         self.assignments.tend_standbys(consumer, &mut self.registry)?;
         self.cleaner.tick(&self.registry);
+        self.snapshots.count_reports();
         // Between checkpoints, so a quiet partition's changes do not wait
         // for its next write. On a full disk they stay cached (nothing is
         // lost) and are tried again a second later; the checkpoint is still
@@ -490,26 +502,29 @@ impl StateStoreManager {
 
     fn commit_as<C: ConsumerContext, K: Consumer<C>>(&mut self, consumer: &K, caller: CommitCaller) -> Result<()> {
         let txns = std::mem::take(&mut self.txns);
-        let Err(e) = self.checkpointer.commit(txns, &self.registry, consumer, caller) else {
-            return Ok(());
-        };
-        let unflushed = self.checkpointer.take_unflushed();
-        if unflushed.is_empty() || crate::error::disk_full_cause(&e).is_none() {
-            return Err(e);
-        }
-        // Committed to Kafka, not written locally: those partitions reload
-        // their state from the changelog before they process anything
-        // more.
-        let partitions = unflushed.iter().map(|(tp, _)| tp.clone()).collect();
-        if let Err(reload) = self
-            .assignments
-            .reload(consumer, unflushed, &mut self.registry, &self.readers)
-        {
-            if crate::error::disk_full_cause(&reload).is_none() {
-                tracing::error!(error = %reload, "pausing partitions to reload them after a full disk failed");
+        if let Err(e) = self.checkpointer.commit(txns, &self.registry, consumer, caller) {
+            let unflushed = self.checkpointer.take_unflushed();
+            if unflushed.is_empty() || crate::error::disk_full_cause(&e).is_none() {
+                return Err(e);
             }
+            // Committed to Kafka, not written locally: those partitions reload
+            // their state from the changelog before they process anything
+            // more.
+            let partitions = unflushed.iter().map(|(tp, _)| tp.clone()).collect();
+            if let Err(reload) = self
+                .assignments
+                .reload(consumer, unflushed, &mut self.registry, &self.readers)
+            {
+                if crate::error::disk_full_cause(&reload).is_none() {
+                    tracing::error!(error = %reload, "pausing partitions to reload them after a full disk failed");
+                }
+            }
+            return Err(crate::disk_full::raise(e, partitions));
         }
-        Err(crate::disk_full::raise(e, partitions))
+        let assignments = &self.assignments;
+        self.snapshots
+            .after_flush(&self.registry, |tp| assignments.is_ready(tp));
+        Ok(())
     }
 
     /// Revokes every source partition assigned here (see

@@ -68,6 +68,35 @@ pub const DISK_FULL: &str = "kafka_state_disk_full_total";
 /// the changelog after a full disk (non-zero: the disk is still full).
 pub const WAITING_FOR_DISK: &str = "kafka_state_partitions_waiting_for_disk";
 
+/// Counter: partition snapshots taken in the background
+/// ([`crate::SnapshotSettings`]). Labels `store`, `stream`, `result`
+/// (`ok`: uploaded and retention applied; `failed`: logged, retried at
+/// the next due checkpoint).
+pub const SNAPSHOTS_TAKEN: &str = "kafka_state_snapshots_taken_total";
+/// Histogram, seconds: taking and uploading one snapshot (successful
+/// ones). Labels `store`, `stream`.
+pub const SNAPSHOT_SECONDS: &str = "kafka_state_snapshot_seconds";
+/// Counter: bytes uploaded by snapshots (only files the store did not
+/// hold yet). Labels `store`, `stream`.
+pub const SNAPSHOT_BYTES_UPLOADED: &str = "kafka_state_snapshot_uploaded_bytes_total";
+/// Counter: partitions without usable local state that looked for a
+/// snapshot. Labels `store`, `stream`, `result` (`restored`: from a
+/// snapshot, the changelog replayed after it; `none`: no usable snapshot,
+/// the whole changelog replayed).
+pub const SNAPSHOT_RESTORES: &str = "kafka_state_snapshot_restores_total";
+/// Histogram, seconds: downloading, checking and opening a snapshot.
+/// Labels `store`, `stream`.
+pub const SNAPSHOT_RESTORE_SECONDS: &str = "kafka_state_snapshot_restore_seconds";
+/// Counter: bytes of snapshots downloaded by restores.
+pub const SNAPSHOT_BYTES_DOWNLOADED: &str = "kafka_state_snapshot_downloaded_bytes_total";
+/// Counter: snapshots a restore could not use and skipped for an older one
+/// (or a full replay). Labels `store`, `stream`, `reason` (`bad_manifest`:
+/// unreadable manifest; `corrupt`: a file missing or damaged;
+/// `past_end`: its changelog offset is past the changelog's committed end;
+/// `other_format`: another backend, kind or codec; `failed`: the store or
+/// the local disk failed).
+pub const SNAPSHOTS_SKIPPED: &str = "kafka_state_snapshots_skipped_total";
+
 /// Registers a description (HELP text) and unit of every metric the
 /// library records, this crate's and the changelog producer's, with the
 /// installed recorder. Call it once after installing the recorder.
@@ -134,6 +163,30 @@ pub fn describe() {
     describe_gauge!(
         WAITING_FOR_DISK,
         "Source partitions paused until their state can be reloaded after a full disk"
+    );
+    describe_counter!(
+        SNAPSHOTS_TAKEN,
+        "Partition snapshots taken in the background, by result"
+    );
+    describe_histogram!(SNAPSHOT_SECONDS, Unit::Seconds, "Time to take and upload a snapshot");
+    describe_counter!(
+        SNAPSHOT_BYTES_UPLOADED,
+        Unit::Bytes,
+        "Bytes uploaded by snapshots (files the store did not hold yet)"
+    );
+    describe_counter!(
+        SNAPSHOT_RESTORES,
+        "Partitions without local state that looked for a snapshot, by result"
+    );
+    describe_histogram!(
+        SNAPSHOT_RESTORE_SECONDS,
+        Unit::Seconds,
+        "Time to download, check and open a snapshot"
+    );
+    describe_counter!(SNAPSHOT_BYTES_DOWNLOADED, Unit::Bytes, "Bytes of snapshots downloaded");
+    describe_counter!(
+        SNAPSHOTS_SKIPPED,
+        "Snapshots a restore could not use (damaged, past the changelog end, another format), by reason"
     );
     describe_counter!(
         state_changelog::metrics::CHANGELOG_RECORDS,

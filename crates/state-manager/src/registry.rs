@@ -98,6 +98,16 @@ impl RegisteredStore {
         &self.name
     }
 
+    /// The kind its partitions record.
+    pub(crate) fn kind(&self) -> StoreKind {
+        self.kind
+    }
+
+    /// Its value codec.
+    pub(crate) fn codec(&self) -> Codec {
+        self.codec
+    }
+
     /// Its changelog topic, unless registered without one.
     pub(crate) fn changelog_topic(&self) -> Option<&str> {
         self.changelog_topic.as_deref()

@@ -102,9 +102,22 @@ impl SnapshotStore {
     /// keeps it, then hard-links it to `target` instead of copying it.
     /// False (nothing written) where a link cannot be made (another
     /// filesystem, say): the caller copies.
-    fn link_verified(&self, scope: &SnapshotScope, manifest: &Manifest, file: &ManifestFile, target: &FsPath) -> Result<bool> {
+    fn link_verified(
+        &self,
+        scope: &SnapshotScope,
+        manifest: &Manifest,
+        file: &ManifestFile,
+        target: &FsPath,
+    ) -> Result<bool> {
         let mut source = None;
-        self.read_file(scope, manifest, file, &crate::progress::NoProgress, |_| Ok(()), &mut source)?;
+        self.read_file(
+            scope,
+            manifest,
+            file,
+            &crate::progress::NoProgress,
+            |_| Ok(()),
+            &mut source,
+        )?;
         let Some(source) = source else { return Ok(false) };
         match std::fs::hard_link(&source, target) {
             Ok(()) => Ok(true),

@@ -169,12 +169,26 @@ fn a_local_rocksdb_restore_links_its_sst_files_and_never_changes_them() {
         .unwrap();
     let fresh = StoreLocation::new("counts", dir.path().join("fresh").join("counts"));
     let (_, restored) = store
-        .restore(&scope, &up.manifest.id, &*backend, &fresh, &dir.path().join("download"), &NoProgress)
+        .restore(
+            &scope,
+            &up.manifest.id,
+            &*backend,
+            &fresh,
+            &dir.path().join("download"),
+            &NoProgress,
+        )
         .unwrap();
-    let ssts: Vec<_> = walk(fresh.dir()).into_iter().filter(|f| f.extension().is_some_and(|e| e == "sst")).collect();
+    let ssts: Vec<_> = walk(fresh.dir())
+        .into_iter()
+        .filter(|f| f.extension().is_some_and(|e| e == "sst"))
+        .collect();
     assert!(!ssts.is_empty());
     for sst in &ssts {
-        assert!(std::fs::metadata(sst).unwrap().nlink() >= 2, "{} is a copy", sst.display());
+        assert!(
+            std::fs::metadata(sst).unwrap().nlink() >= 2,
+            "{} is a copy",
+            sst.display()
+        );
     }
     // The restored partition moves on (writes, a flush, a compaction).
     fill(&*restored, 0, KEYS, 2, 60);

@@ -285,7 +285,13 @@ fn open(backend: &Arc<dyn Backend>, dir: &Path) -> Result<(StoreLocation, Arc<dy
 
 /// Fills `p` with keys `keys` (round `round`) by direct writes, the
 /// changelog offset `offset` with the last batch; made durable.
-fn fill(p: &dyn StorePartition, keys: impl Iterator<Item = u64>, round: u64, len: usize, offset: u64) -> Result<(), String> {
+fn fill(
+    p: &dyn StorePartition,
+    keys: impl Iterator<Item = u64>,
+    round: u64,
+    len: usize,
+    offset: u64,
+) -> Result<(), String> {
     let mut batch = state_core::WriteBatch::new();
     let mut v = Vec::with_capacity(len);
     for i in keys {
@@ -310,14 +316,25 @@ fn local_only(sizes: &Sizes, root: &Path) -> Result<(), String> {
     let (_, source) = open(&backend, &root.join("source"))?;
     let started = Instant::now();
     fill(&*source, 0..sizes.keys, 1, sizes.value_bytes, sizes.keys - 1)?;
-    eprintln!("  {} keys written in {:.1} s", sizes.keys, started.elapsed().as_secs_f64());
+    eprintln!(
+        "  {} keys written in {:.1} s",
+        sizes.keys,
+        started.elapsed().as_secs_f64()
+    );
     let store = SnapshotStore::open(&format!("file://{}/store", root.display()), &StoreOptions::new()).map_err(err)?;
     let scope = SnapshotScope::new(STORE, 0).map_err(err)?;
     let upload = root.join("upload");
     std::fs::create_dir_all(&upload).map_err(err)?;
     let started = Instant::now();
     let full = store
-        .create(&*source, "rocksdb", &scope, Some(StoreKind::KeyValue), &upload, &NoProgress)
+        .create(
+            &*source,
+            "rocksdb",
+            &scope,
+            Some(StoreKind::KeyValue),
+            &upload,
+            &NoProgress,
+        )
         .map_err(err)?;
     let upload_seconds = started.elapsed().as_secs_f64();
     let every = (sizes.keys / sizes.tail).max(1);
@@ -329,13 +346,27 @@ fn local_only(sizes: &Sizes, root: &Path) -> Result<(), String> {
         sizes.keys + sizes.tail - 1,
     )?;
     let incremental = store
-        .create(&*source, "rocksdb", &scope, Some(StoreKind::KeyValue), &upload, &NoProgress)
+        .create(
+            &*source,
+            "rocksdb",
+            &scope,
+            Some(StoreKind::KeyValue),
+            &upload,
+            &NoProgress,
+        )
         .map_err(err)?;
     drop(source);
     let location = StoreLocation::new(STORE, root.join("fresh").join(STORE));
     let started = Instant::now();
     let (manifest, restored) = store
-        .restore(&scope, &full.manifest.id, &*backend, &location, &root.join("download"), &NoProgress)
+        .restore(
+            &scope,
+            &full.manifest.id,
+            &*backend,
+            &location,
+            &root.join("download"),
+            &NoProgress,
+        )
         .map_err(err)?;
     let download_seconds = started.elapsed().as_secs_f64();
     let bytes: u64 = manifest.files.iter().map(|f| f.size).sum();
@@ -417,7 +448,12 @@ pub(crate) fn run(brokers: Option<&str>) -> Result<(), String> {
         .map_err(|e| format!("making a scratch directory in {}: {e}", parent.display()))?;
     let root = scratch.path();
     if std::env::var("RB_LOCAL_ONLY").is_ok_and(|v| v == "1") {
-        eprintln!("restore-big (local phases only): {} keys of {} bytes in {}", sizes.keys, sizes.value_bytes, root.display());
+        eprintln!(
+            "restore-big (local phases only): {} keys of {} bytes in {}",
+            sizes.keys,
+            sizes.value_bytes,
+            root.display()
+        );
         return local_only(&sizes, root);
     }
     let _tansu;

@@ -76,6 +76,11 @@ pub struct Listening {
     pub addr: SocketAddr,
 }
 
+/// Buckets of the snapshot histograms (taking one, restoring one), in
+/// seconds: from a small partition on a local disk to a large one over a
+/// network.
+const SNAPSHOT_BUCKETS: &[f64] = &[0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0];
+
 /// The Prometheus recorder of this process, installed as the `metrics`
 /// facade's global recorder on first use (there is one per process).
 pub(crate) fn prometheus() -> Result<PrometheusHandle> {
@@ -87,6 +92,18 @@ pub(crate) fn prometheus() -> Result<PrometheusHandle> {
                     Matcher::Full(state_manager::metrics::CHECKPOINT_STAGE_SECONDS.to_owned()),
                     STAGE_BUCKETS,
                 )
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(state_manager::metrics::SNAPSHOT_SECONDS.to_owned()),
+                        SNAPSHOT_BUCKETS,
+                    )
+                })
+                .and_then(|b| {
+                    b.set_buckets_for_metric(
+                        Matcher::Full(state_manager::metrics::SNAPSHOT_RESTORE_SECONDS.to_owned()),
+                        SNAPSHOT_BUCKETS,
+                    )
+                })
                 .and_then(|b| b.install_recorder())
                 .map_err(|e| e.to_string())?;
             describe_metrics();

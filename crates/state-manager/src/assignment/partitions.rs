@@ -16,10 +16,12 @@ use super::restorer::LazyRestorer;
 use super::standby::{StandbyReport, Standbys};
 use crate::config::ManagerConfig;
 use crate::error::{ManagerError, Result};
+use crate::events::{Events, ManagerEvent};
 use crate::healing::{self, Damage, Healer};
 use crate::reader::Readers;
 use crate::registry::OpenedPartition;
 use crate::registry::Registry;
+use crate::snapshots::{BootstrapJob, Bootstrapped, Bootstraps};
 
 /// Receives recovery progress.
 type ProgressListener = Box<dyn FnMut(&RecoveryProgress) + Send>;
@@ -36,10 +38,13 @@ enum Role {
 
 /// What taking over a source partition restores: each store with a
 /// changelog, its changelog partition and the store partition opened for
-/// it (`None`: a standby's, promoted in place).
+/// it (`None`: a standby's, promoted in place); and the stores without
+/// local state that start from a snapshot (`None`: their job already
+/// runs, from an earlier assignment).
 struct Takeover {
     offsets: BTreeMap<String, i64>,
     restores: Vec<(usize, TopicPartition, Option<OpenedPartition>)>,
+    bootstraps: Vec<(usize, Option<BootstrapJob>)>,
 }
 
 /// The source partitions assigned here and the standby replicas kept
@@ -63,6 +68,11 @@ pub(crate) struct Assignments {
     rebuilt: BTreeSet<(TopicPartition, usize)>,
     /// Partitions paused after a full disk until their state is reloaded.
     reloads: Reloads,
+    /// Restores of partitions without local state from snapshots
+    /// ([`crate::SnapshotSettings`]), before their changelog tails.
+    bootstraps: Bootstraps,
+    /// Where snapshot restores are reported.
+    events: Events,
 }
 
 impl Assignments {
@@ -78,7 +88,21 @@ impl Assignments {
             healer: Healer::new(config),
             rebuilt: BTreeSet::new(),
             reloads: Reloads::default(),
+            bootstraps: Bootstraps::new(
+                config.snapshots.as_ref(),
+                kafka,
+                &config.recovery,
+                &config.group_id,
+                config.state_dir.join(&config.group_id),
+                config.kafka_timeout,
+            ),
+            events: Events::default(),
         }
+    }
+
+    /// Reports snapshot restores to `events`.
+    pub(crate) fn set_events(&mut self, events: Events) {
+        self.events = events;
     }
 
     /// Receives recovery progress.
@@ -195,7 +219,7 @@ impl Assignments {
             }
         }
         for (tp, takeover) in opened {
-            let role = self.start_restores(takeover)?;
+            let role = self.start_restores(takeover, registry)?;
             tracing::info!(
                 stream = tp.topic(),
                 partition = tp.partition(),
@@ -238,7 +262,16 @@ impl Assignments {
         }
         let was_standby = self.standbys.promote(tp);
         let mut restores = Vec::new();
+        let mut bootstraps = Vec::new();
         for id in registry.ids_of(tp.topic()) {
+            if self.bootstraps.running((id, p)) {
+                // Restoring from a snapshot (revoked meanwhile and back, or
+                // a standby's): that restore goes on, then this partition's
+                // (the partition must not open before).
+                self.bootstraps.set_wanted((id, p), true);
+                bootstraps.push((id, None));
+                continue;
+            }
             let store = registry.get_mut(id);
             let opened = match self.healer.open(store, p) {
                 Ok(opened) => opened,
@@ -248,17 +281,47 @@ impl Assignments {
                 }
             };
             let Some(topic) = store.changelog_topic() else { continue };
+            if !was_standby {
+                if let Some(job) = self.bootstraps.job_for(id, store, p, opened.partition.as_ref()) {
+                    drop(opened);
+                    if let Err(e) = store.release(p) {
+                        close(tp, "active", registry)?;
+                        return Err(e);
+                    }
+                    bootstraps.push((id, Some(job)));
+                    continue;
+                }
+            }
             let changelog = TopicPartition::new(topic, tp.partition());
             restores.push((id, changelog, (!was_standby).then_some(opened)));
         }
-        Ok(Takeover { offsets, restores })
+        Ok(Takeover {
+            offsets,
+            restores,
+            bootstraps,
+        })
     }
 
     /// Starts the restores of a source partition whose stores are open
     /// (promotes its standbys); the role it starts in.
-    fn start_restores(&mut self, takeover: Takeover) -> Result<Role> {
-        let Takeover { offsets, restores } = takeover;
+    fn start_restores(&mut self, takeover: Takeover, registry: &mut Registry) -> Result<Role> {
+        let Takeover {
+            offsets,
+            restores,
+            bootstraps,
+        } = takeover;
         let mut waiting = BTreeSet::new();
+        for (id, job) in bootstraps {
+            if let Some(job) = job {
+                let partition = job.partition;
+                if !self.bootstraps.start(job) {
+                    // No thread for it: the whole changelog, as without
+                    // snapshots.
+                    self.restore_store(id, partition, &offsets, registry)?;
+                }
+            }
+            waiting.insert(id);
+        }
         for (id, changelog, opened) in restores {
             match opened {
                 None => self.restorer.get()?.promote(changelog, offsets.clone())?,
@@ -277,6 +340,78 @@ impl Assignments {
         } else {
             Role::Restoring(waiting)
         })
+    }
+
+    /// Opens partition `partition` of store `id` and restores it from its
+    /// changelog, from the offset it stores on, judged by `offsets`.
+    fn restore_store(
+        &mut self,
+        id: usize,
+        partition: u32,
+        offsets: &BTreeMap<String, i64>,
+        registry: &mut Registry,
+    ) -> Result<()> {
+        let store = registry.get_mut(id);
+        let opened = self.healer.open(store, partition)?;
+        let Some(topic) = store.changelog_topic() else {
+            return Ok(());
+        };
+        self.restorer.get()?.restore(RestoreRequest {
+            partition: opened.partition,
+            changelog: TopicPartition::new(topic, partition as i32),
+            committed_offsets: offsets.clone(),
+            location: opened.location,
+            replay_check: Some(opened.replay_check),
+        })?;
+        Ok(())
+    }
+
+    /// Hands the partitions whose snapshot restore finished (with or
+    /// without a snapshot) to the restorer, which replays their changelogs
+    /// from the offset they now store on. Those revoked meanwhile keep
+    /// what was restored as local state.
+    fn finish_bootstraps(&mut self, registry: &mut Registry) -> Result<()> {
+        let mut first_error = None;
+        for ((id, p), report) in self.bootstraps.finished() {
+            let tp = TopicPartition::of_store(registry.get(id).stream(), p);
+            let active = matches!(self.assigned.get(&tp), Some(Role::Restoring(w)) if w.contains(&id));
+            let standby = !active && self.standbys.contains(&tp);
+            if !active && !standby {
+                continue;
+            }
+            if let Bootstrapped::Snapshot { id: snapshot, offset } = report.outcome {
+                let store = registry.get(id);
+                self.events.emit(ManagerEvent::RestoredFromSnapshot {
+                    store: store.name().to_owned(),
+                    stream: store.stream().to_owned(),
+                    partition: p,
+                    snapshot,
+                    changelog_offset: offset,
+                    bytes: report.bytes,
+                    took: report.took,
+                });
+            }
+            if active {
+                let mut offsets = BTreeMap::new();
+                if let Some(c) = self.resume_at.get(&tp) {
+                    offsets.insert(tp.topic().to_owned(), *c);
+                }
+                if let Err(e) = self.restore_store(id, p, &offsets, registry) {
+                    tracing::error!(stream = tp.topic(), partition = p, error = %e, "restoring after a snapshot failed");
+                    first_error.get_or_insert(e);
+                }
+            } else if let Err(e) = self.standbys.tail(&tp, id, registry, &mut self.restorer, &self.healer) {
+                // A standby is an optimisation: drop it, as any failed one.
+                tracing::warn!(stream = tp.topic(), partition = p, error = %e, "standby replica failed after its snapshot; dropping it");
+                if let Err(e) = self.standbys.stop(&tp, registry, &self.restorer) {
+                    first_error.get_or_insert(e);
+                }
+            }
+        }
+        match first_error {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Makes `tp` ready: processing may use its stores and readers may read
@@ -307,6 +442,13 @@ impl Assignments {
         for id in &ids {
             registry.get_mut(*id).deactivate(tp.store_partition());
         }
+        let mut bootstrapping = false;
+        for id in &ids {
+            if self.bootstraps.running((*id, tp.store_partition())) {
+                self.bootstraps.set_wanted((*id, tp.store_partition()), false);
+                bootstrapping = true;
+            }
+        }
         if let (Role::Restoring(_), Some(r)) = (role, self.restorer.running()) {
             let changelogs = registry.changelogs_of(tp);
             for (cl, res) in r.release(changelogs)? {
@@ -315,7 +457,7 @@ impl Assignments {
                 }
             }
         }
-        if self.standbys.keeps(tp, registry) {
+        if self.standbys.keeps(tp, registry) && !bootstrapping {
             self.start_standby(tp, registry)?;
         } else {
             close(tp, "active", registry)?;
@@ -329,7 +471,19 @@ impl Assignments {
         if self.assigned.contains_key(tp) {
             return Ok(());
         }
-        self.standbys.start(tp, registry, &mut self.restorer, &self.healer)
+        // A snapshot restore given up by a revocation still writes the
+        // partition's directory: no standby opens it before it ends (the
+        // standbys are tended again later).
+        let p = tp.store_partition();
+        if registry
+            .ids_of(tp.topic())
+            .into_iter()
+            .any(|id| self.bootstraps.running((id, p)))
+        {
+            return Ok(());
+        }
+        self.standbys
+            .start(tp, registry, &mut self.restorer, &self.healer, &mut self.bootstraps)
     }
 
     /// Handles what the restorer reported: progress to the listener,
@@ -341,12 +495,13 @@ impl Assignments {
         registry: &mut Registry,
         readers: &Readers,
     ) -> Result<()> {
+        let bootstrapped = self.finish_bootstraps(registry);
         let Some(r) = self.restorer.running() else {
-            return Ok(());
+            return bootstrapped;
         };
         let events = r.events();
+        let mut first_error = bootstrapped.err();
         let mut ready = Vec::new();
-        let mut first_error = None;
         for event in events {
             match event {
                 RestoreEvent::Progress(p) => {
@@ -652,6 +807,18 @@ impl Assignments {
         let Some(topic) = store.changelog_topic() else {
             return Ok(());
         };
+        if let Some(job) = self.bootstraps.job_for(id, store, p, opened.partition.as_ref()) {
+            drop(opened);
+            store.release(p)?;
+            if self.bootstraps.start(job) {
+                return Ok(());
+            }
+            let mut offsets = BTreeMap::new();
+            if let Some(c) = self.resume_at.get(tp) {
+                offsets.insert(tp.topic().to_owned(), *c);
+            }
+            return self.restore_store(id, p, &offsets, registry);
+        }
         let changelog = TopicPartition::new(topic, tp.partition());
         let mut offsets = BTreeMap::new();
         if let Some(c) = self.resume_at.get(tp) {

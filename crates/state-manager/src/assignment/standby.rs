@@ -14,6 +14,7 @@ use crate::config::StandbyPolicy;
 use crate::error::Result;
 use crate::healing::Healer;
 use crate::registry::Registry;
+use crate::snapshots::Bootstraps;
 
 /// How long the partition list of every stream (for
 /// [`StandbyPolicy::AllPartitions`]) is reused before it is read again.
@@ -89,12 +90,17 @@ impl Standbys {
     /// Starts a standby replica of `tp` (its store partitions open, its
     /// changelogs tailed). Stores without a changelog have nothing to tail
     /// and stay closed.
+    ///
+    /// A store partition without local state starts from a snapshot first
+    /// when `bootstraps` restores from them: [`Standbys::tail`] starts its
+    /// tailing once that restore finished.
     pub(super) fn start(
         &mut self,
         tp: &TopicPartition,
         registry: &mut Registry,
         restorer: &mut LazyRestorer,
         healer: &Healer,
+        bootstraps: &mut Bootstraps,
     ) -> Result<()> {
         if self.kept.contains_key(tp) {
             return Ok(());
@@ -102,19 +108,19 @@ impl Standbys {
         let p = tp.store_partition();
         for id in registry.ids_of(tp.topic()) {
             let store = registry.get_mut(id);
-            let Some(topic) = store.changelog_topic() else {
+            if store.changelog_topic().is_none() {
                 store.release(p)?;
                 continue;
-            };
-            let changelog = TopicPartition::new(topic, tp.partition());
+            }
             let opened = healer.open(store, p)?;
-            restorer.get()?.standby(StandbyRequest {
-                partition: opened.partition,
-                changelog,
-                source: tp.clone(),
-                location: opened.location,
-                replay_check: Some(opened.replay_check),
-            })?;
+            if let Some(job) = bootstraps.job_for(id, store, p, opened.partition.as_ref()) {
+                drop(opened);
+                store.release(p)?;
+                if bootstraps.start(job) {
+                    continue;
+                }
+            }
+            self.tail(tp, id, registry, restorer, healer)?;
         }
         self.kept.insert(tp.clone(), Instant::now());
         tracing::info!(
@@ -122,6 +128,32 @@ impl Standbys {
             partition = tp.partition(),
             "standby replica started"
         );
+        Ok(())
+    }
+
+    /// Opens partition `tp` of store `id` (if it is not open) and tails
+    /// its changelog as a standby.
+    pub(super) fn tail(
+        &self,
+        tp: &TopicPartition,
+        id: usize,
+        registry: &mut Registry,
+        restorer: &mut LazyRestorer,
+        healer: &Healer,
+    ) -> Result<()> {
+        let store = registry.get_mut(id);
+        let Some(topic) = store.changelog_topic() else {
+            return Ok(());
+        };
+        let changelog = TopicPartition::new(topic, tp.partition());
+        let opened = healer.open(store, tp.store_partition())?;
+        restorer.get()?.standby(StandbyRequest {
+            partition: opened.partition,
+            changelog,
+            source: tp.clone(),
+            location: opened.location,
+            replay_check: Some(opened.replay_check),
+        })?;
         Ok(())
     }
 

@@ -120,6 +120,11 @@ impl Checkpointer {
         }
     }
 
+    /// Where its events go (shared with whoever else reports them).
+    pub(crate) fn events(&self) -> Events {
+        self.events.clone()
+    }
+
     /// Receives every stage a checkpoint passes.
     pub(crate) fn set_observer(&mut self, f: impl FnMut(CheckpointStage) + Send + 'static) {
         self.observer = Some(Box::new(f));

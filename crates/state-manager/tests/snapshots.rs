@@ -1,0 +1,587 @@
+//! Snapshots with the manager, on the mock cluster under exactly-once (and
+//! the main case under at-least-once):
+//! member A counts the first input and takes snapshots in the background
+//! after its checkpoints; member B, on A's state, counts a second input
+//! (the changelog's tail after the snapshots); member C starts on an empty
+//! directory and must restore from the newest usable snapshot plus that
+//! tail only, with exact counts. Damaged snapshots (a corrupt file, an
+//! unreadable manifest, an offset past the changelog's end) are skipped
+//! for older ones, and with none usable the whole changelog is replayed.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::ClientConfig;
+use state_fjall::{FjallBackend, FjallOptions};
+use state_manager::state_snapshot::{Manifest, Retention, SnapshotScope, SnapshotStore, StoreOptions};
+use state_manager::{
+    Backend, ManagerConfig, ManagerEvent, ProcessingGuarantee, RocksDbBackend, RocksDbOptions, SnapshotSettings,
+    StandbyPolicy, StateStoreManager, WriteBehindConfig,
+};
+use test_support::counting::*;
+use test_support::metrics::Counters;
+
+const EOS: ProcessingGuarantee = ProcessingGuarantee::ExactlyOnce;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Engine {
+    RocksDb,
+    Fjall,
+    /// RocksDB behind the store's write-behind cache.
+    RocksDbWriteBehind,
+}
+
+impl Engine {
+    fn backend(self) -> Arc<dyn Backend> {
+        match self {
+            Engine::RocksDb | Engine::RocksDbWriteBehind => RocksDbBackend::shared(RocksDbOptions::default()),
+            Engine::Fjall => FjallBackend::shared(FjallOptions::default()),
+        }
+    }
+}
+
+/// Member `name` on `engine` with its state in `state` and `snapshots`.
+fn join(
+    bootstrap: &str,
+    guarantee: ProcessingGuarantee,
+    name: &str,
+    state: tempfile::TempDir,
+    engine: Engine,
+    snapshots: SnapshotSettings,
+) -> Member {
+    member_with_spec(
+        bootstrap,
+        guarantee,
+        name,
+        "cooperative-sticky",
+        Fate::Survives,
+        state,
+        |c| {
+            c.backend = engine.backend();
+            c.snapshots = Some(snapshots);
+        },
+        |spec| match engine {
+            Engine::RocksDbWriteBehind => spec.write_behind(WriteBehindConfig::default()),
+            _ => spec,
+        },
+    )
+}
+
+fn store(dir: &Path) -> SnapshotStore {
+    SnapshotStore::open(&format!("file://{}", dir.display()), &StoreOptions::new())
+        .unwrap()
+        .with_retention(Retention {
+            keep_newest: 10,
+            ..Retention::default()
+        })
+}
+
+/// Snapshots in `dir`, taken after every checkpoint that moved a partition.
+fn taking(dir: &Path) -> SnapshotSettings {
+    SnapshotSettings::new(store(dir)).every_records(Some(1)).every(None)
+}
+
+/// Snapshots in `dir`, used for restores only.
+fn restoring(dir: &Path) -> SnapshotSettings {
+    SnapshotSettings::new(store(dir)).restore_only()
+}
+
+fn scope(p: u32) -> SnapshotScope {
+    SnapshotScope::new(CHANGELOG, p).unwrap()
+}
+
+/// Partition `p`'s readable manifests, oldest first.
+fn manifests(snapshots: &Path, p: u32) -> Vec<Manifest> {
+    store(snapshots)
+        .list(&scope(p))
+        .unwrap()
+        .into_iter()
+        .filter_map(|l| l.manifest.ok())
+        .collect()
+}
+
+/// The object of manifest `id` of partition `p`.
+fn manifest_file(snapshots: &Path, p: u32, id: &str) -> PathBuf {
+    snapshots
+        .join(CHANGELOG)
+        .join(p.to_string())
+        .join("manifests")
+        .join(format!("{id}.json"))
+}
+
+/// The object of a snapshot file with checksum `sum` (hex) and `size`.
+fn object_file(snapshots: &Path, p: u32, sum: &str, size: u64) -> PathBuf {
+    snapshots
+        .join(CHANGELOG)
+        .join(p.to_string())
+        .join("files")
+        .join(format!("{sum}-{size}"))
+}
+
+/// The changelog's (low, high) watermarks of partition `p`.
+fn watermarks(bootstrap: &str, p: u32) -> (i64, i64) {
+    let c: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("isolation.level", "read_committed")
+        .create()
+        .unwrap();
+    c.fetch_watermarks(CHANGELOG, p as i32, Duration::from_secs(10))
+        .unwrap()
+}
+
+/// Runs a member to the end of the input, commits, closes it cleanly
+/// (waiting for its snapshots) and returns its state directory.
+fn run_and_close(mut m: Member) -> tempfile::TempDir {
+    finish(&mut m);
+    let dir = std::mem::replace(&mut m.dir, tempfile::tempdir().unwrap());
+    let Member { consumer, manager, .. } = m;
+    StateStoreManager::close(&manager, consumer).expect("a clean close");
+    drop(manager);
+    dir
+}
+
+/// The state after phases A and B: the cluster, both inputs' counts, the
+/// snapshot store.
+struct Prepared {
+    guarantee: ProcessingGuarantee,
+    cluster: test_support::kafka::Cluster,
+    want: BTreeMap<String, u64>,
+    snapshots: tempfile::TempDir,
+    /// B's state directory (up to date).
+    state: tempfile::TempDir,
+}
+
+/// A counts the input taking snapshots (again on its own state, with more
+/// input, until every partition has at least `min_snapshots`); B, on A's
+/// state, counts one more input without taking any (the changelog's tail).
+fn prepare(engine: Engine, min_snapshots: usize) -> Prepared {
+    prepare_with(engine, EOS, min_snapshots)
+}
+
+/// [`prepare`] under `guarantee`.
+fn prepare_with(engine: Engine, guarantee: ProcessingGuarantee, min_snapshots: usize) -> Prepared {
+    let cluster = cluster();
+    let bootstrap = cluster.bootstrap_servers();
+    let snapshots = tempfile::tempdir().unwrap();
+    let mut want: BTreeMap<String, u64> = BTreeMap::new();
+    let mut add = |input: BTreeMap<String, u64>| {
+        for (k, n) in input {
+            *want.entry(k).or_default() += n;
+        }
+    };
+    let mut state = tempfile::tempdir().unwrap();
+    for round in 0.. {
+        add(produce_input(&cluster));
+        let a = join(&bootstrap, guarantee, "a", state, engine, taking(snapshots.path()));
+        state = run_and_close(a);
+        let fewest = (0..PARTITIONS as u32)
+            .map(|p| manifests(snapshots.path(), p).len())
+            .min()
+            .unwrap_or(0);
+        if fewest >= min_snapshots {
+            break;
+        }
+        assert!(
+            round < 5,
+            "partitions with fewer than {min_snapshots} snapshots after {round} rounds"
+        );
+    }
+    add(produce_input(&cluster));
+    let b = join(&bootstrap, guarantee, "b", state, engine, restoring(snapshots.path()));
+    let state = run_and_close(b);
+    Prepared {
+        guarantee,
+        cluster,
+        want,
+        snapshots,
+        state,
+    }
+}
+
+/// C starts on an empty directory with snapshots from `snapshots`; returns
+/// how many changelog offsets each partition's restore replayed, the
+/// counters of its metrics, and asserts exact counts.
+fn restore_fresh(engine: Engine, prepared: &Prepared) -> (BTreeMap<i32, u64>, Counters) {
+    restore_into(engine, prepared, tempfile::tempdir().unwrap())
+}
+
+/// [`restore_fresh`] with C's state in `state`.
+fn restore_into(engine: Engine, prepared: &Prepared, state: tempfile::TempDir) -> (BTreeMap<i32, u64>, Counters) {
+    let bootstrap = prepared.cluster.bootstrap_servers();
+    let counters = Counters::default();
+    let replayed = Arc::new(Mutex::new(BTreeMap::new()));
+    let mut c = join(
+        &bootstrap,
+        prepared.guarantee,
+        "c",
+        state,
+        engine,
+        restoring(prepared.snapshots.path()),
+    );
+    let seen = replayed.clone();
+    c.manager.lock().set_progress_listener(move |p| {
+        if p.finished {
+            seen.lock().insert(p.changelog.partition(), p.total);
+        }
+    });
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let sink = events.clone();
+    c.manager.lock().set_event_listener(move |e| {
+        if let ManagerEvent::RestoredFromSnapshot {
+            partition,
+            changelog_offset,
+            ..
+        } = e
+        {
+            sink.lock().push((*partition, *changelog_offset));
+        }
+    });
+    metrics::with_local_recorder(&counters, || finish(&mut c));
+    assert_eq!(counts(&c), prepared.want, "exact counts after the restore");
+    assert_eq!(c.processed, 0, "nothing left to process");
+    let events = events.lock().clone();
+    assert_eq!(
+        events.len() as u64,
+        counters.get(&format!(
+            "kafka_state_snapshot_restores_total,store=counts,stream={INPUT},result=restored"
+        )),
+        "one event per snapshot restore: {events:?}"
+    );
+    let replayed = replayed.lock().clone();
+    (replayed, counters)
+}
+
+fn restores(counters: &Counters, result: &str) -> u64 {
+    counters.get(&format!(
+        "kafka_state_snapshot_restores_total,store=counts,stream={INPUT},result={result}"
+    ))
+}
+
+fn skipped(counters: &Counters, reason: &str) -> u64 {
+    counters.get(&format!(
+        "kafka_state_snapshots_skipped_total,store=counts,stream={INPUT},reason={reason}"
+    ))
+}
+
+/// Which snapshot each partition should restore from: the changelog
+/// offsets its restore must replay, `high - (offset + 1)`, or the whole
+/// changelog without one.
+fn expect_tail(prepared: &Prepared, pick: impl Fn(&[Manifest]) -> Option<u64>) -> BTreeMap<i32, u64> {
+    let bootstrap = prepared.cluster.bootstrap_servers();
+    (0..PARTITIONS as u32)
+        .map(|p| {
+            let (low, high) = watermarks(&bootstrap, p);
+            let from = pick(&manifests(prepared.snapshots.path(), p)).map_or(low, |o| o as i64 + 1);
+            (p as i32, (high - from) as u64)
+        })
+        .collect()
+}
+
+fn newest_offset(m: &[Manifest]) -> Option<u64> {
+    m.last()?.changelog_offset
+}
+
+fn restores_from_the_newest_snapshot_and_replays_only_the_tail(engine: Engine, guarantee: ProcessingGuarantee) {
+    let prepared = prepare_with(engine, guarantee, 1);
+    let want = expect_tail(&prepared, newest_offset);
+    let full = expect_tail(&prepared, |_| None);
+    let (replayed, counters) = restore_fresh(engine, &prepared);
+    eprintln!("{engine:?}: replayed {replayed:?} of {full:?}");
+    assert_eq!(
+        replayed, want,
+        "each partition replays the changelog after its newest snapshot"
+    );
+    for p in 0..PARTITIONS {
+        assert!(replayed[&p] < full[&p], "partition {p}: less than a full replay");
+    }
+    assert_eq!(restores(&counters, "restored"), PARTITIONS as u64);
+    assert_eq!(restores(&counters, "none"), 0);
+}
+
+#[test]
+fn rocksdb_restores_from_the_newest_snapshot_and_replays_only_the_tail() {
+    restores_from_the_newest_snapshot_and_replays_only_the_tail(Engine::RocksDb, EOS);
+}
+
+/// The same under at-least-once (members that close cleanly: exact too).
+#[test]
+fn rocksdb_at_least_once_restores_from_the_newest_snapshot_and_replays_only_the_tail() {
+    restores_from_the_newest_snapshot_and_replays_only_the_tail(Engine::RocksDb, ProcessingGuarantee::AtLeastOnce);
+}
+
+/// The same with the store behind a write-behind cache (its snapshot
+/// flushes the cache first).
+#[test]
+fn write_behind_restores_from_the_newest_snapshot_and_replays_only_the_tail() {
+    restores_from_the_newest_snapshot_and_replays_only_the_tail(Engine::RocksDbWriteBehind, EOS);
+}
+
+#[test]
+fn fjall_restores_from_the_newest_snapshot_and_replays_only_the_tail() {
+    restores_from_the_newest_snapshot_and_replays_only_the_tail(Engine::Fjall, EOS);
+}
+
+#[test]
+fn a_corrupt_newest_snapshot_falls_back_to_an_older_one() {
+    let prepared = prepare(Engine::RocksDb, 2);
+    let dir = prepared.snapshots.path();
+    for p in 0..PARTITIONS as u32 {
+        let m = manifests(dir, p);
+        let (newest, older) = (&m[m.len() - 1], &m[m.len() - 2]);
+        // A file only the newest holds (files are shared between snapshots
+        // by content): damaging it leaves the older snapshot whole.
+        let only_newest = newest
+            .files
+            .iter()
+            .find(|f| f.size > 0 && !older.files.iter().any(|o| o.xxh3_128 == f.xxh3_128))
+            .expect("the newest snapshot has a file of its own");
+        let object = object_file(dir, p, &only_newest.xxh3_128, only_newest.size);
+        let mut bytes = std::fs::read(&object).unwrap();
+        let mid = bytes.len() / 2;
+        bytes[mid] ^= 0xff;
+        std::fs::write(&object, &bytes).unwrap();
+    }
+    let want = expect_tail(&prepared, |m| m[m.len() - 2].changelog_offset);
+    let (replayed, counters) = restore_fresh(Engine::RocksDb, &prepared);
+    assert_eq!(
+        replayed, want,
+        "each partition replays after its second newest snapshot"
+    );
+    assert_eq!(skipped(&counters, "corrupt"), PARTITIONS as u64);
+    assert_eq!(restores(&counters, "restored"), PARTITIONS as u64);
+}
+
+#[test]
+fn unreadable_manifests_everywhere_fall_back_to_a_full_replay() {
+    let prepared = prepare(Engine::RocksDb, 2);
+    let dir = prepared.snapshots.path();
+    let mut damaged = 0;
+    for p in 0..PARTITIONS as u32 {
+        for m in manifests(dir, p) {
+            let file = manifest_file(dir, p, &m.id);
+            let text = std::fs::read(&file).unwrap();
+            std::fs::write(&file, &text[..text.len() / 2]).unwrap();
+            damaged += 1;
+        }
+    }
+    let want = expect_tail(&prepared, |_| None);
+    let (replayed, counters) = restore_fresh(Engine::RocksDb, &prepared);
+    assert_eq!(replayed, want, "the whole changelog replayed");
+    assert_eq!(skipped(&counters, "bad_manifest"), damaged);
+    assert_eq!(restores(&counters, "none"), PARTITIONS as u64);
+    assert_eq!(restores(&counters, "restored"), 0);
+}
+
+#[test]
+fn a_snapshot_past_the_changelog_end_is_skipped() {
+    let prepared = prepare(Engine::RocksDb, 2);
+    let dir = prepared.snapshots.path();
+    for p in 0..PARTITIONS as u32 {
+        let m = manifests(dir, p);
+        let mut newest = m[m.len() - 1].clone();
+        newest.changelog_offset = Some(1_000_000_000);
+        std::fs::write(manifest_file(dir, p, &newest.id), newest.to_json()).unwrap();
+    }
+    let want = expect_tail(&prepared, |m| m[m.len() - 2].changelog_offset);
+    let (replayed, counters) = restore_fresh(Engine::RocksDb, &prepared);
+    assert_eq!(
+        replayed, want,
+        "each partition replays after its second newest snapshot"
+    );
+    assert_eq!(skipped(&counters, "past_end"), PARTITIONS as u64);
+    assert_eq!(restores(&counters, "restored"), PARTITIONS as u64);
+}
+
+/// A partition whose files are damaged is moved to quarantine by
+/// self-healing and, empty, restored from the newest snapshot plus the
+/// tail; the others keep their local state and replay nothing.
+#[test]
+fn a_partition_moved_to_quarantine_restores_from_a_snapshot() {
+    const DAMAGED: u32 = 1;
+    let mut prepared = prepare(Engine::RocksDb, 1);
+    let state = std::mem::replace(&mut prepared.state, tempfile::tempdir().unwrap());
+    let dir = state
+        .path()
+        .join(GROUP)
+        .join("counts")
+        .join(INPUT)
+        .join(DAMAGED.to_string());
+    let mut truncated = 0;
+    for e in std::fs::read_dir(&dir).unwrap() {
+        let path = e.unwrap().path();
+        if path.file_name().unwrap().to_string_lossy().starts_with("MANIFEST-") {
+            let len = std::fs::metadata(&path).unwrap().len();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .unwrap()
+                .set_len(len / 2)
+                .unwrap();
+            truncated += 1;
+        }
+    }
+    assert!(truncated > 0, "a RocksDB manifest to damage");
+    let tail = expect_tail(&prepared, newest_offset)[&(DAMAGED as i32)];
+    let (replayed, counters) = restore_into(Engine::RocksDb, &prepared, state);
+    for p in 0..PARTITIONS {
+        let want = if p == DAMAGED as i32 { tail } else { 0 };
+        assert_eq!(
+            replayed.get(&p).copied().unwrap_or(0),
+            want,
+            "partition {p}: {replayed:?}"
+        );
+    }
+    assert_eq!(
+        counters.get(&format!(
+            "kafka_state_partitions_rebuilt_total,store=counts,stream={INPUT},reason=corrupt"
+        )),
+        1
+    );
+    assert_eq!(restores(&counters, "restored"), 1);
+}
+
+/// Without a snapshot store configured nothing changes: a fresh member
+/// replays the whole changelog (and [`ManagerConfig`] has no snapshots by
+/// default).
+#[test]
+fn snapshots_are_off_by_default() {
+    let config = ManagerConfig::new("g", "/tmp/unused");
+    assert!(config.snapshots.is_none());
+}
+
+/// Snapshots are taken in the background after checkpoints, counted in
+/// the metrics, and retention keeps the newest two of each partition
+/// (files no manifest references are kept for the grace period: an upload
+/// may be using them; state-snapshot's own tests delete them after it).
+#[test]
+fn background_snapshots_are_taken_counted_and_pruned() {
+    let cluster = cluster();
+    let bootstrap = cluster.bootstrap_servers();
+    let snapshots = tempfile::tempdir().unwrap();
+    produce_input(&cluster);
+    let counters = Counters::default();
+    let keep_two = || {
+        let store = SnapshotStore::open(&format!("file://{}", snapshots.path().display()), &StoreOptions::new())
+            .unwrap()
+            .with_retention(Retention {
+                keep_newest: 2,
+                ..Retention::default()
+            });
+        SnapshotSettings::new(store).every_records(Some(1)).every(None)
+    };
+    let a = member_with(
+        &bootstrap,
+        EOS,
+        "a",
+        "cooperative-sticky",
+        Fate::Survives,
+        tempfile::tempdir().unwrap(),
+        |c| {
+            c.snapshots = Some(keep_two());
+        },
+    );
+    let state = metrics::with_local_recorder(&counters, || run_and_close(a));
+    let taken = counters.get(&format!(
+        "kafka_state_snapshots_taken_total,store=counts,stream={INPUT},result=ok"
+    ));
+    assert!(
+        taken >= PARTITIONS as u64,
+        "at least one snapshot per partition: {taken}"
+    );
+    assert_eq!(
+        counters.get(&format!(
+            "kafka_state_snapshots_taken_total,store=counts,stream={INPUT},result=failed"
+        )),
+        0
+    );
+    assert!(
+        counters.get(&format!(
+            "kafka_state_snapshot_uploaded_bytes_total,store=counts,stream={INPUT}"
+        )) > 0
+    );
+    let local = RocksDbBackend::shared(RocksDbOptions::default());
+    for p in 0..PARTITIONS as u32 {
+        let kept = manifests(snapshots.path(), p);
+        assert!(
+            (1..=2).contains(&kept.len()),
+            "partition {p}: {} snapshots kept",
+            kept.len()
+        );
+        // The newest snapshot is not past what the partition holds.
+        let location = state_core::StoreLocation::new("counts", state.path().join(GROUP).join("counts").join(INPUT));
+        let partition = local.open_partition(&location, p).unwrap();
+        let stored = partition.changelog_offset().unwrap();
+        assert!(kept.last().unwrap().changelog_offset <= stored, "partition {p}");
+    }
+}
+
+/// A standby replica whose store partition has no local state starts from
+/// a snapshot too, then tails the changelog: D joins C's group on an empty
+/// directory keeping standbys of every partition; those of C's partitions
+/// come from snapshots (events on D for partitions D does not own) and
+/// catch up with the changelog.
+#[test]
+fn standbys_without_local_state_start_from_a_snapshot() {
+    let prepared = prepare(Engine::RocksDb, 1);
+    let bootstrap = prepared.cluster.bootstrap_servers();
+    let dir = prepared.snapshots.path();
+    let mut c = join(
+        &bootstrap,
+        EOS,
+        "c",
+        tempfile::tempdir().unwrap(),
+        Engine::RocksDb,
+        restoring(dir),
+    );
+    own_all(&mut c);
+    let restored_on_d = Arc::new(Mutex::new(BTreeSet::new()));
+    let sink = restored_on_d.clone();
+    let mut d = member_with(
+        &bootstrap,
+        EOS,
+        "d",
+        "cooperative-sticky",
+        Fate::Survives,
+        tempfile::tempdir().unwrap(),
+        |c| {
+            c.snapshots = Some(restoring(dir));
+            c.standby = StandbyPolicy::AllPartitions;
+        },
+    );
+    d.manager.lock().set_event_listener(move |e| {
+        if let ManagerEvent::RestoredFromSnapshot { partition, .. } = e {
+            sink.lock().insert(*partition);
+        }
+    });
+    settle(&mut c, &mut d);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        step(&mut c, 1);
+        step(&mut d, 1);
+        let owned: BTreeSet<u32> = d.ready_partitions().into_iter().map(|p| p as u32).collect();
+        let report = d.manager.lock().standby_report();
+        let standbys: BTreeSet<u32> = report
+            .iter()
+            .filter(|r| r.lag == 0 && r.applied_offset.is_some())
+            .map(|r| r.partition)
+            .collect();
+        let others: BTreeSet<u32> = (0..PARTITIONS as u32).filter(|p| !owned.contains(p)).collect();
+        let from_snapshots = restored_on_d.lock().clone();
+        if !others.is_empty() && others.is_subset(&standbys) && others.is_subset(&from_snapshots) {
+            // Each caught-up standby holds at least its snapshot's offset.
+            for r in report.iter().filter(|r| others.contains(&r.partition)) {
+                let newest = newest_offset(&manifests(dir, r.partition));
+                assert!(r.applied_offset >= newest, "{r:?}");
+            }
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "D's standbys of {others:?} did not start from snapshots and catch up: {report:?}, from snapshots {from_snapshots:?}"
+        );
+    }
+}
