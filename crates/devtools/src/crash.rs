@@ -515,6 +515,15 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut during_restore = 0u32;
     let mut damages = damage::DamageCounts::default();
     let mut damage_found = 0u32;
+    // Every quarantine entry seen after a run (a state deletion removes
+    // the folder with the rest; entry names are unique).
+    let mut quarantined = BTreeSet::new();
+    let quarantine_dir = state.join(GROUP).join(".quarantine");
+    let note_quarantined = |seen: &mut BTreeSet<std::ffi::OsString>| {
+        if let Ok(read) = std::fs::read_dir(&quarantine_dir) {
+            seen.extend(read.filter_map(Result::ok).map(|e| e.file_name()));
+        }
+    };
     let store_dir = state.join(GROUP).join("counts").join(INPUT);
     let mut corrupt = |rng: &mut Rng, runs: u32| -> Result<(), String> {
         if !s.corrupt {
@@ -566,6 +575,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             }
             RunEnd::Finished(_) => {}
         }
+        note_quarantined(&mut quarantined);
         eprint!("\rruns {runs}, kills {kills}/{}", s.kills);
         let _ = std::io::stderr().flush();
     }
@@ -589,6 +599,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         RunEnd::Finished(c) => c,
         RunEnd::Crashed { .. } => return Err("the final run crashed without a crash point".into()),
     };
+    note_quarantined(&mut quarantined);
     let output = read_output(&broker.bootstrap, s.partitions)?;
     let (mismatches, duplicates) = check(&model, &counts, &output);
     let records: u64 = model.values().sum();
@@ -619,10 +630,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             println!("{line}");
         }
         println!("damage found by a read while processing: {damage_found}");
-        println!(
-            "quarantined partition directories kept: {}",
-            std::fs::read_dir(state.join(GROUP).join(".quarantine")).map_or(0, |r| r.count())
-        );
+        println!("partitions quarantined and rebuilt: {}", quarantined.len());
     }
     if s.write_behind {
         println!("kills between a changelog commit and the deferred local flush: {deferred}");

@@ -282,14 +282,24 @@ fn rebuilt_after_a_read(engine: Engine, damage: impl FnOnce(&Path)) {
     });
     let mut during_rebuild = 0usize;
     let mut rebuilt = false;
+    let mut ready_before_rebuild = false;
+    let mut third = BTreeMap::new();
     metrics::with_local_recorder(&counters, || {
         let deadline = Instant::now() + Duration::from_secs(90);
         loop {
             let seen = b.step(1).unwrap_or_else(|e| panic!("member error: {e} ({e:?})"));
             let mgr = b.manager.lock();
             let rebuilding = mgr.is_assigned(INPUT, DAMAGED) && !mgr.is_ready(INPUT, DAMAGED);
+            if mgr.is_ready(INPUT, DAMAGED) && counters.get(&rebuilt_metric("corrupt")) == 0 {
+                ready_before_rebuild = true;
+            }
             drop(mgr);
             if rebuilding && counters.get(&rebuilt_metric("corrupt")) == 1 {
+                if !rebuilt {
+                    // Input for the other partitions to process while this
+                    // one is rebuilt (the second may be done by now).
+                    third = produce_input(&cluster);
+                }
                 rebuilt = true;
                 assert!(
                     !seen.contains(&(DAMAGED as i32)),
@@ -306,10 +316,17 @@ fn rebuilt_after_a_read(engine: Engine, damage: impl FnOnce(&Path)) {
     });
     eprintln!("{engine:?}: {during_rebuild} records of the other partitions processed during the rebuild");
     assert!(
+        ready_before_rebuild,
+        "the partition opened and restored: the damage was found by a read while processing"
+    );
+    assert!(
         during_rebuild > 0,
         "the other partitions were processed during the rebuild"
     );
-    let want: BTreeMap<String, u64> = first.iter().map(|(k, n)| (k.clone(), n + second[k])).collect();
+    let want: BTreeMap<String, u64> = first
+        .iter()
+        .map(|(k, n)| (k.clone(), n + second[k] + third.get(k).copied().unwrap_or(0)))
+        .collect();
     assert_eq!(counts(&b), want, "exact counts after the rebuild");
     assert_eq!(counters.get(&rebuilt_metric("corrupt")), 1, "one rebuild counted");
     let quarantined: Vec<PathBuf> = std::fs::read_dir(state_path.join(GROUP).join(".quarantine"))

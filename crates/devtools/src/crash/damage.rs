@@ -157,7 +157,12 @@ fn apply(rng: &mut Rng, kind: DamageKind, dir: &Path, backend: &str) -> Result<O
                 &is_log
             };
             let Some(file) = pick(rng, want) else { return Ok(None) };
-            let flipped = flip_bytes(rng, &file)?;
+            // Half the time within the file's first quarter: a table's
+            // data blocks come first, and damage there is found by a read
+            // while processing rather than by the open (which reads the
+            // index, filter and footer at the end).
+            let head_only = kind == DamageKind::FlipTable && rng.below(2) == 0;
+            let flipped = flip_bytes(rng, &file, head_only)?;
             Ok((flipped > 0).then(|| format!("{flipped} bytes of {}", file.display())))
         }
         DamageKind::DeleteTable => {
@@ -228,9 +233,9 @@ fn files(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Flips (inverts) 1 to 8 bytes of `file` at random places; returns how
-/// many (0 for an empty file).
-fn flip_bytes(rng: &mut Rng, file: &Path) -> Result<u64, String> {
+/// Flips (inverts) 1 to 8 bytes of `file` at random places (in its first
+/// quarter if `head_only`); returns how many (0 for an empty file).
+fn flip_bytes(rng: &mut Rng, file: &Path, head_only: bool) -> Result<u64, String> {
     let err = |e: std::io::Error| format!("damaging {}: {e}", file.display());
     let mut f = std::fs::OpenOptions::new()
         .read(true)
@@ -242,8 +247,9 @@ fn flip_bytes(rng: &mut Rng, file: &Path) -> Result<u64, String> {
         return Ok(0);
     }
     let n = 1 + rng.below(8);
+    let span = if head_only { (len / 4).max(1) } else { len };
     for _ in 0..n {
-        let at = rng.below(len);
+        let at = rng.below(span);
         let mut b = [0u8];
         f.seek(SeekFrom::Start(at)).map_err(err)?;
         f.read_exact(&mut b).map_err(err)?;
