@@ -57,6 +57,9 @@ struct Settings {
     /// Damage one partition of the killed member's state before each
     /// restart.
     corrupt: bool,
+    /// Only this kind of damage (`--corrupt-only KIND`, implies
+    /// `--corrupt`), to look at one kind.
+    corrupt_only: Option<damage::DamageKind>,
     /// Where the children write their tracing logs (`run-NNN.log` per run
     /// of the killed child, `peer-NN.log` per start of the peer), filtered
     /// by `CRASH_LOG` (default: debug for the state crates).
@@ -79,6 +82,7 @@ fn parse(args: &[String]) -> Result<Settings, String> {
         write_behind: false,
         kill_in_restore: false,
         corrupt: false,
+        corrupt_only: None,
         log_dir: None,
     };
     let mut it = args.iter();
@@ -98,6 +102,11 @@ fn parse(args: &[String]) -> Result<Settings, String> {
             "--write-behind" => s.write_behind = true,
             "--kill-in-restore" => s.kill_in_restore = true,
             "--corrupt" => s.corrupt = true,
+            "--corrupt-only" => {
+                let kind = it.next().ok_or("--corrupt-only needs a damage kind")?;
+                s.corrupt_only = Some(damage::DamageKind::parse(kind)?);
+                s.corrupt = true;
+            }
             "--log-dir" => s.log_dir = Some(it.next().ok_or("--log-dir needs a directory")?.into()),
             "--backend" => {
                 s.backend = match it.next().map(String::as_str) {
@@ -529,7 +538,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
         if !s.corrupt {
             return Ok(());
         }
-        let done = damage::damage_one(rng, &store_dir, &s.backend, &mut damages)?;
+        let done = damage::damage_one(rng, &store_dir, &s.backend, s.corrupt_only, &mut damages)?;
         if let (Some(what), Some(dir)) = (done, &s.log_dir) {
             append_line(
                 &dir.join(format!("run-{:03}.log", runs + 1)),

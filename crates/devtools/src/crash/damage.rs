@@ -34,7 +34,39 @@ pub(super) enum DamageKind {
     OffsetGarbled,
 }
 
+/// Every kind, in the order a kind whose file is missing falls back along.
+const KINDS: [DamageKind; 7] = [
+    DamageKind::FlipTable,
+    DamageKind::FlipLog,
+    DamageKind::DeleteTable,
+    DamageKind::TruncateManifest,
+    DamageKind::TruncateCurrent,
+    DamageKind::OffsetPastEnd,
+    DamageKind::OffsetGarbled,
+];
+
 impl DamageKind {
+    /// The kind named `name` on the command line (`--corrupt-only`).
+    pub(super) fn parse(name: &str) -> Result<DamageKind, String> {
+        KINDS.into_iter().find(|k| k.name() == name).ok_or_else(|| {
+            let names: Vec<&str> = KINDS.iter().map(|k| k.name()).collect();
+            format!("unknown damage kind {name:?} ({})", names.join(", "))
+        })
+    }
+
+    /// Its command-line name.
+    fn name(self) -> &'static str {
+        match self {
+            DamageKind::FlipTable => "flip-table",
+            DamageKind::FlipLog => "flip-log",
+            DamageKind::DeleteTable => "delete-table",
+            DamageKind::TruncateManifest => "truncate-manifest",
+            DamageKind::TruncateCurrent => "truncate-current",
+            DamageKind::OffsetPastEnd => "offset-past-end",
+            DamageKind::OffsetGarbled => "offset-garbled",
+        }
+    }
+
     /// How the report names it.
     pub(super) fn describe(self) -> &'static str {
         match self {
@@ -66,12 +98,14 @@ impl DamageCounts {
 }
 
 /// Damages one partition of the store `store_dir` (`<state>/<group>/<store>/<stream>`)
-/// of backend `backend` (`rocksdb` or `fjall`), if any partition is there;
-/// counts what was done in `counts` and returns a line saying what.
+/// of backend `backend` (`rocksdb` or `fjall`), if any partition is there,
+/// with a kind drawn from `rng` (`only`: always that one); counts what was
+/// done in `counts` and returns a line saying what.
 pub(super) fn damage_one(
     rng: &mut Rng,
     store_dir: &Path,
     backend: &str,
+    only: Option<DamageKind>,
     counts: &mut DamageCounts,
 ) -> Result<Option<String>, String> {
     let mut partitions: Vec<PathBuf> = match std::fs::read_dir(store_dir) {
@@ -92,21 +126,13 @@ pub(super) fn damage_one(
         return Ok(None);
     }
     let dir = &partitions[rng.index(partitions.len())];
-    let kinds = [
-        DamageKind::FlipTable,
-        DamageKind::FlipLog,
-        DamageKind::DeleteTable,
-        DamageKind::TruncateManifest,
-        DamageKind::TruncateCurrent,
-        DamageKind::OffsetPastEnd,
-        DamageKind::OffsetGarbled,
-    ];
-    let wanted = kinds[rng.index(kinds.len())];
+    let drawn = KINDS[rng.index(KINDS.len())];
+    let wanted = only.unwrap_or(drawn);
     // A kind whose file is not there (no table flushed yet, fjall has no
     // CURRENT) falls back to the next one that can be done.
-    let start = kinds.iter().position(|k| *k == wanted).unwrap_or(0);
-    for i in 0..kinds.len() {
-        let kind = kinds[(start + i) % kinds.len()];
+    let start = KINDS.iter().position(|k| *k == wanted).unwrap_or(0);
+    for i in 0..KINDS.len() {
+        let kind = KINDS[(start + i) % KINDS.len()];
         if let Some(what) = apply(rng, kind, dir, backend)? {
             *counts.0.entry(kind).or_default() += 1;
             return Ok(Some(format!("{}: {what}", kind.describe())));
@@ -156,12 +182,18 @@ fn apply(rng: &mut Rng, kind: DamageKind, dir: &Path, backend: &str) -> Result<O
             } else {
                 &is_log
             };
-            let Some(file) = pick(rng, want) else { return Ok(None) };
-            // Half the time within the file's first quarter: a table's
-            // data blocks come first, and damage there is found by a read
-            // while processing rather than by the open (which reads the
-            // index, filter and footer at the end).
+            // Half the time a table's first quarter, where its data blocks
+            // are: damage there is found by a read while processing rather
+            // than by the open (which reads the index, filter and footer at
+            // the end). Then the newest table of the data (not the
+            // metadata, which the open reads), whose values the reads want.
             let head_only = kind == DamageKind::FlipTable && rng.below(2) == 0;
+            let file = if head_only {
+                newest_data_table(dir, &is_table, fjall)
+            } else {
+                pick(rng, want)
+            };
+            let Some(file) = file else { return Ok(None) };
             let flipped = flip_bytes(rng, &file, head_only)?;
             Ok((flipped > 0).then(|| format!("{flipped} bytes of {}", file.display())))
         }
@@ -212,6 +244,24 @@ fn apply(rng: &mut Rng, kind: DamageKind, dir: &Path, backend: &str) -> Result<O
             Ok(Some(dir.display().to_string()))
         }
     }
+}
+
+/// The newest table file under partition `dir` that holds data rather than
+/// metadata: RocksDB's name their column family in their properties
+/// (`__metadata__`), fjall keeps its own in keyspace 0.
+fn newest_data_table(dir: &Path, is_table: &dyn Fn(&Path) -> bool, fjall: bool) -> Option<PathBuf> {
+    let metadata = state_core::cf::METADATA.as_bytes();
+    files(dir)
+        .into_iter()
+        .filter(|p| is_table(p))
+        .filter(|p| {
+            if fjall {
+                !p.components().any(|c| c.as_os_str() == "0")
+            } else {
+                std::fs::read(p).is_ok_and(|b| !b.windows(metadata.len()).any(|w| w == metadata))
+            }
+        })
+        .max_by_key(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
 }
 
 /// Every file under `dir`, recursively, sorted.
