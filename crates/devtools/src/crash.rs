@@ -11,6 +11,10 @@
 //! Sometimes the local state is deleted as well. A last run finishes the
 //! input, and the state and output are compared with a model.
 //!
+//! With `--corrupt`, before every restart one partition of the killed
+//! member's state is damaged on disk (see `damage`): the member must heal
+//! it (quarantine, rebuild from the changelog) and the counts stay exact.
+//!
 //! Seeded: `--seed` replays the same kills.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -26,9 +30,13 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::rng::Rng;
 
+mod damage;
+
 const INPUT: &str = "crash-input";
 const OUTPUT: &str = "crash-output";
 const CHANGELOG: &str = "changelog__crash-group--crash-input--counts";
+/// The children's consumer group (and state directory inside the state dir).
+const GROUP: &str = "crash-group";
 
 /// Harness settings.
 struct Settings {
@@ -46,6 +54,12 @@ struct Settings {
     write_behind: bool,
     /// Also kill the child as soon as it says a restore started.
     kill_in_restore: bool,
+    /// Damage one partition of the killed member's state before each
+    /// restart.
+    corrupt: bool,
+    /// Only this kind of damage (`--corrupt-only KIND`, implies
+    /// `--corrupt`), to look at one kind.
+    corrupt_only: Option<damage::DamageKind>,
     /// Where the children write their tracing logs (`run-NNN.log` per run
     /// of the killed child, `peer-NN.log` per start of the peer), filtered
     /// by `CRASH_LOG` (default: debug for the state crates).
@@ -67,6 +81,8 @@ fn parse(args: &[String]) -> Result<Settings, String> {
         standbys: false,
         write_behind: false,
         kill_in_restore: false,
+        corrupt: false,
+        corrupt_only: None,
         log_dir: None,
     };
     let mut it = args.iter();
@@ -85,6 +101,12 @@ fn parse(args: &[String]) -> Result<Settings, String> {
             "--standbys" => s.standbys = true,
             "--write-behind" => s.write_behind = true,
             "--kill-in-restore" => s.kill_in_restore = true,
+            "--corrupt" => s.corrupt = true,
+            "--corrupt-only" => {
+                let kind = it.next().ok_or("--corrupt-only needs a damage kind")?;
+                s.corrupt_only = Some(damage::DamageKind::parse(kind)?);
+                s.corrupt = true;
+            }
             "--log-dir" => s.log_dir = Some(it.next().ok_or("--log-dir needs a directory")?.into()),
             "--backend" => {
                 s.backend = match it.next().map(String::as_str) {
@@ -101,6 +123,9 @@ fn parse(args: &[String]) -> Result<Settings, String> {
             }
             other => return Err(format!("unknown argument {other:?}")),
         }
+    }
+    if s.corrupt && s.backend == "memory" {
+        return Err("--corrupt needs a backend with files (rocksdb, fjall)".into());
     }
     Ok(s)
 }
@@ -295,6 +320,7 @@ fn run_child(
     crash: &Crash,
     last: bool,
     run: u32,
+    damage_found: &mut u32,
 ) -> Result<RunEnd, String> {
     let mut cmd = child_command(bootstrap, state, s, &format!("run-{run:03}.log"))?;
     if last {
@@ -330,6 +356,8 @@ fn run_child(
             }
         } else if line == "ready" {
             restoring = false;
+        } else if line == "damage found" {
+            *damage_found += 1;
         } else if let Some(n) = line.strip_prefix("lag ") {
             if !killed {
                 lag = n.parse().unwrap_or(0);
@@ -494,6 +522,31 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let mut model = BTreeMap::new();
     let (mut runs, mut kills, mut deletions, mut deferred) = (0u32, 0u32, 0u32, 0u32);
     let mut during_restore = 0u32;
+    let mut damages = damage::DamageCounts::default();
+    let mut damage_found = 0u32;
+    // Every quarantine entry seen after a run (a state deletion removes
+    // the folder with the rest; entry names are unique).
+    let mut quarantined = BTreeSet::new();
+    let quarantine_dir = state.join(GROUP).join(".quarantine");
+    let note_quarantined = |seen: &mut BTreeSet<std::ffi::OsString>| {
+        if let Ok(read) = std::fs::read_dir(&quarantine_dir) {
+            seen.extend(read.filter_map(Result::ok).map(|e| e.file_name()));
+        }
+    };
+    let store_dir = state.join(GROUP).join("counts").join(INPUT);
+    let mut corrupt = |rng: &mut Rng, runs: u32| -> Result<(), String> {
+        if !s.corrupt {
+            return Ok(());
+        }
+        let done = damage::damage_one(rng, &store_dir, &s.backend, s.corrupt_only, &mut damages)?;
+        if let (Some(what), Some(dir)) = (done, &s.log_dir) {
+            append_line(
+                &dir.join(format!("run-{:03}.log", runs + 1)),
+                &format!("harness: damage {what}"),
+            )?;
+        }
+        Ok(())
+    };
     let mut peer = match s.standbys {
         true => Some(Peer::start(&broker.bootstrap, scratch.path().join("peer-state"), &s)?),
         false => None,
@@ -509,6 +562,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             let _ = std::fs::remove_dir_all(&state);
             deletions += 1;
         }
+        corrupt(&mut rng, runs)?;
         runs += 1;
         if let Some(p) = &mut peer {
             p.ensure(&broker.bootstrap, &s)?;
@@ -519,7 +573,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 &format!("harness: crash {crash:?}"),
             )?;
         }
-        match run_child(&broker.bootstrap, &state, &s, &crash, false, runs)? {
+        match run_child(&broker.bootstrap, &state, &s, &crash, false, runs, &mut damage_found)? {
             RunEnd::Crashed {
                 during_restore: r,
                 lagging,
@@ -530,6 +584,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
             }
             RunEnd::Finished(_) => {}
         }
+        note_quarantined(&mut quarantined);
         eprint!("\rruns {runs}, kills {kills}/{}", s.kills);
         let _ = std::io::stderr().flush();
     }
@@ -539,11 +594,21 @@ pub fn run(args: &[String]) -> Result<(), String> {
     if let Some(mut p) = peer.take() {
         p.kill();
     }
+    corrupt(&mut rng, runs)?;
     runs += 1;
-    let counts = match run_child(&broker.bootstrap, &state, &s, &Crash::None, true, runs)? {
+    let counts = match run_child(
+        &broker.bootstrap,
+        &state,
+        &s,
+        &Crash::None,
+        true,
+        runs,
+        &mut damage_found,
+    )? {
         RunEnd::Finished(c) => c,
         RunEnd::Crashed { .. } => return Err("the final run crashed without a crash point".into()),
     };
+    note_quarantined(&mut quarantined);
     let output = read_output(&broker.bootstrap, s.partitions)?;
     let (mismatches, duplicates) = check(&model, &counts, &output);
     let records: u64 = model.values().sum();
@@ -568,6 +633,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
         println!("standbys: on (a second member ran beside, restarted {peer_restarts} times)");
     }
     println!("state deletions: {deletions}");
+    if s.corrupt {
+        println!("damages: {}", damages.total());
+        for line in damages.lines() {
+            println!("{line}");
+        }
+        println!("damage found by a read while processing: {damage_found}");
+        println!("partitions quarantined and rebuilt: {}", quarantined.len());
+    }
     if s.write_behind {
         println!("kills between a changelog commit and the deferred local flush: {deferred}");
     }

@@ -136,6 +136,49 @@ fn backend_error(operation: &'static str, e: fjall::Error) -> Error {
     Error::backend(BACKEND, operation, e)
 }
 
+/// Whether `e` reports damaged files: fjall's checksum, decompression,
+/// format and recovery errors.
+fn is_corruption(e: &fjall::Error) -> bool {
+    use fjall::Error as E;
+    use fjall::LsmError as L;
+    match e {
+        E::Storage(e) => matches!(
+            e,
+            L::ChecksumMismatch { .. }
+                | L::Decompress(_)
+                | L::InvalidVersion(_)
+                | L::Unrecoverable
+                | L::InvalidTag(_)
+                | L::InvalidTrailer
+                | L::InvalidHeader(_)
+        ),
+        E::JournalRecovery(_)
+        | E::InvalidVersion(_)
+        | E::Decompress(_)
+        | E::InvalidTrailer
+        | E::InvalidTag(_)
+        | E::Unrecoverable => true,
+        _ => false,
+    }
+}
+
+/// The typed error for a failed read or write: damaged files (a block
+/// whose checksum fails) are [`Error::PartitionCorrupt`] of the partition
+/// at `path`, so that the manager's self-healing can rebuild it; anything
+/// else is a backend error.
+fn access_error(path: Option<&Path>, operation: &'static str, e: fjall::Error) -> Error {
+    match path {
+        Some(path) if is_corruption(&e) => Error::PartitionCorrupt {
+            backend: BACKEND,
+            path: path.to_owned(),
+            reason: format!("{operation}: {e}"),
+        },
+        // A full disk is told apart (`Error::DiskFull`).
+        Some(path) => Error::storage(BACKEND, operation, path, e),
+        None => backend_error(operation, e),
+    }
+}
+
 /// The typed error for a failed open (other than a held lock).
 fn open_error(path: &Path, e: fjall::Error) -> Error {
     use fjall::Error as E;
@@ -326,7 +369,7 @@ impl FjallPartition {
             );
         }
         fb.commit()
-            .map_err(|e| Error::storage(BACKEND, "writing a batch", &self.path, e))?;
+            .map_err(|e| access_error(Some(&self.path), "writing a batch", e))?;
         self.memory
             .after_write(&self.db, || self.keyspaces.read().values().cloned().collect());
         Ok(())
@@ -339,12 +382,12 @@ fn keyspace_options(options: &FjallOptions) -> KeyspaceCreateOptions {
 }
 
 /// Boxes a fjall iterator as a [`KvIter`] in `direction`.
-fn boxed<'a>(iter: fjall::Iter, direction: Direction) -> KvIter<'a> {
-    fn item(g: fjall::Guard) -> Result<KeyValue> {
+fn boxed<'a>(iter: fjall::Iter, direction: Direction, path: Option<PathBuf>) -> KvIter<'a> {
+    let item = move |g: fjall::Guard| -> Result<KeyValue> {
         g.into_inner()
             .map(|(k, v)| (untagged(&k).to_vec(), v.to_vec()))
-            .map_err(|e| backend_error("iterating", e))
-    }
+            .map_err(|e| access_error(path.as_deref(), "iterating", e))
+    };
     match direction {
         Direction::Forward => Box::new(iter.map(item)),
         Direction::Backward => Box::new(iter.rev().map(item)),
@@ -357,11 +400,16 @@ fn range_iter<'a>(
     lower: &[u8],
     upper: Option<&[u8]>,
     direction: Direction,
+    path: Option<&Path>,
 ) -> KvIter<'a> {
     match (ks, key_range(lower, upper)) {
         (Some(ks), Some((lo, hi))) => {
             let range = (lo.map(tagged), hi.map(tagged));
-            boxed(snapshot.range::<Vec<u8>, _>(ks, range), direction)
+            boxed(
+                snapshot.range::<Vec<u8>, _>(ks, range),
+                direction,
+                path.map(Path::to_owned),
+            )
         }
         _ => Box::new(std::iter::empty()),
     }
@@ -374,12 +422,13 @@ impl StorePartition for FjallPartition {
         // number and could see part of a batch another thread is applying.
         with_tagged(key, |key| self.db.snapshot().get(&ks, key))
             .map(|v| v.map(|v| v.to_vec()))
-            .map_err(|e| backend_error("reading a key", e))
+            .map_err(|e| access_error(Some(&self.path), "reading a key", e))
     }
 
     fn exists(&self, cf: &str, key: &[u8]) -> Result<bool> {
         let Some(ks) = self.keyspace(cf) else { return Ok(false) };
-        with_tagged(key, |key| self.db.snapshot().contains_key(&ks, key)).map_err(|e| backend_error("reading a key", e))
+        with_tagged(key, |key| self.db.snapshot().contains_key(&ks, key))
+            .map_err(|e| access_error(Some(&self.path), "reading a key", e))
     }
 
     fn iter_range<'a>(
@@ -397,6 +446,7 @@ impl StorePartition for FjallPartition {
             lower,
             upper,
             direction,
+            Some(&self.path),
         ))
     }
 
@@ -416,7 +466,7 @@ impl StorePartition for FjallPartition {
     fn persist(&self) -> Result<()> {
         self.db
             .persist(PersistMode::SyncAll)
-            .map_err(|e| Error::storage(BACKEND, "syncing the journal", &self.path, e))
+            .map_err(|e| access_error(Some(&self.path), "syncing the journal", e))
     }
 
     fn column_families(&self) -> Result<Vec<String>> {
@@ -526,7 +576,7 @@ impl FjallSnapshot {
 
     /// Iterates `cf` over `lower <= key < upper` as of the snapshot.
     pub fn iter_range(&self, cf: &str, lower: &[u8], upper: Option<&[u8]>, direction: Direction) -> KvIter<'static> {
-        range_iter(&self.snapshot, self.keyspaces.get(cf), lower, upper, direction)
+        range_iter(&self.snapshot, self.keyspaces.get(cf), lower, upper, direction, None)
     }
 }
 

@@ -292,6 +292,9 @@ impl StateStoreManager {
         let (format, topic, part, index) = {
             let s = self.registry.get_mut(handle.id);
             let part = s.partition(partition).ok_or_else(not_assigned)?;
+            // Damage a read or write of the transaction finds is noted, so
+            // the partition is rebuilt (see `heal_damaged`).
+            let part = self.checkpointer.damage_watch().watch(part, handle.id, partition);
             let format = s.format_of(partition).cloned().ok_or_else(not_assigned)?;
             (
                 format,
@@ -410,6 +413,7 @@ impl StateStoreManager {
         if let Some(e) = self.pending_error.take() {
             return Err(e);
         }
+        self.heal_damaged(consumer)?;
         // Partitions paused by a full disk: reopened and reloaded once
         // there is space. The error says they still wait; the rest of the
         // turn goes on (other partitions may have space to spare).
@@ -501,6 +505,7 @@ impl StateStoreManager {
     }
 
     fn commit_as<C: ConsumerContext, K: Consumer<C>>(&mut self, consumer: &K, caller: CommitCaller) -> Result<()> {
+        self.heal_damaged(consumer)?;
         let txns = std::mem::take(&mut self.txns);
         if let Err(e) = self.checkpointer.commit(txns, &self.registry, consumer, caller) {
             let unflushed = self.checkpointer.take_unflushed();
@@ -524,6 +529,44 @@ impl StateStoreManager {
         let assignments = &self.assignments;
         self.snapshots
             .after_flush(&self.registry, |tp| assignments.is_ready(tp));
+        // Damage found by the local flush, after the checkpoint committed.
+        self.heal_damaged(consumer)
+    }
+
+    /// Rebuilds the store partitions that processing found damaged (a read
+    /// of a damaged block, a write refused because a background job found
+    /// a damaged file), under [`crate::CorruptionPolicy::Rebuild`]: the
+    /// checkpoint in progress is dropped (its records were processed beside
+    /// damaged state; under exactly-once its Kafka transaction is aborted)
+    /// and every other partition it processed is moved back to its first
+    /// record of it; each damaged partition is paused, moved to quarantine,
+    /// restored from its changelog and resumed at its committed offset,
+    /// while the others go on. Under [`crate::CorruptionPolicy::Fail`] the
+    /// damage is returned.
+    fn heal_damaged<C: ConsumerContext, K: Consumer<C>>(&mut self, consumer: &K) -> Result<()> {
+        let watch = self.checkpointer.damage_watch().clone();
+        if !watch.any() {
+            return Ok(());
+        }
+        let found = watch.take();
+        if !self.assignments.rebuilds() {
+            let first = found.into_values().next().map(|f| f.error);
+            return match first {
+                Some(e) => Err(ManagerError::State(e)),
+                None => Ok(()),
+            };
+        }
+        self.txns = OpenTxns::default();
+        let damaged: Vec<TopicPartition> = found
+            .keys()
+            .map(|(id, p)| TopicPartition::of_store(self.registry.get(*id).stream(), *p))
+            .collect();
+        self.checkpointer.abort_and_rewind(consumer, &damaged)?;
+        for (((id, _), f), tp) in found.into_iter().zip(damaged) {
+            self.checkpointer.forget(&tp);
+            self.assignments
+                .rebuild_active(consumer, &tp, id, f, &mut self.registry, &self.readers)?;
+        }
         Ok(())
     }
 
@@ -584,6 +627,19 @@ impl StateStoreManager {
     /// True once `commit_interval` has passed since the last commit.
     pub fn commit_due(&self) -> bool {
         self.checkpointer.commit_due()
+    }
+
+    /// True if processing found a store partition damaged (a read or write
+    /// of a transaction failed with [`state_core::Error::PartitionCorrupt`])
+    /// and the next [`maintain`](Self::maintain) or
+    /// [`commit`](Self::commit) rebuilds it under
+    /// [`crate::CorruptionPolicy::Rebuild`]. The record whose processing
+    /// failed is then not lost: skip it (do not mark it
+    /// [`processed`](Self::processed)) and go on; the rebuild drops the
+    /// checkpoint in progress and moves the consumer back to it. Under
+    /// [`crate::CorruptionPolicy::Fail`] that call returns the damage.
+    pub fn damage_found(&self) -> bool {
+        self.checkpointer.damage_watch().any()
     }
 
     /// Takes an error raised inside a rebalance callback, if any.

@@ -257,6 +257,105 @@ fn healed_after(engine: Engine, reason: Option<&str>, fail_a_restore_write: bool
     );
 }
 
+/// A partition whose damage opens fine and is found by a read while
+/// processing (a data block whose checksum fails): the checkpoint in
+/// progress is dropped, the partition moved to quarantine and rebuilt from
+/// its changelog while the others go on, and the counts are exact.
+fn rebuilt_after_a_read(engine: Engine, damage: impl FnOnce(&Path)) {
+    let cluster = cluster();
+    let bootstrap = cluster.bootstrap_servers();
+    let first = produce_input(&cluster);
+    let state = first_run(&bootstrap, engine);
+    let damaged = partition_dir(state.path(), DAMAGED);
+    damage(&damaged);
+    let second = produce_input(&cluster);
+    let state_path = state.path().to_owned();
+
+    let counters = Counters::default();
+    let mut b = member_with(&bootstrap, EOS, "b", "cooperative-sticky", Fate::Survives, state, |c| {
+        c.backend = Arc::new(SlowRestores {
+            inner: engine.backend(),
+            delay: Duration::from_millis(500),
+            fail_next_bulk: Arc::new(AtomicBool::new(false)),
+        });
+        c.recovery.batch_records = 5;
+    });
+    let mut during_rebuild = 0usize;
+    let mut rebuilt = false;
+    let mut ready_before_rebuild = false;
+    let mut third = BTreeMap::new();
+    metrics::with_local_recorder(&counters, || {
+        let deadline = Instant::now() + Duration::from_secs(90);
+        loop {
+            let seen = b.step(1).unwrap_or_else(|e| panic!("member error: {e} ({e:?})"));
+            let mgr = b.manager.lock();
+            let rebuilding = mgr.is_assigned(INPUT, DAMAGED) && !mgr.is_ready(INPUT, DAMAGED);
+            if mgr.is_ready(INPUT, DAMAGED) && counters.get(&rebuilt_metric("corrupt")) == 0 {
+                ready_before_rebuild = true;
+            }
+            drop(mgr);
+            if rebuilding && counters.get(&rebuilt_metric("corrupt")) == 1 {
+                if !rebuilt {
+                    // Input for the other partitions to process while this
+                    // one is rebuilt (the second may be done by now).
+                    third = produce_input(&cluster);
+                }
+                rebuilt = true;
+                assert!(
+                    !seen.contains(&(DAMAGED as i32)),
+                    "no record of the rebuilding partition is processed"
+                );
+                during_rebuild += seen.len();
+            }
+            if rebuilt && assigned(&b) == PARTITIONS as usize {
+                break;
+            }
+            assert!(Instant::now() < deadline, "partition {DAMAGED} was not rebuilt in time");
+        }
+        finish(&mut b);
+    });
+    eprintln!("{engine:?}: {during_rebuild} records of the other partitions processed during the rebuild");
+    assert!(
+        ready_before_rebuild,
+        "the partition opened and restored: the damage was found by a read while processing"
+    );
+    assert!(
+        during_rebuild > 0,
+        "the other partitions were processed during the rebuild"
+    );
+    let want: BTreeMap<String, u64> = first
+        .iter()
+        .map(|(k, n)| (k.clone(), n + second[k] + third.get(k).copied().unwrap_or(0)))
+        .collect();
+    assert_eq!(counts(&b), want, "exact counts after the rebuild");
+    assert_eq!(counters.get(&rebuilt_metric("corrupt")), 1, "one rebuild counted");
+    let quarantined: Vec<PathBuf> = std::fs::read_dir(state_path.join(GROUP).join(".quarantine"))
+        .expect("a quarantine folder")
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(quarantined.len(), 1, "{quarantined:?}");
+    assert!(
+        !files(&quarantined[0]).is_empty(),
+        "the original files are kept in quarantine"
+    );
+}
+
+fn rebuilt_metric(reason: &str) -> String {
+    format!("kafka_state_partitions_rebuilt_total,store=counts,stream={INPUT},reason={reason}")
+}
+
+/// Inverts bytes 8..24 of `file`: inside its first data block (tables
+/// start with their data blocks), not in the index or footer an open reads.
+fn clobber_first_block(file: &Path) {
+    use std::io::{Read, Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new().read(true).write(true).open(file).unwrap();
+    let mut b = [0u8; 16];
+    f.seek(SeekFrom::Start(8)).unwrap();
+    f.read_exact(&mut b).unwrap();
+    f.seek(SeekFrom::Start(8)).unwrap();
+    f.write_all(&b.map(|x| !x)).unwrap();
+}
+
 // ------------------------------------------------------------ the damages
 
 /// Files under `dir` whose name ends with `suffix`, largest first.
@@ -376,6 +475,31 @@ fn rocksdb_truncated_manifest_is_rebuilt() {
         assert!(!manifest.is_empty(), "a manifest to truncate");
         for m in manifest {
             truncate_half(&m);
+        }
+    });
+}
+
+/// The data column family's table has a damaged data block: the open and
+/// the restore do not read it, the first read of a key in it does.
+#[test]
+fn rocksdb_damage_found_by_a_read_while_processing_is_rebuilt() {
+    rebuilt_after_a_read(Engine::RocksDb, |dir| {
+        flush_to_tables(dir);
+        let metadata = state_core::cf::METADATA.as_bytes();
+        let data: Vec<PathBuf> = named(dir, ".sst")
+            .into_iter()
+            .filter(|p| {
+                let bytes = std::fs::read(p).unwrap();
+                !bytes.windows(metadata.len()).any(|w| w == metadata)
+            })
+            .collect();
+        assert!(
+            !data.is_empty(),
+            "a table of the data column family in {:?}",
+            files(dir)
+        );
+        for f in data {
+            clobber_first_block(&f);
         }
     });
 }

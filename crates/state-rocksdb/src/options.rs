@@ -171,6 +171,15 @@ impl RocksDbOptions {
         // the data it covers (other cfs). See docs/durability.md. Checked
         // after an options hook ran (`hook::check_required`).
         o.set_atomic_flush(true);
+        // The MANIFEST records every synced WAL (and its deletion), so an
+        // open that reads a MANIFEST cut short (a partial copy, a damaged
+        // disk) finds the WALs its older version still expects missing and
+        // fails with `Corruption` (rebuilt from the changelog), instead of
+        // replaying the newest WAL over the older version's tables: that
+        // would pair the newest stored changelog offset with data missing
+        // the tables the cut forgot (the crash harness's `--corrupt`
+        // showed counts lost so).
+        o.set_track_and_verify_wals_in_manifest(true);
         if let Some(dir) = &self.wal_dir {
             o.set_wal_dir(dir);
         }

@@ -320,6 +320,24 @@ fn open_error(path: &Path, e: rocksdb::Error) -> Error {
     Error::backend_on(BACKEND, "opening the partition", path.display(), e)
 }
 
+/// The typed error for a failed read or write: a `Corruption` status (a
+/// block checksum mismatch, a missing or damaged table file found by a read
+/// or by a background job whose error now fails every write) is
+/// [`Error::PartitionCorrupt`] of the partition at `path`, so that the
+/// manager's self-healing can rebuild it; anything else is a backend error.
+fn access_error(path: &Path, operation: &'static str, e: rocksdb::Error) -> Error {
+    if e.kind() == rocksdb::ErrorKind::Corruption {
+        return Error::PartitionCorrupt {
+            backend: BACKEND,
+            path: path.to_owned(),
+            reason: format!("{operation}: {e}"),
+        };
+    }
+    // A full disk is told apart (`Error::DiskFull`); the rest is a backend
+    // error naming the partition.
+    Error::storage(BACKEND, operation, path, e)
+}
+
 impl StorePartition for RocksDbPartition {
     fn get(&self, cf: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
         if let Some(cache) = &self.values {
@@ -331,7 +349,7 @@ impl StorePartition for RocksDbPartition {
         let value = self
             .db
             .get_cf(&h, key)
-            .map_err(|e| Error::backend(BACKEND, "reading a key", e))?;
+            .map_err(|e| access_error(&self.path, "reading a key", e))?;
         if let Some(cache) = &self.values {
             cache.fill(cf, key, value.as_deref());
         }
@@ -343,7 +361,7 @@ impl StorePartition for RocksDbPartition {
         self.db
             .get_pinned_cf(&h, key)
             .map(|v| v.is_some())
-            .map_err(|e| Error::backend(BACKEND, "reading a key", e))
+            .map_err(|e| access_error(&self.path, "reading a key", e))
     }
 
     fn iter_range<'a>(
@@ -358,7 +376,7 @@ impl StorePartition for RocksDbPartition {
         };
         Ok(match range_options(lower, upper, direction) {
             None => Box::new(std::iter::empty()),
-            Some((ro, mode)) => boxed(self.db.iterator_cf_opt(&h, ro, mode)),
+            Some((ro, mode)) => boxed(self.db.iterator_cf_opt(&h, ro, mode), &self.path),
         })
     }
 
@@ -369,7 +387,7 @@ impl StorePartition for RocksDbPartition {
         let wb = self.to_rocks_batch(batch)?;
         self.db
             .write_opt(wb, &self.write_opts)
-            .map_err(|e| Error::storage(BACKEND, "writing a batch", &self.path, e))?;
+            .map_err(|e| access_error(&self.path, "writing a batch", e))?;
         // Write-through only after RocksDB accepted the batch.
         if let Some(cache) = &self.values {
             cache.written(batch);
@@ -389,7 +407,7 @@ impl StorePartition for RocksDbPartition {
         }
         self.db
             .write_opt(wb, &self.bulk_write_opts)
-            .map_err(|e| Error::storage(BACKEND, "writing a bulk batch", &self.path, e))
+            .map_err(|e| access_error(&self.path, "writing a bulk batch", e))
     }
 
     fn persist(&self) -> Result<()> {
@@ -403,11 +421,11 @@ impl StorePartition for RocksDbPartition {
             fo.set_wait(true);
             self.db
                 .flush_cfs_opt(&refs, &fo)
-                .map_err(|e| Error::storage(BACKEND, "flushing memtables", &self.path, e))?;
+                .map_err(|e| access_error(&self.path, "flushing memtables", e))?;
         }
         self.db
             .flush_wal(true)
-            .map_err(|e| Error::storage(BACKEND, "syncing the write-ahead log", &self.path, e))
+            .map_err(|e| access_error(&self.path, "syncing the write-ahead log", e))
     }
 
     fn column_families(&self) -> Result<Vec<String>> {
@@ -487,10 +505,10 @@ fn range_options(
     Some((ro, mode))
 }
 
-fn boxed<'a>(it: rocksdb::DBIteratorWithThreadMode<'a, Db>) -> KvIter<'a> {
-    Box::new(it.map(|r| {
+fn boxed<'a>(it: rocksdb::DBIteratorWithThreadMode<'a, Db>, path: &'a Path) -> KvIter<'a> {
+    Box::new(it.map(move |r| {
         r.map(|(k, v)| (k.into_vec(), v.into_vec()))
-            .map_err(|e| Error::backend(BACKEND, "iterating", e))
+            .map_err(|e| access_error(path, "iterating", e))
     }))
 }
 
@@ -507,7 +525,7 @@ impl ReadView for RocksView<'_> {
         };
         self.snapshot
             .get_cf(&h, key)
-            .map_err(|e| Error::backend(BACKEND, "reading a key from a snapshot", e))
+            .map_err(|e| access_error(&self.partition.path, "reading a key from a snapshot", e))
     }
 
     fn iter_range<'b>(
@@ -522,7 +540,7 @@ impl ReadView for RocksView<'_> {
         };
         Ok(match range_options(lower, upper, direction) {
             None => Box::new(std::iter::empty()),
-            Some((ro, mode)) => boxed(self.snapshot.iterator_cf_opt(&h, ro, mode)),
+            Some((ro, mode)) => boxed(self.snapshot.iterator_cf_opt(&h, ro, mode), &self.partition.path),
         })
     }
 }

@@ -20,6 +20,10 @@
 //! `CRASH_LOG` (tracing's filter syntax; default `info`), each line written
 //! at once so a kill loses none (`cargo xtask crash --log-dir DIR`).
 //!
+//! A read that finds its partition damaged (`cargo xtask crash --corrupt`)
+//! prints `damage found` and skips the record: the manager rebuilds the
+//! partition and moves the consumer back to it.
+//!
 //! `CRASH_AT=STAGE:N` makes it abort (no cleanup, like a kill) the N-th
 //! time it reaches STAGE: `process` (a record processed, not committed),
 //! `produced` / `committed` / `flushed` (checkpoint stages), or `recovery`
@@ -211,10 +215,30 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         match msg {
             Some(Ok(msg)) => {
                 let p = msg.partition() as u32;
+                if !m.is_ready(INPUT, p) {
+                    // Paused for a rebuild after it was fetched: delivered
+                    // again once resumed.
+                    continue;
+                }
                 let key = msg.key().unwrap_or_default().to_vec();
-                let t = m.txn(&counts_store, p)?;
-                let n: u64 = t.get("count", &key)?.unwrap_or(0);
-                t.set("count", &(n + 1), &key)?;
+                let counted = (|| -> Result<u64, Box<dyn std::error::Error>> {
+                    let t = m.txn(&counts_store, p)?;
+                    let n: u64 = t.get("count", &key)?.unwrap_or(0);
+                    t.set("count", &(n + 1), &key)?;
+                    Ok(n)
+                })();
+                let n = match counted {
+                    Ok(n) => n,
+                    // A damaged block read (`cargo xtask crash --corrupt`):
+                    // the next `maintain` rebuilds the partition and moves
+                    // back to this record.
+                    Err(e) if m.damage_found() => {
+                        tracing::warn!(partition = p, offset = msg.offset(), error = %e, "damaged partition found while processing");
+                        println!("damage found");
+                        continue;
+                    }
+                    Err(e) => return Err(e),
+                };
                 let out = m.output_producer()?;
                 let value = (n + 1).to_string();
                 let rec = BaseRecord::<[u8], [u8], ()>::to(OUTPUT)

@@ -372,6 +372,18 @@ fn process<P: Processor>(
         &mut Context::new(&mut m, record.partition(), record.timestamp()),
     );
     if let Err(source) = result {
+        if m.damage_found() && m.config().on_corrupt == crate::CorruptionPolicy::Rebuild {
+            // The maintain after this rebuilds the partition and moves the
+            // consumer back to this record.
+            tracing::warn!(
+                topic = record.topic(),
+                partition = record.partition(),
+                offset = record.offset(),
+                error = %source,
+                "processing found a damaged store partition; it is rebuilt and the record processed again"
+            );
+            return Ok(Polled::Nothing);
+        }
         if let Err(e) = m.abort() {
             tracing::warn!(error = %e, "aborting the checkpoint after a processing error failed");
         }

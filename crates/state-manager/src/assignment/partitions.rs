@@ -834,6 +834,79 @@ impl Assignments {
         Ok(())
     }
 
+    /// True if damaged partitions are rebuilt ([`crate::CorruptionPolicy::Rebuild`]).
+    pub(crate) fn rebuilds(&self) -> bool {
+        self.healer.rebuilds()
+    }
+
+    /// Rebuilds store `id`'s partition of active source partition `tp`,
+    /// found damaged while processing (`found`): pauses `tp`, moves the
+    /// store partition aside, reopens it empty and restores it from the
+    /// changelog; `tp` resumes at the group's committed offset (or, with
+    /// none, at the partition's first record) when the restore ends. The
+    /// caller has dropped the checkpoint in progress. The other partitions
+    /// go on. A store without a changelog is
+    /// [`ManagerError::CannotRebuild`]; a second damage of the same store
+    /// partition since its assignment is returned as it is (a disk that
+    /// keeps corrupting what is written fails instead of looping).
+    pub(crate) fn rebuild_active<C: ConsumerContext, K: Consumer<C>>(
+        &mut self,
+        consumer: &K,
+        tp: &TopicPartition,
+        id: usize,
+        found: healing::Found,
+        registry: &mut Registry,
+        readers: &Readers,
+    ) -> Result<()> {
+        if self.assigned.get(tp) != Some(&Role::Active) {
+            // Revoked (its next owner opens it and finds the damage) or
+            // restoring already.
+            return Ok(());
+        }
+        let p = tp.store_partition();
+        let store = registry.get(id);
+        let Some(topic) = store.changelog_topic().map(str::to_owned) else {
+            return Err(healing::cannot_rebuild(store, p, found.error));
+        };
+        if self.rebuilt.contains(&(tp.clone(), id)) {
+            return Err(ManagerError::State(found.error));
+        }
+        let mut committed = consumer::committed_offsets(consumer, std::slice::from_ref(tp), self.kafka_timeout)?;
+        let resume_at = match committed.remove(tp) {
+            Some(o) => o,
+            // Nothing committed yet: from the first record (state
+            // applications read from the earliest offset).
+            None => consumer
+                .fetch_watermarks(tp.topic(), tp.partition(), self.kafka_timeout)
+                .map(|(low, _)| low)
+                .map_err(|source| ManagerError::Kafka {
+                    operation: "reading the first offset of a partition being rebuilt",
+                    source,
+                })?,
+        };
+        consumer::pause(consumer, std::slice::from_ref(tp))?;
+        let ids = registry.ids_of(tp.topic());
+        readers.close(&ids, p);
+        for other in &ids {
+            registry.get_mut(*other).deactivate(p);
+        }
+        self.rebuilt.insert((tp.clone(), id));
+        let store = registry.get_mut(id);
+        self.healer.close_and_move_aside(store, p, found.damage, &found.error)?;
+        let opened = store.open_checked(p)?;
+        let changelog = TopicPartition::new(topic, tp.partition());
+        self.restorer.get()?.restore(RestoreRequest {
+            partition: opened.partition,
+            changelog,
+            committed_offsets: BTreeMap::from([(tp.topic().to_owned(), resume_at)]),
+            location: opened.location,
+            replay_check: Some(opened.replay_check),
+        })?;
+        self.resume_at.insert(tp.clone(), resume_at);
+        self.assigned.insert(tp.clone(), Role::Restoring(BTreeSet::from([id])));
+        Ok(())
+    }
+
     /// Brings the standby replicas in line with the
     /// [`crate::StandbyPolicy`]: starts missing ones (explicit set, or
     /// every partition), stops expired ones (recently revoked).

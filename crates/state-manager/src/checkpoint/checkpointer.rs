@@ -20,6 +20,7 @@ use super::unflushed::Unflushed;
 use crate::config::{ManagerConfig, ProcessingGuarantee};
 use crate::error::{CheckpointError, ManagerError, Result};
 use crate::events::{Events, ManagerEvent, RewoundPartition};
+use crate::healing::DamageWatch;
 use crate::registry::Registry;
 use crate::stage::CheckpointStage;
 use crate::txns::OpenTxns;
@@ -99,6 +100,8 @@ pub(crate) struct Checkpointer {
     /// Source partitions of the last checkpoint that was committed but not
     /// written locally.
     unflushed: Unflushed,
+    /// The store partitions this checkpoint's transactions found damaged.
+    damaged: DamageWatch,
 }
 
 impl Checkpointer {
@@ -117,6 +120,7 @@ impl Checkpointer {
             observer: None,
             events: Events::default(),
             unflushed: Unflushed::default(),
+            damaged: DamageWatch::default(),
         }
     }
 
@@ -145,6 +149,14 @@ impl Checkpointer {
     /// open. At-least-once: nothing.
     pub(crate) fn begin(&mut self) -> Result<()> {
         self.producer.begin()
+    }
+
+    /// Where the checkpoint's transactions note the store partitions they
+    /// find damaged (they read and write through
+    /// [`DamageWatch::watch`]); a commit does not fail on the flush of one
+    /// (see [`crate::StateStoreManager::commit`]).
+    pub(crate) fn damage_watch(&self) -> &DamageWatch {
+        &self.damaged
     }
 
     /// The producer, created on first use.
@@ -339,6 +351,13 @@ impl Checkpointer {
                 .changelog_topic()
                 .and_then(|topic| self.producer.last_offset(topic, partition));
             if let Err(e) = txn.flush(offset) {
+                // A partition found damaged as it flushes is rebuilt from
+                // its changelog, which holds this checkpoint (the manager
+                // takes it from `damaged`): the others still flush.
+                if self.damaged.holds(id, partition) {
+                    tracing::warn!(store = store.describe(), partition, error = %e, "flushing a damaged partition failed; it is rebuilt from its changelog");
+                    continue;
+                }
                 self.unflushed.add(source, offsets);
                 failure = Some(txn_failed(CheckpointStage::Flushed, store.describe(), partition)(e));
             }
@@ -383,6 +402,31 @@ impl Checkpointer {
     /// call. Their local state is behind their changelogs.
     pub(crate) fn take_unflushed(&mut self) -> Vec<(TopicPartition, Option<i64>)> {
         std::mem::take(&mut self.unflushed).into_vec()
+    }
+
+    /// Drops the current checkpoint (aborting its Kafka transaction under
+    /// exactly-once) and moves every source partition it processed, except
+    /// `except`, back to its first record of it, so those records are
+    /// processed again: a partition found damaged while processing took
+    /// the checkpoint down with it. `except` are the damaged ones, which
+    /// resume at their committed offsets after their rebuild.
+    pub(crate) fn abort_and_rewind<C: ConsumerContext, K: Consumer<C>>(
+        &mut self,
+        consumer: &K,
+        except: &[TopicPartition],
+    ) -> Result<()> {
+        let offsets = std::mem::take(&mut self.offsets);
+        self.producer.abort()?;
+        let mut records = 0;
+        for (source, first) in offsets.first() {
+            if except.contains(source) {
+                continue;
+            }
+            records += offsets.last_of(source).unwrap_or(first) - first + 1;
+            self.rewinds.rewind(consumer, source, first, self.kafka_timeout);
+        }
+        crate::metrics::rewound_records(records.max(0) as u64);
+        Ok(())
     }
 
     /// Drops what was processed since the last checkpoint and aborts the

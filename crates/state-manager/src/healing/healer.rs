@@ -52,17 +52,10 @@ impl Healer {
             return Err(err);
         };
         if store.changelog_topic().is_none() {
-            let path = store.store().location().partition_dir(partition);
             let ManagerError::State(source) = err else {
                 return Err(err);
             };
-            return Err(ManagerError::CannotRebuild {
-                store: store.name().to_owned(),
-                stream: store.stream().to_owned(),
-                partition,
-                path,
-                source: Box::new(source),
-            });
+            return Err(cannot_rebuild(store, partition, source));
         }
         self.move_aside(store, partition, damage, &err)?;
         store.open_checked(partition)
@@ -110,6 +103,18 @@ impl Healer {
             "damaged partition moved to quarantine; rebuilding it from its changelog"
         );
         Ok(())
+    }
+}
+
+/// [`ManagerError::CannotRebuild`]: partition `partition` of `store`, which
+/// has no changelog, is damaged (`source` says how).
+pub(crate) fn cannot_rebuild(store: &RegisteredStore, partition: u32, source: state_core::Error) -> ManagerError {
+    ManagerError::CannotRebuild {
+        store: store.name().to_owned(),
+        stream: store.stream().to_owned(),
+        partition,
+        path: store.store().location().partition_dir(partition),
+        source: Box::new(source),
     }
 }
 

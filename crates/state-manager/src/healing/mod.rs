@@ -6,10 +6,14 @@
 //!   whose restore found it damaged aside.
 //! * `damage` — which errors mean a partition is damaged ([`Damage`]).
 //! * `quarantine` — the `.quarantine` folder and its bounds.
+//! * [`DamageWatch`] — damage found while processing (a read of a damaged
+//!   block), noted for the manager to rebuild the partition.
 
 mod damage;
 mod healer;
 mod quarantine;
+mod watch;
 
 pub(crate) use damage::{of_restore, of_state, Damage};
-pub(crate) use healer::Healer;
+pub(crate) use healer::{cannot_rebuild, Healer};
+pub(crate) use watch::{DamageWatch, Found};

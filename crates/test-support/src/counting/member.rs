@@ -184,7 +184,21 @@ impl Member {
             mgr.maintain(&self.consumer)?;
             match polled {
                 Some(Ok(msg)) => {
-                    count(&mut mgr, &self.counts, &self.input, &msg)?;
+                    if !mgr.is_ready(&self.input, msg.partition() as u32) {
+                        // Polled before the maintain above paused its
+                        // partition for a rebuild: delivered again once
+                        // resumed.
+                        continue;
+                    }
+                    if let Err(e) = count(&mut mgr, &self.counts, &self.input, &msg) {
+                        // A read found the partition damaged: the next
+                        // maintain rebuilds it and moves back to this
+                        // record (`StateStoreManager::damage_found`).
+                        if mgr.damage_found() {
+                            continue;
+                        }
+                        return Err(e.into());
+                    }
                     seen.push(msg.partition());
                     self.processed += 1;
                     self.since_commit += 1;
