@@ -42,9 +42,16 @@ pub fn demo(args: &[String]) -> Result<(), String> {
     run(cmd, "the pageviews demo")
 }
 
-/// `cargo run --release -p devtools -- TOOL ARGS`.
+/// `cargo run --release -p devtools -- TOOL ARGS`, after building all of
+/// devtools' binaries: the crash harness and the benchmarks start
+/// `crash-counter`, `count-member` and `mock-broker` as processes of
+/// their own, which `cargo run` alone would not rebuild (a stale one, or
+/// another checkout's in a shared target dir, would run instead).
 pub fn devtools(tool: &str, args: &[String]) -> Result<(), String> {
     prereq::system_packages(Purpose::Build)?;
+    let mut build = cargo();
+    build.args(["build", "--release", "-p", "devtools", "--bins"]);
+    run(build, "building devtools")?;
     let mut cmd = cargo();
     cmd.args(["run", "--release", "-p", "devtools", "--", tool]).args(args);
     run(cmd, tool)
