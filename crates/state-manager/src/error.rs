@@ -390,6 +390,17 @@ impl ManagerError {
         disk_full_cause(self)
     }
 
+    /// The backend's [`state_core::Error::PartitionCorrupt`] at the root of
+    /// this error, if any (through the chain of causes, transparent
+    /// wrappers included): a damaged file of the partition at its `path`.
+    /// Under [`crate::CorruptionPolicy::Rebuild`] the manager rebuilds such
+    /// a partition itself; this error reaches the caller under `Fail`.
+    pub fn corruption_cause(&self) -> Option<&state_core::Error> {
+        causes(self)
+            .filter_map(as_state)
+            .find(|s| matches!(s, state_core::Error::PartitionCorrupt { .. }))
+    }
+
     /// True if the producer was fenced: another instance started with the
     /// same transactional id (`<group_id>-<instance_id>`), so this one is a
     /// zombie and must stop (its Kafka transaction can never commit). Under
@@ -666,6 +677,70 @@ mod tests {
         assert!(timeout(Some(FailureKind::Connection)).is_retriable());
         assert!(!timeout(Some(FailureKind::Tls)).is_retriable());
         assert!(!timeout(Some(FailureKind::Authentication)).is_retriable());
+    }
+
+    /// Issue 25, item 5: a fenced producer, a broker timeout, a full disk
+    /// and a corrupt file are told apart in code, each by one question.
+    #[test]
+    fn a_fenced_producer_a_broker_timeout_a_full_disk_and_a_corrupt_file_are_told_apart() {
+        let in_txn = |stage, source| {
+            checkpoint(
+                stage,
+                CheckpointError::Transaction {
+                    store: "clicks/counts".into(),
+                    partition: 1,
+                    source,
+                },
+            )
+        };
+        let fenced = in_txn(
+            CheckpointStage::Produced,
+            refused_record(RDKafkaErrorCode::ProducerFenced),
+        );
+        let timeout = in_txn(
+            CheckpointStage::Produced,
+            refused_record(RDKafkaErrorCode::MessageTimedOut),
+        );
+        let full = in_txn(
+            CheckpointStage::Flushed,
+            TxnError::Core(state_core::Error::storage(
+                "rocksdb",
+                "writing a batch",
+                std::path::Path::new("/state/clicks/counts/1"),
+                std::io::Error::from_raw_os_error(28),
+            )),
+        );
+        let corrupt = ManagerError::State(state_core::Error::PartitionCorrupt {
+            backend: "rocksdb",
+            path: "/state/clicks/counts/1".into(),
+            reason: "reading a key: Corruption: block checksum mismatch".into(),
+        });
+        let answers = |e: &ManagerError| {
+            (
+                e.is_fenced(),
+                e.is_retriable(),
+                e.is_disk_full(),
+                e.corruption_cause().is_some(),
+            )
+        };
+        assert_eq!(answers(&fenced), (true, false, false, false), "{fenced}");
+        assert_eq!(answers(&timeout), (false, true, false, false), "{timeout}");
+        assert_eq!(answers(&full), (false, false, true, false), "{full}");
+        assert_eq!(answers(&corrupt), (false, false, false, true), "{corrupt}");
+        let path = |e: &state_core::Error| match e {
+            state_core::Error::DiskFull { path, .. } | state_core::Error::PartitionCorrupt { path, .. } => {
+                Some(path.clone())
+            }
+            _ => None,
+        };
+        assert_eq!(
+            full.disk_full_cause().and_then(path),
+            Some(std::path::PathBuf::from("/state/clicks/counts/1"))
+        );
+        assert_eq!(
+            corrupt.corruption_cause().and_then(path),
+            Some(std::path::PathBuf::from("/state/clicks/counts/1"))
+        );
     }
 
     #[test]
