@@ -49,6 +49,72 @@ struct Sizes {
     value_bytes: usize,
 }
 
+impl Sizes {
+    /// The keys the tail changes: every (KEYS / TAIL)th, TAIL of them.
+    fn tail_keys(&self) -> impl Iterator<Item = u64> {
+        let (keys, tail) = (self.keys, self.tail);
+        let every = (keys / tail).max(1);
+        (0..tail).map(move |j| (j * every) % keys)
+    }
+}
+
+/// The local-filesystem snapshot store of a run, under `root/store`.
+struct Snapshots {
+    store: SnapshotStore,
+    scope: SnapshotScope,
+    upload: PathBuf,
+}
+
+impl Snapshots {
+    fn new(root: &Path) -> Result<Self, String> {
+        let upload = root.join("upload");
+        std::fs::create_dir_all(&upload).map_err(err)?;
+        Ok(Snapshots {
+            store: SnapshotStore::open(&format!("file://{}/store", root.display()), &StoreOptions::new())
+                .map_err(err)?
+                .with_retention(Retention::default()),
+            scope: SnapshotScope::new(STORE, 0).map_err(err)?,
+            upload,
+        })
+    }
+
+    /// Takes and uploads a snapshot of `source`; with the seconds it took.
+    fn take(&self, source: &dyn StorePartition) -> Result<(state_snapshot::Uploaded, f64), String> {
+        let started = Instant::now();
+        let up = self
+            .store
+            .create(
+                source,
+                "rocksdb",
+                &self.scope,
+                Some(StoreKind::KeyValue),
+                &self.upload,
+                &NoProgress,
+            )
+            .map_err(err)?;
+        Ok((up, started.elapsed().as_secs_f64()))
+    }
+
+    /// Restores snapshot `id` into `root/fresh`: the partition, its
+    /// location, the snapshot's bytes and the seconds download, verify
+    /// and open took.
+    fn restore(
+        &self,
+        id: &str,
+        backend: &dyn Backend,
+        root: &Path,
+    ) -> Result<(Arc<dyn StorePartition>, StoreLocation, u64, f64), String> {
+        let location = StoreLocation::new(STORE, root.join("fresh").join(STORE));
+        let started = Instant::now();
+        let (manifest, restored) = self
+            .store
+            .restore(&self.scope, id, backend, &location, &root.join("download"), &NoProgress)
+            .map_err(err)?;
+        let seconds = started.elapsed().as_secs_f64();
+        Ok((restored, location, manifest.files.iter().map(|f| f.size).sum(), seconds))
+    }
+}
+
 /// A tansu broker this run started; killed on drop.
 struct Tansu {
     child: Child,
@@ -321,55 +387,18 @@ fn local_only(sizes: &Sizes, root: &Path) -> Result<(), String> {
         sizes.keys,
         started.elapsed().as_secs_f64()
     );
-    let store = SnapshotStore::open(&format!("file://{}/store", root.display()), &StoreOptions::new()).map_err(err)?;
-    let scope = SnapshotScope::new(STORE, 0).map_err(err)?;
-    let upload = root.join("upload");
-    std::fs::create_dir_all(&upload).map_err(err)?;
-    let started = Instant::now();
-    let full = store
-        .create(
-            &*source,
-            "rocksdb",
-            &scope,
-            Some(StoreKind::KeyValue),
-            &upload,
-            &NoProgress,
-        )
-        .map_err(err)?;
-    let upload_seconds = started.elapsed().as_secs_f64();
-    let every = (sizes.keys / sizes.tail).max(1);
+    let snapshots = Snapshots::new(root)?;
+    let (full, upload_seconds) = snapshots.take(&*source)?;
     fill(
         &*source,
-        (0..sizes.tail).map(|j| (j * every) % sizes.keys),
+        sizes.tail_keys(),
         2,
         sizes.value_bytes,
         sizes.keys + sizes.tail - 1,
     )?;
-    let incremental = store
-        .create(
-            &*source,
-            "rocksdb",
-            &scope,
-            Some(StoreKind::KeyValue),
-            &upload,
-            &NoProgress,
-        )
-        .map_err(err)?;
+    let (incremental, _) = snapshots.take(&*source)?;
     drop(source);
-    let location = StoreLocation::new(STORE, root.join("fresh").join(STORE));
-    let started = Instant::now();
-    let (manifest, restored) = store
-        .restore(
-            &scope,
-            &full.manifest.id,
-            &*backend,
-            &location,
-            &root.join("download"),
-            &NoProgress,
-        )
-        .map_err(err)?;
-    let download_seconds = started.elapsed().as_secs_f64();
-    let bytes: u64 = manifest.files.iter().map(|f| f.size).sum();
+    let (restored, location, bytes, download_seconds) = snapshots.restore(&full.manifest.id, &*backend, root)?;
     let probe = restored.get(cf::DEFAULT, &key(sizes.keys - 1)).map_err(err)?;
     if probe.is_none() {
         return Err("the restored snapshot lacks its last key".into());
@@ -396,7 +425,7 @@ fn local_only(sizes: &Sizes, root: &Path) -> Result<(), String> {
     eprintln!(
         "  snapshot of {:.0} MiB ({} files) uploaded in {upload_seconds:.1} s",
         bytes as f64 / 1048576.0,
-        manifest.files.len()
+        full.manifest.files.len()
     );
     eprintln!(
         "  download+verify+open {download_seconds:.2} s ({:.0} MiB/s) vs cp -r {cp_seconds:.2} s ({:.0} MiB/s): {:.2}x (target >= 0.3x)",
@@ -480,9 +509,6 @@ pub(crate) fn run(brokers: Option<&str>) -> Result<(), String> {
         root.display()
     );
     let backend: Arc<dyn Backend> = RocksDbBackend::shared(RocksDbOptions::default());
-    let every = (sizes.keys / sizes.tail).max(1);
-    let tail_keys = move || (0..sizes.tail).map(move |j| (j * every) % sizes.keys);
-
     // Setup: the changelog up to the snapshot, a partition restored from
     // it, its snapshot (a full upload).
     let rate = produce(&bootstrap, &topic, 0..sizes.keys, 1, sizes.value_bytes)?;
@@ -493,24 +519,8 @@ pub(crate) fn run(brokers: Option<&str>) -> Result<(), String> {
         "  source partition restored in {seconds:.1} s ({:.0} records/s)",
         sizes.keys as f64 / seconds
     );
-    let store = SnapshotStore::open(&format!("file://{}/store", root.display()), &StoreOptions::new())
-        .map_err(err)?
-        .with_retention(Retention::default());
-    let scope = SnapshotScope::new(STORE, 0).map_err(err)?;
-    let upload = root.join("upload");
-    std::fs::create_dir_all(&upload).map_err(err)?;
-    let started = Instant::now();
-    let full = store
-        .create(
-            &*source,
-            "rocksdb",
-            &scope,
-            Some(StoreKind::KeyValue),
-            &upload,
-            &NoProgress,
-        )
-        .map_err(err)?;
-    let full_seconds = started.elapsed().as_secs_f64();
+    let snapshots = Snapshots::new(root)?;
+    let (full, full_seconds) = snapshots.take(&*source)?;
     let full_bytes = full.bytes_uploaded + full.bytes_reused;
     eprintln!(
         "  full snapshot: {} files, {:.1} MiB uploaded in {full_seconds:.1} s",
@@ -519,7 +529,7 @@ pub(crate) fn run(brokers: Option<&str>) -> Result<(), String> {
     );
 
     // The tail: 1% of the keys change after the snapshot.
-    produce(&bootstrap, &topic, tail_keys(), 2, sizes.value_bytes)?;
+    produce(&bootstrap, &topic, sizes.tail_keys(), 2, sizes.value_bytes)?;
     let total = sizes.keys + sizes.tail;
 
     // (a) the whole changelog on a fresh directory.
@@ -528,22 +538,9 @@ pub(crate) fn run(brokers: Option<&str>) -> Result<(), String> {
     eprintln!("  (a) full replay: {total} records in {a_seconds:.2} s");
 
     // (b) the snapshot, then the tail, on a fresh directory.
-    let fresh = root.join("fresh");
-    let location = StoreLocation::new(STORE, fresh.join(STORE));
-    let started = Instant::now();
-    let (manifest, from_snapshot) = store
-        .restore(
-            &scope,
-            &full.manifest.id,
-            &*backend,
-            &location,
-            &root.join("download"),
-            &NoProgress,
-        )
-        .map_err(err)?;
-    let download_seconds = started.elapsed().as_secs_f64();
-    let snapshot_bytes: u64 = manifest.files.iter().map(|f| f.size).sum();
-    let tail_seconds = restore(&bootstrap, &topic, from_snapshot.clone(), &fresh)?;
+    let (from_snapshot, location, snapshot_bytes, download_seconds) =
+        snapshots.restore(&full.manifest.id, &*backend, root)?;
+    let tail_seconds = restore(&bootstrap, &topic, from_snapshot.clone(), &root.join("fresh"))?;
     let b_seconds = download_seconds + tail_seconds;
     eprintln!(
         "  (b) snapshot + tail: download, verify and open {:.1} MiB in {download_seconds:.2} s, \
@@ -560,16 +557,7 @@ pub(crate) fn run(brokers: Option<&str>) -> Result<(), String> {
 
     // An incremental snapshot after the tail changed 1% of the keys.
     restore(&bootstrap, &topic, source.clone(), &root.join("source"))?;
-    let incremental = store
-        .create(
-            &*source,
-            "rocksdb",
-            &scope,
-            Some(StoreKind::KeyValue),
-            &upload,
-            &NoProgress,
-        )
-        .map_err(err)?;
+    let (incremental, _) = snapshots.take(&*source)?;
 
     let speedup = a_seconds / b_seconds;
     let download_rate = snapshot_bytes as f64 / download_seconds;
