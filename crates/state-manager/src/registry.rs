@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use state_cache::WriteBehindBackend;
 use state_core::ttl::TtlOptions;
@@ -14,6 +15,10 @@ use state_core::{
 use state_txn::WindowIndex;
 
 use crate::error::{ManagerError, Result};
+
+/// How long [`RegisteredStore::close_unflushed`] waits for a partition's
+/// other handles (a restore task being dropped) to go.
+const CLOSE_WAIT: Duration = Duration::from_secs(30);
 
 /// What a store is registered with (see [`crate::StoreSpec`]), as the
 /// registry keeps it.
@@ -210,16 +215,32 @@ impl RegisteredStore {
         Ok(())
     }
 
-    /// Closes partition `partition` here without flushing anything and
-    /// returns its handle, if it was open (a damaged partition being
-    /// rebuilt: the caller drops the handle to close it).
-    pub(crate) fn take_partition(&mut self, partition: u32) -> Result<Option<Arc<dyn StorePartition>>> {
+    /// Closes partition `partition` here without flushing anything (a
+    /// damaged partition being rebuilt, or one that reloads its state from
+    /// the changelog after a full disk) and waits until its other handles
+    /// are gone (the restorer drops a failed task's handle as it reports
+    /// the failure), so the database is closed when this returns: its
+    /// directory can be moved aside or opened again at once.
+    /// [`state_core::Error::PartitionLocked`] if a handle stays longer
+    /// than [`CLOSE_WAIT`]. Nothing to do if it was not open.
+    pub(crate) fn close_unflushed(&mut self, partition: u32) -> Result<()> {
         self.formats.remove(&partition);
         self.indexes.remove(&partition);
         if self.store.partition(partition).is_none() {
-            return Ok(None);
+            return Ok(());
         }
-        Ok(Some(self.store.revoke_partition(partition)?))
+        let handle = self.store.revoke_partition(partition)?;
+        let deadline = Instant::now() + CLOSE_WAIT;
+        while Arc::strong_count(&handle) > 1 {
+            if Instant::now() >= deadline {
+                return Err(ManagerError::State(state_core::Error::PartitionLocked {
+                    path: self.store.location().partition_dir(partition),
+                    attempts: 1,
+                }));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        Ok(())
     }
 
     /// Lets go of partition `partition` without flushing anything (it was

@@ -11,7 +11,7 @@ use state_changelog::{ChangelogError, RecoveryProgress, RestoreEvent, RestoreReq
 use state_core::TopicPartition;
 
 use super::consumer;
-use super::reloads::{self, Reloads};
+use super::reloads::Reloads;
 use super::restorer::LazyRestorer;
 use super::standby::{StandbyReport, Standbys};
 use crate::config::ManagerConfig;
@@ -676,7 +676,7 @@ impl Assignments {
             }
         }
         for id in &ids {
-            reloads::close_without_flush(registry.get_mut(*id), p)?;
+            registry.get_mut(*id).close_unflushed(p)?;
         }
         Ok(())
     }
@@ -734,7 +734,7 @@ impl Assignments {
                 Err(e) => {
                     self.reloads.wait(tp.clone());
                     for id in registry.ids_of(tp.topic()) {
-                        if let Err(close) = reloads::close_without_flush(registry.get_mut(id), tp.store_partition()) {
+                        if let Err(close) = registry.get_mut(id).close_unflushed(tp.store_partition()) {
                             tracing::warn!(stream = tp.topic(), partition = tp.partition(), error = %close, "closing a partition that could not reopen failed");
                         }
                     }

@@ -13,18 +13,11 @@
 //! space.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use state_core::{StorePartition, TopicPartition};
+use state_core::TopicPartition;
 
 use crate::disk_full::RETRY_INTERVAL;
-use crate::error::{ManagerError, Result};
-use crate::registry::RegisteredStore;
-
-/// How long closing a partition waits for its other handles (a restore
-/// task being dropped) to go.
-const CLOSE_WAIT: Duration = Duration::from_secs(30);
 
 /// See the [module docs](self).
 #[derive(Default)]
@@ -72,32 +65,6 @@ impl Reloads {
         self.last_try = Some(Instant::now());
         std::mem::take(&mut self.waiting).into_iter().collect()
     }
-}
-
-/// Closes partition `partition` of `store` without flushing anything (its
-/// write-behind cache holds only what the changelog has) and waits until
-/// the database is closed, so it can be opened again at once.
-pub(super) fn close_without_flush(store: &mut RegisteredStore, partition: u32) -> Result<()> {
-    let Some(handle) = store.take_partition(partition)? else {
-        return Ok(());
-    };
-    wait_sole_owner(handle, store, partition)
-}
-
-/// Waits until `handle` is the last handle of the partition, then drops it.
-fn wait_sole_owner(handle: Arc<dyn StorePartition>, store: &RegisteredStore, partition: u32) -> Result<()> {
-    let deadline = Instant::now() + CLOSE_WAIT;
-    while Arc::strong_count(&handle) > 1 {
-        if Instant::now() >= deadline {
-            return Err(ManagerError::State(state_core::Error::PartitionLocked {
-                path: store.store().location().partition_dir(partition),
-                attempts: 1,
-            }));
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    drop(handle);
-    Ok(())
 }
 
 #[cfg(test)]

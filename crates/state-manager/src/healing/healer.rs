@@ -1,19 +1,10 @@
 //! [`Healer`]: the [`CorruptionPolicy`] applied to one store partition.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
-
-use state_core::StorePartition;
-
 use super::damage::{self, Damage};
 use super::quarantine::{Origin, Quarantine};
 use crate::config::{CorruptionPolicy, ManagerConfig};
 use crate::error::{ManagerError, Result};
 use crate::registry::{OpenedPartition, RegisteredStore};
-
-/// How long a rebuild waits for the last other handle of a damaged
-/// partition (a restore task being dropped) to close before moving it.
-const CLOSE_WAIT: Duration = Duration::from_secs(30);
 
 /// Applies the manager's [`CorruptionPolicy`]: moves damaged partitions
 /// aside and reopens them empty, so their restore starts from the
@@ -72,9 +63,7 @@ impl Healer {
         damage: Damage,
         cause: &dyn std::fmt::Display,
     ) -> Result<()> {
-        if let Some(handle) = store.take_partition(partition)? {
-            wait_sole_owner(handle, store, partition)?;
-        }
+        store.close_unflushed(partition)?;
         self.move_aside(store, partition, damage, cause)
     }
 
@@ -116,22 +105,4 @@ pub(crate) fn cannot_rebuild(store: &RegisteredStore, partition: u32, source: st
         path: store.store().location().partition_dir(partition),
         source: Box::new(source),
     }
-}
-
-/// Waits until `handle` is the last handle of the partition (the restorer
-/// drops a failed task's handle as it reports the failure), so that the
-/// database is closed when it is dropped here, before its directory moves.
-fn wait_sole_owner(handle: Arc<dyn StorePartition>, store: &RegisteredStore, partition: u32) -> Result<()> {
-    let deadline = Instant::now() + CLOSE_WAIT;
-    while Arc::strong_count(&handle) > 1 {
-        if Instant::now() >= deadline {
-            return Err(ManagerError::State(state_core::Error::PartitionLocked {
-                path: store.store().location().partition_dir(partition),
-                attempts: 1,
-            }));
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    drop(handle);
-    Ok(())
 }
