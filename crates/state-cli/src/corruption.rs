@@ -19,38 +19,14 @@ pub(crate) fn is_corruption(error: &(dyn std::error::Error + 'static)) -> bool {
             return e.kind() == rocksdb::ErrorKind::Corruption;
         }
         if let Some(e) = e.downcast_ref::<fjall::Error>() {
-            use fjall::Error as E;
-            return match e {
-                E::Storage(e) => lsm_corruption(e),
-                E::JournalRecovery(_)
-                | E::InvalidVersion(_)
-                | E::Decompress(_)
-                | E::InvalidTrailer
-                | E::InvalidTag(_)
-                | E::Unrecoverable => true,
-                _ => false,
-            };
+            return state_fjall::is_corruption(e);
         }
         if let Some(e) = e.downcast_ref::<fjall::LsmError>() {
-            return lsm_corruption(e);
+            return state_fjall::is_lsm_corruption(e);
         }
         cause = e.source();
     }
     false
-}
-
-fn lsm_corruption(e: &fjall::LsmError) -> bool {
-    use fjall::LsmError as E;
-    matches!(
-        e,
-        E::ChecksumMismatch { .. }
-            | E::Decompress(_)
-            | E::InvalidVersion(_)
-            | E::Unrecoverable
-            | E::InvalidTag(_)
-            | E::InvalidTrailer
-            | E::InvalidHeader(_)
-    )
 }
 
 impl CliError {

@@ -28,4 +28,6 @@ mod partition;
 
 pub use backend::FjallBackend;
 pub use options::FjallOptions;
-pub use partition::{FjallPartition, FjallSnapshot, KEY_TAG, MAX_KEY_LEN, SNAPSHOT_LAYOUT};
+pub use partition::{
+    is_corruption, is_lsm_corruption, FjallPartition, FjallSnapshot, KEY_TAG, MAX_KEY_LEN, SNAPSHOT_LAYOUT,
+};

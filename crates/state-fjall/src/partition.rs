@@ -137,21 +137,12 @@ fn backend_error(operation: &'static str, e: fjall::Error) -> Error {
 }
 
 /// Whether `e` reports damaged files: fjall's checksum, decompression,
-/// format and recovery errors.
-fn is_corruption(e: &fjall::Error) -> bool {
+/// format and recovery errors (the errors this backend maps to
+/// [`Error::PartitionCorrupt`]).
+pub fn is_corruption(e: &fjall::Error) -> bool {
     use fjall::Error as E;
-    use fjall::LsmError as L;
     match e {
-        E::Storage(e) => matches!(
-            e,
-            L::ChecksumMismatch { .. }
-                | L::Decompress(_)
-                | L::InvalidVersion(_)
-                | L::Unrecoverable
-                | L::InvalidTag(_)
-                | L::InvalidTrailer
-                | L::InvalidHeader(_)
-        ),
+        E::Storage(e) => is_lsm_corruption(e),
         E::JournalRecovery(_)
         | E::InvalidVersion(_)
         | E::Decompress(_)
@@ -160,6 +151,21 @@ fn is_corruption(e: &fjall::Error) -> bool {
         | E::Unrecoverable => true,
         _ => false,
     }
+}
+
+/// [`is_corruption`] for an error of fjall's tree layer.
+pub fn is_lsm_corruption(e: &fjall::LsmError) -> bool {
+    use fjall::LsmError as L;
+    matches!(
+        e,
+        L::ChecksumMismatch { .. }
+            | L::Decompress(_)
+            | L::InvalidVersion(_)
+            | L::Unrecoverable
+            | L::InvalidTag(_)
+            | L::InvalidTrailer
+            | L::InvalidHeader(_)
+    )
 }
 
 /// The typed error for a failed read or write: damaged files (a block
