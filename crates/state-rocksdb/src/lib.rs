@@ -23,6 +23,7 @@ mod hook;
 mod memory;
 mod options;
 mod partition;
+mod wal_check;
 
 pub use backend::RocksDbBackend;
 pub use hook::{HookTarget, RocksDbOptionsHook};

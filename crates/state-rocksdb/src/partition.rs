@@ -19,7 +19,7 @@ use crate::options::RocksDbOptions;
 
 type Db = DBWithThreadMode<MultiThreaded>;
 
-const BACKEND: &str = "rocksdb";
+pub(crate) const BACKEND: &str = "rocksdb";
 
 /// The layout of a RocksDB snapshot: a checkpoint directory (an openable
 /// database: SST files, MANIFEST, CURRENT, OPTIONS, and the WAL written
@@ -113,6 +113,7 @@ impl RocksDbPartition {
             max_attempts: options.open_max_retries,
             backoff: options.open_retry_backoff,
         };
+        crate::wal_check::refuse_manifest_older_than_wals(path, options.wal_dir.as_deref(), &db_opts)?;
         let db = open_with_retries(path, retry, stop, || {
             match Self::open_db(path, &db_opts, &cf_options, &meta_options) {
                 Ok(db) => Ok(db),
