@@ -36,14 +36,6 @@ impl<T: Copy + Default> Few<T> {
         }
     }
 
-    pub(crate) fn as_mut_slice(&mut self) -> &mut [T] {
-        if self.spilled.is_empty() {
-            &mut self.inline[..usize::from(self.len)]
-        } else {
-            &mut self.spilled
-        }
-    }
-
     pub(crate) fn push(&mut self, item: T) {
         if !self.spilled.is_empty() {
             self.spilled.push(item);
