@@ -577,7 +577,15 @@ fn count_keys<P: StorePartition + 'static>(
 pub(crate) fn write_behind<P: StorePartition + 'static>(
     partition: Arc<P>,
 ) -> Result<Arc<WriteBehindPartition>, String> {
-    let mut config = WriteBehindConfig::default();
+    write_behind_with(partition, WriteBehindConfig::default())
+}
+
+/// A write-behind cache with bounds `config` in front of `partition`;
+/// `BENCH_WB_MB=M` makes them M MiB resident, M/2 MiB dirty instead.
+pub(crate) fn write_behind_with<P: StorePartition + 'static>(
+    partition: Arc<P>,
+    mut config: WriteBehindConfig,
+) -> Result<Arc<WriteBehindPartition>, String> {
     if let Ok(mb) = std::env::var("BENCH_WB_MB") {
         let mb: usize = mb.parse().map_err(err)?;
         config.max_bytes = mb << 20;

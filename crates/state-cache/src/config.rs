@@ -46,6 +46,36 @@ impl Default for WriteBehindConfig {
     }
 }
 
+impl WriteBehindConfig {
+    /// The bounds for a window store's partition: 128 MiB resident,
+    /// flushed at 64 MiB of changes or 30 s.
+    ///
+    /// A window is written when its first record arrives and deleted when
+    /// a later record closes it. If both happen between two flushes, the
+    /// cache drops both and the partition below never sees the window;
+    /// if a flush falls between them, the window is written below and
+    /// then deleted there too (and the cache holds a delete for it until
+    /// the next flush). So a flush forced by the dirty bound while the
+    /// windows of the last checkpoints are still open sends every one of
+    /// them below twice, and the deletes it leaves fill the cache again
+    /// towards the next forced flush. The dirty bound must hold the open
+    /// windows plus the deletes of one generation of them: with the
+    /// default 32 MiB, the hopping benchmark (200,000 open windows of
+    /// ~140 bytes charged, `docs/performance.md`) flushes every
+    /// checkpoint; at 48 MiB it still does, at 64 MiB it never does, and
+    /// its peak resident set falls (RocksDB's memtables stay empty).
+    /// Window stores whose open windows take more than that need a
+    /// proportionally larger bound (`max_dirty_bytes` about twice what the
+    /// open windows are charged, `max_bytes` twice that).
+    pub fn windowed() -> Self {
+        WriteBehindConfig {
+            max_bytes: 128 << 20,
+            max_dirty_bytes: 64 << 20,
+            ..WriteBehindConfig::default()
+        }
+    }
+}
+
 /// What a [`WriteBehindPartition`](crate::WriteBehindPartition) holds and
 /// has done, for metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

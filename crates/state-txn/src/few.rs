@@ -1,7 +1,8 @@
 //! [`Few`]: a list that keeps its first items inside its owner. The window
-//! index and windowed transactions hold one per prefix, and a lookup that
-//! finds the prefix then finds its windows without another cache miss (and
-//! a new list costs no allocation).
+//! index holds one per prefix (and a windowed transaction a copy for each
+//! prefix it reads), and a lookup that finds the prefix then finds its
+//! windows without another cache miss (and a new list costs no
+//! allocation).
 
 /// The capacity a list gets when it outgrows its inline items.
 const SPILL_CAPACITY: usize = 16;
@@ -36,14 +37,6 @@ impl<T: Copy + Default> Few<T> {
         }
     }
 
-    pub(crate) fn as_mut_slice(&mut self) -> &mut [T] {
-        if self.spilled.is_empty() {
-            &mut self.inline[..usize::from(self.len)]
-        } else {
-            &mut self.spilled
-        }
-    }
-
     pub(crate) fn push(&mut self, item: T) {
         if !self.spilled.is_empty() {
             self.spilled.push(item);
@@ -51,8 +44,8 @@ impl<T: Copy + Default> Few<T> {
             self.inline[usize::from(self.len)] = item;
             self.len += 1;
         } else {
-            // Room for a hopping window's worth of changes at once: a list
-            // that spills keeps growing in the same transaction.
+            // Room for a hopping key's windows at once: a list that spills
+            // usually keeps growing (a prefix's windows, loaded in order).
             let mut spilled = Vec::with_capacity(SPILL_CAPACITY);
             spilled.extend_from_slice(&self.inline);
             spilled.push(item);

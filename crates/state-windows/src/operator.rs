@@ -98,7 +98,10 @@ impl<V: ?Sized, K, G: Aggregation<V>> WindowOperator<V, K, G> {
             late: &late,
         };
         let mut out = Vec::new();
-        self.kind.process(&cx, txn, key, timestamp, value, &mut out)?;
+        // The schema stays current for the whole record (the reads inside
+        // find it set, at no cost).
+        self.aggregation
+            .decoding(|| self.kind.process(&cx, txn, key, timestamp, value, &mut out))?;
         late.finish();
         Ok(out)
     }

@@ -12,13 +12,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use state_cache::WriteBehindPartition;
+use state_cache::{WriteBehindConfig, WriteBehindPartition};
 use state_core::{Codec, MemoryPartition, StorePartition};
 use state_txn::{WindowIndex, WindowedTransaction};
 use state_windows::kinds::Kind;
 use state_windows::{Aggregation, Count, Hopping, Session, Sliding, Sum, Tumbling, WindowOperator};
 
-use super::{err, measure, rocks, write_behind, Outcome, Systems};
+use super::{err, measure, rocks, write_behind_with, Outcome, Systems};
 use crate::params::Params;
 use crate::rng::Rng;
 
@@ -142,8 +142,9 @@ where
     Ok(o)
 }
 
-/// The systems of one workload: RocksDB, RocksDB behind write-behind, and
-/// the in-memory backend.
+/// The systems of one workload: RocksDB, RocksDB behind write-behind (with
+/// the window-store bounds, [`WriteBehindConfig::windowed`]), and the
+/// in-memory backend.
 fn systems<'a, K, G>(op: &'a WindowOperator<i64, K, G>, records: &'a Records) -> Systems<'a>
 where
     K: Kind<i64, G>,
@@ -157,7 +158,7 @@ where
         (
             "state-rocksdb-wb",
             Box::new(move |dir: &Path, p| {
-                let wb = write_behind(rocks(dir)?)?;
+                let wb = write_behind_with(rocks(dir)?, WriteBehindConfig::windowed())?;
                 run(wb.clone(), p, op, records, Some(&wb))
             }),
         ),

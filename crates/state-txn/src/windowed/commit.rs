@@ -47,7 +47,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
             shared.apply_tracked(prefixes.iter().map(|(prefix, p)| Tracked {
                 prefix,
                 position: p.shared.as_ref().map(|s| s.position),
-                windows: p.touched.as_slice(),
+                windows: prefixes.touched(p),
                 latest: p.written_value(Index::Timestamp),
                 expired: p.written_value(Index::Expired),
             }))

@@ -9,7 +9,7 @@ use super::index_value::IndexValue;
 use super::layout::{
     key_prefix_guess, split_slot_key, split_window_key, LATEST_EXPIRED_KEY, LATEST_TIMESTAMP_KEY, WINDOW_SUFFIX_LEN,
 };
-use super::prefix_cache::Scratch;
+use super::prefix_cache::{Scratch, TouchedIter};
 use crate::cache::UpdateCache;
 use crate::error::Result;
 use crate::few::Few;
@@ -496,13 +496,13 @@ impl WindowIndex {
         let mut st = self.state.lock();
         let max = self.max_prefixes;
         for t in items {
-            if t.windows.is_empty() && t.latest.is_none() && t.expired.is_none() {
+            if t.windows.clone().next().is_none() && t.latest.is_none() && t.expired.is_none() {
                 continue;
             }
             let hinted = t
                 .position
                 .filter(|&i| st.prefixes.is_live(i) && st.prefixes.key(i) == t.prefix);
-            let stores = t.windows.iter().any(|w| w.2) || t.latest.is_some() || t.expired.is_some();
+            let stores = t.windows.clone().any(|w| w.2) || t.latest.is_some() || t.expired.is_some();
             let idx = match hinted {
                 Some(i) => i,
                 None => match st.entry_for(t.prefix, stores, max) {
@@ -511,7 +511,7 @@ impl WindowIndex {
                 },
             };
             st.update(idx, |entry| {
-                for &(s, e, present) in t.windows {
+                for (s, e, present) in t.windows {
                     entry.note_window(s, e, present);
                 }
                 if let Some(v) = t.latest {
@@ -575,7 +575,7 @@ pub(crate) struct Tracked<'a> {
     /// Where the index held the prefix when the transaction looked.
     pub(crate) position: Option<u32>,
     /// Windows set (`true`) or deleted (`false`).
-    pub(crate) windows: &'a [(u64, u64, bool)],
+    pub(crate) windows: TouchedIter<'a>,
     /// The latest timestamp written, if written.
     pub(crate) latest: Option<i64>,
     /// The last expired start written, if written.

@@ -111,11 +111,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     /// Records that this transaction set (`present`) or deleted window
     /// `(start, end)`.
     pub(super) fn touch(&mut self, prefix: &[u8], start: u64, end: u64, present: bool) {
-        let touched = &mut self.prefix_mut(prefix).touched;
-        match touched.as_mut_slice().iter_mut().find(|w| (w.0, w.1) == (start, end)) {
-            Some(w) => w.2 = present,
-            None => touched.push((start, end, present)),
-        }
+        self.prefixes.get_mut().touch(prefix, start, end, present);
     }
 
     /// True if the shared index knows window `(start, end)` of `prefix` is

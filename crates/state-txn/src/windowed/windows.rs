@@ -156,9 +156,8 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
             let mut found = w[from..to].to_vec();
             let before = found.len();
             found.extend(
-                p.touched
-                    .as_slice()
-                    .iter()
+                prefixes
+                    .touched(p)
                     .filter(|w| (lower..=upper).contains(&w.0))
                     .map(|w| (w.0, w.1)),
             );

@@ -733,11 +733,12 @@ impl<'de, T: Parts<V>, V: ?Sized> Deserialize<'de> for MultiStored<T, V> {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                let schema = schema::current::<A::Error>()?;
-                Ok(MultiStored(
-                    T::deserialize_states(&schema.state_keys, map)?,
-                    PhantomData,
-                ))
+                schema::with_current(|schema| {
+                    Ok(MultiStored(
+                        T::deserialize_states(&schema.state_keys, map)?,
+                        PhantomData,
+                    ))
+                })
             }
         }
         d.deserialize_map(Visit(PhantomData))
@@ -767,8 +768,7 @@ impl<'de, T: Parts<V>, V: ?Sized> Deserialize<'de> for MultiItem<T, V> {
             }
 
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Self::Value, A::Error> {
-                let schema = schema::current::<A::Error>()?;
-                Ok(MultiItem::Columns(T::deserialize_columns(&schema.columns, map)?))
+                schema::with_current(|schema| Ok(MultiItem::Columns(T::deserialize_columns(&schema.columns, map)?)))
             }
         }
         d.deserialize_map(Visit(PhantomData))
