@@ -156,8 +156,10 @@ impl Run<'_> {
         let mut user_sessions = StoreSpec::windowed(&self.topics.input, USER_SESSIONS);
         if self.cfg.write_behind {
             user_totals = user_totals.write_behind(WriteBehindConfig::default());
-            page_windows = page_windows.write_behind(WriteBehindConfig::default());
-            user_sessions = user_sessions.write_behind(WriteBehindConfig::default());
+            // Window stores get bounds that hold their open windows between
+            // flushes (see `WriteBehindConfig::windowed`).
+            page_windows = page_windows.write_behind(WriteBehindConfig::windowed());
+            user_sessions = user_sessions.write_behind(WriteBehindConfig::windowed());
         }
         let stores = Stores {
             user_totals: manager.register_store(user_totals)?,

@@ -322,7 +322,7 @@ impl<'a> Job<'a> {
                 let mut windows = StoreSpec::window(&topics.by_page, op);
                 if let State::WriteBehind(_) = state {
                     users = users.write_behind(WriteBehindConfig::default());
-                    windows = windows.write_behind(WriteBehindConfig::default());
+                    windows = windows.write_behind(WriteBehindConfig::windowed());
                 }
                 Some(Stores {
                     user_totals: manager.register_store(users).map_err(err)?,
