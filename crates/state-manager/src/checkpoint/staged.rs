@@ -17,6 +17,9 @@ use std::sync::Arc;
 use parking_lot::Mutex;
 use state_core::{Direction, KeyValue, KvIter, PartitionStats, ReadView, Result, StorePartition, WriteBatch};
 
+/// A key and its value after a write set aside (`None`: deleted).
+type Change = (Vec<u8>, Option<Vec<u8>>);
+
 /// A checkpoint's local write of one store partition, set aside until its
 /// changelog records are delivered and its source offsets committed, with
 /// a view of what it changes for the reads of the next checkpoint.
@@ -57,13 +60,7 @@ impl PendingWrite {
     }
 
     /// The changes to `cf` in `lower..upper`, in `direction`'s order.
-    fn range(
-        &self,
-        cf: &str,
-        lower: &[u8],
-        upper: Option<&[u8]>,
-        direction: Direction,
-    ) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+    fn range(&self, cf: &str, lower: &[u8], upper: Option<&[u8]>, direction: Direction) -> Vec<Change> {
         let Some(changes) = self.changes.get(cf) else {
             return Vec::new();
         };
@@ -210,7 +207,7 @@ impl StorePartition for StagedPartition {
 /// deleted keys are skipped.
 struct Merged<'a> {
     inner: std::iter::Peekable<KvIter<'a>>,
-    changes: std::iter::Peekable<std::vec::IntoIter<(Vec<u8>, Option<Vec<u8>>)>>,
+    changes: std::iter::Peekable<std::vec::IntoIter<Change>>,
     direction: Direction,
 }
 
