@@ -346,9 +346,22 @@ impl Checkpointer {
                 store.describe(),
                 partition,
             ))?;
+        }
+        // Only once every transaction prepared: a windowed transaction's
+        // flush updates its store's in-memory index, which must not get
+        // ahead of a checkpoint that fails.
+        for ((id, partition), txn) in txns.all_mut() {
             // Into the staged partition: set aside, not written.
-            txn.flush(None)
-                .map_err(txn_failed(CheckpointStage::Flushed, store.describe(), partition))?;
+            if let Err(e) = txn.flush(None) {
+                // Some flushes updated their indexes already: the
+                // checkpoint's partitions reload.
+                for &(id, partition) in staged.keys() {
+                    let source = TopicPartition::of_store(registry.get(id).stream(), partition);
+                    self.reloads.push((source.clone(), offsets.first_of(&source)));
+                }
+                let store = registry.get(id);
+                return Err(txn_failed(CheckpointStage::Flushed, store.describe(), partition)(e));
+            }
         }
         let mut writes = Vec::new();
         for (&(id, partition), s) in staged {
