@@ -107,6 +107,20 @@ pub struct ManagerConfig {
     /// do not store `TxnOffsetCommit`, such as librdkafka's mock cluster.
     /// Default false.
     pub mirror_transactional_offsets: bool,
+    /// At-least-once only: pipelined checkpoints. A checkpoint prepares its
+    /// changelog records and sets its local write aside, and processing
+    /// goes on while the broker acknowledges them; the next checkpoint (or
+    /// [`crate::StateStoreManager::finish_checkpoint`], a revocation, a
+    /// close) first waits for that delivery, then commits the source
+    /// offsets and writes local state, in that order. Records processed
+    /// meanwhile read the changes set aside. At most one checkpoint is in
+    /// flight. See docs/guarantees.md ("Pipelined at-least-once
+    /// checkpoints") for why no record is lost or counted twice. Ignored
+    /// under exactly-once. Default false: [`commit`](crate::StateStoreManager::commit)
+    /// then returns before the checkpoint's offsets are committed and its
+    /// state is in local storage (readers see it one checkpoint later), and
+    /// its delivery or offset-commit error comes from the next call.
+    pub pipelined_checkpoints: bool,
     /// How the producers of the source topics route keyed records
     /// (librdkafka's `partitioner`; default
     /// [`Partitioner::Murmur2Random`], the Java client's default). The
@@ -232,6 +246,7 @@ impl ManagerConfig {
             recovery: RecoveryConfig::default(),
             standby: StandbyPolicy::None,
             mirror_transactional_offsets: false,
+            pipelined_checkpoints: false,
             producer_properties: Vec::new(),
             memory_budget: None,
             partitioner: Partitioner::default(),

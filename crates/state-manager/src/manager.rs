@@ -295,6 +295,7 @@ impl StateStoreManager {
             // Damage a read or write of the transaction finds is noted, so
             // the partition is rebuilt (see `heal_damaged`).
             let part = self.checkpointer.damage_watch().watch(part, handle.id, partition);
+            let part = self.checkpointer.stage(handle.id, partition, part);
             let format = s.format_of(partition).cloned().ok_or_else(not_assigned)?;
             (
                 format,
@@ -507,7 +508,49 @@ impl StateStoreManager {
     fn commit_as<C: ConsumerContext, K: Consumer<C>>(&mut self, consumer: &K, caller: CommitCaller) -> Result<()> {
         self.heal_damaged(consumer)?;
         let txns = std::mem::take(&mut self.txns);
-        if let Err(e) = self.checkpointer.commit(txns, &self.registry, consumer, caller) {
+        let committed = self.checkpointer.commit(txns, &self.registry, consumer, caller);
+        self.after_checkpoint(consumer, committed)
+    }
+
+    /// Waits for the pipelined checkpoint in flight, if any (see
+    /// [`ManagerConfig::pipelined_checkpoints`](crate::ManagerConfig::pipelined_checkpoints)):
+    /// its changelog and output records delivered, its source offsets
+    /// committed, its local state written. After it returns `Ok`,
+    /// everything up to the last [`commit`](Self::commit) is committed and
+    /// in local state. Close, revocation and a damaged partition's rebuild
+    /// do this by themselves. Fails as [`commit`](Self::commit) does; a
+    /// checkpoint that fails before its offsets commit has its partitions
+    /// reload their state from their changelogs and process its records
+    /// again.
+    pub fn finish_checkpoint<C: ConsumerContext, K: Consumer<C>>(&mut self, consumer: &K) -> Result<()> {
+        let finished = self.checkpointer.finish_alone(&self.registry, consumer);
+        if finished.is_err() {
+            // The current checkpoint read through the failed one.
+            self.txns = OpenTxns::default();
+        }
+        self.after_checkpoint(consumer, finished)
+    }
+
+    /// What follows a checkpoint's commit, `committed`: reloads after a
+    /// failure that left partitions without their local state, snapshots
+    /// and rebuilds after a success.
+    fn after_checkpoint<C: ConsumerContext, K: Consumer<C>>(
+        &mut self,
+        consumer: &K,
+        committed: Result<()>,
+    ) -> Result<()> {
+        if let Err(e) = committed {
+            let reloads = self.checkpointer.take_reloads();
+            if !reloads.is_empty() {
+                // A pipelined checkpoint failed before its offsets
+                // committed: its partitions drop the writes set aside.
+                if let Err(reload) = self
+                    .assignments
+                    .reload(consumer, reloads, &mut self.registry, &self.readers)
+                {
+                    tracing::error!(error = %reload, "pausing partitions to reload them after a failed checkpoint failed");
+                }
+            }
             let unflushed = self.checkpointer.take_unflushed();
             if unflushed.is_empty() || crate::error::disk_full_cause(&e).is_none() {
                 return Err(e);
@@ -556,18 +599,36 @@ impl StateStoreManager {
                 None => Ok(()),
             };
         }
-        self.txns = OpenTxns::default();
         let damaged: Vec<TopicPartition> = found
             .keys()
             .map(|(id, p)| TopicPartition::of_store(self.registry.get(*id).stream(), *p))
             .collect();
+        // A pipelined checkpoint in flight first: the rebuild closes
+        // partitions its writes go to (a damaged one's write is skipped:
+        // the rebuild restores it from its changelog).
+        let in_flight = self.checkpointer.finish_alone(&self.registry, consumer);
+        if in_flight.is_err() {
+            let reloads = self
+                .checkpointer
+                .take_reloads()
+                .into_iter()
+                .filter(|(tp, _)| !damaged.contains(tp))
+                .collect();
+            if let Err(e) = self
+                .assignments
+                .reload(consumer, reloads, &mut self.registry, &self.readers)
+            {
+                tracing::error!(error = %e, "pausing partitions to reload them after a failed checkpoint failed");
+            }
+        }
+        self.txns = OpenTxns::default();
         self.checkpointer.abort_and_rewind(consumer, &damaged)?;
         for (((id, _), f), tp) in found.into_iter().zip(damaged) {
             self.checkpointer.forget(&tp);
             self.assignments
                 .rebuild_active(consumer, &tp, id, f, &mut self.registry, &self.readers)?;
         }
-        Ok(())
+        in_flight
     }
 
     /// Revokes every source partition assigned here (see

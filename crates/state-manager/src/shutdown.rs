@@ -62,7 +62,10 @@ impl StateStoreManager {
 /// `manager`: dropping `consumer` closes it (rdkafka serves the
 /// revocation callback and leaves the group on drop).
 pub(crate) fn close_with<K: Consumer<StateContext>>(manager: &Mutex<StateStoreManager>, consumer: K) -> Result<()> {
-    let committed = manager.lock().commit(&consumer);
+    let committed = {
+        let mut m = manager.lock();
+        m.commit(&consumer).and_then(|()| m.finish_checkpoint(&consumer))
+    };
     let flushed = manager.lock().flush_caches();
     // The revocation callback locks the manager: it must not be held here.
     drop(consumer);

@@ -304,6 +304,9 @@ impl<'a> Job<'a> {
         mc.commit_interval = Duration::from_secs(3600);
         // librdkafka's mock cluster does not store offsets sent in a transaction.
         mc.mirror_transactional_offsets = mock;
+        // `E2E_PIPELINED=1`: pipelined at-least-once checkpoints
+        // (`ManagerConfig::pipelined_checkpoints`; ignored under exactly-once).
+        mc.pipelined_checkpoints = std::env::var("E2E_PIPELINED").is_ok_and(|v| v == "1");
         mc.producer_properties = vec![("compression.type".into(), COMPRESSION.into())];
         // `E2E_PRODUCER=key=value,...`: more producer properties, for
         // experiments (every system gets them).
@@ -460,6 +463,11 @@ impl<'a> Job<'a> {
             consumed += 1;
             if consumed.is_multiple_of(p.c) || outputs == p.n {
                 m.commit(&self.consumer).map_err(err)?;
+                if outputs == p.n {
+                    // A pipelined (at-least-once) checkpoint is still in
+                    // flight: the run ends when it is committed.
+                    m.finish_checkpoint(&self.consumer).map_err(err)?;
+                }
                 split.checkpoint += t3.elapsed();
                 split.checkpoints += 1;
             }

@@ -2,6 +2,7 @@
 //! transactions, the producer, the source offsets and local state commit
 //! under each guarantee.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,12 +11,14 @@ use rdkafka::consumer::{Consumer, ConsumerContext};
 use rdkafka::error::KafkaError;
 use rdkafka::{Offset, TopicPartitionList};
 use state_changelog::ChangelogProducer;
-use state_core::{ProcessedOffsets, TopicPartition};
+use state_core::{ProcessedOffsets, StorePartition, TopicPartition};
 
 use super::group_commit::{commit_offsets, Waited};
+use super::in_flight::{InFlight, StagedWrite};
 use super::offsets::SourceOffsets;
 use super::producer::ProducerLifecycle;
 use super::rewinds::Rewinds;
+use super::staged::{PendingWrite, StagedPartition};
 use super::unflushed::Unflushed;
 use crate::config::{ManagerConfig, ProcessingGuarantee};
 use crate::error::{CheckpointError, ManagerError, Result};
@@ -102,6 +105,18 @@ pub(crate) struct Checkpointer {
     unflushed: Unflushed,
     /// The store partitions this checkpoint's transactions found damaged.
     damaged: DamageWatch,
+    /// At-least-once with [`ManagerConfig::pipelined_checkpoints`].
+    pipelined: bool,
+    /// Pipelined: the partitions the current checkpoint's transactions
+    /// write to, their writes set aside.
+    staged: BTreeMap<(usize, u32), Arc<StagedPartition>>,
+    /// Pipelined: the checkpoint whose delivery, offset commit and local
+    /// write are still to come (at most one).
+    in_flight: Option<InFlight>,
+    /// Source partitions of a failed pipelined checkpoint whose local view
+    /// (the writes set aside) is dropped: they reload from their
+    /// changelogs and resume at the offset given.
+    reloads: Vec<(TopicPartition, Option<i64>)>,
 }
 
 impl Checkpointer {
@@ -121,7 +136,30 @@ impl Checkpointer {
             events: Events::default(),
             unflushed: Unflushed::default(),
             damaged: DamageWatch::default(),
+            pipelined: config.pipelined_checkpoints && config.guarantee == ProcessingGuarantee::AtLeastOnce,
+            staged: BTreeMap::new(),
+            in_flight: None,
+            reloads: Vec::new(),
         }
+    }
+
+    /// The partition the current checkpoint's transaction on (store `id`,
+    /// `partition`) works on: `partition` itself, or, with pipelined
+    /// checkpoints, a view that sets its local write aside and reads
+    /// through the write of the checkpoint in flight (see `staged`).
+    pub(crate) fn stage(
+        &mut self,
+        id: usize,
+        partition: u32,
+        target: Arc<dyn StorePartition>,
+    ) -> Arc<dyn StorePartition> {
+        if !self.pipelined {
+            return target;
+        }
+        let below = self.in_flight.as_ref().and_then(|f| f.pending_for((id, partition)));
+        let staged = Arc::new(StagedPartition::new(target, below));
+        self.staged.insert((id, partition), staged.clone());
+        staged
     }
 
     /// Where its events go (shared with whoever else reports them).
@@ -183,6 +221,9 @@ impl Checkpointer {
     pub(crate) fn forget(&mut self, source: &TopicPartition) {
         self.offsets.forget(source);
         self.rewinds.forget(source);
+        if let Some(f) = &mut self.in_flight {
+            f.forget(source);
+        }
     }
 
     /// Does the rewinds a refused mirrored offset commit asked for and the
@@ -214,6 +255,9 @@ impl Checkpointer {
         consumer: &K,
         caller: CommitCaller,
     ) -> Result<()> {
+        if self.pipelined {
+            return self.commit_pipelined(txns, registry, consumer, caller);
+        }
         let offsets = std::mem::take(&mut self.offsets);
         self.last_commit = Instant::now();
         self.unflushed = Unflushed::default();
@@ -239,6 +283,287 @@ impl Checkpointer {
                 Err(e)
             }
         }
+    }
+
+    /// Pipelined at-least-once: finishes the checkpoint in flight (see
+    /// [`finish_in_flight`](Self::finish_in_flight)), then prepares this
+    /// one's changelog records and sets its local writes aside, and returns
+    /// with it in flight; from a rebalance callback it finishes it too.
+    /// If the one in flight fails, this one (which read through it) is
+    /// dropped and its partitions move back to their first records of it.
+    fn commit_pipelined<C: ConsumerContext, K: Consumer<C>>(
+        &mut self,
+        mut txns: OpenTxns,
+        registry: &Registry,
+        consumer: &K,
+        caller: CommitCaller,
+    ) -> Result<()> {
+        let offsets = std::mem::take(&mut self.offsets);
+        let staged = std::mem::take(&mut self.staged);
+        self.last_commit = Instant::now();
+        self.unflushed = Unflushed::default();
+        self.reloads.clear();
+        if let Err(e) = self.finish_in_flight(registry, consumer, caller) {
+            self.rewind_current(consumer, &offsets);
+            return Err(e);
+        }
+        if txns.is_empty() && offsets.is_empty() {
+            return Ok(());
+        }
+        let prepared = self.set_aside(&mut txns, &offsets, &staged, registry);
+        match prepared {
+            Ok(writes) => self.in_flight = Some(InFlight { offsets, writes }),
+            Err(e) => {
+                crate::metrics::checkpoint("failed");
+                return Err(e);
+            }
+        }
+        if caller == CommitCaller::RebalanceCallback {
+            // The partitions are about to move: nothing stays in flight.
+            self.finish_in_flight(registry, consumer, caller)?;
+        }
+        Ok(())
+    }
+
+    /// Prepares the changelog records of `txns` (tagged with `offsets`)
+    /// and flushes them into their `staged` partitions, which set the
+    /// writes aside; returns the writes.
+    fn set_aside(
+        &mut self,
+        txns: &mut OpenTxns,
+        offsets: &SourceOffsets,
+        staged: &BTreeMap<(usize, u32), Arc<StagedPartition>>,
+        registry: &Registry,
+    ) -> Result<Vec<StagedWrite>> {
+        let timer = Instant::now();
+        for ((id, partition), txn) in txns.all_mut() {
+            let store = registry.get(id);
+            let processed = offsets
+                .last_of(&TopicPartition::of_store(store.stream(), partition))
+                .map(|o| ProcessedOffsets::new().with(store.stream().to_owned(), o));
+            txn.prepare(processed.as_ref()).map_err(txn_failed(
+                CheckpointStage::Produced,
+                store.describe(),
+                partition,
+            ))?;
+        }
+        // Only once every transaction prepared: a windowed transaction's
+        // flush updates its store's in-memory index, which must not get
+        // ahead of a checkpoint that fails.
+        for ((id, partition), txn) in txns.all_mut() {
+            // Into the staged partition: set aside, not written.
+            if let Err(e) = txn.flush(None) {
+                // Some flushes updated their indexes already: the
+                // checkpoint's partitions reload.
+                for &(id, partition) in staged.keys() {
+                    let source = TopicPartition::of_store(registry.get(id).stream(), partition);
+                    self.reloads.push((source.clone(), offsets.first_of(&source)));
+                }
+                let store = registry.get(id);
+                return Err(txn_failed(CheckpointStage::Flushed, store.describe(), partition)(e));
+            }
+        }
+        let mut writes = Vec::new();
+        for (&(id, partition), s) in staged {
+            if let Some(batch) = s.take_captured() {
+                writes.push(StagedWrite {
+                    key: (id, partition),
+                    source: TopicPartition::of_store(registry.get(id).stream(), partition),
+                    target: s.inner().clone(),
+                    pending: Arc::new(PendingWrite::new(batch)),
+                });
+            }
+        }
+        crate::metrics::stage("prepare", timer.elapsed());
+        Ok(writes)
+    }
+
+    /// Pipelined at-least-once: waits until every record produced so far
+    /// (the checkpoint in flight's changelog and output records among them)
+    /// is delivered, then commits its source offsets, then writes its
+    /// local writes set aside, each with the offset of the last record of
+    /// its changelog partition known delivered (what the write includes).
+    /// Nothing to do without a checkpoint in flight.
+    ///
+    /// If the delivery or the offset commit fails, its offsets stay
+    /// uncommitted and its writes are dropped: its partitions reload their
+    /// state from their changelogs and resume at their first records of it
+    /// (see [`take_reloads`](Self::take_reloads)); partitions it processed
+    /// without writing state move back to their first records. If a local
+    /// write fails, the checkpoint is committed but not written locally,
+    /// as a failed local flush today (see
+    /// [`take_unflushed`](Self::take_unflushed)).
+    pub(crate) fn finish_in_flight<C: ConsumerContext, K: Consumer<C>>(
+        &mut self,
+        registry: &Registry,
+        consumer: &K,
+        caller: CommitCaller,
+    ) -> Result<()> {
+        let Some(flight) = self.in_flight.take() else {
+            return Ok(());
+        };
+        let started = Instant::now();
+        let res = self.finish(&flight, registry, consumer, caller);
+        crate::metrics::checkpoint(if res.is_ok() { "ok" } else { "failed" });
+        if res.is_ok() {
+            crate::metrics::stage("total", started.elapsed());
+        }
+        res
+    }
+
+    fn finish<C: ConsumerContext, K: Consumer<C>>(
+        &mut self,
+        flight: &InFlight,
+        registry: &Registry,
+        consumer: &K,
+        caller: CommitCaller,
+    ) -> Result<()> {
+        let mut timer = Instant::now();
+        let mut lap = |stage: &'static str| {
+            crate::metrics::stage(stage, timer.elapsed());
+            timer = Instant::now();
+        };
+        // 1. Every changelog (and output) record delivered.
+        if let Err(source) = self.producer.flush() {
+            self.drop_in_flight(consumer, flight);
+            return Err(failed(CheckpointStage::Produced, CheckpointError::Changelog { source }));
+        }
+        lap("produce");
+        self.observe(CheckpointStage::Produced);
+        // 2. Source offsets.
+        let mut tpl = TopicPartitionList::new();
+        let mut recorded = Ok(());
+        for (source, offset) in flight.offsets.last() {
+            recorded =
+                recorded.and(tpl.add_partition_offset(source.topic(), source.partition(), Offset::Offset(offset + 1)));
+        }
+        let committed = recorded
+            .map_err(|e| (e, "recording the offsets to commit"))
+            .and_then(|()| match tpl.count() {
+                0 => Ok(None),
+                _ => commit_offsets(consumer, &tpl, self.rebalance_wait(caller))
+                    .map_err(|e| (e, "committing the source offsets")),
+            });
+        match committed {
+            Ok(waited) => self.report_wait(waited),
+            Err((source, operation)) => {
+                self.drop_in_flight(consumer, flight);
+                return Err(kafka_failed(CheckpointStage::Committed, operation)(source));
+            }
+        }
+        lap("commit");
+        self.observe(CheckpointStage::Committed);
+        // 3. Local state, with the changelog offset it now includes.
+        let mut failure = None;
+        for w in &flight.writes {
+            if failure.is_some() {
+                // Committed but not written locally either.
+                self.unflushed.add(w.source.clone(), &flight.offsets);
+                continue;
+            }
+            let (id, partition) = w.key;
+            let store = registry.get(id);
+            let offset = store
+                .changelog_topic()
+                .and_then(|topic| self.producer.last_offset(topic, partition));
+            if let Err(e) = w.target.write(&w.pending.batch_at(offset)) {
+                // As in the sequential checkpoint: a damaged partition is
+                // rebuilt from its changelog, which holds this checkpoint.
+                if self.damaged.holds(id, partition) {
+                    tracing::warn!(store = store.describe(), partition, error = %e, "flushing a damaged partition failed; it is rebuilt from its changelog");
+                    continue;
+                }
+                self.unflushed.add(w.source.clone(), &flight.offsets);
+                failure = Some(failed(
+                    CheckpointStage::Flushed,
+                    CheckpointError::Transaction {
+                        store: store.describe(),
+                        partition,
+                        source: state_txn::TxnError::Core(e),
+                    },
+                ));
+            }
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        lap("flush");
+        self.observe(CheckpointStage::Flushed);
+        Ok(())
+    }
+
+    /// A checkpoint in flight failed before its offsets committed: its
+    /// writes set aside are dropped, so the partitions it wrote reload
+    /// from their changelogs (the transactions of the next checkpoint, and
+    /// windowed stores' indexes, saw those writes) and resume at its first
+    /// records; the others move back to their first records.
+    fn drop_in_flight<C: ConsumerContext, K: Consumer<C>>(&mut self, consumer: &K, flight: &InFlight) {
+        let mut records = 0;
+        for (source, first) in flight.offsets.first() {
+            records += flight.offsets.last_of(source).unwrap_or(first) - first + 1;
+            if flight.writes_to(source) {
+                self.reloads.push((source.clone(), Some(first)));
+            } else {
+                self.rewinds.rewind(consumer, source, first, self.kafka_timeout);
+            }
+        }
+        for w in &flight.writes {
+            if !self.reloads.iter().any(|(tp, _)| tp == &w.source) {
+                // State written without a processed record: ask the group.
+                self.reloads.push((w.source.clone(), None));
+            }
+        }
+        crate::metrics::rewound_records(records.max(0) as u64);
+        tracing::warn!(
+            partitions = self.reloads.len(),
+            "the checkpoint in flight failed: its offsets are not committed and its records are processed again"
+        );
+    }
+
+    /// The checkpoint in flight failed, so the current one, which read
+    /// through it, is dropped: its partitions move back to their first
+    /// records of it (those reloading resume where their reload says).
+    fn rewind_current<C: ConsumerContext, K: Consumer<C>>(&mut self, consumer: &K, offsets: &SourceOffsets) {
+        let unflushed = std::mem::take(&mut self.unflushed).into_vec();
+        for (source, first) in offsets.first() {
+            let reloading = self.reloads.iter().chain(&unflushed).any(|(tp, _)| tp == source);
+            if !reloading {
+                self.rewinds.rewind(consumer, source, first, self.kafka_timeout);
+            }
+        }
+        for (tp, at) in unflushed {
+            self.unflushed.add_at(tp, at);
+        }
+    }
+
+    /// [`finish_in_flight`](Self::finish_in_flight) from the poll loop,
+    /// outside a commit: if it fails, the current checkpoint, which read
+    /// through it, is dropped and its partitions move back to their first
+    /// records of it (the caller drops its transactions).
+    pub(crate) fn finish_alone<C: ConsumerContext, K: Consumer<C>>(
+        &mut self,
+        registry: &Registry,
+        consumer: &K,
+    ) -> Result<()> {
+        if self.in_flight.is_none() {
+            return Ok(());
+        }
+        self.unflushed = Unflushed::default();
+        self.reloads.clear();
+        let finished = self.finish_in_flight(registry, consumer, CommitCaller::PollLoop);
+        if finished.is_err() {
+            let offsets = std::mem::take(&mut self.offsets);
+            self.staged.clear();
+            self.rewind_current(consumer, &offsets);
+        }
+        finished
+    }
+
+    /// Source partitions a failed pipelined checkpoint left to reload, each
+    /// with the offset to resume at (`None`: ask the group); cleared by the
+    /// call.
+    pub(crate) fn take_reloads(&mut self) -> Vec<(TopicPartition, Option<i64>)> {
+        std::mem::take(&mut self.reloads)
     }
 
     /// How long a commit by `caller` may wait for a rebalance to take its
@@ -416,6 +741,7 @@ impl Checkpointer {
         except: &[TopicPartition],
     ) -> Result<()> {
         let offsets = std::mem::take(&mut self.offsets);
+        self.staged.clear();
         self.producer.abort()?;
         let mut records = 0;
         for (source, first) in offsets.first() {
@@ -433,6 +759,7 @@ impl Checkpointer {
     /// Kafka transaction under exactly-once.
     pub(crate) fn abort(&mut self) -> Result<()> {
         self.offsets = SourceOffsets::default();
+        self.staged.clear();
         self.producer.abort()
     }
 }
@@ -532,7 +859,9 @@ mod tests {
         cluster.create_topic("in", 1, 1).unwrap();
         let mut kafka = ClientConfig::new();
         kafka.set("bootstrap.servers", cluster.bootstrap_servers());
-        let config = ManagerConfig::with_backend("g", "unused", state_core::MemoryBackend::shared());
+        let mut config = ManagerConfig::with_backend("g", "unused", state_core::MemoryBackend::shared());
+        // The sequential checkpoint: its own commit reports the refusal.
+        config.pipelined_checkpoints = false;
         let mut checkpointer = Checkpointer::new(&config, &kafka, "test");
         let consumer: BaseConsumer = kafka.set("group.id", "g").create().unwrap();
         cluster.request_errors(
@@ -555,5 +884,149 @@ mod tests {
 
         checkpointer.processed_at("in", 0, 7).unwrap();
         commit(&mut checkpointer, &consumer).unwrap();
+    }
+
+    /// A pipelined at-least-once checkpointer on `cluster` with `props` on
+    /// its producer, and a consumer of group `g` to commit with.
+    fn pipelined(
+        cluster: &MockCluster<'static, DefaultProducerContext>,
+        props: &[(&str, &str)],
+    ) -> (Checkpointer, BaseConsumer) {
+        let mut kafka = ClientConfig::new();
+        kafka.set("bootstrap.servers", cluster.bootstrap_servers());
+        let mut config = ManagerConfig::with_backend("g", "unused", state_core::MemoryBackend::shared());
+        config.pipelined_checkpoints = true;
+        config.kafka_timeout = Duration::from_secs(10);
+        config.producer_properties = props.iter().map(|(k, v)| ((*k).into(), (*v).into())).collect();
+        let checkpointer = Checkpointer::new(&config, &kafka, "test");
+        let consumer = kafka.set("group.id", "g").create().unwrap();
+        (checkpointer, consumer)
+    }
+
+    /// The offset committed for `in[0]`, if any.
+    fn committed(consumer: &BaseConsumer) -> Option<i64> {
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition("in", 0);
+        let got = consumer.committed_offsets(tpl, Duration::from_secs(10)).unwrap();
+        match got.find_partition("in", 0).map(|e| e.offset()) {
+            Some(Offset::Offset(o)) => Some(o),
+            _ => None,
+        }
+    }
+
+    fn commit_as(checkpointer: &mut Checkpointer, consumer: &BaseConsumer, caller: CommitCaller) -> Result<()> {
+        checkpointer.commit(OpenTxns::default(), &Registry::default(), consumer, caller)
+    }
+
+    #[test]
+    fn a_pipelined_checkpoint_commits_its_offsets_when_the_next_one_finishes_it_and_in_order() {
+        let cluster = MockCluster::<DefaultProducerContext>::new(1).unwrap();
+        cluster.create_topic("in", 1, 1).unwrap();
+        cluster.create_topic("out", 1, 1).unwrap();
+        let (mut checkpointer, consumer) = pipelined(&cluster, &[]);
+        let mut stages = Vec::new();
+        let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+        let sink = seen.clone();
+        checkpointer.set_observer(move |stage| sink.lock().push(stage));
+
+        checkpointer.processed_at("in", 0, 7).unwrap();
+        produce_output(&mut checkpointer);
+        commit(&mut checkpointer, &consumer).unwrap();
+        assert_eq!(committed(&consumer), None, "in flight: not committed yet");
+        assert!(seen.lock().is_empty(), "no stage reached while in flight");
+
+        checkpointer.processed_at("in", 0, 8).unwrap();
+        commit(&mut checkpointer, &consumer).unwrap();
+        assert_eq!(
+            committed(&consumer),
+            Some(8),
+            "the first finished, the second in flight"
+        );
+        stages.extend([
+            CheckpointStage::Produced,
+            CheckpointStage::Committed,
+            CheckpointStage::Flushed,
+        ]);
+        assert_eq!(*seen.lock(), stages);
+
+        checkpointer
+            .finish_in_flight(&Registry::default(), &consumer, CommitCaller::PollLoop)
+            .unwrap();
+        assert_eq!(committed(&consumer), Some(9));
+        // Nothing in flight: finishing again does nothing.
+        checkpointer
+            .finish_in_flight(&Registry::default(), &consumer, CommitCaller::PollLoop)
+            .unwrap();
+        stages.extend([
+            CheckpointStage::Produced,
+            CheckpointStage::Committed,
+            CheckpointStage::Flushed,
+        ]);
+        assert_eq!(*seen.lock(), stages);
+    }
+
+    #[test]
+    fn a_commit_from_a_revocation_finishes_the_checkpoint_in_flight_and_its_own() {
+        let cluster = MockCluster::<DefaultProducerContext>::new(1).unwrap();
+        cluster.create_topic("in", 1, 1).unwrap();
+        let (mut checkpointer, consumer) = pipelined(&cluster, &[]);
+        checkpointer.processed_at("in", 0, 7).unwrap();
+        commit(&mut checkpointer, &consumer).unwrap();
+        assert_eq!(committed(&consumer), None);
+        checkpointer.processed_at("in", 0, 8).unwrap();
+        commit_as(&mut checkpointer, &consumer, CommitCaller::RebalanceCallback).unwrap();
+        assert_eq!(
+            committed(&consumer),
+            Some(9),
+            "nothing stays in flight past a revocation"
+        );
+        assert!(checkpointer.in_flight.is_none());
+    }
+
+    #[test]
+    fn a_failed_delivery_of_the_checkpoint_in_flight_commits_none_of_its_offsets() {
+        let cluster = MockCluster::<DefaultProducerContext>::new(1).unwrap();
+        cluster.create_topic("in", 1, 1).unwrap();
+        cluster.create_topic("out", 1, 1).unwrap();
+        let (mut checkpointer, consumer) = pipelined(
+            &cluster,
+            &[
+                ("message.timeout.ms", "2000"),
+                ("retries", "0"),
+                ("enable.idempotence", "false"),
+            ],
+        );
+        cluster.request_errors(
+            RDKafkaApiKey::Produce,
+            &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_MSG_SIZE_TOO_LARGE; 4],
+        );
+        checkpointer.processed_at("in", 0, 7).unwrap();
+        produce_output(&mut checkpointer);
+        commit(&mut checkpointer, &consumer).unwrap();
+        // The next checkpoint finds the first one's record undelivered.
+        checkpointer.processed_at("in", 0, 8).unwrap();
+        let err = commit(&mut checkpointer, &consumer).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                ManagerError::CheckpointFailed {
+                    stage: CheckpointStage::Produced,
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        assert_eq!(committed(&consumer), None, "neither checkpoint's offsets committed");
+        assert!(checkpointer.in_flight.is_none());
+        // Both are processed again (the consumer moves back); then they commit.
+        cluster.clear_request_errors(RDKafkaApiKey::Produce);
+        checkpointer.processed_at("in", 0, 7).unwrap();
+        checkpointer.processed_at("in", 0, 8).unwrap();
+        produce_output(&mut checkpointer);
+        commit(&mut checkpointer, &consumer).unwrap();
+        checkpointer
+            .finish_in_flight(&Registry::default(), &consumer, CommitCaller::PollLoop)
+            .unwrap();
+        assert_eq!(committed(&consumer), Some(9));
     }
 }

@@ -10,14 +10,20 @@
 //!   exactly-once, its transaction.
 //! * `rewinds` — partitions moved back after a refused mirrored offset
 //!   commit, paused until the move is done.
+//! * `in_flight` — a pipelined at-least-once checkpoint waiting for its
+//!   delivery, offset commit and local write.
+//! * `staged` — store partitions that set a pipelined checkpoint's local
+//!   write aside and read through the one in flight.
 //! * `unflushed` — the source partitions of a checkpoint committed to
 //!   Kafka but not written locally (a full disk), for their reload.
 
 mod checkpointer;
 mod group_commit;
+mod in_flight;
 mod offsets;
 mod producer;
 mod rewinds;
+mod staged;
 mod unflushed;
 
 pub(crate) use checkpointer::{Checkpointer, CommitCaller};

@@ -72,6 +72,11 @@ impl SourceOffsets {
         self.ranges.iter().find(|r| &r.source == source).map(|r| r.last)
     }
 
+    /// The offset of the first record of `source` processed, if any.
+    pub(super) fn first_of(&self, source: &TopicPartition) -> Option<i64> {
+        self.ranges.iter().find(|r| &r.source == source).map(|r| r.first)
+    }
+
     /// Every partition with the offset of its last processed record, in
     /// partition order.
     pub(super) fn last(&self) -> impl Iterator<Item = (&TopicPartition, i64)> {

@@ -24,6 +24,11 @@ impl Unflushed {
         self.partitions.insert(source, committed);
     }
 
+    /// Adds `source`, committed at `committed`.
+    pub(super) fn add_at(&mut self, source: TopicPartition, committed: Option<i64>) {
+        self.partitions.insert(source, committed);
+    }
+
     /// The partitions, ascending.
     pub(super) fn into_vec(self) -> Vec<(TopicPartition, Option<i64>)> {
         self.partitions.into_iter().collect()
