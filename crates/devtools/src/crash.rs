@@ -104,7 +104,7 @@ fn parse(args: &[String]) -> Result<Settings, String> {
         corrupt: false,
         corrupt_only: None,
         snapshots: false,
-        snapshot_every: 3,
+        snapshot_every: 6,
         log_dir: None,
     };
     let mut it = args.iter();
@@ -266,13 +266,26 @@ fn pick_snapshot_point(rng: &mut Rng) -> Option<Crash> {
     if rng.below(2) == 0 {
         return None;
     }
-    let point = crash_point::ALL[rng.index(crash_point::ALL.len())];
+    // The restore points are drawn twice as often: they are reached only
+    // if a usable snapshot exists (download) and the changelog moved past
+    // it (tail), while every run that processes takes snapshots.
+    const DRAWN: [&str; 6] = [
+        crash_point::UPLOAD_FILE,
+        crash_point::UPLOAD_BEFORE_MANIFEST,
+        crash_point::DOWNLOAD_FILE,
+        crash_point::DOWNLOAD_FILE,
+        crash_point::TAIL_REPLAY,
+        crash_point::TAIL_REPLAY,
+    ];
+    let point = DRAWN[rng.index(DRAWN.len())];
     // A run takes a few snapshots per partition, each uploading a few
     // files; a restore downloads every partition's newest (a RocksDB
-    // checkpoint: some 5-8 files each) then replays its tail.
+    // checkpoint: some 5-8 files each) then replays its tail (a few
+    // records: snapshots are frequent).
     let hits = match point {
         crash_point::UPLOAD_FILE => 6,
         crash_point::DOWNLOAD_FILE => 10,
+        crash_point::TAIL_REPLAY => 2,
         _ => 3,
     };
     Some(Crash::Point(point, 1 + rng.below(hits)))

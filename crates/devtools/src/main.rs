@@ -47,7 +47,7 @@ commands:
                                 delete-table, truncate-manifest, truncate-current,
                                 offset-past-end, offset-garbled); --snapshots keeps
                                 partition snapshots in a shared local store (taken every
-                                RECORDS changelog records, default 3), kills half the runs
+                                RECORDS changelog records, default 6), kills half the runs
                                 at snapshot crash points (upload, before the manifest,
                                 download, tail replay) and damages the newest snapshot
                                 before some restarts

@@ -26,7 +26,7 @@
 //!
 //! `SNAPSHOT_DIR=DIR` keeps partition snapshots in a local-filesystem
 //! snapshot store at DIR (shared by every member), taken every
-//! `SNAPSHOT_EVERY` changelog records (default 8) and used to restore
+//! `SNAPSHOT_EVERY` changelog records (default 6) and used to restore
 //! partitions without local state. It then prints `snapshot taken`,
 //! `snapshot restore restored|none` (a partition bootstrapped from a
 //! snapshot, or with no usable one: full replay), `snapshot skipped REASON`
@@ -133,7 +133,7 @@ fn snapshot_settings() -> Result<Option<state_manager::SnapshotSettings>, Box<dy
     };
     let every: u64 = match std::env::var("SNAPSHOT_EVERY") {
         Ok(n) => n.parse()?,
-        Err(_) => 8,
+        Err(_) => 6,
     };
     let dir = std::path::absolute(dir)?;
     let store = state_snapshot::SnapshotStore::open(
