@@ -889,6 +889,54 @@ mod tests {
     use super::*;
 
     #[test]
+    fn snapshot_points_are_drawn_for_half_the_runs_and_only_restore_points_need_a_restore() {
+        let mut rng = Rng(5);
+        let mut drawn: BTreeMap<&str, u32> = BTreeMap::new();
+        let mut none = 0;
+        for _ in 0..1000 {
+            match pick_snapshot_point(&mut rng) {
+                Some(Crash::Point(p, n)) => {
+                    assert!(n >= 1);
+                    *drawn.entry(p).or_default() += 1;
+                }
+                Some(other) => panic!("{other:?}"),
+                None => none += 1,
+            }
+        }
+        assert!((400..600).contains(&none), "{none}");
+        assert_eq!(drawn.len(), crash_point::ALL.len(), "{drawn:?}");
+        assert!(drawn[crash_point::TAIL_REPLAY] > drawn[crash_point::UPLOAD_FILE]);
+        assert!(needs_restore(&Crash::Point(crash_point::DOWNLOAD_FILE, 1)));
+        assert!(needs_restore(&Crash::Point(crash_point::TAIL_REPLAY, 1)));
+        assert!(!needs_restore(&Crash::Point(crash_point::UPLOAD_FILE, 1)));
+        assert!(!needs_restore(&Crash::Point(crash_point::UPLOAD_BEFORE_MANIFEST, 1)));
+        assert!(!needs_restore(&Crash::At("recovery", 1)));
+    }
+
+    #[test]
+    fn the_childs_snapshot_lines_are_counted() {
+        let mut c = ChildCounts::default();
+        for line in [
+            "snapshot taken",
+            "snapshot restore restored",
+            "snapshot restore none",
+            "snapshot skipped corrupt",
+            "snapshot skipped corrupt",
+            "snapshot skipped bad_manifest",
+            "snapshot tail 7",
+            "snapshot tail 5",
+            "damage found",
+        ] {
+            assert!(c.note(line), "{line}");
+        }
+        assert!(!c.note("processed 3"));
+        assert_eq!((c.snapshots_taken, c.restored, c.no_snapshot), (1, 1, 1));
+        assert_eq!(c.skipped["corrupt"], 2);
+        assert_eq!(c.skipped["bad_manifest"], 1);
+        assert_eq!((c.tail_records, c.damage_found), (12, 1));
+    }
+
+    #[test]
     fn the_check_finds_lost_and_double_counts() {
         let model: BTreeMap<String, u64> = [("a".to_owned(), 2)].into();
         let good_out: BTreeMap<String, Vec<u64>> = [("a".to_owned(), vec![1, 2, 2])].into();
