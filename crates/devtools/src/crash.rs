@@ -15,6 +15,18 @@
 //! member's state is damaged on disk (see `damage`): the member must heal
 //! it (quarantine, rebuild from the changelog) and the counts stay exact.
 //!
+//! With `--snapshots`, the members keep partition snapshots in a local
+//! snapshot store they share (taken every `--snapshot-every` changelog
+//! records), and restore partitions without local state from them. Half
+//! the runs then end at one of state-snapshot's crash points
+//! (`state_snapshot::crash_point`: during an upload, between the files
+//! and the manifest, during a restore's download, during the changelog
+//! tail after a snapshot; local state is wiped before a run aimed at the
+//! last two, so that it restores), and before some restarts the newest
+//! snapshot of a partition is damaged (see `snapshot_damage`) so that the
+//! restore must fall back. Only kills that really happened at a point are
+//! counted (the child aborted with SIGABRT after saying which point).
+//!
 //! Seeded: `--seed` replays the same kills.
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -28,9 +40,12 @@ use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
+use state_snapshot::crash_point;
+
 use crate::rng::Rng;
 
 mod damage;
+mod snapshot_damage;
 
 const INPUT: &str = "crash-input";
 const OUTPUT: &str = "crash-output";
@@ -60,6 +75,11 @@ struct Settings {
     /// Only this kind of damage (`--corrupt-only KIND`, implies
     /// `--corrupt`), to look at one kind.
     corrupt_only: Option<damage::DamageKind>,
+    /// Members keep partition snapshots in a shared local store and
+    /// restore from them; snapshot crash points and snapshot damage.
+    snapshots: bool,
+    /// Changelog records between a partition's snapshots.
+    snapshot_every: u64,
     /// Where the children write their tracing logs (`run-NNN.log` per run
     /// of the killed child, `peer-NN.log` per start of the peer), filtered
     /// by `CRASH_LOG` (default: debug for the state crates).
@@ -83,6 +103,8 @@ fn parse(args: &[String]) -> Result<Settings, String> {
         kill_in_restore: false,
         corrupt: false,
         corrupt_only: None,
+        snapshots: false,
+        snapshot_every: 6,
         log_dir: None,
     };
     let mut it = args.iter();
@@ -102,6 +124,11 @@ fn parse(args: &[String]) -> Result<Settings, String> {
             "--write-behind" => s.write_behind = true,
             "--kill-in-restore" => s.kill_in_restore = true,
             "--corrupt" => s.corrupt = true,
+            "--snapshots" => s.snapshots = true,
+            "--snapshot-every" => {
+                s.snapshot_every = num("--snapshot-every")?.max(1);
+                s.snapshots = true;
+            }
             "--corrupt-only" => {
                 let kind = it.next().ok_or("--corrupt-only needs a damage kind")?;
                 s.corrupt_only = Some(damage::DamageKind::parse(kind)?);
@@ -126,6 +153,9 @@ fn parse(args: &[String]) -> Result<Settings, String> {
     }
     if s.corrupt && s.backend == "memory" {
         return Err("--corrupt needs a backend with files (rocksdb, fjall)".into());
+    }
+    if s.snapshots && s.backend == "memory" {
+        return Err("--snapshots needs a backend that keeps its state (rocksdb, fjall)".into());
     }
     Ok(s)
 }
@@ -205,6 +235,9 @@ enum Crash {
     KillWhenRestoring,
     /// The child aborts itself at `CRASH_AT=stage:n`.
     At(&'static str, u64),
+    /// The child aborts itself the n-th time it reaches snapshot crash
+    /// point `.0` (`KAFKA_STATE_CRASH_POINT`).
+    Point(&'static str, u64),
     /// No crash: run to the end.
     None,
 }
@@ -226,12 +259,54 @@ fn pick_crash(rng: &mut Rng, chunk: u32, kill_in_restore: bool) -> Crash {
     }
 }
 
+/// A snapshot crash point for one run (with `--snapshots`, half the runs):
+/// the point and on which hit, or `None` for the usual kinds of crash.
+/// The runs aimed at a restore path need their local state wiped.
+fn pick_snapshot_point(rng: &mut Rng) -> Option<Crash> {
+    if rng.below(2) == 0 {
+        return None;
+    }
+    // The restore points are drawn twice as often: they are reached only
+    // if a usable snapshot exists (download) and the changelog moved past
+    // it (tail), while every run that processes takes snapshots.
+    const DRAWN: [&str; 6] = [
+        crash_point::UPLOAD_FILE,
+        crash_point::UPLOAD_BEFORE_MANIFEST,
+        crash_point::DOWNLOAD_FILE,
+        crash_point::DOWNLOAD_FILE,
+        crash_point::TAIL_REPLAY,
+        crash_point::TAIL_REPLAY,
+    ];
+    let point = DRAWN[rng.index(DRAWN.len())];
+    // A run takes a few snapshots per partition, each uploading a few
+    // files; a restore downloads every partition's newest (a RocksDB
+    // checkpoint: some 5-8 files each) then replays its tail (a few
+    // records: snapshots are frequent).
+    let hits = match point {
+        crash_point::UPLOAD_FILE => 6,
+        crash_point::DOWNLOAD_FILE => 10,
+        crash_point::TAIL_REPLAY => 2,
+        _ => 3,
+    };
+    Some(Crash::Point(point, 1 + rng.below(hits)))
+}
+
+/// True if `crash` is reached only by a run that restores from a snapshot.
+fn needs_restore(crash: &Crash) -> bool {
+    matches!(crash, Crash::Point(p, _) if *p == crash_point::DOWNLOAD_FILE || *p == crash_point::TAIL_REPLAY)
+}
+
 enum RunEnd {
     /// Killed or aborted as planned. `during_restore`: it was restoring
     /// then. `lagging`: the child's last report said some partition's
     /// committed changelog offset was not yet in its local state (the kill
     /// fell between a changelog commit and the deferred local flush).
-    Crashed { during_restore: bool, lagging: bool },
+    /// `point`: the snapshot crash point it aborted at.
+    Crashed {
+        during_restore: bool,
+        lagging: bool,
+        point: Option<&'static str>,
+    },
     /// Finished its input before the crash point came.
     Finished(BTreeMap<String, u64>),
 }
@@ -255,12 +330,71 @@ fn child_command(bootstrap: &str, state: &Path, s: &Settings, log_name: &str) ->
     if s.write_behind {
         cmd.env("STATE_WRITE_BEHIND", "1");
     }
+    if let Some(dir) = snapshot_store(state, s) {
+        cmd.env("SNAPSHOT_DIR", dir)
+            .env("SNAPSHOT_EVERY", s.snapshot_every.to_string());
+    }
     if let Some(dir) = &s.log_dir {
         let filter = std::env::var("CRASH_LOG")
             .unwrap_or_else(|_| "info,state_changelog=debug,state_manager=debug,crash_counter=debug".into());
         cmd.env("CRASH_LOG", filter).env("CRASH_LOG_FILE", dir.join(log_name));
     }
     Ok(cmd)
+}
+
+/// The snapshot store of `--snapshots` runs, shared by the members: a
+/// directory beside the state directory `state` of either.
+fn snapshot_store(state: &Path, s: &Settings) -> Option<PathBuf> {
+    s.snapshots.then(|| state.with_file_name("snapshots"))
+}
+
+/// What the children said over a run of the harness.
+#[derive(Default)]
+struct ChildCounts {
+    /// Damage found by a read while processing (`--corrupt`).
+    damage_found: u32,
+    /// Snapshots taken and uploaded.
+    snapshots_taken: u32,
+    /// Partitions bootstrapped from a snapshot.
+    restored: u32,
+    /// Partitions without local state that found no usable snapshot
+    /// (full replay).
+    no_snapshot: u32,
+    /// Snapshots a restore could not use, by reason.
+    skipped: BTreeMap<String, u32>,
+    /// Changelog records replayed after the snapshots restored.
+    tail_records: u64,
+}
+
+impl ChildCounts {
+    /// Takes in one line of a child's output; false if it is not one of
+    /// these counts.
+    fn note(&mut self, line: &str) -> bool {
+        if line == "damage found" {
+            self.damage_found += 1;
+        } else if line == "snapshot taken" {
+            self.snapshots_taken += 1;
+        } else if line == "snapshot restore restored" {
+            self.restored += 1;
+        } else if line == "snapshot restore none" {
+            self.no_snapshot += 1;
+        } else if let Some(reason) = line.strip_prefix("snapshot skipped ") {
+            *self.skipped.entry(reason.to_owned()).or_default() += 1;
+        } else if let Some(n) = line.strip_prefix("snapshot tail ") {
+            self.tail_records += n.parse::<u64>().unwrap_or(0);
+        } else {
+            return false;
+        }
+        true
+    }
+}
+
+/// True if `status` says the process was ended by SIGABRT (what
+/// `std::process::abort` raises).
+fn aborted(status: &std::process::ExitStatus) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    const SIGABRT: i32 = 6;
+    status.signal() == Some(SIGABRT)
 }
 
 /// The second member of `--standbys` runs: started once, restarted if it
@@ -320,7 +454,7 @@ fn run_child(
     crash: &Crash,
     last: bool,
     run: u32,
-    damage_found: &mut u32,
+    said: &mut ChildCounts,
 ) -> Result<RunEnd, String> {
     let mut cmd = child_command(bootstrap, state, s, &format!("run-{run:03}.log"))?;
     if last {
@@ -329,6 +463,9 @@ fn run_child(
     cmd.stdout(Stdio::piped()).stderr(Stdio::piped());
     if let Crash::At(stage, n) = crash {
         cmd.env("CRASH_AT", format!("{stage}:{n}"));
+    }
+    if let Crash::Point(point, n) = crash {
+        cmd.env(crash_point::ENV_VAR, format!("{point}:{n}"));
     }
     let mut child = cmd.spawn().map_err(|e| format!("starting crash-counter: {e}"))?;
     let stdout = child.stdout.take().ok_or("no stdout")?;
@@ -356,8 +493,8 @@ fn run_child(
             }
         } else if line == "ready" {
             restoring = false;
-        } else if line == "damage found" {
-            *damage_found += 1;
+        } else if said.note(&line) {
+            // Counted.
         } else if let Some(n) = line.strip_prefix("lag ") {
             if !killed {
                 lag = n.parse().unwrap_or(0);
@@ -380,13 +517,25 @@ fn run_child(
         return Ok(RunEnd::Crashed {
             during_restore: killed_restoring,
             lagging,
+            point: None,
         });
+    }
+    if let Crash::Point(point, _) = crash {
+        // Counted only if it really aborted there.
+        if aborted(&status) && stderr.contains(&format!("crash point {point} reached")) {
+            return Ok(RunEnd::Crashed {
+                during_restore: restoring || needs_restore(crash),
+                lagging,
+                point: Some(point),
+            });
+        }
     }
     if matches!(crash, Crash::At(..)) && stderr.contains("crash point") {
         // Aborted by itself: where it was when the last line came out.
         return Ok(RunEnd::Crashed {
             during_restore: restoring || matches!(crash, Crash::At("recovery", _)),
             lagging,
+            point: None,
         });
     }
     match (status.success(), counts) {
@@ -495,6 +644,48 @@ fn check(
     (mismatches, duplicates)
 }
 
+/// The `--snapshots` part of the report.
+fn print_snapshot_report(
+    s: &Settings,
+    said: &ChildCounts,
+    point_kills: &BTreeMap<&'static str, u32>,
+    damages: &snapshot_damage::SnapshotDamageCounts,
+    wiped_for_restore: u32,
+) {
+    println!(
+        "snapshots: every {} changelog records, one local store shared by the members",
+        s.snapshot_every
+    );
+    println!("snapshots taken: {}", said.snapshots_taken);
+    println!(
+        "partitions restored from a snapshot: {} (then {} changelog tail records replayed)",
+        said.restored, said.tail_records
+    );
+    println!(
+        "partitions without local state that found no usable snapshot (full replay): {}",
+        said.no_snapshot
+    );
+    let skipped: u32 = said.skipped.values().sum();
+    let reasons: Vec<String> = said.skipped.iter().map(|(r, n)| format!("{r} {n}")).collect();
+    println!(
+        "fallbacks (snapshots a restore skipped for an older one or a full replay): {skipped}{}",
+        if reasons.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", reasons.join(", "))
+        }
+    );
+    println!("snapshot damages: {}", damages.total());
+    for line in damages.lines() {
+        println!("{line}");
+    }
+    println!("state wiped so that a run reaches a restore crash point: {wiped_for_restore}");
+    println!("kills at snapshot crash points: {}", point_kills.values().sum::<u32>());
+    for point in crash_point::ALL {
+        println!("  {point}: {}", point_kills.get(point).copied().unwrap_or(0));
+    }
+}
+
 /// Appends `line` to the log at `path`.
 fn append_line(path: &Path, line: &str) -> Result<(), String> {
     let mut f = std::fs::OpenOptions::new()
@@ -523,7 +714,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
     let (mut runs, mut kills, mut deletions, mut deferred) = (0u32, 0u32, 0u32, 0u32);
     let mut during_restore = 0u32;
     let mut damages = damage::DamageCounts::default();
-    let mut damage_found = 0u32;
+    let mut said = ChildCounts::default();
+    let mut snapshot_damages = snapshot_damage::SnapshotDamageCounts::default();
+    let mut point_kills: BTreeMap<&'static str, u32> = BTreeMap::new();
+    let mut wiped_for_restore = 0u32;
     // Every quarantine entry seen after a run (a state deletion removes
     // the folder with the rest; entry names are unique).
     let mut quarantined = BTreeSet::new();
@@ -551,14 +745,44 @@ pub fn run(args: &[String]) -> Result<(), String> {
         true => Some(Peer::start(&broker.bootstrap, scratch.path().join("peer-state"), &s)?),
         false => None,
     };
+    // Snapshot crash points that are not reached (no snapshot to restore
+    // yet, an empty tail) end in a finished run, not a kill.
+    let max_runs = s.kills * if s.snapshots { 5 } else { 3 } + 10;
     let started = Instant::now();
     while kills < s.kills {
-        if runs >= s.kills * 3 + 10 {
+        if runs >= max_runs {
             return Err(format!("only {kills} kills landed in {runs} runs"));
         }
         produce_chunk(&producer, &mut rng, &s, &mut model)?;
-        let crash = pick_crash(&mut rng, s.chunk, s.kill_in_restore);
-        if rng.below(4) == 0 {
+        let point = match s.snapshots {
+            true => pick_snapshot_point(&mut rng),
+            false => None,
+        };
+        let crash = match point {
+            Some(p) => p,
+            None => pick_crash(&mut rng, s.chunk, s.kill_in_restore),
+        };
+        let mut wipe = rng.below(4) == 0;
+        if let Some(store) = snapshot_store(&state, &s) {
+            // One restart in four meets a damaged newest snapshot (its
+            // restore must fall back); restore points need a restore.
+            if rng.below(4) == 0 {
+                if let Some(what) = snapshot_damage::damage_newest(&mut rng, &store, &mut snapshot_damages)? {
+                    wipe = true;
+                    if let Some(dir) = &s.log_dir {
+                        append_line(
+                            &dir.join(format!("run-{:03}.log", runs + 1)),
+                            &format!("harness: snapshot damage {what}"),
+                        )?;
+                    }
+                }
+            }
+            if needs_restore(&crash) && !wipe {
+                wipe = true;
+                wiped_for_restore += 1;
+            }
+        }
+        if wipe {
             let _ = std::fs::remove_dir_all(&state);
             deletions += 1;
         }
@@ -573,14 +797,18 @@ pub fn run(args: &[String]) -> Result<(), String> {
                 &format!("harness: crash {crash:?}"),
             )?;
         }
-        match run_child(&broker.bootstrap, &state, &s, &crash, false, runs, &mut damage_found)? {
+        match run_child(&broker.bootstrap, &state, &s, &crash, false, runs, &mut said)? {
             RunEnd::Crashed {
                 during_restore: r,
                 lagging,
+                point,
             } => {
                 kills += 1;
                 during_restore += u32::from(r);
                 deferred += u32::from(lagging);
+                if let Some(p) = point {
+                    *point_kills.entry(p).or_default() += 1;
+                }
             }
             RunEnd::Finished(_) => {}
         }
@@ -596,15 +824,7 @@ pub fn run(args: &[String]) -> Result<(), String> {
     }
     corrupt(&mut rng, runs)?;
     runs += 1;
-    let counts = match run_child(
-        &broker.bootstrap,
-        &state,
-        &s,
-        &Crash::None,
-        true,
-        runs,
-        &mut damage_found,
-    )? {
+    let counts = match run_child(&broker.bootstrap, &state, &s, &Crash::None, true, runs, &mut said)? {
         RunEnd::Finished(c) => c,
         RunEnd::Crashed { .. } => return Err("the final run crashed without a crash point".into()),
     };
@@ -638,11 +858,14 @@ pub fn run(args: &[String]) -> Result<(), String> {
         for line in damages.lines() {
             println!("{line}");
         }
-        println!("damage found by a read while processing: {damage_found}");
+        println!("damage found by a read while processing: {}", said.damage_found);
         println!("partitions quarantined and rebuilt: {}", quarantined.len());
     }
     if s.write_behind {
         println!("kills between a changelog commit and the deferred local flush: {deferred}");
+    }
+    if s.snapshots {
+        print_snapshot_report(&s, &said, &point_kills, &snapshot_damages, wiped_for_restore);
     }
     println!("output duplicates: {duplicates}");
     println!("elapsed: {:.1} s", started.elapsed().as_secs_f64());
@@ -664,6 +887,54 @@ pub fn run(args: &[String]) -> Result<(), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn snapshot_points_are_drawn_for_half_the_runs_and_only_restore_points_need_a_restore() {
+        let mut rng = Rng(5);
+        let mut drawn: BTreeMap<&str, u32> = BTreeMap::new();
+        let mut none = 0;
+        for _ in 0..1000 {
+            match pick_snapshot_point(&mut rng) {
+                Some(Crash::Point(p, n)) => {
+                    assert!(n >= 1);
+                    *drawn.entry(p).or_default() += 1;
+                }
+                Some(other) => panic!("{other:?}"),
+                None => none += 1,
+            }
+        }
+        assert!((400..600).contains(&none), "{none}");
+        assert_eq!(drawn.len(), crash_point::ALL.len(), "{drawn:?}");
+        assert!(drawn[crash_point::TAIL_REPLAY] > drawn[crash_point::UPLOAD_FILE]);
+        assert!(needs_restore(&Crash::Point(crash_point::DOWNLOAD_FILE, 1)));
+        assert!(needs_restore(&Crash::Point(crash_point::TAIL_REPLAY, 1)));
+        assert!(!needs_restore(&Crash::Point(crash_point::UPLOAD_FILE, 1)));
+        assert!(!needs_restore(&Crash::Point(crash_point::UPLOAD_BEFORE_MANIFEST, 1)));
+        assert!(!needs_restore(&Crash::At("recovery", 1)));
+    }
+
+    #[test]
+    fn the_childs_snapshot_lines_are_counted() {
+        let mut c = ChildCounts::default();
+        for line in [
+            "snapshot taken",
+            "snapshot restore restored",
+            "snapshot restore none",
+            "snapshot skipped corrupt",
+            "snapshot skipped corrupt",
+            "snapshot skipped bad_manifest",
+            "snapshot tail 7",
+            "snapshot tail 5",
+            "damage found",
+        ] {
+            assert!(c.note(line), "{line}");
+        }
+        assert!(!c.note("processed 3"));
+        assert_eq!((c.snapshots_taken, c.restored, c.no_snapshot), (1, 1, 1));
+        assert_eq!(c.skipped["corrupt"], 2);
+        assert_eq!(c.skipped["bad_manifest"], 1);
+        assert_eq!((c.tail_records, c.damage_found), (12, 1));
+    }
 
     #[test]
     fn the_check_finds_lost_and_double_counts() {

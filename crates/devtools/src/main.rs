@@ -38,13 +38,19 @@ commands:
   crash [--kills N] [--seed S] [--guarantee exactly-once|at-least-once]
         [--chunk RECORDS] [--keys K] [--partitions P] [--backend rocksdb|fjall|memory]
         [--standbys] [--write-behind] [--kill-in-restore] [--corrupt | --corrupt-only KIND]
+        [--snapshots] [--snapshot-every RECORDS]
                                 kill a stateful processor N times (default 50) at random
                                 points, then compare state and output with a model;
                                 --standbys runs a second member beside it, both keeping
                                 standby replicas; --corrupt damages one partition's files
                                 before each restart (kinds: flip-table, flip-log,
                                 delete-table, truncate-manifest, truncate-current,
-                                offset-past-end, offset-garbled)
+                                offset-past-end, offset-garbled); --snapshots keeps
+                                partition snapshots in a shared local store (taken every
+                                RECORDS changelog records, default 6), kills half the runs
+                                at snapshot crash points (upload, before the manifest,
+                                download, tail replay) and damages the newest snapshot
+                                before some restarts
   fuzz [--seconds S] [--seed N]  random and mutated inputs for every decoder of bytes
                                 from disk or Kafka, S seconds per target (default 60)
   fixtures                      regenerate fixtures/format from the code"

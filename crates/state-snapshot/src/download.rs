@@ -86,13 +86,14 @@ impl SnapshotStore {
             }
             if self.conn.local && linkable(manifest, file) && self.link_verified(scope, manifest, file, &target)? {
                 progress.advance(file.size);
-                continue;
+            } else {
+                let mut out = std::fs::File::create(&target).map_err(SnapshotError::io(&target))?;
+                self.stream_file(scope, manifest, file, progress, |bytes| {
+                    out.write_all(bytes).map_err(SnapshotError::io(&target))
+                })?;
+                out.sync_all().map_err(SnapshotError::io(&target))?;
             }
-            let mut out = std::fs::File::create(&target).map_err(SnapshotError::io(&target))?;
-            self.stream_file(scope, manifest, file, progress, |bytes| {
-                out.write_all(bytes).map_err(SnapshotError::io(&target))
-            })?;
-            out.sync_all().map_err(SnapshotError::io(&target))?;
+            crate::crash_point::reached(crate::crash_point::DOWNLOAD_FILE);
         }
         progress.finish();
         Ok(())

@@ -14,9 +14,13 @@
 //! * Retention ([`SnapshotStore::prune`], [`Retention`]).
 //! * Layout of the objects: [`SnapshotScope`]; the manifest format:
 //!   docs/formats.md.
+//! * [`crash_point`] — named kill points on these paths for the crash
+//!   harness (a test facility, inert unless armed by an environment
+//!   variable).
 
 mod checksum;
 mod connect;
+pub mod crash_point;
 mod download;
 mod error;
 mod list;

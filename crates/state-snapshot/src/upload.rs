@@ -137,6 +137,7 @@ impl SnapshotStore {
         self.put_bytes(&pending, manifest.to_json())?;
         let result = self.upload_files(scope, &id, &files, started, progress);
         let result = result.and_then(|counts| {
+            crate::crash_point::reached(crate::crash_point::UPLOAD_BEFORE_MANIFEST);
             self.put_bytes(&scope.manifest(prefix, &id), manifest.to_json())?;
             Ok(counts)
         });
@@ -185,6 +186,7 @@ impl SnapshotStore {
         progress.begin("uploading", missing.iter().map(|f| f.sum.size).sum());
         for f in &missing {
             self.upload_file(&f.path, &scope.file(prefix, &f.sum), f.sum, progress)?;
+            crate::crash_point::reached(crate::crash_point::UPLOAD_FILE);
         }
         progress.finish();
         // A file this snapshot reuses may have been deleted by a retention

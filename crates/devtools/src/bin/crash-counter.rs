@@ -24,6 +24,17 @@
 //! prints `damage found` and skips the record: the manager rebuilds the
 //! partition and moves the consumer back to it.
 //!
+//! `SNAPSHOT_DIR=DIR` keeps partition snapshots in a local-filesystem
+//! snapshot store at DIR (shared by every member), taken every
+//! `SNAPSHOT_EVERY` changelog records (default 6) and used to restore
+//! partitions without local state. It then prints `snapshot taken`,
+//! `snapshot restore restored|none` (a partition bootstrapped from a
+//! snapshot, or with no usable one: full replay), `snapshot skipped REASON`
+//! (a snapshot a restore could not use and fell back from) and
+//! `snapshot tail N` (the changelog records replayed after a snapshot).
+//! `KAFKA_STATE_CRASH_POINT=NAME:N` arms one of state-snapshot's crash
+//! points (`state_snapshot::crash_point`).
+//!
 //! `CRASH_AT=STAGE:N` makes it abort (no cleanup, like a kill) the N-th
 //! time it reaches STAGE: `process` (a record processed, not committed),
 //! `produced` / `committed` / `flushed` (checkpoint stages), or `recovery`
@@ -69,6 +80,71 @@ impl CrashPoint {
             std::process::abort();
         }
     }
+}
+
+/// Prints the snapshot counters the manager records, as they move, for
+/// the harness's report (a global `metrics` recorder; everything else is
+/// dropped).
+struct SnapshotCounters;
+
+/// One printing counter: the line it prints per increment.
+struct Printed(String);
+
+impl metrics::CounterFn for Printed {
+    fn increment(&self, value: u64) {
+        for _ in 0..value {
+            println!("{}", self.0);
+        }
+    }
+    fn absolute(&self, _: u64) {}
+}
+
+impl metrics::Recorder for SnapshotCounters {
+    fn describe_counter(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn describe_gauge(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn describe_histogram(&self, _: metrics::KeyName, _: Option<metrics::Unit>, _: metrics::SharedString) {}
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        let label = |name: &str| {
+            key.labels()
+                .find(|l| l.key() == name)
+                .map(|l| l.value().to_owned())
+                .unwrap_or_default()
+        };
+        let line = match key.name() {
+            state_manager::metrics::SNAPSHOTS_TAKEN if label("result") == "ok" => "snapshot taken".to_owned(),
+            state_manager::metrics::SNAPSHOT_RESTORES => format!("snapshot restore {}", label("result")),
+            state_manager::metrics::SNAPSHOTS_SKIPPED => format!("snapshot skipped {}", label("reason")),
+            _ => return metrics::Counter::noop(),
+        };
+        metrics::Counter::from_arc(Arc::new(Printed(line)))
+    }
+    fn register_gauge(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        metrics::Gauge::noop()
+    }
+    fn register_histogram(&self, _: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Histogram {
+        metrics::Histogram::noop()
+    }
+}
+
+/// The snapshot settings `SNAPSHOT_DIR` / `SNAPSHOT_EVERY` ask for.
+fn snapshot_settings() -> Result<Option<state_manager::SnapshotSettings>, Box<dyn std::error::Error>> {
+    let Ok(dir) = std::env::var("SNAPSHOT_DIR") else {
+        return Ok(None);
+    };
+    let every: u64 = match std::env::var("SNAPSHOT_EVERY") {
+        Ok(n) => n.parse()?,
+        Err(_) => 6,
+    };
+    let dir = std::path::absolute(dir)?;
+    let store = state_snapshot::SnapshotStore::open(
+        &format!("file://{}", dir.display()),
+        &state_snapshot::StoreOptions::new(),
+    )?;
+    Ok(Some(
+        state_manager::SnapshotSettings::new(store)
+            .every_records(Some(every))
+            .every(None),
+    ))
 }
 
 fn stage_name(s: CheckpointStage) -> &'static str {
@@ -156,19 +232,33 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // promotion replays a few records).
     config.recovery.progress_interval = Duration::ZERO;
     config.mirror_transactional_offsets = std::env::var("MIRROR_OFFSETS").is_ok();
+    config.snapshots = snapshot_settings()?;
+    if config.snapshots.is_some() {
+        metrics::set_global_recorder(SnapshotCounters)?;
+    }
     let mut manager = StateStoreManager::new(config, kafka.clone())?;
     let counts_store = manager.register_store(StoreSpec::key_value(INPUT, "counts"))?;
     if let Some(c) = crash.clone() {
         manager.set_checkpoint_observer(move |s| c.reached(stage_name(s)));
-        let c = crash.clone();
-        manager.set_progress_listener(move |p| {
-            if !p.finished {
-                if let Some(c) = &c {
-                    c.reached("recovery");
-                }
-            }
-        });
     }
+    // Changelog partitions restored from a snapshot whose tail is replaying.
+    let tails = Arc::new(Mutex::new(std::collections::BTreeSet::new()));
+    let restored = tails.clone();
+    manager.set_event_listener(move |e| {
+        if let state_manager::ManagerEvent::RestoredFromSnapshot { partition, .. } = e {
+            restored.lock().insert(*partition as i32);
+        }
+    });
+    let c = crash.clone();
+    manager.set_progress_listener(move |p| {
+        if p.finished {
+            if tails.lock().remove(&p.changelog.partition()) {
+                println!("snapshot tail {}", p.done);
+            }
+        } else if let Some(c) = &c {
+            c.reached("recovery");
+        }
+    });
     let manager = Arc::new(Mutex::new(manager));
     let consumer: BaseConsumer<StateContext> = state_changelog::ConsumerSettings::new(GROUP)
         .from_earliest()

@@ -73,6 +73,9 @@ pub(crate) struct Assignments {
     bootstraps: Bootstraps,
     /// Where snapshot restores are reported.
     events: Events,
+    /// Changelog partitions replaying the tail after a snapshot restore
+    /// (for the crash harness's [`state_snapshot::crash_point::TAIL_REPLAY`]).
+    tail_replays: BTreeSet<TopicPartition>,
 }
 
 impl Assignments {
@@ -97,6 +100,7 @@ impl Assignments {
                 config.kafka_timeout,
             ),
             events: Events::default(),
+            tail_replays: BTreeSet::new(),
         }
     }
 
@@ -379,6 +383,7 @@ impl Assignments {
             if !active && !standby {
                 continue;
             }
+            let from_snapshot = matches!(report.outcome, Bootstrapped::Snapshot { .. });
             if let Bootstrapped::Snapshot { id: snapshot, offset } = report.outcome {
                 let store = registry.get(id);
                 self.events.emit(ManagerEvent::RestoredFromSnapshot {
@@ -396,9 +401,16 @@ impl Assignments {
                 if let Some(c) = self.resume_at.get(&tp) {
                     offsets.insert(tp.topic().to_owned(), *c);
                 }
-                if let Err(e) = self.restore_store(id, p, &offsets, registry) {
-                    tracing::error!(stream = tp.topic(), partition = p, error = %e, "restoring after a snapshot failed");
-                    first_error.get_or_insert(e);
+                match self.restore_store(id, p, &offsets, registry) {
+                    Ok(()) => {
+                        if let (true, Some(topic)) = (from_snapshot, registry.get(id).changelog_topic()) {
+                            self.tail_replays.insert(TopicPartition::new(topic, p as i32));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(stream = tp.topic(), partition = p, error = %e, "restoring after a snapshot failed");
+                        first_error.get_or_insert(e);
+                    }
                 }
             } else if let Err(e) = self.standbys.tail(&tp, id, registry, &mut self.restorer, &self.healer) {
                 // A standby is an optimisation: drop it, as any failed one.
@@ -448,6 +460,9 @@ impl Assignments {
                 self.bootstraps.set_wanted((*id, tp.store_partition()), false);
                 bootstrapping = true;
             }
+        }
+        for changelog in registry.changelogs_of(tp) {
+            self.tail_replays.remove(&changelog);
         }
         if let (Role::Restoring(_), Some(r)) = (role, self.restorer.running()) {
             let changelogs = registry.changelogs_of(tp);
@@ -505,6 +520,11 @@ impl Assignments {
         for event in events {
             match event {
                 RestoreEvent::Progress(p) => {
+                    if p.finished {
+                        self.tail_replays.remove(&p.changelog);
+                    } else if p.done > 0 && self.tail_replays.contains(&p.changelog) {
+                        state_snapshot::crash_point::reached(state_snapshot::crash_point::TAIL_REPLAY);
+                    }
                     crate::metrics::restore(p.changelog.topic(), p.changelog.partition(), p.done, p.total, p.rate);
                     if let Some(f) = &mut self.progress {
                         f(&p);
@@ -515,6 +535,7 @@ impl Assignments {
                     committed_offsets,
                     ..
                 } => {
+                    self.tail_replays.remove(&changelog);
                     let Some(id) = registry.id_of_changelog(changelog.topic()) else {
                         continue;
                     };
@@ -551,6 +572,7 @@ impl Assignments {
                     standby,
                     error,
                 } => {
+                    self.tail_replays.remove(&changelog);
                     let Some(id) = registry.id_of_changelog(changelog.topic()) else {
                         continue;
                     };
