@@ -84,19 +84,62 @@ impl SnapshotStore {
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent).map_err(SnapshotError::io(parent))?;
             }
-            if self.conn.local && linkable(manifest, file) && self.link_verified(scope, manifest, file, &target)? {
-                progress.advance(file.size);
-            } else {
-                let mut out = std::fs::File::create(&target).map_err(SnapshotError::io(&target))?;
-                self.stream_file(scope, manifest, file, progress, |bytes| {
-                    out.write_all(bytes).map_err(SnapshotError::io(&target))
-                })?;
-                out.sync_all().map_err(SnapshotError::io(&target))?;
+            let fetched = self.fetch_file(scope, manifest, file, &target, progress);
+            if let Err(e @ SnapshotError::Corrupt { .. }) = &fetched {
+                self.discard_damaged(scope, manifest, file, e);
             }
+            fetched?;
             crate::crash_point::reached(crate::crash_point::DOWNLOAD_FILE);
         }
         progress.finish();
         Ok(())
+    }
+
+    /// Puts `file` of `manifest` at `target`: hard-linked where
+    /// [`link_verified`](Self::link_verified) can, else copied; its size
+    /// and checksum checked either way.
+    fn fetch_file(
+        &self,
+        scope: &SnapshotScope,
+        manifest: &Manifest,
+        file: &ManifestFile,
+        target: &FsPath,
+        progress: &dyn Progress,
+    ) -> Result<()> {
+        if self.conn.local && linkable(manifest, file) && self.link_verified(scope, manifest, file, target)? {
+            progress.advance(file.size);
+            return Ok(());
+        }
+        let mut out = std::fs::File::create(target).map_err(SnapshotError::io(target))?;
+        self.stream_file(scope, manifest, file, progress, |bytes| {
+            out.write_all(bytes).map_err(SnapshotError::io(target))
+        })?;
+        out.sync_all().map_err(SnapshotError::io(target))
+    }
+
+    /// Deletes the object of `file` after a download found its bytes
+    /// wrong (`found`), so that the next snapshot holding the same file
+    /// uploads it again: objects are named by their checksum, so an upload
+    /// reuses one by its name, and a damaged object would otherwise spoil
+    /// every later snapshot that shares it. The snapshots naming it lose
+    /// nothing they had (each was unusable already, and is skipped as one
+    /// with a missing file). Best effort: a failure is logged. `verify`
+    /// never deletes (it only reports).
+    fn discard_damaged(&self, scope: &SnapshotScope, manifest: &Manifest, file: &ManifestFile, found: &SnapshotError) {
+        let Some(sum) = file.checksum() else { return };
+        let object = scope.file(&self.conn.prefix, &sum);
+        match self.block_on(self.conn.store.delete(&object)) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => tracing::warn!(
+                snapshot = %manifest.id,
+                object = %object,
+                "deleted a damaged snapshot object ({found}); the next snapshot uploads it again"
+            ),
+            Err(e) => tracing::warn!(
+                snapshot = %manifest.id,
+                "cannot delete a damaged snapshot object: {}",
+                self.failed("deleting", &object, e)
+            ),
+        }
     }
 
     /// On a local store: checks `file`'s size and checksum where the store
@@ -345,12 +388,56 @@ mod tests {
             .unwrap_err();
         assert!(matches!(err, SnapshotError::Corrupt { .. }), "{err}");
         assert!(!target.exists(), "a failed download leaves nothing to open");
-        // Cut short.
+        assert!(!file.exists(), "the download deleted the damaged object");
+        // Cut short (put back as such: the store may have removed its
+        // emptied directory too).
+        std::fs::create_dir_all(file.parent().unwrap()).unwrap();
         std::fs::write(&file, &bytes[..mid]).unwrap();
         let err = store
             .download(&scope, &up.manifest.id, &target, &NoProgress)
             .unwrap_err();
         assert!(err.to_string().contains("bytes"), "{err}");
+    }
+
+    #[test]
+    fn a_damaged_object_is_dropped_by_a_download_and_uploaded_again_by_the_next_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = local_store(dir.path(), Retention::default());
+        let scope = SnapshotScope::new("counts", 0).unwrap();
+        let backend = MemoryBackend::shared();
+        let (_, p) = open(&backend, dir.path());
+        fill(&*p, 0, 500, 1, 9);
+        let first = store
+            .create(&*p, "memory", &scope, None, dir.path(), &NoProgress)
+            .unwrap();
+        let files = dir.path().join("store/counts/0/files");
+        let object = std::fs::read_dir(&files).unwrap().next().unwrap().unwrap().path();
+        let mut bytes = std::fs::read(&object).unwrap();
+        bytes[0] ^= 0xff;
+        std::fs::write(&object, &bytes).unwrap();
+        let target = dir.path().join("download");
+        let err = store
+            .download(&scope, &first.manifest.id, &target, &NoProgress)
+            .unwrap_err();
+        assert!(matches!(err, SnapshotError::Corrupt { .. }), "{err}");
+        assert!(!object.exists(), "the damaged object is deleted");
+        // The same data again: its file is uploaded, not reused by name.
+        let second = store
+            .create(&*p, "memory", &scope, None, dir.path(), &NoProgress)
+            .unwrap();
+        assert_eq!(second.files_reused, 0, "{second:?}");
+        assert!(second.files_uploaded >= 1, "{second:?}");
+        store
+            .download(&scope, &second.manifest.id, &target, &NoProgress)
+            .unwrap();
+        // Verify only reports: it deletes nothing.
+        let again = std::fs::read_dir(&files).unwrap().next().unwrap().unwrap().path();
+        let mut bytes = std::fs::read(&again).unwrap();
+        bytes[0] ^= 0xff;
+        std::fs::write(&again, &bytes).unwrap();
+        let verified = store.verify(&scope, &second.manifest.id, &NoProgress).unwrap();
+        assert_eq!(verified.problems.len(), 1);
+        assert!(again.exists(), "verify deletes nothing");
     }
 
     #[test]
