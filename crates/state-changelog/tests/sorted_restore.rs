@@ -52,7 +52,7 @@ fn produce(c: &Cluster) -> u64 {
             .partition(0)
             .key(&key)
             .headers(headers);
-        if (state >> 40) % 5 != 0 {
+        if !(state >> 40).is_multiple_of(5) {
             record = record.payload(&value);
         }
         producer.send(record).map_err(|(e, _)| e).expect("send");

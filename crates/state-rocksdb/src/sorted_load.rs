@@ -80,7 +80,8 @@ mod tests {
         b.put("a", b"k9", b"2");
         b.put("b", b"k1", b"3");
         let sorted = SortedBatch::new(&b);
-        let runs: Vec<(&str, Vec<(&[u8], Option<&[u8]>)>)> = sorted
+        type Run<'a> = (&'a str, Vec<(&'a [u8], Option<&'a [u8]>)>);
+        let runs: Vec<Run<'_>> = sorted
             .by_column_family()
             .map(|(cf, ops)| (cf, ops.iter().map(|o| (o.key, o.value)).collect()))
             .collect();

@@ -30,7 +30,7 @@ fn changelog(n: usize) -> Vec<Record> {
             let r = next();
             let cf = CFS[(r % 3) as usize];
             let key = format!("key-{:05}", (r >> 8) % 700).into_bytes();
-            let value = (r >> 40) % 5 != 0;
+            let value = !(r >> 40).is_multiple_of(5);
             (cf, key, value.then(|| format!("v{i}").into_bytes()))
         })
         .collect()
