@@ -84,6 +84,25 @@ pub trait StorePartition: Send + Sync {
         self.write(batch)
     }
 
+    /// Loads `batch` into a partition being filled from its changelog in
+    /// large batches (a restore into an empty partition): the result is the
+    /// one [`StorePartition::write_bulk`] gives (operations in order, a later
+    /// one on the same key wins, deletes remove, the changelog offset
+    /// stored), and like it, durable only after [`StorePartition::persist`].
+    ///
+    /// A backend may load the batch as sorted files instead of inserting it
+    /// key by key; then the batch is not atomic: after a crash, or after an
+    /// `Err`, the partition may hold some or all of the batch's data while
+    /// its stored changelog offset is still an earlier one (never the other
+    /// way round). Replaying the changelog from the stored offset rewrites
+    /// every key the batch touched, so it converges to the same state. Only
+    /// callers that replay from the stored offset after a failure (the
+    /// restore engine) may use it. The default, for backends that decline,
+    /// is [`StorePartition::write_bulk`].
+    fn load_bulk(&self, batch: &WriteBatch) -> Result<()> {
+        self.write_bulk(batch)
+    }
+
     /// Makes everything written so far durable, including bulk writes.
     fn persist(&self) -> Result<()> {
         Ok(())

@@ -26,6 +26,9 @@ use test_support::kafka::{client, mock_cluster, produce_keyed, Cluster};
 /// Changelog records of partition 1 before the test starts.
 const SEEDED: usize = 2_000;
 
+/// Records per restore batch of the slow members.
+const BATCH_RECORDS: usize = 10;
+
 /// A backend whose recovery writes are slow: every bulk batch sleeps.
 #[derive(Debug)]
 struct SlowRestores {
@@ -77,6 +80,15 @@ impl StorePartition for SlowPartition {
         self.inner.write_bulk(batch)
     }
 
+    /// A restore into an empty partition hands over ten batches at once
+    /// (`ChangelogApplier::loading_into_empty`): as slow as the batches of
+    /// [`BATCH_RECORDS`] it stands for.
+    fn load_bulk(&self, batch: &WriteBatch) -> Result<()> {
+        let batches = batch.len().div_ceil(BATCH_RECORDS).max(1) as u32;
+        std::thread::sleep(self.delay * (batches - 1));
+        self.write_bulk(batch)
+    }
+
     fn persist(&self) -> Result<()> {
         self.inner.persist()
     }
@@ -125,7 +137,7 @@ fn slow_member(
         dir,
         move |c| {
             c.backend = backend;
-            c.recovery.batch_records = 10;
+            c.recovery.batch_records = BATCH_RECORDS;
         },
     )
 }

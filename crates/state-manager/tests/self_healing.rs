@@ -24,6 +24,9 @@ use test_support::metrics::Counters;
 
 // ---------------------------------------------------------------- fixture
 
+/// Records per restore batch of the slow members.
+const BATCH_RECORDS: usize = 5;
+
 /// A backend whose restores are slow (every bulk batch sleeps), so a
 /// rebuild lasts long enough to watch the other partitions go on.
 #[derive(Debug)]
@@ -84,6 +87,15 @@ impl StorePartition for SlowPartition {
             });
         }
         self.inner.write_bulk(batch)
+    }
+
+    /// A restore into an empty partition hands over ten batches at once
+    /// (`ChangelogApplier::loading_into_empty`): as slow as the batches of
+    /// [`BATCH_RECORDS`] it stands for.
+    fn load_bulk(&self, batch: &WriteBatch) -> Result<()> {
+        let batches = batch.len().div_ceil(BATCH_RECORDS).max(1) as u32;
+        std::thread::sleep(self.delay * (batches - 1));
+        self.write_bulk(batch)
     }
 
     fn persist(&self) -> Result<()> {
@@ -199,7 +211,7 @@ fn healed_after(engine: Engine, reason: Option<&str>, fail_a_restore_write: bool
         // 60 records of partition 1 in batches of 5, 0.5 s each: a rebuild
         // of about 6 s, long enough on a loaded machine to see the others
         // process.
-        c.recovery.batch_records = 5;
+        c.recovery.batch_records = BATCH_RECORDS;
     });
     let mut during_rebuild = 0usize;
     metrics::with_local_recorder(&counters, || {
@@ -278,7 +290,7 @@ fn rebuilt_after_a_read(engine: Engine, damage: impl FnOnce(&Path)) {
             delay: Duration::from_millis(500),
             fail_next_bulk: Arc::new(AtomicBool::new(false)),
         });
-        c.recovery.batch_records = 5;
+        c.recovery.batch_records = BATCH_RECORDS;
     });
     let mut during_rebuild = 0usize;
     let mut rebuilt = false;

@@ -23,6 +23,7 @@ mod hook;
 mod memory;
 mod options;
 mod partition;
+mod sorted_load;
 mod wal_check;
 
 pub use backend::RocksDbBackend;

@@ -2,7 +2,7 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
@@ -16,6 +16,7 @@ use state_core::{
 use crate::hook::{check_required, HookTarget};
 use crate::memory::EngineMemory;
 use crate::options::RocksDbOptions;
+use crate::sorted_load::{self, SortedBatch};
 
 type Db = DBWithThreadMode<MultiThreaded>;
 
@@ -43,6 +44,12 @@ pub struct RocksDbPartition {
     known_cfs: RwLock<BTreeSet<String>>,
     create_cf_lock: Mutex<()>,
     bulk_written: AtomicBool,
+    /// Whether [`StorePartition::load_bulk`] may ingest sorted table files:
+    /// not under an options hook, which may set a comparator that byte
+    /// order does not follow.
+    sorted_loads: bool,
+    /// Names the table files a sorted load builds.
+    tables_built: AtomicU64,
     values: Option<WriteThroughCache>,
 }
 
@@ -145,8 +152,17 @@ impl RocksDbPartition {
             known_cfs: RwLock::new(known),
             create_cf_lock: Mutex::new(()),
             bulk_written: AtomicBool::new(false),
+            sorted_loads: options.options_hook.is_none(),
+            tables_built: AtomicU64::new(0),
             values,
         };
+        // Table files a crash left before their ingestion.
+        let build_dir = path.join(sorted_load::BUILD_DIR);
+        if build_dir.exists() {
+            if let Err(e) = std::fs::remove_dir_all(&build_dir) {
+                tracing::warn!(path = %build_dir.display(), error = %e, "could not remove unfinished table files of a restore");
+            }
+        }
         partition.ensure_cf(cf::METADATA)?;
         tracing::debug!(path = %path.display(), "opened partition");
         Ok(partition)
@@ -197,6 +213,8 @@ impl RocksDbPartition {
             known_cfs: RwLock::new(names.into_iter().collect()),
             create_cf_lock: Mutex::new(()),
             bulk_written: AtomicBool::new(false),
+            sorted_loads: false,
+            tables_built: AtomicU64::new(0),
             values: None,
         })
     }
@@ -409,6 +427,59 @@ impl StorePartition for RocksDbPartition {
         self.db
             .write_opt(wb, &self.bulk_write_opts)
             .map_err(|e| access_error(&self.path, "writing a bulk batch", e))
+    }
+
+    /// A batch of at least [`sorted_load::MIN_OPERATIONS`] operations is
+    /// sorted, written as one table file per column family and ingested
+    /// (no memtable insert, no flush of it later); its changelog offset is
+    /// stored after the last file went in. Smaller batches, and partitions
+    /// opened with an options hook, take [`write_bulk`](Self::write_bulk).
+    fn load_bulk(&self, batch: &WriteBatch) -> Result<()> {
+        if !self.sorted_loads || batch.len() < sorted_load::MIN_OPERATIONS {
+            return self.write_bulk(batch);
+        }
+        for name in batch.column_families() {
+            self.ensure_cf(name)?;
+        }
+        self.bulk_written.store(true, Ordering::Release);
+        if let Some(cache) = &self.values {
+            cache.clear();
+        }
+        let build_dir = self.path.join(sorted_load::BUILD_DIR);
+        state_core::create_private_dir(&build_dir)?;
+        let sorted = SortedBatch::new(batch);
+        for (name, ops) in sorted.by_column_family() {
+            let handle = self
+                .handle(name)
+                .ok_or_else(|| Error::backend(BACKEND, "loading a batch", format!("column family {name} vanished")))?;
+            let options = if name == cf::METADATA {
+                &self.meta_options
+            } else {
+                &self.cf_options
+            };
+            let n = self.tables_built.fetch_add(1, Ordering::Relaxed);
+            let file = build_dir.join(format!("{n:08}.sst"));
+            let ingested = sorted_load::write_table(options, &file, ops).and_then(|()| {
+                let mut io = rocksdb::IngestExternalFileOptions::default();
+                // Hard-linked into the database, not copied.
+                io.set_move_files(true);
+                self.db.ingest_external_file_cf_opts(&handle, &io, vec![&file])
+            });
+            // Moved on success; built but refused (or half-built) otherwise.
+            if file.exists() {
+                let _ = std::fs::remove_file(&file);
+            }
+            ingested.map_err(|e| access_error(&self.path, "loading a sorted table file", e))?;
+        }
+        if let Some(offset) = batch.changelog_offset() {
+            let mut wb = WriteBatch::new();
+            wb.set_changelog_offset(offset);
+            let wb = self.to_rocks_batch(&wb)?;
+            self.db
+                .write_opt(wb, &self.bulk_write_opts)
+                .map_err(|e| access_error(&self.path, "storing the changelog offset of a loaded batch", e))?;
+        }
+        Ok(())
     }
 
     fn persist(&self) -> Result<()> {

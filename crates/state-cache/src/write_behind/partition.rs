@@ -195,6 +195,14 @@ impl StorePartition for WriteBehindPartition {
         Ok(())
     }
 
+    fn load_bulk(&self, batch: &WriteBatch) -> Result<()> {
+        let mut st = self.state.lock();
+        st.forget_keys(batch, &*self.inner)?;
+        self.inner.load_bulk(batch)?;
+        st.written_through(batch);
+        Ok(())
+    }
+
     fn persist(&self) -> Result<()> {
         self.flush()?;
         self.inner.persist()

@@ -137,7 +137,17 @@ pub struct ChangelogApplier<P: StorePartition + ?Sized = dyn StorePartition> {
     spare: Option<WriteBatch>,
     /// Codec and TTL rules, when the caller gave the partition's format.
     replay: Option<ReplayCheck>,
+    /// Set by [`loading_into_empty`](Self::loading_into_empty).
+    bulk_load: bool,
 }
+
+/// A batch of a load into an empty partition is this many times
+/// [`ApplierConfig::max_batch_records`] (unless [`LOAD_BATCH_BYTES`] is
+/// reached first): a sorted table file per batch, so fewer and larger.
+const LOAD_BATCH_FACTOR: usize = 10;
+
+/// The most bytes of keys and values a load batch holds.
+const LOAD_BATCH_BYTES: usize = 64 << 20;
 
 impl<P: StorePartition + ?Sized + 'static> ChangelogApplier<P> {
     /// An applier for `partition`, fed from `topic[partition_no]`, with the
@@ -163,6 +173,38 @@ impl<P: StorePartition + ?Sized + 'static> ChangelogApplier<P> {
             writer: None,
             spare: None,
             replay: None,
+            bulk_load: false,
+        }
+    }
+
+    /// The same applier, for a restore into a partition that holds nothing
+    /// yet (no stored changelog offset): batches are larger and written
+    /// with [`StorePartition::load_bulk`], which a backend may turn into
+    /// sorted table files. The end state is the one of the default path;
+    /// a load batch is not atomic, though: after a crash or a failed
+    /// write the partition may hold data past its stored changelog offset,
+    /// which a restore from that offset rewrites (see `load_bulk`). Not for
+    /// standbys, whose small batches would each become a file.
+    pub fn loading_into_empty(mut self) -> Self {
+        self.bulk_load = true;
+        self
+    }
+
+    /// Whether the pending batch is full.
+    fn batch_full(&self) -> bool {
+        if self.bulk_load {
+            self.pending >= self.config.max_batch_records.saturating_mul(LOAD_BATCH_FACTOR)
+                || self.batch.data_size() >= LOAD_BATCH_BYTES
+        } else {
+            self.pending >= self.config.max_batch_records
+        }
+    }
+
+    fn write_now(&self, batch: &WriteBatch) -> state_core::Result<()> {
+        if self.bulk_load {
+            self.partition.load_bulk(batch)
+        } else {
+            self.partition.write_bulk(batch)
         }
     }
 
@@ -251,7 +293,7 @@ impl<P: StorePartition + ?Sized + 'static> ChangelogApplier<P> {
                 return Err(e);
             }
         }
-        if self.pending >= self.config.max_batch_records {
+        if self.batch_full() {
             self.submit()?;
         }
         Ok(())
@@ -335,13 +377,20 @@ impl<P: StorePartition + ?Sized + 'static> ChangelogApplier<P> {
     /// first use) and starts a new one. It is written before the next
     /// `submit`, `flush` or `finish` returns; an error of that write is
     /// reported by whichever of them comes first.
+    ///
+    /// A load into an empty partition ([`loading_into_empty`](Self::loading_into_empty))
+    /// hands over only full batches: a smaller one stays pending for the
+    /// next full one, `flush` or `finish`.
     pub fn submit(&mut self) -> Result<()> {
+        if self.bulk_load && !self.batch_full() {
+            return Ok(());
+        }
         self.wait_for_writer()?;
         if self.batch.is_empty() {
             return Ok(());
         }
         if self.writer.is_none() {
-            self.writer = BatchWriter::spawn(self.partition.clone());
+            self.writer = BatchWriter::spawn(self.partition.clone(), self.bulk_load);
         }
         let Some(writer) = self.writer.as_mut() else {
             return self.write_here();
@@ -369,7 +418,7 @@ impl<P: StorePartition + ?Sized + 'static> ChangelogApplier<P> {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let res = self.partition.write_bulk(&self.batch);
+        let res = self.write_now(&self.batch);
         self.discard();
         res?;
         self.stats.batches += 1;

@@ -259,6 +259,9 @@ impl ChangelogReader {
             applier = applier.with_replay_check(check);
         }
         let restoring = matches!(state, TaskState::Restoring(_));
+        if restoring && stored.is_none() {
+            applier = applier.loading_into_empty();
+        }
         // A partition still assigned (its task replaced, or gone but not yet
         // removed from the assignment) is fetched from wherever it was:
         // remove it and add it again at this task's offset.

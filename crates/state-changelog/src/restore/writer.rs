@@ -32,16 +32,22 @@ fn stopped() -> state_core::Error {
 }
 
 impl BatchWriter {
-    /// A writer thread for `partition`; `None` if no thread could be
-    /// started (the caller then writes on its own thread).
-    pub(crate) fn spawn<P: StorePartition + ?Sized + 'static>(partition: Arc<P>) -> Option<Self> {
+    /// A writer thread for `partition`, writing with
+    /// [`StorePartition::load_bulk`] if `load` (else `write_bulk`); `None`
+    /// if no thread could be started (the caller then writes on its own
+    /// thread).
+    pub(crate) fn spawn<P: StorePartition + ?Sized + 'static>(partition: Arc<P>, load: bool) -> Option<Self> {
         let (jobs, job_rx) = sync_channel::<WriteBatch>(1);
         let (outcome_tx, outcomes) = sync_channel::<Outcome>(1);
         let thread = std::thread::Builder::new()
             .name("changelog-writer".into())
             .spawn(move || {
                 for mut batch in job_rx {
-                    let res = partition.write_bulk(&batch);
+                    let res = if load {
+                        partition.load_bulk(&batch)
+                    } else {
+                        partition.write_bulk(&batch)
+                    };
                     batch.clear();
                     if outcome_tx.send((batch, res)).is_err() {
                         return;

@@ -128,6 +128,10 @@ impl StorePartition for Watched {
         self.watch.note(self.key, self.inner.write_bulk(batch))
     }
 
+    fn load_bulk(&self, batch: &WriteBatch) -> Result<()> {
+        self.watch.note(self.key, self.inner.load_bulk(batch))
+    }
+
     fn persist(&self) -> Result<()> {
         self.watch.note(self.key, self.inner.persist())
     }
