@@ -98,7 +98,9 @@ impl AsyncStateManager {
         let inner = self.inner.clone();
         joined(
             "close",
-            tokio::task::spawn_blocking(move || crate::shutdown::close_with(&inner, consumer)).await,
+            // A StreamConsumer's events are served by its stream, not here:
+            // its close revokes the partitions.
+            tokio::task::spawn_blocking(move || crate::shutdown::close_with(&inner, consumer, |_| {})).await,
         )
     }
 }
