@@ -20,7 +20,7 @@ use crate::sorted_load::{self, SortedBatch};
 
 type Db = DBWithThreadMode<MultiThreaded>;
 
-pub(crate) const BACKEND: &str = "rocksdb";
+const BACKEND: &str = "rocksdb";
 
 /// The layout of a RocksDB snapshot: a checkpoint directory (an openable
 /// database: SST files, MANIFEST, CURRENT, OPTIONS, and the WAL written
@@ -120,7 +120,13 @@ impl RocksDbPartition {
             max_attempts: options.open_max_retries,
             backoff: options.open_retry_backoff,
         };
-        crate::wal_check::refuse_manifest_older_than_wals(path, options.wal_dir.as_deref(), &db_opts)?;
+        if let Some(reason) = crate::wal_check::manifest_older_than_wals(path, options.wal_dir.as_deref(), &db_opts) {
+            return Err(Error::PartitionCorrupt {
+                backend: BACKEND,
+                path: path.to_owned(),
+                reason,
+            });
+        }
         let db = open_with_retries(path, retry, stop, || {
             match Self::open_db(path, &db_opts, &cf_options, &meta_options) {
                 Ok(db) => Ok(db),

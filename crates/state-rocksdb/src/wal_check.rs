@@ -33,10 +33,6 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use state_core::{Error, Result};
-
-use crate::partition::BACKEND;
-
 /// RocksDB's log block size: a record header never straddles a block.
 const BLOCK: usize = 32 * 1024;
 /// Header of a legacy record: masked crc32c (4), length (2), type (1).
@@ -52,36 +48,28 @@ const BATCH_HEADER: usize = 12;
 /// How much of a WAL is read to find its first write batch.
 const SCAN: usize = 4 * BLOCK;
 
-/// Fails with [`Error::PartitionCorrupt`] if the partition at `path` has
-/// a WAL (in `wal_dir`, else `path`) that starts after the last sequence
-/// number its MANIFEST records; `db_opts` are the options it is opened
-/// with (a read-only probe needs its comparator and column families).
-pub(crate) fn refuse_manifest_older_than_wals(
+/// Why the partition at `path` must not be opened, if it has a WAL (in
+/// `wal_dir`, else `path`) that starts after the last sequence number its
+/// MANIFEST records (the caller reports it as `PartitionCorrupt`);
+/// `db_opts` are the options it is opened with (a read-only probe needs
+/// its comparator).
+pub(crate) fn manifest_older_than_wals(
     path: &Path,
     wal_dir: Option<&Path>,
     db_opts: &rocksdb::Options,
-) -> Result<()> {
+) -> Option<String> {
     if !path.join("CURRENT").is_file() {
-        return Ok(());
+        return None;
     }
-    let Some(first) = oldest_wal_start(wal_dir.unwrap_or(path)) else {
-        return Ok(());
-    };
-    let Some(last) = manifest_last_sequence(path, db_opts) else {
-        return Ok(());
-    };
-    if first > last.saturating_add(1) {
-        return Err(Error::PartitionCorrupt {
-            backend: BACKEND,
-            path: path.to_owned(),
-            reason: format!(
-                "the MANIFEST describes writes up to sequence number {last}, but the oldest \
-                 write-ahead log starts at {first}: the MANIFEST lost newer versions (cut short \
-                 or replaced by an older copy) and the tables they added are missing"
-            ),
-        });
-    }
-    Ok(())
+    let first = oldest_wal_start(wal_dir.unwrap_or(path))?;
+    let last = manifest_last_sequence(path, db_opts)?;
+    (first > last.saturating_add(1)).then(|| {
+        format!(
+            "the MANIFEST describes writes up to sequence number {last}, but the oldest \
+             write-ahead log starts at {first}: the MANIFEST lost newer versions (cut short \
+             or replaced by an older copy) and the tables they added are missing"
+        )
+    })
 }
 
 /// The smallest first sequence number among the WAL files in `dir`;

@@ -57,6 +57,21 @@ fn txn_failed(
     }
 }
 
+/// Produces every open transaction's changelog records, each tagged with
+/// the last source offset processed in its partition (the checkpoint's
+/// first stage, pipelined or not).
+fn prepare_all(txns: &mut OpenTxns, offsets: &SourceOffsets, registry: &Registry) -> Result<()> {
+    for ((id, partition), txn) in txns.all_mut() {
+        let store = registry.get(id);
+        let processed = offsets
+            .last_of(&TopicPartition::of_store(store.stream(), partition))
+            .map(|o| ProcessedOffsets::new().with(store.stream().to_owned(), o));
+        txn.prepare(processed.as_ref())
+            .map_err(txn_failed(CheckpointStage::Produced, store.describe(), partition))?;
+    }
+    Ok(())
+}
+
 /// A Kafka call failed on the way to `stage`.
 fn kafka_failed(
     stage: CheckpointStage,
@@ -336,17 +351,7 @@ impl Checkpointer {
         registry: &Registry,
     ) -> Result<Vec<StagedWrite>> {
         let timer = Instant::now();
-        for ((id, partition), txn) in txns.all_mut() {
-            let store = registry.get(id);
-            let processed = offsets
-                .last_of(&TopicPartition::of_store(store.stream(), partition))
-                .map(|o| ProcessedOffsets::new().with(store.stream().to_owned(), o));
-            txn.prepare(processed.as_ref()).map_err(txn_failed(
-                CheckpointStage::Produced,
-                store.describe(),
-                partition,
-            ))?;
-        }
+        prepare_all(txns, offsets, registry)?;
         // Only once every transaction prepared: a windowed transaction's
         // flush updates its store's in-memory index, which must not get
         // ahead of a checkpoint that fails.
@@ -600,17 +605,7 @@ impl Checkpointer {
             crate::metrics::stage(stage, timer.elapsed());
             timer = Instant::now();
         };
-        for ((id, partition), txn) in txns.all_mut() {
-            let store = registry.get(id);
-            let processed = offsets
-                .last_of(&TopicPartition::of_store(store.stream(), partition))
-                .map(|o| ProcessedOffsets::new().with(store.stream().to_owned(), o));
-            txn.prepare(processed.as_ref()).map_err(txn_failed(
-                CheckpointStage::Produced,
-                store.describe(),
-                partition,
-            ))?;
-        }
+        prepare_all(txns, offsets, registry)?;
         lap("prepare");
         // 2. Every changelog (and output) record delivered.
         self.producer
