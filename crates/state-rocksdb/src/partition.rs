@@ -435,7 +435,7 @@ impl StorePartition for RocksDbPartition {
             .map_err(|e| access_error(&self.path, "writing a bulk batch", e))
     }
 
-    /// A batch of at least [`sorted_load::MIN_OPERATIONS`] operations is
+    /// A batch of at least 1,024 operations (`sorted_load::MIN_OPERATIONS`) is
     /// sorted, written as one table file per column family and ingested
     /// (no memtable insert, no flush of it later); its changelog offset is
     /// stored after the last file went in. Smaller batches, and partitions
