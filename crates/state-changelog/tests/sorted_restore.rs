@@ -15,8 +15,9 @@ use state_changelog::rdkafka::message::{Header, OwnedHeaders};
 use state_changelog::rdkafka::mocking::MockCluster;
 use state_changelog::rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
 use state_changelog::{RecoveryConfig, RestoreEvent, RestoreRequest, Restorer};
-use state_core::{cf, Direction, MemoryPartition, StorePartition, TopicPartition, WriteBatch, CF_HEADER};
+use state_core::{cf, MemoryPartition, StorePartition, TopicPartition, WriteBatch, CF_HEADER};
 use state_rocksdb::{RocksDbOptions, RocksDbPartition};
+use test_support::store::data;
 
 const CHANGELOG: &str = "changelog__g--input--counts";
 const GROUP: &str = "g";
@@ -96,17 +97,6 @@ fn restore(c: &Cluster, p: Arc<dyn StorePartition>) -> Option<u64> {
     }
 }
 
-fn contents(p: &dyn StorePartition) -> BTreeMap<(String, Vec<u8>), Vec<u8>> {
-    let mut all = BTreeMap::new();
-    for cf in CFS {
-        for kv in p.iter_range(cf, b"", None, Direction::Forward).expect("iterate") {
-            let (k, v) = kv.expect("read");
-            all.insert((cf.to_owned(), k), v);
-        }
-    }
-    all
-}
-
 fn table_files(dir: &std::path::Path) -> usize {
     std::fs::read_dir(dir)
         .expect("partition directory")
@@ -125,19 +115,22 @@ fn a_restore_into_an_empty_partition_loads_sorted_files_and_ends_as_bulk_writes_
 
     let reference = Arc::new(MemoryPartition::new());
     assert_eq!(restore(&c, reference.clone()), Some(last));
-    let expected = contents(&*reference);
-    assert!(expected.len() > 1_000, "keys in every column family");
+    let expected = data(&*reference);
+    assert!(
+        expected.values().map(Vec::len).sum::<usize>() > 1_000,
+        "keys in every column family"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let p = Arc::new(RocksDbPartition::open(dir.path(), &RocksDbOptions::default()).expect("open"));
     assert_eq!(restore(&c, p.clone()), Some(last));
-    assert_eq!(contents(&*p), expected);
+    assert_eq!(data(&*p), expected);
     // Three load batches of three column families as table files, plus the
     // stored offset's flush.
     assert!(table_files(dir.path()) >= 3, "loaded as table files");
     drop(p);
     let p = RocksDbPartition::open(dir.path(), &RocksDbOptions::default()).expect("reopen");
-    assert_eq!(contents(&p), expected, "durable");
+    assert_eq!(data(&p), expected, "durable");
     assert_eq!(p.changelog_offset().unwrap(), Some(last));
 }
 
@@ -152,7 +145,7 @@ fn an_interrupted_load_resumed_from_the_offset_that_reached_disk_ends_the_same()
     let last = produce(&c);
     let reference = Arc::new(MemoryPartition::new());
     restore(&c, reference.clone());
-    let expected = contents(&*reference);
+    let expected = data(&*reference);
 
     for lost_offset in [Some(3_999u64), None] {
         let dir = tempfile::tempdir().unwrap();
@@ -171,6 +164,6 @@ fn an_interrupted_load_resumed_from_the_offset_that_reached_disk_ends_the_same()
         let p = Arc::new(RocksDbPartition::open(dir.path(), &RocksDbOptions::default()).expect("reopen"));
         assert_eq!(p.changelog_offset().unwrap(), lost_offset);
         assert_eq!(restore(&c, p.clone()), Some(last));
-        assert_eq!(contents(&*p), expected, "resumed from {lost_offset:?}");
+        assert_eq!(data(&*p), expected, "resumed from {lost_offset:?}");
     }
 }

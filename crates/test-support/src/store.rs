@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use state_core::{Direction, KeyValue, StorePartition};
+use state_core::{cf, Direction, KeyValue, StorePartition};
 
 /// Every key and value of every non-empty column family of `partition`,
 /// metadata included, by column family name. Panics on a read error.
@@ -19,5 +19,14 @@ pub fn snapshot(partition: &dyn StorePartition) -> BTreeMap<String, Vec<KeyValue
             out.insert(name, items);
         }
     }
+    out
+}
+
+/// [`snapshot`] without `__metadata__`: the data alone, to compare
+/// partitions that reached the same data by different paths (their stored
+/// offsets or store kinds may differ).
+pub fn data(partition: &dyn StorePartition) -> BTreeMap<String, Vec<KeyValue>> {
+    let mut out = snapshot(partition);
+    out.remove(cf::METADATA);
     out
 }
