@@ -182,6 +182,22 @@ fn rebuilt_after(engine: Engine, reason: &str, damage: impl FnOnce(&Path)) {
     healed_after(engine, Some(reason), false, damage);
 }
 
+/// Member "b" on `state` (which holds a damaged partition) with slow
+/// restores: 60 records of partition 1 in batches of 5, 0.5 s each, so a
+/// rebuild lasts about 6 s, long enough on a loaded machine to see the
+/// others process. `fail_a_restore_write`: its next restore write fails
+/// as a corrupt partition would.
+fn slow_rebuilder(bootstrap: &str, engine: Engine, state: tempfile::TempDir, fail_a_restore_write: bool) -> Member {
+    member_with(bootstrap, EOS, "b", "cooperative-sticky", Fate::Survives, state, |c| {
+        c.backend = Arc::new(SlowRestores {
+            inner: engine.backend(),
+            delay: Duration::from_millis(500),
+            fail_next_bulk: Arc::new(AtomicBool::new(fail_a_restore_write)),
+        });
+        c.recovery.batch_records = BATCH_RECORDS;
+    })
+}
+
 /// [`rebuilt_after`], or with `reason` `None`: the engine repairs the
 /// damage itself when it opens the partition (fjall replays what its
 /// journal still holds and drops a damaged journal), the stored offset
@@ -202,17 +218,7 @@ fn healed_after(engine: Engine, reason: Option<&str>, fail_a_restore_write: bool
     let state_path = state.path().to_owned();
 
     let counters = Counters::default();
-    let mut b = member_with(&bootstrap, EOS, "b", "cooperative-sticky", Fate::Survives, state, |c| {
-        c.backend = Arc::new(SlowRestores {
-            inner: engine.backend(),
-            delay: Duration::from_millis(500),
-            fail_next_bulk: Arc::new(AtomicBool::new(fail_a_restore_write)),
-        });
-        // 60 records of partition 1 in batches of 5, 0.5 s each: a rebuild
-        // of about 6 s, long enough on a loaded machine to see the others
-        // process.
-        c.recovery.batch_records = BATCH_RECORDS;
-    });
+    let mut b = slow_rebuilder(&bootstrap, engine, state, fail_a_restore_write);
     let mut during_rebuild = 0usize;
     metrics::with_local_recorder(&counters, || {
         let deadline = Instant::now() + Duration::from_secs(90);
@@ -284,14 +290,7 @@ fn rebuilt_after_a_read(engine: Engine, damage: impl FnOnce(&Path)) {
     let state_path = state.path().to_owned();
 
     let counters = Counters::default();
-    let mut b = member_with(&bootstrap, EOS, "b", "cooperative-sticky", Fate::Survives, state, |c| {
-        c.backend = Arc::new(SlowRestores {
-            inner: engine.backend(),
-            delay: Duration::from_millis(500),
-            fail_next_bulk: Arc::new(AtomicBool::new(false)),
-        });
-        c.recovery.batch_records = BATCH_RECORDS;
-    });
+    let mut b = slow_rebuilder(&bootstrap, engine, state, false);
     let mut during_rebuild = 0usize;
     let mut rebuilt = false;
     let mut ready_before_rebuild = false;
