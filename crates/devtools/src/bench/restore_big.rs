@@ -16,7 +16,8 @@
 //! Environment: `RB_KEYS` (10,000,000), `RB_TAIL` (KEYS / 100),
 //! `RB_VALUE_BYTES` (90), `RB_DIR` (a directory on the disk to measure;
 //! default: the system temp dir). The broker is `--brokers HOST:PORT`, else
-//! a tansu started here (`TANSU_BIN` or `cargo xtask test`'s install).
+//! a tansu started here (`TANSU_BIN` or `cargo xtask test`'s install) on
+//! its memory engine (`RB_TANSU_STORAGE=sqlite` for its sqlite one).
 
 use std::collections::BTreeMap;
 use std::net::{TcpListener, TcpStream};
@@ -120,6 +121,12 @@ struct Tansu {
     child: Child,
     dir: PathBuf,
     address: String,
+    /// The broker reports a partition's high watermark at the first offset
+    /// of its last batch instead of after it (tansu 0.6's memory engine):
+    /// every produce phase then ends with an [`end_marker`].
+    watermark_lags_last_batch: bool,
+    /// The broker stalls on big fetches (tansu 0.6's sqlite engine).
+    small_fetches: bool,
 }
 
 impl Tansu {
@@ -142,9 +149,14 @@ impl Tansu {
         let dir = root.join("tansu");
         std::fs::create_dir_all(&dir).map_err(err)?;
         let url = format!("tcp://127.0.0.1:{port}");
+        // The memory engine: the sqlite one (the test suites') fetches at
+        // ~600 records/s and left fetches unanswered for a minute, which
+        // makes a 10M-record replay hours long (docs/performance.md).
+        let sqlite = std::env::var("RB_TANSU_STORAGE").is_ok_and(|v| v == "sqlite");
+        let engine = if sqlite { "sqlite://tansu.db" } else { "memory://tansu/" };
         let child = Command::new(&bin)
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
-            .args(["--storage-engine", "sqlite://tansu.db"])
+            .args(["--storage-engine", engine])
             .current_dir(&dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -154,6 +166,8 @@ impl Tansu {
             child,
             dir,
             address: format!("127.0.0.1:{port}"),
+            watermark_lags_last_batch: !sqlite,
+            small_fetches: sqlite,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(&tansu.address).is_err() {
@@ -162,7 +176,11 @@ impl Tansu {
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        eprintln!("  tansu broker on {} (data in {})", tansu.address, tansu.dir.display());
+        eprintln!(
+            "  tansu broker on {} ({engine}, in {})",
+            tansu.address,
+            tansu.dir.display()
+        );
         Ok(tansu)
     }
 }
@@ -247,10 +265,41 @@ fn produce(
     Ok(n as f64 / started.elapsed().as_secs_f64())
 }
 
+/// Produces a tombstone of a key no phase writes (`~end-N`), alone in its
+/// batch, after everything produced before it was acknowledged. On a
+/// broker whose high watermark stops at its last batch's first offset the
+/// restores then read every record before the marker; the marker itself
+/// deletes nothing, so the state is the same with or without it.
+fn end_marker(bootstrap: &str, topic: &str, n: u64) -> Result<(), String> {
+    let producer = ChangelogProducer::new(&kafka_client(bootstrap)).map_err(err)?;
+    let k = format!("~end-{n}").into_bytes();
+    producer
+        .produce(
+            topic,
+            0,
+            ChangelogRecord {
+                cf: cf::DEFAULT,
+                key: &k,
+                value: None,
+                processed_offsets: None,
+                ttl_stamped: false,
+                value_codec: None,
+            },
+        )
+        .map_err(err)?;
+    producer.flush(Duration::from_secs(60)).map_err(err)
+}
+
 /// Restores the changelog into `partition` (from its stored offset on)
 /// on the restorer thread the manager uses; returns the seconds from the
 /// request to `Restored`.
-fn restore(bootstrap: &str, topic: &str, partition: Arc<dyn StorePartition>, dir: &Path) -> Result<f64, String> {
+fn restore(
+    bootstrap: &str,
+    topic: &str,
+    partition: Arc<dyn StorePartition>,
+    dir: &Path,
+    small_fetches: bool,
+) -> Result<f64, String> {
     let check = check_store_format(&*partition, &StoreFormat::key_value(Codec::Json), dir)
         .map_err(err)?
         .replay_check();
@@ -259,10 +308,17 @@ fn restore(bootstrap: &str, topic: &str, partition: Arc<dyn StorePartition>, dir
         ..RecoveryConfig::default()
     };
     let mut client = kafka_client(bootstrap);
-    // tansu 0.6 (sqlite) left a fetch of the default 50 MB unanswered for
-    // a minute on a topic of 30,000 records; 1 MB fetches it answers.
-    client.set("fetch.max.bytes", "1048576");
-    client.set("max.partition.fetch.bytes", "262144");
+    if small_fetches {
+        // tansu 0.6 (sqlite) left a fetch of the default 50 MB unanswered
+        // for a minute on a topic of 30,000 records; 1 MB fetches it
+        // answers.
+        client.set("fetch.max.bytes", "1048576");
+        client.set("max.partition.fetch.bytes", "262144");
+    } else {
+        // One partition: let a fetch bring more than librdkafka's default
+        // 1 MiB of it (the memory engine replays ~2.5x faster so).
+        client.set("max.partition.fetch.bytes", "8388608");
+    }
     if let Ok(debug) = std::env::var("RB_RDKAFKA_DEBUG") {
         // librdkafka's debug contexts, logged through tracing to stderr.
         client.set("debug", &debug);
@@ -486,13 +542,13 @@ pub(crate) fn run(brokers: Option<&str>) -> Result<(), String> {
         return local_only(&sizes, root);
     }
     let _tansu;
-    let bootstrap = match brokers {
-        Some(b) => b.to_owned(),
+    let (bootstrap, markers, small) = match brokers {
+        Some(b) => (b.to_owned(), false, false),
         None => {
             let t = Tansu::start(root)?;
-            let address = t.address.clone();
+            let found = (t.address.clone(), t.watermark_lags_last_batch, t.small_fetches);
             _tansu = t;
-            address
+            found
         }
     };
     let suffix = std::time::SystemTime::now()
@@ -513,8 +569,11 @@ pub(crate) fn run(brokers: Option<&str>) -> Result<(), String> {
     // it, its snapshot (a full upload).
     let rate = produce(&bootstrap, &topic, 0..sizes.keys, 1, sizes.value_bytes)?;
     eprintln!("  produced {} records ({rate:.0}/s)", sizes.keys);
+    if markers {
+        end_marker(&bootstrap, &topic, 1)?;
+    }
     let (_, source) = open(&backend, &root.join("source"))?;
-    let seconds = restore(&bootstrap, &topic, source.clone(), &root.join("source"))?;
+    let seconds = restore(&bootstrap, &topic, source.clone(), &root.join("source"), small)?;
     eprintln!(
         "  source partition restored in {seconds:.1} s ({:.0} records/s)",
         sizes.keys as f64 / seconds
@@ -530,17 +589,20 @@ pub(crate) fn run(brokers: Option<&str>) -> Result<(), String> {
 
     // The tail: 1% of the keys change after the snapshot.
     produce(&bootstrap, &topic, sizes.tail_keys(), 2, sizes.value_bytes)?;
-    let total = sizes.keys + sizes.tail;
+    if markers {
+        end_marker(&bootstrap, &topic, 2)?;
+    }
+    let total = sizes.keys + sizes.tail + u64::from(markers);
 
     // (a) the whole changelog on a fresh directory.
     let (_, replayed) = open(&backend, &root.join("full"))?;
-    let a_seconds = restore(&bootstrap, &topic, replayed.clone(), &root.join("full"))?;
+    let a_seconds = restore(&bootstrap, &topic, replayed.clone(), &root.join("full"), small)?;
     eprintln!("  (a) full replay: {total} records in {a_seconds:.2} s");
 
     // (b) the snapshot, then the tail, on a fresh directory.
     let (from_snapshot, location, snapshot_bytes, download_seconds) =
         snapshots.restore(&full.manifest.id, &*backend, root)?;
-    let tail_seconds = restore(&bootstrap, &topic, from_snapshot.clone(), &root.join("fresh"))?;
+    let tail_seconds = restore(&bootstrap, &topic, from_snapshot.clone(), &root.join("fresh"), small)?;
     let b_seconds = download_seconds + tail_seconds;
     eprintln!(
         "  (b) snapshot + tail: download, verify and open {:.1} MiB in {download_seconds:.2} s, \
@@ -556,7 +618,7 @@ pub(crate) fn run(brokers: Option<&str>) -> Result<(), String> {
     let checked = same_data(&*replayed, &*from_snapshot)?;
 
     // An incremental snapshot after the tail changed 1% of the keys.
-    restore(&bootstrap, &topic, source.clone(), &root.join("source"))?;
+    restore(&bootstrap, &topic, source.clone(), &root.join("source"), small)?;
     let (incremental, _) = snapshots.take(&*source)?;
 
     let speedup = a_seconds / b_seconds;
