@@ -12,6 +12,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Produc
 use state_changelog::{changelog_topic_name, create_topic};
 use state_manager::StateContext;
 
+use crate::bare::Stages;
 use crate::events::{partition_of, Generator, Truth};
 use crate::http::{check_bind, Endpoints, Listening, Phase, Server, Shared};
 use crate::processor::{send, Run, SnapshotRestores, COMPRESSION};
@@ -50,6 +51,11 @@ pub struct Report {
     /// settings and guarantee, no state) took for the same events on the
     /// same cluster, afterwards (`None`: it failed).
     pub bare_pipeline: Option<Duration>,
+    /// How long the same bare pipeline took in the demo's two stages
+    /// (input → a by-page repartition topic → output: every event consumed
+    /// and produced twice, as the demo's are), no state, afterwards
+    /// (`None`: it failed).
+    pub bare_two_stage: Option<Duration>,
     /// Page windows closed and emitted.
     pub windows_emitted: usize,
     /// User sessions closed and emitted.
@@ -73,6 +79,14 @@ impl Report {
             .map(|b| self.events as f64 / b.as_secs_f64())
     }
 
+    /// Events per second of the two-stage bare pipeline (`None`: not
+    /// measured).
+    pub fn bare_two_stage_events_per_sec(&self) -> Option<f64> {
+        self.bare_two_stage
+            .filter(|b| !b.is_zero())
+            .map(|b| self.events as f64 / b.as_secs_f64())
+    }
+
     /// Changelog records restored per second of recovery.
     pub fn recovery_per_sec(&self) -> f64 {
         self.restored as f64 / self.recovery.as_secs_f64().max(1e-9)
@@ -90,6 +104,14 @@ impl Report {
         if let (Some(bare), Some(rate)) = (self.bare_pipeline, self.bare_events_per_sec()) {
             s += &format!(
                 "bare pipeline:   {} in {:.1} s ({rate:.0} events/s; consume -> produce, no state): the demo does {:.2}x\n",
+                self.events,
+                bare.as_secs_f64(),
+                self.events_per_sec() / rate
+            );
+        }
+        if let (Some(bare), Some(rate)) = (self.bare_two_stage, self.bare_two_stage_events_per_sec()) {
+            s += &format!(
+                "bare two-stage:  {} in {:.1} s ({rate:.0} events/s; input -> by-page -> output as the demo, no state): the demo does {:.2}x\n",
                 self.events,
                 bare.as_secs_f64(),
                 self.events_per_sec() / rate
@@ -313,6 +335,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
         output: format!("page-window-counts{suffix}"),
         sessions: format!("user-sessions{suffix}"),
         bare_output: format!("pageviews-bare-out{suffix}"),
+        bare_by_page: format!("pageviews-bare-by-page{suffix}"),
     };
     let window_ms = cfg.window.as_millis() as i64;
     // The recorder goes in before any processor exists: metric handles
@@ -346,6 +369,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
                 &topics.output,
                 &topics.sessions,
                 &topics.bare_output,
+                &topics.bare_by_page,
             ]
             .into_iter()
             .chain(&changelogs)
@@ -361,6 +385,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
                 &topics.output,
                 &topics.sessions,
                 &topics.bare_output,
+                &topics.bare_by_page,
             ] {
                 create_topic(&client, t, cfg.partitions as usize, 1, &[], Duration::from_secs(30))?;
             }
@@ -475,13 +500,20 @@ pub fn run(cfg: &Config) -> Result<Report> {
         false => None,
     };
     // The limit the events/s is shown next to; also a reference only.
-    let bare_pipeline = match crate::bare::bare_pipeline(cfg, &client, &topics.input, &topics.bare_output) {
+    let bare = |stages: Stages<'_>| match crate::bare::bare_pipeline(cfg, &client, &topics.input, stages) {
         Ok(took) => Some(took),
         Err(e) => {
             tracing::warn!(error = %e, "the bare reference pipeline failed");
             None
         }
     };
+    let bare_pipeline = bare(Stages::One {
+        output: &topics.bare_output,
+    });
+    let bare_two_stage = bare(Stages::Two {
+        by_page: &topics.bare_by_page,
+        output: &topics.bare_output,
+    });
     if let Some(s) = &shared {
         s.finished(processed, verdict.to_string());
     }
@@ -519,6 +551,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
         recovery,
         bare_read,
         bare_pipeline,
+        bare_two_stage,
         windows_emitted: output.windows.len(),
         sessions_emitted: output.sessions.len(),
         output_records: output.records,

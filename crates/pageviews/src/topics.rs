@@ -21,6 +21,10 @@ pub(crate) struct Topics {
     pub sessions: String,
     /// Where the bare reference pipeline writes (one record per event).
     pub bare_output: String,
+    /// The two-stage bare pipeline's repartition topic (its first stage
+    /// writes one record per event here, keyed by page, as the demo's
+    /// `by_page`).
+    pub bare_by_page: String,
 }
 
 /// The stores of one processor, as its manager registered them.

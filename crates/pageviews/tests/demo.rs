@@ -41,6 +41,8 @@ fn exactly_once_through_a_crash_is_exact_on_the_mock_cluster() {
     // The references the figures are printed next to, from the same run.
     assert!(report.bare_pipeline.is_some(), "the bare pipeline ran");
     assert!(report.summary().contains("bare pipeline:"), "{}", report.summary());
+    assert!(report.bare_two_stage.is_some(), "the two-stage bare pipeline ran");
+    assert!(report.summary().contains("bare two-stage:"), "{}", report.summary());
     assert!(report.bare_read.is_some(), "the bare changelog read ran");
 }
 

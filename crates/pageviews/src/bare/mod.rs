@@ -5,5 +5,5 @@
 mod pipeline;
 mod read;
 
-pub(crate) use pipeline::bare_pipeline;
+pub(crate) use pipeline::{bare_pipeline, Stages};
 pub(crate) use read::bare_read;
