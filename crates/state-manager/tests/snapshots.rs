@@ -585,3 +585,43 @@ fn standbys_without_local_state_start_from_a_snapshot() {
         );
     }
 }
+
+/// A bytes threshold alone takes snapshots: with neither a record count
+/// nor an interval, a member whose threshold is a few changelog records'
+/// bytes snapshots every partition, and one whose threshold is far above
+/// what the same input sends takes none (its changelog moved all the
+/// same).
+#[test]
+fn a_bytes_threshold_alone_decides_when_snapshots_are_taken() {
+    let by_bytes = |dir: &Path, bytes: u64| {
+        SnapshotSettings::new(store(dir))
+            .every_records(None)
+            .every(None)
+            .every_bytes(Some(bytes))
+    };
+    for (threshold, snapshots_expected) in [(64, true), (1 << 40, false)] {
+        let cluster = cluster();
+        let bootstrap = cluster.bootstrap_servers();
+        let snapshots = tempfile::tempdir().unwrap();
+        produce_input(&cluster);
+        let a = join(
+            &bootstrap,
+            EOS,
+            "a",
+            tempfile::tempdir().unwrap(),
+            Engine::RocksDb,
+            by_bytes(snapshots.path(), threshold),
+        );
+        drop(run_and_close(a));
+        for p in 0..PARTITIONS as u32 {
+            let (_, high) = watermarks(&bootstrap, p);
+            assert!(high > 0, "partition {p}: the changelog moved");
+            let taken = manifests(snapshots.path(), p).len();
+            if snapshots_expected {
+                assert!(taken >= 1, "threshold {threshold}: partition {p} has no snapshot");
+            } else {
+                assert_eq!(taken, 0, "threshold {threshold}: partition {p}");
+            }
+        }
+    }
+}
