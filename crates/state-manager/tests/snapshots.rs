@@ -715,6 +715,24 @@ fn downloads_in(state: &Path) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// The partition whose snapshot download the tests below hold.
+const HELD: u32 = 0;
+
+/// Holds the next download of partition [`HELD`]'s newest snapshot in
+/// `snapshots` (RocksDB's) mid-way.
+#[cfg(unix)]
+fn hold_download(snapshots: &Path) -> DownloadGate {
+    let newest = manifests(snapshots, HELD).pop().unwrap();
+    // Not an SST or blob file: a local store hard-links those (it would
+    // link the pipe).
+    let held = newest
+        .files
+        .iter()
+        .find(|f| f.size > 0 && !f.path.ends_with(".sst") && !f.path.ends_with(".blob"))
+        .expect("a file the download copies");
+    DownloadGate::install(&object_file(snapshots, HELD, &held.xxh3_128, held.size))
+}
+
 /// A partition revoked while its snapshot is being downloaded: C starts on
 /// an empty directory, and partition 0's download is held mid-way (one of
 /// its files is a pipe nobody writes to yet). C's partitions are revoked
@@ -728,88 +746,91 @@ fn downloads_in(state: &Path) -> Vec<String> {
 /// count is exact.
 #[cfg(unix)]
 fn revoked_during_its_snapshot_download(back_while_held: bool) {
-    const HELD: u32 = 0;
     let prepared = prepare(Engine::RocksDb, 1);
     let bootstrap = prepared.cluster.bootstrap_servers();
     let dir = prepared.snapshots.path();
-    let newest = manifests(dir, HELD).pop().unwrap();
-    // Not an SST or blob file: a local store hard-links those (it would
-    // link the pipe).
-    let held = newest
-        .files
-        .iter()
-        .find(|f| f.size > 0 && !f.path.ends_with(".sst") && !f.path.ends_with(".blob"))
-        .expect("a file the download copies");
-    let mut gate = DownloadGate::install(&object_file(dir, HELD, &held.xxh3_128, held.size));
+    let mut gate = hold_download(dir);
     let state = tempfile::tempdir().unwrap();
     let state_dir = state.path().to_owned();
     let mut c = join(&bootstrap, EOS, "c", state, Engine::RocksDb, restoring(dir));
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !gate.reader_waiting() {
-        step(&mut c, 1);
-        assert!(Instant::now() < deadline, "partition {HELD}'s download never started");
-    }
-    assert!(!downloads_in(&state_dir).is_empty(), "a download in progress");
-    assert!(c.manager.lock().is_assigned(INPUT, HELD));
-    assert!(!c.manager.lock().is_ready(INPUT, HELD), "restoring while it downloads");
+    let counters = Counters::default();
+    metrics::with_local_recorder(&counters, || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !gate.reader_waiting() {
+            step(&mut c, 1);
+            assert!(Instant::now() < deadline, "partition {HELD}'s download never started");
+        }
+        assert!(!downloads_in(&state_dir).is_empty(), "a download in progress");
+        assert!(c.manager.lock().is_assigned(INPUT, HELD));
+        assert!(!c.manager.lock().is_ready(INPUT, HELD), "restoring while it downloads");
 
-    // Revoked mid-download: the revocation does not wait for it.
-    c.consumer.unsubscribe();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while c.manager.lock().is_assigned(INPUT, HELD) {
-        step(&mut c, 1);
-        assert!(Instant::now() < deadline, "partition {HELD} was not revoked");
-    }
-    assert!(!downloads_in(&state_dir).is_empty(), "the download is still held");
+        // Revoked mid-download: the revocation does not wait for it.
+        c.consumer.unsubscribe();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while c.manager.lock().is_assigned(INPUT, HELD) {
+            step(&mut c, 1);
+            assert!(Instant::now() < deadline, "partition {HELD} was not revoked");
+        }
+        assert!(!downloads_in(&state_dir).is_empty(), "the download is still held");
 
-    let tail = expect_tail(&prepared, newest_offset)[&(HELD as i32)];
-    let replayed = Arc::new(Mutex::new(BTreeMap::new()));
-    let seen = replayed.clone();
-    c.manager.lock().set_progress_listener(move |p| {
-        if p.finished {
-            seen.lock().insert(p.changelog.partition(), p.total);
-        }
-    });
-    if back_while_held {
-        // Assigned again while the download is held: it waits for it.
-        c.consumer.subscribe(&[INPUT]).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !c.manager.lock().is_assigned(INPUT, HELD) {
-            step(&mut c, 1);
-            assert!(Instant::now() < deadline, "partition {HELD} was not assigned again");
-        }
-        for _ in 0..10 {
-            step(&mut c, 1);
-        }
-        assert!(
-            !c.manager.lock().is_ready(INPUT, HELD),
-            "ready before its download ended"
-        );
-        gate.release();
-    } else {
-        // Let go, the download finishes in the background and its scratch
-        // directory goes; its data stays as the partition's local state.
-        gate.release();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !downloads_in(&state_dir).is_empty() {
-            step(&mut c, 1);
+        let tail = expect_tail(&prepared, newest_offset)[&(HELD as i32)];
+        let replayed = Arc::new(Mutex::new(BTreeMap::new()));
+        let seen = replayed.clone();
+        c.manager.lock().set_progress_listener(move |p| {
+            if p.finished {
+                seen.lock().insert(p.changelog.partition(), p.total);
+            }
+        });
+        if back_while_held {
+            // Assigned again while the download is held: it waits for it.
+            c.consumer.subscribe(&[INPUT]).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !c.manager.lock().is_assigned(INPUT, HELD) {
+                step(&mut c, 1);
+                assert!(Instant::now() < deadline, "partition {HELD} was not assigned again");
+            }
+            for _ in 0..10 {
+                step(&mut c, 1);
+            }
             assert!(
-                Instant::now() < deadline,
-                "the download's scratch directory stayed: {:?}",
-                downloads_in(&state_dir)
+                !c.manager.lock().is_ready(INPUT, HELD),
+                "ready before its download ended"
             );
+            gate.release();
+        } else {
+            // Let go, the download finishes in the background and its scratch
+            // directory goes; its data stays as the partition's local state.
+            gate.release();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !downloads_in(&state_dir).is_empty() {
+                step(&mut c, 1);
+                assert!(
+                    Instant::now() < deadline,
+                    "the download's scratch directory stayed: {:?}",
+                    downloads_in(&state_dir)
+                );
+            }
+            c.consumer.subscribe(&[INPUT]).unwrap();
         }
-        c.consumer.subscribe(&[INPUT]).unwrap();
-    }
-    finish(&mut c);
-    assert_eq!(counts(&c), prepared.want, "exact counts after the revoked download");
-    assert_eq!(c.processed, 0, "nothing left to process");
-    assert_eq!(
-        replayed.lock().get(&(HELD as i32)).copied(),
-        Some(tail),
-        "partition {HELD} replays only the changelog after its snapshot"
-    );
-    assert!(downloads_in(&state_dir).is_empty());
+        finish(&mut c);
+        assert_eq!(counts(&c), prepared.want, "exact counts after the revoked download");
+        assert_eq!(c.processed, 0, "nothing left to process");
+        assert_eq!(
+            replayed.lock().get(&(HELD as i32)).copied(),
+            Some(tail),
+            "partition {HELD} replays only the changelog after its snapshot"
+        );
+        // Any further download would finish (and be counted) by now.
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until {
+            step(&mut c, 1);
+        }
+        assert!(downloads_in(&state_dir).is_empty());
+    });
+    // One download per partition: assigning it back while its download
+    // runs starts no second one, and a revoked one's is not repeated.
+    assert_eq!(restores(&counters, "restored"), PARTITIONS as u64);
+    assert_eq!(restores(&counters, "none"), 0);
 }
 
 #[cfg(unix)]
@@ -822,4 +843,63 @@ fn a_partition_revoked_during_its_snapshot_download_restores_right_when_assigned
 #[test]
 fn a_partition_revoked_during_its_snapshot_download_and_assigned_back_waits_for_it() {
     revoked_during_its_snapshot_download(true);
+}
+
+/// The manager closed while a snapshot download is held: the close does
+/// not wait for it (dropping the manager does: its download thread ends
+/// with the download). The download then finishes, leaves no scratch
+/// directory, and a member started on the same directory keeps what it
+/// installed as local state, replays only the changelog after it and
+/// counts exactly.
+#[cfg(unix)]
+#[test]
+fn a_manager_closed_during_a_snapshot_download_leaves_a_usable_state() {
+    let prepared = prepare(Engine::RocksDb, 1);
+    let bootstrap = prepared.cluster.bootstrap_servers();
+    let dir = prepared.snapshots.path();
+    let mut gate = hold_download(dir);
+    let mut c = join(
+        &bootstrap,
+        EOS,
+        "c",
+        tempfile::tempdir().unwrap(),
+        Engine::RocksDb,
+        restoring(dir),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !gate.reader_waiting() {
+        step(&mut c, 1);
+        assert!(Instant::now() < deadline, "partition {HELD}'s download never started");
+    }
+    let state = std::mem::replace(&mut c.dir, tempfile::tempdir().unwrap());
+    let Member { consumer, manager, .. } = c;
+    let started = Instant::now();
+    StateStoreManager::close(&manager, consumer).expect("a clean close");
+    assert!(
+        started.elapsed() < DownloadGate::HOLD / 2,
+        "the close waited for the held download"
+    );
+    assert!(!downloads_in(state.path()).is_empty(), "the download is still held");
+    let dropped = std::thread::spawn(move || drop(manager));
+    gate.release();
+    dropped.join().expect("dropping the manager");
+    assert!(downloads_in(state.path()).is_empty(), "no download left behind");
+
+    let tail = expect_tail(&prepared, newest_offset)[&(HELD as i32)];
+    let replayed = Arc::new(Mutex::new(BTreeMap::new()));
+    let seen = replayed.clone();
+    let mut d = join(&bootstrap, EOS, "d", state, Engine::RocksDb, restoring(dir));
+    d.manager.lock().set_progress_listener(move |p| {
+        if p.finished {
+            seen.lock().insert(p.changelog.partition(), p.total);
+        }
+    });
+    finish(&mut d);
+    assert_eq!(counts(&d), prepared.want, "exact counts after the closed download");
+    assert_eq!(d.processed, 0, "nothing left to process");
+    assert_eq!(
+        replayed.lock().get(&(HELD as i32)).copied(),
+        Some(tail),
+        "partition {HELD} replays only the changelog after its snapshot"
+    );
 }
