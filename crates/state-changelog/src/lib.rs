@@ -7,7 +7,8 @@
 //!
 //! * [`changelog_topic_name`] — `changelog__<group>--<stream>--<store>`.
 //! * [`ChangelogProducer`] — one producer for all partitions, delivery
-//!   tracked per changelog partition.
+//!   tracked per changelog partition; [`SentBytes`] totals the bytes a
+//!   store partition's sinks handed it.
 //! * [`ensure_changelog_topic`] — compacted topics with the source's
 //!   partition count.
 //! * The restore engine (`src/restore/`): one changelog reader, one
@@ -39,6 +40,7 @@ mod kafka;
 pub mod metrics;
 mod producer;
 mod restore;
+mod sent_bytes;
 mod topic;
 
 pub use error::{BrokerFailure, ChangelogError, FailureKind, Result, SettingsError};
@@ -52,6 +54,7 @@ pub use restore::{
     ApplierConfig, ApplyStats, ChangelogApplier, IncomingRecord, RecoveredPartition, RecoveryConfig, RecoveryManager,
     RecoveryPartition, RecoveryProgress, RestoreEvent, RestoreRequest, Restorer, StandbyRequest, StandbyStatus,
 };
+pub use sent_bytes::SentBytes;
 pub use topic::changelog_topic_name;
 
 /// The rdkafka version this crate is built against, re-exported so users

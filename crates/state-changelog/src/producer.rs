@@ -14,6 +14,7 @@ use state_core::{ChangelogRecord, ChangelogSink};
 use crate::error::BrokerFailure;
 use crate::error::{ChangelogError, Result};
 use crate::kafka::producer::{create_producer, KafkaProducer};
+use crate::sent_bytes::SentBytes;
 
 /// Produces changelog records for all store partitions of an application.
 ///
@@ -65,7 +66,21 @@ impl ChangelogProducer {
 
     /// A sink writing to `topic[partition]`.
     pub fn sink(self: &Arc<Self>, topic: impl Into<String>, partition: i32) -> Arc<dyn ChangelogSink> {
-        let topic = topic.into();
+        self.new_sink(topic.into(), partition, None)
+    }
+
+    /// A sink writing to `topic[partition]` that also adds the size of
+    /// every record it hands over to `sent` (see [`SentBytes`]).
+    pub fn sink_counting(
+        self: &Arc<Self>,
+        topic: impl Into<String>,
+        partition: i32,
+        sent: SentBytes,
+    ) -> Arc<dyn ChangelogSink> {
+        self.new_sink(topic.into(), partition, Some(sent))
+    }
+
+    fn new_sink(self: &Arc<Self>, topic: String, partition: i32, sent: Option<SentBytes>) -> Arc<dyn ChangelogSink> {
         let labels = [("topic", topic.clone()), ("partition", partition.to_string())];
         Arc::new(PartitionSink {
             producer: self.clone(),
@@ -73,6 +88,7 @@ impl ChangelogProducer {
             bytes: metrics::counter!(crate::metrics::CHANGELOG_BYTES, &labels),
             topic,
             partition,
+            sent,
         })
     }
 
@@ -243,16 +259,21 @@ struct PartitionSink {
     // Looked up once per sink, so a record costs two atomic adds.
     records: metrics::Counter,
     bytes: metrics::Counter,
+    sent: Option<SentBytes>,
 }
 
 impl ChangelogSink for PartitionSink {
     fn send(&self, record: ChangelogRecord<'_>) -> state_core::Result<()> {
         let size = record.key.len() + record.value.map_or(0, <[u8]>::len);
+        let sent_size = self.sent.as_ref().map(|_| SentBytes::size_of(&record));
         self.producer
             .produce(&self.topic, self.partition, record)
             .map_err(|e| state_core::Error::Changelog(Box::new(e)))?;
         self.records.increment(1);
         self.bytes.increment(size as u64);
+        if let (Some(sent), Some(n)) = (&self.sent, sent_size) {
+            sent.add(n);
+        }
         Ok(())
     }
 }

@@ -289,7 +289,7 @@ impl StateStoreManager {
         self.assignments
             .check_ready(&TopicPartition::of_store(handle.stream.clone(), partition))?;
         self.checkpointer.begin()?;
-        let (format, topic, part, index) = {
+        let (format, topic, part, index, sent) = {
             let s = self.registry.get_mut(handle.id);
             let part = s.partition(partition).ok_or_else(not_assigned)?;
             // Damage a read or write of the transaction finds is noted, so
@@ -302,10 +302,15 @@ impl StateStoreManager {
                 s.changelog_topic().map(str::to_owned),
                 part,
                 s.index_of(partition),
+                s.sent_bytes(partition),
             )
         };
         let sink: Option<Arc<dyn ChangelogSink>> = match topic {
-            Some(topic) => Some(self.checkpointer.producer()?.sink(topic, partition as i32)),
+            Some(topic) => Some(
+                self.checkpointer
+                    .producer()?
+                    .sink_counting(topic, partition as i32, sent),
+            ),
             None => None,
         };
         Ok(T::begin(part, &format, sink, &handle.settings, index))

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use state_cache::WriteBehindBackend;
+use state_changelog::SentBytes;
 use state_core::ttl::TtlOptions;
 use state_core::{
     check_store_format, Codec, HeaderlessRecords, MemoryBudget, PartitionFormat, ReplayCheck, Store, StoreFormat,
@@ -73,6 +74,11 @@ pub(crate) struct RegisteredStore {
     window_index: Option<usize>,
     indexes: BTreeMap<u32, Arc<WindowIndex>>,
     memory_budget: Option<MemoryBudget>,
+    /// The changelog bytes each open partition's transactions handed to
+    /// the producer since it was opened here (the snapshot taker's
+    /// `every_bytes`): dropped when it closes, so a partition assigned
+    /// again counts from zero.
+    sent: BTreeMap<u32, SentBytes>,
 }
 
 impl RegisteredStore {
@@ -90,6 +96,7 @@ impl RegisteredStore {
             window_index: settings.window_index,
             indexes: BTreeMap::new(),
             memory_budget: settings.memory_budget,
+            sent: BTreeMap::new(),
         }
     }
 
@@ -131,6 +138,18 @@ impl RegisteredStore {
     /// The open partition `partition`, if any.
     pub(crate) fn partition(&self, partition: u32) -> Option<Arc<dyn StorePartition>> {
         self.store.partition(partition)
+    }
+
+    /// The total the changelog sinks of partition `partition` add to
+    /// (created on first use; see [`SentBytes`]).
+    pub(crate) fn sent_bytes(&mut self, partition: u32) -> SentBytes {
+        self.sent.entry(partition).or_default().clone()
+    }
+
+    /// The changelog bytes partition `partition`'s transactions handed to
+    /// the producer since it was opened here (0: none, or not open).
+    pub(crate) fn changelog_bytes_sent(&self, partition: u32) -> u64 {
+        self.sent.get(&partition).map_or(0, SentBytes::get)
     }
 
     /// What open partition `partition` was found to be when it was opened.
@@ -208,6 +227,7 @@ impl RegisteredStore {
     pub(crate) fn close(&mut self, partition: u32, role: &'static str) -> Result<()> {
         crate::metrics::partition(&self.name, &self.stream, partition, role, None);
         self.formats.remove(&partition);
+        self.sent.remove(&partition);
         self.deactivate(partition);
         if self.store.partition(partition).is_some() {
             self.store.revoke_partition(partition)?;
@@ -225,6 +245,7 @@ impl RegisteredStore {
     /// than [`CLOSE_WAIT`]. Nothing to do if it was not open.
     pub(crate) fn close_unflushed(&mut self, partition: u32) -> Result<()> {
         self.formats.remove(&partition);
+        self.sent.remove(&partition);
         self.indexes.remove(&partition);
         if self.store.partition(partition).is_none() {
             return Ok(());
@@ -247,6 +268,7 @@ impl RegisteredStore {
     /// never active here).
     pub(crate) fn release(&mut self, partition: u32) -> Result<()> {
         self.formats.remove(&partition);
+        self.sent.remove(&partition);
         if self.store.partition(partition).is_some() {
             self.store.revoke_partition(partition)?;
         }

@@ -585,3 +585,321 @@ fn standbys_without_local_state_start_from_a_snapshot() {
         );
     }
 }
+
+/// A bytes threshold alone takes snapshots: with neither a record count
+/// nor an interval, a member whose threshold is a few changelog records'
+/// bytes snapshots every partition, and one whose threshold is far above
+/// what the same input sends takes none (its changelog moved all the
+/// same).
+#[test]
+fn a_bytes_threshold_alone_decides_when_snapshots_are_taken() {
+    let by_bytes = |dir: &Path, bytes: u64| {
+        SnapshotSettings::new(store(dir))
+            .every_records(None)
+            .every(None)
+            .every_bytes(Some(bytes))
+    };
+    for (threshold, snapshots_expected) in [(64, true), (1 << 40, false)] {
+        let cluster = cluster();
+        let bootstrap = cluster.bootstrap_servers();
+        let snapshots = tempfile::tempdir().unwrap();
+        produce_input(&cluster);
+        let a = join(
+            &bootstrap,
+            EOS,
+            "a",
+            tempfile::tempdir().unwrap(),
+            Engine::RocksDb,
+            by_bytes(snapshots.path(), threshold),
+        );
+        drop(run_and_close(a));
+        for p in 0..PARTITIONS as u32 {
+            let (_, high) = watermarks(&bootstrap, p);
+            assert!(high > 0, "partition {p}: the changelog moved");
+            let taken = manifests(snapshots.path(), p).len();
+            if snapshots_expected {
+                assert!(taken >= 1, "threshold {threshold}: partition {p} has no snapshot");
+            } else {
+                assert_eq!(taken, 0, "threshold {threshold}: partition {p}");
+            }
+        }
+    }
+}
+
+/// A snapshot object that holds a download still: a named pipe in place of
+/// the object, so a download reading it waits until the test lets it go,
+/// and then gets the object's real bytes (its checksum is right). The
+/// object itself is put back in place as the pipe is fed, for later
+/// readers. Unix only (`mkfifo`).
+#[cfg(unix)]
+struct DownloadGate {
+    /// Set once a download opened the pipe (and waits for its bytes).
+    reader_waiting: Arc<std::sync::atomic::AtomicBool>,
+    /// Set if the gate let the download go by itself after [`Self::HOLD`]
+    /// because the test never did (the test then failed to get that far).
+    timed_out: Arc<std::sync::atomic::AtomicBool>,
+    release: Option<std::sync::mpsc::Sender<()>>,
+    feeder: Option<std::thread::JoinHandle<()>>,
+}
+
+#[cfg(unix)]
+impl DownloadGate {
+    /// The longest the gate holds a download.
+    const HOLD: Duration = Duration::from_secs(45);
+
+    /// Replaces `object` by a pipe that holds its first reader.
+    fn install(object: &Path) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let aside = object.with_extension("held");
+        std::fs::rename(object, &aside).unwrap();
+        let made = std::process::Command::new("mkfifo").arg(object).status().unwrap();
+        assert!(made.success(), "mkfifo {}", object.display());
+        let reader_waiting = Arc::new(AtomicBool::new(false));
+        let timed_out = Arc::new(AtomicBool::new(false));
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let (waiting, timeout, object) = (reader_waiting.clone(), timed_out.clone(), object.to_owned());
+        let feeder = std::thread::spawn(move || {
+            // Opening the pipe's write end waits for its reader.
+            let mut pipe = std::fs::OpenOptions::new().write(true).open(&object).unwrap();
+            waiting.store(true, Ordering::SeqCst);
+            if released.recv_timeout(Self::HOLD).is_err() {
+                timeout.store(true, Ordering::SeqCst);
+            }
+            let bytes = std::fs::read(&aside).unwrap();
+            // The object back in place of the pipe first: whoever opens it
+            // next reads the file.
+            std::fs::rename(&aside, &object).unwrap();
+            use std::io::Write;
+            // The reader may have given up (a test failing): ignore a
+            // broken pipe.
+            let _ = pipe.write_all(&bytes);
+        });
+        DownloadGate {
+            reader_waiting,
+            timed_out,
+            release: Some(release),
+            feeder: Some(feeder),
+        }
+    }
+
+    fn reader_waiting(&self) -> bool {
+        self.reader_waiting.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Lets the held download go on (it reads the object's bytes).
+    fn release(&mut self) {
+        if let Some(release) = self.release.take() {
+            let _ = release.send(());
+        }
+        if let Some(feeder) = self.feeder.take() {
+            feeder.join().unwrap();
+        }
+        assert!(
+            !self.timed_out.load(std::sync::atomic::Ordering::SeqCst),
+            "the gate let the download go by itself: the test was stuck while it held it"
+        );
+    }
+}
+
+/// The snapshot downloads in `state`'s scratch directory (`restore-*`).
+fn downloads_in(state: &Path) -> Vec<String> {
+    let scratch = state.join(GROUP).join(".snapshots");
+    std::fs::read_dir(scratch)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("restore-"))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The partition whose snapshot download the tests below hold.
+const HELD: u32 = 0;
+
+/// Holds the next download of partition [`HELD`]'s newest snapshot in
+/// `snapshots` (RocksDB's) mid-way.
+#[cfg(unix)]
+fn hold_download(snapshots: &Path) -> DownloadGate {
+    let newest = manifests(snapshots, HELD).pop().unwrap();
+    // Not an SST or blob file: a local store hard-links those (it would
+    // link the pipe).
+    let held = newest
+        .files
+        .iter()
+        .find(|f| f.size > 0 && !f.path.ends_with(".sst") && !f.path.ends_with(".blob"))
+        .expect("a file the download copies");
+    DownloadGate::install(&object_file(snapshots, HELD, &held.xxh3_128, held.size))
+}
+
+/// A partition revoked while its snapshot is being downloaded: C starts on
+/// an empty directory, and partition 0's download is held mid-way (one of
+/// its files is a pipe nobody writes to yet). C's partitions are revoked
+/// (it unsubscribes) while the download waits: the revocation must not
+/// wait for it, and the partition must not count as restored. C subscribes
+/// again and gets every partition back, before the download is let go
+/// (`back_while_held`: the partition waits for the download, then replays
+/// the tail) or after it finished (its data stayed as the partition's
+/// local state). Either way the download's scratch directory is gone,
+/// partition 0 replays only the changelog after the snapshot, and every
+/// count is exact.
+#[cfg(unix)]
+fn revoked_during_its_snapshot_download(back_while_held: bool) {
+    let prepared = prepare(Engine::RocksDb, 1);
+    let bootstrap = prepared.cluster.bootstrap_servers();
+    let dir = prepared.snapshots.path();
+    let mut gate = hold_download(dir);
+    let state = tempfile::tempdir().unwrap();
+    let state_dir = state.path().to_owned();
+    let mut c = join(&bootstrap, EOS, "c", state, Engine::RocksDb, restoring(dir));
+    let counters = Counters::default();
+    metrics::with_local_recorder(&counters, || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !gate.reader_waiting() {
+            step(&mut c, 1);
+            assert!(Instant::now() < deadline, "partition {HELD}'s download never started");
+        }
+        assert!(!downloads_in(&state_dir).is_empty(), "a download in progress");
+        assert!(c.manager.lock().is_assigned(INPUT, HELD));
+        assert!(!c.manager.lock().is_ready(INPUT, HELD), "restoring while it downloads");
+
+        // Revoked mid-download: the revocation does not wait for it.
+        c.consumer.unsubscribe();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while c.manager.lock().is_assigned(INPUT, HELD) {
+            step(&mut c, 1);
+            assert!(Instant::now() < deadline, "partition {HELD} was not revoked");
+        }
+        assert!(!downloads_in(&state_dir).is_empty(), "the download is still held");
+
+        let tail = expect_tail(&prepared, newest_offset)[&(HELD as i32)];
+        let replayed = Arc::new(Mutex::new(BTreeMap::new()));
+        let seen = replayed.clone();
+        c.manager.lock().set_progress_listener(move |p| {
+            if p.finished {
+                seen.lock().insert(p.changelog.partition(), p.total);
+            }
+        });
+        if back_while_held {
+            // Assigned again while the download is held: it waits for it.
+            c.consumer.subscribe(&[INPUT]).unwrap();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !c.manager.lock().is_assigned(INPUT, HELD) {
+                step(&mut c, 1);
+                assert!(Instant::now() < deadline, "partition {HELD} was not assigned again");
+            }
+            for _ in 0..10 {
+                step(&mut c, 1);
+            }
+            assert!(
+                !c.manager.lock().is_ready(INPUT, HELD),
+                "ready before its download ended"
+            );
+            gate.release();
+        } else {
+            // Let go, the download finishes in the background and its scratch
+            // directory goes; its data stays as the partition's local state.
+            gate.release();
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while !downloads_in(&state_dir).is_empty() {
+                step(&mut c, 1);
+                assert!(
+                    Instant::now() < deadline,
+                    "the download's scratch directory stayed: {:?}",
+                    downloads_in(&state_dir)
+                );
+            }
+            c.consumer.subscribe(&[INPUT]).unwrap();
+        }
+        finish(&mut c);
+        assert_eq!(counts(&c), prepared.want, "exact counts after the revoked download");
+        assert_eq!(c.processed, 0, "nothing left to process");
+        assert_eq!(
+            replayed.lock().get(&(HELD as i32)).copied(),
+            Some(tail),
+            "partition {HELD} replays only the changelog after its snapshot"
+        );
+        // Any further download would finish (and be counted) by now.
+        let until = Instant::now() + Duration::from_secs(3);
+        while Instant::now() < until {
+            step(&mut c, 1);
+        }
+        assert!(downloads_in(&state_dir).is_empty());
+    });
+    // One download per partition: assigning it back while its download
+    // runs starts no second one, and a revoked one's is not repeated.
+    assert_eq!(restores(&counters, "restored"), PARTITIONS as u64);
+    assert_eq!(restores(&counters, "none"), 0);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_partition_revoked_during_its_snapshot_download_restores_right_when_assigned_after_it() {
+    revoked_during_its_snapshot_download(false);
+}
+
+#[cfg(unix)]
+#[test]
+fn a_partition_revoked_during_its_snapshot_download_and_assigned_back_waits_for_it() {
+    revoked_during_its_snapshot_download(true);
+}
+
+/// The manager closed while a snapshot download is held: the close does
+/// not wait for it (dropping the manager does: its download thread ends
+/// with the download). The download then finishes, leaves no scratch
+/// directory, and a member started on the same directory keeps what it
+/// installed as local state, replays only the changelog after it and
+/// counts exactly.
+#[cfg(unix)]
+#[test]
+fn a_manager_closed_during_a_snapshot_download_leaves_a_usable_state() {
+    let prepared = prepare(Engine::RocksDb, 1);
+    let bootstrap = prepared.cluster.bootstrap_servers();
+    let dir = prepared.snapshots.path();
+    let mut gate = hold_download(dir);
+    let mut c = join(
+        &bootstrap,
+        EOS,
+        "c",
+        tempfile::tempdir().unwrap(),
+        Engine::RocksDb,
+        restoring(dir),
+    );
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !gate.reader_waiting() {
+        step(&mut c, 1);
+        assert!(Instant::now() < deadline, "partition {HELD}'s download never started");
+    }
+    let state = std::mem::replace(&mut c.dir, tempfile::tempdir().unwrap());
+    let Member { consumer, manager, .. } = c;
+    let started = Instant::now();
+    StateStoreManager::close(&manager, consumer).expect("a clean close");
+    assert!(
+        started.elapsed() < DownloadGate::HOLD / 2,
+        "the close waited for the held download"
+    );
+    assert!(!downloads_in(state.path()).is_empty(), "the download is still held");
+    let dropped = std::thread::spawn(move || drop(manager));
+    gate.release();
+    dropped.join().expect("dropping the manager");
+    assert!(downloads_in(state.path()).is_empty(), "no download left behind");
+
+    let tail = expect_tail(&prepared, newest_offset)[&(HELD as i32)];
+    let replayed = Arc::new(Mutex::new(BTreeMap::new()));
+    let seen = replayed.clone();
+    let mut d = join(&bootstrap, EOS, "d", state, Engine::RocksDb, restoring(dir));
+    d.manager.lock().set_progress_listener(move |p| {
+        if p.finished {
+            seen.lock().insert(p.changelog.partition(), p.total);
+        }
+    });
+    finish(&mut d);
+    assert_eq!(counts(&d), prepared.want, "exact counts after the closed download");
+    assert_eq!(d.processed, 0, "nothing left to process");
+    assert_eq!(
+        replayed.lock().get(&(HELD as i32)).copied(),
+        Some(tail),
+        "partition {HELD} replays only the changelog after its snapshot"
+    );
+}

@@ -2,8 +2,9 @@
 //! in the background after checkpoints.
 //!
 //! After a checkpoint's local flush the poll loop only compares each
-//! active partition's stored changelog offset and the time with those of
-//! its last snapshot ([`SnapshotSettings::due`]) and hands a due partition
+//! active partition's stored changelog offset, the changelog bytes sent
+//! for it from here and the time with those of its last snapshot
+//! ([`SnapshotSettings::due`]) and hands a due partition
 //! to the taker's thread. That thread takes the backend's snapshot
 //! (RocksDB: a checkpoint of hard links; fjall: an export; memory: a dump)
 //! and lets go of the partition, then uploads and applies retention. A
@@ -85,13 +86,34 @@ impl Shared {
     }
 }
 
+/// Where an active partition stood at its last snapshot.
+#[derive(Clone, Copy, Debug)]
+struct Position {
+    /// Its stored changelog offset.
+    offset: u64,
+    /// The changelog bytes sent for it from here
+    /// ([`crate::registry::RegisteredStore::changelog_bytes_sent`]).
+    bytes: u64,
+    at: Instant,
+}
+
+impl Position {
+    /// The changelog bytes sent since this position, given the total
+    /// `bytes` now. A total below the one remembered belongs to a
+    /// partition closed and opened again here since (its count starts at
+    /// zero): all of it is new.
+    fn bytes_since(&self, bytes: u64) -> u64 {
+        bytes.checked_sub(self.bytes).unwrap_or(bytes)
+    }
+}
+
 /// See the [module docs](self).
 pub(crate) struct SnapshotTaker {
     settings: Option<SnapshotSettings>,
     scratch: PathBuf,
-    /// Each active partition's changelog offset and time at its last
-    /// snapshot (or when first seen here).
-    last: BTreeMap<StorePartitionKey, (u64, Instant)>,
+    /// Each active partition's position at its last snapshot (or when
+    /// first seen here).
+    last: BTreeMap<StorePartitionKey, Position>,
     shared: Arc<Shared>,
     worker: Option<(mpsc::Sender<TakeJob>, JoinHandle<()>)>,
 }
@@ -130,8 +152,17 @@ impl SnapshotTaker {
                     continue;
                 };
                 let key = (id, p);
-                let (last_offset, last_time) = *self.last.entry(key).or_insert((offset, now));
-                if !settings.due(offset.saturating_sub(last_offset), now.duration_since(last_time)) {
+                let here = Position {
+                    offset,
+                    bytes: store.changelog_bytes_sent(p),
+                    at: now,
+                };
+                let last = *self.last.entry(key).or_insert(here);
+                if !settings.due(
+                    offset.saturating_sub(last.offset),
+                    last.bytes_since(here.bytes),
+                    now.duration_since(last.at),
+                ) {
                     continue;
                 }
                 if self.shared.running.lock().taking.contains(&key) {
@@ -140,7 +171,7 @@ impl SnapshotTaker {
                 let Ok(scope) = SnapshotScope::new(changelog, p) else {
                     continue;
                 };
-                self.last.insert(key, (offset, now));
+                self.last.insert(key, here);
                 due.push(TakeJob {
                     key,
                     partition,
