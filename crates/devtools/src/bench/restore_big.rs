@@ -217,6 +217,19 @@ fn prefixed_env(prefix: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// A changelog record of the workload's store: default column family, no
+/// processed offsets (`None`: a tombstone).
+fn record<'a>(key: &'a [u8], value: Option<&'a [u8]>) -> ChangelogRecord<'a> {
+    ChangelogRecord {
+        cf: cf::DEFAULT,
+        key,
+        value,
+        processed_offsets: None,
+        ttl_stamped: false,
+        value_codec: None,
+    }
+}
+
 /// Produces keys `keys` (round `round`) to the changelog; returns records/s.
 fn produce(
     bootstrap: &str,
@@ -242,20 +255,7 @@ fn produce(
     for i in keys {
         value(i, round, len, &mut v);
         let k = key(i);
-        producer
-            .produce(
-                topic,
-                0,
-                ChangelogRecord {
-                    cf: cf::DEFAULT,
-                    key: &k,
-                    value: Some(&v),
-                    processed_offsets: None,
-                    ttl_stamped: false,
-                    value_codec: None,
-                },
-            )
-            .map_err(err)?;
+        producer.produce(topic, 0, record(&k, Some(&v))).map_err(err)?;
         n += 1;
         if n.is_multiple_of(1_000_000) {
             eprintln!("    {n} records produced");
@@ -273,20 +273,7 @@ fn produce(
 fn end_marker(bootstrap: &str, topic: &str, n: u64) -> Result<(), String> {
     let producer = ChangelogProducer::new(&kafka_client(bootstrap)).map_err(err)?;
     let k = format!("~end-{n}").into_bytes();
-    producer
-        .produce(
-            topic,
-            0,
-            ChangelogRecord {
-                cf: cf::DEFAULT,
-                key: &k,
-                value: None,
-                processed_offsets: None,
-                ttl_stamped: false,
-                value_codec: None,
-            },
-        )
-        .map_err(err)?;
+    producer.produce(topic, 0, record(&k, None)).map_err(err)?;
     producer.flush(Duration::from_secs(60)).map_err(err)
 }
 
