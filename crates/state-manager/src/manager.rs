@@ -653,6 +653,12 @@ impl StateStoreManager {
         self.assignments.stop_restorer();
     }
 
+    /// Cancels a running snapshot download (its partition keeps no half
+    /// state) and stops the thread (started again when next needed).
+    pub(crate) fn stop_bootstraps(&mut self) {
+        self.assignments.stop_bootstraps();
+    }
+
     /// Drops the current checkpoint without committing anything (aborting
     /// the Kafka transaction under exactly-once).
     pub fn abort(&mut self) -> Result<()> {

@@ -26,8 +26,10 @@ impl StateStoreManager {
     ///    once, so the others take over without waiting for
     ///    `session.timeout.ms`. Revoking before the close works around a
     ///    librdkafka hang of revocations served during a close;
-    /// 4. stops standby replicas and the restorer thread, and releases any
-    ///    partition still open.
+    /// 4. stops standby replicas and the restorer thread, cancels a
+    ///    running snapshot download (it stops between two chunks, deletes
+    ///    what it wrote and installs nothing: the partition restores again
+    ///    at its next start), and releases any partition still open.
     ///
     /// `manager` is the shared manager the consumer's [`StateContext`]
     /// drives; it must not be locked by the caller. Every step runs even
@@ -51,12 +53,13 @@ impl StateStoreManager {
 
     /// Lets go of everything still open once the consumer is closed:
     /// assigned partitions (a consumer outside a group gets no revocation
-    /// callback), standby replicas, the restorer thread and any open Kafka
-    /// transaction.
+    /// callback), standby replicas, the restorer thread, the snapshot
+    /// download thread and any open Kafka transaction.
     fn release_all(&mut self) -> Result<()> {
         let revoked = self.revoke_all();
         let standbys = self.stop_standbys();
         self.stop_restorer();
+        self.stop_bootstraps();
         let aborted = self.abort();
         revoked.and(standbys).and(aborted)
     }

@@ -627,14 +627,21 @@ fn a_bytes_threshold_alone_decides_when_snapshots_are_taken() {
 }
 
 /// A snapshot object that holds a download still: a named pipe in place of
-/// the object, so a download reading it waits until the test lets it go,
-/// and then gets the object's real bytes (its checksum is right). The
-/// object itself is put back in place as the pipe is fed, for later
-/// readers. Unix only (`mkfifo`).
+/// the object, which hands its reader the object's bytes one at a time,
+/// every [`Self::TRICKLE`], but never the last one until the test lets it
+/// go (then the rest: the download completes, its checksum right). The
+/// reader thus sees a download that moves, but slowly, as a big one over a
+/// slow link would: it gets a chunk now and then (so it can notice a
+/// cancellation between chunks) and cannot finish while the gate holds.
+/// The object is put back in place of the pipe once the gate lets go or
+/// its reader went away, for later readers. Unix only (`mkfifo`).
 #[cfg(unix)]
 struct DownloadGate {
     /// Set once a download opened the pipe (and waits for its bytes).
     reader_waiting: Arc<std::sync::atomic::AtomicBool>,
+    /// Set once the reader closed the pipe before the gate let go (a write
+    /// to it failed): the download stopped without the object's bytes.
+    reader_gone: Arc<std::sync::atomic::AtomicBool>,
     /// Set if the gate let the download go by itself after [`Self::HOLD`]
     /// because the test never did (the test then failed to get that far).
     timed_out: Arc<std::sync::atomic::AtomicBool>,
@@ -646,6 +653,8 @@ struct DownloadGate {
 impl DownloadGate {
     /// The longest the gate holds a download.
     const HOLD: Duration = Duration::from_secs(45);
+    /// How often the gate hands its reader one more byte.
+    const TRICKLE: Duration = Duration::from_millis(50);
 
     /// Replaces `object` by a pipe that holds its first reader.
     fn install(object: &Path) -> Self {
@@ -655,27 +664,55 @@ impl DownloadGate {
         let made = std::process::Command::new("mkfifo").arg(object).status().unwrap();
         assert!(made.success(), "mkfifo {}", object.display());
         let reader_waiting = Arc::new(AtomicBool::new(false));
+        let reader_gone = Arc::new(AtomicBool::new(false));
         let timed_out = Arc::new(AtomicBool::new(false));
         let (release, released) = std::sync::mpsc::channel::<()>();
-        let (waiting, timeout, object) = (reader_waiting.clone(), timed_out.clone(), object.to_owned());
+        let (waiting, gone, timeout, object) = (
+            reader_waiting.clone(),
+            reader_gone.clone(),
+            timed_out.clone(),
+            object.to_owned(),
+        );
         let feeder = std::thread::spawn(move || {
+            use std::io::Write;
+            use std::sync::mpsc::RecvTimeoutError;
             // Opening the pipe's write end waits for its reader.
             let mut pipe = std::fs::OpenOptions::new().write(true).open(&object).unwrap();
             waiting.store(true, Ordering::SeqCst);
-            if released.recv_timeout(Self::HOLD).is_err() {
-                timeout.store(true, Ordering::SeqCst);
-            }
             let bytes = std::fs::read(&aside).unwrap();
+            let deadline = Instant::now() + Self::HOLD;
+            let mut sent = 0;
+            let let_go = loop {
+                match released.recv_timeout(Self::TRICKLE) {
+                    Ok(()) => break true,
+                    Err(RecvTimeoutError::Disconnected) => break false,
+                    Err(RecvTimeoutError::Timeout) => {}
+                }
+                if Instant::now() >= deadline {
+                    timeout.store(true, Ordering::SeqCst);
+                    break true;
+                }
+                // Never the last byte: the download cannot end while held.
+                if sent + 1 < bytes.len() {
+                    if pipe.write_all(&bytes[sent..=sent]).is_err() {
+                        gone.store(true, Ordering::SeqCst);
+                        break false;
+                    }
+                    sent += 1;
+                }
+            };
             // The object back in place of the pipe first: whoever opens it
             // next reads the file.
             std::fs::rename(&aside, &object).unwrap();
-            use std::io::Write;
-            // The reader may have given up (a test failing): ignore a
-            // broken pipe.
-            let _ = pipe.write_all(&bytes);
+            if let_go {
+                // The reader may have given up (a test failing): ignore a
+                // broken pipe.
+                let _ = pipe.write_all(&bytes[sent..]);
+            }
         });
         DownloadGate {
             reader_waiting,
+            reader_gone,
             timed_out,
             release: Some(release),
             feeder: Some(feeder),
@@ -686,7 +723,12 @@ impl DownloadGate {
         self.reader_waiting.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Lets the held download go on (it reads the object's bytes).
+    fn reader_gone(&self) -> bool {
+        self.reader_gone.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Lets the held download go on (it reads the rest of the object's
+    /// bytes), or, if its reader went away, just puts the object back.
     fn release(&mut self) {
         if let Some(release) = self.release.take() {
             let _ = release.send(());
@@ -724,12 +766,22 @@ const HELD: u32 = 0;
 fn hold_download(snapshots: &Path) -> DownloadGate {
     let newest = manifests(snapshots, HELD).pop().unwrap();
     // Not an SST or blob file: a local store hard-links those (it would
-    // link the pipe).
+    // link the pipe). The largest other (RocksDB's OPTIONS file, several
+    // KiB): the gate trickles it for longer than it holds.
     let held = newest
         .files
         .iter()
-        .find(|f| f.size > 0 && !f.path.ends_with(".sst") && !f.path.ends_with(".blob"))
+        .filter(|f| !f.path.ends_with(".sst") && !f.path.ends_with(".blob"))
+        .max_by_key(|f| f.size)
         .expect("a file the download copies");
+    let trickled = DownloadGate::HOLD.as_millis() / DownloadGate::TRICKLE.as_millis();
+    assert!(
+        u128::from(held.size) > trickled,
+        "{} ({} bytes) is too small for the gate to hold for {:?}",
+        held.path,
+        held.size,
+        DownloadGate::HOLD
+    );
     DownloadGate::install(&object_file(snapshots, HELD, &held.xxh3_128, held.size))
 }
 
@@ -845,15 +897,21 @@ fn a_partition_revoked_during_its_snapshot_download_and_assigned_back_waits_for_
     revoked_during_its_snapshot_download(true);
 }
 
-/// The manager closed while a snapshot download is held: the close does
-/// not wait for it (dropping the manager does: its download thread ends
-/// with the download). The download then finishes, leaves no scratch
-/// directory, and a member started on the same directory keeps what it
-/// installed as local state, replays only the changelog after it and
-/// counts exactly.
+/// The manager closed while a snapshot download is held: the close cancels
+/// the download and returns without waiting for it (the held file trickles
+/// in a byte at a time: the download stops between two of its chunks), and
+/// dropping the manager returns at once too, both while the gate still
+/// holds the download (it cannot have finished). The download let go of
+/// the object and left no scratch directory; a member started on the same
+/// directory finds partition [`HELD`] without usable state, restores it from
+/// the snapshot again, replays only the changelog after it and counts
+/// exactly.
 #[cfg(unix)]
 #[test]
-fn a_manager_closed_during_a_snapshot_download_leaves_a_usable_state() {
+fn a_manager_closed_during_a_snapshot_download_cancels_it() {
+    /// Far less than [`DownloadGate::HOLD`], far more than a cancellation
+    /// takes (a chunk every [`DownloadGate::TRICKLE`]).
+    const PROMPT: Duration = Duration::from_secs(10);
     let prepared = prepare(Engine::RocksDb, 1);
     let bootstrap = prepared.cluster.bootstrap_servers();
     let dir = prepared.snapshots.path();
@@ -872,34 +930,67 @@ fn a_manager_closed_during_a_snapshot_download_leaves_a_usable_state() {
         assert!(Instant::now() < deadline, "partition {HELD}'s download never started");
     }
     let state = std::mem::replace(&mut c.dir, tempfile::tempdir().unwrap());
+    assert!(!downloads_in(state.path()).is_empty(), "a download in progress");
     let Member { consumer, manager, .. } = c;
     let started = Instant::now();
     StateStoreManager::close(&manager, consumer).expect("a clean close");
+    let closed_in = started.elapsed();
+    let (dropped_tx, dropped_rx) = std::sync::mpsc::channel();
+    let dropper = std::thread::spawn(move || {
+        let started = Instant::now();
+        drop(manager);
+        let _ = dropped_tx.send(started.elapsed());
+    });
+    let dropped_in = match dropped_rx.recv_timeout(PROMPT) {
+        Ok(took) => took,
+        Err(_) => {
+            // Let the download go so the thread ends, then fail.
+            gate.release();
+            let _ = dropper.join();
+            panic!("dropping the manager waited for the held download (more than {PROMPT:?})");
+        }
+    };
+    dropper.join().expect("dropping the manager");
+    assert!(closed_in < PROMPT, "the close took {closed_in:?}");
+    let deadline = Instant::now() + PROMPT;
+    while !gate.reader_gone() {
+        assert!(
+            Instant::now() < deadline,
+            "the download still reads the held object after the close and the drop"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
     assert!(
-        started.elapsed() < DownloadGate::HOLD / 2,
-        "the close waited for the held download"
+        downloads_in(state.path()).is_empty(),
+        "the cancelled download left {:?}",
+        downloads_in(state.path())
     );
-    assert!(!downloads_in(state.path()).is_empty(), "the download is still held");
-    let dropped = std::thread::spawn(move || drop(manager));
+    eprintln!("closed in {closed_in:?}, dropped in {dropped_in:?}, with the download held");
     gate.release();
-    dropped.join().expect("dropping the manager");
-    assert!(downloads_in(state.path()).is_empty(), "no download left behind");
 
     let tail = expect_tail(&prepared, newest_offset)[&(HELD as i32)];
     let replayed = Arc::new(Mutex::new(BTreeMap::new()));
     let seen = replayed.clone();
-    let mut d = join(&bootstrap, EOS, "d", state, Engine::RocksDb, restoring(dir));
-    d.manager.lock().set_progress_listener(move |p| {
-        if p.finished {
-            seen.lock().insert(p.changelog.partition(), p.total);
-        }
+    let counters = Counters::default();
+    metrics::with_local_recorder(&counters, || {
+        let mut d = join(&bootstrap, EOS, "d", state, Engine::RocksDb, restoring(dir));
+        d.manager.lock().set_progress_listener(move |p| {
+            if p.finished {
+                seen.lock().insert(p.changelog.partition(), p.total);
+            }
+        });
+        finish(&mut d);
+        assert_eq!(counts(&d), prepared.want, "exact counts after the cancelled download");
+        assert_eq!(d.processed, 0, "nothing left to process");
     });
-    finish(&mut d);
-    assert_eq!(counts(&d), prepared.want, "exact counts after the closed download");
-    assert_eq!(d.processed, 0, "nothing left to process");
     assert_eq!(
         replayed.lock().get(&(HELD as i32)).copied(),
         Some(tail),
         "partition {HELD} replays only the changelog after its snapshot"
     );
+    assert!(
+        restores(&counters, "restored") >= 1,
+        "partition {HELD} had no usable local state: it restored from its snapshot again"
+    );
+    assert_eq!(restores(&counters, "none"), 0);
 }

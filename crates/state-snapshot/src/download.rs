@@ -12,7 +12,7 @@ use state_core::{Backend, StoreLocation, StorePartition};
 use crate::checksum::{Checksum, Hasher};
 use crate::error::{Result, SnapshotError};
 use crate::manifest::{Manifest, ManifestFile};
-use crate::progress::Progress;
+use crate::progress::{CancelOnly, Progress};
 use crate::scope::SnapshotScope;
 use crate::store::SnapshotStore;
 
@@ -47,7 +47,9 @@ impl SnapshotStore {
     /// same check, instead of copied: see `linkable`). On success `dir`
     /// holds the files the
     /// backend named in the manifest opens; on an error `dir` is deleted
-    /// (it is never left half-written for someone to open).
+    /// (it is never left half-written for someone to open). Cancelled
+    /// through `progress` ([`Progress::cancelled`], asked before each file
+    /// and between chunks): [`SnapshotError::Cancelled`], `dir` deleted.
     pub fn download(&self, scope: &SnapshotScope, id: &str, dir: &FsPath, progress: &dyn Progress) -> Result<Manifest> {
         let manifest = self.manifest(scope, id)?;
         match std::fs::read_dir(dir) {
@@ -80,6 +82,9 @@ impl SnapshotStore {
     ) -> Result<()> {
         progress.begin("downloading", manifest.total_bytes());
         for file in &manifest.files {
+            if progress.cancelled() {
+                return Err(cancelled(manifest));
+            }
             let target = dir.join(&file.path);
             if let Some(parent) = target.parent() {
                 std::fs::create_dir_all(parent).map_err(SnapshotError::io(parent))?;
@@ -106,7 +111,7 @@ impl SnapshotStore {
         target: &FsPath,
         progress: &dyn Progress,
     ) -> Result<()> {
-        if self.conn.local && linkable(manifest, file) && self.link_verified(scope, manifest, file, target)? {
+        if self.conn.local && linkable(manifest, file) && self.link_verified(scope, manifest, file, target, progress)? {
             progress.advance(file.size);
             return Ok(());
         }
@@ -152,16 +157,10 @@ impl SnapshotStore {
         manifest: &Manifest,
         file: &ManifestFile,
         target: &FsPath,
+        progress: &dyn Progress,
     ) -> Result<bool> {
         let mut source = None;
-        self.read_file(
-            scope,
-            manifest,
-            file,
-            &crate::progress::NoProgress,
-            |_| Ok(()),
-            &mut source,
-        )?;
+        self.read_file(scope, manifest, file, &CancelOnly(progress), |_| Ok(()), &mut source)?;
         let Some(source) = source else { return Ok(false) };
         match std::fs::hard_link(&source, target) {
             Ok(()) => Ok(true),
@@ -220,6 +219,9 @@ impl SnapshotStore {
             };
             let mut hasher = Hasher::new();
             let mut take = |chunk: &[u8]| -> Result<()> {
+                if progress.cancelled() {
+                    return Err(cancelled(manifest));
+                }
                 hasher.update(chunk);
                 if hasher.finish().size > expected.size {
                     return Err(corrupt(format!("longer than the {} bytes recorded", expected.size)));
@@ -264,7 +266,11 @@ impl SnapshotStore {
     /// offset the manifest records ([`SnapshotError::OffsetMismatch`]: the
     /// partition's directory then holds the refused snapshot, and the
     /// caller destroys it or replays the changelog over it from its stored
-    /// offset, as after any restore).
+    /// offset, as after any restore). Cancelled through `progress` during
+    /// the download or before the install ([`SnapshotError::Cancelled`]):
+    /// `scratch` is deleted and the partition's data untouched; the
+    /// install itself (a rename of the complete download, then the open)
+    /// is not interrupted.
     pub fn restore(
         &self,
         scope: &SnapshotScope,
@@ -283,6 +289,10 @@ impl SnapshotStore {
             )));
         }
         let manifest = self.download(scope, id, scratch, progress)?;
+        if progress.cancelled() {
+            let _ = state_core::remove_store_dir(scratch);
+            return Err(cancelled(&manifest));
+        }
         let opened = match backend.restore_snapshot(scratch, location, scope.partition()) {
             Ok(Some(opened)) => opened,
             Ok(None) => {
@@ -307,18 +317,32 @@ impl SnapshotStore {
 
     /// Reads every file of snapshot `id` and checks its size and checksum,
     /// writing nothing locally. An unreadable manifest is an `Err`; damaged
-    /// or missing files are listed in [`Verified::problems`].
+    /// or missing files are listed in [`Verified::problems`]; cancelled
+    /// through `progress`: [`SnapshotError::Cancelled`].
     pub fn verify(&self, scope: &SnapshotScope, id: &str, progress: &dyn Progress) -> Result<Verified> {
         let manifest = self.manifest(scope, id)?;
         let mut problems = Vec::new();
         progress.begin("verifying", manifest.total_bytes());
         for file in &manifest.files {
-            if let Err(e) = self.stream_file(scope, &manifest, file, progress, |_| Ok(())) {
-                problems.push(e);
+            if progress.cancelled() {
+                return Err(cancelled(&manifest));
+            }
+            match self.stream_file(scope, &manifest, file, progress, |_| Ok(())) {
+                Ok(()) => {}
+                Err(e) if e.is_cancelled() => return Err(e),
+                Err(e) => problems.push(e),
             }
         }
         progress.finish();
         Ok(Verified { manifest, problems })
+    }
+}
+
+/// The error of a download or verification of `manifest`'s snapshot
+/// that its caller cancelled.
+fn cancelled(manifest: &Manifest) -> SnapshotError {
+    SnapshotError::Cancelled {
+        snapshot: manifest.id.clone(),
     }
 }
 
@@ -476,6 +500,94 @@ mod tests {
             .manifest(&scope, "00000000000000000001-0000000000001")
             .unwrap_err();
         assert!(matches!(err, SnapshotError::NoSuchSnapshot { .. }), "{err}");
+    }
+
+    /// Cancels once `after` bytes were downloaded.
+    struct CancelAfter {
+        after: u64,
+        done: std::cell::Cell<u64>,
+    }
+
+    impl Progress for CancelAfter {
+        fn advance(&self, bytes: u64) {
+            self.done.set(self.done.get() + bytes);
+        }
+
+        fn cancelled(&self) -> bool {
+            self.done.get() >= self.after
+        }
+    }
+
+    /// A restore cancelled half-way through its download (mid-file: a
+    /// fjall export holds a 64 MiB journal, read in 1 MiB chunks) stops
+    /// there, deletes its scratch directory and installs nothing; a restore
+    /// afterwards gets the whole snapshot.
+    #[test]
+    fn a_cancelled_restore_installs_nothing_and_the_next_one_restores() {
+        use state_fjall::{FjallBackend, FjallOptions};
+
+        let dir = tempfile::tempdir().unwrap();
+        let store = local_store(dir.path(), Retention::default());
+        let scope = SnapshotScope::new("counts", 0).unwrap();
+        let backend = FjallBackend::shared(FjallOptions::default());
+        let source = StoreLocation::new("counts", dir.path().join("source"));
+        let p = backend.open_partition(&source, 0).unwrap();
+        fill(&*p, 0, 500, 1, 9);
+        let up = store
+            .create(&*p, "fjall", &scope, None, dir.path(), &NoProgress)
+            .unwrap();
+        drop(p);
+        let total = up.manifest.total_bytes();
+        assert!(total > 4 * LOCAL_READ_CHUNK as u64, "several chunks: {total} bytes");
+
+        let target = StoreLocation::new("counts", dir.path().join("target"));
+        let scratch = dir.path().join("scratch");
+        let progress = CancelAfter {
+            after: total / 2,
+            done: std::cell::Cell::new(0),
+        };
+        let err = match store.restore(&scope, &up.manifest.id, &*backend, &target, &scratch, &progress) {
+            Ok(_) => panic!("a cancelled restore succeeded"),
+            Err(e) => e,
+        };
+        assert!(err.is_cancelled(), "{err}");
+        assert!(err.to_string().contains("nothing was installed"), "{err}");
+        assert!(
+            progress.done.get() < progress.after + LOCAL_READ_CHUNK as u64,
+            "stopped within a chunk of the cancellation, not at the end of a file or the download: \
+             {} of {total} bytes, cancelled at {}",
+            progress.done.get(),
+            progress.after
+        );
+        assert!(!scratch.exists(), "the partial download is deleted");
+        assert!(!target.partition_dir(0).exists(), "nothing installed");
+
+        let (manifest, opened) = store
+            .restore(&scope, &up.manifest.id, &*backend, &target, &scratch, &NoProgress)
+            .unwrap();
+        assert_eq!(manifest.changelog_offset, Some(9));
+        assert_eq!(opened.changelog_offset().unwrap(), Some(9));
+        for i in [0, 250, 499] {
+            assert_eq!(
+                opened.get(state_core::cf::DEFAULT, &crate::testing::key(i)).unwrap(),
+                Some(crate::testing::value(i, 1))
+            );
+        }
+        assert!(!scratch.exists());
+    }
+
+    /// A verification cancelled before its first file stops with
+    /// [`SnapshotError::Cancelled`] (not a list of unread files).
+    #[test]
+    fn a_cancelled_verification_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, scope, up, _) = snapshot(dir.path());
+        let progress = CancelAfter {
+            after: 0,
+            done: std::cell::Cell::new(0),
+        };
+        let err = store.verify(&scope, &up.manifest.id, &progress).unwrap_err();
+        assert!(err.is_cancelled(), "{err}");
     }
 
     #[test]

@@ -147,6 +147,20 @@ pub enum SnapshotError {
         deadline_s: u64,
     },
 
+    /// The caller cancelled a download, restore or verification
+    /// ([`crate::Progress::cancelled`]), usually because the process is
+    /// stopping. A download's partial files are deleted and a restore
+    /// installed nothing: the partition's directory is as before.
+    #[error(
+        "snapshot {snapshot}: the download was cancelled (the process is stopping); its partial \
+         files were deleted and nothing was installed, so the partition restores again (from a \
+         snapshot or its changelog) when it is next assigned"
+    )]
+    Cancelled {
+        /// The snapshot's id.
+        snapshot: String,
+    },
+
     /// The backend of the partition takes no snapshots.
     #[error("the {backend} backend takes no snapshots")]
     NotSupported {
@@ -168,6 +182,12 @@ impl SnapshotError {
     /// True if the error says an object was not in the store.
     pub fn is_not_found(&self) -> bool {
         matches!(self, SnapshotError::Store { not_found: true, .. })
+    }
+
+    /// True if the caller cancelled the operation
+    /// ([`SnapshotError::Cancelled`]).
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, SnapshotError::Cancelled { .. })
     }
 
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> SnapshotError {

@@ -144,6 +144,13 @@ impl Assignments {
         self.restorer.stop();
     }
 
+    /// Cancels the running snapshot download and waits for its thread to
+    /// end (a chunk, not a download: see [`Bootstraps::stop`]). Call it
+    /// with no partition assigned or standing by: none waits for it then.
+    pub(crate) fn stop_bootstraps(&mut self) {
+        self.bootstraps.stop();
+    }
+
     /// How many source partitions are assigned here.
     pub(crate) fn len(&self) -> usize {
         self.assigned.len()

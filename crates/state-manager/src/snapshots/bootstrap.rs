@@ -3,6 +3,13 @@
 //! nor the poll loop waits for a download. The poll loop collects what
 //! finished ([`Bootstraps::finished`]) and hands those partitions to the
 //! restorer, which replays the changelog after the snapshot.
+//!
+//! Stopping ([`Bootstraps::stop`]: the manager closed or dropped) cancels
+//! the running download between two chunks ([`Progress::cancelled`]) and
+//! drops the jobs not started, so it waits for one chunk, not a whole
+//! snapshot; a cancelled job installs nothing. A revoked partition's job
+//! is not cancelled: its download goes on, and is used if the partition
+//! comes back here.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,6 +23,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use state_changelog::{ConsumerSettings, RecoveryConfig};
 use state_core::StorePartition;
+use state_snapshot::Progress;
 
 use super::restore::{restore_newest, BootstrapJob, BootstrapReport, Bootstrapped};
 use super::settings::SnapshotSettings;
@@ -30,7 +38,8 @@ type Finished = (StorePartitionKey, String, String, BootstrapReport);
 /// The bootstrap thread, started with the first job.
 struct Worker {
     jobs: mpsc::Sender<BootstrapJob>,
-    /// Set when the manager stops: jobs not started are dropped.
+    /// Set when the manager stops: the running download is cancelled and
+    /// jobs not started are dropped.
     stopping: Arc<AtomicBool>,
     done: Mutex<mpsc::Receiver<Finished>>,
     thread: Option<JoinHandle<()>>,
@@ -184,8 +193,13 @@ impl Bootstraps {
         wanted
     }
 
-    /// Waits until no job runs (dropped jobs' partitions may then be
-    /// opened elsewhere), and stops the thread.
+    /// Cancels the running job and drops those not started, waits until
+    /// the thread ended (promptly: a download stops between two chunks;
+    /// an install already under way, a rename and an open, completes), and
+    /// forgets every job. Afterwards nothing writes into a partition's
+    /// directory; a cancelled job's partition keeps its previous data (none,
+    /// for a new one: the next start restores it again). The next
+    /// [`start`](Self::start) starts a new thread.
     pub(crate) fn stop(&mut self) {
         if let Some(mut worker) = self.worker.take() {
             worker.stopping.store(true, Ordering::Relaxed);
@@ -231,8 +245,11 @@ fn spawn(settings: SnapshotSettings, consumer: ClientConfig, timeout: Duration) 
                     return;
                 }
                 let end = changelog_end(&mut watermarks, &consumer, &job, timeout);
+                if stop.load(Ordering::Relaxed) {
+                    return;
+                }
                 let report = match end {
-                    Some(end) => restore_newest(&settings.store, &job, end),
+                    Some(end) => restore_newest(&settings.store, &job, end, &StopCancels(&stop)),
                     None => BootstrapReport {
                         outcome: Bootstrapped::Nothing,
                         skipped: vec!["failed"],
@@ -252,6 +269,15 @@ fn spawn(settings: SnapshotSettings, consumer: ClientConfig, timeout: Duration) 
         done: Mutex::new(done),
         thread: Some(thread),
     })
+}
+
+/// Cancels a restore once the manager stops.
+struct StopCancels<'a>(&'a AtomicBool);
+
+impl Progress for StopCancels<'_> {
+    fn cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
 }
 
 /// The changelog's committed end (`None`, logged: unknown, no snapshot is

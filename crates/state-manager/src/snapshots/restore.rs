@@ -8,13 +8,16 @@
 //! belong to a recreated changelog), and every file downloads with its
 //! checksum. Anything else is logged, counted and skipped for the next
 //! older one; with none left, the partition replays its whole changelog.
+//! A restore cancelled (the manager stopping) ends at once, with nothing
+//! installed: the partition keeps its previous local data (none, for a
+//! new one), and its next assignment starts over.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
 use state_core::{Backend, StoreKind, StoreLocation, TopicPartition};
-use state_snapshot::{Manifest, NoProgress, SnapshotError, SnapshotScope, SnapshotStore};
+use state_snapshot::{Manifest, Progress, SnapshotError, SnapshotScope, SnapshotStore};
 
 use super::metrics;
 
@@ -91,8 +94,15 @@ pub(crate) enum Bootstrapped {
 
 /// Restores `job`'s partition from the newest usable snapshot in `store`
 /// whose offset is before `end` (the changelog's high watermark, the last
-/// stable offset under read_committed).
-pub(crate) fn restore_newest(store: &SnapshotStore, job: &BootstrapJob, end: i64) -> BootstrapReport {
+/// stable offset under read_committed). `progress` cancels it
+/// ([`Progress::cancelled`]): the report is then [`Bootstrapped::Nothing`]
+/// and nothing was installed.
+pub(crate) fn restore_newest(
+    store: &SnapshotStore,
+    job: &BootstrapJob,
+    end: i64,
+    progress: &dyn Progress,
+) -> BootstrapReport {
     let started = Instant::now();
     let mut skipped = Vec::new();
     let mut skip = |id: &str, reason: &'static str, error: &dyn std::fmt::Display| {
@@ -120,6 +130,9 @@ pub(crate) fn restore_newest(store: &SnapshotStore, job: &BootstrapJob, end: i64
         }
     };
     for id in ids.iter().rev() {
+        if progress.cancelled() {
+            break;
+        }
         let manifest = match store.manifest(&job.scope, id) {
             Ok(m) => m,
             Err(e) => {
@@ -147,7 +160,7 @@ pub(crate) fn restore_newest(store: &SnapshotStore, job: &BootstrapJob, end: i64
             }
         }
         let _ = state_core::remove_store_dir(&job.scratch);
-        match store.restore(&job.scope, id, &*job.backend, &job.location, &job.scratch, &NoProgress) {
+        match store.restore(&job.scope, id, &*job.backend, &job.location, &job.scratch, progress) {
             Ok((manifest, opened)) => {
                 // The registry opens it again, with its format checks.
                 drop(opened);
@@ -168,6 +181,18 @@ pub(crate) fn restore_newest(store: &SnapshotStore, job: &BootstrapJob, end: i64
                     took: started.elapsed(),
                     bytes,
                 };
+            }
+            Err(e) if e.is_cancelled() => {
+                // Not the snapshot's fault: no older one is tried.
+                let _ = state_core::remove_store_dir(&job.scratch);
+                tracing::info!(
+                    store = job.store_name.as_str(),
+                    stream = job.stream.as_str(),
+                    partition = job.partition,
+                    snapshot = id.as_str(),
+                    "snapshot restore cancelled: the manager is stopping; nothing was installed"
+                );
+                break;
             }
             Err(e) => {
                 if matches!(e, SnapshotError::OffsetMismatch { .. }) {
@@ -227,7 +252,7 @@ mod tests {
 
     use state_core::{cf, WriteBatch};
     use state_fjall::{FjallBackend, FjallOptions};
-    use state_snapshot::StoreOptions;
+    use state_snapshot::{NoProgress, StoreOptions};
 
     use super::*;
 
@@ -312,7 +337,7 @@ mod tests {
     #[test]
     fn an_empty_partition_gets_the_newest_snapshot() {
         let f = fixture();
-        let report = restore_newest(&f.store, &job(&f, None, 0, StoreKind::KeyValue), 100);
+        let report = restore_newest(&f.store, &job(&f, None, 0, StoreKind::KeyValue), 100, &NoProgress);
         assert_eq!(restored(&report), Some(19));
         assert!(report.skipped.is_empty());
         assert_eq!(local_value(&f).as_deref(), Some("19"));
@@ -322,7 +347,7 @@ mod tests {
     #[test]
     fn a_snapshot_not_before_the_changelog_end_is_skipped() {
         let f = fixture();
-        let report = restore_newest(&f.store, &job(&f, None, 0, StoreKind::KeyValue), 19);
+        let report = restore_newest(&f.store, &job(&f, None, 0, StoreKind::KeyValue), 19, &NoProgress);
         assert_eq!(restored(&report), Some(9));
         assert_eq!(report.skipped, vec!["past_end"]);
         assert_eq!(local_value(&f).as_deref(), Some("9"));
@@ -331,19 +356,45 @@ mod tests {
     #[test]
     fn local_state_is_replaced_only_by_a_snapshot_far_enough_ahead() {
         let f = fixture();
-        let report = restore_newest(&f.store, &job(&f, Some(15), 10, StoreKind::KeyValue), 100);
+        let report = restore_newest(&f.store, &job(&f, Some(15), 10, StoreKind::KeyValue), 100, &NoProgress);
         assert_eq!(restored(&report), None, "19 is not 10 past 15");
-        let report = restore_newest(&f.store, &job(&f, Some(5), 10, StoreKind::KeyValue), 100);
+        let report = restore_newest(&f.store, &job(&f, Some(5), 10, StoreKind::KeyValue), 100, &NoProgress);
         assert_eq!(restored(&report), Some(19));
     }
 
     #[test]
     fn a_snapshot_of_another_kind_is_never_used() {
         let f = fixture();
-        let report = restore_newest(&f.store, &job(&f, None, 0, StoreKind::Windowed), 100);
+        let report = restore_newest(&f.store, &job(&f, None, 0, StoreKind::Windowed), 100, &NoProgress);
         assert_eq!(restored(&report), None);
         assert_eq!(report.skipped, vec!["other_format", "other_format"]);
         assert_eq!(local_value(&f), None, "nothing restored");
+    }
+
+    /// Cancelled once the download moved a first byte: mid-download.
+    #[derive(Default)]
+    struct CancelAfterFirstBytes(std::sync::atomic::AtomicU64);
+
+    impl Progress for CancelAfterFirstBytes {
+        fn advance(&self, bytes: u64) {
+            self.0.fetch_add(bytes, std::sync::atomic::Ordering::Relaxed);
+        }
+
+        fn cancelled(&self) -> bool {
+            self.0.load(std::sync::atomic::Ordering::Relaxed) > 0
+        }
+    }
+
+    #[test]
+    fn a_cancelled_restore_installs_nothing_and_skips_nothing() {
+        let f = fixture();
+        let progress = CancelAfterFirstBytes::default();
+        let report = restore_newest(&f.store, &job(&f, None, 0, StoreKind::KeyValue), 100, &progress);
+        assert!(progress.cancelled(), "the download started");
+        assert_eq!(restored(&report), None);
+        assert!(report.skipped.is_empty(), "no snapshot is blamed: {:?}", report.skipped);
+        assert!(!f.dir.path().join("scratch").exists());
+        assert!(!f.location.partition_dir(0).exists(), "nothing installed");
     }
 
     #[test]
@@ -354,7 +405,7 @@ mod tests {
             &StoreOptions::new(),
         )
         .unwrap();
-        let report = restore_newest(&empty, &job(&f, None, 0, StoreKind::KeyValue), 100);
+        let report = restore_newest(&empty, &job(&f, None, 0, StoreKind::KeyValue), 100, &NoProgress);
         assert_eq!(restored(&report), None);
         assert!(report.skipped.is_empty());
     }
