@@ -198,6 +198,17 @@ struct TouchedWindow {
 pub(super) struct Chain {
     head: u32,
     tail: u32,
+    /// A bit per window in the chain, by [`Chain::bit`]: a window whose
+    /// bit is clear is not in the chain, without walking it (a hopping
+    /// record adds twenty windows to its prefix's chain).
+    seen: u64,
+}
+
+impl Chain {
+    fn bit(start: u64, end: u64) -> u64 {
+        let h = (start ^ end.rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        1 << (h >> 58)
+    }
 }
 
 impl TouchedWindows {
@@ -212,12 +223,23 @@ impl TouchedWindows {
     }
 
     fn touch(&mut self, chain: &mut Chain, start: u64, end: u64, value: Option<&[u8]>) {
-        let mut at = chain.head;
+        let bit = Chain::bit(start, end);
+        let mut at = if chain.seen & bit != 0 { chain.head } else { 0 };
         while at != 0 {
             let i = at as usize - 1;
             let w = self.items[i];
             if (w.start, w.end) == (start, end) {
-                let (value_at, value_len) = self.keep_value(value);
+                let (value_at, value_len) = match value {
+                    // A value no longer than the one it replaces takes its
+                    // place: a window updated by every record of a long
+                    // transaction does not grow the list.
+                    Some(v) if w.present && v.len() <= w.value_len as usize => {
+                        let at = w.value_at as usize;
+                        self.values[at..at + v.len()].copy_from_slice(v);
+                        (w.value_at, v.len() as u32)
+                    }
+                    _ => self.keep_value(value),
+                };
                 let w = &mut self.items[i];
                 w.present = value.is_some();
                 w.value_at = value_at;
@@ -226,6 +248,7 @@ impl TouchedWindows {
             }
             at = w.next;
         }
+        chain.seen |= bit;
         let (value_at, value_len) = self.keep_value(value);
         self.items.push(TouchedWindow {
             start,
@@ -290,6 +313,24 @@ mod tests {
         };
         assert_eq!(of(&map, b"a"), vec![(0, 10, None), (1, 11, Some(b"zz".to_vec()))]);
         assert_eq!(of(&map, b"b"), vec![(5, 15, Some(b"y".to_vec())), (6, 16, None)]);
+        let kept = map.touched.values.len();
+        map.touch(b"a", 1, 11, Some(b"q"));
+        assert_eq!(
+            map.touched.values.len(),
+            kept,
+            "a shorter value takes the old one's place"
+        );
+        assert_eq!(of(&map, b"a"), vec![(0, 10, None), (1, 11, Some(b"q".to_vec()))]);
+        // Many windows: the bits that skip the walk never hide one.
+        for i in 0..500u64 {
+            map.touch(b"c", i, i + 10, Some(b"v"));
+        }
+        for i in (0..500u64).step_by(3) {
+            map.touch(b"c", i, i + 10, None);
+        }
+        let c = of(&map, b"c");
+        assert_eq!(c.len(), 500);
+        assert!(c.iter().enumerate().all(|(i, w)| w.2.is_some() == (i % 3 != 0)));
         map.clear();
         map.touch(b"b", 7, 17, Some(b"w"));
         assert_eq!(of(&map, b"b"), vec![(7, 17, Some(b"w".to_vec()))]);
