@@ -76,6 +76,13 @@ impl PrefixMap {
         }
     }
 
+    /// True if this transaction set or deleted window `(start, end)` of
+    /// `prefix`.
+    pub(super) fn touched_window(&self, prefix: &[u8], start: u64, end: u64) -> bool {
+        let Some(p) = self.get(prefix) else { return false };
+        p.touched.seen & Chain::bit(start, end) != 0 && self.touched(p).any(|w| (w.0, w.1) == (start, end))
+    }
+
     /// Every prefix with what the transaction knows of it.
     pub(super) fn iter(&self) -> impl Iterator<Item = (&[u8], &PrefixTxn)> {
         self.prefixes.iter().map(|(_, prefix, p)| (prefix, p))

@@ -53,6 +53,13 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     pub fn get_window<V: DeserializeOwned>(&self, start: i64, end: i64, prefix: &[u8]) -> Result<Option<V>> {
         let (s, e) = check_window(start, end)?;
         self.base.require_started("get")?;
+        // Not stored and not written here (every write but those through
+        // `base_mut` is recorded as touched): nothing to look up. A
+        // hopping record asks for ten windows that do not exist yet.
+        if !self.untracked && self.stored_absent(prefix, s, e)? && !self.prefixes.borrow().touched_window(prefix, s, e)
+        {
+            return Ok(None);
+        }
         with_window_key(prefix, s, e, |key| {
             match self.base.cached(cf::DEFAULT, key) {
                 Cached::Value(bytes) => return Ok(Some(self.codec().decode(bytes)?)),
