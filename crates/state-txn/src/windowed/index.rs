@@ -559,7 +559,13 @@ impl WindowIndex {
                 },
             };
             st.update(idx, |entry| {
-                for (s, e, value) in t.windows {
+                // Deletes first: a hopping record's windows close at the
+                // front of the list and open at its end, and removing them
+                // from a shorter list moves less.
+                for (s, e, _) in t.windows.clone().filter(|w| w.2.is_none()) {
+                    entry.note_window(s, e, None);
+                }
+                for (s, e, value) in t.windows.filter(|w| w.2.is_some()) {
                     entry.note_window(s, e, value);
                 }
                 if let Some(v) = t.latest {
