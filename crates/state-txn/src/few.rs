@@ -69,15 +69,16 @@ impl<T: Copy + Default> Few<T> {
 
     /// Inserts `item` at `at` (at most `len`), shifting the rest.
     pub(crate) fn insert(&mut self, at: usize, item: T) {
-        let mut all = self.as_slice().to_vec();
-        if self.spilled.is_empty() && all.len() < self.inline.len() {
-            all.insert(at, item);
-            *self = Few::from_slice(&all);
-        } else if self.spilled.is_empty() {
-            all.insert(at, item);
-            self.spilled = all;
-        } else {
+        if !self.spilled.is_empty() {
             self.spilled.insert(at, item);
+            return;
+        }
+        let mut all = self.as_slice().to_vec();
+        all.insert(at, item);
+        if all.len() <= self.inline.len() {
+            *self = Few::from_slice(&all);
+        } else {
+            self.spilled = all;
         }
     }
 

@@ -898,16 +898,14 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
         // sorted for partitions that say so.
         let sorted = self.partition.prefers_sorted_batches();
         for (cf_name, changes) in self.cache.sorted_cfs() {
-            for (key, value, new_key) in changes.flagged(sorted) {
-                match value {
-                    Some(v) if new_key => batch.put_new(cf_name, key, v),
-                    Some(v) => batch.put(cf_name, key, v),
-                    // Created and deleted here, never stored: nothing to
-                    // delete (the changelog still gets its tombstone).
-                    None if new_key => {}
-                    None => batch.delete(cf_name, key),
-                }
-            }
+            changes.for_each_flagged(sorted, |(key, value, new_key)| match value {
+                Some(v) if new_key => batch.put_new(cf_name, key, v),
+                Some(v) => batch.put(cf_name, key, v),
+                // Created and deleted here, never stored: nothing to
+                // delete (the changelog still gets its tombstone).
+                None if new_key => {}
+                None => batch.delete(cf_name, key),
+            });
         }
         let mut clock = None;
         if let Some(t) = self.ttl.as_ref().filter(|t| t.enabled()) {

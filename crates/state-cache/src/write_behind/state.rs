@@ -354,7 +354,14 @@ impl State {
         if was_dirty == now_dirty {
             return;
         }
-        let key: Box<[u8]> = self.slots.key(idx).into();
+        // The key is copied only for an ordered view (it is the slots',
+        // which the view's update borrows beside): elided deletes are one
+        // per expired window.
+        let key: Box<[u8]> = if cf_dirty(&mut self.cfs, cf).ordered.is_some() {
+            self.slots.key(idx).into()
+        } else {
+            Box::default()
+        };
         if now_dirty {
             self.ordered_add(cf, &key);
             self.mark_dirty_time();

@@ -2,7 +2,7 @@
 //! partition, served from memory.
 
 use parking_lot::Mutex;
-use state_core::mem::{hash_bytes, ByteMap, InlineKeys};
+use state_core::mem::{hash_bytes, ByteMap, InlineBytes, InlineKeys};
 use state_core::{cf, keys, BudgetPool, Codec, Direction, MemoryBudget, Reservation, StorePartition};
 
 use super::index_value::IndexValue;
@@ -24,6 +24,19 @@ pub(crate) const MAX_WINDOWS_PER_PREFIX: usize = 256;
 /// Prefixes up to this long live inside their entry.
 const INLINE_PREFIX: usize = 30;
 
+/// Window values up to this long are kept next to their window
+/// ([`PrefixEntry::values`]); longer ones are read from the partition.
+const INDEXED_VALUE: usize = 38;
+
+/// The stored value of one indexed window, if the index knows it (`None`:
+/// read the partition).
+pub(crate) type IndexedValue = Option<InlineBytes<INDEXED_VALUE>>;
+
+/// The value a window written with `value` is indexed with.
+fn indexed_value(value: &[u8]) -> IndexedValue {
+    (value.len() <= INDEXED_VALUE).then(|| InlineBytes::new(value))
+}
+
 /// Bytes charged per prefix held (its slot in the map, its place in the
 /// hash index, allocator slack), on top of the heap bytes of a long prefix
 /// or a long window list. An estimate; a test keeps it above the slot's
@@ -38,7 +51,11 @@ fn charge(prefix: &[u8], entry: &PrefixEntry) -> usize {
         0
     };
     let windows_heap = entry.windows.as_ref().map_or(0, Few::heap_bytes);
-    PREFIX_OVERHEAD + key_heap + windows_heap
+    let values_heap = match entry.values.capacity() {
+        0 => 0,
+        n => n * std::mem::size_of::<IndexedValue>() + 16,
+    };
+    PREFIX_OVERHEAD + key_heap + windows_heap + values_heap
 }
 
 /// What the index knows about one prefix (whose bytes are the key of its
@@ -49,6 +66,13 @@ pub(crate) struct PrefixEntry {
     /// (the empty prefix, whose 17-byte window keys cannot be scanned by
     /// prefix, or more than [`MAX_WINDOWS_PER_PREFIX`] windows).
     pub(crate) windows: Option<Few<(u64, u64)>>,
+    /// The stored values of `windows`, position for position, where a
+    /// transaction with the index wrote them (loads leave them unknown):
+    /// expiry reads a closing window here instead of in the partition
+    /// (a hopping record closes ten windows written a checkpoint or more
+    /// before, ten random reads of the cache below). Empty, or as long as
+    /// `windows`; any other length means none is known.
+    pub(crate) values: Vec<IndexedValue>,
     /// The stored latest timestamp slot.
     pub(crate) latest: Option<i64>,
     /// The stored last-expired slot.
@@ -99,8 +123,10 @@ pub struct WindowIndexStats {
 /// The in-memory per-prefix metadata of one windowed store partition.
 ///
 /// For each prefix it knows the latest timestamp, the last expired start
-/// (the `__latest-timestamps__` and `__expiration-index__` slots) and the
-/// set of stored windows. With it, [`WindowedTransaction`](super::WindowedTransaction) answers
+/// (the `__latest-timestamps__` and `__expiration-index__` slots), the
+/// set of stored windows and, for the windows transactions with the index
+/// wrote, their stored values up to a few dozen bytes (so expiry does not
+/// read back the windows it closes). With it, [`WindowedTransaction`](super::WindowedTransaction) answers
 /// `get_window` of a window that does not exist without reading the
 /// partition, finds the windows `expire_windows` must expire (usually
 /// none) without creating an iterator, and marks the windows it creates as
@@ -152,19 +178,40 @@ fn decode_slot(codec: Codec, bytes: &[u8]) -> Result<i64> {
 }
 
 impl PrefixEntry {
-    /// Records that window `(start, end)` is now stored (`present`) or not;
-    /// a prefix with too many windows stops listing them.
-    fn note_window(&mut self, start: u64, end: u64, present: bool) {
+    /// Records that window `(start, end)` is now stored with `value`
+    /// (`Some`) or not stored; a prefix with too many windows stops
+    /// listing them.
+    fn note_window(&mut self, start: u64, end: u64, value: Option<&[u8]>) {
         let Some(w) = self.windows.as_mut() else { return };
-        match (w.as_slice().binary_search(&(start, end)), present) {
-            (Err(at), true) => w.insert(at, (start, end)),
-            (Ok(at), false) => {
-                w.remove(at);
+        if self.values.len() != w.len() {
+            // Loaded windows: their values are not known.
+            self.values.clear();
+            self.values.resize(w.len(), None);
+        }
+        match (w.as_slice().binary_search(&(start, end)), value) {
+            (Err(at), Some(v)) => {
+                w.insert(at, (start, end));
+                self.values.insert(at, indexed_value(v));
             }
-            _ => {}
+            (Ok(at), Some(v)) => self.values[at] = indexed_value(v),
+            (Ok(at), None) => {
+                w.remove(at);
+                self.values.remove(at);
+            }
+            (Err(_), None) => {}
         }
         if w.len() > MAX_WINDOWS_PER_PREFIX {
             self.windows = None;
+            self.values = Vec::new();
+        }
+    }
+
+    /// The known values of `windows`, position for position; empty if
+    /// none is known.
+    pub(crate) fn known_values(&self) -> &[IndexedValue] {
+        match &self.windows {
+            Some(w) if w.len() == self.values.len() => &self.values,
+            _ => &[],
         }
     }
 }
@@ -314,6 +361,7 @@ fn empty_entry(prefix: &[u8]) -> PrefixEntry {
     PrefixEntry {
         // The empty prefix's windows are not indexed (see `windows`).
         windows: (!prefix.is_empty()).then(Few::default),
+        values: Vec::new(),
         latest: None,
         expired: None,
     }
@@ -502,7 +550,7 @@ impl WindowIndex {
             let hinted = t
                 .position
                 .filter(|&i| st.prefixes.is_live(i) && st.prefixes.key(i) == t.prefix);
-            let stores = t.windows.clone().any(|w| w.2) || t.latest.is_some() || t.expired.is_some();
+            let stores = t.windows.clone().any(|w| w.2.is_some()) || t.latest.is_some() || t.expired.is_some();
             let idx = match hinted {
                 Some(i) => i,
                 None => match st.entry_for(t.prefix, stores, max) {
@@ -511,8 +559,14 @@ impl WindowIndex {
                 },
             };
             st.update(idx, |entry| {
-                for (s, e, present) in t.windows {
-                    entry.note_window(s, e, present);
+                // Deletes first: a hopping record's windows close at the
+                // front of the list and open at its end, and removing them
+                // from a shorter list moves less.
+                for (s, e, _) in t.windows.clone().filter(|w| w.2.is_none()) {
+                    entry.note_window(s, e, None);
+                }
+                for (s, e, value) in t.windows.filter(|w| w.2.is_some()) {
+                    entry.note_window(s, e, value);
                 }
                 if let Some(v) = t.latest {
                     entry.latest = Some(v);
@@ -541,7 +595,7 @@ impl WindowIndex {
                 let Some(idx) = st.entry_for(prefix, value.is_some(), max) else {
                     continue;
                 };
-                st.update(idx, |entry| entry.note_window(s, e, value.is_some()));
+                st.update(idx, |entry| entry.note_window(s, e, value));
             }
         }
         for (cf_name, suffix, slot) in SLOTS {
@@ -574,7 +628,7 @@ pub(crate) struct Tracked<'a> {
     pub(crate) prefix: &'a [u8],
     /// Where the index held the prefix when the transaction looked.
     pub(crate) position: Option<u32>,
-    /// Windows set (`true`) or deleted (`false`).
+    /// Windows set (with their value) or deleted (`None`).
     pub(crate) windows: TouchedIter<'a>,
     /// The latest timestamp written, if written.
     pub(crate) latest: Option<i64>,
@@ -715,6 +769,85 @@ mod tests {
         t.commit().unwrap();
         assert_eq!(index.stats().prefix_loads, 0, "the first use loaded everything");
         assert!(index.stats().complete);
+    }
+
+    #[test]
+    fn expiry_reads_the_values_the_index_was_given_and_the_partition_for_the_others() {
+        let (p, index) = one_window();
+        let mut t = txn(&p, &index);
+        t.update_window(10, 20, &2u64, 15, b"k").unwrap();
+        t.commit().unwrap();
+        let mut t = txn(&p, &index);
+        t.update_window(10, 20, &3u64, 16, b"k").unwrap();
+        t.commit().unwrap();
+        let gets = p.gets();
+        let mut t = txn(&p, &index);
+        let got: Vec<ExpiredWindow<u64, ()>> = t.expire_windows(10, b"k", ExpireOptions::delete()).unwrap();
+        let got: Vec<(i64, u64)> = got.into_iter().map(|w| (w.start, w.value)).collect();
+        assert_eq!(got, vec![(0, 1), (10, 3)], "the last value committed");
+        assert_eq!(p.gets(), gets, "no point read");
+        // Not committed: a new transaction expires them again, from memory.
+        drop(t);
+        let mut t = txn(&p, &index);
+        let got: Vec<ExpiredWindow<u64, ()>> = t.expire_windows(10, b"k", ExpireOptions::delete()).unwrap();
+        assert_eq!(got.len(), 2);
+        assert_eq!(p.gets(), gets);
+        drop(t);
+        // An index loaded from the partition does not know the values.
+        let fresh = Arc::new(WindowIndex::default());
+        let mut t = txn(&p, &fresh);
+        let got: Vec<ExpiredWindow<u64, ()>> = t.expire_windows(10, b"k", ExpireOptions::delete()).unwrap();
+        let got: Vec<(i64, u64)> = got.into_iter().map(|w| (w.start, w.value)).collect();
+        assert_eq!(got, vec![(0, 1), (10, 3)]);
+        assert_eq!(p.gets(), gets + 2, "read from the partition");
+        drop(t);
+        // Written through the base transaction: the index learns the value
+        // from the change set.
+        let mut t = txn(&p, &index);
+        let encoded = Codec::MsgPack.encode(&9u64).unwrap();
+        t.base_mut()
+            .set_raw(cf::DEFAULT, keys::window_key(b"k", 0, 10), encoded)
+            .unwrap();
+        t.commit().unwrap();
+        let gets = p.gets();
+        let mut t = txn(&p, &index);
+        let got: Vec<ExpiredWindow<u64, ()>> = t.expire_windows(0, b"k", ExpireOptions::delete()).unwrap();
+        let got: Vec<(i64, u64)> = got.into_iter().map(|w| (w.start, w.value)).collect();
+        assert_eq!(got, vec![(0, 9)]);
+        assert_eq!(p.gets(), gets);
+    }
+
+    #[test]
+    fn a_window_this_transaction_changed_expires_with_its_new_value() {
+        let (p, index) = one_window();
+        let mut t = txn(&p, &index);
+        t.update_window(0, 10, &4u64, 6, b"k").unwrap();
+        let got: Vec<ExpiredWindow<u64, ()>> = t.expire_windows(0, b"k", ExpireOptions::delete()).unwrap();
+        assert_eq!(got.into_iter().map(|w| w.value).collect::<Vec<_>>(), vec![4]);
+        t.commit().unwrap();
+        let mut t = txn(&p, &index);
+        assert_eq!(t.get_window::<u64>(0, 10, b"k").unwrap(), None);
+        t.update_window(0, 10, &5u64, 7, b"k").unwrap();
+        t.delete_window(0, 10, b"k").unwrap();
+        let none: Vec<ExpiredWindow<u64, ()>> = t.expire_windows(0, b"k", ExpireOptions::delete()).unwrap();
+        assert!(none.is_empty(), "deleted in this transaction");
+    }
+
+    #[test]
+    fn values_too_long_to_index_are_read_from_the_partition() {
+        let p = counting();
+        let index = Arc::new(WindowIndex::default());
+        let long = "x".repeat(INDEXED_VALUE + 1);
+        let mut t = txn(&p, &index);
+        t.update_window(0, 10, &long, 5, b"k").unwrap();
+        t.update_window(5, 15, &"short", 5, b"k").unwrap();
+        t.commit().unwrap();
+        let gets = p.gets();
+        let mut t = txn(&p, &index);
+        let got: Vec<ExpiredWindow<String, ()>> = t.expire_windows(5, b"k", ExpireOptions::delete()).unwrap();
+        let got: Vec<String> = got.into_iter().map(|w| w.value).collect();
+        assert_eq!(got, vec![long, "short".to_owned()]);
+        assert_eq!(p.gets(), gets + 1, "only the long one is read");
     }
 
     #[test]

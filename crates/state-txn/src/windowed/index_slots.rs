@@ -24,6 +24,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         let snap = shared.with_prefix(&**self.base.partition(), self.codec(), prefix, |e, position| {
             SharedSnapshot {
                 windows: e.windows.clone(),
+                values: e.known_values().to_vec(),
                 latest: e.latest,
                 expired: e.expired,
                 position,
@@ -108,10 +109,9 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         self.prefixes.get_mut().entry(prefix)
     }
 
-    /// Records that this transaction set (`present`) or deleted window
-    /// `(start, end)`.
-    pub(super) fn touch(&mut self, prefix: &[u8], start: u64, end: u64, present: bool) {
-        self.prefixes.get_mut().touch(prefix, start, end, present);
+    /// Records that this transaction deleted window `(start, end)`.
+    pub(super) fn touch_deleted(&mut self, prefix: &[u8], start: u64, end: u64) {
+        self.prefixes.get_mut().touch(prefix, start, end, None);
     }
 
     /// True if the shared index knows window `(start, end)` of `prefix` is

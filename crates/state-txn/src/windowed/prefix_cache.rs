@@ -7,6 +7,7 @@ use std::cell::Cell;
 
 use state_core::mem::{hash_bytes, Arena, ByteMap};
 
+use super::index::IndexedValue;
 use super::layout::Index;
 use crate::few::Few;
 use crate::transaction::Recycled;
@@ -54,13 +55,14 @@ impl PrefixMap {
         self.prefixes.clear();
         self.last.set(None);
         self.touched.items.clear();
+        self.touched.values.clear();
     }
 
-    /// Records that window `(start, end)` of `prefix` was set (`present`)
-    /// or deleted: the last thing done to each window counts.
-    pub(super) fn touch(&mut self, prefix: &[u8], start: u64, end: u64, present: bool) {
+    /// Records that window `(start, end)` of `prefix` was set to `value`
+    /// (`Some`) or deleted: the last thing done to each window counts.
+    pub(super) fn touch(&mut self, prefix: &[u8], start: u64, end: u64, value: Option<&[u8]>) {
         let mut chain = self.entry(prefix).touched;
-        self.touched.touch(&mut chain, start, end, present);
+        self.touched.touch(&mut chain, start, end, value);
         self.entry(prefix).touched = chain;
     }
 
@@ -69,8 +71,16 @@ impl PrefixMap {
     pub(super) fn touched<'a>(&'a self, p: &PrefixTxn) -> TouchedIter<'a> {
         TouchedIter {
             items: &self.touched.items,
+            values: &self.touched.values,
             next: p.touched.head,
         }
+    }
+
+    /// True if this transaction set or deleted window `(start, end)` of
+    /// `prefix`.
+    pub(super) fn touched_window(&self, prefix: &[u8], start: u64, end: u64) -> bool {
+        let Some(p) = self.get(prefix) else { return false };
+        p.touched.seen & Chain::bit(start, end) != 0 && self.touched(p).any(|w| (w.0, w.1) == (start, end))
     }
 
     /// Every prefix with what the transaction knows of it.
@@ -153,6 +163,9 @@ impl Slots {
 pub(super) struct SharedSnapshot {
     /// Stored windows, sorted; `None`: not indexed.
     pub(super) windows: Option<Few<(u64, u64)>>,
+    /// The stored values of `windows` the index knows, position for
+    /// position (empty: none known).
+    pub(super) values: Vec<IndexedValue>,
     pub(super) latest: Option<i64>,
     pub(super) expired: Option<i64>,
     /// Where the index held the prefix (a hint: entries move).
@@ -168,6 +181,9 @@ pub(super) struct SharedSnapshot {
 #[derive(Debug, Default)]
 pub(super) struct TouchedWindows {
     items: Vec<TouchedWindow>,
+    /// The values set, back to back (for the shared index, which keeps
+    /// them for expiry to read).
+    values: Vec<u8>,
 }
 
 /// One window set (`present`) or deleted, and the next of its prefix.
@@ -178,6 +194,9 @@ struct TouchedWindow {
     /// Position of the prefix's next window, plus one (0: the last).
     next: u32,
     present: bool,
+    /// Where the value set is in [`TouchedWindows::values`].
+    value_at: u32,
+    value_len: u32,
 }
 
 /// Where a prefix's windows are in [`TouchedWindows`]: positions plus one
@@ -186,24 +205,65 @@ struct TouchedWindow {
 pub(super) struct Chain {
     head: u32,
     tail: u32,
+    /// A bit per window in the chain, by [`Chain::bit`]: a window whose
+    /// bit is clear is not in the chain, without walking it (a hopping
+    /// record adds twenty windows to its prefix's chain).
+    seen: u64,
+}
+
+impl Chain {
+    fn bit(start: u64, end: u64) -> u64 {
+        let h = (start ^ end.rotate_left(32)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        1 << (h >> 58)
+    }
 }
 
 impl TouchedWindows {
-    fn touch(&mut self, chain: &mut Chain, start: u64, end: u64, present: bool) {
-        let mut at = chain.head;
+    /// Appends `value` to the values; its position and length.
+    fn keep_value(&mut self, value: Option<&[u8]>) -> (u32, u32) {
+        let Some(v) = value else { return (0, 0) };
+        // Values beyond u32::MAX bytes in one transaction cannot be held
+        // in memory anyway.
+        let at = self.values.len() as u32;
+        self.values.extend_from_slice(v);
+        (at, v.len() as u32)
+    }
+
+    fn touch(&mut self, chain: &mut Chain, start: u64, end: u64, value: Option<&[u8]>) {
+        let bit = Chain::bit(start, end);
+        let mut at = if chain.seen & bit != 0 { chain.head } else { 0 };
         while at != 0 {
-            let w = &mut self.items[at as usize - 1];
+            let i = at as usize - 1;
+            let w = self.items[i];
             if (w.start, w.end) == (start, end) {
-                w.present = present;
+                let (value_at, value_len) = match value {
+                    // A value no longer than the one it replaces takes its
+                    // place: a window updated by every record of a long
+                    // transaction does not grow the list.
+                    Some(v) if w.present && v.len() <= w.value_len as usize => {
+                        let at = w.value_at as usize;
+                        self.values[at..at + v.len()].copy_from_slice(v);
+                        (w.value_at, v.len() as u32)
+                    }
+                    _ => self.keep_value(value),
+                };
+                let w = &mut self.items[i];
+                w.present = value.is_some();
+                w.value_at = value_at;
+                w.value_len = value_len;
                 return;
             }
             at = w.next;
         }
+        chain.seen |= bit;
+        let (value_at, value_len) = self.keep_value(value);
         self.items.push(TouchedWindow {
             start,
             end,
             next: 0,
-            present,
+            present: value.is_some(),
+            value_at,
+            value_len,
         });
         // More than u32::MAX windows in one transaction cannot be held in
         // memory anyway.
@@ -218,20 +278,25 @@ impl TouchedWindows {
 }
 
 /// The windows of one prefix in [`TouchedWindows`]: `(start, end,
-/// present)`, in the order first touched.
+/// value)` (`None`: deleted), in the order first touched.
 #[derive(Clone, Debug)]
 pub(crate) struct TouchedIter<'a> {
     items: &'a [TouchedWindow],
+    values: &'a [u8],
     next: u32,
 }
 
-impl Iterator for TouchedIter<'_> {
-    type Item = (u64, u64, bool);
+impl<'a> Iterator for TouchedIter<'a> {
+    type Item = (u64, u64, Option<&'a [u8]>);
 
-    fn next(&mut self) -> Option<(u64, u64, bool)> {
+    fn next(&mut self) -> Option<(u64, u64, Option<&'a [u8]>)> {
         let w = self.items.get((self.next as usize).checked_sub(1)?)?;
         self.next = w.next;
-        Some((w.start, w.end, w.present))
+        let value = w.present.then(|| {
+            let at = w.value_at as usize;
+            &self.values[at..at + w.value_len as usize]
+        });
+        Some((w.start, w.end, value))
     }
 }
 
@@ -242,19 +307,40 @@ mod tests {
     #[test]
     fn touched_windows_keep_each_prefix_in_order_with_its_last_state() {
         let mut map = PrefixMap::default();
-        map.touch(b"a", 0, 10, true);
-        map.touch(b"b", 5, 15, true);
-        map.touch(b"a", 1, 11, true);
-        map.touch(b"a", 0, 10, false);
-        map.touch(b"b", 6, 16, false);
-        let of = |map: &PrefixMap, prefix: &[u8]| -> Vec<(u64, u64, bool)> {
-            map.get(prefix).map(|p| map.touched(p).collect()).unwrap_or_default()
+        map.touch(b"a", 0, 10, Some(b"x"));
+        map.touch(b"b", 5, 15, Some(b"y"));
+        map.touch(b"a", 1, 11, Some(b"z"));
+        map.touch(b"a", 0, 10, None);
+        map.touch(b"b", 6, 16, None);
+        map.touch(b"a", 1, 11, Some(b"zz"));
+        let of = |map: &PrefixMap, prefix: &[u8]| -> Vec<(u64, u64, Option<Vec<u8>>)> {
+            map.get(prefix)
+                .map(|p| map.touched(p).map(|(s, e, v)| (s, e, v.map(<[u8]>::to_vec))).collect())
+                .unwrap_or_default()
         };
-        assert_eq!(of(&map, b"a"), vec![(0, 10, false), (1, 11, true)]);
-        assert_eq!(of(&map, b"b"), vec![(5, 15, true), (6, 16, false)]);
+        assert_eq!(of(&map, b"a"), vec![(0, 10, None), (1, 11, Some(b"zz".to_vec()))]);
+        assert_eq!(of(&map, b"b"), vec![(5, 15, Some(b"y".to_vec())), (6, 16, None)]);
+        let kept = map.touched.values.len();
+        map.touch(b"a", 1, 11, Some(b"q"));
+        assert_eq!(
+            map.touched.values.len(),
+            kept,
+            "a shorter value takes the old one's place"
+        );
+        assert_eq!(of(&map, b"a"), vec![(0, 10, None), (1, 11, Some(b"q".to_vec()))]);
+        // Many windows: the bits that skip the walk never hide one.
+        for i in 0..500u64 {
+            map.touch(b"c", i, i + 10, Some(b"v"));
+        }
+        for i in (0..500u64).step_by(3) {
+            map.touch(b"c", i, i + 10, None);
+        }
+        let c = of(&map, b"c");
+        assert_eq!(c.len(), 500);
+        assert!(c.iter().enumerate().all(|(i, w)| w.2.is_some() == (i % 3 != 0)));
         map.clear();
-        map.touch(b"b", 7, 17, true);
-        assert_eq!(of(&map, b"b"), vec![(7, 17, true)]);
+        map.touch(b"b", 7, 17, Some(b"w"));
+        assert_eq!(of(&map, b"b"), vec![(7, 17, Some(b"w".to_vec()))]);
         assert!(of(&map, b"a").is_empty());
     }
 }

@@ -53,6 +53,13 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     pub fn get_window<V: DeserializeOwned>(&self, start: i64, end: i64, prefix: &[u8]) -> Result<Option<V>> {
         let (s, e) = check_window(start, end)?;
         self.base.require_started("get")?;
+        // Not stored and not written here (every write but those through
+        // `base_mut` is recorded as touched): nothing to look up. A
+        // hopping record asks for ten windows that do not exist yet.
+        if !self.untracked && self.stored_absent(prefix, s, e)? && !self.prefixes.borrow().touched_window(prefix, s, e)
+        {
+            return Ok(None);
+        }
         with_window_key(prefix, s, e, |key| {
             match self.base.cached(cf::DEFAULT, key) {
                 Cached::Value(bytes) => return Ok(Some(self.codec().decode(bytes)?)),
@@ -103,7 +110,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
             } else {
                 t.base.set_raw_ref(cf::DEFAULT, &t.key_buf, &t.value_buf)?;
             }
-            t.touch(prefix, s, e, true);
+            t.prefixes.get_mut().touch(prefix, s, e, Some(&t.value_buf));
             let latest = t.get_index(Index::Timestamp, prefix)?;
             let updated = latest.map_or(timestamp, |l| l.max(timestamp));
             // Rewriting the value this transaction already wrote changes
@@ -119,7 +126,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     pub fn delete_window(&mut self, start: i64, end: i64, prefix: &[u8]) -> Result<()> {
         let (s, e) = check_window(start, end)?;
         self.base.delete_raw(cf::DEFAULT, keys::window_key(prefix, s, e))?;
-        self.touch(prefix, s, e, false);
+        self.touch_deleted(prefix, s, e);
         Ok(())
     }
 
@@ -128,7 +135,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         self.key_buf.clear();
         keys::write_prefixed_key(&mut self.key_buf, prefix, &keys::encode_u64_pair(start, end));
         self.base.delete_raw_ref(cf::DEFAULT, &self.key_buf)?;
-        self.touch(prefix, start, end, false);
+        self.touch_deleted(prefix, start, end);
         Ok(())
     }
 
@@ -136,15 +143,21 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
     /// from the shared index plus this transaction's own changes: `None`
     /// when that cannot answer (no index, the prefix's windows are not
     /// indexed, too many to read one by one, or changes made through
-    /// [`base_mut`](Self::base_mut)).
+    /// [`base_mut`](Self::base_mut)). Values come from the change set for
+    /// the windows this transaction touched, from the index where it
+    /// knows them, else from the store.
     fn windows_indexed(&self, lower: u64, upper: u64, prefix: &[u8]) -> Result<Option<Vec<RawWindow>>> {
         if self.untracked || !self.snapshot(prefix)? {
             return Ok(None);
         }
-        let found = {
+        // Bounds, and the value when the index knows it and this
+        // transaction did not touch the window (every change but those
+        // through `base_mut`, excluded above, is recorded as touched).
+        let found: Vec<(u64, u64, Option<Vec<u8>>)> = {
             let prefixes = self.prefixes.borrow();
             let Some(p) = prefixes.get(prefix) else { return Ok(None) };
-            let Some(w) = p.shared.as_ref().and_then(|s| s.windows.as_ref()) else {
+            let Some(snap) = p.shared.as_ref() else { return Ok(None) };
+            let Some(w) = snap.windows.as_ref() else {
                 return Ok(None);
             };
             let w = w.as_slice();
@@ -153,22 +166,37 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
             if to - from > POINT_READ_WINDOWS {
                 return Ok(None);
             }
-            let mut found = w[from..to].to_vec();
-            let before = found.len();
-            found.extend(
-                prefixes
-                    .touched(p)
-                    .filter(|w| (lower..=upper).contains(&w.0))
-                    .map(|w| (w.0, w.1)),
-            );
-            if found.len() > before {
-                found.sort_unstable();
-                found.dedup();
+            let touched: Vec<(u64, u64)> = prefixes
+                .touched(p)
+                .filter(|w| (lower..=upper).contains(&w.0))
+                .map(|w| (w.0, w.1))
+                .collect();
+            let mut found = Vec::with_capacity(to - from + touched.len());
+            for (i, &(s, e)) in w.iter().enumerate().take(to).skip(from) {
+                let known = match snap.values.get(i) {
+                    Some(Some(v)) if !touched.contains(&(s, e)) => Some(v.to_vec()),
+                    _ => None,
+                };
+                found.push((s, e, known));
+            }
+            if !touched.is_empty() {
+                let committed = &w[from..to];
+                found.extend(
+                    touched
+                        .iter()
+                        .filter(|t| committed.binary_search(t).is_err())
+                        .map(|&(s, e)| (s, e, None)),
+                );
+                found.sort_unstable_by_key(|w| (w.0, w.1));
             }
             found
         };
         let mut out = Vec::with_capacity(found.len());
-        for (s, e) in found {
+        for (s, e, known) in found {
+            if let Some(v) = known {
+                out.push((s, e, v));
+                continue;
+            }
             with_window_key(prefix, s, e, |key| -> Result<()> {
                 match self.base.cached(cf::DEFAULT, key) {
                     Cached::Value(v) => out.push((s, e, v.to_vec())),
