@@ -62,6 +62,19 @@ pub struct Span {
 }
 
 impl Span {
+    /// The span of `len` bytes at `start` (for owners that keep spans in a
+    /// packed form of their own).
+    #[inline]
+    pub fn new(start: usize, len: usize) -> Self {
+        Span { start, len }
+    }
+
+    /// Where the bytes start in their arena.
+    #[inline]
+    pub fn start(self) -> usize {
+        self.start
+    }
+
     /// Length in bytes.
     pub fn len(self) -> usize {
         self.len
