@@ -445,7 +445,8 @@ mod tests {
         let a: Vec<u8> = (0u8..40).collect();
         for n in 0..a.len() {
             let x = &a[..n];
-            assert!(bytes_eq(x, &x.to_vec()));
+            let copy = x.to_vec();
+            assert!(bytes_eq(x, &copy), "a copy of {n} bytes");
             assert!(!bytes_eq(x, &a[..n + 1]), "lengths differ");
             for i in 0..n {
                 let mut y = x.to_vec();
