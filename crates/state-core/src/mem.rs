@@ -15,7 +15,7 @@ mod clock;
 mod inline_bytes;
 mod key_order;
 
-pub use byte_map::{hash_bytes, Arena, ByteMap, InlineKeys, KeyStore, Span};
+pub use byte_map::{bytes_eq, hash_bytes, Arena, ByteMap, InlineKeys, KeyStore, Span};
 pub use clock::Clock;
 pub use inline_bytes::InlineBytes;
 pub use key_order::{key_head, sort_by_key};

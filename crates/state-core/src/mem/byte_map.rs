@@ -17,6 +17,44 @@ pub fn hash_bytes(key: &[u8]) -> u64 {
     FxBuildHasher.hash_one(key)
 }
 
+/// `a == b`, inline for keys up to 32 bytes (a few word compares instead
+/// of a call to `memcmp`): every lookup in a map compares the key it finds,
+/// and the layers above look up tens of short keys per record (a window key
+/// is its prefix and 17 bytes).
+#[inline]
+pub fn bytes_eq(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    #[inline(always)]
+    fn word(s: &[u8], at: usize) -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&s[at..at + 8]);
+        u64::from_ne_bytes(w)
+    }
+    #[inline(always)]
+    fn half(s: &[u8], at: usize) -> u32 {
+        let mut w = [0u8; 4];
+        w.copy_from_slice(&s[at..at + 4]);
+        u32::from_ne_bytes(w)
+    }
+    // Overlapping loads from both ends cover every byte.
+    match n {
+        0 => true,
+        1..=3 => a == b,
+        4..=7 => half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4),
+        8..=16 => word(a, 0) == word(b, 0) && word(a, n - 8) == word(b, n - 8),
+        17..=32 => {
+            word(a, 0) == word(b, 0)
+                && word(a, 8) == word(b, 8)
+                && word(a, n - 16) == word(b, n - 16)
+                && word(a, n - 8) == word(b, n - 8)
+        }
+        _ => a == b,
+    }
+}
+
 /// Where a [`ByteMap`]'s entries keep their key bytes.
 pub trait KeyStore: Default {
     /// What an entry holds to find its key.
@@ -62,6 +100,19 @@ pub struct Span {
 }
 
 impl Span {
+    /// The span of `len` bytes at `start` (for owners that keep spans in a
+    /// packed form of their own).
+    #[inline]
+    pub fn new(start: usize, len: usize) -> Self {
+        Span { start, len }
+    }
+
+    /// Where the bytes start in their arena.
+    #[inline]
+    pub fn start(self) -> usize {
+        self.start
+    }
+
     /// Length in bytes.
     pub fn len(self) -> usize {
         self.len
@@ -188,7 +239,7 @@ impl<S: KeyStore, V> ByteMap<S, V> {
         self.index
             .find(hash, |&i| {
                 let s = &slots[i as usize];
-                keys.bytes(&s.key) == key && matches(&s.value)
+                bytes_eq(keys.bytes(&s.key), key) && matches(&s.value)
             })
             .copied()
     }
@@ -387,6 +438,22 @@ mod tests {
         m.clear();
         assert!(m.is_empty());
         assert_eq!(m.find(hash_bytes(b"b"), b"b"), None);
+    }
+
+    #[test]
+    fn bytes_eq_is_slice_equality_for_every_length() {
+        let a: Vec<u8> = (0u8..40).collect();
+        for n in 0..a.len() {
+            let x = &a[..n];
+            let copy = x.to_vec();
+            assert!(bytes_eq(x, &copy), "a copy of {n} bytes");
+            assert!(!bytes_eq(x, &a[..n + 1]), "lengths differ");
+            for i in 0..n {
+                let mut y = x.to_vec();
+                y[i] ^= 0x80;
+                assert!(!bytes_eq(x, &y), "byte {i} of {n} differs");
+            }
+        }
     }
 
     #[test]

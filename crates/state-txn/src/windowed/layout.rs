@@ -5,6 +5,7 @@
 
 use std::cell::RefCell;
 
+use state_core::mem::InlineBytes;
 use state_core::{cf, keys};
 
 use crate::error::{Result, TxnError};
@@ -88,7 +89,43 @@ pub(super) fn bound(prefix: &[u8], n: u64) -> Vec<u8> {
 }
 
 /// A window's start, end and stored value bytes.
-pub(super) type RawWindow = (u64, u64, Vec<u8>);
+pub(super) type RawWindow = (u64, u64, RawValue);
+
+/// Values up to this long are copied inside a [`RawValue`]: the window
+/// aggregates the index and the change set hand back for every closing
+/// window (ten per hopping record) cost no allocation then.
+const SHORT_VALUE: usize = 38;
+
+/// A window's stored value bytes, inline when short.
+#[derive(Debug)]
+pub(super) enum RawValue {
+    /// A copy of a short value.
+    Short(InlineBytes<SHORT_VALUE>),
+    /// A longer value, or one a read returned already owned.
+    Owned(Vec<u8>),
+}
+
+impl RawValue {
+    /// A copy of `bytes`.
+    pub(super) fn copy(bytes: &[u8]) -> Self {
+        if bytes.len() <= SHORT_VALUE {
+            RawValue::Short(InlineBytes::new(bytes))
+        } else {
+            RawValue::Owned(bytes.to_vec())
+        }
+    }
+}
+
+impl std::ops::Deref for RawValue {
+    type Target = [u8];
+
+    fn deref(&self) -> &[u8] {
+        match self {
+            RawValue::Short(b) => b,
+            RawValue::Owned(v) => v,
+        }
+    }
+}
 
 /// The length of a window key under `prefix`.
 pub(super) fn window_key_len(prefix: &[u8]) -> usize {

@@ -5,7 +5,7 @@
 
 use std::cell::Cell;
 
-use state_core::mem::{hash_bytes, Arena, ByteMap};
+use state_core::mem::{bytes_eq, hash_bytes, Arena, ByteMap};
 
 use super::index::IndexedValue;
 use super::layout::Index;
@@ -34,7 +34,7 @@ pub(super) struct PrefixMap {
 impl PrefixMap {
     fn position(&self, prefix: &[u8]) -> Option<u32> {
         if let Some(i) = self.last.get() {
-            if self.prefixes.key(i) == prefix {
+            if bytes_eq(self.prefixes.key(i), prefix) {
                 return Some(i);
             }
         }

@@ -8,7 +8,7 @@ use serde::Serialize;
 use state_core::{cf, keys, Direction, StorePartition};
 
 use super::layout::{
-    bound, check_window, non_negative, stored_millis, window_key_len, with_window_key, Index, RawWindow,
+    bound, check_window, non_negative, stored_millis, window_key_len, with_window_key, Index, RawValue, RawWindow,
 };
 use super::transaction::WindowedTransaction;
 use crate::cache::Cached;
@@ -153,7 +153,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         // Bounds, and the value when the index knows it and this
         // transaction did not touch the window (every change but those
         // through `base_mut`, excluded above, is recorded as touched).
-        let found: Vec<(u64, u64, Option<Vec<u8>>)> = {
+        let found: Vec<(u64, u64, Option<RawValue>)> = {
             let prefixes = self.prefixes.borrow();
             let Some(p) = prefixes.get(prefix) else { return Ok(None) };
             let Some(snap) = p.shared.as_ref() else { return Ok(None) };
@@ -174,7 +174,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
             let mut found = Vec::with_capacity(to - from + touched.len());
             for (i, &(s, e)) in w.iter().enumerate().take(to).skip(from) {
                 let known = match snap.values.get(i) {
-                    Some(Some(v)) if !touched.contains(&(s, e)) => Some(v.to_vec()),
+                    Some(Some(v)) if !touched.contains(&(s, e)) => Some(RawValue::copy(v)),
                     _ => None,
                 };
                 found.push((s, e, known));
@@ -199,11 +199,11 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
             }
             with_window_key(prefix, s, e, |key| -> Result<()> {
                 match self.base.cached(cf::DEFAULT, key) {
-                    Cached::Value(v) => out.push((s, e, v.to_vec())),
+                    Cached::Value(v) => out.push((s, e, RawValue::copy(v))),
                     Cached::Deleted => {}
                     Cached::Unknown => {
                         if let Some(v) = self.base.partition().get(cf::DEFAULT, key)? {
-                            out.push((s, e, v));
+                            out.push((s, e, RawValue::Owned(v)));
                         }
                     }
                 }
@@ -219,7 +219,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
         start_to: u64,
         prefix: &[u8],
         direction: Direction,
-    ) -> Result<Vec<(u64, u64, Vec<u8>)>> {
+    ) -> Result<Vec<RawWindow>> {
         // start_from is exclusive: scan from start_from + 1.
         let lower_start = match start_from {
             Some(s) => match s.checked_add(1) {
@@ -250,7 +250,7 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
                 continue; // a key of another (longer) prefix inside the range
             }
             let (_, s, e) = keys::parse_window_key(&key)?;
-            out.push((s, e, value));
+            out.push((s, e, RawValue::Owned(value)));
         }
         Ok(out)
     }
