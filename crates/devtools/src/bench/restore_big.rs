@@ -116,17 +116,52 @@ impl Snapshots {
     }
 }
 
+/// The storage engine of the tansu a run starts: `RB_TANSU_STORAGE=sqlite`
+/// for the sqlite one, else the memory one (the sqlite one, the test
+/// suites', fetches at ~600 records/s and left fetches unanswered for a
+/// minute, which makes a 10M-record replay hours long:
+/// docs/performance.md).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Storage {
+    Memory,
+    Sqlite,
+}
+
+impl Storage {
+    fn from_env() -> Self {
+        match std::env::var("RB_TANSU_STORAGE") {
+            Ok(v) if v == "sqlite" => Storage::Sqlite,
+            _ => Storage::Memory,
+        }
+    }
+
+    /// tansu's `--storage-engine` for it.
+    fn url(self) -> &'static str {
+        match self {
+            Storage::Memory => "memory://tansu/",
+            Storage::Sqlite => "sqlite://tansu.db",
+        }
+    }
+
+    /// tansu 0.6's memory engine reports a partition's high watermark at
+    /// the first offset of its last batch instead of after it: every
+    /// produce phase then ends with an [`end_marker`].
+    fn watermark_lags_last_batch(self) -> bool {
+        self == Storage::Memory
+    }
+
+    /// tansu 0.6's sqlite engine stalls on big fetches.
+    fn small_fetches(self) -> bool {
+        self == Storage::Sqlite
+    }
+}
+
 /// A tansu broker this run started; killed on drop.
 struct Tansu {
     child: Child,
     dir: PathBuf,
     address: String,
-    /// The broker reports a partition's high watermark at the first offset
-    /// of its last batch instead of after it (tansu 0.6's memory engine):
-    /// every produce phase then ends with an [`end_marker`].
-    watermark_lags_last_batch: bool,
-    /// The broker stalls on big fetches (tansu 0.6's sqlite engine).
-    small_fetches: bool,
+    storage: Storage,
 }
 
 impl Tansu {
@@ -149,11 +184,8 @@ impl Tansu {
         let dir = root.join("tansu");
         std::fs::create_dir_all(&dir).map_err(err)?;
         let url = format!("tcp://127.0.0.1:{port}");
-        // The memory engine: the sqlite one (the test suites') fetches at
-        // ~600 records/s and left fetches unanswered for a minute, which
-        // makes a 10M-record replay hours long (docs/performance.md).
-        let sqlite = std::env::var("RB_TANSU_STORAGE").is_ok_and(|v| v == "sqlite");
-        let engine = if sqlite { "sqlite://tansu.db" } else { "memory://tansu/" };
+        let storage = Storage::from_env();
+        let engine = storage.url();
         let child = Command::new(&bin)
             .args(["broker", "--listener-url", &url, "--advertised-listener-url", &url])
             .args(["--storage-engine", engine])
@@ -166,8 +198,7 @@ impl Tansu {
             child,
             dir,
             address: format!("127.0.0.1:{port}"),
-            watermark_lags_last_batch: !sqlite,
-            small_fetches: sqlite,
+            storage,
         };
         let deadline = Instant::now() + Duration::from_secs(30);
         while TcpStream::connect(&tansu.address).is_err() {
@@ -528,16 +559,17 @@ pub(crate) fn run(brokers: Option<&str>) -> Result<(), String> {
         );
         return local_only(&sizes, root);
     }
-    let _tansu;
-    let (bootstrap, markers, small) = match brokers {
-        Some(b) => (b.to_owned(), false, false),
+    // Kept to the end of the run: dropping it stops the broker.
+    let (bootstrap, tansu) = match brokers {
+        Some(b) => (b.to_owned(), None),
         None => {
             let t = Tansu::start(root)?;
-            let found = (t.address.clone(), t.watermark_lags_last_batch, t.small_fetches);
-            _tansu = t;
-            found
+            (t.address.clone(), Some(t))
         }
     };
+    let storage = tansu.as_ref().map(|t| t.storage);
+    let markers = storage.is_some_and(Storage::watermark_lags_last_batch);
+    let small = storage.is_some_and(Storage::small_fetches);
     let suffix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_millis());
