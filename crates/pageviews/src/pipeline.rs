@@ -74,17 +74,33 @@ impl Report {
 
     /// Events per second of the bare pipeline (`None`: not measured).
     pub fn bare_events_per_sec(&self) -> Option<f64> {
-        self.bare_pipeline
-            .filter(|b| !b.is_zero())
-            .map(|b| self.events as f64 / b.as_secs_f64())
+        self.rate_of(self.bare_pipeline)
     }
 
     /// Events per second of the two-stage bare pipeline (`None`: not
     /// measured).
     pub fn bare_two_stage_events_per_sec(&self) -> Option<f64> {
-        self.bare_two_stage
-            .filter(|b| !b.is_zero())
+        self.rate_of(self.bare_two_stage)
+    }
+
+    /// Events per second of a reference that took `took` for the events.
+    fn rate_of(&self, took: Option<Duration>) -> Option<f64> {
+        took.filter(|b| !b.is_zero())
             .map(|b| self.events as f64 / b.as_secs_f64())
+    }
+
+    /// The summary line of a reference that took `took` (none if it was
+    /// not measured), the demo's events/s against it.
+    fn reference_line(&self, label: &str, took: Option<Duration>, shape: &str) -> String {
+        let (Some(took), Some(rate)) = (took, self.rate_of(took)) else {
+            return String::new();
+        };
+        format!(
+            "{label:<17}{} in {:.1} s ({rate:.0} events/s; {shape}, no state): the demo does {:.2}x\n",
+            self.events,
+            took.as_secs_f64(),
+            self.events_per_sec() / rate
+        )
     }
 
     /// Changelog records restored per second of recovery.
@@ -101,22 +117,12 @@ impl Report {
             self.events_per_sec(),
             self.processed
         );
-        if let (Some(bare), Some(rate)) = (self.bare_pipeline, self.bare_events_per_sec()) {
-            s += &format!(
-                "bare pipeline:   {} in {:.1} s ({rate:.0} events/s; consume -> produce, no state): the demo does {:.2}x\n",
-                self.events,
-                bare.as_secs_f64(),
-                self.events_per_sec() / rate
-            );
-        }
-        if let (Some(bare), Some(rate)) = (self.bare_two_stage, self.bare_two_stage_events_per_sec()) {
-            s += &format!(
-                "bare two-stage:  {} in {:.1} s ({rate:.0} events/s; input -> by-page -> output as the demo, no state): the demo does {:.2}x\n",
-                self.events,
-                bare.as_secs_f64(),
-                self.events_per_sec() / rate
-            );
-        }
+        s += &self.reference_line("bare pipeline:", self.bare_pipeline, "consume -> produce");
+        s += &self.reference_line(
+            "bare two-stage:",
+            self.bare_two_stage,
+            "input -> by-page -> output as the demo",
+        );
         match self.crashed_after {
             Some(n) => {
                 s += &format!(
