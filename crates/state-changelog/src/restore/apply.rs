@@ -65,6 +65,14 @@ impl<'a> IncomingRecord<'a> {
             value_codec,
         }
     }
+
+    /// Forgets every header field (a partial parse is started over).
+    pub(crate) fn clear_headers(&mut self) {
+        self.column_family = None;
+        self.processed_offsets = None;
+        self.ttl_stamped = None;
+        self.value_codec = None;
+    }
 }
 
 /// Counters of an applier's work.

@@ -36,10 +36,11 @@ use std::ptr;
 
 use rdkafka::bindings as rdsys;
 use rdkafka::error::{KafkaError, KafkaResult, RDKafkaErrorCode};
-use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::message::BorrowedMessage;
 use state_core::{CF_HEADER, PROCESSED_OFFSETS_HEADER, TTL_STAMPED_HEADER, VALUE_CODEC_HEADER};
 
 use crate::restore::apply::IncomingRecord;
+use crate::restore::raw_headers;
 
 /// Records taken from the queue in one call at most.
 pub(crate) const BATCH: usize = 512;
@@ -183,41 +184,66 @@ impl Taken<'_> {
     }
 
     fn record(&self) -> Option<(&str, i32, IncomingRecord<'_>)> {
-        let raw = self.ptr;
-        // SAFETY: the message is live while `self` is; every slice borrows
+        // SAFETY: the message is live while `self` is; the record borrows
         // `self`.
-        unsafe {
-            let topic = topic_of(raw)?;
-            let msg = &*raw;
-            let mut record = IncomingRecord::from_headers(
-                msg.offset,
-                Self::bytes(msg.key, msg.key_len),
-                Self::bytes(msg.payload, msg.len),
-                std::iter::empty(),
-            );
-            let mut headers: *mut rdsys::rd_kafka_headers_t = ptr::null_mut();
-            if rdsys::rd_kafka_message_headers(raw, &mut headers)
-                == rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
-                && !headers.is_null()
+        unsafe { record_of(self.ptr) }
+    }
+
+    /// Fills `record`'s header fields through librdkafka's header list.
+    ///
+    /// # Safety
+    /// `raw` must be a live message; `record` borrows it.
+    pub(super) unsafe fn set_headers_from_librdkafka(
+        raw: *mut rdsys::rd_kafka_message_t,
+        record: &mut IncomingRecord<'_>,
+    ) {
+        let mut headers: *mut rdsys::rd_kafka_headers_t = ptr::null_mut();
+        if rdsys::rd_kafka_message_headers(raw, &mut headers) != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+            || headers.is_null()
+        {
+            return;
+        }
+        let mut idx = 0;
+        loop {
+            let (mut name, mut value, mut size) = (ptr::null(), ptr::null(), 0usize);
+            if rdsys::rd_kafka_header_get_all(headers, idx, &mut name, &mut value, &mut size)
+                != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
             {
-                let mut idx = 0;
-                loop {
-                    let (mut name, mut value, mut size) = (ptr::null(), ptr::null(), 0usize);
-                    if rdsys::rd_kafka_header_get_all(headers, idx, &mut name, &mut value, &mut size)
-                        != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
-                    {
-                        break;
-                    }
-                    idx += 1;
-                    if name.is_null() {
-                        continue;
-                    }
-                    set_header(&mut record, CStr::from_ptr(name).to_bytes(), Self::bytes(value, size));
-                }
+                break;
             }
-            Some((topic, msg.partition, record))
+            idx += 1;
+            if name.is_null() {
+                continue;
+            }
+            set_header(record, CStr::from_ptr(name).to_bytes(), Self::bytes(value, size));
         }
     }
+}
+
+/// The topic, partition and content of consumed message `raw`; `None` if
+/// its topic name is unreadable (not one of ours). Headers are read from
+/// the fetched bytes where that is safe ([`raw_headers`]), else through
+/// librdkafka's header list.
+///
+/// # Safety
+/// `raw` must be a live message; the result borrows it.
+unsafe fn record_of<'a>(raw: *mut rdsys::rd_kafka_message_t) -> Option<(&'a str, i32, IncomingRecord<'a>)> {
+    let topic = topic_of(raw)?;
+    let msg = &*raw;
+    let mut record = IncomingRecord::from_headers(
+        msg.offset,
+        Taken::bytes(msg.key, msg.key_len),
+        Taken::bytes(msg.payload, msg.len),
+        std::iter::empty(),
+    );
+    if let Some(bytes) = raw_headers::unparsed(raw) {
+        if raw_headers::parse(bytes, |name, value| set_header(&mut record, name, value)).is_some() {
+            return Some((topic, msg.partition, record));
+        }
+        record.clear_headers();
+    }
+    Taken::set_headers_from_librdkafka(raw, &mut record);
+    Some((topic, msg.partition, record))
 }
 
 /// Sets the field of `record` that header `name` fills (as
@@ -250,14 +276,9 @@ impl Fetched<'_> {
     pub(crate) fn record(&self) -> Option<(&str, i32, IncomingRecord<'_>)> {
         match self {
             Fetched::Taken(t) => t.record(),
-            Fetched::Polled(msg) => {
-                let headers = msg
-                    .headers()
-                    .into_iter()
-                    .flat_map(|h| h.iter().map(|h| (h.key, h.value)));
-                let record = IncomingRecord::from_headers(msg.offset(), msg.key(), msg.payload(), headers);
-                Some((msg.topic(), msg.partition(), record))
-            }
+            // SAFETY: the message is live while `self` is; the record
+            // borrows `self`.
+            Fetched::Polled(msg) => unsafe { record_of(msg.ptr()) },
         }
     }
 }
@@ -265,6 +286,162 @@ impl Fetched<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rdkafka::config::ClientConfig;
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::{Header, OwnedHeaders};
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+    use std::time::{Duration, Instant};
+
+    /// The headers of record `i` of the comparison topics: none, empty
+    /// lists, ours and foreign ones, null and empty values, repeated names.
+    fn headers_of(i: usize) -> Option<OwnedHeaders> {
+        let long = "v".repeat(200 + i);
+        let mut h = OwnedHeaders::new();
+        match i % 6 {
+            0 => return None,
+            1 => {}
+            2 => {
+                h = h.insert(Header {
+                    key: CF_HEADER,
+                    value: Some("default"),
+                });
+            }
+            3 => {
+                h = h
+                    .insert(Header {
+                        key: CF_HEADER,
+                        value: Some("windows"),
+                    })
+                    .insert(Header {
+                        key: PROCESSED_OFFSETS_HEADER,
+                        value: Some("[[\"input\", 0, 7]]"),
+                    })
+                    .insert(Header {
+                        key: VALUE_CODEC_HEADER,
+                        value: None::<&str>,
+                    });
+            }
+            4 => {
+                h = h
+                    .insert(Header {
+                        key: "foreign",
+                        value: Some(long.as_str()),
+                    })
+                    .insert(Header {
+                        key: TTL_STAMPED_HEADER,
+                        value: Some(""),
+                    })
+                    .insert(Header {
+                        key: CF_HEADER,
+                        value: Some("first"),
+                    })
+                    .insert(Header {
+                        key: CF_HEADER,
+                        value: Some("last wins"),
+                    });
+            }
+            _ => {
+                h = h.insert(Header {
+                    key: "__column_family__\0tail",
+                    value: Some("nul in the name"),
+                });
+            }
+        }
+        Some(h)
+    }
+
+    /// Every record of `topic` (written with `compression`) read both ways:
+    /// from the fetched bytes and through librdkafka's header list.
+    fn compare_both_header_paths(compression: &str) {
+        const RECORDS: usize = 600;
+        let cluster = MockCluster::new(1).unwrap();
+        let topic = format!("headers-{compression}");
+        cluster.create_topic(&topic, 1, 1).unwrap();
+        let producer: BaseProducer = ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("compression.type", compression)
+            .set("linger.ms", "5")
+            .create()
+            .unwrap();
+        for i in 0..RECORDS {
+            let key = format!("key-{i}");
+            let value = format!("value-{i}");
+            let mut record = BaseRecord::<str, str>::to(&topic).partition(0);
+            if i % 50 != 49 {
+                record = record.key(&key);
+            }
+            if i % 7 != 3 {
+                record = record.payload(if i % 11 == 5 { "" } else { &value });
+            }
+            if let Some(h) = headers_of(i) {
+                record = record.headers(h);
+            }
+            producer.send(record).map_err(|(e, _)| e).unwrap();
+        }
+        producer.flush(Duration::from_secs(30)).unwrap();
+
+        let consumer: BaseConsumer = ClientConfig::new()
+            .set("bootstrap.servers", cluster.bootstrap_servers())
+            .set("group.id", "headers")
+            .set("enable.auto.commit", "false")
+            .create()
+            .unwrap();
+        let mut tpl = rdkafka::TopicPartitionList::new();
+        tpl.add_partition_offset(&topic, 0, rdkafka::Offset::Beginning).unwrap();
+        consumer.assign(&tpl).unwrap();
+        // SAFETY: the consumer outlives the buffer (dropped first below).
+        let mut buffer = unsafe { FetchBuffer::new(consumer.client().native_ptr()) };
+        let (mut seen, mut fast) = (0, 0);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while seen < RECORDS {
+            assert!(Instant::now() < deadline, "only {seen} of {RECORDS} records arrived");
+            let Some(next) = buffer.next() else {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            };
+            let Fetched::Taken(taken) = next.unwrap() else {
+                unreachable!("the buffer takes")
+            };
+            let (_, _, from_bytes) = taken.record().unwrap();
+            // SAFETY: `taken` is live; the record borrows it.
+            if unsafe { raw_headers::unparsed(taken.ptr) }.is_some() {
+                fast += 1;
+            }
+            let msg = unsafe { &*taken.ptr };
+            let mut via_list = IncomingRecord::from_headers(
+                msg.offset,
+                Taken::bytes(msg.key, msg.key_len),
+                Taken::bytes(msg.payload, msg.len),
+                std::iter::empty(),
+            );
+            unsafe { Taken::set_headers_from_librdkafka(taken.ptr, &mut via_list) };
+            assert_eq!(format!("{from_bytes:?}"), format!("{via_list:?}"), "record {seen}");
+            seen += 1;
+        }
+        drop(buffer);
+        // Every record with a key or a value took the fast path; those with
+        // neither ask librdkafka (nothing marks where their headers start).
+        let neither = (0..RECORDS)
+            .filter(|i| i % 50 == 49 && (i % 7 == 3 || i % 11 == 5))
+            .count();
+        assert!(neither > 0);
+        assert_eq!(
+            fast,
+            RECORDS - neither,
+            "records whose headers were read from the fetched bytes"
+        );
+    }
+
+    #[test]
+    fn headers_read_from_the_fetched_bytes_equal_librdkafkas_list_uncompressed() {
+        compare_both_header_paths("none");
+    }
+
+    #[test]
+    fn headers_read_from_the_fetched_bytes_equal_librdkafkas_list_gzip() {
+        compare_both_header_paths("gzip");
+    }
 
     #[test]
     fn header_names_fill_their_fields_and_others_are_ignored() {

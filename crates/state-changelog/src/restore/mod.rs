@@ -12,7 +12,8 @@
 //!   and the tasks' lifecycle.
 //! * [`consumer`] — [`consumer::RestoreConsumer`]: the engine's consumer
 //!   (assignment, pausing, positions, watermarks, committed offsets);
-//!   [`fetched`] takes its queued records many at a time.
+//!   [`fetched`] takes its queued records many at a time, reading their
+//!   headers from the fetched bytes ([`raw_headers`]).
 //! * [`apply`] — [`ChangelogApplier`]: validates and stages records, skips
 //!   those of uncommitted checkpoints, writes batches with their offset;
 //!   [`writer`] writes full batches on a thread of their own.
@@ -36,6 +37,7 @@ pub(crate) mod events;
 pub(crate) mod fetched;
 pub(crate) mod finish;
 pub(crate) mod progress;
+pub(crate) mod raw_headers;
 pub(crate) mod reader;
 pub(crate) mod requests;
 pub(crate) mod retry;
