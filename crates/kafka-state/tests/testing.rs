@@ -398,3 +398,38 @@ fn an_app_that_closes_hands_over_without_reprocessing() -> Result<(), TestError>
     );
     Ok(())
 }
+
+/// Sends each record's `tenant` header (`-` without one) to `tenants-out`.
+fn tenants(t: &mut Topology<'_>) -> Result<impl Processor, ManagerError> {
+    use kafka_state::rdkafka::message::Headers;
+    t.source("tagged").output("tenants-out");
+    Ok(processor_fn(move |record, ctx| {
+        let tenant = record
+            .headers()
+            .and_then(|h| h.iter().find(|h| h.key == "tenant"))
+            .and_then(|h| h.value)
+            .unwrap_or(b"-");
+        ctx.send_to("tenants-out", record.key().unwrap_or_default(), tenant)?;
+        Ok(())
+    }))
+}
+
+#[test]
+fn a_processor_reads_the_headers_its_records_carry() -> Result<(), TestError> {
+    let mut driver = TestDriver::builder().build(tenants)?;
+    let tagged = driver.input_topic("tagged")?;
+    let mut out = driver.output_topic("tenants-out")?;
+    tagged.pipe_record(TestRecord::new("a", "x").header("other", "1").header("tenant", "acme"))?;
+    tagged.pipe_record(TestRecord::new("b", "x"))?;
+    driver.run_until_idle()?;
+    let seen: Vec<(String, String)> = out
+        .read_records()?
+        .into_iter()
+        .map(|r| (r.key_str(), r.value_str()))
+        .collect();
+    assert_eq!(
+        seen,
+        [("a".to_owned(), "acme".to_owned()), ("b".to_owned(), "-".to_owned())]
+    );
+    Ok(())
+}

@@ -12,7 +12,10 @@ pub struct Record<'a> {
     key: Option<&'a [u8]>,
     value: Option<&'a [u8]>,
     timestamp: Option<i64>,
-    headers: Option<&'a BorrowedHeaders>,
+    /// Kept for [`Record::headers`]: librdkafka parses a record's headers
+    /// into a list it allocates on first access, so only a processor that
+    /// asks pays for it.
+    msg: &'a BorrowedMessage<'a>,
 }
 
 impl std::fmt::Debug for Record<'_> {
@@ -37,7 +40,7 @@ impl<'a> Record<'a> {
             key: msg.key(),
             value: msg.payload(),
             timestamp: msg.timestamp().to_millis(),
-            headers: msg.headers(),
+            msg,
         }
     }
 
@@ -80,8 +83,8 @@ impl<'a> Record<'a> {
         self.timestamp
     }
 
-    /// Its headers, if any.
+    /// Its headers, if any (parsed on the first call).
     pub fn headers(&self) -> Option<&'a BorrowedHeaders> {
-        self.headers
+        self.msg.headers()
     }
 }
