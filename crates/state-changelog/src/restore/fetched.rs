@@ -178,45 +178,45 @@ impl Drop for Taken<'_> {
 }
 
 impl Taken<'_> {
-    fn bytes<'b>(data: *const c_void, len: usize) -> Option<&'b [u8]> {
-        // SAFETY (callers): `data` points at `len` bytes of a live message.
-        (!data.is_null()).then(|| unsafe { std::slice::from_raw_parts(data.cast::<u8>(), len) })
-    }
-
     fn record(&self) -> Option<(&str, i32, IncomingRecord<'_>)> {
         // SAFETY: the message is live while `self` is; the record borrows
         // `self`.
         unsafe { record_of(self.ptr) }
     }
+}
 
-    /// Fills `record`'s header fields through librdkafka's header list.
-    ///
-    /// # Safety
-    /// `raw` must be a live message; `record` borrows it.
-    pub(super) unsafe fn set_headers_from_librdkafka(
-        raw: *mut rdsys::rd_kafka_message_t,
-        record: &mut IncomingRecord<'_>,
-    ) {
-        let mut headers: *mut rdsys::rd_kafka_headers_t = ptr::null_mut();
-        if rdsys::rd_kafka_message_headers(raw, &mut headers) != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
-            || headers.is_null()
+/// `len` bytes at `data` (`None` if null).
+///
+/// # Safety
+/// `data` points at `len` bytes of a live message, which outlives `'b`.
+unsafe fn bytes<'b>(data: *const c_void, len: usize) -> Option<&'b [u8]> {
+    (!data.is_null()).then(|| std::slice::from_raw_parts(data.cast::<u8>(), len))
+}
+
+/// Fills `record`'s header fields through librdkafka's header list.
+///
+/// # Safety
+/// `raw` must be a live message; `record` borrows it.
+unsafe fn set_headers_from_librdkafka(raw: *mut rdsys::rd_kafka_message_t, record: &mut IncomingRecord<'_>) {
+    let mut headers: *mut rdsys::rd_kafka_headers_t = ptr::null_mut();
+    if rdsys::rd_kafka_message_headers(raw, &mut headers) != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+        || headers.is_null()
+    {
+        return;
+    }
+    let mut idx = 0;
+    loop {
+        let (mut name, mut value, mut size) = (ptr::null(), ptr::null(), 0usize);
+        if rdsys::rd_kafka_header_get_all(headers, idx, &mut name, &mut value, &mut size)
+            != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
         {
-            return;
+            break;
         }
-        let mut idx = 0;
-        loop {
-            let (mut name, mut value, mut size) = (ptr::null(), ptr::null(), 0usize);
-            if rdsys::rd_kafka_header_get_all(headers, idx, &mut name, &mut value, &mut size)
-                != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
-            {
-                break;
-            }
-            idx += 1;
-            if name.is_null() {
-                continue;
-            }
-            set_header(record, CStr::from_ptr(name).to_bytes(), Self::bytes(value, size));
+        idx += 1;
+        if name.is_null() {
+            continue;
         }
+        set_header(record, CStr::from_ptr(name).to_bytes(), bytes(value, size));
     }
 }
 
@@ -232,17 +232,17 @@ unsafe fn record_of<'a>(raw: *mut rdsys::rd_kafka_message_t) -> Option<(&'a str,
     let msg = &*raw;
     let mut record = IncomingRecord::from_headers(
         msg.offset,
-        Taken::bytes(msg.key, msg.key_len),
-        Taken::bytes(msg.payload, msg.len),
+        bytes(msg.key, msg.key_len),
+        bytes(msg.payload, msg.len),
         std::iter::empty(),
     );
-    if let Some(bytes) = raw_headers::unparsed(raw) {
-        if raw_headers::parse(bytes, |name, value| set_header(&mut record, name, value)).is_some() {
+    if let Some(unparsed) = raw_headers::unparsed(raw) {
+        if raw_headers::parse(unparsed, |name, value| set_header(&mut record, name, value)).is_some() {
             return Some((topic, msg.partition, record));
         }
         record.clear_headers();
     }
-    Taken::set_headers_from_librdkafka(raw, &mut record);
+    set_headers_from_librdkafka(raw, &mut record);
     Some((topic, msg.partition, record))
 }
 
@@ -411,11 +411,11 @@ mod tests {
             let msg = unsafe { &*taken.ptr };
             let mut via_list = IncomingRecord::from_headers(
                 msg.offset,
-                Taken::bytes(msg.key, msg.key_len),
-                Taken::bytes(msg.payload, msg.len),
+                unsafe { bytes(msg.key, msg.key_len) },
+                unsafe { bytes(msg.payload, msg.len) },
                 std::iter::empty(),
             );
-            unsafe { Taken::set_headers_from_librdkafka(taken.ptr, &mut via_list) };
+            unsafe { set_headers_from_librdkafka(taken.ptr, &mut via_list) };
             assert_eq!(format!("{from_bytes:?}"), format!("{via_list:?}"), "record {seen}");
             seen += 1;
         }
