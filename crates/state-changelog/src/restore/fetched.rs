@@ -351,6 +351,30 @@ mod tests {
         Some(h)
     }
 
+    /// Every header of `raw` as librdkafka's header list gives them.
+    unsafe fn librdkafka_list(raw: *mut rdsys::rd_kafka_message_t) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
+        let mut headers: *mut rdsys::rd_kafka_headers_t = ptr::null_mut();
+        let mut all = Vec::new();
+        if rdsys::rd_kafka_message_headers(raw, &mut headers) != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+        {
+            return all;
+        }
+        let mut idx = 0;
+        loop {
+            let (mut name, mut value, mut size) = (ptr::null(), ptr::null(), 0usize);
+            if rdsys::rd_kafka_header_get_all(headers, idx, &mut name, &mut value, &mut size)
+                != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
+            {
+                return all;
+            }
+            idx += 1;
+            all.push((
+                CStr::from_ptr(name).to_bytes().to_vec(),
+                bytes(value, size).map(<[u8]>::to_vec),
+            ));
+        }
+    }
+
     /// Every record of `topic` (written with `compression`) read both ways:
     /// from the fetched bytes and through librdkafka's header list.
     fn compare_both_header_paths(compression: &str) {
@@ -405,8 +429,18 @@ mod tests {
             };
             let (_, _, from_bytes) = taken.record().unwrap();
             // SAFETY: `taken` is live; the record borrows it.
-            if unsafe { raw_headers::unparsed(taken.ptr) }.is_some() {
+            let parsed = unsafe { raw_headers::unparsed(taken.ptr) }.and_then(|unparsed| {
+                let mut all = Vec::new();
+                raw_headers::parse(unparsed, |name, value| {
+                    all.push((name.to_vec(), value.map(<[u8]>::to_vec)))
+                })
+                .map(|()| all)
+            });
+            if let Some(all) = parsed {
                 fast += 1;
+                // Every header, in order, as librdkafka lists them (not
+                // only the four the engine reads).
+                assert_eq!(all, unsafe { librdkafka_list(taken.ptr) }, "record {seen}");
             }
             let msg = unsafe { &*taken.ptr };
             let mut via_list = IncomingRecord::from_headers(

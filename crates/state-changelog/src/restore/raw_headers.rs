@@ -19,13 +19,17 @@
 //! * each message's header bytes must start exactly where its value ends
 //!   (where librdkafka's v2 record reader takes them from: key, value,
 //!   headers), which a misread field would not;
-//! * the bytes must parse completely by the record format's rules.
+//! * the bytes must parse by the record format's rules (bytes after the
+//!   last header are ignored, as librdkafka ignores them);
+//! * librdkafka holds no header list for the message yet (an interceptor
+//!   or an earlier call may have set one, which it would answer with).
 //!
 //! Whenever one of these fails, the caller asks librdkafka as before, so
 //! the fast path can only ever agree with it (tests compare both on every
 //! record of a mock cluster's topics, compressed and not).
 
 use std::ffi::c_void;
+use std::ptr;
 use std::sync::OnceLock;
 
 use rdkafka::bindings as rdsys;
@@ -72,9 +76,16 @@ pub(crate) unsafe fn unparsed<'a>(raw: *const rdsys::rd_kafka_message_t) -> Opti
     if !layout_verified() {
         return None;
     }
-    let msg = &*raw.cast::<MsgPrefix>();
-    let len = usize::try_from(msg.unparsed_headers_len).ok()?;
-    let data = msg.unparsed_headers_data;
+    // Fields are read through the raw pointer: librdkafka may write others
+    // of the struct (its parsed header list) while the message lives.
+    let msg = raw.cast::<MsgPrefix>();
+    if !ptr::addr_of!((*msg).headers).read().is_null() {
+        // Headers set or parsed before (an interceptor, an earlier call):
+        // librdkafka answers with that list, not with the fetched bytes.
+        return None;
+    }
+    let len = usize::try_from(ptr::addr_of!((*msg).unparsed_headers_len).read()).ok()?;
+    let data = ptr::addr_of!((*msg).unparsed_headers_data).read();
     if data.is_null() || len == 0 {
         return None;
     }
@@ -82,11 +93,12 @@ pub(crate) unsafe fn unparsed<'a>(raw: *const rdsys::rd_kafka_message_t) -> Opti
     // value; after a null or empty value, one byte (its length, -1 or 0)
     // after the key. Empty keys and values point at a static "" instead of
     // the fetched bytes, so a record with neither is left to librdkafka.
-    let m = &msg.rkmessage;
-    let expected = if !m.payload.is_null() && m.len > 0 {
-        m.payload.cast::<u8>().cast_const().wrapping_add(m.len)
-    } else if !m.key.is_null() && m.key_len > 0 {
-        m.key.cast::<u8>().cast_const().wrapping_add(m.key_len + 1)
+    let (payload, payload_len) = ((*raw).payload.cast::<u8>().cast_const(), (*raw).len);
+    let (key, key_len) = ((*raw).key.cast::<u8>().cast_const(), (*raw).key_len);
+    let expected = if !payload.is_null() && payload_len > 0 {
+        payload.wrapping_add(payload_len)
+    } else if !key.is_null() && key_len > 0 {
+        key.wrapping_add(key_len + 1)
     } else {
         return None;
     };
