@@ -197,7 +197,20 @@ unsafe fn bytes<'b>(data: *const c_void, len: usize) -> Option<&'b [u8]> {
 ///
 /// # Safety
 /// `raw` must be a live message; `record` borrows it.
-unsafe fn set_headers_from_librdkafka(raw: *mut rdsys::rd_kafka_message_t, record: &mut IncomingRecord<'_>) {
+unsafe fn set_headers_from_librdkafka<'a>(raw: *mut rdsys::rd_kafka_message_t, record: &mut IncomingRecord<'a>) {
+    for_each_librdkafka_header(raw, |name, value| set_header(record, name, value));
+}
+
+/// Calls `header(name, value)` for each header of `raw`, in order, as
+/// librdkafka's header list holds them (parsing them into that list first
+/// if it has not yet).
+///
+/// # Safety
+/// `raw` must be a live message, which outlives `'a`.
+unsafe fn for_each_librdkafka_header<'a>(
+    raw: *mut rdsys::rd_kafka_message_t,
+    mut header: impl FnMut(&'a [u8], Option<&'a [u8]>),
+) {
     let mut headers: *mut rdsys::rd_kafka_headers_t = ptr::null_mut();
     if rdsys::rd_kafka_message_headers(raw, &mut headers) != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
         || headers.is_null()
@@ -210,13 +223,13 @@ unsafe fn set_headers_from_librdkafka(raw: *mut rdsys::rd_kafka_message_t, recor
         if rdsys::rd_kafka_header_get_all(headers, idx, &mut name, &mut value, &mut size)
             != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
         {
-            break;
+            return;
         }
         idx += 1;
         if name.is_null() {
             continue;
         }
-        set_header(record, CStr::from_ptr(name).to_bytes(), bytes(value, size));
+        header(CStr::from_ptr(name).to_bytes(), bytes(value, size));
     }
 }
 
@@ -353,26 +366,9 @@ mod tests {
 
     /// Every header of `raw` as librdkafka's header list gives them.
     unsafe fn librdkafka_list(raw: *mut rdsys::rd_kafka_message_t) -> Vec<(Vec<u8>, Option<Vec<u8>>)> {
-        let mut headers: *mut rdsys::rd_kafka_headers_t = ptr::null_mut();
         let mut all = Vec::new();
-        if rdsys::rd_kafka_message_headers(raw, &mut headers) != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
-        {
-            return all;
-        }
-        let mut idx = 0;
-        loop {
-            let (mut name, mut value, mut size) = (ptr::null(), ptr::null(), 0usize);
-            if rdsys::rd_kafka_header_get_all(headers, idx, &mut name, &mut value, &mut size)
-                != rdsys::rd_kafka_resp_err_t::RD_KAFKA_RESP_ERR_NO_ERROR
-            {
-                return all;
-            }
-            idx += 1;
-            all.push((
-                CStr::from_ptr(name).to_bytes().to_vec(),
-                bytes(value, size).map(<[u8]>::to_vec),
-            ));
-        }
+        for_each_librdkafka_header(raw, |name, value| all.push((name.to_vec(), value.map(<[u8]>::to_vec))));
+        all
     }
 
     /// Every record of `topic` (written with `compression`) read both ways:

@@ -135,10 +135,7 @@ pub(crate) fn parse<'a>(bytes: &'a [u8], mut header: impl FnMut(&'a [u8], Option
 }
 
 fn take<'a>(rest: &mut &'a [u8], n: usize) -> Option<&'a [u8]> {
-    if rest.len() < n {
-        return None;
-    }
-    let (head, tail) = rest.split_at(n);
+    let (head, tail) = rest.split_at_checked(n)?;
     *rest = tail;
     Some(head)
 }
