@@ -213,7 +213,6 @@ fn restore_fresh(engine: Engine, prepared: &Prepared) -> (BTreeMap<i32, u64>, Co
 fn restore_into(engine: Engine, prepared: &Prepared, state: tempfile::TempDir) -> (BTreeMap<i32, u64>, Counters) {
     let bootstrap = prepared.cluster.bootstrap_servers();
     let counters = Counters::default();
-    let replayed = Arc::new(Mutex::new(BTreeMap::new()));
     let mut c = join(
         &bootstrap,
         prepared.guarantee,
@@ -222,12 +221,7 @@ fn restore_into(engine: Engine, prepared: &Prepared, state: tempfile::TempDir) -
         engine,
         restoring(prepared.snapshots.path()),
     );
-    let seen = replayed.clone();
-    c.manager.lock().set_progress_listener(move |p| {
-        if p.finished {
-            seen.lock().insert(p.changelog.partition(), p.total);
-        }
-    });
+    let replayed = record_replays(&c);
     let events = Arc::new(Mutex::new(Vec::new()));
     let sink = events.clone();
     c.manager.lock().set_event_listener(move |e| {
@@ -253,6 +247,19 @@ fn restore_into(engine: Engine, prepared: &Prepared, state: tempfile::TempDir) -
     );
     let replayed = replayed.lock().clone();
     (replayed, counters)
+}
+
+/// How many changelog offsets each finished restore of `m` replayed, by
+/// partition, filled in as its restores finish.
+fn record_replays(m: &Member) -> Arc<Mutex<BTreeMap<i32, u64>>> {
+    let replayed = Arc::new(Mutex::new(BTreeMap::new()));
+    let seen = replayed.clone();
+    m.manager.lock().set_progress_listener(move |p| {
+        if p.finished {
+            seen.lock().insert(p.changelog.partition(), p.total);
+        }
+    });
+    replayed
 }
 
 fn restores(counters: &Counters, result: &str) -> u64 {
@@ -826,13 +833,7 @@ fn revoked_during_its_snapshot_download(back_while_held: bool) {
         assert!(!downloads_in(&state_dir).is_empty(), "the download is still held");
 
         let tail = expect_tail(&prepared, newest_offset)[&(HELD as i32)];
-        let replayed = Arc::new(Mutex::new(BTreeMap::new()));
-        let seen = replayed.clone();
-        c.manager.lock().set_progress_listener(move |p| {
-            if p.finished {
-                seen.lock().insert(p.changelog.partition(), p.total);
-            }
-        });
+        let replayed = record_replays(&c);
         if back_while_held {
             // Assigned again while the download is held: it waits for it.
             c.consumer.subscribe(&[INPUT]).unwrap();
@@ -969,19 +970,14 @@ fn a_manager_closed_during_a_snapshot_download_cancels_it() {
     gate.release();
 
     let tail = expect_tail(&prepared, newest_offset)[&(HELD as i32)];
-    let replayed = Arc::new(Mutex::new(BTreeMap::new()));
-    let seen = replayed.clone();
     let counters = Counters::default();
-    metrics::with_local_recorder(&counters, || {
+    let replayed = metrics::with_local_recorder(&counters, || {
         let mut d = join(&bootstrap, EOS, "d", state, Engine::RocksDb, restoring(dir));
-        d.manager.lock().set_progress_listener(move |p| {
-            if p.finished {
-                seen.lock().insert(p.changelog.partition(), p.total);
-            }
-        });
+        let replayed = record_replays(&d);
         finish(&mut d);
         assert_eq!(counts(&d), prepared.want, "exact counts after the cancelled download");
         assert_eq!(d.processed, 0, "nothing left to process");
+        replayed
     });
     assert_eq!(
         replayed.lock().get(&(HELD as i32)).copied(),
