@@ -761,7 +761,8 @@ mod tests {
         let none: Vec<ExpiredWindow<u64, ()>> = t.expire_windows(0, b"other", ExpireOptions::delete()).unwrap();
         assert!(none.is_empty());
         assert_eq!(reads(&p), loads, "served from memory");
-        // A window that exists is read (one point read), and expired.
+        // A window that exists is read (from the value the index was
+        // given), and expired.
         assert_eq!(t.get_window::<u64>(0, 10, b"k").unwrap(), Some(1));
         let one: Vec<ExpiredWindow<u64, ()>> = t.expire_windows(0, b"k", ExpireOptions::delete()).unwrap();
         assert_eq!(one.len(), 1);
@@ -815,6 +816,46 @@ mod tests {
         let got: Vec<(i64, u64)> = got.into_iter().map(|w| (w.start, w.value)).collect();
         assert_eq!(got, vec![(0, 9)]);
         assert_eq!(p.gets(), gets);
+    }
+
+    #[test]
+    fn a_stored_window_is_read_from_the_value_the_index_knows() {
+        let (p, index) = one_window();
+        let mut t = txn(&p, &index);
+        t.update_window(10, 20, &2u64, 15, b"k").unwrap();
+        t.commit().unwrap();
+        let gets = p.gets();
+        let mut t = txn(&p, &index);
+        assert_eq!(t.get_window::<u64>(0, 10, b"k").unwrap(), Some(1));
+        assert_eq!(t.get_window::<u64>(10, 20, b"k").unwrap(), Some(2));
+        assert_eq!(p.gets(), gets, "no point read");
+        // This transaction's change wins over the index's value.
+        t.update_window(10, 20, &7u64, 16, b"k").unwrap();
+        assert_eq!(t.get_window::<u64>(10, 20, b"k").unwrap(), Some(7));
+        t.delete_window(0, 10, b"k").unwrap();
+        assert_eq!(t.get_window::<u64>(0, 10, b"k").unwrap(), None);
+        drop(t);
+        // An index loaded from the partition does not know the values.
+        let fresh = Arc::new(WindowIndex::default());
+        let t = txn(&p, &fresh);
+        assert_eq!(t.get_window::<u64>(10, 20, b"k").unwrap(), Some(2));
+        assert_eq!(p.gets(), gets + 1, "read from the partition");
+        drop(t);
+        // Written through the base transaction, where the index cannot
+        // follow: read from the change set.
+        let mut t = txn(&p, &index);
+        let encoded = Codec::MsgPack.encode(&9u64).unwrap();
+        t.base_mut()
+            .set_raw(cf::DEFAULT, keys::window_key(b"k", 0, 10), encoded)
+            .unwrap();
+        assert_eq!(t.get_window::<u64>(0, 10, b"k").unwrap(), Some(9));
+        t.commit().unwrap();
+        let t = txn(&p, &index);
+        assert_eq!(
+            t.get_window::<u64>(0, 10, b"k").unwrap(),
+            Some(9),
+            "the value committed"
+        );
     }
 
     #[test]

@@ -69,10 +69,40 @@ impl<P: StorePartition + ?Sized> WindowedTransaction<P> {
             if self.stored_absent(prefix, s, e)? {
                 return Ok(None);
             }
+            // Not touched here: the shared index's value is the stored
+            // one, where it knows it. A late record reads windows that
+            // exist; asking the partition for them also makes a
+            // write-behind cache finish applying the last checkpoint on
+            // this thread (`state_cache`'s `apply_behind_ops`).
+            if let Some(value) = self.indexed_value(prefix, s, e, |bytes| self.codec().decode(bytes))? {
+                return Ok(Some(value?));
+            }
             match self.base.partition().get(cf::DEFAULT, key)? {
                 Some(bytes) => Ok(Some(self.codec().decode(&bytes)?)),
                 None => Ok(None),
             }
+        })
+    }
+
+    /// `f` of the stored value of window `(start, end)` of `prefix` as the
+    /// shared index knows it; `None` if it does not, or if this
+    /// transaction may have changed the window (the caller asked the
+    /// change set first, which knows every change but those through
+    /// [`base_mut`](Self::base_mut)).
+    fn indexed_value<T>(&self, prefix: &[u8], start: u64, end: u64, f: impl FnOnce(&[u8]) -> T) -> Result<Option<T>> {
+        if self.untracked || !self.snapshot(prefix)? {
+            return Ok(None);
+        }
+        let prefixes = self.prefixes.borrow();
+        let Some(snap) = prefixes.get(prefix).and_then(|p| p.shared.as_ref()) else {
+            return Ok(None);
+        };
+        let Some(windows) = snap.windows.as_ref() else {
+            return Ok(None);
+        };
+        Ok(match windows.as_slice().binary_search(&(start, end)) {
+            Ok(i) => snap.values.get(i).and_then(|v| v.as_deref()).map(f),
+            Err(_) => None,
         })
     }
 
