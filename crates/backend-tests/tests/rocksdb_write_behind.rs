@@ -91,6 +91,7 @@ fn rocks_behind_caches(age: Duration) -> WriteBehindHarness<RocksHarness> {
             max_bytes: 32 << 10,
             max_dirty_bytes: 8 << 10,
             max_dirty_age: age,
+            ..WriteBehindConfig::default()
         },
     )
 }

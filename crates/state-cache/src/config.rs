@@ -32,6 +32,17 @@ pub struct WriteBehindConfig {
     /// Together with the checkpoint interval this bounds how much of the
     /// changelog a restart replays.
     pub max_dirty_age: Duration,
+    /// A batch of at least this many operations is applied to the cache
+    /// after `write` returns, by a helper thread the process shares, so
+    /// the writer goes on while it is applied (a checkpoint of a window
+    /// store writes hundreds of thousands). Whoever uses the cache next
+    /// (a read, a write, a flush) first finishes what the helper has not
+    /// done, so every read still sees every batch whose write returned.
+    /// After such a catch-up the next large batches are applied inside
+    /// `write` for a while: a store that reads the cache right after each
+    /// checkpoint gains nothing from the helper. `usize::MAX`: every batch
+    /// is applied inside `write`.
+    pub apply_behind_ops: usize,
 }
 
 impl Default for WriteBehindConfig {
@@ -42,6 +53,7 @@ impl Default for WriteBehindConfig {
             max_bytes: 64 << 20,
             max_dirty_bytes: 32 << 20,
             max_dirty_age: Duration::from_secs(30),
+            apply_behind_ops: 4096,
         }
     }
 }
@@ -98,6 +110,13 @@ pub struct WriteBehindStats {
     pub changelog_offset: Option<u64>,
     /// The changelog offset the partition below holds.
     pub flushed_offset: Option<u64>,
+    /// Batches applied after their `write` returned (see
+    /// [`WriteBehindConfig::apply_behind_ops`]).
+    pub applied_behind: u64,
+    /// Of those, the batches whose application a caller finished because
+    /// it needed the cache before the helper thread was done: that caller
+    /// waited, so a high share means applying behind gains little here.
+    pub finished_by_caller: u64,
 }
 
 impl WriteBehindStats {
@@ -110,5 +129,7 @@ impl WriteBehindStats {
         self.dirty_entries += other.dirty_entries;
         self.flushes += other.flushes;
         self.elided += other.elided;
+        self.applied_behind += other.applied_behind;
+        self.finished_by_caller += other.finished_by_caller;
     }
 }

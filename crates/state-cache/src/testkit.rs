@@ -32,7 +32,10 @@ impl<H: Harness> WriteBehindHarness<H> {
 
     /// `inner` behind caches of 16 KiB flushed at 4 KiB or `max_dirty_age`:
     /// small enough that flushes, evictions and written-through batches
-    /// happen throughout the kits.
+    /// happen throughout the kits. Every batch is applied behind its
+    /// `write` ([`WriteBehindConfig::apply_behind_ops`] 1), so the kits
+    /// check that path too; [`new`](Self::new) with the default config
+    /// checks the other.
     pub fn small(inner: H, max_dirty_age: Duration) -> Self {
         Self::new(
             inner,
@@ -40,6 +43,7 @@ impl<H: Harness> WriteBehindHarness<H> {
                 max_bytes: 16 << 10,
                 max_dirty_bytes: 4 << 10,
                 max_dirty_age,
+                apply_behind_ops: 1,
             },
         )
     }

@@ -35,8 +35,8 @@ const DELETE: u32 = u32::MAX;
 /// Operations apply in order, so a later operation on the same key wins.
 /// Keys and values are copied into one contiguous buffer, so building a
 /// batch costs one copy and amortised allocations; [`WriteBatch::clear`]
-/// keeps the buffers for reuse.
-#[derive(Clone, Debug, Default)]
+/// keeps the buffers for reuse, and so does [`Clone::clone_from`].
+#[derive(Debug, Default)]
 pub struct WriteBatch {
     data: Vec<u8>,
     ops: Vec<OpIndex>,
@@ -173,7 +173,14 @@ impl WriteBatch {
 
     /// The operations in the order they were added.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = BatchOp<'_>> + '_ {
-        self.ops.iter().map(move |op| {
+        self.iter_from(0)
+    }
+
+    /// The operations from the `first`-th on (none if `first >= len()`),
+    /// for a consumer that applies a batch in parts.
+    pub fn iter_from(&self, first: usize) -> impl ExactSizeIterator<Item = BatchOp<'_>> + '_ {
+        let ops = self.ops.get(first..).unwrap_or_default();
+        ops.iter().map(move |op| {
             let key_end = op.start + op.key_len as usize;
             BatchOp {
                 cf: &self.cfs[op.cf as usize],
@@ -182,6 +189,26 @@ impl WriteBatch {
                 new_key: op.new_key,
             }
         })
+    }
+}
+
+impl Clone for WriteBatch {
+    fn clone(&self) -> Self {
+        WriteBatch {
+            data: self.data.clone(),
+            ops: self.ops.clone(),
+            cfs: self.cfs.clone(),
+            changelog_offset: self.changelog_offset,
+        }
+    }
+
+    /// Copies `source` into this batch's buffers (no allocation once they
+    /// are large enough).
+    fn clone_from(&mut self, source: &Self) {
+        self.data.clone_from(&source.data);
+        self.ops.clone_from(&source.ops);
+        self.cfs.clone_from(&source.cfs);
+        self.changelog_offset = source.changelog_offset;
     }
 }
 
@@ -224,5 +251,24 @@ mod tests {
         assert_eq!(b.column_families(), ["default", "x"]);
         b.clear();
         assert!(b.is_empty());
+    }
+
+    #[test]
+    fn iter_from_resumes_at_an_operation_and_clone_from_copies_everything() {
+        let mut b = WriteBatch::new();
+        b.put("default", b"a", b"1");
+        b.delete("x", b"b");
+        b.put_new("default", b"c", b"3");
+        b.set_changelog_offset(9);
+        let keys = |from| b.iter_from(from).map(|op| op.key.to_vec()).collect::<Vec<_>>();
+        assert_eq!(keys(1), vec![b"b".to_vec(), b"c".to_vec()]);
+        assert_eq!(keys(3), Vec::<Vec<u8>>::new());
+        assert_eq!(keys(7), Vec::<Vec<u8>>::new(), "past the end: nothing");
+        let mut copy = WriteBatch::new();
+        copy.put("old", b"zzz", b"gone");
+        copy.clone_from(&b);
+        assert_eq!(copy.iter().collect::<Vec<_>>(), b.iter().collect::<Vec<_>>());
+        assert_eq!(copy.column_families(), ["default", "x"]);
+        assert_eq!(copy.changelog_offset(), Some(9));
     }
 }

@@ -34,10 +34,12 @@
 //! One job per file: `state` (what the cache holds and its flush policy,
 //! over the cache slots shared with the write-through cache), `ordered` (the ordered view of
 //! unflushed keys for range reads), `merge` (merged reads and the read
-//! view), `partition` ([`WriteBehindPartition`]) and `backend`
+//! view), `behind` (large batches applied by a helper thread after
+//! `write` returns), `partition` ([`WriteBehindPartition`]) and `backend`
 //! ([`WriteBehindBackend`]).
 
 mod backend;
+mod behind;
 mod merge;
 mod ordered;
 mod partition;

@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use state_core::{
     BudgetPool, Direction, KvIter, MemoryBudget, PartitionStats, ReadView, Reservation, Result, StorePartition,
     WriteBatch,
 };
 
+use super::behind;
 use super::merge::{Merge, WriteBehindView};
 use super::state::{is_offset_key, offset_bytes, State};
 use crate::config::{WriteBehindConfig, WriteBehindStats};
@@ -31,6 +32,10 @@ use crate::config::{WriteBehindConfig, WriteBehindStats};
 /// * `write_bulk` (recovery) goes straight to the partition below, after
 ///   flushing the cache, and drops the cached entries of its keys.
 /// * `persist` flushes, then persists the partition below.
+/// * A batch of [`WriteBehindConfig::apply_behind_ops`] operations or more
+///   may be applied to the cache by a helper thread after `write`
+///   returns; the next call finishes whatever the helper has not, so no
+///   call can tell.
 ///
 /// Every write to the partition below must go through the wrapper once it
 /// exists, or the cache goes stale. Dropping the wrapper discards what it
@@ -39,7 +44,8 @@ use crate::config::{WriteBehindConfig, WriteBehindStats};
 pub struct WriteBehindPartition {
     inner: Arc<dyn StorePartition>,
     config: WriteBehindConfig,
-    state: Mutex<State>,
+    /// Shared with the helper that applies large batches (`behind`).
+    state: Arc<Mutex<State>>,
 }
 
 impl std::fmt::Debug for WriteBehindPartition {
@@ -86,8 +92,16 @@ impl WriteBehindPartition {
         Ok(WriteBehindPartition {
             inner,
             config,
-            state: Mutex::new(State::new(offset, reservation)),
+            state: Arc::new(Mutex::new(State::new(offset, reservation))),
         })
+    }
+
+    /// The cache, locked, with any batch still being applied behind
+    /// `write` applied first: every use of the cache goes through here.
+    fn locked(&self) -> MutexGuard<'_, State> {
+        let mut st = self.state.lock();
+        st.settle();
+        st
     }
 
     /// The partition below.
@@ -105,7 +119,7 @@ impl WriteBehindPartition {
     /// Nothing to write: nothing happens. On error the changes stay cached
     /// (reads still see them) and the next flush retries.
     pub fn flush(&self) -> Result<()> {
-        self.state.lock().flush(&*self.inner)
+        self.locked().flush(&*self.inner)
     }
 
     /// Flushes if the oldest unflushed change is at least
@@ -115,7 +129,7 @@ impl WriteBehindPartition {
     /// budget that asks for it, gives back clean entries beyond its fair
     /// share).
     pub fn flush_if_due(&self) -> Result<bool> {
-        let mut st = self.state.lock();
+        let mut st = self.locked();
         if st.due(&self.config, Instant::now()) {
             st.flush(&*self.inner)?;
             Ok(true)
@@ -128,18 +142,24 @@ impl WriteBehindPartition {
 
     /// True if there are changes not yet written below.
     pub fn is_dirty(&self) -> bool {
-        self.state.lock().is_dirty()
+        self.locked().is_dirty()
+    }
+
+    /// True if a batch is still being applied behind its `write`.
+    #[cfg(test)]
+    pub(super) fn has_pending(&self) -> bool {
+        self.state.lock().pending.is_some()
     }
 
     /// Sizes and counters of the cache.
     pub fn cache_stats(&self) -> WriteBehindStats {
-        self.state.lock().stats()
+        self.locked().stats()
     }
 }
 
 impl StorePartition for WriteBehindPartition {
     fn get(&self, cf_name: &str, key: &[u8]) -> Result<Option<Vec<u8>>> {
-        let mut st = self.state.lock();
+        let mut st = self.locked();
         if is_offset_key(cf_name, key) {
             return Ok(offset_bytes(st.offset));
         }
@@ -159,7 +179,7 @@ impl StorePartition for WriteBehindPartition {
         upper: Option<&[u8]>,
         direction: Direction,
     ) -> Result<KvIter<'a>> {
-        let mut st = self.state.lock();
+        let mut st = self.locked();
         let dirty = st.dirty_view(cf_name, lower, upper, direction, &self.config, &*self.inner)?;
         // Both views are taken under the lock: a flush cannot fall between.
         let inner = self.inner.iter_range(cf_name, lower, upper, direction)?;
@@ -168,14 +188,21 @@ impl StorePartition for WriteBehindPartition {
     }
 
     fn write(&self, batch: &WriteBatch) -> Result<()> {
-        let mut st = self.state.lock();
+        let mut st = self.locked();
         let need = st.estimate(batch);
         if need <= self.config.max_bytes {
             if st.must_flush_before(need, &self.config) {
                 st.flush(&*self.inner)?;
             }
             if st.ensure_room(need, self.config.max_bytes, &*self.inner)? {
-                st.apply(batch);
+                if st.apply_behind(batch.len(), self.config.apply_behind_ops) {
+                    st.defer(batch);
+                    if !behind::hand_over(&self.state) {
+                        st.finish_pending();
+                    }
+                } else {
+                    st.apply(batch);
+                }
                 return Ok(());
             }
         }
@@ -188,7 +215,7 @@ impl StorePartition for WriteBehindPartition {
     }
 
     fn write_bulk(&self, batch: &WriteBatch) -> Result<()> {
-        let mut st = self.state.lock();
+        let mut st = self.locked();
         st.forget_keys(batch, &*self.inner)?;
         self.inner.write_bulk(batch)?;
         st.written_through(batch);
@@ -196,7 +223,7 @@ impl StorePartition for WriteBehindPartition {
     }
 
     fn load_bulk(&self, batch: &WriteBatch) -> Result<()> {
-        let mut st = self.state.lock();
+        let mut st = self.locked();
         st.forget_keys(batch, &*self.inner)?;
         self.inner.load_bulk(batch)?;
         st.written_through(batch);
@@ -209,14 +236,14 @@ impl StorePartition for WriteBehindPartition {
     }
 
     fn changelog_offset(&self) -> Result<Option<u64>> {
-        Ok(self.state.lock().offset)
+        Ok(self.locked().offset)
     }
 
     /// Flushes, then snapshots the partition below while holding the
     /// cache's lock: the snapshot holds every batch written through the
     /// wrapper before the call.
     fn snapshot(&self, dir: &std::path::Path) -> Result<Option<state_core::LocalSnapshot>> {
-        let mut st = self.state.lock();
+        let mut st = self.locked();
         st.flush(&*self.inner)?;
         self.inner.snapshot(dir)
     }
@@ -228,7 +255,7 @@ impl StorePartition for WriteBehindPartition {
 
     fn column_families(&self) -> Result<Vec<String>> {
         let mut names = self.inner.column_families()?;
-        let st = self.state.lock();
+        let st = self.locked();
         names.extend(st.written_cfs().map(str::to_owned));
         names.sort();
         names.dedup();
@@ -244,7 +271,7 @@ impl StorePartition for WriteBehindPartition {
     /// views short) and reads the cache over a view of the partition below
     /// taken under the same lock. Reads through the view cache nothing.
     fn read_view(&self) -> Result<Box<dyn ReadView + '_>> {
-        let state = self.state.lock();
+        let state = self.locked();
         let inner = self.inner.read_view()?;
         Ok(Box::new(WriteBehindView { state, inner }))
     }

@@ -9,6 +9,7 @@ use std::time::Instant;
 use state_core::mem::{sort_by_key, InlineBytes};
 use state_core::{cf, keys, Reservation, Result, StorePartition, WriteBatch};
 
+use super::behind::Pending;
 use super::ordered::OrderedKeys;
 use crate::config::{WriteBehindConfig, WriteBehindStats, ENTRY_OVERHEAD, OFFSET_CHARGE, ORDERED_OVERHEAD};
 use crate::slots::{charge, Entry, Slots};
@@ -80,6 +81,16 @@ pub(super) struct State {
     first_dirty_at: Option<Instant>,
     flushes: u64,
     elided: u64,
+    /// A batch `write` accepted but has not applied yet (see `behind`).
+    pub(super) pending: Option<Pending>,
+    /// The buffers of the last batch applied behind, for the next one.
+    pub(super) spare: WriteBatch,
+    pub(super) applied_behind: u64,
+    pub(super) finished_by_caller: u64,
+    /// Large batches still to apply inside `write`, and the length of the
+    /// last such run (see `behind`).
+    pub(super) inline_for: u32,
+    pub(super) inline_run: u32,
 }
 
 impl State {
@@ -97,6 +108,12 @@ impl State {
             first_dirty_at: None,
             flushes: 0,
             elided: 0,
+            pending: None,
+            spare: WriteBatch::new(),
+            applied_behind: 0,
+            finished_by_caller: 0,
+            inline_for: 0,
+            inline_run: 0,
         }
     }
 
@@ -131,6 +148,8 @@ impl State {
             elided: self.elided,
             changelog_offset: self.offset,
             flushed_offset: self.flushed_offset,
+            applied_behind: self.applied_behind,
+            finished_by_caller: self.finished_by_caller,
         }
     }
 
@@ -262,6 +281,13 @@ impl State {
 
     /// Applies `batch` to the cache (room was made by the caller).
     pub(super) fn apply(&mut self, batch: &WriteBatch) {
+        self.apply_part(batch, 0, usize::MAX);
+    }
+
+    /// Applies up to `max_ops` operations of `batch` from the `first`-th
+    /// on, and the batch's changelog offset with its last operation (room
+    /// for all of it was made by the caller); returns how many it applied.
+    pub(super) fn apply_part(&mut self, batch: &WriteBatch, first: usize, max_ops: usize) -> usize {
         // The batch's column families, as numbers of ours.
         let ours: Vec<u16> = batch
             .column_families()
@@ -269,7 +295,8 @@ impl State {
             .map(|name| self.cf_written(name))
             .collect();
         let mut last = CfMemo::default();
-        for op in batch.iter() {
+        let count = batch.len().saturating_sub(first).min(max_ops);
+        for op in batch.iter_from(first).take(count) {
             let cf = match ours.get(last.index(op.cf, batch.column_families())) {
                 Some(&cf) => cf,
                 None => self.cf_written(op.cf),
@@ -296,6 +323,9 @@ impl State {
                 }
             }
         }
+        if first + count < batch.len() {
+            return count;
+        }
         if let Some(offset) = batch.changelog_offset() {
             self.offset = Some(offset);
             if !self.offset_dirty {
@@ -305,6 +335,7 @@ impl State {
             }
             self.mark_dirty_time();
         }
+        count
     }
 
     /// The number of column family `name`, marked written.

@@ -65,7 +65,9 @@ proptest! {
     /// with that write's offset (never a mix), and after a flush the
     /// latest one; a crash (dropping the wrapper unflushed) loses
     /// exactly the writes after that state; the resident bytes never
-    /// exceed the bound.
+    /// exceed the bound. With `behind`, every batch is applied by the
+    /// helper thread after its write returns (whatever the helper has
+    /// not done when the next call comes is finished by that call).
     #[test]
     fn the_partition_below_holds_a_consistent_prefix_across_crashes(
         ops in proptest::collection::vec(op(), 1..60),
@@ -74,6 +76,7 @@ proptest! {
         age_zero in any::<bool>(),
         size in 1usize..5,
         budget_entries in proptest::option::of(0usize..10),
+        behind in any::<bool>(),
     ) {
         let below: Arc<MemoryPartition> = Arc::new(MemoryPartition::new());
         let max_bytes = max_entries * (ENTRY_OVERHEAD + 26) + OFFSET_CHARGE;
@@ -81,6 +84,7 @@ proptest! {
             max_bytes,
             max_dirty_bytes: dirty_entries * (ENTRY_OVERHEAD + 26),
             max_dirty_age: if age_zero { Duration::ZERO } else { Duration::from_secs(3600) },
+            apply_behind_ops: if behind { 1 } else { usize::MAX },
         };
         // A memory budget smaller than the cache's own bound, or none.
         let budget = budget_entries.map(|n| MemoryBudget::with_engine_share(n * (ENTRY_OVERHEAD + 26), 0));
