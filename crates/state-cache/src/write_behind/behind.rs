@@ -11,12 +11,16 @@
 //! batch in parts, taking the cache's lock for each part.
 //!
 //! Nothing can observe the difference: every use of the cache (reads,
-//! writes, flushes, snapshots, stats) takes the lock through
+//! writes, flushes, snapshots) takes the lock through
 //! `WriteBehindPartition::locked`, which first applies whatever the
 //! helper has not, on the caller's thread. So the cache is used in exactly
 //! the order of the calls, as if `write` had applied the batch itself, and
 //! a caller never waits longer than it would have then. Applying is
 //! infallible and touches only memory, so a failure cannot surface late.
+//! Two calls that owners make between checkpoints do not count as a use
+//! that needs the batch: `flush_if_due` leaves it to the helper unless a
+//! flush is due (the batch's changes are as old as its write), and
+//! `cache_stats` finishes it without counting a catch-up.
 //! If the helper cannot be started (or has died), `write` applies the
 //! batch itself.
 
@@ -73,6 +77,8 @@ impl State {
         copy.clone_from(batch);
         self.pending = Some(Pending { batch: copy, next: 0 });
         self.applied_behind += 1;
+        // Its changes are as old as the write, for the age bound.
+        self.mark_dirty_time();
     }
 
     /// Applies up to `max_ops` more operations of the pending batch;

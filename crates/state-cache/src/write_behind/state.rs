@@ -168,7 +168,7 @@ impl State {
         self.due(config, Instant::now()) || self.dirty_bytes + need > config.max_dirty_bytes
     }
 
-    fn mark_dirty_time(&mut self) {
+    pub(super) fn mark_dirty_time(&mut self) {
         if self.first_dirty_at.is_none() {
             self.first_dirty_at = Some(Instant::now());
         }
@@ -219,6 +219,9 @@ impl State {
     /// Writes all dirty entries below in one batch.
     pub(super) fn flush(&mut self, inner: &dyn StorePartition) -> Result<()> {
         if !self.is_dirty() {
+            // A batch applied behind its write marks the time it was
+            // written, even if all of it was elided.
+            self.first_dirty_at = None;
             return Ok(());
         }
         let slots = &self.slots;

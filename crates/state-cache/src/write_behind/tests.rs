@@ -471,3 +471,34 @@ fn dropping_a_cache_with_a_batch_still_pending_is_safe() {
     assert_eq!(below.get(cf::DEFAULT, b"k000009").unwrap(), Some(b"z9".to_vec()));
     assert_eq!(below.changelog_offset().unwrap(), Some(2));
 }
+
+#[test]
+fn flush_if_due_leaves_a_pending_batch_to_the_helper_unless_a_flush_is_due() {
+    let below = recording();
+    let wb = WriteBehindPartition::new(below.clone(), behind(64 << 20)).unwrap();
+    wb.write(&numbered(20_000, "a", 1)).unwrap();
+    assert!(!wb.flush_if_due().unwrap(), "an hour's age bound is not due");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while wb.has_pending() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the helper never applied the batch"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert_eq!(wb.cache_stats().finished_by_caller, 0, "nobody caught up");
+    assert!(batches(&below).is_empty());
+    // Due at once: the pending batch is finished and flushed with the rest.
+    let wb = WriteBehindPartition::new(
+        below.clone(),
+        WriteBehindConfig {
+            max_dirty_age: Duration::ZERO,
+            ..behind(64 << 20)
+        },
+    )
+    .unwrap();
+    wb.write(&numbered(20_000, "b", 2)).unwrap();
+    assert!(wb.flush_if_due().unwrap());
+    assert_eq!(batches(&below), vec![(20_000, Some(2))]);
+    assert!(!wb.flush_if_due().unwrap(), "nothing left to flush");
+}
