@@ -394,6 +394,20 @@ fn numbered(n: u32, tag: &str, offset: u64) -> WriteBatch {
     b
 }
 
+/// Waits until the helper thread has applied `wb`'s pending batch. Not a
+/// timing assertion: the helper has all the time it needs, and a helper
+/// that never applies fails here.
+fn wait_for_helper(wb: &WriteBehindPartition) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while wb.has_pending() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the helper never applied the batch"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 fn behind(max_bytes: usize) -> WriteBehindConfig {
     WriteBehindConfig {
         apply_behind_ops: 1,
@@ -430,16 +444,7 @@ fn a_batch_applied_behind_its_write_is_seen_by_the_very_next_call() {
 fn the_helper_thread_applies_a_batch_nobody_waits_for() {
     let wb = WriteBehindPartition::new(recording(), behind(64 << 20)).unwrap();
     wb.write(&numbered(50_000, "a", 1)).unwrap();
-    // Not a timing assertion: the helper has all the time it needs, and
-    // a helper that never applies fails here.
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while wb.has_pending() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the helper never applied the batch"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_helper(&wb);
     let stats = wb.cache_stats();
     assert_eq!((stats.applied_behind, stats.finished_by_caller), (1, 0));
     assert_eq!(stats.dirty_entries, 50_000);
@@ -478,14 +483,7 @@ fn flush_if_due_leaves_a_pending_batch_to_the_helper_unless_a_flush_is_due() {
     let wb = WriteBehindPartition::new(below.clone(), behind(64 << 20)).unwrap();
     wb.write(&numbered(20_000, "a", 1)).unwrap();
     assert!(!wb.flush_if_due().unwrap(), "an hour's age bound is not due");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    while wb.has_pending() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the helper never applied the batch"
-        );
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    wait_for_helper(&wb);
     assert_eq!(wb.cache_stats().finished_by_caller, 0, "nobody caught up");
     assert!(batches(&below).is_empty());
     // Due at once: the pending batch is finished and flushed with the rest.

@@ -736,6 +736,15 @@ mod tests {
         WindowedTransaction::with_index(p.clone(), Codec::MsgPack, None, index.clone())
     }
 
+    /// Sets window `[0, 10)` of prefix `k` to `value` through the base
+    /// transaction, where the window index cannot follow.
+    fn set_behind_the_index(t: &mut WindowedTransaction<Counting>, value: u64) {
+        let encoded = Codec::MsgPack.encode(&value).unwrap();
+        t.base_mut()
+            .set_raw(cf::DEFAULT, keys::window_key(b"k", 0, 10), encoded)
+            .unwrap();
+    }
+
     /// A partition holding window `[0, 10)` of prefix `k` (latest
     /// timestamp 5), written through its index.
     fn one_window() -> (Arc<Counting>, Arc<WindowIndex>) {
@@ -805,10 +814,7 @@ mod tests {
         // Written through the base transaction: the index learns the value
         // from the change set.
         let mut t = txn(&p, &index);
-        let encoded = Codec::MsgPack.encode(&9u64).unwrap();
-        t.base_mut()
-            .set_raw(cf::DEFAULT, keys::window_key(b"k", 0, 10), encoded)
-            .unwrap();
+        set_behind_the_index(&mut t, 9);
         t.commit().unwrap();
         let gets = p.gets();
         let mut t = txn(&p, &index);
@@ -844,10 +850,7 @@ mod tests {
         // Written through the base transaction, where the index cannot
         // follow: read from the change set.
         let mut t = txn(&p, &index);
-        let encoded = Codec::MsgPack.encode(&9u64).unwrap();
-        t.base_mut()
-            .set_raw(cf::DEFAULT, keys::window_key(b"k", 0, 10), encoded)
-            .unwrap();
+        set_behind_the_index(&mut t, 9);
         assert_eq!(t.get_window::<u64>(0, 10, b"k").unwrap(), Some(9));
         t.commit().unwrap();
         let t = txn(&p, &index);
