@@ -121,14 +121,15 @@ impl Slots {
 
     /// If the budget asked holders above their fair share to give memory
     /// back, evicts clean entries down to the share (dirty ones stay) and
-    /// gives back what is no longer used. Cheap when it did not ask.
-    pub(crate) fn give_back_if_asked(&mut self) {
+    /// gives back what is no longer used; true if it asked. Cheap when it
+    /// did not ask.
+    pub(crate) fn give_back_if_asked(&mut self) -> bool {
         if !self.reservation.pressure() {
-            return;
+            return false;
         }
         let share = self.reservation.fair_share();
         if self.reservation.held() <= share {
-            return;
+            return true;
         }
         while self.resident > share {
             match self.entries.next_victim(|e| !e.dirty) {
@@ -141,6 +142,7 @@ impl Slots {
             self.entries.compact();
         }
         self.reservation.shrink_to(self.resident);
+        true
     }
 
     /// The number of column family `name`, if it has one yet.

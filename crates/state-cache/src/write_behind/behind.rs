@@ -24,6 +24,7 @@
 //! If the helper cannot be started (or has died), `write` applies the
 //! batch itself.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, OnceLock, Weak};
 
@@ -112,12 +113,24 @@ impl State {
 
     /// Applies the rest of the pending batch, if any.
     pub(super) fn finish_pending(&mut self) {
+        self.raise_helper_panic();
         while self.apply_pending(usize::MAX) {}
+    }
+
+    /// Panics if the helper panicked applying this cache's batch: the rest
+    /// of that batch is lost, so the cache must not be used, and the panic
+    /// reaches the next caller as it reached the writer when `write`
+    /// applied every batch itself.
+    pub(super) fn raise_helper_panic(&mut self) {
+        if let Some(what) = self.helper_panic.take() {
+            panic!("the write-behind cache's helper thread panicked applying a batch, which is lost: {what}");
+        }
     }
 
     /// [`finish_pending`](Self::finish_pending), for a caller about to use
     /// the cache: counted when it finds work the helper had not done.
     pub(super) fn settle(&mut self) {
+        self.raise_helper_panic();
         if self.pending.is_some() {
             self.finished_by_caller += 1;
             let (first, last) = INLINE_AFTER_CATCH_UP;
@@ -159,7 +172,26 @@ fn run(jobs: Receiver<Weak<Mutex<State>>>) {
     for job in jobs {
         // A cache dropped meanwhile needs nothing.
         let Some(state) = job.upgrade() else { continue };
-        while state.lock().help() {}
+        loop {
+            // A panic (a broken invariant) is handed to the cache's next
+            // caller; the helper goes on serving the other caches.
+            match catch_unwind(AssertUnwindSafe(|| state.lock().help())) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(payload) => {
+                    state.lock().helper_panic = Some(panic_message(&*payload));
+                    break;
+                }
+            }
+        }
+    }
+}
+
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
+        (Some(s), _) => (*s).to_owned(),
+        (_, Some(s)) => s.clone(),
+        _ => "(no message)".to_owned(),
     }
 }
 
@@ -175,6 +207,32 @@ mod tests {
             b.put(cf::DEFAULT, &i.to_be_bytes(), b"v");
         }
         b
+    }
+
+    #[test]
+    #[should_panic(expected = "helper thread panicked applying a batch, which is lost: boom")]
+    fn the_next_caller_panics_with_what_the_helper_panicked_with() {
+        let mut st = State::new(None, Reservation::unlimited());
+        st.helper_panic = Some(panic_message(&"boom"));
+        st.settle();
+    }
+
+    #[test]
+    fn the_spare_buffers_go_when_the_budget_asks_for_memory_back() {
+        let budget = state_core::MemoryBudget::with_engine_share(8 * state_core::RESERVATION_CHUNK, 0);
+        let mut held = budget.reserve(state_core::BudgetPool::Caches);
+        assert!(held.try_grow_to(8 * state_core::RESERVATION_CHUNK));
+        let mut st = State::new(None, held);
+        st.defer(&batch(1_000));
+        st.finish_pending();
+        assert!(st.spare.data_size() > 0, "kept for the next batch");
+        st.give_back_if_asked();
+        assert!(st.spare.data_size() > 0, "nobody asked");
+        // A newcomer below its fair share is refused: the budget asks.
+        let mut newcomer = budget.reserve(state_core::BudgetPool::Caches);
+        assert!(!newcomer.try_grow_to(state_core::RESERVATION_CHUNK));
+        st.give_back_if_asked();
+        assert_eq!(st.spare.data_size(), 0, "given back");
     }
 
     #[test]

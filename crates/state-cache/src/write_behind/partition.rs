@@ -134,6 +134,7 @@ impl WriteBehindPartition {
         // being applied behind its write is left to the helper unless a
         // flush is due.
         let mut st = self.state.lock();
+        st.raise_helper_panic();
         if st.pending.is_some() {
             if !st.due(&self.config, Instant::now()) {
                 return Ok(false);
@@ -145,7 +146,7 @@ impl WriteBehindPartition {
             Ok(true)
         } else {
             // An idle cache gives back too when the budget asks.
-            st.slots.give_back_if_asked();
+            st.give_back_if_asked();
             Ok(false)
         }
     }

@@ -83,8 +83,13 @@ pub(super) struct State {
     elided: u64,
     /// A batch `write` accepted but has not applied yet (see `behind`).
     pub(super) pending: Option<Pending>,
-    /// The buffers of the last batch applied behind, for the next one.
+    /// The buffers of the last batch applied behind, for the next one
+    /// (not charged to the budget; dropped when the budget asks for
+    /// memory back).
     pub(super) spare: WriteBatch,
+    /// What the helper's panic said, if it panicked applying this cache's
+    /// batch: the next caller panics with it (see `behind`).
+    pub(super) helper_panic: Option<String>,
     pub(super) applied_behind: u64,
     pub(super) finished_by_caller: u64,
     /// Large batches still to apply inside `write`, and the length of the
@@ -110,6 +115,7 @@ impl State {
             elided: 0,
             pending: None,
             spare: WriteBatch::new(),
+            helper_panic: None,
             applied_behind: 0,
             finished_by_caller: 0,
             inline_for: 0,
@@ -276,7 +282,7 @@ impl State {
         self.first_dirty_at = None;
         self.flushes += 1;
         // Everything is clean: the moment to give memory back if asked.
-        self.slots.give_back_if_asked();
+        self.give_back_if_asked();
         Ok(())
     }
 
@@ -339,6 +345,14 @@ impl State {
             self.mark_dirty_time();
         }
         count
+    }
+
+    /// Gives memory back if the budget asks: clean entries beyond the fair
+    /// share, and the spare batch buffers.
+    pub(super) fn give_back_if_asked(&mut self) {
+        if self.slots.give_back_if_asked() {
+            self.spare = WriteBatch::new();
+        }
     }
 
     /// The number of column family `name`, marked written.
