@@ -135,13 +135,14 @@ impl WriteBehindPartition {
         // flush is due.
         let mut st = self.state.lock();
         st.raise_helper_panic();
+        let due = st.due(&self.config, Instant::now());
         if st.pending.is_some() {
-            if !st.due(&self.config, Instant::now()) {
+            if !due {
                 return Ok(false);
             }
             st.settle();
         }
-        if st.due(&self.config, Instant::now()) {
+        if due {
             st.flush(&*self.inner)?;
             Ok(true)
         } else {
