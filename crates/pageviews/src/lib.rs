@@ -47,6 +47,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use bare::BareRun;
 pub use pipeline::{run, Report};
 pub use processor::SnapshotRestores;
 pub use state_manager::ProcessingGuarantee;

@@ -12,7 +12,7 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Produc
 use state_changelog::{changelog_topic_name, create_topic};
 use state_manager::StateContext;
 
-use crate::bare::Stages;
+use crate::bare::{BareRun, Stages};
 use crate::events::{partition_of, Generator, Truth};
 use crate::http::{check_bind, Endpoints, Listening, Phase, Server, Shared};
 use crate::processor::{send, Run, SnapshotRestores, COMPRESSION};
@@ -31,6 +31,11 @@ pub struct Report {
     pub processed: u64,
     /// Wall time of processing (both processors, recovery included).
     pub elapsed: Duration,
+    /// The parts of `elapsed` each processor, in turn, waited for the
+    /// consumer group to assign it partitions after subscribing: the
+    /// broker's rebalance delay (at the start, and again after the crash),
+    /// not the demo's work. Restores come after and are not in them.
+    pub group_waits: Vec<Duration>,
     /// Input records processed before the crash.
     pub crashed_after: Option<u64>,
     /// Changelog offsets replayed by the second processor.
@@ -50,12 +55,12 @@ pub struct Report {
     /// How long the bare pipeline (consume → produce, the same client
     /// settings and guarantee, no state) took for the same events on the
     /// same cluster, afterwards (`None`: it failed).
-    pub bare_pipeline: Option<Duration>,
+    pub bare_pipeline: Option<BareRun>,
     /// How long the same bare pipeline took in the demo's two stages
     /// (input → a by-page repartition topic → output: every event consumed
     /// and produced twice, as the demo's are), no state, afterwards
     /// (`None`: it failed).
-    pub bare_two_stage: Option<Duration>,
+    pub bare_two_stage: Option<BareRun>,
     /// Page windows closed and emitted.
     pub windows_emitted: usize,
     /// User sessions closed and emitted.
@@ -72,15 +77,27 @@ impl Report {
         self.events as f64 / self.elapsed.as_secs_f64().max(1e-9)
     }
 
-    /// Events per second of the bare pipeline (`None`: not measured).
-    pub fn bare_events_per_sec(&self) -> Option<f64> {
-        self.rate_of(self.bare_pipeline)
+    /// `elapsed` without the group waits: the time the processors held
+    /// their partitions (restoring or processing).
+    pub fn processing(&self) -> Duration {
+        self.elapsed.saturating_sub(self.group_waits.iter().sum())
     }
 
-    /// Events per second of the two-stage bare pipeline (`None`: not
+    /// Input events per second of [`processing`](Self::processing).
+    pub fn processing_events_per_sec(&self) -> f64 {
+        self.events as f64 / self.processing().as_secs_f64().max(1e-9)
+    }
+
+    /// Events per second of the bare pipeline, wall time (`None`: not
     /// measured).
+    pub fn bare_events_per_sec(&self) -> Option<f64> {
+        self.rate_of(self.bare_pipeline.map(|b| b.took))
+    }
+
+    /// Events per second of the two-stage bare pipeline, wall time
+    /// (`None`: not measured).
     pub fn bare_two_stage_events_per_sec(&self) -> Option<f64> {
-        self.rate_of(self.bare_two_stage)
+        self.rate_of(self.bare_two_stage.map(|b| b.took))
     }
 
     /// Events per second of a reference that took `took` for the events.
@@ -89,18 +106,30 @@ impl Report {
             .map(|b| self.events as f64 / b.as_secs_f64())
     }
 
-    /// The summary line of a reference that took `took` (none if it was
-    /// not measured), the demo's events/s against it.
-    fn reference_line(&self, label: &str, took: Option<Duration>, shape: &str) -> String {
-        let (Some(took), Some(rate)) = (took, self.rate_of(took)) else {
+    /// The summary line of a reference run (none if it was not measured):
+    /// the demo's events/s against it in wall time, and without either's
+    /// group waits.
+    fn reference_line(&self, label: &str, run: Option<BareRun>, shape: &str) -> String {
+        let Some(run) = run else { return String::new() };
+        let Some(rate) = self.rate_of(Some(run.took)) else {
             return String::new();
         };
-        format!(
-            "{label:<17}{} in {:.1} s ({rate:.0} events/s; {shape}, no state): the demo does {:.2}x\n",
+        let mut line = format!(
+            "{label:<17}{} in {:.1} s ({rate:.0} events/s; {shape}, no state): the demo does {:.2}x",
             self.events,
-            took.as_secs_f64(),
+            run.took.as_secs_f64(),
             self.events_per_sec() / rate
-        )
+        );
+        let held = run.took.saturating_sub(run.group_wait);
+        if !held.is_zero() {
+            line += &format!(
+                "; without group waits {:.1} s against the demo's {:.1} s: {:.2}x",
+                held.as_secs_f64(),
+                self.processing().as_secs_f64(),
+                held.as_secs_f64() / self.processing().as_secs_f64().max(1e-9)
+            );
+        }
+        line + "\n"
     }
 
     /// Changelog records restored per second of recovery.
@@ -117,6 +146,19 @@ impl Report {
             self.events_per_sec(),
             self.processed
         );
+        if !self.group_waits.is_empty() {
+            let waits: Vec<String> = self
+                .group_waits
+                .iter()
+                .map(|w| format!("{:.1} s", w.as_secs_f64()))
+                .collect();
+            s += &format!(
+                "group waits:     {} of it waiting for the consumer group to assign partitions (the broker's rebalance delay, each processor in turn); processing {:.1} s, {:.0} events/s\n",
+                waits.join(" + "),
+                self.processing().as_secs_f64(),
+                self.processing_events_per_sec()
+            );
+        }
         s += &self.reference_line("bare pipeline:", self.bare_pipeline, "consume -> produce");
         s += &self.reference_line(
             "bare two-stage:",
@@ -426,9 +468,11 @@ pub fn run(cfg: &Config) -> Result<Report> {
     let crash_after = (cfg.crash_at > 0.0).then_some((cfg.events as f64 * cfg.crash_at) as u64);
 
     let mut crashed_after = None;
+    let mut group_waits = Vec::new();
     if let Some(n) = crash_after.filter(|n| *n > 0) {
         let mut first = run.processor()?;
         run.drive(&mut first, Some(n), &mut processed, &meter)?;
+        group_waits.push(first.join.waited());
         // Readers let go of the processor before it goes (waiting for
         // reads in flight): nothing is served from state about to be
         // deleted, and the next processor's readers start from what it
@@ -460,6 +504,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
     }
     let mut second = run.processor()?;
     run.drive(&mut second, None, &mut processed, &meter)?;
+    group_waits.push(second.join.waited());
     meter.set_position(processed.min(cfg.events));
     meter.finish();
     let elapsed = started.elapsed();
@@ -507,7 +552,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
     };
     // The limit the events/s is shown next to; also a reference only.
     let bare = |stages: Stages<'_>| match crate::bare::bare_pipeline(cfg, &client, &topics.input, stages) {
-        Ok(took) => Some(took),
+        Ok(run) => Some(run),
         Err(e) => {
             tracing::warn!(error = %e, "the bare reference pipeline failed");
             None
@@ -551,6 +596,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
         events: cfg.events,
         processed,
         elapsed,
+        group_waits,
         crashed_after: crashed_after.filter(|_| crash_after.is_some()),
         restored,
         from_snapshots: cfg.snapshots.as_ref().map(|_| *second.from_snapshots.lock()),

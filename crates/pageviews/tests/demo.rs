@@ -44,6 +44,23 @@ fn exactly_once_through_a_crash_is_exact_on_the_mock_cluster() {
     assert!(report.bare_two_stage.is_some(), "the two-stage bare pipeline ran");
     assert!(report.summary().contains("bare two-stage:"), "{}", report.summary());
     assert!(report.bare_read.is_some(), "the bare changelog read ran");
+    // Both processors waited for the group (the mock's initial rebalance
+    // delay is 3 s, and the crashed member's leave starts a rebalance);
+    // processing is what is left of the wall time.
+    assert_eq!(report.group_waits.len(), 2, "{}", report.summary());
+    assert!(
+        report.group_waits.iter().all(|w| *w >= Duration::from_secs(1)),
+        "{:?}",
+        report.group_waits
+    );
+    assert!(report.processing() < report.elapsed);
+    assert!(report.summary().contains("group waits:"), "{}", report.summary());
+    let bare = report.bare_pipeline.unwrap();
+    assert!(
+        bare.group_wait >= Duration::from_secs(1) && bare.group_wait < bare.took,
+        "{bare:?}"
+    );
+    assert!(report.summary().contains("without group waits"), "{}", report.summary());
 }
 
 #[test]

@@ -5,5 +5,6 @@
 mod pipeline;
 mod read;
 
+pub use pipeline::BareRun;
 pub(crate) use pipeline::{bare_pipeline, Stages};
 pub(crate) use read::bare_read;

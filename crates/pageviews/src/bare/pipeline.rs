@@ -14,7 +14,7 @@ use state_changelog::ChangelogProducer;
 use state_manager::ProcessingGuarantee;
 
 use crate::events::partition_of;
-use crate::processor::{consumer_config, send, COMPRESSION};
+use crate::processor::{consumer_config, send, GroupJoin, COMPRESSION};
 use crate::{kafka, Config, DemoError, Result};
 
 /// The bare pipeline's consumer group (and transactional id prefix).
@@ -43,6 +43,16 @@ pub(crate) enum Stages<'a> {
     },
 }
 
+/// What a bare pipeline run took.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BareRun {
+    /// From creating its clients to its last commit.
+    pub took: Duration,
+    /// The part of `took` its consumer waited for the group to assign it
+    /// partitions (the broker's rebalance delay, not the pipeline's work).
+    pub group_wait: Duration,
+}
+
 /// Reads the `cfg.events` records of `input` from the start with a fresh
 /// group member configured as the demo's processor is (subscribed, the
 /// same consumer settings), produces one record per record read as
@@ -51,8 +61,9 @@ pub(crate) enum Stages<'a> {
 /// records commits the consumer's offsets as the guarantee asks: in the
 /// producer's transaction (exactly-once) or after a flush (at-least-once).
 /// Timed as the demo's processing is: from creating the clients to the
-/// last commit. Returns the time taken.
-pub(crate) fn bare_pipeline(cfg: &Config, client: &ClientConfig, input: &str, stages: Stages<'_>) -> Result<Duration> {
+/// last commit, with the wait for the group's first assignment measured
+/// on its own.
+pub(crate) fn bare_pipeline(cfg: &Config, client: &ClientConfig, input: &str, stages: Stages<'_>) -> Result<BareRun> {
     let started = Instant::now();
     let (group, reads, expected) = match stages {
         Stages::One { .. } => (GROUP.to_owned(), vec![input], cfg.events),
@@ -61,6 +72,7 @@ pub(crate) fn bare_pipeline(cfg: &Config, client: &ClientConfig, input: &str, st
     let c = consumer_config(client, &group);
     let consumer: BaseConsumer = kafka("creating the bare pipeline's consumer", c.create())?;
     kafka("subscribing the bare pipeline", consumer.subscribe(&reads))?;
+    let mut join = GroupJoin::new();
 
     let exactly_once = cfg.guarantee == ProcessingGuarantee::ExactlyOnce;
     let mut p = client.clone();
@@ -86,7 +98,9 @@ pub(crate) fn bare_pipeline(cfg: &Config, client: &ClientConfig, input: &str, st
     let mut transaction_open = false;
     let mut last_record = Instant::now();
     while consumed < expected {
-        let msg = match consumer.poll(Duration::from_millis(100)) {
+        let polled = consumer.poll(Duration::from_millis(100));
+        join.check(&consumer)?;
+        let msg = match polled {
             Some(Ok(msg)) => msg,
             Some(Err(e)) => {
                 tracing::warn!(error = %e, "bare pipeline: consumer error");
@@ -135,7 +149,10 @@ pub(crate) fn bare_pipeline(cfg: &Config, client: &ClientConfig, input: &str, st
     }
     let took = started.elapsed();
     consumer.unsubscribe();
-    Ok(took)
+    Ok(BareRun {
+        took,
+        group_wait: join.waited(),
+    })
 }
 
 /// Commits `positions` (next offset per topic and partition read): in the open transaction under exactly-once, after
