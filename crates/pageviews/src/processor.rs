@@ -118,7 +118,11 @@ pub(crate) struct Processor {
     pub join: GroupJoin,
 }
 
-/// What the current checkpoint will emit.
+/// What the current checkpoint will emit. Its records are sent when the
+/// checkpoint commits, not as they are made: librdkafka's mock cluster
+/// never lists aborted transactions in its fetch responses, so a
+/// read-committed consumer there would see the records of the transaction
+/// a crash aborts (on Kafka they could go at once; docs/performance.md).
 #[derive(Default)]
 struct Pending {
     /// Repartition records: (page, ts).
