@@ -38,13 +38,6 @@ pub(crate) const COMPRESSION: &str = "lz4";
 const STALL: Duration = Duration::from_secs(120);
 /// How often the processing loop tells the HTTP handlers where it is.
 const STATUS_EVERY: Duration = Duration::from_millis(200);
-/// How often the processing loop lets the manager surface rebalance and
-/// restore news (and resume restored partitions) and re-aligns the input
-/// partitions, besides every poll that returns nothing. Both lock the
-/// manager; after every record they were 9% of the demo's processing time,
-/// and 5 ms is far inside what either needs (`Align` works in tens of
-/// seconds of event time).
-const UPKEEP_EVERY: Duration = Duration::from_millis(5);
 
 /// Sends `record`, waiting while the producer's queue is full.
 pub(crate) fn send<C: ProducerContext<DeliveryOpaque = ()>>(
@@ -437,19 +430,15 @@ impl Run<'_> {
     pub fn drive(&self, p: &mut Processor, stop_after: Option<u64>, processed: &mut u64, meter: &Meter) -> Result<()> {
         let mut last_progress = Instant::now();
         let mut last_status = Instant::now();
-        let mut last_upkeep: Option<Instant> = None;
         let mut input_here = 0u64;
         let events = metrics::counter!(EVENTS_PROCESSED);
         self.publish(p, *processed);
         loop {
             let polled = p.consumer.poll(Duration::from_millis(100));
             p.join.check(&p.consumer)?;
-            if polled.is_none() || last_upkeep.is_none_or(|t| t.elapsed() >= UPKEEP_EVERY) {
-                // Errors of rebalances and restores; resumes restored partitions.
-                p.manager.lock().maintain(&p.consumer)?;
-                p.align.adjust(&p.consumer, &p.manager.lock())?;
-                last_upkeep = Some(Instant::now());
-            }
+            // Errors of rebalances and restores; resumes restored partitions.
+            p.manager.lock().maintain(&p.consumer)?;
+            p.align.adjust(&p.consumer, &p.manager.lock())?;
             if last_status.elapsed() >= STATUS_EVERY {
                 self.publish(p, *processed);
                 last_status = Instant::now();
