@@ -11,9 +11,10 @@ use state_changelog::KafkaSettings;
 
 /// mimalloc for the whole process: built with its `override` feature it is
 /// also the `malloc` of librdkafka (a few allocations per message) and
-/// RocksDB. With glibc's malloc the demo spent about a fifth of its time
-/// allocating and ran at 0.37x the bare pipeline; with mimalloc 0.5x
-/// (docs/performance.md, "The allocator").
+/// RocksDB. With glibc's malloc the demo spent about a fifth of its CPU
+/// time allocating and, without a crash, ran at 0.36-0.37x the bare
+/// pipeline; with mimalloc at 0.49-0.57x (docs/performance.md, "The
+/// allocator, the group's waits and the end of a run").
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
