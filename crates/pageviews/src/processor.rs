@@ -237,7 +237,7 @@ impl Run<'_> {
             });
         }
         let manager = Arc::new(Mutex::new(manager));
-        let c = consumer_config(&self.client, GROUP);
+        let c = consumer_config(&self.client, GROUP, self.cfg.brokers.is_none());
         let consumer: BaseConsumer<StateContext> = kafka(
             "creating the consumer",
             c.create_with_context(StateContext::new(manager.clone())),
@@ -482,8 +482,9 @@ impl Run<'_> {
 
 /// The processing consumer's settings for consumer group `group` on
 /// `client`; the bare reference pipeline uses them too, so the two differ
-/// only by the state.
-pub(crate) fn consumer_config(client: &ClientConfig, group: &str) -> ClientConfig {
+/// only by the state. `on_mock`: the client talks to librdkafka's mock
+/// cluster (see [`MOCK_SESSION_TIMEOUT`]).
+pub(crate) fn consumer_config(client: &ClientConfig, group: &str, on_mock: bool) -> ClientConfig {
     let mut c = client.clone();
     // Processing between polls lets the fetch queue pass its threshold;
     // librdkafka's default 1 s fetch pause then idles the pipeline (see
@@ -492,11 +493,29 @@ pub(crate) fn consumer_config(client: &ClientConfig, group: &str) -> ClientConfi
         .from_earliest()
         .short_fetch_backoff()
         .apply_to(&mut c)
-        .set("session.timeout.ms", "6000")
         .set("max.poll.interval.ms", "300000")
         // Small prefetches: a partition that runs ahead in event time is
         // paused (see `Align`), which drops what was prefetched.
         .set("max.partition.fetch.bytes", "65536")
         .set("queued.min.messages", "5000");
+    if on_mock {
+        c.set("session.timeout.ms", MOCK_SESSION_TIMEOUT.as_millis().to_string())
+            .set("heartbeat.interval.ms", "1000");
+    } else {
+        // The least a Kafka broker accepts by default
+        // (`group.min.session.timeout.ms`).
+        c.set("session.timeout.ms", "6000");
+    }
     c
 }
+
+/// The processors' session timeout on librdkafka's mock cluster. There a
+/// member leaving the group (the crashed processor's consumer closing)
+/// starts a rebalance that lasts `session.timeout.ms` − 1 s
+/// (`rdkafka_mock_cgrp.c`), and the restarted processor waits it out.
+/// A Kafka broker instead empties the group at once, and the restarted
+/// member waits the initial rebalance delay,
+/// `group.initial.rebalance.delay.ms`, 3 s by default. 4 s makes the
+/// mock's wait those 3 s (it was 4.8–5.0 s with 6 s). Heartbeats every
+/// second keep a busy machine from timing a member out.
+pub(crate) const MOCK_SESSION_TIMEOUT: Duration = Duration::from_secs(4);

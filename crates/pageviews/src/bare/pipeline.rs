@@ -69,7 +69,7 @@ pub(crate) fn bare_pipeline(cfg: &Config, client: &ClientConfig, input: &str, st
         Stages::One { .. } => (GROUP.to_owned(), vec![input], cfg.events),
         Stages::Two { by_page, .. } => (format!("{GROUP}-two-stage"), vec![input, by_page], 2 * cfg.events),
     };
-    let c = consumer_config(client, &group);
+    let c = consumer_config(client, &group, cfg.brokers.is_none());
     let consumer: BaseConsumer = kafka("creating the bare pipeline's consumer", c.create())?;
     kafka("subscribing the bare pipeline", consumer.subscribe(&reads))?;
     let mut join = GroupJoin::new();
