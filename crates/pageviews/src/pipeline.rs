@@ -2,6 +2,7 @@
 //! the summary.
 
 use std::path::Path;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -61,6 +62,13 @@ pub struct Report {
     /// and produced twice, as the demo's are), no state, afterwards
     /// (`None`: it failed).
     pub bare_two_stage: Option<BareRun>,
+    /// Exactly-once checkpoints whose transaction committed but whose
+    /// mirrored offset commit the group refused, so their records were
+    /// processed again (`ManagerEvent::CheckpointRewound`; only with
+    /// `mirror_transactional_offsets`, which the demo sets on the mock
+    /// cluster). The state stays exact, but the output records of such a
+    /// checkpoint were already committed and are emitted twice.
+    pub rewound_checkpoints: u64,
     /// Page windows closed and emitted.
     pub windows_emitted: usize,
     /// User sessions closed and emitted.
@@ -192,6 +200,12 @@ impl Report {
                 }
             }
             None => s += "crash:           none\n",
+        }
+        if self.rewound_checkpoints > 0 {
+            s += &format!(
+                "rewound:         {} checkpoints committed but refused by the group were processed again; their output records are in the output twice\n",
+                self.rewound_checkpoints
+            );
         }
         s += &format!(
             "windows emitted: {} page windows and {} user sessions closed ({} output records)\n",
@@ -469,6 +483,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
 
     let mut crashed_after = None;
     let mut group_waits = Vec::new();
+    let mut rewound_checkpoints = 0;
     if let Some(n) = crash_after.filter(|n| *n > 0) {
         let mut first = run.processor()?;
         run.drive(&mut first, Some(n), &mut processed, &meter)?;
@@ -497,6 +512,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
                 .collect();
             check_nothing_dropped(&first.consumer, &changelogs, cfg.partitions)?;
         }
+        rewound_checkpoints += first.rewinds.load(Ordering::Relaxed);
         drop(first);
         delete_state(&state_dir)?;
         crashed_after = Some(processed);
@@ -600,6 +616,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
         crashed_after: crashed_after.filter(|_| crash_after.is_some()),
         restored,
         from_snapshots: cfg.snapshots.as_ref().map(|_| *second.from_snapshots.lock()),
+        rewound_checkpoints: rewound_checkpoints + second.rewinds.load(Ordering::Relaxed),
         recovery,
         bare_read,
         bare_pipeline,
@@ -609,4 +626,44 @@ pub fn run(cfg: &Config) -> Result<Report> {
         output_records: output.records,
         verdict,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report() -> Report {
+        Report {
+            events: 10,
+            processed: 10,
+            elapsed: Duration::from_secs(1),
+            group_waits: Vec::new(),
+            crashed_after: None,
+            restored: 0,
+            from_snapshots: None,
+            recovery: Duration::ZERO,
+            bare_read: None,
+            bare_pipeline: None,
+            bare_two_stage: None,
+            rewound_checkpoints: 0,
+            windows_emitted: 0,
+            sessions_emitted: 0,
+            output_records: 0,
+            verdict: Verdict::Exact,
+        }
+    }
+
+    #[test]
+    fn the_summary_names_rewound_checkpoints_only_when_there_were_some() {
+        assert!(!report().summary().contains("rewound:"), "{}", report().summary());
+        let rewound = Report {
+            rewound_checkpoints: 2,
+            ..report()
+        };
+        assert!(
+            rewound.summary().contains("rewound:         2 checkpoints"),
+            "{}",
+            rewound.summary()
+        );
+    }
 }

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -112,6 +113,8 @@ pub(crate) struct Processor {
     pub recovery: Arc<Mutex<RecoveryStats>>,
     /// What its manager restored from snapshots.
     pub from_snapshots: Arc<Mutex<SnapshotRestores>>,
+    /// Checkpoints its manager rewound (`ManagerEvent::CheckpointRewound`).
+    pub rewinds: Arc<AtomicU64>,
     /// Keeps the input partitions close in event time.
     align: Align,
     /// When the group first gave it partitions.
@@ -182,13 +185,19 @@ impl Run<'_> {
         let mut manager = StateStoreManager::new(mc, self.client.clone())?;
         let from_snapshots = Arc::new(Mutex::new(SnapshotRestores::default()));
         let counted = from_snapshots.clone();
-        manager.set_event_listener(move |e| {
-            if let ManagerEvent::RestoredFromSnapshot { bytes, took, .. } = e {
+        let rewinds = Arc::new(AtomicU64::new(0));
+        let rewound = rewinds.clone();
+        manager.set_event_listener(move |e| match e {
+            ManagerEvent::RestoredFromSnapshot { bytes, took, .. } => {
                 let mut c = counted.lock();
                 c.partitions += 1;
                 c.bytes += bytes;
                 c.took += *took;
             }
+            ManagerEvent::CheckpointRewound { .. } => {
+                rewound.fetch_add(1, Ordering::Relaxed);
+            }
+            _ => {}
         });
         let mut user_totals = StoreSpec::key_value(&self.topics.input, USER_TOTALS);
         let mut page_windows = StoreSpec::windowed(&self.topics.by_page, PAGE_WINDOWS);
@@ -254,6 +263,7 @@ impl Run<'_> {
             buf: Pending::default(),
             recovery,
             from_snapshots,
+            rewinds,
             align: Align::new(&self.topics.input, self.input_ends.clone(), self.cfg.window_grace / 2),
         })
     }
