@@ -112,7 +112,7 @@ impl Align {
 
     /// A record of `partition` at `offset` with event time `ts` was processed.
     pub fn processed(&mut self, partition: i32, offset: i64, ts: i64) {
-        if let Some(i) = usize::try_from(partition).ok().and_then(|p| self.partitions.get_mut(p)) {
+        if let Some(i) = self.input_mut(partition) {
             i.next = Some(offset + 1);
             i.last_ts = Some(ts);
         }
@@ -141,10 +141,7 @@ impl Align {
                     Offset::Offset(o) => o,
                     _ => 0,
                 };
-                if let Some(i) = usize::try_from(e.partition())
-                    .ok()
-                    .and_then(|p| self.partitions.get_mut(p))
-                {
+                if let Some(i) = self.input_mut(e.partition()) {
                     i.next = Some(start);
                 }
             }
@@ -169,12 +166,14 @@ impl Align {
         Ok(())
     }
 
+    /// The partition's record (`None` for a partition the input does not have).
+    fn input_mut(&mut self, partition: i32) -> Option<&mut Input> {
+        usize::try_from(partition).ok().and_then(|p| self.partitions.get_mut(p))
+    }
+
     fn mark(&mut self, list: &TopicPartitionList, paused: bool) {
         for e in list.elements() {
-            if let Some(i) = usize::try_from(e.partition())
-                .ok()
-                .and_then(|p| self.partitions.get_mut(p))
-            {
+            if let Some(i) = self.input_mut(e.partition()) {
                 i.paused = paused;
             }
         }
