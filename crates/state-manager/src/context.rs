@@ -6,10 +6,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use rdkafka::consumer::{BaseConsumer, ConsumerContext, Rebalance};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, RebalanceProtocol};
+use rdkafka::error::KafkaError;
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, TopicPartitionList};
 use state_core::TopicPartition;
 
+use crate::error::ManagerError;
 use crate::StateStoreManager;
 
 /// A rebalance callback taking longer than this is logged as a warning: it
@@ -18,6 +21,13 @@ const SLOW_CALLBACK: Duration = Duration::from_secs(1);
 
 /// Use as the context of the application's consumer.
 ///
+/// * Before an assignment is applied it gives each partition without an
+///   offset an absolute one: its committed offset, else the watermark the
+///   consumer's `auto.offset.reset` names. Left to librdkafka, that offset
+///   is looked up after the assignment, and pausing a partition while the
+///   lookup is in flight makes librdkafka move it back to the reset offset
+///   half a second later, handing out its records twice (see
+///   `docs/guarantees.md`).
 /// * On assignment (eager or cooperative) it opens the store partitions,
 ///   pauses their source partitions and hands them to the manager's
 ///   restorer thread: bookkeeping only, no restore inside the callback.
@@ -58,8 +68,15 @@ impl StateContext {
         self.callbacks.load(Ordering::Relaxed)
     }
 
+    /// Runs one assignment or revocation callback's work, counted and timed.
     fn timed(&self, what: &'static str, f: impl FnOnce()) {
         self.callbacks.fetch_add(1, Ordering::Relaxed);
+        self.measured(what, f);
+    }
+
+    /// Runs part of a rebalance callback's work (off the executor under
+    /// tokio), timed but not counted as a callback.
+    fn measured(&self, what: &'static str, f: impl FnOnce()) {
         let started = Instant::now();
         #[cfg(feature = "tokio")]
         crate::executor::off_executor(f);
@@ -86,6 +103,48 @@ fn partitions(tpl: &TopicPartitionList) -> Vec<TopicPartition> {
 impl ClientContext for StateContext {}
 
 impl ConsumerContext for StateContext {
+    /// rdkafka's rebalance (pre-rebalance hook, apply the change with the
+    /// group's protocol, post-rebalance hook), with one step more: an
+    /// assignment gets absolute start offsets before it is applied, so that
+    /// the pause of restoring partitions in `post_rebalance` never meets an
+    /// offset lookup of librdkafka's in flight (which makes librdkafka move
+    /// the partition back later and hand out its records twice; see
+    /// `assignment::start_offsets`).
+    fn rebalance(&self, consumer: &BaseConsumer<Self>, err: RDKafkaRespErr, tpl: &mut TopicPartitionList) {
+        let assign = err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+        if assign {
+            self.measured("place the assignment", || {
+                self.manager.lock().place_assigned(consumer, tpl)
+            });
+        }
+        let rebalance = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(tpl),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalance::Revoke(tpl),
+            _ => Rebalance::Error(KafkaError::Rebalance(err.into())),
+        };
+        self.pre_rebalance(consumer, &rebalance);
+        let cooperative = matches!(consumer.rebalance_protocol(), RebalanceProtocol::Cooperative);
+        // Anything but an assignment (a revocation, or an error) gives the
+        // partitions up, as rdkafka's default does.
+        let applied = match (assign, cooperative) {
+            (true, true) => consumer.incremental_assign(tpl),
+            (true, false) => consumer.assign(tpl),
+            (false, true) => consumer.incremental_unassign(tpl),
+            (false, false) => consumer.unassign(),
+        };
+        if let Err(source) = applied {
+            self.manager.lock().set_error(ManagerError::Kafka {
+                operation: if assign {
+                    "applying an assignment"
+                } else {
+                    "giving up revoked partitions"
+                },
+                source,
+            });
+        }
+        self.post_rebalance(consumer, &rebalance);
+    }
+
     fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(tpl) = rebalance {
             self.timed("revoke", || {

@@ -360,6 +360,19 @@ impl StateStoreManager {
             .assign(consumer, partitions, &mut self.registry, &self.readers)
     }
 
+    /// Gives the partitions of `assignment` that have no offset an absolute
+    /// start offset (committed, else what `auto.offset.reset` names), so
+    /// that librdkafka has no offset lookup in flight when `on_assign`
+    /// pauses them (see `assignment::start_offsets`). [`crate::StateContext`]
+    /// calls it before applying an assignment.
+    pub(crate) fn place_assigned<C: ConsumerContext>(
+        &self,
+        consumer: &rdkafka::consumer::BaseConsumer<C>,
+        assignment: &mut rdkafka::TopicPartitionList,
+    ) {
+        self.assignments.place(consumer, assignment);
+    }
+
     /// Keeps the partitions a rebalance leaves assigned (all but `except`)
     /// at the application's position, so librdkafka does not deliver again
     /// a record handed out as the rebalance paused the assignment (see

@@ -14,12 +14,15 @@
 //! * `consumer` — the consumer calls: committed offsets, pause, seek, resume.
 //! * `reloads` — partitions paused after a full disk until their state is
 //!   reloaded from the changelog.
+//! * `start_offsets` — absolute start offsets for an assignment, so that
+//!   librdkafka has no offset lookup in flight when the manager pauses.
 
 mod consumer;
 mod partitions;
 mod reloads;
 mod restorer;
 mod standby;
+mod start_offsets;
 
 pub(crate) use partitions::Assignments;
 pub use standby::StandbyReport;

@@ -6,7 +6,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use rdkafka::config::ClientConfig;
-use rdkafka::consumer::{Consumer, ConsumerContext};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
+use rdkafka::TopicPartitionList;
 use state_changelog::{ChangelogError, RecoveryProgress, RestoreEvent, RestoreRequest};
 use state_core::TopicPartition;
 
@@ -620,6 +621,13 @@ impl Assignments {
             Some(e) => Err(e),
             None => Ok(()),
         }
+    }
+
+    /// Gives every partition of `assignment` without an offset an absolute
+    /// one (see `start_offsets`). Call from the rebalance callback, before
+    /// the assignment is applied.
+    pub(crate) fn place<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, assignment: &mut TopicPartitionList) {
+        super::start_offsets::place(consumer, assignment, self.kafka_timeout);
     }
 
     /// Keeps every partition assigned to `consumer` except `except` (those
