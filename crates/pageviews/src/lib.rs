@@ -31,6 +31,7 @@
 
 mod align;
 mod bare;
+mod deliveries;
 pub mod events;
 pub mod http;
 pub mod limits;

@@ -117,7 +117,9 @@ struct Args {
     linger_secs: Option<u64>,
     /// Log filter for diagnostics on stderr: a level (error, warn, info,
     /// debug, trace) or directives such as warn,librdkafka=debug. Default:
-    /// RUST_LOG, else error.
+    /// RUST_LOG, else error. librdkafka logs only the debug contexts its
+    /// client is given: PAGEVIEWS_CONSUMER_DEBUG=topic,fetch (say) gives
+    /// them to the processors' consumers.
     #[arg(long, value_name = "FILTER", value_parser = log_filter)]
     log: Option<String>,
 }

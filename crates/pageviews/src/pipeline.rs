@@ -69,6 +69,12 @@ pub struct Report {
     /// cluster). The state stays exact, but the output records of such a
     /// checkpoint were already committed and are emitted twice.
     pub rewound_checkpoints: u64,
+    /// Records the consumer handed out again with no rewind, and input
+    /// offsets it jumped over, both processors together: either breaks
+    /// exactly-once (see `Deliveries`); 0 and 0 in a sound run.
+    pub delivered_again: u64,
+    /// See [`Report::delivered_again`].
+    pub skipped_offsets: u64,
     /// Page windows closed and emitted.
     pub windows_emitted: usize,
     /// User sessions closed and emitted.
@@ -205,6 +211,12 @@ impl Report {
             s += &format!(
                 "rewound:         {} checkpoints committed but refused by the group were processed again; their output records are in the output twice\n",
                 self.rewound_checkpoints
+            );
+        }
+        if self.delivered_again > 0 || self.skipped_offsets > 0 {
+            s += &format!(
+                "deliveries:      the consumer handed out {} records again with no rewind and jumped over {} input offsets (--log warn shows each)\n",
+                self.delivered_again, self.skipped_offsets
             );
         }
         s += &format!(
@@ -484,6 +496,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
     let mut crashed_after = None;
     let mut group_waits = Vec::new();
     let mut rewound_checkpoints = 0;
+    let (mut delivered_again, mut skipped_offsets) = (0, 0);
     if let Some(n) = crash_after.filter(|n| *n > 0) {
         let mut first = run.processor()?;
         run.drive(&mut first, Some(n), &mut processed, &meter)?;
@@ -513,6 +526,8 @@ pub fn run(cfg: &Config) -> Result<Report> {
             check_nothing_dropped(&first.consumer, &changelogs, cfg.partitions)?;
         }
         rewound_checkpoints += first.rewinds.load(Ordering::Relaxed);
+        delivered_again += first.deliveries.again();
+        skipped_offsets += first.deliveries.skipped();
         drop(first);
         delete_state(&state_dir)?;
         crashed_after = Some(processed);
@@ -617,6 +632,8 @@ pub fn run(cfg: &Config) -> Result<Report> {
         restored,
         from_snapshots: cfg.snapshots.as_ref().map(|_| *second.from_snapshots.lock()),
         rewound_checkpoints: rewound_checkpoints + second.rewinds.load(Ordering::Relaxed),
+        delivered_again: delivered_again + second.deliveries.again(),
+        skipped_offsets: skipped_offsets + second.deliveries.skipped(),
         recovery,
         bare_read,
         bare_pipeline,
@@ -646,6 +663,8 @@ mod tests {
             bare_pipeline: None,
             bare_two_stage: None,
             rewound_checkpoints: 0,
+            delivered_again: 0,
+            skipped_offsets: 0,
             windows_emitted: 0,
             sessions_emitted: 0,
             output_records: 0,
@@ -664,6 +683,20 @@ mod tests {
             rewound.summary().contains("rewound:         2 checkpoints"),
             "{}",
             rewound.summary()
+        );
+    }
+
+    #[test]
+    fn the_summary_names_delivery_anomalies_only_when_there_were_some() {
+        assert!(!report().summary().contains("deliveries:"), "{}", report().summary());
+        let again = Report {
+            delivered_again: 3,
+            ..report()
+        };
+        assert!(
+            again.summary().contains("handed out 3 records again"),
+            "{}",
+            again.summary()
         );
     }
 }

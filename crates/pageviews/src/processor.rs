@@ -24,6 +24,7 @@ use state_manager::{
 use state_windows::WindowResult;
 
 use crate::align::Align;
+use crate::deliveries::Deliveries;
 use crate::events::partition_of;
 use crate::http::{Live, Shared, EVENTS_PROCESSED};
 use crate::progress::{Meter, Progress};
@@ -117,6 +118,10 @@ pub(crate) struct Processor {
     pub rewinds: Arc<AtomicU64>,
     /// Keeps the input partitions close in event time.
     align: Align,
+    /// Checks that the consumer hands out records in order and once.
+    pub deliveries: Deliveries,
+    /// `rewinds` as `deliveries` last saw it.
+    rewinds_seen: u64,
     /// When the group first gave it partitions.
     pub join: GroupJoin,
 }
@@ -246,7 +251,10 @@ impl Run<'_> {
             });
         }
         let manager = Arc::new(Mutex::new(manager));
-        let c = consumer_config(&self.client, GROUP, self.cfg.brokers.is_none());
+        let mut c = consumer_config(&self.client, GROUP, self.cfg.brokers.is_none());
+        if let Ok(d) = std::env::var("PAGEVIEWS_CONSUMER_DEBUG") {
+            c.set("debug", d);
+        }
         let consumer: BaseConsumer<StateContext> = kafka(
             "creating the consumer",
             c.create_with_context(StateContext::new(manager.clone())),
@@ -265,6 +273,8 @@ impl Run<'_> {
             from_snapshots,
             rewinds,
             align: Align::new(&self.topics.input, self.input_ends.clone(), self.cfg.window_grace / 2),
+            deliveries: Deliveries::default(),
+            rewinds_seen: 0,
         })
     }
 
@@ -455,6 +465,13 @@ impl Run<'_> {
             }
             match polled {
                 Some(Ok(msg)) => {
+                    let rewinds = p.rewinds.load(Ordering::Relaxed);
+                    if rewinds != p.rewinds_seen {
+                        p.rewinds_seen = rewinds;
+                        p.deliveries.rewound();
+                    }
+                    let input = msg.topic() == self.topics.input;
+                    p.deliveries.handed_out(input, msg.partition(), msg.offset());
                     if self.process(&p.manager, &p.stores, &mut p.buf, &msg)? {
                         let ts = msg.timestamp().to_millis().unwrap_or(0);
                         p.align.processed(msg.partition(), msg.offset(), ts);

@@ -176,6 +176,11 @@ impl Findings {
         }
     }
 
+    /// A difference that sums up others: shown first, whatever the count.
+    fn headline(&mut self, p: String) {
+        self.problems.insert(0, p);
+    }
+
     /// `have` for `what`, which should be `want`; above it is allowed
     /// (and counted) under at-least-once.
     fn count(&mut self, what: impl FnOnce() -> String, have: u64, want: u64) {
@@ -215,11 +220,24 @@ pub(crate) fn verify(
             operators.late
         ));
     }
+    // Per partition: users whose total is wrong, and by how much in all
+    // (which partitions a failure touched says more than 20 users do).
+    let mut wrong: BTreeMap<u32, (usize, i64)> = BTreeMap::new();
     for (user, want) in &truth.user_totals {
         let p = partition_of(user, cfg.partitions);
         let t = PartitionTransaction::new(manager.partition(&stores.user_totals, p)?, Codec::MsgPack, None);
         let have: u64 = t.key_ref(user.as_bytes()).get("total")?.unwrap_or(0);
+        if have != *want && (f.exact || have < *want) {
+            let e = wrong.entry(p).or_default();
+            e.0 += 1;
+            e.1 += have as i64 - *want as i64;
+        }
         f.count(|| format!("state: views of {user}"), have, *want);
+    }
+    for (p, (users, diff)) in wrong.iter().rev() {
+        f.headline(format!(
+            "state: partition {p}: {users} user totals wrong, {diff:+} views in all"
+        ));
     }
 
     // Page windows.
@@ -318,4 +336,24 @@ pub(crate) fn verify(
     } else {
         Verdict::AtLeast { above: f.above }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_headline_comes_first_even_past_the_limit() {
+        let mut f = Findings {
+            exact: true,
+            problems: Vec::new(),
+            above: 0,
+        };
+        for i in 0..30 {
+            f.count(|| format!("count {i}"), 1, 2);
+        }
+        f.headline("partition 1: 30 wrong".into());
+        assert_eq!(f.problems[0], "partition 1: 30 wrong");
+        assert_eq!(f.problems.len(), 22, "20 differences, the ellipsis, the headline");
+    }
 }

@@ -26,6 +26,12 @@ fn exactly_once_through_a_crash_is_exact_on_the_mock_cluster() {
     let report = pageviews::run(&cfg).unwrap();
     println!("{}", report.summary());
     assert_eq!(report.verdict, Verdict::Exact, "{}", report.summary());
+    assert_eq!(
+        (report.delivered_again, report.skipped_offsets),
+        (0, 0),
+        "the consumer handed out every record once: {}",
+        report.summary()
+    );
     assert!(
         report.windows_emitted > 0 && report.sessions_emitted > 0,
         "{}",
