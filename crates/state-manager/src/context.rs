@@ -114,7 +114,7 @@ impl ConsumerContext for StateContext {
         let assign = err == RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
         if assign {
             self.measured("place the assignment", || {
-                self.manager.lock().place_assigned(consumer, tpl)
+                self.manager.lock().place_assignment(consumer, tpl)
             });
         }
         let rebalance = match err {

@@ -350,7 +350,13 @@ impl StateStoreManager {
     /// partitions on `consumer` and hands their stores to the restorer
     /// thread. Returns at once; [`maintain`](Self::maintain) resumes each
     /// partition when its stores have caught up with their changelogs.
-    /// [`crate::StateContext`] calls this from the rebalance callback.
+    /// [`crate::StateContext`] calls this from the rebalance callback, after
+    /// applying the assignment at absolute offsets: a consumer context of
+    /// your own must do the same with
+    /// [`place_assignment`](Self::place_assignment) (an assignment without
+    /// offsets makes librdkafka look them up, and pausing during that
+    /// lookup can make it hand out records twice; see
+    /// `docs/guarantees.md`).
     pub fn on_assign<C: ConsumerContext, K: Consumer<C>>(
         &mut self,
         consumer: &K,
@@ -361,11 +367,14 @@ impl StateStoreManager {
     }
 
     /// Gives the partitions of `assignment` that have no offset an absolute
-    /// start offset (committed, else what `auto.offset.reset` names), so
-    /// that librdkafka has no offset lookup in flight when `on_assign`
-    /// pauses them (see `assignment::start_offsets`). [`crate::StateContext`]
-    /// calls it before applying an assignment.
-    pub(crate) fn place_assigned<C: ConsumerContext>(
+    /// start offset: the committed one, else the low or high watermark as
+    /// the consumer's own `auto.offset.reset` says (`error`, or a failed
+    /// call, leaves the partition to librdkafka; logged). Call it in the
+    /// rebalance callback before applying the assignment, so that
+    /// librdkafka has no offset lookup in flight when
+    /// [`on_assign`](Self::on_assign) pauses restoring partitions;
+    /// [`crate::StateContext`] does.
+    pub fn place_assignment<C: ConsumerContext>(
         &self,
         consumer: &rdkafka::consumer::BaseConsumer<C>,
         assignment: &mut rdkafka::TopicPartitionList,
