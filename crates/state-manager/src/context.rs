@@ -132,15 +132,17 @@ impl ConsumerContext for StateContext {
             (false, true) => consumer.incremental_unassign(tpl),
             (false, false) => consumer.unassign(),
         };
-        if let Err(source) = applied {
-            self.manager.lock().set_error(ManagerError::Kafka {
-                operation: if assign {
-                    "applying an assignment"
-                } else {
-                    "giving up revoked partitions"
-                },
+        match applied {
+            Ok(()) => {}
+            // Partitions the manager takes over but the consumer never
+            // fetches: the application must hear of it.
+            Err(source) if assign => self.manager.lock().set_error(ManagerError::Kafka {
+                operation: "applying an assignment",
                 source,
-            });
+            }),
+            // As rdkafka's default, which ignores it: the group takes the
+            // partitions back either way (a consumer closing, say).
+            Err(error) => tracing::warn!(%error, "giving up revoked partitions failed"),
         }
         self.post_rebalance(consumer, &rebalance);
     }
