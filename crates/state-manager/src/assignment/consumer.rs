@@ -159,9 +159,7 @@ pub(super) fn hold_positions<C: ConsumerContext, K: Consumer<C>>(
 #[cfg(test)]
 mod tests {
     use rdkafka::consumer::BaseConsumer;
-    use rdkafka::mocking::MockCluster;
-    use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
-    use rdkafka::{ClientConfig, Message};
+    use rdkafka::Message;
 
     use super::*;
 
@@ -181,20 +179,7 @@ mod tests {
 
     #[test]
     fn held_partitions_go_on_right_after_the_last_record_handed_out() {
-        let cluster = MockCluster::<DefaultProducerContext>::new(1).unwrap();
-        cluster.create_topic("in", 2, 1).unwrap();
-        let mut kafka = ClientConfig::new();
-        kafka.set("bootstrap.servers", cluster.bootstrap_servers());
-        let producer: BaseProducer = kafka.create().unwrap();
-        for p in 0..2 {
-            for _ in 0..6 {
-                producer
-                    .send(BaseRecord::<str, str>::to("in").partition(p).key("k").payload("v"))
-                    .map_err(|(e, _)| e)
-                    .unwrap();
-            }
-        }
-        producer.flush(Duration::from_secs(10)).unwrap();
+        let (_cluster, mut kafka) = super::super::test_topic::topic_in(2, 6);
         let consumer: BaseConsumer = kafka
             .set("group.id", "g")
             .set("enable.auto.commit", "false")

@@ -23,6 +23,8 @@ mod reloads;
 mod restorer;
 mod standby;
 mod start_offsets;
+#[cfg(test)]
+mod test_topic;
 
 pub(crate) use partitions::Assignments;
 pub use standby::StandbyReport;

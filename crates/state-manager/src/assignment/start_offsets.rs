@@ -124,10 +124,9 @@ pub(crate) fn place<C: ConsumerContext>(
 
 #[cfg(test)]
 mod tests {
-    use rdkafka::mocking::MockCluster;
-    use rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
-    use rdkafka::ClientConfig;
+    use rdkafka::producer::{BaseProducer, Producer};
 
+    use super::super::test_topic::topic_in;
     use super::*;
 
     #[test]
@@ -144,21 +143,8 @@ mod tests {
     /// A cluster with topic `in` (2 partitions, 5 records each), and a
     /// consumer of group `g` with `reset`, which committed offset 3 of
     /// partition 0.
-    fn setup(reset: &str) -> (MockCluster<'static, DefaultProducerContext>, BaseConsumer) {
-        let cluster = MockCluster::new(1).unwrap();
-        cluster.create_topic("in", 2, 1).unwrap();
-        let mut kafka = ClientConfig::new();
-        kafka.set("bootstrap.servers", cluster.bootstrap_servers());
-        let producer: BaseProducer = kafka.create().unwrap();
-        for p in 0..2 {
-            for _ in 0..5 {
-                producer
-                    .send(BaseRecord::<str, str>::to("in").partition(p).payload("v"))
-                    .map_err(|(e, _)| e)
-                    .unwrap();
-            }
-        }
-        producer.flush(Duration::from_secs(10)).unwrap();
+    fn setup(reset: &str) -> (BaseProducer, BaseConsumer) {
+        let (cluster, mut kafka) = topic_in(2, 5);
         let consumer: BaseConsumer = kafka
             .set("group.id", "g")
             .set("enable.auto.commit", "false")
@@ -197,25 +183,8 @@ mod tests {
     /// records in one partition, and a consumer of it (group `fresh`, no
     /// committed offsets, `earliest`).
     fn fresh_group(records: usize) -> (BaseProducer, BaseConsumer) {
-        let owner: BaseProducer = ClientConfig::new()
-            .set("test.mock.num.brokers", "1")
-            .set("linger.ms", "1")
-            .create()
-            .unwrap();
-        let bootstrap = {
-            let mock = owner.client().mock_cluster().unwrap();
-            mock.create_topic("in", 1, 1).unwrap();
-            mock.bootstrap_servers()
-        };
-        for _ in 0..records {
-            owner
-                .send(BaseRecord::<str, str>::to("in").partition(0).payload("v"))
-                .map_err(|(e, _)| e)
-                .unwrap();
-        }
-        owner.flush(Duration::from_secs(10)).unwrap();
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", bootstrap)
+        let (owner, mut kafka) = topic_in(1, records);
+        let consumer: BaseConsumer = kafka
             .set("group.id", "fresh")
             .set("enable.auto.commit", "false")
             .set("auto.offset.reset", "earliest")
