@@ -50,7 +50,7 @@ use std::time::Duration;
 
 pub use bare::BareRun;
 pub use pipeline::{run, Report};
-pub use processor::SnapshotRestores;
+pub use processor::{SnapshotRestores, TimeSplit};
 pub use state_manager::ProcessingGuarantee;
 pub use verify::Verdict;
 

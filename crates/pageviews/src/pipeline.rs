@@ -16,7 +16,7 @@ use state_manager::StateContext;
 use crate::bare::{BareRun, Stages};
 use crate::events::{partition_of, Generator, Truth};
 use crate::http::{check_bind, Endpoints, Listening, Phase, Server, Shared};
-use crate::processor::{send, Run, SnapshotRestores, COMPRESSION};
+use crate::processor::{send, Run, SnapshotRestores, TimeSplit, COMPRESSION};
 use crate::progress::Progress;
 use crate::topics::{Topics, GROUP, PAGE_WINDOWS, USER_SESSIONS, USER_TOTALS};
 use crate::verify::{read_output, verify, Operators, Verdict};
@@ -75,6 +75,8 @@ pub struct Report {
     pub delivered_again: u64,
     /// See [`Report::delivered_again`].
     pub skipped_offsets: u64,
+    /// Where the processing time went, both processors together.
+    pub split: TimeSplit,
     /// Page windows closed and emitted.
     pub windows_emitted: usize,
     /// User sessions closed and emitted.
@@ -171,6 +173,18 @@ impl Report {
                 waits.join(" + "),
                 self.processing().as_secs_f64(),
                 self.processing_events_per_sec()
+            );
+        }
+        if self.split.checkpoint_count > 0 {
+            let busy = self
+                .processing()
+                .saturating_sub(self.split.empty_polls + self.split.checkpoints);
+            s += &format!(
+                "time split:      of processing, {:.1} s in {} checkpoints (output sent, changelogs, commits), {:.1} s in polls that returned nothing, {:.1} s processing records\n",
+                self.split.checkpoints.as_secs_f64(),
+                self.split.checkpoint_count,
+                self.split.empty_polls.as_secs_f64(),
+                busy.as_secs_f64()
             );
         }
         s += &self.reference_line("bare pipeline:", self.bare_pipeline, "consume -> produce");
@@ -497,6 +511,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
     let mut group_waits = Vec::new();
     let mut rewound_checkpoints = 0;
     let (mut delivered_again, mut skipped_offsets) = (0, 0);
+    let mut split = TimeSplit::default();
     if let Some(n) = crash_after.filter(|n| *n > 0) {
         let mut first = run.processor()?;
         run.drive(&mut first, Some(n), &mut processed, &meter)?;
@@ -526,6 +541,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
             check_nothing_dropped(&first.consumer, &changelogs, cfg.partitions)?;
         }
         rewound_checkpoints += first.rewinds.load(Ordering::Relaxed);
+        split += first.split;
         delivered_again += first.deliveries.again();
         skipped_offsets += first.deliveries.skipped();
         drop(first);
@@ -634,6 +650,10 @@ pub fn run(cfg: &Config) -> Result<Report> {
         rewound_checkpoints: rewound_checkpoints + second.rewinds.load(Ordering::Relaxed),
         delivered_again: delivered_again + second.deliveries.again(),
         skipped_offsets: skipped_offsets + second.deliveries.skipped(),
+        split: {
+            split += second.split;
+            split
+        },
         recovery,
         bare_read,
         bare_pipeline,
@@ -665,6 +685,7 @@ mod tests {
             rewound_checkpoints: 0,
             delivered_again: 0,
             skipped_offsets: 0,
+            split: TimeSplit::default(),
             windows_emitted: 0,
             sessions_emitted: 0,
             output_records: 0,
@@ -683,6 +704,27 @@ mod tests {
             rewound.summary().contains("rewound:         2 checkpoints"),
             "{}",
             rewound.summary()
+        );
+    }
+
+    #[test]
+    fn the_summary_splits_the_processing_time_once_a_checkpoint_committed() {
+        assert!(!report().summary().contains("time split:"), "{}", report().summary());
+        let split = Report {
+            elapsed: Duration::from_secs(10),
+            split: TimeSplit {
+                empty_polls: Duration::from_secs(1),
+                checkpoints: Duration::from_secs(4),
+                checkpoint_count: 7,
+            },
+            ..report()
+        };
+        assert!(
+            split.summary().contains(
+                "time split:      of processing, 4.0 s in 7 checkpoints (output sent, changelogs, commits), 1.0 s in polls that returned nothing, 5.0 s processing records"
+            ),
+            "{}",
+            split.summary()
         );
     }
 

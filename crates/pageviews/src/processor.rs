@@ -86,6 +86,11 @@ impl GroupJoin {
         Ok(())
     }
 
+    /// True once the group gave partitions.
+    pub fn assigned(&self) -> bool {
+        self.assigned.is_some()
+    }
+
     /// From subscribing to the first assignment (so far, if none yet).
     pub fn waited(&self) -> Duration {
         self.assigned.unwrap_or_else(Instant::now) - self.subscribed
@@ -122,8 +127,34 @@ pub(crate) struct Processor {
     pub deliveries: Deliveries,
     /// `rewinds` as `deliveries` last saw it.
     rewinds_seen: u64,
+    /// Where its processing time went.
+    pub split: TimeSplit,
     /// When the group first gave it partitions.
     pub join: GroupJoin,
+}
+
+/// Where a processor's time went once it had partitions: polls that
+/// returned nothing (waiting for the broker or for the restores) with the
+/// end-of-input checks after them, and checkpoints (output records sent,
+/// then the manager's commit). The rest is processing records and the
+/// polls that returned them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct TimeSplit {
+    /// Polls that returned no record, and the checks for the end of the
+    /// input after them.
+    pub empty_polls: Duration,
+    /// Checkpoints, with the output they send.
+    pub checkpoints: Duration,
+    /// How many checkpoints committed.
+    pub checkpoint_count: u64,
+}
+
+impl std::ops::AddAssign for TimeSplit {
+    fn add_assign(&mut self, other: TimeSplit) {
+        self.empty_polls += other.empty_polls;
+        self.checkpoints += other.checkpoints;
+        self.checkpoint_count += other.checkpoint_count;
+    }
 }
 
 /// What the current checkpoint will emit. Its records are sent when the
@@ -275,6 +306,7 @@ impl Run<'_> {
             align: Align::new(&self.topics.input, self.input_ends.clone(), self.cfg.window_grace / 2),
             deliveries: Deliveries::default(),
             rewinds_seen: 0,
+            split: TimeSplit::default(),
         })
     }
 
@@ -359,6 +391,19 @@ impl Run<'_> {
         }
         m.commit(consumer)?;
         buf.records = 0;
+        Ok(())
+    }
+
+    /// [`checkpoint`](Self::checkpoint), counted in `p.split` when it had
+    /// records to commit.
+    fn timed_checkpoint(&self, p: &mut Processor) -> Result<()> {
+        let records = p.buf.records;
+        let started = Instant::now();
+        self.checkpoint(&p.consumer, &p.manager, &mut p.buf)?;
+        if records > 0 {
+            p.split.checkpoints += started.elapsed();
+            p.split.checkpoint_count += 1;
+        }
         Ok(())
     }
 
@@ -454,7 +499,11 @@ impl Run<'_> {
         let events = metrics::counter!(EVENTS_PROCESSED);
         self.publish(p, *processed);
         loop {
+            let polling = Instant::now();
             let polled = p.consumer.poll(Duration::from_millis(100));
+            if polled.is_none() && p.join.assigned() {
+                p.split.empty_polls += polling.elapsed();
+            }
             p.join.check(&p.consumer)?;
             // Errors of rebalances and restores; resumes restored partitions.
             p.manager.lock().maintain(&p.consumer)?;
@@ -488,13 +537,16 @@ impl Run<'_> {
                     }
                     last_progress = Instant::now();
                     if p.buf.records >= self.cfg.commit_every {
-                        self.checkpoint(&p.consumer, &p.manager, &mut p.buf)?;
+                        self.timed_checkpoint(p)?;
                     }
                 }
                 Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
                 None => {
-                    self.checkpoint(&p.consumer, &p.manager, &mut p.buf)?;
-                    if self.caught_up(p)? {
+                    self.timed_checkpoint(p)?;
+                    let checking = Instant::now();
+                    let done = self.caught_up(p)?;
+                    p.split.empty_polls += checking.elapsed();
+                    if done {
                         self.publish(p, *processed);
                         return Ok(());
                     }
