@@ -16,6 +16,7 @@ use state_core::{ProcessedOffsets, StorePartition, TopicPartition};
 use super::group_commit::{commit_offsets, Waited};
 use super::in_flight::{InFlight, StagedWrite};
 use super::offsets::SourceOffsets;
+use super::parallel;
 use super::producer::ProducerLifecycle;
 use super::rewinds::Rewinds;
 use super::staged::{PendingWrite, StagedPartition};
@@ -657,30 +658,33 @@ impl Checkpointer {
         }
         lap("commit");
         self.observe(CheckpointStage::Committed);
-        // 4. Local state, with the changelog offset it now includes.
-        let mut failure = None;
+        // 4. Local state, with the changelog offset it now includes: every
+        // store partition at once (see `parallel`).
+        let mut jobs = Vec::new();
         for ((id, partition), txn) in txns.all_mut() {
-            let store = registry.get(id);
-            let source = TopicPartition::of_store(store.stream(), partition);
-            if failure.is_some() {
-                // Committed but not written locally either.
-                self.unflushed.add(source, offsets);
-                continue;
-            }
-            let offset = store
+            let offset = registry
+                .get(id)
                 .changelog_topic()
                 .and_then(|topic| self.producer.last_offset(topic, partition));
-            if let Err(e) = txn.flush(offset) {
-                // A partition found damaged as it flushes is rebuilt from
-                // its changelog, which holds this checkpoint (the manager
-                // takes it from `damaged`): the others still flush.
-                if self.damaged.holds(id, partition) {
-                    tracing::warn!(store = store.describe(), partition, error = %e, "flushing a damaged partition failed; it is rebuilt from its changelog");
-                    continue;
-                }
-                self.unflushed.add(source, offsets);
-                failure = Some(txn_failed(CheckpointStage::Flushed, store.describe(), partition)(e));
+            jobs.push(((id, partition), txn, offset));
+        }
+        let flushed = parallel::run_all(jobs, parallel::threads(), |(key, txn, offset)| (key, txn.flush(offset)));
+        let mut failure = None;
+        for ((id, partition), outcome) in flushed {
+            let Err(e) = outcome else { continue };
+            let store = registry.get(id);
+            // A partition found damaged as it flushes is rebuilt from its
+            // changelog, which holds this checkpoint (the manager takes it
+            // from `damaged`).
+            if self.damaged.holds(id, partition) {
+                tracing::warn!(store = store.describe(), partition, error = %e, "flushing a damaged partition failed; it is rebuilt from its changelog");
+                continue;
             }
+            // Committed but not written locally: reloaded from the
+            // changelog (a full disk, say). The first failure is reported.
+            self.unflushed
+                .add(TopicPartition::of_store(store.stream(), partition), offsets);
+            failure.get_or_insert(txn_failed(CheckpointStage::Flushed, store.describe(), partition)(e));
         }
         if let Some(e) = failure {
             return Err(e);

@@ -14,6 +14,7 @@
 //!   delivery, offset commit and local write.
 //! * `staged` — store partitions that set a pipelined checkpoint's local
 //!   write aside and read through the one in flight.
+//! * `parallel` — a checkpoint's local flushes run side by side.
 //! * `unflushed` — the source partitions of a checkpoint committed to
 //!   Kafka but not written locally (a full disk), for their reload.
 
@@ -21,6 +22,7 @@ mod checkpointer;
 mod group_commit;
 mod in_flight;
 mod offsets;
+mod parallel;
 mod producer;
 mod rewinds;
 mod staged;
