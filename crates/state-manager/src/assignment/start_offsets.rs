@@ -27,6 +27,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
+use state_core::TopicPartition;
 
 /// Where `auto.offset.reset` sends a partition without a committed offset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -79,16 +80,16 @@ pub(crate) fn place<C: ConsumerContext>(
     assignment: &mut TopicPartitionList,
     timeout: Duration,
 ) {
-    let mut unplaced = TopicPartitionList::new();
-    for e in assignment.elements() {
-        if e.offset() == Offset::Invalid {
-            unplaced.add_partition(e.topic(), e.partition());
-        }
-    }
-    if unplaced.count() == 0 {
+    let unplaced: Vec<TopicPartition> = assignment
+        .elements()
+        .iter()
+        .filter(|e| e.offset() == Offset::Invalid)
+        .map(|e| TopicPartition::new(e.topic(), e.partition()))
+        .collect();
+    if unplaced.is_empty() {
         return;
     }
-    let committed = match consumer.committed_offsets(unplaced, timeout) {
+    let committed = match super::consumer::committed_offsets(consumer, &unplaced, timeout) {
         Ok(c) => c,
         Err(error) => {
             tracing::warn!(%error, "reading committed offsets on assignment failed; librdkafka places the partitions \
@@ -97,27 +98,23 @@ pub(crate) fn place<C: ConsumerContext>(
         }
     };
     let policy = reset_policy(consumer);
-    let mut places = Vec::with_capacity(committed.count());
-    for e in committed.elements() {
-        let at = match (e.offset(), policy) {
-            (Offset::Offset(o), _) => Some(o),
-            (_, Some(reset)) => match consumer.fetch_watermarks(e.topic(), e.partition(), timeout) {
+    for tp in unplaced {
+        let at = match (committed.get(&tp), policy) {
+            (Some(o), _) => Some(*o),
+            (None, Some(reset)) => match consumer.fetch_watermarks(tp.topic(), tp.partition(), timeout) {
                 Ok((low, high)) => Some(if reset == Reset::Earliest { low } else { high }),
                 Err(error) => {
-                    tracing::warn!(topic = e.topic(), partition = e.partition(), %error,
+                    tracing::warn!(topic = tp.topic(), partition = tp.partition(), %error,
                         "reading watermarks on assignment failed; librdkafka places the partition");
                     None
                 }
             },
-            (_, None) => None,
+            (None, None) => None,
         };
-        if let Some(at) = at {
-            places.push((e.topic().to_owned(), e.partition(), at));
-        }
-    }
-    for (topic, partition, at) in places {
-        if let Err(error) = assignment.set_partition_offset(&topic, partition, Offset::Offset(at)) {
-            tracing::warn!(topic, partition, %error, "placing an assigned partition failed; librdkafka places it");
+        let Some(at) = at else { continue };
+        if let Err(error) = assignment.set_partition_offset(tp.topic(), tp.partition(), Offset::Offset(at)) {
+            tracing::warn!(topic = tp.topic(), partition = tp.partition(), %error,
+                "placing an assigned partition failed; librdkafka places it");
         }
     }
 }
