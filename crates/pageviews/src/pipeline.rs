@@ -2,7 +2,6 @@
 //! the summary.
 
 use std::path::Path;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,7 +15,7 @@ use state_manager::StateContext;
 use crate::bare::{BareRun, Stages};
 use crate::events::{partition_of, Generator, Truth};
 use crate::http::{check_bind, Endpoints, Listening, Phase, Server, Shared};
-use crate::processor::{send, Run, SnapshotRestores, TimeSplit, COMPRESSION};
+use crate::processor::{send, Run, SnapshotRestores, Tally, TimeSplit, COMPRESSION};
 use crate::progress::Progress;
 use crate::topics::{Topics, GROUP, PAGE_WINDOWS, USER_SESSIONS, USER_TOTALS};
 use crate::verify::{read_output, verify, Operators, Verdict};
@@ -509,9 +508,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
 
     let mut crashed_after = None;
     let mut group_waits = Vec::new();
-    let mut rewound_checkpoints = 0;
-    let (mut delivered_again, mut skipped_offsets) = (0, 0);
-    let mut split = TimeSplit::default();
+    let mut tally = Tally::default();
     if let Some(n) = crash_after.filter(|n| *n > 0) {
         let mut first = run.processor()?;
         run.drive(&mut first, Some(n), &mut processed, &meter)?;
@@ -540,10 +537,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
                 .collect();
             check_nothing_dropped(&first.consumer, &changelogs, cfg.partitions)?;
         }
-        rewound_checkpoints += first.rewinds.load(Ordering::Relaxed);
-        split += first.split;
-        delivered_again += first.deliveries.again();
-        skipped_offsets += first.deliveries.skipped();
+        tally += first.tally();
         drop(first);
         delete_state(&state_dir)?;
         crashed_after = Some(processed);
@@ -639,6 +633,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
     if let Some(s) = &shared {
         s.clear_live(Phase::Finished);
     }
+    tally += second.tally();
     Ok(Report {
         events: cfg.events,
         processed,
@@ -647,13 +642,10 @@ pub fn run(cfg: &Config) -> Result<Report> {
         crashed_after: crashed_after.filter(|_| crash_after.is_some()),
         restored,
         from_snapshots: cfg.snapshots.as_ref().map(|_| *second.from_snapshots.lock()),
-        rewound_checkpoints: rewound_checkpoints + second.rewinds.load(Ordering::Relaxed),
-        delivered_again: delivered_again + second.deliveries.again(),
-        skipped_offsets: skipped_offsets + second.deliveries.skipped(),
-        split: {
-            split += second.split;
-            split
-        },
+        rewound_checkpoints: tally.rewound_checkpoints,
+        delivered_again: tally.delivered_again,
+        skipped_offsets: tally.skipped_offsets,
+        split: tally.split,
         recovery,
         bare_read,
         bare_pipeline,

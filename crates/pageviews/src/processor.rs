@@ -157,6 +157,41 @@ impl std::ops::AddAssign for TimeSplit {
     }
 }
 
+/// What a processor counted that the summary reports, summed over the
+/// processors of a run.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Tally {
+    /// Checkpoints its manager rewound.
+    pub rewound_checkpoints: u64,
+    /// Records handed out again with no rewind (`Deliveries::again`).
+    pub delivered_again: u64,
+    /// Input offsets jumped over (`Deliveries::skipped`).
+    pub skipped_offsets: u64,
+    /// Where its processing time went.
+    pub split: TimeSplit,
+}
+
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, other: Tally) {
+        self.rewound_checkpoints += other.rewound_checkpoints;
+        self.delivered_again += other.delivered_again;
+        self.skipped_offsets += other.skipped_offsets;
+        self.split += other.split;
+    }
+}
+
+impl Processor {
+    /// What it counted so far.
+    pub fn tally(&self) -> Tally {
+        Tally {
+            rewound_checkpoints: self.rewinds.load(Ordering::Relaxed),
+            delivered_again: self.deliveries.again(),
+            skipped_offsets: self.deliveries.skipped(),
+            split: self.split,
+        }
+    }
+}
+
 /// What the current checkpoint will emit. Its records are sent when the
 /// checkpoint commits, not as they are made: librdkafka's mock cluster
 /// never lists aborted transactions in its fetch responses, so a
