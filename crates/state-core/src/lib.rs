@@ -7,7 +7,8 @@
 //!
 //! * [`StorePartition`] — one partition's column families of ordered byte
 //!   keys, atomic [`WriteBatch`]es that carry the changelog offset, bounded
-//!   iteration in both directions.
+//!   iteration in both directions; [`SortedBatch`] puts a batch in key
+//!   order for backends that load it as table files.
 //! * [`Backend`] — an engine: opens partition *n* of a store, describes
 //!   itself, destroys a store's data. Object safe: everything above takes
 //!   `Arc<dyn Backend>`.
@@ -56,6 +57,7 @@ mod open;
 mod partition;
 mod replay;
 mod snapshot;
+mod sorted_batch;
 mod store;
 mod store_kind;
 #[cfg(any(test, feature = "testkit"))]
@@ -84,6 +86,7 @@ pub use open::{open_with_retries, OpenAttempt, OpenRetry};
 pub use partition::{Direction, KeyValue, KvIter, PartitionStats, StorePartition};
 pub use replay::{HeaderlessRecords, ReplayCheck, ReplayedRecord};
 pub use snapshot::{install_snapshot_dir, LocalSnapshot};
+pub use sorted_batch::SortedBatch;
 pub use store::Store;
 pub use store_kind::check_store_kind;
 pub use view::{ReadView, SnapshotPartition};

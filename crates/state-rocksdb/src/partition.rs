@@ -16,7 +16,7 @@ use state_core::{
 use crate::hook::{check_required, HookTarget};
 use crate::memory::EngineMemory;
 use crate::options::RocksDbOptions;
-use crate::sorted_load::{self, SortedBatch};
+use crate::sorted_load;
 
 type Db = DBWithThreadMode<MultiThreaded>;
 
@@ -453,7 +453,7 @@ impl StorePartition for RocksDbPartition {
         }
         let build_dir = self.path.join(sorted_load::BUILD_DIR);
         state_core::create_private_dir(&build_dir)?;
-        let sorted = SortedBatch::new(batch);
+        let sorted = state_core::SortedBatch::new(batch);
         for (name, ops) in sorted.by_column_family() {
             let handle = self
                 .handle(name)
