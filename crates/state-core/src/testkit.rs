@@ -14,7 +14,13 @@
 
 use std::sync::Arc;
 
+mod bulk_load;
 mod test_partition;
+pub use bulk_load::{
+    a_load_of_only_deletes_hides_older_values, an_interrupted_load_replayed_from_its_stored_offset_converges,
+    bulk_loads_leave_what_bulk_writes_leave, load_batches, load_changelog, loads_and_bulk_writes_mix_in_order,
+    LoadRecord, LOAD_CFS,
+};
 pub use test_partition::{FailingWrites, TestPartition, WriteKind, WrittenBatch, WrittenOp};
 
 use crate::backend::{Backend, StoreLocation};
@@ -602,6 +608,10 @@ macro_rules! __conformance_case_list {
             concurrent_access,
             read_views_are_consistent_snapshots,
             snapshots_restore_as_of_their_moment,
+            bulk_loads_leave_what_bulk_writes_leave,
+            loads_and_bulk_writes_mix_in_order,
+            an_interrupted_load_replayed_from_its_stored_offset_converges,
+            a_load_of_only_deletes_hides_older_values,
         }
     };
 }

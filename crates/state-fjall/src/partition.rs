@@ -27,6 +27,12 @@
 //! * [`StorePartition::write_bulk`] (recovery) commits with no persist at
 //!   all: the batch may sit in fjall's journal buffer inside the process
 //!   until the next `write` or [`StorePartition::persist`]. Still atomic.
+//! * [`StorePartition::load_bulk`] (a restore into an empty partition)
+//!   loads a batch of at least [`LOAD_MIN_OPERATIONS`] through fjall's
+//!   ingestion, one keyspace after another: the tables are fsynced as
+//!   they go in, the changelog offset is written after the last, so after
+//!   a crash the data may be ahead of the stored offset, never behind it
+//!   (the trait's rule; the restore replays from that offset).
 //! * [`StorePartition::persist`] flushes the journal buffer and fsyncs it
 //!   (`PersistMode::SyncAll`): everything written before is durable.
 //! * Every read goes through a cross-keyspace fjall `Snapshot` (fjall's
@@ -56,7 +62,7 @@ use fjall::{Database, Keyspace, KeyspaceCreateOptions, OwnedWriteBatch, PersistM
 use parking_lot::{Mutex, RwLock};
 use state_core::{
     cf, keys, open_with_retries, Direction, Error, KeyValue, KvIter, OpenAttempt, OpenRetry, PartitionStats, ReadView,
-    Result, StorePartition, WriteBatch,
+    Result, SortedBatch, StorePartition, WriteBatch,
 };
 
 use crate::memory::PartitionMemory;
@@ -70,6 +76,12 @@ pub const SNAPSHOT_LAYOUT: &str = "fjall-export";
 
 /// The byte stored in front of every key (see the module documentation).
 pub const KEY_TAG: u8 = 0;
+
+/// Below this many operations [`StorePartition::load_bulk`] goes through
+/// the journal and memtable: each ingestion writes at least one table per
+/// keyspace and flushes the keyspace's memtable first, which for a small
+/// batch is only work for compaction.
+pub const LOAD_MIN_OPERATIONS: usize = 1024;
 
 /// Longest key this backend accepts: fjall's keys carry a 16-bit length, one
 /// byte of which is the tag.
@@ -346,16 +358,7 @@ impl FjallPartition {
         let mut fb = OwnedWriteBatch::with_capacity(self.db.clone(), batch.len() + 1).durability(mode);
         let mut key = Vec::new();
         for op in batch.iter() {
-            if op.key.len() > MAX_KEY_LEN {
-                return Err(Error::backend(
-                    BACKEND,
-                    "writing a batch",
-                    format!(
-                        "key of {} bytes is longer than fjall's limit of {MAX_KEY_LEN}",
-                        op.key.len()
-                    ),
-                ));
-            }
+            check_key_len(op.key, "writing a batch")?;
             // Batches touch one or two column families: a linear search
             // beats hashing.
             let i = names.iter().position(|n| n == op.cf).unwrap_or(0);
@@ -380,6 +383,21 @@ impl FjallPartition {
             .after_write(&self.db, || self.keyspaces.read().values().cloned().collect());
         Ok(())
     }
+}
+
+/// Refuses a key fjall cannot store (longer than [`MAX_KEY_LEN`]).
+fn check_key_len(key: &[u8], operation: &'static str) -> Result<()> {
+    if key.len() > MAX_KEY_LEN {
+        return Err(Error::backend(
+            BACKEND,
+            operation,
+            format!(
+                "key of {} bytes is longer than fjall's limit of {MAX_KEY_LEN}",
+                key.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// Options of a new keyspace.
@@ -467,6 +485,47 @@ impl StorePartition for FjallPartition {
 
     fn write_bulk(&self, batch: &WriteBatch) -> Result<()> {
         self.commit(batch, None)
+    }
+
+    /// A batch of at least [`LOAD_MIN_OPERATIONS`] operations is sorted
+    /// and handed to fjall's ingestion, one keyspace after another: fjall
+    /// writes (and fsyncs) the tables directly, with no journal entry, no
+    /// memtable insert and no later flush of the same data, and gives them
+    /// a sequence number newer than everything in the keyspace, so a later
+    /// load wins over an earlier one and deletes (written as tombstones)
+    /// hide older values. The changelog offset is stored after the last
+    /// keyspace went in; the trait says why that is enough. Smaller
+    /// batches take [`write_bulk`](StorePartition::write_bulk).
+    fn load_bulk(&self, batch: &WriteBatch) -> Result<()> {
+        if batch.len() < LOAD_MIN_OPERATIONS {
+            return self.write_bulk(batch);
+        }
+        let sorted = SortedBatch::new(batch);
+        let failed = |e| access_error(Some(&self.path), "loading a batch", e);
+        let mut key = Vec::new();
+        for (name, ops) in sorted.by_column_family() {
+            let ks = self.keyspace_or_create(name)?;
+            let mut ingestion = ks.start_ingestion().map_err(failed)?;
+            // Strictly ascending, as fjall requires (it panics otherwise):
+            // `SortedBatch` keeps one operation per key, and the tag keeps
+            // the keys' order.
+            for op in ops {
+                check_key_len(op.key, "loading a batch")?;
+                let key = tag_into(&mut key, op.key);
+                match op.value {
+                    Some(v) => ingestion.write(key, v),
+                    None => ingestion.write_tombstone(key),
+                }
+                .map_err(failed)?;
+            }
+            ingestion.finish().map_err(failed)?;
+        }
+        if let Some(offset) = batch.changelog_offset() {
+            let mut offset_only = WriteBatch::new();
+            offset_only.set_changelog_offset(offset);
+            self.commit(&offset_only, None)?;
+        }
+        Ok(())
     }
 
     fn persist(&self) -> Result<()> {
