@@ -1,5 +1,5 @@
-//! A restore into an empty RocksDB partition loads its batches as sorted
-//! table files (`StorePartition::load_bulk`); the same changelog restored
+//! A restore into an empty RocksDB or fjall partition loads its batches as
+//! sorted table files (`StorePartition::load_bulk`); the same changelog restored
 //! into a memory partition (the plain bulk-write path) is the reference.
 //! Compared key by key over several column families, with overwrites and
 //! deletes, whole and after an interrupted restore resumed from the offset
@@ -16,6 +16,7 @@ use state_changelog::rdkafka::mocking::MockCluster;
 use state_changelog::rdkafka::producer::{BaseProducer, BaseRecord, DefaultProducerContext, Producer};
 use state_changelog::{RecoveryConfig, RestoreEvent, RestoreRequest, Restorer};
 use state_core::{cf, MemoryPartition, StorePartition, TopicPartition, WriteBatch, CF_HEADER};
+use state_fjall::{FjallOptions, FjallPartition};
 use state_rocksdb::{RocksDbOptions, RocksDbPartition};
 use test_support::store::data;
 
@@ -130,6 +131,32 @@ fn a_restore_into_an_empty_partition_loads_sorted_files_and_ends_as_bulk_writes_
     assert!(table_files(dir.path()) >= 3, "loaded as table files");
     drop(p);
     let p = RocksDbPartition::open(dir.path(), &RocksDbOptions::default()).expect("reopen");
+    assert_eq!(data(&p), expected, "durable");
+    assert_eq!(p.changelog_offset().unwrap(), Some(last));
+}
+
+#[test]
+fn a_restore_into_an_empty_fjall_partition_ingests_its_batches_and_ends_as_bulk_writes_do() {
+    let c = MockCluster::new(1).expect("mock cluster");
+    c.create_topic(CHANGELOG, 1, 1).expect("changelog topic");
+    let last = produce(&c);
+    let reference = Arc::new(MemoryPartition::new());
+    assert_eq!(restore(&c, reference.clone()), Some(last));
+    let expected = data(&*reference);
+
+    let dir = tempfile::tempdir().unwrap();
+    let p = Arc::new(FjallPartition::open(dir.path(), &FjallOptions::default()).expect("open"));
+    assert_eq!(restore(&c, p.clone()), Some(last));
+    assert_eq!(data(&*p), expected);
+    // Ingested, not written through the memtables: they hold nothing but
+    // the stored offset.
+    assert!(
+        p.write_buffer_bytes() < 4 << 10,
+        "{} bytes in memtables after the load",
+        p.write_buffer_bytes()
+    );
+    drop(p);
+    let p = FjallPartition::open(dir.path(), &FjallOptions::default()).expect("reopen");
     assert_eq!(data(&p), expected, "durable");
     assert_eq!(p.changelog_offset().unwrap(), Some(last));
 }
