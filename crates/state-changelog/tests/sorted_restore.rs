@@ -108,12 +108,12 @@ fn table_files(dir: &std::path::Path) -> usize {
         .count()
 }
 
-#[test]
-fn a_restore_into_an_empty_partition_loads_sorted_files_and_ends_as_bulk_writes_do() {
+/// The mock cluster with the changelog, its last offset, and what a
+/// restore into a memory partition (the plain bulk-write path) leaves.
+fn cluster_and_reference() -> (Cluster, u64, BTreeMap<String, Vec<state_core::KeyValue>>) {
     let c = MockCluster::new(1).expect("mock cluster");
     c.create_topic(CHANGELOG, 1, 1).expect("changelog topic");
     let last = produce(&c);
-
     let reference = Arc::new(MemoryPartition::new());
     assert_eq!(restore(&c, reference.clone()), Some(last));
     let expected = data(&*reference);
@@ -121,7 +121,12 @@ fn a_restore_into_an_empty_partition_loads_sorted_files_and_ends_as_bulk_writes_
         expected.values().map(Vec::len).sum::<usize>() > 1_000,
         "keys in every column family"
     );
+    (c, last, expected)
+}
 
+#[test]
+fn a_restore_into_an_empty_partition_loads_sorted_files_and_ends_as_bulk_writes_do() {
+    let (c, last, expected) = cluster_and_reference();
     let dir = tempfile::tempdir().unwrap();
     let p = Arc::new(RocksDbPartition::open(dir.path(), &RocksDbOptions::default()).expect("open"));
     assert_eq!(restore(&c, p.clone()), Some(last));
@@ -137,13 +142,7 @@ fn a_restore_into_an_empty_partition_loads_sorted_files_and_ends_as_bulk_writes_
 
 #[test]
 fn a_restore_into_an_empty_fjall_partition_ingests_its_batches_and_ends_as_bulk_writes_do() {
-    let c = MockCluster::new(1).expect("mock cluster");
-    c.create_topic(CHANGELOG, 1, 1).expect("changelog topic");
-    let last = produce(&c);
-    let reference = Arc::new(MemoryPartition::new());
-    assert_eq!(restore(&c, reference.clone()), Some(last));
-    let expected = data(&*reference);
-
+    let (c, last, expected) = cluster_and_reference();
     let dir = tempfile::tempdir().unwrap();
     let p = Arc::new(FjallPartition::open(dir.path(), &FjallOptions::default()).expect("open"));
     assert_eq!(restore(&c, p.clone()), Some(last));

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use state_core::testkit::{load_batches, load_changelog, LoadRecord};
+use state_core::testkit::{load_batches, load_changelog, replay_from, LoadRecord};
 use state_core::{KeyValue, StorePartition};
 use state_rocksdb::{RocksDbOptions, RocksDbPartition};
 use test_support::store::data;
@@ -76,13 +76,7 @@ fn an_interrupted_load_replayed_after_a_reopen_converges() {
         let p = open(dir.path());
         let resume = p.changelog_offset().unwrap().unwrap() as usize + 1;
         assert_eq!(resume, 5_000);
-        for b in load_batches(&records, resume, 2_500) {
-            if replay_with_loads {
-                p.load_bulk(&b).unwrap();
-            } else {
-                p.write_bulk(&b).unwrap();
-            }
-        }
+        replay_from(&p, &records, resume, 2_500, replay_with_loads);
         p.persist().unwrap();
         assert_eq!(data(&p), expected, "replayed with loads: {replay_with_loads}");
         assert_eq!(p.changelog_offset().unwrap(), Some(records.len() as u64 - 1));

@@ -56,6 +56,19 @@ pub fn load_batches(records: &[LoadRecord], from: usize, size: usize) -> Vec<Wri
         .collect()
 }
 
+/// Replays `records[from..]` into `p` in batches of `size`, by loads if
+/// `with_loads`, else by bulk writes (what a restore resumed at `from`
+/// does).
+pub fn replay_from(p: &dyn StorePartition, records: &[LoadRecord], from: usize, size: usize, with_loads: bool) {
+    for b in load_batches(records, from, size) {
+        if with_loads {
+            p.load_bulk(&b).unwrap();
+        } else {
+            p.write_bulk(&b).unwrap();
+        }
+    }
+}
+
 /// Every non-empty column family but the metadata one, with its keys.
 fn contents(p: &dyn StorePartition) -> BTreeMap<String, Vec<KeyValue>> {
     let mut out = BTreeMap::new();
@@ -165,13 +178,7 @@ pub fn an_interrupted_load_replayed_from_its_stored_offset_converges<H: Harness>
         p.persist().unwrap();
         let resume = p.changelog_offset().unwrap().map_or(0, |o| o as usize + 1);
         assert_eq!(resume, 5_000);
-        for b in load_batches(&records, resume, 2_500) {
-            if replay_with_loads {
-                p.load_bulk(&b).unwrap();
-            } else {
-                p.write_bulk(&b).unwrap();
-            }
-        }
+        replay_from(&*p, &records, resume, 2_500, replay_with_loads);
         p.persist().unwrap();
         assert_eq!(contents(&*p), expected, "replayed with loads: {replay_with_loads}");
         assert_eq!(p.changelog_offset().unwrap(), Some(records.len() as u64 - 1));
