@@ -12,6 +12,11 @@ pub struct SortedBatch<'b> {
 }
 
 impl<'b> SortedBatch<'b> {
+    /// Below this many operations a backend loads a batch through its
+    /// usual write path instead: a table file (or more, one per column
+    /// family) per small batch would only give compaction work.
+    pub const MIN_OPERATIONS: usize = 1024;
+
     /// Sorts `batch`'s operations (one allocation, the operations borrow
     /// the batch's bytes).
     pub fn new(batch: &'b WriteBatch) -> Self {

@@ -29,6 +29,5 @@ mod partition;
 pub use backend::FjallBackend;
 pub use options::FjallOptions;
 pub use partition::{
-    is_corruption, is_lsm_corruption, FjallPartition, FjallSnapshot, KEY_TAG, LOAD_MIN_OPERATIONS, MAX_KEY_LEN,
-    SNAPSHOT_LAYOUT,
+    is_corruption, is_lsm_corruption, FjallPartition, FjallSnapshot, KEY_TAG, MAX_KEY_LEN, SNAPSHOT_LAYOUT,
 };

@@ -28,7 +28,7 @@
 //!   all: the batch may sit in fjall's journal buffer inside the process
 //!   until the next `write` or [`StorePartition::persist`]. Still atomic.
 //! * [`StorePartition::load_bulk`] (a restore into an empty partition)
-//!   loads a batch of at least [`LOAD_MIN_OPERATIONS`] through fjall's
+//!   loads a batch of at least [`SortedBatch::MIN_OPERATIONS`] through fjall's
 //!   ingestion, one keyspace after another: the tables are fsynced as
 //!   they go in, the changelog offset is written after the last, so after
 //!   a crash the data may be ahead of the stored offset, never behind it
@@ -76,12 +76,6 @@ pub const SNAPSHOT_LAYOUT: &str = "fjall-export";
 
 /// The byte stored in front of every key (see the module documentation).
 pub const KEY_TAG: u8 = 0;
-
-/// Below this many operations [`StorePartition::load_bulk`] goes through
-/// the journal and memtable: each ingestion writes at least one table per
-/// keyspace and flushes the keyspace's memtable first, which for a small
-/// batch is only work for compaction.
-pub const LOAD_MIN_OPERATIONS: usize = 1024;
 
 /// Longest key this backend accepts: fjall's keys carry a 16-bit length, one
 /// byte of which is the tag.
@@ -487,7 +481,7 @@ impl StorePartition for FjallPartition {
         self.commit(batch, None)
     }
 
-    /// A batch of at least [`LOAD_MIN_OPERATIONS`] operations is sorted
+    /// A batch of at least [`SortedBatch::MIN_OPERATIONS`] operations is sorted
     /// and handed to fjall's ingestion, one keyspace after another: fjall
     /// writes (and fsyncs) the tables directly, with no journal entry, no
     /// memtable insert and no later flush of the same data, and gives them
@@ -495,9 +489,10 @@ impl StorePartition for FjallPartition {
     /// load wins over an earlier one and deletes (written as tombstones)
     /// hide older values. The changelog offset is stored after the last
     /// keyspace went in; the trait says why that is enough. Smaller
-    /// batches take [`write_bulk`](StorePartition::write_bulk).
+    /// batches take [`write_bulk`](StorePartition::write_bulk): each
+    /// ingestion also flushes the keyspace's memtable first.
     fn load_bulk(&self, batch: &WriteBatch) -> Result<()> {
-        if batch.len() < LOAD_MIN_OPERATIONS {
+        if batch.len() < SortedBatch::MIN_OPERATIONS {
             return self.write_bulk(batch);
         }
         let sorted = SortedBatch::new(batch);

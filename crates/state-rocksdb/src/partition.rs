@@ -435,13 +435,13 @@ impl StorePartition for RocksDbPartition {
             .map_err(|e| access_error(&self.path, "writing a bulk batch", e))
     }
 
-    /// A batch of at least 1,024 operations (`sorted_load::MIN_OPERATIONS`) is
+    /// A batch of at least 1,024 operations (`SortedBatch::MIN_OPERATIONS`) is
     /// sorted, written as one table file per column family and ingested
     /// (no memtable insert, no flush of it later); its changelog offset is
     /// stored after the last file went in. Smaller batches, and partitions
     /// opened with an options hook, take [`write_bulk`](Self::write_bulk).
     fn load_bulk(&self, batch: &WriteBatch) -> Result<()> {
-        if !self.sorted_loads || batch.len() < sorted_load::MIN_OPERATIONS {
+        if !self.sorted_loads || batch.len() < state_core::SortedBatch::MIN_OPERATIONS {
             return self.write_bulk(batch);
         }
         for name in batch.column_families() {

@@ -19,10 +19,6 @@ use state_core::BatchOp;
 /// removed when the partition opens.
 pub(crate) const BUILD_DIR: &str = "sorted-load.tmp";
 
-/// Below this many operations a batch goes through the memtable: a table
-/// file per small batch would only give compaction work.
-pub(crate) const MIN_OPERATIONS: usize = 1024;
-
 /// Writes `ops` (one column family's, sorted, one per key) to a table
 /// file at `file` built with the column family's `options`; deletes are
 /// written as tombstones, so they hide older values once ingested.

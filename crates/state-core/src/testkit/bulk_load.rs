@@ -93,9 +93,7 @@ fn contents(p: &dyn StorePartition) -> BTreeMap<String, Vec<KeyValue>> {
 fn written<H: Harness>(h: &mut H, n: u32, records: &[LoadRecord], size: usize) -> BTreeMap<String, Vec<KeyValue>> {
     let mut store = h.open();
     let p = partition(&mut store, n);
-    for b in load_batches(records, 0, size) {
-        p.write_bulk(&b).unwrap();
-    }
+    replay_from(&*p, records, 0, size, false);
     p.persist().unwrap();
     assert_eq!(p.changelog_offset().unwrap(), Some(records.len() as u64 - 1));
     contents(&*p)
