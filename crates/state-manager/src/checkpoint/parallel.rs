@@ -8,7 +8,7 @@
 //! checkpoint's time, on the poll loop's thread while every other thread
 //! idled (12 store partitions, ~28,000 changes a checkpoint).
 
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 /// Runs `step` on every job on up to `threads` threads (the calling thread
 /// is one of them) and returns the outcomes in the order of `jobs`. With
@@ -41,9 +41,12 @@ pub(super) fn run_all<J: Send, R: Send>(jobs: Vec<J>, threads: usize, step: impl
     done.into_iter().map(|(_, outcome)| outcome).collect()
 }
 
-/// How many threads a checkpoint's flushes use: the machine's cores.
+/// How many threads a checkpoint's flushes use: the machine's cores,
+/// asked once per process (std reads the cgroup's CPU quota from files on
+/// every call, which every checkpoint need not repeat).
 pub(super) fn threads() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    static THREADS: OnceLock<usize> = OnceLock::new();
+    *THREADS.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 #[cfg(test)]
