@@ -184,6 +184,7 @@ pub(super) fn hold_positions<C: ConsumerContext, K: Consumer<C>>(
 #[cfg(test)]
 mod tests {
     use rdkafka::consumer::BaseConsumer;
+    use rdkafka::producer::BaseProducer;
     use rdkafka::Message;
 
     use super::*;
@@ -202,18 +203,27 @@ mod tests {
         }
     }
 
-    #[test]
-    fn held_partitions_go_on_right_after_the_last_record_handed_out() {
-        let (_cluster, mut kafka) = super::super::test_topic::topic_in(2, 6);
+    /// A consumer assigned every partition of a fresh topic `in` of
+    /// `partitions` partitions with 6 records each, from the beginning
+    /// (the cluster lives as long as the producer returned).
+    fn assigned(partitions: i32) -> (BaseProducer, BaseConsumer) {
+        let (cluster, mut kafka) = super::super::test_topic::topic_in(partitions, 6);
         let consumer: BaseConsumer = kafka
             .set("group.id", "g")
             .set("enable.auto.commit", "false")
             .create()
             .unwrap();
         let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset("in", 0, Offset::Beginning).unwrap();
-        tpl.add_partition_offset("in", 1, Offset::Beginning).unwrap();
+        for p in 0..partitions {
+            tpl.add_partition_offset("in", p, Offset::Beginning).unwrap();
+        }
         consumer.assign(&tpl).unwrap();
+        (cluster, consumer)
+    }
+
+    #[test]
+    fn held_partitions_go_on_right_after_the_last_record_handed_out() {
+        let (_cluster, consumer) = assigned(2);
         for want in 0..3 {
             assert_eq!(next_of(&consumer, 0), want);
         }
@@ -224,15 +234,7 @@ mod tests {
 
     #[test]
     fn a_resumed_partition_goes_on_from_where_its_restore_judged_records_by() {
-        let (_cluster, mut kafka) = super::super::test_topic::topic_in(1, 6);
-        let consumer: BaseConsumer = kafka
-            .set("group.id", "g")
-            .set("enable.auto.commit", "false")
-            .create()
-            .unwrap();
-        let mut tpl = TopicPartitionList::new();
-        tpl.add_partition_offset("in", 0, Offset::Beginning).unwrap();
-        consumer.assign(&tpl).unwrap();
+        let (_cluster, consumer) = assigned(1);
         let tp = TopicPartition::new("in", 0);
         pause(&consumer, std::slice::from_ref(&tp)).unwrap();
         assert!(consumer.poll(Duration::from_millis(200)).is_none(), "paused");
