@@ -93,32 +93,7 @@ pub(super) fn resume<C: ConsumerContext, K: Consumer<C>>(
         .map_err(|source| ManagerError::Kafka {
             operation: "resuming restored partitions",
             source,
-        })?;
-    wake_fetchers(consumer, partitions);
-    Ok(())
-}
-
-/// How many resumed partitions [`wake_fetchers`] asks about at most: a
-/// topic's partitions take their leaders in turn, so the first ones reach
-/// every broker of all but the largest clusters. A partition whose broker
-/// is not reached fetches within the second, as without the wake.
-const MAX_WAKES: usize = 64;
-
-/// Makes the consumer start fetching `partitions`, just resumed, now.
-///
-/// librdkafka does not wake a broker's thread when a partition resumes:
-/// a thread with nothing to fetch (every partition it leads paused, as
-/// while they restore) sleeps up to a second on its socket and sees the
-/// resumed partition only then. The pageviews demo waited 0.5-0.8 s after
-/// each of its restores for the first records. A watermark query that
-/// does not wait puts a request on the queue of the partition's leader,
-/// which wakes that thread at once; its answer is not needed (librdkafka
-/// drops an answer nobody waits for), and a query that fails, say for a
-/// partition whose leader is not known yet, leaves the old timing.
-pub(crate) fn wake_fetchers<C: ConsumerContext, K: Consumer<C>>(consumer: &K, partitions: &[TopicPartition]) {
-    for tp in partitions.iter().take(MAX_WAKES) {
-        let _ = consumer.fetch_watermarks(tp.topic(), tp.partition(), Duration::ZERO);
-    }
+        })
 }
 
 /// Moves every partition assigned to `consumer`, except `except`, to the
@@ -242,13 +217,5 @@ mod tests {
         resume(&consumer, std::slice::from_ref(&tp), &at, Duration::from_secs(10)).unwrap();
         assert_eq!(next_of(&consumer, 0), 4);
         assert_eq!(next_of(&consumer, 0), 5);
-    }
-
-    #[test]
-    fn waking_the_fetchers_of_a_partition_nobody_leads_is_harmless() {
-        let (_cluster, kafka) = super::super::test_topic::topic_in(1, 1);
-        let consumer: BaseConsumer = kafka.create().unwrap();
-        // Neither an error nor a wait for the missing leader.
-        wake_fetchers(&consumer, &[TopicPartition::new("no-such-topic", 3)]);
     }
 }

@@ -133,9 +133,7 @@ fn seek_and_resume<C: ConsumerContext, K: Consumer<C>>(
     timeout: Duration,
 ) -> KafkaResult<()> {
     consumer.seek(source.topic(), source.partition(), Offset::Offset(first), timeout)?;
-    consumer.resume(&one(source))?;
-    crate::assignment::wake_fetchers(consumer, std::slice::from_ref(source));
-    Ok(())
+    consumer.resume(&one(source))
 }
 
 fn one(source: &TopicPartition) -> TopicPartitionList {
