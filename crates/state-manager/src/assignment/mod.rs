@@ -26,5 +26,6 @@ mod start_offsets;
 #[cfg(test)]
 mod test_topic;
 
+pub(crate) use consumer::wake_fetchers;
 pub(crate) use partitions::Assignments;
 pub use standby::StandbyReport;

@@ -133,7 +133,11 @@ fn seek_and_resume<C: ConsumerContext, K: Consumer<C>>(
     timeout: Duration,
 ) -> KafkaResult<()> {
     consumer.seek(source.topic(), source.partition(), Offset::Offset(first), timeout)?;
-    consumer.resume(&one(source))
+    consumer.resume(&one(source))?;
+    let mut at = TopicPartitionList::new();
+    at.add_partition_offset(source.topic(), source.partition(), Offset::Offset(first))?;
+    crate::assignment::wake_fetchers(consumer, at);
+    Ok(())
 }
 
 fn one(source: &TopicPartition) -> TopicPartitionList {
