@@ -277,12 +277,7 @@ fn produce_input(cfg: &Config, client: &ClientConfig, topic: &str, progress: &Pr
 
 /// Where each partition of the (fully produced) input ends.
 fn input_ends(client: &ClientConfig, topic: &str, partitions: u32) -> Result<Vec<i64>> {
-    let consumer: BaseConsumer = kafka(
-        "creating a consumer to read the input's end",
-        state_changelog::ConsumerSettings::new("pageviews-demo-ends")
-            .client_config(client)
-            .create(),
-    )?;
+    let consumer = crate::processor::ends_client(client)?;
     (0..partitions as i32)
         .map(|p| {
             kafka(

@@ -138,6 +138,18 @@ pub(crate) struct Processor {
     ends: BaseConsumer,
 }
 
+/// A client that only asks where partitions end (a consumer that never
+/// joins its group): the input's ends before processing, and each
+/// processor's end-of-input check.
+pub(crate) fn ends_client(client: &ClientConfig) -> Result<BaseConsumer> {
+    kafka(
+        "creating the client that reads where partitions end",
+        ConsumerSettings::new(format!("{GROUP}-ends"))
+            .client_config(client)
+            .create(),
+    )
+}
+
 /// Where a processor's time went once it had partitions: polls that
 /// returned nothing (waiting for the broker or for the restores) with the
 /// end-of-input checks after them, and checkpoints (output records sent,
@@ -334,12 +346,7 @@ impl Run<'_> {
             "subscribing",
             consumer.subscribe(&[self.topics.input.as_str(), self.topics.by_page.as_str()]),
         )?;
-        let ends: BaseConsumer = kafka(
-            "creating the client that reads where partitions end",
-            ConsumerSettings::new(format!("{GROUP}-ends"))
-                .client_config(&self.client)
-                .create(),
-        )?;
+        let ends = ends_client(&self.client)?;
         Ok(Processor {
             ends,
             join: GroupJoin::new(),

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, ConsumerContext};
+use rdkafka::error::KafkaResult;
 use rdkafka::{Offset, TopicPartitionList};
 use state_core::TopicPartition;
 
@@ -63,16 +64,10 @@ pub(super) fn resume<C: ConsumerContext, K: Consumer<C>>(
     // the checkpoints committed up to that offset. The consumer's own
     // position came from its own offset fetch, which a previous owner's
     // late commit can put elsewhere.
-    let mut positions = TopicPartitionList::new();
-    for (tp, o) in at {
-        positions
-            .add_partition_offset(tp.topic(), tp.partition(), Offset::Offset(*o))
-            .map_err(|source| ManagerError::Kafka {
-                operation: "building the positions of restored partitions",
-                source,
-            })?;
-    }
-    let wake = positions.clone();
+    let positions = positions_of(at.iter().map(|(tp, o)| (tp, *o))).map_err(|source| ManagerError::Kafka {
+        operation: "building the positions of restored partitions",
+        source,
+    })?;
     if positions.count() > 0 {
         let sought = consumer
             .seek_partitions(positions, timeout)
@@ -95,12 +90,21 @@ pub(super) fn resume<C: ConsumerContext, K: Consumer<C>>(
             operation: "resuming restored partitions",
             source,
         })?;
-    wake_fetchers(consumer, wake);
+    wake_fetchers(consumer, at.iter().map(|(tp, o)| (tp, *o)));
     Ok(())
 }
 
+/// `at` as a partition list with offsets.
+fn positions_of<'a>(at: impl IntoIterator<Item = (&'a TopicPartition, i64)>) -> KafkaResult<TopicPartitionList> {
+    let mut positions = TopicPartitionList::new();
+    for (tp, o) in at {
+        positions.add_partition_offset(tp.topic(), tp.partition(), Offset::Offset(o))?;
+    }
+    Ok(positions)
+}
+
 /// Makes the consumer fetch resumed partitions now, by seeking them again,
-/// without waiting, to the offsets they were just sought to (`positions`).
+/// without waiting, to the offsets they were just sought to (`at`).
 ///
 /// librdkafka (2.12.1) does not wake a broker's thread when a partition
 /// resumes: a thread with nothing to fetch, all its partitions paused for
@@ -116,11 +120,15 @@ pub(super) fn resume<C: ConsumerContext, K: Consumer<C>>(
 /// also wakes the thread, but librdkafka gives the request that zero
 /// timeout too, and a request its timeout scan finds in flight
 /// disconnects the broker with the default `socket.max.fails=1`.)
-pub(crate) fn wake_fetchers<C: ConsumerContext, K: Consumer<C>>(consumer: &K, positions: TopicPartitionList) {
-    if positions.count() == 0 {
-        return;
-    }
-    if let Err(e) = consumer.seek_partitions(positions, Duration::ZERO) {
+pub(crate) fn wake_fetchers<'a, C: ConsumerContext, K: Consumer<C>>(
+    consumer: &K,
+    at: impl IntoIterator<Item = (&'a TopicPartition, i64)>,
+) {
+    let woken = positions_of(at).and_then(|positions| match positions.count() {
+        0 => Ok(()),
+        _ => consumer.seek_partitions(positions, Duration::ZERO).map(drop),
+    });
+    if let Err(e) = woken {
         tracing::debug!(error = %e, "seeking resumed partitions to wake their fetchers failed; they fetch within a second");
     }
 }

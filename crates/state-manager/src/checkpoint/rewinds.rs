@@ -134,9 +134,7 @@ fn seek_and_resume<C: ConsumerContext, K: Consumer<C>>(
 ) -> KafkaResult<()> {
     consumer.seek(source.topic(), source.partition(), Offset::Offset(first), timeout)?;
     consumer.resume(&one(source))?;
-    let mut at = TopicPartitionList::new();
-    at.add_partition_offset(source.topic(), source.partition(), Offset::Offset(first))?;
-    crate::assignment::wake_fetchers(consumer, at);
+    crate::assignment::wake_fetchers(consumer, [(source, first)]);
     Ok(())
 }
 
