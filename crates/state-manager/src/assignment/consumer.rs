@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use rdkafka::consumer::{Consumer, ConsumerContext};
-use rdkafka::error::KafkaResult;
 use rdkafka::{Offset, TopicPartitionList};
 use state_core::TopicPartition;
 
@@ -64,10 +63,15 @@ pub(super) fn resume<C: ConsumerContext, K: Consumer<C>>(
     // the checkpoints committed up to that offset. The consumer's own
     // position came from its own offset fetch, which a previous owner's
     // late commit can put elsewhere.
-    let positions = positions_of(at.iter().map(|(tp, o)| (tp, *o))).map_err(|source| ManagerError::Kafka {
-        operation: "building the positions of restored partitions",
-        source,
-    })?;
+    let mut positions = TopicPartitionList::new();
+    for (tp, o) in at {
+        positions
+            .add_partition_offset(tp.topic(), tp.partition(), Offset::Offset(*o))
+            .map_err(|source| ManagerError::Kafka {
+                operation: "building the positions of restored partitions",
+                source,
+            })?;
+    }
     if positions.count() > 0 {
         let sought = consumer
             .seek_partitions(positions, timeout)
@@ -90,46 +94,55 @@ pub(super) fn resume<C: ConsumerContext, K: Consumer<C>>(
             operation: "resuming restored partitions",
             source,
         })?;
-    wake_fetchers(consumer, at.iter().map(|(tp, o)| (tp, *o)));
+    wake_fetchers(consumer, partitions);
     Ok(())
 }
 
-/// `at` as a partition list with offsets.
-fn positions_of<'a>(at: impl IntoIterator<Item = (&'a TopicPartition, i64)>) -> KafkaResult<TopicPartitionList> {
-    let mut positions = TopicPartitionList::new();
-    for (tp, o) in at {
-        positions.add_partition_offset(tp.topic(), tp.partition(), Offset::Offset(o))?;
-    }
-    Ok(positions)
-}
-
-/// Makes the consumer fetch resumed partitions now, by seeking them again,
-/// without waiting, to the offsets they were just sought to (`at`).
+/// Makes the consumer fetch resumed partitions now: asks their leaders
+/// where the partitions end (a ListOffsets request) and does not wait for
+/// the answer.
 ///
 /// librdkafka (2.12.1) does not wake a broker's thread when a partition
 /// resumes: a thread with nothing to fetch, all its partitions paused for
 /// their restores, sleeps up to a second on its socket and sees the resume
-/// only then (the pageviews demo waited 0.5-0.7 s after a restore for its
-/// first records). A seek to an offset above 0 takes the partition
-/// through offset validation back to fetching, and that change of fetch
-/// state wakes the thread. The offsets are the ones the partitions already
-/// have, so whatever was fetched before it lands is at the same place (and
-/// is dropped and fetched again). A seek to offset 0 changes no state and
-/// wakes nothing; such partitions keep librdkafka's timing, as does any
-/// partition if the seek fails. (A watermark query with a zero timeout
-/// also wakes the thread, but librdkafka gives the request that zero
-/// timeout too, and a request its timeout scan finds in flight
-/// disconnects the broker with the default `socket.max.fails=1`.)
+/// only then (the pageviews demo waited 0.5-0.8 s after its restores for
+/// the first records). A request queued for the broker wakes its thread,
+/// which then finds the resumed partitions fetchable. The request goes
+/// through the admin API so that it carries librdkafka's normal request
+/// timeout (a watermark query with a zero timeout also wakes the thread,
+/// but librdkafka gives the request that zero timeout too, and a request
+/// its timeout scan finds in flight disconnects the broker with the
+/// default `socket.max.fails=1`). The answer goes to a queue dropped at
+/// once: librdkafka discards replies to a dropped queue. The partitions'
+/// fetch state is not touched. (Before, a second seek to the resumed
+/// offset did the waking; a seek to offset 0 changes no fetch state and
+/// woke nothing, and partitions without a committed offset, every one of
+/// a fresh group, got no seek at all.)
 pub(crate) fn wake_fetchers<'a, C: ConsumerContext, K: Consumer<C>>(
     consumer: &K,
-    at: impl IntoIterator<Item = (&'a TopicPartition, i64)>,
+    partitions: impl IntoIterator<Item = &'a TopicPartition>,
 ) {
-    let woken = positions_of(at).and_then(|positions| match positions.count() {
-        0 => Ok(()),
-        _ => consumer.seek_partitions(positions, Duration::ZERO).map(drop),
-    });
-    if let Err(e) = woken {
-        tracing::debug!(error = %e, "seeking resumed partitions to wake their fetchers failed; they fetch within a second");
+    let mut ends = TopicPartitionList::new();
+    for tp in partitions {
+        // `End` is librdkafka's `RD_KAFKA_OFFSET_SPEC_LATEST` (-1).
+        if let Err(e) = ends.add_partition_offset(tp.topic(), tp.partition(), Offset::End) {
+            tracing::debug!(error = %e, "listing resumed partitions to wake their fetchers failed; they fetch within a second");
+            return;
+        }
+    }
+    if ends.count() == 0 {
+        return;
+    }
+    let rk = consumer.client().native_ptr();
+    // SAFETY: the client handle is alive for the borrow of `consumer`.
+    // `rd_kafka_ListOffsets` copies the partition list and takes its own
+    // reference to the reply queue; null options are its defaults. The
+    // queue is then destroyed as its owner, which disables it: the reply
+    // that later arrives is destroyed by librdkafka instead of enqueued.
+    unsafe {
+        let replies = rdkafka::bindings::rd_kafka_queue_new(rk);
+        rdkafka::bindings::rd_kafka_ListOffsets(rk, ends.ptr(), std::ptr::null(), replies);
+        rdkafka::bindings::rd_kafka_queue_destroy(replies);
     }
 }
 
@@ -254,5 +267,34 @@ mod tests {
         resume(&consumer, std::slice::from_ref(&tp), &at, Duration::from_secs(10)).unwrap();
         assert_eq!(next_of(&consumer, 0), 4);
         assert_eq!(next_of(&consumer, 0), 5);
+    }
+
+    #[test]
+    fn a_resumed_partition_wakes_its_fetcher_with_a_request_to_its_leader() {
+        use super::super::test_topic::{requests_of, track_requests, LIST_OFFSETS};
+        let (cluster, consumer) = assigned(1);
+        assert_eq!(next_of(&consumer, 0), 0);
+        let tp = TopicPartition::new("in", 0);
+        pause(&consumer, std::slice::from_ref(&tp)).unwrap();
+        assert!(consumer.poll(Duration::from_millis(200)).is_none(), "paused");
+        track_requests(&cluster);
+        // Nothing committed, as in a fresh group: no seek, the wake only.
+        resume(
+            &consumer,
+            std::slice::from_ref(&tp),
+            &BTreeMap::new(),
+            Duration::from_secs(10),
+        )
+        .unwrap();
+        let asked = std::time::Instant::now();
+        while requests_of(&cluster, LIST_OFFSETS) == 0 {
+            assert!(
+                asked.elapsed() < Duration::from_secs(10),
+                "no ListOffsets request reached the leader"
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(next_of(&consumer, 0), 1, "the wake moves nothing");
+        assert_eq!(next_of(&consumer, 0), 2);
     }
 }

@@ -134,7 +134,7 @@ fn seek_and_resume<C: ConsumerContext, K: Consumer<C>>(
 ) -> KafkaResult<()> {
     consumer.seek(source.topic(), source.partition(), Offset::Offset(first), timeout)?;
     consumer.resume(&one(source))?;
-    crate::assignment::wake_fetchers(consumer, [(source, first)]);
+    crate::assignment::wake_fetchers(consumer, [source]);
     Ok(())
 }
 
