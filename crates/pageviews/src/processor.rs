@@ -40,6 +40,12 @@ pub(crate) const COMPRESSION: &str = "lz4";
 const STALL: Duration = Duration::from_secs(120);
 /// How often the processing loop tells the HTTP handlers where it is.
 const STATUS_EVERY: Duration = Duration::from_millis(200);
+/// How long a poll waits for records.
+const POLL: Duration = Duration::from_millis(100);
+/// How long a poll waits while partitions restore: `maintain` resumes a
+/// restored partition only once a poll returns, so a long wait would hold
+/// the partition back (the restores of a fresh start finish in ~25 ms).
+const POLL_WHILE_RESTORING: Duration = Duration::from_millis(5);
 
 /// Sends `record`, waiting while the producer's queue is full.
 pub(crate) fn send<C: ProducerContext<DeliveryOpaque = ()>>(
@@ -559,9 +565,10 @@ impl Run<'_> {
         let mut input_here = 0u64;
         let events = metrics::counter!(EVENTS_PROCESSED);
         self.publish(p, *processed);
+        let mut poll_for = POLL;
         loop {
             let polling = Instant::now();
-            let polled = p.consumer.poll(Duration::from_millis(100));
+            let polled = p.consumer.poll(poll_for);
             if polled.is_none() && p.join.assigned() {
                 p.split.empty_polls += polling.elapsed();
             }
@@ -603,6 +610,11 @@ impl Run<'_> {
                 }
                 Some(Err(e)) => tracing::warn!(error = %e, "consumer error"),
                 None => {
+                    poll_for = if p.manager.lock().restoring().is_empty() {
+                        POLL
+                    } else {
+                        POLL_WHILE_RESTORING
+                    };
                     self.timed_checkpoint(p)?;
                     let checking = Instant::now();
                     let done = self.caught_up(p)?;
