@@ -297,4 +297,12 @@ mod tests {
         assert_eq!(next_of(&consumer, 0), 1, "the wake moves nothing");
         assert_eq!(next_of(&consumer, 0), 2);
     }
+
+    #[test]
+    fn waking_the_fetchers_of_a_partition_nobody_leads_is_harmless() {
+        let (_cluster, kafka) = super::super::test_topic::topic_in(1, 1);
+        let consumer: BaseConsumer = kafka.create().unwrap();
+        // Neither an error nor a wait for the missing leader.
+        wake_fetchers(&consumer, [&TopicPartition::new("no-such-topic", 3)]);
+    }
 }

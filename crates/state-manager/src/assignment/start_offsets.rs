@@ -121,9 +121,9 @@ pub(crate) fn place<C: ConsumerContext>(
 
 #[cfg(test)]
 mod tests {
-    use rdkafka::producer::{BaseProducer, Producer};
+    use rdkafka::producer::BaseProducer;
 
-    use super::super::test_topic::topic_in;
+    use super::super::test_topic::{mock_of, topic_in, LIST_OFFSETS};
     use super::*;
 
     #[test]
@@ -193,14 +193,11 @@ mod tests {
     /// Makes the cluster `owner` owns answer its next ListOffsets request
     /// after `delay`.
     fn delay_next_offset_lookup(owner: &BaseProducer, delay: Duration) {
-        const LIST_OFFSETS: i16 = 2;
-        // SAFETY: `owner` was created with `test.mock.num.brokers`, so it
-        // owns a mock cluster for its whole life (null is checked for);
-        // the variadic arguments are one (error code, round trip in ms)
-        // pair, as `cnt` = 1 says, both C ints.
+        let mock = mock_of(owner);
+        // SAFETY: `mock` lives as long as `owner`; the variadic arguments
+        // are one (error code, round trip in ms) pair, as `cnt` = 1 says,
+        // both C ints.
         unsafe {
-            let mock = rdkafka::bindings::rd_kafka_handle_mock_cluster(owner.client().native_ptr());
-            assert!(!mock.is_null());
             rdkafka::bindings::rd_kafka_mock_broker_push_request_error_rtts(
                 mock,
                 1,

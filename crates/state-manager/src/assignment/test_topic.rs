@@ -38,7 +38,7 @@ pub(crate) fn topic_in(partitions: i32, records: usize) -> (BaseProducer, Client
 pub(crate) const LIST_OFFSETS: i16 = 2;
 
 /// The raw mock cluster `owner` owns (created by [`topic_in`]).
-fn mock_of(owner: &BaseProducer) -> *mut rdkafka::bindings::rd_kafka_mock_cluster_t {
+pub(crate) fn mock_of(owner: &BaseProducer) -> *mut rdkafka::bindings::rd_kafka_mock_cluster_t {
     // SAFETY: the handle is alive for the borrow of `owner`; the mock
     // cluster it returns lives as long as the handle.
     let mock = unsafe { rdkafka::bindings::rd_kafka_handle_mock_cluster(owner.client().native_ptr()) };
