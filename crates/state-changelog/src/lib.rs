@@ -41,6 +41,7 @@ pub mod metrics;
 mod producer;
 mod restore;
 mod sent_bytes;
+mod sink;
 mod topic;
 
 pub use error::{BrokerFailure, ChangelogError, FailureKind, Result, SettingsError};

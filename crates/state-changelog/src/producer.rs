@@ -11,6 +11,8 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer};
 use state_core::{ChangelogRecord, ChangelogSink};
 
+use crate::sink::PartitionSink;
+
 use crate::error::BrokerFailure;
 use crate::error::{ChangelogError, Result};
 use crate::kafka::producer::{create_producer, KafkaProducer};
@@ -81,15 +83,7 @@ impl ChangelogProducer {
     }
 
     fn new_sink(self: &Arc<Self>, topic: String, partition: i32, sent: Option<SentBytes>) -> Arc<dyn ChangelogSink> {
-        let labels = [("topic", topic.clone()), ("partition", partition.to_string())];
-        Arc::new(PartitionSink {
-            producer: self.clone(),
-            records: metrics::counter!(crate::metrics::CHANGELOG_RECORDS, &labels),
-            bytes: metrics::counter!(crate::metrics::CHANGELOG_BYTES, &labels),
-            topic,
-            partition,
-            sent,
-        })
+        Arc::new(PartitionSink::new(self.clone(), topic, partition, sent))
     }
 
     /// Hands one record to the producer, waiting while its queue is full.
@@ -110,26 +104,31 @@ impl ChangelogProducer {
         if let Some(v) = record.value {
             rec = rec.payload(v);
         }
-        // Serve delivery reports now and then so they do not pile up.
-        if self.sends.fetch_add(1, Ordering::Relaxed) % 1024 == 1023 {
-            self.producer.poll(Duration::ZERO);
-        }
+        self.serve_reports_now_and_then();
         loop {
             match self.producer.send(rec) {
                 Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     rec = back;
-                    self.producer.poll(Duration::from_millis(5));
+                    self.wait_for_room();
                 }
-                Err((source, _)) => {
-                    return Err(ChangelogError::Produce {
-                        topic: topic.to_owned(),
-                        partition,
-                        source: Box::new(source),
-                    })
-                }
+                Err((source, _)) => return Err(produce_failed(topic, partition, source)),
             }
         }
+    }
+
+    /// Serves delivery reports every 1024 records handed over, so they do
+    /// not pile up between flushes.
+    pub(crate) fn serve_reports_now_and_then(&self) {
+        if self.sends.fetch_add(1, Ordering::Relaxed) % 1024 == 1023 {
+            self.producer.poll(Duration::ZERO);
+        }
+    }
+
+    /// The producer's queue is full: serves delivery reports for a moment
+    /// so it drains.
+    pub(crate) fn wait_for_room(&self) {
+        self.producer.poll(Duration::from_millis(5));
     }
 
     /// Serves the delivery reports of every record handed over, waiting up
@@ -229,6 +228,15 @@ impl ChangelogProducer {
     }
 }
 
+/// A record `topic[partition]` could not be handed to the producer.
+pub(crate) fn produce_failed(topic: &str, partition: i32, source: KafkaError) -> ChangelogError {
+    ChangelogError::Produce {
+        topic: topic.to_owned(),
+        partition,
+        source: Box::new(source),
+    }
+}
+
 /// The producer's native handle, for one `rd_kafka_flush` held open on a
 /// helper thread while the owner polls (see [`ChangelogProducer::flush`]).
 struct FlushHolder(*mut rdkafka::bindings::rd_kafka_t);
@@ -249,31 +257,5 @@ impl FlushHolder {
         unsafe {
             rdkafka::bindings::rd_kafka_flush(self.0, timeout_ms);
         }
-    }
-}
-
-struct PartitionSink {
-    producer: Arc<ChangelogProducer>,
-    topic: String,
-    partition: i32,
-    // Looked up once per sink, so a record costs two atomic adds.
-    records: metrics::Counter,
-    bytes: metrics::Counter,
-    sent: Option<SentBytes>,
-}
-
-impl ChangelogSink for PartitionSink {
-    fn send(&self, record: ChangelogRecord<'_>) -> state_core::Result<()> {
-        let size = record.key.len() + record.value.map_or(0, <[u8]>::len);
-        let sent_size = self.sent.as_ref().map(|_| SentBytes::size_of(&record));
-        self.producer
-            .produce(&self.topic, self.partition, record)
-            .map_err(|e| state_core::Error::Changelog(Box::new(e)))?;
-        self.records.increment(1);
-        self.bytes.increment(size as u64);
-        if let (Some(sent), Some(n)) = (&self.sent, sent_size) {
-            sent.add(n);
-        }
-        Ok(())
     }
 }

@@ -279,3 +279,75 @@ fn a_registered_mock_cluster_gets_its_changelog_topics_created() {
             .unwrap_err();
     assert!(matches!(err, ChangelogError::MockClusterTopic { .. }), "{err}");
 }
+
+/// What a consumer reads from `topic[partition]`: key, value and headers
+/// of every record, in order.
+type ReadRecord = (Option<Vec<u8>>, Option<Vec<u8>>, Vec<(String, Vec<u8>)>);
+
+fn read_partition(bootstrap: &str, topic: &str, partition: i32, count: usize) -> Vec<ReadRecord> {
+    use state_changelog::rdkafka::consumer::{BaseConsumer, Consumer};
+    use state_changelog::rdkafka::message::{Headers, Message};
+    use state_changelog::rdkafka::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = client(bootstrap).set("group.id", "sink-reader").create().unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Beginning).unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while out.len() < count && std::time::Instant::now() < deadline {
+        let Some(m) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let m = m.unwrap();
+        let headers = m
+            .headers()
+            .map(|h| {
+                h.iter()
+                    .map(|h| (h.key.to_owned(), h.value.unwrap_or_default().to_vec()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        out.push((m.key().map(<[u8]>::to_vec), m.payload().map(<[u8]>::to_vec), headers));
+    }
+    out
+}
+
+#[test]
+fn a_sink_produces_the_records_producing_by_name_does() {
+    use state_core::ChangelogRecord;
+    let topic = "cl-sink-vs-name";
+    let c = cluster(topic, 2);
+    let producer = Arc::new(state_changelog::ChangelogProducer::new(&client(&c.bootstrap_servers())).unwrap());
+    let records = [
+        ChangelogRecord::new("default", b"k1", Some(b"v1"), Some(br#"{"input":7}"#)),
+        // A tombstone without processed offsets.
+        ChangelogRecord::new("default", b"k2", None, None),
+        // Every header, and an empty key and value.
+        ChangelogRecord {
+            ttl_stamped: true,
+            value_codec: Some(Codec::MsgPack),
+            ..ChangelogRecord::new("__ttl_system__", b"", Some(b""), Some(b"null"))
+        },
+    ];
+    let sink = producer.sink(topic, 0);
+    for r in records {
+        sink.send(r).unwrap();
+        producer.produce(topic, 1, r).unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+    let through_sink = read_partition(&c.bootstrap_servers(), topic, 0, records.len());
+    let by_name = read_partition(&c.bootstrap_servers(), topic, 1, records.len());
+    assert_eq!(through_sink.len(), records.len());
+    assert_eq!(through_sink, by_name);
+    let (key, value, headers) = &through_sink[0];
+    assert_eq!((key.as_deref(), value.as_deref()), (Some(&b"k1"[..]), Some(&b"v1"[..])));
+    let expected: Vec<_> = records[0].headers().map(|(n, v)| (n.to_owned(), v.to_vec())).collect();
+    assert_eq!(headers, &expected);
+    assert_eq!(through_sink[1].1, None, "a tombstone has no value");
+    assert_eq!(through_sink[2].2.len(), 4, "every header: {:?}", through_sink[2].2);
+    assert_eq!(
+        producer.last_offset(topic, 0),
+        Some(2),
+        "deliveries through a sink are tracked"
+    );
+}

@@ -1,26 +1,44 @@
 //! What a transaction emits to a changelog, and the sink it emits to.
 
 use std::collections::BTreeMap;
+use std::ffi::CStr;
 
 use crate::codec::Codec;
 use crate::error::Result;
 
 /// Header carrying the column family name (UTF-8) of a changelog record.
-pub const CF_HEADER: &str = "__column_family__";
+pub const CF_HEADER: &str = text(CF_HEADER_C);
+/// [`CF_HEADER`] as a C string, for librdkafka's calls that take header
+/// names without a length.
+pub const CF_HEADER_C: &CStr = c"__column_family__";
 /// Header carrying the source offsets processed when the record was made:
 /// a JSON object `{"<topic>": <offset>}`.
-pub const PROCESSED_OFFSETS_HEADER: &str = "__processed_tp_offsets__";
+pub const PROCESSED_OFFSETS_HEADER: &str = text(PROCESSED_OFFSETS_HEADER_C);
+/// [`PROCESSED_OFFSETS_HEADER`] as a C string.
+pub const PROCESSED_OFFSETS_HEADER_C: &CStr = c"__processed_tp_offsets__";
 /// Header quixstreams 3.28.1 sets (value [`TTL_STAMPED_HEADER_VALUE`]) on every
 /// `default` record of a partition in per-write TTL mode: the value starts
 /// with an 8-byte expiry stamp. Recovery treats any non-empty value as set.
-pub const TTL_STAMPED_HEADER: &str = "__ttl_stamped__";
+pub const TTL_STAMPED_HEADER: &str = text(TTL_STAMPED_HEADER_C);
+/// [`TTL_STAMPED_HEADER`] as a C string.
+pub const TTL_STAMPED_HEADER_C: &CStr = c"__ttl_stamped__";
 /// The value written for [`TTL_STAMPED_HEADER`].
 pub const TTL_STAMPED_HEADER_VALUE: &[u8] = b"\x01";
 /// Header naming the value codec (`msgpack`, `raw`) of a record written by a
 /// store whose codec is not JSON. Absent means JSON, quixstreams' default,
 /// so records of JSON stores stay byte-identical to quixstreams'. Recovery
 /// checks it against the codec recorded in the partition.
-pub const VALUE_CODEC_HEADER: &str = "__value_codec__";
+pub const VALUE_CODEC_HEADER: &str = text(VALUE_CODEC_HEADER_C);
+/// [`VALUE_CODEC_HEADER`] as a C string.
+pub const VALUE_CODEC_HEADER_C: &CStr = c"__value_codec__";
+
+/// A header name's text (each name is written once, as a C string).
+const fn text(name: &'static CStr) -> &'static str {
+    match name.to_str() {
+        Ok(s) => s,
+        Err(_) => panic!("header names are ASCII"),
+    }
+}
 
 /// One changelog record, borrowed from the transaction that emits it.
 ///
@@ -61,13 +79,35 @@ impl<'a> ChangelogRecord<'a> {
     /// the processed offsets (if any), then [`TTL_STAMPED_HEADER`] and
     /// [`VALUE_CODEC_HEADER`] when set.
     pub fn headers(&self) -> impl Iterator<Item = (&'static str, &'a [u8])> {
+        self.headers_named([
+            CF_HEADER,
+            PROCESSED_OFFSETS_HEADER,
+            TTL_STAMPED_HEADER,
+            VALUE_CODEC_HEADER,
+        ])
+    }
+
+    /// [`headers`](Self::headers) with their names as C strings.
+    pub fn c_headers(&self) -> impl Iterator<Item = (&'static CStr, &'a [u8])> {
+        self.headers_named([
+            CF_HEADER_C,
+            PROCESSED_OFFSETS_HEADER_C,
+            TTL_STAMPED_HEADER_C,
+            VALUE_CODEC_HEADER_C,
+        ])
+    }
+
+    /// The headers, named from `[cf, processed offsets, ttl stamped, value codec]`.
+    fn headers_named<N: Copy>(
+        &self,
+        [cf_name, offsets, stamped, codec]: [N; 4],
+    ) -> impl Iterator<Item = (N, &'a [u8])> {
         let cf: &'a str = self.cf;
         [
-            Some((CF_HEADER, cf.as_bytes())),
-            self.processed_offsets.map(|o| (PROCESSED_OFFSETS_HEADER, o)),
-            self.ttl_stamped
-                .then_some((TTL_STAMPED_HEADER, TTL_STAMPED_HEADER_VALUE)),
-            self.value_codec.map(|c| (VALUE_CODEC_HEADER, c.name().as_bytes())),
+            Some((cf_name, cf.as_bytes())),
+            self.processed_offsets.map(|o| (offsets, o)),
+            self.ttl_stamped.then_some((stamped, TTL_STAMPED_HEADER_VALUE)),
+            self.value_codec.map(|c| (codec, c.name().as_bytes())),
         ]
         .into_iter()
         .flatten()
@@ -226,6 +266,9 @@ mod tests {
                 (VALUE_CODEC_HEADER, &b"msgpack"[..]),
             ]
         );
+        let c_names: Vec<_> = r.c_headers().map(|(n, _)| n.to_str().unwrap()).collect();
+        assert_eq!(c_names, all.iter().map(|(n, _)| *n).collect::<Vec<_>>());
+        assert!(r.c_headers().map(|(_, v)| v).eq(r.headers().map(|(_, v)| v)));
     }
 
     #[test]

@@ -69,8 +69,9 @@ pub use backend::{remove_store_dir, Backend, BackendInfo, StoreLocation};
 pub use batch::{BatchOp, WriteBatch};
 pub use budget::{BudgetPool, MemoryBudget, MemoryBudgetStats, PoolStats, Reservation, RESERVATION_CHUNK};
 pub use changelog::{
-    ChangelogRecord, ChangelogSink, OwnedChangelogRecord, ProcessedOffsets, RecordingSink, CF_HEADER,
-    PROCESSED_OFFSETS_HEADER, TTL_STAMPED_HEADER, TTL_STAMPED_HEADER_VALUE, VALUE_CODEC_HEADER,
+    ChangelogRecord, ChangelogSink, OwnedChangelogRecord, ProcessedOffsets, RecordingSink, CF_HEADER, CF_HEADER_C,
+    PROCESSED_OFFSETS_HEADER, PROCESSED_OFFSETS_HEADER_C, TTL_STAMPED_HEADER, TTL_STAMPED_HEADER_C,
+    TTL_STAMPED_HEADER_VALUE, VALUE_CODEC_HEADER, VALUE_CODEC_HEADER_C,
 };
 pub use codec::Codec;
 pub use dirs::{create_private_dir, PRIVATE_DIR_MODE};

@@ -1,0 +1,212 @@
+//! [`PartitionSink`]: a store partition's changelog sink, producing
+//! through a topic handle it keeps.
+//!
+//! rust-rdkafka's `BaseProducer::send` names the topic by string: every
+//! record copies the name into a new `CString`, and librdkafka looks the
+//! topic up under its client-wide write lock (`rd_kafka_topic_new0`);
+//! `OwnedHeaders` copies every header name into another `CString`. A
+//! checkpoint of the pageviews demo produces ~27,000 changelog records, and
+//! that per-record work was a large part of its `prepare` stage. A sink
+//! instead keeps a librdkafka topic handle and hands each record with its
+//! headers over in one `rd_kafka_produceva` call: the topic is never looked
+//! up by name, and the header names are static C strings.
+
+use std::ffi::{c_void, CString};
+use std::ptr::{self, NonNull};
+use std::sync::Arc;
+
+use rdkafka::bindings as rdsys;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::producer::Producer;
+use state_core::{ChangelogRecord, ChangelogSink};
+
+use crate::error::Result;
+use crate::producer::{produce_failed, ChangelogProducer};
+use crate::sent_bytes::SentBytes;
+
+/// Writes one store partition's changelog records to `topic[partition]`.
+pub(crate) struct PartitionSink {
+    /// Declared first, so it is destroyed before `producer` can go.
+    handle: Option<TopicHandle>,
+    producer: Arc<ChangelogProducer>,
+    topic: String,
+    partition: i32,
+    // Looked up once per sink, so a record costs two atomic adds.
+    records: metrics::Counter,
+    bytes: metrics::Counter,
+    sent: Option<SentBytes>,
+}
+
+impl PartitionSink {
+    /// A sink for `topic[partition]` on `producer`, adding the size of
+    /// every record it hands over to `sent` if given.
+    pub(crate) fn new(
+        producer: Arc<ChangelogProducer>,
+        topic: String,
+        partition: i32,
+        sent: Option<SentBytes>,
+    ) -> Self {
+        let labels = [("topic", topic.clone()), ("partition", partition.to_string())];
+        PartitionSink {
+            handle: TopicHandle::new(&producer, &topic),
+            records: metrics::counter!(crate::metrics::CHANGELOG_RECORDS, &labels),
+            bytes: metrics::counter!(crate::metrics::CHANGELOG_BYTES, &labels),
+            producer,
+            topic,
+            partition,
+            sent,
+        }
+    }
+
+    /// Hands `record` over through the topic handle, waiting while the
+    /// producer's queue is full; without a handle (librdkafka refused the
+    /// name when the sink was made), by name, which reports why.
+    fn produce(&self, record: ChangelogRecord<'_>) -> Result<()> {
+        let Some(handle) = &self.handle else {
+            return self.producer.produce(&self.topic, self.partition, record);
+        };
+        self.producer.serve_reports_now_and_then();
+        loop {
+            match handle.produce(&self.producer, self.partition, &record) {
+                Ok(()) => return Ok(()),
+                Err(RDKafkaErrorCode::QueueFull) => self.producer.wait_for_room(),
+                Err(code) => {
+                    return Err(produce_failed(
+                        &self.topic,
+                        self.partition,
+                        KafkaError::MessageProduction(code),
+                    ))
+                }
+            }
+        }
+    }
+}
+
+impl ChangelogSink for PartitionSink {
+    fn send(&self, record: ChangelogRecord<'_>) -> state_core::Result<()> {
+        let size = record.key.len() + record.value.map_or(0, <[u8]>::len);
+        let sent_size = self.sent.as_ref().map(|_| SentBytes::size_of(&record));
+        self.produce(record)
+            .map_err(|e| state_core::Error::Changelog(Box::new(e)))?;
+        self.records.increment(1);
+        self.bytes.increment(size as u64);
+        if let (Some(sent), Some(n)) = (&self.sent, sent_size) {
+            sent.add(n);
+        }
+        Ok(())
+    }
+}
+
+/// Most headers a changelog record carries (`ChangelogRecord::headers`).
+const MAX_HEADERS: usize = 4;
+/// Topic handle, partition, flags, key, value, and the headers.
+const MAX_FIELDS: usize = 5 + MAX_HEADERS;
+
+/// A librdkafka topic handle of the producer it was made on. Its owner
+/// destroys it before that producer (see `PartitionSink::handle`).
+struct TopicHandle(NonNull<rdsys::rd_kafka_topic_t>);
+
+// SAFETY: librdkafka's topic handles may be used from any thread.
+unsafe impl Send for TopicHandle {}
+// SAFETY: as above; producing through a handle only reads it.
+unsafe impl Sync for TopicHandle {}
+
+impl TopicHandle {
+    /// A handle for `topic` on `producer`, or `None` if librdkafka refuses
+    /// the name.
+    fn new(producer: &ChangelogProducer, topic: &str) -> Option<Self> {
+        let name = CString::new(topic).ok()?;
+        // SAFETY: a live producer handle and a NUL-terminated name, which
+        // librdkafka copies; a null configuration means the defaults.
+        let raw = unsafe {
+            rdsys::rd_kafka_topic_new(producer.kafka().client().native_ptr(), name.as_ptr(), ptr::null_mut())
+        };
+        NonNull::new(raw).map(TopicHandle)
+    }
+
+    /// Hands `record` to `producer` for partition `partition` of this
+    /// topic (key, value and headers copied), or says why not.
+    fn produce(
+        &self,
+        producer: &ChangelogProducer,
+        partition: i32,
+        record: &ChangelogRecord<'_>,
+    ) -> std::result::Result<(), RDKafkaErrorCode> {
+        let mut fields = [field(
+            rdsys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_END,
+            rdsys::rd_kafka_vu_s__bindgen_ty_1 { i: 0 },
+        ); MAX_FIELDS];
+        let mut n = 0;
+        let mut push = |vtype, u| {
+            fields[n] = field(vtype, u);
+            n += 1;
+        };
+        use rdsys::rd_kafka_vtype_t::*;
+        push(
+            RD_KAFKA_VTYPE_RKT,
+            rdsys::rd_kafka_vu_s__bindgen_ty_1 { rkt: self.0.as_ptr() },
+        );
+        push(
+            RD_KAFKA_VTYPE_PARTITION,
+            rdsys::rd_kafka_vu_s__bindgen_ty_1 { i32_: partition },
+        );
+        push(
+            RD_KAFKA_VTYPE_MSGFLAGS,
+            rdsys::rd_kafka_vu_s__bindgen_ty_1 {
+                i: rdsys::RD_KAFKA_MSG_F_COPY,
+            },
+        );
+        push(RD_KAFKA_VTYPE_KEY, memory(Some(record.key)));
+        // A tombstone's value is null, as rust-rdkafka sends it.
+        push(RD_KAFKA_VTYPE_VALUE, memory(record.value));
+        for (name, value) in record.c_headers() {
+            push(
+                RD_KAFKA_VTYPE_HEADER,
+                rdsys::rd_kafka_vu_s__bindgen_ty_1 {
+                    header: rdsys::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_2 {
+                        name: name.as_ptr(),
+                        val: value.as_ptr().cast::<c_void>(),
+                        size: value.len() as isize,
+                    },
+                },
+            );
+        }
+        // SAFETY: a live producer handle; every pointer in `fields` is
+        // valid for the call (librdkafka copies key, value and headers, as
+        // RD_KAFKA_MSG_F_COPY asks) and `n` fields are set.
+        let error = unsafe { rdsys::rd_kafka_produceva(producer.kafka().client().native_ptr(), fields.as_ptr(), n) };
+        if error.is_null() {
+            return Ok(());
+        }
+        // SAFETY: a non-null error librdkafka handed over, destroyed once.
+        let code = unsafe {
+            let code = rdsys::rd_kafka_error_code(error);
+            rdsys::rd_kafka_error_destroy(error);
+            code
+        };
+        Err(code.into())
+    }
+}
+
+impl Drop for TopicHandle {
+    fn drop(&mut self) {
+        // SAFETY: made by `rd_kafka_topic_new`, destroyed once, while the
+        // producer it was made on is alive.
+        unsafe { rdsys::rd_kafka_topic_destroy(self.0.as_ptr()) }
+    }
+}
+
+fn field(vtype: rdsys::rd_kafka_vtype_t, u: rdsys::rd_kafka_vu_s__bindgen_ty_1) -> rdsys::rd_kafka_vu_t {
+    rdsys::rd_kafka_vu_t { vtype, u }
+}
+
+/// Bytes as librdkafka's pointer and size (null for none).
+fn memory(bytes: Option<&[u8]>) -> rdsys::rd_kafka_vu_s__bindgen_ty_1 {
+    let (ptr, size) = match bytes {
+        Some(b) => (b.as_ptr().cast_mut().cast::<c_void>(), b.len()),
+        None => (ptr::null_mut(), 0),
+    };
+    rdsys::rd_kafka_vu_s__bindgen_ty_1 {
+        mem: rdsys::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_1 { ptr, size },
+    }
+}
