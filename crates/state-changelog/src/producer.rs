@@ -2,25 +2,21 @@
 //! of an application, tracking delivery per changelog partition.
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{BaseRecord, Producer};
-use state_core::{ChangelogRecord, ChangelogSink};
-
-use crate::sink::PartitionSink;
+use state_core::ChangelogRecord;
 
 use crate::error::BrokerFailure;
 use crate::error::{ChangelogError, Result};
 use crate::kafka::producer::{create_producer, KafkaProducer};
-use crate::sent_bytes::SentBytes;
 
 /// Produces changelog records for all store partitions of an application.
 ///
-/// * Each store partition gets a [`ChangelogSink`] from [`ChangelogProducer::sink`]
+/// * Each store partition gets a [`state_core::ChangelogSink`] from [`ChangelogProducer::sink`]
 ///   that writes to its own changelog partition with both headers.
 /// * [`ChangelogProducer::flush`] waits for every record and fails with
 ///   [`ChangelogError::Delivery`] if any was not delivered since the last
@@ -64,26 +60,6 @@ impl ChangelogProducer {
     pub fn last_broker_failure(&self) -> Option<BrokerFailure> {
         self.producer.poll(Duration::ZERO);
         self.producer.context().client_context().last_failure()
-    }
-
-    /// A sink writing to `topic[partition]`.
-    pub fn sink(self: &Arc<Self>, topic: impl Into<String>, partition: i32) -> Arc<dyn ChangelogSink> {
-        self.new_sink(topic.into(), partition, None)
-    }
-
-    /// A sink writing to `topic[partition]` that also adds the size of
-    /// every record it hands over to `sent` (see [`SentBytes`]).
-    pub fn sink_counting(
-        self: &Arc<Self>,
-        topic: impl Into<String>,
-        partition: i32,
-        sent: SentBytes,
-    ) -> Arc<dyn ChangelogSink> {
-        self.new_sink(topic.into(), partition, Some(sent))
-    }
-
-    fn new_sink(self: &Arc<Self>, topic: String, partition: i32, sent: Option<SentBytes>) -> Arc<dyn ChangelogSink> {
-        Arc::new(PartitionSink::new(self.clone(), topic, partition, sent))
     }
 
     /// Hands one record to the producer, waiting while its queue is full.

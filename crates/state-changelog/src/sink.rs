@@ -1,4 +1,4 @@
-//! [`PartitionSink`]: a store partition's changelog sink, producing
+//! [`ChangelogProducer::sink`]: a store partition's changelog sink, producing
 //! through a topic handle it keeps.
 //!
 //! rust-rdkafka's `BaseProducer::send` names the topic by string: every
@@ -23,6 +23,28 @@ use state_core::{ChangelogRecord, ChangelogSink};
 use crate::error::Result;
 use crate::producer::{produce_failed, ChangelogProducer};
 use crate::sent_bytes::SentBytes;
+
+impl ChangelogProducer {
+    /// A sink writing to `topic[partition]`.
+    pub fn sink(self: &Arc<Self>, topic: impl Into<String>, partition: i32) -> Arc<dyn ChangelogSink> {
+        self.new_sink(topic.into(), partition, None)
+    }
+
+    /// A sink writing to `topic[partition]` that also adds the size of
+    /// every record it hands over to `sent` (see [`SentBytes`]).
+    pub fn sink_counting(
+        self: &Arc<Self>,
+        topic: impl Into<String>,
+        partition: i32,
+        sent: SentBytes,
+    ) -> Arc<dyn ChangelogSink> {
+        self.new_sink(topic.into(), partition, Some(sent))
+    }
+
+    fn new_sink(self: &Arc<Self>, topic: String, partition: i32, sent: Option<SentBytes>) -> Arc<dyn ChangelogSink> {
+        Arc::new(PartitionSink::new(self.clone(), topic, partition, sent))
+    }
+}
 
 /// Writes one store partition's changelog records to `topic[partition]`.
 pub(crate) struct PartitionSink {
