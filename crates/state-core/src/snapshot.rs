@@ -88,7 +88,9 @@ impl LocalSnapshot {
 /// aside first and deleted only once `open` succeeded; if `open` fails the
 /// snapshot's files are deleted and the previous directory is put back, so
 /// a bad snapshot never costs the local state. A snapshot on another
-/// filesystem is copied rather than moved.
+/// filesystem is copied rather than moved, into a staging directory beside
+/// the partition's that is renamed into place once complete and synced, so
+/// a crash part-way never leaves a partial partition directory to open.
 pub fn install_snapshot_dir<T>(
     snapshot_dir: &Path,
     partition_dir: &Path,
@@ -149,12 +151,13 @@ fn sibling(dir: &Path, what: &str) -> PathBuf {
     dir.with_file_name(name)
 }
 
-/// Renames `from` to `to`; across filesystems, copies then deletes.
+/// Renames `from` to `to`; across filesystems, copies (see
+/// [`copy_then_rename`]) then deletes `from`.
 fn move_dir(from: &Path, to: &Path) -> Result<()> {
     match std::fs::rename(from, to) {
         Ok(()) => Ok(()),
         Err(e) if e.kind() == std::io::ErrorKind::CrossesDevices => {
-            copy_dir(from, to)?;
+            copy_then_rename(from, to)?;
             crate::backend::remove_store_dir(from)
         }
         Err(source) => Err(Error::Io {
@@ -164,28 +167,48 @@ fn move_dir(from: &Path, to: &Path) -> Result<()> {
     }
 }
 
-/// Copies the directory tree `from` to `to` (which must not exist).
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    crate::create_private_dir(to)?;
-    let entries = std::fs::read_dir(from).map_err(|source| Error::Io {
-        path: from.to_owned(),
+/// Copies the tree `from` to `to` (which must not exist) through a staging
+/// directory beside `to`, synced, then renamed into place: a crash or a
+/// failure part-way never leaves a partial copy at `to`, which the backend
+/// would open as its partition (a partial RocksDB directory can open as an
+/// empty or inconsistent database). What a crash leaves in the staging
+/// directory is removed by the next copy.
+fn copy_then_rename(from: &Path, to: &Path) -> Result<()> {
+    let staging = sibling(to, "incoming");
+    crate::backend::remove_store_dir(&staging)?;
+    if let Err(e) = copy_dir(from, &staging) {
+        if let Err(cleanup) = crate::backend::remove_store_dir(&staging) {
+            tracing::warn!(path = %staging.display(), "cannot delete a partial snapshot copy: {cleanup}");
+        }
+        return Err(e);
+    }
+    std::fs::rename(&staging, to).map_err(|source| Error::Io {
+        path: staging.clone(),
         source,
-    })?;
-    for entry in entries {
-        let entry = entry.map_err(|source| Error::Io {
-            path: from.to_owned(),
-            source,
-        })?;
+    })
+}
+
+/// Copies the directory tree `from` to `to` (which must not exist), each
+/// file and directory synced to disk.
+fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |source| Error::Io { path, source }
+    };
+    crate::create_private_dir(to)?;
+    for entry in std::fs::read_dir(from).map_err(io(from))? {
+        let entry = entry.map_err(io(from))?;
         let src = entry.path();
         let dst = to.join(entry.file_name());
         let is_dir = entry.file_type().map(|t| t.is_dir()).unwrap_or(false);
         if is_dir {
             copy_dir(&src, &dst)?;
         } else {
-            std::fs::copy(&src, &dst).map_err(|source| Error::Io { path: src, source })?;
+            std::fs::copy(&src, &dst).map_err(io(&src))?;
+            std::fs::File::open(&dst).and_then(|f| f.sync_all()).map_err(io(&dst))?;
         }
     }
-    Ok(())
+    std::fs::File::open(to).and_then(|d| d.sync_all()).map_err(io(to))
 }
 
 #[cfg(test)]
@@ -229,5 +252,45 @@ mod tests {
         let partition = root.path().join("a").join("b").join("3");
         install_snapshot_dir(&snap, &partition, |_| Ok(())).unwrap();
         assert!(partition.join("f").is_file());
+    }
+
+    #[test]
+    fn a_copy_across_filesystems_lands_whole_and_keeps_the_source() {
+        let root = tempfile::tempdir().unwrap();
+        let from = root.path().join("snap");
+        std::fs::create_dir_all(from.join("sub")).unwrap();
+        std::fs::write(from.join("CURRENT"), b"MANIFEST-1").unwrap();
+        std::fs::write(from.join("sub").join("000001.sst"), b"sst").unwrap();
+        let to = root.path().join("store").join("0");
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        // A crash's leftover staging directory does not get in the way.
+        std::fs::create_dir_all(sibling(&to, "incoming").join("stale")).unwrap();
+
+        copy_then_rename(&from, &to).unwrap();
+
+        assert_eq!(std::fs::read(to.join("CURRENT")).unwrap(), b"MANIFEST-1");
+        assert_eq!(std::fs::read(to.join("sub").join("000001.sst")).unwrap(), b"sst");
+        assert!(!to.join("stale").exists(), "the leftover was removed, not merged");
+        assert!(!sibling(&to, "incoming").exists());
+        assert!(from.join("CURRENT").is_file(), "the caller deletes the source");
+    }
+
+    #[test]
+    fn a_copy_that_fails_part_way_leaves_no_partition_directory() {
+        let root = tempfile::tempdir().unwrap();
+        let from = root.path().join("snap");
+        std::fs::create_dir(&from).unwrap();
+        std::fs::write(from.join("000001.sst"), b"sst").unwrap();
+        // A file that cannot be read: the copy fails on it.
+        std::os::unix::fs::symlink(root.path().join("gone"), from.join("MANIFEST-1")).unwrap();
+        let to = root.path().join("store").join("0");
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+
+        let err = copy_then_rename(&from, &to).unwrap_err();
+
+        assert!(matches!(err, Error::Io { .. }), "{err:?}");
+        assert!(!to.exists(), "no partial copy where the backend would open it");
+        assert!(!sibling(&to, "incoming").exists(), "the partial copy is removed");
+        assert!(from.join("000001.sst").is_file(), "the snapshot is kept");
     }
 }
