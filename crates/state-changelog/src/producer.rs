@@ -153,6 +153,11 @@ impl ChangelogProducer {
         let started = Instant::now();
         // rdkafka's own flush polls in 100 ms steps; poll in 1 ms steps
         // instead so a checkpoint waits no longer than the broker does.
+        // rust-rdkafka rounds the time left down to whole milliseconds, so
+        // `poll(1 ms)` never blocks: this loop spins. Blocking on
+        // librdkafka's queue wake-up instead made the wait longer: each
+        // delivery report then pays a blocked thread's wake-up (measured on
+        // a 2-core VM, docs/performance.md, "What did not help").
         loop {
             // A zero-timeout flush makes librdkafka send lingering batches now.
             match self.producer.flush(Duration::ZERO) {
