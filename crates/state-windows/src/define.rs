@@ -16,7 +16,7 @@ use crate::aggregate::{Aggregator, Mergeable};
 use crate::error::DefinitionError;
 use crate::kinds::{Closing, CountKind, FixedKind, SessionKind, SlidingKind};
 use crate::layout::{Aggregation, CollectValues, IntoParts, MergeParts, Multi, Single};
-use crate::operator::WindowOperator;
+use crate::operator::{WindowOperator, MAX_DURATION_MS};
 use crate::result::Emit;
 
 /// `d` in whole milliseconds, at least `min`.
@@ -28,6 +28,13 @@ fn millis(what: &'static str, d: Duration, min: u64) -> Result<i64, DefinitionEr
     let ms = i64::try_from(d.as_millis()).map_err(|_| bad())?;
     if (ms as u64) < min {
         return Err(bad());
+    }
+    if ms > MAX_DURATION_MS {
+        return Err(DefinitionError::DurationTooLong {
+            what,
+            value: d,
+            max_ms: MAX_DURATION_MS,
+        });
     }
     Ok(ms)
 }
@@ -569,6 +576,19 @@ mod tests {
                 .map(|_: WindowOperator<(), _, _>| ())
                 .unwrap_err(),
             DefinitionError::CountStepZero
+        );
+        let too_long = Duration::from_millis(MAX_DURATION_MS as u64 + 1);
+        assert_eq!(
+            Tumbling::new(ms(10))
+                .grace(too_long)
+                .aggregate(Count::new())
+                .map(|_: WindowOperator<(), _, _>| ())
+                .unwrap_err(),
+            DefinitionError::DurationTooLong {
+                what: "grace",
+                value: too_long,
+                max_ms: MAX_DURATION_MS
+            }
         );
         let err = Tumbling::new(ms(10))
             .agg((("start", Count::new()),))

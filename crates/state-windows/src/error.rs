@@ -21,6 +21,17 @@ pub enum DefinitionError {
         /// The smallest value allowed, ms.
         min: u64,
     },
+    /// A size, step, gap or grace longer than
+    /// [`MAX_DURATION_MS`](crate::MAX_DURATION_MS).
+    #[error("the window {what} must be at most {max_ms} ms (~36 million years); got {value:?}")]
+    DurationTooLong {
+        /// Which setting (`size`, `step`, `gap`, `grace`).
+        what: &'static str,
+        /// The value given.
+        value: Duration,
+        /// The largest value allowed, ms.
+        max_ms: i64,
+    },
     /// A hopping window whose step is not below its size.
     #[error("a hopping window's step ({step} ms) must be smaller than its size ({size} ms); use a tumbling window for step = size")]
     StepNotBelowSize {
@@ -67,6 +78,18 @@ pub enum WindowError {
         window: String,
         /// The timestamp given.
         timestamp: i64,
+    },
+    /// A window got a record whose timestamp is past
+    /// [`MAX_TIMESTAMP_MS`](crate::MAX_TIMESTAMP_MS), where its bounds
+    /// would overflow; nothing was written.
+    #[error("window {window}: record timestamp {timestamp} ms is past the largest a window takes ({max} ms, ~73 million years); check the records' event times (milliseconds since 1970, not micro- or nanoseconds)")]
+    TimestampTooLarge {
+        /// The window's store name.
+        window: String,
+        /// The timestamp given.
+        timestamp: i64,
+        /// The largest timestamp taken, ms.
+        max: i64,
     },
     /// A sliding window got a record at timestamp 0, whose window `[0, 0]`
     /// cannot be stored (quixstreams raises `ValueError` here too).

@@ -72,7 +72,7 @@ pub use error::{DefinitionError, Result, WindowError};
 pub use kinds::Closing;
 pub use late::Late;
 pub use layout::Aggregation;
-pub use operator::WindowOperator;
+pub use operator::{WindowOperator, MAX_DURATION_MS, MAX_TIMESTAMP_MS};
 pub use result::{Emit, WindowResult};
 
 #[cfg(test)]

@@ -12,6 +12,18 @@ use crate::late::{Late, LateReport, OnLate};
 use crate::layout::Aggregation;
 use crate::result::{Emit, WindowResult};
 
+/// The latest record timestamp a time window takes, ms (about 73 million
+/// years after 1970): with every size, step, gap and grace at most
+/// [`MAX_DURATION_MS`], the windows' bounds (a timestamp plus a size, a
+/// grace and two gaps) stay inside `i64`. A later timestamp is refused
+/// with [`WindowError::TimestampTooLarge`](crate::WindowError::TimestampTooLarge)
+/// (count windows do no arithmetic on timestamps and take any).
+pub const MAX_TIMESTAMP_MS: i64 = i64::MAX / 4;
+
+/// The longest size, step, gap or grace a window definition takes, ms
+/// (about 36 million years; see [`MAX_TIMESTAMP_MS`]).
+pub const MAX_DURATION_MS: i64 = i64::MAX / 8;
+
 /// A window operator: a window kind (`K`: tumbling, hopping, sliding,
 /// session or count), what it computes (`G`: see [`Aggregation`]) and
 /// when it emits, for records of type `V`. Made by a definition
@@ -199,5 +211,80 @@ impl<V: ?Sized, K, G> WindowOperator<V, K, G> {
     /// What it computes.
     pub fn aggregation(&self) -> &G {
         &self.aggregation
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use state_core::{Codec, Direction, MemoryPartition};
+
+    use super::*;
+    use crate::{Closing, Count, Hopping, Session, Sliding, Tumbling, TumblingCount, WindowError};
+
+    /// Runs `op` on a record at `first`, then at `second`, on one key; the
+    /// second's outcome, and the windows stored after both.
+    fn twice<K: Kind<(), G>, G: Aggregation<()>>(
+        op: &WindowOperator<(), K, G>,
+        first: i64,
+        second: i64,
+    ) -> (Result<()>, usize) {
+        let mut txn = WindowedTransaction::new(Arc::new(MemoryPartition::new()), Codec::MsgPack, None);
+        op.process(&mut txn, b"k", first, &()).unwrap();
+        let second = op.process(&mut txn, b"k", second, &()).map(|_| ());
+        let stored = txn
+            .get_windows::<serde_json::Value>(-1, i64::MAX, b"k", Direction::Forward)
+            .map_or(0, |w| w.len());
+        (second, stored)
+    }
+
+    /// Every time window, with every duration as long as allowed, takes
+    /// records up to the largest timestamp without overflowing (tests run
+    /// with overflow checks) and refuses the next one, writing nothing.
+    #[test]
+    fn time_windows_take_timestamps_up_to_the_largest_and_refuse_later_ones() {
+        let long = Duration::from_millis(MAX_DURATION_MS as u64);
+        let max = MAX_TIMESTAMP_MS;
+        macro_rules! check {
+            ($op:expr) => {{
+                let op = $op.aggregate(Count::new()).unwrap();
+                let (taken, stored) = twice(&op, max - 1, max);
+                assert!(taken.is_ok(), "{}: {taken:?}", op.store_name());
+                assert!(stored > 0, "{}", op.store_name());
+                let (refused, stored_after) = twice(&op, max - 1, max + 1);
+                match refused {
+                    Err(WindowError::TimestampTooLarge {
+                        timestamp, max: m, ..
+                    }) => {
+                        assert_eq!((timestamp, m), (max + 1, MAX_TIMESTAMP_MS))
+                    }
+                    other => panic!("{}: {other:?}", op.store_name()),
+                }
+                let (_, stored_one) = twice(&op, max - 1, max - 1);
+                assert_eq!(
+                    stored_after,
+                    stored_one,
+                    "{}: the refused record wrote nothing",
+                    op.store_name()
+                );
+                let (at_max, _) = twice(&op, 1, i64::MAX);
+                assert!(
+                    matches!(at_max, Err(WindowError::TimestampTooLarge { .. })),
+                    "{}",
+                    op.store_name()
+                );
+            }};
+        }
+        check!(Tumbling::new(long).grace(long));
+        check!(Tumbling::new(long).grace(long).closing(Closing::Partition));
+        check!(Hopping::new(long, Duration::from_millis(MAX_DURATION_MS as u64 / 2)).grace(long));
+        check!(Sliding::new(long).grace(long));
+        check!(Session::new(long).grace(long));
+        check!(Session::new(long).grace(long).closing(Closing::Partition));
+        // Count windows take any timestamp, as quixstreams' do.
+        let counts = TumblingCount::new(2).aggregate(Count::new()).unwrap();
+        assert!(twice(&counts, i64::MIN, i64::MAX).0.is_ok());
     }
 }

@@ -44,7 +44,11 @@ impl RecoveryProgress {
     ) -> Self {
         let secs = elapsed.as_secs_f64();
         let rate = if secs > 0.0 { done as f64 / secs } else { 0.0 };
-        let eta = (rate > 0.0 && !finished).then(|| Duration::from_secs_f64(total.saturating_sub(done) as f64 / rate));
+        // A wait too long for a `Duration` (a bogus high watermark) has no
+        // estimate rather than a panic.
+        let eta = (rate > 0.0 && !finished)
+            .then(|| Duration::try_from_secs_f64(total.saturating_sub(done) as f64 / rate).ok())
+            .flatten();
         RecoveryProgress {
             changelog: changelog.clone(),
             done,
@@ -171,5 +175,17 @@ mod tests {
         let last = m.finished(&cl, Duration::from_secs(2));
         assert_eq!((last.done, last.total, last.finished, last.eta), (100, 100, true, None));
         assert_eq!((last.started, last.elapsed), (t0, Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn a_wait_too_long_to_express_has_no_estimate() {
+        let t0 = Instant::now();
+        let cl = TopicPartition::new("cl", 0);
+        // One record in ten seconds with ~2^64 to go (a bogus high
+        // watermark): the wait does not fit in a `Duration`.
+        let p = RecoveryProgress::new(&cl, 1, u64::MAX, t0, Duration::from_secs(10), false);
+        assert_eq!((p.done, p.eta), (1, None));
+        let p = RecoveryProgress::new(&cl, 1, 101, t0, Duration::from_secs(10), false);
+        assert_eq!(p.eta, Some(Duration::from_secs(1000)));
     }
 }

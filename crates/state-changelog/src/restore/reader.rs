@@ -209,7 +209,8 @@ impl ChangelogReader {
         let (low, high) = self.consumer.watermarks(&changelog)?;
         let stored = spec.partition.changelog_offset()?;
         if let Some(stored) = stored {
-            if stored as i64 >= high {
+            // Past `i64::MAX` (a corrupt offset) is past any high watermark.
+            if i64::try_from(stored).map_or(true, |s| s >= high) {
                 return Err(ChangelogError::InvalidStoredOffset {
                     topic: changelog.topic().to_owned(),
                     partition: changelog.partition(),

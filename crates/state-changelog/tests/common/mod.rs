@@ -221,4 +221,14 @@ pub fn invalid_stored_offset(bootstrap: &str, topic: &str) {
     );
     assert!(err.to_string().contains("recreated"), "{err}");
     assert_eq!(dst.changelog_offset().unwrap(), Some(1000), "nothing was applied");
+    // Past `i64::MAX` (a corrupt offset): the same error, not a replay from
+    // the start over the local data.
+    dst.write_changelog_offset(1 << 63).unwrap();
+    let (res, _) = recover(bootstrap, vec![(dst.clone(), topic, 0, committed_all())]);
+    let err = res.unwrap_err();
+    assert!(
+        matches!(err, state_changelog::ChangelogError::InvalidStoredOffset { stored, .. } if stored == 1 << 63),
+        "{err}"
+    );
+    assert_eq!(dst.changelog_offset().unwrap(), Some(1 << 63), "nothing was applied");
 }

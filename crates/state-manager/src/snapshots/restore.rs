@@ -148,7 +148,8 @@ pub(crate) fn restore_newest(
             // An empty snapshot saves nothing over a full replay.
             continue;
         };
-        if offset as i64 >= end {
+        // Past `i64::MAX` (a damaged manifest) is past any end too.
+        if i64::try_from(offset).map_or(true, |o| o >= end) {
             let why = format!("its changelog offset {offset} is not before the changelog's committed end {end}");
             skip(id, "past_end", &why);
             continue;
@@ -265,13 +266,19 @@ mod tests {
 
     /// Snapshots of partition 0 at offsets 9 and 19 (key `k` = offset).
     fn fixture() -> Fixture {
+        fixture_at(&[9, 19])
+    }
+
+    /// Snapshots of partition 0 at `offsets`, oldest first (key `k` =
+    /// offset).
+    fn fixture_at(offsets: &[u64]) -> Fixture {
         let dir = tempfile::tempdir().unwrap();
         let store =
             SnapshotStore::open(&format!("file://{}/store", dir.path().display()), &StoreOptions::new()).unwrap();
         let backend = FjallBackend::shared(FjallOptions::default());
         let location = StoreLocation::new("counts", dir.path().join("counts"));
         let p = backend.open_partition(&location, 0).unwrap();
-        for offset in [9u64, 19] {
+        for &offset in offsets {
             let mut b = WriteBatch::new();
             b.put(cf::DEFAULT, b"k", offset.to_string().as_bytes());
             b.set_changelog_offset(offset);
@@ -348,6 +355,17 @@ mod tests {
     fn a_snapshot_not_before_the_changelog_end_is_skipped() {
         let f = fixture();
         let report = restore_newest(&f.store, &job(&f, None, 0, StoreKind::KeyValue), 19, &NoProgress);
+        assert_eq!(restored(&report), Some(9));
+        assert_eq!(report.skipped, vec!["past_end"]);
+        assert_eq!(local_value(&f).as_deref(), Some("9"));
+    }
+
+    #[test]
+    fn a_snapshot_whose_offset_is_past_any_changelog_is_skipped() {
+        // A damaged manifest: an offset past `i64::MAX` must not read as
+        // negative, before the changelog's end.
+        let f = fixture_at(&[9, 1 << 63]);
+        let report = restore_newest(&f.store, &job(&f, None, 0, StoreKind::KeyValue), 100, &NoProgress);
         assert_eq!(restored(&report), Some(9));
         assert_eq!(report.skipped, vec!["past_end"]);
         assert_eq!(local_value(&f).as_deref(), Some("9"));

@@ -17,7 +17,7 @@ use state_core::{cf, keys, StorePartition};
 use state_txn::{ExpireOptions, ExpiredWindow, WindowedTransaction};
 
 use super::{Closing, Cx, Kind};
-use crate::error::{Result, WindowError};
+use crate::error::Result;
 use crate::layout::{Aggregation, Sealed};
 use crate::result::WindowResult;
 
@@ -57,12 +57,7 @@ impl<V: ?Sized, G: Aggregation<V>> Kind<V, G> for FixedKind {
         value: &V,
         out: &mut Vec<WindowResult<G::Output>>,
     ) -> Result<()> {
-        if timestamp < 0 {
-            return Err(WindowError::NegativeTimestamp {
-                window: cx.name.to_owned(),
-                timestamp,
-            });
-        }
+        super::time_in_range(cx.name, timestamp)?;
         let agg = cx.agg;
         // `max_end`: windows ending at or before it close (quixstreams'
         // max_expired_window_end); `late_bound`: a record is late for the

@@ -10,7 +10,7 @@ mod sliding;
 use state_core::StorePartition;
 use state_txn::WindowedTransaction;
 
-use crate::error::Result;
+use crate::error::{Result, WindowError};
 use crate::late::LateReport;
 use crate::layout::{Aggregation, Sealed};
 use crate::result::{Emit, WindowResult};
@@ -112,6 +112,26 @@ pub trait Kind<V: ?Sized, G: Aggregation<V>>: Sealed {
 /// The stored windows of `key` (all of them), with their states and, if
 /// collecting, the values collected in `[start, end + collect_past_end)`:
 /// what the time kinds' `open_windows` build on.
+/// A time window's record timestamp in range: not negative, and at most
+/// [`MAX_TIMESTAMP_MS`](crate::MAX_TIMESTAMP_MS), so its windows' bounds
+/// cannot overflow.
+pub(crate) fn time_in_range(window: &str, timestamp: i64) -> Result<()> {
+    if timestamp < 0 {
+        return Err(WindowError::NegativeTimestamp {
+            window: window.to_owned(),
+            timestamp,
+        });
+    }
+    if timestamp > crate::MAX_TIMESTAMP_MS {
+        return Err(WindowError::TimestampTooLarge {
+            window: window.to_owned(),
+            timestamp,
+            max: crate::MAX_TIMESTAMP_MS,
+        });
+    }
+    Ok(())
+}
+
 pub(crate) fn stored_windows<
     V: ?Sized,
     G: Aggregation<V>,

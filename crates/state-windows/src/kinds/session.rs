@@ -19,7 +19,7 @@ use state_core::{Direction, StorePartition};
 use state_txn::{Window, WindowedTransaction};
 
 use super::{Closing, Cx, Kind};
-use crate::error::{Result, WindowError};
+use crate::error::Result;
 use crate::layout::{Aggregation, MergeAggregation, Sealed};
 use crate::result::WindowResult;
 
@@ -158,12 +158,7 @@ impl<V: ?Sized, G: MergeAggregation<V>> Kind<V, G> for SessionKind {
         value: &V,
         out: &mut Vec<WindowResult<G::Output>>,
     ) -> Result<()> {
-        if timestamp < 0 {
-            return Err(WindowError::NegativeTimestamp {
-                window: cx.name.to_owned(),
-                timestamp,
-            });
-        }
+        super::time_in_range(cx.name, timestamp)?;
         let (gap, agg) = (self.gap, cx.agg);
         let by_partition = self.closing == Closing::Partition;
         let key_latest = txn.get_latest_timestamp(key)?;

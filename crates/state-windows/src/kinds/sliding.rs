@@ -78,12 +78,7 @@ impl<V: ?Sized, G: Aggregation<V>> Kind<V, G> for SlidingKind {
         value: &V,
         out: &mut Vec<WindowResult<G::Output>>,
     ) -> Result<()> {
-        if timestamp < 0 {
-            return Err(WindowError::NegativeTimestamp {
-                window: cx.name.to_owned(),
-                timestamp,
-            });
-        }
+        super::time_in_range(cx.name, timestamp)?;
         let (size, agg) = (self.size, cx.agg);
         let latest = timestamp.max(txn.get_latest_timestamp(key)?);
         let max_expired_end = latest - self.grace - 1;
