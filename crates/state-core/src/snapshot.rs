@@ -96,10 +96,6 @@ pub fn install_snapshot_dir<T>(
     partition_dir: &Path,
     open: impl FnOnce(&Path) -> Result<T>,
 ) -> Result<T> {
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| Error::Io { path, source }
-    };
     if let Some(parent) = partition_dir.parent() {
         crate::create_private_dir(parent)?;
     }
@@ -144,6 +140,12 @@ pub fn install_snapshot_dir<T>(
     }
 }
 
+/// Turns an I/O failure on `path` into [`Error::Io`] (for `map_err`).
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error {
+    let path = path.to_owned();
+    move |source| Error::Io { path, source }
+}
+
 /// `<dir>.<what>` beside `dir`.
 fn sibling(dir: &Path, what: &str) -> PathBuf {
     let mut name = dir.file_name().map(|n| n.to_os_string()).unwrap_or_default();
@@ -160,10 +162,7 @@ fn move_dir(from: &Path, to: &Path) -> Result<()> {
             copy_then_rename(from, to)?;
             crate::backend::remove_store_dir(from)
         }
-        Err(source) => Err(Error::Io {
-            path: from.to_owned(),
-            source,
-        }),
+        Err(e) => Err(io(from)(e)),
     }
 }
 
@@ -182,19 +181,12 @@ fn copy_then_rename(from: &Path, to: &Path) -> Result<()> {
         }
         return Err(e);
     }
-    std::fs::rename(&staging, to).map_err(|source| Error::Io {
-        path: staging.clone(),
-        source,
-    })
+    std::fs::rename(&staging, to).map_err(io(&staging))
 }
 
 /// Copies the directory tree `from` to `to` (which must not exist), each
 /// file and directory synced to disk.
 fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| Error::Io { path, source }
-    };
     crate::create_private_dir(to)?;
     for entry in std::fs::read_dir(from).map_err(io(from))? {
         let entry = entry.map_err(io(from))?;

@@ -109,9 +109,6 @@ pub trait Kind<V: ?Sized, G: Aggregation<V>>: Sealed {
     ) -> state_txn::Result<Vec<WindowResult<G::Output>>>;
 }
 
-/// The stored windows of `key` (all of them), with their states and, if
-/// collecting, the values collected in `[start, end + collect_past_end)`:
-/// what the time kinds' `open_windows` build on.
 /// A time window's record timestamp in range: not negative, and at most
 /// [`MAX_TIMESTAMP_MS`](crate::MAX_TIMESTAMP_MS), so its windows' bounds
 /// cannot overflow.
@@ -132,6 +129,9 @@ pub(crate) fn time_in_range(window: &str, timestamp: i64) -> Result<()> {
     Ok(())
 }
 
+/// The stored windows of `key` (all of them), with their states and, if
+/// collecting, the values collected in `[start, end + collect_past_end)`:
+/// what the time kinds' `open_windows` build on.
 pub(crate) fn stored_windows<
     V: ?Sized,
     G: Aggregation<V>,
