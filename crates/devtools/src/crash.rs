@@ -67,6 +67,8 @@ struct Settings {
     standbys: bool,
     /// Put the child's stores behind write-behind caches.
     write_behind: bool,
+    /// Pipelined checkpoints in the children.
+    pipelined: bool,
     /// Also kill the child as soon as it says a restore started.
     kill_in_restore: bool,
     /// Damage one partition of the killed member's state before each
@@ -100,6 +102,7 @@ fn parse(args: &[String]) -> Result<Settings, String> {
         backend: "rocksdb".into(),
         standbys: false,
         write_behind: false,
+        pipelined: false,
         kill_in_restore: false,
         corrupt: false,
         corrupt_only: None,
@@ -122,6 +125,7 @@ fn parse(args: &[String]) -> Result<Settings, String> {
             "--partitions" => s.partitions = num("--partitions")?.max(1) as u32,
             "--standbys" => s.standbys = true,
             "--write-behind" => s.write_behind = true,
+            "--pipelined" => s.pipelined = true,
             "--kill-in-restore" => s.kill_in_restore = true,
             "--corrupt" => s.corrupt = true,
             "--snapshots" => s.snapshots = true,
@@ -329,6 +333,9 @@ fn child_command(bootstrap: &str, state: &Path, s: &Settings, log_name: &str) ->
     }
     if s.write_behind {
         cmd.env("STATE_WRITE_BEHIND", "1");
+    }
+    if s.pipelined {
+        cmd.env("PIPELINED", "1");
     }
     if let Some(dir) = snapshot_store(state, s) {
         cmd.env("SNAPSHOT_DIR", dir)
@@ -841,9 +848,10 @@ pub fn run(args: &[String]) -> Result<(), String> {
         }
     );
     println!(
-        "backend: {}{}",
+        "backend: {}{}{}",
         s.backend,
-        if s.write_behind { " (write-behind)" } else { "" }
+        if s.write_behind { " (write-behind)" } else { "" },
+        if s.pipelined { " (pipelined checkpoints)" } else { "" }
     );
     println!("records: {records}");
     println!("runs: {runs}");

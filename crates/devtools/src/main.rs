@@ -37,12 +37,13 @@ commands:
                                 without a 512 MiB memory budget, peak RSS of each
   crash [--kills N] [--seed S] [--guarantee exactly-once|at-least-once]
         [--chunk RECORDS] [--keys K] [--partitions P] [--backend rocksdb|fjall|memory]
-        [--standbys] [--write-behind] [--kill-in-restore] [--corrupt | --corrupt-only KIND]
-        [--snapshots] [--snapshot-every RECORDS]
+        [--standbys] [--write-behind] [--pipelined] [--kill-in-restore]
+        [--corrupt | --corrupt-only KIND] [--snapshots] [--snapshot-every RECORDS]
                                 kill a stateful processor N times (default 50) at random
                                 points, then compare state and output with a model;
                                 --standbys runs a second member beside it, both keeping
-                                standby replicas; --corrupt damages one partition's files
+                                standby replicas; --pipelined turns on pipelined
+                                checkpoints; --corrupt damages one partition's files
                                 before each restart (kinds: flip-table, flip-log,
                                 delete-table, truncate-manifest, truncate-current,
                                 offset-past-end, offset-garbled); --snapshots keeps

@@ -171,6 +171,11 @@ impl WriteBatch {
         &self.cfs
     }
 
+    /// The `index`-th operation (in the order they were added), if any.
+    pub fn get(&self, index: usize) -> Option<BatchOp<'_>> {
+        self.iter_from(index).next()
+    }
+
     /// The operations in the order they were added.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = BatchOp<'_>> + '_ {
         self.iter_from(0)
@@ -248,6 +253,8 @@ mod tests {
             ]
         );
         assert_eq!(b.changelog_offset(), Some(7));
+        assert_eq!(b.get(1), Some(ops[1]));
+        assert_eq!(b.get(3), None);
         assert_eq!(b.column_families(), ["default", "x"]);
         b.clear();
         assert!(b.is_empty());

@@ -107,19 +107,29 @@ pub struct ManagerConfig {
     /// do not store `TxnOffsetCommit`, such as librdkafka's mock cluster.
     /// Default false.
     pub mirror_transactional_offsets: bool,
-    /// At-least-once only: pipelined checkpoints. A checkpoint prepares its
-    /// changelog records and sets its local write aside, and processing
-    /// goes on while the broker acknowledges them; the next checkpoint (or
-    /// [`crate::StateStoreManager::finish_checkpoint`], a revocation, a
-    /// close) first waits for that delivery, then commits the source
-    /// offsets and writes local state, in that order. Records processed
-    /// meanwhile read the changes set aside. At most one checkpoint is in
-    /// flight. See docs/guarantees.md ("Pipelined at-least-once
-    /// checkpoints") for why no record is lost or counted twice. Ignored
-    /// under exactly-once. Default false: [`commit`](crate::StateStoreManager::commit)
-    /// then returns before the checkpoint's offsets are committed and its
-    /// state is in local storage (readers see it one checkpoint later), and
-    /// its delivery or offset-commit error comes from the next call.
+    /// Pipelined checkpoints: the poll loop goes on while part of a
+    /// checkpoint is still to land. At most one checkpoint is in flight;
+    /// records processed meanwhile read its changes, and the next
+    /// checkpoint (or [`crate::StateStoreManager::finish_checkpoint`], a
+    /// revocation, a rebuild, a close) first waits for it.
+    ///
+    /// * At-least-once: a checkpoint prepares its changelog records and
+    ///   sets its local write aside, and processing goes on while the
+    ///   broker acknowledges them; then its source offsets commit and its
+    ///   local state is written, in that order. [`commit`](crate::StateStoreManager::commit)
+    ///   returns before the checkpoint's offsets are committed, and its
+    ///   delivery or offset-commit error comes from the next call.
+    /// * Exactly-once: a checkpoint's transaction commits as without
+    ///   pipelining; its local write then runs on a helper thread while
+    ///   the next records are processed. A failed local write comes from
+    ///   the next call, which then aborts its own checkpoint (it read
+    ///   through the failed write) and moves its records back.
+    ///
+    /// Either way, readers outside the checkpoint's transactions
+    /// ([`crate::StateReader`], [`partition`](crate::StateStoreManager::partition))
+    /// see a checkpoint's state once its local write landed. See
+    /// docs/guarantees.md ("Pipelined checkpoints") for why no record is
+    /// lost or counted twice. Default false.
     pub pipelined_checkpoints: bool,
     /// How the producers of the source topics route keyed records
     /// (librdkafka's `partitioner`; default

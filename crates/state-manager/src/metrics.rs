@@ -10,7 +10,10 @@ use state_core::PartitionStats;
 
 /// Histogram, seconds: each stage of a checkpoint. Label `stage`:
 /// `prepare`, `produce` (producer flush), `commit` (offsets or Kafka
-/// transaction), `flush` (local write), `total`.
+/// transaction), `flush` (local write; with pipelined exactly-once
+/// checkpoints, the wait for the write behind the poll loop), `set_aside`
+/// (pipelined exactly-once: the local write handed to its thread),
+/// `total`.
 pub const CHECKPOINT_STAGE_SECONDS: &str = "kafka_state_checkpoint_stage_seconds";
 /// Counter: checkpoints. Label `result`: `ok`, `failed`, `rewound` (an
 /// exactly-once checkpoint the group did not take: processed again, see

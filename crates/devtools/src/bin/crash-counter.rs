@@ -16,6 +16,10 @@
 //! prints `lag N` whenever the number of partitions whose committed
 //! changelog offset is not yet on disk changes.
 //!
+//! `PIPELINED=1` turns on pipelined checkpoints
+//! (`ManagerConfig::pipelined_checkpoints`): under exactly-once the local
+//! write runs behind the poll loop.
+//!
 //! `CRASH_LOG_FILE=PATH` appends its tracing log to PATH, filtered by
 //! `CRASH_LOG` (tracing's filter syntax; default `info`), each line written
 //! at once so a kill loses none (`cargo xtask crash --log-dir DIR`).
@@ -232,6 +236,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // promotion replays a few records).
     config.recovery.progress_interval = Duration::ZERO;
     config.mirror_transactional_offsets = std::env::var("MIRROR_OFFSETS").is_ok();
+    config.pipelined_checkpoints = std::env::var("PIPELINED").is_ok();
     config.snapshots = snapshot_settings()?;
     if config.snapshots.is_some() {
         metrics::set_global_recorder(SnapshotCounters)?;

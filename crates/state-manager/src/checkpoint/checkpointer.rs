@@ -21,6 +21,7 @@ use super::producer::ProducerLifecycle;
 use super::rewinds::Rewinds;
 use super::staged::{PendingWrite, StagedPartition};
 use super::unflushed::Unflushed;
+use super::writer::BackgroundWrite;
 use crate::config::{ManagerConfig, ProcessingGuarantee};
 use crate::error::{CheckpointError, ManagerError, Result};
 use crate::events::{Events, ManagerEvent, RewoundPartition};
@@ -73,6 +74,27 @@ fn prepare_all(txns: &mut OpenTxns, offsets: &SourceOffsets, registry: &Registry
     Ok(())
 }
 
+/// The `outcome` label of a checkpoint's metric.
+fn outcome_label(res: &Result<Kept>) -> &'static str {
+    match res {
+        Ok(Kept::Flushed | Kept::Committed) => "ok",
+        Ok(Kept::Rewound) => "rewound",
+        Err(_) => "failed",
+    }
+}
+
+/// The error of a local write left out because an earlier one of its
+/// checkpoint failed (reported when that one is not, being revoked).
+fn not_attempted() -> state_core::Error {
+    state_core::Error::Backend {
+        backend: "state-manager",
+        operation: "writing a checkpoint's local state behind the poll loop",
+        subject: None,
+        source: "not written: an earlier write of the checkpoint failed; the partition reloads from its changelog"
+            .into(),
+    }
+}
+
 /// A Kafka call failed on the way to `stage`.
 fn kafka_failed(
     stage: CheckpointStage,
@@ -97,6 +119,9 @@ pub(crate) enum CommitCaller {
 enum Kept {
     /// Committed and flushed locally (or there was nothing to commit).
     Flushed,
+    /// Committed and taken by the group; the local write is still to
+    /// come.
+    Committed,
     /// Committed in Kafka but not taken by the group: not kept locally,
     /// its records are processed again.
     Rewound,
@@ -121,7 +146,7 @@ pub(crate) struct Checkpointer {
     unflushed: Unflushed,
     /// The store partitions this checkpoint's transactions found damaged.
     damaged: DamageWatch,
-    /// At-least-once with [`ManagerConfig::pipelined_checkpoints`].
+    /// [`ManagerConfig::pipelined_checkpoints`].
     pipelined: bool,
     /// Pipelined: the partitions the current checkpoint's transactions
     /// write to, their writes set aside.
@@ -152,7 +177,7 @@ impl Checkpointer {
             events: Events::default(),
             unflushed: Unflushed::default(),
             damaged: DamageWatch::default(),
-            pipelined: config.pipelined_checkpoints && config.guarantee == ProcessingGuarantee::AtLeastOnce,
+            pipelined: config.pipelined_checkpoints,
             staged: BTreeMap::new(),
             in_flight: None,
             reloads: Vec::new(),
@@ -272,7 +297,10 @@ impl Checkpointer {
         caller: CommitCaller,
     ) -> Result<()> {
         if self.pipelined {
-            return self.commit_pipelined(txns, registry, consumer, caller);
+            return match self.guarantee {
+                ProcessingGuarantee::AtLeastOnce => self.commit_pipelined(txns, registry, consumer, caller),
+                ProcessingGuarantee::ExactlyOnce => self.commit_overlapped(txns, registry, consumer, caller),
+            };
         }
         let offsets = std::mem::take(&mut self.offsets);
         self.last_commit = Instant::now();
@@ -282,11 +310,7 @@ impl Checkpointer {
         }
         let started = Instant::now();
         let res = self.commit_checkpoint(&mut txns, &offsets, registry, consumer, caller);
-        crate::metrics::checkpoint(match res {
-            Ok(Kept::Flushed) => "ok",
-            Ok(Kept::Rewound) => "rewound",
-            Err(_) => "failed",
-        });
+        crate::metrics::checkpoint(outcome_label(&res));
         match res {
             Ok(kept) => {
                 if kept == Kept::Flushed {
@@ -328,7 +352,13 @@ impl Checkpointer {
         }
         let prepared = self.set_aside(&mut txns, &offsets, &staged, registry);
         match prepared {
-            Ok(writes) => self.in_flight = Some(InFlight { offsets, writes }),
+            Ok(writes) => {
+                self.in_flight = Some(InFlight {
+                    offsets,
+                    writes,
+                    writer: None,
+                })
+            }
             Err(e) => {
                 crate::metrics::checkpoint("failed");
                 return Err(e);
@@ -338,6 +368,151 @@ impl Checkpointer {
             // The partitions are about to move: nothing stays in flight.
             self.finish_in_flight(registry, consumer, caller)?;
         }
+        Ok(())
+    }
+
+    /// Exactly-once with pipelined checkpoints: waits for the local write
+    /// of the checkpoint before (its partitions' next write goes on top of
+    /// it), commits this one's Kafka transaction as
+    /// [`commit_checkpoint`](Self::commit_checkpoint) does, then sets its
+    /// local writes aside, where the next checkpoint's transactions read
+    /// them, and starts them behind the poll loop (see `writer`); from a
+    /// rebalance callback it waits for them too. If the write before
+    /// failed, this checkpoint, which read through it, is aborted and its
+    /// partitions move back to their first records of it.
+    fn commit_overlapped<C: ConsumerContext, K: Consumer<C>>(
+        &mut self,
+        mut txns: OpenTxns,
+        registry: &Registry,
+        consumer: &K,
+        caller: CommitCaller,
+    ) -> Result<()> {
+        let offsets = std::mem::take(&mut self.offsets);
+        let staged = std::mem::take(&mut self.staged);
+        self.last_commit = Instant::now();
+        self.unflushed = Unflushed::default();
+        self.reloads.clear();
+        if let Err(e) = self.finish_in_flight(registry, consumer, caller) {
+            self.producer.abort_after_failure();
+            self.rewind_current(consumer, &offsets);
+            return Err(e);
+        }
+        if txns.is_empty() && offsets.is_empty() && !self.producer.transaction_open() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        let committed = self.commit_to_kafka(&mut txns, &offsets, registry, consumer, caller);
+        crate::metrics::checkpoint(outcome_label(&committed));
+        match committed {
+            Ok(Kept::Rewound) => return Ok(()),
+            Ok(_) => {}
+            Err(e) => {
+                self.producer.abort_after_failure();
+                return Err(e);
+            }
+        }
+        let failure = self.start_writes(&mut txns, offsets, &staged, registry);
+        crate::metrics::stage("total", started.elapsed());
+        if failure.is_some() || caller == CommitCaller::RebalanceCallback {
+            // After a failure the manager may reload partitions these
+            // writes go to; in a rebalance the partitions are about to
+            // move. Either way nothing stays behind the poll loop.
+            let landed = self.finish_in_flight(registry, consumer, caller);
+            if let Some(e) = failure {
+                return Err(e);
+            }
+            landed?;
+        }
+        Ok(())
+    }
+
+    /// Exactly-once, once the transaction of `txns` committed: flushes
+    /// them into their `staged` partitions (which set the writes aside and
+    /// whose windowed stores update their indexes here, on the poll loop's
+    /// thread), then starts the writes behind the poll loop as the
+    /// checkpoint in flight. A transaction that fails to flush leaves its
+    /// partition unflushed; the first such failure is returned.
+    fn start_writes(
+        &mut self,
+        txns: &mut OpenTxns,
+        offsets: SourceOffsets,
+        staged: &BTreeMap<(usize, u32), Arc<StagedPartition>>,
+        registry: &Registry,
+    ) -> Option<ManagerError> {
+        let timer = Instant::now();
+        let mut failure = None;
+        for ((id, partition), txn) in txns.all_mut() {
+            let store = registry.get(id);
+            let offset = store
+                .changelog_topic()
+                .and_then(|topic| self.producer.last_offset(topic, partition));
+            let Err(e) = txn.flush(offset) else { continue };
+            if self.damaged.holds(id, partition) {
+                tracing::warn!(store = store.describe(), partition, error = %e, "flushing a damaged partition failed; it is rebuilt from its changelog");
+                continue;
+            }
+            self.unflushed
+                .add(TopicPartition::of_store(store.stream(), partition), &offsets);
+            failure.get_or_insert(txn_failed(CheckpointStage::Flushed, store.describe(), partition)(e));
+        }
+        let mut writes = Vec::new();
+        for (&(id, partition), s) in staged {
+            if let Some(batch) = s.take_captured() {
+                writes.push(StagedWrite {
+                    key: (id, partition),
+                    source: TopicPartition::of_store(registry.get(id).stream(), partition),
+                    target: s.inner().clone(),
+                    pending: Arc::new(PendingWrite::new(batch)),
+                    landed: None,
+                });
+            }
+        }
+        let jobs = writes.iter().map(|w| (w.target.clone(), w.pending.clone())).collect();
+        self.in_flight = Some(InFlight {
+            offsets,
+            writes,
+            writer: Some(BackgroundWrite::start(jobs)),
+        });
+        crate::metrics::stage("set_aside", timer.elapsed());
+        failure
+    }
+
+    /// Exactly-once: waits for the checkpoint in flight's writes behind
+    /// the poll loop. A write that failed leaves its partition unflushed
+    /// (committed in Kafka, behind its changelog locally), as a failed
+    /// local write of a checkpoint always does; a damaged partition's is
+    /// skipped (its rebuild restores it from the changelog).
+    fn land(&mut self, mut flight: InFlight, registry: &Registry) -> Result<()> {
+        let timer = Instant::now();
+        flight.wait();
+        let mut failure = None;
+        for w in &mut flight.writes {
+            let (id, partition) = w.key;
+            let store = registry.get(id);
+            let e = match w.landed.take() {
+                Some(Ok(())) => continue,
+                Some(Err(e)) if self.damaged.holds(id, partition) => {
+                    tracing::warn!(store = store.describe(), partition, error = %e, "flushing a damaged partition failed; it is rebuilt from its changelog");
+                    continue;
+                }
+                Some(Err(e)) => e,
+                None => not_attempted(),
+            };
+            self.unflushed.add(w.source.clone(), &flight.offsets);
+            failure.get_or_insert(failed(
+                CheckpointStage::Flushed,
+                CheckpointError::Transaction {
+                    store: store.describe(),
+                    partition,
+                    source: state_txn::TxnError::Core(e),
+                },
+            ));
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        crate::metrics::stage("flush", timer.elapsed());
+        self.observe(CheckpointStage::Flushed);
         Ok(())
     }
 
@@ -377,6 +552,7 @@ impl Checkpointer {
                     source: TopicPartition::of_store(registry.get(id).stream(), partition),
                     target: s.inner().clone(),
                     pending: Arc::new(PendingWrite::new(batch)),
+                    landed: None,
                 });
             }
         }
@@ -408,6 +584,10 @@ impl Checkpointer {
         let Some(flight) = self.in_flight.take() else {
             return Ok(());
         };
+        if self.guarantee == ProcessingGuarantee::ExactlyOnce {
+            // Committed already: only its local writes are left.
+            return self.land(flight, registry);
+        }
         let started = Instant::now();
         let res = self.finish(&flight, registry, consumer, caller);
         crate::metrics::checkpoint(if res.is_ok() { "ok" } else { "failed" });
@@ -560,6 +740,8 @@ impl Checkpointer {
         if finished.is_err() {
             let offsets = std::mem::take(&mut self.offsets);
             self.staged.clear();
+            // Exactly-once: the current checkpoint's output goes with it.
+            self.producer.abort_after_failure();
             self.rewind_current(consumer, &offsets);
         }
         finished
@@ -593,6 +775,57 @@ impl Checkpointer {
     }
 
     fn commit_checkpoint<C: ConsumerContext, K: Consumer<C>>(
+        &mut self,
+        txns: &mut OpenTxns,
+        offsets: &SourceOffsets,
+        registry: &Registry,
+        consumer: &K,
+        caller: CommitCaller,
+    ) -> Result<Kept> {
+        if self.commit_to_kafka(txns, offsets, registry, consumer, caller)? == Kept::Rewound {
+            return Ok(Kept::Rewound);
+        }
+        let timer = Instant::now();
+        // 4. Local state, with the changelog offset it now includes: every
+        // store partition at once (see `parallel`).
+        let mut jobs = Vec::new();
+        for ((id, partition), txn) in txns.all_mut() {
+            let offset = registry
+                .get(id)
+                .changelog_topic()
+                .and_then(|topic| self.producer.last_offset(topic, partition));
+            jobs.push(((id, partition), txn, offset));
+        }
+        let flushed = parallel::run_all(jobs, parallel::threads(), |(key, txn, offset)| (key, txn.flush(offset)));
+        let mut failure = None;
+        for ((id, partition), outcome) in flushed {
+            let Err(e) = outcome else { continue };
+            let store = registry.get(id);
+            // A partition found damaged as it flushes is rebuilt from its
+            // changelog, which holds this checkpoint (the manager takes it
+            // from `damaged`).
+            if self.damaged.holds(id, partition) {
+                tracing::warn!(store = store.describe(), partition, error = %e, "flushing a damaged partition failed; it is rebuilt from its changelog");
+                continue;
+            }
+            // Committed but not written locally: reloaded from the
+            // changelog (a full disk, say). The first failure is reported.
+            self.unflushed
+                .add(TopicPartition::of_store(store.stream(), partition), offsets);
+            failure.get_or_insert(txn_failed(CheckpointStage::Flushed, store.describe(), partition)(e));
+        }
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        crate::metrics::stage("flush", timer.elapsed());
+        self.observe(CheckpointStage::Flushed);
+        Ok(Kept::Flushed)
+    }
+
+    /// The checkpoint's first three steps, in Kafka: its changelog records
+    /// produced and delivered, then its source offsets committed (with
+    /// the transaction under exactly-once).
+    fn commit_to_kafka<C: ConsumerContext, K: Consumer<C>>(
         &mut self,
         txns: &mut OpenTxns,
         offsets: &SourceOffsets,
@@ -658,40 +891,7 @@ impl Checkpointer {
         }
         lap("commit");
         self.observe(CheckpointStage::Committed);
-        // 4. Local state, with the changelog offset it now includes: every
-        // store partition at once (see `parallel`).
-        let mut jobs = Vec::new();
-        for ((id, partition), txn) in txns.all_mut() {
-            let offset = registry
-                .get(id)
-                .changelog_topic()
-                .and_then(|topic| self.producer.last_offset(topic, partition));
-            jobs.push(((id, partition), txn, offset));
-        }
-        let flushed = parallel::run_all(jobs, parallel::threads(), |(key, txn, offset)| (key, txn.flush(offset)));
-        let mut failure = None;
-        for ((id, partition), outcome) in flushed {
-            let Err(e) = outcome else { continue };
-            let store = registry.get(id);
-            // A partition found damaged as it flushes is rebuilt from its
-            // changelog, which holds this checkpoint (the manager takes it
-            // from `damaged`).
-            if self.damaged.holds(id, partition) {
-                tracing::warn!(store = store.describe(), partition, error = %e, "flushing a damaged partition failed; it is rebuilt from its changelog");
-                continue;
-            }
-            // Committed but not written locally: reloaded from the
-            // changelog (a full disk, say). The first failure is reported.
-            self.unflushed
-                .add(TopicPartition::of_store(store.stream(), partition), offsets);
-            failure.get_or_insert(txn_failed(CheckpointStage::Flushed, store.describe(), partition)(e));
-        }
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        lap("flush");
-        self.observe(CheckpointStage::Flushed);
-        Ok(Kept::Flushed)
+        Ok(Kept::Committed)
     }
 
     /// Moves `consumer` back to the first record of each partition of a

@@ -1,7 +1,9 @@
-//! [`InFlight`]: a pipelined at-least-once checkpoint whose changelog
-//! records are prepared and whose local writes are set aside, waiting for
-//! the broker's acknowledgements before its source offsets commit and its
-//! local writes land (see `staged`).
+//! [`InFlight`]: a pipelined checkpoint whose local writes have not landed.
+//! At-least-once: its changelog records are prepared and its local writes
+//! set aside, waiting for the broker's acknowledgements before its source
+//! offsets commit and its local writes land. Exactly-once: its transaction
+//! committed and its local writes run behind the poll loop (see `staged`
+//! and `writer`).
 
 use std::sync::Arc;
 
@@ -9,6 +11,7 @@ use state_core::{StorePartition, TopicPartition};
 
 use super::offsets::SourceOffsets;
 use super::staged::PendingWrite;
+use super::writer::{BackgroundWrite, Outcome};
 
 /// One store partition's local write of the checkpoint in flight.
 pub(super) struct StagedWrite {
@@ -19,6 +22,9 @@ pub(super) struct StagedWrite {
     /// Where it goes once the checkpoint's offsets are committed.
     pub(super) target: Arc<dyn StorePartition>,
     pub(super) pending: Arc<PendingWrite>,
+    /// Exactly-once, once the write behind the poll loop ended: how it
+    /// went (`None` there: not attempted, an earlier write failed).
+    pub(super) landed: Option<Outcome>,
 }
 
 /// See the [module docs](self).
@@ -27,6 +33,9 @@ pub(super) struct InFlight {
     pub(super) offsets: SourceOffsets,
     /// Its local writes, by (store id, partition).
     pub(super) writes: Vec<StagedWrite>,
+    /// Exactly-once: the writes running behind the poll loop, until
+    /// [`wait`](Self::wait) takes their outcomes.
+    pub(super) writer: Option<BackgroundWrite>,
 }
 
 impl InFlight {
@@ -36,6 +45,18 @@ impl InFlight {
         self.writes.iter().find(|w| w.key == key).map(|w| w.pending.clone())
     }
 
+    /// Exactly-once: waits for the writes behind the poll loop and notes
+    /// each one's outcome in [`StagedWrite::landed`].
+    pub(super) fn wait(&mut self) {
+        let Some(mut writer) = self.writer.take() else {
+            return;
+        };
+        let mut outcomes = writer.wait().into_iter();
+        for w in &mut self.writes {
+            w.landed = outcomes.next();
+        }
+    }
+
     /// True if the checkpoint set a local write aside for `source`.
     pub(super) fn writes_to(&self, source: &TopicPartition) -> bool {
         self.writes.iter().any(|w| &w.source == source)
@@ -43,8 +64,10 @@ impl InFlight {
 
     /// Forgets revoked source partition `source`: its offsets are not
     /// committed and its writes not made here (whoever takes it over
-    /// processes its records again).
+    /// processes its records again). Exactly-once, the writes behind the
+    /// poll loop end first: the partition is about to close.
     pub(super) fn forget(&mut self, source: &TopicPartition) {
+        self.wait();
         self.offsets.forget(source);
         self.writes.retain(|w| &w.source != source);
     }

@@ -10,11 +10,13 @@
 //!   exactly-once, its transaction.
 //! * `rewinds` — partitions moved back after a refused mirrored offset
 //!   commit, paused until the move is done.
-//! * `in_flight` — a pipelined at-least-once checkpoint waiting for its
-//!   delivery, offset commit and local write.
+//! * `in_flight` — a pipelined checkpoint whose local write has not landed
+//!   (at-least-once: nor its delivery and offset commit).
 //! * `staged` — store partitions that set a pipelined checkpoint's local
 //!   write aside and read through the one in flight.
 //! * `parallel` — a checkpoint's local flushes run side by side.
+//! * `writer` — a pipelined exactly-once checkpoint's local write, behind
+//!   the poll loop.
 //! * `unflushed` — the source partitions of a checkpoint committed to
 //!   Kafka but not written locally (a full disk), for their reload.
 
@@ -27,5 +29,6 @@ mod producer;
 mod rewinds;
 mod staged;
 mod unflushed;
+mod writer;
 
 pub(crate) use checkpointer::{Checkpointer, CommitCaller};

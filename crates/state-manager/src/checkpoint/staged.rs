@@ -1,47 +1,72 @@
 //! [`StagedPartition`]: a store partition as the transactions of a
-//! pipelined at-least-once checkpoint see it. Their local write is set
-//! aside (a [`PendingWrite`]) instead of reaching the partition, and the
+//! pipelined checkpoint see it. Their local write is set aside (a
+//! [`PendingWrite`]) instead of reaching the partition, and the
 //! transactions of the next checkpoint read through the write set aside by
 //! the one still in flight.
 //!
-//! Why: local state must never hold a checkpoint whose source offsets are
-//! not committed, or a restart would count its records twice (restores
-//! skip changelog records of uncommitted checkpoints, local state cannot).
-//! So a checkpoint's local write waits for its delivery and offset
-//! commit; the records processed meanwhile must still see its changes.
+//! Why: under at-least-once, local state must never hold a checkpoint
+//! whose source offsets are not committed, or a restart would count its
+//! records twice (restores skip changelog records of uncommitted
+//! checkpoints, local state cannot). So a checkpoint's local write waits
+//! for its delivery and offset commit; the records processed meanwhile
+//! must still see its changes. Under exactly-once the write follows the
+//! transaction's commit on a helper thread (see `writer`), and the records
+//! processed meanwhile read through it the same way.
 
-use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use state_core::{Direction, KeyValue, KvIter, PartitionStats, ReadView, Result, StorePartition, WriteBatch};
+use state_core::{BatchOp, Direction, KeyValue, KvIter, PartitionStats, ReadView, Result, StorePartition, WriteBatch};
 
 /// A key and its value after a write set aside (`None`: deleted).
 type Change = (Vec<u8>, Option<Vec<u8>>);
 
-/// A checkpoint's local write of one store partition, set aside until its
-/// changelog records are delivered and its source offsets committed, with
-/// a view of what it changes for the reads of the next checkpoint.
+/// A checkpoint's local write of one store partition, set aside until it
+/// may land (pipelined at-least-once: its changelog records delivered and
+/// its source offsets committed; exactly-once: its transaction committed
+/// and the write done behind the poll loop), with a view of what it
+/// changes for the reads of the next checkpoint.
+///
+/// The view is an index into the batch itself, not a copy of its changes:
+/// per column family, the positions of its operations by key, one per key
+/// (the last, which wins in the batch). A batch built for RocksDB is in
+/// key order per column family already, so the index is built in one
+/// pass; other batches are sorted once.
 pub(super) struct PendingWrite {
     batch: WriteBatch,
-    /// Column family -> key -> value after the batch (`None`: deleted).
-    changes: HashMap<String, BTreeMap<Vec<u8>, Option<Vec<u8>>>>,
+    /// Column family -> positions in `batch` of its operations, by key.
+    index: Vec<(String, Vec<usize>)>,
 }
 
 impl PendingWrite {
     /// The write `batch` does (a later operation on a key wins, as in the
     /// batch).
     pub(super) fn new(batch: WriteBatch) -> Self {
-        let mut changes: HashMap<String, BTreeMap<Vec<u8>, Option<Vec<u8>>>> = HashMap::new();
-        for op in batch.iter() {
-            let cf = match changes.get_mut(op.cf) {
-                Some(cf) => cf,
-                None => changes.entry(op.cf.to_owned()).or_default(),
-            };
-            cf.insert(op.key.to_vec(), op.value.map(<[u8]>::to_vec));
+        let mut index: Vec<(String, Vec<usize>)> = Vec::new();
+        for (i, op) in batch.iter().enumerate() {
+            match index.iter_mut().find(|(cf, _)| cf == op.cf) {
+                Some((_, ops)) => ops.push(i),
+                None => index.push((op.cf.to_owned(), vec![i])),
+            }
         }
-        PendingWrite { batch, changes }
+        let key = |i: usize| batch.get(i).map_or(&[][..], |op| op.key);
+        for (_, ops) in &mut index {
+            if ops.windows(2).all(|w| key(w[0]) < key(w[1])) {
+                continue;
+            }
+            // Stable: operations on one key stay in batch order, and the
+            // last of them is kept.
+            ops.sort_by(|&a, &b| key(a).cmp(key(b)));
+            ops.dedup_by(|later, kept| {
+                let same = key(*later) == key(*kept);
+                if same {
+                    *kept = *later;
+                }
+                same
+            });
+        }
+        PendingWrite { batch, index }
     }
 
     /// The batch, with `changelog_offset` (the last record of the
@@ -54,26 +79,51 @@ impl PendingWrite {
         batch
     }
 
+    /// The batch as it is to be written.
+    pub(super) fn batch(&self) -> &WriteBatch {
+        &self.batch
+    }
+
+    /// The positions of `cf`'s operations, by key.
+    fn ops(&self, cf: &str) -> &[usize] {
+        self.index
+            .iter()
+            .find(|(name, _)| name == cf)
+            .map_or(&[][..], |(_, ops)| ops.as_slice())
+    }
+
+    fn op(&self, i: usize) -> Option<BatchOp<'_>> {
+        self.batch.get(i)
+    }
+
     /// `Some(value)` if the write sets (`Some`) or deletes (`None`) `key`.
     fn get(&self, cf: &str, key: &[u8]) -> Option<Option<&[u8]>> {
-        self.changes.get(cf)?.get(key).map(Option::as_deref)
+        let ops = self.ops(cf);
+        let at = ops
+            .binary_search_by(|&i| self.op(i).map_or(&[][..], |op| op.key).cmp(key))
+            .ok()?;
+        self.op(ops[at]).map(|op| op.value)
     }
 
     /// The changes to `cf` in `lower..upper`, in `direction`'s order.
     fn range(&self, cf: &str, lower: &[u8], upper: Option<&[u8]>, direction: Direction) -> Vec<Change> {
-        let Some(changes) = self.changes.get(cf) else {
-            return Vec::new();
-        };
-        let upper_ok = |k: &[u8]| upper.is_none_or(|u| k < u);
-        let in_range = changes
-            .range::<[u8], _>((std::ops::Bound::Included(lower), std::ops::Bound::Unbounded))
-            .take_while(|(k, _)| upper_ok(k))
-            .map(|(k, v)| (k.clone(), v.clone()));
-        let mut out: Vec<_> = in_range.collect();
+        let ops = self.ops(cf);
+        let first = ops.partition_point(|&i| self.op(i).is_some_and(|op| op.key < lower));
+        let mut out: Vec<Change> = ops[first..]
+            .iter()
+            .filter_map(|&i| self.op(i))
+            .take_while(|op| upper.is_none_or(|u| op.key < u))
+            .map(|op| (op.key.to_vec(), op.value.map(<[u8]>::to_vec)))
+            .collect();
         if direction == Direction::Backward {
             out.reverse();
         }
         out
+    }
+
+    /// The column families the write touches.
+    fn column_families(&self) -> impl Iterator<Item = &String> + '_ {
+        self.index.iter().map(|(cf, _)| cf)
     }
 }
 
@@ -183,7 +233,7 @@ impl StorePartition for StagedPartition {
     fn column_families(&self) -> Result<Vec<String>> {
         let mut cfs = self.inner.column_families()?;
         if let Some(b) = &self.below {
-            cfs.extend(b.changes.keys().cloned());
+            cfs.extend(b.column_families().cloned());
             cfs.sort();
             cfs.dedup();
         }
@@ -304,5 +354,39 @@ mod tests {
         staged.write(&next).unwrap();
         assert_eq!(inner.get("default", b"z").unwrap(), None, "set aside, not written");
         assert_eq!(staged.take_captured().map(|b| b.len()), Some(1));
+    }
+
+    #[test]
+    fn a_write_out_of_key_order_reads_as_its_last_operation_per_key() {
+        let mut pending = WriteBatch::new();
+        pending.put("default", b"m", b"first");
+        pending.put("default", b"c", b"1");
+        pending.delete("default", b"x");
+        pending.put("default", b"m", b"last");
+        pending.put("default", b"a", b"0");
+        pending.delete("default", b"c");
+        let write = PendingWrite::new(pending);
+        assert_eq!(write.get("default", b"m"), Some(Some(&b"last"[..])));
+        assert_eq!(write.get("default", b"c"), Some(None), "deleted after its put");
+        assert_eq!(write.get("default", b"b"), None);
+        assert_eq!(write.get("other", b"m"), None);
+        let keys = |lower: &[u8], upper: Option<&[u8]>, d| {
+            write
+                .range("default", lower, upper, d)
+                .into_iter()
+                .map(|(k, v)| (String::from_utf8(k).unwrap(), v.map(|v| String::from_utf8(v).unwrap())))
+                .collect::<Vec<_>>()
+        };
+        let all = vec![
+            ("a".to_owned(), Some("0".to_owned())),
+            ("c".to_owned(), None),
+            ("m".to_owned(), Some("last".to_owned())),
+            ("x".to_owned(), None),
+        ];
+        assert_eq!(keys(b"", None, Direction::Forward), all);
+        assert_eq!(
+            keys(b"b", Some(b"x"), Direction::Backward),
+            vec![all[2].clone(), all[1].clone()]
+        );
     }
 }

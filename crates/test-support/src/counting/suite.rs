@@ -128,7 +128,9 @@ pub fn settle(a: &mut Member, b: &mut Member) {
     }
 }
 
-/// Runs `m` until it owns every partition and has read all of them, then commits.
+/// Runs `m` until it owns every partition and has read all of them, then
+/// commits, and waits for a pipelined checkpoint to land (so that
+/// [`counts`], which reads local state, sees all of it).
 pub fn finish(m: &mut Member) {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
@@ -136,6 +138,9 @@ pub fn finish(m: &mut Member) {
         if assigned(m) == PARTITIONS as usize {
             m.commit().unwrap_or_else(|e| panic!("commit: {e}"));
             if m.caught_up().unwrap_or_else(|e| panic!("reading offsets: {e}")) {
+                let mut mgr = m.manager.lock();
+                mgr.finish_checkpoint(&m.consumer)
+                    .unwrap_or_else(|e| panic!("finishing the checkpoint: {e}"));
                 return;
             }
         }

@@ -1,0 +1,246 @@
+//! [`BackgroundWrite`]: an exactly-once checkpoint's local writes, done on
+//! a helper thread while the poll loop processes the next records.
+//!
+//! Why it is sound: the writes start only after the checkpoint's Kafka
+//! transaction committed, so local state never holds an uncommitted
+//! checkpoint; the next checkpoint's transactions read through the writes
+//! (see `staged`), so they see the same state as if the writes had landed;
+//! and the next checkpoint, a revocation, a rebuild or a close waits for
+//! them before anything else touches those partitions. A write that fails
+//! leaves its partition behind its changelog, which holds the checkpoint:
+//! the partition is reported unflushed, as a failed local write always is.
+
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use state_core::StorePartition;
+
+use super::staged::PendingWrite;
+
+/// What became of one write.
+pub(super) type Outcome = state_core::Result<()>;
+
+/// See the [module docs](self).
+pub(super) struct BackgroundWrite {
+    running: Option<JoinHandle<Vec<Outcome>>>,
+    outcomes: Vec<Outcome>,
+}
+
+impl BackgroundWrite {
+    /// Starts writing each of `writes` into its partition, in order,
+    /// stopping at the first failure. If no thread can be started, writes
+    /// them here.
+    pub(super) fn start(writes: Vec<(Arc<dyn StorePartition>, Arc<PendingWrite>)>) -> Self {
+        let writes = Arc::new(writes);
+        let job = {
+            let writes = writes.clone();
+            move || write_all(&writes)
+        };
+        match std::thread::Builder::new().name("kafka-state-flush".into()).spawn(job) {
+            Ok(handle) => BackgroundWrite {
+                running: Some(handle),
+                outcomes: Vec::new(),
+            },
+            Err(e) => {
+                tracing::warn!(error = %e, "could not start a thread for the local write; writing on this one");
+                BackgroundWrite {
+                    running: None,
+                    outcomes: write_all(&writes),
+                }
+            }
+        }
+    }
+
+    /// Waits for the writes and returns their outcomes, in the order given
+    /// to [`start`](Self::start); the writes after a failure were not
+    /// attempted and have none. A second call returns nothing.
+    pub(super) fn wait(&mut self) -> Vec<Outcome> {
+        if let Some(handle) = self.running.take() {
+            self.outcomes = match handle.join() {
+                Ok(outcomes) => outcomes,
+                Err(_) => vec![Err(panicked())],
+            };
+        }
+        std::mem::take(&mut self.outcomes)
+    }
+}
+
+impl Drop for BackgroundWrite {
+    /// Nothing may write to a partition after its owner let it go (a
+    /// reopened RocksDB directory would find its lock held).
+    fn drop(&mut self) {
+        self.wait();
+    }
+}
+
+fn write_all(writes: &[(Arc<dyn StorePartition>, Arc<PendingWrite>)]) -> Vec<Outcome> {
+    let mut outcomes = Vec::with_capacity(writes.len());
+    for (target, pending) in writes {
+        let res = target.write(pending.batch());
+        let failed = res.is_err();
+        outcomes.push(res);
+        if failed {
+            break;
+        }
+    }
+    outcomes
+}
+
+fn panicked() -> state_core::Error {
+    state_core::Error::Backend {
+        backend: "state-manager",
+        operation: "writing a checkpoint's local state behind the poll loop",
+        subject: None,
+        source: "the write's thread panicked; the partitions reload from their changelogs".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Condvar, Mutex};
+
+    use state_core::{Direction, KvIter, MemoryPartition, ReadView, WriteBatch};
+
+    use super::*;
+    use crate::checkpoint::staged::StagedPartition;
+
+    /// A memory partition whose writes wait until the gate opens, and fail
+    /// if asked to.
+    struct Gated {
+        inner: MemoryPartition,
+        open: Mutex<bool>,
+        opened: Condvar,
+        fail: bool,
+    }
+
+    impl Gated {
+        fn new(fail: bool) -> Arc<Self> {
+            Arc::new(Gated {
+                inner: MemoryPartition::new(),
+                open: Mutex::new(false),
+                opened: Condvar::new(),
+                fail,
+            })
+        }
+
+        fn open(&self) {
+            *self.open.lock().unwrap() = true;
+            self.opened.notify_all();
+        }
+    }
+
+    impl StorePartition for Gated {
+        fn get(&self, cf: &str, key: &[u8]) -> state_core::Result<Option<Vec<u8>>> {
+            self.inner.get(cf, key)
+        }
+        fn iter_range<'a>(
+            &'a self,
+            cf: &str,
+            lower: &[u8],
+            upper: Option<&[u8]>,
+            d: Direction,
+        ) -> state_core::Result<KvIter<'a>> {
+            self.inner.iter_range(cf, lower, upper, d)
+        }
+        fn write(&self, batch: &WriteBatch) -> state_core::Result<()> {
+            let mut open = self.open.lock().unwrap();
+            while !*open {
+                open = self.opened.wait(open).unwrap();
+            }
+            if self.fail {
+                return Err(state_core::Error::Backend {
+                    backend: "test",
+                    operation: "writing a batch",
+                    subject: None,
+                    source: "injected".into(),
+                });
+            }
+            self.inner.write(batch)
+        }
+        fn write_bulk(&self, batch: &WriteBatch) -> state_core::Result<()> {
+            self.write(batch)
+        }
+        fn persist(&self) -> state_core::Result<()> {
+            Ok(())
+        }
+        fn column_families(&self) -> state_core::Result<Vec<String>> {
+            self.inner.column_families()
+        }
+        fn read_view(&self) -> state_core::Result<Box<dyn ReadView + '_>> {
+            self.inner.read_view()
+        }
+    }
+
+    fn pending(pairs: &[(&str, &str)], offset: u64) -> Arc<PendingWrite> {
+        let mut b = WriteBatch::new();
+        for (k, v) in pairs {
+            b.put("default", k.as_bytes(), v.as_bytes());
+        }
+        b.set_changelog_offset(offset);
+        Arc::new(PendingWrite::new(b))
+    }
+
+    #[test]
+    fn reads_go_through_a_write_until_it_lands_and_waiting_lands_it() {
+        let target = Gated::new(false);
+        let write = pending(&[("a", "1"), ("b", "2")], 9);
+        let mut writer = BackgroundWrite::start(vec![(target.clone() as Arc<dyn StorePartition>, write.clone())]);
+        let next = StagedPartition::new(target.clone(), Some(write));
+        assert_eq!(next.get("default", b"a").unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(
+            target.get("default", b"a").unwrap(),
+            None,
+            "not landed while the gate is shut"
+        );
+
+        target.open();
+        let outcomes = writer.wait();
+        assert!(matches!(outcomes.as_slice(), [Ok(())]), "{outcomes:?}");
+        assert_eq!(target.get("default", b"b").unwrap().as_deref(), Some(&b"2"[..]));
+        assert_eq!(
+            target.changelog_offset().unwrap(),
+            Some(9),
+            "with the checkpoint's offset"
+        );
+        assert!(writer.wait().is_empty(), "a second wait has nothing to report");
+    }
+
+    #[test]
+    fn the_writes_after_a_failed_one_are_not_attempted() {
+        let failing = Gated::new(true);
+        let after = Gated::new(false);
+        failing.open();
+        after.open();
+        let mut writer = BackgroundWrite::start(vec![
+            (failing.clone() as Arc<dyn StorePartition>, pending(&[("a", "1")], 1)),
+            (after.clone() as Arc<dyn StorePartition>, pending(&[("b", "2")], 1)),
+        ]);
+        let outcomes = writer.wait();
+        assert_eq!(outcomes.len(), 1, "{outcomes:?}");
+        assert!(outcomes[0].is_err());
+        assert_eq!(after.get("default", b"b").unwrap(), None);
+    }
+
+    #[test]
+    fn dropping_the_writer_waits_for_its_writes() {
+        let target = Gated::new(false);
+        let writer = BackgroundWrite::start(vec![(
+            target.clone() as Arc<dyn StorePartition>,
+            pending(&[("a", "1")], 3),
+        )]);
+        let opener = {
+            let target = target.clone();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_millis(50));
+                target.open();
+            })
+        };
+        drop(writer);
+        assert_eq!(
+            target.get("default", b"a").unwrap().as_deref(),
+            Some(&b"1"[..]),
+            "landed before the drop returned"
+        );
+        opener.join().unwrap();
+    }
+}
