@@ -100,6 +100,12 @@ pub struct Config {
     /// changelogs get every checkpoint, the backend one coalesced batch
     /// per flush.
     pub write_behind: bool,
+    /// Pipelined checkpoints ([`state_manager::ManagerConfig::pipelined_checkpoints`]):
+    /// a checkpoint's local write runs behind the processing of the next
+    /// records (exactly-once), or its delivery and offset commit do
+    /// (at-least-once). Default true; the HTTP queries then see a
+    /// checkpoint once its local write landed.
+    pub pipelined: bool,
     /// Report progress on stderr: bars on a terminal, a plain line every
     /// few seconds otherwise.
     pub progress: bool,
@@ -154,6 +160,7 @@ impl Default for Config {
             snapshots: None,
             backend: state_manager::RocksDbBackend::shared(Default::default()),
             write_behind: false,
+            pipelined: true,
             progress: false,
             http: None,
             metrics: None,

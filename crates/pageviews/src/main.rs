@@ -83,6 +83,10 @@ struct Args {
     /// changelogs still get every checkpoint).
     #[arg(long)]
     write_behind: bool,
+    /// Wait for each checkpoint's local write before processing more
+    /// records (pipelined checkpoints off; see `ManagerConfig::pipelined_checkpoints`).
+    #[arg(long)]
+    sequential_checkpoints: bool,
     /// Keep the stores' state in DIR and leave it there after the run, for
     /// `statectl inspect|dump|verify` (default: a temporary directory,
     /// removed at the end). The crash phase deletes what DIR holds, as a
@@ -226,6 +230,7 @@ fn main() -> ExitCode {
         snapshots: a.snapshots,
         backend: a.backend.backend(),
         write_behind: a.write_behind,
+        pipelined: !a.sequential_checkpoints,
         progress: true,
         http: a.http,
         metrics: a.metrics,

@@ -273,6 +273,7 @@ impl Run<'_> {
         // librdkafka's mock cluster does not store offsets sent in a transaction.
         mc.mirror_transactional_offsets = self.cfg.brokers.is_none();
         mc.producer_properties = vec![("compression.type".into(), COMPRESSION.into())];
+        mc.pipelined_checkpoints = self.cfg.pipelined;
         if let Some(dir) = &self.cfg.snapshots {
             mc.snapshots = Some(self.snapshot_settings(dir)?);
         }
