@@ -618,6 +618,13 @@ impl Run<'_> {
                     };
                     self.timed_checkpoint(p)?;
                     let checking = Instant::now();
+                    // With pipelined checkpoints the last one may still be
+                    // in flight: under at-least-once its records (the
+                    // repartitioned views among them) are not yet known
+                    // delivered, so the ends read next could miss them, and
+                    // under either guarantee its local write may not have
+                    // landed for the check of the state that follows.
+                    p.manager.lock().finish_checkpoint(&p.consumer)?;
                     let done = self.caught_up(p)?;
                     p.split.empty_polls += checking.elapsed();
                     if done {
