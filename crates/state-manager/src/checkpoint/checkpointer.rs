@@ -74,6 +74,24 @@ fn prepare_all(txns: &mut OpenTxns, offsets: &SourceOffsets, registry: &Registry
     Ok(())
 }
 
+/// The local writes the transactions flushed into their `staged`
+/// partitions set aside, one per store partition that wrote something.
+fn captured_writes(staged: &BTreeMap<(usize, u32), Arc<StagedPartition>>, registry: &Registry) -> Vec<StagedWrite> {
+    let mut writes = Vec::new();
+    for (&(id, partition), s) in staged {
+        if let Some(batch) = s.take_captured() {
+            writes.push(StagedWrite {
+                key: (id, partition),
+                source: TopicPartition::of_store(registry.get(id).stream(), partition),
+                target: s.inner().clone(),
+                pending: Arc::new(PendingWrite::new(batch)),
+                landed: None,
+            });
+        }
+    }
+    writes
+}
+
 /// The `outcome` label of a checkpoint's metric.
 fn outcome_label(res: &Result<Kept>) -> &'static str {
     match res {
@@ -218,6 +236,18 @@ impl Checkpointer {
         self.events.set_listener(f);
     }
 
+    /// True if the store partition (`id`, `partition`) whose local write
+    /// failed with `e` was found damaged: it is rebuilt from its changelog,
+    /// which holds the checkpoint, instead of reported unflushed (the
+    /// manager takes it from `damaged`).
+    fn rebuilt_instead(&self, id: usize, partition: u32, store: &str, e: &dyn std::fmt::Display) -> bool {
+        let damaged = self.damaged.holds(id, partition);
+        if damaged {
+            tracing::warn!(store, partition, error = %e, "flushing a damaged partition failed; it is rebuilt from its changelog");
+        }
+        damaged
+    }
+
     fn observe(&mut self, stage: CheckpointStage) {
         if let Some(f) = &mut self.observer {
             f(stage);
@@ -325,6 +355,15 @@ impl Checkpointer {
         }
     }
 
+    /// Pipelined: takes the current checkpoint's source offsets and staged
+    /// partitions, and forgets what the last commit left to report.
+    fn take_pipelined(&mut self) -> (SourceOffsets, BTreeMap<(usize, u32), Arc<StagedPartition>>) {
+        self.last_commit = Instant::now();
+        self.unflushed = Unflushed::default();
+        self.reloads.clear();
+        (std::mem::take(&mut self.offsets), std::mem::take(&mut self.staged))
+    }
+
     /// Pipelined at-least-once: finishes the checkpoint in flight (see
     /// [`finish_in_flight`](Self::finish_in_flight)), then prepares this
     /// one's changelog records and sets its local writes aside, and returns
@@ -338,11 +377,7 @@ impl Checkpointer {
         consumer: &K,
         caller: CommitCaller,
     ) -> Result<()> {
-        let offsets = std::mem::take(&mut self.offsets);
-        let staged = std::mem::take(&mut self.staged);
-        self.last_commit = Instant::now();
-        self.unflushed = Unflushed::default();
-        self.reloads.clear();
+        let (offsets, staged) = self.take_pipelined();
         if let Err(e) = self.finish_in_flight(registry, consumer, caller) {
             self.rewind_current(consumer, &offsets);
             return Err(e);
@@ -387,11 +422,7 @@ impl Checkpointer {
         consumer: &K,
         caller: CommitCaller,
     ) -> Result<()> {
-        let offsets = std::mem::take(&mut self.offsets);
-        let staged = std::mem::take(&mut self.staged);
-        self.last_commit = Instant::now();
-        self.unflushed = Unflushed::default();
-        self.reloads.clear();
+        let (offsets, staged) = self.take_pipelined();
         if let Err(e) = self.finish_in_flight(registry, consumer, caller) {
             self.producer.abort_after_failure();
             self.rewind_current(consumer, &offsets);
@@ -447,26 +478,14 @@ impl Checkpointer {
                 .changelog_topic()
                 .and_then(|topic| self.producer.last_offset(topic, partition));
             let Err(e) = txn.flush(offset) else { continue };
-            if self.damaged.holds(id, partition) {
-                tracing::warn!(store = store.describe(), partition, error = %e, "flushing a damaged partition failed; it is rebuilt from its changelog");
+            if self.rebuilt_instead(id, partition, &store.describe(), &e) {
                 continue;
             }
             self.unflushed
                 .add(TopicPartition::of_store(store.stream(), partition), &offsets);
             failure.get_or_insert(txn_failed(CheckpointStage::Flushed, store.describe(), partition)(e));
         }
-        let mut writes = Vec::new();
-        for (&(id, partition), s) in staged {
-            if let Some(batch) = s.take_captured() {
-                writes.push(StagedWrite {
-                    key: (id, partition),
-                    source: TopicPartition::of_store(registry.get(id).stream(), partition),
-                    target: s.inner().clone(),
-                    pending: Arc::new(PendingWrite::new(batch)),
-                    landed: None,
-                });
-            }
-        }
+        let writes = captured_writes(staged, registry);
         let jobs = writes.iter().map(|w| (w.target.clone(), w.pending.clone())).collect();
         self.in_flight = Some(InFlight {
             offsets,
@@ -491,10 +510,7 @@ impl Checkpointer {
             let store = registry.get(id);
             let e = match w.landed.take() {
                 Some(Ok(())) => continue,
-                Some(Err(e)) if self.damaged.holds(id, partition) => {
-                    tracing::warn!(store = store.describe(), partition, error = %e, "flushing a damaged partition failed; it is rebuilt from its changelog");
-                    continue;
-                }
+                Some(Err(e)) if self.rebuilt_instead(id, partition, &store.describe(), &e) => continue,
                 Some(Err(e)) => e,
                 None => not_attempted(),
             };
@@ -544,18 +560,7 @@ impl Checkpointer {
                 return Err(txn_failed(CheckpointStage::Flushed, store.describe(), partition)(e));
             }
         }
-        let mut writes = Vec::new();
-        for (&(id, partition), s) in staged {
-            if let Some(batch) = s.take_captured() {
-                writes.push(StagedWrite {
-                    key: (id, partition),
-                    source: TopicPartition::of_store(registry.get(id).stream(), partition),
-                    target: s.inner().clone(),
-                    pending: Arc::new(PendingWrite::new(batch)),
-                    landed: None,
-                });
-            }
-        }
+        let writes = captured_writes(staged, registry);
         crate::metrics::stage("prepare", timer.elapsed());
         Ok(writes)
     }
@@ -653,10 +658,7 @@ impl Checkpointer {
                 .changelog_topic()
                 .and_then(|topic| self.producer.last_offset(topic, partition));
             if let Err(e) = w.target.write(&w.pending.batch_at(offset)) {
-                // As in the sequential checkpoint: a damaged partition is
-                // rebuilt from its changelog, which holds this checkpoint.
-                if self.damaged.holds(id, partition) {
-                    tracing::warn!(store = store.describe(), partition, error = %e, "flushing a damaged partition failed; it is rebuilt from its changelog");
+                if self.rebuilt_instead(id, partition, &store.describe(), &e) {
                     continue;
                 }
                 self.unflushed.add(w.source.clone(), &flight.offsets);
@@ -801,11 +803,7 @@ impl Checkpointer {
         for ((id, partition), outcome) in flushed {
             let Err(e) = outcome else { continue };
             let store = registry.get(id);
-            // A partition found damaged as it flushes is rebuilt from its
-            // changelog, which holds this checkpoint (the manager takes it
-            // from `damaged`).
-            if self.damaged.holds(id, partition) {
-                tracing::warn!(store = store.describe(), partition, error = %e, "flushing a damaged partition failed; it is rebuilt from its changelog");
+            if self.rebuilt_instead(id, partition, &store.describe(), &e) {
                 continue;
             }
             // Committed but not written locally: reloaded from the
