@@ -104,7 +104,10 @@ pub struct Config {
     /// a checkpoint's local write runs behind the processing of the next
     /// records (exactly-once), or its delivery and offset commit do
     /// (at-least-once). Default true; the HTTP queries then see a
-    /// checkpoint once its local write landed.
+    /// checkpoint once its local write landed. Not used with
+    /// [`write_behind`](Self::write_behind), whose caches already take the
+    /// local write off the poll loop (pipelining on top measured slower,
+    /// docs/performance.md).
     pub pipelined: bool,
     /// Report progress on stderr: bars on a terminal, a plain line every
     /// few seconds otherwise.

@@ -85,6 +85,7 @@ struct Args {
     write_behind: bool,
     /// Wait for each checkpoint's local write before processing more
     /// records (pipelined checkpoints off; see `ManagerConfig::pipelined_checkpoints`).
+    /// --write-behind always checkpoints this way.
     #[arg(long)]
     sequential_checkpoints: bool,
     /// Keep the stores' state in DIR and leave it there after the run, for
