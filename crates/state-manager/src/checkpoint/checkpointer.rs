@@ -515,13 +515,8 @@ impl Checkpointer {
                 None => not_attempted(),
             };
             self.unflushed.add(w.source.clone(), &flight.offsets);
-            failure.get_or_insert(failed(
-                CheckpointStage::Flushed,
-                CheckpointError::Transaction {
-                    store: store.describe(),
-                    partition,
-                    source: state_txn::TxnError::Core(e),
-                },
+            failure.get_or_insert(txn_failed(CheckpointStage::Flushed, store.describe(), partition)(
+                state_txn::TxnError::Core(e),
             ));
         }
         if let Some(e) = failure {
@@ -662,13 +657,8 @@ impl Checkpointer {
                     continue;
                 }
                 self.unflushed.add(w.source.clone(), &flight.offsets);
-                failure = Some(failed(
-                    CheckpointStage::Flushed,
-                    CheckpointError::Transaction {
-                        store: store.describe(),
-                        partition,
-                        source: state_txn::TxnError::Core(e),
-                    },
+                failure = Some(txn_failed(CheckpointStage::Flushed, store.describe(), partition)(
+                    state_txn::TxnError::Core(e),
                 ));
             }
         }
