@@ -378,10 +378,7 @@ impl Checkpointer {
         caller: CommitCaller,
     ) -> Result<()> {
         let (offsets, staged) = self.take_pipelined();
-        if let Err(e) = self.finish_in_flight(registry, consumer, caller) {
-            self.rewind_current(consumer, &offsets);
-            return Err(e);
-        }
+        self.finish_before(&offsets, registry, consumer, caller)?;
         if txns.is_empty() && offsets.is_empty() {
             return Ok(());
         }
@@ -423,11 +420,7 @@ impl Checkpointer {
         caller: CommitCaller,
     ) -> Result<()> {
         let (offsets, staged) = self.take_pipelined();
-        if let Err(e) = self.finish_in_flight(registry, consumer, caller) {
-            self.producer.abort_after_failure();
-            self.rewind_current(consumer, &offsets);
-            return Err(e);
-        }
+        self.finish_before(&offsets, registry, consumer, caller)?;
         if txns.is_empty() && offsets.is_empty() && !self.producer.transaction_open() {
             return Ok(());
         }
@@ -728,13 +721,33 @@ impl Checkpointer {
         }
         self.unflushed = Unflushed::default();
         self.reloads.clear();
-        let finished = self.finish_in_flight(registry, consumer, CommitCaller::PollLoop);
+        let offsets = std::mem::take(&mut self.offsets);
+        let finished = self.finish_before(&offsets, registry, consumer, CommitCaller::PollLoop);
         if finished.is_err() {
-            let offsets = std::mem::take(&mut self.offsets);
             self.staged.clear();
-            // Exactly-once: the current checkpoint's output goes with it.
+        } else {
+            self.offsets = offsets;
+        }
+        finished
+    }
+
+    /// Finishes the checkpoint in flight before the current one (processed
+    /// as `offsets`) goes on. If that fails, the current checkpoint, which
+    /// read through it, is dropped: its Kafka transaction aborted under
+    /// exactly-once, its partitions moved back to their first records of
+    /// it (those reloading resume where their reload says).
+    fn finish_before<C: ConsumerContext, K: Consumer<C>>(
+        &mut self,
+        offsets: &SourceOffsets,
+        registry: &Registry,
+        consumer: &K,
+        caller: CommitCaller,
+    ) -> Result<()> {
+        let finished = self.finish_in_flight(registry, consumer, caller);
+        if finished.is_err() {
+            // At-least-once has no transaction open: nothing to abort.
             self.producer.abort_after_failure();
-            self.rewind_current(consumer, &offsets);
+            self.rewind_current(consumer, offsets);
         }
         finished
     }

@@ -62,10 +62,12 @@ impl InFlight {
         self.writes.iter().any(|w| &w.source == source)
     }
 
-    /// Forgets revoked source partition `source`: its offsets are not
-    /// committed and its writes not made here (whoever takes it over
-    /// processes its records again). Exactly-once, the writes behind the
-    /// poll loop end first: the partition is about to close.
+    /// Forgets revoked source partition `source`. At-least-once: its
+    /// offsets are not committed and its writes not made here (whoever
+    /// takes it over processes its records again). Exactly-once: its
+    /// offsets are committed already, and the writes behind the poll loop
+    /// end first (the partition is about to close); whoever takes it over
+    /// restores what its local state lacks from the changelog.
     pub(super) fn forget(&mut self, source: &TopicPartition) {
         self.wait();
         self.offsets.forget(source);

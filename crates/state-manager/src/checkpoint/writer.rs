@@ -99,76 +99,45 @@ fn panicked() -> state_core::Error {
 mod tests {
     use std::sync::{Condvar, Mutex};
 
-    use state_core::{Direction, KvIter, MemoryPartition, ReadView, WriteBatch};
+    use state_core::testkit::TestPartition;
+    use state_core::{MemoryPartition, WriteBatch};
 
     use super::*;
     use crate::checkpoint::staged::StagedPartition;
 
-    /// A memory partition whose writes wait until the gate opens, and fail
-    /// if asked to.
-    struct Gated {
-        inner: MemoryPartition,
+    /// Holds writes back until opened.
+    #[derive(Default)]
+    struct Gate {
         open: Mutex<bool>,
         opened: Condvar,
-        fail: bool,
     }
 
-    impl Gated {
-        fn new(fail: bool) -> Arc<Self> {
-            Arc::new(Gated {
-                inner: MemoryPartition::new(),
-                open: Mutex::new(false),
-                opened: Condvar::new(),
-                fail,
-            })
-        }
-
+    impl Gate {
         fn open(&self) {
             *self.open.lock().unwrap() = true;
             self.opened.notify_all();
         }
-    }
 
-    impl StorePartition for Gated {
-        fn get(&self, cf: &str, key: &[u8]) -> state_core::Result<Option<Vec<u8>>> {
-            self.inner.get(cf, key)
-        }
-        fn iter_range<'a>(
-            &'a self,
-            cf: &str,
-            lower: &[u8],
-            upper: Option<&[u8]>,
-            d: Direction,
-        ) -> state_core::Result<KvIter<'a>> {
-            self.inner.iter_range(cf, lower, upper, d)
-        }
-        fn write(&self, batch: &WriteBatch) -> state_core::Result<()> {
+        fn pass(&self) {
             let mut open = self.open.lock().unwrap();
             while !*open {
                 open = self.opened.wait(open).unwrap();
             }
-            if self.fail {
-                return Err(state_core::Error::Backend {
-                    backend: "test",
-                    operation: "writing a batch",
-                    subject: None,
-                    source: "injected".into(),
-                });
-            }
-            self.inner.write(batch)
         }
-        fn write_bulk(&self, batch: &WriteBatch) -> state_core::Result<()> {
-            self.write(batch)
-        }
-        fn persist(&self) -> state_core::Result<()> {
-            Ok(())
-        }
-        fn column_families(&self) -> state_core::Result<Vec<String>> {
-            self.inner.column_families()
-        }
-        fn read_view(&self) -> state_core::Result<Box<dyn ReadView + '_>> {
-            self.inner.read_view()
-        }
+    }
+
+    /// A memory partition whose writes wait at `gate`, and fail if `fail`.
+    fn gated(gate: &Arc<Gate>, fail: bool) -> Arc<TestPartition<MemoryPartition>> {
+        let gate = gate.clone();
+        Arc::new(TestPartition::new(MemoryPartition::new(), move |_| {
+            gate.pass();
+            fail.then(|| state_core::Error::Backend {
+                backend: "test",
+                operation: "writing a batch",
+                subject: None,
+                source: "injected".into(),
+            })
+        }))
     }
 
     fn pending(pairs: &[(&str, &str)], offset: u64) -> Arc<PendingWrite> {
@@ -182,7 +151,8 @@ mod tests {
 
     #[test]
     fn reads_go_through_a_write_until_it_lands_and_waiting_lands_it() {
-        let target = Gated::new(false);
+        let gate = Arc::new(Gate::default());
+        let target = gated(&gate, false);
         let write = pending(&[("a", "1"), ("b", "2")], 9);
         let mut writer = BackgroundWrite::start(vec![(target.clone() as Arc<dyn StorePartition>, write.clone())]);
         let next = StagedPartition::new(target.clone(), Some(write));
@@ -193,7 +163,7 @@ mod tests {
             "not landed while the gate is shut"
         );
 
-        target.open();
+        gate.open();
         let outcomes = writer.wait();
         assert!(matches!(outcomes.as_slice(), [Ok(())]), "{outcomes:?}");
         assert_eq!(target.get("default", b"b").unwrap().as_deref(), Some(&b"2"[..]));
@@ -207,10 +177,10 @@ mod tests {
 
     #[test]
     fn the_writes_after_a_failed_one_are_not_attempted() {
-        let failing = Gated::new(true);
-        let after = Gated::new(false);
-        failing.open();
-        after.open();
+        let gate = Arc::new(Gate::default());
+        gate.open();
+        let failing = gated(&gate, true);
+        let after = gated(&gate, false);
         let mut writer = BackgroundWrite::start(vec![
             (failing.clone() as Arc<dyn StorePartition>, pending(&[("a", "1")], 1)),
             (after.clone() as Arc<dyn StorePartition>, pending(&[("b", "2")], 1)),
@@ -223,16 +193,17 @@ mod tests {
 
     #[test]
     fn dropping_the_writer_waits_for_its_writes() {
-        let target = Gated::new(false);
+        let gate = Arc::new(Gate::default());
+        let target = gated(&gate, false);
         let writer = BackgroundWrite::start(vec![(
             target.clone() as Arc<dyn StorePartition>,
             pending(&[("a", "1")], 3),
         )]);
         let opener = {
-            let target = target.clone();
+            let gate = gate.clone();
             std::thread::spawn(move || {
                 std::thread::sleep(std::time::Duration::from_millis(50));
-                target.open();
+                gate.open();
             })
         };
         drop(writer);
