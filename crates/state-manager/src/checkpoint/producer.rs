@@ -102,12 +102,15 @@ impl ProducerLifecycle {
         }
     }
 
-    /// The offset of the last record delivered to `topic[partition]`.
+    /// The offset of the last record delivered to `topic[partition]`;
+    /// `None` when nothing was delivered there, or when the partition or
+    /// the reported offset is outside Kafka's range (a broker never
+    /// acknowledges a record at a negative offset, so such a report is not
+    /// taken as a position).
     pub(crate) fn last_offset(&self, topic: &str, partition: u32) -> Option<u64> {
-        self.producer
-            .as_ref()
-            .and_then(|p| p.last_offset(topic, partition as i32))
-            .map(|o| o as u64)
+        let partition = i32::try_from(partition).ok()?;
+        let offset = self.producer.as_ref()?.last_offset(topic, partition)?;
+        u64::try_from(offset).ok()
     }
 
     /// Exactly-once: adds the source offsets `tpl` to the open transaction
