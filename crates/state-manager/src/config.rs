@@ -116,7 +116,8 @@ pub struct ManagerConfig {
     /// * At-least-once: a checkpoint prepares its changelog records and
     ///   sets its local write aside, and processing goes on while the
     ///   broker acknowledges them; then its source offsets commit and its
-    ///   local state is written, in that order. [`commit`](crate::StateStoreManager::commit)
+    ///   local state is written, in that order (the write on a helper
+    ///   thread while the next checkpoint prepares). [`commit`](crate::StateStoreManager::commit)
     ///   returns before the checkpoint's offsets are committed, and its
     ///   delivery or offset-commit error comes from the next call.
     /// * Exactly-once: a checkpoint's transaction commits as without

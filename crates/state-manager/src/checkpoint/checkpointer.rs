@@ -21,7 +21,7 @@ use super::producer::ProducerLifecycle;
 use super::rewinds::Rewinds;
 use super::staged::{PendingWrite, StagedPartition};
 use super::unflushed::Unflushed;
-use super::writer::BackgroundWrite;
+use super::writer::{BackgroundWrite, WriteJob};
 use crate::config::{ManagerConfig, ProcessingGuarantee};
 use crate::error::{CheckpointError, ManagerError, Result};
 use crate::events::{Events, ManagerEvent, RewoundPartition};
@@ -368,8 +368,12 @@ impl Checkpointer {
     /// [`finish_in_flight`](Self::finish_in_flight)), then prepares this
     /// one's changelog records and sets its local writes aside, and returns
     /// with it in flight; from a rebalance callback it finishes it too.
-    /// If the one in flight fails, this one (which read through it) is
-    /// dropped and its partitions move back to their first records of it.
+    /// The local write of the one in flight runs on a helper thread while
+    /// this one prepares (which reads through it and writes nothing
+    /// locally), and lands before this returns. If the one in flight
+    /// fails, this one (which read through it) is dropped and its
+    /// partitions move back to their first records of it (those that wrote
+    /// state, or whose local write failed, reload).
     fn commit_pipelined<C: ConsumerContext, K: Consumer<C>>(
         &mut self,
         mut txns: OpenTxns,
@@ -378,20 +382,56 @@ impl Checkpointer {
         caller: CommitCaller,
     ) -> Result<()> {
         let (offsets, staged) = self.take_pipelined();
-        self.finish_before(&offsets, registry, consumer, caller)?;
-        if txns.is_empty() && offsets.is_empty() {
-            return Ok(());
+        let started = Instant::now();
+        let landing = match self.in_flight.take() {
+            None => None,
+            Some(flight) => match self.finish(flight, registry, consumer, caller) {
+                Ok(landing) => Some(landing),
+                Err(e) => {
+                    crate::metrics::checkpoint("failed");
+                    self.rewind_current(consumer, &offsets);
+                    return Err(e);
+                }
+            },
+        };
+        let prepared =
+            (!txns.is_empty() || !offsets.is_empty()).then(|| self.set_aside(&mut txns, &offsets, &staged, registry));
+        if let Some(landing) = landing {
+            let landed = self.land(landing, registry);
+            crate::metrics::checkpoint(if landed.is_ok() { "ok" } else { "failed" });
+            if let Err(e) = landed {
+                match prepared {
+                    Some(Ok(writes)) => self.drop_in_flight(
+                        consumer,
+                        &InFlight {
+                            offsets,
+                            writes,
+                            writer: None,
+                        },
+                    ),
+                    Some(Err(_)) => {
+                        // Its failure asked its partitions to reload; those
+                        // whose write failed reload as unflushed instead.
+                        let unflushed = &self.unflushed;
+                        self.reloads.retain(|(tp, _)| !unflushed.contains(tp));
+                        self.rewind_current(consumer, &offsets);
+                    }
+                    None => self.rewind_current(consumer, &offsets),
+                }
+                return Err(e);
+            }
+            crate::metrics::stage("total", started.elapsed());
         }
-        let prepared = self.set_aside(&mut txns, &offsets, &staged, registry);
         match prepared {
-            Ok(writes) => {
+            None => return Ok(()),
+            Some(Ok(writes)) => {
                 self.in_flight = Some(InFlight {
                     offsets,
                     writes,
                     writer: None,
                 })
             }
-            Err(e) => {
+            Some(Err(e)) => {
                 crate::metrics::checkpoint("failed");
                 return Err(e);
             }
@@ -479,7 +519,10 @@ impl Checkpointer {
             failure.get_or_insert(txn_failed(CheckpointStage::Flushed, store.describe(), partition)(e));
         }
         let writes = captured_writes(staged, registry);
-        let jobs = writes.iter().map(|w| (w.target.clone(), w.pending.clone())).collect();
+        let jobs = writes
+            .iter()
+            .map(|w| WriteJob::new(w.target.clone(), w.pending.clone()))
+            .collect();
         self.in_flight = Some(InFlight {
             offsets,
             writes,
@@ -489,8 +532,9 @@ impl Checkpointer {
         failure
     }
 
-    /// Exactly-once: waits for the checkpoint in flight's writes behind
-    /// the poll loop. A write that failed leaves its partition unflushed
+    /// Waits for a committed checkpoint's writes behind the poll loop
+    /// (exactly-once: its transaction committed; at-least-once: its
+    /// offsets, see [`finish`](Self::finish)). A write that failed leaves its partition unflushed
     /// (committed in Kafka, behind its changelog locally), as a failed
     /// local write of a checkpoint always does; a damaged partition's is
     /// skipped (its rebuild restores it from the changelog).
@@ -582,7 +626,9 @@ impl Checkpointer {
             return self.land(flight, registry);
         }
         let started = Instant::now();
-        let res = self.finish(&flight, registry, consumer, caller);
+        let res = self
+            .finish(flight, registry, consumer, caller)
+            .and_then(|landing| self.land(landing, registry));
         crate::metrics::checkpoint(if res.is_ok() { "ok" } else { "failed" });
         if res.is_ok() {
             crate::metrics::stage("total", started.elapsed());
@@ -590,13 +636,19 @@ impl Checkpointer {
         res
     }
 
+    /// Pipelined at-least-once: the checkpoint in flight delivered and its
+    /// source offsets committed, then its local writes started behind the
+    /// caller (see [`land`](Self::land)), each with the offset of the last
+    /// record of its changelog partition known delivered. If the delivery
+    /// or the commit fails, it is dropped (see
+    /// [`drop_in_flight`](Self::drop_in_flight)).
     fn finish<C: ConsumerContext, K: Consumer<C>>(
         &mut self,
-        flight: &InFlight,
+        mut flight: InFlight,
         registry: &Registry,
         consumer: &K,
         caller: CommitCaller,
-    ) -> Result<()> {
+    ) -> Result<InFlight> {
         let mut timer = Instant::now();
         let mut lap = |stage: &'static str| {
             crate::metrics::stage(stage, timer.elapsed());
@@ -604,7 +656,7 @@ impl Checkpointer {
         };
         // 1. Every changelog (and output) record delivered.
         if let Err(source) = self.producer.flush() {
-            self.drop_in_flight(consumer, flight);
+            self.drop_in_flight(consumer, &flight);
             return Err(failed(CheckpointStage::Produced, CheckpointError::Changelog { source }));
         }
         lap("produce");
@@ -626,41 +678,28 @@ impl Checkpointer {
         match committed {
             Ok(waited) => self.report_wait(waited),
             Err((source, operation)) => {
-                self.drop_in_flight(consumer, flight);
+                self.drop_in_flight(consumer, &flight);
                 return Err(kafka_failed(CheckpointStage::Committed, operation)(source));
             }
         }
         lap("commit");
         self.observe(CheckpointStage::Committed);
         // 3. Local state, with the changelog offset it now includes.
-        let mut failure = None;
-        for w in &flight.writes {
-            if failure.is_some() {
-                // Committed but not written locally either.
-                self.unflushed.add(w.source.clone(), &flight.offsets);
-                continue;
-            }
-            let (id, partition) = w.key;
-            let store = registry.get(id);
-            let offset = store
-                .changelog_topic()
-                .and_then(|topic| self.producer.last_offset(topic, partition));
-            if let Err(e) = w.target.write(&w.pending.batch_at(offset)) {
-                if self.rebuilt_instead(id, partition, &store.describe(), &e) {
-                    continue;
-                }
-                self.unflushed.add(w.source.clone(), &flight.offsets);
-                failure = Some(txn_failed(CheckpointStage::Flushed, store.describe(), partition)(
-                    state_txn::TxnError::Core(e),
-                ));
-            }
-        }
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        lap("flush");
-        self.observe(CheckpointStage::Flushed);
-        Ok(())
+        let jobs = flight
+            .writes
+            .iter()
+            .map(|w| {
+                let (id, partition) = w.key;
+                let mut job = WriteJob::new(w.target.clone(), w.pending.clone());
+                job.changelog_offset = registry
+                    .get(id)
+                    .changelog_topic()
+                    .and_then(|topic| self.producer.last_offset(topic, partition));
+                job
+            })
+            .collect();
+        flight.writer = Some(BackgroundWrite::start(jobs));
+        Ok(flight)
     }
 
     /// A checkpoint in flight failed before its offsets committed: its
@@ -672,14 +711,17 @@ impl Checkpointer {
         let mut records = 0;
         for (source, first) in flight.offsets.first() {
             records += flight.offsets.last_of(source).unwrap_or(first) - first + 1;
-            if flight.writes_to(source) {
+            if self.unflushed.contains(source) {
+                // Its reload after the failed local write before resumes
+                // it where this checkpoint started.
+            } else if flight.writes_to(source) {
                 self.reloads.push((source.clone(), Some(first)));
             } else {
                 self.rewinds.rewind(consumer, source, first, self.kafka_timeout);
             }
         }
         for w in &flight.writes {
-            if !self.reloads.iter().any(|(tp, _)| tp == &w.source) {
+            if !self.reloads.iter().any(|(tp, _)| tp == &w.source) && !self.unflushed.contains(&w.source) {
                 // State written without a processed record: ask the group.
                 self.reloads.push((w.source.clone(), None));
             }

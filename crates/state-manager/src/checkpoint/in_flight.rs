@@ -22,8 +22,8 @@ pub(super) struct StagedWrite {
     /// Where it goes once the checkpoint's offsets are committed.
     pub(super) target: Arc<dyn StorePartition>,
     pub(super) pending: Arc<PendingWrite>,
-    /// Exactly-once, once the write behind the poll loop ended: how it
-    /// went (`None` there: not attempted, an earlier write failed).
+    /// Once the write behind the poll loop ended: how it went (`None`
+    /// there: not attempted, an earlier write failed).
     pub(super) landed: Option<Outcome>,
 }
 
@@ -33,8 +33,10 @@ pub(super) struct InFlight {
     pub(super) offsets: SourceOffsets,
     /// Its local writes, by (store id, partition).
     pub(super) writes: Vec<StagedWrite>,
-    /// Exactly-once: the writes running behind the poll loop, until
-    /// [`wait`](Self::wait) takes their outcomes.
+    /// The writes running behind the poll loop, until
+    /// [`wait`](Self::wait) takes their outcomes: exactly-once, from its
+    /// commit until the next one; at-least-once, only while the next
+    /// checkpoint prepares.
     pub(super) writer: Option<BackgroundWrite>,
 }
 
@@ -45,7 +47,7 @@ impl InFlight {
         self.writes.iter().find(|w| w.key == key).map(|w| w.pending.clone())
     }
 
-    /// Exactly-once: waits for the writes behind the poll loop and notes
+    /// Waits for the writes behind the poll loop, if any, and notes
     /// each one's outcome in [`StagedWrite::landed`].
     pub(super) fn wait(&mut self) {
         let Some(mut writer) = self.writer.take() else {

@@ -29,6 +29,11 @@ impl Unflushed {
         self.partitions.insert(source, committed);
     }
 
+    /// True if `source` is among them.
+    pub(super) fn contains(&self, source: &TopicPartition) -> bool {
+        self.partitions.contains_key(source)
+    }
+
     /// The partitions, ascending.
     pub(super) fn into_vec(self) -> Vec<(TopicPartition, Option<i64>)> {
         self.partitions.into_iter().collect()

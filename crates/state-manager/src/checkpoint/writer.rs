@@ -1,14 +1,18 @@
-//! [`BackgroundWrite`]: an exactly-once checkpoint's local writes, done on
-//! a helper thread while the poll loop processes the next records.
+//! [`BackgroundWrite`]: a checkpoint's local writes, done on a helper
+//! thread. Exactly-once: while the poll loop processes the next records.
+//! Pipelined at-least-once: while the poll loop prepares the next
+//! checkpoint's changelog records (it waits for the write before it goes
+//! back to processing).
 //!
-//! Why it is sound: the writes start only after the checkpoint's Kafka
-//! transaction committed, so local state never holds an uncommitted
-//! checkpoint; the next checkpoint's transactions read through the writes
-//! (see `staged`), so they see the same state as if the writes had landed;
-//! and the next checkpoint, a revocation, a rebuild or a close waits for
-//! them before anything else touches those partitions. A write that fails
-//! leaves its partition behind its changelog, which holds the checkpoint:
-//! the partition is reported unflushed, as a failed local write always is.
+//! Why it is sound: the writes start only after the checkpoint committed
+//! (its Kafka transaction, or its delivery and source offsets), so local
+//! state never holds an uncommitted checkpoint; the next checkpoint's
+//! transactions read through the writes (see `staged`), so they see the
+//! same state as if the writes had landed; and the next checkpoint, a
+//! revocation, a rebuild or a close waits for them before anything else
+//! touches those partitions. A write that fails leaves its partition
+//! behind its changelog, which holds the checkpoint: the partition is
+//! reported unflushed, as a failed local write always is.
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -20,6 +24,37 @@ use super::staged::PendingWrite;
 /// What became of one write.
 pub(super) type Outcome = state_core::Result<()>;
 
+/// One store partition's local write.
+pub(super) struct WriteJob {
+    /// The partition written.
+    pub(super) target: Arc<dyn StorePartition>,
+    /// What is written.
+    pub(super) pending: Arc<PendingWrite>,
+    /// The changelog offset the write includes, when it is known only now
+    /// (pipelined at-least-once: the last record of the partition's
+    /// changelog known delivered); `None` keeps the batch's own.
+    pub(super) changelog_offset: Option<u64>,
+}
+
+impl WriteJob {
+    /// `pending` into `target`, with the batch's own changelog offset.
+    pub(super) fn new(target: Arc<dyn StorePartition>, pending: Arc<PendingWrite>) -> Self {
+        WriteJob {
+            target,
+            pending,
+            changelog_offset: None,
+        }
+    }
+
+    fn run(&self) -> Outcome {
+        match self.changelog_offset {
+            // The copy is made here, off the poll loop's thread.
+            Some(offset) => self.target.write(&self.pending.batch_at(Some(offset))),
+            None => self.target.write(self.pending.batch()),
+        }
+    }
+}
+
 /// See the [module docs](self).
 pub(super) struct BackgroundWrite {
     running: Option<JoinHandle<Vec<Outcome>>>,
@@ -30,7 +65,7 @@ impl BackgroundWrite {
     /// Starts writing each of `writes` into its partition, in order,
     /// stopping at the first failure. If no thread can be started, writes
     /// them here.
-    pub(super) fn start(writes: Vec<(Arc<dyn StorePartition>, Arc<PendingWrite>)>) -> Self {
+    pub(super) fn start(writes: Vec<WriteJob>) -> Self {
         let writes = Arc::new(writes);
         let job = {
             let writes = writes.clone();
@@ -73,10 +108,10 @@ impl Drop for BackgroundWrite {
     }
 }
 
-fn write_all(writes: &[(Arc<dyn StorePartition>, Arc<PendingWrite>)]) -> Vec<Outcome> {
+fn write_all(writes: &[WriteJob]) -> Vec<Outcome> {
     let mut outcomes = Vec::with_capacity(writes.len());
-    for (target, pending) in writes {
-        let res = target.write(pending.batch());
+    for job in writes {
+        let res = job.run();
         let failed = res.is_err();
         outcomes.push(res);
         if failed {
@@ -154,7 +189,7 @@ mod tests {
         let gate = Arc::new(Gate::default());
         let target = gated(&gate, false);
         let write = pending(&[("a", "1"), ("b", "2")], 9);
-        let mut writer = BackgroundWrite::start(vec![(target.clone() as Arc<dyn StorePartition>, write.clone())]);
+        let mut writer = BackgroundWrite::start(vec![WriteJob::new(target.clone(), write.clone())]);
         let next = StagedPartition::new(target.clone(), Some(write));
         assert_eq!(next.get("default", b"a").unwrap().as_deref(), Some(&b"1"[..]));
         assert_eq!(
@@ -176,14 +211,31 @@ mod tests {
     }
 
     #[test]
+    fn a_changelog_offset_known_only_at_the_write_goes_into_it() {
+        let target = Arc::new(MemoryPartition::new());
+        let write = pending(&[("a", "1")], 3);
+        let mut job = WriteJob::new(target.clone(), write.clone());
+        job.changelog_offset = Some(12);
+        let outcomes = BackgroundWrite::start(vec![job]).wait();
+        assert!(matches!(outcomes.as_slice(), [Ok(())]), "{outcomes:?}");
+        assert_eq!(target.changelog_offset().unwrap(), Some(12));
+        assert_eq!(target.get("default", b"a").unwrap().as_deref(), Some(&b"1"[..]));
+        assert_eq!(
+            write.batch().changelog_offset(),
+            Some(3),
+            "the write set aside, which the next checkpoint reads, is unchanged"
+        );
+    }
+
+    #[test]
     fn the_writes_after_a_failed_one_are_not_attempted() {
         let gate = Arc::new(Gate::default());
         gate.open();
         let failing = gated(&gate, true);
         let after = gated(&gate, false);
         let mut writer = BackgroundWrite::start(vec![
-            (failing.clone() as Arc<dyn StorePartition>, pending(&[("a", "1")], 1)),
-            (after.clone() as Arc<dyn StorePartition>, pending(&[("b", "2")], 1)),
+            WriteJob::new(failing.clone(), pending(&[("a", "1")], 1)),
+            WriteJob::new(after.clone(), pending(&[("b", "2")], 1)),
         ]);
         let outcomes = writer.wait();
         assert_eq!(outcomes.len(), 1, "{outcomes:?}");
@@ -195,10 +247,7 @@ mod tests {
     fn dropping_the_writer_waits_for_its_writes() {
         let gate = Arc::new(Gate::default());
         let target = gated(&gate, false);
-        let writer = BackgroundWrite::start(vec![(
-            target.clone() as Arc<dyn StorePartition>,
-            pending(&[("a", "1")], 3),
-        )]);
+        let writer = BackgroundWrite::start(vec![WriteJob::new(target.clone(), pending(&[("a", "1")], 3))]);
         let opener = {
             let gate = gate.clone();
             std::thread::spawn(move || {
