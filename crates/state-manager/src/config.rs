@@ -128,7 +128,12 @@ pub struct ManagerConfig {
     ///
     /// Either way, readers outside the checkpoint's transactions
     /// ([`crate::StateReader`], [`partition`](crate::StateStoreManager::partition))
-    /// see a checkpoint's state once its local write landed. See
+    /// see a checkpoint's state once its local write landed. Stores behind
+    /// a write-behind cache ([`crate::StoreSpec::write_behind`]) gain
+    /// nothing from it: their local write is a cache update already, and
+    /// reads through the write in flight cost more than it saves (measured
+    /// in docs/performance.md, "The exactly-once local write behind the
+    /// poll loop"). See
     /// docs/guarantees.md ("Pipelined checkpoints") for why no record is
     /// lost or counted twice. Default false.
     pub pipelined_checkpoints: bool,
