@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, ConsumerContext};
@@ -70,10 +70,18 @@ pub struct StateStoreManager {
     last_export: Option<Instant>,
     cleaner: StateDirCleaner,
     pending_error: Option<ManagerError>,
-    /// When write-behind caches may be flushed again after a full disk
-    /// refused them.
-    cache_flush_retry: Option<Instant>,
+    /// When `maintain` next looks for write-behind caches due for a flush
+    /// (every [`CACHE_CHECK_INTERVAL`], or a second after a full disk
+    /// refused them).
+    next_cache_check: Option<Instant>,
 }
+
+/// How often [`StateStoreManager::maintain`] looks for write-behind caches
+/// whose age bound passed. `maintain` runs once per poll, often once per
+/// record; looking every time cost a clock read and a lock per cached
+/// partition per record, for a bound measured in hundreds of milliseconds
+/// or more.
+const CACHE_CHECK_INTERVAL: Duration = Duration::from_millis(10);
 
 impl std::fmt::Debug for StateStoreManager {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -121,7 +129,7 @@ impl StateStoreManager {
             layout,
             last_export: None,
             pending_error: None,
-            cache_flush_retry: None,
+            next_cache_check: None,
         })
     }
 
@@ -465,15 +473,18 @@ impl StateStoreManager {
         // lost) and are tried again a second later; the checkpoint is still
         // due.
         let mut full = waiting;
-        if self.cache_flush_retry.is_none_or(|at| Instant::now() >= at) {
-            self.cache_flush_retry = None;
-            if let Err(e) = self.registry.flush_due_caches() {
-                let e = crate::disk_full::raise(e, Vec::new());
-                if !matches!(e, ManagerError::DiskFull { .. }) {
-                    return Err(e);
+        if self.registry.has_write_behind_caches() {
+            let now = Instant::now();
+            if self.next_cache_check.is_none_or(|at| now >= at) {
+                self.next_cache_check = Some(now + CACHE_CHECK_INTERVAL);
+                if let Err(e) = self.registry.flush_due_caches() {
+                    let e = crate::disk_full::raise(e, Vec::new());
+                    if !matches!(e, ManagerError::DiskFull { .. }) {
+                        return Err(e);
+                    }
+                    self.next_cache_check = Some(Instant::now() + crate::disk_full::RETRY_INTERVAL);
+                    full.get_or_insert(e);
                 }
-                self.cache_flush_retry = Some(Instant::now() + crate::disk_full::RETRY_INTERVAL);
-                full.get_or_insert(e);
             }
         }
         self.export_metrics();

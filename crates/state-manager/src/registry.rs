@@ -351,6 +351,11 @@ impl Registry {
             .collect()
     }
 
+    /// True if any store keeps its local writes in write-behind caches.
+    pub(crate) fn has_write_behind_caches(&self) -> bool {
+        self.stores.iter().any(|s| s.write_behind.is_some())
+    }
+
     /// Writes the write-behind caches whose time bound passed to their
     /// backends.
     pub(crate) fn flush_due_caches(&self) -> Result<()> {

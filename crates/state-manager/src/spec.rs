@@ -214,7 +214,8 @@ impl<T: StoreType> StoreSpec<T> {
     ///
     /// A crash loses only the cache: recovery replays the changelog from the
     /// offset stored with the local data, so at most `config.max_dirty_age`
-    /// (plus one commit interval) or `config.max_dirty_bytes` of changes are
+    /// (plus one commit interval, and the 10 ms between `maintain`'s looks
+    /// at the caches' ages) or `config.max_dirty_bytes` of changes are
     /// replayed on restart. Registering it together with
     /// [`without_changelog`](Self::without_changelog) is refused
     /// ([`crate::ManagerError::InvalidConfig`]): without a changelog a crash

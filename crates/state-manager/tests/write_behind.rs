@@ -151,6 +151,44 @@ fn a_crash_behind_write_behind_replays_the_unflushed_checkpoints_exactly() {
 }
 
 #[test]
+fn maintain_flushes_a_cache_once_its_age_bound_passed() {
+    let age = Duration::from_millis(300);
+    let cluster = cluster();
+    let bootstrap = cluster.bootstrap_servers();
+    let disk = Arc::new(Disk::default());
+    let backend: Arc<dyn Backend> = disk.clone();
+    let mut a = member_with_spec(
+        &bootstrap,
+        ProcessingGuarantee::ExactlyOnce,
+        "a",
+        "cooperative-sticky",
+        Fate::Survives,
+        tempfile::tempdir().unwrap(),
+        |c| c.backend = backend,
+        |s| {
+            s.write_behind(WriteBehindConfig {
+                max_dirty_age: age,
+                ..Default::default()
+            })
+        },
+    );
+    own_all(&mut a);
+    produce_input(&cluster);
+    process_until(&mut a, 100);
+    a.manager.lock().commit(&a.consumer).unwrap();
+    // Looked at by maintain (at most every 10 ms) as it runs in the loop.
+    a.manager.lock().maintain(&a.consumer).unwrap();
+
+    std::thread::sleep(age + Duration::from_millis(50));
+    // One call after the bound passed writes every cache out.
+    a.manager.lock().maintain(&a.consumer).unwrap();
+    for (p, s) in a.manager.lock().write_behind_stats(&a.counts).unwrap() {
+        assert_eq!(s.flushed_offset, s.changelog_offset, "{p}: flushed by maintain");
+        assert_eq!(disk.offset(p), s.changelog_offset, "{p}");
+    }
+}
+
+#[test]
 fn write_behind_without_a_changelog_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let mut m = StateStoreManager::new(ManagerConfig::new("g", dir.path()), ClientConfig::new()).unwrap();
