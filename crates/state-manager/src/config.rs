@@ -129,11 +129,10 @@ pub struct ManagerConfig {
     /// Either way, readers outside the checkpoint's transactions
     /// ([`crate::StateReader`], [`partition`](crate::StateStoreManager::partition))
     /// see a checkpoint's state once its local write landed. Stores behind
-    /// a write-behind cache ([`crate::StoreSpec::write_behind`]) gain
-    /// nothing from it: their local write is a cache update already, and
-    /// reads through the write in flight cost more than it saves (measured
-    /// in docs/performance.md, "The exactly-once local write behind the
-    /// poll loop"). See
+    /// a write-behind cache ([`crate::StoreSpec::write_behind`]) have
+    /// little to gain from it: their local write is a cache update already
+    /// (docs/performance.md, "The exactly-once local write behind the poll
+    /// loop", measured the combination slower). See
     /// docs/guarantees.md ("Pipelined checkpoints") for why no record is
     /// lost or counted twice. Default false.
     pub pipelined_checkpoints: bool,
