@@ -64,7 +64,9 @@ fn lazy() -> WriteBehindConfig {
     }
 }
 
-fn member_on(disk: &Arc<Disk>, bootstrap: &str, name: &str, fate: Fate) -> Member {
+/// A member whose stores keep their local writes on `disk` behind caches
+/// configured as `cache`.
+fn member_on(disk: &Arc<Disk>, bootstrap: &str, name: &str, fate: Fate, cache: WriteBehindConfig) -> Member {
     let backend: Arc<dyn Backend> = disk.clone();
     member_with_spec(
         bootstrap,
@@ -74,7 +76,7 @@ fn member_on(disk: &Arc<Disk>, bootstrap: &str, name: &str, fate: Fate) -> Membe
         fate,
         tempfile::tempdir().unwrap(),
         |c| c.backend = backend,
-        |s| s.write_behind(lazy()),
+        |s| s.write_behind(cache),
     )
 }
 
@@ -87,7 +89,7 @@ fn a_crash_behind_write_behind_replays_the_unflushed_checkpoints_exactly() {
     let cluster = cluster();
     let bootstrap = cluster.bootstrap_servers();
     let disk = Arc::new(Disk::default());
-    let mut a = member_on(&disk, &bootstrap, "a", Fate::Dies);
+    let mut a = member_on(&disk, &bootstrap, "a", Fate::Dies, lazy());
     own_all(&mut a);
     let truth = produce_input(&cluster);
 
@@ -132,7 +134,7 @@ fn a_crash_behind_write_behind_replays_the_unflushed_checkpoints_exactly() {
 
     // B starts on the same disk, replays the changelog after the flushed
     // offsets and finishes the input: exact.
-    let mut b = member_on(&disk, &bootstrap, "b", Fate::Survives);
+    let mut b = member_on(&disk, &bootstrap, "b", Fate::Survives, lazy());
     finish(&mut b);
     assert_eq!(counts(&b), truth, "exact after a crash behind write-behind");
 
@@ -156,22 +158,11 @@ fn maintain_flushes_a_cache_once_its_age_bound_passed() {
     let cluster = cluster();
     let bootstrap = cluster.bootstrap_servers();
     let disk = Arc::new(Disk::default());
-    let backend: Arc<dyn Backend> = disk.clone();
-    let mut a = member_with_spec(
-        &bootstrap,
-        ProcessingGuarantee::ExactlyOnce,
-        "a",
-        "cooperative-sticky",
-        Fate::Survives,
-        tempfile::tempdir().unwrap(),
-        |c| c.backend = backend,
-        |s| {
-            s.write_behind(WriteBehindConfig {
-                max_dirty_age: age,
-                ..Default::default()
-            })
-        },
-    );
+    let cache = WriteBehindConfig {
+        max_dirty_age: age,
+        ..Default::default()
+    };
+    let mut a = member_on(&disk, &bootstrap, "a", Fate::Survives, cache);
     own_all(&mut a);
     produce_input(&cluster);
     process_until(&mut a, 100);

@@ -248,6 +248,15 @@ impl Checkpointer {
         damaged
     }
 
+    /// The offset of the last record of store `id`'s changelog partition
+    /// `partition` known delivered: what a local write of it includes.
+    fn delivered_offset(&self, registry: &Registry, id: usize, partition: u32) -> Option<u64> {
+        registry
+            .get(id)
+            .changelog_topic()
+            .and_then(|topic| self.producer.last_offset(topic, partition))
+    }
+
     fn observe(&mut self, stage: CheckpointStage) {
         if let Some(f) = &mut self.observer {
             f(stage);
@@ -506,11 +515,10 @@ impl Checkpointer {
         let timer = Instant::now();
         let mut failure = None;
         for ((id, partition), txn) in txns.all_mut() {
+            let Err(e) = txn.flush(self.delivered_offset(registry, id, partition)) else {
+                continue;
+            };
             let store = registry.get(id);
-            let offset = store
-                .changelog_topic()
-                .and_then(|topic| self.producer.last_offset(topic, partition));
-            let Err(e) = txn.flush(offset) else { continue };
             if self.rebuilt_instead(id, partition, &store.describe(), &e) {
                 continue;
             }
@@ -534,10 +542,11 @@ impl Checkpointer {
 
     /// Waits for a committed checkpoint's writes behind the poll loop
     /// (exactly-once: its transaction committed; at-least-once: its
-    /// offsets, see [`finish`](Self::finish)). A write that failed leaves its partition unflushed
-    /// (committed in Kafka, behind its changelog locally), as a failed
-    /// local write of a checkpoint always does; a damaged partition's is
-    /// skipped (its rebuild restores it from the changelog).
+    /// offsets, see [`finish`](Self::finish)). A write that failed leaves
+    /// its partition unflushed (committed in Kafka, behind its changelog
+    /// locally), as a failed local write of a checkpoint always does; a
+    /// damaged partition's is skipped (its rebuild restores it from the
+    /// changelog).
     fn land(&mut self, mut flight: InFlight, registry: &Registry) -> Result<()> {
         let timer = Instant::now();
         flight.wait();
@@ -691,10 +700,7 @@ impl Checkpointer {
             .map(|w| {
                 let (id, partition) = w.key;
                 let mut job = WriteJob::new(w.target.clone(), w.pending.clone());
-                job.changelog_offset = registry
-                    .get(id)
-                    .changelog_topic()
-                    .and_then(|topic| self.producer.last_offset(topic, partition));
+                job.changelog_offset = self.delivered_offset(registry, id, partition);
                 job
             })
             .collect();
@@ -837,10 +843,7 @@ impl Checkpointer {
         // store partition at once (see `parallel`).
         let mut jobs = Vec::new();
         for ((id, partition), txn) in txns.all_mut() {
-            let offset = registry
-                .get(id)
-                .changelog_topic()
-                .and_then(|topic| self.producer.last_offset(topic, partition));
+            let offset = self.delivered_offset(registry, id, partition);
             jobs.push(((id, partition), txn, offset));
         }
         let flushed = parallel::run_all(jobs, parallel::threads(), |(key, txn, offset)| (key, txn.flush(offset)));
