@@ -39,6 +39,7 @@ mod pipeline;
 mod processor;
 mod progress;
 mod restores;
+mod thread_time;
 mod topics;
 mod verify;
 mod windows;

@@ -179,12 +179,20 @@ impl Report {
                 .processing()
                 .saturating_sub(self.split.empty_polls + self.split.checkpoints);
             s += &format!(
-                "time split:      of processing, {:.1} s in {} checkpoints (output sent, changelogs, commits), {:.1} s in polls that returned nothing, {:.1} s processing records\n",
+                "time split:      of processing, {:.1} s in {} checkpoints (output sent, changelogs, commits), {:.1} s in polls that returned nothing, {:.1} s processing records ({:.1} s of it in the polls that returned them)\n",
                 self.split.checkpoints.as_secs_f64(),
                 self.split.checkpoint_count,
                 self.split.empty_polls.as_secs_f64(),
-                busy.as_secs_f64()
+                busy.as_secs_f64(),
+                self.split.record_polls.as_secs_f64()
             );
+            if let Some(t) = self.split.poll_thread {
+                s += &format!(
+                    "poll thread:     {:.1} s on a core, {:.1} s waiting for one (from its first poll to its last, both processors)\n",
+                    t.on_cpu.as_secs_f64(),
+                    t.waiting.as_secs_f64()
+                );
+            }
         }
         s += &self.reference_line("bare pipeline:", self.bare_pipeline, "consume -> produce");
         s += &self.reference_line(
@@ -655,6 +663,7 @@ pub fn run(cfg: &Config) -> Result<Report> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::thread_time::ThreadTime;
 
     fn report() -> Report {
         Report {
@@ -701,15 +710,27 @@ mod tests {
             elapsed: Duration::from_secs(10),
             split: TimeSplit {
                 empty_polls: Duration::from_secs(1),
+                record_polls: Duration::from_secs(2),
                 checkpoints: Duration::from_secs(4),
                 checkpoint_count: 7,
+                poll_thread: Some(ThreadTime {
+                    on_cpu: Duration::from_millis(8500),
+                    waiting: Duration::from_millis(300),
+                }),
             },
             ..report()
         };
         assert!(
             split.summary().contains(
-                "time split:      of processing, 4.0 s in 7 checkpoints (output sent, changelogs, commits), 1.0 s in polls that returned nothing, 5.0 s processing records"
+                "time split:      of processing, 4.0 s in 7 checkpoints (output sent, changelogs, commits), 1.0 s in polls that returned nothing, 5.0 s processing records (2.0 s of it in the polls that returned them)"
             ),
+            "{}",
+            split.summary()
+        );
+        assert!(
+            split
+                .summary()
+                .contains("poll thread:     8.5 s on a core, 0.3 s waiting for one"),
             "{}",
             split.summary()
         );

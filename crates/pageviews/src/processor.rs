@@ -29,6 +29,7 @@ use crate::events::partition_of;
 use crate::http::{Live, Shared, EVENTS_PROCESSED};
 use crate::progress::{Meter, Progress};
 use crate::restores::RecoveryStats;
+use crate::thread_time::ThreadTime;
 use crate::topics::{Stores, Topics, GROUP, PAGE_WINDOWS, USER_SESSIONS, USER_TOTALS};
 use crate::windows::{PageViews, UserSessions};
 use crate::{kafka, Config, DemoError, Result};
@@ -166,8 +167,15 @@ pub struct TimeSplit {
     /// Polls that returned no record, and the checks for the end of the
     /// input after them.
     pub empty_polls: Duration,
+    /// Polls that returned a record: part of processing records, the time
+    /// the consumer took to hand it out (waiting for a fetch when its
+    /// queue ran dry).
+    pub record_polls: Duration,
     /// Checkpoints, with the output they send.
     pub checkpoints: Duration,
+    /// The processing thread's time on a core and waiting for one, from
+    /// its first poll to its last (`None` where the kernel does not say).
+    pub poll_thread: Option<ThreadTime>,
     /// How many checkpoints committed.
     pub checkpoint_count: u64,
 }
@@ -175,6 +183,14 @@ pub struct TimeSplit {
 impl std::ops::AddAssign for TimeSplit {
     fn add_assign(&mut self, other: TimeSplit) {
         self.empty_polls += other.empty_polls;
+        self.record_polls += other.record_polls;
+        self.poll_thread = match (self.poll_thread, other.poll_thread) {
+            (Some(mut a), Some(b)) => {
+                a += b;
+                Some(a)
+            }
+            (a, b) => a.or(b),
+        };
         self.checkpoints += other.checkpoints;
         self.checkpoint_count += other.checkpoint_count;
     }
@@ -565,6 +581,19 @@ impl Run<'_> {
     /// Runs `p` until `stop_after` input records or until everything is
     /// processed.
     pub fn drive(&self, p: &mut Processor, stop_after: Option<u64>, processed: &mut u64, meter: &Meter) -> Result<()> {
+        let before = ThreadTime::now();
+        let driven = self.drive_loop(p, stop_after, processed, meter);
+        if let (Some(before), Some(after)) = (before, ThreadTime::now()) {
+            p.split += TimeSplit {
+                poll_thread: Some(after.since(before)),
+                ..TimeSplit::default()
+            };
+        }
+        driven
+    }
+
+    /// [`drive`](Self::drive)'s loop.
+    fn drive_loop(&self, p: &mut Processor, stop_after: Option<u64>, processed: &mut u64, meter: &Meter) -> Result<()> {
         let mut last_progress = Instant::now();
         let mut last_status = Instant::now();
         let mut input_here = 0u64;
@@ -572,18 +601,24 @@ impl Run<'_> {
         self.publish(p, *processed);
         let mut poll_for = POLL;
         loop {
+            // Two clock reads a turn: around the poll, the second one also
+            // the turn's time for the status and the stall checks.
             let polling = Instant::now();
             let polled = p.consumer.poll(poll_for);
-            if polled.is_none() && p.join.assigned() {
-                p.split.empty_polls += polling.elapsed();
+            let polled_at = Instant::now();
+            if p.join.assigned() {
+                match polled {
+                    None => p.split.empty_polls += polled_at - polling,
+                    Some(_) => p.split.record_polls += polled_at - polling,
+                }
             }
             p.join.check(&p.consumer)?;
             // Errors of rebalances and restores; resumes restored partitions.
             p.manager.lock().maintain(&p.consumer)?;
             p.align.adjust(&p.consumer, &p.manager.lock())?;
-            if last_status.elapsed() >= STATUS_EVERY {
+            if polled_at.saturating_duration_since(last_status) >= STATUS_EVERY {
                 self.publish(p, *processed);
-                last_status = Instant::now();
+                last_status = polled_at;
             }
             match polled {
                 Some(Ok(msg)) => {
@@ -608,7 +643,7 @@ impl Run<'_> {
                             return Ok(());
                         }
                     }
-                    last_progress = Instant::now();
+                    last_progress = polled_at;
                     if p.buf.records >= self.cfg.commit_every {
                         self.timed_checkpoint(p)?;
                     }

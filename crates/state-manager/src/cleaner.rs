@@ -63,9 +63,8 @@ impl StateDirCleaner {
     /// Sweeps the partition directories of `registry`'s stores if a sweep
     /// is due and no removal is running, and starts removing those not open
     /// here for longer than the delay.
-    pub(crate) fn tick(&mut self, registry: &Registry) {
+    pub(crate) fn tick(&mut self, registry: &Registry, now: Instant) {
         let Some(delay) = self.delay else { return };
-        let now = Instant::now();
         if self.next_sweep.is_some_and(|t| now < t) {
             return;
         }

@@ -16,7 +16,7 @@ use state_changelog::{
 };
 use state_core::{ChangelogSink, Store, StoreLocation, StorePartition, TopicPartition};
 
-use crate::assignment::{Assignments, StandbyReport};
+use crate::assignment::{store_key, Assignments, StandbyReport};
 use crate::checkpoint::{Checkpointer, CommitCaller};
 use crate::cleaner::StateDirCleaner;
 use crate::config::{warn_if_outside, ManagerConfig};
@@ -337,15 +337,14 @@ impl StateStoreManager {
     /// True if `stream[partition]` is assigned here (restoring or ready).
     /// Takes the stream and partition as the poll loop has them.
     pub fn is_assigned(&self, stream: &str, partition: u32) -> bool {
-        self.assignments
-            .is_assigned(&TopicPartition::of_store(stream, partition))
+        self.assignments.is_assigned(&store_key(stream, partition))
     }
 
     /// True if `stream[partition]` is assigned here and its stores are
     /// restored: records of it may be processed. Takes the stream and
     /// partition as the poll loop has them.
     pub fn is_ready(&self, stream: &str, partition: u32) -> bool {
-        self.assignments.is_ready(&TopicPartition::of_store(stream, partition))
+        self.assignments.is_ready(&store_key(stream, partition))
     }
 
     /// Source partitions assigned here whose stores are still restoring.
@@ -449,6 +448,9 @@ impl StateStoreManager {
         if let Some(e) = self.pending_error.take() {
             return Err(e);
         }
+        // One clock read for every timed duty below: `maintain` runs once
+        // per poll, so once per record in a busy loop.
+        let now = Instant::now();
         self.heal_damaged(consumer)?;
         // Partitions paused by a full disk: reopened and reloaded once
         // there is space. The error says they still wait; the rest of the
@@ -466,29 +468,26 @@ impl StateStoreManager {
         self.assignments
             .drain_restore_events(consumer, &mut self.registry, &self.readers)?;
         self.assignments.tend_standbys(consumer, &mut self.registry)?;
-        self.cleaner.tick(&self.registry);
+        self.cleaner.tick(&self.registry, now);
         self.snapshots.count_reports();
         // Between checkpoints, so a quiet partition's changes do not wait
         // for its next write. On a full disk they stay cached (nothing is
         // lost) and are tried again a second later; the checkpoint is still
         // due.
         let mut full = waiting;
-        if self.registry.has_write_behind_caches() {
-            let now = Instant::now();
-            if self.next_cache_check.is_none_or(|at| now >= at) {
-                self.next_cache_check = Some(now + CACHE_CHECK_INTERVAL);
-                if let Err(e) = self.registry.flush_due_caches() {
-                    let e = crate::disk_full::raise(e, Vec::new());
-                    if !matches!(e, ManagerError::DiskFull { .. }) {
-                        return Err(e);
-                    }
-                    self.next_cache_check = Some(Instant::now() + crate::disk_full::RETRY_INTERVAL);
-                    full.get_or_insert(e);
+        if self.registry.has_write_behind_caches() && self.next_cache_check.is_none_or(|at| now >= at) {
+            self.next_cache_check = Some(now + CACHE_CHECK_INTERVAL);
+            if let Err(e) = self.registry.flush_due_caches() {
+                let e = crate::disk_full::raise(e, Vec::new());
+                if !matches!(e, ManagerError::DiskFull { .. }) {
+                    return Err(e);
                 }
+                self.next_cache_check = Some(Instant::now() + crate::disk_full::RETRY_INTERVAL);
+                full.get_or_insert(e);
             }
         }
-        self.export_metrics();
-        if self.commit_due() {
+        self.export_metrics(now);
+        if self.checkpointer.commit_due_at(now) {
             self.commit(consumer)?;
         }
         match full {
@@ -499,14 +498,14 @@ impl StateStoreManager {
 
     /// Exports partition counts, standby lag and every open partition's
     /// backend figures, every [`crate::metrics::EXPORT_INTERVAL`].
-    fn export_metrics(&mut self) {
+    fn export_metrics(&mut self, now: Instant) {
         if self
             .last_export
-            .is_some_and(|t| t.elapsed() < crate::metrics::EXPORT_INTERVAL)
+            .is_some_and(|t| now.saturating_duration_since(t) < crate::metrics::EXPORT_INTERVAL)
         {
             return;
         }
-        self.last_export = Some(Instant::now());
+        self.last_export = Some(now);
         self.assignments.export_metrics(&self.registry);
     }
 
@@ -625,11 +624,10 @@ impl StateStoreManager {
     /// while the others go on. Under [`crate::CorruptionPolicy::Fail`] the
     /// damage is returned.
     fn heal_damaged<C: ConsumerContext, K: Consumer<C>>(&mut self, consumer: &K) -> Result<()> {
-        let watch = self.checkpointer.damage_watch().clone();
-        if !watch.any() {
+        if !self.checkpointer.damage_watch().any() {
             return Ok(());
         }
-        let found = watch.take();
+        let found = self.checkpointer.damage_watch().take();
         if !self.assignments.rebuilds() {
             let first = found.into_values().next().map(|f| f.error);
             return match first {

@@ -12,12 +12,15 @@
 //! * `standby` — standby replicas ([`StandbyReport`]).
 //! * `restorer` — the restorer thread, started on first use.
 //! * `consumer` — the consumer calls: committed offsets, pause, seek, resume.
+//! * `lookup` — finding a source partition by name and number without
+//!   building its key.
 //! * `reloads` — partitions paused after a full disk until their state is
 //!   reloaded from the changelog.
 //! * `start_offsets` — absolute start offsets for an assignment, so that
 //!   librdkafka has no offset lookup in flight when the manager pauses.
 
 mod consumer;
+mod lookup;
 mod partitions;
 mod reloads;
 mod restorer;
@@ -27,5 +30,6 @@ mod start_offsets;
 mod test_topic;
 
 pub(crate) use consumer::wake_fetchers;
+pub(crate) use lookup::store_key;
 pub(crate) use partitions::Assignments;
 pub use standby::StandbyReport;

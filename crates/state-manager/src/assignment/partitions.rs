@@ -12,6 +12,7 @@ use state_changelog::{ChangelogError, RecoveryProgress, RestoreEvent, RestoreReq
 use state_core::TopicPartition;
 
 use super::consumer;
+use super::lookup::PartitionKey;
 use super::reloads::Reloads;
 use super::restorer::LazyRestorer;
 use super::standby::{StandbyReport, Standbys};
@@ -116,12 +117,12 @@ impl Assignments {
     }
 
     /// True if `tp` is assigned here (restoring or ready).
-    pub(crate) fn is_assigned(&self, tp: &TopicPartition) -> bool {
+    pub(crate) fn is_assigned(&self, tp: &dyn PartitionKey) -> bool {
         self.assigned.contains_key(tp)
     }
 
     /// True if `tp` is assigned here and its stores are restored.
-    pub(crate) fn is_ready(&self, tp: &TopicPartition) -> bool {
+    pub(crate) fn is_ready(&self, tp: &dyn PartitionKey) -> bool {
         self.assigned.get(tp) == Some(&Role::Active)
     }
 

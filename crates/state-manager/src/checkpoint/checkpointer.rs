@@ -321,7 +321,12 @@ impl Checkpointer {
 
     /// True once `commit_interval` has passed since the last commit.
     pub(crate) fn commit_due(&self) -> bool {
-        self.last_commit.elapsed() >= self.commit_interval
+        self.commit_due_at(Instant::now())
+    }
+
+    /// [`commit_due`](Self::commit_due) as of `now`.
+    pub(crate) fn commit_due_at(&self, now: Instant) -> bool {
+        now.saturating_duration_since(self.last_commit) >= self.commit_interval
     }
 
     /// Commits `txns` and the source offsets processed since the last
