@@ -184,13 +184,9 @@ impl std::ops::AddAssign for TimeSplit {
     fn add_assign(&mut self, other: TimeSplit) {
         self.empty_polls += other.empty_polls;
         self.record_polls += other.record_polls;
-        self.poll_thread = match (self.poll_thread, other.poll_thread) {
-            (Some(mut a), Some(b)) => {
-                a += b;
-                Some(a)
-            }
-            (a, b) => a.or(b),
-        };
+        if let Some(t) = other.poll_thread {
+            *self.poll_thread.get_or_insert_with(ThreadTime::default) += t;
+        }
         self.checkpoints += other.checkpoints;
         self.checkpoint_count += other.checkpoint_count;
     }
@@ -584,10 +580,7 @@ impl Run<'_> {
         let before = ThreadTime::now();
         let driven = self.drive_loop(p, stop_after, processed, meter);
         if let (Some(before), Some(after)) = (before, ThreadTime::now()) {
-            p.split += TimeSplit {
-                poll_thread: Some(after.since(before)),
-                ..TimeSplit::default()
-            };
+            *p.split.poll_thread.get_or_insert_with(ThreadTime::default) += after.since(before);
         }
         driven
     }

@@ -83,10 +83,16 @@ impl TopicPartition {
     /// The store partition index `partition` of `topic` (store partition
     /// *n* follows source partition *n*).
     pub fn of_store(topic: impl Into<Arc<str>>, partition: u32) -> Self {
-        // Kafka partition numbers are below 2^31; a larger index cannot come
-        // from a consumer assignment, so saturating keeps it distinct and
-        // never wraps to a negative number.
-        TopicPartition::new(topic, i32::try_from(partition).unwrap_or(i32::MAX))
+        TopicPartition::new(topic, Self::kafka_partition(partition))
+    }
+
+    /// Kafka's number for store partition index `partition`, as
+    /// [`of_store`](Self::of_store) numbers it: the same number, and
+    /// `i32::MAX` for an index beyond `i32` (Kafka partition numbers are
+    /// below 2^31, so no consumer assignment has one; saturating keeps it
+    /// distinct and never wraps to a negative number).
+    pub fn kafka_partition(partition: u32) -> i32 {
+        i32::try_from(partition).unwrap_or(i32::MAX)
     }
 
     /// The topic.

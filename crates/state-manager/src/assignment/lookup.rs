@@ -57,11 +57,10 @@ impl Ord for dyn PartitionKey + '_ {
 }
 
 /// The borrowed key of partition `partition` of `topic`, as the poll loop
-/// names it (a store partition index beyond `i32` saturates, as
-/// [`TopicPartition::of_store`] does, so it finds nothing rather than
-/// another partition).
+/// names it, numbered as [`TopicPartition::of_store`] numbers it (an index
+/// beyond `i32` finds nothing rather than another partition).
 pub(crate) fn store_key(topic: &str, partition: u32) -> (&str, i32) {
-    (topic, i32::try_from(partition).unwrap_or(i32::MAX))
+    (topic, TopicPartition::kafka_partition(partition))
 }
 
 #[cfg(test)]

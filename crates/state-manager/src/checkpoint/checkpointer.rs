@@ -290,8 +290,7 @@ impl Checkpointer {
     pub(crate) fn processed_at(&mut self, topic: &str, partition: u32, offset: i64) -> Result<()> {
         self.producer.begin()?;
         let source = || TopicPartition::of_store(topic, partition);
-        // As `TopicPartition::of_store` numbers it.
-        let kafka_partition = i32::try_from(partition).unwrap_or(i32::MAX);
+        let kafka_partition = TopicPartition::kafka_partition(partition);
         self.offsets.record_at(topic, kafka_partition, offset, source);
         Ok(())
     }
