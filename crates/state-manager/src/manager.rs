@@ -380,9 +380,12 @@ impl StateStoreManager {
     /// rebalance callback before applying the assignment, so that
     /// librdkafka has no offset lookup in flight when
     /// [`on_assign`](Self::on_assign) pauses restoring partitions;
-    /// [`crate::StateContext`] does.
+    /// [`crate::StateContext`] does. The committed offsets it reads are
+    /// the ones the next [`on_assign`](Self::on_assign) restores the new
+    /// partitions against (the group is not asked twice), so call that in
+    /// the same rebalance callback.
     pub fn place_assignment<C: ConsumerContext>(
-        &self,
+        &mut self,
         consumer: &rdkafka::consumer::BaseConsumer<C>,
         assignment: &mut rdkafka::TopicPartitionList,
     ) {

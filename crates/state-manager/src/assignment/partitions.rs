@@ -16,6 +16,7 @@ use super::lookup::PartitionKey;
 use super::reloads::Reloads;
 use super::restorer::LazyRestorer;
 use super::standby::{StandbyReport, Standbys};
+use super::start_offsets::PlacedOffsets;
 use crate::config::ManagerConfig;
 use crate::error::{ManagerError, Result};
 use crate::events::{Events, ManagerEvent};
@@ -70,6 +71,9 @@ pub(crate) struct Assignments {
     rebuilt: BTreeSet<(TopicPartition, usize)>,
     /// Partitions paused after a full disk until their state is reloaded.
     reloads: Reloads,
+    /// The committed offsets the last placement read, for the assignment
+    /// that follows it in the same rebalance callback.
+    placed: PlacedOffsets,
     /// Restores of partitions without local state from snapshots
     /// ([`crate::SnapshotSettings`]), before their changelog tails.
     bootstraps: Bootstraps,
@@ -93,6 +97,7 @@ impl Assignments {
             healer: Healer::new(config),
             rebuilt: BTreeSet::new(),
             reloads: Reloads::default(),
+            placed: PlacedOffsets::default(),
             bootstraps: Bootstraps::new(
                 config.snapshots.as_ref(),
                 kafka,
@@ -198,11 +203,14 @@ impl Assignments {
             .cloned()
             .collect();
         if new.is_empty() {
+            self.placed.clear();
             return Ok(());
         }
+        // The offsets the placement read, which the consumer starts at.
         let committed = if new.iter().any(|tp| registry.has_changelog(tp.topic())) {
-            consumer::committed_offsets(consumer, &new, self.kafka_timeout)?
+            self.placed.take_or_read(consumer, &new, self.kafka_timeout)?
         } else {
+            self.placed.clear();
             BTreeMap::new()
         };
         // Every store partition opens before the first restore starts: an
@@ -625,10 +633,15 @@ impl Assignments {
     }
 
     /// Gives every partition of `assignment` without an offset an absolute
-    /// one (see `start_offsets`). Call from the rebalance callback, before
-    /// the assignment is applied.
-    pub(crate) fn place<C: ConsumerContext>(&self, consumer: &BaseConsumer<C>, assignment: &mut TopicPartitionList) {
-        super::start_offsets::place(consumer, assignment, self.kafka_timeout);
+    /// one (see `start_offsets`), and keeps the committed offsets it read
+    /// for the [`assign`](Self::assign) that follows. Call from the
+    /// rebalance callback, before the assignment is applied.
+    pub(crate) fn place<C: ConsumerContext>(
+        &mut self,
+        consumer: &BaseConsumer<C>,
+        assignment: &mut TopicPartitionList,
+    ) {
+        self.placed = super::start_offsets::place(consumer, assignment, self.kafka_timeout);
     }
 
     /// Keeps every partition assigned to `consumer` except `except` (those

@@ -21,13 +21,23 @@
 //! So the assignment carries absolute offsets: the committed offset, else
 //! the watermark the consumer's own `auto.offset.reset` names. librdkafka
 //! then starts fetching at once, with no lookup to race.
+//!
+//! The committed offsets read here are kept ([`PlacedOffsets`]) for the
+//! assignment that follows in the same rebalance callback, which restores
+//! the partitions' stores against them: the stores and the consumer then
+//! agree on one reading of the group's offsets even if a previous owner's
+//! late commit moves them in between, and the group coordinator is asked
+//! once per assignment instead of twice.
 
+use std::collections::BTreeMap;
 use std::ffi::{c_char, CStr};
 use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 use rdkafka::{Offset, TopicPartitionList};
 use state_core::TopicPartition;
+
+use crate::error::Result;
 
 /// Where `auto.offset.reset` sends a partition without a committed offset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -70,16 +80,56 @@ fn reset_policy<C: ConsumerContext>(consumer: &BaseConsumer<C>) -> Option<Reset>
     Reset::parse(value.to_str().ok()?)
 }
 
+/// The group's committed offsets [`place`] read, by partition (`None`:
+/// the partition has none), for the assignment that follows.
+#[derive(Debug, Default)]
+pub(crate) struct PlacedOffsets(BTreeMap<TopicPartition, Option<i64>>);
+
+impl PlacedOffsets {
+    /// The committed offsets of `partitions` (those that have one): as
+    /// placed, and read from the group for partitions not placed. Forgets
+    /// every reading: one placement serves one assignment.
+    pub(crate) fn take_or_read<C: ConsumerContext, K: Consumer<C>>(
+        &mut self,
+        consumer: &K,
+        partitions: &[TopicPartition],
+        timeout: Duration,
+    ) -> Result<BTreeMap<TopicPartition, i64>> {
+        let placed = std::mem::take(&mut self.0);
+        let mut committed = BTreeMap::new();
+        let mut unknown = Vec::new();
+        for tp in partitions {
+            match placed.get(tp) {
+                Some(Some(offset)) => {
+                    committed.insert(tp.clone(), *offset);
+                }
+                Some(None) => {}
+                None => unknown.push(tp.clone()),
+            }
+        }
+        if !unknown.is_empty() {
+            committed.extend(super::consumer::committed_offsets(consumer, &unknown, timeout)?);
+        }
+        Ok(committed)
+    }
+
+    /// Forgets every reading.
+    pub(crate) fn clear(&mut self) {
+        self.0.clear();
+    }
+}
+
 /// Fills in an absolute start offset for every partition of `assignment`
 /// that has none: its committed offset, else the low or high watermark as
 /// the consumer's `auto.offset.reset` says. A partition it cannot place
 /// (the policy is `error`, or a call fails: logged) is left to librdkafka.
 /// Call from the rebalance callback, before the assignment is applied.
+/// Returns the committed offsets it read (none if the read failed).
 pub(crate) fn place<C: ConsumerContext>(
     consumer: &BaseConsumer<C>,
     assignment: &mut TopicPartitionList,
     timeout: Duration,
-) {
+) -> PlacedOffsets {
     let unplaced: Vec<TopicPartition> = assignment
         .elements()
         .iter()
@@ -87,16 +137,22 @@ pub(crate) fn place<C: ConsumerContext>(
         .map(|e| TopicPartition::new(e.topic(), e.partition()))
         .collect();
     if unplaced.is_empty() {
-        return;
+        return PlacedOffsets::default();
     }
     let committed = match super::consumer::committed_offsets(consumer, &unplaced, timeout) {
         Ok(c) => c,
         Err(error) => {
             tracing::warn!(%error, "reading committed offsets on assignment failed; librdkafka places the partitions \
                  (a pause right after may make it hand out records twice)");
-            return;
+            return PlacedOffsets::default();
         }
     };
+    let read = PlacedOffsets(
+        unplaced
+            .iter()
+            .map(|tp| (tp.clone(), committed.get(tp).copied()))
+            .collect(),
+    );
     let policy = reset_policy(consumer);
     for tp in unplaced {
         let at = match (committed.get(&tp), policy) {
@@ -117,13 +173,14 @@ pub(crate) fn place<C: ConsumerContext>(
                 "placing an assigned partition failed; librdkafka places it");
         }
     }
+    read
 }
 
 #[cfg(test)]
 mod tests {
     use rdkafka::producer::BaseProducer;
 
-    use super::super::test_topic::{mock_of, topic_in, LIST_OFFSETS};
+    use super::super::test_topic::{mock_of, requests_of, topic_in, track_requests, LIST_OFFSETS, OFFSET_FETCH};
     use super::*;
 
     #[test]
@@ -168,6 +225,50 @@ mod tests {
         assert_eq!(placed(&consumer), [Offset::Offset(3), Offset::Offset(0)]);
         let (_cluster, consumer) = setup("latest");
         assert_eq!(placed(&consumer), [Offset::Offset(3), Offset::Offset(5)]);
+    }
+
+    fn tp(partition: i32) -> TopicPartition {
+        TopicPartition::new("in", partition)
+    }
+
+    #[test]
+    fn the_assignment_after_a_placement_uses_the_committed_offsets_it_read_without_asking_again() {
+        let (cluster, consumer) = setup("earliest");
+        track_requests(&cluster);
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition("in", 0);
+        tpl.add_partition("in", 1);
+        let mut read = place(&consumer, &mut tpl, Duration::from_secs(10));
+        assert_eq!(
+            requests_of(&cluster, OFFSET_FETCH),
+            1,
+            "the placement reads the group's offsets"
+        );
+        let committed = read
+            .take_or_read(&consumer, &[tp(0), tp(1)], Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(committed, BTreeMap::from([(tp(0), 3)]), "as placed: 1 has none");
+        assert_eq!(requests_of(&cluster, OFFSET_FETCH), 1, "not asked again");
+        // One placement serves one assignment: the next one asks.
+        let committed = read.take_or_read(&consumer, &[tp(0)], Duration::from_secs(10)).unwrap();
+        assert_eq!(committed, BTreeMap::from([(tp(0), 3)]));
+        assert_eq!(requests_of(&cluster, OFFSET_FETCH), 2);
+    }
+
+    #[test]
+    fn a_partition_the_placement_did_not_read_is_read_from_the_group() {
+        let (cluster, consumer) = setup("earliest");
+        let mut tpl = TopicPartitionList::new();
+        tpl.add_partition("in", 1);
+        tpl.add_partition_offset("in", 0, Offset::Offset(1)).unwrap();
+        let mut read = place(&consumer, &mut tpl, Duration::from_secs(10));
+        track_requests(&cluster);
+        // 0 came with an offset, so the placement did not read it.
+        let committed = read
+            .take_or_read(&consumer, &[tp(0), tp(1)], Duration::from_secs(10))
+            .unwrap();
+        assert_eq!(committed, BTreeMap::from([(tp(0), 3)]));
+        assert_eq!(requests_of(&cluster, OFFSET_FETCH), 1);
     }
 
     #[test]

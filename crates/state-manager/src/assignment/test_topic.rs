@@ -37,6 +37,9 @@ pub(crate) fn topic_in(partitions: i32, records: usize) -> (BaseProducer, Client
 /// Kafka's API key of ListOffsets requests.
 pub(crate) const LIST_OFFSETS: i16 = 2;
 
+/// Kafka's API key of OffsetFetch requests (reading committed offsets).
+pub(crate) const OFFSET_FETCH: i16 = 9;
+
 /// The raw mock cluster `owner` owns (created by [`topic_in`]).
 pub(crate) fn mock_of(owner: &BaseProducer) -> *mut rdkafka::bindings::rd_kafka_mock_cluster_t {
     // SAFETY: the handle is alive for the borrow of `owner`; the mock
