@@ -22,6 +22,18 @@ pub enum CliError {
     #[error(transparent)]
     Changelog(#[from] state_changelog::ChangelogError),
 
+    /// A restore or verify was stopped (Ctrl-C, SIGTERM:
+    /// [`crate::ReplaySource::stop`]) before it finished.
+    #[error("interrupted: the {command} of {} stopped before it finished; {outcome}", path.display())]
+    Interrupted {
+        /// `restore` or `verify`.
+        command: &'static str,
+        /// The partition directory.
+        path: PathBuf,
+        /// What was kept, and what to do.
+        outcome: &'static str,
+    },
+
     /// Kafka client settings are invalid (`-X`, `--kafka-config`).
     #[error(transparent)]
     Settings(#[from] state_changelog::SettingsError),

@@ -15,6 +15,8 @@
 //!   every difference from a partition on disk.
 //! * [`snapshot_create()`], [`snapshot_restore()`], [`snapshot_verify()`]:
 //!   partition snapshots in an object store (`state-snapshot`).
+//! * [`stop_on_signals()`]: Ctrl-C and SIGTERM as [`ReplaySource::stop`],
+//!   so a restore stops consistent and a verify removes its scratch copy.
 //!
 //! On RocksDB, reading commands open partitions read-only and take no lock,
 //! so they work next to a running application (seeing the state as of the
@@ -30,6 +32,7 @@ mod dump;
 mod engine;
 mod error;
 mod inspect;
+mod interrupt;
 mod partition_dir;
 mod replay;
 mod rocksdb_lock;
@@ -42,6 +45,7 @@ pub use dump::{dump, DumpOptions};
 pub use engine::Engine;
 pub use error::{CliError, Result};
 pub use inspect::{inspect, Checksums, ColumnFamilyInfo, Inspection, TtlInfo};
+pub use interrupt::{stop_on_signals, INTERRUPTED_EXIT};
 pub use partition_dir::PartitionDir;
 pub use replay::{restore, verify, CommittedOffsets, ReplaySource, RestoreSummary, VerifyReport};
 pub use snapshot::{newest_snapshot, snapshot_create, snapshot_restore, snapshot_verify, SnapshotTarget};

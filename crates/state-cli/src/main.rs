@@ -26,7 +26,9 @@ use tracing_subscriber::EnvFilter;
 /// a fjall partition unlocked, as restore needs any partition (stop the
 /// application first).
 ///
-/// Exit status: 0 ok, 1 verify found differences, 2 error.
+/// Exit status: 0 ok, 1 verify found differences, 2 error, 130 restore or
+/// verify stopped by Ctrl-C or SIGTERM (a restored partition keeps what
+/// was applied, consistent; run again to continue).
 #[derive(Parser)]
 #[command(name = "statectl", version)]
 struct Cli {
@@ -131,6 +133,9 @@ impl Changelog {
             topic: self.topic.clone(),
             partition: self.partition,
             timeout: Duration::from_secs(self.timeout),
+            // Only the replaying commands get the handler: a first Ctrl-C
+            // stops them cleanly (see `state_cli::stop_on_signals`).
+            stop: state_cli::stop_on_signals(),
         })
     }
 }
@@ -348,7 +353,10 @@ fn main() -> ExitCode {
             let message = e.to_string();
             let message = settings.map_or(message.clone(), |s| s.redact(&message));
             eprintln!("statectl: error: {message}");
-            ExitCode::from(2)
+            match e {
+                CliError::Interrupted { .. } => ExitCode::from(state_cli::INTERRUPTED_EXIT),
+                _ => ExitCode::from(2),
+            }
         }
     }
 }

@@ -38,6 +38,11 @@ pub struct ReplaySource {
     pub partition: i32,
     /// How long to wait for the brokers.
     pub timeout: Duration,
+    /// Set from another thread or a signal handler to stop a restore or
+    /// verify in progress: it ends with [`CliError::Interrupted`], a
+    /// restored partition keeping what was applied so far (its data and
+    /// changelog offset agree). `statectl` sets it on Ctrl-C and SIGTERM.
+    pub stop: Arc<AtomicBool>,
 }
 
 /// Which checkpoints count as committed during a replay: changelog records
@@ -273,7 +278,7 @@ fn replay_into(
         stall_timeout: source.timeout.max(Duration::from_secs(10)),
         ..RecoveryConfig::default()
     };
-    let recovery = RecoveryManager::new(kafka, config, Arc::new(AtomicBool::new(false)))?;
+    let recovery = RecoveryManager::new(kafka, config, source.stop.clone())?;
     let done = recovery.recover(
         vec![RecoveryPartition {
             partition: replay.partition,
@@ -337,7 +342,15 @@ pub fn restore(
     committed: &CommittedOffsets,
     progress: &mut dyn FnMut(&RecoveryProgress),
 ) -> Result<RestoreSummary> {
-    restore_into(dir, source, committed, progress).map_err(|e| e.corrupt_at(&dir.path))
+    restore_into(dir, source, committed, progress).map_err(|e| match e {
+        CliError::Changelog(ChangelogError::Stopped) => CliError::Interrupted {
+            command: "restore",
+            path: dir.path.clone(),
+            outcome: "the partition keeps what was applied so far (its data and changelog offset agree); \
+                      run the same command again to continue",
+        },
+        e => e.corrupt_at(&dir.path),
+    })
 }
 
 fn restore_into(
@@ -394,7 +407,14 @@ pub fn verify(
     committed: &CommittedOffsets,
     progress: &mut dyn FnMut(&RecoveryProgress),
 ) -> Result<VerifyReport> {
-    compare(dir, source, committed, progress).map_err(|e| e.corrupt_at(&dir.path))
+    compare(dir, source, committed, progress).map_err(|e| match e {
+        CliError::Changelog(ChangelogError::Stopped) => CliError::Interrupted {
+            command: "verify",
+            path: dir.path.clone(),
+            outcome: "nothing was compared; the partition is unchanged and the scratch copy is removed",
+        },
+        e => e.corrupt_at(&dir.path),
+    })
 }
 
 fn compare(

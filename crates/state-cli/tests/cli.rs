@@ -630,6 +630,70 @@ fn restore_rebuilds_the_partition_from_its_changelog() {
     assert!(stderr(&out).contains("locked"), "{}", stderr(&out));
 }
 
+/// `statectl COMMAND DIR` on `c`'s changelog (committed `clicks=31`),
+/// with its scratch files under `tmp`, interrupted by SIGINT 1 s after it
+/// starts: the broker answers every request 3 s late meanwhile, so the
+/// signal lands before the replay ends.
+fn interrupted(command: &str, dir: &Path, c: &Changelog, tmp: &Path) -> Output {
+    c._cluster.broker_round_trip_time(1, Duration::from_secs(3)).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_statectl"))
+        .args([
+            command,
+            dir.to_str().unwrap(),
+            "--brokers",
+            &c.brokers,
+            "--topic",
+            TOPIC,
+        ])
+        .args(["--partition", "1", "--committed", "clicks=31", "--timeout", "60"])
+        .env("TMPDIR", tmp)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("statectl runs");
+    std::thread::sleep(Duration::from_secs(1));
+    // `sh`'s own `kill`: no procps needed.
+    let sent = Command::new("sh")
+        .args(["-c", &format!("kill -INT {}", child.id())])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    c._cluster.broker_round_trip_time(1, Duration::ZERO).unwrap();
+    out
+}
+
+#[test]
+fn ctrl_c_stops_a_restore_consistent_and_the_same_command_continues_it() {
+    let c = changelog();
+    let target = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dest = target.path().join("1");
+    let out = interrupted("restore", &dest, &c, tmp.path());
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(stderr(&out).contains("interrupted: the restore of"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("run the same command again"), "{}", stderr(&out));
+    let out = on_changelog("restore", &dest, &c.brokers, TOPIC, 1, &["--committed", "clicks=31"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout_lines(&out)[0]["changelog_offset"], 5);
+    assert_eq!(dump_default(&dest), dump_default(&c.dir));
+}
+
+#[test]
+fn ctrl_c_stops_a_verify_and_removes_its_scratch_copy() {
+    let c = changelog();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = interrupted("verify", &c.dir, &c, tmp.path());
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(stderr(&out).contains("interrupted: the verify of"), "{}", stderr(&out));
+    let left: Vec<_> = std::fs::read_dir(tmp.path())
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "scratch files left behind: {left:?}");
+}
+
 #[test]
 fn verify_passes_on_a_faithful_partition_and_lists_differences() {
     let c = changelog();
