@@ -3,8 +3,13 @@
 //! between batches (data and changelog offset agreeing) and a verify's
 //! scratch copy is removed; a second one ends the process at once.
 
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
+
+use state_changelog::ChangelogError;
+
+use crate::error::CliError;
 
 /// Exit status of a command stopped by a signal (128 + SIGINT, the shell's
 /// convention).
@@ -27,6 +32,22 @@ pub fn stop_on_signals() -> Arc<AtomicBool> {
         }
     }
     stop
+}
+
+impl CliError {
+    /// A replay the stop flag ended, as [`CliError::Interrupted`]: the
+    /// `command` on the partition at `path`, with what it left (`outcome`).
+    /// Other errors pass unchanged.
+    pub(crate) fn stopped_as(self, command: &'static str, path: &Path, outcome: &'static str) -> CliError {
+        match self {
+            CliError::Changelog(ChangelogError::Stopped) => CliError::Interrupted {
+                command,
+                path: path.to_owned(),
+                outcome,
+            },
+            e => e,
+        }
+    }
 }
 
 #[cfg(all(test, unix))]

@@ -342,14 +342,14 @@ pub fn restore(
     committed: &CommittedOffsets,
     progress: &mut dyn FnMut(&RecoveryProgress),
 ) -> Result<RestoreSummary> {
-    restore_into(dir, source, committed, progress).map_err(|e| match e {
-        CliError::Changelog(ChangelogError::Stopped) => CliError::Interrupted {
-            command: "restore",
-            path: dir.path.clone(),
-            outcome: "the partition keeps what was applied so far (its data and changelog offset agree); \
-                      run the same command again to continue",
-        },
-        e => e.corrupt_at(&dir.path),
+    restore_into(dir, source, committed, progress).map_err(|e| {
+        e.stopped_as(
+            "restore",
+            &dir.path,
+            "the partition keeps what was applied so far (its data and changelog offset agree); \
+             run the same command again to continue",
+        )
+        .corrupt_at(&dir.path)
     })
 }
 
@@ -407,13 +407,13 @@ pub fn verify(
     committed: &CommittedOffsets,
     progress: &mut dyn FnMut(&RecoveryProgress),
 ) -> Result<VerifyReport> {
-    compare(dir, source, committed, progress).map_err(|e| match e {
-        CliError::Changelog(ChangelogError::Stopped) => CliError::Interrupted {
-            command: "verify",
-            path: dir.path.clone(),
-            outcome: "nothing was compared; the partition is unchanged and the scratch copy is removed",
-        },
-        e => e.corrupt_at(&dir.path),
+    compare(dir, source, committed, progress).map_err(|e| {
+        e.stopped_as(
+            "verify",
+            &dir.path,
+            "nothing was compared; the partition is unchanged and the scratch copy is removed",
+        )
+        .corrupt_at(&dir.path)
     })
 }
 

@@ -533,7 +533,7 @@ fn numeric_arguments_out_of_bounds_are_refused() {
 // ---- restore and verify on the mock cluster ---------------------------------
 
 struct Changelog {
-    _cluster: Cluster,
+    cluster: Cluster,
     brokers: String,
     _source: tempfile::TempDir,
     /// The source partition's directory.
@@ -571,7 +571,7 @@ fn changelog() -> Changelog {
     let p = Arc::new(RocksDbPartition::open(source.path(), &RocksDbOptions::default()).unwrap());
     write_checkpoints(&brokers, p);
     Changelog {
-        _cluster: cluster,
+        cluster,
         brokers,
         dir: source.path().to_owned(),
         _source: source,
@@ -590,7 +590,7 @@ fn fjall_changelog() -> Changelog {
     state_core::check_store_format(&p, &StoreFormat::key_value(Codec::MsgPack), p.path()).unwrap();
     write_checkpoints(&brokers, Arc::new(p));
     Changelog {
-        _cluster: cluster,
+        cluster,
         brokers,
         dir: store.partition_dir(1),
         _source: source,
@@ -635,7 +635,7 @@ fn restore_rebuilds_the_partition_from_its_changelog() {
 /// starts: the broker answers every request 3 s late meanwhile, so the
 /// signal lands before the replay ends.
 fn interrupted(command: &str, dir: &Path, c: &Changelog, tmp: &Path) -> Output {
-    c._cluster.broker_round_trip_time(1, Duration::from_secs(3)).unwrap();
+    c.cluster.broker_round_trip_time(1, Duration::from_secs(3)).unwrap();
     let child = Command::new(env!("CARGO_BIN_EXE_statectl"))
         .args([
             command,
@@ -659,7 +659,7 @@ fn interrupted(command: &str, dir: &Path, c: &Changelog, tmp: &Path) -> Output {
         .unwrap();
     assert!(sent.success());
     let out = child.wait_with_output().unwrap();
-    c._cluster.broker_round_trip_time(1, Duration::ZERO).unwrap();
+    c.cluster.broker_round_trip_time(1, Duration::ZERO).unwrap();
     out
 }
 

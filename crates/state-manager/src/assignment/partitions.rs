@@ -197,20 +197,20 @@ impl Assignments {
         registry: &mut Registry,
         readers: &Readers,
     ) -> Result<()> {
+        // The offsets the placement read, which the consumer starts at;
+        // taken whatever follows, so no later assignment sees them.
+        let placed = std::mem::take(&mut self.placed);
         let new: Vec<TopicPartition> = partitions
             .iter()
             .filter(|p| !self.assigned.contains_key(*p))
             .cloned()
             .collect();
         if new.is_empty() {
-            self.placed.clear();
             return Ok(());
         }
-        // The offsets the placement read, which the consumer starts at.
         let committed = if new.iter().any(|tp| registry.has_changelog(tp.topic())) {
-            self.placed.take_or_read(consumer, &new, self.kafka_timeout)?
+            placed.or_read(consumer, &new, self.kafka_timeout)?
         } else {
-            self.placed.clear();
             BTreeMap::new()
         };
         // Every store partition opens before the first restore starts: an

@@ -87,19 +87,18 @@ pub(crate) struct PlacedOffsets(BTreeMap<TopicPartition, Option<i64>>);
 
 impl PlacedOffsets {
     /// The committed offsets of `partitions` (those that have one): as
-    /// placed, and read from the group for partitions not placed. Forgets
-    /// every reading: one placement serves one assignment.
-    pub(crate) fn take_or_read<C: ConsumerContext, K: Consumer<C>>(
-        &mut self,
+    /// placed, and read from the group for partitions not placed. Taken by
+    /// value: one placement serves one assignment.
+    pub(crate) fn or_read<C: ConsumerContext, K: Consumer<C>>(
+        self,
         consumer: &K,
         partitions: &[TopicPartition],
         timeout: Duration,
     ) -> Result<BTreeMap<TopicPartition, i64>> {
-        let placed = std::mem::take(&mut self.0);
         let mut committed = BTreeMap::new();
         let mut unknown = Vec::new();
         for tp in partitions {
-            match placed.get(tp) {
+            match self.0.get(tp) {
                 Some(Some(offset)) => {
                     committed.insert(tp.clone(), *offset);
                 }
@@ -111,11 +110,6 @@ impl PlacedOffsets {
             committed.extend(super::consumer::committed_offsets(consumer, &unknown, timeout)?);
         }
         Ok(committed)
-    }
-
-    /// Forgets every reading.
-    pub(crate) fn clear(&mut self) {
-        self.0.clear();
     }
 }
 
@@ -238,19 +232,22 @@ mod tests {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition("in", 0);
         tpl.add_partition("in", 1);
-        let mut read = place(&consumer, &mut tpl, Duration::from_secs(10));
+        let read = place(&consumer, &mut tpl, Duration::from_secs(10));
         assert_eq!(
             requests_of(&cluster, OFFSET_FETCH),
             1,
             "the placement reads the group's offsets"
         );
         let committed = read
-            .take_or_read(&consumer, &[tp(0), tp(1)], Duration::from_secs(10))
+            .or_read(&consumer, &[tp(0), tp(1)], Duration::from_secs(10))
             .unwrap();
         assert_eq!(committed, BTreeMap::from([(tp(0), 3)]), "as placed: 1 has none");
         assert_eq!(requests_of(&cluster, OFFSET_FETCH), 1, "not asked again");
-        // One placement serves one assignment: the next one asks.
-        let committed = read.take_or_read(&consumer, &[tp(0)], Duration::from_secs(10)).unwrap();
+        // One placement serves one assignment: the next one, with nothing
+        // placed, asks.
+        let committed = PlacedOffsets::default()
+            .or_read(&consumer, &[tp(0)], Duration::from_secs(10))
+            .unwrap();
         assert_eq!(committed, BTreeMap::from([(tp(0), 3)]));
         assert_eq!(requests_of(&cluster, OFFSET_FETCH), 2);
     }
@@ -261,11 +258,11 @@ mod tests {
         let mut tpl = TopicPartitionList::new();
         tpl.add_partition("in", 1);
         tpl.add_partition_offset("in", 0, Offset::Offset(1)).unwrap();
-        let mut read = place(&consumer, &mut tpl, Duration::from_secs(10));
+        let read = place(&consumer, &mut tpl, Duration::from_secs(10));
         track_requests(&cluster);
         // 0 came with an offset, so the placement did not read it.
         let committed = read
-            .take_or_read(&consumer, &[tp(0), tp(1)], Duration::from_secs(10))
+            .or_read(&consumer, &[tp(0), tp(1)], Duration::from_secs(10))
             .unwrap();
         assert_eq!(committed, BTreeMap::from([(tp(0), 3)]));
         assert_eq!(requests_of(&cluster, OFFSET_FETCH), 1);
