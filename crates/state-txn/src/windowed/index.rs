@@ -916,6 +916,39 @@ mod tests {
     }
 
     #[test]
+    fn a_window_created_and_deleted_in_one_transaction_sends_no_tombstone() {
+        let (p, index) = one_window();
+        let sink = Arc::new(state_core::RecordingSink::new());
+        let changelog: Arc<dyn state_core::ChangelogSink> = sink.clone();
+        let mut t = WindowedTransaction::with_index(p.clone(), Codec::MsgPack, Some(changelog), index.clone());
+        // A session moving twice: the stored window and the one between go.
+        t.update_window(0, 12, &2u64, 11, b"k").unwrap();
+        t.delete_window(0, 10, b"k").unwrap();
+        t.update_window(0, 14, &3u64, 13, b"k").unwrap();
+        t.delete_window(0, 12, b"k").unwrap();
+        t.commit().unwrap();
+        let window_keys = [(0, 10), (0, 12), (0, 14)].map(|(s, e)| keys::window_key(b"k", s, e));
+        let windows: Vec<(Vec<u8>, bool)> = sink
+            .take()
+            .into_iter()
+            .filter(|r| r.cf == cf::DEFAULT && window_keys.contains(&r.key))
+            .map(|r| (r.key, r.value.is_some()))
+            .collect();
+        assert_eq!(
+            windows,
+            vec![
+                (keys::window_key(b"k", 0, 10), false),
+                (keys::window_key(b"k", 0, 14), true),
+            ],
+            "the stored window's tombstone and the new window, nothing for [0, 12)"
+        );
+        let t = txn(&p, &index);
+        assert_eq!(t.get_window::<u64>(0, 14, b"k").unwrap(), Some(3));
+        assert_eq!(t.get_window::<u64>(0, 12, b"k").unwrap(), None);
+        assert_eq!(t.get_window::<u64>(0, 10, b"k").unwrap(), None);
+    }
+
+    #[test]
     fn windows_written_through_the_base_transaction_reach_the_index() {
         let (p, index) = one_window();
         let mut t = txn(&p, &index);
