@@ -8,7 +8,7 @@ use std::sync::Arc;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use state_core::testkit::Harness;
-use state_core::{Codec, StorePartition};
+use state_core::{cf, ChangelogSink, Codec, Direction, MemoryPartition, RecordingSink, StorePartition, WriteBatch};
 use state_txn::{WindowIndex, WindowedTransaction};
 
 use super::models::{Closed, Model};
@@ -117,18 +117,58 @@ fn closed(w: WindowResult<(u64, i64, Vec<i64>)>) -> Closed {
 /// the partitions of earlier runs.
 static NEXT_PARTITION: AtomicU32 = AtomicU32::new(1000);
 
-fn begin(p: &Arc<dyn StorePartition>, codec: Codec, index: Option<&Arc<WindowIndex>>) -> WindowedTransaction {
+fn begin(
+    p: &Arc<dyn StorePartition>,
+    codec: Codec,
+    index: Option<&Arc<WindowIndex>>,
+    changelog: &Arc<RecordingSink>,
+) -> WindowedTransaction {
+    let sink: Arc<dyn ChangelogSink> = changelog.clone();
     match index {
-        Some(i) => WindowedTransaction::with_index(p.clone(), codec, None, i.clone()),
-        None => WindowedTransaction::new(p.clone(), codec, None),
+        Some(i) => WindowedTransaction::with_index(p.clone(), codec, Some(sink), i.clone()),
+        None => WindowedTransaction::new(p.clone(), codec, Some(sink)),
     }
+}
+
+/// Applies the changelog records `changelog` recorded since the last call
+/// to `replica`, as a restore does.
+fn replay_into(replica: &MemoryPartition, changelog: &RecordingSink) {
+    let mut batch = WriteBatch::default();
+    for r in changelog.take() {
+        match &r.value {
+            Some(v) => batch.put(&r.cf, &r.key, v),
+            None => batch.delete(&r.cf, &r.key),
+        }
+    }
+    replica.write(&batch).expect("replaying into memory");
+}
+
+/// Every replicated column family of `p` with its keys and values.
+fn replicated(p: &dyn StorePartition) -> Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> {
+    let mut cfs = p.column_families().expect("column families");
+    cfs.retain(|name| !cf::is_local_only(name));
+    cfs.sort();
+    cfs.into_iter()
+        .map(|name| {
+            let items: Vec<(Vec<u8>, Vec<u8>)> = p
+                .iter_range(&name, b"", None, Direction::Forward)
+                .expect("range")
+                .map(|r| r.expect("item"))
+                .collect();
+            (name, items)
+        })
+        .filter(|(_, items)| !items.is_empty())
+        .collect()
 }
 
 /// Runs `op` against a fresh `model()` for each generated run of `steps`,
 /// on partitions of `h`'s store, with and without a window index, under
 /// both codecs. Every record must close exactly the windows the model
 /// closes (same bounds, count, sum and collected values, in any order)
-/// and be reported late exactly when the model says it is.
+/// and be reported late exactly when the model says it is; after every
+/// commit, the changelog so far replayed into an empty partition must
+/// hold what the partition holds (every column family the changelog
+/// carries).
 pub fn drive<H, K, G>(
     h: &mut H,
     what: &str,
@@ -165,12 +205,22 @@ pub fn drive<H, K, G>(
             let new_index = || indexed.then(|| Arc::new(WindowIndex::new(2)));
             let mut p: Arc<dyn StorePartition> = store.borrow_mut().assign_partition(n).expect("assign");
             let mut index = new_index();
-            let mut txn = begin(&p, codec, index.as_ref());
+            let changelog = Arc::new(RecordingSink::new());
+            let replica = MemoryPartition::new();
+            let mut txn = begin(&p, codec, index.as_ref(), &changelog);
             let mut m = model();
             for step in &steps {
                 if let Step::Commit | Step::Reopen = step {
                     txn.prepare(None).expect("prepare");
                     txn.flush(None).expect("flush");
+                    replay_into(&replica, &changelog);
+                    prop_assert!(
+                        replicated(&*p) == replicated(&replica),
+                        "{}: the changelog replays to another state than the partition's ({:?}, index {})",
+                        what,
+                        codec,
+                        indexed
+                    );
                     if let Step::Reopen = step {
                         drop(txn);
                         if durable {
@@ -180,7 +230,7 @@ pub fn drive<H, K, G>(
                         }
                         index = new_index();
                     }
-                    txn = begin(&p, codec, index.as_ref());
+                    txn = begin(&p, codec, index.as_ref(), &changelog);
                     continue;
                 }
                 let Some((key, ts, value)) = step.resolve(&*m) else {

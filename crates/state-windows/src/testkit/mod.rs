@@ -3,7 +3,10 @@
 //! on random records — out of order, late, bridging sessions — with
 //! commits and restarts (the partition reopened from disk on durable
 //! backends) between any two records, with and without a window index,
-//! under the JSON and MessagePack codecs.
+//! under the JSON and MessagePack codecs. After every commit the changelog
+//! so far, replayed into an empty partition, must give what the partition
+//! holds: a skipped tombstone (`docs/formats.md`, "Changelog records")
+//! must delete nothing.
 //!
 //! A backend runs all of it with one macro call:
 //!
