@@ -189,6 +189,7 @@ impl CfChanges {
 
     /// Every change by key, with whether the key is known to be new (no
     /// committed value).
+    #[cfg(test)]
     pub(crate) fn sorted_flagged(&self) -> Vec<FlaggedChange<'_>> {
         self.with_sorted(|order| order.iter().map(|&i| self.flagged_change(i)).collect())
     }

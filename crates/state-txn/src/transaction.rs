@@ -25,9 +25,7 @@ use crate::ttl::{GetOptions, SetOptions, TtlTxn};
 ///   writes every change and the changelog offset in one atomic batch.
 /// * [`prepare`](Self::prepare) sends one changelog record per changed key
 ///   (tombstones for deletes) to the sink, if the transaction has one;
-///   local-only column families are never sent, and neither is the delete
-///   of a key the transaction created over no committed value (replaying
-///   it would change nothing).
+///   local-only column families are never sent.
 ///
 /// Keys are `prefix | key`: typed keys are encoded with the codec, raw-key
 /// methods (`*_bytes`, `*_raw`) take key bytes as they are, as quixstreams
@@ -745,9 +743,7 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
     /// the `__processed_tp_offsets__` header encoding `processed_offsets`,
     /// and moves to `Prepared`. Records go in column-family name order, then
     /// key order, `__ttl_system__` last; local-only column families are
-    /// skipped, and so is the delete of a key this transaction created over
-    /// no committed value (a window index knows that; the local batch skips
-    /// it as well). Records of stores whose codec is not JSON carry the
+    /// skipped. Records of stores whose codec is not JSON carry the
     /// `__value_codec__` header.
     ///
     /// With per-write TTL, first: a transaction that wrote with a TTL
@@ -805,15 +801,7 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
                 continue;
             }
             let ttl_stamped = stamped && cf_name == cf::DEFAULT;
-            for (key, value, new_key) in changes.sorted_flagged() {
-                if value.is_none() && new_key {
-                    // Created and deleted by this transaction over a key
-                    // with no committed value: a tombstone would delete
-                    // nothing on replay (Kafka Streams' caching store skips
-                    // it too). A session extended twice in a checkpoint
-                    // creates and drops the window between.
-                    continue;
-                }
+            for (key, value) in changes.sorted() {
                 sink.send(ChangelogRecord {
                     cf: cf_name,
                     key,
@@ -914,7 +902,7 @@ impl<P: StorePartition + ?Sized> PartitionTransaction<P> {
                 Some(v) if new_key => batch.put_new(cf_name, key, v),
                 Some(v) => batch.put(cf_name, key, v),
                 // Created and deleted here, never stored: nothing to
-                // delete (nor a changelog tombstone, see `emit_changelog`).
+                // delete (the changelog still gets its tombstone).
                 None if new_key => {}
                 None => batch.delete(cf_name, key),
             });

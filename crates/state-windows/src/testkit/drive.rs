@@ -143,8 +143,11 @@ fn replay_into(replica: &MemoryPartition, changelog: &RecordingSink) {
     replica.write(&batch).expect("replaying into memory");
 }
 
-/// Every replicated column family of `p` with its keys and values.
-fn replicated(p: &dyn StorePartition) -> Vec<(String, Vec<(Vec<u8>, Vec<u8>)>)> {
+/// A column family's name and its keys and values, in key order.
+type CfContents = (String, Vec<(Vec<u8>, Vec<u8>)>);
+
+/// Every replicated column family of `p` that holds something.
+fn replicated(p: &dyn StorePartition) -> Vec<CfContents> {
     let mut cfs = p.column_families().expect("column families");
     cfs.retain(|name| !cf::is_local_only(name));
     cfs.sort();

@@ -5,8 +5,7 @@
 //! backends) between any two records, with and without a window index,
 //! under the JSON and MessagePack codecs. After every commit the changelog
 //! so far, replayed into an empty partition, must give what the partition
-//! holds: a skipped tombstone (`docs/formats.md`, "Changelog records")
-//! must delete nothing.
+//! holds.
 //!
 //! A backend runs all of it with one macro call:
 //!

@@ -7,9 +7,7 @@
 //! partition's window index) and requires, record by record, the same
 //! emitted windows and late reports, the same changelog records per
 //! checkpoint (as a multiset: quixstreams' order inside a checkpoint
-//! follows its cache, B18; less the tombstones of windows created and
-//! deleted inside one checkpoint, which we do not send) and the same final
-//! bytes in every column family.
+//! follows its cache, B18) and the same final bytes in every column family.
 //!
 //! Where quixstreams has a bug we fix (`docs/formats.md`, "Window
 //! operators"), the test is named after it: everything before the record

@@ -251,41 +251,6 @@ pub fn expected_changelog(fx: &Value) -> Vec<Changelog> {
         .collect()
 }
 
-/// quixstreams' changelog per checkpoint without the tombstones we do not
-/// send: a delete of a key that had no value before the checkpoint (a
-/// window created and deleted inside it; `docs/formats.md`, "Changelog
-/// records"). Only tombstones missing from `ours` go, and only those of
-/// keys absent in the state quixstreams' records build up to the
-/// checkpoint: any other difference still fails the comparison.
-fn without_skipped_tombstones(theirs: &[Changelog], ours: &[Changelog]) -> Vec<Changelog> {
-    use std::collections::HashSet;
-    let mut present: HashSet<(String, String)> = HashSet::new();
-    let mut out = Vec::with_capacity(theirs.len());
-    for (i, checkpoint) in theirs.iter().enumerate() {
-        let sent = ours.get(i);
-        let kept: Changelog = checkpoint
-            .iter()
-            .filter(|r| {
-                let (_, cf, key, value) = r;
-                let skipped = value.is_none()
-                    && !present.contains(&(cf.clone(), key.clone()))
-                    && sent.is_some_and(|o| !o.contains(r));
-                !skipped
-            })
-            .cloned()
-            .collect();
-        for (_, cf, key, value) in checkpoint {
-            if value.is_some() {
-                present.insert((cf.clone(), key.clone()));
-            } else {
-                present.remove(&(cf.clone(), key.clone()));
-            }
-        }
-        out.push(kept);
-    }
-    out
-}
-
 /// The fixture's emitted list of record `r` for the scenario's emit mode.
 pub fn expected_emitted(fx: &Value, r: &Value) -> Vec<Value> {
     let list = if fx["definition"]["emit"] == "current" {
@@ -422,7 +387,7 @@ pub fn check(s: &str, got: &Replay, divergence: Option<&Divergence>) {
         })
         .collect();
     let b13 = fx["bugs"].as_array().unwrap().contains(&json!("B13"));
-    let theirs = without_skipped_tombstones(&expected_changelog(fx), &got.changelog);
+    let theirs = expected_changelog(fx);
     for (i, ours) in got.changelog.iter().enumerate() {
         if !complete.get(i).copied().unwrap_or(false) {
             break;
