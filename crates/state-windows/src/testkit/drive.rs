@@ -51,6 +51,13 @@ pub enum Step {
     /// Commit, close the partition and open it again (from disk on a
     /// durable backend; a fresh transaction and window index otherwise).
     Reopen,
+    /// Prepare (the changelog gets the transaction's records), then fail
+    /// before the local write, and process the records since the last
+    /// commit again in a new transaction: at-least-once's retry of a
+    /// checkpoint delivered but never committed. Its records stay in the
+    /// changelog, where a full replay applies them once later commits
+    /// passed their offsets.
+    Retry,
 }
 
 impl Step {
@@ -63,19 +70,20 @@ impl Step {
                 let ts = model.late_bound(key)? - back;
                 (ts >= 1).then_some((key, ts, value))
             }
-            Step::Commit | Step::Reopen => None,
+            Step::Commit | Step::Reopen | Step::Retry => None,
         }
     }
 }
 
 /// Records of up to 3 keys at random times below `max_ts` (out of order,
-/// some late), with commits and restarts.
+/// some late), with commits, restarts and retried checkpoints.
 pub fn events(max_ts: i64) -> impl Strategy<Value = Vec<Step>> {
     proptest::collection::vec(
         prop_oneof![
             8 => (0u8..3, 1..max_ts, 1i64..6).prop_map(|(key, ts, value)| Step::Event { key, ts, value }),
             1 => Just(Step::Commit),
             1 => Just(Step::Reopen),
+            1 => Just(Step::Retry),
         ],
         1..60,
     )
@@ -89,6 +97,7 @@ pub fn in_order(max_delta: i64) -> impl Strategy<Value = Vec<Step>> {
             1 => (0u8..2, 0i64..5, 1i64..6).prop_map(|(key, back, value)| Step::Late { key, back, value }),
             1 => Just(Step::Commit),
             1 => Just(Step::Reopen),
+            1 => Just(Step::Retry),
         ],
         1..60,
     )
@@ -168,10 +177,11 @@ fn replicated(p: &dyn StorePartition) -> Vec<CfContents> {
 /// on partitions of `h`'s store, with and without a window index, under
 /// both codecs. Every record must close exactly the windows the model
 /// closes (same bounds, count, sum and collected values, in any order)
-/// and be reported late exactly when the model says it is; after every
-/// commit, the changelog so far replayed into an empty partition must
-/// hold what the partition holds (every column family the changelog
-/// carries).
+/// and be reported late exactly when the model says it is; a retried
+/// checkpoint's records, processed again, must give the same results.
+/// After every commit, the changelog so far replayed into an empty
+/// partition (retried checkpoints' records included) must hold what the
+/// partition holds (every column family the changelog carries).
 pub fn drive<H, K, G>(
     h: &mut H,
     what: &str,
@@ -212,8 +222,37 @@ pub fn drive<H, K, G>(
             let replica = MemoryPartition::new();
             let mut txn = begin(&p, codec, index.as_ref(), &changelog);
             let mut m = model();
+            // The records since the last commit, with what each closed and
+            // whether it was late: a retry processes them again.
+            let mut uncommitted: Vec<(u8, i64, i64, Vec<Closed>, bool)> = Vec::new();
             for step in &steps {
+                if let Step::Retry = step {
+                    txn.prepare(None).expect("prepare");
+                    drop(txn);
+                    txn = begin(&p, codec, index.as_ref(), &changelog);
+                    for (key, ts, value, closed_before, late_before) in &uncommitted {
+                        late.store(0, Ordering::Relaxed);
+                        let got = op.process(&mut txn, &key_of(*key), *ts, value).expect("process");
+                        let got: Vec<Closed> = got.into_iter().map(closed).collect();
+                        prop_assert_eq!(
+                            &sorted(got),
+                            closed_before,
+                            "{}: a retry closed other windows for key {} at {}",
+                            what,
+                            key,
+                            ts
+                        );
+                        prop_assert_eq!(
+                            late.load(Ordering::Relaxed) > 0,
+                            *late_before,
+                            "{}: lateness on retry",
+                            what
+                        );
+                    }
+                    continue;
+                }
                 if let Step::Commit | Step::Reopen = step {
+                    uncommitted.clear();
                     txn.prepare(None).expect("prepare");
                     txn.flush(None).expect("flush");
                     replay_into(&replica, &changelog);
@@ -242,10 +281,12 @@ pub fn drive<H, K, G>(
                 late.store(0, Ordering::Relaxed);
                 let got = op.process(&mut txn, &key_of(key), ts, &value).expect("process");
                 let want = m.record(key, ts, value);
-                let got: Vec<Closed> = got.into_iter().map(closed).collect();
+                let got = sorted(got.into_iter().map(closed).collect());
                 *closed_total.borrow_mut() += got.len();
+                let was_late = late.load(Ordering::Relaxed) > 0;
+                uncommitted.push((key, ts, value, got.clone(), was_late));
                 prop_assert_eq!(
-                    sorted(got),
+                    got,
                     sorted(want.closed),
                     "{}: closed windows of key {} at {} ({:?}, index {})",
                     what,
@@ -254,14 +295,7 @@ pub fn drive<H, K, G>(
                     codec,
                     indexed
                 );
-                prop_assert_eq!(
-                    late.load(Ordering::Relaxed) > 0,
-                    want.late,
-                    "{}: lateness of key {} at {}",
-                    what,
-                    key,
-                    ts
-                );
+                prop_assert_eq!(was_late, want.late, "{}: lateness of key {} at {}", what, key, ts);
                 if let Some(open) = m.open(key) {
                     let got: Vec<Closed> = op
                         .open_windows(&txn, &key_of(key))

@@ -3,9 +3,13 @@
 //! on random records — out of order, late, bridging sessions — with
 //! commits and restarts (the partition reopened from disk on durable
 //! backends) between any two records, with and without a window index,
-//! under the JSON and MessagePack codecs. After every commit the changelog
-//! so far, replayed into an empty partition, must give what the partition
-//! holds.
+//! under the JSON and MessagePack codecs, and with retried checkpoints
+//! (prepared, so their records are in the changelog, then dropped and
+//! processed again, as at-least-once does after a delivered checkpoint
+//! whose offsets never committed). After every commit the changelog so
+//! far, retried checkpoints' records included, replayed into an empty
+//! partition must give what the partition holds: that is what a restore
+//! gives once later commits pass a retried checkpoint's offsets.
 //!
 //! A backend runs all of it with one macro call:
 //!
