@@ -15,12 +15,14 @@
 use std::sync::Arc;
 
 mod bulk_load;
+mod contents;
 mod test_partition;
 pub use bulk_load::{
     a_load_of_only_deletes_hides_older_values, an_interrupted_load_replayed_from_its_stored_offset_converges,
     bulk_loads_leave_what_bulk_writes_leave, load_batches, load_changelog, loads_and_bulk_writes_mix_in_order,
     replay_from, LoadRecord, LOAD_CFS,
 };
+pub use contents::{all_contents, contents, replicated_contents};
 pub use test_partition::{FailingWrites, TestPartition, WriteKind, WrittenBatch, WrittenOp};
 
 use crate::backend::{Backend, StoreLocation};

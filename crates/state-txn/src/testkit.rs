@@ -12,8 +12,8 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use state_core::testkit::Harness;
-use state_core::{cf, ChangelogSink, Codec, Direction, KeyValue, RecordingSink, StorePartition, WriteBatch};
+use state_core::testkit::{contents, Harness};
+use state_core::{cf, ChangelogSink, Codec, Direction, RecordingSink, StorePartition, WriteBatch};
 
 use crate::{
     CollectedValues, ExpireOptions, ExpiredWindow, TimestampedConfig, TimestampedTransaction, TxnError, Window,
@@ -39,24 +39,6 @@ fn windowed(p: &P) -> WindowedTransaction {
 
 fn timestamped(p: &P, config: TimestampedConfig) -> TimestampedTransaction {
     TimestampedTransaction::new(p.clone(), Codec::Json, None, config)
-}
-
-fn all_cfs(p: &dyn StorePartition) -> BTreeMap<String, Vec<KeyValue>> {
-    let mut out = BTreeMap::new();
-    for name in p.column_families().expect("column families") {
-        if name == cf::METADATA {
-            continue;
-        }
-        let items: Vec<KeyValue> = p
-            .iter_range(&name, b"", None, Direction::Forward)
-            .expect("iterate")
-            .collect::<Result<_, _>>()
-            .expect("items");
-        if !items.is_empty() {
-            out.insert(name, items);
-        }
-    }
-    out
 }
 
 /// update / get / delete of windows, latest-timestamp tracking, and the
@@ -517,12 +499,12 @@ pub fn changelog_replay_rebuilds_every_column_family<H: Harness>(h: &mut H) {
     }
     target.write(&batch).unwrap();
     assert_eq!(
-        all_cfs(&*target),
-        all_cfs(&*source),
+        contents(&*target),
+        contents(&*source),
         "replayed state equals the original in every cf"
     );
     assert!(
-        all_cfs(&*source).len() >= 5,
+        contents(&*source).len() >= 5,
         "the scenario touches the windowed column families"
     );
 }

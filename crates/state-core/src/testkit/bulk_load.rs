@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{partition, Harness};
+use super::{contents, partition, Harness};
 use crate::batch::WriteBatch;
 use crate::cf;
 use crate::partition::{Direction, KeyValue, StorePartition};
@@ -67,25 +67,6 @@ pub fn replay_from(p: &dyn StorePartition, records: &[LoadRecord], from: usize, 
             p.write_bulk(&b).unwrap();
         }
     }
-}
-
-/// Every non-empty column family but the metadata one, with its keys.
-fn contents(p: &dyn StorePartition) -> BTreeMap<String, Vec<KeyValue>> {
-    let mut out = BTreeMap::new();
-    for name in p.column_families().expect("column_families must succeed") {
-        if name == cf::METADATA {
-            continue;
-        }
-        let kvs: Vec<KeyValue> = p
-            .iter_range(&name, b"", None, Direction::Forward)
-            .expect("iter_range must succeed")
-            .collect::<Result<_, _>>()
-            .expect("iteration items must be Ok");
-        if !kvs.is_empty() {
-            out.insert(name, kvs);
-        }
-    }
-    out
 }
 
 /// What the changelog leaves when every batch of `size` goes through

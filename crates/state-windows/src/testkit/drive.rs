@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
-use state_core::testkit::Harness;
-use state_core::{cf, ChangelogSink, Codec, Direction, MemoryPartition, RecordingSink, StorePartition, WriteBatch};
+use state_core::testkit::{replicated_contents, Harness};
+use state_core::{ChangelogSink, Codec, MemoryPartition, RecordingSink, StorePartition, WriteBatch};
 use state_txn::{WindowIndex, WindowedTransaction};
 
 use super::models::{Closed, Model};
@@ -122,6 +122,10 @@ fn closed(w: WindowResult<(u64, i64, Vec<i64>)>) -> Closed {
     (w.key[0] - b'a', w.start, w.end, items)
 }
 
+/// What processing one record did: the windows it closed, sorted, and
+/// whether it was reported late.
+type Seen = (Vec<Closed>, bool);
+
 /// Partition numbers are never reused in a process: a durable store keeps
 /// the partitions of earlier runs.
 static NEXT_PARTITION: AtomicU32 = AtomicU32::new(1000);
@@ -144,33 +148,9 @@ fn begin(
 fn replay_into(replica: &MemoryPartition, changelog: &RecordingSink) {
     let mut batch = WriteBatch::default();
     for r in changelog.take() {
-        match &r.value {
-            Some(v) => batch.put(&r.cf, &r.key, v),
-            None => batch.delete(&r.cf, &r.key),
-        }
+        batch.push(&r.cf, &r.key, r.value.as_deref());
     }
     replica.write(&batch).expect("replaying into memory");
-}
-
-/// A column family's name and its keys and values, in key order.
-type CfContents = (String, Vec<(Vec<u8>, Vec<u8>)>);
-
-/// Every replicated column family of `p` that holds something.
-fn replicated(p: &dyn StorePartition) -> Vec<CfContents> {
-    let mut cfs = p.column_families().expect("column families");
-    cfs.retain(|name| !cf::is_local_only(name));
-    cfs.sort();
-    cfs.into_iter()
-        .map(|name| {
-            let items: Vec<(Vec<u8>, Vec<u8>)> = p
-                .iter_range(&name, b"", None, Direction::Forward)
-                .expect("range")
-                .map(|r| r.expect("item"))
-                .collect();
-            (name, items)
-        })
-        .filter(|(_, items)| !items.is_empty())
-        .collect()
 }
 
 /// Runs `op` against a fresh `model()` for each generated run of `steps`,
@@ -198,6 +178,13 @@ pub fn drive<H, K, G>(
     let op = op.on_late(move |_| {
         seen.fetch_add(1, Ordering::Relaxed);
     });
+    // One record through the operator.
+    let process = |txn: &mut WindowedTransaction, key: u8, ts: i64, value: i64| -> Seen {
+        late.store(0, Ordering::Relaxed);
+        let got = op.process(txn, &key_of(key), ts, &value).expect("process");
+        let closed: Vec<Closed> = sorted(got.into_iter().map(closed).collect());
+        (closed, late.load(Ordering::Relaxed) > 0)
+    };
     let mut runner = TestRunner::new(Config {
         cases: 32,
         failure_persistence: None,
@@ -224,29 +211,20 @@ pub fn drive<H, K, G>(
             let mut m = model();
             // The records since the last commit, with what each closed and
             // whether it was late: a retry processes them again.
-            let mut uncommitted: Vec<(u8, i64, i64, Vec<Closed>, bool)> = Vec::new();
+            let mut uncommitted: Vec<((u8, i64, i64), Seen)> = Vec::new();
             for step in &steps {
                 if let Step::Retry = step {
                     txn.prepare(None).expect("prepare");
                     drop(txn);
                     txn = begin(&p, codec, index.as_ref(), &changelog);
-                    for (key, ts, value, closed_before, late_before) in &uncommitted {
-                        late.store(0, Ordering::Relaxed);
-                        let got = op.process(&mut txn, &key_of(*key), *ts, value).expect("process");
-                        let got: Vec<Closed> = got.into_iter().map(closed).collect();
+                    for ((key, ts, value), first) in &uncommitted {
                         prop_assert_eq!(
-                            &sorted(got),
-                            closed_before,
-                            "{}: a retry closed other windows for key {} at {}",
+                            &process(&mut txn, *key, *ts, *value),
+                            first,
+                            "{}: a retry of key {} at {} closed other windows or judged its lateness otherwise",
                             what,
                             key,
                             ts
-                        );
-                        prop_assert_eq!(
-                            late.load(Ordering::Relaxed) > 0,
-                            *late_before,
-                            "{}: lateness on retry",
-                            what
                         );
                     }
                     continue;
@@ -257,7 +235,7 @@ pub fn drive<H, K, G>(
                     txn.flush(None).expect("flush");
                     replay_into(&replica, &changelog);
                     prop_assert!(
-                        replicated(&*p) == replicated(&replica),
+                        replicated_contents(&*p) == replicated_contents(&replica),
                         "{}: the changelog replays to another state than the partition's ({:?}, index {})",
                         what,
                         codec,
@@ -278,13 +256,10 @@ pub fn drive<H, K, G>(
                 let Some((key, ts, value)) = step.resolve(&*m) else {
                     continue;
                 };
-                late.store(0, Ordering::Relaxed);
-                let got = op.process(&mut txn, &key_of(key), ts, &value).expect("process");
+                let (got, was_late) = process(&mut txn, key, ts, value);
                 let want = m.record(key, ts, value);
-                let got = sorted(got.into_iter().map(closed).collect());
                 *closed_total.borrow_mut() += got.len();
-                let was_late = late.load(Ordering::Relaxed) > 0;
-                uncommitted.push((key, ts, value, got.clone(), was_late));
+                uncommitted.push(((key, ts, value), (got.clone(), was_late)));
                 prop_assert_eq!(
                     got,
                     sorted(want.closed),
