@@ -25,13 +25,17 @@ use crate::{kafka, Result};
 ///
 /// `adjust` runs after every record (a partition that becomes ready while
 /// others restore must stop at its first record), so it keeps its state
-/// per partition in plain vectors and allocates nothing unless it pauses
-/// or resumes.
+/// per partition in plain vectors, allocates nothing unless it pauses
+/// or resumes, and asks the manager which partitions are ready only when
+/// the manager's assignment version moved.
 pub(crate) struct Align {
     topic: String,
     limit: i64,
     /// Indexed by partition.
     partitions: Vec<Input>,
+    /// The manager's assignment version the `ready` flags were read at:
+    /// while it stays, they still hold and are not asked again.
+    ready_at: Option<u64>,
 }
 
 /// What `Align` knows of one input partition.
@@ -107,6 +111,7 @@ impl Align {
                     ..Input::default()
                 })
                 .collect(),
+            ready_at: None,
         }
     }
 
@@ -121,9 +126,14 @@ impl Align {
     /// Pauses the partitions that ran ahead, resumes those that may go on.
     /// Partitions still restoring count as the slowest.
     pub fn adjust(&mut self, consumer: &BaseConsumer<StateContext>, manager: &StateStoreManager) -> Result<()> {
+        let version = manager.assignment_version();
+        let refresh = self.ready_at != Some(version);
+        self.ready_at = Some(version);
         let mut unknown: Option<TopicPartitionList> = None;
         for (p, i) in self.partitions.iter_mut().enumerate() {
-            i.ready = manager.is_ready(&self.topic, p as u32);
+            if refresh {
+                i.ready = manager.is_ready(&self.topic, p as u32);
+            }
             if i.ready && i.next.is_none() {
                 unknown
                     .get_or_insert_with(TopicPartitionList::new)

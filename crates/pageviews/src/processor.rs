@@ -387,24 +387,28 @@ impl Run<'_> {
         })
     }
 
+    /// Processes one record of `topic` (its topic, which the caller reads
+    /// once); true if it was an input event, false for a repartitioned
+    /// view.
     fn process(
         &self,
         manager: &Mutex<StateStoreManager>,
         stores: &Stores,
         buf: &mut Pending,
         msg: &BorrowedMessage<'_>,
+        topic: &str,
     ) -> Result<bool> {
         let partition = msg.partition() as u32;
         let ts = msg.timestamp().to_millis().unwrap_or(0);
         let key = std::str::from_utf8(msg.key().unwrap_or_default()).map_err(|_| DemoError::BadRecord {
-            topic: msg.topic().to_owned(),
+            topic: topic.to_owned(),
             reason: "key is not UTF-8".into(),
         })?;
         let mut m = manager.lock();
-        let is_input = msg.topic() == self.topics.input;
+        let is_input = topic == self.topics.input;
         if is_input {
             let page = std::str::from_utf8(msg.payload().unwrap_or_default()).map_err(|_| DemoError::BadRecord {
-                topic: msg.topic().to_owned(),
+                topic: topic.to_owned(),
                 reason: "page is not UTF-8".into(),
             })?;
             let mut user = m.txn(&stores.user_totals, partition)?.key(key.as_bytes());
@@ -421,7 +425,7 @@ impl Run<'_> {
                 buf.closed_windows.push((partition, closed));
             }
         }
-        m.processed(msg.topic(), partition, msg.offset())?;
+        m.processed(topic, partition, msg.offset())?;
         buf.records += 1;
         Ok(is_input)
     }
@@ -620,9 +624,12 @@ impl Run<'_> {
                         p.rewinds_seen = rewinds;
                         p.deliveries.rewound();
                     }
-                    let input = msg.topic() == self.topics.input;
+                    // Read once: librdkafka hands the name out as a C
+                    // string, measured and checked as UTF-8 on every call.
+                    let topic = msg.topic();
+                    let input = topic == self.topics.input;
                     p.deliveries.handed_out(input, msg.partition(), msg.offset());
-                    if self.process(&p.manager, &p.stores, &mut p.buf, &msg)? {
+                    if self.process(&p.manager, &p.stores, &mut p.buf, &msg, topic)? {
                         let ts = msg.timestamp().to_millis().unwrap_or(0);
                         p.align.processed(msg.partition(), msg.offset(), ts);
                         input_here += 1;

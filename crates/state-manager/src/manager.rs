@@ -347,6 +347,18 @@ impl StateStoreManager {
         self.assignments.is_ready(&store_key(stream, partition))
     }
 
+    /// A number that changes whenever a source partition is assigned here,
+    /// revoked, or becomes ready or stops being ready (restored, paused for
+    /// a reload after a full disk, rebuilt). While it stays the same,
+    /// [`is_ready`](Self::is_ready), [`is_assigned`](Self::is_assigned) and
+    /// [`restoring`](Self::restoring) answer as before, so a poll loop that
+    /// asks about every partition on every record (an event-time aligner)
+    /// can keep its answers and ask again only when the number moves. It
+    /// never repeats within the manager's life.
+    pub fn assignment_version(&self) -> u64 {
+        self.assignments.version()
+    }
+
     /// Source partitions assigned here whose stores are still restoring.
     pub fn restoring(&self) -> Vec<TopicPartition> {
         self.assignments.restoring()

@@ -4,7 +4,7 @@
 //! revocation in the middle of a restore leaves data and stored offset in
 //! step; a standby replica makes a takeover replay only the delta.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -173,12 +173,28 @@ fn a_long_restore_runs_beside_the_poll_loop() {
     let started = Instant::now();
     let mut during_restore = 0u64;
     let mut restored_at = None;
+    // What a poll loop that caches readiness would hold: the answers and
+    // the assignment version they were read at.
+    let mut cached_readiness: Option<(u64, [bool; 2])> = None;
+    let mut versions_seen = BTreeSet::new();
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let polled = m.consumer.poll(Duration::from_millis(50));
         let mut mgr = m.manager.lock();
         mgr.maintain(&m.consumer)
             .unwrap_or_else(|e| panic!("manager error: {e}"));
+        let ready_now = [mgr.is_ready(INPUT, 0), mgr.is_ready(INPUT, 1)];
+        let version = mgr.assignment_version();
+        if let Some((v, was)) = cached_readiness {
+            if v == version {
+                assert_eq!(
+                    was, ready_now,
+                    "readiness changed while the assignment version stayed {v}"
+                );
+            }
+        }
+        cached_readiness = Some((version, ready_now));
+        versions_seen.insert(version);
         match polled {
             Some(Ok(msg)) => {
                 let p = msg.partition() as u32;
@@ -234,6 +250,10 @@ fn a_long_restore_runs_beside_the_poll_loop() {
         "a rebalance callback took {longest:?}"
     );
     assert_eq!(rebalances, 1, "one assignment, no rebalance since (no PollExceeded)");
+    assert!(
+        versions_seen.len() >= 2,
+        "the assignment version moved when partition 1 was restored: {versions_seen:?}"
+    );
     let mgr = m.manager.lock();
     for (key, want) in &truth {
         let p: u32 = key[1..].parse::<u32>().unwrap() % 2;

@@ -14,6 +14,8 @@
 //! * `consumer` — the consumer calls: committed offsets, pause, seek, resume.
 //! * `lookup` — finding a source partition by name and number without
 //!   building its key.
+//! * `roles` — the role of every assigned source partition, with a version
+//!   that moves on every change (for callers that cache readiness).
 //! * `reloads` — partitions paused after a full disk until their state is
 //!   reloaded from the changelog.
 //! * `start_offsets` — absolute start offsets for an assignment, so that
@@ -24,6 +26,7 @@ mod lookup;
 mod partitions;
 mod reloads;
 mod restorer;
+mod roles;
 mod standby;
 mod start_offsets;
 #[cfg(test)]

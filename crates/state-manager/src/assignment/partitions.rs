@@ -15,6 +15,7 @@ use super::consumer;
 use super::lookup::PartitionKey;
 use super::reloads::Reloads;
 use super::restorer::LazyRestorer;
+use super::roles::{Role, Roles};
 use super::standby::{StandbyReport, Standbys};
 use super::start_offsets::PlacedOffsets;
 use crate::config::ManagerConfig;
@@ -28,16 +29,6 @@ use crate::snapshots::{BootstrapJob, Bootstrapped, Bootstraps};
 
 /// Receives recovery progress.
 type ProgressListener = Box<dyn FnMut(&RecoveryProgress) + Send>;
-
-/// Where an assigned source partition stands.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum Role {
-    /// Its stores are restoring; the ids of those not done yet. Its source
-    /// partition is paused.
-    Restoring(BTreeSet<usize>),
-    /// Ready: processing may use its stores.
-    Active,
-}
 
 /// What taking over a source partition restores: each store with a
 /// changelog, its changelog partition and the store partition opened for
@@ -53,7 +44,7 @@ struct Takeover {
 /// The source partitions assigned here and the standby replicas kept
 /// here, with the restorer thread that restores both.
 pub(crate) struct Assignments {
-    assigned: BTreeMap<TopicPartition, Role>,
+    assigned: Roles,
     /// The committed offset each restoring partition's stores were restored
     /// against: the partition resumes there, so what it processes next and
     /// what its state holds agree even if the group's offset moved in
@@ -88,7 +79,7 @@ impl Assignments {
     /// Nothing assigned yet; restores read with `kafka`'s settings.
     pub(crate) fn new(config: &ManagerConfig, kafka: &ClientConfig) -> Self {
         Assignments {
-            assigned: BTreeMap::new(),
+            assigned: Roles::default(),
             resume_at: BTreeMap::new(),
             restorer: LazyRestorer::new(kafka.clone(), config.group_id.clone(), config.recovery.clone()),
             standbys: Standbys::new(config.standby.clone(), config.kafka_timeout),
@@ -124,6 +115,12 @@ impl Assignments {
     /// True if `tp` is assigned here (restoring or ready).
     pub(crate) fn is_assigned(&self, tp: &dyn PartitionKey) -> bool {
         self.assigned.contains_key(tp)
+    }
+
+    /// Moves whenever a source partition is assigned, revoked or changes
+    /// role (see [`crate::StateStoreManager::assignment_version`]).
+    pub(crate) fn version(&self) -> u64 {
+        self.assigned.version()
     }
 
     /// True if `tp` is assigned here and its stores are restored.

@@ -95,6 +95,10 @@ impl Rewinds {
         ready: impl Fn(&TopicPartition) -> bool,
         restoring: impl Fn(&TopicPartition) -> bool,
     ) {
+        // The common case, on every turn of the poll loop.
+        if self.pending.is_empty() && self.revoked.is_empty() {
+            return;
+        }
         let pending = std::mem::take(&mut self.pending);
         for (source, first) in pending {
             if !ready(&source) {

@@ -11,6 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use parking_lot::Mutex;
@@ -32,6 +33,9 @@ pub(crate) struct Found {
 #[derive(Clone, Debug, Default)]
 pub(crate) struct DamageWatch {
     found: Arc<Mutex<BTreeMap<(usize, u32), Found>>>,
+    /// `found` is not empty; changed only under its lock, read without it
+    /// (the manager asks on every turn of the poll loop).
+    noted: Arc<AtomicBool>,
 }
 
 impl DamageWatch {
@@ -47,7 +51,7 @@ impl DamageWatch {
 
     /// True if some damage was noted and not taken yet.
     pub(crate) fn any(&self) -> bool {
-        !self.found.lock().is_empty()
+        self.noted.load(Ordering::Acquire)
     }
 
     /// True if partition `p` of store `id` was noted and not taken yet.
@@ -57,17 +61,21 @@ impl DamageWatch {
 
     /// Takes everything noted.
     pub(crate) fn take(&self) -> BTreeMap<(usize, u32), Found> {
-        std::mem::take(&mut *self.found.lock())
+        let mut found = self.found.lock();
+        self.noted.store(false, Ordering::Release);
+        std::mem::take(&mut *found)
     }
 
     /// Passes `result` on, noting its error first if it reports damage.
     fn note<T>(&self, key: (usize, u32), result: Result<T>) -> Result<T> {
         if let Err(e) = &result {
             if let Some(damage) = damage::of_state(e) {
-                self.found.lock().entry(key).or_insert_with(|| Found {
+                let mut found = self.found.lock();
+                found.entry(key).or_insert_with(|| Found {
                     damage,
                     error: copy_of(e),
                 });
+                self.noted.store(true, Ordering::Release);
             }
         }
         result
@@ -170,5 +178,30 @@ impl StorePartition for Watched {
 
     fn stats(&self) -> PartitionStats {
         self.inner.stats()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn any_says_whether_damage_waits_to_be_taken() {
+        let watch = DamageWatch::default();
+        assert!(!watch.any());
+        let other = watch.note::<()>((1, 2), Err(Error::ReadOnly));
+        assert!(other.is_err(), "the error is passed on");
+        assert!(!watch.any(), "an error that reports no damage is not noted");
+        let _ = watch.note::<()>((1, 2), Err(Error::CorruptChangelogOffset { len: 3 }));
+        let _ = watch
+            .clone()
+            .note::<()>((1, 3), Err(Error::CorruptChangelogOffset { len: 4 }));
+        assert!(watch.any(), "a clone notes into the same watch");
+        assert!(watch.holds(1, 2) && watch.holds(1, 3));
+        assert_eq!(watch.take().len(), 2);
+        assert!(!watch.any(), "taken");
+        assert!(!watch.holds(1, 2));
+        let _ = watch.note::<()>((1, 2), Err(Error::CorruptChangelogOffset { len: 3 }));
+        assert!(watch.any(), "noted again after a take");
     }
 }

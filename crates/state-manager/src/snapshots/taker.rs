@@ -238,6 +238,16 @@ impl SnapshotTaker {
 
     /// Records the metrics of the snapshots finished since the last call.
     pub(crate) fn count_reports(&self) {
+        // Only the worker thread reports: without one (no snapshot taken
+        // yet, or none configured) the poll loop's per-turn call takes no
+        // lock.
+        if self.worker.is_some() {
+            self.drain_reports();
+        }
+    }
+
+    /// Records every report the worker left.
+    fn drain_reports(&self) {
         let reports = std::mem::take(&mut *self.shared.reports.lock());
         for r in reports {
             metrics::taken(&r.store, &r.stream, r.result, r.took, r.bytes);
@@ -250,7 +260,7 @@ impl SnapshotTaker {
             drop(jobs);
             let _ = thread.join();
         }
-        self.count_reports();
+        self.drain_reports();
     }
 }
 
