@@ -144,6 +144,20 @@ fn run_and_close(mut m: Member) -> tempfile::TempDir {
     dir
 }
 
+/// `df`'s line for the file system holding `path`: what a failed
+/// assertion about missing snapshots reports, as a full disk is the usual
+/// cause and the snapshot taker only logs it.
+fn disk_of(path: &Path) -> String {
+    match std::process::Command::new("df").arg("-h").arg(path).output() {
+        Ok(out) => String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()
+            .unwrap_or("no output from df")
+            .to_owned(),
+        Err(e) => format!("df did not run: {e}"),
+    }
+}
+
 /// The state after phases A and B: the cluster, both inputs' counts, the
 /// snapshot store.
 struct Prepared {
@@ -187,7 +201,9 @@ fn prepare_with(engine: Engine, guarantee: ProcessingGuarantee, min_snapshots: u
         }
         assert!(
             round < 5,
-            "partitions with fewer than {min_snapshots} snapshots after {round} rounds"
+            "partitions with fewer than {min_snapshots} snapshots after {round} rounds (the snapshot store's \
+             file system: {}; every snapshot fails on a full disk, and the taker logs why at warn)",
+            disk_of(snapshots.path())
         );
     }
     add(produce_input(&cluster));
