@@ -9,7 +9,10 @@
 //! that per-record work was a large part of its `prepare` stage. A sink
 //! instead keeps a librdkafka topic handle and hands each record with its
 //! headers over in one `rd_kafka_produceva` call: the topic is never looked
-//! up by name, and the header names are static C strings.
+//! up by name, and the header names are static C strings. Each record
+//! carries its partition's delivered-offset cell as its opaque, so its
+//! delivery report finds the partition without reading the topic name
+//! (see `kafka::delivered`).
 
 use std::ffi::{c_void, CString};
 use std::ptr::{self, NonNull};
@@ -21,6 +24,7 @@ use rdkafka::producer::Producer;
 use state_core::{ChangelogRecord, ChangelogSink};
 
 use crate::error::Result;
+use crate::kafka::delivered::DeliveredCell;
 use crate::producer::{produce_failed, ChangelogProducer};
 use crate::sent_bytes::SentBytes;
 
@@ -50,6 +54,9 @@ impl ChangelogProducer {
 pub(crate) struct PartitionSink {
     /// Declared first, so it is destroyed before `producer` can go.
     handle: Option<TopicHandle>,
+    /// Where the reports of records produced through `handle` note the
+    /// last delivered offset.
+    delivered: Arc<DeliveredCell>,
     producer: Arc<ChangelogProducer>,
     topic: String,
     partition: i32,
@@ -71,6 +78,7 @@ impl PartitionSink {
         let labels = [("topic", topic.clone()), ("partition", partition.to_string())];
         PartitionSink {
             handle: TopicHandle::new(&producer, &topic),
+            delivered: producer.kafka().context().delivered_cell(&topic, partition),
             records: metrics::counter!(crate::metrics::CHANGELOG_RECORDS, &labels),
             bytes: metrics::counter!(crate::metrics::CHANGELOG_BYTES, &labels),
             producer,
@@ -89,7 +97,7 @@ impl PartitionSink {
         };
         self.producer.serve_reports_now_and_then();
         loop {
-            match handle.produce(&self.producer, self.partition, &record) {
+            match handle.produce(&self.producer, self.partition, self.delivered.as_opaque(), &record) {
                 Ok(()) => return Ok(()),
                 Err(RDKafkaErrorCode::QueueFull) => self.producer.wait_for_room(),
                 Err(code) => {
@@ -121,8 +129,8 @@ impl ChangelogSink for PartitionSink {
 
 /// Most headers a changelog record carries (`ChangelogRecord::headers`).
 const MAX_HEADERS: usize = 4;
-/// Topic handle, partition, flags, key, value, and the headers.
-const MAX_FIELDS: usize = 5 + MAX_HEADERS;
+/// Topic handle, partition, flags, opaque, key, value, and the headers.
+const MAX_FIELDS: usize = 6 + MAX_HEADERS;
 
 /// A librdkafka topic handle of the producer it was made on. Its owner
 /// destroys it before that producer (see `PartitionSink::handle`).
@@ -147,11 +155,13 @@ impl TopicHandle {
     }
 
     /// Hands `record` to `producer` for partition `partition` of this
-    /// topic (key, value and headers copied), or says why not.
+    /// topic (key, value and headers copied) with `opaque` for its
+    /// delivery report, or says why not.
     fn produce(
         &self,
         producer: &ChangelogProducer,
         partition: i32,
+        opaque: *mut c_void,
         record: &ChangelogRecord<'_>,
     ) -> std::result::Result<(), RDKafkaErrorCode> {
         let mut fields = [field(
@@ -177,6 +187,10 @@ impl TopicHandle {
             rdsys::rd_kafka_vu_s__bindgen_ty_1 {
                 i: rdsys::RD_KAFKA_MSG_F_COPY,
             },
+        );
+        push(
+            RD_KAFKA_VTYPE_OPAQUE,
+            rdsys::rd_kafka_vu_s__bindgen_ty_1 { ptr: opaque },
         );
         push(RD_KAFKA_VTYPE_KEY, memory(Some(record.key)));
         // A tombstone's value is null, as rust-rdkafka sends it.
@@ -230,5 +244,35 @@ fn memory(bytes: Option<&[u8]>) -> rdsys::rd_kafka_vu_s__bindgen_ty_1 {
     };
     rdsys::rd_kafka_vu_s__bindgen_ty_1 {
         mem: rdsys::rd_kafka_vu_s__bindgen_ty_1__bindgen_ty_1 { ptr, size },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use rdkafka::config::ClientConfig;
+
+    use super::*;
+
+    #[test]
+    fn a_sinks_deliveries_are_noted_in_its_cell_not_by_topic_name() {
+        let topic = "cl-sink-cells";
+        let cluster = test_support::kafka::mock_cluster(&[(topic, 2)]).expect("mock cluster");
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", cluster.bootstrap_servers());
+        let producer = Arc::new(ChangelogProducer::new(&config).expect("a producer"));
+        let sink = producer.sink(topic, 1);
+        for key in [&b"a"[..], b"b", b"c"] {
+            sink.send(ChangelogRecord::new("default", key, Some(b"v"), None))
+                .expect("handed over");
+        }
+        producer.flush(Duration::from_secs(10)).expect("delivered");
+        let tracker = producer.kafka().context();
+        assert_eq!(producer.last_offset(topic, 1), Some(2));
+        assert!(
+            !tracker.tracked_by_name(topic, 1),
+            "the reports went through the cell, not the topic name"
+        );
     }
 }

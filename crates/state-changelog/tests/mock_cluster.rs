@@ -350,4 +350,9 @@ fn a_sink_produces_the_records_producing_by_name_does() {
         Some(2),
         "deliveries through a sink are tracked"
     );
+    assert_eq!(
+        producer.last_offset(topic, 1),
+        Some(2),
+        "deliveries of records produced by name are tracked"
+    );
 }

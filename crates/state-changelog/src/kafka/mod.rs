@@ -8,6 +8,7 @@
 //! * [`consumer`] — [`ConsumerSettings`]: the one consumer-settings
 //!   builder, used for every consumer of the workspace.
 //! * [`producer`] — [`DeliveryTracker`] and the defaults of every producer.
+//! * [`delivered`] — the per-partition cells delivery reports raise.
 //! * [`admin`] — changelog topic creation and inspection.
 //! * [`mock`] — recognising librdkafka's mock cluster, and the topic
 //!   creators test clusters register.
@@ -17,6 +18,7 @@ pub(crate) mod admin;
 pub(crate) mod block_on;
 pub(crate) mod client;
 pub(crate) mod consumer;
+pub(crate) mod delivered;
 pub(crate) mod mock;
 pub(crate) mod producer;
 pub(crate) mod settings;

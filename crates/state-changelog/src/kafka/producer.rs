@@ -1,6 +1,8 @@
 //! Producer construction: the producer context that tracks deliveries, and
 //! the defaults every producer of this crate gets.
 
+use std::sync::Arc;
+
 use parking_lot::Mutex;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
@@ -11,12 +13,13 @@ use rustc_hash::FxHashMap;
 
 use crate::error::{ChangelogError, Result};
 use crate::kafka::client::KafkaClientContext;
+use crate::kafka::delivered::{DeliveredCell, DeliveredCells};
 
 #[derive(Default)]
 struct DeliveryState {
-    /// By topic, then partition: looked up by the borrowed topic name, so
-    /// a delivery report allocates nothing, and with a fast hash (one
-    /// lookup per delivered record, on the thread that polls).
+    /// Records without a cell (produced by name: output records, a sink
+    /// without a topic handle), by topic, then partition: looked up by the
+    /// borrowed topic name, so a delivery report allocates nothing.
     last_offsets: FxHashMap<String, FxHashMap<i32, i64>>,
     failed: u64,
     /// Where the first failed record went, and the client's error.
@@ -29,6 +32,8 @@ struct DeliveryState {
 #[derive(Default)]
 pub struct DeliveryTracker {
     state: Mutex<DeliveryState>,
+    /// Sinks' records: raised through the record's opaque.
+    cells: DeliveredCells,
     client: KafkaClientContext,
 }
 
@@ -37,8 +42,15 @@ impl DeliveryTracker {
     pub fn new(config: &ClientConfig) -> Self {
         DeliveryTracker {
             state: Mutex::default(),
+            cells: DeliveredCells::default(),
             client: KafkaClientContext::new(config),
         }
+    }
+
+    /// The cell whose pointer records produced for `topic[partition]`
+    /// carry as their opaque (see [`crate::kafka::delivered`]).
+    pub(crate) fn delivered_cell(&self, topic: &str, partition: i32) -> Arc<DeliveredCell> {
+        self.cells.cell(topic, partition)
     }
 
     /// The context that logs and remembers broker failures.
@@ -61,6 +73,14 @@ impl ProducerContext for DeliveryTracker {
     type DeliveryOpaque = ();
 
     fn delivery(&self, result: &DeliveryResult<'_>, _: ()) {
+        if let Ok(m) = result {
+            // SAFETY: a delivery report's message is valid while it is
+            // served; its opaque is null (rust-rdkafka's `()`) or a cell a
+            // sink of this producer set, which `self.cells` keeps.
+            if unsafe { DeliveredCells::raise((*m.ptr())._private, m.offset()) } {
+                return;
+            }
+        }
         let mut st = self.state.lock();
         match result {
             Ok(m) => {
@@ -85,12 +105,24 @@ impl ProducerContext for DeliveryTracker {
 impl DeliveryTracker {
     /// Offset of the last record delivered to `topic[partition]`.
     pub(crate) fn last_offset(&self, topic: &str, partition: i32) -> Option<i64> {
-        self.state
+        let by_name = self
+            .state
             .lock()
             .last_offsets
             .get(topic)
             .and_then(|o| o.get(&partition))
-            .copied()
+            .copied();
+        by_name.max(self.cells.get(topic, partition))
+    }
+
+    /// True if a report for `topic[partition]` came without a cell.
+    #[cfg(test)]
+    pub(crate) fn tracked_by_name(&self, topic: &str, partition: i32) -> bool {
+        self.state
+            .lock()
+            .last_offsets
+            .get(topic)
+            .is_some_and(|o| o.contains_key(&partition))
     }
 
     /// The failed deliveries since the last call, with where the first one
