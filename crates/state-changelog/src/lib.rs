@@ -43,6 +43,7 @@ mod restore;
 mod sent_bytes;
 mod sink;
 mod topic;
+mod topic_handle;
 
 pub use error::{BrokerFailure, ChangelogError, FailureKind, Result, SettingsError};
 pub use kafka::{
