@@ -76,7 +76,8 @@ pub use state_fjall::{FjallBackend, FjallOptions, FjallPartition};
 
 #[cfg(feature = "manager")]
 pub use state_changelog::{
-    rdkafka, ChangelogProducer, ChangelogTopicConfig, ConsumerSettings, OffsetReset, RecoveryConfig, RecoveryProgress,
+    rdkafka, ChangelogProducer, ChangelogTopicConfig, ConsumerSettings, OffsetReset, OutputRecord, OutputTopic,
+    RecoveryConfig, RecoveryProgress,
 };
 #[cfg(feature = "manager")]
 pub use state_manager::{

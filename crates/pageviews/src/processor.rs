@@ -18,8 +18,8 @@ use rdkafka::Offset;
 use state_changelog::{ChangelogTopicConfig, ConsumerSettings, RecoveryProgress};
 use state_manager::state_snapshot::StoreOptions;
 use state_manager::{
-    ManagerConfig, ManagerEvent, SnapshotSettings, SnapshotStore, StateContext, StateStoreManager, StoreSpec,
-    WriteBehindConfig,
+    ManagerConfig, ManagerEvent, OutputRecord, SnapshotSettings, SnapshotStore, StateContext, StateStoreManager,
+    StoreSpec, WriteBehindConfig,
 };
 use state_windows::WindowResult;
 
@@ -439,35 +439,44 @@ impl Run<'_> {
         buf: &mut Pending,
     ) -> Result<()> {
         let mut m = manager.lock();
-        if !buf.forward.is_empty() || !buf.closed_windows.is_empty() || !buf.closed_sessions.is_empty() {
-            let out = m.output_producer()?;
+        // Through the manager's topic handles: no lookup by name per record.
+        if !buf.forward.is_empty() {
+            let by_page = m.output_topic(&self.topics.by_page)?;
             for (page, ts) in buf.forward.drain(..) {
-                let rec = BaseRecord::to(&self.topics.by_page)
+                let rec = OutputRecord::new()
                     .key(page.as_bytes())
-                    .payload(&[][..])
+                    .value(&[])
                     .partition(partition_of(&page, self.cfg.partitions) as i32)
                     .timestamp(ts);
-                send(out.kafka(), "producing", rec)?;
+                by_page.send(rec)?;
             }
+        }
+        if !buf.closed_windows.is_empty() {
+            let output = m.output_topic(&self.topics.output)?;
             for (partition, w) in buf.closed_windows.drain(..) {
                 let page = String::from_utf8_lossy(&w.key);
                 let value = serde_json::json!({ "page": page, "start": w.start, "end": w.end, "count": w.value });
                 let value = value.to_string();
-                let rec = BaseRecord::to(&self.topics.output)
-                    .key(&w.key[..])
-                    .payload(value.as_bytes())
-                    .partition(partition as i32);
-                send(out.kafka(), "producing", rec)?;
+                output.send(
+                    OutputRecord::new()
+                        .key(&w.key)
+                        .value(value.as_bytes())
+                        .partition(partition as i32),
+                )?;
             }
+        }
+        if !buf.closed_sessions.is_empty() {
+            let sessions = m.output_topic(&self.topics.sessions)?;
             for (partition, s) in buf.closed_sessions.drain(..) {
                 let user = String::from_utf8_lossy(&s.key);
                 let value = serde_json::json!({ "user": user, "start": s.start, "end": s.end, "views": s.value });
                 let value = value.to_string();
-                let rec = BaseRecord::to(&self.topics.sessions)
-                    .key(&s.key[..])
-                    .payload(value.as_bytes())
-                    .partition(partition as i32);
-                send(out.kafka(), "producing", rec)?;
+                sessions.send(
+                    OutputRecord::new()
+                        .key(&s.key)
+                        .value(value.as_bytes())
+                        .partition(partition as i32),
+                )?;
             }
         }
         m.commit(consumer)?;

@@ -8,7 +8,8 @@
 //! * [`changelog_topic_name`] — `changelog__<group>--<stream>--<store>`.
 //! * [`ChangelogProducer`] — one producer for all partitions, delivery
 //!   tracked per changelog partition; [`SentBytes`] totals the bytes a
-//!   store partition's sinks handed it.
+//!   store partition's sinks handed it; [`OutputTopic`] sends the
+//!   application's output records through a topic handle.
 //! * [`ensure_changelog_topic`] — compacted topics with the source's
 //!   partition count.
 //! * The restore engine (`src/restore/`): one changelog reader, one
@@ -38,6 +39,7 @@
 mod error;
 mod kafka;
 pub mod metrics;
+mod output;
 mod producer;
 mod restore;
 mod sent_bytes;
@@ -51,6 +53,7 @@ pub use kafka::{
     topic_partitions, ChangelogTopicConfig, ConsumerSettings, DeliveryTracker, KafkaClientContext, KafkaProducer,
     KafkaSettings, MockClusterRegistration, MockTopicCreator, OffsetReset, REDACTED,
 };
+pub use output::{OutputRecord, OutputTopic};
 pub use producer::ChangelogProducer;
 pub use restore::{
     ApplierConfig, ApplyStats, ChangelogApplier, IncomingRecord, RecoveredPartition, RecoveryConfig, RecoveryManager,

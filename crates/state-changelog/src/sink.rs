@@ -24,7 +24,7 @@ use crate::error::Result;
 use crate::kafka::delivered::DeliveredCell;
 use crate::producer::{produce_failed, ChangelogProducer};
 use crate::sent_bytes::SentBytes;
-use crate::topic_handle::TopicHandle;
+use crate::topic_handle::{Fields, TopicHandle};
 
 impl ChangelogProducer {
     /// A sink writing to `topic[partition]`.
@@ -95,7 +95,15 @@ impl PartitionSink {
         };
         self.producer.serve_reports_now_and_then();
         loop {
-            match handle.produce(&self.producer, self.partition, self.delivered.as_opaque(), &record) {
+            let fields = Fields {
+                partition: self.partition,
+                opaque: self.delivered.as_opaque(),
+                key: Some(record.key),
+                value: record.value,
+                timestamp: None,
+                headers: record.c_headers(),
+            };
+            match handle.produce(&self.producer, fields) {
                 Ok(()) => return Ok(()),
                 Err(RDKafkaErrorCode::QueueFull) => self.producer.wait_for_room(),
                 Err(code) => {

@@ -2,20 +2,38 @@
 //! handed over in one `rd_kafka_produceva` call, the topic never looked up
 //! by name (see `sink` for why that matters).
 
-use std::ffi::{c_void, CString};
+use std::ffi::{c_void, CStr, CString};
 use std::ptr::{self, NonNull};
 
 use rdkafka::bindings as rdsys;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::producer::Producer;
-use state_core::ChangelogRecord;
 
 use crate::producer::ChangelogProducer;
 
-/// Most headers a changelog record carries (`ChangelogRecord::headers`).
-const MAX_HEADERS: usize = 4;
-/// Topic handle, partition, flags, opaque, key, value, and the headers.
-const MAX_FIELDS: usize = 6 + MAX_HEADERS;
+/// Most headers a record carries (a changelog record's, see
+/// `ChangelogRecord::headers`).
+pub(crate) const MAX_HEADERS: usize = 4;
+/// Topic handle, partition, flags, opaque, key, value, timestamp, and the
+/// headers.
+const MAX_FIELDS: usize = 7 + MAX_HEADERS;
+
+/// What a record hands librdkafka besides its topic.
+pub(crate) struct Fields<'a, H> {
+    /// A partition, or `RD_KAFKA_PARTITION_UA` for the producer's
+    /// partitioner to choose.
+    pub(crate) partition: i32,
+    /// What its delivery report carries (see `kafka::delivered`); null for
+    /// none.
+    pub(crate) opaque: *mut c_void,
+    pub(crate) key: Option<&'a [u8]>,
+    /// `None`: a null value (a tombstone).
+    pub(crate) value: Option<&'a [u8]>,
+    /// Milliseconds since the epoch; `None`: the time it is handed over.
+    pub(crate) timestamp: Option<i64>,
+    /// At most [`MAX_HEADERS`].
+    pub(crate) headers: H,
+}
 
 /// A librdkafka topic handle of the producer it was made on. Its owner
 /// destroys it before that producer (see `PartitionSink::handle`).
@@ -39,16 +57,16 @@ impl TopicHandle {
         NonNull::new(raw).map(TopicHandle)
     }
 
-    /// Hands `record` to `producer` for partition `partition` of this
-    /// topic (key, value and headers copied) with `opaque` for its
-    /// delivery report, or says why not.
-    pub(crate) fn produce(
+    /// Hands a record of this topic to `producer` (key, value and headers
+    /// copied), or says why not.
+    pub(crate) fn produce<'a, H>(
         &self,
         producer: &ChangelogProducer,
-        partition: i32,
-        opaque: *mut c_void,
-        record: &ChangelogRecord<'_>,
-    ) -> std::result::Result<(), RDKafkaErrorCode> {
+        record: Fields<'a, H>,
+    ) -> std::result::Result<(), RDKafkaErrorCode>
+    where
+        H: Iterator<Item = (&'static CStr, &'a [u8])>,
+    {
         let mut fields = [field(
             rdsys::rd_kafka_vtype_t::RD_KAFKA_VTYPE_END,
             rdsys::rd_kafka_vu_s__bindgen_ty_1 { i: 0 },
@@ -65,7 +83,7 @@ impl TopicHandle {
         );
         push(
             RD_KAFKA_VTYPE_PARTITION,
-            rdsys::rd_kafka_vu_s__bindgen_ty_1 { i32_: partition },
+            rdsys::rd_kafka_vu_s__bindgen_ty_1 { i32_: record.partition },
         );
         push(
             RD_KAFKA_VTYPE_MSGFLAGS,
@@ -75,12 +93,19 @@ impl TopicHandle {
         );
         push(
             RD_KAFKA_VTYPE_OPAQUE,
-            rdsys::rd_kafka_vu_s__bindgen_ty_1 { ptr: opaque },
+            rdsys::rd_kafka_vu_s__bindgen_ty_1 { ptr: record.opaque },
         );
-        push(RD_KAFKA_VTYPE_KEY, memory(Some(record.key)));
+        push(RD_KAFKA_VTYPE_KEY, memory(record.key));
         // A tombstone's value is null, as rust-rdkafka sends it.
         push(RD_KAFKA_VTYPE_VALUE, memory(record.value));
-        for (name, value) in record.c_headers() {
+        if let Some(ms) = record.timestamp {
+            push(
+                RD_KAFKA_VTYPE_TIMESTAMP,
+                rdsys::rd_kafka_vu_s__bindgen_ty_1 { i64_: ms },
+            );
+        }
+        // More would not fit in `fields`; the callers' records have fewer.
+        for (name, value) in record.headers.take(MAX_HEADERS) {
             push(
                 RD_KAFKA_VTYPE_HEADER,
                 rdsys::rd_kafka_vu_s__bindgen_ty_1 {

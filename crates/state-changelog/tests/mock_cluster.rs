@@ -356,3 +356,89 @@ fn a_sink_produces_the_records_producing_by_name_does() {
         "deliveries of records produced by name are tracked"
     );
 }
+
+/// Every record of `topic[partition]` as (key, value, timestamp).
+fn read_all(bootstrap: &str, topic: &str, partition: i32) -> Vec<(Vec<u8>, Vec<u8>, Option<i64>)> {
+    use state_changelog::rdkafka::consumer::{BaseConsumer, Consumer};
+    use state_changelog::rdkafka::message::Message;
+    use state_changelog::rdkafka::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = client(bootstrap).set("group.id", "output-reader").create().unwrap();
+    let (_, high) = consumer
+        .fetch_watermarks(topic, partition, Duration::from_secs(10))
+        .unwrap();
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Beginning).unwrap();
+    consumer.assign(&tpl).unwrap();
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while (out.len() as i64) < high && std::time::Instant::now() < deadline {
+        let Some(m) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let m = m.unwrap();
+        out.push((
+            m.key().unwrap_or_default().to_vec(),
+            m.payload().unwrap_or_default().to_vec(),
+            m.timestamp().to_millis(),
+        ));
+    }
+    out
+}
+
+#[test]
+fn an_output_topic_sends_what_sending_by_name_does() {
+    use state_changelog::OutputRecord;
+    let topic = "out-handle-vs-name";
+    let c = cluster(topic, 3);
+    let producer = Arc::new(state_changelog::ChangelogProducer::new(&client(&c.bootstrap_servers())).unwrap());
+    let out = producer.output_topic(topic).unwrap();
+    assert_eq!(out.topic(), topic);
+    // A partition and a timestamp given: through the handle to 0, by name to 1.
+    out.send(OutputRecord::new().key(b"k").value(b"v").partition(0).timestamp(1_234))
+        .unwrap();
+    producer
+        .kafka()
+        .send(
+            BaseRecord::to(topic)
+                .key(&b"k"[..])
+                .payload(&b"v"[..])
+                .partition(1)
+                .timestamp(1_234),
+        )
+        .unwrap();
+    // Left to the partitioner: each key lands where it does by name.
+    let keys: Vec<String> = (0..30).map(|i| format!("key-{i}")).collect();
+    for key in &keys {
+        out.send(OutputRecord::new().key(key.as_bytes()).value(b"handle"))
+            .unwrap();
+        producer
+            .kafka()
+            .send(BaseRecord::to(topic).key(key.as_bytes()).payload(&b"name"[..]))
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+    let parts: Vec<_> = (0..3).map(|p| read_all(&c.bootstrap_servers(), topic, p)).collect();
+    assert_eq!(parts[0][0], (b"k".to_vec(), b"v".to_vec(), Some(1_234)));
+    assert_eq!(parts[1][0], (b"k".to_vec(), b"v".to_vec(), Some(1_234)));
+    for (p, records) in parts.iter().enumerate() {
+        let keyed =
+            |value: &[u8]| -> Vec<Vec<u8>> { records.iter().filter(|r| r.1 == value).map(|r| r.0.clone()).collect() };
+        assert_eq!(
+            keyed(b"handle"),
+            keyed(b"name"),
+            "partition {p}: the partitioner's choice"
+        );
+    }
+    assert_eq!(parts.iter().map(Vec::len).sum::<usize>(), 2 + 2 * keys.len());
+    let end_of_0 = parts[0].len() as i64 - 1;
+    assert_eq!(
+        producer.last_offset(topic, 0),
+        Some(end_of_0),
+        "tracked through the handle"
+    );
+    // librdkafka takes any name a broker might (it checks the length only).
+    assert!(
+        producer.output_topic(&"t".repeat(600)).is_err(),
+        "librdkafka refuses the name"
+    );
+}

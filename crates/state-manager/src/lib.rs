@@ -89,7 +89,9 @@ pub use tokio_support::AsyncStateManager;
 pub use parking_lot::{self, Mutex};
 pub use rdkafka;
 pub use state_cache::{WriteBehindConfig, WriteBehindStats};
-pub use state_changelog::{ChangelogTopicConfig, ConsumerSettings, OffsetReset, RecoveryConfig, RecoveryProgress};
+pub use state_changelog::{
+    ChangelogTopicConfig, ConsumerSettings, OffsetReset, OutputRecord, OutputTopic, RecoveryConfig, RecoveryProgress,
+};
 pub use state_core::{
     Backend, BackendInfo, Codec, MemoryBackend, MemoryBudget, MemoryBudgetStats, StoreKind, StorePartition,
     TopicPartition,

@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, ConsumerContext};
 use state_changelog::{
-    changelog_topic_name, ensure_changelog_topic, ChangelogProducer, ChangelogTopicConfig, RecoveryProgress,
+    changelog_topic_name, ensure_changelog_topic, ChangelogProducer, ChangelogTopicConfig, OutputTopic,
+    RecoveryProgress,
 };
 use state_core::{ChangelogSink, Store, StoreLocation, StorePartition, TopicPartition};
 
@@ -74,6 +75,9 @@ pub struct StateStoreManager {
     /// (every [`CACHE_CHECK_INTERVAL`], or a second after a full disk
     /// refused them).
     next_cache_check: Option<Instant>,
+    /// [`output_topic`](Self::output_topic)'s handles, by topic, each on
+    /// the producer it was made on.
+    outputs: std::collections::HashMap<String, Arc<OutputTopic>>,
 }
 
 /// How often [`StateStoreManager::maintain`] looks for write-behind caches
@@ -130,6 +134,7 @@ impl StateStoreManager {
             last_export: None,
             pending_error: None,
             next_cache_check: None,
+            outputs: std::collections::HashMap::new(),
         })
     }
 
@@ -254,6 +259,26 @@ impl StateStoreManager {
     pub fn output_producer(&mut self) -> Result<Arc<ChangelogProducer>> {
         self.checkpointer.begin()?;
         self.checkpointer.producer()
+    }
+
+    /// A handle for sending the application's output records to `topic`
+    /// on the [`output_producer`](Self::output_producer), with its
+    /// guarantees (under exactly-once, records sent before
+    /// [`commit`](Self::commit) belong to the checkpoint's transaction). It
+    /// looks the topic up once, where sending a `BaseRecord` by name looks
+    /// it up for every record; the manager keeps one per topic. Fails if
+    /// librdkafka refuses the topic's name.
+    pub fn output_topic(&mut self, topic: &str) -> Result<Arc<OutputTopic>> {
+        let producer = self.output_producer()?;
+        if let Some(out) = self.outputs.get(topic) {
+            // A handle of a producer that was replaced would send with it.
+            if Arc::ptr_eq(out.producer(), &producer) {
+                return Ok(out.clone());
+            }
+        }
+        let out = Arc::new(producer.output_topic(topic)?);
+        self.outputs.insert(topic.to_owned(), out.clone());
+        Ok(out)
     }
 
     fn check_handle<T: StoreType>(&self, handle: &StoreHandle<T>) -> Result<()> {

@@ -7,6 +7,7 @@ use std::time::Duration;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::ToBytes;
 use rdkafka::producer::BaseRecord;
+use state_changelog::OutputRecord;
 
 use crate::error::{ManagerError, Result};
 use crate::manager::StateStoreManager;
@@ -78,9 +79,17 @@ impl<'a> Context<'a> {
         }
     }
 
-    /// [`send`](Self::send) of `value` under `key` to `topic`.
+    /// [`send`](Self::send) of `value` under `key` to `topic`, through
+    /// the manager's handle for `topic`
+    /// ([`StateStoreManager::output_topic`]): the topic is looked up once,
+    /// not for every record.
     pub fn send_to(&mut self, topic: &str, key: &[u8], value: &[u8]) -> Result<()> {
-        self.send(BaseRecord::to(topic).key(key).payload(value))
+        let out = self.manager.output_topic(topic)?;
+        let mut record = OutputRecord::new().key(key).value(value);
+        if let Some(ts) = self.timestamp {
+            record = record.timestamp(ts);
+        }
+        Ok(out.send(record)?)
     }
 
     /// The record's partition.
