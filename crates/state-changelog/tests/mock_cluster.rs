@@ -357,34 +357,6 @@ fn a_sink_produces_the_records_producing_by_name_does() {
     );
 }
 
-/// Every record of `topic[partition]` as (key, value, timestamp).
-fn read_all(bootstrap: &str, topic: &str, partition: i32) -> Vec<(Vec<u8>, Vec<u8>, Option<i64>)> {
-    use state_changelog::rdkafka::consumer::{BaseConsumer, Consumer};
-    use state_changelog::rdkafka::message::Message;
-    use state_changelog::rdkafka::{Offset, TopicPartitionList};
-    let consumer: BaseConsumer = client(bootstrap).set("group.id", "output-reader").create().unwrap();
-    let (_, high) = consumer
-        .fetch_watermarks(topic, partition, Duration::from_secs(10))
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, partition, Offset::Beginning).unwrap();
-    consumer.assign(&tpl).unwrap();
-    let mut out = Vec::new();
-    let deadline = std::time::Instant::now() + Duration::from_secs(20);
-    while (out.len() as i64) < high && std::time::Instant::now() < deadline {
-        let Some(m) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
-        };
-        let m = m.unwrap();
-        out.push((
-            m.key().unwrap_or_default().to_vec(),
-            m.payload().unwrap_or_default().to_vec(),
-            m.timestamp().to_millis(),
-        ));
-    }
-    out
-}
-
 #[test]
 fn an_output_topic_sends_what_sending_by_name_does() {
     use state_changelog::OutputRecord;
@@ -417,7 +389,9 @@ fn an_output_topic_sends_what_sending_by_name_does() {
             .unwrap();
     }
     producer.flush(Duration::from_secs(10)).unwrap();
-    let parts: Vec<_> = (0..3).map(|p| read_all(&c.bootstrap_servers(), topic, p)).collect();
+    let parts: Vec<_> = (0..3)
+        .map(|p| test_support::kafka::read_to_end(&c.bootstrap_servers(), topic, p))
+        .collect();
     assert_eq!(parts[0][0], (b"k".to_vec(), b"v".to_vec(), Some(1_234)));
     assert_eq!(parts[1][0], (b"k".to_vec(), b"v".to_vec(), Some(1_234)));
     for (p, records) in parts.iter().enumerate() {

@@ -2,39 +2,11 @@
 //! (`StateStoreManager::output_topic`).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
+use rdkafka::consumer::BaseConsumer;
 use state_core::MemoryBackend;
 use state_manager::{ManagerConfig, OutputRecord, ProcessingGuarantee, StateStoreManager};
-use test_support::kafka::{client, mock_cluster};
-
-/// Every record of `topic[0]` as (key, value, timestamp), read committed.
-fn read(bootstrap: &str, topic: &str, count: usize) -> Vec<(Vec<u8>, Vec<u8>, Option<i64>)> {
-    let consumer: BaseConsumer = client(bootstrap)
-        .set("group.id", "reader")
-        .set("isolation.level", "read_committed")
-        .create()
-        .unwrap();
-    let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_offset(topic, 0, Offset::Beginning).unwrap();
-    consumer.assign(&tpl).unwrap();
-    let mut out = Vec::new();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while out.len() < count && Instant::now() < deadline {
-        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
-            let m = m.unwrap();
-            out.push((
-                m.key().unwrap_or_default().to_vec(),
-                m.payload().unwrap_or_default().to_vec(),
-                m.timestamp().to_millis(),
-            ));
-        }
-    }
-    out
-}
+use test_support::kafka::{client, mock_cluster, read_to_end};
 
 #[test]
 fn an_output_topic_is_kept_per_topic_and_its_records_commit_with_the_checkpoint() {
@@ -62,15 +34,15 @@ fn an_output_topic_is_kept_per_topic_and_its_records_commit_with_the_checkpoint(
     b.send(OutputRecord::new().key(b"k2").value(b"w").partition(0)).unwrap();
     m.commit(&consumer).unwrap();
     assert_eq!(
-        read(&bootstrap, "out-a", 1),
+        read_to_end(&bootstrap, "out-a", 0),
         vec![(b"k".to_vec(), b"v".to_vec(), Some(42))]
     );
-    assert_eq!(read(&bootstrap, "out-b", 1)[0].1, b"w".to_vec());
+    assert_eq!(read_to_end(&bootstrap, "out-b", 0)[0].1, b"w".to_vec());
     // The next checkpoint's transaction takes them as well.
     m.output_topic("out-a")
         .unwrap()
         .send(OutputRecord::new().key(b"k").value(b"v2"))
         .unwrap();
     m.commit(&consumer).unwrap();
-    assert_eq!(read(&bootstrap, "out-a", 2).len(), 2);
+    assert_eq!(read_to_end(&bootstrap, "out-a", 0).len(), 2);
 }

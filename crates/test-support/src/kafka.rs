@@ -86,6 +86,43 @@ pub fn unique_name(prefix: &str) -> String {
     format!("{prefix}-{}-{}", std::process::id(), nanos % 1_000_000_000)
 }
 
+/// One record as a test reads it back: key, value, timestamp (ms).
+pub type ReadRecord = (Vec<u8>, Vec<u8>, Option<i64>);
+
+/// Every committed record of `topic[partition]`, read from the beginning
+/// to the end of the partition (a missing key or value reads as empty).
+/// Panics if the end is not reached within 20 s.
+pub fn read_to_end(bootstrap: &str, topic: &str, partition: i32) -> Vec<ReadRecord> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    use rdkafka::message::Message;
+    use rdkafka::{Offset, TopicPartitionList};
+    let consumer: BaseConsumer = client(bootstrap)
+        .set("group.id", "test-support-reader")
+        .set("isolation.level", "read_committed")
+        .set("enable.partition.eof", "true")
+        .create()
+        .expect("a consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, partition, Offset::Beginning)
+        .expect("an assignment");
+    consumer.assign(&tpl).expect("assigned");
+    let mut out = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while std::time::Instant::now() < deadline {
+        match consumer.poll(Duration::from_millis(100)) {
+            None => continue,
+            Some(Err(KafkaError::PartitionEOF(_))) => return out,
+            Some(Err(e)) => panic!("reading {topic}[{partition}]: {e}"),
+            Some(Ok(m)) => out.push((
+                m.key().unwrap_or_default().to_vec(),
+                m.payload().unwrap_or_default().to_vec(),
+                m.timestamp().to_millis(),
+            )),
+        }
+    }
+    panic!("{topic}[{partition}]: no end after 20 s ({} records read)", out.len());
+}
+
 /// Creates the new topic `topic` through the admin API (replication 1) and
 /// waits until its metadata shows `partitions` partitions. Panics if the
 /// topic exists already or does not appear within about 10 s.
