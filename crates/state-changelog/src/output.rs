@@ -134,28 +134,14 @@ impl OutputTopic {
             Some(p) => self.cell(p).map_or(std::ptr::null_mut(), |c| c.as_opaque()),
             None => std::ptr::null_mut(),
         };
-        self.producer.serve_reports_now_and_then();
-        loop {
-            let fields = Fields {
-                partition,
-                opaque,
-                key: record.key,
-                value: record.value,
-                timestamp: record.timestamp,
-                headers: std::iter::empty(),
-            };
-            match self.handle.produce(&self.producer, fields) {
-                Ok(()) => return Ok(()),
-                Err(RDKafkaErrorCode::QueueFull) => self.producer.wait_for_room(),
-                Err(code) => {
-                    return Err(produce_failed(
-                        &self.topic,
-                        partition,
-                        KafkaError::MessageProduction(code),
-                    ))
-                }
-            }
-        }
+        self.handle.produce_waiting(&self.producer, &self.topic, || Fields {
+            partition,
+            opaque,
+            key: record.key,
+            value: record.value,
+            timestamp: record.timestamp,
+            headers: std::iter::empty(),
+        })
     }
 
     /// The delivered-offset cell of `partition` (`None` for a negative

@@ -16,13 +16,12 @@
 
 use std::sync::Arc;
 
-use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::Producer;
 use state_core::{ChangelogRecord, ChangelogSink};
 
 use crate::error::Result;
 use crate::kafka::delivered::DeliveredCell;
-use crate::producer::{produce_failed, ChangelogProducer};
+use crate::producer::ChangelogProducer;
 use crate::sent_bytes::SentBytes;
 use crate::topic_handle::{Fields, TopicHandle};
 
@@ -93,28 +92,14 @@ impl PartitionSink {
         let Some(handle) = &self.handle else {
             return self.producer.produce(&self.topic, self.partition, record);
         };
-        self.producer.serve_reports_now_and_then();
-        loop {
-            let fields = Fields {
-                partition: self.partition,
-                opaque: self.delivered.as_opaque(),
-                key: Some(record.key),
-                value: record.value,
-                timestamp: None,
-                headers: record.c_headers(),
-            };
-            match handle.produce(&self.producer, fields) {
-                Ok(()) => return Ok(()),
-                Err(RDKafkaErrorCode::QueueFull) => self.producer.wait_for_room(),
-                Err(code) => {
-                    return Err(produce_failed(
-                        &self.topic,
-                        self.partition,
-                        KafkaError::MessageProduction(code),
-                    ))
-                }
-            }
-        }
+        handle.produce_waiting(&self.producer, &self.topic, || Fields {
+            partition: self.partition,
+            opaque: self.delivered.as_opaque(),
+            key: Some(record.key),
+            value: record.value,
+            timestamp: None,
+            headers: record.c_headers(),
+        })
     }
 }
 

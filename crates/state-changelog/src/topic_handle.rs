@@ -6,10 +6,11 @@ use std::ffi::{c_void, CStr, CString};
 use std::ptr::{self, NonNull};
 
 use rdkafka::bindings as rdsys;
-use rdkafka::error::RDKafkaErrorCode;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::producer::Producer;
 
-use crate::producer::ChangelogProducer;
+use crate::error::Result;
+use crate::producer::{produce_failed, ChangelogProducer};
 
 /// Most headers a record carries (a changelog record's, see
 /// `ChangelogRecord::headers`).
@@ -57,9 +58,34 @@ impl TopicHandle {
         NonNull::new(raw).map(TopicHandle)
     }
 
+    /// [`produce`](Self::produce) of the record `fields` makes, waiting
+    /// while the producer's queue is full (serving delivery reports so it
+    /// drains); a refusal is an error naming `topic`. `fields` is called
+    /// for every attempt, as an attempt uses up its headers.
+    pub(crate) fn produce_waiting<'a, H>(
+        &self,
+        producer: &ChangelogProducer,
+        topic: &str,
+        fields: impl Fn() -> Fields<'a, H>,
+    ) -> Result<()>
+    where
+        H: Iterator<Item = (&'static CStr, &'a [u8])>,
+    {
+        producer.serve_reports_now_and_then();
+        loop {
+            let record = fields();
+            let partition = record.partition;
+            match self.produce(producer, record) {
+                Ok(()) => return Ok(()),
+                Err(RDKafkaErrorCode::QueueFull) => producer.wait_for_room(),
+                Err(code) => return Err(produce_failed(topic, partition, KafkaError::MessageProduction(code))),
+            }
+        }
+    }
+
     /// Hands a record of this topic to `producer` (key, value and headers
     /// copied), or says why not.
-    pub(crate) fn produce<'a, H>(
+    fn produce<'a, H>(
         &self,
         producer: &ChangelogProducer,
         record: Fields<'a, H>,
